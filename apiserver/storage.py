@@ -1,0 +1,231 @@
+"""The apiserver's store: keys and values in etcd, nothing else.
+
+Contract: keys are `/registry/<resource>/<namespace>/<name>` (cluster-scoped:
+`/registry/<resource>/<name>`), values are serialized protobuf messages
+without resourceVersion, and an object's resourceVersion is its etcd
+mod_revision. Every write is one etcd transaction conditioned on the key's
+mod_revision (0 = must not exist), so concurrent writers never lose updates.
+Every call has a deadline; etcd being unreachable is errors.Unavailable, a
+compacted revision is errors.Expired.
+
+aetcd provides the connection (and the generated etcd stubs); calls are made
+on the stubs directly because aetcd's convenience API lacks per-call
+deadlines, range limits/revisions and watch progress requests.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import AsyncIterator
+
+import aetcd
+import grpc
+from aetcd import rpc
+
+from kubemu.api import errors
+
+REGISTRY_PREFIX = "/registry/"
+
+
+def object_key(resource: str, namespace: str, name: str) -> bytes:
+    if namespace:
+        return f"{REGISTRY_PREFIX}{resource}/{namespace}/{name}".encode()
+    return f"{REGISTRY_PREFIX}{resource}/{name}".encode()
+
+
+def prefix_key(resource: str, namespace: str = "") -> bytes:
+    if namespace:
+        return f"{REGISTRY_PREFIX}{resource}/{namespace}/".encode()
+    return f"{REGISTRY_PREFIX}{resource}/".encode()
+
+
+def prefix_end(prefix: bytes) -> bytes:
+    """The first key after every key that starts with `prefix`."""
+    as_list = bytearray(prefix)
+    for i in range(len(as_list) - 1, -1, -1):
+        if as_list[i] < 0xFF:
+            as_list[i] += 1
+            return bytes(as_list[: i + 1])
+    return b"\0"
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyValue:
+    key: bytes
+    value: bytes
+    mod_revision: int
+    create_revision: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Page:
+    kvs: list[KeyValue]
+    more: bool
+    count: int  # keys in the whole range at `revision`
+    revision: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """One etcd event: value is b"" for a delete (prev_value holds the old one)."""
+
+    key: bytes
+    value: bytes
+    prev_value: bytes
+    mod_revision: int
+    deleted: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class WatchBatch:
+    """A watch response: changes (possibly none, for a progress notice) up to `revision`."""
+
+    changes: list[Change]
+    revision: int
+
+
+def _kv(kv) -> KeyValue:
+    return KeyValue(kv.key, kv.value, kv.mod_revision, kv.create_revision)
+
+
+def _translate(err: grpc.RpcError, what: str) -> errors.ApiError:
+    code = err.code()
+    details = err.details() or ""
+    if code == grpc.StatusCode.OUT_OF_RANGE or "compacted" in details:
+        return errors.Expired(f"the requested revision has been compacted: {what}")
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return errors.Timeout(f"etcd did not answer in time: {what}")
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
+        return errors.Unavailable(f"etcd is unavailable: {details or code.name}")
+    return errors.Internal(f"etcd error on {what}: {code.name}: {details}")
+
+
+class EtcdStore:
+    """A connection to etcd with the few operations the apiserver needs."""
+
+    def __init__(self, endpoint: str, *, timeout_s: float = 5.0):
+        host, _, port = endpoint.rpartition(":")
+        self.endpoint = endpoint
+        self.timeout_s = timeout_s
+        self._client = aetcd.Client(host=host or "127.0.0.1", port=int(port),
+                                    timeout=timeout_s, options={
+                                        "grpc.max_receive_message_length": 64 * 1024 * 1024,
+                                        "grpc.max_send_message_length": 64 * 1024 * 1024,
+                                    })
+        self._kv = None
+        self._watch = None
+        self._maintenance = None
+
+    async def connect(self) -> None:
+        await self._client.connect()
+        self._kv = self._client.kvstub
+        self._watch = rpc.WatchStub(self._client.channel)
+        self._maintenance = self._client.maintenancestub
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def current_revision(self) -> int:
+        try:
+            resp = await self._kv.Range(rpc.RangeRequest(key=b"\0", count_only=True),
+                                        timeout=self.timeout_s)
+        except grpc.RpcError as err:
+            raise _translate(err, "revision") from None
+        return resp.header.revision
+
+    async def get(self, key: bytes) -> KeyValue | None:
+        try:
+            resp = await self._kv.Range(rpc.RangeRequest(key=key), timeout=self.timeout_s)
+        except grpc.RpcError as err:
+            raise _translate(err, key.decode()) from None
+        return _kv(resp.kvs[0]) if resp.kvs else None
+
+    async def range(self, start: bytes, end: bytes, *, limit: int, revision: int = 0) -> Page:
+        request = rpc.RangeRequest(key=start, range_end=end, limit=limit, revision=revision)
+        try:
+            resp = await self._kv.Range(request, timeout=self.timeout_s)
+        except grpc.RpcError as err:
+            raise _translate(err, start.decode()) from None
+        return Page([_kv(kv) for kv in resp.kvs], resp.more, resp.count, resp.header.revision)
+
+    async def put_if(self, key: bytes, value: bytes, mod_revision: int) -> int | None:
+        """Write `value` if the key's mod_revision is `mod_revision` (0: absent).
+
+        Returns the new revision, or None when the condition failed.
+        """
+        compare = rpc.Compare(key=key, result=rpc.Compare.EQUAL, target=rpc.Compare.MOD,
+                              mod_revision=mod_revision)
+        request = rpc.TxnRequest(
+            compare=[compare],
+            success=[rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=value))])
+        return await self._txn(request, key)
+
+    async def delete_if(self, key: bytes, mod_revision: int) -> int | None:
+        compare = rpc.Compare(key=key, result=rpc.Compare.EQUAL, target=rpc.Compare.MOD,
+                              mod_revision=mod_revision)
+        request = rpc.TxnRequest(
+            compare=[compare],
+            success=[rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=key))])
+        return await self._txn(request, key)
+
+    async def _txn(self, request, key: bytes) -> int | None:
+        try:
+            resp = await self._kv.Txn(request, timeout=self.timeout_s)
+        except grpc.RpcError as err:
+            raise _translate(err, key.decode()) from None
+        return resp.header.revision if resp.succeeded else None
+
+    async def compact(self, revision: int) -> None:
+        try:
+            await self._kv.Compact(rpc.CompactionRequest(revision=revision),
+                                   timeout=self.timeout_s)
+        except grpc.RpcError as err:
+            error = _translate(err, f"compact {revision}")
+            if not isinstance(error, errors.Expired):  # already compacted further
+                raise error from None
+
+    async def watch(self, prefix: bytes, start_revision: int,
+                    progress: asyncio.Queue | None = None) -> AsyncIterator[WatchBatch]:
+        """Changes under `prefix` from `start_revision` on, in order.
+
+        Put anything into `progress` to ask etcd for a progress notice (a batch
+        with no changes whose revision says every change up to it was sent).
+        Raises errors.Expired when `start_revision` is compacted and
+        errors.Unavailable when the stream breaks.
+        """
+        create = rpc.WatchCreateRequest(key=prefix, range_end=prefix_end(prefix),
+                                        start_revision=start_revision, prev_kv=True)
+        call = self._watch.Watch()
+        pump: asyncio.Task | None = None
+        try:
+            await call.write(rpc.WatchRequest(create_request=create))
+            if progress is not None:
+                async def ask_progress() -> None:
+                    while True:
+                        await progress.get()
+                        await call.write(rpc.WatchRequest(
+                            progress_request=rpc.WatchProgressRequest()))
+                pump = asyncio.create_task(ask_progress())
+            while True:
+                resp = await call.read()
+                if resp is grpc.aio.EOF:
+                    raise errors.Unavailable("etcd closed the watch stream")
+                if resp.compact_revision:
+                    raise errors.Expired(
+                        f"revision {start_revision} has been compacted "
+                        f"(compacted up to {resp.compact_revision})")
+                if resp.canceled:
+                    raise errors.Unavailable(f"etcd cancelled the watch: {resp.cancel_reason}")
+                if resp.created and not resp.events:
+                    continue
+                changes = [
+                    Change(e.kv.key, e.kv.value if e.type == 0 else b"",
+                           e.prev_kv.value, e.kv.mod_revision, e.type == 1)
+                    for e in resp.events]
+                yield WatchBatch(changes, resp.header.revision)
+        except grpc.RpcError as err:
+            raise _translate(err, f"watch {prefix.decode()}") from None
+        finally:
+            if pump is not None:
+                pump.cancel()
+            call.cancel()

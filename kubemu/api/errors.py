@@ -1,0 +1,199 @@
+"""API errors and their one mapping to gRPC status codes.
+
+Every component raises and catches these classes; the apiserver turns them
+into a gRPC status (code + Kubernetes-style message + a `kubemu-reason`
+trailer) and the clientset turns a status back into the same class. Each
+class says whether retrying the same call can help (`temporary`).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Iterable
+
+import grpc
+
+REASON_KEY = "kubemu-reason"
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldError:
+    """One problem with one field, worded as Kubernetes words it."""
+
+    path: str
+    type: str  # "Required value", "Invalid value", "Unsupported value", ...
+    detail: str = ""
+    value: Any = None
+    has_value: bool = False
+
+    def __str__(self) -> str:
+        text = f"{self.path}: {self.type}" if self.path else self.type
+        if self.has_value:
+            text += f": {_quote(self.value)}"
+        if self.detail:
+            text += f": {self.detail}"
+        return text
+
+
+def _quote(value: Any) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace('"', '\\"') + '"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def required(path: str, detail: str = "") -> FieldError:
+    return FieldError(path, "Required value", detail)
+
+
+def invalid(path: str, value: Any, detail: str) -> FieldError:
+    return FieldError(path, "Invalid value", detail, value, True)
+
+
+def unsupported(path: str, value: Any, allowed: Iterable[str]) -> FieldError:
+    options = ", ".join(f'"{a}"' for a in allowed)
+    return FieldError(path, "Unsupported value", f"supported values: {options}", value, True)
+
+
+def forbidden(path: str, detail: str) -> FieldError:
+    return FieldError(path, "Forbidden", detail)
+
+
+def duplicate(path: str, value: Any) -> FieldError:
+    return FieldError(path, "Duplicate value", "", value, True)
+
+
+def too_long(path: str, value: Any, limit: int) -> FieldError:
+    return FieldError(path, "Too long", f"must have at most {limit} bytes", value, True)
+
+
+def unknown_field(path: str) -> FieldError:
+    return FieldError(path, "unknown field")
+
+
+class ApiError(Exception):
+    code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+    reason: str = "InternalError"
+    temporary: bool = False
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(ApiError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    reason = "BadRequest"
+
+
+class Invalid(ApiError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    reason = "Invalid"
+
+    def __init__(self, kind: str, name: str, errors: list[FieldError] | None = None,
+                 message: str | None = None):
+        self.kind, self.name = kind, name
+        self.field_errors = list(errors or [])
+        if message is None:
+            parts = [str(e) for e in self.field_errors]
+            detail = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
+            message = f'{kind} "{name}" is invalid: {detail}'
+        super().__init__(message)
+
+
+class NotFound(ApiError):
+    code = grpc.StatusCode.NOT_FOUND
+    reason = "NotFound"
+
+
+class AlreadyExists(ApiError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+    reason = "AlreadyExists"
+
+
+class Conflict(ApiError):
+    code = grpc.StatusCode.ABORTED
+    reason = "Conflict"
+    temporary = True
+
+
+class Expired(ApiError):
+    code = grpc.StatusCode.OUT_OF_RANGE
+    reason = "Expired"
+
+
+class Forbidden(ApiError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+    reason = "Forbidden"
+
+
+class Unauthorized(ApiError):
+    code = grpc.StatusCode.UNAUTHENTICATED
+    reason = "Unauthorized"
+
+
+class Unavailable(ApiError):
+    code = grpc.StatusCode.UNAVAILABLE
+    reason = "ServiceUnavailable"
+    temporary = True
+
+
+class Timeout(ApiError):
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    reason = "Timeout"
+    temporary = True
+
+
+class Internal(ApiError):
+    code = grpc.StatusCode.INTERNAL
+    reason = "InternalError"
+
+
+_BY_REASON = {cls.reason: cls for cls in (
+    BadRequest, Invalid, NotFound, AlreadyExists, Conflict, Expired, Forbidden,
+    Unauthorized, Unavailable, Timeout, Internal)}
+_BY_CODE = {
+    grpc.StatusCode.INVALID_ARGUMENT: Invalid,
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
+    grpc.StatusCode.ABORTED: Conflict,
+    grpc.StatusCode.OUT_OF_RANGE: Expired,
+    grpc.StatusCode.PERMISSION_DENIED: Forbidden,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthorized,
+    grpc.StatusCode.UNAVAILABLE: Unavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: Timeout,
+}
+
+
+def not_found(resource: str, name: str) -> NotFound:
+    return NotFound(f'{resource} "{name}" not found')
+
+
+def already_exists(resource: str, name: str) -> AlreadyExists:
+    return AlreadyExists(f'{resource} "{name}" already exists')
+
+
+def conflict(resource: str, name: str, why: str = "") -> Conflict:
+    why = why or ("the object has been modified; please apply your changes "
+                  "to the latest version and try again")
+    return Conflict(f'Operation cannot be fulfilled on {resource} "{name}": {why}')
+
+
+def from_rpc_error(err: grpc.RpcError) -> ApiError:
+    """The ApiError a failed call stands for (the inverse of the server mapping)."""
+    code = err.code()
+    message = err.details() or code.name
+    reason = None
+    trailers = err.trailing_metadata() or ()
+    for key, value in trailers:
+        if key == REASON_KEY:
+            reason = value
+    cls = _BY_REASON.get(reason) if reason else None
+    if cls is None:
+        cls = _BY_CODE.get(code, Internal)
+    if cls is Invalid:
+        error = Invalid.__new__(Invalid)
+        error.kind, error.name, error.field_errors = "", "", []
+        ApiError.__init__(error, message)
+        return error
+    return cls(message)

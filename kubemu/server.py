@@ -1,0 +1,102 @@
+"""gRPC server scaffold shared by every component.
+
+`serve()` starts a grpc.aio server on an address (port 0 = pick one), adds
+grpc.health.v1 health, one interceptor that logs each call with a request id
+and its duration, and stops gracefully (a grace period for in-flight calls)
+when the process gets SIGTERM or SIGINT.
+"""
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+import uuid
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+log = structlog.get_logger()
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+SERVER_OPTIONS = [
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.so_reuseport", 0),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+]
+
+
+class LoggingInterceptor(grpc.aio.ServerInterceptor):
+    """Logs unary calls at debug level with a request id, and failures at info."""
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        method = handler_call_details.method.rpartition("/")[2]
+        inner = handler.unary_unary
+
+        async def logged(request, context):
+            request_id = uuid.uuid4().hex[:12]
+            started = time.monotonic()
+            try:
+                return await inner(request, context)
+            finally:
+                code = context.code()
+                elapsed_ms = round((time.monotonic() - started) * 1000, 2)
+                if code not in (None, grpc.StatusCode.OK):
+                    log.info("call failed", method=method, request_id=request_id,
+                             code=code.name, ms=elapsed_ms, details=context.details())
+                else:
+                    log.debug("call", method=method, request_id=request_id, ms=elapsed_ms)
+
+        return grpc.unary_unary_rpc_method_handler(
+            logged, request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer)
+
+
+class Server:
+    """A grpc.aio server with health and graceful stop."""
+
+    def __init__(self, address: str, *, grace_s: float = 5.0):
+        self.requested_address = address
+        self.grace_s = grace_s
+        self.server = grpc.aio.server(interceptors=[LoggingInterceptor()],
+                                      options=SERVER_OPTIONS)
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self.address = ""
+        self._stopped = asyncio.Event()
+
+    async def start(self) -> str:
+        host, _, port = self.requested_address.rpartition(":")
+        bound = self.server.add_insecure_port(self.requested_address)
+        if bound == 0:
+            raise OSError(f"cannot listen on {self.requested_address}")
+        self.address = f"{host}:{bound}"
+        await self.set_serving(False)
+        await self.server.start()
+        return self.address
+
+    async def set_serving(self, serving: bool, service: str = "") -> None:
+        status = (health_pb2.HealthCheckResponse.SERVING if serving
+                  else health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.health.set(service, status)
+
+    async def stop(self) -> None:
+        if self._stopped.is_set():
+            return
+        await self.set_serving(False)
+        await self.server.stop(self.grace_s)
+        self._stopped.set()
+
+
+def stop_requested() -> asyncio.Event:
+    """An event set on the first SIGTERM or SIGINT (the caller then stops gracefully)."""
+    loop = asyncio.get_running_loop()
+    asked = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, asked.set)
+    return asked
