@@ -24,7 +24,9 @@ SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.so_reuseport", 0),
     ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+    # Clients ping every 30 s to notice a paused server; accept that.
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 10000),
+    ("grpc.http2.max_ping_strikes", 0),
 ]
 
 

@@ -1,0 +1,123 @@
+"""Where a cluster lives and how to reach it.
+
+A cluster's home is `--home`, else `$KUBEMU_HOME`, else `~/.kubemu`. The
+supervisor writes `<home>/kubeconfig.json` once every address is known:
+
+    {"apiserver": "127.0.0.1:PORT", "etcd": ["127.0.0.1:PORT", ...],
+     "components": {...free-form, owned by the supervisor...}}
+
+Writes are atomic (a temporary file in the same directory, then rename), so a
+reader sees either the old file or the new one, never half of one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import tempfile
+from typing import Any
+
+HOME_ENV = "KUBEMU_HOME"
+DEFAULT_HOME = "~/.kubemu"
+KUBECONFIG_FILE = "kubeconfig.json"
+# The file is a handful of addresses; anything far bigger is not ours.
+_KUBECONFIG_BYTES_MAX = 1 << 20
+
+
+class ClusterNotFound(FileNotFoundError):
+    """No kubeconfig.json in the home: the cluster is not up (or another home is meant)."""
+
+
+class BadClusterConfig(ValueError):
+    """kubeconfig.json exists but is not what the supervisor writes."""
+
+
+def home_dir(explicit: str | os.PathLike[str] | None = None) -> pathlib.Path:
+    """The cluster's home: `explicit`, else $KUBEMU_HOME, else ~/.kubemu."""
+    if explicit is not None and str(explicit) != "":
+        return pathlib.Path(explicit).expanduser()
+    env = os.environ.get(HOME_ENV, "")
+    if env:
+        return pathlib.Path(env).expanduser()
+    return pathlib.Path(DEFAULT_HOME).expanduser()
+
+
+@dataclasses.dataclass
+class ClusterConfig:
+    """Every address of one cluster, as the supervisor wrote them."""
+
+    apiserver: str
+    etcd: list[str] = dataclasses.field(default_factory=list)
+    components: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"apiserver": self.apiserver, "etcd": list(self.etcd),
+                "components": dict(self.components)}
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str = "kubeconfig") -> ClusterConfig:
+        if not isinstance(data, dict):
+            raise BadClusterConfig(f"{source}: expected a JSON object")
+        apiserver = data.get("apiserver")
+        if not isinstance(apiserver, str) or not apiserver:
+            raise BadClusterConfig(f"{source}: apiserver: Required value: an address host:port")
+        etcd = data.get("etcd", [])
+        if not isinstance(etcd, list) or not all(isinstance(a, str) for a in etcd):
+            raise BadClusterConfig(f"{source}: etcd: Invalid value: expected a list of addresses")
+        components = data.get("components", {})
+        if not isinstance(components, dict):
+            raise BadClusterConfig(f"{source}: components: Invalid value: expected an object")
+        # Unknown top-level keys are ignored: a newer supervisor may add some.
+        return cls(apiserver=apiserver, etcd=list(etcd), components=dict(components))
+
+
+def kubeconfig_path(home: str | os.PathLike[str] | None = None) -> pathlib.Path:
+    return home_dir(home) / KUBECONFIG_FILE
+
+
+def load_cluster_config(home: str | os.PathLike[str] | None = None) -> ClusterConfig:
+    """The cluster config in `home` (resolved with home_dir).
+
+    Raises ClusterNotFound when there is no file, BadClusterConfig when it is
+    not valid.
+    """
+    home_path = home_dir(home)
+    path = home_path / KUBECONFIG_FILE
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(_KUBECONFIG_BYTES_MAX + 1)
+    except FileNotFoundError:
+        raise ClusterNotFound(
+            f"no cluster found in {home_path}: run 'kubemu up' first (or set {HOME_ENV})"
+        ) from None
+    if len(raw) > _KUBECONFIG_BYTES_MAX:
+        raise BadClusterConfig(f"{path}: larger than {_KUBECONFIG_BYTES_MAX} bytes")
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadClusterConfig(f"{path}: not valid JSON: {exc}") from None
+    return ClusterConfig.from_dict(data, source=str(path))
+
+
+def write_cluster_config(home: str | os.PathLike[str] | None, cfg: ClusterConfig) -> pathlib.Path:
+    """Write `cfg` to `<home>/kubeconfig.json` atomically; returns the path."""
+    home_path = home_dir(home)
+    home_path.mkdir(parents=True, exist_ok=True)
+    path = home_path / KUBECONFIG_FILE
+    text = json.dumps(cfg.to_dict(), indent=2, sort_keys=True) + "\n"
+    # Same directory as the target so os.replace is a rename on one filesystem.
+    fd, tmp = tempfile.mkstemp(dir=home_path, prefix=f".{KUBECONFIG_FILE}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
