@@ -26,7 +26,8 @@ from apiserver.watchcache import WatchCache
 from kubemu.api import codec, defaults, errors, validation
 from kubemu.api.kinds import REGISTRY, Kind, Registry
 
-MAX_PAGE = 500
+DEFAULT_PAGE = 500  # a List without a limit gets pages of this size, with continue tokens
+MAX_PAGE = 10_000  # the largest page a client may ask for
 MAX_SCAN_RANGES = 50  # etcd ranges one filtered List may read before returning a partial page
 UPDATE_RETRIES = 10  # for writes without a client-given resourceVersion
 PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -149,7 +150,7 @@ class ObjectRegistry:
         """One page: (items, revision, continue token, remaining count or -1)."""
         prefix = storage.prefix_key(kind.resource, namespace if kind.namespaced else "")
         end = storage.prefix_end(prefix)
-        page_max = min(limit, MAX_PAGE) if limit > 0 else MAX_PAGE
+        page_max = min(limit, MAX_PAGE) if limit > 0 else DEFAULT_PAGE
         revision, start = (decode_continue(continue_token, prefix) if continue_token
                            else (0, prefix))
         items: list[Message] = []
@@ -179,7 +180,8 @@ class ObjectRegistry:
 
     # ------------------------------------------------------------ writes
 
-    async def create(self, kind: Kind, namespace: str, obj: Message) -> Message:
+    async def create(self, kind: Kind, namespace: str, obj: Message, *,
+                     dry_run: bool = False) -> Message:
         self._check_type(kind, obj)
         obj = copy_of(obj)
         meta = obj.metadata
@@ -209,13 +211,18 @@ class ObjectRegistry:
         strategy.prepare_for_create(kind, obj)
         self._validate(kind, obj, None)
         key = self._key(kind, meta.namespace, meta.name)
+        if dry_run:
+            if await self.store.get(key) is not None:
+                raise errors.already_exists(kind.qualified_resource, meta.name)
+            return obj
         rev = await self.store.put_if(key, self._encode(kind, obj), 0)
         if rev is None:
             raise errors.already_exists(kind.qualified_resource, meta.name)
         meta.resource_version = str(rev)
         return obj
 
-    async def update(self, kind: Kind, obj: Message, *, status: bool = False) -> Message:
+    async def update(self, kind: Kind, obj: Message, *, status: bool = False,
+                     dry_run: bool = False) -> Message:
         self._check_type(kind, obj)
         if status and not kind.has_status:
             raise errors.NotFound(f"{kind.resource} has no status subresource")
@@ -228,7 +235,7 @@ class ObjectRegistry:
             kv = await self._get_kv(kind, namespace, name)
             if wanted_rv and wanted_rv != str(kv.mod_revision):
                 raise errors.conflict(kind.qualified_resource, name)
-            result = await self._write_update(kind, kv, obj, status=status)
+            result = await self._write_update(kind, kv, obj, status=status, dry_run=dry_run)
             if result is not None:
                 return result
             if wanted_rv:
@@ -236,7 +243,7 @@ class ObjectRegistry:
         raise errors.conflict(kind.qualified_resource, name, "too many concurrent writers")
 
     async def _write_update(self, kind: Kind, kv: storage.KeyValue, new: Message, *,
-                            status: bool) -> Message | None:
+                            status: bool, dry_run: bool = False) -> Message | None:
         """Write `new` over the stored `kv`; None when someone wrote in between."""
         old = self._decode(kind, kv)
         if status:
@@ -255,6 +262,8 @@ class ObjectRegistry:
         obj.metadata.resource_version = old.metadata.resource_version
         self._validate(kind, obj, old)
         key = self._key(kind, old.metadata.namespace, old.metadata.name)
+        if dry_run:
+            return obj
         if strategy.deletion_complete(kind, obj):
             rev = await self.store.delete_if(key, kv.mod_revision)
             return None if rev is None else obj
@@ -268,7 +277,7 @@ class ObjectRegistry:
         return obj
 
     async def patch(self, kind: Kind, namespace: str, name: str, patch_text: str, *,
-                    status: bool = False) -> Message:
+                    status: bool = False, dry_run: bool = False) -> Message:
         namespace = self._namespace_of(kind, namespace)
         try:
             patch = json.loads(patch_text)
@@ -288,7 +297,7 @@ class ObjectRegistry:
             new.metadata.resource_version = str(kv.mod_revision)
             if new.metadata.name != name or (kind.namespaced and new.metadata.namespace != namespace):
                 raise errors.BadRequest("a patch may not change metadata.name or metadata.namespace")
-            result = await self._write_update(kind, kv, new, status=status)
+            result = await self._write_update(kind, kv, new, status=status, dry_run=dry_run)
             if result is not None:
                 return result
             if wanted_rv:
@@ -297,7 +306,8 @@ class ObjectRegistry:
 
     async def delete(self, kind: Kind, namespace: str, name: str, *,
                      grace_period_s: int | None, propagation_policy: str,
-                     uid: str = "", resource_version: str = "") -> tuple[Message, bool]:
+                     uid: str = "", resource_version: str = "",
+                     dry_run: bool = False) -> tuple[Message, bool]:
         namespace = self._namespace_of(kind, namespace)
         if propagation_policy not in ("", "Background", "Foreground", "Orphan"):
             raise errors.BadRequest(
@@ -319,6 +329,8 @@ class ObjectRegistry:
                                       "Precondition failed: ResourceVersion in precondition: "
                                       f"{resource_version}, ResourceVersion in meta: "
                                       f"{old.metadata.resource_version}")
+            if dry_run:
+                return old, False
             obj = copy_of(old)
             meta = obj.metadata
             pending = self._graceful_pod(kind, obj, grace_period_s)

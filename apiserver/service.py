@@ -73,7 +73,8 @@ class ResourcesService(pb_grpc.ResourcesServicer):
     @_unary
     async def Create(self, request, context):
         kind = self.registry.by_resource(request.resource)
-        obj = await self.objects.create(kind, request.namespace, self._unpack(request.object))
+        obj = await self.objects.create(kind, request.namespace, self._unpack(request.object),
+                                        dry_run=request.dry_run)
         return pb.ObjectResponse(object=self.registry.pack(obj))
 
     @_unary
@@ -126,14 +127,14 @@ class ResourcesService(pb_grpc.ResourcesServicer):
     async def Update(self, request, context):
         obj = self._unpack(request.object)
         kind = self.registry.by_resource(request.resource)
-        result = await self.objects.update(kind, obj)
+        result = await self.objects.update(kind, obj, dry_run=request.dry_run)
         return pb.ObjectResponse(object=self.registry.pack(result))
 
     @_unary
     async def UpdateStatus(self, request, context):
         obj = self._unpack(request.object)
         kind = self.registry.by_resource(request.resource)
-        result = await self.objects.update(kind, obj, status=True)
+        result = await self.objects.update(kind, obj, status=True, dry_run=request.dry_run)
         return pb.ObjectResponse(object=self.registry.pack(result))
 
     @_unary
@@ -143,7 +144,7 @@ class ResourcesService(pb_grpc.ResourcesServicer):
             raise errors.BadRequest(
                 f'patch type "{request.patch_type}" is not supported; use "merge"')
         result = await self.objects.patch(kind, request.namespace, request.name, request.patch,
-                                          status=request.status)
+                                          status=request.status, dry_run=request.dry_run)
         return pb.ObjectResponse(object=self.registry.pack(result))
 
     @_unary
@@ -154,7 +155,8 @@ class ResourcesService(pb_grpc.ResourcesServicer):
             kind, request.namespace, request.name, grace_period_s=grace,
             propagation_policy=request.propagation_policy,
             uid=request.preconditions.uid,
-            resource_version=request.preconditions.resource_version)
+            resource_version=request.preconditions.resource_version,
+            dry_run=request.dry_run)
         return pb.DeleteResponse(object=self.registry.pack(obj), deleted=deleted)
 
     @_unary

@@ -37,6 +37,10 @@ _INT_TYPES = {
     _d.FieldDescriptor.TYPE_FIXED64: (0, 2**64 - 1),
 }
 _FLOAT_TYPES = {_d.FieldDescriptor.TYPE_FLOAT, _d.FieldDescriptor.TYPE_DOUBLE}
+# Quantity-valued fields: Kubernetes accepts `cpu: 1` and `cpu: 0.5` as well as
+# strings there, so numbers are taken and kept as their decimal text.
+_QUANTITY_MAPS = {"requests", "limits", "capacity", "allocatable", "hard", "used"}
+_QUANTITY_FIELDS = {"sizeLimit", "storage"}
 
 
 # ---------------------------------------------------------------- encoding
@@ -160,6 +164,8 @@ def _decode_into(msg: Message, data: dict[str, Any], path: str,
             else:
                 problems.append(_type_error(field_path, value, "object"))
         else:
+            if field.json_name in _QUANTITY_FIELDS:
+                value = _quantity_text(value)
             ok, scalar = _decode_scalar(field, value, field_path, problems)
             if ok:
                 setattr(msg, field.name, scalar)
@@ -181,9 +187,19 @@ def _decode_map(msg, field, value, path, problems) -> None:
                 continue
             _decode_into(target[k], v, entry_path, problems)
         else:
+            if field.json_name in _QUANTITY_MAPS:
+                v = _quantity_text(v)
             ok, scalar = _decode_scalar(value_field, v, entry_path, problems)
             if ok:
                 target[k] = scalar
+
+
+def _quantity_text(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def _decode_int_or_string(target: Message, value: Any, path: str,

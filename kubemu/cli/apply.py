@@ -1,0 +1,445 @@
+"""`kubemu apply -f` and `kubemu create`.
+
+apply, per object (after every document decoded cleanly, see manifests.py):
+- absent: create it with the annotation kubectl.kubernetes.io/last-applied-
+  configuration = the manifest as compact JSON -> `pod/nginx created`;
+- present: send a JSON merge patch computed three ways, as kubectl does for
+  kinds without a strategic-merge schema: fields in the previous last-applied
+  but gone from the manifest become null; fields of the manifest that differ
+  from the live object are set. Lists are replaced whole, except that a live
+  list "agrees" with the manifest when each manifest item is contained in the
+  live item (the server adds defaults to list items; that is no change). An
+  empty patch is not sent -> `unchanged`; otherwise the server's
+  resourceVersion tells `configured` from `unchanged` (it skips no-op writes).
+Errors from the server for one object are printed and the others go on; the
+exit status is 1 when any failed.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+from kubemu.cli import common
+from kubemu.cli.common import LAST_APPLIED, CliError
+
+if TYPE_CHECKING:
+    from kubemu.cli.manifests import Manifest
+
+
+# ---------------------------------------------------------------- merge patches (pure)
+
+def merge_patch(original: dict[str, Any], modified: dict[str, Any]) -> dict[str, Any]:
+    """The RFC 7386 merge patch that turns `original` into `modified`.
+
+    Removed keys become null, maps are diffed recursively, any other changed
+    value (lists included) is replaced whole.
+    """
+    patch: dict[str, Any] = {}
+    for key in original:
+        if key not in modified:
+            patch[key] = None
+    for key, value in modified.items():
+        if key not in original:
+            patch[key] = value
+        elif isinstance(value, dict) and isinstance(original[key], dict):
+            sub = merge_patch(original[key], value)
+            if sub:
+                patch[key] = sub
+        elif not same(original[key], value):
+            patch[key] = value
+    return patch
+
+
+def _deletions(patch: dict[str, Any]) -> dict[str, Any]:
+    """Only the nulls of a merge patch (kubectl's keepOrDeleteNullInObj(..., true))."""
+    out: dict[str, Any] = {}
+    for key, value in patch.items():
+        if value is None:
+            out[key] = None
+        elif isinstance(value, dict):
+            sub = _deletions(value)
+            if sub:
+                out[key] = sub
+    return out
+
+
+def changes(current: dict[str, Any], modified: dict[str, Any]) -> dict[str, Any]:
+    """The additions and changes that make `current` agree with `modified` (no deletions).
+
+    A zero value in `modified` ({} [] "" 0 false) agrees with an absent one in
+    `current`: the server leaves such fields out of its JSON.
+    """
+    out: dict[str, Any] = {}
+    for key, value in modified.items():
+        if value is None:
+            continue  # a null in a manifest means "unset": nothing to add
+        if key not in current or current[key] is None:
+            if not _is_zero(value):
+                out[key] = value
+            continue
+        have = current[key]
+        if isinstance(value, dict) and isinstance(have, dict):
+            sub = changes(have, value)
+            if sub:
+                out[key] = sub
+        elif isinstance(value, list) and isinstance(have, list):
+            if not _list_agrees(have, value):
+                out[key] = value
+        elif not same(have, value):
+            out[key] = value
+    return out
+
+
+def _list_agrees(have: list[Any], want: list[Any]) -> bool:
+    if len(have) != len(want):
+        return False
+    for h, w in zip(have, want):
+        if isinstance(w, dict) and isinstance(h, dict):
+            if changes(h, w):
+                return False
+        elif isinstance(w, list) and isinstance(h, list):
+            if not _list_agrees(h, w):
+                return False
+        elif not same(h, w):
+            return False
+    return True
+
+
+def _is_zero(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value is False
+    if isinstance(value, (int, float)):
+        return value == 0
+    return value in ({}, [], "")
+
+
+def same(a: Any, b: Any) -> bool:
+    """JSON equality (True is not 1, 1 is 1.0)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    return type(a) is type(b) and a == b
+
+
+def three_way_merge_patch(original: dict[str, Any], modified: dict[str, Any],
+                          current: dict[str, Any]) -> dict[str, Any]:
+    """kubectl's CreateThreeWayJSONMergePatch: deletions since `original`, then changes
+    from `current` to `modified` (the changes win where both touch a key)."""
+    return _deep_merge(_deletions(merge_patch(original, modified)), changes(current, modified))
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+# ---------------------------------------------------------------- apply
+
+async def apply_manifests(client: Any, manifests: list[Manifest]) -> int:
+    """Apply each manifest in turn, printing kubectl's one line per object."""
+    failed = False
+    for manifest in manifests:
+        try:
+            print(f"{manifest.label} {await apply_one(client, manifest)}", flush=True)
+        except Exception as exc:  # noqa: BLE001 - print_error re-raises what is not ours
+            common.print_error(exc)
+            failed = True
+    return 1 if failed else 0
+
+
+async def apply_one(client: Any, manifest: Manifest) -> str:
+    """`created`, `configured` or `unchanged`."""
+    from kubemu.api import codec, errors
+    from kubemu.cli.manifests import last_applied_json
+
+    applied = last_applied_json(manifest.data)
+    try:
+        live = await client.get(manifest.kind.resource, manifest.name, manifest.namespace)
+    except errors.NotFound:
+        obj = copy.deepcopy(manifest.obj)
+        obj.metadata.annotations[LAST_APPLIED] = applied
+        await client.create(obj)
+        return "created"
+    previous = live.metadata.annotations.get(LAST_APPLIED, "")
+    original: dict[str, Any] = {}
+    if previous:
+        try:
+            original = json.loads(previous)
+        except ValueError:
+            original = {}
+        if not isinstance(original, dict):
+            original = {}
+    else:
+        print(f"Warning: resource {manifest.kind.resource}/{manifest.name} is missing the "
+              f"{LAST_APPLIED} annotation which is required by kubemu apply. kubemu apply "
+              "should only be used on resources created declaratively by either kubemu create "
+              "--save-config or kubemu apply. The missing annotation will be patched "
+              "automatically.", file=sys.stderr)
+    modified = copy.deepcopy(manifest.data)
+    modified["metadata"].setdefault("annotations", {})[LAST_APPLIED] = applied
+    patch = three_way_merge_patch(original, modified, codec.to_dict(live))
+    if not patch:
+        return "unchanged"
+    result = await client.patch(manifest.kind.resource, manifest.name, manifest.namespace,
+                                patch=patch)
+    if result.metadata.resource_version == live.metadata.resource_version:
+        return "unchanged"
+    return "configured"
+
+
+def _load(args: argparse.Namespace, *, require_name: bool) -> list[Manifest]:
+    """Every manifest of the -f sources, or CliError listing every problem (nothing sent)."""
+    from kubemu.cli import manifests
+
+    docs = manifests.load_documents(args.filename, recursive=args.recursive)
+    decoded, problems = manifests.decode(docs, namespace=args.namespace,
+                                         require_name=require_name)
+    if problems:
+        raise CliError("\n".join(problems))  # one line per problem
+    return decoded
+
+
+async def run_apply(args: argparse.Namespace) -> int:
+    if not args.filename:
+        raise CliError("must specify one of -f and -k")
+    decoded = _load(args, require_name=True)
+    async with common.client_for(args) as client:
+        return await apply_manifests(client, decoded)
+
+
+# ---------------------------------------------------------------- create
+
+async def create_manifests(client: Any, decoded: list[Manifest], *,
+                           save_config: bool = False, dry_run: bool = False) -> int:
+    from kubemu.cli.manifests import last_applied_json
+
+    failed = False
+    suffix = " (server dry run)" if dry_run else ""
+    for manifest in decoded:
+        obj = manifest.obj
+        if save_config:
+            obj = copy.deepcopy(obj)
+            obj.metadata.annotations[LAST_APPLIED] = last_applied_json(manifest.data)
+        try:
+            created = await client.create(obj, dry_run=dry_run)
+        except Exception as exc:  # noqa: BLE001 - print_error re-raises what is not ours
+            common.print_error(exc)
+            failed = True
+            continue
+        name = created.metadata.name if created is not None else manifest.name
+        print(f"{common.kind_label(manifest.kind)}/{name} created{suffix}", flush=True)
+    return 1 if failed else 0
+
+
+async def run_create(args: argparse.Namespace) -> int:
+    if not args.filename:
+        raise CliError("must specify one of -f and -k (or a resource: kubemu create "
+                       "namespace|configmap|secret|deployment NAME ...)")
+    decoded = _load(args, require_name=False)
+    async with common.client_for(args) as client:
+        return await create_manifests(client, decoded, save_config=args.save_config,
+                                      dry_run=args.dry_run == "server")
+
+
+async def run_create_object(args: argparse.Namespace) -> int:
+    """`create namespace|configmap|secret generic|deployment NAME ...`."""
+    from kubemu.api import codec, errors
+    from kubemu.api.kinds import REGISTRY
+
+    data = args.build(args)
+    try:
+        kind = REGISTRY.by_gvk(data["apiVersion"], data["kind"])
+    except errors.BadRequest as exc:
+        raise CliError(exc.message) from None
+    if kind.namespaced:
+        data["metadata"]["namespace"] = common.namespace_of(args)
+    obj = codec.from_dict(kind.message, data, kind=kind.kind)
+    if args.output or args.dry_run == "client":
+        if args.dry_run != "client":
+            async with common.client_for(args) as client:
+                obj = await client.create(obj, dry_run=args.dry_run == "server")
+        return _print_created(args, kind, obj)
+    async with common.client_for(args) as client:
+        created = await client.create(obj, dry_run=args.dry_run == "server")
+    suffix = " (server dry run)" if args.dry_run == "server" else ""
+    print(f"{common.kind_label(kind)}/{created.metadata.name} created{suffix}")
+    return 0
+
+
+def _print_created(args: argparse.Namespace, kind: Any, obj: Any) -> int:
+    from kubemu.cli import printers
+
+    data = common.to_json(obj, kind)
+    if args.output == "json":
+        sys.stdout.write(printers.format_json(data))
+    elif args.output == "yaml":
+        sys.stdout.write(printers.format_yaml(data))
+    elif args.output == "name":
+        print(f"{common.kind_label(kind)}/{obj.metadata.name}")
+    else:
+        suffix = {"client": " (dry run)", "server": " (server dry run)"}.get(args.dry_run, "")
+        print(f"{common.kind_label(kind)}/{obj.metadata.name} created{suffix}")
+    return 0
+
+
+def _split_pair(text: str, flag: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise CliError(f"invalid {flag} {text!r}: expected key=value")
+    return key, value
+
+
+def _data_from(args: argparse.Namespace) -> dict[str, str]:
+    """--from-literal k=v and --from-file [key=]path, in order; a key given twice is an error."""
+    import pathlib
+
+    data: dict[str, str] = {}
+
+    def put(key: str, value: str) -> None:
+        if key in data:
+            raise CliError(f"cannot add key {key}, another key by that name already exists "
+                           f"in data: {data}")
+        data[key] = value
+
+    for literal in args.from_literal:
+        put(*_split_pair(literal, "--from-literal"))
+    for spec in args.from_file:
+        key, sep, path = spec.partition("=")
+        if not sep:
+            key, path = pathlib.Path(spec).name, spec
+        p = pathlib.Path(path)
+        if p.is_dir():
+            for f in sorted(p.iterdir()):
+                if f.is_file():
+                    put(f.name, f.read_text(encoding="utf-8"))
+        elif p.is_file():
+            put(key, p.read_text(encoding="utf-8"))
+        else:
+            raise CliError(f"error reading {path}: no such file or directory")
+    return data
+
+
+def _namespace_dict(args: argparse.Namespace) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": args.name}}
+
+
+def _configmap_dict(args: argparse.Namespace) -> dict[str, Any]:
+    data = _data_from(args)
+    out: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap",
+                           "metadata": {"name": args.name}}
+    if data:
+        out["data"] = data
+    return out
+
+
+def _secret_dict(args: argparse.Namespace) -> dict[str, Any]:
+    import base64
+
+    data = _data_from(args)
+    out: dict[str, Any] = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": args.name},
+                           "type": args.type or "Opaque"}
+    if data:
+        out["data"] = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+    return out
+
+
+def _deployment_dict(args: argparse.Namespace) -> dict[str, Any]:
+    if not args.image:
+        raise CliError("required flag(s) \"image\" not set")
+    labels = {"app": args.name}
+    containers = []
+    for image in args.image:
+        # kubectl names the container after the image: "nginx:1.25" -> "nginx".
+        base = image.rsplit("/", 1)[-1].split("@", 1)[0].split(":", 1)[0]
+        container: dict[str, Any] = {"name": base, "image": image}
+        if args.port:
+            container["ports"] = [{"containerPort": args.port}]
+        if args.trailing:
+            container["command"] = list(args.trailing)
+        containers.append(container)
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": args.name, "labels": dict(labels)},
+            "spec": {"replicas": args.replicas, "selector": {"matchLabels": dict(labels)},
+                     "template": {"metadata": {"labels": dict(labels)},
+                                  "spec": {"containers": containers}}}}
+
+
+# ---------------------------------------------------------------- argparse
+
+def _add_file_args(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("-f", "--filename", action="append", default=[],
+                   help=f"file, directory or - (stdin) with the objects to {what}; repeatable")
+    p.add_argument("-R", "--recursive", action="store_true",
+                   help="process directories given with -f recursively")
+
+
+def _add_object_output_args(p: argparse.ArgumentParser) -> None:
+    common.add_namespace_arg(p, nested=True)
+    p.add_argument("-o", "--output", choices=("json", "yaml", "name"), default=None)
+    p.add_argument("--dry-run", choices=("none", "client", "server"), default="none",
+                   nargs="?", const="client")
+    p.set_defaults(func=run_create_object)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("apply", help="apply a configuration to objects by file or stdin",
+                              description="Create or update objects from manifests, "
+                                          "like kubectl apply.")
+    _add_file_args(p, "apply")
+    common.add_namespace_arg(p)
+    p.set_defaults(func=run_apply)
+
+    p = subparsers.add_parser("create", help="create objects from a file or stdin",
+                              description="Create objects from manifests, or one object "
+                                          "from flags.")
+    _add_file_args(p, "create")
+    common.add_namespace_arg(p)
+    p.add_argument("--save-config", action="store_true",
+                   help="record the manifest in last-applied-configuration (for apply later)")
+    p.add_argument("--dry-run", choices=("none", "server"), default="none")
+    p.set_defaults(func=run_create)
+    kinds = p.add_subparsers(dest="create_kind", metavar="KIND")
+
+    q = kinds.add_parser("namespace", aliases=["ns"], help="create a namespace")
+    q.add_argument("name")
+    _add_object_output_args(q)
+    q.set_defaults(build=_namespace_dict)
+
+    q = kinds.add_parser("configmap", aliases=["cm"], help="create a configmap")
+    q.add_argument("name")
+    q.add_argument("--from-literal", action="append", default=[], metavar="KEY=VALUE")
+    q.add_argument("--from-file", action="append", default=[], metavar="[KEY=]PATH")
+    _add_object_output_args(q)
+    q.set_defaults(build=_configmap_dict)
+
+    q = kinds.add_parser("secret", help="create a secret")
+    secret_kinds = q.add_subparsers(dest="secret_kind", metavar="TYPE", required=True)
+    g = secret_kinds.add_parser("generic", help="a secret from literals or files")
+    g.add_argument("name")
+    g.add_argument("--from-literal", action="append", default=[], metavar="KEY=VALUE")
+    g.add_argument("--from-file", action="append", default=[], metavar="[KEY=]PATH")
+    g.add_argument("--type", default="")
+    _add_object_output_args(g)
+    g.set_defaults(build=_secret_dict)
+
+    q = kinds.add_parser("deployment", aliases=["deploy"], help="create a deployment")
+    q.add_argument("name")
+    q.add_argument("--image", action="append", default=[], help="container image; repeatable")
+    q.add_argument("--replicas", type=int, default=1)
+    q.add_argument("--port", type=int, default=0)
+    _add_object_output_args(q)
+    # `-- COMMAND ARGS...` after the flags: the container's command.
+    q.set_defaults(build=_deployment_dict, accepts_trailing=True)

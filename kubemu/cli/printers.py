@@ -1,0 +1,729 @@
+"""kubectl's output formats: tables per kind, AGE, pod STATUS, -o json|yaml|name.
+
+Tables work on the Kubernetes JSON form of an object (kubemu.api.codec.to_dict),
+so a printer reads the same field names a Kubernetes user reads. Each table is
+(columns, wide columns, row function); the row function returns the values of
+both, and `-o wide` shows the wide ones too. Rendering copies kubectl's
+tabwriter (minimum cell width 6, padding 3, last column unpadded), remembering
+column widths across calls so that rows printed by `get -w` line up.
+Everything here is pure: no I/O except the `write` callers pass in.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import functools
+import json
+from typing import Any, Callable, Iterable
+
+NONE = "<none>"
+UNKNOWN = "<unknown>"
+
+Obj = dict[str, Any]
+
+
+# ---------------------------------------------------------------- small helpers
+
+def _g(obj: Any, *path: str | int, default: Any = None) -> Any:
+    """obj[path0][path1]... or `default` when any step is missing."""
+    for step in path:
+        if isinstance(obj, dict):
+            obj = obj.get(step)
+        elif isinstance(obj, list) and isinstance(step, int) and -len(obj) <= step < len(obj):
+            obj = obj[step]
+        else:
+            return default
+        if obj is None:
+            return default
+    return obj
+
+
+def _name(obj: Obj) -> str:
+    return _g(obj, "metadata", "name", default="")
+
+
+def parse_time(ts: str) -> datetime.datetime | None:
+    """An RFC 3339 timestamp as an aware datetime; None when empty or malformed."""
+    if not ts:
+        return None
+    try:
+        parsed = datetime.datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+    return parsed
+
+
+def now_utc() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def human_duration(seconds: float) -> str:
+    """k8s.io/apimachinery/pkg/util/duration.HumanDuration."""
+    s = int(seconds)  # Go truncates toward zero
+    if s < -1:
+        return "<invalid>"
+    if s < 0:
+        return "0s"
+    if s < 60 * 2:
+        return f"{s}s"
+    minutes = s // 60
+    if minutes < 10:
+        rest = s % 60
+        return f"{minutes}m" if rest == 0 else f"{minutes}m{rest}s"
+    if minutes < 60 * 3:
+        return f"{minutes}m"
+    hours = s // 3600
+    if hours < 8:
+        rest = minutes % 60
+        return f"{hours}h" if rest == 0 else f"{hours}h{rest}m"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        rest = hours % 24
+        return f"{hours // 24}d" if rest == 0 else f"{hours // 24}d{rest}h"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        days = (hours // 24) % 365
+        years = hours // 24 // 365
+        return f"{years}y" if days == 0 else f"{years}y{days}d"
+    return f"{hours // 24 // 365}y"
+
+
+def since(ts: str, now: datetime.datetime) -> str:
+    """kubectl's translateTimestampSince: the age of `ts`, `<unknown>` without one."""
+    t = parse_time(ts)
+    if t is None:
+        return UNKNOWN
+    return human_duration((now - t).total_seconds())
+
+
+def age(obj: Obj, now: datetime.datetime) -> str:
+    return since(_g(obj, "metadata", "creationTimestamp", default=""), now)
+
+
+def format_labels(labels: dict[str, str] | None) -> str:
+    if not labels:
+        return NONE
+    return ",".join(f"{k}={labels[k]}" for k in sorted(labels))
+
+
+def format_selector(selector: Obj | None) -> str:
+    """A LabelSelector the way labels.Selector.String() prints it."""
+    if not selector:
+        return NONE
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for req in selector.get("matchExpressions") or []:
+        key, op, values = req.get("key", ""), req.get("operator", ""), req.get("values") or []
+        if op == "In":
+            parts.append(f"{key} in ({','.join(sorted(values))})")
+        elif op == "NotIn":
+            parts.append(f"{key} notin ({','.join(sorted(values))})")
+        elif op == "Exists":
+            parts.append(key)
+        elif op == "DoesNotExist":
+            parts.append(f"!{key}")
+    return ",".join(parts) if parts else NONE
+
+
+def _containers_and_images(pod_spec: Obj | None) -> list[str]:
+    containers = _g(pod_spec, "containers", default=[])
+    return [",".join(c.get("name", "") for c in containers),
+            ",".join(c.get("image", "") for c in containers)]
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+# ---------------------------------------------------------------- pods
+
+def pod_status(pod: Obj) -> tuple[str, str, int, datetime.datetime | None]:
+    """(READY, STATUS, restarts, last restart time) as kubectl's printPod computes them."""
+    spec, status = pod.get("spec") or {}, pod.get("status") or {}
+    total = len(spec.get("containers") or [])
+    ready = 0
+    restarts = 0
+    last_restart: datetime.datetime | None = None
+    reason = status.get("reason") or status.get("phase") or ""
+
+    def note_restart(cs: Obj) -> None:
+        nonlocal last_restart
+        finished = parse_time(_g(cs, "lastState", "terminated", "finishedAt", default=""))
+        if finished is not None and (last_restart is None or finished > last_restart):
+            last_restart = finished
+
+    initializing = False
+    init_specs = spec.get("initContainers") or []
+    for i, cs in enumerate(status.get("initContainerStatuses") or []):
+        restarts += _int(cs.get("restartCount"))
+        note_restart(cs)
+        terminated = _g(cs, "state", "terminated")
+        waiting = _g(cs, "state", "waiting")
+        if terminated is not None and _int(terminated.get("exitCode")) == 0:
+            continue
+        if terminated is not None:
+            if terminated.get("reason"):
+                reason = "Init:" + terminated["reason"]
+            elif _int(terminated.get("signal")):
+                reason = f"Init:Signal:{terminated['signal']}"
+            else:
+                reason = f"Init:ExitCode:{_int(terminated.get('exitCode'))}"
+        elif (waiting is not None and waiting.get("reason")
+              and waiting["reason"] != "PodInitializing"):
+            reason = "Init:" + waiting["reason"]
+        else:
+            reason = f"Init:{i}/{len(init_specs)}"
+        initializing = True
+        break
+
+    initialized = any(c.get("type") == "Initialized" and c.get("status") == "True"
+                      for c in status.get("conditions") or [])
+    if not initializing or initialized:
+        restarts = 0
+        has_running = False
+        for cs in reversed(status.get("containerStatuses") or []):
+            restarts += _int(cs.get("restartCount"))
+            note_restart(cs)
+            waiting = _g(cs, "state", "waiting")
+            terminated = _g(cs, "state", "terminated")
+            if waiting is not None and waiting.get("reason"):
+                reason = waiting["reason"]
+            elif terminated is not None and terminated.get("reason"):
+                reason = terminated["reason"]
+            elif terminated is not None:
+                if _int(terminated.get("signal")):
+                    reason = f"Signal:{terminated['signal']}"
+                else:
+                    reason = f"ExitCode:{_int(terminated.get('exitCode'))}"
+            elif cs.get("ready") and _g(cs, "state", "running") is not None:
+                has_running = True
+                ready += 1
+        if reason == "Completed" and has_running:
+            pod_ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                            for c in status.get("conditions") or [])
+            reason = "Running" if pod_ready else "NotReady"
+
+    deleting = bool(_g(pod, "metadata", "deletionTimestamp"))
+    if deleting and status.get("reason") == "NodeLost":
+        reason = "Unknown"
+    elif deleting and status.get("phase") not in ("Succeeded", "Failed"):
+        reason = "Terminating"
+    return f"{ready}/{total}", reason, restarts, last_restart
+
+
+def _pod_row(pod: Obj, now: datetime.datetime) -> list[str]:
+    ready, status, restarts, last_restart = pod_status(pod)
+    restarts_text = str(restarts)
+    if restarts and last_restart is not None:
+        restarts_text = f"{restarts} ({human_duration((now - last_restart).total_seconds())} ago)"
+    nominated = _g(pod, "status", "nominatedNodeName", default="") or NONE
+    gates = _g(pod, "spec", "readinessGates", default=[])
+    if gates:
+        conditions = {c.get("type"): c.get("status")
+                      for c in _g(pod, "status", "conditions", default=[])}
+        ready_gates = sum(conditions.get(g.get("conditionType")) == "True" for g in gates)
+        gates_text = f"{ready_gates}/{len(gates)}"
+    else:
+        gates_text = NONE
+    return [_name(pod), ready, status, restarts_text, age(pod, now),
+            _g(pod, "status", "podIP", default="") or NONE,
+            _g(pod, "spec", "nodeName", default="") or NONE, nominated, gates_text]
+
+
+# ---------------------------------------------------------------- workloads
+
+def _desired(obj: Obj) -> int:
+    # An unset replicas count means 1, Kubernetes' default.
+    value = _g(obj, "spec", "replicas")
+    return 1 if value is None else _int(value)
+
+
+def _deployment_row(d: Obj, now: datetime.datetime) -> list[str]:
+    status = d.get("status") or {}
+    return [_name(d),
+            f"{_int(status.get('readyReplicas'))}/{_desired(d)}",
+            str(_int(status.get("updatedReplicas"))),
+            str(_int(status.get("availableReplicas"))), age(d, now),
+            *_containers_and_images(_g(d, "spec", "template", "spec")),
+            format_selector(_g(d, "spec", "selector"))]
+
+
+def _replicaset_row(rs: Obj, now: datetime.datetime) -> list[str]:
+    status = rs.get("status") or {}
+    return [_name(rs), str(_desired(rs)),
+            str(_int(status.get("replicas"))), str(_int(status.get("readyReplicas"))),
+            age(rs, now), *_containers_and_images(_g(rs, "spec", "template", "spec")),
+            format_selector(_g(rs, "spec", "selector"))]
+
+
+def _statefulset_row(sts: Obj, now: datetime.datetime) -> list[str]:
+    return [_name(sts),
+            f"{_int(_g(sts, 'status', 'readyReplicas'))}/{_desired(sts)}", age(sts, now),
+            *_containers_and_images(_g(sts, "spec", "template", "spec"))]
+
+
+def _daemonset_row(ds: Obj, now: datetime.datetime) -> list[str]:
+    status = ds.get("status") or {}
+    node_selector = _g(ds, "spec", "template", "spec", "nodeSelector")
+    return [_name(ds),
+            str(_int(status.get("desiredNumberScheduled"))),
+            str(_int(status.get("currentNumberScheduled"))),
+            str(_int(status.get("numberReady"))),
+            str(_int(status.get("updatedNumberScheduled"))),
+            str(_int(status.get("numberAvailable"))),
+            format_labels(node_selector), age(ds, now),
+            *_containers_and_images(_g(ds, "spec", "template", "spec")),
+            format_selector(_g(ds, "spec", "selector"))]
+
+
+def _job_row(job: Obj, now: datetime.datetime) -> list[str]:
+    succeeded = _int(_g(job, "status", "succeeded"))
+    completions = _g(job, "spec", "completions")
+    if completions is not None:
+        completions_text = f"{succeeded}/{completions}"
+    else:
+        parallelism = _int(_g(job, "spec", "parallelism"))
+        completions_text = (f"{succeeded}/1 of {parallelism}" if parallelism > 1
+                            else f"{succeeded}/1")
+    start = parse_time(_g(job, "status", "startTime", default=""))
+    end = parse_time(_g(job, "status", "completionTime", default=""))
+    if start is None:
+        duration = ""
+    else:
+        duration = human_duration(((end or now) - start).total_seconds())
+    return [_name(job), completions_text, duration, age(job, now),
+            *_containers_and_images(_g(job, "spec", "template", "spec")),
+            format_selector(_g(job, "spec", "selector"))]
+
+
+def _cronjob_row(cj: Obj, now: datetime.datetime) -> list[str]:
+    last = _g(cj, "status", "lastScheduleTime", default="")
+    return [_name(cj), _g(cj, "spec", "schedule", default=""),
+            "True" if _g(cj, "spec", "suspend") else "False",
+            str(len(_g(cj, "status", "active", default=[]))),
+            since(last, now) if last else NONE, age(cj, now),
+            *_containers_and_images(_g(cj, "spec", "jobTemplate", "spec", "template", "spec")),
+            format_selector(_g(cj, "spec", "jobTemplate", "spec", "selector"))]
+
+
+# ---------------------------------------------------------------- cluster objects
+
+def node_status(node: Obj) -> str:
+    states = []
+    for cond in _g(node, "status", "conditions", default=[]):
+        if cond.get("type") == "Ready":
+            states.append("Ready" if cond.get("status") == "True" else "NotReady")
+            break
+    if not states:
+        states.append("Unknown")
+    if _g(node, "spec", "unschedulable"):
+        states.append("SchedulingDisabled")
+    return ",".join(states)
+
+
+def node_roles(node: Obj) -> str:
+    roles = set()
+    for key, value in (_g(node, "metadata", "labels", default={})).items():
+        if key.startswith("node-role.kubernetes.io/"):
+            role = key.removeprefix("node-role.kubernetes.io/")
+            if role:
+                roles.add(role)
+        elif key == "kubernetes.io/role" and value:
+            roles.add(value)
+    return ",".join(sorted(roles)) if roles else NONE
+
+
+def _node_address(node: Obj, kind: str) -> str:
+    for addr in _g(node, "status", "addresses", default=[]):
+        if addr.get("type") == kind:
+            return addr.get("address", "")
+    return NONE
+
+
+def _node_row(node: Obj, now: datetime.datetime) -> list[str]:
+    info = _g(node, "status", "nodeInfo", default={})
+    return [_name(node), node_status(node), node_roles(node),
+            age(node, now), info.get("kubeletVersion", ""),
+            _node_address(node, "InternalIP"), _node_address(node, "ExternalIP"),
+            info.get("osImage", "") or UNKNOWN, info.get("kernelVersion", "") or UNKNOWN,
+            info.get("containerRuntimeVersion", "") or UNKNOWN]
+
+
+def service_ports(svc: Obj) -> str:
+    pieces = []
+    for port in _g(svc, "spec", "ports", default=[]):
+        protocol = port.get("protocol") or "TCP"
+        if _int(port.get("nodePort")) > 0:
+            pieces.append(f"{_int(port.get('port'))}:{port['nodePort']}/{protocol}")
+        else:
+            pieces.append(f"{_int(port.get('port'))}/{protocol}")
+    return ",".join(pieces) if pieces else NONE
+
+
+def service_external_ip(svc: Obj) -> str:
+    svc_type = _g(svc, "spec", "type", default="") or "ClusterIP"
+    external = _g(svc, "spec", "externalIPs", default=[])
+    if svc_type in ("ClusterIP", "NodePort"):
+        return ",".join(external) if external else NONE
+    if svc_type == "LoadBalancer":
+        ingress = [i.get("ip") or i.get("hostname") or ""
+                   for i in _g(svc, "status", "loadBalancer", "ingress", default=[])]
+        found = [i for i in ingress if i] + list(external)
+        return ",".join(found) if found else "<pending>"
+    if svc_type == "ExternalName":
+        return _g(svc, "spec", "externalName", default="")
+    return UNKNOWN
+
+
+def _service_row(svc: Obj, now: datetime.datetime) -> list[str]:
+    return [_name(svc),
+            _g(svc, "spec", "type", default="") or "ClusterIP",
+            _g(svc, "spec", "clusterIP", default="") or NONE,
+            service_external_ip(svc), service_ports(svc), age(svc, now),
+            format_labels(_g(svc, "spec", "selector"))]
+
+
+def format_endpoints(ep: Obj, limit: int = 3) -> str:
+    shown: list[str] = []
+    count = 0
+    more = False
+    for subset in ep.get("subsets") or []:
+        addresses = [a.get("ip", "") for a in subset.get("addresses") or []]
+        ports = subset.get("ports") or []
+        targets = ([(ip, None) for ip in addresses] if not ports
+                   else [(ip, p.get("port")) for p in ports for ip in addresses])
+        count += len(targets)
+        for ip, port in targets:
+            if len(shown) == limit:
+                more = True
+                break
+            shown.append(ip if port is None else f"{ip}:{port}")
+    if not shown:
+        return NONE
+    text = ",".join(shown)
+    return f"{text} + {count - limit} more..." if more else text
+
+
+def _endpoints_row(ep: Obj, now: datetime.datetime) -> list[str]:
+    return [_name(ep), format_endpoints(ep), age(ep, now)]
+
+
+def _event_row(ev: Obj, now: datetime.datetime) -> list[str]:
+    first = _g(ev, "firstTimestamp", default="")
+    first_text = since(first, now) if first else since(_g(ev, "eventTime", default=""), now)
+    last = _g(ev, "lastTimestamp", default="")
+    last_text = since(last, now) if last else first_text
+    count = _int(ev.get("count"))
+    series = ev.get("series")
+    if series:
+        last_text = since(series.get("lastObservedTime", ""), now)
+        count = _int(series.get("count"))
+    elif count > 1:
+        last_text = f"{last_text} (x{count} over {first_text})"
+    involved = ev.get("involvedObject") or {}
+    target = f"{(involved.get('kind') or '').lower()}/{involved.get('name', '')}"
+    source = _g(ev, "source", "component", default="") or ev.get("reportingComponent", "")
+    host = _g(ev, "source", "host", default="")
+    if host:
+        source = f"{source}, {host}"
+    return [last_text, ev.get("type", ""), ev.get("reason", ""), target,
+            (ev.get("message") or "").strip(),
+            involved.get("fieldPath", ""), source, first_text, str(count or 1),
+            _name(ev)]
+
+
+_ACCESS_MODES = (("ReadWriteOnce", "RWO"), ("ReadOnlyMany", "ROX"),
+                 ("ReadWriteMany", "RWX"), ("ReadWriteOncePod", "RWOP"))
+
+
+def access_modes(modes: list[str] | None) -> str:
+    present = set(modes or [])
+    return ",".join(short for long, short in _ACCESS_MODES if long in present)
+
+
+def _pv_row(pv: Obj, now: datetime.datetime) -> list[str]:
+    claim = _g(pv, "spec", "claimRef")
+    claim_text = f"{claim.get('namespace', '')}/{claim.get('name', '')}" if claim else ""
+    return [_name(pv), _g(pv, "spec", "capacity", "storage", default=""),
+            access_modes(_g(pv, "spec", "accessModes")),
+            _g(pv, "spec", "persistentVolumeReclaimPolicy", default=""),
+            _g(pv, "status", "phase", default=""), claim_text,
+            _g(pv, "spec", "storageClassName", default=""),
+            _g(pv, "status", "reason", default=""), age(pv, now),
+            _g(pv, "spec", "volumeMode", default="Filesystem")]
+
+
+def _pvc_row(pvc: Obj, now: datetime.datetime) -> list[str]:
+    volume = _g(pvc, "spec", "volumeName", default="")
+    capacity = modes = ""
+    if volume:
+        capacity = _g(pvc, "status", "capacity", "storage", default="")
+        modes = access_modes(_g(pvc, "status", "accessModes"))
+    storage_class = (_g(pvc, "spec", "storageClassName", default="")
+                     or _g(pvc, "metadata", "annotations",
+                           "volume.beta.kubernetes.io/storage-class", default=""))
+    return [_name(pvc), _g(pvc, "status", "phase", default="Pending"),
+            volume, capacity, modes, storage_class, age(pvc, now),
+            _g(pvc, "spec", "volumeMode", default="Filesystem")]
+
+
+def _hpa_row(hpa: Obj, now: datetime.datetime) -> list[str]:
+    ref = _g(hpa, "spec", "scaleTargetRef", default={})
+    targets = []
+    current = {(_g(m, "resource", "name")): m
+               for m in _g(hpa, "status", "currentMetrics", default=[])}
+    for metric in _g(hpa, "spec", "metrics", default=[]):
+        name = _g(metric, "resource", "name", default="")
+        target = _g(metric, "resource", "target", default={})
+        if "averageUtilization" in target:
+            have = _g(current.get(name), "resource", "current", "averageUtilization")
+            have_text = f"{have}%" if have is not None else UNKNOWN
+            targets.append(f"{name}: {have_text}/{target['averageUtilization']}%")
+        elif "averageValue" in target:
+            have = _g(current.get(name), "resource", "current", "averageValue")
+            targets.append(f"{name}: {have or UNKNOWN}/{target['averageValue']}")
+    if not targets and "targetCPUUtilizationPercentage" in (hpa.get("spec") or {}):
+        have = _g(hpa, "status", "currentCPUUtilizationPercentage")
+        have_text = f"{have}%" if have is not None else UNKNOWN
+        targets.append(f"cpu: {have_text}/{hpa['spec']['targetCPUUtilizationPercentage']}%")
+    min_replicas = _g(hpa, "spec", "minReplicas")
+    return [_name(hpa), f"{ref.get('kind', '')}/{ref.get('name', '')}",
+            ", ".join(targets) or NONE, str(1 if min_replicas is None else min_replicas),
+            str(_int(_g(hpa, "spec", "maxReplicas"))),
+            str(_int(_g(hpa, "status", "currentReplicas"))), age(hpa, now)]
+
+
+def _pdb_row(pdb: Obj, now: datetime.datetime) -> list[str]:
+    def bare(value: Any) -> str:
+        return "N/A" if value is None else str(value)
+    return [_name(pdb), bare(_g(pdb, "spec", "minAvailable")),
+            bare(_g(pdb, "spec", "maxUnavailable")),
+            str(_int(_g(pdb, "status", "disruptionsAllowed"))), age(pdb, now)]
+
+
+def _name_row(*getters: Callable[[Obj], str]) -> Callable[[Obj, datetime.datetime], list[str]]:
+    def row(obj: Obj, now: datetime.datetime) -> list[str]:
+        return [_name(obj), *(g(obj) for g in getters), age(obj, now)]
+    return row
+
+
+# ---------------------------------------------------------------- the tables
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    columns: tuple[str, ...]
+    row: Callable[[Obj, datetime.datetime], list[str]]
+    # Extra columns for -o wide; the row function returns them after `columns`.
+    wide: tuple[str, ...] = ()
+
+    @property
+    def name_index(self) -> int | None:
+        return self.columns.index("NAME") if "NAME" in self.columns else None
+
+
+_WORKLOAD_WIDE = ("CONTAINERS", "IMAGES", "SELECTOR")
+
+TABLES: dict[str, Table] = {
+    "pods": Table(("NAME", "READY", "STATUS", "RESTARTS", "AGE"), _pod_row,
+                  ("IP", "NODE", "NOMINATED NODE", "READINESS GATES")),
+    "deployments": Table(("NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"),
+                         _deployment_row, _WORKLOAD_WIDE),
+    "replicasets": Table(("NAME", "DESIRED", "CURRENT", "READY", "AGE"),
+                         _replicaset_row, _WORKLOAD_WIDE),
+    "statefulsets": Table(("NAME", "READY", "AGE"), _statefulset_row,
+                          ("CONTAINERS", "IMAGES")),
+    "daemonsets": Table(("NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE",
+                         "NODE SELECTOR", "AGE"), _daemonset_row, _WORKLOAD_WIDE),
+    "jobs": Table(("NAME", "COMPLETIONS", "DURATION", "AGE"), _job_row, _WORKLOAD_WIDE),
+    "cronjobs": Table(("NAME", "SCHEDULE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "AGE"),
+                      _cronjob_row, _WORKLOAD_WIDE),
+    "nodes": Table(("NAME", "STATUS", "ROLES", "AGE", "VERSION"), _node_row,
+                   ("INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION",
+                    "CONTAINER-RUNTIME")),
+    "services": Table(("NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"),
+                      _service_row, ("SELECTOR",)),
+    "endpoints": Table(("NAME", "ENDPOINTS", "AGE"), _endpoints_row),
+    "events": Table(("LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"), _event_row,
+                    ("SUBOBJECT", "SOURCE", "FIRST SEEN", "COUNT", "NAME")),
+    "namespaces": Table(("NAME", "STATUS", "AGE"),
+                        _name_row(lambda o: _g(o, "status", "phase", default="") or "Active")),
+    "configmaps": Table(("NAME", "DATA", "AGE"), _name_row(
+        lambda o: str(len(o.get("data") or {}) + len(o.get("binaryData") or {})))),
+    "secrets": Table(("NAME", "TYPE", "DATA", "AGE"), _name_row(
+        lambda o: o.get("type") or "Opaque", lambda o: str(len(o.get("data") or {})))),
+    "leases": Table(("NAME", "HOLDER", "AGE"),
+                    _name_row(lambda o: _g(o, "spec", "holderIdentity", default=""))),
+    "persistentvolumes": Table(("NAME", "CAPACITY", "ACCESS MODES", "RECLAIM POLICY", "STATUS",
+                                "CLAIM", "STORAGECLASS", "REASON", "AGE"), _pv_row,
+                               ("VOLUMEMODE",)),
+    "persistentvolumeclaims": Table(("NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS MODES",
+                                     "STORAGECLASS", "AGE"), _pvc_row, ("VOLUMEMODE",)),
+    "serviceaccounts": Table(("NAME", "SECRETS", "AGE"),
+                             _name_row(lambda o: str(len(o.get("secrets") or [])))),
+    "horizontalpodautoscalers": Table(("NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS",
+                                       "REPLICAS", "AGE"), _hpa_row),
+    "poddisruptionbudgets": Table(("NAME", "MIN AVAILABLE", "MAX UNAVAILABLE",
+                                   "ALLOWED DISRUPTIONS", "AGE"), _pdb_row),
+    "networkpolicies": Table(("NAME", "POD-SELECTOR", "AGE"), _name_row(
+        lambda o: format_selector(_g(o, "spec", "podSelector")))),
+    "priorityclasses": Table(("NAME", "VALUE", "GLOBAL-DEFAULT", "AGE"), _name_row(
+        lambda o: str(_int(o.get("value"))),
+        lambda o: "true" if o.get("globalDefault") else "false")),
+    "storageclasses": Table(("NAME", "PROVISIONER", "RECLAIMPOLICY", "VOLUMEBINDINGMODE",
+                             "ALLOWVOLUMEEXPANSION", "AGE"), _name_row(
+        lambda o: o.get("provisioner", ""), lambda o: o.get("reclaimPolicy") or "Delete",
+        lambda o: o.get("volumeBindingMode") or "Immediate",
+        lambda o: "true" if o.get("allowVolumeExpansion") else "false")),
+}
+
+DEFAULT_TABLE = Table(("NAME", "AGE"), _name_row())
+
+
+def table_for(resource: str) -> Table:
+    return TABLES.get(resource, DEFAULT_TABLE)
+
+
+@dataclasses.dataclass(frozen=True)
+class TableOptions:
+    wide: bool = False
+    all_namespaces: bool = False  # a leading NAMESPACE column
+    show_labels: bool = False
+    kind_prefix: str = ""  # "pod" -> NAME shows "pod/nginx" (several kinds in one get)
+
+
+def headers(resource: str, opts: TableOptions) -> list[str]:
+    table = table_for(resource)
+    cols = list(table.columns) + (list(table.wide) if opts.wide else [])
+    if opts.all_namespaces:
+        cols.insert(0, "NAMESPACE")
+    if opts.show_labels:
+        cols.append("LABELS")
+    return cols
+
+
+def row(resource: str, obj: Obj, opts: TableOptions,
+        now: datetime.datetime | None = None) -> list[str]:
+    table = table_for(resource)
+    values = table.row(obj, now or now_utc())
+    values = values[:len(table.columns) + (len(table.wide) if opts.wide else 0)]
+    if opts.kind_prefix and table.name_index is not None:
+        values[table.name_index] = f"{opts.kind_prefix}/{values[table.name_index]}"
+    if opts.all_namespaces:
+        values.insert(0, _g(obj, "metadata", "namespace", default=""))
+    if opts.show_labels:
+        values.append(format_labels(_g(obj, "metadata", "labels")))
+    return values
+
+
+# ---------------------------------------------------------------- tabwriter
+
+class TabWriter:
+    """text/tabwriter as kubectl configures it; widths only ever grow (RememberWidths)."""
+
+    def __init__(self, *, min_width: int = 6, padding: int = 3):
+        self.min_width = min_width
+        self.padding = padding
+        self.widths: list[int] = []
+
+    def render(self, rows: Iterable[list[str]]) -> str:
+        rows = [list(r) for r in rows]
+        for r in rows:
+            for i, cell in enumerate(r[:-1]):
+                width = max(self.min_width, len(cell) + self.padding)
+                if i >= len(self.widths):
+                    self.widths.append(width)
+                elif width > self.widths[i]:
+                    self.widths[i] = width
+        lines = []
+        for r in rows:
+            cells = [cell.ljust(self.widths[i]) for i, cell in enumerate(r[:-1])]
+            lines.append("".join(cells) + (r[-1] if r else ""))
+        return "".join(line + "\n" for line in lines)
+
+
+def render_table(rows: Iterable[list[str]]) -> str:
+    return TabWriter().render(rows)
+
+
+def tabbed(lines: Iterable[str], *, padding: int = 2) -> str:
+    """Elastic tabstops over `\\t`-separated lines (kubectl describe's tabwriter).
+
+    A column block is a run of consecutive lines that all have a cell in that
+    column; a cell is text terminated by a tab, and the text after the last tab
+    is never padded.
+    """
+    rows = [line.split("\t") for line in lines]
+    widths: list[list[int]] = [[0] * (len(r) - 1) for r in rows]
+
+    def align(column: int, start: int, end: int) -> None:
+        i = start
+        while i < end:
+            if len(rows[i]) - 1 <= column:
+                i += 1
+                continue
+            j = i
+            while j < end and len(rows[j]) - 1 > column:
+                j += 1
+            width = max(len(rows[k][column]) for k in range(i, j)) + padding
+            for k in range(i, j):
+                widths[k][column] = width
+            align(column + 1, i, j)
+            i = j
+
+    align(0, 0, len(rows))
+    out = []
+    for r, w in zip(rows, widths):
+        out.append("".join(cell.ljust(w[i]) for i, cell in enumerate(r[:-1])) + r[-1])
+    return "".join(line + "\n" for line in out)
+
+
+# ---------------------------------------------------------------- -o json|yaml|name
+
+def kind_label(kind: str, group: str) -> str:
+    """`pod`, `deployment.apps`: how kubectl names a kind in `kind/name` output."""
+    return f"{kind.lower()}.{group}" if group else kind.lower()
+
+
+def with_type(obj: Obj, api_version: str, kind: str) -> Obj:
+    """`obj` with apiVersion and kind first, as the server would send them."""
+    rest = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}
+    return {"apiVersion": obj.get("apiVersion") or api_version,
+            "kind": obj.get("kind") or kind, **rest}
+
+
+def as_list(items: list[Obj]) -> Obj:
+    """Several objects, the way kubectl prints them: a v1 List."""
+    return {"apiVersion": "v1", "items": items, "kind": "List",
+            "metadata": {"resourceVersion": ""}}
+
+
+def format_json(obj: Obj) -> str:
+    return json.dumps(obj, indent=4, ensure_ascii=False) + "\n"
+
+
+def format_yaml(obj: Obj) -> str:
+    import yaml
+
+    return yaml.dump(obj, Dumper=_yaml_dumper(), sort_keys=True, default_flow_style=False,
+                     allow_unicode=True, width=1 << 30)
+
+
+@functools.cache
+def _yaml_dumper() -> type:
+    """A SafeDumper that quotes like kubectl's (double quotes, `|` blocks for multi-line)."""
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        def choose_scalar_style(self):  # noqa: ANN201 - PyYAML hook
+            style = super().choose_scalar_style()
+            return '"' if style == "'" else style
+
+    def represent_str(dumper: yaml.SafeDumper, value: str) -> Any:
+        style = "|" if "\n" in value else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    Dumper.add_representer(str, represent_str)
+    return Dumper

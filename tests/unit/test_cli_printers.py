@@ -1,0 +1,320 @@
+"""kubectl's output, table-driven: AGE, pod STATUS, per-kind columns, -o json|yaml shapes."""
+from __future__ import annotations
+
+import datetime
+import json
+
+import pytest
+
+from kubemu.cli import printers
+from kubemu.cli.printers import TableOptions
+
+NOW = datetime.datetime(2024, 5, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
+
+
+def ago(seconds: float) -> str:
+    return (NOW - datetime.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def meta(name: str, *, age_s: float = 30, **extra) -> dict:
+    return {"name": name, "namespace": "default", "creationTimestamp": ago(age_s), **extra}
+
+
+# ---------------------------------------------------------------- AGE
+
+@pytest.mark.parametrize("seconds, text", [
+    (-5, "<invalid>"), (-1, "0s"), (0, "0s"), (59, "59s"), (119, "119s"), (120, "2m"),
+    (182, "3m2s"), (599, "9m59s"), (600, "10m"), (3 * 3600 - 1, "179m"), (3 * 3600, "3h"),
+    (3 * 3600 + 300, "3h5m"), (8 * 3600, "8h"), (47 * 3600 + 59 * 60, "47h"),
+    (48 * 3600, "2d"), (50 * 3600, "2d2h"), (8 * 86400, "8d"), (400 * 86400, "400d"),
+    (2 * 365 * 86400, "2y"), (2 * 365 * 86400 + 3 * 86400, "2y3d"), (9 * 365 * 86400, "9y"),
+], ids=lambda v: str(v))
+def test_human_duration(seconds, text):
+    assert printers.human_duration(seconds) == text
+
+
+@pytest.mark.parametrize("timestamp, text", [
+    (ago(5), "5s"), (ago(182), "3m2s"), ("2024-05-01T11:59:58.500000Z", "1s"),
+    ("", "<unknown>"), ("not a time", "<unknown>"), (ago(2 * 86400), "2d"),
+], ids=["5s", "3m2s", "fraction-truncated", "empty", "garbage", "days"])
+def test_since(timestamp, text):
+    assert printers.since(timestamp, NOW) == text
+
+
+# ---------------------------------------------------------------- pod STATUS
+
+def cs(name="c", *, ready=False, restarts=0, state=None, last=None) -> dict:
+    out = {"name": name, "ready": ready, "restartCount": restarts, "state": state or {}}
+    if last:
+        out["lastState"] = last
+    return out
+
+
+RUNNING = {"running": {"startedAt": ago(60)}}
+
+
+def pod(statuses=(), *, containers=1, phase="Running", init=(), init_specs=0, deleting=False,
+        reason="", conditions=()) -> dict:
+    status = {"phase": phase, "containerStatuses": list(statuses)}
+    if init:
+        status["initContainerStatuses"] = list(init)
+    if reason:
+        status["reason"] = reason
+    if conditions:
+        status["conditions"] = [{"type": t, "status": s} for t, s in conditions]
+    m = meta("p")
+    if deleting:
+        m["deletionTimestamp"] = ago(-30)
+    return {"metadata": m,
+            "spec": {"containers": [{"name": f"c{i}"} for i in range(containers)],
+                     "initContainers": [{"name": f"i{i}"} for i in range(init_specs)]},
+            "status": status}
+
+
+@pytest.mark.parametrize("obj, ready, status, restarts", [
+    (pod(phase="Pending", statuses=()), "0/1", "Pending", 0),
+    (pod([cs(ready=True, state=RUNNING)]), "1/1", "Running", 0),
+    (pod([cs(ready=False, state=RUNNING)]), "0/1", "Running", 0),
+    (pod([cs(state={"waiting": {"reason": "ContainerCreating"}})], phase="Pending"),
+     "0/1", "ContainerCreating", 0),
+    (pod([cs(restarts=4, state={"waiting": {"reason": "CrashLoopBackOff"}})]),
+     "0/1", "CrashLoopBackOff", 4),
+    (pod([cs(state={"waiting": {"reason": "ErrImagePull"}})], phase="Pending"),
+     "0/1", "ErrImagePull", 0),
+    (pod([cs(state={"waiting": {"reason": "ImagePullBackOff"}})], phase="Pending"),
+     "0/1", "ImagePullBackOff", 0),
+    (pod([cs(state={"terminated": {"reason": "Completed", "exitCode": 0}})],
+         phase="Succeeded"), "0/1", "Completed", 0),
+    (pod([cs(state={"terminated": {"reason": "OOMKilled", "exitCode": 137}})],
+         phase="Failed"), "0/1", "OOMKilled", 0),
+    (pod([cs(state={"terminated": {"exitCode": 3}})], phase="Failed"), "0/1", "ExitCode:3", 0),
+    (pod([cs(state={"terminated": {"exitCode": 137, "signal": 9}})], phase="Failed"),
+     "0/1", "Signal:9", 0),
+    (pod([cs(ready=True, state=RUNNING)], deleting=True), "1/1", "Terminating", 0),
+    (pod([cs(state={"terminated": {"reason": "Completed"}})], phase="Succeeded",
+         deleting=True), "0/1", "Completed", 0),
+    (pod([], phase="Failed", reason="Evicted"), "0/1", "Evicted", 0),
+    (pod([cs("a", ready=True, state=RUNNING),
+          cs("b", state={"terminated": {"reason": "Completed"}})], containers=2,
+         conditions=[("Ready", "False")]), "1/2", "NotReady", 0),
+    (pod([cs("a", ready=True, state=RUNNING),
+          cs("b", state={"terminated": {"reason": "Completed"}})], containers=2,
+         conditions=[("Ready", "True")]), "1/2", "Running", 0),
+    (pod([cs("a", ready=True, state=RUNNING, restarts=1),
+          cs("b", ready=True, state=RUNNING, restarts=2)], containers=2), "2/2", "Running", 3),
+    (pod([], phase="Pending", init_specs=2, init=[cs("i0", state={"running": {}})]),
+     "0/1", "Init:0/2", 0),
+    (pod([], phase="Pending", init_specs=1,
+         init=[cs("i0", restarts=2, state={"waiting": {"reason": "CrashLoopBackOff"}})]),
+     "0/1", "Init:CrashLoopBackOff", 2),
+    (pod([], phase="Pending", init_specs=1,
+         init=[cs("i0", state={"terminated": {"reason": "Error", "exitCode": 1}})]),
+     "0/1", "Init:Error", 0),
+    (pod([], phase="Pending", init_specs=1, init=[cs("i0", state={"terminated": {"exitCode": 2}})]),
+     "0/1", "Init:ExitCode:2", 0),
+], ids=["pending", "running", "running-not-ready", "creating", "crashloop", "errimagepull",
+        "imagepullbackoff", "completed", "oomkilled", "exitcode", "signal", "terminating",
+        "terminating-but-done", "evicted", "completed-sidecar-not-ready",
+        "completed-sidecar-ready", "restarts-summed", "init-running", "init-crashloop",
+        "init-error", "init-exitcode"])
+def test_pod_status(obj, ready, status, restarts):
+    got_ready, got_status, got_restarts, _ = printers.pod_status(obj)
+    assert (got_ready, got_status, got_restarts) == (ready, status, restarts)
+
+
+def test_pod_restarts_show_when_the_last_one_was():
+    obj = pod([cs(ready=True, state=RUNNING, restarts=2,
+                  last={"terminated": {"finishedAt": ago(70)}})])
+    assert printers.row("pods", obj, TableOptions(), NOW)[3] == "2 (70s ago)"
+
+
+# ---------------------------------------------------------------- per-kind tables
+
+NODE = {"metadata": {"name": "n1", "creationTimestamp": ago(3600),
+                     "labels": {"node-role.kubernetes.io/control-plane": "",
+                                "node-role.kubernetes.io/worker": ""}},
+        "spec": {"unschedulable": True},
+        "status": {"conditions": [{"type": "MemoryPressure", "status": "False"},
+                                  {"type": "Ready", "status": "True"}],
+                   "nodeInfo": {"kubeletVersion": "v1.30.0-kubemu"},
+                   "addresses": [{"type": "InternalIP", "address": "127.0.1.1"}]}}
+
+CASES = [
+    ("pods", pod([cs(ready=True, state=RUNNING)]) | {"spec": {
+        "containers": [{"name": "c"}], "nodeName": "n1"}} | {"status": {
+            "phase": "Running", "podIP": "127.1.0.2",
+            "containerStatuses": [cs(ready=True, state=RUNNING)]}},
+     ["NAME", "READY", "STATUS", "RESTARTS", "AGE"], ["p", "1/1", "Running", "0", "30s"],
+     ["IP", "NODE", "NOMINATED NODE", "READINESS GATES"],
+     ["127.1.0.2", "n1", "<none>", "<none>"]),
+    ("deployments", {"metadata": meta("web"), "spec": {
+        "replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+        "template": {"spec": {"containers": [{"name": "nginx", "image": "nginx:1.25"}]}}},
+        "status": {"readyReplicas": 2, "updatedReplicas": 3, "availableReplicas": 2}},
+     ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"], ["web", "2/3", "3", "2", "30s"],
+     ["CONTAINERS", "IMAGES", "SELECTOR"], ["nginx", "nginx:1.25", "app=web"]),
+    ("deployments", {"metadata": meta("zero"), "spec": {"replicas": 0}},
+     ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"], ["zero", "0/0", "0", "0", "30s"],
+     None, None),
+    ("replicasets", {"metadata": meta("web-1"), "spec": {"replicas": 2},
+                     "status": {"replicas": 2, "readyReplicas": 1}},
+     ["NAME", "DESIRED", "CURRENT", "READY", "AGE"], ["web-1", "2", "2", "1", "30s"],
+     None, None),
+    ("statefulsets", {"metadata": meta("db"), "spec": {"replicas": 3},
+                      "status": {"readyReplicas": 3}},
+     ["NAME", "READY", "AGE"], ["db", "3/3", "30s"], None, None),
+    ("daemonsets", {"metadata": meta("proxy"), "spec": {"template": {"spec": {
+        "nodeSelector": {"kubernetes.io/os": "linux"}}}}, "status": {
+        "desiredNumberScheduled": 3, "currentNumberScheduled": 3, "numberReady": 2,
+        "updatedNumberScheduled": 3, "numberAvailable": 2}},
+     ["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR", "AGE"],
+     ["proxy", "3", "3", "2", "3", "2", "kubernetes.io/os=linux", "30s"], None, None),
+    ("nodes", NODE, ["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
+     ["n1", "Ready,SchedulingDisabled", "control-plane,worker", "60m", "v1.30.0-kubemu"],
+     ["INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"],
+     ["127.0.1.1", "<none>", "<unknown>", "<unknown>", "<unknown>"]),
+    ("nodes", {"metadata": {"name": "n2", "creationTimestamp": ago(10)},
+               "status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}},
+     ["NAME", "STATUS", "ROLES", "AGE", "VERSION"], ["n2", "NotReady", "<none>", "10s", ""],
+     None, None),
+    ("services", {"metadata": meta("web"), "spec": {
+        "type": "NodePort", "clusterIP": "127.10.0.7", "selector": {"app": "web"},
+        "ports": [{"port": 80, "nodePort": 30080}, {"port": 53, "protocol": "UDP"}]}},
+     ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"],
+     ["web", "NodePort", "127.10.0.7", "<none>", "80:30080/TCP,53/UDP", "30s"],
+     ["SELECTOR"], ["app=web"]),
+    ("services", {"metadata": meta("lb"), "spec": {"type": "LoadBalancer", "clusterIP": "None",
+                                                   "ports": [{"port": 443}]}},
+     ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"],
+     ["lb", "LoadBalancer", "None", "<pending>", "443/TCP", "30s"], None, None),
+    ("services", {"metadata": meta("ext"), "spec": {"type": "ExternalName",
+                                                    "externalName": "example.com"}},
+     ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"],
+     ["ext", "ExternalName", "<none>", "example.com", "<none>", "30s"], None, None),
+    ("configmaps", {"metadata": meta("cfg"), "data": {"a": "1", "b": "2"},
+                    "binaryData": {"c": "AA=="}},
+     ["NAME", "DATA", "AGE"], ["cfg", "3", "30s"], None, None),
+    ("secrets", {"metadata": meta("s"), "data": {"a": "MQ=="}},
+     ["NAME", "TYPE", "DATA", "AGE"], ["s", "Opaque", "1", "30s"], None, None),
+    ("namespaces", {"metadata": {"name": "dev", "creationTimestamp": ago(200)},
+                    "status": {"phase": "Terminating"}},
+     ["NAME", "STATUS", "AGE"], ["dev", "Terminating", "3m20s"], None, None),
+    ("jobs", {"metadata": meta("pi"), "spec": {"completions": 3},
+              "status": {"succeeded": 1, "startTime": ago(25)}},
+     ["NAME", "COMPLETIONS", "DURATION", "AGE"], ["pi", "1/3", "25s", "30s"], None, None),
+    ("jobs", {"metadata": meta("done"), "spec": {"parallelism": 2},
+              "status": {"succeeded": 1, "startTime": ago(25), "completionTime": ago(15)}},
+     ["NAME", "COMPLETIONS", "DURATION", "AGE"], ["done", "1/1 of 2", "10s", "30s"],
+     None, None),
+    ("cronjobs", {"metadata": meta("tick"), "spec": {"schedule": "*/1 * * * *"},
+                  "status": {"active": [{"name": "tick-1"}], "lastScheduleTime": ago(20)}},
+     ["NAME", "SCHEDULE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "AGE"],
+     ["tick", "*/1 * * * *", "False", "1", "20s", "30s"], None, None),
+    ("events", {"metadata": meta("p.1"), "type": "Warning", "reason": "BackOff",
+                "involvedObject": {"kind": "Pod", "name": "p"}, "count": 5,
+                "firstTimestamp": ago(300), "lastTimestamp": ago(10),
+                "message": "Back-off restarting failed container\n"},
+     ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
+     ["10s (x5 over 5m)", "Warning", "BackOff", "pod/p", "Back-off restarting failed container"],
+     None, None),
+    ("endpoints", {"metadata": meta("web"), "subsets": [
+        {"addresses": [{"ip": f"127.1.0.{i}"} for i in range(1, 6)], "ports": [{"port": 80}]}]},
+     ["NAME", "ENDPOINTS", "AGE"],
+     ["web", "127.1.0.1:80,127.1.0.2:80,127.1.0.3:80 + 2 more...", "30s"], None, None),
+    ("endpoints", {"metadata": meta("none")}, ["NAME", "ENDPOINTS", "AGE"],
+     ["none", "<none>", "30s"], None, None),
+    ("leases", {"metadata": meta("kube-scheduler"), "spec": {"holderIdentity": "sched-1"}},
+     ["NAME", "HOLDER", "AGE"], ["kube-scheduler", "sched-1", "30s"], None, None),
+    ("persistentvolumes", {"metadata": meta("pv1"), "spec": {
+        "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteMany", "ReadWriteOnce"],
+        "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "local",
+        "claimRef": {"namespace": "default", "name": "data"}}, "status": {"phase": "Bound"}},
+     ["NAME", "CAPACITY", "ACCESS MODES", "RECLAIM POLICY", "STATUS", "CLAIM", "STORAGECLASS",
+      "REASON", "AGE"],
+     ["pv1", "1Gi", "RWO,RWX", "Retain", "Bound", "default/data", "local", "", "30s"],
+     None, None),
+    ("persistentvolumeclaims", {"metadata": meta("data"), "spec": {
+        "volumeName": "pv1", "storageClassName": "local"}, "status": {
+        "phase": "Bound", "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"]}},
+     ["NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS MODES", "STORAGECLASS", "AGE"],
+     ["data", "Bound", "pv1", "1Gi", "RWO", "local", "30s"], None, None),
+    ("widgets", {"metadata": meta("w")}, ["NAME", "AGE"], ["w", "30s"], None, None),
+]
+
+
+@pytest.mark.parametrize("resource, obj, columns, values, wide_columns, wide_values", CASES,
+                         ids=[f"{c[0]}-{c[1]['metadata']['name']}" for c in CASES])
+def test_table_row(resource, obj, columns, values, wide_columns, wide_values):
+    assert printers.headers(resource, TableOptions()) == columns
+    assert printers.row(resource, obj, TableOptions(), NOW) == values
+    if wide_columns is not None:
+        wide = TableOptions(wide=True)
+        assert printers.headers(resource, wide) == columns + wide_columns
+        assert printers.row(resource, obj, wide, NOW) == values + wide_values
+
+
+def test_all_namespaces_labels_and_kind_prefix():
+    obj = {"metadata": meta("cfg", labels={"b": "2", "a": "1"}) | {"namespace": "dev"}}
+    opts = TableOptions(all_namespaces=True, show_labels=True, kind_prefix="configmap")
+    assert printers.headers("configmaps", opts) == ["NAMESPACE", "NAME", "DATA", "AGE", "LABELS"]
+    assert printers.row("configmaps", obj, opts, NOW) == [
+        "dev", "configmap/cfg", "0", "30s", "a=1,b=2"]
+
+
+def test_table_is_aligned_like_kubectl():
+    text = printers.render_table([["NAME", "READY", "AGE"], ["a-long-name", "1/1", "5s"],
+                                  ["b", "0/1", "10m"]])
+    assert text == ("NAME          READY   AGE\n"
+                    "a-long-name   1/1     5s\n"
+                    "b             0/1     10m\n")
+
+
+def test_tabwriter_remembers_widths_for_watch_rows():
+    writer = printers.TabWriter()
+    writer.render([["NAME", "STATUS", "AGE"], ["web-abcdef", "Running", "1s"]])
+    # A later, shorter row keeps the earlier columns: watch output stays aligned.
+    assert writer.render([["x", "Pending", "0s"]]) == "x            Pending   0s\n"
+
+
+def test_selector_formatting():
+    selector = {"matchLabels": {"app": "web"}, "matchExpressions": [
+        {"key": "tier", "operator": "In", "values": ["b", "a"]},
+        {"key": "env", "operator": "NotIn", "values": ["prod"]},
+        {"key": "canary", "operator": "Exists"}, {"key": "old", "operator": "DoesNotExist"}]}
+    assert printers.format_selector(selector) == (
+        "app=web,tier in (a,b),env notin (prod),canary,!old")
+    assert printers.format_selector({}) == "<none>"
+
+
+# ---------------------------------------------------------------- -o json / yaml
+
+def test_list_shape_is_kubectls():
+    items = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}}]
+    doc = json.loads(printers.format_json(printers.as_list(items)))
+    assert doc == {"apiVersion": "v1", "kind": "List", "items": items,
+                   "metadata": {"resourceVersion": ""}}
+    assert list(doc) == ["apiVersion", "items", "kind", "metadata"]
+
+
+def test_json_is_indented_four_and_keeps_unicode():
+    text = printers.format_json({"apiVersion": "v1", "data": {"k": "é"}})
+    assert text == '{\n    "apiVersion": "v1",\n    "data": {\n        "k": "é"\n    }\n}\n'
+
+
+def test_yaml_is_sorted_double_quoted_and_block_for_multiline():
+    text = printers.format_yaml({"metadata": {"name": "x", "annotations": {"a": "{}\n"}},
+                                 "apiVersion": "v1", "data": {"n": "1", "e": "", "t": "true"}})
+    assert text == ('apiVersion: v1\n'
+                    'data:\n  e: ""\n  n: "1"\n  t: "true"\n'
+                    'metadata:\n  annotations:\n    a: |\n      {}\n  name: x\n')
+
+
+def test_to_json_sets_api_version_and_kind_first():
+    from kubemu.api.v1 import core_pb2
+    from kubemu.cli.common import to_json
+
+    cm = core_pb2.ConfigMap()
+    cm.metadata.name = "x"
+    cm.data["k"] = "v"
+    assert list(to_json(cm).items()) == [("apiVersion", "v1"), ("kind", "ConfigMap"),
+                                         ("metadata", {"name": "x"}), ("data", {"k": "v"})]
