@@ -96,7 +96,9 @@ class Watcher:
         return True
 
     def bookmark(self, rv: int) -> None:
-        if self.bookmarks and rv > self.last_rv and not self.backlog:
+        """Tell a watcher that asked how far it is in sync (sent on a timer, as
+        kube-apiserver does, even when nothing changed)."""
+        if self.bookmarks and rv >= self.last_rv and not self.backlog:
             self._push(BOOKMARK, Event(BOOKMARK, "", None, None, rv))  # type: ignore[arg-type]
 
     def close(self, reason: errors.ApiError | None) -> None:

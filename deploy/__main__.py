@@ -1,0 +1,113 @@
+"""python -m deploy up [--nodes N] [--home H] [--no-restart]: a cluster's supervisor, in the foreground.
+
+Starts the cluster (deploy.supervisor.Cluster), keeps it running, restarting
+processes that die, until SIGTERM or SIGINT; then stops everything and checks
+that no process is left. Structured logs (JSON lines) go to
+`<home>/logs/supervisor.log`; progress lines go to stdout, unless stdout is that
+log already (a detached `kubemu up`). The state for `kubemu status` is
+`<home>/state.json`.
+
+Exit status: 0 stopped cleanly; 1 start failed, or processes were left;
+2 usage; 3 a supervisor already runs for this home (nothing was touched).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import pathlib
+import signal
+import sys
+from typing import Callable
+
+from deploy.supervisor import (LOGS_DIR, Cluster, ClusterAlreadyRunning, ClusterStartError)
+from kubemu import log as kubemu_log
+from kubemu.client.config import home_dir
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_ALREADY_RUNNING = 3
+SUPERVISOR_LOG = "supervisor.log"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m deploy", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="run a cluster's supervisor in the foreground")
+    up.add_argument("--home", default=None, help="the cluster's home (default: $KUBEMU_HOME, "
+                    "else ~/.kubemu)")
+    up.add_argument("--nodes", type=int, default=0, help="number of nodes")
+    up.add_argument("--no-restart", action="store_true",
+                    help="do not restart processes that die")
+    up.add_argument("--start-timeout-s", type=float, default=120.0,
+                    help="give up when the cluster is not healthy after this long")
+    up.add_argument("--stop-timeout-s", type=float, default=60.0,
+                    help="bound on the whole shutdown")
+    up.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+    if args.nodes < 0:
+        parser.error(f"--nodes: must be >= 0, got {args.nodes}")
+    return args
+
+
+def _same_file(fd: int, path: pathlib.Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except OSError:
+        return False
+
+
+async def run_up(args: argparse.Namespace, home: pathlib.Path,
+                 progress: Callable[[str], None]) -> int:
+    cluster = Cluster(home, nodes=args.nodes, restart=not args.no_restart, progress=progress)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    starting = asyncio.create_task(cluster.start(args.start_timeout_s), name="start")
+    asked = asyncio.create_task(stop.wait(), name="stop-signal")
+    try:
+        await asyncio.wait({starting, asked}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            # Stopped while starting: start() stops what it started when cancelled.
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ClusterStartError):
+                await starting
+            return EXIT_OK
+        try:
+            starting.result()
+        except ClusterAlreadyRunning as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_ALREADY_RUNNING
+        except ClusterStartError as exc:
+            print(f"error: cluster failed to start: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        await asked
+        progress("stopping cluster")
+        left = await cluster.shutdown(args.stop_timeout_s)
+        return EXIT_FAILED if left else EXIT_OK
+    finally:
+        asked.cancel()
+        # Whatever went wrong above, leave no process behind.
+        await cluster.shutdown(args.stop_timeout_s)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    home = home_dir(args.home).resolve()
+    log_path = home / LOGS_DIR / SUPERVISOR_LOG
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    kubemu_log.configure("supervisor", log_file=str(log_path), level=args.log_level)
+    if _same_file(sys.stdout.fileno(), log_path):
+        # Detached: the JSON log already has every progress line.
+        def progress(line: str) -> None:
+            pass
+    else:
+        def progress(line: str) -> None:
+            print(line, flush=True)
+    return asyncio.run(run_up(args, home, progress))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

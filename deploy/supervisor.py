@@ -1,0 +1,865 @@
+"""The cluster supervisor: starts, watches, restarts and stops every process of one cluster.
+
+Model (after Ray's cluster_utils/node.py): a `Cluster` owns one home
+(KUBEMU_HOME). `start()` claims the home (a lock file; one supervisor per
+home), starts the kinds of `deploy.components` in dependency order on free
+ports it picked (a start that loses its port to another process is retried on
+new ports, a bounded number of times), waits for each one's health check
+against a deadline, then writes the addresses to `<home>/kubeconfig.json`.
+
+Every process runs in its own session with its output in
+`<home>/logs/<name>.log`. One that dies unexpectedly is restarted with
+exponential backoff (0.5 s doubling to 30 s; back to 0.5 s after 60 s healthy)
+unless restart is off. `shutdown()` stops processes in reverse start order
+(SIGTERM to the process group, a grace period, SIGKILL), kills anything still
+carrying the home's marker variable, and checks with psutil that no process is
+left.
+
+Files in the home, read by `kubemu status|down` (which may not import this
+package, so kubemu/cli/cluster.py repeats the names): `state.json` (written
+atomically on every change), `supervisor.pid`, `supervisor.lock`, `ready`
+(touched when the cluster is healthy) or `failed` (the reason start failed).
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import datetime
+import fcntl
+import json
+import os
+import pathlib
+import re
+import signal
+import socket
+import sys
+import tempfile
+import time
+from typing import Callable, Iterable, Sequence
+
+import psutil
+import structlog
+
+from deploy import components as comp
+from kubemu.client.config import ClusterConfig, home_dir, write_cluster_config
+
+log = structlog.get_logger()
+
+STATE_FILE = "state.json"
+PID_FILE = "supervisor.pid"
+LOCK_FILE = "supervisor.lock"
+READY_FILE = "ready"
+FAILED_FILE = "failed"
+LOGS_DIR = "logs"
+STATE_FORMAT_VERSION = 1
+# Set on every supervised process and inherited by its children, so anything a
+# cluster left behind can be found (and killed) by its environment.
+SUPERVISED_ENV = "KUBEMU_SUPERVISED_HOME"
+HOME_ENV = "KUBEMU_HOME"
+HOST = "127.0.0.1"
+
+PORT_ATTEMPTS_MAX = 5
+RESTART_BACKOFF_S_BASE = 0.5
+RESTART_BACKOFF_S_MAX = 30.0
+RESTART_RESET_AFTER_S = 60.0
+HEALTH_CALL_TIMEOUT_S = 1.0
+HEALTH_POLL_S_MIN = 0.02
+HEALTH_POLL_S_MAX = 0.5
+KILL_WAIT_S = 5.0
+PROGRESS_LINES_MAX = 200
+SPAWNED_PIDS_MAX = 1000
+LOG_TAIL_BYTES = 8192
+
+# How a process says it lost the race for its port (etcd, grpc core, Python).
+_PORT_IN_USE = re.compile(
+    r"address already in use|EADDRINUSE|Errno 98|Failed to bind|cannot listen on", re.I)
+
+
+class ProcState:
+    STARTING = "starting"
+    RUNNING = "running"      # passed its health check
+    BACKOFF = "backoff"      # died; waiting to be restarted
+    EXITED = "exited"        # died and restart is off
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+class ClusterState:
+    NEW = "new"
+    STARTING = "starting"
+    READY = "ready"
+    FAILED = "failed"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+class ClusterError(Exception):
+    """The cluster could not do what was asked; the message says why."""
+
+
+class ClusterAlreadyRunning(ClusterError):
+    """Another supervisor holds this home."""
+
+
+class ClusterStartError(ClusterError):
+    """start() failed; everything it had started is stopped again."""
+
+
+class ProcessesLeft(AssertionError):
+    """Processes of this cluster are still alive after shutdown."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ProcessStatus:
+    component: str
+    node: str
+    pid: int | None
+    state: str
+    restarts: int
+    address: str
+
+
+def restart_delay_s(consecutive_failures: int) -> float:
+    """Delay before the next restart: 0.5 s, doubling per failure in a row, at most 30 s."""
+    return min(RESTART_BACKOFF_S_MAX,
+               RESTART_BACKOFF_S_BASE * 2 ** min(consecutive_failures, 32))
+
+
+class PortAllocator:
+    """Free ports on a host: bind port 0, read the port, close.
+
+    The kernel may offer a port again once it is closed, so one allocator never
+    hands out the same port twice. The port can still be taken by someone else
+    before the child binds it; the supervisor retries that start on new ports.
+    """
+
+    ATTEMPTS_MAX = 100
+
+    def __init__(self) -> None:
+        self._given: set[int] = set()
+
+    def pick(self, host: str) -> int:
+        for _ in range(self.ATTEMPTS_MAX):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind((host, 0))
+                port = s.getsockname()[1]
+            if port not in self._given:
+                self._given.add(port)
+                return port
+        raise OSError(f"no free port on {host} after {self.ATTEMPTS_MAX} tries")
+
+
+class _ExitedEarly(Exception):
+    def __init__(self, code: int | None, tail: str):
+        super().__init__(code, tail)
+        self.code = code
+        self.tail = tail
+
+    @property
+    def port_in_use(self) -> bool:
+        return bool(_PORT_IN_USE.search(self.tail))
+
+    def last_line(self) -> str:
+        lines = [line for line in self.tail.splitlines() if line.strip()]
+        return lines[-1].strip()[:300] if lines else "no output"
+
+
+class _NotReady(Exception):
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclasses.dataclass(eq=False)
+class _Process:
+    kind: comp.ComponentKind
+    node: str
+    launch: comp.Launch
+    proc: asyncio.subprocess.Process | None = None
+    create_time: float | None = None
+    state: str = ProcState.STARTING
+    restarts: int = 0
+    failures: int = 0            # consecutive, for the backoff
+    ready_at: float | None = None
+    exit_code: int | None = None
+    log_offset: int = 0
+    stopping: bool = False
+    monitor: asyncio.Task | None = None
+
+    @property
+    def name(self) -> str:
+        return self.launch.name
+
+    @property
+    def address(self) -> str:
+        return self.kind.address(self.launch)
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+
+def _now_rfc3339() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _write_atomic(path: pathlib.Path, text: str) -> None:
+    # Same directory as the target, so os.replace is a rename on one filesystem.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _is_cli(cmdline: Sequence[str]) -> bool:
+    """A `kubemu ...` command (someone asking about the cluster), not part of it."""
+    head = [os.path.basename(a) for a in cmdline[:2]]
+    return "kubemu" in head or "kubemu.cli.main" in cmdline
+
+
+def find_home_processes(home: pathlib.Path,
+                        recorded: Iterable[tuple[int, float | None]] = (),
+                        *, by_cmdline: bool = True) -> list[psutil.Process]:
+    """Live processes of the cluster in `home`.
+
+    Those recorded (pid, create_time) that still run, every process whose
+    environment carries the home's marker, and (by_cmdline) every process whose
+    command line names a path in the home. The caller and its ancestors, and
+    `kubemu` commands, are not counted.
+    """
+    home_text = str(home)
+    names_home = re.compile(re.escape(home_text) + r"(?=$|[/\s:,;\"'])")
+    me = psutil.Process()
+    skip = {me.pid} | {p.pid for p in me.parents()}
+    found: dict[int, psutil.Process] = {}
+    for pid, create_time in recorded:
+        if pid in skip:
+            continue
+        try:
+            proc = psutil.Process(pid)
+            if create_time is not None and abs(proc.create_time() - create_time) > 0.05:
+                continue  # the pid was reused by an unrelated process
+        except psutil.Error:
+            continue
+        if _alive(proc):
+            found[pid] = proc
+    for proc in psutil.process_iter(["cmdline", "environ", "status"]):
+        if proc.pid in skip or proc.pid in found:
+            continue
+        if proc.info["status"] in (psutil.STATUS_ZOMBIE, None):
+            continue
+        environ = proc.info["environ"] or {}
+        cmdline = proc.info["cmdline"] or []
+        if environ.get(SUPERVISED_ENV) == home_text:
+            found[proc.pid] = proc
+        elif by_cmdline and not _is_cli(cmdline) and any(names_home.search(a) for a in cmdline):
+            found[proc.pid] = proc
+    return sorted(found.values(), key=lambda p: p.pid)
+
+
+def describe(procs: Iterable[psutil.Process]) -> str:
+    parts = []
+    for proc in procs:
+        try:
+            cmd = " ".join(proc.cmdline())[:120]
+        except psutil.Error:
+            cmd = "?"
+        parts.append(f"pid {proc.pid} ({cmd})")
+    return ", ".join(parts)
+
+
+def kill_processes(procs: Sequence[psutil.Process], *, wait_s: float = KILL_WAIT_S) -> list[psutil.Process]:
+    """SIGKILL each process (and its process group when it leads one); the ones still alive."""
+    own_pgid = os.getpgid(0)
+    for proc in procs:
+        with contextlib.suppress(psutil.Error, OSError):
+            pgid = os.getpgid(proc.pid)
+            if pgid == proc.pid and pgid != own_pgid:
+                _signal_group(pgid, signal.SIGKILL)
+            else:
+                proc.kill()
+    return wait_gone(procs, wait_s)
+
+
+def wait_gone(procs: Sequence[psutil.Process], timeout_s: float) -> list[psutil.Process]:
+    """Wait until none of procs runs; the ones still running after timeout_s.
+
+    Not psutil.wait_procs: it waits for a zombie to be reaped, and an orphan's
+    zombie may never be when pid 1 does not reap (as in some containers).
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        alive = [p for p in procs if _alive(p)]
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))  # poll interval
+
+
+class Cluster:
+    """One cluster's processes, in one home. Tests use it directly; `kubemu up` wraps it.
+
+    Not thread-safe: use it from one event loop.
+    """
+
+    def __init__(self, home: str | os.PathLike[str] | None, *, nodes: int = 0,
+                 restart: bool = True, etcd_binary: str | None = None,
+                 kinds: Sequence[comp.ComponentKind] = comp.CONTROL_PLANE,
+                 node_kinds: Sequence[comp.ComponentKind] = comp.NODE_COMPONENTS,
+                 progress: Callable[[str], None] | None = None,
+                 ports: PortAllocator | None = None):
+        if nodes < 0:
+            raise ValueError(f"nodes: must be >= 0, got {nodes}")
+        # Absolute and resolved: it is matched against other processes' command
+        # lines and environments.
+        self.home = home_dir(home).resolve()
+        self.nodes = nodes
+        self.restart = restart
+        self.etcd_binary = etcd_binary
+        self.etcd_version = ""
+        self._levels = comp.start_levels(kinds)
+        self._node_kinds = tuple(node_kinds)
+        self._node_levels = comp.start_levels(node_kinds) if node_kinds else []
+        self._progress_sink = progress if progress is not None else _print_line
+        self._ports = ports or PortAllocator()
+        self._procs: list[_Process] = []          # in start order
+        self._binaries: dict[str, str] = {}
+        self._state = ClusterState.NEW
+        self._reason = ""
+        self._progress_lines: collections.deque[str] = collections.deque(maxlen=PROGRESS_LINES_MAX)
+        self._spawned: collections.deque[tuple[int, float | None]] = collections.deque(
+            maxlen=SPAWNED_PIDS_MAX)
+        self._lock_fd: int | None = None
+        self._log = log.bind(home=str(self.home))
+
+    # --- public API -------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    @property
+    def node_names(self) -> list[str]:
+        return [f"node-{i}" for i in range(1, self.nodes + 1)]
+
+    def address(self, component: str, node: str = "") -> str:
+        for p in self._procs:
+            if p.kind.name == component and p.node == node:
+                return p.address
+        raise KeyError(f"no process {component!r}" + (f" on node {node!r}" if node else ""))
+
+    def status(self) -> list[ProcessStatus]:
+        return [ProcessStatus(component=p.kind.name, node=p.node, pid=p.pid, state=p.state,
+                              restarts=p.restarts, address=p.address) for p in self._procs]
+
+    async def start(self, timeout_s: float = 120.0) -> None:
+        """Start every process and wait until each one is healthy.
+
+        Raises ClusterAlreadyRunning when another supervisor holds the home, and
+        ClusterStartError (after stopping what it started) when a process exits
+        before it is ready or is not ready in time.
+        """
+        if self._state != ClusterState.NEW:
+            raise ClusterError(f"start: the cluster is {self._state}; start() runs once")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline = started + timeout_s
+        self._claim_home()
+        try:
+            self._prepare_home()
+            self._set_state(ClusterState.STARTING)
+            await self._resolve_binaries()
+            for level in self._levels:
+                await self._start_level(level, node="", deadline=deadline)
+            if self.nodes and not self._node_kinds:
+                self._progress(f"nodes: {self.nodes} requested, but node components (kubelet, "
+                               f"runtime, kube-proxy) are not part of this build yet; "
+                               f"control plane only")
+            for node in self.node_names if self._node_kinds else []:
+                for level in self._node_levels:
+                    await self._start_level(level, node=node, deadline=deadline)
+            self._write_kubeconfig()
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                reason = "start was interrupted"
+            elif isinstance(exc, ClusterError):
+                reason = str(exc)
+            else:
+                reason = f"{type(exc).__name__}: {exc}"
+            self._reason = reason
+            self._log.error("start failed", reason=reason)
+            self._set_state(ClusterState.FAILED)
+            with contextlib.suppress(OSError):
+                _write_atomic(self.home / FAILED_FILE, reason + "\n")
+            await self._teardown(timeout_s=30.0)
+            self._release_home()
+            if isinstance(exc, (asyncio.CancelledError, ClusterStartError)):
+                raise
+            raise ClusterStartError(reason) from exc
+        self._set_state(ClusterState.READY)
+        _write_atomic(self.home / READY_FILE, _now_rfc3339() + "\n")
+        self._progress(f"cluster ready in {loop.time() - started:.1f} s — KUBEMU_HOME={self.home}")
+
+    async def wait_healthy(self, timeout_s: float) -> None:
+        """Wait until every process is running and answers its health check, in one sweep."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        interval_s = HEALTH_POLL_S_MIN
+        while True:
+            problems: dict[str, str] = {}
+            for p in self._procs:
+                if p.state != ProcState.RUNNING:
+                    problems[p.name] = p.state
+                    continue
+                remaining_s = max(0.05, deadline - loop.time())
+                reason = await p.kind.health(p.address, min(HEALTH_CALL_TIMEOUT_S, remaining_s))
+                if reason is not None:
+                    problems[p.name] = reason
+            if not problems and self._procs:
+                return
+            if not self._procs:
+                problems["cluster"] = f"no process ({self._state})"
+            remaining_s = deadline - loop.time()
+            if remaining_s <= 0:
+                detail = "; ".join(f"{name}: {why}" for name, why in problems.items())
+                raise TimeoutError(f"cluster not healthy after {timeout_s:g} s: {detail}")
+            await asyncio.sleep(min(interval_s, remaining_s))  # poll interval, bounded by the deadline
+            interval_s = min(interval_s * 2, HEALTH_POLL_S_MAX)
+
+    async def shutdown(self, timeout_s: float = 60.0) -> list[psutil.Process]:
+        """Stop everything (reverse start order); returns the processes still left (normally none)."""
+        if self._lock_fd is None:
+            return []  # never claimed the home, or already torn down
+        if self._state != ClusterState.FAILED:
+            self._set_state(ClusterState.STOPPING)
+        left = await self._teardown(timeout_s)
+        if self._state != ClusterState.FAILED:
+            self._set_state(ClusterState.STOPPED)
+        self._release_home()
+        return left
+
+    def leftover_processes(self) -> list[psutil.Process]:
+        return find_home_processes(self.home, list(self._spawned))
+
+    def assert_no_processes(self) -> None:
+        left = self.leftover_processes()
+        if left:
+            raise ProcessesLeft(f"{len(left)} process(es) of {self.home} still alive: "
+                                f"{describe(left)}")
+
+    # --- starting ---------------------------------------------------------
+
+    def _claim_home(self) -> None:
+        (self.home / LOGS_DIR).mkdir(parents=True, exist_ok=True)
+        # os.open fds are not inherited by children, so the lock dies with us.
+        fd = os.open(self.home / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            try:
+                holder = (self.home / PID_FILE).read_text().strip()
+            except OSError:
+                holder = "unknown"
+            raise ClusterAlreadyRunning(
+                f"a cluster is already running in {self.home} (supervisor pid {holder})") from None
+        self._lock_fd = fd
+
+    def _prepare_home(self) -> None:
+        _write_atomic(self.home / PID_FILE, f"{os.getpid()}\n")
+        for marker in (READY_FILE, FAILED_FILE):
+            with contextlib.suppress(FileNotFoundError):
+                (self.home / marker).unlink()
+        self._reap_previous()
+
+    def _reap_previous(self) -> None:
+        """Kill what a previous supervisor of this home left running (it was killed itself)."""
+        recorded: list[tuple[int, float | None]] = []
+        with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+            previous = json.loads((self.home / STATE_FILE).read_text())
+            for entry in previous.get("processes", []):
+                if entry.get("pid"):
+                    recorded.append((int(entry["pid"]), entry.get("create_time")))
+        leftovers = find_home_processes(self.home, recorded, by_cmdline=False)
+        if not leftovers:
+            return
+        self._progress(f"killing {len(leftovers)} process(es) left by a previous supervisor: "
+                       f"{describe(leftovers)}")
+        still = kill_processes(leftovers)
+        if still:
+            raise ClusterStartError(f"processes of a previous run would not die: {describe(still)}")
+
+    async def _resolve_binaries(self) -> None:
+        kinds = {k.name for level in self._levels + self._node_levels for k in level}
+        if comp.ETCD in kinds:
+            try:
+                self._binaries[comp.ETCD] = comp.find_etcd(self.etcd_binary)
+            except comp.BinaryNotFound as exc:
+                raise ClusterStartError(str(exc)) from None
+
+    async def _start_level(self, level: list[comp.ComponentKind], *, node: str,
+                           deadline: float) -> None:
+        try:
+            async with asyncio.TaskGroup() as group:
+                for kind in level:
+                    group.create_task(self._start_new(kind, node, deadline))
+        except* ClusterError as eg:
+            raise eg.exceptions[0] from None
+
+    def _peers(self) -> dict[str, str]:
+        return {p.kind.name: p.address for p in self._procs
+                if not p.node and p.state == ProcState.RUNNING}
+
+    async def _start_new(self, kind: comp.ComponentKind, node: str, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        name = f"{node}/{kind.name}" if node else kind.name
+        host = HOST
+        label = name
+        p: _Process | None = None
+        begun = loop.time()
+        for attempt in range(1, PORT_ATTEMPTS_MAX + 1):
+            launch = comp.Launch(home=self.home, name=name, node=node, host=host,
+                                 ports={port: self._ports.pick(host) for port in kind.ports},
+                                 peers=self._peers(), binaries=dict(self._binaries))
+            if p is None:
+                p = _Process(kind=kind, node=node, launch=launch)
+                self._procs.append(p)
+                if kind.version is not None:
+                    try:
+                        version = await asyncio.wait_for(kind.version(launch), 30.0)
+                    except (RuntimeError, OSError, TimeoutError) as exc:
+                        raise ClusterStartError(f"{name}: {exc}") from None
+                    label = f"{name} {version}"
+                    if kind.name == comp.ETCD:
+                        self.etcd_version = version
+                        self._log.info("etcd version", version=version, binary=launch.binaries[comp.ETCD])
+                        if version.startswith(("3.5.0", "3.5.1", "3.5.2")):
+                            # DESIGN §5: those have a data-inconsistency bug when a member is killed under load.
+                            self._log.warning("etcd 3.5.0-3.5.2 may lose consistency when killed under "
+                                              "load; use 3.4.x or >= 3.5.3 (KUBEMU_ETCD) for chaos runs",
+                                              version=version)
+            else:
+                p.launch = launch
+            ready_by = min(deadline, loop.time() + kind.ready_timeout_s)
+            try:
+                await self._spawn(p)
+                await self._wait_ready(p, ready_by)
+            except _ExitedEarly as exc:
+                p.state = ProcState.EXITED
+                self._changed()
+                if exc.port_in_use and attempt < PORT_ATTEMPTS_MAX:
+                    self._log.info("port taken; retrying on new ports", process=name,
+                                   ports=dict(launch.ports), attempt=attempt)
+                    continue
+                raise ClusterStartError(
+                    f"{name} exited with code {exc.code} before it was ready: {exc.last_line()} "
+                    f"(log: {launch.log_path})") from None
+            except _NotReady as exc:
+                await self._stop_process(p, grace_s=1.0)
+                raise ClusterStartError(
+                    f"{name} not ready after {loop.time() - begun:.1f} s: {exc.reason} "
+                    f"(log: {launch.log_path})") from None
+            except OSError as exc:
+                raise ClusterStartError(f"{name}: cannot start {launch.name}: {exc}") from None
+            self._became_ready(p)
+            self._progress(f"{label} ready in {loop.time() - begun:.1f} s ({p.address})")
+            p.monitor = asyncio.create_task(self._supervise(p), name=f"supervise-{name}")
+            return
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _child_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env[HOME_ENV] = str(self.home)
+        env[SUPERVISED_ENV] = str(self.home)
+        env["PYTHONUNBUFFERED"] = "1"
+        # `python -m <component>` must find the component packages wherever the
+        # supervisor's cwd is; they sit next to this package.
+        root = str(pathlib.Path(__file__).resolve().parent.parent)
+        paths = [root] + [x for x in env.get("PYTHONPATH", "").split(os.pathsep) if x and x != root]
+        env["PYTHONPATH"] = os.pathsep.join(paths)
+        return env
+
+    async def _spawn(self, p: _Process) -> None:
+        argv = p.kind.argv(p.launch)
+        p.launch.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(p.launch.log_path, "ab") as out:
+            p.log_offset = os.fstat(out.fileno()).st_size
+            p.proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=out,
+                stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+                env=self._child_env())
+        try:
+            p.create_time = psutil.Process(p.proc.pid).create_time()
+        except psutil.Error:
+            p.create_time = None  # already gone; _wait_ready will say so
+        self._spawned.append((p.proc.pid, p.create_time))
+        p.state = ProcState.STARTING
+        p.exit_code = None
+        self._log.info("started", process=p.name, pid=p.proc.pid, argv=argv)
+        self._changed()
+
+    async def _wait_ready(self, p: _Process, deadline: float) -> None:
+        """Poll the health check until it passes; _ExitedEarly / _NotReady otherwise."""
+        loop = asyncio.get_running_loop()
+        assert p.proc is not None
+        exited = asyncio.ensure_future(p.proc.wait())
+        interval_s = HEALTH_POLL_S_MIN
+        last = "no answer yet"
+        try:
+            while True:
+                if exited.done():
+                    raise _ExitedEarly(p.proc.returncode, self._log_tail(p))
+                remaining_s = deadline - loop.time()
+                if remaining_s <= 0:
+                    raise _NotReady(last)
+                reason = await p.kind.health(p.address, min(HEALTH_CALL_TIMEOUT_S, remaining_s))
+                if reason is None:
+                    # Another process may answer on a port we lost the race for.
+                    reason = self._port_owner_problem(p)
+                    if reason is None:
+                        return
+                last = reason
+                await asyncio.wait({exited}, timeout=min(interval_s, max(0.0, deadline - loop.time())))
+                interval_s = min(interval_s * 2, HEALTH_POLL_S_MAX)
+        finally:
+            exited.cancel()
+
+    def _port_owner_problem(self, p: _Process) -> str | None:
+        """None when the address's listening socket belongs to p (or its children)."""
+        if not p.kind.ports:
+            return None  # e.g. a unix socket: nobody else can hold it
+        port = p.launch.ports[p.kind.ports[0]]
+        try:
+            root = psutil.Process(p.proc.pid)
+            family = [root] + root.children(recursive=True)
+            for proc in family:
+                for conn in proc.net_connections(kind="inet"):
+                    if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+                        return None
+        except psutil.Error:
+            pass
+        return f"port {port} answers, but not from pid {p.proc.pid}"
+
+    def _log_tail(self, p: _Process) -> str:
+        try:
+            with open(p.launch.log_path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                f.seek(max(p.log_offset, size - LOG_TAIL_BYTES))
+                return f.read(LOG_TAIL_BYTES).decode(errors="replace")
+        except OSError:
+            return ""
+
+    def _became_ready(self, p: _Process) -> None:
+        p.state = ProcState.RUNNING
+        p.ready_at = asyncio.get_running_loop().time()
+        self._log.info("ready", process=p.name, pid=p.pid, address=p.address, restarts=p.restarts)
+        self._changed()
+
+    # --- watching ---------------------------------------------------------
+
+    async def _supervise(self, p: _Process) -> None:
+        try:
+            await self._watch(p)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # A bug here must not leave the process silently unsupervised.
+            self._log.exception("supervising failed; the process is no longer restarted",
+                                process=p.name)
+            p.state = ProcState.EXITED if not p.alive() else p.state
+            self._progress(f"{p.name}: supervising failed (see the supervisor log); "
+                           f"it will not be restarted")
+
+    async def _watch(self, p: _Process) -> None:
+        """Wait for p to die; restart it with backoff unless we are stopping or restart is off."""
+        loop = asyncio.get_running_loop()
+        while True:
+            assert p.proc is not None
+            code = await p.proc.wait()
+            if p.stopping:
+                return
+            p.exit_code = code
+            healthy_s = loop.time() - p.ready_at if p.ready_at is not None else 0.0
+            p.ready_at = None
+            if healthy_s >= RESTART_RESET_AFTER_S:
+                p.failures = 0
+            self._log.warning("process exited", process=p.name, pid=p.proc.pid, code=code,
+                              healthy_s=round(healthy_s, 1))
+            if not self.restart:
+                p.state = ProcState.EXITED
+                self._changed()
+                self._progress(f"{p.name} exited with code {code}; not restarting (restart is off)")
+                return
+            while True:
+                delay_s = restart_delay_s(p.failures)
+                p.failures += 1
+                p.state = ProcState.BACKOFF
+                self._changed()
+                self._progress(f"{p.name} exited with code {p.exit_code}; "
+                               f"restarting in {delay_s:.1f} s")
+                await asyncio.sleep(delay_s)  # the restart backoff itself
+                p.restarts += 1
+                begun = loop.time()
+                try:
+                    await self._spawn(p)
+                    await self._wait_ready(p, loop.time() + p.kind.ready_timeout_s)
+                except (_ExitedEarly, _NotReady, OSError) as exc:
+                    self._log.warning("restart failed", process=p.name, error=repr(exc))
+                    await self._stop_process(p, grace_s=1.0, final=False)
+                    p.exit_code = p.proc.returncode if p.proc else None
+                    continue
+                self._became_ready(p)
+                self._progress(f"{p.name} restarted (restarts: {p.restarts}), ready in "
+                               f"{loop.time() - begun:.1f} s ({p.address})")
+                break
+
+    # --- stopping ---------------------------------------------------------
+
+    async def _teardown(self, timeout_s: float) -> list[psutil.Process]:
+        loop = asyncio.get_running_loop()
+        begun = loop.time()
+        deadline = begun + timeout_s
+        for p in self._procs:
+            p.stopping = True
+        monitors = [p.monitor for p in self._procs if p.monitor is not None]
+        for task in monitors:
+            task.cancel()
+        await asyncio.gather(*monitors, return_exceptions=True)
+        for p in reversed(self._procs):
+            grace_s = max(0.1, min(p.kind.stop_grace_s, deadline - loop.time()))
+            await self._stop_process(p, grace_s=grace_s)
+        # Children a component started and did not stop (they carry the marker).
+        strays = find_home_processes(self.home, by_cmdline=False)
+        if strays:
+            self._log.warning("killing stray processes", processes=describe(strays))
+            await asyncio.to_thread(kill_processes, strays)
+        left = self.leftover_processes()
+        with contextlib.suppress(FileNotFoundError):
+            (self.home / READY_FILE).unlink()
+        with contextlib.suppress(FileNotFoundError):
+            (self.home / PID_FILE).unlink()
+        elapsed_s = loop.time() - begun
+        if left:
+            self._log.error("processes left after shutdown", processes=describe(left))
+            self._progress(f"cluster stopped in {elapsed_s:.1f} s; {len(left)} process(es) left: "
+                           f"{describe(left)}")
+        else:
+            self._progress(f"cluster stopped in {elapsed_s:.1f} s; no process left")
+        return left
+
+    def _release_home(self) -> None:
+        """Last step: after this another supervisor may claim the home."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
+
+    async def _stop_process(self, p: _Process, *, grace_s: float, final: bool = True) -> None:
+        """SIGTERM the process group, wait up to grace_s, SIGKILL the group."""
+        proc = p.proc
+        if proc is None:
+            if final:
+                p.state = ProcState.STOPPED
+            return
+        if proc.returncode is None:
+            if final:
+                p.state = ProcState.STOPPING
+                self._changed()
+            # The leader is not reaped yet, so its pid still names its group.
+            _signal_group(proc.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), grace_s)
+            except TimeoutError:
+                self._log.warning("no exit within the grace period; SIGKILL", process=p.name,
+                                  pid=proc.pid, grace_s=round(grace_s, 1))
+                _signal_group(proc.pid, signal.SIGKILL)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(proc.wait(), KILL_WAIT_S)
+        # Group members that outlived their leader; a pid that still leads a
+        # live group is not reused, so this cannot reach another process.
+        _signal_group(proc.pid, signal.SIGKILL)
+        p.exit_code = proc.returncode
+        if final:
+            p.state = ProcState.STOPPED
+            self._log.info("stopped", process=p.name, pid=proc.pid, code=proc.returncode)
+            self._changed()
+
+    # --- state ------------------------------------------------------------
+
+    def _set_state(self, state: str) -> None:
+        self._state = state
+        self._changed()
+
+    def _progress(self, line: str) -> None:
+        self._progress_lines.append(line)
+        self._log.info(line)
+        self._progress_sink(line)
+        self._changed()
+
+    def _changed(self) -> None:
+        """Persist state.json; `kubemu status` and `kubemu up` read it."""
+        if self._lock_fd is None:
+            return  # not our home (yet, or any more)
+        try:
+            me = psutil.Process()
+            supervisor = {"pid": me.pid, "create_time": me.create_time(),
+                          "argv": list(sys.argv)}
+        except psutil.Error:
+            supervisor = {"pid": os.getpid(), "create_time": None, "argv": list(sys.argv)}
+        doc = {
+            "version": STATE_FORMAT_VERSION,
+            "home": str(self.home),
+            "state": self._state,
+            "reason": self._reason,
+            "updated": _now_rfc3339(),
+            "supervisor": supervisor,
+            "etcd_version": self.etcd_version,
+            "nodes": self.node_names,
+            "processes": [
+                {"name": p.name, "component": p.kind.name, "node": p.node, "pid": p.pid,
+                 "create_time": p.create_time, "state": p.state, "restarts": p.restarts,
+                 "address": p.address, "exit_code": p.exit_code, "log": str(p.launch.log_path)}
+                for p in self._procs],
+            "progress": list(self._progress_lines),
+        }
+        try:
+            _write_atomic(self.home / STATE_FILE, json.dumps(doc, indent=1) + "\n")
+        except OSError as exc:
+            self._log.error("cannot write state file", error=str(exc))
+
+    def _write_kubeconfig(self) -> None:
+        components = {p.name: {"component": p.kind.name, "node": p.node, "address": p.address}
+                      for p in self._procs}
+        apiserver = next((p.address for p in self._procs if p.kind.name == comp.APISERVER), "")
+        etcd = [p.address for p in self._procs if p.kind.name == comp.ETCD]
+        if not apiserver:
+            # kubeconfig.json requires an apiserver; a cluster without one
+            # (a test's own component table) has nothing for clients anyway.
+            return
+        path = write_cluster_config(self.home, ClusterConfig(apiserver=apiserver, etcd=etcd,
+                                                             components=components))
+        self._log.info("kubeconfig written", path=str(path))
+
+
+def _print_line(line: str) -> None:
+    print(line, flush=True)

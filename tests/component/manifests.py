@@ -1,0 +1,81 @@
+"""A minimal valid manifest per kind, and the spec change each kind accepts on update."""
+from __future__ import annotations
+
+TEMPLATE = {
+    "metadata": {"labels": {"app": "web"}},
+    "spec": {"containers": [{"name": "web", "image": "nginx:1.25"}]},
+}
+
+MANIFESTS: dict[str, dict] = {
+    "namespaces": {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}},
+    "configmaps": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"},
+                   "data": {"color": "blue"}},
+    "secrets": {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"},
+                "data": {"password": "aHVudGVyMg=="}},
+    "pods": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"},
+             "spec": {"containers": [{"name": "web", "image": "nginx:1.25"}]}},
+    "nodes": {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"},
+              "spec": {"podCIDR": "127.1.0.0/24"},
+              "status": {"capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"}}},
+    "events": {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "web.1"},
+               "involvedObject": {"kind": "Pod", "name": "web", "namespace": "default"},
+               "reason": "Scheduled", "message": "Successfully assigned default/web to node-1",
+               "type": "Normal", "count": 1},
+    "services": {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+                 "spec": {"selector": {"app": "web"},
+                          "ports": [{"port": 80, "targetPort": 8080}]}},
+    "endpoints": {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "web"},
+                  "subsets": [{"addresses": [{"ip": "127.1.0.5"}], "ports": [{"port": 8080}]}]},
+    "persistentvolumes": {"apiVersion": "v1", "kind": "PersistentVolume",
+                          "metadata": {"name": "pv-1"},
+                          "spec": {"capacity": {"storage": "1Gi"},
+                                   "accessModes": ["ReadWriteOnce"],
+                                   "hostPath": {"path": "/tmp/pv-1"}}},
+    "persistentvolumeclaims": {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                               "metadata": {"name": "data"},
+                               "spec": {"accessModes": ["ReadWriteOnce"],
+                                        "resources": {"requests": {"storage": "1Gi"}}}},
+    "deployments": {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+                    "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                             "template": TEMPLATE}},
+    "replicasets": {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web"},
+                    "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                             "template": TEMPLATE}},
+    "statefulsets": {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+                     "spec": {"serviceName": "db", "replicas": 1,
+                              "selector": {"matchLabels": {"app": "web"}},
+                              "template": TEMPLATE}},
+    "daemonsets": {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
+                   "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": TEMPLATE}},
+    "jobs": {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "pi"},
+             "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [
+                 {"name": "pi", "image": "python:3.11", "command": ["python", "-c", "print(1)"]}]}}}},
+    "cronjobs": {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "hello"},
+                 "spec": {"schedule": "*/1 * * * *", "jobTemplate": {"spec": {"template": {
+                     "spec": {"restartPolicy": "OnFailure", "containers": [
+                         {"name": "hello", "image": "busybox", "command": ["date"]}]}}}}}},
+    "leases": {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+               "metadata": {"name": "scheduler"},
+               "spec": {"holderIdentity": "a", "leaseDurationSeconds": 15}},
+}
+
+# A change of each kind's content that is allowed on update (as a merge patch).
+CHANGES: dict[str, dict] = {
+    "namespaces": {"metadata": {"labels": {"team": "a"}}},
+    "configmaps": {"data": {"color": "green"}},
+    "secrets": {"data": {"password": "c3dvcmRmaXNo"}},
+    "pods": {"spec": {"containers": [{"name": "web", "image": "nginx:1.26"}]}},
+    "nodes": {"spec": {"unschedulable": True}},
+    "events": {"count": 2},
+    "services": {"spec": {"ports": [{"port": 81, "targetPort": 8080}]}},
+    "endpoints": {"subsets": [{"addresses": [{"ip": "127.1.0.6"}], "ports": [{"port": 8080}]}]},
+    "persistentvolumes": {"spec": {"capacity": {"storage": "2Gi"}}},
+    "persistentvolumeclaims": {"metadata": {"labels": {"tier": "db"}}},
+    "deployments": {"spec": {"replicas": 3}},
+    "replicasets": {"spec": {"replicas": 3}},
+    "statefulsets": {"spec": {"replicas": 2}},
+    "daemonsets": {"spec": {"minReadySeconds": 5}},
+    "jobs": {"spec": {"activeDeadlineSeconds": 100}},
+    "cronjobs": {"spec": {"schedule": "*/5 * * * *"}},
+    "leases": {"spec": {"holderIdentity": "b"}},
+}

@@ -1,0 +1,652 @@
+"""The container runtime as a real process (`python -m kubelet.runtime`) on a unix
+socket: containers are real process trees, stops send real signals, the memory
+limit really kills, and a restarted runtime re-adopts what is still running.
+
+Every test ends by killing whatever it started (the runtime, and every process
+whose environment names a container root under the test's directory) and
+asserting that nothing is left.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import pathlib
+import random
+import signal
+import socket
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import grpc
+import psutil
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from kubemu.client.wait import wait_for, wait_for_sync
+from kubemu.runtime.v1 import runtime_pb2 as pb
+from kubemu.runtime.v1 import runtime_pb2_grpc as pb_grpc
+from tests.support import Proc
+
+RPC_TIMEOUT_S = 10.0
+START_TIMEOUT_S = 20.0
+WAIT_S = 15.0
+MONITOR_PERIOD_S = 0.05
+MiB = 1 << 20
+
+
+# ---------------------------------------------------------------- harness
+
+def alive(pid: int) -> bool:
+    """A process that has not exited (a zombie has; nobody reaps adopted ones here)."""
+    try:
+        return psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except psutil.Error:
+        return False
+
+
+def catches(pid: int, sig: int) -> bool:
+    """Has the process installed a handler for `sig` (SigCgt in /proc/<pid>/status)?"""
+    with open(f"/proc/{pid}/status") as f:
+        caught = next(line.split()[1] for line in f if line.startswith("SigCgt:"))
+    return bool(int(caught, 16) & (1 << (sig - 1)))
+
+
+def pod_ip() -> str:
+    """A random loopback address, so parallel tests do not share ports."""
+    return f"127.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(2, 254)}"
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def http_get(url: str, method: str = "GET") -> tuple[int, str]:
+    request = urllib.request.Request(url, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=2) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+class NotYet(str):
+    """A falsy predicate result that still says what was seen."""
+
+    def __bool__(self) -> bool:
+        return False
+
+
+class Runtime:
+    """One runtime process on a socket in the test's directory; restartable."""
+
+    def __init__(self, workdir: pathlib.Path):
+        self.workdir = workdir
+        self.root = workdir / "root"
+        self.socket = workdir / "rt.sock"
+        self.proc: Proc | None = None
+        self.channel: grpc.aio.Channel | None = None
+        self.stub: pb_grpc.RuntimeStub | None = None
+        self.env = {**os.environ, "KUBEMU_HOME": str(workdir / "home")}
+
+    async def start(self) -> "Runtime":
+        argv = [sys.executable, "-m", "kubelet.runtime", "--root", str(self.root),
+                "--socket", str(self.socket), "--images-file", str(self.workdir / "images.yaml"),
+                "--monitor-period-s", str(MONITOR_PERIOD_S), "--log-level", "debug",
+                "--log-file", str(self.workdir / "runtime.log")]
+        self.proc = Proc(argv, self.workdir / "runtime.out", env=self.env).start()
+        await self._connect()
+        return self
+
+    async def _connect(self) -> None:
+        # Connecting before the socket exists would put the channel in reconnect backoff.
+        def listening():
+            if not self.proc.alive():
+                raise RuntimeError(f"runtime exited: {self.proc.log_tail()}\n{self.log_tail()}")
+            with socket.socket(socket.AF_UNIX) as probe:
+                try:
+                    probe.connect(str(self.socket))
+                    return True
+                except OSError:  # not there yet, or the stale one of a killed runtime
+                    return False
+        try:
+            await wait_for(listening, START_TIMEOUT_S, interval_s=0.02, message="runtime socket")
+        except AssertionError:
+            raise AssertionError(f"runtime not listening; log:\n{self.log_tail()}") from None
+        self.channel = grpc.aio.insecure_channel(f"unix:{self.socket}")
+        health = health_pb2_grpc.HealthStub(self.channel)
+
+        async def serving():
+            if not self.proc.alive():
+                raise AssertionError(f"runtime exited: {self.proc.log_tail()}\n{self.log_tail()}")
+            reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+            return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+        try:
+            await wait_for(serving, START_TIMEOUT_S, message="runtime health")
+        except AssertionError:
+            raise AssertionError(f"runtime not serving; log:\n{self.log_tail()}") from None
+        self.stub = pb_grpc.RuntimeStub(self.channel)
+
+    def log_tail(self, lines: int = 40) -> str:
+        path = self.workdir / "runtime.log"
+        return "\n".join(path.read_text().splitlines()[-lines:]) if path.exists() else ""
+
+    async def kill(self) -> None:
+        """kill -9: no chance to clean anything up."""
+        await self.close_channel()
+        self.proc.kill()
+
+    async def terminate(self) -> int:
+        await self.close_channel()
+        self.proc.stop()
+        return self.proc.popen.returncode
+
+    async def close_channel(self) -> None:
+        if self.channel is not None:
+            await self.channel.close()
+            self.channel = None
+
+    # -------------------------------------------------------- calls
+
+    async def sandbox(self, name: str = "pod", ip: str | None = None, **kw) -> str:
+        config = pb.PodSandboxConfig(
+            metadata=pb.PodSandboxMetadata(name=name, namespace="default",
+                                           uid=f"uid-{name}", attempt=0),
+            hostname=name, pod_ip=ip or pod_ip(), **kw)
+        reply = await self.stub.RunPodSandbox(pb.RunPodSandboxRequest(config=config),
+                                              timeout=RPC_TIMEOUT_S)
+        return reply.pod_sandbox_id
+
+    async def create(self, sandbox_id: str, name: str, image: str = "busybox", *,
+                     command=(), args=(), env: dict | None = None, attempt: int = 0,
+                     **kw) -> str:
+        config = pb.ContainerConfig(
+            metadata=pb.ContainerMetadata(name=name, attempt=attempt),
+            image=pb.ImageSpec(image=image), command=list(command), args=list(args),
+            envs=[pb.KeyValue(key=k, value=v) for k, v in (env or {}).items()], **kw)
+        reply = await self.stub.CreateContainer(
+            pb.CreateContainerRequest(pod_sandbox_id=sandbox_id, config=config),
+            timeout=RPC_TIMEOUT_S)
+        return reply.container_id
+
+    async def run(self, sandbox_id: str, name: str, image: str = "busybox", **kw) -> str:
+        container_id = await self.create(sandbox_id, name, image, **kw)
+        await self.stub.StartContainer(pb.StartContainerRequest(container_id=container_id),
+                                       timeout=RPC_TIMEOUT_S)
+        return container_id
+
+    async def status(self, container_id: str) -> pb.ContainerStatus:
+        reply = await self.stub.ContainerStatus(
+            pb.ContainerStatusRequest(container_id=container_id), timeout=RPC_TIMEOUT_S)
+        return reply.status
+
+    async def wait_state(self, container_id: str, state: int,
+                         timeout_s: float = WAIT_S) -> pb.ContainerStatus:
+        async def reached():
+            s = await self.status(container_id)
+            return s if s.state == state else NotYet(f"{pb.ContainerState.Name(s.state)} "
+                                                     f"reason={s.reason!r}")
+        result = await wait_for(reached, timeout_s, message=f"container {container_id[:12]} "
+                                f"to be {pb.ContainerState.Name(state)}")
+        return result
+
+    async def stop(self, container_id: str, timeout_s: float) -> None:
+        await self.stub.StopContainer(
+            pb.StopContainerRequest(container_id=container_id, timeout_s=timeout_s),
+            timeout=timeout_s + RPC_TIMEOUT_S)
+
+    async def exec(self, container_id: str, cmd: list[str], timeout_s: float = 5.0):
+        return await self.stub.ExecSync(
+            pb.ExecSyncRequest(container_id=container_id, cmd=cmd, timeout_s=timeout_s),
+            timeout=timeout_s + RPC_TIMEOUT_S)
+
+    async def wait_log(self, container_id: str, text: str) -> str:
+        path = pathlib.Path((await self.status(container_id)).log_path)
+
+        def has_text():
+            content = path.read_text() if path.exists() else ""
+            return content if text in content else None
+        return await wait_for(has_text, WAIT_S, message=f"{text!r} in {path}")
+
+
+def container_processes(root: pathlib.Path) -> list[psutil.Process]:
+    """Every live process whose environment says it belongs to a container under `root`."""
+    prefix = str(root)
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if proc.environ().get("KUBEMU_ROOTFS", "").startswith(prefix):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+@pytest.fixture
+async def runtime(tmp_path):
+    rt = Runtime(tmp_path)
+    try:
+        yield await rt.start()
+    finally:
+        await rt.close_channel()
+        if rt.proc is not None:
+            rt.proc.kill()
+        for proc in container_processes(rt.root):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+        wait_for_sync(lambda: not container_processes(rt.root) and not rt.proc.alive(), 10,
+                      message="no runtime or container process left")
+
+
+# ---------------------------------------------------------------- tests
+
+async def test_container_runs_with_a_live_pid_and_logs_its_output(runtime):
+    ip = pod_ip()
+    sandbox = await runtime.sandbox("web", ip=ip)
+    cid = await runtime.run(sandbox, "main", command=["sh", "-c", "echo hello; sleep 30"])
+
+    status = await runtime.status(cid)
+    assert status.state == pb.CONTAINER_RUNNING
+    assert status.pid > 0 and alive(status.pid)
+    assert psutil.Process(status.pid).cmdline()[:2] == ["sh", "-c"]
+    assert os.getsid(status.pid) == status.pid  # its own session and process group
+    assert "hello" in await runtime.wait_log(cid, "hello")
+    assert status.log_path.endswith("/main/0.log")
+
+    listed = await runtime.stub.ListContainers(
+        pb.ListContainersRequest(filter=pb.ContainerFilter(pod_sandbox_id=sandbox)),
+        timeout=RPC_TIMEOUT_S)
+    assert [c.id for c in listed.containers] == [cid]
+    pod = (await runtime.stub.PodSandboxStatus(pb.PodSandboxStatusRequest(
+        pod_sandbox_id=sandbox), timeout=RPC_TIMEOUT_S)).status
+    assert pod.network.ip == ip and pod.state == pb.SANDBOX_READY
+    assert f"{ip}\tweb" in pathlib.Path(pod.pod_dir, "hosts").read_text()
+
+
+async def test_stop_sends_sigterm_to_the_whole_group(runtime):
+    sandbox = await runtime.sandbox()
+    cid = await runtime.run(sandbox, "main", command=["sh", "-c", "sleep 30 & sleep 31; wait"])
+    status = await runtime.status(cid)
+    children = await wait_for(lambda: psutil.Process(status.pid).children(), WAIT_S)
+
+    await runtime.stop(cid, timeout_s=10)
+
+    status = await runtime.status(cid)
+    assert (status.state, status.exit_code, status.reason) == (pb.CONTAINER_EXITED, 143, "Error")
+    assert status.finished_at >= status.started_at > 0
+    assert not alive(status.pid)
+    assert not any(alive(c.pid) for c in children)
+
+
+async def test_a_container_ignoring_sigterm_is_killed_after_the_timeout(runtime):
+    sandbox = await runtime.sandbox()
+    cid = await runtime.run(sandbox, "stubborn",
+                            command=["sh", "-c", "trap '' TERM; echo ready; sleep 30"])
+    await runtime.wait_log(cid, "ready")
+
+    started = time.monotonic()
+    await runtime.stop(cid, timeout_s=0.5)
+    waited_s = time.monotonic() - started
+
+    status = await runtime.status(cid)
+    assert (status.state, status.exit_code, status.reason) == (pb.CONTAINER_EXITED, 137, "Error")
+    assert waited_s >= 0.5, "SIGKILL came before the grace period was over"
+    assert not alive(status.pid)
+
+
+@pytest.mark.parametrize("script, exit_code, reason", [
+    ("exit 0", 0, "Completed"),
+    ("exit 3", 3, "Error"),
+    ("kill -KILL $$", 137, "Error"),
+    ("kill -TERM $$", 143, "Error"),
+], ids=["exit-0", "exit-3", "killed", "terminated"])
+async def test_exit_codes_and_reasons(runtime, script, exit_code, reason):
+    sandbox = await runtime.sandbox()
+    cid = await runtime.run(sandbox, "job", command=["sh", "-c", script])
+    status = await runtime.wait_state(cid, pb.CONTAINER_EXITED)
+    assert (status.exit_code, status.reason) == (exit_code, reason)
+    assert status.finished_at >= status.started_at
+
+
+async def test_memory_limit_kills_the_container_as_oomkilled(runtime):
+    sandbox = await runtime.sandbox()
+    program = ("import time\n"
+               "block = b'x' * (200 << 20)\n"   # written, so resident
+               "print('allocated', flush=True)\n"
+               "time.sleep(60)\n")
+    cid = await runtime.run(sandbox, "hog", "python:3.11", command=["python3", "-c", program],
+                            memory_limit_bytes=50 * MiB)
+    status = await runtime.wait_state(cid, pb.CONTAINER_EXITED)
+    assert (status.exit_code, status.reason) == (137, "OOMKilled")
+    assert "exceeded the limit of 52428800 bytes" in status.message
+
+
+async def test_exec_sync_runs_in_the_container_environment(runtime):
+    ip = pod_ip()
+    sandbox = await runtime.sandbox(ip=ip)
+    cid = await runtime.run(sandbox, "main", command=["sleep", "30"], env={"GREETING": "hi"})
+
+    reply = await runtime.exec(cid, ["sh", "-c", "echo $GREETING $POD_IP; echo oops >&2; exit 4"])
+    assert (reply.stdout, reply.stderr, reply.exit_code) == (f"hi {ip}\n".encode(), b"oops\n", 4)
+
+    missing = await runtime.exec(cid, ["no-such-program"])
+    assert missing.exit_code == 126
+    assert b'"no-such-program": executable file not found in $PATH' in missing.stderr
+
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await runtime.exec(cid, ["sleep", "30"], timeout_s=0.3)
+    assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+    await runtime.stop(cid, timeout_s=5)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await runtime.exec(cid, ["true"])
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_restarted_runtime_adopts_live_containers_and_reports_lost_ones(runtime):
+    sandbox = await runtime.sandbox()
+    survivor = await runtime.run(sandbox, "survivor", command=["sleep", "30"])
+    lost = await runtime.run(sandbox, "lost", command=["sh", "-c", "sleep 41 & sleep 31; wait"])
+    later = await runtime.run(sandbox, "dies-later", command=["sleep", "32"])
+    pids = {cid: (await runtime.status(cid)).pid for cid in (survivor, lost, later)}
+    lost_children = await wait_for(lambda: len(c := psutil.Process(pids[lost]).children()) == 2
+                                   and c, WAIT_S)
+
+    await runtime.kill()
+    assert alive(pids[survivor]), "killing the runtime must not kill containers"
+    os.kill(pids[lost], signal.SIGKILL)  # its main process only: the sleeps stay
+    wait_for_sync(lambda: not alive(pids[lost]), WAIT_S)
+    assert all(alive(c.pid) for c in lost_children)
+    await runtime.start()
+
+    status = await runtime.status(survivor)
+    assert (status.state, status.pid) == (pb.CONTAINER_RUNNING, pids[survivor])
+    assert alive(pids[survivor])
+    status = await runtime.status(lost)
+    assert (status.state, status.exit_code, status.reason) == (pb.CONTAINER_EXITED, 255, "Unknown")
+    await wait_for(lambda: not any(alive(c.pid) for c in lost_children), WAIT_S,
+                   message="what was left of the lost container is killed")
+
+    # Adopted processes are still watched: an exit is noticed, a stop still works.
+    os.kill(pids[later], signal.SIGKILL)
+    status = await runtime.wait_state(later, pb.CONTAINER_EXITED)
+    assert (status.exit_code, status.reason) == (255, "Unknown")
+    await runtime.stop(survivor, timeout_s=5)
+    assert (await runtime.status(survivor)).state == pb.CONTAINER_EXITED
+    assert not alive(pids[survivor])
+
+
+async def test_sigterm_stops_the_runtime_but_not_its_containers(runtime):
+    sandbox = await runtime.sandbox()
+    cid = await runtime.run(sandbox, "main", command=["sleep", "30"])
+    pid = (await runtime.status(cid)).pid
+
+    assert await runtime.terminate() == 0
+    assert alive(pid)
+    await runtime.start()
+    status = await runtime.status(cid)
+    assert (status.state, status.pid) == (pb.CONTAINER_RUNNING, pid)
+
+
+async def test_kuard_serves_probes_that_can_be_switched_to_fail(runtime):
+    ip = pod_ip()
+    port = free_port(ip)
+    base = f"http://{ip}:{port}"
+    sandbox = await runtime.sandbox("kuard", ip=ip)
+    await runtime.run(sandbox, "kuard", "gcr.io/kuar-demo/kuard-amd64:blue",
+                      command=["/kuard", f"--address={ip}:{port}"])
+
+    async def get(path, method="GET"):
+        return await asyncio.to_thread(http_get, base + path, method)
+
+    assert await wait_for(lambda: get("/healthy"), WAIT_S) == (200, "ok")
+    status, page = await get("/")
+    assert status == 200 and 'id="version">blue<' in page and 'id="hostname">kuard<' in page
+    assert (await get("/ready"))[0] == 200
+    assert (await get("/healthy?fail=1"))[0] == 500
+    assert (await get("/healthy"))[0] == 500
+    assert (await get("/ready"))[0] == 200
+    assert (await get("/healthy/ok", "POST"))[0] == 200
+    assert (await get("/healthy"))[0] == 200
+    env = json.loads((await get("/env"))[1])["env"]
+    assert env["POD_IP"] == ip and env["KUARD_VERSION"] == "blue"
+
+
+async def test_kuard_keygen_batch_runs_to_completion(runtime):
+    ip = pod_ip()
+    sandbox = await runtime.sandbox("batch", ip=ip)
+    cid = await runtime.run(sandbox, "kuard", "gcr.io/kuar-demo/kuard-amd64:1",
+                            command=["/kuard"],
+                            args=["--keygen-enable", "--keygen-exit-on-complete",
+                                  "--keygen-num-to-gen=3", f"--address={ip}:{free_port(ip)}"])
+    status = await runtime.wait_state(cid, pb.CONTAINER_EXITED)
+    assert (status.exit_code, status.reason) == (0, "Completed")
+    log = pathlib.Path(status.log_path).read_text()
+    assert "(ID 0 3/3) Item done: SHA256:" in log and "(ID 0 4/3)" not in log
+
+
+async def test_kuard_with_only_args_fails_to_start_like_the_real_image(runtime):
+    sandbox = await runtime.sandbox()
+    cid = await runtime.create(sandbox, "kuard", "gcr.io/kuar-demo/kuard-amd64:blue",
+                               args=["--keygen-enable"])
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await runtime.stub.StartContainer(pb.StartContainerRequest(container_id=cid),
+                                          timeout=RPC_TIMEOUT_S)
+    assert err.value.code() == grpc.StatusCode.UNKNOWN
+    assert 'exec: "--keygen-enable": executable file not found in $PATH' in err.value.details()
+    status = await runtime.status(cid)
+    assert (status.state, status.exit_code, status.reason) == (pb.CONTAINER_EXITED, 128,
+                                                               "StartError")
+
+
+async def test_liveness_image_healthz_fails_after_a_while(runtime):
+    ip = pod_ip()
+    port = free_port(ip)
+    sandbox = await runtime.sandbox(ip=ip)
+    await runtime.run(sandbox, "liveness", "k8s.gcr.io/liveness",
+                      args=["/server", "--port", str(port)],
+                      env={"KUBEMU_LIVENESS_HEALTHY_S": "1"})
+    url = f"http://{ip}:{port}/healthz"
+    assert await wait_for(lambda: asyncio.to_thread(http_get, url), WAIT_S) == (200, "ok")
+    async def failing():
+        reply = await asyncio.to_thread(http_get, url)
+        return reply if reply[0] == 500 else None
+    status, body = await wait_for(failing, WAIT_S)
+    assert body.startswith("error: ")
+
+
+async def test_nginx_serves_the_welcome_page_or_a_mounted_docroot(runtime, tmp_path):
+    ip = pod_ip()
+    sandbox = await runtime.sandbox("nginx", ip=ip)
+    port = free_port(ip)
+    cid = await runtime.run(sandbox, "plain", "nginx:1.25", env={"NGINX_PORT": str(port)})
+    status, body = await wait_for(lambda: asyncio.to_thread(http_get, f"http://{ip}:{port}/"),
+                                  WAIT_S)
+    assert status == 200 and "<title>Welcome to nginx!</title>" in body
+
+    html = tmp_path / "html"
+    html.mkdir()
+    (html / "index.html").write_text("from a volume\n")
+    port2 = free_port(ip)
+    await runtime.run(sandbox, "docroot", "nginx", env={"NGINX_PORT": str(port2)},
+                      mounts=[pb.Mount(container_path="/usr/share/nginx/html",
+                                       host_path=str(html), readonly=True)])
+    assert await wait_for(lambda: asyncio.to_thread(http_get, f"http://{ip}:{port2}/"),
+                          WAIT_S) == (200, "from a volume\n")
+
+    await runtime.stop(cid, timeout_s=5)
+    status = await runtime.status(cid)
+    assert (status.exit_code, status.reason) == (0, "Completed")
+    assert f'"GET / HTTP/1.1" 200' in pathlib.Path(status.log_path).read_text()
+
+
+async def test_stats_report_memory_and_cpu_of_the_process_tree(runtime):
+    sandbox = await runtime.sandbox()
+    program = "import time\nblock = b'x' * (30 << 20)\nprint('ready', flush=True)\ntime.sleep(60)\n"
+    cid = await runtime.run(sandbox, "app", "python", command=["python3", "-c", program])
+    await runtime.wait_log(cid, "ready")
+
+    async def big_enough():
+        reply = await runtime.stub.ContainerStats(pb.ContainerStatsRequest(container_id=cid),
+                                                  timeout=RPC_TIMEOUT_S)
+        return reply.stats if reply.stats.memory.rss_bytes > 30 * MiB else None
+    stats = await wait_for(big_enough, WAIT_S)
+    assert stats.memory.working_set_bytes == stats.memory.rss_bytes
+    assert stats.cpu.usage_core_nano_seconds > 0
+    assert stats.process_count == 1
+
+    listed = await runtime.stub.ListContainerStats(pb.ListContainerStatsRequest(),
+                                                   timeout=RPC_TIMEOUT_S)
+    assert [s.attributes.id for s in listed.stats] == [cid]
+    assert listed.stats[0].memory.rss_bytes > 0
+
+    busy = await runtime.run(sandbox, "busy", command=["sh", "-c", "while :; do :; done"])
+
+    async def burning():
+        reply = await runtime.stub.ContainerStats(pb.ContainerStatsRequest(container_id=busy),
+                                                  timeout=RPC_TIMEOUT_S)
+        return reply.stats.cpu.usage_nano_cores
+    assert await wait_for(burning, WAIT_S) > 0
+
+
+async def test_mounts_working_dir_and_environment(runtime, tmp_path):
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "log_level").write_text("debug\n")
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "run.sh").write_text("#!/bin/sh\necho script ran in $(pwd)\n")
+    (scripts / "run.sh").chmod(0o755)
+    ip = pod_ip()
+    sandbox = await runtime.sandbox("mounts", ip=ip)
+    mounts = [pb.Mount(container_path="/etc/config", host_path=str(config)),
+              pb.Mount(container_path="/scripts", host_path=str(scripts))]
+
+    cat = await runtime.run(sandbox, "cat", mounts=mounts, command=[
+        "sh", "-c", 'cat etc/config/log_level; cat "$KUBEMU_ROOTFS/etc/config/log_level"; pwd'])
+    status = await runtime.wait_state(cat, pb.CONTAINER_EXITED)
+    rootfs = status.rootfs
+    assert pathlib.Path(status.log_path).read_text() == f"debug\ndebug\n{rootfs}\n"
+    assert not pathlib.Path("/etc/config/log_level").exists() or \
+        pathlib.Path("/etc/config/log_level").read_text() != "debug\n"
+
+    script = await runtime.run(sandbox, "script", mounts=mounts, command=["/scripts/run.sh"],
+                               working_dir="/work")
+    status = await runtime.wait_state(script, pb.CONTAINER_EXITED)
+    assert status.exit_code == 0
+    assert pathlib.Path(status.log_path).read_text() == f"script ran in {status.rootfs}/work\n"
+
+    env = await runtime.run(sandbox, "env", command=["env"], env={"A": "1"})
+    status = await runtime.wait_state(env, pb.CONTAINER_EXITED)
+    seen = dict(line.split("=", 1) for line in pathlib.Path(status.log_path).read_text().split())
+    assert set(seen) == {"A", "PATH", "HOSTNAME", "POD_IP", "HOME", "KUBEMU_ROOTFS"}
+    assert (seen["A"], seen["HOSTNAME"], seen["POD_IP"]) == ("1", "mounts", ip)
+    assert seen["KUBEMU_ROOTFS"] == status.rootfs
+    assert seen["PATH"].endswith("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+
+
+async def test_previous_attempt_log_is_kept(runtime):
+    sandbox = await runtime.sandbox()
+    first = await runtime.run(sandbox, "app", command=["echo", "first"], attempt=0)
+    first_status = await runtime.wait_state(first, pb.CONTAINER_EXITED)
+    second = await runtime.run(sandbox, "app", command=["echo", "second"], attempt=1)
+    second_status = await runtime.wait_state(second, pb.CONTAINER_EXITED)
+
+    assert first_status.log_path.endswith("/app/0.log")
+    assert second_status.log_path.endswith("/app/1.log")
+    assert pathlib.Path(first_status.log_path).read_text() == "first\n"
+    assert pathlib.Path(second_status.log_path).read_text() == "second\n"
+
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await runtime.create(sandbox, "app", command=["true"], attempt=1)
+    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+
+
+async def test_stop_and_remove_sandbox_takes_its_containers_with_it(runtime):
+    sandbox = await runtime.sandbox()
+    cid = await runtime.run(sandbox, "main", command=["sleep", "30"])
+    pid = (await runtime.status(cid)).pid
+    pod_dir = pathlib.Path((await runtime.stub.PodSandboxStatus(
+        pb.PodSandboxStatusRequest(pod_sandbox_id=sandbox), timeout=RPC_TIMEOUT_S)).status.pod_dir)
+
+    await runtime.stub.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=sandbox),
+                                      timeout=RPC_TIMEOUT_S)
+    status = await runtime.status(cid)
+    assert (status.state, status.exit_code) == (pb.CONTAINER_EXITED, 137)
+    assert not alive(pid)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await runtime.create(sandbox, "late", command=["true"])
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+    await runtime.stub.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=sandbox),
+                                        timeout=RPC_TIMEOUT_S)
+    await runtime.stub.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=sandbox),
+                                        timeout=RPC_TIMEOUT_S)  # idempotent
+    listed = await runtime.stub.ListContainers(pb.ListContainersRequest(), timeout=RPC_TIMEOUT_S)
+    assert list(listed.containers) == []
+    assert not pod_dir.exists()
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await runtime.status(cid)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_pause_image_exits_0_on_sigterm(runtime):
+    sandbox = await runtime.sandbox()
+    cid = await runtime.run(sandbox, "pause", "registry.k8s.io/pause:3.9")
+    pid = (await runtime.status(cid)).pid
+    await wait_for(lambda: catches(pid, signal.SIGTERM), WAIT_S)  # Python has started up
+    await runtime.stop(cid, timeout_s=5)
+    status = await runtime.status(cid)
+    assert (status.exit_code, status.reason) == (0, "Completed")
+
+
+async def test_images_are_pulled_through_the_catalog(runtime):
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await runtime.stub.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image="foo:1")),
+                                     timeout=RPC_TIMEOUT_S)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert err.value.details() == ('failed to pull image "foo:1": '
+                                   'image not found in the kubemu catalog')
+
+    spec = pb.ImageSpec(image="nginx:1.25")
+    before = await runtime.stub.ImageStatus(pb.ImageStatusRequest(image=spec),
+                                            timeout=RPC_TIMEOUT_S)
+    assert not before.HasField("image")
+    pulled = await runtime.stub.PullImage(pb.PullImageRequest(image=spec), timeout=RPC_TIMEOUT_S)
+    assert pulled.image_ref.startswith("docker.io/library/nginx@sha256:")
+    after = await runtime.stub.ImageStatus(pb.ImageStatusRequest(image=spec),
+                                           timeout=RPC_TIMEOUT_S)
+    assert list(after.image.repo_tags) == ["docker.io/library/nginx:1.25"]
+    assert f"docker.io/library/nginx@{after.image.id}" == pulled.image_ref
+
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await runtime.create(await runtime.sandbox(), "x", image="foo:1")
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_runtime_refuses_a_root_already_in_use(tmp_path):
+    first = Proc([sys.executable, "-m", "kubelet.runtime", "--root", str(tmp_path / "root"),
+                  "--socket", str(tmp_path / "a.sock")], tmp_path / "a.out").start()
+    try:
+        wait_for_sync(lambda: (tmp_path / "a.sock").exists(), START_TIMEOUT_S)
+        second = Proc([sys.executable, "-m", "kubelet.runtime", "--root", str(tmp_path / "root"),
+                       "--socket", str(tmp_path / "b.sock")], tmp_path / "b.out").start()
+        second.popen.wait(START_TIMEOUT_S)
+        assert second.popen.returncode == 1
+        assert "another runtime is using" in (tmp_path / "b.out").read_text()
+    finally:
+        first.kill()
+    assert not first.alive()

@@ -1,0 +1,176 @@
+"""Watches through the watch cache: replay, Expired, compaction, etcd restarts."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from kubemu.api import errors
+from kubemu.client.informer import Informer
+from kubemu.client.wait import wait_for
+from tests.builders import configmap
+from tests.support import APIServerProc
+
+
+async def collect(client, count, **kw):
+    """The first `count` non-bookmark events of a watch, as (type, name, rv)."""
+    seen = []
+    async for event in client.watch("configmaps", "default", **kw):
+        if event.type == "BOOKMARK":
+            continue
+        seen.append((event.type, event.object.metadata.name,
+                     event.object.metadata.resource_version))
+        if len(seen) == count:
+            return seen
+    return seen
+
+
+async def test_watch_from_old_version_replays_exactly_the_missed_events(client):
+    start = await client.create(configmap("w0"))
+    expected = []
+    a = await client.create(configmap("w1"))
+    expected.append(("ADDED", "w1", a.metadata.resource_version))
+    a.data["k"] = "v"
+    b = await client.update(a)
+    expected.append(("MODIFIED", "w1", b.metadata.resource_version))
+    c = await client.delete("configmaps", "w0", "default")
+    assert c.deleted
+    d = await client.create(configmap("w2"))
+    expected.append(("DELETED", "w0", None))
+    expected.append(("ADDED", "w2", d.metadata.resource_version))
+
+    seen = await asyncio.wait_for(
+        collect(client, 4, resource_version=start.metadata.resource_version), 10)
+    assert [(t, n) for t, n, _ in seen] == [(t, n) for t, n, _ in expected]
+    assert [rv for _, _, rv in seen][:2] == [expected[0][2], expected[1][2]]
+    assert seen[3][2] == expected[3][2]
+    # The versions are increasing: nothing replayed twice, nothing out of order.
+    rvs = [int(rv) for _, _, rv in seen]
+    assert rvs == sorted(rvs) and len(set(rvs)) == 4
+
+
+async def test_watch_from_zero_lists_then_follows(client):
+    await client.create(configmap("z1"))
+    watch = collect(client, 2, resource_version="0")
+    task = asyncio.create_task(watch)
+    await wait_for(lambda: True, 1)
+    await client.create(configmap("z2"))
+    seen = await asyncio.wait_for(task, 10)
+    assert [(t, n) for t, n, _ in seen] == [("ADDED", "z1"), ("ADDED", "z2")]
+
+
+async def test_selector_transitions_become_added_and_deleted(client):
+    made = await client.create(configmap("sel"))
+    task = asyncio.create_task(collect(client, 2, resource_version=made.metadata.resource_version,
+                                       label_selector="team=a"))
+    await client.patch("configmaps", "sel", "default", patch={"metadata": {"labels": {"team": "a"}}})
+    await client.patch("configmaps", "sel", "default", patch={"metadata": {"labels": {"team": "b"}}})
+    seen = await asyncio.wait_for(task, 10)
+    assert [(t, n) for t, n, _ in seen] == [("ADDED", "sel"), ("DELETED", "sel")]
+
+
+async def test_bookmarks_carry_the_current_version(client):
+    made = await client.create(configmap("bm"))
+    async for event in client.watch("configmaps", "default", allow_bookmarks=True,
+                                    resource_version=made.metadata.resource_version):
+        assert event.type == "BOOKMARK"
+        assert int(event.object.metadata.resource_version) >= int(made.metadata.resource_version)
+        break
+
+
+@pytest.fixture
+def small_cache_apiserver(tmp_path, etcd):
+    server = APIServerProc(tmp_path, etcd.endpoint, "--watch-cache-size", "20",
+                           "--compaction-interval-s", "0.5",
+                           "--bookmark-interval-s", "60").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_expired_after_compaction_and_the_informer_relists(small_cache_apiserver, etcd):
+    from kubemu.client.clientset import Client
+
+    client = Client(small_cache_apiserver.address)
+    try:
+        old = await client.create(configmap("e0"))
+        # Short watch streams: the informer re-watches from its last version often.
+        informer = Informer(client, "configmaps", "default", watch_timeout_s=0.5)
+        informer.start()
+        await asyncio.wait_for(informer.has_synced.wait(), 10)
+        for i in range(1, 5):
+            await client.create(configmap(f"e{i}"))
+
+        # Wait until etcd has been compacted past the old version.
+        async def compacted():
+            from apiserver.storage import EtcdStore
+            store = EtcdStore(etcd.endpoint)
+            await store.connect()
+            try:
+                await store.range(b"/registry/", b"/registry0", limit=1,
+                                  revision=int(old.metadata.resource_version))
+                return False
+            except errors.Expired:
+                return True
+            finally:
+                await store.close()
+        await wait_for(compacted, 15)
+        await client.create(configmap("e5"))  # an event after compaction
+
+        with pytest.raises(errors.Expired):
+            async for _ in client.watch("configmaps", "default",
+                                        resource_version=old.metadata.resource_version):
+                pass
+
+        # An informer whose last version is that old (as if it had been cut off
+        # since) gets Expired on its next re-watch, relists and converges.
+        relists_before = informer.relists
+        informer.resource_version = old.metadata.resource_version
+        await wait_for(lambda: informer.relists > relists_before, 15)
+        await wait_for(lambda: sorted(k.split("/")[1] for k in informer.store.keys())
+                       == [f"e{i}" for i in range(6)], 10)
+        await informer.stop()
+    finally:
+        await client.close()
+
+
+async def test_etcd_restart_mid_watch_loses_no_event(tmp_path, etcd, apiserver, client):
+    made = await client.create(configmap("r0"))
+    seen: list[str] = []
+
+    async def watch():
+        rv = made.metadata.resource_version
+        while True:  # a client re-watches from the last version it saw
+            try:
+                async for event in client.watch("configmaps", "default", resource_version=rv):
+                    if event.type != "BOOKMARK":
+                        seen.append(event.object.metadata.name)
+                    rv = event.object.metadata.resource_version
+            except errors.Unavailable:
+                await asyncio.sleep(0.05)
+
+    task = asyncio.create_task(watch())
+    try:
+        for i in range(1, 6):
+            await client.create(configmap(f"r{i}"))
+        await wait_for(lambda: len(seen) == 5, 10)
+
+        etcd.kill()
+        with pytest.raises(errors.Unavailable):
+            await client.create(configmap("during-outage"))
+        etcd.start()
+
+        async def create(name):
+            try:
+                await client.create(configmap(name))
+                return True
+            except errors.Unavailable:
+                return False
+        await wait_for(lambda: create("r6"), 30)
+        for i in range(7, 11):
+            await client.create(configmap(f"r{i}"))
+        await wait_for(lambda: len(seen) >= 10, 15)
+        assert seen == [f"r{i}" for i in range(1, 11)]
+    finally:
+        task.cancel()

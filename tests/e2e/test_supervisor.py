@@ -1,0 +1,371 @@
+"""The supervisor: a real etcd and a real apiserver started, restarted and stopped.
+
+Each test has its own KUBEMU_HOME under tmp_path and free ports; teardown stops
+the cluster and kills whatever still carries the home's marker, even when the
+test failed. A stand-in component (tests/component/fake_component.py) plays a
+component that misbehaves on purpose.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import re
+import signal
+import socket
+import subprocess
+import sys
+
+import psutil
+import pytest
+
+from deploy import components as comp
+from deploy.supervisor import (Cluster, ClusterAlreadyRunning, ClusterStartError, PortAllocator,
+                               ProcessStatus, ProcState, find_home_processes, kill_processes,
+                               restart_delay_s)
+from kubemu.client.config import load_cluster_config
+from kubemu.client.wait import wait_for, wait_for_sync
+
+pytestmark = pytest.mark.e2e
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+FAKE_COMPONENT = REPO / "tests" / "component" / "fake_component.py"
+START_TIMEOUT_S = 60.0
+RESTART_TIMEOUT_S = 30.0
+CLI_TIMEOUT_S = 150.0
+
+
+# --- helpers ------------------------------------------------------------
+
+def by_component(statuses: list[ProcessStatus], component: str) -> ProcessStatus:
+    matches = [s for s in statuses if s.component == component]
+    assert len(matches) == 1, f"expected one {component} in {statuses}"
+    return matches[0]
+
+
+def pid_alive(pid: int) -> bool:
+    """True for a live process; a zombie (exited, not yet reaped by init) is not one."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def fake_kind(name: str = "fake", *flags: str, **changes) -> comp.ComponentKind:
+    def argv(launch: comp.Launch) -> list[str]:
+        return [launch.python, str(FAKE_COMPONENT),
+                "--listen", f"{launch.host}:{launch.ports['grpc']}",
+                "--log-file", str(launch.log_path), *flags]
+    kind = comp.ComponentKind(name=name, ports=("grpc",), argv=argv, health=comp.grpc_health,
+                              stop_grace_s=5.0)
+    return dataclasses.replace(kind, **changes)
+
+
+def fake_apiserver(*flags: str, **changes) -> comp.ComponentKind:
+    """The stand-in under the apiserver's name, after etcd."""
+    return fake_kind(comp.APISERVER, *flags, depends_on=(comp.ETCD,), **changes)
+
+
+def cleanup_home(home: pathlib.Path) -> None:
+    """Last resort after a test: kill whatever still carries the home's marker."""
+    leftovers = find_home_processes(home.resolve(), by_cmdline=False)
+    if leftovers:
+        kill_processes(leftovers)
+
+
+@pytest.fixture
+async def make_cluster(tmp_path):
+    """Cluster factory: make(**kwargs) -> (cluster, progress lines); all shut down at the end."""
+    made: list[Cluster] = []
+
+    def make(home: pathlib.Path | None = None, **kwargs) -> tuple[Cluster, list[str]]:
+        lines: list[str] = []
+        cluster = Cluster(home or tmp_path / f"home{len(made)}", progress=lines.append, **kwargs)
+        made.append(cluster)
+        return cluster, lines
+
+    try:
+        yield make
+    finally:
+        for cluster in made:
+            try:
+                await cluster.shutdown(30.0)
+            finally:
+                cleanup_home(cluster.home)
+
+
+# --- pure pieces --------------------------------------------------------
+
+@pytest.mark.parametrize(("failures", "delay_s"), [
+    (0, 0.5), (1, 1.0), (2, 2.0), (5, 16.0), (6, 30.0), (1000, 30.0),
+], ids=["first", "second", "third", "sixth", "capped", "far-past-cap"])
+def test_restart_delay_doubles_up_to_the_cap(failures, delay_s):
+    assert restart_delay_s(failures) == delay_s
+
+
+def test_start_levels_follow_dependencies():
+    levels = comp.start_levels([comp.APISERVER_KIND, comp.ETCD_KIND, fake_kind("other")])
+    assert [[k.name for k in level] for level in levels] == [["etcd", "other"], ["apiserver"]]
+
+
+@pytest.mark.parametrize(("kinds", "message"), [
+    ([fake_kind("a", depends_on=("missing",))], "a depends on unknown component 'missing'"),
+    ([fake_kind("a", depends_on=("b",)), fake_kind("b", depends_on=("a",))],
+     "dependency cycle among: a, b"),
+], ids=["unknown-dependency", "cycle"])
+def test_start_levels_reject_bad_tables(kinds, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        comp.start_levels(kinds)
+
+
+@pytest.mark.parametrize(("environ", "expected"), [
+    ({"KUBEMU_ETCD": "/bin/true"}, "/bin/true"),
+    ({"KUBEMU_ETCD": "/nonexistent/etcd"}, comp.BinaryNotFound),
+], ids=["from-env", "env-not-executable"])
+def test_find_etcd_prefers_the_environment(environ, expected):
+    if expected is comp.BinaryNotFound:
+        with pytest.raises(comp.BinaryNotFound, match="KUBEMU_ETCD=/nonexistent/etcd"):
+            comp.find_etcd(environ=environ)
+    else:
+        assert comp.find_etcd(environ=environ) == expected
+
+
+def test_find_etcd_falls_back_to_the_venv(tmp_path):
+    (tmp_path / "etcd").write_text("#!/bin/sh\n")
+    (tmp_path / "etcd").chmod(0o755)
+    found = comp.find_etcd(environ={"PATH": "/nonexistent"}, python=str(tmp_path / "python"))
+    assert found == str(tmp_path / "etcd")
+
+
+# --- a real cluster -----------------------------------------------------
+
+@pytest.mark.parametrize("victim", ["apiserver", "etcd"])
+async def test_cluster_starts_restarts_a_killed_process_and_stops(make_cluster, victim):
+    cluster, lines = make_cluster()
+    await cluster.start(START_TIMEOUT_S)
+
+    assert re.fullmatch(r"etcd \d+\.\d+\.\d+ ready in \d+\.\d s \(127\.0\.0\.1:\d+\)", lines[0]), lines
+    assert re.fullmatch(r"apiserver ready in \d+\.\d s \(127\.0\.0\.1:\d+\)", lines[1]), lines
+    assert re.fullmatch(rf"cluster ready in \d+\.\d s — KUBEMU_HOME={re.escape(str(cluster.home))}",
+                        lines[2]), lines
+    statuses = cluster.status()
+    assert [(s.component, s.node, s.state, s.restarts) for s in statuses] == [
+        ("etcd", "", "running", 0), ("apiserver", "", "running", 0)]
+    config = load_cluster_config(cluster.home)
+    assert config.apiserver == by_component(statuses, "apiserver").address
+    assert config.etcd == [by_component(statuses, "etcd").address]
+    state = json.loads((cluster.home / "state.json").read_text())
+    assert state["state"] == "ready"
+    assert [(p["component"], p["pid"]) for p in state["processes"]] == [
+        ("etcd", by_component(statuses, "etcd").pid),
+        ("apiserver", by_component(statuses, "apiserver").pid)]
+    assert (cluster.home / "ready").exists()
+    await cluster.wait_healthy(10.0)
+
+    before = by_component(statuses, victim)
+    os.kill(before.pid, signal.SIGKILL)
+    after = await wait_for(
+        lambda: (s := by_component(cluster.status(), victim)).restarts == 1
+        and s.state == ProcState.RUNNING and s,
+        RESTART_TIMEOUT_S, message=f"{victim} restarted")
+    assert after.pid != before.pid
+    assert after.address == before.address
+    assert not pid_alive(before.pid)
+    await cluster.wait_healthy(RESTART_TIMEOUT_S)
+    state = json.loads((cluster.home / "state.json").read_text())
+    assert {p["component"]: p["restarts"] for p in state["processes"]}[victim] == 1
+
+    pids = [s.pid for s in cluster.status()]
+    left = await cluster.shutdown(30.0)
+    assert left == []
+    assert [p for p in pids if pid_alive(p)] == []
+    cluster.assert_no_processes()
+    assert [s.state for s in cluster.status()] == ["stopped", "stopped"]
+    assert lines[-1].endswith("no process left"), lines
+    assert not (cluster.home / "ready").exists()
+    assert not (cluster.home / "supervisor.pid").exists()
+    assert json.loads((cluster.home / "state.json").read_text())["state"] == "stopped"
+
+
+async def test_no_restart_leaves_a_dead_process_dead(make_cluster):
+    cluster, lines = make_cluster(restart=False)
+    await cluster.start(START_TIMEOUT_S)
+    apiserver = by_component(cluster.status(), "apiserver")
+    os.kill(apiserver.pid, signal.SIGKILL)
+    await wait_for(lambda: by_component(cluster.status(), "apiserver").state == ProcState.EXITED,
+                   RESTART_TIMEOUT_S, message="apiserver marked exited")
+    assert by_component(cluster.status(), "apiserver").restarts == 0
+    assert by_component(cluster.status(), "etcd").state == ProcState.RUNNING
+    with pytest.raises(TimeoutError, match="apiserver: exited"):
+        await cluster.wait_healthy(0.5)
+    assert await cluster.shutdown(30.0) == []
+
+
+class TakenFirst(PortAllocator):
+    """Hands out `taken` (a port someone else listens on) at the n-th pick."""
+
+    def __init__(self, taken: int, at_pick: int):
+        super().__init__()
+        self.taken = taken
+        self.at_pick = at_pick
+        self.picks = 0
+
+    def pick(self, host: str) -> int:
+        self.picks += 1
+        return self.taken if self.picks == self.at_pick else super().pick(host)
+
+
+@pytest.mark.parametrize(("victim", "at_pick"), [("etcd", 1), ("apiserver", 3)],
+                         ids=["etcd-client-port", "apiserver-port"])
+async def test_a_start_that_loses_its_port_is_retried_on_new_ports(make_cluster, victim, at_pick):
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        cluster, _ = make_cluster(ports=TakenFirst(taken, at_pick))
+        await cluster.start(START_TIMEOUT_S)
+    status = by_component(cluster.status(), victim)
+    assert status.state == ProcState.RUNNING and status.restarts == 0
+    assert status.address != f"127.0.0.1:{taken}"
+    log_text = (cluster.home / "logs" / f"{victim}.log").read_text(errors="replace")
+    assert re.search(r"address already in use|Failed to bind", log_text, re.I), log_text[-2000:]
+    await cluster.wait_healthy(10.0)
+
+
+@pytest.mark.parametrize(("apiserver", "message"), [
+    (fake_apiserver("--exit-code", "7"),
+     r"apiserver exited with code 7 before it was ready: .*failing on purpose"),
+    (fake_apiserver("--not-serving", ready_timeout_s=1.5),
+     r"apiserver not ready after \d+\.\d s: Health/Check: NOT_SERVING"),
+], ids=["exits-early", "never-serving"])
+async def test_a_failed_start_says_why_and_leaves_no_process(make_cluster, apiserver, message):
+    cluster, lines = make_cluster(kinds=(comp.ETCD_KIND, apiserver))
+    with pytest.raises(ClusterStartError, match=message):
+        await cluster.start(START_TIMEOUT_S)
+    state = json.loads((cluster.home / "state.json").read_text())
+    assert state["state"] == "failed"
+    assert re.search(message, state["reason"])
+    assert re.search(message, (cluster.home / "failed").read_text())
+    assert not (cluster.home / "ready").exists()
+    assert [s.state for s in cluster.status()] == ["stopped", "stopped"]
+    assert [s.pid for s in cluster.status() if s.pid and pid_alive(s.pid)] == []
+    cluster.assert_no_processes()
+
+
+async def test_stop_kills_a_process_that_ignores_sigterm(make_cluster):
+    stubborn = fake_kind("stubborn", "--ignore-sigterm", stop_grace_s=0.5)
+    cluster, lines = make_cluster(kinds=(stubborn,))
+    await cluster.start(START_TIMEOUT_S)
+    pid = cluster.status()[0].pid
+    assert await cluster.shutdown(30.0) == []
+    assert not pid_alive(pid)
+    cluster.assert_no_processes()
+
+
+async def test_one_supervisor_per_home(make_cluster, tmp_path):
+    home = tmp_path / "shared"
+    first, _ = make_cluster(home, kinds=(fake_kind(),))
+    await first.start(START_TIMEOUT_S)
+    second, _ = make_cluster(home, kinds=(fake_kind(),))
+    with pytest.raises(ClusterAlreadyRunning, match=f"already running in .*pid {os.getpid()}"):
+        await second.start(START_TIMEOUT_S)
+    # The refused one touched nothing: the first still runs and owns the files.
+    assert await second.shutdown(5.0) == []
+    assert (first.home / "supervisor.pid").read_text().strip() == str(os.getpid())
+    await first.wait_healthy(10.0)
+    assert json.loads((home / "state.json").read_text())["state"] == "ready"
+
+
+# --- the kubemu command -------------------------------------------------
+
+def kubemu(home: pathlib.Path, *args: str, timeout_s: float = CLI_TIMEOUT_S) -> subprocess.CompletedProcess:
+    env = dict(os.environ, KUBEMU_HOME=str(home))
+    return subprocess.run([sys.executable, "-m", "kubemu.cli.main", *args], env=env,
+                          capture_output=True, text=True, timeout=timeout_s, cwd=REPO)
+
+
+def status_rows(output: str) -> dict[str, dict[str, str]]:
+    lines = output.strip().splitlines()
+    header = lines[0].split()
+    assert header == ["COMPONENT", "NODE", "PID", "STATE", "RESTARTS", "ADDRESS"], lines
+    rows = [dict(zip(header, line.split())) for line in lines[1:]]
+    return {row["COMPONENT"]: row for row in rows}
+
+
+def test_cli_up_status_down(tmp_path):
+    home = tmp_path / "home"
+    try:
+        up = kubemu(home, "up", "--detach", "--nodes", "0")
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert re.search(r"^etcd \S+ ready in \d+\.\d s \(127\.0\.0\.1:\d+\)$", up.stdout, re.M), up.stdout
+        assert re.search(r"^apiserver ready in \d+\.\d s \(127\.0\.0\.1:\d+\)$", up.stdout, re.M), up.stdout
+        assert re.search(r"^cluster ready in \d+\.\d s — KUBEMU_HOME=", up.stdout, re.M), up.stdout
+
+        again = kubemu(home, "up", "--detach")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "cluster already running" in again.stdout
+
+        status = kubemu(home, "status")
+        assert status.returncode == 0, status.stdout + status.stderr
+        rows = status_rows(status.stdout)
+        assert set(rows) == {"supervisor", "etcd", "apiserver"}
+        assert rows["supervisor"]["STATE"] == "ready"
+        config = load_cluster_config(home)
+        for component, address in [("etcd", config.etcd[0]), ("apiserver", config.apiserver)]:
+            assert rows[component]["STATE"] == "running"
+            assert rows[component]["RESTARTS"] == "0"
+            assert rows[component]["ADDRESS"] == address
+            assert pid_alive(int(rows[component]["PID"]))
+        pids = [int(row["PID"]) for row in rows.values()]
+
+        down = kubemu(home, "down")
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert "cluster stopped; no process left" in down.stdout
+        assert [p for p in pids if pid_alive(p)] == []
+        assert find_home_processes(home.resolve()) == []
+
+        after = kubemu(home, "status")
+        assert after.returncode == 1 and "no cluster running" in after.stderr, after
+        again = kubemu(home, "down")
+        assert again.returncode == 0 and "no process left" in again.stdout, again
+    finally:
+        kubemu(home, "down", timeout_s=120.0)
+        cleanup_home(home)
+        wait_for_sync(lambda: find_home_processes(home.resolve()) == [], 10.0,
+                      message="no process of the home left")
+
+
+def test_cli_cleans_up_after_a_killed_supervisor(tmp_path):
+    home = tmp_path / "home"
+    try:
+        up = kubemu(home, "up", "--detach", "--nodes", "0")
+        assert up.returncode == 0, up.stdout + up.stderr
+        state = json.loads((home / "state.json").read_text())
+        orphans = [p["pid"] for p in state["processes"]]
+        os.kill(state["supervisor"]["pid"], signal.SIGKILL)
+        wait_for_sync(lambda: not pid_alive(state["supervisor"]["pid"]), 10.0,
+                      message="supervisor gone")
+
+        status = kubemu(home, "status")
+        assert status.returncode == 0, status.stdout + status.stderr
+        rows = status_rows(status.stdout)
+        assert rows["supervisor"]["STATE"] == "dead"
+        assert {rows[c]["STATE"] for c in ("etcd", "apiserver")} == {"orphaned"}
+        assert "the supervisor is not running" in status.stderr
+
+        # A new supervisor first kills what the old one left, then starts afresh.
+        again = kubemu(home, "up", "--detach", "--nodes", "0")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "left by a previous supervisor" in again.stdout
+        assert [p for p in orphans if pid_alive(p)] == []
+
+        down = kubemu(home, "down")
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert "cluster stopped; no process left" in down.stdout
+        assert find_home_processes(home.resolve()) == []
+    finally:
+        kubemu(home, "down", timeout_s=120.0)
+        cleanup_home(home)
+        wait_for_sync(lambda: find_home_processes(home.resolve()) == [], 10.0,
+                      message="no process of the home left")
