@@ -25,6 +25,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="compact etcd this often (0: never)")
     p.add_argument("--namespace-sync-s", type=float, default=d.namespace_sync_s)
     p.add_argument("--shutdown-grace-s", type=float, default=d.shutdown_grace_s)
+    p.add_argument("--default-not-ready-toleration-seconds", type=int,
+                   default=d.default_toleration_s,
+                   help="tolerationSeconds added to pods for not-ready/unreachable nodes")
     p.add_argument("--address-file", default="", help="write the bound address here")
     p.add_argument("--log-file", default=None)
     p.add_argument("--log-level", default="info")
@@ -39,7 +42,8 @@ async def run(args: argparse.Namespace) -> None:
         watch_backlog_max=args.watch_backlog_max, bookmark_interval_s=args.bookmark_interval_s,
         compaction_interval_s=args.compaction_interval_s,
         namespace_sync_s=args.namespace_sync_s, shutdown_grace_s=args.shutdown_grace_s,
-        address_file=args.address_file)
+        address_file=args.address_file,
+        default_toleration_s=args.default_not_ready_toleration_seconds)
     asked = grpc_server.stop_requested()
     server = APIServer(options)
     await server.start()

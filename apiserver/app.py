@@ -49,6 +49,7 @@ class Options:
     namespace_sync_s: float = 1.0
     shutdown_grace_s: float = 5.0
     address_file: str = ""
+    default_toleration_s: int = 300
 
 
 class APIServer:
@@ -59,7 +60,8 @@ class APIServer:
                                                  capacity=options.watch_cache_size,
                                                  backlog_max=options.watch_backlog_max)
                        for kind in REGISTRY.kinds}
-        self.objects = ObjectRegistry(self.store, self.caches)
+        self.objects = ObjectRegistry(self.store, self.caches,
+                                      default_toleration_s=options.default_toleration_s)
         self.server = grpc_server.Server(options.listen, grace_s=options.shutdown_grace_s)
         pb_grpc.add_ResourcesServicer_to_server(
             ResourcesService(self.objects, self.caches, REGISTRY), self.server.server)

@@ -74,7 +74,9 @@ def decode_continue(token: str, prefix: bytes) -> tuple[int, bytes]:
 class ObjectRegistry:
     def __init__(self, store: storage.EtcdStore, caches: dict[str, WatchCache], *,
                  registry: Registry = REGISTRY, rng: random.Random | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time,
+                 default_toleration_s: int = 300):
+        self.default_toleration_s = default_toleration_s
         self.store = store
         self.caches = caches
         self.registry = registry
@@ -206,6 +208,9 @@ class ObjectRegistry:
         meta.ClearField("deletion_grace_period_seconds")
         obj.api_version, obj.kind = kind.api_version, kind.kind
         defaults.apply_defaults(kind, obj)
+        if kind.kind == "Pod":  # DefaultTolerationSeconds admission
+            defaults.add_default_tolerations(obj, self.default_toleration_s,
+                                             self.default_toleration_s)
         if kind.kind == "Job" and not obj.spec.HasField("selector"):
             defaults.job_selector_defaults(obj, meta.uid)
         strategy.prepare_for_create(kind, obj)

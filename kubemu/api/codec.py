@@ -40,7 +40,7 @@ _FLOAT_TYPES = {_d.FieldDescriptor.TYPE_FLOAT, _d.FieldDescriptor.TYPE_DOUBLE}
 # Quantity-valued fields: Kubernetes accepts `cpu: 1` and `cpu: 0.5` as well as
 # strings there, so numbers are taken and kept as their decimal text.
 _QUANTITY_MAPS = {"requests", "limits", "capacity", "allocatable", "hard", "used"}
-_QUANTITY_FIELDS = {"sizeLimit", "storage"}
+_QUANTITY_FIELDS = {"sizeLimit", "storage", "divisor"}
 
 
 # ---------------------------------------------------------------- encoding

@@ -1,0 +1,151 @@
+"""Apiserver write throughput against raw etcd, and watch delivery latency.
+
+    .venv/bin/python bench/apiserver_bench.py [--objects 5000] [--concurrency 64] [--watchers 100]
+
+Starts its own etcd + apiserver (through the supervisor) in a temporary
+KUBEMU_HOME, then measures in the same run, from one client process:
+1. raw etcd puts/s: the apiserver's create transaction (put if absent) of a
+   ~1 KB value, `concurrency` in flight;
+2. apiserver creates/s: ConfigMaps of the same size through the clientset,
+   same concurrency; and the ratio of the two (target >= 0.5);
+3. watch delivery latency: `watchers` concurrent watches on one namespace,
+   creates paced at `--watch-rate` per second; latency = event received -
+   create sent, p50/p99 over every (watcher, event).
+Figures are printed; nothing is asserted.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+from aetcd import rpc
+
+from apiserver.storage import EtcdStore
+from deploy.supervisor import Cluster
+from kubemu.api import codec
+from kubemu.api.v1 import core_pb2
+from kubemu.client.clientset import Client
+from kubemu.client.config import load_cluster_config
+
+PAYLOAD = "x" * 1000
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+async def bounded(n: int, concurrency: int, fn) -> float:
+    """Run fn(i) for i in range(n), `concurrency` at a time; return elapsed seconds."""
+    next_i = 0
+
+    async def worker():
+        nonlocal next_i
+        while next_i < n:
+            i = next_i
+            next_i += 1
+            await fn(i)
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - started
+
+
+async def etcd_puts(endpoint: str, n: int, concurrency: int) -> float:
+    store = EtcdStore(endpoint, timeout_s=30)
+    await store.connect()
+    value = core_pb2.ConfigMap(metadata={"name": "x"}, data={"payload": PAYLOAD}).SerializeToString()
+    try:
+        async def put(i):
+            rev = await store.put_if(f"/bench/raw/{i:06d}".encode(), value, 0)
+            assert rev is not None
+        elapsed = await bounded(n, concurrency, put)
+    finally:
+        await store.close()
+    return n / elapsed
+
+
+async def apiserver_creates(client: Client, n: int, concurrency: int) -> float:
+    async def create(i):
+        await client.create(core_pb2.ConfigMap(
+            metadata={"name": f"bench-{i:06d}", "namespace": "default"},
+            data={"payload": PAYLOAD}))
+    return n / await bounded(n, concurrency, create)
+
+
+async def watch_latency(client: Client, watchers: int, events: int, rate_per_s: float
+                        ) -> list[float]:
+    await client.create(core_pb2.Namespace(metadata={"name": "bench-watch"}))
+    sent: dict[str, float] = {}
+    latencies_ms: list[float] = []
+    ready = 0
+    all_ready = asyncio.Event()
+
+    async def watcher():
+        nonlocal ready
+        start = await client.list("configmaps", "bench-watch", limit=1)
+        got = 0
+        stream = client.watch("configmaps", "bench-watch",
+                              resource_version=start.resource_version)
+        ready += 1
+        if ready == watchers:
+            all_ready.set()
+        async for event in stream:
+            if event.type != "ADDED":
+                continue
+            latencies_ms.append((time.perf_counter() - sent[event.object.metadata.name]) * 1000)
+            got += 1
+            if got == events:
+                return
+
+    tasks = [asyncio.create_task(watcher()) for _ in range(watchers)]
+    await asyncio.wait_for(all_ready.wait(), 60)
+    await asyncio.sleep(0.5)  # let every stream reach the server before the first event
+    for i in range(events):
+        name = f"w-{i:05d}"
+        sent[name] = time.perf_counter()
+        await client.create(core_pb2.ConfigMap(metadata={"name": name, "namespace": "bench-watch"}))
+        await asyncio.sleep(1 / rate_per_s)
+    await asyncio.wait_for(asyncio.gather(*tasks), 120)
+    return latencies_ms
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--objects", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--watchers", type=int, default=100)
+    parser.add_argument("--watch-events", type=int, default=200)
+    parser.add_argument("--watch-rate", type=float, default=50.0)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="kubemu-bench-") as home:
+        cluster = Cluster(home, nodes=0)
+        await cluster.start(timeout_s=60)
+        try:
+            config = load_cluster_config(home)
+            client = Client(config.apiserver, timeout_s=30)
+            etcd_rate = await etcd_puts(config.etcd[0], args.objects, args.concurrency)
+            api_rate = await apiserver_creates(client, args.objects, args.concurrency)
+            latencies = await watch_latency(client, args.watchers, args.watch_events,
+                                            args.watch_rate)
+            await client.close()
+        finally:
+            await cluster.shutdown(timeout_s=30)
+
+    print(f"objects={args.objects} concurrency={args.concurrency} cpus={os.cpu_count()}")
+    print(f"raw etcd puts/s:        {etcd_rate:8.0f}")
+    print(f"apiserver creates/s:    {api_rate:8.0f}")
+    print(f"ratio (target >= 0.5):  {api_rate / etcd_rate:8.2f}")
+    print(f"watch delivery to {args.watchers} watchers, {args.watch_events} events at "
+          f"{args.watch_rate:.0f}/s: p50 {percentile(latencies, 0.5):.1f} ms, "
+          f"p99 {percentile(latencies, 0.99):.1f} ms, mean {statistics.mean(latencies):.1f} ms "
+          f"({len(latencies)} deliveries)")
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,804 @@
+"""The container runtime's core, without gRPC: sandboxes, containers, exec,
+stats, images and the recovery of a restarted runtime.
+
+The contract (mounts, environment, working directory, stop, exit codes,
+memory limit, state and adoption) is in the package docstring,
+kubelet/runtime/__init__.py. Here: how it is done.
+
+- Containers are spawned with subprocess.Popen, not asyncio subprocesses:
+  closing an asyncio subprocess transport (at loop shutdown, or when it is
+  garbage collected) SIGKILLs a child still running, and a runtime that stops
+  must leave its containers running. Exits are seen through a pidfd (readable
+  when the process ends; it works for children and adopted processes alike),
+  with a polling fallback where there are no pidfds.
+- One monitor loop samples every running container's process tree each
+  `monitor_period_s` (in a thread: psutil reads /proc), enforces memory
+  limits and keeps CPU samples for the usage rate over `cpu_window_s`.
+- Errors are RuntimeFailure subclasses, each naming its gRPC status code.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import ipaddress
+import math
+import os
+import pathlib
+import posixpath
+import secrets
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+from typing import Iterable, Sequence
+
+import grpc
+import structlog
+
+from kubelet.runtime import images as images_mod
+from kubelet.runtime import process
+from kubelet.runtime import state as st
+from kubemu.runtime.v1 import runtime_pb2 as pb
+
+log = structlog.get_logger()
+
+RUNTIME_NAME = "kubemu"
+RUNTIME_VERSION = "0.1.0"
+RUNTIME_API_VERSION = "v1"
+UNKNOWN_EXIT_CODE = 255       # containerd's code for an exit status it could not collect
+UNKNOWN_EXIT_REASON = "Unknown"
+START_ERROR_EXIT_CODE = 128   # containerd's code when the process could not start
+OOM_EXIT_CODE = 137
+EXEC_CANNOT_RUN_EXIT_CODE = 126
+ID_PREFIX_MIN = 4
+ETC_FILES = ("hostname", "hosts")
+
+
+# ---------------------------------------------------------------- errors
+
+class RuntimeFailure(Exception):
+    code = grpc.StatusCode.UNKNOWN
+
+
+class NotFound(RuntimeFailure):
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class AlreadyExists(RuntimeFailure):
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class FailedPrecondition(RuntimeFailure):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class InvalidArgument(RuntimeFailure):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class StartFailed(RuntimeFailure):
+    code = grpc.StatusCode.UNKNOWN
+
+
+class ExecTimeout(RuntimeFailure):
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+# ---------------------------------------------------------------- pure helpers
+
+def container_relative(container_path: str) -> str:
+    """A container path as a path relative to the root view ('' for /)."""
+    clean = posixpath.normpath("/" + container_path).lstrip("/")
+    return "" if clean == "." else clean
+
+
+def resolve_program(argv: Sequence[str], programs: dict[str, Sequence[str]],
+                    rootfs: pathlib.Path) -> list[str]:
+    """argv[0] as the host runs it: an image program, else an absolute path that
+    exists in the container's root view (e.g. a script in a mounted volume), else
+    unchanged (absolute host path, or a name looked up on the container's PATH)."""
+    head, rest = argv[0], list(argv[1:])
+    if head in programs:
+        return [*programs[head], *rest]
+    if head.startswith("/"):
+        inside = rootfs / container_relative(head)
+        if os.path.lexists(inside):
+            return [str(inside), *rest]
+    return [head, *rest]
+
+
+def start_error_message(argv0: str, err: OSError) -> str:
+    """Worded like runc's, which is what users search for."""
+    if isinstance(err, FileNotFoundError):
+        if "/" in argv0:
+            return f'exec: "{argv0}": stat {argv0}: no such file or directory'
+        return f'exec: "{argv0}": executable file not found in $PATH'
+    if isinstance(err, PermissionError):
+        return f'exec: "{argv0}": permission denied'
+    return f'exec: "{argv0}": {err.strerror or err}'
+
+
+def exit_reason(code: int) -> str:
+    return "Completed" if code == 0 else "Error"
+
+
+def matches_labels(labels: dict[str, str], selector: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def _now_ns() -> int:
+    return time.time_ns()
+
+
+# ---------------------------------------------------------------- live state
+
+@dataclasses.dataclass
+class Options:
+    root: pathlib.Path
+    images_file: str | None = None
+    monitor_period_s: float = 0.2
+    cpu_window_s: float = 10.0
+    kill_wait_s: float = 10.0           # after SIGKILL, how long until we call it stuck
+    exec_output_bytes_max: int = 16 << 20
+    exec_drain_s: float = 1.0           # output still open after the command exited
+
+
+class Container:
+    """A container record plus what only a running runtime knows about it."""
+
+    def __init__(self, record: st.ContainerRecord, cpu_samples_max: int):
+        self.record = record
+        self.popen: subprocess.Popen | None = None     # None: not ours (adopted) or not started
+        self.identity: process.Identity | None = None
+        self.exited = asyncio.Event()
+        if record.state in (st.EXITED, st.UNKNOWN):
+            self.exited.set()
+        self.lock = asyncio.Lock()
+        self.watch_task: asyncio.Task | None = None
+        self.kill_sent = False
+        self.oom_message = ""
+        self.execs: dict[int, process.Identity] = {}
+        self.known: dict[int, process.Identity] = {}
+        self.cpu_samples: collections.deque[tuple[float, int]] = collections.deque(
+            maxlen=cpu_samples_max)
+        self.cpu_total_ns = 0
+        self.rss_bytes = 0
+        self.process_count = 0
+        self.sampled_at_ns = 0
+
+    @property
+    def running(self) -> bool:
+        return self.record.state == st.RUNNING
+
+    def apply_sample(self, sample: process.TreeSample, mono_s: float, now_ns: int) -> None:
+        # CPU time of a process that died unreaped by the tree is lost: keep the
+        # counter monotonic, as a cgroup's would be.
+        self.cpu_total_ns = max(self.cpu_total_ns, sample.cpu_ns)
+        self.cpu_samples.append((mono_s, self.cpu_total_ns))
+        self.rss_bytes = sample.rss_bytes
+        self.process_count = len(sample.processes)
+        self.sampled_at_ns = now_ns
+        leader = self.record.pid
+        self.known = {pid: ident for pid, ident in sample.processes.items() if pid != leader}
+
+    def nano_cores(self, window_s: float) -> int:
+        if len(self.cpu_samples) < 2:
+            return 0
+        last_t, last_cpu = self.cpu_samples[-1]
+        first_t, first_cpu = self.cpu_samples[0]
+        for t, cpu in self.cpu_samples:
+            if t >= last_t - window_s:
+                first_t, first_cpu = t, cpu
+                break
+        elapsed_s = last_t - first_t
+        return int((last_cpu - first_cpu) / elapsed_s) if elapsed_s > 0 else 0
+
+
+async def wait_exit(identity: process.Identity, poll_s: float) -> None:
+    """Return when that process has ended (a zombie has ended)."""
+    loop = asyncio.get_running_loop()
+    try:
+        fd = os.pidfd_open(identity.pid)
+    except ProcessLookupError:
+        return
+    except (AttributeError, OSError):
+        fd = None
+    if fd is not None:
+        try:
+            if not process.is_running(identity):  # the pid may already name another process
+                return
+            ended = loop.create_future()
+            loop.add_reader(fd, lambda: ended.done() or ended.set_result(None))
+            try:
+                await ended
+            finally:
+                loop.remove_reader(fd)
+        finally:
+            os.close(fd)
+        return
+    while process.is_running(identity):
+        await asyncio.sleep(poll_s)
+
+
+async def _read_bounded(stream: asyncio.StreamReader, into: bytearray, limit_bytes: int) -> None:
+    """Append up to `limit_bytes` to `into`; the rest is read and dropped so the
+    writer never blocks on a full pipe."""
+    while chunk := await stream.read(64 * 1024):
+        room = limit_bytes - len(into)
+        if room > 0:
+            into += chunk[:room]
+
+
+# ---------------------------------------------------------------- the runtime
+
+class ContainerRuntime:
+    def __init__(self, options: Options, catalog: images_mod.Catalog | None = None):
+        self.options = options
+        self.root = options.root.resolve()
+        self.catalog = catalog or images_mod.Catalog.load(options.images_file)
+        self.store = st.Store(self.root)
+        self.pods_dir = self.root / "pods"
+        self.containers_dir = self.root / "containers"
+        self.images_dir = self.root / "images"
+        self.sandboxes: dict[str, st.SandboxRecord] = {}
+        self.sandbox_names: dict[str, str] = {}
+        self.containers: dict[str, Container] = {}
+        self.container_names: dict[str, str] = {}
+        self.pulled: dict[str, dict] = {}
+        self.tasks: list[asyncio.Task] = []
+        self.cpu_samples_max = min(10_000, math.ceil(options.cpu_window_s /
+                                                     max(options.monitor_period_s, 0.01)) + 2)
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        for d in (self.pods_dir, self.containers_dir, self.images_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        self._recover()
+        self.tasks.append(asyncio.create_task(self._monitor_loop(), name="monitor"))
+
+    async def close(self) -> None:
+        """Stop watching; every container process keeps running (like containerd)."""
+        watchers = [c.watch_task for c in self.containers.values() if c.watch_task]
+        for task in [*self.tasks, *watchers]:
+            task.cancel()
+        await asyncio.gather(*self.tasks, *watchers, return_exceptions=True)
+        for c in self.containers.values():
+            if c.popen is not None and c.popen.returncode is None:
+                # A Popen collected while its child runs is put on subprocess's
+                # list to be reaped later; we hand the child over instead.
+                c.popen.returncode = 0
+        log.info("runtime closed; container processes left running",
+                 running=sum(c.running for c in self.containers.values()))
+
+    def _recover(self) -> None:
+        for sandbox in self.store.load_sandboxes():
+            self.sandboxes[sandbox.id] = sandbox
+            self.sandbox_names[sandbox.reserved_name] = sandbox.id
+        adopted = lost = 0
+        for record in self.store.load_containers():
+            c = Container(record, self.cpu_samples_max)
+            self.containers[record.id] = c
+            self.container_names[record.reserved_name] = record.id
+            if record.state != st.RUNNING:
+                continue
+            identity = process.Identity(record.pid, record.pid_start_ticks,
+                                        record.pid_create_time)
+            if process.is_running(identity):
+                c.identity = identity
+                c.watch_task = asyncio.create_task(self._watch(c), name=f"watch-{record.id[:12]}")
+                adopted += 1
+            else:
+                # Like a pid namespace losing its init: whatever is left of it goes.
+                for pid in process.container_members(record.pid,
+                                                     f"KUBEMU_ROOTFS={record.rootfs}"):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                self._set_exited(c, UNKNOWN_EXIT_CODE, UNKNOWN_EXIT_REASON,
+                                 "the container's process ended while the runtime was down; "
+                                 "its exit status is unknown")
+                lost += 1
+        self.pulled = self.store.load_images()
+        log.info("state recovered", sandboxes=len(self.sandboxes), containers=len(self.containers),
+                 adopted=adopted, exited_while_down=lost)
+
+    # ------------------------------------------------------------ lookups
+
+    @staticmethod
+    def _find(table: dict, key: str, what: str):
+        if not key:
+            raise InvalidArgument(f"{what} id is required")
+        if key in table:
+            return table[key]
+        if len(key) >= ID_PREFIX_MIN:
+            hits = [v for k, v in table.items() if k.startswith(key)]
+            if len(hits) == 1:
+                return hits[0]
+            if len(hits) > 1:
+                raise InvalidArgument(f"{what} id prefix {key!r} is ambiguous")
+        raise NotFound(f"{what} {key!r} not found")
+
+    def sandbox(self, sandbox_id: str) -> st.SandboxRecord:
+        return self._find(self.sandboxes, sandbox_id, "sandbox")
+
+    def container(self, container_id: str) -> Container:
+        return self._find(self.containers, container_id, "container")
+
+    def list_sandboxes(self, id_: str = "", state: str | None = None,
+                       labels: dict[str, str] | None = None) -> list[st.SandboxRecord]:
+        return [s for s in self.sandboxes.values()
+                if (not id_ or s.id.startswith(id_)) and (state is None or s.state == state)
+                and matches_labels(s.labels, labels or {})]
+
+    def list_containers(self, id_: str = "", sandbox_id: str = "", state: str | None = None,
+                        labels: dict[str, str] | None = None) -> list[Container]:
+        return [c for c in self.containers.values()
+                if (not id_ or c.record.id.startswith(id_))
+                and (not sandbox_id or c.record.sandbox_id.startswith(sandbox_id))
+                and (state is None or c.record.state == state)
+                and matches_labels(c.record.labels, labels or {})]
+
+    # ------------------------------------------------------------ sandboxes
+
+    async def run_sandbox(self, config: pb.PodSandboxConfig) -> str:
+        md = config.metadata
+        for field, value in (("name", md.name), ("namespace", md.namespace), ("uid", md.uid)):
+            if not value:
+                raise InvalidArgument(f"config.metadata.{field} is required")
+            if "/" in value or value in (".", ".."):
+                raise InvalidArgument(f"config.metadata.{field} {value!r} is not a valid name")
+        if config.pod_ip:
+            try:
+                ipaddress.ip_address(config.pod_ip)
+            except ValueError:
+                raise InvalidArgument(f"config.pod_ip {config.pod_ip!r} is not an IP address")
+        reserved = f"{md.name}_{md.namespace}_{md.uid}_{md.attempt}"
+        if reserved in self.sandbox_names:
+            raise AlreadyExists(f'failed to reserve sandbox name "{reserved}": name '
+                                f'"{reserved}" is reserved for "{self.sandbox_names[reserved]}"')
+        sandbox_id = secrets.token_hex(32)
+        pod_dir = self.pods_dir / f"{md.namespace}_{md.name}_{md.uid}"
+        pod_dir.mkdir(parents=True, exist_ok=True)
+        hostname = config.hostname or md.name
+        (pod_dir / "hostname").write_text(f"{hostname}\n")
+        hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+        if config.pod_ip:
+            hosts += f"{config.pod_ip}\t{hostname}\n"
+        (pod_dir / "hosts").write_text(hosts)
+        record = st.SandboxRecord(
+            id=sandbox_id, name=md.name, namespace=md.namespace, uid=md.uid,
+            attempt=md.attempt, hostname=hostname,
+            log_directory=config.log_directory or str(pod_dir / "logs"), pod_dir=str(pod_dir),
+            pod_ip=config.pod_ip, labels=dict(config.labels),
+            annotations=dict(config.annotations), created_at=_now_ns())
+        self.store.save_sandbox(record)
+        self.sandboxes[sandbox_id] = record
+        self.sandbox_names[reserved] = sandbox_id
+        log.info("sandbox ready", sandbox=sandbox_id[:12], pod=f"{md.namespace}/{md.name}",
+                 pod_ip=config.pod_ip)
+        return sandbox_id
+
+    async def stop_sandbox(self, sandbox_id: str, timeout_s: float = 0.0) -> None:
+        try:
+            sandbox = self.sandbox(sandbox_id)
+        except NotFound:
+            return  # idempotent: nothing left to stop
+        members = [c for c in self.containers.values() if c.record.sandbox_id == sandbox.id]
+        await asyncio.gather(*(self._stop(c, timeout_s) for c in members))
+        if sandbox.state != st.SANDBOX_NOTREADY:
+            sandbox.state = st.SANDBOX_NOTREADY
+            self.store.save_sandbox(sandbox)
+            log.info("sandbox stopped", sandbox=sandbox.id[:12],
+                     pod=f"{sandbox.namespace}/{sandbox.name}")
+
+    async def remove_sandbox(self, sandbox_id: str) -> None:
+        try:
+            sandbox = self.sandbox(sandbox_id)
+        except NotFound:
+            return
+        await self.stop_sandbox(sandbox.id, 0.0)
+        for c in [c for c in self.containers.values() if c.record.sandbox_id == sandbox.id]:
+            await self.remove_container(c.record.id)
+        self.store.delete_sandbox(sandbox.id)
+        self.sandboxes.pop(sandbox.id, None)
+        self.sandbox_names.pop(sandbox.reserved_name, None)
+        if not any(s.pod_dir == sandbox.pod_dir for s in self.sandboxes.values()):
+            shutil.rmtree(sandbox.pod_dir, ignore_errors=True)
+        log.info("sandbox removed", sandbox=sandbox.id[:12],
+                 pod=f"{sandbox.namespace}/{sandbox.name}")
+
+    # ------------------------------------------------------------ containers
+
+    async def create_container(self, sandbox_id: str, config: pb.ContainerConfig) -> str:
+        sandbox = self.sandbox(sandbox_id)
+        if sandbox.state != st.SANDBOX_READY:
+            raise FailedPrecondition(f"sandbox {sandbox.id} is not ready ({sandbox.state})")
+        name = config.metadata.name
+        if not name:
+            raise InvalidArgument("config.metadata.name is required")
+        reserved = f"{name}_{sandbox.reserved_name}_{config.metadata.attempt}"
+        if reserved in self.container_names:
+            raise AlreadyExists(f'failed to reserve container name "{reserved}": name '
+                                f'"{reserved}" is reserved for "{self.container_names[reserved]}"')
+        image_name = config.image.image
+        try:
+            image = self.catalog.resolve(image_name)
+            argv = images_mod.container_argv(image, config.command, config.args)
+        except images_mod.ImageNotFound as err:
+            raise NotFound(f'failed to resolve image "{image_name}": {err}') from None
+        except (images_mod.InvalidReference, images_mod.NoCommand) as err:
+            raise InvalidArgument(str(err)) from None
+        mounts = []
+        for i, m in enumerate(config.mounts):
+            if not m.host_path.startswith("/"):
+                raise InvalidArgument(f"config.mounts[{i}].host_path {m.host_path!r} "
+                                      f"must be absolute")
+            if not container_relative(m.container_path):
+                raise InvalidArgument(f"config.mounts[{i}].container_path "
+                                      f"{m.container_path!r} must name a path below /")
+            mounts.append(st.MountRecord(m.container_path, m.host_path, m.readonly))
+
+        container_id = secrets.token_hex(32)
+        rootfs = self.containers_dir / container_id / "rootfs"
+        self._build_rootfs(rootfs, mounts, pathlib.Path(sandbox.pod_dir), container_id)
+        bin_dir = self._image_bin_dir(image)
+        env = self._environment(image, config, sandbox, rootfs, bin_dir)
+        workdir = container_relative(config.working_dir or image.workdir)
+        host_workdir = rootfs / workdir if workdir else rootfs
+        host_workdir.mkdir(parents=True, exist_ok=True)  # as Docker creates a missing workdir
+        log_path = self._log_path(sandbox, config)
+        record = st.ContainerRecord(
+            id=container_id, sandbox_id=sandbox.id, name=name, attempt=config.metadata.attempt,
+            image=image_name, image_ref=image.image_ref, argv=argv,
+            exec_argv=resolve_program(argv, image.programs, rootfs),
+            programs={k: list(v) for k, v in image.programs.items()},
+            env=[[k, v] for k, v in env.items()], working_dir=str(host_workdir),
+            rootfs=str(rootfs), log_path=str(log_path), mounts=mounts,
+            memory_limit_bytes=max(0, config.memory_limit_bytes),
+            cpu_limit_millis=max(0, config.cpu_limit_millis), labels=dict(config.labels),
+            annotations=dict(config.annotations), sandbox_name=sandbox.reserved_name,
+            created_at=_now_ns())
+        self.store.save_container(record)
+        self.containers[container_id] = Container(record, self.cpu_samples_max)
+        self.container_names[reserved] = container_id
+        log.info("container created", container=container_id[:12], name=name,
+                 pod=f"{sandbox.namespace}/{sandbox.name}", image=image_name,
+                 argv=shlex.join(argv))
+        return container_id
+
+    def _build_rootfs(self, rootfs: pathlib.Path, mounts: list[st.MountRecord],
+                      pod_dir: pathlib.Path, container_id: str) -> None:
+        rootfs.mkdir(parents=True, exist_ok=True)
+        (rootfs / "root").mkdir(exist_ok=True)
+        links: list[str] = []
+        for m in sorted(mounts, key=lambda m: container_relative(m.container_path).count("/")):
+            relative = container_relative(m.container_path)
+            outer = next((l for l in links if relative.startswith(l + "/")), None)
+            if outer is not None:
+                # The parent is itself a mount: a link here would be written into that volume.
+                log.warning("nested mount not supported; skipped", container=container_id[:12],
+                            mount=m.container_path, inside="/" + outer)
+                continue
+            host = pathlib.Path(m.host_path)
+            if not host.exists():
+                host.mkdir(parents=True, exist_ok=True)  # as containerd does for a bind source
+            link = rootfs / relative
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if link.is_symlink():
+                link.unlink()
+            elif link.is_dir():
+                shutil.rmtree(link)  # a directory we created for an earlier, deeper path
+            os.symlink(m.host_path, link)
+            links.append(relative)
+        etc = rootfs / "etc"
+        for name in ETC_FILES:
+            if f"etc/{name}" in links or "etc" in links:
+                continue
+            etc.mkdir(exist_ok=True)
+            if not (etc / name).is_symlink():
+                os.symlink(pod_dir / name, etc / name)
+
+    def _image_bin_dir(self, image: images_mod.ResolvedImage) -> pathlib.Path | None:
+        """A bin directory with the image's bare-named programs, put first on PATH."""
+        named = {k: v for k, v in image.programs.items() if "/" not in k}
+        if not named:
+            return None
+        bin_dir = self.images_dir / f"{image.entry.name}-{image.id[7:19]}" / "bin"
+        bin_dir.mkdir(parents=True, exist_ok=True)
+        for program, argv in named.items():
+            path = bin_dir / program
+            if path.exists() or path.is_symlink():
+                continue
+            tmp = bin_dir / f".{program}.{secrets.token_hex(4)}"
+            if len(argv) == 1 and argv[0].startswith("/"):
+                os.symlink(argv[0], tmp)
+            else:
+                tmp.write_text(f"#!/bin/sh\nexec {shlex.join(argv)} \"$@\"\n")
+                tmp.chmod(0o755)
+            os.replace(tmp, path)
+        return bin_dir
+
+    @staticmethod
+    def _environment(image: images_mod.ResolvedImage, config: pb.ContainerConfig,
+                     sandbox: st.SandboxRecord, rootfs: pathlib.Path,
+                     bin_dir: pathlib.Path | None) -> dict[str, str]:
+        env = dict(image.env)
+        for kv in config.envs:
+            env[kv.key] = kv.value
+        env.setdefault("PATH", images_mod.DEFAULT_PATH)
+        if bin_dir is not None:
+            env["PATH"] = f"{bin_dir}:{env['PATH']}"
+        env.setdefault("HOSTNAME", sandbox.hostname)
+        if sandbox.pod_ip:
+            env.setdefault("POD_IP", sandbox.pod_ip)
+        env.setdefault("HOME", str(rootfs / "root"))
+        env["KUBEMU_ROOTFS"] = str(rootfs)
+        return env
+
+    @staticmethod
+    def _log_path(sandbox: st.SandboxRecord, config: pb.ContainerConfig) -> pathlib.Path:
+        log_dir = pathlib.Path(sandbox.log_directory)
+        if config.log_path:
+            return log_dir / config.log_path  # an absolute log_path stays as it is
+        return log_dir / config.metadata.name / f"{config.metadata.attempt}.log"
+
+    async def start_container(self, container_id: str) -> None:
+        c = self.container(container_id)
+        async with c.lock:
+            r = c.record
+            if r.state != st.CREATED:
+                raise FailedPrecondition(f"container {r.id} is in {r.state} state, "
+                                         f"not {st.CREATED}")
+            sandbox = self.sandboxes.get(r.sandbox_id)
+            if sandbox is None or sandbox.state != st.SANDBOX_READY:
+                raise FailedPrecondition(f"sandbox {r.sandbox_id} of container {r.id} "
+                                         f"is not ready")
+            log_path = pathlib.Path(r.log_path)
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
+                             0o644)
+            try:
+                c.popen = subprocess.Popen(
+                    r.exec_argv, stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd,
+                    cwd=r.working_dir, env=dict(r.env), start_new_session=True, close_fds=True)
+            except OSError as err:
+                message = start_error_message(r.argv[0], err)
+                r.started_at = _now_ns()
+                self._set_exited(c, START_ERROR_EXIT_CODE, "StartError", message)
+                log.info("container failed to start", container=r.id[:12], name=r.name,
+                         error=message)
+                raise StartFailed(f'failed to start container "{r.id}": {message}') from None
+            finally:
+                os.close(log_fd)
+            pid = c.popen.pid
+            c.identity = process.identify(pid) or process.Identity(pid)
+            r.state, r.started_at, r.pid = st.RUNNING, _now_ns(), pid
+            r.pid_start_ticks, r.pid_create_time = c.identity.start_ticks, c.identity.create_time
+            self.store.save_container(r)
+            c.watch_task = asyncio.create_task(self._watch(c), name=f"watch-{r.id[:12]}")
+            log.info("container started", container=r.id[:12], name=r.name, pid=pid)
+
+    async def _watch(self, c: Container) -> None:
+        """Wait for the leader to end, tear down what is left, record the exit."""
+        try:
+            await wait_exit(c.identity, self.options.monitor_period_s)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a container must never be left RUNNING for good: poll instead
+            log.exception("exit watch failed; polling", container=c.record.id[:12])
+            while process.is_running(c.identity):
+                await asyncio.sleep(self.options.monitor_period_s)
+        self._kill_leftovers(c)
+        returncode = None
+        if c.popen is not None:
+            # The leader is our zombie child: reaping it returns at once.
+            returncode = c.popen.poll()
+            if returncode is None:
+                returncode = await asyncio.to_thread(c.popen.wait)
+        self._record_exit(c, returncode)
+
+    def _kill_leftovers(self, c: Container) -> None:
+        """When a container's main process ends, the rest of it goes too (as when a
+        pid namespace loses its init)."""
+        leftovers = [i for i in c.known.values() if process.is_running(i)]
+        if c.popen is not None or leftovers:
+            # Our unreaped leader, or a live member, keeps the group id from being reused.
+            process.signal_group(c.record.pid, signal.SIGKILL)
+        process.kill_all(leftovers)
+        for identity in c.execs.values():
+            process.signal_group(identity.pid, signal.SIGKILL)
+
+    def _record_exit(self, c: Container, returncode: int | None) -> None:
+        if c.oom_message:
+            code, reason, message = OOM_EXIT_CODE, "OOMKilled", c.oom_message
+        elif returncode is not None:
+            code = process.exit_code(returncode)
+            reason, message = exit_reason(code), ""
+        elif c.kill_sent:
+            code, reason, message = OOM_EXIT_CODE, "Error", ""  # SIGKILL cannot be caught
+        else:
+            code, reason = UNKNOWN_EXIT_CODE, UNKNOWN_EXIT_REASON
+            message = ("the process was adopted after a runtime restart; "
+                       "its exit status is unknown")
+        self._set_exited(c, code, reason, message)
+        log.info("container exited", container=c.record.id[:12], name=c.record.name,
+                 exit_code=code, reason=reason)
+
+    def _set_exited(self, c: Container, code: int, reason: str, message: str) -> None:
+        r = c.record
+        r.state, r.exit_code, r.reason, r.message = st.EXITED, code, reason, message
+        r.finished_at = _now_ns()
+        self.store.save_container(r)
+        c.exited.set()
+
+    async def stop_container(self, container_id: str, timeout_s: float) -> None:
+        await self._stop(self.container(container_id), timeout_s)
+
+    async def _stop(self, c: Container, timeout_s: float) -> None:
+        if not c.running:
+            return
+        if timeout_s > 0:
+            if c.popen is not None or process.is_running(c.identity):
+                process.signal_group(c.record.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(c.exited.wait(), timeout_s)
+                return
+            except TimeoutError:
+                pass
+        self._kill(c)
+        try:
+            await asyncio.wait_for(c.exited.wait(), self.options.kill_wait_s)
+        except TimeoutError:
+            raise RuntimeFailure(f"container {c.record.id} still running "
+                                 f"{self.options.kill_wait_s:g}s after SIGKILL") from None
+
+    def _kill(self, c: Container) -> None:
+        c.kill_sent = True
+        if c.popen is not None or process.is_running(c.identity):
+            process.signal_group(c.record.pid, signal.SIGKILL)
+        process.kill_all(c.known.values())
+        for identity in c.execs.values():
+            process.signal_group(identity.pid, signal.SIGKILL)
+
+    async def remove_container(self, container_id: str) -> None:
+        try:
+            c = self.container(container_id)
+        except NotFound:
+            return  # idempotent
+        async with c.lock:
+            await self._stop(c, 0.0)
+            if c.watch_task is not None:
+                await asyncio.gather(c.watch_task, return_exceptions=True)
+            r = c.record
+            self.store.delete_container(r.id)
+            self.containers.pop(r.id, None)
+            self.container_names.pop(r.reserved_name, None)
+            shutil.rmtree(pathlib.Path(r.rootfs).parent, ignore_errors=True)
+            log.info("container removed", container=r.id[:12], name=r.name)
+
+    # ------------------------------------------------------------ exec
+
+    async def exec_sync(self, container_id: str, cmd: Sequence[str],
+                        timeout_s: float) -> tuple[bytes, bytes, int]:
+        c = self.container(container_id)
+        r = c.record
+        if not c.running:
+            raise FailedPrecondition(f"container {r.id} is not running ({r.state})")
+        if not cmd:
+            raise InvalidArgument("cmd is required")
+        argv = resolve_program(cmd, r.programs, pathlib.Path(r.rootfs))
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, cwd=r.working_dir, env=dict(r.env),
+                start_new_session=True)
+        except OSError as err:
+            return b"", (start_error_message(cmd[0], err) + "\n").encode(), \
+                EXEC_CANNOT_RUN_EXIT_CODE
+        c.execs[proc.pid] = process.identify(proc.pid) or process.Identity(proc.pid)
+        limit = self.options.exec_output_bytes_max
+        out, err = bytearray(), bytearray()
+        readers = [asyncio.create_task(_read_bounded(proc.stdout, out, limit)),
+                   asyncio.create_task(_read_bounded(proc.stderr, err, limit))]
+        try:
+            try:
+                await asyncio.wait_for(proc.wait(), timeout_s if timeout_s > 0 else None)
+            except TimeoutError:
+                raise ExecTimeout(f"timeout {timeout_s:g}s exceeded: command "
+                                  f"{shlex.join(cmd)!r} did not finish") from None
+            # Output pipes can outlive the command (a background child holds them).
+            await asyncio.wait(readers, timeout=self.options.exec_drain_s)
+            return bytes(out), bytes(err), process.exit_code(proc.returncode)
+        finally:
+            if proc.returncode is None:
+                process.signal_group(proc.pid, signal.SIGKILL)
+                await proc.wait()
+            for task in readers:
+                task.cancel()
+            c.execs.pop(proc.pid, None)
+
+    # ------------------------------------------------------------ stats
+
+    async def _monitor_loop(self) -> None:
+        while True:
+            try:
+                await self.sample()
+            except Exception:  # the loop must outlive one bad sample
+                log.exception("monitor sample failed")
+            await asyncio.sleep(self.options.monitor_period_s)
+
+    async def sample(self, only: Iterable[Container] | None = None) -> None:
+        """Sample running containers' process trees; kill those above their memory limit."""
+        targets = [c for c in (only if only is not None else self.containers.values())
+                   if c.running and c.identity is not None]
+        if not targets:
+            return
+        queries = {c.record.id: process.TreeQuery(
+            roots=(c.identity, *c.execs.values()), known=tuple(c.known.values()))
+            for c in targets}
+        samples = await asyncio.to_thread(process.sample_trees, queries)
+        mono_s, now_ns = time.monotonic(), _now_ns()
+        for c in targets:
+            sample = samples.get(c.record.id)
+            if sample is None or not c.running:
+                continue
+            c.apply_sample(sample, mono_s, now_ns)
+            limit = c.record.memory_limit_bytes
+            if limit and sample.rss_bytes > limit and not c.oom_message:
+                c.oom_message = (f"memory usage {sample.rss_bytes} bytes exceeded the limit "
+                                 f"of {limit} bytes")
+                log.warning("container over its memory limit: killed", container=c.record.id[:12],
+                            name=c.record.name, rss_bytes=sample.rss_bytes, limit_bytes=limit)
+                self._kill(c)
+
+    async def stats(self, c: Container) -> dict:
+        if c.running and not c.sampled_at_ns:
+            await self.sample([c])
+        return {"timestamp": c.sampled_at_ns or _now_ns(),
+                "cpu_ns": c.cpu_total_ns if c.running else 0,
+                "nano_cores": c.nano_cores(self.options.cpu_window_s) if c.running else 0,
+                "rss_bytes": c.rss_bytes if c.running else 0,
+                "process_count": c.process_count if c.running else 0}
+
+    # ------------------------------------------------------------ images
+
+    def _resolve(self, image: str) -> images_mod.ResolvedImage:
+        try:
+            return self.catalog.resolve(image)
+        except images_mod.InvalidReference as err:
+            raise InvalidArgument(str(err)) from None
+
+    def image_status(self, image: str) -> dict | None:
+        try:
+            resolved = self._resolve(image)
+        except images_mod.ImageNotFound:
+            return None
+        if str(resolved.reference) not in self.pulled:
+            return None
+        return self._image_info(resolved.id)
+
+    def _image_info(self, image_id: str) -> dict:
+        refs = sorted(ref for ref, info in self.pulled.items() if info["id"] == image_id)
+        sizes = [info.get("size", 0) for info in self.pulled.values() if info["id"] == image_id]
+        return {"id": image_id, "repo_tags": [r for r in refs if "@" not in r],
+                "repo_digests": [r for r in refs if "@" in r], "size": max(sizes, default=0)}
+
+    def pull_image(self, image: str) -> str:
+        try:
+            resolved = self._resolve(image)
+        except images_mod.ImageNotFound as err:
+            raise NotFound(f'failed to pull image "{image}": {err}') from None
+        ref = str(resolved.reference)
+        if ref not in self.pulled:
+            self.pulled[ref] = {"id": resolved.id, "image_ref": resolved.image_ref,
+                                "size": resolved.entry.size_bytes}
+            self.store.save_images(self.pulled)
+            log.info("image pulled", image=image, ref=ref, entry=resolved.entry.name)
+        return resolved.image_ref
+
+    def list_images(self) -> list[dict]:
+        return [self._image_info(i) for i in sorted({v["id"] for v in self.pulled.values()})]

@@ -1,0 +1,159 @@
+"""The runtime's state on disk: one JSON file per sandbox and per container.
+
+    <root>/state/sandboxes/<id>.json
+    <root>/state/containers/<id>.json
+    <root>/state/images.json          references pulled on this node
+
+Every write goes to a temporary file that then replaces the old one
+(os.replace), so a runtime killed at any point leaves either the old or the
+new record, never a torn one. There is no fsync: the records must survive a
+killed runtime, not a machine crash (after which no pod process survives
+either).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger()
+
+SANDBOX_READY = "SANDBOX_READY"
+SANDBOX_NOTREADY = "SANDBOX_NOTREADY"
+CREATED = "CONTAINER_CREATED"
+RUNNING = "CONTAINER_RUNNING"
+EXITED = "CONTAINER_EXITED"
+UNKNOWN = "CONTAINER_UNKNOWN"
+
+
+@dataclasses.dataclass
+class SandboxRecord:
+    id: str
+    name: str
+    namespace: str
+    uid: str
+    attempt: int
+    hostname: str
+    log_directory: str
+    pod_dir: str
+    pod_ip: str = ""
+    labels: dict[str, str] = dataclasses.field(default_factory=dict)
+    annotations: dict[str, str] = dataclasses.field(default_factory=dict)
+    state: str = SANDBOX_READY
+    created_at: int = 0
+
+    @property
+    def reserved_name(self) -> str:
+        return f"{self.name}_{self.namespace}_{self.uid}_{self.attempt}"
+
+
+@dataclasses.dataclass
+class MountRecord:
+    container_path: str
+    host_path: str
+    readonly: bool = False
+
+
+@dataclasses.dataclass
+class ContainerRecord:
+    id: str
+    sandbox_id: str
+    name: str
+    attempt: int
+    image: str                 # as the kubelet gave it
+    image_ref: str             # repository@sha256:...
+    argv: list[str]            # after Kubernetes' command/args rule, as the image sees it
+    exec_argv: list[str]       # what actually runs on the host
+    programs: dict[str, list[str]]
+    env: list[list[str]]       # ordered [key, value] pairs
+    working_dir: str           # host path
+    rootfs: str
+    log_path: str
+    mounts: list[MountRecord] = dataclasses.field(default_factory=list)
+    memory_limit_bytes: int = 0
+    cpu_limit_millis: int = 0
+    labels: dict[str, str] = dataclasses.field(default_factory=dict)
+    annotations: dict[str, str] = dataclasses.field(default_factory=dict)
+    sandbox_name: str = ""     # <name>_<namespace>_<uid>_<attempt>, for name reservation
+    state: str = CREATED
+    created_at: int = 0
+    started_at: int = 0
+    finished_at: int = 0
+    exit_code: int = 0
+    reason: str = ""
+    message: str = ""
+    pid: int = 0
+    pid_start_ticks: int = -1  # /proc/<pid>/stat starttime: the process identity
+    pid_create_time: float = 0.0  # psutil create_time
+
+    @property
+    def reserved_name(self) -> str:
+        return f"{self.name}_{self.sandbox_name}_{self.attempt}"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ContainerRecord":
+        data = dict(data)
+        data["mounts"] = [MountRecord(**m) for m in data.get("mounts", [])]
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _write_atomically(path: pathlib.Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+class Store:
+    def __init__(self, root: pathlib.Path):
+        self.dir = root / "state"
+        self.sandboxes_dir = self.dir / "sandboxes"
+        self.containers_dir = self.dir / "containers"
+        self.images_path = self.dir / "images.json"
+        for d in (self.sandboxes_dir, self.containers_dir):
+            d.mkdir(parents=True, exist_ok=True)
+
+    def save_sandbox(self, record: SandboxRecord) -> None:
+        _write_atomically(self.sandboxes_dir / f"{record.id}.json", dataclasses.asdict(record))
+
+    def save_container(self, record: ContainerRecord) -> None:
+        _write_atomically(self.containers_dir / f"{record.id}.json", dataclasses.asdict(record))
+
+    def delete_sandbox(self, sandbox_id: str) -> None:
+        (self.sandboxes_dir / f"{sandbox_id}.json").unlink(missing_ok=True)
+
+    def delete_container(self, container_id: str) -> None:
+        (self.containers_dir / f"{container_id}.json").unlink(missing_ok=True)
+
+    def save_images(self, pulled: dict[str, dict]) -> None:
+        _write_atomically(self.images_path, pulled)
+
+    def load_images(self) -> dict[str, dict]:
+        try:
+            return json.loads(self.images_path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as err:
+            log.warning("unreadable images state, starting empty", error=str(err))
+            return {}
+
+    def _load(self, directory: pathlib.Path, build) -> list:
+        records = []
+        for path in sorted(directory.glob("*.json")):
+            try:
+                records.append(build(json.loads(path.read_text())))
+            except (OSError, ValueError, TypeError) as err:
+                # A record we cannot read is kept aside, not deleted: it may name a live process.
+                log.error("unreadable state record", path=str(path), error=str(err))
+                path.rename(path.with_suffix(".corrupt"))
+        return records
+
+    def load_sandboxes(self) -> list[SandboxRecord]:
+        return self._load(self.sandboxes_dir, lambda d: SandboxRecord(**d))
+
+    def load_containers(self) -> list[ContainerRecord]:
+        return self._load(self.containers_dir, ContainerRecord.from_dict)
