@@ -11,6 +11,7 @@ import string
 
 from google.protobuf.message import Message
 
+from kubemu.api import defaults
 from kubemu.api.kinds import Kind
 
 # Kinds whose status a client may set on create (kubelets create their Node
@@ -43,6 +44,7 @@ def prepare_for_create(kind: Kind, obj: Message) -> None:
         obj.ClearField("status")
     if kind.kind == "Pod":
         obj.status.phase = "Pending"
+        obj.status.qos_class = defaults.qos_class(obj)
     elif kind.kind == "Namespace":
         obj.status.phase = "Active"
         if not obj.spec.finalizers:
