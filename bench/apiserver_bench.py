@@ -8,7 +8,9 @@ KUBEMU_HOME, then measures in the same run, from one client process:
    ~1 KB value, `concurrency` in flight;
 2. apiserver creates/s: ConfigMaps of the same size through the clientset,
    same concurrency; and the ratio of the two (target >= 0.5);
-3. watch delivery latency: `watchers` concurrent watches on one namespace,
+3. the same number of unary calls to a no-op Python gRPC server (a separate
+   process), the ceiling that grpc.aio alone sets for the apiserver;
+4. watch delivery latency: `watchers` concurrent watches on one namespace,
    creates paced at `--watch-rate` per second; latency = event received -
    create sent, p50/p99 over every (watcher, event).
 Figures are printed; nothing is asserted.
@@ -77,6 +79,35 @@ async def apiserver_creates(client: Client, n: int, concurrency: int) -> float:
     return n / await bounded(n, concurrency, create)
 
 
+async def noop_calls(n: int, concurrency: int) -> float:
+    """Unary calls/s to a do-nothing Python gRPC server: the ceiling of any such server."""
+    import socket
+    import subprocess
+
+    import grpc
+
+    from kubemu.api.v1 import resources_pb2 as pb
+    from kubemu.api.v1 import resources_pb2_grpc as pb_grpc
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{s.getsockname()[1]}"
+    server = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__),
+                                                            "noop_grpc_server.py"), address],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout.readline().strip() == "ready"
+        async with grpc.aio.insecure_channel(address) as channel:
+            stub = pb_grpc.ResourcesStub(channel)
+
+            async def call(i):
+                await stub.Discovery(pb.DiscoveryRequest(), timeout=30)
+            return n / await bounded(n, concurrency, call)
+    finally:
+        server.kill()
+        server.wait(10)
+
+
 async def watch_latency(client: Client, watchers: int, events: int, rate_per_s: float
                         ) -> list[float]:
     await client.create(core_pb2.Namespace(metadata={"name": "bench-watch"}))
@@ -131,6 +162,7 @@ async def main() -> None:
             client = Client(config.apiserver, timeout_s=30)
             etcd_rate = await etcd_puts(config.etcd[0], args.objects, args.concurrency)
             api_rate = await apiserver_creates(client, args.objects, args.concurrency)
+            noop_rate = await noop_calls(args.objects, args.concurrency)
             latencies = await watch_latency(client, args.watchers, args.watch_events,
                                             args.watch_rate)
             await client.close()
@@ -141,6 +173,8 @@ async def main() -> None:
     print(f"raw etcd puts/s:        {etcd_rate:8.0f}")
     print(f"apiserver creates/s:    {api_rate:8.0f}")
     print(f"ratio (target >= 0.5):  {api_rate / etcd_rate:8.2f}")
+    print(f"no-op Python gRPC server calls/s (ceiling for any Python gRPC server): "
+          f"{noop_rate:.0f} (ratio to etcd {noop_rate / etcd_rate:.2f})")
     print(f"watch delivery to {args.watchers} watchers, {args.watch_events} events at "
           f"{args.watch_rate:.0f}/s: p50 {percentile(latencies, 0.5):.1f} ms, "
           f"p99 {percentile(latencies, 0.99):.1f} ms, mean {statistics.mean(latencies):.1f} ms "

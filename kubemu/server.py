@@ -31,28 +31,41 @@ SERVER_OPTIONS = [
 
 
 class LoggingInterceptor(grpc.aio.ServerInterceptor):
-    """Logs unary calls at debug level with a request id, and failures at info."""
+    """Logs unary calls at debug level with a request id, and failures at info.
+
+    The wrapped handler is built once per method, not once per call.
+    """
+
+    def __init__(self) -> None:
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(self, continuation, handler_call_details):
+        method = handler_call_details.method
+        wrapped = self._wrapped.get(method)
+        if wrapped is not None:
+            return wrapped
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
-        method = handler_call_details.method.rpartition("/")[2]
+        wrapped = self._wrap(method.rpartition("/")[2], handler)
+        self._wrapped[method] = wrapped
+        return wrapped
+
+    @staticmethod
+    def _wrap(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         inner = handler.unary_unary
 
         async def logged(request, context):
-            request_id = uuid.uuid4().hex[:12]
             started = time.monotonic()
             try:
                 return await inner(request, context)
             finally:
                 code = context.code()
-                elapsed_ms = round((time.monotonic() - started) * 1000, 2)
-                if code not in (None, grpc.StatusCode.OK):
-                    log.info("call failed", method=method, request_id=request_id,
-                             code=code.name, ms=elapsed_ms, details=context.details())
-                else:
-                    log.debug("call", method=method, request_id=request_id, ms=elapsed_ms)
+                if code not in (None, grpc.StatusCode.OK, 0):
+                    log.info("call failed", method=method, request_id=uuid.uuid4().hex[:12],
+                             code=getattr(code, "name", code),
+                             ms=round((time.monotonic() - started) * 1000, 2),
+                             details=context.details())
 
         return grpc.unary_unary_rpc_method_handler(
             logged, request_deserializer=handler.request_deserializer,
