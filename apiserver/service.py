@@ -7,6 +7,7 @@ reason in the `kubemu-reason` trailer so clients rebuild the same error.
 """
 from __future__ import annotations
 
+import collections
 import functools
 from importlib import metadata as importlib_metadata
 
@@ -21,6 +22,7 @@ from kubemu.api import errors
 from kubemu.api.kinds import Registry
 from kubemu.api.v1 import resources_pb2 as pb
 from kubemu.api.v1 import resources_pb2_grpc as pb_grpc
+from kubemu.kubelet.v1 import kubelet_pb2_grpc
 
 log = structlog.get_logger()
 
@@ -58,12 +60,97 @@ def _parse_rv(text: str) -> int:
     return value
 
 
+# pods/log, pods/exec and node stats go to the node's kubelet (kubemu.kubelet.v1).
+KUBELET_CHANNELS_MAX = 64
+KUBELET_CALL_TIMEOUT_S = 30.0
+
+
+def _kubelet_error(address: str, err: grpc.aio.AioRpcError) -> errors.ApiError:
+    """The kubelet's own errors pass through; not reaching it is the apiserver's problem."""
+    if err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) and \
+            not any(key == errors.REASON_KEY for key, _ in (err.trailing_metadata() or ())):
+        return errors.Internal(f"error talking to the kubelet at {address}: "
+                               f"{err.code().name}: {err.details()}")
+    return errors.from_rpc_error(err)
+
+
 class ResourcesService(pb_grpc.ResourcesServicer):
     def __init__(self, objects: ObjectRegistry, caches: dict[str, WatchCache],
                  registry: Registry):
         self.objects = objects
         self.caches = caches
         self.registry = registry
+        self._kubelets: collections.OrderedDict[str, tuple[grpc.aio.Channel, object]] = \
+            collections.OrderedDict()
+
+    async def _kubelet(self, node_name: str) -> tuple[str, kubelet_pb2_grpc.KubeletStub]:
+        """The node's kubelet: its InternalIP and status.daemonEndpoints.kubeletEndpoint.Port."""
+        node = await self.objects.get(self.registry.by_resource("nodes"), "", node_name)
+        ip = next((a.address for a in node.status.addresses if a.type == "InternalIP"), "")
+        port = node.status.daemon_endpoints.kubelet_endpoint.port
+        if not ip or not port:
+            raise errors.BadRequest(f'node "{node_name}" does not report a kubelet endpoint')
+        address = f"{ip}:{port}"
+        if address in self._kubelets:
+            self._kubelets.move_to_end(address)
+        else:
+            # A restarted kubelet is reached again within a second, not after
+            # gRPC's default reconnect back-off (up to two minutes).
+            channel = grpc.aio.insecure_channel(address, options=[
+                ("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
+                ("grpc.max_reconnect_backoff_ms", 1000)])
+            self._kubelets[address] = (channel, kubelet_pb2_grpc.KubeletStub(channel))
+            while len(self._kubelets) > KUBELET_CHANNELS_MAX:
+                _, (old, _stub) = self._kubelets.popitem(last=False)
+                await old.close()
+        return address, self._kubelets[address][1]
+
+    async def _pod_kubelet(self, namespace: str, name: str
+                           ) -> tuple[str, kubelet_pb2_grpc.KubeletStub]:
+        pod = await self.objects.get(self.registry.by_resource("pods"), namespace, name)
+        if not pod.spec.node_name:
+            raise errors.BadRequest(f"pod {name} does not have a host assigned")
+        return await self._kubelet(pod.spec.node_name)
+
+    @staticmethod
+    def _timeout_s(context: grpc.aio.ServicerContext, default_s: float | None) -> float | None:
+        remaining = context.time_remaining()
+        return remaining if remaining is not None else default_s
+
+    async def PodLogs(self, request, context):
+        try:
+            address, stub = await self._pod_kubelet(request.namespace or "default", request.name)
+        except errors.ApiError as err:
+            await _abort(context, err)
+            return
+        # A follow lasts as long as the caller's deadline allows (none: until the container ends).
+        call = stub.ContainerLogs(request, timeout=self._timeout_s(
+            context, None if request.follow else KUBELET_CALL_TIMEOUT_S))
+        try:
+            async for chunk in call:
+                yield chunk
+        except grpc.aio.AioRpcError as err:
+            await _abort(context, _kubelet_error(address, err))
+        finally:
+            call.cancel()
+
+    @_unary
+    async def PodExec(self, request, context):
+        address, stub = await self._pod_kubelet(request.namespace or "default", request.name)
+        default_s = (request.timeout_s + 5.0) if request.timeout_s > 0 else 300.0
+        try:
+            return await stub.Exec(request, timeout=self._timeout_s(context, default_s))
+        except grpc.aio.AioRpcError as err:
+            raise _kubelet_error(address, err) from None
+
+    @_unary
+    async def NodeStats(self, request, context):
+        address, stub = await self._kubelet(request.node)
+        try:
+            return await stub.Stats(request, timeout=self._timeout_s(
+                context, KUBELET_CALL_TIMEOUT_S))
+        except grpc.aio.AioRpcError as err:
+            raise _kubelet_error(address, err) from None
 
     def _unpack(self, packed: any_pb2.Any):
         if not packed.type_url:

@@ -38,6 +38,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     up.add_argument("--home", default=None, help="the cluster's home (default: $KUBEMU_HOME, "
                     "else ~/.kubemu)")
     up.add_argument("--nodes", type=int, default=0, help="number of nodes")
+    up.add_argument("--schedulers", type=int, default=1,
+                    help="scheduler processes: one leads, the others are standbys (default 1)")
     up.add_argument("--no-restart", action="store_true",
                     help="do not restart processes that die")
     up.add_argument("--start-timeout-s", type=float, default=120.0,
@@ -48,6 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.nodes < 0:
         parser.error(f"--nodes: must be >= 0, got {args.nodes}")
+    if args.schedulers < 0:
+        parser.error(f"--schedulers: must be >= 0, got {args.schedulers}")
     return args
 
 
@@ -60,7 +64,8 @@ def _same_file(fd: int, path: pathlib.Path) -> bool:
 
 async def run_up(args: argparse.Namespace, home: pathlib.Path,
                  progress: Callable[[str], None]) -> int:
-    cluster = Cluster(home, nodes=args.nodes, restart=not args.no_restart, progress=progress)
+    cluster = Cluster(home, nodes=args.nodes, restart=not args.no_restart, progress=progress,
+                      schedulers=args.schedulers)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

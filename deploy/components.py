@@ -14,12 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import fcntl
+import hashlib
 import json
 import os
 import pathlib
 import re
 import shutil
+import signal
 import sys
+import tempfile
+import uuid
 from typing import Awaitable, Callable, Mapping, Sequence
 
 import grpc
@@ -29,6 +34,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 # and "<node>/<kind>" for per-node kinds.
 ETCD = "etcd"
 APISERVER = "apiserver"
+SCHEDULER = "scheduler"
 
 ETCD_ENV = "KUBEMU_ETCD"
 # 1 GiB: far above what an emulated cluster stores, well below a small disk;
@@ -77,6 +83,9 @@ class ComponentKind:
     stop_grace_s: float = 10.0
     # One line describing the executable (e.g. its version), asked once per cluster.
     version: Callable[[Launch], Awaitable[str]] | None = None
+    # Called (bounded by stop_grace_s) before the process is sent SIGTERM at
+    # shutdown, e.g. a node runtime stopping its containers.
+    before_stop: Callable[[Launch], Awaitable[None]] | None = None
 
     def address(self, launch: Launch) -> str:
         return f"{launch.host}:{launch.ports[self.ports[0]]}"
@@ -239,12 +248,261 @@ APISERVER_KIND = ComponentKind(
     depends_on=(ETCD,), stop_grace_s=10.0)
 
 
+def scheduler_argv(launch: Launch) -> list[str]:
+    # A fresh identity per start (the name says which process holds the Lease).
+    identity = f"{launch.name}_{uuid.uuid4().hex[:8]}"
+    return [launch.python, "-m", "scheduler",
+            "--apiserver", launch.peers[APISERVER],
+            "--health-listen", f"{launch.host}:{launch.ports['health']}",
+            "--identity", identity,
+            "--log-file", str(launch.log_path)]
+
+
+# SERVING once its caches are synced, leader or standby.
+SCHEDULER_KIND = ComponentKind(
+    name=SCHEDULER, ports=("health",), argv=scheduler_argv, health=grpc_health,
+    depends_on=(APISERVER,), stop_grace_s=10.0)
+
+
+def with_schedulers(kinds: Sequence[ComponentKind], count: int) -> tuple[ComponentKind, ...]:
+    """`kinds` with the scheduler entry repeated `count` times: "scheduler", then the
+    standbys "scheduler-2", "scheduler-3", ... (leader election picks who schedules)."""
+    if count < 0:
+        raise ValueError(f"schedulers: must be >= 0, got {count}")
+    out: list[ComponentKind] = []
+    for kind in kinds:
+        if kind.name != SCHEDULER:
+            out.append(kind)
+            continue
+        out.extend(kind if i == 1 else dataclasses.replace(kind, name=f"{SCHEDULER}-{i}")
+                   for i in range(1, count + 1))
+    return tuple(out)
+
+
 # Started in dependency order (independent kinds of one level together),
 # stopped in reverse.
-CONTROL_PLANE: tuple[ComponentKind, ...] = (ETCD_KIND, APISERVER_KIND)
+CONTROL_PLANE: tuple[ComponentKind, ...] = (ETCD_KIND, APISERVER_KIND, SCHEDULER_KIND)
 
 # Extension point for nodes: kubelet, runtime and kube-proxy entries go here
 # (per_node=True; depends_on may name control-plane kinds and other node
 # kinds). The supervisor starts one of each for every node, named
 # "<node>/<kind>", after the control plane is ready.
-NODE_COMPONENTS: tuple[ComponentKind, ...] = ()
+#
+# A node is a runtime (it owns the pod processes; gRPC on a unix socket) and a
+# kubelet, started in that order, each node in its own directory
+# <home>/nodes/<node>/. Addresses: the cluster gets a block 127.B, chosen once
+# per home among the blocks no other live cluster on this machine holds
+# (claims in <tmp>/kubemu-networks/); node i is 127.0.B.i, its pod CIDR
+# 127.B.i.0/24. persistentVolumeClaim directories are shared by the cluster's
+# nodes in <home>/volumes. At shutdown the kubelet stops first, then the
+# runtime is asked to stop every container (before_stop), then it stops.
+
+RUNTIME = "runtime"
+KUBELET = "kubelet"
+NETWORK_FILE = "network.json"
+NETWORK_CLAIMS_DIR = "kubemu-networks"
+NETWORK_BLOCK_MIN = 2
+NETWORK_BLOCK_MAX = 254
+NODES_MAX = 254
+UNIX_SOCKET_PATH_MAX_BYTES = 100
+# At shutdown each pod gets its terminationGracePeriodSeconds, at most this.
+NODE_SHUTDOWN_GRACE_S = 5.0
+RUNTIME_CALL_TIMEOUT_S = 5.0
+GRACE_ANNOTATION = "io.kubernetes.pod.terminationGracePeriod"
+
+
+def node_index(node: str) -> int:
+    """node-3 -> 3."""
+    match = re.fullmatch(r"node-(\d+)", node)
+    if not match or not 1 <= int(match.group(1)) <= NODES_MAX:
+        raise ValueError(f"node name {node!r}: expected node-<1..{NODES_MAX}>")
+    return int(match.group(1))
+
+
+def _home_running(home: str) -> bool:
+    """Does a live supervisor hold that home's lock?"""
+    try:
+        fd = os.open(pathlib.Path(home) / "supervisor.lock", os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # also releases the lock if we got it
+
+
+def network_block(home: pathlib.Path) -> int:
+    """The cluster's B in 127.B: the one recorded in <home>/network.json while no
+    other live cluster claims it, else the first free block (from a hash of the
+    home, so clusters started together rarely even compete)."""
+    own = str(home)
+    claims = pathlib.Path(tempfile.gettempdir()) / NETWORK_CLAIMS_DIR
+    claims.mkdir(parents=True, exist_ok=True)
+    lock_fd = os.open(claims / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)  # machine-wide, held for a few file reads
+        candidates = []
+        try:
+            candidates.append(int(json.loads((home / NETWORK_FILE).read_text())["block"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        span = NETWORK_BLOCK_MAX - NETWORK_BLOCK_MIN + 1
+        start = int(hashlib.sha256(own.encode()).hexdigest(), 16) % span
+        candidates += [NETWORK_BLOCK_MIN + (start + i) % span for i in range(span)]
+        for block in candidates:
+            if not NETWORK_BLOCK_MIN <= block <= NETWORK_BLOCK_MAX:
+                continue
+            claim = claims / f"127.{block}"
+            try:
+                holder = claim.read_text().strip()
+            except OSError:
+                holder = ""
+            if holder and holder != own and _home_running(holder):
+                continue
+            if holder != own:
+                claim.write_text(own + "\n")
+            recorded = home / NETWORK_FILE
+            text = json.dumps({"block": block}) + "\n"
+            if not recorded.exists() or recorded.read_text() != text:
+                recorded.write_text(text)
+            return block
+        raise RuntimeError("every 127.x block is held by another live cluster")
+    finally:
+        os.close(lock_fd)
+
+
+def node_dir(launch: Launch) -> pathlib.Path:
+    return launch.home / "nodes" / launch.node
+
+
+def node_ip(launch: Launch) -> str:
+    return f"127.0.{network_block(launch.home)}.{node_index(launch.node)}"
+
+
+def pod_cidr(launch: Launch) -> str:
+    return f"127.{network_block(launch.home)}.{node_index(launch.node)}.0/24"
+
+
+def runtime_socket(launch: Launch) -> str:
+    """<node dir>/runtime.sock, or a short path in the temp directory when that
+    one is too long for a unix socket."""
+    preferred = node_dir(launch) / "runtime.sock"
+    if len(os.fsencode(str(preferred))) <= UNIX_SOCKET_PATH_MAX_BYTES:
+        return str(preferred)
+    digest = hashlib.sha256(str(launch.home).encode()).hexdigest()[:12]
+    return str(pathlib.Path(tempfile.gettempdir()) / f"kubemu-{digest}-{launch.node}.sock")
+
+
+def runtime_argv(launch: Launch, flags: Sequence[str] = ()) -> list[str]:
+    return [launch.python, "-m", "kubelet.runtime", "--root", str(node_dir(launch) / "runtime"),
+            "--socket", runtime_socket(launch), "--node", launch.node,
+            "--log-file", str(launch.log_path), *flags]
+
+
+def kubelet_argv(launch: Launch, flags: Sequence[str] = ()) -> list[str]:
+    return [launch.python, "-m", "kubelet", "--node-name", launch.node,
+            "--apiserver", launch.peers[APISERVER], "--runtime-socket", runtime_socket(launch),
+            "--root", str(node_dir(launch) / "kubelet"), "--node-ip", node_ip(launch),
+            "--port", str(launch.ports["grpc"]), "--pod-cidr", pod_cidr(launch),
+            "--volumes-dir", str(launch.home / "volumes"),
+            "--log-file", str(launch.log_path), *flags]
+
+
+def _start_ticks(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read().decode(errors="replace")
+    except OSError:
+        return None
+    fields = data[data.rfind(")") + 2:].split()
+    if len(fields) < 20 or fields[0] in ("Z", "X", "x"):
+        return None
+    return int(fields[19])
+
+
+def kill_recorded_containers(runtime_root: pathlib.Path) -> int:
+    """SIGKILL the process group of every container the runtime's state records
+    as running whose process (pid + start time) is still alive; how many."""
+    killed = 0
+    for path in (runtime_root / "state" / "containers").glob("*.json"):
+        try:
+            record = json.loads(path.read_text())
+            pid, ticks = int(record.get("pid") or 0), int(record.get("pid_start_ticks", -1))
+        except (OSError, ValueError, TypeError):
+            continue
+        if record.get("state") != "CONTAINER_RUNNING" or pid <= 0:
+            continue
+        if ticks >= 0 and _start_ticks(pid) != ticks:
+            continue
+        try:
+            os.killpg(pid, signal.SIGKILL)
+            killed += 1
+        except (ProcessLookupError, PermissionError):
+            pass
+    return killed
+
+
+async def stop_node_containers(launch: Launch) -> None:
+    """Ask the node's runtime to stop every pod (SIGTERM, the pod's grace period
+    up to NODE_SHUTDOWN_GRACE_S, SIGKILL); then kill whatever its state still
+    records as running (a runtime that does not answer)."""
+    # Only node shutdown needs the runtime's API.
+    from kubemu.runtime.v1 import runtime_pb2, runtime_pb2_grpc
+
+    try:
+        async with grpc.aio.insecure_channel(f"unix:{runtime_socket(launch)}") as channel:
+            stub = runtime_pb2_grpc.RuntimeStub(channel)
+            listed = await stub.ListPodSandbox(runtime_pb2.ListPodSandboxRequest(),
+                                               timeout=RUNTIME_CALL_TIMEOUT_S)
+
+            async def stop(sandbox_id: str, grace_s: float) -> None:
+                await stub.StopPodSandbox(
+                    runtime_pb2.StopPodSandboxRequest(pod_sandbox_id=sandbox_id,
+                                                      timeout_s=grace_s),
+                    timeout=grace_s + RUNTIME_CALL_TIMEOUT_S + 10.0)
+
+            def grace_of(sandbox) -> float:
+                try:
+                    wanted = float(sandbox.annotations.get(GRACE_ANNOTATION, NODE_SHUTDOWN_GRACE_S))
+                except ValueError:
+                    wanted = NODE_SHUTDOWN_GRACE_S
+                return max(0.0, min(wanted, NODE_SHUTDOWN_GRACE_S))
+
+            await asyncio.gather(*(stop(s.id, grace_of(s)) for s in listed.items),
+                                 return_exceptions=True)
+    except grpc.aio.AioRpcError:
+        pass  # not answering: the state files still say what runs
+    await asyncio.to_thread(kill_recorded_containers, node_dir(launch) / "runtime")
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeComponentKind(ComponentKind):
+    """A per-node kind whose address is not `<host>:<first port>`."""
+
+    address_of: Callable[[Launch], str] | None = None
+
+    def address(self, launch: Launch) -> str:
+        return self.address_of(launch) if self.address_of else super().address(launch)
+
+
+def node_components(*, runtime_flags: Sequence[str] = (),
+                    kubelet_flags: Sequence[str] = ()) -> tuple[ComponentKind, ...]:
+    """The per-node kinds; extra flags for the runtime and the kubelet (e.g. the
+    fast timings tests use)."""
+    runtime = NodeComponentKind(
+        name=RUNTIME, ports=(), argv=lambda launch: runtime_argv(launch, runtime_flags),
+        health=grpc_health, per_node=True, stop_grace_s=NODE_SHUTDOWN_GRACE_S + 15.0,
+        before_stop=stop_node_containers,
+        address_of=lambda launch: f"unix:{runtime_socket(launch)}")
+    kubelet = NodeComponentKind(
+        name=KUBELET, ports=("grpc",), argv=lambda launch: kubelet_argv(launch, kubelet_flags),
+        health=grpc_health, depends_on=(RUNTIME,), per_node=True, ready_timeout_s=60.0,
+        stop_grace_s=10.0,
+        address_of=lambda launch: f"{node_ip(launch)}:{launch.ports['grpc']}")
+    return (runtime, kubelet)
+
+
+NODE_COMPONENTS: tuple[ComponentKind, ...] = node_components()

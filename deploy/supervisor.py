@@ -328,9 +328,11 @@ class Cluster:
                  kinds: Sequence[comp.ComponentKind] = comp.CONTROL_PLANE,
                  node_kinds: Sequence[comp.ComponentKind] = comp.NODE_COMPONENTS,
                  progress: Callable[[str], None] | None = None,
-                 ports: PortAllocator | None = None):
+                 ports: PortAllocator | None = None, schedulers: int = 1):
         if nodes < 0:
             raise ValueError(f"nodes: must be >= 0, got {nodes}")
+        # schedulers > 1: standbys, one leads through the kube-scheduler Lease.
+        kinds = comp.with_schedulers(kinds, schedulers)
         # Absolute and resolved: it is matched against other processes' command
         # lines and environments.
         self.home = home_dir(home).resolve()
@@ -748,6 +750,12 @@ class Cluster:
         await asyncio.gather(*monitors, return_exceptions=True)
         for p in reversed(self._procs):
             grace_s = max(0.1, min(p.kind.stop_grace_s, deadline - loop.time()))
+            if p.kind.before_stop is not None:
+                try:
+                    await asyncio.wait_for(p.kind.before_stop(p.launch), grace_s)
+                except Exception as exc:  # the process is stopped next regardless
+                    self._log.warning("before-stop hook failed", process=p.name,
+                                      error=repr(exc))
             await self._stop_process(p, grace_s=grace_s)
         # Children a component started and did not stop (they carry the marker).
         strays = find_home_processes(self.home, by_cmdline=False)

@@ -8,7 +8,10 @@
 - `queue`: the scheduling queue (activeQ / backoffQ / unschedulable pods).
 - `cache`: nodes and pods as the informers report them, plus assumed pods.
 - `preemption`: victim selection for a pod that fits nowhere.
+- `config`: the profile from --config (a KubeSchedulerConfiguration) or the default.
+- `events`: Events through the API (bounded, de-duplicated, best effort).
+- `app`: the process: informers, leader election, the scheduling loop, async binds.
 
-Everything here is pure or in-memory; `app.py` / `__main__.py` wire it to the
-apiserver. Decisions take an injected clock and a seeded random generator.
+Everything but `app`, `events` and `__main__` is pure or in-memory; those wire
+it to the apiserver. Decisions take an injected clock and a seeded random generator.
 """

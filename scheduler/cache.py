@@ -70,6 +70,8 @@ class SchedulerCache:
         self._generation = 0
         self._snapshot: Snapshot | None = None
         self._snapshot_infos: dict[str, NodeInfo] = {}
+        # Names of the nodes with a Node, sorted; None when the set changed.
+        self._sorted_names: list[str] | None = None
 
     # ------------------------------------------------------------ nodes
 
@@ -81,6 +83,8 @@ class SchedulerCache:
                 raise CacheFull(f"scheduler cache: {self.max_nodes} nodes already; "
                                 f"cannot add {name}")
             ni = self._nodes[name] = NodeInfo()
+        if ni.node is None:
+            self._sorted_names = None
         ni.set_node(node)
         self._touch(ni)
 
@@ -92,10 +96,10 @@ class SchedulerCache:
         ni = self._nodes.get(name)
         if ni is None:
             return
+        self._sorted_names = None
         if ni.pods:
             # Pods still point here; their own delete events will follow.
-            ni.node = None
-            ni.allocatable = {}
+            ni.clear_node()
             self._touch(ni)
         else:
             del self._nodes[name]
@@ -110,11 +114,14 @@ class SchedulerCache:
             raise CacheError(f"pod {podutil.pod_key(pod)} has no spec.nodeName: "
                              f"only assigned pods belong in the cache")
         key = podutil.pod_key(pod)
-        if key in self._pods:
+        state = self._pods.get(key)
+        if state is not None:
             self._remove(key)
         elif len(self._pods) >= self.max_pods:
             raise CacheFull(f"scheduler cache: {self.max_pods} pods already; cannot add {key}")
-        self._add(pod, node_name, assumed=False)
+        # Confirming an assumed pod: what its PodInfo computed has not changed.
+        self._add(state.info.with_pod(pod) if state is not None and state.assumed else pod,
+                  node_name, assumed=False)
 
     def update_pod(self, old: Any | None, new: Any) -> None:
         """An assigned pod changed (or an assumed one got bound: confirmed)."""
@@ -130,8 +137,10 @@ class SchedulerCache:
 
     # ------------------------------------------------------------ pods (scheduler)
 
-    def assume(self, pod: Any, node_name: str) -> Any:
-        """Count `pod` on `node_name` now; returns the assumed copy (nodeName set)."""
+    def assume(self, pod: Any, node_name: str, pod_info: PodInfo | None = None) -> Any:
+        """Count `pod` on `node_name` now; returns the assumed copy (nodeName set).
+
+        `pod_info`: the cycle's PodInfo of `pod`, reused instead of recomputed."""
         key = podutil.pod_key(pod)
         if key in self._pods:
             raise CacheError(f"pod {key} is already in the scheduler cache "
@@ -141,7 +150,8 @@ class SchedulerCache:
         assumed = type(pod)()
         assumed.CopyFrom(pod)
         assumed.spec.node_name = node_name
-        self._add(assumed, node_name, assumed=True)
+        reuse = pod_info is not None and pod_info.key == key
+        self._add(pod_info.with_pod(assumed) if reuse else assumed, node_name, assumed=True)
         return assumed
 
     def finish_binding(self, key: PodKey) -> None:
@@ -191,16 +201,18 @@ class SchedulerCache:
     def snapshot(self) -> Snapshot:
         if self._snapshot is not None and self._snapshot.generation == self._generation:
             return self._snapshot
+        if self._sorted_names is None:
+            self._sorted_names = sorted(name for name, ni in self._nodes.items()
+                                        if ni.node is not None)
         infos: dict[str, NodeInfo] = {}
-        for name, ni in self._nodes.items():
-            if ni.node is None:
-                continue
+        for name in self._sorted_names:
+            ni = self._nodes[name]
             previous = self._snapshot_infos.get(name)
             infos[name] = (previous if previous is not None
                            and previous.generation == ni.generation else ni.clone())
         self._snapshot_infos = infos
         self._snapshot = Snapshot(infos.values(), namespace_labels=self._namespace_labels,
-                                  generation=self._generation)
+                                  generation=self._generation, presorted=True)
         return self._snapshot
 
     def get_pod(self, key: PodKey) -> Any | None:
@@ -229,7 +241,7 @@ class SchedulerCache:
         self._generation += 1
         ni.generation = self._generation
 
-    def _add(self, pod: Any, node_name: str, *, assumed: bool) -> None:
+    def _add(self, pod: Any | PodInfo, node_name: str, *, assumed: bool) -> None:
         ni = self._nodes.get(node_name)
         if ni is None:
             # The pod's node is not known yet (events race): hold its pods.

@@ -15,6 +15,9 @@
   `score(pod, node_info, snapshot, state=None) -> int` and
   `normalize(pod, scores, snapshot, state) -> scores` (0..100 afterwards).
   `state` is the cycle's CycleState; plugins must work without it too.
+  A pre_filter / pre_score may return `Status.skip()` (kube's Skip): the
+  plugin has nothing to say about this pod, and its filter / score is not run
+  this cycle (a skipped score counts as the same score on every node).
 - `Framework`: the plugins of one profile, built from a config dict through a
   registry (name -> constructor taking the plugin's args).
 - `schedule_one(framework, pod, snapshot, rng)`: filter nodes (all, or
@@ -25,6 +28,7 @@
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import enum
 import random
@@ -74,6 +78,9 @@ class Code(enum.IntEnum):
     ERROR = 1  # a plugin failed (a bug or bad config): the cycle aborts
     UNSCHEDULABLE = 2  # preemption might help
     UNSCHEDULABLE_AND_UNRESOLVABLE = 3  # preemption cannot help on this node
+    # PreFilter/PreScore only: the plugin has nothing to check or score for this
+    # pod (kube's Skip), so its Filter/Score is not run this cycle.
+    SKIP = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +101,10 @@ class Status:
     def error(cls, message: str) -> Status:
         return cls(Code.ERROR, (message,))
 
+    @classmethod
+    def skip(cls) -> Status:
+        return SKIP
+
     def is_success(self) -> bool:
         return self.code == Code.SUCCESS
 
@@ -108,6 +119,7 @@ class Status:
 
 
 SUCCESS = Status()
+SKIP = Status(Code.SKIP)
 FilterResult = Status
 
 
@@ -187,6 +199,14 @@ class PodInfo:
     def has_required_anti_affinity(self) -> bool:
         return bool(self.required_anti_affinity_terms)
 
+    def with_pod(self, pod: Any) -> PodInfo:
+        """This PodInfo for another version of the same pod (its nodeName or status
+        changed). What it precomputed comes from the spec's requests, ports and
+        affinity, which do not change; labels are always read from `pod`."""
+        other = copy.copy(self)
+        other.pod = pod
+        return other
+
     def __repr__(self) -> str:
         return f"PodInfo({self.key})"
 
@@ -202,6 +222,12 @@ class NodeInfo:
 
     def __init__(self, node: Any | None = None):
         self.node: Any | None = None
+        # name, labels and taints are read for every node in every cycle:
+        # plain attributes, kept in step with `node` by set_node/clear_node.
+        self.name = ""
+        self.labels: Mapping[str, str] = {}
+        self.taints: Sequence[Any] = ()
+        self.unschedulable = False  # spec.unschedulable (cordoned)
         self.allocatable: Resources = {}
         self.pods: list[PodInfo] = []
         self.pods_with_affinity: list[PodInfo] = []
@@ -214,26 +240,25 @@ class NodeInfo:
             self.set_node(node)
 
     @property
-    def name(self) -> str:
-        return self.node.metadata.name if self.node is not None else ""
-
-    @property
-    def labels(self) -> Mapping[str, str]:
-        return self.node.metadata.labels if self.node is not None else {}
-
-    @property
-    def taints(self) -> Sequence[Any]:
-        if self.node is None:
-            return ()
-        return field_value(self.node.spec, "taints", ()) or ()
-
-    @property
     def allowed_pod_number(self) -> int:
         return self.allocatable.get(podutil.PODS, 0)
 
     def set_node(self, node: Any) -> None:
         self.node = node
+        self.name = node.metadata.name
+        self.labels = node.metadata.labels
+        self.taints = tuple(field_value(node.spec, "taints", ()) or ())
+        self.unschedulable = bool(node.spec.unschedulable)
         self.allocatable = podutil.node_allocatable(node)
+
+    def clear_node(self) -> None:
+        """The Node is gone (its pods may still be here)."""
+        self.node = None
+        self.name = ""
+        self.labels = {}
+        self.taints = ()
+        self.unschedulable = False
+        self.allocatable = {}
 
     def add_pod(self, pod: Any | PodInfo) -> PodInfo:
         info = pod if isinstance(pod, PodInfo) else PodInfo(pod)
@@ -285,6 +310,10 @@ class NodeInfo:
         """A copy whose pod lists and totals can change without touching this one."""
         other = NodeInfo.__new__(NodeInfo)
         other.node = self.node
+        other.name = self.name
+        other.labels = self.labels
+        other.taints = self.taints
+        other.unschedulable = self.unschedulable
         other.allocatable = self.allocatable  # replaced, never mutated, by set_node
         other.pods = list(self.pods)
         other.pods_with_affinity = list(self.pods_with_affinity)
@@ -304,8 +333,10 @@ class Snapshot:
 
     def __init__(self, node_infos: Iterable[NodeInfo] = (), *,
                  namespace_labels: Mapping[str, Mapping[str, str]] | None = None,
-                 generation: int = 0):
-        infos = sorted((ni for ni in node_infos if ni.node is not None), key=lambda ni: ni.name)
+                 generation: int = 0, presorted: bool = False):
+        # presorted: the caller (the cache) hands nodes with a Node, sorted by name.
+        infos = (list(node_infos) if presorted else
+                 sorted((ni for ni in node_infos if ni.node is not None), key=lambda ni: ni.name))
         self._list: tuple[NodeInfo, ...] = tuple(infos)
         self._by_name = {ni.name: ni for ni in infos}
         self.namespace_labels: Mapping[str, Mapping[str, str]] = dict(namespace_labels or {})
@@ -388,6 +419,8 @@ class CycleState:
     def __init__(self, pod_info: PodInfo | None = None):
         self.pod_info = pod_info
         self._data: dict[str, Any] = {}
+        # The filter plugins PreFilter did not skip; None before PreFilter ran.
+        self.filters: tuple[Any, ...] | None = None
 
     def read(self, key: str, default: Any = None) -> Any:
         return self._data.get(key, default)
@@ -535,21 +568,30 @@ class Framework:
     # ------------------------------------------------------------ extension points
 
     def run_pre_filter(self, pod: Any, snapshot: Snapshot, state: CycleState) -> Status:
+        """Every PreFilter; the first rejection is returned. A plugin answering
+        SKIP is left out of this cycle's filters (state.filters)."""
+        skipped = set()
         for plugin in self.filter_plugins:
             pre_filter = getattr(plugin, "pre_filter", None)
             if pre_filter is None:
                 continue
             status = pre_filter(pod, snapshot, state)
-            if status is not None and not status.is_success():
-                return status.with_plugin(plugin.NAME)
+            if status is None or status.code == Code.SUCCESS:
+                continue
+            if status.code == Code.SKIP:
+                skipped.add(plugin.NAME)
+                continue
+            return status.with_plugin(plugin.NAME)
+        state.filters = tuple(p for p in self.filter_plugins if p.NAME not in skipped)
         return SUCCESS
 
     def run_filters(self, pod: Any, node_info: NodeInfo, snapshot: Snapshot,
                     state: CycleState) -> Status:
         """The first failing filter's status (with its plugin), or SUCCESS."""
-        for plugin in self.filter_plugins:
+        plugins = state.filters if state.filters is not None else self.filter_plugins
+        for plugin in plugins:
             status = plugin.filter(pod, node_info, snapshot, state)
-            if not status.is_success():
+            if status.code:  # Code.SUCCESS is 0
                 return status.with_plugin(plugin.NAME)
         return SUCCESS
 
@@ -568,8 +610,11 @@ class Framework:
         for plugin, weight in self.score_plugins:
             pre_score = getattr(plugin, "pre_score", None)
             if pre_score is not None:
-                pre_score(pod, snapshot, nodes, state)
-            scores = {ni.name: int(plugin.score(pod, ni, snapshot, state)) for ni in nodes}
+                status = pre_score(pod, snapshot, nodes, state)
+                if status is not None and status.code == Code.SKIP:
+                    continue  # it would score every node the same: adds nothing
+            score = plugin.score
+            scores = {ni.name: int(score(pod, ni, snapshot, state)) for ni in nodes}
             normalize = getattr(plugin, "normalize", None)
             if normalize is not None:
                 scores = normalize(pod, scores, snapshot, state)
@@ -644,16 +689,18 @@ class ScheduleResult:
 
 
 def schedule_one(framework: Framework, pod: Any, snapshot: Snapshot, rng: random.Random,
-                 *, start_index: int = 0) -> ScheduleResult:
+                 *, start_index: int = 0, pod_info: PodInfo | None = None) -> ScheduleResult:
     """Pick a node for `pod` (node_name None when none fits; see `diagnosis`).
 
+    `pod_info`: the pod's PodInfo when the caller has one (it is reused).
     Raises SchedulingError when a plugin errs (not a verdict on the pod).
     """
     nodes = snapshot.node_infos
     n = len(nodes)
     if n == 0:
         return ScheduleResult(None, Diagnosis(0))
-    state = CycleState(PodInfo(pod))
+    state = CycleState(pod_info if pod_info is not None and pod_info.pod is pod
+                       else PodInfo(pod))
     status = framework.run_pre_filter(pod, snapshot, state)
     if status.code == Code.ERROR:
         raise SchedulingError(f"running PreFilter plugin {status.plugin!r}: {status.message()}")
@@ -669,11 +716,12 @@ def schedule_one(framework: Framework, pod: Any, snapshot: Snapshot, rng: random
     rejecting: set[str] = set()
     processed = 0
     start = start_index % n
+    run_filters = framework.run_filters
     for i in range(n):
         ni = nodes[(start + i) % n]
         processed += 1
-        status = framework.run_filters(pod, ni, snapshot, state)
-        if status.is_success():
+        status = run_filters(pod, ni, snapshot, state)
+        if not status.code:  # Code.SUCCESS
             feasible.append(ni)
             if len(feasible) >= to_find:
                 break

@@ -51,12 +51,26 @@ def pod_key(pod: Any) -> PodKey:
 
 # ---------------------------------------------------------------- resources
 
+# Parsed quantities by (is cpu, text): a cluster uses few distinct strings, and
+# parsing one (exact fractions) costs far more than a dict lookup. Bounded.
+_PARSED: dict[tuple[bool, str], int] = {}
+_PARSED_MAX = 4096
+
+
+def _parse_quantity(is_cpu: bool, text: str) -> int:
+    key = (is_cpu, text)
+    value = _PARSED.get(key)
+    if value is None:
+        value = quantity.to_milli(text) if is_cpu else quantity.to_int(text)
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[key] = value
+    return value
+
+
 def parse_resource_list(resources: Mapping[str, str]) -> Resources:
     """A ResourceList as integers: cpu in millis, the rest rounded up to units."""
-    out: Resources = {}
-    for name, text in resources.items():
-        out[name] = quantity.to_milli(text) if name == CPU else quantity.to_int(text)
-    return out
+    return {name: _parse_quantity(name == CPU, text) for name, text in resources.items()}
 
 
 def _add(into: Resources, other: Mapping[str, int]) -> None:

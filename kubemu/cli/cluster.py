@@ -57,6 +57,8 @@ def register(subparsers: Any) -> None:
         description="Start etcd, the apiserver and the other components of a cluster.")
     _home_option(up)
     up.add_argument("--nodes", type=int, default=1, help="number of nodes (default 1)")
+    up.add_argument("--schedulers", type=int, default=1,
+                    help="scheduler processes: one leads, the others are standbys (default 1)")
     up.add_argument("-d", "--detach", action="store_true",
                     help="run the supervisor in the background; return once the cluster is ready")
     up.add_argument("--no-restart", action="store_true",
@@ -271,11 +273,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.nodes < 0:
         print(f"error: --nodes: must be >= 0, got {args.nodes}", file=sys.stderr)
         return 2
+    if args.schedulers < 0:
+        print(f"error: --schedulers: must be >= 0, got {args.schedulers}", file=sys.stderr)
+        return 2
     supervisor = running_supervisor(home)
     if supervisor is not None:
         return _already_running(home, supervisor, args)
     argv = [sys.executable, "-m", "deploy", "up", "--home", str(home),
-            "--nodes", str(args.nodes), "--start-timeout-s", str(args.timeout_s)]
+            "--nodes", str(args.nodes), "--start-timeout-s", str(args.timeout_s),
+            "--schedulers", str(args.schedulers)]
     if args.no_restart:
         argv.append("--no-restart")
     if args.detach:

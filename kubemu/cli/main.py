@@ -16,14 +16,14 @@ import inspect
 import os
 import sys
 
-from kubemu.cli import apply, cluster, delete, describe, discovery, get, labels
+from kubemu.cli import apply, cluster, delete, describe, discovery, get, labels, nodes, pods
 from kubemu.cli.common import format_error
 
 HOME_ENV = "KUBEMU_HOME"
 DEFAULT_HOME = "~/.kubemu"
 
 # In the order `kubemu --help` lists them.
-COMMAND_MODULES = (cluster, apply, get, describe, delete, labels, discovery)
+COMMAND_MODULES = (cluster, apply, get, describe, delete, labels, nodes, pods, discovery)
 
 
 def default_home() -> str:

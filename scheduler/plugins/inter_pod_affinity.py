@@ -24,7 +24,7 @@ from collections import Counter
 from typing import Any, Mapping, Sequence
 
 from scheduler.framework import (ASSIGNED_POD_ADD, ASSIGNED_POD_DELETE, ASSIGNED_POD_UPDATE,
-                                 MAX_NODE_SCORE, NODE_ADD, NODE_LABEL_CHANGE, SUCCESS,
+                                 MAX_NODE_SCORE, NODE_ADD, NODE_LABEL_CHANGE, SKIP, SUCCESS,
                                  AffinityTerm, CycleState, NodeInfo, PodInfo, Snapshot, Status,
                                  pod_info_of)
 
@@ -204,7 +204,11 @@ class InterPodAffinity:
         self.hard_pod_affinity_weight = hard_pod_affinity_weight
 
     def pre_filter(self, pod: Any, snapshot: Snapshot, state: CycleState) -> Status | None:
-        state.write(_FILTER_KEY, filter_state(pod_info_of(pod, state), snapshot))
+        fs = filter_state(pod_info_of(pod, state), snapshot)
+        state.write(_FILTER_KEY, fs)
+        if (not fs.pod_info.required_affinity_terms
+                and not fs.pod_info.required_anti_affinity_terms and not fs.existing_anti):
+            return SKIP  # nothing constrains this pod anywhere
         return None
 
     def filter(self, pod: Any, node_info: NodeInfo, snapshot: Snapshot,
@@ -215,9 +219,11 @@ class InterPodAffinity:
         return check(fs, node_info)
 
     def pre_score(self, pod: Any, snapshot: Snapshot, nodes: Sequence[NodeInfo],
-                  state: CycleState) -> None:
-        state.write(_SCORE_KEY, topology_scores(pod_info_of(pod, state), snapshot,
-                                                self.hard_pod_affinity_weight))
+                  state: CycleState) -> Status | None:
+        scores = topology_scores(pod_info_of(pod, state), snapshot,
+                                 self.hard_pod_affinity_weight)
+        state.write(_SCORE_KEY, scores)
+        return None if scores else SKIP  # every node would score 0
 
     def score(self, pod: Any, node_info: NodeInfo, snapshot: Snapshot,
               state: CycleState | None = None) -> int:

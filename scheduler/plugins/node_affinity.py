@@ -18,8 +18,8 @@ from typing import Any, Mapping
 from kubemu.api import errors, labels
 from kubemu.api.fields import field_value
 
-from scheduler.framework import (NODE_ADD, NODE_LABEL_CHANGE, SUCCESS, CycleState, NodeInfo,
-                                 Snapshot, Status, default_normalize)
+from scheduler.framework import (NODE_ADD, NODE_LABEL_CHANGE, SKIP, SUCCESS, CycleState,
+                                 NodeInfo, Snapshot, Status, default_normalize)
 
 NAME = "NodeAffinity"
 REASON = "node(s) didn't match Pod's node affinity/selector"
@@ -119,6 +119,16 @@ def preferred_score(pod: Any, node_info: NodeInfo, state: CycleState | None = No
 class NodeAffinity:
     NAME = NAME
     EVENTS = EVENTS
+
+    def pre_filter(self, pod: Any, snapshot: Snapshot, state: CycleState) -> Status | None:
+        parsed = _parsed(pod, state)
+        if not parsed.node_selector and parsed.required_terms is None:
+            return SKIP  # every node passes
+        return None
+
+    def pre_score(self, pod: Any, snapshot: Snapshot, nodes: Any,
+                  state: CycleState) -> Status | None:
+        return None if _parsed(pod, state).preferred_terms else SKIP
 
     def filter(self, pod: Any, node_info: NodeInfo, snapshot: Snapshot | None = None,
                state: CycleState | None = None) -> Status:

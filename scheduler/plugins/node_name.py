@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from scheduler.framework import NODE_ADD, SUCCESS, CycleState, NodeInfo, Snapshot, Status
+from scheduler.framework import NODE_ADD, SKIP, SUCCESS, CycleState, NodeInfo, Snapshot, Status
 
 NAME = "NodeName"
 REASON = "node(s) didn't match the requested node name"
@@ -17,6 +17,9 @@ def fits(pod: Any, node_info: NodeInfo) -> bool:
 class NodeName:
     NAME = NAME
     EVENTS = EVENTS
+
+    def pre_filter(self, pod: Any, snapshot: Snapshot, state: CycleState) -> Status | None:
+        return None if pod.spec.node_name else SKIP  # no node named: every node passes
 
     def filter(self, pod: Any, node_info: NodeInfo, snapshot: Snapshot | None = None,
                state: CycleState | None = None) -> Status:

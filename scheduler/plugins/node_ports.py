@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from scheduler.framework import (ASSIGNED_POD_DELETE, NODE_ADD, SUCCESS, CycleState, NodeInfo,
-                                 Snapshot, Status, pod_info_of)
+from scheduler.framework import (ASSIGNED_POD_DELETE, NODE_ADD, SKIP, SUCCESS, CycleState,
+                                 NodeInfo, Snapshot, Status, pod_info_of)
 from scheduler.podutil import BIND_ALL_HOST_IP, HostPort
 
 NAME = "NodePorts"
@@ -40,6 +40,9 @@ def fits(pod: Any, node_info: NodeInfo, state: CycleState | None = None) -> bool
 class NodePorts:
     NAME = NAME
     EVENTS = EVENTS
+
+    def pre_filter(self, pod: Any, snapshot: Snapshot, state: CycleState) -> Status | None:
+        return None if pod_info_of(pod, state).host_ports else SKIP
 
     def filter(self, pod: Any, node_info: NodeInfo, snapshot: Snapshot | None = None,
                state: CycleState | None = None) -> Status:

@@ -19,18 +19,26 @@ from scheduler.plugins.node_resources_least_allocated import (DEFAULT_RESOURCES,
                                                               parse_resources)
 
 NAME = "NodeResourcesBalancedAllocation"
+_NATIVE = frozenset({"cpu", "memory"})
 EVENTS = frozenset({NODE_ADD, NODE_ALLOCATABLE_CHANGE, ASSIGNED_POD_DELETE})
 
 
 def fractions(pod_info: PodInfo, node_info: NodeInfo,
               resources: Sequence[tuple[str, int]] = DEFAULT_RESOURCES) -> list[float]:
     out = []
+    node_allocatable, node_requested = node_info.allocatable, node_info.requested
+    pod_requests = pod_info.requests
     for resource, _ in resources:
-        allocatable, requested = allocatable_and_requested(pod_info, node_info, resource,
-                                                           use_requested=True)
+        if resource in _NATIVE:  # inline: every node, every cycle
+            allocatable = node_allocatable.get(resource, 0)
+            requested = node_requested.get(resource, 0) + pod_requests.get(resource, 0)
+        else:
+            allocatable, requested = allocatable_and_requested(pod_info, node_info, resource,
+                                                               use_requested=True)
         if allocatable == 0:
             continue
-        out.append(min(requested / allocatable, 1.0))
+        fraction = requested / allocatable
+        out.append(fraction if fraction < 1.0 else 1.0)
     return out
 
 

@@ -23,23 +23,36 @@ TOO_MANY_PODS = "Too many pods"
 LEAST_ALLOCATED = "LeastAllocated"
 MOST_ALLOCATED = "MostAllocated"
 _ORDERED = (podutil.CPU, podutil.MEMORY, podutil.EPHEMERAL_STORAGE)
+_CHECKED_KEY = "NodeResourcesFit/checked"
+
+
+def checked(requests: Mapping[str, int],
+            ignored: frozenset[str] = frozenset()) -> tuple[tuple[str, int], ...]:
+    """The (resource, amount) pairs a node is checked for, in the order reasons appear:
+    cpu, memory, ephemeral-storage, then extended resources by name; 0 is not checked."""
+    names = [r for r in _ORDERED if requests.get(r, 0) > 0]
+    names += sorted(r for r, v in requests.items()
+                    if v > 0 and r not in _ORDERED and podutil.is_scalar_resource_name(r)
+                    and r not in ignored)
+    return tuple((r, requests[r]) for r in names)
+
+
+def insufficient_for(wanted: tuple[tuple[str, int], ...], node_info: NodeInfo) -> list[str]:
+    """The reasons `wanted` (from `checked`) does not fit (empty when it does)."""
+    reasons = []
+    if len(node_info.pods) + 1 > node_info.allocatable.get(podutil.PODS, 0):
+        reasons.append(TOO_MANY_PODS)
+    allocatable, requested = node_info.allocatable, node_info.requested
+    for resource, amount in wanted:
+        if amount > allocatable.get(resource, 0) - requested.get(resource, 0):
+            reasons.append(f"Insufficient {resource}")
+    return reasons
 
 
 def insufficient(requests: Mapping[str, int], node_info: NodeInfo,
                  ignored: frozenset[str] = frozenset()) -> list[str]:
     """The reasons the requests do not fit (empty when they do)."""
-    reasons = []
-    if len(node_info.pods) + 1 > node_info.allowed_pod_number:
-        reasons.append(TOO_MANY_PODS)
-    names = [r for r in _ORDERED if requests.get(r, 0) > 0]
-    names += sorted(r for r, v in requests.items()
-                    if v > 0 and r not in _ORDERED and podutil.is_scalar_resource_name(r)
-                    and r not in ignored)
-    for resource in names:
-        left = node_info.allocatable.get(resource, 0) - node_info.requested.get(resource, 0)
-        if requests[resource] > left:
-            reasons.append(f"Insufficient {resource}")
-    return reasons
+    return insufficient_for(checked(requests, ignored), node_info)
 
 
 def reasons(pod: Any, node_info: NodeInfo, state: CycleState | None = None) -> list[str]:
@@ -64,9 +77,17 @@ class NodeResourcesFit:
         self.resources = tuple(resources)
         self.ignored = frozenset(ignored)
 
+    def pre_filter(self, pod: Any, snapshot: Snapshot, state: CycleState) -> Status | None:
+        # Per pod, not per node: which resources to check, in reason order.
+        state.write(_CHECKED_KEY, checked(pod_info_of(pod, state).requests, self.ignored))
+        return None
+
     def filter(self, pod: Any, node_info: NodeInfo, snapshot: Snapshot | None = None,
                state: CycleState | None = None) -> Status:
-        found = insufficient(pod_info_of(pod, state).requests, node_info, self.ignored)
+        wanted = state.read(_CHECKED_KEY) if state is not None else None
+        if wanted is None:
+            wanted = checked(pod_info_of(pod, state).requests, self.ignored)
+        found = insufficient_for(wanted, node_info)
         return SUCCESS if not found else Status.unschedulable(*found)
 
     def score(self, pod: Any, node_info: NodeInfo, snapshot: Snapshot | None = None,

@@ -57,9 +57,18 @@ def score(pod_info: PodInfo, node_info: NodeInfo,
           scorer=least_requested_score) -> int:
     """Weighted average of the per-resource scores, 0..100 (integer maths, as kube)."""
     total = weight_sum = 0
+    node_allocatable = node_info.allocatable
     for resource, weight in resources:
-        allocatable, requested = allocatable_and_requested(pod_info, node_info, resource,
-                                                           use_requested=False)
+        # cpu and memory inline (every node, every cycle); the rest the long way.
+        if resource == podutil.CPU:
+            allocatable = node_allocatable.get(resource, 0)
+            requested = node_info.non_zero_requested[resource] + pod_info.non_zero_cpu
+        elif resource == podutil.MEMORY:
+            allocatable = node_allocatable.get(resource, 0)
+            requested = node_info.non_zero_requested[resource] + pod_info.non_zero_memory
+        else:
+            allocatable, requested = allocatable_and_requested(pod_info, node_info, resource,
+                                                               use_requested=False)
         if allocatable == 0:
             continue
         total += scorer(requested, allocatable) * weight

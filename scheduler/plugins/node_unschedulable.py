@@ -16,7 +16,7 @@ TAINT_KEY = "node.kubernetes.io/unschedulable"
 
 
 def fits(pod: Any, node_info: NodeInfo) -> bool:
-    if node_info.node is None or not node_info.node.spec.unschedulable:
+    if not node_info.unschedulable:
         return True
     return any(tolerates(t, TAINT_KEY, "", NO_SCHEDULE) for t in podutil.tolerations(pod))
 

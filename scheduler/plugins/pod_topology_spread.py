@@ -29,8 +29,8 @@ from kubemu.api.fields import field_value
 from scheduler import podutil
 from scheduler.framework import (ASSIGNED_POD_ADD, ASSIGNED_POD_DELETE, ASSIGNED_POD_UPDATE,
                                  MAX_NODE_SCORE, NODE_ADD, NODE_DELETE, NODE_LABEL_CHANGE,
-                                 NODE_TAINT_CHANGE, SUCCESS, CycleState, NodeInfo, PodInfo,
-                                 Snapshot, Status)
+                                 NODE_TAINT_CHANGE, SKIP, SUCCESS, CycleState, NodeInfo,
+                                 PodInfo, Snapshot, Status)
 from scheduler.plugins import node_affinity, taint_toleration
 
 NAME = "PodTopologySpread"
@@ -230,8 +230,9 @@ class PodTopologySpread:
     EVENTS = EVENTS
 
     def pre_filter(self, pod: Any, snapshot: Snapshot, state: CycleState) -> Status | None:
-        state.write(_FILTER_KEY, filter_state(pod, snapshot))
-        return None
+        fs = filter_state(pod, snapshot)
+        state.write(_FILTER_KEY, fs)
+        return None if fs.constraints else SKIP  # no DoNotSchedule constraint
 
     def filter(self, pod: Any, node_info: NodeInfo, snapshot: Snapshot,
                state: CycleState | None = None) -> Status:
@@ -241,8 +242,10 @@ class PodTopologySpread:
         return check(pod, node_info, fs)
 
     def pre_score(self, pod: Any, snapshot: Snapshot, nodes: Sequence[NodeInfo],
-                  state: CycleState) -> None:
-        state.write(_SCORE_KEY, score_state(pod, snapshot, nodes))
+                  state: CycleState) -> Status | None:
+        ss = score_state(pod, snapshot, nodes)
+        state.write(_SCORE_KEY, ss)
+        return None if ss.constraints else SKIP  # no ScheduleAnyway constraint
 
     def _score_state(self, pod, snapshot, state) -> ScoreState:
         ss = state.read(_SCORE_KEY) if state is not None else None

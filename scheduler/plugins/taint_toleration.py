@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 
 from scheduler import podutil
-from scheduler.framework import (NODE_ADD, NODE_TAINT_CHANGE, SUCCESS, CycleState, NodeInfo,
-                                 Snapshot, Status, default_normalize)
+from scheduler.framework import (NODE_ADD, NODE_TAINT_CHANGE, SKIP, SUCCESS, CycleState,
+                                 NodeInfo, Snapshot, Status, default_normalize)
 
 NAME = "TaintToleration"
 EVENTS = frozenset({NODE_ADD, NODE_TAINT_CHANGE})
@@ -40,6 +40,8 @@ def tolerates_taint(tolerations: Iterable[Any], taint: Any) -> bool:
 def first_untolerated(pod: Any, node_info: NodeInfo,
                       effects: Iterable[str] = FILTER_EFFECTS) -> Any | None:
     """The first taint with one of `effects` that the pod does not tolerate."""
+    if not node_info.taints:
+        return None
     effects = tuple(effects)
     tolerations = tuple(podutil.tolerations(pod))
     for taint in node_info.taints:
@@ -59,6 +61,8 @@ def fits(pod: Any, node_info: NodeInfo) -> bool:
 def intolerable_prefer_no_schedule(pod: Any, node_info: NodeInfo) -> int:
     """How many PreferNoSchedule taints the pod does not tolerate (only tolerations
     with an empty or PreferNoSchedule effect count, as in Kubernetes)."""
+    if not node_info.taints:
+        return 0
     tolerations = [t for t in podutil.tolerations(pod)
                    if t.effect in ("", PREFER_NO_SCHEDULE)]
     return sum(1 for taint in node_info.taints
@@ -73,6 +77,13 @@ class TaintToleration:
                state: CycleState | None = None) -> Status:
         taint = first_untolerated(pod, node_info)
         return SUCCESS if taint is None else Status.unresolvable(reason(taint))
+
+    def pre_score(self, pod: Any, snapshot: Snapshot, nodes: Any,
+                  state: CycleState) -> Status | None:
+        for node_info in nodes:
+            if any(t.effect == PREFER_NO_SCHEDULE for t in node_info.taints):
+                return None
+        return SKIP  # no PreferNoSchedule taint anywhere: every node scores the same
 
     def score(self, pod: Any, node_info: NodeInfo, snapshot: Snapshot | None = None,
               state: CycleState | None = None) -> int:

@@ -84,6 +84,21 @@ class ResourcesStub:
                 request_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.DiscoveryRequest.SerializeToString,
                 response_deserializer=kubemu_dot_api_dot_v1_dot_resources__pb2.DiscoveryResponse.FromString,
                 _registered_method=True)
+        self.PodLogs = channel.unary_stream(
+                '/kubemu.api.v1.Resources/PodLogs',
+                request_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodLogsRequest.SerializeToString,
+                response_deserializer=kubemu_dot_api_dot_v1_dot_resources__pb2.LogChunk.FromString,
+                _registered_method=True)
+        self.PodExec = channel.unary_unary(
+                '/kubemu.api.v1.Resources/PodExec',
+                request_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodExecRequest.SerializeToString,
+                response_deserializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodExecResponse.FromString,
+                _registered_method=True)
+        self.NodeStats = channel.unary_unary(
+                '/kubemu.api.v1.Resources/NodeStats',
+                request_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.NodeStatsRequest.SerializeToString,
+                response_deserializer=kubemu_dot_api_dot_v1_dot_resources__pb2.NodeStatsResponse.FromString,
+                _registered_method=True)
 
 
 class ResourcesServicer:
@@ -150,6 +165,26 @@ class ResourcesServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PodLogs(self, request, context):
+        """pods/log, pods/exec and the node's usage: proxied to the node's kubelet,
+        found at its Node's InternalIP and status.daemonEndpoints.kubeletEndpoint.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PodExec(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def NodeStats(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ResourcesServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -202,6 +237,21 @@ def add_ResourcesServicer_to_server(servicer, server):
                     servicer.Discovery,
                     request_deserializer=kubemu_dot_api_dot_v1_dot_resources__pb2.DiscoveryRequest.FromString,
                     response_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.DiscoveryResponse.SerializeToString,
+            ),
+            'PodLogs': grpc.unary_stream_rpc_method_handler(
+                    servicer.PodLogs,
+                    request_deserializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodLogsRequest.FromString,
+                    response_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.LogChunk.SerializeToString,
+            ),
+            'PodExec': grpc.unary_unary_rpc_method_handler(
+                    servicer.PodExec,
+                    request_deserializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodExecRequest.FromString,
+                    response_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodExecResponse.SerializeToString,
+            ),
+            'NodeStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.NodeStats,
+                    request_deserializer=kubemu_dot_api_dot_v1_dot_resources__pb2.NodeStatsRequest.FromString,
+                    response_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.NodeStatsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -474,6 +524,87 @@ class Resources:
             '/kubemu.api.v1.Resources/Discovery',
             kubemu_dot_api_dot_v1_dot_resources__pb2.DiscoveryRequest.SerializeToString,
             kubemu_dot_api_dot_v1_dot_resources__pb2.DiscoveryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PodLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/kubemu.api.v1.Resources/PodLogs',
+            kubemu_dot_api_dot_v1_dot_resources__pb2.PodLogsRequest.SerializeToString,
+            kubemu_dot_api_dot_v1_dot_resources__pb2.LogChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PodExec(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kubemu.api.v1.Resources/PodExec',
+            kubemu_dot_api_dot_v1_dot_resources__pb2.PodExecRequest.SerializeToString,
+            kubemu_dot_api_dot_v1_dot_resources__pb2.PodExecResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def NodeStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kubemu.api.v1.Resources/NodeStats',
+            kubemu_dot_api_dot_v1_dot_resources__pb2.NodeStatsRequest.SerializeToString,
+            kubemu_dot_api_dot_v1_dot_resources__pb2.NodeStatsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,392 @@
+"""Wires the kubelet: runtime client, Node and Lease, informers, pod workers, PLEG, API.
+
+Start: wait for the runtime; serve the kubelet API on the node's address;
+register the Node; note the pod IPs of the sandboxes the runtime already has;
+sync the ConfigMap, Secret and Service informers, then the pod informer
+(field selector spec.nodeName=<node>), whose events start one PodWorker per
+pod uid (a new pod is first admitted against the node's pods, cpu and memory;
+a pod a previous kubelet started is adopted with its containers). Then the
+loops:
+- PLEG: every `pleg_relist_s` the runtime's containers are listed and the
+  worker of every pod whose containers changed state is woken;
+- housekeeping: sandboxes of pods the API no longer has (deleted while the
+  kubelet was down) are stopped and removed, leftover pod directories too;
+- node status and lease (kubelet/node.py).
+The health service says SERVING once the Node is registered and the pods are
+synced. Stop (SIGTERM) stops the kubelet only: pods keep running, and a new
+kubelet adopts them.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import os
+import pathlib
+import shutil
+import time
+
+import structlog
+from google.protobuf.message import Message
+
+from kubelet import admission, cri, node, server, volumes
+from kubelet import status as pod_status
+from kubelet.backoff import Backoff
+from kubelet.events import NORMAL, EventRecorder
+from kubelet.ipam import PodIPAllocator
+from kubelet.worker import NodeContext, PodWorker
+from kubemu import server as grpc_server
+from kubemu.api import errors, quantity
+from kubemu.client.clientset import Client
+from kubemu.client.informer import Informer
+from kubemu.kubelet.v1 import kubelet_pb2_grpc
+
+log = structlog.get_logger()
+
+SERVICE_NAME = "kubemu.kubelet.v1.Kubelet"
+FINISHED_UIDS_MAX = 4096
+HOUSEKEEPING_S = 2.0
+START_RETRY_S_MAX = 2.0
+
+
+@dataclasses.dataclass
+class Options:
+    node_name: str
+    apiserver: str
+    runtime_socket: str
+    root: pathlib.Path
+    node_ip: str = "127.0.0.1"
+    port: int = 0
+    pod_cidr: str = "127.1.1.0/24"
+    cpu: str = "4"
+    memory: str = "8Gi"
+    pods: int = 110
+    ephemeral_storage: str = ""
+    node_labels: dict[str, str] = dataclasses.field(default_factory=dict)
+    taints: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
+    volumes_dir: pathlib.Path | None = None
+    pod_env: dict[str, str] = dataclasses.field(default_factory=dict)
+    node_status_update_s: float = 10.0
+    node_status_report_s: float = 60.0
+    node_lease_renew_s: float = 10.0
+    node_lease_duration_s: int = 40
+    sync_frequency_s: float = 10.0
+    pleg_relist_s: float = 1.0
+    crash_backoff_initial_s: float = 10.0
+    crash_backoff_max_s: float = 300.0
+    crash_backoff_reset_s: float = 600.0
+    image_backoff_initial_s: float = 10.0
+    image_backoff_max_s: float = 300.0
+    min_grace_s: float = 2.0
+    hook_timeout_s: float = 30.0
+    runtime_timeout_s: float = 10.0
+    api_timeout_s: float = 10.0
+    start_timeout_s: float = 60.0
+    log_follow_poll_s: float = 0.2
+    shutdown_grace_s: float = 2.0
+
+
+def capacity(options: Options) -> dict[str, str]:
+    storage = options.ephemeral_storage
+    if not storage:
+        try:
+            storage = str(shutil.disk_usage(options.root).total)
+        except OSError:
+            storage = "0"
+    for name, text in (("cpu", options.cpu), ("memory", options.memory),
+                       ("ephemeral-storage", storage)):
+        quantity.parse(text)  # ValueError names the bad flag value
+    return {"cpu": options.cpu, "memory": options.memory, "ephemeral-storage": storage,
+            "pods": str(options.pods)}
+
+
+class Kubelet:
+    def __init__(self, options: Options):
+        self.options = options
+        self.root = options.root.resolve()
+        self.capacity = capacity(options)
+        self.runtime = cri.RuntimeClient(options.runtime_socket,
+                                         timeout_s=options.runtime_timeout_s)
+        self.client = Client(options.apiserver, timeout_s=options.api_timeout_s,
+                             user_agent=f"kubelet/{options.node_name}")
+        self.events = EventRecorder(self.client, "kubelet", options.node_name)
+        self.workers: dict[str, PodWorker] = {}
+        self.finished_uids: collections.deque[str] = collections.deque(maxlen=FINISHED_UIDS_MAX)
+        self.tasks: list[asyncio.Task] = []
+        self.server: grpc_server.Server | None = None
+        self.node: node.NodeManager | None = None
+        self.ipam: PodIPAllocator | None = None
+        self.pods = Informer(self.client, "pods",
+                             field_selector=f"spec.nodeName={options.node_name}")
+        self.configmaps = Informer(self.client, "configmaps")
+        self.secrets = Informer(self.client, "secrets")
+        self.services = Informer(self.client, "services")
+        self.ctx: NodeContext | None = None
+        self.log = log.bind(node=options.node_name)
+
+    # ------------------------------------------------------------ start / stop
+
+    async def start(self) -> str:
+        o = self.options
+        self.root.mkdir(parents=True, exist_ok=True)
+        version = await self._wait_runtime()
+        self.server = grpc_server.Server(f"{o.node_ip}:{o.port}", grace_s=o.shutdown_grace_s)
+        kubelet_pb2_grpc.add_KubeletServicer_to_server(
+            server.KubeletService(o.node_name, self.runtime, self._find_pod,
+                                  follow_poll_s=o.log_follow_poll_s), self.server.server)
+        address = await self.server.start()
+        port = int(address.rpartition(":")[2])
+        self.node = node.NodeManager(
+            self.client, node.NodeConfig(
+                name=o.node_name, ip=o.node_ip, pod_cidr=o.pod_cidr, capacity=self.capacity,
+                allocatable=self.capacity, labels=o.node_labels, taints=o.taints,
+                kubelet_port=port, runtime_version=f"kubemu://{version}", root=str(self.root)),
+            runtime_check=self._runtime_problem, images=self._images,
+            record=lambda obj, kind, reason, message: self.events.record(obj, kind, reason,
+                                                                        message),
+            status_update_s=o.node_status_update_s, report_s=o.node_status_report_s,
+            lease_renew_s=o.node_lease_renew_s, lease_duration_s=o.node_lease_duration_s)
+        registered = await self._until_done(self.node.register, "node registration")
+        self.events.start()
+        self.events.record(registered, NORMAL, "Starting", "Starting kubelet.")
+        self.node.start()
+        self.ipam = PodIPAllocator(o.pod_cidr, self.root / "ipam.json")
+        await self._reconcile_ips()
+        self.ctx = NodeContext(
+            node_name=o.node_name, node_ip=o.node_ip, root=self.root, runtime=self.runtime,
+            client=self.client, events=self.events, volumes=volumes.VolumeManager(self.root),
+            ipam=self.ipam,
+            crash_backoff=Backoff(o.crash_backoff_initial_s, o.crash_backoff_max_s,
+                                  o.crash_backoff_reset_s),
+            image_backoff=Backoff(o.image_backoff_initial_s, o.image_backoff_max_s,
+                                  o.crash_backoff_reset_s),
+            lookup=self._lookup, services=self._services_of, claim_path=self._claim_path,
+            allocatable=self.capacity, min_grace_s=o.min_grace_s,
+            sync_period_s=o.sync_frequency_s, hook_timeout_s=o.hook_timeout_s,
+            pod_env=dict(o.pod_env))
+        for informer in (self.configmaps, self.secrets, self.services):
+            informer.add_handler(on_add=self._on_source, on_update=lambda _o, n: self._on_source(n),
+                                 on_delete=self._on_source)
+            informer.start()
+        for informer in (self.configmaps, self.secrets, self.services):
+            await informer.wait_synced(o.start_timeout_s)
+        self.pods.add_handler(on_add=self._on_pod, on_update=self._on_pod_update,
+                              on_delete=self._on_pod_delete)
+        self.pods.start()
+        await self.pods.wait_synced(o.start_timeout_s)
+        self.tasks.append(asyncio.create_task(self._pleg_loop(), name="pleg"))
+        self.tasks.append(asyncio.create_task(self._housekeeping_loop(), name="housekeeping"))
+        await self.server.set_serving(True)
+        await self.server.set_serving(True, SERVICE_NAME)
+        self.log.info("kubelet ready", address=address, pods=len(self.workers),
+                      runtime=o.runtime_socket)
+        return address
+
+    async def stop(self) -> None:
+        """Stop the kubelet; pod processes keep running (the runtime owns them)."""
+        if self.server is not None:
+            await self.server.set_serving(False)
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await asyncio.gather(*(w.stop() for w in list(self.workers.values())),
+                             return_exceptions=True)
+        for informer in (self.pods, self.configmaps, self.secrets, self.services):
+            await informer.stop()
+        if self.node is not None:
+            await self.node.stop()
+        await self.events.stop()
+        if self.server is not None:
+            await self.server.stop()
+        await self.client.close()
+        await self.runtime.close()
+        self.log.info("kubelet stopped; pods left running")
+
+    async def _until_done(self, make_call, what: str):
+        """Retry a call that must succeed for the kubelet to start, until the start deadline."""
+        deadline = time.monotonic() + self.options.start_timeout_s
+        delay_s = 0.1
+        while True:
+            try:
+                return await make_call()
+            except (errors.Unavailable, errors.Timeout, errors.Conflict) as err:
+                if time.monotonic() + delay_s > deadline:
+                    raise RuntimeError(f"{what} failed: {err}") from None
+                self.log.info("retrying", what=what, error=str(err))
+            await asyncio.sleep(delay_s)  # bounded retry back-off
+            delay_s = min(delay_s * 2, START_RETRY_S_MAX)
+
+    async def _wait_runtime(self) -> str:
+        deadline = time.monotonic() + self.options.start_timeout_s
+        while True:
+            try:
+                v = await self.runtime.version()
+                return v.runtime_version
+            except (cri.RuntimeUnavailable, cri.RuntimeCallError) as err:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the runtime at {self.options.runtime_socket} did not "
+                                       f"answer within {self.options.start_timeout_s:g} s: "
+                                       f"{err}") from None
+            await asyncio.sleep(0.2)  # waiting for the runtime to come up, bounded above
+
+    async def _runtime_problem(self) -> str | None:
+        try:
+            status = await self.runtime.status(timeout_s=2.0)
+        except (cri.RuntimeUnavailable, cri.RuntimeCallError) as err:
+            return f"container runtime is down: {err}"
+        down = [c for c in status.conditions if not c.status]
+        if down:
+            return f"container runtime status check may not have completed yet: {down[0].type} " \
+                   f"is false"
+        return None
+
+    async def _images(self) -> list[tuple[list[str], int]]:
+        return [(list(i.repo_digests) + list(i.repo_tags), i.size)
+                for i in await self.runtime.list_images()]
+
+    async def _reconcile_ips(self) -> None:
+        live = []
+        for s in await self.runtime.list_sandboxes(ready_only=True):
+            uid = s.labels.get(cri.POD_UID_LABEL, "")
+            if uid:
+                status = await self.runtime.sandbox_status(s.id)
+                live.append((uid, status.network.ip))
+        self.ipam.reconcile(live)
+
+    # ------------------------------------------------------------ lookups
+
+    def _find_pod(self, namespace: str, name: str) -> Message | None:
+        return self.pods.store.get_by_name(name, namespace)
+
+    def _lookup(self, kind: str, namespace: str, name: str) -> Message | None:
+        informer = self.configmaps if kind == "ConfigMap" else self.secrets
+        return informer.store.get_by_name(name, namespace)
+
+    def _services_of(self, namespace: str) -> list[Message]:
+        return [s for s in self.services.store.list()
+                if s.metadata.namespace == namespace
+                or (s.metadata.namespace == "default" and s.metadata.name == "kubernetes")]
+
+    async def _claim_path(self, namespace: str, claim: str) -> str:
+        try:
+            pvc = await self.client.get("persistentvolumeclaims", claim, namespace)
+        except errors.NotFound:
+            raise volumes.VolumeError(f'persistentvolumeclaim "{claim}" not found') from None
+        if pvc.spec.volume_name:
+            try:
+                pv = await self.client.get("persistentvolumes", pvc.spec.volume_name)
+            except errors.NotFound:
+                pv = None
+            if pv is not None and pv.spec.HasField("host_path") and pv.spec.host_path.path:
+                return pv.spec.host_path.path
+            if pv is not None and pv.spec.HasField("local") and pv.spec.local.path:
+                return pv.spec.local.path
+        base = self.options.volumes_dir or (self.root / "persistent-volumes")
+        return str(base / f"pvc-{pvc.metadata.uid}")
+
+    # ------------------------------------------------------------ informer events
+
+    def _worker(self, uid: str, pod: Message | None = None) -> PodWorker:
+        worker = self.workers.get(uid)
+        if worker is None:
+            rejected = self._admit(pod) if pod is not None else None
+            worker = PodWorker(self.ctx, uid, on_done=self._worker_done, rejected=rejected)
+            self.workers[uid] = worker
+            worker.start()
+        return worker
+
+    def _admit(self, pod: Message) -> tuple[str, str] | None:
+        """Admission for a pod no kubelet has started yet (a restarted kubelet keeps
+        the pods it had); None when it fits."""
+        if pod.status.start_time or pod.status.phase in pod_status.TERMINAL_PHASES \
+                or pod.metadata.deletion_timestamp:
+            return None
+        admitted = [w.pod for w in self.workers.values()
+                    if w.pod is not None and not w.rejected
+                    and w.pod.status.phase not in pod_status.TERMINAL_PHASES]
+        return admission.admit(pod, admitted, self.capacity)
+
+    def _worker_done(self, uid: str) -> None:
+        self.workers.pop(uid, None)
+        self.finished_uids.append(uid)
+
+    def _on_pod(self, pod: Message) -> None:
+        uid = pod.metadata.uid
+        if uid in self.finished_uids and uid not in self.workers:
+            return  # already terminated and confirmed; the DELETED event is on its way
+        self._worker(uid, pod).update(pod)
+
+    def _on_pod_update(self, old: Message, new: Message) -> None:
+        if old.metadata.uid != new.metadata.uid:
+            self._on_pod_delete(old)
+        self._on_pod(new)
+
+    def _on_pod_delete(self, pod: Message) -> None:
+        worker = self.workers.get(pod.metadata.uid)
+        if worker is not None:
+            worker.update(None)
+
+    def _on_source(self, obj: Message) -> None:
+        """A ConfigMap, Secret or Service changed: resync the pods of its namespace
+        (env sources, volume files, service links)."""
+        namespace = obj.metadata.namespace
+        for worker in list(self.workers.values()):
+            pod = worker.pod
+            if pod is not None and pod.metadata.namespace == namespace:
+                worker.notify()
+
+    # ------------------------------------------------------------ loops
+
+    async def _pleg_loop(self) -> None:
+        """Wake the worker of every pod whose containers changed state."""
+        previous: dict[str, dict[str, int]] = {}
+        while True:
+            await asyncio.sleep(self.options.pleg_relist_s)  # the relist period
+            try:
+                found = await self.runtime.list_containers()
+            except (cri.RuntimeUnavailable, cri.RuntimeCallError):
+                continue
+            current: dict[str, dict[str, int]] = {}
+            for c in found:
+                uid = c.labels.get(cri.POD_UID_LABEL, "")
+                if uid:
+                    current.setdefault(uid, {})[c.id] = c.state
+            for uid in set(current) | set(previous):
+                if current.get(uid) != previous.get(uid):
+                    worker = self.workers.get(uid)
+                    if worker is not None:
+                        worker.notify()
+            previous = current
+
+    async def _housekeeping_loop(self) -> None:
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_S)  # housekeeping period
+            try:
+                await self._housekeeping()
+            except (cri.RuntimeUnavailable, cri.RuntimeCallError) as err:
+                self.log.info("housekeeping skipped", error=str(err))
+            except Exception:
+                self.log.exception("housekeeping failed")
+
+    async def _housekeeping(self) -> None:
+        known = {p.metadata.uid for p in self.pods.store.list()}
+        sandboxes = await self.runtime.list_sandboxes()
+        with_sandbox = set()
+        for s in sandboxes:
+            uid = s.labels.get(cri.POD_UID_LABEL, "")
+            with_sandbox.add(uid)
+            if uid and uid not in known and uid not in self.workers:
+                self.log.info("orphaned pod found: stopping it", pod_uid=uid,
+                              pod=f"{s.metadata.namespace}/{s.metadata.name}")
+                self._worker(uid).update(None)
+        for uid in self.ctx.volumes.known_pods():
+            if uid not in known and uid not in self.workers and uid not in with_sandbox:
+                self.ctx.volumes.teardown(uid)
+                self.ipam.release(uid)
+
+
+def pod_env_from_environment() -> dict[str, str]:
+    """The supervisor marks its processes with KUBEMU_SUPERVISED_HOME; pods get it
+    too, so a cluster's pod processes can be found (and killed) like its others."""
+    marker = os.environ.get("KUBEMU_SUPERVISED_HOME")
+    return {"KUBEMU_SUPERVISED_HOME": marker} if marker else {}

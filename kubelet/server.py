@@ -1,0 +1,197 @@
+"""The kubelet's gRPC API (kubemu.kubelet.v1.Kubelet): logs, exec and stats of its pods.
+
+The apiserver proxies pods/log and pods/exec here. Errors are ApiErrors sent
+as the apiserver sends them (status code + `kubemu-reason` trailer), worded
+as Kubernetes words them ("a container name must be specified for pod web,
+choose one of: [app sidecar]", "previous terminated container \"app\" in pod
+\"web\" not found", ...), so the CLI prints the same line kubectl would.
+"""
+from __future__ import annotations
+
+import functools
+import time
+from typing import Callable
+
+import grpc
+import psutil
+import structlog
+from google.protobuf.message import Message
+
+from kubelet import cri, logs
+from kubelet import status as pod_status
+from kubemu.api import errors
+from kubemu.api.v1 import resources_pb2 as apb
+from kubemu.kubelet.v1 import kubelet_pb2_grpc
+from kubemu.runtime.v1 import runtime_pb2 as rpb
+
+log = structlog.get_logger()
+
+EXEC_OUTPUT_BYTES_MAX = 16 << 20
+
+
+async def _abort(context: grpc.aio.ServicerContext, err: errors.ApiError):
+    await context.abort(err.code, err.message, trailing_metadata=((errors.REASON_KEY, err.reason),))
+
+
+def _unary(method):
+    @functools.wraps(method)
+    async def wrapper(self, request, context):
+        try:
+            return await method(self, request, context)
+        except errors.ApiError as err:
+            await _abort(context, err)
+        except cri.RuntimeUnavailable as err:
+            await _abort(context, errors.Unavailable(f"the container runtime is not answering: "
+                                                     f"{err}"))
+    return wrapper
+
+
+class KubeletService(kubelet_pb2_grpc.KubeletServicer):
+    def __init__(self, node_name: str, runtime: cri.RuntimeClient,
+                 find_pod: Callable[[str, str], Message | None], follow_poll_s: float = 0.2):
+        self.node_name = node_name
+        self.runtime = runtime
+        self.find_pod = find_pod
+        self.follow_poll_s = follow_poll_s
+        self._me = psutil.Process()
+        self._me.cpu_percent(None)  # the first call only starts the measurement
+
+    def _own_usage(self) -> tuple[int, int]:
+        """The kubelet's own CPU rate (since the last call) and RSS."""
+        try:
+            with self._me.oneshot():
+                return int(self._me.cpu_percent(None) * 1e7), self._me.memory_info().rss
+        except psutil.Error:
+            return 0, 0
+
+    def _pod(self, namespace: str, name: str) -> Message:
+        pod = self.find_pod(namespace or "default", name)
+        if pod is None:
+            raise errors.NotFound(f'pods "{name}" not found on node "{self.node_name}"')
+        return pod
+
+    @staticmethod
+    def _container_name(pod: Message, wanted: str) -> str:
+        names = [c.name for c in pod.spec.containers]
+        init_names = [c.name for c in pod.spec.init_containers]
+        if not wanted:
+            if len(names) == 1:
+                return names[0]
+            message = (f"a container name must be specified for pod {pod.metadata.name}, "
+                       f"choose one of: [{' '.join(names)}]")
+            if init_names:
+                message += f" or one of the init containers: [{' '.join(init_names)}]"
+            raise errors.BadRequest(message)
+        if wanted not in names and wanted not in init_names:
+            raise errors.BadRequest(f"container {wanted} is not valid for pod "
+                                    f"{pod.metadata.name}")
+        return wanted
+
+    async def _instances(self, pod: Message, container: str) -> list[rpb.ContainerStatus]:
+        """The container's instances on this node, newest first."""
+        found = await self.runtime.list_containers(labels={
+            cri.POD_UID_LABEL: pod.metadata.uid, cri.CONTAINER_NAME_LABEL: container})
+        found.sort(key=lambda c: (c.metadata.attempt, c.created_at), reverse=True)
+        out = []
+        for c in found:
+            try:
+                out.append(await self.runtime.container_status(c.id))
+            except cri.RuntimeCallError:
+                continue
+        return out
+
+    def _waiting_reason(self, pod: Message, container: str) -> str:
+        for s in [*pod.status.container_statuses, *pod.status.init_container_statuses]:
+            if s.name == container and s.state.HasField("waiting"):
+                return s.state.waiting.reason
+        return "ContainerCreating"
+
+    async def ContainerLogs(self, request, context):
+        try:
+            pod = self._pod(request.namespace, request.name)
+            container = self._container_name(pod, request.container)
+            instances = await self._instances(pod, container)
+            if request.previous:
+                if len(instances) < 2:
+                    raise errors.BadRequest(f'previous terminated container "{container}" in '
+                                            f'pod "{pod.metadata.name}" not found')
+                target = instances[1]
+            else:
+                if not instances:
+                    raise errors.BadRequest(
+                        f'container "{container}" in pod "{pod.metadata.name}" is waiting to '
+                        f'start: {self._waiting_reason(pod, container)}')
+                target = instances[0]
+        except errors.ApiError as err:
+            await _abort(context, err)
+            return
+        except cri.RuntimeUnavailable as err:
+            await _abort(context, errors.Unavailable(f"the container runtime is not answering: "
+                                                     f"{err}"))
+            return
+
+        async def running() -> bool:
+            try:
+                current = await self.runtime.container_status(target.id)
+            except (cri.RuntimeCallError, cri.RuntimeUnavailable):
+                return False
+            return current.state == rpb.CONTAINER_RUNNING
+
+        tail = request.tail_lines if request.HasField("tail_lines") else None
+        limit = request.limit_bytes if request.HasField("limit_bytes") else None
+        async for chunk in logs.read_log(target.log_path, tail_lines=tail, limit_bytes=limit,
+                                         follow=request.follow and not request.previous,
+                                         running=running, poll_s=self.follow_poll_s):
+            yield apb.LogChunk(data=chunk)
+
+    @_unary
+    async def Exec(self, request, context):
+        pod = self._pod(request.namespace, request.name)
+        container = self._container_name(pod, request.container)
+        if not request.command:
+            raise errors.BadRequest("you must specify at least one command for the container")
+        instances = await self._instances(pod, container)
+        if not instances or instances[0].state != rpb.CONTAINER_RUNNING:
+            raise errors.BadRequest(f'unable to upgrade connection: container not found '
+                                    f'("{container}")')
+        try:
+            response = await self.runtime.exec_sync(instances[0].id, list(request.command),
+                                                    request.timeout_s)
+        except cri.RuntimeCallError as err:
+            if err.code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise errors.Timeout(err.message) from None
+            raise errors.BadRequest(err.message) from None
+        return apb.PodExecResponse(stdout=response.stdout[:EXEC_OUTPUT_BYTES_MAX],
+                                   stderr=response.stderr[:EXEC_OUTPUT_BYTES_MAX],
+                                   exit_code=response.exit_code)
+
+    @_unary
+    async def Stats(self, request, context):
+        stats = await self.runtime.list_stats()
+        pods: dict[str, apb.PodUsage] = {}
+        cpu = memory = 0
+        stamp = 0
+        for s in stats:
+            labels = s.attributes.labels
+            uid = labels.get(cri.POD_UID_LABEL, "")
+            if not uid:
+                continue
+            usage = pods.get(uid)
+            if usage is None:
+                usage = pods[uid] = apb.PodUsage(
+                    namespace=labels.get(cri.POD_NAMESPACE_LABEL, ""),
+                    name=labels.get(cri.POD_NAME_LABEL, ""), uid=uid)
+            usage.containers.add(name=s.attributes.metadata.name,
+                                 cpu_nano_cores=s.cpu.usage_nano_cores,
+                                 memory_working_set_bytes=s.memory.working_set_bytes)
+            cpu += s.cpu.usage_nano_cores
+            memory += s.memory.working_set_bytes
+            stamp = max(stamp, s.cpu.timestamp)
+        agent_cpu, agent_memory = self._own_usage()
+        stamp_text = pod_status.ns_to_rfc3339(stamp) or pod_status.rfc3339(time.time())
+        return apb.NodeStatsResponse(node=self.node_name, timestamp=stamp_text,
+                                     cpu_nano_cores=cpu + agent_cpu,
+                                     memory_working_set_bytes=memory + agent_memory,
+                                     pods=sorted(pods.values(),
+                                                 key=lambda p: (p.namespace, p.name)))
+
