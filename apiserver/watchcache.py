@@ -33,6 +33,7 @@ log = structlog.get_logger()
 ADDED, MODIFIED, DELETED, BOOKMARK = "ADDED", "MODIFIED", "DELETED", "BOOKMARK"
 LIST_PAGE = 1000
 FRESHNESS_WAIT_S = 3.0
+EVENT_WAIT_S = 0.25
 RECONNECT_BACKOFF_S_MAX = 2.0
 
 Predicate = Callable[[Message], bool]
@@ -66,6 +67,7 @@ class Watcher:
         self.wakeup = asyncio.Event()
         self.closed: errors.ApiError | None = None  # why the watch ended, if it did
         self.last_rv = 0
+        self.start_rv = 0  # events at or below this version are not this watch's
 
     def wants(self, obj: Message | None) -> bool:
         if obj is None:
@@ -212,8 +214,20 @@ class WatchCache:
         self.events.append(event)
         while len(self.events) > self.capacity:
             self.window_start = self.events.popleft().rv
+        # etcd before 3.5.8 may answer a progress request with a revision ahead
+        # of events it has yet to send; such a late event must not be lost by a
+        # watch served from that revision: that watch ends with Expired and its
+        # client relists.
+        late = change.mod_revision <= self.rv
         self.rv = max(self.rv, change.mod_revision)
         for watcher in list(self.watchers):
+            if watcher.start_rv >= event.rv:
+                if late:
+                    self.watchers.discard(watcher)
+                    watcher.close(errors.Expired(
+                        f"too old resource version: {watcher.start_rv} (an event at "
+                        f"{event.rv} arrived late from etcd; relist)"))
+                continue
             if not watcher.offer(event):
                 self._log.info("closing a watcher that fell behind", backlog=len(watcher.backlog))
                 self.watchers.discard(watcher)
@@ -238,15 +252,19 @@ class WatchCache:
         if rv <= self.rv:
             return
         deadline = time.monotonic() + timeout_s
+        events_only_until = time.monotonic() + EVENT_WAIT_S
         async with self._advanced:
             while self.rv < rv:
-                self.request_progress()
+                # Give the etcd watch a moment to deliver the events themselves
+                # (usually milliseconds) before asking for a progress notice.
+                if time.monotonic() >= events_only_until:
+                    self.request_progress()
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise errors.Timeout(
                         f"Too large resource version: {rv}, current: {self.rv}")
                 try:
-                    await asyncio.wait_for(self._advanced.wait(), min(left, 0.5))
+                    await asyncio.wait_for(self._advanced.wait(), min(left, 0.05))
                 except asyncio.TimeoutError:
                     pass
 
@@ -262,7 +280,7 @@ class WatchCache:
                     watcher.backlog.append(
                         (ADDED, Event(ADDED, object_key(obj), obj, None,
                                       int(obj.metadata.resource_version))))
-            watcher.last_rv = self.rv
+            watcher.last_rv = watcher.start_rv = self.rv
         else:
             if rv < self.window_start:
                 raise errors.Expired(
@@ -271,7 +289,7 @@ class WatchCache:
                 if event.rv > rv and not watcher.offer(event):
                     raise errors.Expired(
                         f"too old resource version: {rv} (backlog over {self.backlog_max})")
-            watcher.last_rv = rv
+            watcher.last_rv = watcher.start_rv = rv
         if watcher.backlog:
             watcher.wakeup.set()
         self.watchers.add(watcher)
