@@ -37,12 +37,13 @@ import socket
 import sys
 import tempfile
 import time
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import psutil
 import structlog
 
 from deploy import components as comp
+from kubemu import cluster_home
 from kubemu.client.config import ClusterConfig, home_dir, write_cluster_config
 
 log = structlog.get_logger()
@@ -56,7 +57,7 @@ LOGS_DIR = "logs"
 STATE_FORMAT_VERSION = 1
 # Set on every supervised process and inherited by its children, so anything a
 # cluster left behind can be found (and killed) by its environment.
-SUPERVISED_ENV = "KUBEMU_SUPERVISED_HOME"
+SUPERVISED_ENV = cluster_home.SUPERVISED_ENV
 HOME_ENV = "KUBEMU_HOME"
 HOST = "127.0.0.1"
 
@@ -233,61 +234,9 @@ def _alive(proc: psutil.Process) -> bool:
         return False
 
 
-def _is_cli(cmdline: Sequence[str]) -> bool:
-    """A `kubemu ...` command (someone asking about the cluster), not part of it."""
-    head = [os.path.basename(a) for a in cmdline[:2]]
-    return "kubemu" in head or "kubemu.cli.main" in cmdline
-
-
-def find_home_processes(home: pathlib.Path,
-                        recorded: Iterable[tuple[int, float | None]] = (),
-                        *, by_cmdline: bool = True) -> list[psutil.Process]:
-    """Live processes of the cluster in `home`.
-
-    Those recorded (pid, create_time) that still run, every process whose
-    environment carries the home's marker, and (by_cmdline) every process whose
-    command line names a path in the home. The caller and its ancestors, and
-    `kubemu` commands, are not counted.
-    """
-    home_text = str(home)
-    names_home = re.compile(re.escape(home_text) + r"(?=$|[/\s:,;\"'])")
-    me = psutil.Process()
-    skip = {me.pid} | {p.pid for p in me.parents()}
-    found: dict[int, psutil.Process] = {}
-    for pid, create_time in recorded:
-        if pid in skip:
-            continue
-        try:
-            proc = psutil.Process(pid)
-            if create_time is not None and abs(proc.create_time() - create_time) > 0.05:
-                continue  # the pid was reused by an unrelated process
-        except psutil.Error:
-            continue
-        if _alive(proc):
-            found[pid] = proc
-    for proc in psutil.process_iter(["cmdline", "environ", "status"]):
-        if proc.pid in skip or proc.pid in found:
-            continue
-        if proc.info["status"] in (psutil.STATUS_ZOMBIE, None):
-            continue
-        environ = proc.info["environ"] or {}
-        cmdline = proc.info["cmdline"] or []
-        if environ.get(SUPERVISED_ENV) == home_text:
-            found[proc.pid] = proc
-        elif by_cmdline and not _is_cli(cmdline) and any(names_home.search(a) for a in cmdline):
-            found[proc.pid] = proc
-    return sorted(found.values(), key=lambda p: p.pid)
-
-
-def describe(procs: Iterable[psutil.Process]) -> str:
-    parts = []
-    for proc in procs:
-        try:
-            cmd = " ".join(proc.cmdline())[:120]
-        except psutil.Error:
-            cmd = "?"
-        parts.append(f"pid {proc.pid} ({cmd})")
-    return ", ".join(parts)
+# The scan is shared with the `kubemu` command (kubemu.cluster_home).
+find_home_processes = cluster_home.find_home_processes
+describe = cluster_home.describe
 
 
 def kill_processes(procs: Sequence[psutil.Process], *, wait_s: float = KILL_WAIT_S) -> list[psutil.Process]:

@@ -21,7 +21,6 @@ import contextlib
 import json
 import os
 import pathlib
-import re
 import signal
 import subprocess
 import sys
@@ -163,52 +162,17 @@ def _recorded(state: dict[str, Any] | None) -> list[tuple[int, Any]]:
             if isinstance(e, dict) and isinstance(e.get("pid"), int)]
 
 
-def _is_cli(cmdline: list[str]) -> bool:
-    head = [os.path.basename(a) for a in cmdline[:2]]
-    return "kubemu" in head or "kubemu.cli.main" in cmdline
-
-
 def home_processes(home: pathlib.Path, recorded: Iterable[tuple[int, Any]] = (), *,
                    by_cmdline: bool = True) -> list[psutil.Process]:
-    """Live processes of the cluster: recorded pids still running, those with the home's
-    marker variable, and (by_cmdline) those whose command line names a path in the home.
-    This process, its ancestors and `kubemu` commands do not count."""
-    import psutil
+    from kubemu import cluster_home
 
-    home_text = str(home)
-    names_home = re.compile(re.escape(home_text) + r"(?=$|[/\s:,;\"'])")
-    me = psutil.Process()
-    skip = {me.pid} | {p.pid for p in me.parents()}
-    found: dict[int, psutil.Process] = {}
-    for pid, create_time in recorded:
-        proc = _alive(pid, create_time)
-        if proc and pid not in skip:
-            found[pid] = proc
-    for proc in psutil.process_iter(["cmdline", "environ", "status"]):
-        if proc.pid in skip or proc.pid in found:
-            continue
-        if proc.info["status"] in (psutil.STATUS_ZOMBIE, None):
-            continue
-        environ = proc.info["environ"] or {}
-        cmdline = proc.info["cmdline"] or []
-        if environ.get(SUPERVISED_ENV) == home_text:
-            found[proc.pid] = proc
-        elif by_cmdline and not _is_cli(cmdline) and any(names_home.search(a) for a in cmdline):
-            found[proc.pid] = proc
-    return sorted(found.values(), key=lambda p: p.pid)
+    return cluster_home.find_home_processes(home, recorded, by_cmdline=by_cmdline)
 
 
 def _describe(procs: Iterable[psutil.Process]) -> str:
-    import psutil
+    from kubemu import cluster_home
 
-    parts = []
-    for proc in procs:
-        try:
-            cmd = " ".join(proc.cmdline())[:100]
-        except psutil.Error:
-            cmd = "?"
-        parts.append(f"pid {proc.pid} ({cmd})")
-    return ", ".join(parts)
+    return cluster_home.describe(procs, width=100)
 
 
 def _terminate(procs: list[psutil.Process], grace_s: float) -> None:
