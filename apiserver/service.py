@@ -1,7 +1,7 @@
 """The gRPC face of the registry: kubemu.api.v1.Resources.
 
 Requests are decoded here, handed to the ObjectRegistry or a WatchCache,
-and every ApiError becomes a gRPC status in exactly one place (`_abort`):
+and every ApiError becomes a gRPC status in one place (kubemu.server.abort):
 code per kubemu.api.errors, the Kubernetes message as details, and the
 reason in the `kubemu-reason` trailer so clients rebuild the same error.
 """
@@ -18,6 +18,7 @@ from google.protobuf import any_pb2
 from apiserver import filters
 from apiserver.registry import ObjectRegistry
 from apiserver.watchcache import BOOKMARK, WatchCache
+from kubemu import server as grpc_server
 from kubemu.api import errors
 from kubemu.api.kinds import Registry
 from kubemu.api.v1 import resources_pb2 as pb
@@ -34,8 +35,6 @@ def _version() -> str:
         return "0.0.0+unknown"
 
 
-async def _abort(context: grpc.aio.ServicerContext, err: errors.ApiError):
-    await context.abort(err.code, err.message, trailing_metadata=((errors.REASON_KEY, err.reason),))
 
 
 def _unary(method):
@@ -44,7 +43,7 @@ def _unary(method):
         try:
             return await method(self, request, context)
         except errors.ApiError as err:
-            await _abort(context, err)
+            await grpc_server.abort(context, err)
     return wrapper
 
 
@@ -121,7 +120,7 @@ class ResourcesService(pb_grpc.ResourcesServicer):
         try:
             address, stub = await self._pod_kubelet(request.namespace or "default", request.name)
         except errors.ApiError as err:
-            await _abort(context, err)
+            await grpc_server.abort(context, err)
             return
         # A follow lasts as long as the caller's deadline allows (none: until the container ends).
         call = stub.ContainerLogs(request, timeout=self._timeout_s(
@@ -130,7 +129,7 @@ class ResourcesService(pb_grpc.ResourcesServicer):
             async for chunk in call:
                 yield chunk
         except grpc.aio.AioRpcError as err:
-            await _abort(context, _kubelet_error(address, err))
+            await grpc_server.abort(context, _kubelet_error(address, err))
         finally:
             call.cancel()
 
@@ -191,14 +190,14 @@ class ResourcesService(pb_grpc.ResourcesServicer):
                                         predicate or (lambda obj: True),
                                         request.allow_watch_bookmarks)
         except errors.ApiError as err:
-            await _abort(context, err)
+            await grpc_server.abort(context, err)
             return
         try:
             while True:
                 item = await watcher.next()
                 if item is None:
                     if isinstance(watcher.closed, errors.Expired):
-                        await _abort(context, watcher.closed)
+                        await grpc_server.abort(context, watcher.closed)
                     return
                 event_type, event = item
                 if event_type == BOOKMARK:

@@ -19,6 +19,7 @@ from google.protobuf.message import Message
 
 from kubelet import cri, logs
 from kubelet import status as pod_status
+from kubemu import server as grpc_server
 from kubemu.api import errors
 from kubemu.api.v1 import resources_pb2 as apb
 from kubemu.kubelet.v1 import kubelet_pb2_grpc
@@ -29,8 +30,6 @@ log = structlog.get_logger()
 EXEC_OUTPUT_BYTES_MAX = 16 << 20
 
 
-async def _abort(context: grpc.aio.ServicerContext, err: errors.ApiError):
-    await context.abort(err.code, err.message, trailing_metadata=((errors.REASON_KEY, err.reason),))
 
 
 def _unary(method):
@@ -39,9 +38,9 @@ def _unary(method):
         try:
             return await method(self, request, context)
         except errors.ApiError as err:
-            await _abort(context, err)
+            await grpc_server.abort(context, err)
         except cri.RuntimeUnavailable as err:
-            await _abort(context, errors.Unavailable(f"the container runtime is not answering: "
+            await grpc_server.abort(context, errors.Unavailable(f"the container runtime is not answering: "
                                                      f"{err}"))
     return wrapper
 
@@ -123,10 +122,10 @@ class KubeletService(kubelet_pb2_grpc.KubeletServicer):
                         f'start: {self._waiting_reason(pod, container)}')
                 target = instances[0]
         except errors.ApiError as err:
-            await _abort(context, err)
+            await grpc_server.abort(context, err)
             return
         except cri.RuntimeUnavailable as err:
-            await _abort(context, errors.Unavailable(f"the container runtime is not answering: "
+            await grpc_server.abort(context, errors.Unavailable(f"the container runtime is not answering: "
                                                      f"{err}"))
             return
 

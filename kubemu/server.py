@@ -16,6 +16,8 @@ import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from kubemu.api.errors import REASON_KEY, ApiError
+
 log = structlog.get_logger()
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -28,6 +30,12 @@ SERVER_OPTIONS = [
     ("grpc.http2.min_recv_ping_interval_without_data_ms", 10000),
     ("grpc.http2.max_ping_strikes", 0),
 ]
+
+
+async def abort(context: grpc.aio.ServicerContext, err: ApiError) -> None:
+    """End a call with the gRPC status for `err`: the one server-side mapping of
+    ApiError (code, Kubernetes message, reason trailer for the client)."""
+    await context.abort(err.code, err.message, trailing_metadata=((REASON_KEY, err.reason),))
 
 
 class LoggingInterceptor(grpc.aio.ServerInterceptor):
