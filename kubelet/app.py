@@ -31,7 +31,7 @@ from google.protobuf.message import Message
 
 from kubelet import admission, cri, node, server, volumes
 from kubelet import status as pod_status
-from kubelet.backoff import Backoff
+from kubemu.backoff import Backoff
 from kubelet.events import NORMAL, EventRecorder
 from kubelet.ipam import PodIPAllocator
 from kubelet.worker import NodeContext, PodWorker

@@ -35,7 +35,7 @@ import structlog
 from google.protobuf.message import Message
 
 from kubelet import actions, cri, envvars, prober, status, volumes
-from kubelet.backoff import Backoff
+from kubemu.backoff import Backoff
 from kubelet.events import NORMAL, WARNING, EventRecorder
 from kubelet.ipam import PodIPAllocator
 from kubemu.api import errors, quantity

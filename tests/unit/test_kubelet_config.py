@@ -10,7 +10,7 @@ import pytest
 
 from deploy import components as comp
 from kubelet import envvars, logs, volumes
-from kubelet.backoff import Backoff
+from kubemu.backoff import Backoff
 from kubelet.ipam import PodIPAllocator, PoolExhausted
 from kubelet.worker import go_duration
 from tests.builders import obj
