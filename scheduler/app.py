@@ -40,14 +40,15 @@ from typing import Any, Awaitable, Callable
 import structlog
 
 from kubemu import server as grpc_server
+from kubemu import timefmt
 from kubemu.api import errors
 from kubemu.client.clientset import Client
+from kubemu.client.events import NORMAL, WARNING, EventRecorder
 from kubemu.client.informer import Informer
 from kubemu.client.leaderelection import LeaderElector, parse_time
 
 from scheduler import podutil, preemption
 from scheduler.cache import CacheError, CacheFull, SchedulerCache
-from scheduler.events import NORMAL, WARNING, EventRecorder, rfc3339
 from scheduler.framework import (ASSIGNED_POD_ADD, ASSIGNED_POD_DELETE, ASSIGNED_POD_UPDATE,
                                  DEFAULT_SCHEDULER_NAME, NODE_ADD, NODE_DELETE, Framework,
                                  PodInfo, SchedulingError, schedule_one)
@@ -135,7 +136,7 @@ class Term:
         self.pods = Informer(client, "pods")
         self.nodes = Informer(client, "nodes")
         self.namespaces = Informer(client, "namespaces")
-        self.recorder = EventRecorder(client, self.scheduler_name, options.identity,
+        self.recorder = EventRecorder(client, self.scheduler_name, instance=options.identity,
                                       queue_max=options.events_queue_max)
         self._bind_slots = asyncio.Semaphore(options.bind_concurrency)
         self._write_slots = asyncio.Semaphore(options.api_writes_max)
@@ -369,7 +370,7 @@ class Term:
             self.cache.finish_binding(key)
             self.scheduled += 1
             self.recorder.record(pod, NORMAL, "Scheduled",
-                                 f"Successfully assigned {key} to {node_name}", "Binding")
+                                 f"Successfully assigned {key} to {node_name}", action="Binding")
             self._log.debug("bound", pod=str(key), node=node_name, attempts=info.attempts)
         finally:
             self.queue.done(key)
@@ -400,7 +401,7 @@ class Term:
                        attempts=info.attempts)
 
     def _record_failure(self, pod: Any, message: str) -> None:
-        self.recorder.record(pod, WARNING, "FailedScheduling", message, "Scheduling")
+        self.recorder.record(pod, WARNING, "FailedScheduling", message, action="Scheduling")
         if _scheduled_condition_is(pod, "False", "Unschedulable", message):
             return
         self._spawn_write(self._set_unschedulable(pod, message), f"condition:{pod.metadata.name}")
@@ -493,7 +494,7 @@ class Term:
                                   error=str(exc))
                 continue
             self.recorder.record(victim, NORMAL, "Preempted",
-                                 f"Preempted by pod {key.uid} on node {node_name}", "Preempting")
+                                 f"Preempted by pod {key.uid} on node {node_name}", action="Preempting")
 
         def nominate(p: Any) -> bool:
             if p.spec.node_name or p.status.nominated_node_name == node_name:
@@ -515,7 +516,7 @@ def _scheduled_condition_is(pod: Any, status: str, reason: str, message: str) ->
 
 def _set_condition(pod: Any, type_: str, status: str, reason: str, message: str) -> bool:
     """Set a pod condition; False when it is already so (no write needed)."""
-    now = rfc3339(time.time())
+    now = timefmt.rfc3339()
     for cond in pod.status.conditions:
         if cond.type == type_:
             if cond.status == status and cond.reason == reason and cond.message == message:
