@@ -16,7 +16,8 @@ PLEG, informers, controller workers) run under one `Loops` object:
   been called with ok=False for it (and ok=True once it is running again):
   components wire it to their health endpoint (`kubemu.server.Server.set_check`)
   so that the process reports NOT_SERVING while a loop it owns is down.
-- `stop()` cancels every loop and waits for them (bounded by `stop_timeout_s`).
+- `cancel(name)` stops one loop, `stop()` every loop, each waiting for them
+  (bounded by `stop_timeout_s`); a stopped loop no longer counts as down.
 
 Failures, restarts and the last error per loop are counted (`status()`), for
 logs, metrics and tests. Everything runs on the owning event loop.
@@ -90,6 +91,14 @@ class Loops:
         self._tasks[name] = task
         return task
 
+    async def cancel(self, name: str, stop_timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """Stop one loop (no longer counted as down)."""
+        task = self._tasks.pop(name, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task], timeout=stop_timeout_s)
+        await self._report(name, True)
+
     async def stop(self, stop_timeout_s: float = STOP_TIMEOUT_S) -> None:
         tasks = list(self._tasks.values())
         for task in tasks:
@@ -97,6 +106,8 @@ class Loops:
         if tasks:
             await asyncio.wait(tasks, timeout=stop_timeout_s)
         self._tasks.clear()
+        for name in list(self._down):
+            await self._report(name, True)
 
     async def _report(self, name: str, ok: bool) -> None:
         if ok:

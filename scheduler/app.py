@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import os
 import random
 import socket
 import time
@@ -40,12 +39,13 @@ from typing import Any, Awaitable, Callable
 import structlog
 
 from kubemu import server as grpc_server
-from kubemu import timefmt
+from kubemu import fileutil, timefmt
 from kubemu.api import errors
 from kubemu.client.clientset import Client
 from kubemu.client.events import NORMAL, WARNING, EventRecorder
-from kubemu.client.informer import Informer
+from kubemu.client.informer import Informer, object_of
 from kubemu.client.leaderelection import LeaderElector, parse_time
+from kubemu.loops import Loops
 
 from scheduler import podutil, preemption
 from scheduler.cache import CacheError, CacheFull, SchedulerCache
@@ -122,8 +122,11 @@ class Term:
     """One term's informers, cache and queue; schedules while `lead()` runs."""
 
     def __init__(self, client: Client, options: Options, framework: Framework,
-                 rng: random.Random):
+                 rng: random.Random, loops: Loops | None = None):
         self.client = client
+        # The term's informers and housekeeping: restarted after a bug, and
+        # reported on the health endpoint while down (when the app wires it).
+        self.loops = loops or Loops()
         self.options = options
         self.framework = framework
         self.rng = rng
@@ -155,7 +158,7 @@ class Term:
     async def start(self, stop_waiting_log_s: float = SYNC_WAIT_LOG_S) -> None:
         """Start the informers and wait (as long as it takes) for their first list."""
         for informer in (self.namespaces, self.nodes, self.pods):
-            informer.start()
+            informer.start(self.loops)
         for informer in (self.namespaces, self.nodes, self.pods):
             while True:
                 try:
@@ -177,8 +180,7 @@ class Term:
                 self._log.warning("events not all written at stop",
                                   dropped=self.recorder.dropped)
         await self.recorder.stop()
-        for informer in (self.pods, self.nodes, self.namespaces):
-            await informer.stop()
+        await self.loops.stop()
 
     async def _cancel_tasks(self) -> None:
         tasks = list(self._tasks)
@@ -191,8 +193,7 @@ class Term:
         """Schedule until cancelled (or until lease_ok() says the lease went stale)."""
         self._log.info("scheduling", pending=len(self.queue))
         self.recorder.start()
-        housekeeping = asyncio.get_running_loop().create_task(self._housekeeping(),
-                                                              name="housekeeping")
+        self.loops.spawn("housekeeping", self._housekeeping)
         try:
             while True:
                 info = await self.queue.pop()
@@ -213,9 +214,7 @@ class Term:
                 # Let bind replies and informer events in between two pods.
                 await asyncio.sleep(0)
         finally:
-            housekeeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await housekeeping
+            await self.loops.cancel("housekeeping")
             await self._cancel_tasks()
 
     async def _housekeeping(self) -> None:
@@ -268,6 +267,7 @@ class Term:
         self._enqueue(lambda: self.queue.update(old, new), new)
 
     def _on_pod_delete(self, pod: Any) -> None:
+        pod = object_of(pod)  # a tombstone after a relist: its last known state
         key = podutil.pod_key(pod)
         if pod.spec.node_name or self.cache.get_pod(key) is not None:
             if self.cache.is_assumed(key):
@@ -296,7 +296,7 @@ class Term:
             self._move(event)
 
     def _on_node_delete(self, node: Any) -> None:
-        self.cache.remove_node(node)
+        self.cache.remove_node(object_of(node))
         self._move(NODE_DELETE)
 
     def _on_namespace(self, ns: Any) -> None:
@@ -554,7 +554,7 @@ class SchedulerApp:
         self.server = grpc_server.Server(options.health_listen, grace_s=options.shutdown_grace_s)
         address = await self.server.start()
         if options.address_file:
-            _write_text(options.address_file, address + "\n")
+            fileutil.atomic_write(options.address_file, address + "\n")
         self._log.info("scheduler started", health=address, apiserver=options.apiserver,
                        scheduler_name=self.framework.scheduler_name,
                        leader_elect=options.leader_elect, seed=options.seed)
@@ -577,7 +577,8 @@ class SchedulerApp:
     async def _run_terms(self, client: Client) -> None:
         assert self.server is not None
         while True:
-            term = self.term = Term(client, self.options, self.framework, self.rng)
+            term = self.term = Term(client, self.options, self.framework, self.rng,
+                                    Loops(on_health=self._loop_health))
             try:
                 await term.start()
                 await self.server.set_serving(True)
@@ -598,6 +599,10 @@ class SchedulerApp:
                 # A graceful stop lets queued events out (the lease is released by now).
                 await term.stop(self.options.shutdown_grace_s if self._stopping else 0.0)
 
+    async def _loop_health(self, name: str, ok: bool) -> None:
+        if self.server is not None:
+            await self.server.set_check(f"loop:{name}", ok)
+
     async def _lead(self, term: Term, elector: LeaderElector) -> None:
         self._log.info("became leader")
 
@@ -612,9 +617,3 @@ class SchedulerApp:
         except LeaseLost as exc:
             self._log.warning("stepping down", reason=str(exc))
 
-
-def _write_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
