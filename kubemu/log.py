@@ -3,6 +3,10 @@
 Components log JSON lines (one object per line) to their log file, or
 human-readable lines when writing to a terminal. Bind `component`, `node`
 and object keys on the logger, never format them into the message.
+
+`configure` also turns on the blocking-call check of kubemu.aiodebug when the
+environment asks for it (the test suite does), since every component calls it
+once at start.
 """
 from __future__ import annotations
 
@@ -12,10 +16,13 @@ from typing import TextIO
 
 import structlog
 
+from kubemu import aiodebug, fileutil
+
 
 def configure(component: str, *, log_file: str | None = None, level: str = "info",
               node: str | None = None) -> structlog.stdlib.BoundLogger:
-    stream: TextIO = open(log_file, "a", buffering=1) if log_file else sys.stderr
+    stream: TextIO = (open(fileutil.private_file(log_file), "a", buffering=1) if log_file
+                      else sys.stderr)
     human = stream.isatty()
     renderer = (structlog.dev.ConsoleRenderer(colors=False) if human
                 else structlog.processors.JSONRenderer())
@@ -36,4 +43,6 @@ def configure(component: str, *, log_file: str | None = None, level: str = "info
     if node:
         context["node"] = node
     structlog.contextvars.bind_contextvars(**context)
-    return structlog.get_logger()
+    logger = structlog.get_logger()
+    aiodebug.from_environment(f"{component}{'/' + node if node else ''}", log=logger.error)
+    return logger

@@ -81,6 +81,10 @@ class Proc:
             self.signal(signal.SIGKILL)
             self.popen.wait(timeout_s)
 
+    async def astop(self, timeout_s: float = 10.0) -> None:
+        """stop() for async code: the wait runs in a thread, not on the event loop."""
+        await asyncio.to_thread(self.stop, timeout_s)
+
     def kill(self) -> None:
         if self.alive():
             self.signal(signal.SIGKILL)

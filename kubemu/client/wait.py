@@ -9,6 +9,10 @@ not fatal: the condition may simply not hold yet (e.g. NotFound). An async
 predicate still running when time is up is cancelled.
 
 `wait_for_sync` is the same for code without an event loop (sync predicates).
+
+Time comes from `clock` when given (seconds, monotonic): tests of this module
+pass a fake one so that a timeout means a number of checks, not a stretch of
+real time on a possibly loaded machine.
 """
 from __future__ import annotations
 
@@ -59,9 +63,9 @@ class _StillRunning(Exception):
     """An async predicate had not returned by the deadline."""
 
 
-async def _await_until(awaitable: Any, deadline: float) -> Any:
+async def _await_within(awaitable: Any, remaining_s: float) -> Any:
     try:
-        async with asyncio.timeout_at(deadline) as scope:
+        async with asyncio.timeout(max(0.0, remaining_s)) as scope:
             return await awaitable
     except TimeoutError:
         if scope.expired():
@@ -70,18 +74,18 @@ async def _await_until(awaitable: Any, deadline: float) -> Any:
 
 
 async def wait_for(predicate: Callable[[], Any], timeout_s: float, *, interval_s: float = 0.05,
-                   message: str = "") -> Any:
+                   message: str = "", clock: Callable[[], float] | None = None) -> Any:
     """The first truthy value `predicate()` returns; WaitTimeout after `timeout_s`."""
     _check_args(timeout_s, interval_s)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
+    now = clock or asyncio.get_running_loop().time
+    deadline = now() + timeout_s
     last_value: Any = _NOTHING
     last_exception: BaseException | None = None
     while True:
         try:
             value = predicate()
             if inspect.isawaitable(value):
-                value = await _await_until(value, deadline)
+                value = await _await_within(value, deadline - now())
             if value:
                 return value
             last_value, last_exception = value, None
@@ -90,7 +94,7 @@ async def wait_for(predicate: Callable[[], Any], timeout_s: float, *, interval_s
                                  still_running=True) from None
         except Exception as exc:  # the condition may just not hold yet (e.g. NotFound)
             last_exception = exc
-        remaining_s = deadline - loop.time()
+        remaining_s = deadline - now()
         if remaining_s <= 0:
             raise _timeout_error(predicate, timeout_s, message, last_value, last_exception,
                                  still_running=False)
@@ -98,10 +102,10 @@ async def wait_for(predicate: Callable[[], Any], timeout_s: float, *, interval_s
 
 
 def wait_for_sync(predicate: Callable[[], Any], timeout_s: float, *, interval_s: float = 0.05,
-                  message: str = "") -> Any:
+                  message: str = "", clock: Callable[[], float] = time.monotonic) -> Any:
     """wait_for for code without an event loop; `predicate` must be sync."""
     _check_args(timeout_s, interval_s)
-    deadline = time.monotonic() + timeout_s
+    deadline = clock() + timeout_s
     last_value: Any = _NOTHING
     last_exception: BaseException | None = None
     while True:
@@ -118,7 +122,7 @@ def wait_for_sync(predicate: Callable[[], Any], timeout_s: float, *, interval_s:
             if value:
                 return value
             last_value, last_exception = value, None
-        remaining_s = deadline - time.monotonic()
+        remaining_s = deadline - clock()
         if remaining_s <= 0:
             raise _timeout_error(predicate, timeout_s, message, last_value, last_exception,
                                  still_running=False)

@@ -9,6 +9,20 @@ import pytest
 from kubemu.client.wait import WaitTimeout, wait_for, wait_for_sync
 
 
+class FakeClock:
+    """Time that moves only when a check happens: a timeout is a number of checks."""
+
+    def __init__(self, step_s: float = 0.01):
+        self.now_s = 0.0
+        self.step_s = step_s
+
+    def __call__(self) -> float:
+        return self.now_s
+
+    def tick(self) -> None:
+        self.now_s += self.step_s
+
+
 def counter_until(n: int, value="done"):
     """A sync predicate that returns None for its first `n` calls, then `value`."""
     calls = itertools.count()
@@ -40,18 +54,21 @@ async def test_checks_at_least_once_with_zero_timeout():
 
 async def test_timeout_reports_last_falsy_object_and_message():
     state = {"phase": "Pending", "count": 0}
+    clock = FakeClock()
 
     def ready():
         state["count"] += 1
+        clock.tick()
         return state["phase"] == "Running"
 
     with pytest.raises(WaitTimeout) as info:
-        await wait_for(lambda: ready() or "", 0.05, interval_s=0.01, message="pod web-0 Running")
+        await wait_for(lambda: ready() or "", 0.05, interval_s=0.001, message="pod web-0 Running",
+                       clock=clock)
     text = str(info.value)
     assert text.startswith("pod web-0 Running: condition")
     assert "not met within 0.05s" in text
     assert "last value: ''" in text
-    assert state["count"] >= 2
+    assert state["count"] == 5  # one check per 0.01 s of the fake clock
     assert isinstance(info.value, AssertionError)
 
 
@@ -60,22 +77,24 @@ async def test_timeout_reports_last_exception():
         raise KeyError("web-0")
 
     with pytest.raises(WaitTimeout) as info:
-        await wait_for(predicate, 0.03, interval_s=0.01)
+        await wait_for(predicate, 0.03, interval_s=0.01)  # any number of checks will do
     assert "last exception: KeyError: 'web-0'" in str(info.value)
     assert isinstance(info.value.last_exception, KeyError)
 
 
 async def test_exception_then_value_reports_the_value():
     outcomes = itertools.chain([ValueError("boom")], itertools.repeat(0))
+    clock = FakeClock()
 
     def predicate():
+        clock.tick()
         outcome = next(outcomes)
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
 
     with pytest.raises(WaitTimeout) as info:
-        await wait_for(predicate, 0.05, interval_s=0.01)
+        await wait_for(predicate, 0.05, interval_s=0.001, clock=clock)
     assert "last value: 0" in str(info.value)
     assert info.value.last_exception is None
 

@@ -1,0 +1,62 @@
+"""kubemu.aiodebug: blocking and busy callbacks are reported, quick ones are not."""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from kubemu import aiodebug
+
+pytestmark = pytest.mark.blocks_event_loop
+
+
+def _busy(seconds: float) -> None:
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+@pytest.mark.parametrize("work,reported,blocked", [
+    (lambda: time.sleep(0.15), True, True),
+    (lambda: _busy(0.35), True, False),
+    (lambda: _busy(0.15), False, False),
+    (lambda: time.sleep(0.01), False, False),
+], ids=["sleep", "hog", "busy-but-below-the-cpu-margin", "quick"])
+async def test_slow_callbacks_are_reported(work, reported, blocked):
+    found: list[aiodebug.SlowCallback] = []
+    uninstall = aiodebug.install(100, found.append, process="test")
+    try:
+        asyncio.get_running_loop().call_soon(work)
+        await asyncio.sleep(0.5)
+    finally:
+        uninstall()
+    assert bool(found) == reported
+    if reported:
+        assert found[0].blocked == blocked and found[0].wall_ms >= 100
+        assert found[0].process == "test" and "lambda" in found[0].callback
+
+
+async def test_uninstall_restores_the_loop():
+    found: list = []
+    aiodebug.install(100, found.append)()
+    asyncio.get_running_loop().call_soon(time.sleep, 0.15)
+    await asyncio.sleep(0.2)
+    assert found == []
+
+
+async def test_from_environment_appends_json_lines(tmp_path, monkeypatch):
+    report = tmp_path / "slow.jsonl"
+    monkeypatch.setenv(aiodebug.THRESHOLD_ENV, "50")
+    monkeypatch.setenv(aiodebug.REPORT_ENV, str(report))
+    logged: list = []
+    before = asyncio.events.Handle._run
+    assert aiodebug.from_environment("apiserver", log=lambda msg, **kw: logged.append(msg))
+    try:
+        asyncio.get_running_loop().call_soon(time.sleep, 0.1)
+        await asyncio.sleep(0.2)
+    finally:
+        asyncio.events.Handle._run = before
+    [line] = report.read_text().splitlines()
+    assert json.loads(line)["process"] == "apiserver" and logged == ["slow callback"]
