@@ -10,7 +10,11 @@ KUBEMU_HOME, then measures in the same run, from one client process:
    same concurrency; and the ratio of the two (target >= 0.5);
 3. the same number of unary calls to a no-op Python gRPC server (a separate
    process), the ceiling that grpc.aio alone sets for the apiserver;
-4. watch delivery latency: `watchers` concurrent watches on one namespace,
+4. the same creates through the same client to a pass-through Python gRPC
+   server (a separate process) whose Create does only the etcd transaction
+   (bench/passthrough_grpc_server.py): the ceiling of a Python apiserver that
+   stores objects, and the apiserver's rate as a ratio of it (target >= 0.9);
+5. watch delivery latency: `watchers` concurrent watches on one namespace,
    creates paced at `--watch-rate` per second; latency = event received -
    create sent, p50/p99 over every (watcher, event).
 Figures are printed; nothing is asserted.
@@ -19,8 +23,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -79,33 +86,46 @@ async def apiserver_creates(client: Client, n: int, concurrency: int) -> float:
     return n / await bounded(n, concurrency, create)
 
 
+@contextlib.contextmanager
+def helper_server(script: str, *args: str):
+    """Run one of bench/'s servers in its own process; yield its address."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{s.getsockname()[1]}"
+    server = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__), script),
+                               address, *args], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout.readline().strip() == "ready"
+        yield address
+    finally:
+        server.kill()
+        server.wait(10)
+
+
 async def noop_calls(n: int, concurrency: int) -> float:
     """Unary calls/s to a do-nothing Python gRPC server: the ceiling of any such server."""
-    import socket
-    import subprocess
-
     import grpc
 
     from kubemu.api.v1 import resources_pb2 as pb
     from kubemu.api.v1 import resources_pb2_grpc as pb_grpc
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        address = f"127.0.0.1:{s.getsockname()[1]}"
-    server = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__),
-                                                            "noop_grpc_server.py"), address],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout.readline().strip() == "ready"
+    with helper_server("noop_grpc_server.py") as address:
         async with grpc.aio.insecure_channel(address) as channel:
             stub = pb_grpc.ResourcesStub(channel)
 
             async def call(i):
                 await stub.Discovery(pb.DiscoveryRequest(), timeout=30)
             return n / await bounded(n, concurrency, call)
-    finally:
-        server.kill()
-        server.wait(10)
+
+
+async def passthrough_creates(etcd_endpoint: str, n: int, concurrency: int) -> float:
+    """Creates/s through the clientset to a server that only stores them in etcd."""
+    with helper_server("passthrough_grpc_server.py", etcd_endpoint) as address:
+        client = Client(address, timeout_s=30)
+        try:
+            return await apiserver_creates(client, n, concurrency)
+        finally:
+            await client.close()
 
 
 async def watch_latency(client: Client, watchers: int, events: int, rate_per_s: float
@@ -163,6 +183,7 @@ async def main() -> None:
             etcd_rate = await etcd_puts(config.etcd[0], args.objects, args.concurrency)
             api_rate = await apiserver_creates(client, args.objects, args.concurrency)
             noop_rate = await noop_calls(args.objects, args.concurrency)
+            pass_rate = await passthrough_creates(config.etcd[0], args.objects, args.concurrency)
             latencies = await watch_latency(client, args.watchers, args.watch_events,
                                             args.watch_rate)
             await client.close()
@@ -175,6 +196,8 @@ async def main() -> None:
     print(f"ratio (target >= 0.5):  {api_rate / etcd_rate:8.2f}")
     print(f"no-op Python gRPC server calls/s (ceiling for any Python gRPC server): "
           f"{noop_rate:.0f} (ratio to etcd {noop_rate / etcd_rate:.2f})")
+    print(f"pass-through server creates/s (etcd transaction only): {pass_rate:8.0f}")
+    print(f"apiserver / pass-through (target >= 0.9): {api_rate / pass_rate:8.2f}")
     print(f"watch delivery to {args.watchers} watchers, {args.watch_events} events at "
           f"{args.watch_rate:.0f}/s: p50 {percentile(latencies, 0.5):.1f} ms, "
           f"p99 {percentile(latencies, 0.99):.1f} ms, mean {statistics.mean(latencies):.1f} ms "
