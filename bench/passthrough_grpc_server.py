@@ -12,6 +12,7 @@ is the same on both sides.
 """
 import asyncio
 import itertools
+import os
 import sys
 
 import grpc
@@ -27,7 +28,7 @@ class PassThrough(pb_grpc.ResourcesServicer):
         self.keys = itertools.count()
 
     async def Create(self, request, context):
-        key = f"/bench/passthrough/{next(self.keys):08d}".encode()
+        key = f"/bench/passthrough/{os.getpid()}/{next(self.keys):08d}".encode()
         revision = await self.store.put_if(key, request.object.value, 0)
         if revision is None:
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, "exists")
