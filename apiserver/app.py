@@ -18,14 +18,17 @@ import asyncio
 import dataclasses
 import pathlib
 
+import grpc
 import structlog
+from grpc_health.v1 import health_pb2_grpc
 
-from apiserver import storage
+from apiserver import storage, stored
 from apiserver.registry import ObjectRegistry
 from apiserver.service import ResourcesService
+from apiserver.strategy import strategies
 from apiserver.watchcache import WatchCache
 from kubemu import server as grpc_server
-from kubemu.api import errors
+from kubemu.api import errors, limits
 from kubemu.api.kinds import REGISTRY
 from kubemu.api.v1 import core_pb2
 from kubemu.api.v1 import resources_pb2_grpc as pb_grpc
@@ -52,17 +55,45 @@ class Options:
     default_toleration_s: int = 300
 
 
+def _server_options(receive_bytes_max: int) -> list[tuple[str, int]]:
+    """kubemu.server's options, with the apiserver's receive limit."""
+    return [(key, receive_bytes_max if key == "grpc.max_receive_message_length" else value)
+            for key, value in grpc_server.SERVER_OPTIONS]
+
+
+def grpc_server_for_requests(listen: str, grace_s: float,
+                             receive_bytes_max: int) -> grpc_server.Server:
+    """A kubemu.server.Server whose gRPC server refuses a request larger than
+    `receive_bytes_max` before buffering it (RESOURCE_EXHAUSTED).
+
+    kubemu.server.Server builds its grpc.aio server with SERVER_OPTIONS (sized
+    for 64 MiB messages) and takes no options; until it does, the unstarted
+    server is swapped for one built the same way (interceptor, health) with
+    the lower limit.
+    """
+    server = grpc_server.Server(listen, grace_s=grace_s)
+    server.server = grpc.aio.server(interceptors=[grpc_server.LoggingInterceptor()],
+                                    options=_server_options(receive_bytes_max))
+    health_pb2_grpc.add_HealthServicer_to_server(server.health, server.server)
+    return server
+
+
 class APIServer:
     def __init__(self, options: Options):
         self.options = options
         self.store = storage.EtcdStore(options.etcd_endpoint, timeout_s=options.etcd_timeout_s)
+        corrupt_log = stored.CorruptLog()
         self.caches = {kind.resource: WatchCache(self.store, kind,
                                                  capacity=options.watch_cache_size,
-                                                 backlog_max=options.watch_backlog_max)
+                                                 backlog_max=options.watch_backlog_max,
+                                                 corrupt_log=corrupt_log)
                        for kind in REGISTRY.kinds}
-        self.objects = ObjectRegistry(self.store, self.caches,
-                                      default_toleration_s=options.default_toleration_s)
-        self.server = grpc_server.Server(options.listen, grace_s=options.shutdown_grace_s)
+        self.objects = ObjectRegistry(
+            self.store, self.caches, corrupt_log=corrupt_log,
+            kind_strategies=strategies(REGISTRY,
+                                       default_toleration_s=options.default_toleration_s))
+        self.server = grpc_server_for_requests(options.listen, options.shutdown_grace_s,
+                                               limits.REQUEST_BYTES_MAX)
         pb_grpc.add_ResourcesServicer_to_server(
             ResourcesService(self.objects, self.caches, REGISTRY), self.server.server)
         self.tasks: list[asyncio.Task] = []
