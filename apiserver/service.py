@@ -8,7 +8,6 @@ reason in the `kubemu-reason` trailer so clients rebuild the same error.
 from __future__ import annotations
 
 import collections
-import functools
 from importlib import metadata as importlib_metadata
 
 import grpc
@@ -34,18 +33,6 @@ def _version() -> str:
         return importlib_metadata.version("kubemu")
     except importlib_metadata.PackageNotFoundError:
         return "0.0.0+unknown"
-
-
-
-
-def _unary(method):
-    @functools.wraps(method)
-    async def wrapper(self, request, context):
-        try:
-            return await method(self, request, context)
-        except errors.ApiError as err:
-            await grpc_server.abort(context, err)
-    return wrapper
 
 
 def _parse_rv(text: str) -> int:
@@ -134,7 +121,7 @@ class ResourcesService(pb_grpc.ResourcesServicer):
         finally:
             call.cancel()
 
-    @_unary
+    @grpc_server.unary_errors
     async def PodExec(self, request, context):
         address, stub = await self._pod_kubelet(request.namespace or "default", request.name)
         default_s = (request.timeout_s + 5.0) if request.timeout_s > 0 else 300.0
@@ -143,7 +130,7 @@ class ResourcesService(pb_grpc.ResourcesServicer):
         except grpc.aio.AioRpcError as err:
             raise _kubelet_error(address, err) from None
 
-    @_unary
+    @grpc_server.unary_errors
     async def NodeStats(self, request, context):
         address, stub = await self._kubelet(request.node)
         try:
@@ -157,20 +144,20 @@ class ResourcesService(pb_grpc.ResourcesServicer):
             raise errors.BadRequest("the request carries no object")
         return self.registry.unpack(packed)
 
-    @_unary
+    @grpc_server.unary_errors
     async def Create(self, request, context):
         kind = self.registry.by_resource(request.resource)
         obj = await self.objects.create(kind, request.namespace, self._unpack(request.object),
                                         dry_run=request.dry_run)
         return pb.ObjectResponse(object=self.registry.pack(obj))
 
-    @_unary
+    @grpc_server.unary_errors
     async def Get(self, request, context):
         kind = self.registry.by_resource(request.resource)
         obj = await self.objects.get(kind, request.namespace, request.name)
         return pb.ObjectResponse(object=self.registry.pack(obj))
 
-    @_unary
+    @grpc_server.unary_errors
     async def List(self, request, context):
         kind = self.registry.by_resource(request.resource)
         predicate = filters.predicate(kind, request.label_selector, request.field_selector)
@@ -210,21 +197,21 @@ class ResourcesService(pb_grpc.ResourcesServicer):
         finally:
             cache.remove(watcher)
 
-    @_unary
+    @grpc_server.unary_errors
     async def Update(self, request, context):
         obj = self._unpack(request.object)
         kind = self.registry.by_resource(request.resource)
         result = await self.objects.update(kind, obj, dry_run=request.dry_run)
         return pb.ObjectResponse(object=self.registry.pack(result))
 
-    @_unary
+    @grpc_server.unary_errors
     async def UpdateStatus(self, request, context):
         obj = self._unpack(request.object)
         kind = self.registry.by_resource(request.resource)
         result = await self.objects.update(kind, obj, status=True, dry_run=request.dry_run)
         return pb.ObjectResponse(object=self.registry.pack(result))
 
-    @_unary
+    @grpc_server.unary_errors
     async def Patch(self, request, context):
         kind = self.registry.by_resource(request.resource)
         if request.patch_type not in ("", "merge"):
@@ -234,7 +221,7 @@ class ResourcesService(pb_grpc.ResourcesServicer):
                                           status=request.status, dry_run=request.dry_run)
         return pb.ObjectResponse(object=self.registry.pack(result))
 
-    @_unary
+    @grpc_server.unary_errors
     async def Delete(self, request, context):
         kind = self.registry.by_resource(request.resource)
         grace = request.grace_period_seconds if request.HasField("grace_period_seconds") else None
@@ -250,7 +237,7 @@ class ResourcesService(pb_grpc.ResourcesServicer):
             response.object.CopyFrom(self.registry.pack(obj))
         return response
 
-    @_unary
+    @grpc_server.unary_errors
     async def Bind(self, request, context):
         if not request.node_name:
             raise errors.Invalid("Binding", request.name, [errors.required("target.name")])
@@ -260,7 +247,7 @@ class ResourcesService(pb_grpc.ResourcesServicer):
             lambda obj, now_s: pod_strategy.bind(obj, node_name, now_s), uid=request.uid)
         return pb.ObjectResponse(object=self.registry.pack(pod))
 
-    @_unary
+    @grpc_server.unary_errors
     async def Discovery(self, request, context):
         response = pb.DiscoveryResponse(server_version=_version())
         for kind in self.registry.kinds:

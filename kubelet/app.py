@@ -31,13 +31,13 @@ from google.protobuf.message import Message
 
 from kubelet import admission, cri, node, server, volumes
 from kubelet import status as pod_status
-from kubelet.backoff import Backoff
-from kubelet.events import NORMAL, EventRecorder
 from kubelet.ipam import PodIPAllocator
 from kubelet.worker import NodeContext, PodWorker
 from kubemu import server as grpc_server
 from kubemu.api import errors, quantity
+from kubemu.backoff import Backoff
 from kubemu.client.clientset import Client
+from kubemu.client.events import NORMAL, EventRecorder
 from kubemu.client.informer import Informer
 from kubemu.kubelet.v1 import kubelet_pb2_grpc
 
@@ -109,7 +109,7 @@ class Kubelet:
                                          timeout_s=options.runtime_timeout_s)
         self.client = Client(options.apiserver, timeout_s=options.api_timeout_s,
                              user_agent=f"kubelet/{options.node_name}")
-        self.events = EventRecorder(self.client, "kubelet", options.node_name)
+        self.events = EventRecorder(self.client, "kubelet", host=options.node_name)
         self.workers: dict[str, PodWorker] = {}
         self.finished_uids: collections.deque[str] = collections.deque(maxlen=FINISHED_UIDS_MAX)
         self.tasks: list[asyncio.Task] = []

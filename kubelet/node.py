@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime
 import platform
 import shutil
 import time
@@ -26,6 +25,7 @@ from typing import Awaitable, Callable, Mapping, Sequence
 import psutil
 import structlog
 
+from kubemu import timefmt
 from kubemu.api import errors
 from kubemu.api.v1 import coordination_pb2, core_pb2
 from kubemu.client.clientset import Client
@@ -39,14 +39,6 @@ DISK_AVAILABLE_MIN_FRACTION = 0.10
 PID_AVAILABLE_MIN_FRACTION = 0.10
 ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le",
         "s390x": "s390x"}.get(platform.machine(), platform.machine())
-
-
-def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def now_micro() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _read(path: str) -> str:
@@ -194,7 +186,7 @@ class NodeManager:
         problem = await self.runtime_check()
         pressure = await asyncio.to_thread(measure_pressure, c.root)
         apply_conditions(status, conditions(pressure, problem is None, problem or ""),
-                         previous.conditions if previous is not None else (), now_rfc3339())
+                         previous.conditions if previous is not None else (), timefmt.rfc3339())
         was_ready = next((c.status == "True" for c in (previous.conditions if previous else ())
                           if c.type == "Ready"), None)
         self.ready = problem is None
@@ -296,14 +288,14 @@ class NodeManager:
                 ref.name, ref.uid = name, self.node.metadata.uid
             lease.spec.holder_identity = name
             lease.spec.lease_duration_seconds = self.lease_duration_s
-            lease.spec.renew_time = now_micro()
+            lease.spec.renew_time = timefmt.rfc3339_micro()
             try:
                 return await self.client.create(lease)
             except errors.AlreadyExists:
                 lease = await self.client.get("leases", name, LEASE_NAMESPACE)
         lease.spec.holder_identity = name
         lease.spec.lease_duration_seconds = self.lease_duration_s
-        lease.spec.renew_time = now_micro()
+        lease.spec.renew_time = timefmt.rfc3339_micro()
         try:
             return await self.client.update(lease)
         except errors.Conflict:
@@ -311,7 +303,7 @@ class NodeManager:
 
     async def renew_lease_once_more(self) -> coordination_pb2.Lease:
         lease = await self.client.get("leases", self.config.name, LEASE_NAMESPACE)
-        lease.spec.renew_time = now_micro()
+        lease.spec.renew_time = timefmt.rfc3339_micro()
         return await self.client.update(lease)
 
 

@@ -8,7 +8,6 @@ choose one of: [app sidecar]", "previous terminated container \"app\" in pod
 """
 from __future__ import annotations
 
-import functools
 import time
 from typing import Callable
 
@@ -32,17 +31,13 @@ EXEC_OUTPUT_BYTES_MAX = 16 << 20
 
 
 
-def _unary(method):
-    @functools.wraps(method)
-    async def wrapper(self, request, context):
-        try:
-            return await method(self, request, context)
-        except errors.ApiError as err:
-            await grpc_server.abort(context, err)
-        except cri.RuntimeUnavailable as err:
-            await grpc_server.abort(context, errors.Unavailable(f"the container runtime is not answering: "
-                                                     f"{err}"))
-    return wrapper
+def _runtime_unavailable(exc: Exception) -> errors.ApiError | None:
+    if isinstance(exc, cri.RuntimeUnavailable):
+        return errors.Unavailable(f"the container runtime is not answering: {exc}")
+    return None
+
+
+_unary = grpc_server.unary_errors(translate=_runtime_unavailable)
 
 
 class KubeletService(kubelet_pb2_grpc.KubeletServicer):
@@ -125,8 +120,7 @@ class KubeletService(kubelet_pb2_grpc.KubeletServicer):
             await grpc_server.abort(context, err)
             return
         except cri.RuntimeUnavailable as err:
-            await grpc_server.abort(context, errors.Unavailable(f"the container runtime is not answering: "
-                                                     f"{err}"))
+            await grpc_server.abort(context, _runtime_unavailable(err))
             return
 
         async def running() -> bool:

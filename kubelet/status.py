@@ -16,10 +16,10 @@ the runtime says about its containers. Pure functions: no I/O, time passed in.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 
 from google.protobuf.message import Message
 
+from kubemu import timefmt
 from kubemu.api.v1 import core_pb2
 from kubemu.runtime.v1 import runtime_pb2 as rpb
 
@@ -29,9 +29,7 @@ KUBELET_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "Ready", "Cont
                       "PodScheduled")
 
 
-def rfc3339(seconds: float) -> str:
-    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime(
-        "%Y-%m-%dT%H:%M:%SZ")
+rfc3339 = timefmt.rfc3339
 
 
 def ns_to_rfc3339(ns: int) -> str:

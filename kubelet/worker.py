@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime
 import pathlib
 import shutil
 import time
@@ -35,12 +34,13 @@ import structlog
 from google.protobuf.message import Message
 
 from kubelet import actions, cri, envvars, prober, status, volumes
-from kubelet.backoff import Backoff
-from kubelet.events import NORMAL, WARNING, EventRecorder
 from kubelet.ipam import PodIPAllocator
+from kubemu import timefmt
 from kubemu.api import errors, quantity
 from kubemu.api.v1 import core_pb2
+from kubemu.backoff import Backoff
 from kubemu.client.clientset import Client
+from kubemu.client.events import NORMAL, WARNING, EventRecorder
 from kubemu.runtime.v1 import runtime_pb2 as rpb
 
 log = structlog.get_logger()
@@ -48,20 +48,6 @@ log = structlog.get_logger()
 DEFAULT_GRACE_S = 30
 RETRY_S = 2.0
 ERROR_RETRY_S_MAX = 30.0
-
-
-def go_duration(seconds: float) -> str:
-    """Go's time.Duration String() for whole seconds: 10s, 1m20s, 5m0s."""
-    if seconds < 1:
-        return f"{seconds * 1000:.3g}ms"
-    total = int(round(seconds))
-    minutes, secs = divmod(total, 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours}h{minutes}m{secs}s"
-    if minutes:
-        return f"{minutes}m{secs}s"
-    return f"{secs}s"
 
 
 @dataclasses.dataclass
@@ -409,7 +395,7 @@ class PodWorker:
         spec = pod.spec
         if not spec.HasField("active_deadline_seconds") or not pod.status.start_time:
             return False
-        started_s = status_time_s(pod.status.start_time)
+        started_s = timefmt.parse_rfc3339(pod.status.start_time)
         if time.time() < started_s + spec.active_deadline_seconds:
             self.schedule(started_s + spec.active_deadline_seconds - time.time())
             return False
@@ -515,19 +501,19 @@ class PodWorker:
             if err.code == grpc.StatusCode.INVALID_ARGUMENT:
                 message = f'Failed to apply default image tag "{image}": {err.message}'
                 self.waiting[name] = ("InvalidImageName", message)
-                self.ctx.events.record(pod, WARNING, "InspectFailed", message, path)
+                self.ctx.events.record(pod, WARNING, "InspectFailed", message, field_path=path)
                 return False
             raise
         if policy == "Never":
             if present is None:
                 message = f'Container image "{image}" is not present with pull policy of Never'
                 self.waiting[name] = ("ErrImageNeverPull", message)
-                self.ctx.events.record(pod, WARNING, "ErrImageNeverPull", message, path)
+                self.ctx.events.record(pod, WARNING, "ErrImageNeverPull", message, field_path=path)
                 return False
             return True
         if present is not None and policy != "Always":
             self.ctx.events.record(pod, NORMAL, "Pulled",
-                                   f'Container image "{image}" already present on machine', path)
+                                   f'Container image "{image}" already present on machine', field_path=path)
             return True
         key = f"{self.uid}/image/{image}"
         failed_at = self.pull_failed_at.get(key)
@@ -536,11 +522,11 @@ class PodWorker:
             if remaining_s > 0:
                 message = f'Back-off pulling image "{image}"'
                 if self.waiting.get(name, ("",))[0] != "ImagePullBackOff":
-                    self.ctx.events.record(pod, NORMAL, "BackOff", message, path)
+                    self.ctx.events.record(pod, NORMAL, "BackOff", message, field_path=path)
                 self.waiting[name] = ("ImagePullBackOff", message)
                 self.schedule(remaining_s)
                 return False
-        self.ctx.events.record(pod, NORMAL, "Pulling", f'Pulling image "{image}"', path)
+        self.ctx.events.record(pod, NORMAL, "Pulling", f'Pulling image "{image}"', field_path=path)
         begun = time.monotonic()
         try:
             await self.ctx.runtime.pull_image(image)
@@ -551,17 +537,17 @@ class PodWorker:
             message = f"rpc error: code = {_go_code(err.code)} desc = {err.message}"
             self.waiting[name] = ("ErrImagePull", message)
             self.ctx.events.record(pod, WARNING, "Failed",
-                                   f'Failed to pull image "{image}": {message}', path)
-            self.ctx.events.record(pod, WARNING, "Failed", "Error: ErrImagePull", path)
+                                   f'Failed to pull image "{image}": {message}', field_path=path)
+            self.ctx.events.record(pod, WARNING, "Failed", "Error: ErrImagePull", field_path=path)
             self.schedule(delay_s)
             return False
         self.pull_failed_at.pop(key, None)
         self.ctx.image_backoff.forget(key)
-        took = go_duration(time.monotonic() - begun)
+        took = timefmt.go_duration(time.monotonic() - begun)
         pulled = await self.ctx.runtime.image_status(image)
         size = f" Image size: {pulled.size} bytes." if pulled is not None else ""
         self.ctx.events.record(pod, NORMAL, "Pulled", f'Successfully pulled image "{image}" '
-                               f'in {took} ({took} including waiting).{size}', path)
+                               f'in {took} ({took} including waiting).{size}', field_path=path)
         return True
 
     def _container_config(self, pod: Message, ctr: Message, attempt: int,
@@ -603,7 +589,7 @@ class PodWorker:
         except envvars.ConfigError as err:
             message = str(err)
             if self.waiting.get(ctr.name) != ("CreateContainerConfigError", message):
-                self.ctx.events.record(pod, WARNING, "Failed", f"Error: {message}", path)
+                self.ctx.events.record(pod, WARNING, "Failed", f"Error: {message}", field_path=path)
             self.waiting[ctr.name] = ("CreateContainerConfigError", message)
             self.schedule(RETRY_S)
             return
@@ -621,10 +607,10 @@ class PodWorker:
                 self.notify()
                 return
             self.waiting[ctr.name] = ("CreateContainerError", err.message)
-            self.ctx.events.record(pod, WARNING, "Failed", f"Error: {err.message}", path)
+            self.ctx.events.record(pod, WARNING, "Failed", f"Error: {err.message}", field_path=path)
             self.schedule(RETRY_S)
             return
-        self.ctx.events.record(pod, NORMAL, "Created", f"Created container {ctr.name}", path)
+        self.ctx.events.record(pod, NORMAL, "Created", f"Created container {ctr.name}", field_path=path)
         await self._run_created(pod, ctr, container_id, init)
         await self._collect_garbage(ctr.name, attempt)
 
@@ -641,11 +627,11 @@ class PodWorker:
         except cri.RuntimeCallError as err:
             # The runtime recorded it as exited (StartError); restarts go through the back-off.
             self.waiting.pop(ctr.name, None)
-            self.ctx.events.record(pod, WARNING, "Failed", f"Error: {err.message}", path)
+            self.ctx.events.record(pod, WARNING, "Failed", f"Error: {err.message}", field_path=path)
             self.notify()
             return
         self.waiting.pop(ctr.name, None)
-        self.ctx.events.record(pod, NORMAL, "Started", f"Started container {ctr.name}", path)
+        self.ctx.events.record(pod, NORMAL, "Started", f"Started container {ctr.name}", field_path=path)
         self.log.info("container started", container=ctr.name, container_id=container_id[:12])
         if not init:
             self._start_probes(pod, ctr, container_id, time.time())
@@ -654,7 +640,7 @@ class PodWorker:
                                              self._target(ctr, container_id),
                                              self.ctx.hook_timeout_s)
             if not outcome.ok:
-                self.ctx.events.record(pod, WARNING, "FailedPostStartHook", outcome.message, path)
+                self.ctx.events.record(pod, WARNING, "FailedPostStartHook", outcome.message, field_path=path)
                 await self._kill(pod, ctr, container_id, float(pod_grace_s(pod)),
                                  "FailedPostStartHook", run_pre_stop=False)
 
@@ -664,7 +650,7 @@ class PodWorker:
         remaining_s = self.ctx.crash_backoff.remaining_s(key, finished_s)
         if remaining_s > 0:
             m = pod.metadata
-            delay = go_duration(self.ctx.crash_backoff.delay_s(key))
+            delay = timefmt.go_duration(self.ctx.crash_backoff.delay_s(key))
             self.waiting[ctr.name] = (
                 "CrashLoopBackOff", f"back-off {delay} restarting failed container={ctr.name} "
                                     f"pod={m.name}_{m.namespace}({m.uid})")
@@ -672,7 +658,7 @@ class PodWorker:
                 self.backoff_reported[ctr.name] = cur.status.finished_at
                 self.ctx.events.record(
                     pod, WARNING, "BackOff", f"Back-off restarting failed container {ctr.name} "
-                    f"in pod {m.name}_{m.namespace}({m.uid})", field_path(ctr.name, init))
+                    f"in pod {m.name}_{m.namespace}({m.uid})", field_path=field_path(ctr.name, init))
             self.schedule(remaining_s)
             return
         self.ctx.crash_backoff.next(key)
@@ -711,7 +697,7 @@ class PodWorker:
                 init = any(c.name == ctr.name for c in pod.spec.init_containers)
             path = field_path(ctr.name, init) if ctr is not None else ""
             if pod is not None and event:
-                self.ctx.events.record(pod, NORMAL, "Killing", message, path)
+                self.ctx.events.record(pod, NORMAL, "Killing", message, field_path=path)
             begun = time.monotonic()
             if run_pre_stop and pod is not None and ctr is not None \
                     and ctr.HasField("lifecycle") and ctr.lifecycle.HasField("pre_stop") \
@@ -720,7 +706,7 @@ class PodWorker:
                                                  self._target(ctr, container_id), grace_s)
                 if not outcome.ok:
                     self.ctx.events.record(pod, WARNING, "FailedPreStopHook", outcome.message,
-                                           path)
+                                           field_path=path)
                 grace_s -= time.monotonic() - begun
             # Always a minimal shutdown window (the kubelet's minimumGracePeriodInSeconds).
             grace_s = max(grace_s, self.ctx.min_grace_s)
@@ -814,7 +800,7 @@ class PodWorker:
 
         def report(kind: str, container_id: str, message: str) -> None:
             self.ctx.events.record(self.pod or pod, WARNING, "Unhealthy",
-                                   f"{kind} probe failed: {message}", path)
+                                   f"{kind} probe failed: {message}", field_path=path)
         return report
 
     def _on_probe_result(self, kind: str, container_id: str, ok: bool, message: str) -> None:
@@ -932,6 +918,3 @@ def _sync_key(pod: Message) -> bytes:
                                  if c.type not in status.KUBELET_CONDITIONS)
     return key.SerializeToString(deterministic=True)
 
-
-def status_time_s(text: str) -> float:
-    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()

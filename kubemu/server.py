@@ -1,16 +1,28 @@
 """gRPC server scaffold shared by every component.
 
-`serve()` starts a grpc.aio server on an address (port 0 = pick one), adds
-grpc.health.v1 health, one interceptor that logs each call with a request id
-and its duration, and stops gracefully (a grace period for in-flight calls)
-when the process gets SIGTERM or SIGINT.
+`Server` is a grpc.aio server on an address (port 0 = pick one) with
+grpc.health.v1 health, one interceptor, and a graceful stop (a grace period
+for in-flight calls) that components run on SIGTERM or SIGINT.
+
+- Request ids: every call has one, taken from the client's `x-request-id`
+  metadata or made here (and then sent back to the client as initial
+  metadata). It is bound into every log line written while the call is
+  handled. Unary calls are logged at debug level, failures at info; streams
+  (watches, logs, exec) when they start and end.
+- Health: the process is SERVING when the component says so
+  (`set_serving`) and no named check is failing (`set_check(name, False)`,
+  e.g. a background loop that is down, see kubemu.loops).
+- Errors: `unary_errors` turns an ApiError raised by a unary handler into
+  the call's status through `abort`, the one server-side mapping.
 """
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
 import time
 import uuid
+from typing import Any, Callable, Iterable
 
 import grpc
 import structlog
@@ -19,6 +31,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from kubemu.api.errors import REASON_KEY, ApiError
 
 log = structlog.get_logger()
+
+REQUEST_ID_KEY = "x-request-id"
+REQUEST_ID_CHARS_MAX = 64  # a longer id from a client is cut: it goes into every log line
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 SERVER_OPTIONS = [
@@ -38,8 +53,48 @@ async def abort(context: grpc.aio.ServicerContext, err: ApiError) -> None:
     await context.abort(err.code, err.message, trailing_metadata=((REASON_KEY, err.reason),))
 
 
+def unary_errors(method: Callable | None = None, /, *,
+                 translate: Callable[[Exception], ApiError | None] | None = None):
+    """Decorate a servicer's unary method: an ApiError it raises ends the call
+    with that error's status; `translate` may turn other exceptions (a
+    component's own, e.g. "the runtime is not answering") into an ApiError."""
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        async def wrapper(self, request, context):
+            try:
+                return await fn(self, request, context)
+            except ApiError as err:
+                await abort(context, err)
+            except Exception as exc:
+                err = translate(exc) if translate is not None else None
+                if err is None:
+                    raise
+                await abort(context, err)
+        return wrapper
+    return decorate(method) if method is not None else decorate
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+async def _request_id(context: grpc.aio.ServicerContext) -> str:
+    """The client's request id, or a new one sent back to it."""
+    for key, value in context.invocation_metadata() or ():
+        if key == REQUEST_ID_KEY and value:
+            return str(value)[:REQUEST_ID_CHARS_MAX]
+    request_id = new_request_id()
+    await context.send_initial_metadata(((REQUEST_ID_KEY, request_id),))
+    return request_id
+
+
+def _code_name(context: grpc.aio.ServicerContext) -> str:
+    code = context.code()
+    return getattr(code, "name", "OK" if code in (None, 0) else str(code))
+
+
 class LoggingInterceptor(grpc.aio.ServerInterceptor):
-    """Logs unary calls at debug level with a request id, and failures at info.
+    """Request ids and call logs for unary and server-streaming methods.
 
     The wrapped handler is built once per method, not once per call.
     """
@@ -53,45 +108,87 @@ class LoggingInterceptor(grpc.aio.ServerInterceptor):
         if wrapped is not None:
             return wrapped
         handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None:
             return handler
-        wrapped = self._wrap(method.rpartition("/")[2], handler)
+        name = method.rpartition("/")[2]
+        if handler.unary_unary is not None:
+            wrapped = self._wrap_unary(name, handler)
+        elif handler.unary_stream is not None:
+            wrapped = self._wrap_stream(name, handler)
+        else:
+            return handler
         self._wrapped[method] = wrapped
         return wrapped
 
     @staticmethod
-    def _wrap(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    def _wrap_unary(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         inner = handler.unary_unary
 
         async def logged(request, context):
             started = time.monotonic()
-            try:
-                return await inner(request, context)
-            finally:
-                code = context.code()
-                if code not in (None, grpc.StatusCode.OK, 0):
-                    log.info("call failed", method=method, request_id=uuid.uuid4().hex[:12],
-                             code=getattr(code, "name", code),
-                             ms=round((time.monotonic() - started) * 1000, 2),
-                             details=context.details())
+            request_id = await _request_id(context)
+            with structlog.contextvars.bound_contextvars(request_id=request_id):
+                try:
+                    return await inner(request, context)
+                finally:
+                    code = _code_name(context)
+                    ms = round((time.monotonic() - started) * 1000, 2)
+                    if code != "OK":
+                        log.info("call failed", method=method, code=code, ms=ms,
+                                 details=context.details())
+                    else:
+                        log.debug("call", method=method, ms=ms)
 
         return grpc.unary_unary_rpc_method_handler(
             logged, request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer)
 
+    @staticmethod
+    def _wrap_stream(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        inner = handler.unary_stream
+
+        async def logged(request, context):
+            started = time.monotonic()
+            request_id = await _request_id(context)
+            sent = 0
+            with structlog.contextvars.bound_contextvars(request_id=request_id):
+                log.debug("stream started", method=method)
+                try:
+                    async for item in inner(request, context):
+                        sent += 1
+                        yield item
+                finally:
+                    code = _code_name(context)
+                    level = log.debug if code in ("OK", "CANCELLED") else log.info
+                    level("stream ended", method=method, code=code, messages=sent,
+                          ms=round((time.monotonic() - started) * 1000, 2))
+
+        return grpc.unary_stream_rpc_method_handler(
+            logged, request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer)
+
 
 class Server:
-    """A grpc.aio server with health and graceful stop."""
+    """A grpc.aio server with health and graceful stop.
 
-    def __init__(self, address: str, *, grace_s: float = 5.0):
+    `options` are gRPC server options that replace the defaults of the same
+    name (e.g. a smaller grpc.max_receive_message_length for the apiserver).
+    """
+
+    def __init__(self, address: str, *, grace_s: float = 5.0,
+                 options: Iterable[tuple[str, Any]] = ()):
         self.requested_address = address
         self.grace_s = grace_s
+        merged = dict(SERVER_OPTIONS)
+        merged.update(dict(options))
         self.server = grpc.aio.server(interceptors=[LoggingInterceptor()],
-                                      options=SERVER_OPTIONS)
+                                      options=list(merged.items()))
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self.address = ""
         self._stopped = asyncio.Event()
+        self._wanted: dict[str, bool] = {"": False}  # service -> what the component says
+        self._failing: set[str] = set()             # named checks that fail now
 
     async def start(self) -> str:
         host, _, port = self.requested_address.rpartition(":")
@@ -104,6 +201,30 @@ class Server:
         return self.address
 
     async def set_serving(self, serving: bool, service: str = "") -> None:
+        """What the component says of itself (for `service`; "" = the process)."""
+        self._wanted[service] = serving
+        await self._publish(service)
+
+    async def set_check(self, name: str, ok: bool) -> None:
+        """A named check (a background loop, a dependency): while any fails,
+        every service reports NOT_SERVING whatever the component says."""
+        before = bool(self._failing)
+        if ok:
+            self._failing.discard(name)
+        else:
+            self._failing.add(name)
+        if before != bool(self._failing):
+            log.warning("health check changed", check=name, ok=ok,
+                        failing=sorted(self._failing))
+            for service in list(self._wanted):
+                await self._publish(service)
+
+    @property
+    def serving(self) -> bool:
+        return self._wanted.get("", False) and not self._failing
+
+    async def _publish(self, service: str) -> None:
+        serving = self._wanted.get(service, False) and not self._failing
         status = (health_pb2.HealthCheckResponse.SERVING if serving
                   else health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.health.set(service, status)
@@ -111,7 +232,8 @@ class Server:
     async def stop(self) -> None:
         if self._stopped.is_set():
             return
-        await self.set_serving(False)
+        for service in list(self._wanted):
+            await self.set_serving(False, service)
         await self.server.stop(self.grace_s)
         self._stopped.set()
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import os
 import random
 import socket
 import time
@@ -40,14 +39,16 @@ from typing import Any, Awaitable, Callable
 import structlog
 
 from kubemu import server as grpc_server
+from kubemu import fileutil, timefmt
 from kubemu.api import errors
 from kubemu.client.clientset import Client
-from kubemu.client.informer import Informer
+from kubemu.client.events import NORMAL, WARNING, EventRecorder
+from kubemu.client.informer import Informer, object_of
 from kubemu.client.leaderelection import LeaderElector, parse_time
+from kubemu.loops import Loops
 
 from scheduler import podutil, preemption
 from scheduler.cache import CacheError, CacheFull, SchedulerCache
-from scheduler.events import NORMAL, WARNING, EventRecorder, rfc3339
 from scheduler.framework import (ASSIGNED_POD_ADD, ASSIGNED_POD_DELETE, ASSIGNED_POD_UPDATE,
                                  DEFAULT_SCHEDULER_NAME, NODE_ADD, NODE_DELETE, Framework,
                                  PodInfo, SchedulingError, schedule_one)
@@ -121,8 +122,11 @@ class Term:
     """One term's informers, cache and queue; schedules while `lead()` runs."""
 
     def __init__(self, client: Client, options: Options, framework: Framework,
-                 rng: random.Random):
+                 rng: random.Random, loops: Loops | None = None):
         self.client = client
+        # The term's informers and housekeeping: restarted after a bug, and
+        # reported on the health endpoint while down (when the app wires it).
+        self.loops = loops or Loops()
         self.options = options
         self.framework = framework
         self.rng = rng
@@ -135,7 +139,7 @@ class Term:
         self.pods = Informer(client, "pods")
         self.nodes = Informer(client, "nodes")
         self.namespaces = Informer(client, "namespaces")
-        self.recorder = EventRecorder(client, self.scheduler_name, options.identity,
+        self.recorder = EventRecorder(client, self.scheduler_name, instance=options.identity,
                                       queue_max=options.events_queue_max)
         self._bind_slots = asyncio.Semaphore(options.bind_concurrency)
         self._write_slots = asyncio.Semaphore(options.api_writes_max)
@@ -154,7 +158,7 @@ class Term:
     async def start(self, stop_waiting_log_s: float = SYNC_WAIT_LOG_S) -> None:
         """Start the informers and wait (as long as it takes) for their first list."""
         for informer in (self.namespaces, self.nodes, self.pods):
-            informer.start()
+            informer.start(self.loops)
         for informer in (self.namespaces, self.nodes, self.pods):
             while True:
                 try:
@@ -176,8 +180,7 @@ class Term:
                 self._log.warning("events not all written at stop",
                                   dropped=self.recorder.dropped)
         await self.recorder.stop()
-        for informer in (self.pods, self.nodes, self.namespaces):
-            await informer.stop()
+        await self.loops.stop()
 
     async def _cancel_tasks(self) -> None:
         tasks = list(self._tasks)
@@ -190,8 +193,7 @@ class Term:
         """Schedule until cancelled (or until lease_ok() says the lease went stale)."""
         self._log.info("scheduling", pending=len(self.queue))
         self.recorder.start()
-        housekeeping = asyncio.get_running_loop().create_task(self._housekeeping(),
-                                                              name="housekeeping")
+        self.loops.spawn("housekeeping", self._housekeeping)
         try:
             while True:
                 info = await self.queue.pop()
@@ -212,9 +214,7 @@ class Term:
                 # Let bind replies and informer events in between two pods.
                 await asyncio.sleep(0)
         finally:
-            housekeeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await housekeeping
+            await self.loops.cancel("housekeeping")
             await self._cancel_tasks()
 
     async def _housekeeping(self) -> None:
@@ -267,6 +267,7 @@ class Term:
         self._enqueue(lambda: self.queue.update(old, new), new)
 
     def _on_pod_delete(self, pod: Any) -> None:
+        pod = object_of(pod)  # a tombstone after a relist: its last known state
         key = podutil.pod_key(pod)
         if pod.spec.node_name or self.cache.get_pod(key) is not None:
             if self.cache.is_assumed(key):
@@ -295,7 +296,7 @@ class Term:
             self._move(event)
 
     def _on_node_delete(self, node: Any) -> None:
-        self.cache.remove_node(node)
+        self.cache.remove_node(object_of(node))
         self._move(NODE_DELETE)
 
     def _on_namespace(self, ns: Any) -> None:
@@ -369,7 +370,7 @@ class Term:
             self.cache.finish_binding(key)
             self.scheduled += 1
             self.recorder.record(pod, NORMAL, "Scheduled",
-                                 f"Successfully assigned {key} to {node_name}", "Binding")
+                                 f"Successfully assigned {key} to {node_name}", action="Binding")
             self._log.debug("bound", pod=str(key), node=node_name, attempts=info.attempts)
         finally:
             self.queue.done(key)
@@ -400,7 +401,7 @@ class Term:
                        attempts=info.attempts)
 
     def _record_failure(self, pod: Any, message: str) -> None:
-        self.recorder.record(pod, WARNING, "FailedScheduling", message, "Scheduling")
+        self.recorder.record(pod, WARNING, "FailedScheduling", message, action="Scheduling")
         if _scheduled_condition_is(pod, "False", "Unschedulable", message):
             return
         self._spawn_write(self._set_unschedulable(pod, message), f"condition:{pod.metadata.name}")
@@ -493,7 +494,7 @@ class Term:
                                   error=str(exc))
                 continue
             self.recorder.record(victim, NORMAL, "Preempted",
-                                 f"Preempted by pod {key.uid} on node {node_name}", "Preempting")
+                                 f"Preempted by pod {key.uid} on node {node_name}", action="Preempting")
 
         def nominate(p: Any) -> bool:
             if p.spec.node_name or p.status.nominated_node_name == node_name:
@@ -515,7 +516,7 @@ def _scheduled_condition_is(pod: Any, status: str, reason: str, message: str) ->
 
 def _set_condition(pod: Any, type_: str, status: str, reason: str, message: str) -> bool:
     """Set a pod condition; False when it is already so (no write needed)."""
-    now = rfc3339(time.time())
+    now = timefmt.rfc3339()
     for cond in pod.status.conditions:
         if cond.type == type_:
             if cond.status == status and cond.reason == reason and cond.message == message:
@@ -553,7 +554,7 @@ class SchedulerApp:
         self.server = grpc_server.Server(options.health_listen, grace_s=options.shutdown_grace_s)
         address = await self.server.start()
         if options.address_file:
-            _write_text(options.address_file, address + "\n")
+            fileutil.atomic_write(options.address_file, address + "\n")
         self._log.info("scheduler started", health=address, apiserver=options.apiserver,
                        scheduler_name=self.framework.scheduler_name,
                        leader_elect=options.leader_elect, seed=options.seed)
@@ -576,7 +577,8 @@ class SchedulerApp:
     async def _run_terms(self, client: Client) -> None:
         assert self.server is not None
         while True:
-            term = self.term = Term(client, self.options, self.framework, self.rng)
+            term = self.term = Term(client, self.options, self.framework, self.rng,
+                                    Loops(on_health=self._loop_health))
             try:
                 await term.start()
                 await self.server.set_serving(True)
@@ -597,6 +599,10 @@ class SchedulerApp:
                 # A graceful stop lets queued events out (the lease is released by now).
                 await term.stop(self.options.shutdown_grace_s if self._stopping else 0.0)
 
+    async def _loop_health(self, name: str, ok: bool) -> None:
+        if self.server is not None:
+            await self.server.set_check(f"loop:{name}", ok)
+
     async def _lead(self, term: Term, elector: LeaderElector) -> None:
         self._log.info("became leader")
 
@@ -611,9 +617,3 @@ class SchedulerApp:
         except LeaseLost as exc:
             self._log.warning("stepping down", reason=str(exc))
 
-
-def _write_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)

@@ -7,7 +7,11 @@ Model (client-go's Reflector + Indexer + shared processor, in one object):
   time; Expired again without any event in between backs off), and deliver the
   difference against the cache as handler calls (like client-go's Replace):
   on_delete for objects gone, on_add for new ones, on_update for changed ones
-  (a different resourceVersion). `relists` counts these relists.
+  (a different resourceVersion). `relists` counts these relists. An object
+  whose deletion was seen only through a relist reaches on_delete as a
+  `DeletedFinalStateUnknown` tombstone holding its last known state (its
+  `metadata` is that object's, so key-only handlers work unchanged; use
+  `object_of()` to get the object itself).
 - Any other failure (UNAVAILABLE, a broken stream, a server-side timeout):
   re-watch from the last resourceVersion seen, with exponential backoff capped
   at relist_backoff_s_max; if that version has expired by then, relist.
@@ -20,6 +24,16 @@ Objects in the store are never mutated in place by the informer, and handlers
 and readers get the stored objects themselves (no copy): callers must copy
 (`new = type(obj)(); new.CopyFrom(obj)`) before changing one.
 
+Indexers (client-go's cache.Indexers): `add_indexers({"byNode": fn})` where
+`fn(obj)` returns the index values of an object; `by_index(name, value)` lists
+the objects with that value, kept current on every add, update, delete and
+relist. Ready-made: `index_by_namespace`, `index_by_node_name` (pods'
+spec.nodeName), `index_by_owner_uid` (every ownerReference's uid) and
+`index_by_controller_uid` (the controlling owner's uid).
+
+`start(loops=...)` runs the informer under a kubemu.loops.Loops, so a bug
+that escapes it is logged, restarted and reported on the process's health.
+
 Handlers are sync callables, called on the event loop; they should only turn
 the object into a key and enqueue it. An exception from a handler is logged
 and does not stop the informer. Everything runs on one event loop: the store
@@ -31,7 +45,7 @@ import asyncio
 import contextlib
 import dataclasses
 import random
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import structlog
 from google.protobuf.message import Message
@@ -39,11 +53,20 @@ from google.protobuf.message import Message
 from kubemu.api import errors
 from kubemu.client.clientset import Client
 
+if TYPE_CHECKING:
+    from kubemu.loops import Loops
+
 log = structlog.get_logger("kubemu.informer")
 
 AddFn = Callable[[Message], Any]
 UpdateFn = Callable[[Message, Message], Any]
-DeleteFn = Callable[[Message], Any]
+DeleteFn = Callable[[Any], Any]  # a Message, or a DeletedFinalStateUnknown
+IndexFn = Callable[[Message], Iterable[str]]
+
+NAMESPACE_INDEX = "namespace"
+NODE_NAME_INDEX = "nodeName"
+OWNER_UID_INDEX = "ownerUID"
+CONTROLLER_UID_INDEX = "controllerUID"
 
 _BACKOFF_S_BASE = 0.1
 # client-go picks a watch timeout between 5 and 10 minutes so that a stream
@@ -61,11 +84,110 @@ def meta_namespace_key(obj: Message) -> str:
     return f"{meta.namespace}/{meta.name}" if meta.namespace else meta.name
 
 
+@dataclasses.dataclass(frozen=True)
+class DeletedFinalStateUnknown:
+    """An object deleted while the watch was down: seen gone only by a relist.
+
+    `obj` is the last state the informer knew, which may be stale.
+    """
+
+    key: str
+    obj: Message
+
+    @property
+    def metadata(self) -> Any:
+        return self.obj.metadata
+
+
+def object_of(obj: Message | DeletedFinalStateUnknown) -> Message:
+    """The object an on_delete handler got, tombstone or not."""
+    return obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
+
+
+def index_by_namespace(obj: Message) -> list[str]:
+    return [obj.metadata.namespace]
+
+
+def index_by_node_name(obj: Message) -> list[str]:
+    node = obj.spec.node_name
+    return [node] if node else []
+
+
+def index_by_owner_uid(obj: Message) -> list[str]:
+    return [ref.uid for ref in obj.metadata.owner_references if ref.uid]
+
+
+def index_by_controller_uid(obj: Message) -> list[str]:
+    return [ref.uid for ref in obj.metadata.owner_references if ref.controller and ref.uid][:1]
+
+
 class Store:
-    """key -> object. Objects handed out are the stored ones: copy before changing."""
+    """key -> object, with optional indexes. Objects handed out are the stored
+    ones: copy before changing."""
 
     def __init__(self) -> None:
         self._items: dict[str, Message] = {}
+        self._indexers: dict[str, IndexFn] = {}
+        # index name -> index value -> keys
+        self._indices: dict[str, dict[str, set[str]]] = {}
+
+    def add_indexers(self, indexers: dict[str, IndexFn]) -> None:
+        for name, fn in indexers.items():
+            if name in self._indexers:
+                raise ValueError(f"Store: an indexer named {name!r} exists already")
+            self._indexers[name] = fn
+            self._indices[name] = {}
+            for key, obj in self._items.items():
+                self._index_one(name, key, None, obj)
+
+    def by_index(self, index_name: str, value: str) -> list[Message]:
+        """The objects whose `index_name` values include `value`."""
+        return [self._items[k] for k in sorted(self.index_keys(index_name, value))]
+
+    def index_keys(self, index_name: str, value: str) -> set[str]:
+        if index_name not in self._indices:
+            raise KeyError(f"Store: no indexer named {index_name!r}")
+        return set(self._indices[index_name].get(value, ()))
+
+    def index_values(self, index_name: str) -> list[str]:
+        return sorted(self._indices[index_name])
+
+    def _index_one(self, name: str, key: str, old: Message | None, new: Message | None) -> None:
+        fn = self._indexers[name]
+        index = self._indices[name]
+        before = set(_index_values(fn, old)) if old is not None else set()
+        after = set(_index_values(fn, new)) if new is not None else set()
+        for value in before - after:
+            keys = index.get(value)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del index[value]
+        for value in after - before:
+            index.setdefault(value, set()).add(key)
+
+    def _put(self, key: str, obj: Message) -> Message | None:
+        old = self._items.get(key)
+        self._items[key] = obj
+        for name in self._indexers:
+            self._index_one(name, key, old, obj)
+        return old
+
+    def _pop(self, key: str) -> Message | None:
+        old = self._items.pop(key, None)
+        if old is not None:
+            for name in self._indexers:
+                self._index_one(name, key, old, None)
+        return old
+
+    def _replace_all(self, items: dict[str, Message]) -> dict[str, Message]:
+        old = self._items
+        self._items = dict(items)
+        for name in self._indexers:
+            self._indices[name] = {}
+            for key, obj in self._items.items():
+                self._index_one(name, key, None, obj)
+        return old
 
     def get(self, key: str) -> Message | None:
         return self._items.get(key)
@@ -87,6 +209,14 @@ class Store:
 
     def __iter__(self) -> Iterator[str]:
         return iter(list(self._items))
+
+
+def _index_values(fn: IndexFn, obj: Message) -> list[str]:
+    try:
+        return list(fn(obj))
+    except Exception:  # noqa: BLE001 - a broken index function must not lose the object
+        log.exception("informer: index function failed", key=meta_namespace_key(obj))
+        return []
 
 
 @dataclasses.dataclass
@@ -149,15 +279,28 @@ class Informer:
     def list(self) -> list[Message]:
         return self.store.list()
 
+    def add_indexers(self, indexers: dict[str, IndexFn]) -> None:
+        self.store.add_indexers(indexers)
+
+    def by_index(self, index_name: str, value: str) -> list[Message]:
+        return self.store.by_index(index_name, value)
+
     async def wait_synced(self, timeout_s: float) -> None:
         """Wait for the first list to be delivered; TimeoutError after timeout_s."""
         async with asyncio.timeout(timeout_s):
             await self.has_synced.wait()
 
-    def start(self) -> asyncio.Task[None]:
+    def start(self, loops: Loops | None = None) -> asyncio.Task[None]:
+        """Run the informer; under `loops` when given (restarted after a bug,
+        reported on health), else as a plain task."""
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(
-                self.run(), name=f"informer:{self.resource}")
+            name = f"informer:{self.resource}"
+            if self.namespace:
+                name += f":{self.namespace}"
+            if loops is not None:
+                self._task = loops.spawn(name, self.run)
+            else:
+                self._task = asyncio.get_running_loop().create_task(self.run(), name=name)
         return self._task
 
     def stop(self) -> asyncio.Future[None]:
@@ -274,14 +417,13 @@ class Informer:
             return
         key = meta_namespace_key(obj)
         if event_type in ("ADDED", "MODIFIED"):
-            old = self.store._items.get(key)
-            self.store._items[key] = obj
+            old = self.store._put(key, obj)
             if old is None:
                 self._dispatch("on_add", obj)
             else:
                 self._dispatch("on_update", old, obj)
         elif event_type == "DELETED":
-            self.store._items.pop(key, None)
+            self.store._pop(key)
             self._dispatch("on_delete", obj)
         else:
             self._log.warning("informer: unknown watch event type", type=event_type, key=key)
@@ -292,13 +434,12 @@ class Informer:
     def _replace(self, items: list[Message]) -> None:
         """Swap in a full list and deliver what changed (client-go's Replace)."""
         new = {meta_namespace_key(obj): obj for obj in items}
-        old = self.store._items
-        self.store._items = new
+        old = self.store._replace_all(new)
         # Deletions first, like client-go, so a handler never sees two objects
-        # that cannot exist together.
+        # that cannot exist together; the watch missed them: tombstones.
         for key, obj in old.items():
             if key not in new:
-                self._dispatch("on_delete", obj)
+                self._dispatch("on_delete", DeletedFinalStateUnknown(key, obj))
         for key, obj in new.items():
             before = old.get(key)
             if before is None:
@@ -306,13 +447,13 @@ class Informer:
             elif before.metadata.resource_version != obj.metadata.resource_version:
                 self._dispatch("on_update", before, obj)
 
-    def _dispatch(self, which: str, *args: Message) -> None:
+    def _dispatch(self, which: str, *args: Any) -> None:
         for handler in list(self._handlers):
             fn = getattr(handler, which)
             if fn is not None:
                 self._call(fn, *args)
 
-    def _call(self, fn: Callable[..., Any], *args: Message) -> None:
+    def _call(self, fn: Callable[..., Any], *args: Any) -> None:
         try:
             fn(*args)
         except Exception:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime as _dt
 import inspect
 import math
 import random
@@ -30,6 +29,7 @@ from typing import Any, Awaitable, Callable
 import structlog
 from google.protobuf.message import Message
 
+from kubemu import timefmt
 from kubemu.api import errors
 from kubemu.client.clientset import Client
 
@@ -51,9 +51,7 @@ _JITTER = 0.2
 
 # ---------------------------------------------------------------- pure part
 
-def format_time(t: float) -> str:
-    """RFC 3339 UTC with microseconds: "2026-11-23T19:31:36.123456Z"."""
-    return _dt.datetime.fromtimestamp(t, tz=_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+format_time = timefmt.rfc3339_micro  # Lease times are MicroTime
 
 
 def parse_time(text: str) -> float | None:
@@ -61,12 +59,9 @@ def parse_time(text: str) -> float | None:
     if not text:
         return None
     try:
-        parsed = _dt.datetime.fromisoformat(text)
+        return timefmt.parse_rfc3339(text)
     except ValueError:
         return None
-    if parsed.tzinfo is None:
-        return None
-    return parsed.timestamp()
 
 
 @dataclasses.dataclass(frozen=True)

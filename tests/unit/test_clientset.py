@@ -23,7 +23,11 @@ from kubemu.api.kinds import REGISTRY
 from kubemu.api.v1 import core_pb2, resources_pb2, resources_pb2_grpc
 from kubemu.client import config
 from kubemu.client.clientset import Client, DeleteResult, ListResult
-from kubemu.client.informer import Informer, meta_namespace_key
+from kubemu.client.informer import (CONTROLLER_UID_INDEX, NAMESPACE_INDEX, NODE_NAME_INDEX,
+                                    OWNER_UID_INDEX, DeletedFinalStateUnknown, Informer, Store,
+                                    index_by_controller_uid, index_by_namespace,
+                                    index_by_node_name, index_by_owner_uid, meta_namespace_key,
+                                    object_of)
 from kubemu.client.wait import wait_for
 
 TIMEOUT_S = 5.0
@@ -890,3 +894,111 @@ async def test_client_from_home(tmp_path, fake, monkeypatch):
     monkeypatch.setenv("KUBEMU_HOME", str(tmp_path))
     async with Client.from_home() as c:
         assert c.address == fake.address
+
+
+async def test_a_deletion_seen_only_by_a_relist_is_a_tombstone(fake, client, informer):
+    fake.put(cm("vanishes", v="last"))
+    deleted: list = []
+    informer.add_handler(on_delete=deleted.append)
+    informer.start()
+    await informer.wait_synced(TIMEOUT_S)
+    await wait_for(lambda: fake.watchers, TIMEOUT_S)
+    fake.remove("default/vanishes", notify=False)
+    fake.compact()
+    fake.break_watches(U)
+    await wait_for(lambda: deleted, TIMEOUT_S)
+    [gone] = deleted
+    assert isinstance(gone, DeletedFinalStateUnknown)
+    assert gone.key == "default/vanishes" and gone.metadata.name == "vanishes"
+    assert object_of(gone).data == {"v": "last"}
+    # A deletion the watch delivers is the object itself.
+    fake.put(cm("seen"))
+    await wait_for(lambda: informer.get("default/seen"), TIMEOUT_S)
+    fake.remove("default/seen")
+    await wait_for(lambda: len(deleted) == 2, TIMEOUT_S)
+    assert isinstance(deleted[1], core_pb2.ConfigMap) and object_of(deleted[1]) is deleted[1]
+
+
+def _owned(name: str, namespace: str, *owners: tuple[str, bool]) -> core_pb2.ConfigMap:
+    obj = cm(name, namespace)
+    for uid, controller in owners:
+        obj.metadata.owner_references.add(uid=uid, controller=controller, kind="ReplicaSet",
+                                          name=f"rs-{uid}", api_version="apps/v1")
+    return obj
+
+
+async def test_indexes_follow_adds_updates_deletes_and_relists(fake, client):
+    informer = Informer(client, "cm", relist_backoff_s_max=0.05)
+    informer.add_indexers({NAMESPACE_INDEX: index_by_namespace,
+                           OWNER_UID_INDEX: index_by_owner_uid,
+                           CONTROLLER_UID_INDEX: index_by_controller_uid})
+    fake.put(_owned("a", "default", ("rs1", True)))
+    fake.put(_owned("b", "other", ("rs1", False), ("rs2", True)))
+    informer.start()
+    try:
+        await informer.wait_synced(TIMEOUT_S)
+
+        def names(index: str, value: str) -> list[str]:
+            return [o.metadata.name for o in informer.by_index(index, value)]
+
+        assert names(NAMESPACE_INDEX, "other") == ["b"]
+        assert names(OWNER_UID_INDEX, "rs1") == ["a", "b"]
+        assert names(CONTROLLER_UID_INDEX, "rs1") == ["a"]
+        assert names(CONTROLLER_UID_INDEX, "rs2") == ["b"]
+        await wait_for(lambda: fake.watchers, TIMEOUT_S)
+        fake.put(_owned("a", "default", ("rs2", True)))   # adopted by another owner
+        fake.remove("other/b")
+        await wait_for(lambda: names(CONTROLLER_UID_INDEX, "rs2") == ["a"], TIMEOUT_S)
+        assert names(OWNER_UID_INDEX, "rs1") == [] and names(NAMESPACE_INDEX, "other") == []
+        assert informer.store.index_values(OWNER_UID_INDEX) == ["rs2"]
+        # A relist rebuilds the indexes from the new list.
+        fake.put(_owned("c", "other", ("rs3", True)), notify=False)
+        fake.compact()
+        fake.break_watches(U)
+        await wait_for(lambda: names(CONTROLLER_UID_INDEX, "rs3") == ["c"], TIMEOUT_S)
+        assert names(NAMESPACE_INDEX, "other") == ["c"]
+    finally:
+        await informer.stop()
+
+
+def test_index_by_node_name_and_unknown_indexes():
+    store = Store()
+    store.add_indexers({NODE_NAME_INDEX: index_by_node_name})
+    bound, pending = core_pb2.Pod(), core_pb2.Pod()
+    bound.metadata.name, bound.metadata.namespace, bound.spec.node_name = "p1", "d", "node-1"
+    pending.metadata.name, pending.metadata.namespace = "p2", "d"
+    store._put("d/p1", bound)
+    store._put("d/p2", pending)
+    assert store.by_index(NODE_NAME_INDEX, "node-1") == [bound]
+    assert store.index_values(NODE_NAME_INDEX) == ["node-1"]
+    with pytest.raises(KeyError, match="no indexer"):
+        store.by_index("nope", "x")
+    with pytest.raises(ValueError, match="exists already"):
+        store.add_indexers({NODE_NAME_INDEX: index_by_node_name})
+
+
+async def test_an_informer_under_loops_is_restarted_after_a_bug(fake, client):
+    from kubemu.loops import Loops
+
+    loops = Loops(backoff_s_base=0.01, backoff_s_max=0.01)
+    informer = Informer(client, "cm", relist_backoff_s_max=0.05)
+    fake.put(cm("a"))
+    real_loop = informer._list_and_watch
+    failures = []
+
+    async def broken_once() -> None:  # a bug that escapes the informer's own retries
+        if not failures:
+            failures.append(1)
+            raise AttributeError("a bug")
+        await real_loop()
+
+    informer._list_and_watch = broken_once
+    informer.start(loops)
+    try:
+        await informer.wait_synced(TIMEOUT_S)
+        status = loops.status()["informer:cm"]
+        assert (status.failures, status.restarts) == (1, 1)
+        assert status.last_error == "AttributeError: a bug"
+        assert informer.get("default/a") is not None and loops.healthy
+    finally:
+        await loops.stop()

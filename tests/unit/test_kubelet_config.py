@@ -10,9 +10,8 @@ import pytest
 
 from deploy import components as comp
 from kubelet import envvars, logs, volumes
-from kubelet.backoff import Backoff
+from kubemu.backoff import Backoff
 from kubelet.ipam import PodIPAllocator, PoolExhausted
-from kubelet.worker import go_duration
 from tests.builders import obj
 
 # ---------------------------------------------------------------- expansion
@@ -162,10 +161,6 @@ def test_crash_loop_back_off_doubles_caps_and_resets():
     assert b.remaining_s("k", since_s=now[0]) == 0 and b.next("k") == 10
 
 
-@pytest.mark.parametrize("seconds,text", [(10, "10s"), (80, "1m20s"), (300, "5m0s"),
-                                          (0.5, "500ms")])
-def test_go_duration(seconds, text):
-    assert go_duration(seconds) == text
 
 
 # ---------------------------------------------------------------- pod IPs

@@ -1,17 +1,25 @@
-"""Events about pods, written through the API the way kube-scheduler's recorder does.
+"""Events about objects, recorded the way client-go's event recorder does.
 
-- `record(pod, type, reason, message, action)` never blocks and never fails:
-  the event joins a bounded queue and is written by a few sender tasks; when
-  the queue is full it is dropped and counted (client-go's broadcaster drops
-  too: events are best effort and must never slow scheduling down).
-- Events are core/v1 Events in the pod's namespace, named `<pod>.<hex ns>`,
-  with source.component and reportingComponent = the scheduler's name,
-  reportingInstance = its identity, first/lastTimestamp, count and eventTime.
-- Repeats (same pod uid, type, reason and message) are de-duplicated like
-  client-go's EventCorrelator: the existing Event gets count + 1 and a new
-  lastTimestamp instead of a new object. The memory of recent events is a
-  bounded LRU. One key always goes to the same sender, so its repeats are
-  written in order and never race to create two Events.
+- `record(obj, type, reason, message, field_path=..., action=...)` never blocks
+  and never fails: the event joins a bounded queue and a few sender tasks write
+  it; when the queue is full it is dropped and counted (client-go's
+  broadcaster drops too: events are best effort and must never slow the
+  component that records them).
+- An Event is core/v1, in the object's namespace (`default` for cluster-scoped
+  objects such as Nodes, as Kubernetes does), named `<object name>.<time in
+  hex nanoseconds>` so names sort by creation, with involvedObject (apiVersion,
+  kind, namespace, name, uid, resourceVersion, fieldPath), source.component
+  and source.host, reportingComponent / reportingInstance, first/lastTimestamp,
+  eventTime, count and action.
+- Repeats (same object uid, fieldPath, type, reason and message) are
+  aggregated as client-go's EventCorrelator does: the existing Event gets
+  count + 1 and a new lastTimestamp instead of a new object. The memory of
+  recent events is a bounded LRU. One key always goes to the same sender, so
+  its repeats are written in order and never race to create two Events.
+- Messages longer than 1 KiB are cut (Kubernetes validates `message` at 1 KiB
+  for events.k8s.io Events and truncates client-side).
+
+Time comes from `clock` (unix seconds), so tests drive it.
 """
 from __future__ import annotations
 
@@ -19,46 +27,45 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
-import datetime
 import time
 import zlib
 from typing import Any, Callable
 
 import structlog
 
+from kubemu import timefmt
 from kubemu.api import errors
+from kubemu.api.kinds import REGISTRY
 from kubemu.api.v1 import core_pb2
 from kubemu.client.clientset import Client
 
-log = structlog.get_logger("scheduler.events")
+log = structlog.get_logger("kubemu.events")
 
 NORMAL = "Normal"
 WARNING = "Warning"
-DEFAULT_QUEUE_MAX = 1000  # client-go's maxQueuedEvents (the scheduler asks for more)
-# Few writers: in a burst Events then take little of the apiserver's write
-# capacity (binds come first) and trail by a few seconds; a full queue drops.
+DEFAULT_QUEUE_MAX = 1000  # client-go's maxQueuedEvents
 DEFAULT_SENDERS = 2
 DEFAULT_REMEMBERED_MAX = 4096  # client-go's maxLruCacheEntries
+MESSAGE_BYTES_MAX = 1024
 
 
-def rfc3339(t: float) -> str:
-    """metav1.Time: whole seconds."""
-    return datetime.datetime.fromtimestamp(t, tz=datetime.timezone.utc).strftime(
-        "%Y-%m-%dT%H:%M:%SZ")
-
-
-def rfc3339_micro(t: float) -> str:
-    """metav1.MicroTime."""
-    return datetime.datetime.fromtimestamp(t, tz=datetime.timezone.utc).strftime(
-        "%Y-%m-%dT%H:%M:%S.%fZ")
+def _truncate(message: str) -> str:
+    if len(message.encode()) <= MESSAGE_BYTES_MAX:
+        return message
+    cut = message.encode()[:MESSAGE_BYTES_MAX - 3].decode(errors="ignore")
+    return cut + "..."
 
 
 @dataclasses.dataclass(frozen=True)
 class _Item:
-    namespace: str
-    pod_name: str
-    pod_uid: str
-    pod_resource_version: str
+    api_version: str
+    kind: str
+    namespace: str  # the Event's namespace
+    object_namespace: str
+    name: str
+    uid: str
+    resource_version: str
+    field_path: str
     type: str
     reason: str
     message: str
@@ -66,20 +73,19 @@ class _Item:
     at: float
 
     @property
-    def key(self) -> tuple[str, str, str, str, str, str]:
-        return (self.namespace, self.pod_name, self.pod_uid, self.type, self.reason,
-                self.message)
+    def key(self) -> tuple[str, ...]:
+        return (self.kind, self.namespace, self.name, self.uid, self.field_path, self.type,
+                self.reason, self.message)
 
 
 @dataclasses.dataclass
 class _Seen:
     name: str
     count: int
-    first_timestamp: str
 
 
 class EventRecorder:
-    def __init__(self, client: Client, component: str, instance: str, *,
+    def __init__(self, client: Client, component: str, *, host: str = "", instance: str = "",
                  queue_max: int = DEFAULT_QUEUE_MAX, senders: int = DEFAULT_SENDERS,
                  remembered_max: int = DEFAULT_REMEMBERED_MAX,
                  clock: Callable[[], float] = time.time):
@@ -88,7 +94,8 @@ class EventRecorder:
                              f"> 0, got {queue_max}, {senders}, {remembered_max}")
         self.client = client
         self.component = component
-        self.instance = instance
+        self.host = host
+        self.instance = instance or host
         self._clock = clock
         per_sender = max(1, queue_max // senders)
         self._queues: list[asyncio.Queue[_Item]] = [asyncio.Queue(per_sender)
@@ -98,6 +105,7 @@ class EventRecorder:
         self._tasks: list[asyncio.Task[None]] = []
         self.dropped = 0
         self.written = 0
+        self._last_name_ns = 0
 
     def start(self) -> None:
         if not self._tasks:
@@ -119,10 +127,16 @@ class EventRecorder:
             for q in self._queues:
                 await q.join()
 
-    def record(self, pod: Any, type_: str, reason: str, message: str, action: str) -> None:
-        meta = pod.metadata
-        item = _Item(meta.namespace, meta.name, meta.uid, meta.resource_version, type_, reason,
-                     message, action, self._clock())
+    def record(self, obj: Any, type_: str, reason: str, message: str, *,
+               field_path: str = "", action: str = "") -> None:
+        meta = obj.metadata
+        kind, api_version = obj.kind, obj.api_version
+        if not kind or not api_version:
+            registered = REGISTRY.by_message(obj)
+            kind, api_version = registered.kind, registered.api_version
+        item = _Item(api_version, kind, meta.namespace or "default", meta.namespace, meta.name,
+                     meta.uid, meta.resource_version, field_path, type_, reason,
+                     _truncate(message), action, self._clock())
         queue = self._queues[zlib.crc32(repr(item.key).encode()) % len(self._queues)]
         try:
             queue.put_nowait(item)
@@ -130,7 +144,7 @@ class EventRecorder:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 log.warning("event queue full; dropping events", dropped=self.dropped,
-                            reason=reason, pod=f"{meta.namespace}/{meta.name}")
+                            reason=reason, object=f"{kind} {meta.namespace}/{meta.name}")
 
     async def _send_loop(self, queue: asyncio.Queue[_Item]) -> None:
         while True:
@@ -142,14 +156,14 @@ class EventRecorder:
                 raise
             except Exception as exc:  # noqa: BLE001 - best effort: log and go on
                 log.warning("cannot write event", reason=item.reason,
-                            pod=f"{item.namespace}/{item.pod_name}",
+                            object=f"{item.kind} {item.object_namespace}/{item.name}",
                             error=f"{type(exc).__name__}: {exc}")
             finally:
                 queue.task_done()
 
     async def _write(self, item: _Item) -> None:
         seen = self._seen.get(item.key)
-        stamp = rfc3339(item.at)
+        stamp = timefmt.rfc3339(item.at)
         if seen is not None:
             self._seen.move_to_end(item.key)
             try:
@@ -160,21 +174,26 @@ class EventRecorder:
             except errors.NotFound:
                 del self._seen[item.key]  # deleted (or expired) meanwhile: start over
         event = core_pb2.Event(api_version="v1", kind="Event")
-        event.metadata.name = f"{item.pod_name}.{int(item.at * 1e9):x}"
+        # Unique per recorder even when two events share a clock reading.
+        name_ns = max(int(item.at * 1e9), self._last_name_ns + 1)
+        self._last_name_ns = name_ns
+        event.metadata.name = f"{item.name}.{name_ns:x}"
         event.metadata.namespace = item.namespace
         ref = event.involved_object
-        ref.api_version, ref.kind = "v1", "Pod"
-        ref.namespace, ref.name, ref.uid = item.namespace, item.pod_name, item.pod_uid
-        ref.resource_version = item.pod_resource_version
+        ref.api_version, ref.kind = item.api_version, item.kind
+        ref.namespace, ref.name, ref.uid = item.object_namespace, item.name, item.uid
+        ref.resource_version = item.resource_version
+        ref.field_path = item.field_path
         event.reason, event.message, event.type = item.reason, item.message, item.type
         event.source.component = self.component
+        event.source.host = self.host
         event.first_timestamp = event.last_timestamp = stamp
-        event.event_time = rfc3339_micro(item.at)
+        event.event_time = timefmt.rfc3339_micro(item.at)
         event.count = 1
         event.action = item.action
         event.reporting_component = self.component
         event.reporting_instance = self.instance
         await self.client.create(event)
-        self._seen[item.key] = _Seen(event.metadata.name, 1, stamp)
+        self._seen[item.key] = _Seen(event.metadata.name, 1)
         while len(self._seen) > self._remembered_max:
             self._seen.popitem(last=False)

@@ -1,6 +1,15 @@
-"""Per-key exponential back-off, as the kubelet's (client-go flowcontrol.Backoff).
+"""Back-off, written once for every component.
 
-Used for CrashLoopBackOff (key: pod uid + container name) and image pulls
+- `exponential_s(attempt, base_s, max_s)`: the capped doubling every retry
+  loop uses (attempt 1 waits base_s).
+- `Exponential`: that sequence with its failure count and equal jitter (half
+  the delay fixed, half random), for a loop that retries one thing: reconnects,
+  re-watches, restarts of a process or a background loop. `reset()` after a
+  success.
+- `Backoff`: per-key back-off as the kubelet's (client-go flowcontrol.Backoff),
+  described below.
+
+`Backoff` is used for CrashLoopBackOff (key: pod uid + container name) and image pulls
 (key: pod uid + image). The first restart is immediate; `next(key)` then
 arms `initial_s`, doubling on every further call up to `max_s`. A key is in
 back-off while less than its current delay has passed since the given
@@ -12,8 +21,44 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import random
 import time
 from typing import Callable
+
+_DOUBLINGS_MAX = 62  # 2**62 overflows no float; any cap is reached long before
+
+
+def exponential_s(attempt: int, base_s: float, max_s: float) -> float:
+    """The delay before retry number `attempt` (1-based): base_s doubled per
+    attempt, at most max_s. Attempt 0 (no failure yet) waits nothing."""
+    if attempt <= 0:
+        return 0.0
+    return min(max_s, base_s * 2 ** min(attempt - 1, _DOUBLINGS_MAX))
+
+
+class Exponential:
+    """Capped exponential back-off with equal jitter for one retry loop."""
+
+    def __init__(self, base_s: float, max_s: float, *, jitter: float = 0.5,
+                 rng: random.Random | None = None):
+        if base_s <= 0 or max_s < base_s or not 0 <= jitter <= 1:
+            raise ValueError(f"Exponential: need 0 < base_s <= max_s and 0 <= jitter <= 1, "
+                             f"got {base_s}, {max_s}, {jitter}")
+        self.base_s = base_s
+        self.max_s = max_s
+        self.jitter = jitter
+        self.failures = 0
+        self._rng = rng or random.Random()
+
+    def next_s(self) -> float:
+        """Count a failure; the delay to wait before the next try."""
+        self.failures += 1
+        delay_s = exponential_s(self.failures, self.base_s, self.max_s)
+        fixed_s = delay_s * (1 - self.jitter)
+        return fixed_s + self._rng.uniform(0, delay_s - fixed_s)
+
+    def reset(self) -> None:
+        self.failures = 0
 
 
 @dataclasses.dataclass
