@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import time
 from typing import Callable
@@ -32,6 +33,7 @@ from google.protobuf.message import Message
 from apiserver import storage, stored
 from kubemu.api import errors
 from kubemu.api.kinds import Kind
+from kubemu.faults import NO_FAULTS, Faults
 
 log = structlog.get_logger()
 
@@ -131,7 +133,8 @@ def object_key(obj: Message) -> str:
 
 class WatchCache:
     def __init__(self, store: storage.Store, kind: Kind, *, capacity: int = 10_000,
-                 backlog_max: int = 10_000, corrupt_log: stored.CorruptLog | None = None):
+                 backlog_max: int = 10_000, corrupt_log: stored.CorruptLog | None = None,
+                 faults: Faults = NO_FAULTS):
         self.store = store
         self.kind = kind
         self.capacity = capacity
@@ -146,6 +149,10 @@ class WatchCache:
         self._advanced = asyncio.Condition()
         self._log = log.bind(resource=kind.resource)
         self.corrupt_log = corrupt_log or stored.CorruptLog()
+        self.faults = faults
+        # Fails the store watch while the fault file exists (checked before
+        # listing and on every watch response, events or progress notices).
+        self.fault_point = f"etcd-watch-{kind.resource}"
 
     # ------------------------------------------------------------ feeding
 
@@ -213,6 +220,7 @@ class WatchCache:
         need_list = True
         while True:
             try:
+                self.faults.check(self.fault_point)
                 if need_list:
                     objects, revision = await self._list()
                     self._replace(objects, revision)
@@ -220,11 +228,14 @@ class WatchCache:
                     self.ready.set()
                     self._log.debug("cache listed", objects=len(self.objects), rv=self.rv)
                 prefix = storage.prefix_key(self.kind.resource)
-                async for batch in self.store.watch(prefix, self.rv + 1, self._progress):
-                    backoff_s = 0.05
-                    for change in batch.changes:
-                        self._apply(change)
-                    await self._advance(batch.revision)
+                async with contextlib.aclosing(
+                        self.store.watch(prefix, self.rv + 1, self._progress)) as batches:
+                    async for batch in batches:
+                        self.faults.check(self.fault_point)
+                        backoff_s = 0.05
+                        for change in batch.changes:
+                            self._apply(change)
+                        await self._advance(batch.revision)
             except errors.Expired as err:
                 self._log.warning("cache watch expired; relisting", error=str(err))
                 for watcher in list(self.watchers):
