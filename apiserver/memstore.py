@@ -155,7 +155,7 @@ class MemoryStore:
         for w in self._watches:
             w.wake.set()
         if len(self._log) > self.history_max:
-            self._compact_to(self._log[len(self._log) - self.history_max].revision)
+            self._compact_to(self._log[len(self._log) - self.history_max - 1].revision)
         return self.revision
 
     async def put_if(self, key: bytes, value: bytes, mod_revision: int) -> int | None:
