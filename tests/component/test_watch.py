@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -51,12 +52,14 @@ async def test_watch_from_old_version_replays_exactly_the_missed_events(client):
 
 async def test_watch_from_zero_lists_then_follows(client):
     await client.create(configmap("z1"))
-    watch = collect(client, 2, resource_version="0")
-    task = asyncio.create_task(watch)
-    await wait_for(lambda: True, 1)
-    await client.create(configmap("z2"))
-    seen = await asyncio.wait_for(task, 10)
-    assert [(t, n) for t, n, _ in seen] == [("ADDED", "z1"), ("ADDED", "z2")]
+    async with contextlib.aclosing(client.watch("configmaps", "default",
+                                                resource_version="0")) as events:
+        first = await asyncio.wait_for(anext(events), 10)
+        assert (first.type, first.object.metadata.name) == ("ADDED", "z1")
+        # The watch is open and has listed: z2 can only come as a change.
+        await client.create(configmap("z2"))
+        second = await asyncio.wait_for(anext(events), 10)
+        assert (second.type, second.object.metadata.name) == ("ADDED", "z2")
 
 
 async def test_selector_transitions_become_added_and_deleted(client):
