@@ -29,6 +29,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    default=d.default_toleration_s,
                    help="tolerationSeconds added to pods for not-ready/unreachable nodes")
     p.add_argument("--address-file", default="", help="write the bound address here")
+    p.add_argument("--fault-dir", default="",
+                   help="fault points (kubemu.faults) fail while a file of their name is here, "
+                        "e.g. etcd-watch-pods")
     p.add_argument("--log-file", default=None)
     p.add_argument("--log-level", default="info")
     return p.parse_args(argv)
@@ -42,7 +45,7 @@ async def run(args: argparse.Namespace) -> None:
         watch_backlog_max=args.watch_backlog_max, bookmark_interval_s=args.bookmark_interval_s,
         compaction_interval_s=args.compaction_interval_s,
         namespace_sync_s=args.namespace_sync_s, shutdown_grace_s=args.shutdown_grace_s,
-        address_file=args.address_file,
+        address_file=args.address_file, fault_dir=args.fault_dir,
         default_toleration_s=args.default_not_ready_toleration_seconds)
     asked = grpc_server.stop_requested()
     server = APIServer(options)

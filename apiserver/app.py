@@ -1,6 +1,8 @@
 """Wires the apiserver: etcd store, watch caches, registry, gRPC server, loops.
 
-Background loops (each bounded, each cancelled on stop):
+Background loops run under kubemu.loops.Loops: an unexpected error is logged,
+the loop restarts with capped back-off, and health answers NOT_SERVING while
+any loop is down. Each is cancelled on stop:
 - one watch cache per kind (one etcd watch each);
 - bootstrap: the `default`, `kube-system`, `kube-public` and
   `kube-node-lease` namespaces exist;
@@ -16,19 +18,22 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import pathlib
 
 import structlog
 
-from apiserver import storage
+from apiserver import storage, stored
 from apiserver.registry import ObjectRegistry
 from apiserver.service import ResourcesService
+from apiserver.strategy import strategies
 from apiserver.watchcache import WatchCache
+from kubemu import fileutil
 from kubemu import server as grpc_server
-from kubemu.api import errors
+from kubemu.api import errors, limits
 from kubemu.api.kinds import REGISTRY
 from kubemu.api.v1 import core_pb2
 from kubemu.api.v1 import resources_pb2_grpc as pb_grpc
+from kubemu.faults import Faults
+from kubemu.loops import Loops
 
 log = structlog.get_logger()
 
@@ -50,47 +55,58 @@ class Options:
     shutdown_grace_s: float = 5.0
     address_file: str = ""
     default_toleration_s: int = 300
+    fault_dir: str = ""  # kubemu.faults: fault points active while their file is here
 
 
 class APIServer:
     def __init__(self, options: Options):
         self.options = options
+        self.faults = Faults(options.fault_dir)
         self.store = storage.EtcdStore(options.etcd_endpoint, timeout_s=options.etcd_timeout_s)
+        corrupt_log = stored.CorruptLog()
         self.caches = {kind.resource: WatchCache(self.store, kind,
                                                  capacity=options.watch_cache_size,
-                                                 backlog_max=options.watch_backlog_max)
+                                                 backlog_max=options.watch_backlog_max,
+                                                 corrupt_log=corrupt_log, faults=self.faults)
                        for kind in REGISTRY.kinds}
-        self.objects = ObjectRegistry(self.store, self.caches,
-                                      default_toleration_s=options.default_toleration_s)
-        self.server = grpc_server.Server(options.listen, grace_s=options.shutdown_grace_s)
+        self.objects = ObjectRegistry(
+            self.store, self.caches, corrupt_log=corrupt_log,
+            kind_strategies=strategies(REGISTRY,
+                                       default_toleration_s=options.default_toleration_s))
+        # A write request larger than kube-apiserver's limit is refused by gRPC
+        # before it is buffered.
+        self.server = grpc_server.Server(
+            options.listen, grace_s=options.shutdown_grace_s,
+            options=[("grpc.max_receive_message_length", limits.REQUEST_BYTES_MAX)])
         pb_grpc.add_ResourcesServicer_to_server(
             ResourcesService(self.objects, self.caches, REGISTRY), self.server.server)
-        self.tasks: list[asyncio.Task] = []
+        self.loops = Loops(on_health=self._loop_health)
         self.compacted_rv = 0
 
     async def start(self) -> str:
         await self.store.connect()
         address = await self.server.start()
         for cache in self.caches.values():
-            self.tasks.append(asyncio.create_task(cache.run(), name=f"cache-{cache.kind.resource}"))
-        for loop in (self._bootstrap, self._health, self._bookmarks, self._compaction,
-                     self._namespace_finalizer):
-            self.tasks.append(asyncio.create_task(loop(), name=loop.__name__))
+            self.loops.spawn(f"watch-cache-{cache.kind.resource}", cache.run)
+        self.loops.spawn("bootstrap", self._bootstrap, forever=False)
+        self.loops.spawn("health", self._health)
+        self.loops.spawn("bookmarks", self._bookmarks)
+        if self.options.compaction_interval_s > 0:
+            self.loops.spawn("compaction", self._compaction)
+        self.loops.spawn("namespace-finalizer", self._namespace_finalizer)
         if self.options.address_file:
-            path = pathlib.Path(self.options.address_file)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(address)
-            tmp.replace(path)
+            fileutil.atomic_write(self.options.address_file, address)
         log.info("apiserver listening", address=address, etcd=self.options.etcd_endpoint)
         return address
 
     async def stop(self) -> None:
         await self.server.stop()
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.loops.stop()
         await self.store.close()
         log.info("apiserver stopped")
+
+    async def _loop_health(self, name: str, ok: bool) -> None:
+        await self.server.set_check(f"loop:{name}", ok)
 
     # ------------------------------------------------------------ loops
 
@@ -138,8 +154,6 @@ class APIServer:
                     cache.send_bookmarks()
 
     async def _compaction(self) -> None:
-        if self.options.compaction_interval_s <= 0:
-            return
         previous = 0
         while True:
             await asyncio.sleep(self.options.compaction_interval_s)

@@ -1,13 +1,21 @@
-"""The generic registry: Kubernetes object semantics on top of the store.
+"""The generic registry: Kubernetes object semantics on top of a Store.
 
-One class serves every kind in kinds.REGISTRY. It owns the write rules that
-make the store behave like a Kubernetes apiserver: uid/creationTimestamp/
-generateName on create, defaulting and validation with field paths,
-generation bumped on spec changes only, status written only through
-update_status, optimistic concurrency on resourceVersion, merge patch,
-finalizers and deletionTimestamp, graceful pod deletion and the binding
-subresource. Reads of single objects and pages go to etcd; watches go to the
-watch caches. Every retry loop here is bounded.
+One class serves every kind in a kinds Registry; what a kind does
+differently lives in its strategy (apiserver.strategy), whose hooks are
+called here in a fixed order. The registry owns the generic write rules:
+uid/creationTimestamp/generateName on create, validation with field paths,
+status written only through update_status, preconditions (metadata.uid of
+the request and the resourceVersion it carries, or a delete's
+preconditions) checked against the stored object and refused with
+kube-apiserver's Conflict, optimistic concurrency on resourceVersion, merge
+patch, finalizers and deletionTimestamp, and a size limit on what is
+stored. Reads of single objects and pages go to the store; watches go to
+the watch caches.
+
+A stored value that does not decode is reported, never fatal: Get, Update,
+Patch and Delete of it answer kube-apiserver's InternalError naming the key;
+a List skips it (logged once per key); a Delete with
+`ignore_store_read_error` removes it. Every retry loop here is bounded.
 """
 from __future__ import annotations
 
@@ -19,21 +27,25 @@ import time
 import uuid
 from typing import Any, Callable
 
+import structlog
 from google.protobuf.message import Message
 
-from apiserver import storage, strategy
+from apiserver import storage, stored
+from apiserver.strategy import Strategy, generated_name, now_rfc3339, strategies
 from apiserver.watchcache import WatchCache
-from kubemu.api import codec, defaults, errors, validation
+from kubemu.api import codec, errors, limits
 from kubemu.api.kinds import REGISTRY, Kind, Registry
+
+log = structlog.get_logger()
 
 DEFAULT_PAGE = 500  # a List without a limit gets pages of this size, with continue tokens
 MAX_PAGE = 10_000  # the largest page a client may ask for
-MAX_SCAN_RANGES = 50  # etcd ranges one filtered List may read before returning a partial page
+MAX_SCAN_RANGES = 50  # store ranges one filtered List may read before returning a partial page
 UPDATE_RETRIES = 10  # for writes without a client-given resourceVersion
-PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-TERMINAL_PHASES = ("Succeeded", "Failed")
+UNSAFE_DELETE_OPTION = "ignoreStoreReadErrorWithClusterBreakingPotential"
 
 Predicate = Callable[[Message], bool]
+Change = Callable[[Message, float], None]
 
 
 def copy_of(obj: Message) -> Message:
@@ -72,32 +84,53 @@ def decode_continue(token: str, prefix: bytes) -> tuple[int, bytes]:
 
 
 class ObjectRegistry:
-    def __init__(self, store: storage.EtcdStore, caches: dict[str, WatchCache], *,
-                 registry: Registry = REGISTRY, rng: random.Random | None = None,
+    def __init__(self, store: storage.Store, caches: dict[str, WatchCache], *,
+                 registry: Registry = REGISTRY,
+                 kind_strategies: dict[Kind, Strategy] | None = None,
+                 rng: random.Random | None = None,
                  clock: Callable[[], float] = time.time,
-                 default_toleration_s: int = 300):
-        self.default_toleration_s = default_toleration_s
+                 default_toleration_s: int = 300,
+                 corrupt_log: stored.CorruptLog | None = None,
+                 store_request_bytes_max: int = limits.STORE_REQUEST_BYTES_MAX):
         self.store = store
         self.caches = caches
         self.registry = registry
+        self.strategies = (kind_strategies if kind_strategies is not None
+                           else strategies(registry, default_toleration_s=default_toleration_s))
         self.rng = rng or random.Random()
         self.clock = clock
+        self.corrupt_log = corrupt_log or stored.CorruptLog()
+        self.store_request_bytes_max = store_request_bytes_max
+        # NamespaceLifecycle admission: objects are created only in an open namespace.
+        self._namespaces = registry.by_resource("namespaces")
 
     # ------------------------------------------------------------ helpers
+
+    def strategy(self, kind: Kind) -> Strategy:
+        found = self.strategies.get(kind)
+        return found if found is not None else Strategy(kind)
 
     def _key(self, kind: Kind, namespace: str, name: str) -> bytes:
         return storage.object_key(kind.resource, namespace if kind.namespaced else "", name)
 
-    def _decode(self, kind: Kind, kv: storage.KeyValue) -> Message:
-        obj = kind.message.FromString(kv.value)
-        obj.metadata.resource_version = str(kv.mod_revision)
-        return obj
+    def _read(self, kind: Kind, kv: storage.KeyValue) -> Message:
+        """The object in `kv`; a corrupt value is kube-apiserver's InternalError."""
+        try:
+            return stored.decode(kind, kv)
+        except stored.CorruptObject as err:
+            self.corrupt_log.report(err, "read")
+            raise err.api_error() from None
 
-    def _encode(self, kind: Kind, obj: Message) -> bytes:
-        stored = copy_of(obj)
-        stored.api_version, stored.kind = kind.api_version, kind.kind
-        stored.metadata.resource_version = ""
-        return stored.SerializeToString(deterministic=True)
+    def _encode(self, kind: Kind, obj: Message, key: bytes) -> bytes:
+        """The stored form of `obj`, refused (413) if the store would refuse to
+        write it: the size given counts the key and the transaction around it."""
+        encoded = stored.encode(kind, obj)
+        size_b = len(encoded) + 2 * len(key) + limits.STORE_TXN_OVERHEAD_BYTES
+        if size_b > self.store_request_bytes_max:
+            raise errors.request_entity_too_large(
+                f'{kind.qualified_resource} "{obj.metadata.name}" is {size_b} bytes when stored',
+                self.store_request_bytes_max)
+        return encoded
 
     def _namespace_of(self, kind: Kind, namespace: str) -> str:
         if not kind.namespaced:
@@ -122,20 +155,33 @@ class ObjectRegistry:
             raise errors.BadRequest(
                 f'no kind "{obj.kind or kind.kind}" is registered for version "{obj.api_version}"')
 
-    def _validate(self, kind: Kind, obj: Message, old: Message | None) -> None:
-        problems = validation.validate(kind, obj, old)
+    @staticmethod
+    def _raise_invalid(kind: Kind, obj: Message, problems: list[errors.FieldError]) -> None:
         if problems:
             raise errors.Invalid(kind.kind, obj.metadata.name or obj.metadata.generate_name,
                                  problems)
 
+    @staticmethod
+    def _check_preconditions(kind: Kind, kv: storage.KeyValue, current: Message, *,
+                             uid: str = "", resource_version: str = "") -> None:
+        """storage.Preconditions.Check: what the writer saw must still stand."""
+        name, key = current.metadata.name, kv.key.decode()
+        if uid and uid != current.metadata.uid:
+            raise errors.precondition_failed(kind.qualified_resource, name, key, "UID", uid,
+                                             current.metadata.uid)
+        if resource_version and resource_version != str(kv.mod_revision):
+            raise errors.precondition_failed(kind.qualified_resource, name, key,
+                                             "ResourceVersion", resource_version,
+                                             str(kv.mod_revision))
+
     async def _check_namespace_open(self, namespace: str) -> None:
-        ns_kind = self.registry.by_resource("namespaces")
-        ns = self.caches["namespaces"].objects.get(namespace) if "namespaces" in self.caches else None
+        cache = self.caches.get(self._namespaces.resource)
+        ns = cache.objects.get(namespace) if cache is not None else None
         if ns is None:
-            kv = await self.store.get(self._key(ns_kind, "", namespace))
+            kv = await self.store.get(self._key(self._namespaces, "", namespace))
             if kv is None:
-                raise errors.not_found("namespaces", namespace)
-            ns = self._decode(ns_kind, kv)
+                raise errors.not_found(self._namespaces.resource, namespace)
+            ns = self._read(self._namespaces, kv)
         if ns.metadata.deletion_timestamp:
             raise errors.Forbidden(
                 f"unable to create new content in namespace {namespace} because it is "
@@ -145,11 +191,14 @@ class ObjectRegistry:
 
     async def get(self, kind: Kind, namespace: str, name: str) -> Message:
         namespace = self._namespace_of(kind, namespace)
-        return self._decode(kind, await self._get_kv(kind, namespace, name))
+        return self._read(kind, await self._get_kv(kind, namespace, name))
 
     async def list(self, kind: Kind, namespace: str, predicate: Predicate | None,
                    limit: int, continue_token: str) -> tuple[list[Message], int, str, int]:
-        """One page: (items, revision, continue token, remaining count or -1)."""
+        """One page: (items, revision, continue token, remaining count or -1).
+
+        Every page of a list reads the store at the first page's revision.
+        """
         prefix = storage.prefix_key(kind.resource, namespace if kind.namespaced else "")
         end = storage.prefix_end(prefix)
         page_max = min(limit, MAX_PAGE) if limit > 0 else DEFAULT_PAGE
@@ -161,11 +210,16 @@ class ObjectRegistry:
             want = page_max - len(items)
             page = await self.store.range(start, end, limit=want if predicate is None else page_max,
                                           revision=revision)
-            revision = page.revision
-            consumed = 0
+            revision = revision or page.revision
+            consumed = skipped = 0
             for kv in page.kvs:
                 consumed += 1
-                obj = self._decode(kind, kv)
+                try:
+                    obj = stored.decode(kind, kv)
+                except stored.CorruptObject as err:
+                    self.corrupt_log.report(err, "list")
+                    skipped += 1
+                    continue
                 if predicate is None or predicate(obj):
                     items.append(obj)
                     if len(items) == page_max:
@@ -174,7 +228,7 @@ class ObjectRegistry:
             if not more:
                 return items, revision, "", 0 if predicate is None else -1
             start = page.kvs[consumed - 1].key + b"\0"
-            if predicate is None:
+            if predicate is None and not skipped:
                 remaining = page.count - consumed
             if len(items) == page_max:
                 break
@@ -185,6 +239,7 @@ class ObjectRegistry:
     async def create(self, kind: Kind, namespace: str, obj: Message, *,
                      dry_run: bool = False) -> Message:
         self._check_type(kind, obj)
+        strategy = self.strategy(kind)
         obj = copy_of(obj)
         meta = obj.metadata
         if meta.resource_version:
@@ -201,26 +256,23 @@ class ObjectRegistry:
         else:
             meta.namespace = ""
         if not meta.name and meta.generate_name:
-            meta.name = strategy.generated_name(meta.generate_name, self.rng)
+            meta.name = generated_name(meta.generate_name, self.rng)
         meta.uid = str(uuid.uuid4())
-        meta.creation_timestamp = strategy.now_rfc3339(self.clock())
+        meta.creation_timestamp = now_rfc3339(self.clock())
         meta.ClearField("deletion_timestamp")
         meta.ClearField("deletion_grace_period_seconds")
         obj.api_version, obj.kind = kind.api_version, kind.kind
-        defaults.apply_defaults(kind, obj)
-        if kind.kind == "Pod":  # DefaultTolerationSeconds admission
-            defaults.add_default_tolerations(obj, self.default_toleration_s,
-                                             self.default_toleration_s)
-        if kind.kind == "Job" and not obj.spec.HasField("selector"):
-            defaults.job_selector_defaults(obj, meta.uid)
-        strategy.prepare_for_create(kind, obj)
-        self._validate(kind, obj, None)
+        strategy.default(obj)
+        strategy.prepare_for_create(obj)
+        self._raise_invalid(kind, obj, strategy.validate(obj))
+        strategy.canonicalize(obj)
         key = self._key(kind, meta.namespace, meta.name)
+        encoded = self._encode(kind, obj, key)
         if dry_run:
             if await self.store.get(key) is not None:
                 raise errors.already_exists(kind.qualified_resource, meta.name)
             return obj
-        rev = await self.store.put_if(key, self._encode(kind, obj), 0)
+        rev = await self.store.put_if(key, encoded, 0)
         if rev is None:
             raise errors.already_exists(kind.qualified_resource, meta.name)
         meta.resource_version = str(rev)
@@ -228,31 +280,55 @@ class ObjectRegistry:
 
     async def update(self, kind: Kind, obj: Message, *, status: bool = False,
                      dry_run: bool = False) -> Message:
+        """Replace the object (status: only its status) with `obj`.
+
+        `obj.metadata.uid`, when set, and `obj.metadata.resourceVersion`, when
+        set, must match the stored object's (Conflict otherwise).
+        """
         self._check_type(kind, obj)
         if status and not kind.has_status:
             raise errors.NotFound(f"{kind.resource} has no status subresource")
+        strategy = self.strategy(kind)
         namespace = self._namespace_of(kind, obj.metadata.namespace)
         name = obj.metadata.name
         if not name:
             raise errors.Invalid(kind.kind, "", [errors.required("metadata.name")])
-        wanted_rv = obj.metadata.resource_version
+        wanted_rv, wanted_uid = obj.metadata.resource_version, obj.metadata.uid
+        key = self._key(kind, namespace, name)
         for _ in range(UPDATE_RETRIES):
-            kv = await self._get_kv(kind, namespace, name)
+            kv = await self.store.get(key)
+            if kv is None:
+                if status or not strategy.allow_create_on_update:
+                    raise errors.not_found(kind.qualified_resource, name)
+                if wanted_uid:
+                    raise errors.precondition_failed(kind.qualified_resource, name,
+                                                     key.decode(), "UID", wanted_uid, "")
+                fresh = copy_of(obj)
+                fresh.metadata.resource_version = ""
+                try:
+                    return await self.create(kind, namespace, fresh, dry_run=dry_run)
+                except errors.AlreadyExists:
+                    continue  # created meanwhile: update it
+            current = self._read(kind, kv)
+            self._check_preconditions(kind, kv, current, uid=wanted_uid)
             if wanted_rv and wanted_rv != str(kv.mod_revision):
                 raise errors.conflict(kind.qualified_resource, name)
-            result = await self._write_update(kind, kv, obj, status=status, dry_run=dry_run)
+            result = await self._write_update(kind, kv, current, obj, status=status,
+                                              dry_run=dry_run)
             if result is not None:
                 return result
             if wanted_rv:
                 raise errors.conflict(kind.qualified_resource, name)
         raise errors.conflict(kind.qualified_resource, name, "too many concurrent writers")
 
-    async def _write_update(self, kind: Kind, kv: storage.KeyValue, new: Message, *,
-                            status: bool, dry_run: bool = False) -> Message | None:
-        """Write `new` over the stored `kv`; None when someone wrote in between."""
-        old = self._decode(kind, kv)
+    async def _write_update(self, kind: Kind, kv: storage.KeyValue, old: Message,
+                            new: Message, *, status: bool,
+                            dry_run: bool = False) -> Message | None:
+        """Write `new` over the stored `kv` (decoded: `old`); None when someone
+        wrote in between."""
+        strategy = self.strategy(kind)
         if status:
-            obj = strategy.prepare_for_status_update(kind, new, old)
+            obj = strategy.prepare_for_status_update(new, old)
         else:
             obj = copy_of(new)
             obj.api_version, obj.kind = kind.api_version, kind.kind
@@ -262,20 +338,21 @@ class ObjectRegistry:
                     "metadata.finalizers",
                     "no new finalizers can be added if the object is being deleted, found "
                     f"new finalizers {sorted(new_finalizers)}")])
-            strategy.prepare_for_update(kind, obj, old)
-            defaults.apply_defaults(kind, obj)
+            strategy.prepare_for_update(obj, old)
+            strategy.default(obj)
         obj.metadata.resource_version = old.metadata.resource_version
-        self._validate(kind, obj, old)
-        key = self._key(kind, old.metadata.namespace, old.metadata.name)
+        self._raise_invalid(kind, obj, strategy.validate_update(obj, old))
+        if not status:
+            strategy.canonicalize(obj)
+        encoded = self._encode(kind, obj, kv.key)
         if dry_run:
             return obj
-        if strategy.deletion_complete(kind, obj):
-            rev = await self.store.delete_if(key, kv.mod_revision)
+        if strategy.deletion_complete(obj):
+            rev = await self.store.delete_if(kv.key, kv.mod_revision)
             return None if rev is None else obj
-        encoded = self._encode(kind, obj)
         if encoded == kv.value:
             return old  # nothing changed: no write, same resourceVersion
-        rev = await self.store.put_if(key, encoded, kv.mod_revision)
+        rev = await self.store.put_if(kv.key, encoded, kv.mod_revision)
         if rev is None:
             return None
         obj.metadata.resource_version = str(rev)
@@ -283,6 +360,8 @@ class ObjectRegistry:
 
     async def patch(self, kind: Kind, namespace: str, name: str, patch_text: str, *,
                     status: bool = False, dry_run: bool = False) -> Message:
+        """Apply a JSON merge patch; a `metadata.uid` or `metadata.resourceVersion`
+        in it is a precondition (Conflict when the stored object differs)."""
         namespace = self._namespace_of(kind, namespace)
         try:
             patch = json.loads(patch_text)
@@ -292,126 +371,134 @@ class ObjectRegistry:
             raise errors.BadRequest("a merge patch must be a JSON object")
         meta_patch = patch.get("metadata") if isinstance(patch.get("metadata"), dict) else {}
         wanted_rv = str(meta_patch.get("resourceVersion") or "")
+        wanted_uid = str(meta_patch.get("uid") or "")
         for _ in range(UPDATE_RETRIES):
             kv = await self._get_kv(kind, namespace, name)
+            old = self._read(kind, kv)
+            self._check_preconditions(kind, kv, old, uid=wanted_uid)
             if wanted_rv and wanted_rv != str(kv.mod_revision):
                 raise errors.conflict(kind.qualified_resource, name)
-            old = self._decode(kind, kv)
             merged = merge_patch(codec.to_dict(old), patch)
             new = codec.from_dict(kind.message, merged, kind=kind.kind, name=name)
             new.metadata.resource_version = str(kv.mod_revision)
             if new.metadata.name != name or (kind.namespaced and new.metadata.namespace != namespace):
                 raise errors.BadRequest("a patch may not change metadata.name or metadata.namespace")
-            result = await self._write_update(kind, kv, new, status=status, dry_run=dry_run)
+            result = await self._write_update(kind, kv, old, new, status=status,
+                                              dry_run=dry_run)
             if result is not None:
                 return result
             if wanted_rv:
                 raise errors.conflict(kind.qualified_resource, name)
         raise errors.conflict(kind.qualified_resource, name, "too many concurrent writers")
 
+    async def apply(self, kind: Kind, namespace: str, name: str, change: Change, *,
+                    uid: str = "") -> Message:
+        """Read, `change(obj, now_s)` in place, write back; retried on concurrent
+        writes. For subresources whose rules are the change itself (binding):
+        no strategy hook and no validation run, as in Kubernetes."""
+        namespace = self._namespace_of(kind, namespace)
+        for _ in range(UPDATE_RETRIES):
+            kv = await self._get_kv(kind, namespace, name)
+            obj = self._read(kind, kv)
+            self._check_preconditions(kind, kv, obj, uid=uid)
+            change(obj, self.clock())
+            rev = await self.store.put_if(kv.key, self._encode(kind, obj, kv.key),
+                                          kv.mod_revision)
+            if rev is not None:
+                obj.metadata.resource_version = str(rev)
+                return obj
+        raise errors.conflict(kind.qualified_resource, name, "too many concurrent writers")
+
     async def delete(self, kind: Kind, namespace: str, name: str, *,
                      grace_period_s: int | None, propagation_policy: str,
                      uid: str = "", resource_version: str = "",
-                     dry_run: bool = False) -> tuple[Message, bool]:
+                     dry_run: bool = False,
+                     ignore_store_read_error: bool = False) -> tuple[Message | None, bool]:
+        """Delete, or mark for deletion: (the object after the call, deleted).
+
+        With `ignore_store_read_error`, an object whose stored value does not
+        decode is removed at once (no preconditions, finalizers or grace); the
+        object returned is then None.
+        """
         namespace = self._namespace_of(kind, namespace)
+        if ignore_store_read_error:
+            self._check_unsafe_delete_options(kind, name, grace_period_s, propagation_policy,
+                                              uid, resource_version, dry_run)
+            return await self._delete_corrupt(kind, namespace, name)
         if propagation_policy not in ("", "Background", "Foreground", "Orphan"):
             raise errors.BadRequest(
                 f'propagationPolicy: Unsupported value: "{propagation_policy}": supported values: '
                 '"Background", "Foreground", "Orphan"')
         if grace_period_s is not None and grace_period_s < 0:
             raise errors.BadRequest("gracePeriodSeconds: Invalid value: must be >= 0")
-        if kind.kind == "Namespace" and name in PROTECTED_NAMESPACES:
-            raise errors.Forbidden(f'namespaces "{name}" is forbidden: this namespace may not be deleted')
+        strategy = self.strategy(kind)
+        strategy.check_delete(name)
         for _ in range(UPDATE_RETRIES):
             kv = await self._get_kv(kind, namespace, name)
-            old = self._decode(kind, kv)
-            if uid and uid != old.metadata.uid:
-                raise errors.conflict(kind.qualified_resource, name,
-                                      f"Precondition failed: UID in precondition: {uid}, "
-                                      f"UID in object meta: {old.metadata.uid}")
-            if resource_version and resource_version != old.metadata.resource_version:
-                raise errors.conflict(kind.qualified_resource, name,
-                                      "Precondition failed: ResourceVersion in precondition: "
-                                      f"{resource_version}, ResourceVersion in meta: "
-                                      f"{old.metadata.resource_version}")
+            old = self._read(kind, kv)
+            self._check_preconditions(kind, kv, old, uid=uid, resource_version=resource_version)
             if dry_run:
                 return old, False
             obj = copy_of(old)
             meta = obj.metadata
-            pending = self._graceful_pod(kind, obj, grace_period_s)
+            pending = strategy.check_graceful_delete(obj, grace_period_s, self.clock())
             if not pending:
                 if propagation_policy == "Orphan" and "orphan" not in meta.finalizers:
                     meta.finalizers.append("orphan")
                 if propagation_policy == "Foreground" and "foregroundDeletion" not in meta.finalizers:
                     meta.finalizers.append("foregroundDeletion")
-                if kind.kind == "Namespace":
-                    obj.status.phase = "Terminating"
-                    pending = True
-                pending = pending or bool(meta.finalizers)
+                pending = strategy.before_delete(obj) or bool(meta.finalizers)
                 if pending and not meta.deletion_timestamp:
-                    meta.deletion_timestamp = strategy.now_rfc3339(self.clock())
+                    meta.deletion_timestamp = now_rfc3339(self.clock())
                     meta.deletion_grace_period_seconds = 0
             if pending:
-                encoded = self._encode(kind, obj)
+                encoded = self._encode(kind, obj, kv.key)
                 if encoded == kv.value:
                     return old, False
-                rev = await self.store.put_if(self._key(kind, namespace, name), encoded,
-                                              kv.mod_revision)
+                rev = await self.store.put_if(kv.key, encoded, kv.mod_revision)
                 if rev is not None:
                     meta.resource_version = str(rev)
                     return obj, False
                 continue
-            rev = await self.store.delete_if(self._key(kind, namespace, name), kv.mod_revision)
+            rev = await self.store.delete_if(kv.key, kv.mod_revision)
             if rev is not None:
                 return old, True
         raise errors.conflict(kind.qualified_resource, name, "too many concurrent writers")
 
-    def _graceful_pod(self, kind: Kind, pod: Message, grace_period_s: int | None) -> bool:
-        """Mark a bound pod for graceful deletion; True if deletion must wait for its node."""
-        if kind.kind != "Pod":
-            return False
-        meta = pod.metadata
-        if grace_period_s is None:
-            grace_period_s = (pod.spec.termination_grace_period_seconds
-                              if pod.spec.HasField("termination_grace_period_seconds") else 30)
-        if not pod.spec.node_name or pod.status.phase in TERMINAL_PHASES:
-            grace_period_s = 0
-        if grace_period_s == 0:
-            return False
-        if meta.deletion_timestamp and meta.deletion_grace_period_seconds <= grace_period_s:
-            return True  # already pending with an equal or shorter grace period
-        meta.deletion_timestamp = strategy.now_rfc3339(self.clock() + grace_period_s)
-        meta.deletion_grace_period_seconds = grace_period_s
-        return True
+    @staticmethod
+    def _check_unsafe_delete_options(kind: Kind, name: str, grace_period_s: int | None,
+                                     propagation_policy: str, uid: str,
+                                     resource_version: str, dry_run: bool) -> None:
+        """Kubernetes' ValidateDeleteOptions for an unsafe delete: nothing else set."""
+        why = f"can not be set together with {UNSAFE_DELETE_OPTION}"
+        problems = []
+        if dry_run:
+            problems.append(errors.invalid("dryRun", "All", why))
+        if grace_period_s is not None:
+            problems.append(errors.invalid("gracePeriodSeconds", grace_period_s, why))
+        if uid or resource_version:
+            problems.append(errors.forbidden("preconditions", why))
+        if propagation_policy:
+            problems.append(errors.invalid("propagationPolicy", propagation_policy, why))
+        if problems:
+            raise errors.Invalid(kind.qualified_resource, name, problems)
 
-    async def bind(self, namespace: str, name: str, node_name: str, uid: str) -> Message:
-        kind = self.registry.by_resource("pods")
-        if not node_name:
-            raise errors.Invalid("Binding", name, [errors.required("target.name")])
+    async def _delete_corrupt(self, kind: Kind, namespace: str,
+                              name: str) -> tuple[Message | None, bool]:
+        """Remove an undecodable object from the store (Kubernetes'
+        corruptObjectDeleter); refused for an object that decodes."""
         for _ in range(UPDATE_RETRIES):
             kv = await self._get_kv(kind, namespace, name)
-            pod = self._decode(kind, kv)
-            if uid and uid != pod.metadata.uid:
-                raise errors.conflict("pods", name, f"Precondition failed: UID in precondition: "
-                                      f"{uid}, UID in object meta: {pod.metadata.uid}")
-            if pod.metadata.deletion_timestamp:
-                raise errors.conflict("pods", name, f"pod {name} is being deleted, cannot be "
-                                      "assigned to a host")
-            if pod.spec.node_name:
-                raise errors.conflict("pods", name, f"pod {name} is already assigned to node "
-                                      f'"{pod.spec.node_name}"')
-            pod.spec.node_name = node_name
-            now = strategy.now_rfc3339(self.clock())
-            for cond in pod.status.conditions:
-                if cond.type == "PodScheduled":
-                    cond.status, cond.reason, cond.message = "True", "", ""
-                    cond.last_transition_time = now
-                    break
+            try:
+                stored.decode(kind, kv)
+            except stored.CorruptObject:
+                pass
             else:
-                pod.status.conditions.add(type="PodScheduled", status="True",
-                                          last_transition_time=now)
-            rev = await self.store.put_if(kv.key, self._encode(kind, pod), kv.mod_revision)
-            if rev is not None:
-                pod.metadata.resource_version = str(rev)
-                return pod
-        raise errors.conflict("pods", name, "too many concurrent writers")
+                raise errors.Invalid(kind.qualified_resource, name, [errors.invalid(
+                    UNSAFE_DELETE_OPTION, True, "is exclusively used to delete corrupt "
+                    "object(s), try again by removing this option")])
+            if await self.store.delete_if(kv.key, kv.mod_revision) is not None:
+                log.warning("deleted an undecodable object (unsafe delete)",
+                            key=kv.key.decode(errors="replace"), revision=kv.mod_revision)
+                return None, True
+        raise errors.conflict(kind.qualified_resource, name, "too many concurrent writers")

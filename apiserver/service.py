@@ -16,6 +16,7 @@ from google.protobuf import any_pb2
 
 from apiserver import filters
 from apiserver.registry import ObjectRegistry
+from apiserver.strategy import pod as pod_strategy
 from apiserver.watchcache import BOOKMARK, WatchCache
 from kubemu import server as grpc_server
 from kubemu.api import errors
@@ -229,13 +230,21 @@ class ResourcesService(pb_grpc.ResourcesServicer):
             propagation_policy=request.propagation_policy,
             uid=request.preconditions.uid,
             resource_version=request.preconditions.resource_version,
-            dry_run=request.dry_run)
-        return pb.DeleteResponse(object=self.registry.pack(obj), deleted=deleted)
+            dry_run=request.dry_run,
+            ignore_store_read_error=request.ignore_store_read_error_with_cluster_breaking_potential)
+        response = pb.DeleteResponse(deleted=deleted)
+        if obj is not None:  # None: an undecodable object was removed
+            response.object.CopyFrom(self.registry.pack(obj))
+        return response
 
     @grpc_server.unary_errors
     async def Bind(self, request, context):
-        pod = await self.objects.bind(request.namespace, request.name, request.node_name,
-                                      request.uid)
+        if not request.node_name:
+            raise errors.Invalid("Binding", request.name, [errors.required("target.name")])
+        node_name = request.node_name
+        pod = await self.objects.apply(
+            self.registry.by_resource("pods"), request.namespace, request.name,
+            lambda obj, now_s: pod_strategy.bind(obj, node_name, now_s), uid=request.uid)
         return pb.ObjectResponse(object=self.registry.pack(pod))
 
     @grpc_server.unary_errors

@@ -1,4 +1,8 @@
-"""The apiserver's store: keys and values in etcd, nothing else.
+"""The apiserver's store: keys and values, nothing else.
+
+`Store` is the interface the registry and the watch caches stand on; two
+implementations share its semantics: `EtcdStore` (here, the real one) and
+`apiserver.memstore.MemoryStore` (for unit tests).
 
 Contract: keys are `/registry/<resource>/<namespace>/<name>` (cluster-scoped:
 `/registry/<resource>/<name>`), values are serialized protobuf messages
@@ -16,13 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import AsyncIterator
+from typing import AsyncIterator, Protocol
 
 import aetcd
 import grpc
 from aetcd import rpc
 
-from kubemu.api import errors
+from kubemu.api import errors, limits
 
 REGISTRY_PREFIX = "/registry/"
 
@@ -84,6 +88,49 @@ class WatchBatch:
     revision: int
 
 
+class Store(Protocol):
+    """What the registry and the watch caches need from a store.
+
+    One global revision counter; every key has a mod_revision and a
+    create_revision; writes are conditioned on a key's mod_revision (0: the
+    key must be absent); reads may ask for an old revision within the
+    retained history (an older, compacted one raises errors.Expired); a watch
+    delivers every change from a revision on, with the previous value, in
+    order, and progress notices on request.
+    """
+
+    async def connect(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def current_revision(self) -> int: ...
+
+    async def get(self, key: bytes) -> KeyValue | None: ...
+
+    async def range(self, start: bytes, end: bytes, *, limit: int,
+                    revision: int = 0) -> Page:
+        """Keys in [start, end) at `revision` (0: now), at most `limit` (0: all).
+
+        `Page.revision` is the store's current revision (as etcd's response
+        header), not the one read at.
+        """
+        ...
+
+    async def put_if(self, key: bytes, value: bytes, mod_revision: int) -> int | None:
+        """Write if the key's mod_revision is `mod_revision` (0: absent); the
+        new revision, or None when the condition failed."""
+        ...
+
+    async def delete_if(self, key: bytes, mod_revision: int) -> int | None: ...
+
+    async def compact(self, revision: int) -> None: ...
+
+    def watch(self, prefix: bytes, start_revision: int,
+              progress: asyncio.Queue | None = None) -> AsyncIterator[WatchBatch]:
+        """Changes under `prefix` from `start_revision` on (see EtcdStore.watch)."""
+        ...
+
+
 def _kv(kv) -> KeyValue:
     return KeyValue(kv.key, kv.value, kv.mod_revision, kv.create_revision)
 
@@ -91,6 +138,12 @@ def _kv(kv) -> KeyValue:
 def _translate(err: grpc.RpcError, what: str) -> errors.ApiError:
     code = err.code()
     details = err.details() or ""
+    if "request is too large" in details:
+        # etcd's --max-request-bytes; the registry refuses such objects before
+        # they get here, so this is a store configured below the default.
+        return errors.request_entity_too_large(what, limits.STORE_REQUEST_BYTES_MAX)
+    if "future revision" in details:
+        return errors.internal(f"the requested revision is ahead of the store: {what}")
     if code == grpc.StatusCode.OUT_OF_RANGE or "compacted" in details:
         return errors.Expired(f"the requested revision has been compacted: {what}")
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
@@ -109,8 +162,10 @@ class EtcdStore:
         self.timeout_s = timeout_s
         self._client = aetcd.Client(host=host or "127.0.0.1", port=int(port),
                                     timeout=timeout_s, options={
-                                        "grpc.max_receive_message_length": 64 * 1024 * 1024,
-                                        "grpc.max_send_message_length": 64 * 1024 * 1024,
+                                        "grpc.max_receive_message_length":
+                                            limits.MESSAGE_BYTES_MAX,
+                                        "grpc.max_send_message_length":
+                                            limits.MESSAGE_BYTES_MAX,
                                     })
         self._kv = None
         self._watch = None

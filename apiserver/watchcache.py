@@ -10,12 +10,18 @@ bounded backlog; a watcher that falls too far behind is closed (it re-watches
 from its last version, as client-go does). When etcd is unreachable the cache
 keeps serving what it has and resumes its etcd watch from its last revision,
 so no event is lost; when that revision was compacted meanwhile, every client
-watch is closed with Expired and the cache relists.
+watch is closed with Expired and the cache relists. When `run` is started
+again after it failed unexpectedly, the cache relists and hands open watches
+the difference between what they saw and the new listing (ADDED, MODIFIED,
+DELETED), so they stay open and lose nothing. A stored value that does not
+decode is skipped (logged once per key); if it replaced an object the cache
+held, watchers see that object DELETED.
 """
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import time
 from typing import Callable
@@ -24,9 +30,10 @@ import structlog
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
-from apiserver import storage
+from apiserver import storage, stored
 from kubemu.api import errors
 from kubemu.api.kinds import Kind
+from kubemu.faults import NO_FAULTS, Faults
 
 log = structlog.get_logger()
 
@@ -125,8 +132,9 @@ def object_key(obj: Message) -> str:
 
 
 class WatchCache:
-    def __init__(self, store: storage.EtcdStore, kind: Kind, *, capacity: int = 10_000,
-                 backlog_max: int = 10_000):
+    def __init__(self, store: storage.Store, kind: Kind, *, capacity: int = 10_000,
+                 backlog_max: int = 10_000, corrupt_log: stored.CorruptLog | None = None,
+                 faults: Faults = NO_FAULTS):
         self.store = store
         self.kind = kind
         self.capacity = capacity
@@ -140,49 +148,94 @@ class WatchCache:
         self._progress: asyncio.Queue = asyncio.Queue(maxsize=1)
         self._advanced = asyncio.Condition()
         self._log = log.bind(resource=kind.resource)
+        self.corrupt_log = corrupt_log or stored.CorruptLog()
+        self.faults = faults
+        # Fails the store watch while the fault file exists (checked before
+        # listing and on every watch response, events or progress notices).
+        self.fault_point = f"etcd-watch-{kind.resource}"
 
     # ------------------------------------------------------------ feeding
 
-    def decode(self, value: bytes, rv: int) -> Message:
-        obj = self.kind.message.FromString(value)
-        obj.metadata.resource_version = str(rv)
-        return obj
+    def _decode(self, key: bytes, value: bytes, rv: int, during: str) -> Message | None:
+        """The object, or None (logged) when the stored value does not decode."""
+        try:
+            return stored.decode(self.kind, storage.KeyValue(key, value, rv, 0))
+        except stored.CorruptObject as err:
+            self.corrupt_log.report(err, during)
+            return None
 
-    async def _list(self) -> None:
+    async def _list(self) -> tuple[dict[str, Message], int]:
+        """Every object of the resource, read at one revision, and that revision."""
         prefix = storage.prefix_key(self.kind.resource)
         end = storage.prefix_end(prefix)
         start, revision = prefix, 0
         objects: dict[str, Message] = {}
         while True:
             page = await self.store.range(start, end, limit=LIST_PAGE, revision=revision)
-            revision = page.revision
+            revision = revision or page.revision  # every page at the first one's revision
             for kv in page.kvs:
-                obj = self.decode(kv.value, kv.mod_revision)
-                objects[object_key(obj)] = obj
+                obj = self._decode(kv.key, kv.value, kv.mod_revision, "watch cache list")
+                if obj is not None:
+                    objects[object_key(obj)] = obj
             if not page.more:
                 break
             start = page.kvs[-1].key + b"\0"
+        return objects, revision
+
+    def _replace(self, objects: dict[str, Message], revision: int) -> None:
+        """Take a fresh listing. Open watches get the difference as events, in
+        version order: what changed since the cache's state has a newer
+        mod_revision than the cache has seen; what is gone, the list's revision."""
+        if not self.ready.is_set():  # the first listing
+            self.objects = objects
+            self.events.clear()
+            self.rv = self.window_start = revision
+            return
+        diff: list[Event] = []
+        for key, obj in objects.items():
+            prev = self.objects.get(key)
+            if prev is None:
+                diff.append(Event(ADDED, key, obj, None, int(obj.metadata.resource_version)))
+            elif prev.metadata.resource_version != obj.metadata.resource_version:
+                diff.append(Event(MODIFIED, key, obj, prev, int(obj.metadata.resource_version)))
+        for key, prev in self.objects.items():
+            if key not in objects:
+                gone = type(prev)()
+                gone.CopyFrom(prev)
+                gone.metadata.resource_version = str(revision)
+                diff.append(Event(DELETED, key, gone, prev, revision))
+        diff.sort(key=lambda e: e.rv)
         self.objects = objects
-        self.events.clear()
-        self.rv = self.window_start = revision
+        for event in diff:
+            self._record(event, late=False)
+        self.rv = max(self.rv, revision)
 
     async def run(self) -> None:
-        """List, then follow etcd forever; reconnect and relist as needed."""
+        """List, then follow the store forever; reconnect and relist as needed.
+
+        Any other failure ends the call; a supervisor calls it again, and the
+        new call starts with a relist (see `_replace`).
+        """
         backoff_s = 0.05
         need_list = True
         while True:
             try:
+                self.faults.check(self.fault_point)
                 if need_list:
-                    await self._list()
+                    objects, revision = await self._list()
+                    self._replace(objects, revision)
                     need_list = False
                     self.ready.set()
                     self._log.debug("cache listed", objects=len(self.objects), rv=self.rv)
                 prefix = storage.prefix_key(self.kind.resource)
-                async for batch in self.store.watch(prefix, self.rv + 1, self._progress):
-                    backoff_s = 0.05
-                    for change in batch.changes:
-                        self._apply(change)
-                    await self._advance(batch.revision)
+                async with contextlib.aclosing(
+                        self.store.watch(prefix, self.rv + 1, self._progress)) as batches:
+                    async for batch in batches:
+                        self.faults.check(self.fault_point)
+                        backoff_s = 0.05
+                        for change in batch.changes:
+                            self._apply(change)
+                        await self._advance(batch.revision)
             except errors.Expired as err:
                 self._log.warning("cache watch expired; relisting", error=str(err))
                 for watcher in list(self.watchers):
@@ -190,36 +243,42 @@ class WatchCache:
                 self.watchers.clear()
                 need_list = True
             except (errors.Unavailable, errors.Timeout, errors.Internal) as err:
-                self._log.info("etcd watch interrupted; resuming", error=str(err), rv=self.rv)
+                self._log.info("store watch interrupted; resuming", error=str(err), rv=self.rv)
                 await asyncio.sleep(backoff_s)  # bounded reconnect backoff, not a test wait
                 backoff_s = min(backoff_s * 2, RECONNECT_BACKOFF_S_MAX)
 
     def _apply(self, change: storage.Change) -> None:
-        key_parts = change.key.decode().split("/")
+        key_parts = change.key.decode(errors="replace").split("/")
         key = "/".join(key_parts[3:])  # /registry/<resource>/<ns>/<name>
         prev = self.objects.get(key)
-        if change.deleted:
-            if prev is None:
-                return
-            obj = type(prev)()
-            obj.CopyFrom(prev)
-            obj.metadata.resource_version = str(change.mod_revision)
-            del self.objects[key]
-            event = Event(DELETED, key, obj, prev, change.mod_revision)
-        else:
-            obj = self.decode(change.value, change.mod_revision)
-            self.objects[key] = obj
-            event = Event(MODIFIED if prev is not None else ADDED, key, obj, prev,
-                          change.mod_revision)
-        self.events.append(event)
-        while len(self.events) > self.capacity:
-            self.window_start = self.events.popleft().rv
+        obj = None if change.deleted else self._decode(change.key, change.value,
+                                                         change.mod_revision, "watch")
         # etcd before 3.5.8 may answer a progress request with a revision ahead
         # of events it has yet to send; such a late event must not be lost by a
         # watch served from that revision: that watch ends with Expired and its
         # client relists.
         late = change.mod_revision <= self.rv
-        self.rv = max(self.rv, change.mod_revision)
+        if obj is None:  # deleted, or no longer decodable: gone from the cache
+            if prev is None:
+                self.rv = max(self.rv, change.mod_revision)
+                return
+            gone = type(prev)()
+            gone.CopyFrom(prev)
+            gone.metadata.resource_version = str(change.mod_revision)
+            del self.objects[key]
+            event = Event(DELETED, key, gone, prev, change.mod_revision)
+        else:
+            self.objects[key] = obj
+            event = Event(MODIFIED if prev is not None else ADDED, key, obj, prev,
+                          change.mod_revision)
+        self._record(event, late)
+
+    def _record(self, event: Event, late: bool) -> None:
+        """Buffer `event` and hand it to the watchers it concerns."""
+        self.events.append(event)
+        while len(self.events) > self.capacity:
+            self.window_start = self.events.popleft().rv
+        self.rv = max(self.rv, event.rv)
         for watcher in list(self.watchers):
             if watcher.start_rv >= event.rv:
                 if late:

@@ -138,6 +138,13 @@ class Unavailable(ApiError):
     temporary = True
 
 
+class RequestEntityTooLarge(ApiError):
+    """HTTP 413: the request, or the object it would store, is over a size limit."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = "RequestEntityTooLarge"
+
+
 class Timeout(ApiError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
     reason = "Timeout"
@@ -151,7 +158,7 @@ class Internal(ApiError):
 
 _BY_REASON = {cls.reason: cls for cls in (
     BadRequest, Invalid, NotFound, AlreadyExists, Conflict, Expired, Forbidden,
-    Unauthorized, Unavailable, Timeout, Internal)}
+    Unauthorized, Unavailable, Timeout, Internal, RequestEntityTooLarge)}
 _BY_CODE = {
     grpc.StatusCode.INVALID_ARGUMENT: Invalid,
     grpc.StatusCode.NOT_FOUND: NotFound,
@@ -162,6 +169,7 @@ _BY_CODE = {
     grpc.StatusCode.UNAUTHENTICATED: Unauthorized,
     grpc.StatusCode.UNAVAILABLE: Unavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: Timeout,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: RequestEntityTooLarge,
 }
 
 
@@ -177,6 +185,34 @@ def conflict(resource: str, name: str, why: str = "") -> Conflict:
     why = why or ("the object has been modified; please apply your changes "
                   "to the latest version and try again")
     return Conflict(f'Operation cannot be fulfilled on {resource} "{name}": {why}')
+
+
+def request_entity_too_large(what: str, limit_b: int) -> RequestEntityTooLarge:
+    """Kubernetes' 413 wording (`Request entity too large: limit is 3145728`),
+    naming what was too large when known."""
+    detail = f"{what}: limit is {limit_b}" if what else f"limit is {limit_b}"
+    return RequestEntityTooLarge(f"Request entity too large: {detail}")
+
+
+def internal(message: str) -> Internal:
+    """Kubernetes' NewInternalError wording."""
+    return Internal(f"Internal error occurred: {message}")
+
+
+def storage_error(kind: str, code: int, key: str, detail: str) -> str:
+    """The text of Kubernetes' storage.StorageError (kind: "invalid object",
+    "corrupt object", ...; code: its ErrCode number)."""
+    return (f"StorageError: {kind}, Code: {code}, Key: {key}, ResourceVersion: 0, "
+            f"AdditionalErrorMsg: {detail}")
+
+
+def precondition_failed(resource: str, name: str, key: str, what: str, wanted: str,
+                        actual: str) -> Conflict:
+    """A failed uid or resourceVersion precondition, worded as kube-apiserver
+    words it (storage.Preconditions.Check inside a Conflict)."""
+    detail = (f"Precondition failed: {what} in precondition: {wanted}, "
+              f"{what} in object meta: {actual}")
+    return conflict(resource, name, storage_error("invalid object", 4, key, detail))
 
 
 def from_rpc_error(err: grpc.RpcError) -> ApiError:

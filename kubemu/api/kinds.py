@@ -1,7 +1,13 @@
 """The kinds registry: every API kind kubemu serves, in one table.
 
-Adding a kind is a message in proto/ plus one `Kind(...)` entry in `KINDS`;
-validation and defaulting for it are optional functions named in the entry.
+A `Kind` says what the API needs to know of a kind: its group, version,
+plural resource name, protobuf message, scope (namespaced or not), short
+names, and whether it has a status subresource and a spec (whose changes bump
+metadata.generation). Adding a kind is a message in proto/ plus one
+`Kind(...)` entry in `KINDS`; the rules for it live elsewhere, looked up by
+kind, and are needed only where it has any: validation in
+`kubemu.api.validation.VALIDATORS`, defaults in `kubemu.api.defaults.DEFAULTERS`,
+the apiserver's write rules in `apiserver.strategy` (a strategy per kind).
 Names resolve the way kubectl resolves them: plural, singular, short name or
 kind, case-insensitively, optionally qualified with the group
 (`deployments.apps`).
@@ -9,7 +15,6 @@ kind, case-insensitively, optionally qualified with the group
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
 
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
@@ -149,6 +154,3 @@ def stamp(obj: Message, kind: Kind | None = None) -> Message:
     obj.api_version = kind.api_version
     obj.kind = kind.kind
     return obj
-
-
-ValidateFn = Callable[[Message, Message | None], list[errors.FieldError]]

@@ -7,7 +7,9 @@ Contract:
 - Every unary call carries `timeout=timeout_s`; a watch stream has no deadline
   unless the caller gives one (then reaching it ends the stream normally, like
   a Kubernetes watch with timeoutSeconds).
-- A failed call raises the kubemu.api.errors class for its status.
+- A failed call raises the kubemu.api.errors class for its status. A request
+  over the apiserver's size limit, refused by gRPC itself, raises
+  RequestEntityTooLarge naming the object and the limit.
 - Only idempotent calls (get, list, discovery, and opening a watch before its
   first event) are retried, only on UNAVAILABLE, at most `retry_attempts` extra
   times, with capped exponential backoff and jitter. Writes are never retried:
@@ -29,12 +31,11 @@ import grpc.aio
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
-from kubemu.api import errors
+from kubemu.api import errors, limits
 from kubemu.api.kinds import REGISTRY
 from kubemu.api.v1 import resources_pb2, resources_pb2_grpc
 from kubemu.client import config as _config
 
-MESSAGE_BYTES_MAX = 64 * 1024 * 1024
 # First retry delay; doubles per attempt up to backoff_s_max.
 BACKOFF_S_BASE = 0.05
 # Pings keep a watch honest when the apiserver is paused (SIGSTOP) rather than
@@ -117,8 +118,8 @@ class Client:
     def _stub(self) -> resources_pb2_grpc.ResourcesStub:
         if self._stub_ is None:
             options = [
-                ("grpc.max_send_message_length", MESSAGE_BYTES_MAX),
-                ("grpc.max_receive_message_length", MESSAGE_BYTES_MAX),
+                ("grpc.max_send_message_length", limits.MESSAGE_BYTES_MAX),
+                ("grpc.max_receive_message_length", limits.MESSAGE_BYTES_MAX),
                 ("grpc.keepalive_time_ms", _KEEPALIVE_TIME_MS),
                 ("grpc.keepalive_timeout_ms", _KEEPALIVE_TIMEOUT_MS),
                 ("grpc.http2.max_pings_without_data", 0),
@@ -147,7 +148,8 @@ class Client:
         return cap / 2 + self._rng.uniform(0, cap / 2)
 
     async def _call(self, method: Callable[..., Awaitable[T]], request: Message, *,
-                    idempotent: bool) -> T:
+                    idempotent: bool, what: str = "") -> T:
+        """`what` names the object a write carries (`pods "web"`), for errors."""
         attempt = 0
         while True:
             try:
@@ -158,6 +160,13 @@ class Client:
                     await asyncio.sleep(self._backoff_s(attempt))
                     attempt += 1
                     continue
+                if err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and not _has_reason(err):
+                    # gRPC itself refused the message (no apiserver reason):
+                    # say what was too large, not gRPC's own words.
+                    size = f"is {request.ByteSize()} bytes"
+                    raise errors.request_entity_too_large(
+                        f"{what} {size}" if what else f"the request {size}",
+                        limits.REQUEST_BYTES_MAX) from None
                 raise errors.from_rpc_error(err) from err
 
     @staticmethod
@@ -168,13 +177,18 @@ class Client:
     def _resource_of(obj: Message) -> str:
         return REGISTRY.by_message(obj).resource
 
+    @staticmethod
+    def _what(obj: Message) -> str:
+        return f'{REGISTRY.by_message(obj).qualified_resource} "{obj.metadata.name}"'
+
     # ------------------------------------------------------------ verbs
 
     async def create(self, obj: Message, *, dry_run: bool = False) -> Message:
         request = resources_pb2.CreateRequest(
             resource=self._resource_of(obj), namespace=obj.metadata.namespace,
             object=REGISTRY.pack(obj), dry_run=dry_run)
-        response = await self._call(self._stub.Create, request, idempotent=False)
+        response = await self._call(self._stub.Create, request, idempotent=False,
+                                    what=self._what(obj))
         return _unpack(response.object)
 
     async def get(self, resource: str, name: str, namespace: str = "") -> Message:
@@ -285,13 +299,15 @@ class Client:
     async def update(self, obj: Message, *, dry_run: bool = False) -> Message:
         request = resources_pb2.UpdateRequest(
             resource=self._resource_of(obj), object=REGISTRY.pack(obj), dry_run=dry_run)
-        response = await self._call(self._stub.Update, request, idempotent=False)
+        response = await self._call(self._stub.Update, request, idempotent=False,
+                                    what=self._what(obj))
         return _unpack(response.object)
 
     async def update_status(self, obj: Message) -> Message:
         request = resources_pb2.UpdateRequest(
             resource=self._resource_of(obj), object=REGISTRY.pack(obj))
-        response = await self._call(self._stub.UpdateStatus, request, idempotent=False)
+        response = await self._call(self._stub.UpdateStatus, request, idempotent=False,
+                                    what=self._what(obj))
         return _unpack(response.object)
 
     async def patch(self, resource: str, name: str, namespace: str = "", *, patch: dict,
@@ -303,16 +319,29 @@ class Client:
             resource=self._resource(resource), namespace=namespace, name=name,
             patch_type="merge", patch=json.dumps(patch, separators=(",", ":")),
             status=status, dry_run=dry_run)
-        response = await self._call(self._stub.Patch, request, idempotent=False)
+        kind = REGISTRY.resolve(resource)
+        response = await self._call(self._stub.Patch, request, idempotent=False,
+                                    what=f'{kind.qualified_resource} "{name}"')
         return _unpack(response.object)
 
     async def delete(self, resource: str, name: str, namespace: str = "", *,
                      grace_period_s: int | None = None, propagation_policy: str = "",
                      uid: str = "", resource_version: str = "",
-                     dry_run: bool = False) -> DeleteResult:
+                     dry_run: bool = False,
+                     ignore_store_read_error_with_cluster_breaking_potential: bool = False,
+                     ) -> DeleteResult:
+        """Delete (or mark for deletion) one object.
+
+        `ignore_store_read_error_with_cluster_breaking_potential` removes an
+        object whose stored data cannot be decoded, skipping finalizers and
+        graceful deletion (DeleteResult.object is then None); the server
+        refuses it for an object that reads fine, or with any other option.
+        """
         request = resources_pb2.DeleteRequest(
             resource=self._resource(resource), namespace=namespace, name=name,
             propagation_policy=propagation_policy, dry_run=dry_run)
+        if ignore_store_read_error_with_cluster_breaking_potential:
+            request.ignore_store_read_error_with_cluster_breaking_potential = True
         if grace_period_s is not None:
             request.grace_period_seconds = grace_period_s
         if uid or resource_version:
@@ -330,6 +359,11 @@ class Client:
     async def discovery(self) -> resources_pb2.DiscoveryResponse:
         return await self._call(self._stub.Discovery, resources_pb2.DiscoveryRequest(),
                                 idempotent=True)
+
+
+def _has_reason(err: grpc.aio.AioRpcError) -> bool:
+    """Whether the apiserver (not gRPC itself) produced this error."""
+    return any(key == errors.REASON_KEY for key, _ in (err.trailing_metadata() or ()))
 
 
 class _ContinueExpired(Exception):

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from kubemu.api import codec, errors
+from kubemu.api import codec, errors, limits
 from kubemu.api.kinds import REGISTRY
 from kubemu.client.wait import wait_for
 from tests.builders import configmap, make_pod, obj
@@ -217,11 +217,97 @@ async def test_finalizers_hold_deletion_until_removed(client):
 
 async def test_delete_preconditions(client):
     made = await client.create(configmap("pre"))
-    with pytest.raises(errors.Conflict, match="Precondition failed: UID"):
+    rv = made.metadata.resource_version
+    with pytest.raises(errors.Conflict) as caught:
         await client.delete("configmaps", "pre", "default", uid="not-the-uid")
-    with pytest.raises(errors.Conflict, match="Precondition failed: ResourceVersion"):
+    assert str(caught.value) == (
+        'Operation cannot be fulfilled on configmaps "pre": StorageError: invalid object, '
+        "Code: 4, Key: /registry/configmaps/default/pre, ResourceVersion: 0, "
+        "AdditionalErrorMsg: Precondition failed: UID in precondition: not-the-uid, "
+        f"UID in object meta: {made.metadata.uid}")
+    with pytest.raises(errors.Conflict) as caught:
         await client.delete("configmaps", "pre", "default", resource_version="1")
-    assert (await client.delete("configmaps", "pre", "default", uid=made.metadata.uid)).deleted
+    assert str(caught.value).endswith(
+        "Precondition failed: ResourceVersion in precondition: 1, "
+        f"ResourceVersion in object meta: {rv}")
+    assert (await client.get("configmaps", "pre", "default")).metadata.resource_version == rv
+    assert (await client.delete("configmaps", "pre", "default", uid=made.metadata.uid,
+                                resource_version=rv)).deleted
+
+
+async def test_a_stale_writer_never_lands_on_a_recreated_object(client):
+    """metadata.uid is a precondition of Update, UpdateStatus and Patch."""
+    first = await client.create(make_pod("p").labels(v="1").build())
+    assert (await client.delete("pods", "p", "default")).deleted  # unbound: at once
+    second = await client.create(make_pod("p").labels(v="2").build())
+    old_uid, new_uid = first.metadata.uid, second.metadata.uid
+    why = ('Operation cannot be fulfilled on pods "p": StorageError: invalid object, Code: 4, '
+           "Key: /registry/pods/default/p, ResourceVersion: 0, AdditionalErrorMsg: "
+           f"Precondition failed: UID in precondition: {old_uid}, UID in object meta: {new_uid}")
+
+    stale = copy.deepcopy(first)
+    stale.metadata.resource_version = ""  # even an unconditional write carries its uid
+    stale.metadata.labels["v"] = "stale"
+    with pytest.raises(errors.Conflict) as caught:
+        await client.update(stale)
+    assert str(caught.value) == why
+    stale.status.phase = "Failed"
+    with pytest.raises(errors.Conflict) as caught:
+        await client.update_status(stale)
+    assert str(caught.value) == why
+    with pytest.raises(errors.Conflict) as caught:
+        await client.patch("pods", "p", "default", patch={
+            "metadata": {"uid": old_uid, "labels": {"v": "stale"}}})
+    assert str(caught.value) == why
+
+    now = await client.get("pods", "p", "default")
+    assert codec.to_dict(now) == codec.to_dict(second)
+    # The right uid passes.
+    patched = await client.patch("pods", "p", "default", patch={
+        "metadata": {"uid": new_uid, "labels": {"v": "3"}}})
+    assert patched.metadata.labels["v"] == "3"
+
+
+async def test_an_object_too_large_for_etcd_is_refused_and_nothing_is_stored(client):
+    pod = make_pod("big").build()
+    pod.spec.containers[0].env.add(name="PAYLOAD", value="x" * (2 * 1024 * 1024))
+    with pytest.raises(errors.RequestEntityTooLarge) as caught:
+        await client.create(pod)
+    message = str(caught.value)
+    assert message.startswith('Request entity too large: pods "big" is ')
+    assert message.endswith(f"bytes when stored: limit is {limits.STORE_REQUEST_BYTES_MAX}")
+    assert "etcd" not in message
+    assert (await client.list_all("pods", "default")).items == []
+
+    # An update that would grow an object past the limit leaves it as it was.
+    deploy = await client.create(manifest("deployments"))
+    grown = copy.deepcopy(deploy)
+    grown.spec.template.spec.containers[0].env.add(name="PAYLOAD",
+                                                   value="x" * (2 * 1024 * 1024))
+    with pytest.raises(errors.RequestEntityTooLarge, match='deployments.apps "web" is'):
+        await client.update(grown)
+    assert (await client.get("deployments", "web", "default")).metadata.resource_version == \
+        deploy.metadata.resource_version
+
+
+async def test_a_large_annotation_is_invalid_as_in_kubernetes(client):
+    pod = make_pod("annotated").build()
+    pod.metadata.annotations["blob"] = "x" * (2 * 1024 * 1024)
+    with pytest.raises(errors.Invalid, match="metadata.annotations: Too long"):
+        await client.create(pod)
+    assert (await client.list_all("pods", "default")).items == []
+
+
+async def test_a_request_over_the_receive_limit_is_refused_by_grpc_with_a_clear_error(client):
+    pod = make_pod("huge").build()
+    pod.spec.containers[0].env.add(name="PAYLOAD", value="x" * (8 * 1024 * 1024))
+    with pytest.raises(errors.RequestEntityTooLarge) as caught:
+        await client.create(pod)
+    message = str(caught.value)
+    assert message.startswith('Request entity too large: pods "huge" is ')
+    assert message.endswith(f"limit is {limits.REQUEST_BYTES_MAX}")
+    assert "Received message" not in message and "grpc" not in message.lower()
+    assert (await client.list_all("pods", "default")).items == []
 
 
 async def test_graceful_pod_deletion(client):
@@ -274,3 +360,70 @@ async def test_list_pages_ten_thousand_objects(client):
     everything = await client.list_all("configmaps", "default", page_size=1000)
     names = [c.metadata.name for c in everything.items]
     assert names == [f"cm-{i:05d}" for i in range(count)]
+
+
+async def test_a_corrupt_value_in_etcd_is_skipped_survives_a_restart_and_can_be_deleted(
+        tmp_path, etcd, apiserver):
+    import aetcd
+
+    from kubemu.client.clientset import Client
+
+    key = b"/registry/configmaps/default/bad"
+    host, _, port = etcd.endpoint.rpartition(":")
+    raw = aetcd.Client(host=host, port=int(port), timeout=5)
+    client = Client(apiserver.address, timeout_s=10.0)
+    try:
+        await client.create(configmap("good-a"))
+        watch = client.watch("configmaps", "default", resource_version="0")
+        assert (await anext(watch)).object.metadata.name == "good-a"
+        await raw.put(key, b"\xff\xff written by another tool, not a protobuf value")
+        await client.create(configmap("good-b"))
+        # The watch cache skipped the bad value and kept running.
+        event = await asyncio.wait_for(anext(watch), 10)
+        assert (event.type, event.object.metadata.name) == ("ADDED", "good-b")
+        await watch.aclose()
+
+        listed = await client.list_all("configmaps", "default")
+        assert [c.metadata.name for c in listed.items] == ["good-a", "good-b"]
+        with pytest.raises(errors.Internal) as caught:
+            await client.get("configmaps", "bad", "default")
+        assert str(caught.value).startswith(
+            "Internal error occurred: StorageError: corrupt object, Code: 7, "
+            "Key: /registry/configmaps/default/bad, ResourceVersion: 0, "
+            "AdditionalErrorMsg: object not decodable revision=")
+        with pytest.raises(errors.Internal, match="corrupt object"):
+            await client.delete("configmaps", "bad", "default")
+        with pytest.raises(errors.Invalid) as caught:
+            await client.delete("configmaps", "good-a", "default",
+                                ignore_store_read_error_with_cluster_breaking_potential=True)
+        assert str(caught.value) == (
+            'configmaps "good-a" is invalid: ignoreStoreReadErrorWithClusterBreakingPotential: '
+            "Invalid value: true: is exclusively used to delete corrupt object(s), try again "
+            "by removing this option")
+        with pytest.raises(errors.Invalid, match="gracePeriodSeconds: Invalid value: 0: can "
+                           "not be set together with ignoreStore"):
+            await client.delete("configmaps", "bad", "default", grace_period_s=0,
+                                ignore_store_read_error_with_cluster_breaking_potential=True)
+    finally:
+        await client.close()
+
+    # A restarted apiserver becomes ready (its cache lists past the bad key) and says why.
+    apiserver.stop()
+    apiserver.start()
+    log_text = apiserver.proc.log_path.read_text(errors="replace")
+    assert "/registry/configmaps/default/bad" in log_text and "cannot be decoded" in log_text
+
+    client = Client(apiserver.address, timeout_s=10.0)
+    try:
+        listed = await client.list_all("configmaps", "default")
+        assert [c.metadata.name for c in listed.items] == ["good-a", "good-b"]
+        result = await client.delete(
+            "configmaps", "bad", "default",
+            ignore_store_read_error_with_cluster_breaking_potential=True)
+        assert result.deleted and result.object is None
+        assert await raw.get(key) is None
+        with pytest.raises(errors.NotFound):
+            await client.get("configmaps", "bad", "default")
+    finally:
+        await client.close()
+        await raw.close()

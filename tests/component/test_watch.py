@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -51,12 +52,14 @@ async def test_watch_from_old_version_replays_exactly_the_missed_events(client):
 
 async def test_watch_from_zero_lists_then_follows(client):
     await client.create(configmap("z1"))
-    watch = collect(client, 2, resource_version="0")
-    task = asyncio.create_task(watch)
-    await wait_for(lambda: True, 1)
-    await client.create(configmap("z2"))
-    seen = await asyncio.wait_for(task, 10)
-    assert [(t, n) for t, n, _ in seen] == [("ADDED", "z1"), ("ADDED", "z2")]
+    async with contextlib.aclosing(client.watch("configmaps", "default",
+                                                resource_version="0")) as events:
+        first = await asyncio.wait_for(anext(events), 10)
+        assert (first.type, first.object.metadata.name) == ("ADDED", "z1")
+        # The watch is open and has listed: z2 can only come as a change.
+        await client.create(configmap("z2"))
+        second = await asyncio.wait_for(anext(events), 10)
+        assert (second.type, second.object.metadata.name) == ("ADDED", "z2")
 
 
 async def test_selector_transitions_become_added_and_deleted(client):
@@ -178,3 +181,61 @@ async def test_etcd_restart_mid_watch_loses_no_event(tmp_path, etcd, apiserver, 
         assert seen == [f"r{i}" for i in range(1, 11)]
     finally:
         task.cancel()
+
+
+async def test_a_broken_store_watch_is_restarted_and_its_watches_lose_nothing(tmp_path, etcd):
+    """An injected failure in the pods cache's etcd watch: health says NOT_SERVING
+    while it is down; once it is back, a watch opened before it sees what
+    happened meanwhile."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from kubemu.client.clientset import Client
+    from tests.builders import make_pod
+
+    fault_dir = tmp_path / "faults"
+    fault_dir.mkdir()
+    server = APIServerProc(tmp_path, etcd.endpoint, "--fault-dir", str(fault_dir),
+                           "--bookmark-interval-s", "0.2").start()
+    client = Client(server.address)
+    channel = grpc.aio.insecure_channel(server.address)
+    health = health_pb2_grpc.HealthStub(channel)
+
+    async def status():
+        response = await health.Check(health_pb2.HealthCheckRequest(), timeout=2)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+
+    seen: list[tuple[str, str]] = []
+
+    async def watch(rv):
+        async for event in client.watch("pods", "default", resource_version=rv):
+            if event.type != "BOOKMARK":
+                seen.append((event.type, event.object.metadata.name))
+
+    task = None
+    try:
+        first = await client.create(make_pod("p0").build())
+        task = asyncio.create_task(watch(first.metadata.resource_version))
+        await client.create(make_pod("p1").build())
+        await wait_for(lambda: seen == [("ADDED", "p1")], 10)
+
+        (fault_dir / "etcd-watch-pods").touch()
+        await wait_for(lambda: _is(status, "NOT_SERVING"), 15)
+        await client.create(make_pod("p2").build())
+        assert seen == [("ADDED", "p1")]  # the cache is not following etcd
+        (fault_dir / "etcd-watch-pods").unlink()
+        await wait_for(lambda: _is(status, "SERVING"), 30)
+        await wait_for(lambda: seen == [("ADDED", "p1"), ("ADDED", "p2")], 10)
+        assert not task.done()  # the watch stayed open throughout
+        log_text = server.proc.log_path.read_text(errors="replace")
+        assert "injected fault 'etcd-watch-pods'" in log_text
+    finally:
+        if task is not None:
+            task.cancel()
+        await channel.close()
+        await client.close()
+        server.stop()
+
+
+async def _is(status, wanted: str) -> bool:
+    return await status() == wanted

@@ -345,9 +345,10 @@ def test_every_field_name_used_exists(monkeypatch):
         note(msg, name)
         return real_has(msg, name)
 
-    for module in (validation, defaults):
-        monkeypatch.setattr(module, "field_value", value)
-        monkeypatch.setattr(module, "field_is_set", is_set)
+    for module in (*validation.MODULES, defaults):
+        for name, replacement in (("field_value", value), ("field_is_set", is_set)):
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, replacement)
     monkeypatch.setattr(defaults, "_has", has)
     rich = probe_pod()
     manifests.put(rich, "spec.affinity", {"nodeAffinity": {

@@ -1081,3 +1081,24 @@ def test_kind_without_rules_gets_metadata_checks_only():
     obj = codec.from_dict(kind.message, {"metadata": {"name": "Bad_Name", "namespace": "x"},
                                          "data": {"bad key": "v"}})
     assert pairs(validation.validate(bare, obj)) == [("metadata.name", "Invalid value")]
+
+
+@pytest.mark.parametrize("host_path,expected", [
+    ("/var/log", []),
+    ("/var/..log/x", []),
+    ("/var/log/../../etc", ['spec.volumes[0].hostPath.path: Invalid value: "/var/log/../../etc": '
+                            "must not contain '..'"]),
+    ("..", ['spec.volumes[0].hostPath.path: Invalid value: "..": must not contain \'..\'']),
+    ("/data/..", ['spec.volumes[0].hostPath.path: Invalid value: "/data/..": '
+                  "must not contain '..'"]),
+], ids=["plain", "dots-in-a-name", "backsteps", "only-backstep", "trailing-backstep"])
+def test_host_path_must_not_step_back(host_path, expected):
+    doc = pod()
+    put(doc, "spec.volumes", [{"name": "h", "hostPath": {"path": host_path}}])
+    assert [str(p) for p in problems(doc)] == expected
+
+
+def test_persistent_volume_host_path_must_not_step_back():
+    doc = put(pv(), "spec.hostPath", {"path": "/tmp/../etc"})
+    assert [str(p) for p in problems(doc)] == [
+        'spec.hostPath.path: Invalid value: "/tmp/../etc": must not contain \'..\'']

@@ -118,7 +118,7 @@ class Preconditions(_message.Message):
     def __init__(self, uid: _Optional[str] = ..., resource_version: _Optional[str] = ...) -> None: ...
 
 class DeleteRequest(_message.Message):
-    __slots__ = ("resource", "namespace", "name", "grace_period_seconds", "propagation_policy", "preconditions", "dry_run")
+    __slots__ = ("resource", "namespace", "name", "grace_period_seconds", "propagation_policy", "preconditions", "dry_run", "ignore_store_read_error_with_cluster_breaking_potential")
     RESOURCE_FIELD_NUMBER: _ClassVar[int]
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -126,6 +126,7 @@ class DeleteRequest(_message.Message):
     PROPAGATION_POLICY_FIELD_NUMBER: _ClassVar[int]
     PRECONDITIONS_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    IGNORE_STORE_READ_ERROR_WITH_CLUSTER_BREAKING_POTENTIAL_FIELD_NUMBER: _ClassVar[int]
     resource: str
     namespace: str
     name: str
@@ -133,7 +134,8 @@ class DeleteRequest(_message.Message):
     propagation_policy: str
     preconditions: Preconditions
     dry_run: bool
-    def __init__(self, resource: _Optional[str] = ..., namespace: _Optional[str] = ..., name: _Optional[str] = ..., grace_period_seconds: _Optional[int] = ..., propagation_policy: _Optional[str] = ..., preconditions: _Optional[_Union[Preconditions, _Mapping]] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+    ignore_store_read_error_with_cluster_breaking_potential: bool
+    def __init__(self, resource: _Optional[str] = ..., namespace: _Optional[str] = ..., name: _Optional[str] = ..., grace_period_seconds: _Optional[int] = ..., propagation_policy: _Optional[str] = ..., preconditions: _Optional[_Union[Preconditions, _Mapping]] = ..., dry_run: _Optional[bool] = ..., ignore_store_read_error_with_cluster_breaking_potential: _Optional[bool] = ...) -> None: ...
 
 class DeleteResponse(_message.Message):
     __slots__ = ("object", "deleted")

@@ -1,134 +1,146 @@
-"""Object validation: `validate(kind, obj, old=None) -> list[FieldError]`.
-
-The model is Kubernetes' pkg/apis/*/validation: every problem is a FieldError
-with the field path and wording Kubernetes reports (`metadata.name`,
-`spec.containers[0].image: Required value`, `spec.template.metadata.labels:
-Invalid value: map[string]string{...}: `selector` does not match template
-`labels``). Metadata rules apply to every kind; per-kind rules are looked up
-by kind name in `VALIDATORS`, so a kind without rules needs no entry. With
-`old`, update rules apply too (immutable fields).
-
-Objects are expected to be defaulted first (the apiserver defaults, then
-validates). Fields that defaulting would fill (restartPolicy, protocol, ...)
-are read as their default when empty, so validating a raw manifest reports
-the same problems. Pure functions over protobuf messages; no I/O.
-"""
+"""Core group (v1) validation: pods and their specs, templates, volumes,
+services, endpoints, nodes, namespaces, config maps, secrets, events,
+persistent volumes and claims (Kubernetes' pkg/apis/core/validation)."""
 from __future__ import annotations
 
 import ipaddress
 import json
 import re
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from google.protobuf.message import Message
 
-from kubemu.api import codec, errors, labels, quantity
+from kubemu.api import errors, labels, quantity
 from kubemu.api.errors import FieldError
-from kubemu.api.fields import field_is_set, field_value
-from kubemu.api.kinds import Kind
+from kubemu.api.fields import field_value
+from kubemu.api.validation.meta import (
+    IMMUTABLE,
+    IS_NEGATIVE,
+    NOT_POSITIVE,
+    Problems,
+    _Shown,
+    _copy,
+    _diff,
+    _dns_subdomain,
+    _int,
+    _int_or_string,
+    _items,
+    _opt,
+    _qualified_name,
+    _str,
+    _sub,
+    immutable,
+    nonnegative,
+    not_found,
+    validate_annotations,
+)
 
-Problems = list[FieldError]
-KindValidator = Callable[[Message, Message | None], Problems]
 
-TOTAL_ANNOTATION_SIZE_LIMIT_B = 256 * 1024
 MAX_SECRET_SIZE_B = 1024 * 1024
-MAX_INT32 = 2**31 - 1
-NODE_PORT_RANGE = (30000, 32767)
-CRONJOB_NAME_MAX_LENGTH = 52
-MAX_DIFF_PATHS = 5  # changed paths quoted in a "may not change" message
 
-IMMUTABLE = "field is immutable"
-IS_NEGATIVE = "must be greater than or equal to 0"
-NOT_POSITIVE = "must be greater than zero"
+
+MAX_INT32 = 2**31 - 1
+
+
+NODE_PORT_RANGE = (30000, 32767)
+
+
 PORT_RANGE = "must be between 1 and 65535, inclusive"
 
+
 PROTOCOLS = ("SCTP", "TCP", "UDP")
+
+
 RESTART_POLICIES = ("Always", "OnFailure", "Never")
+
+
 DNS_POLICIES = ("ClusterFirstWithHostNet", "ClusterFirst", "Default", "None")
+
+
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+
+
 TERMINATION_MESSAGE_POLICIES = ("File", "FallbackToLogsOnError")
+
+
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+
+
 TOLERATION_OPERATORS = ("Equal", "Exists")
+
+
 WHEN_UNSATISFIABLE = ("DoNotSchedule", "ScheduleAnyway")
+
+
 SERVICE_TYPES = ("ClusterIP", "ExternalName", "LoadBalancer", "NodePort")
+
+
 SESSION_AFFINITIES = ("ClientIP", "None")
+
+
 TRAFFIC_POLICIES = ("Cluster", "Local")
+
+
 ACCESS_MODES = ("ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod")
+
+
 VOLUME_MODES = ("Block", "Filesystem")
+
+
 RECLAIM_POLICIES = ("Delete", "Recycle", "Retain")
-CONCURRENCY_POLICIES = ("Allow", "Forbid", "Replace")
-COMPLETION_MODES = ("NonIndexed", "Indexed")
+
+
 STANDARD_CONTAINER_RESOURCES = ("cpu", "memory", "ephemeral-storage")
+
+
 STANDARD_FINALIZERS = ("kubernetes", "orphan", "foregroundDeletion")
+
+
 # Volume sources a pod volume may name (exactly one of them).
 POD_VOLUME_SOURCES = ("empty_dir", "host_path", "config_map", "secret", "downward_api",
                       "persistent_volume_claim", "projected", "nfs", "csi", "ephemeral",
                       "local")
+
+
 PV_SOURCES = ("host_path", "local", "nfs", "csi")
+
+
 ENV_FIELD_PATHS = ("metadata.name", "metadata.namespace", "metadata.uid", "spec.nodeName",
                    "spec.serviceAccountName", "status.hostIP", "status.hostIPs",
                    "status.podIP", "status.podIPs")
+
+
 VOLUME_FIELD_PATHS = ("metadata.annotations", "metadata.labels", "metadata.name",
                       "metadata.namespace", "metadata.uid")
+
+
 RESOURCE_FIELD_REFS = ("limits.cpu", "limits.ephemeral-storage", "limits.memory",
                        "requests.cpu", "requests.ephemeral-storage", "requests.memory")
 
+
 _ENV_VAR_NAME_FMT = "[-._a-zA-Z][-._a-zA-Z0-9]*"
+
+
 _ENV_VAR_NAME_RE = re.compile(_ENV_VAR_NAME_FMT)
+
+
 _CONFIG_KEY_FMT = "[-._a-zA-Z0-9]+"
+
+
 _CONFIG_KEY_RE = re.compile(_CONFIG_KEY_FMT)
-_PERCENT_FMT = "[0-9]+%"
-_PERCENT_RE = re.compile(_PERCENT_FMT)
+
+
 _PORT_NAME_CHARS_RE = re.compile("[-a-z0-9]+")
+
+
 _HTTP_HEADER_NAME_RE = re.compile("[-A-Za-z0-9]+")
+
+
 _FILE_MODE_MAX = 0o777
-
-
-# ---------------------------------------------------------------- small helpers
-
-def not_found(path: str, value: Any) -> FieldError:
-    return FieldError(path, "Not found", "", value, True)
-
-
-def _opt(msg: Message | None, name: str) -> Any:
-    """The field's value when set, else None (zero = unset for fields without presence)."""
-    return field_value(msg, name) if field_is_set(msg, name) else None
-
-
-def _sub(msg: Message | None, name: str) -> Message | None:
-    """A sub-message when it is set, else None."""
-    return field_value(msg, name) if field_is_set(msg, name) else None
-
-
-def _str(msg: Message | None, name: str) -> str:
-    return field_value(msg, name, "") or ""
-
-
-def _int(msg: Message | None, name: str) -> int:
-    return field_value(msg, name, 0) or 0
-
-
-def _items(msg: Message | None, name: str) -> Sequence[Any]:
-    return field_value(msg, name, ()) or ()
 
 
 def _map(msg: Message | None, name: str) -> Mapping[str, Any]:
     return field_value(msg, name, {}) or {}
-
-
-def _int_or_string(msg: Message | None, name: str) -> int | str | None:
-    value = _sub(msg, name)
-    return None if value is None else codec.int_or_string(value)
-
-
-class _Shown:
-    """A value printed as given (Kubernetes prints Go values; we print their look)."""
-
-    def __init__(self, text: str):
-        self.text = text
-
-    def __str__(self) -> str:
-        return self.text
 
 
 def go_map(values: Mapping[str, str]) -> _Shown:
@@ -137,71 +149,6 @@ def go_map(values: Mapping[str, str]) -> _Shown:
         return _Shown("map[string]string(nil)")
     body = ", ".join(f"{json.dumps(k)}:{json.dumps(values[k])}" for k in sorted(values))
     return _Shown("map[string]string{" + body + "}")
-
-
-def label_selector_text(sel: Message | None) -> _Shown:
-    """A LabelSelector as its generated Go String() prints it."""
-    if sel is None:
-        return _Shown("nil")
-    match = "".join(f"{k}: {v}," for k, v in sorted(sel.match_labels.items()))
-    exprs = "".join(
-        f"LabelSelectorRequirement{{Key:{e.key},Operator:{e.operator},"
-        f"Values:[{' '.join(e.values)}],}},"
-        for e in sel.match_expressions)
-    return _Shown(f"&LabelSelector{{MatchLabels:map[string]string{{{match}}},"
-                  f"MatchExpressions:[]LabelSelectorRequirement{{{exprs}}},}}")
-
-
-def _json_text(msg: Message | None) -> _Shown:
-    if msg is None:
-        return _Shown("null")
-    return _Shown(json.dumps(codec.to_dict(msg), sort_keys=True, separators=(",", ":")))
-
-
-def _show_ios(value: int | str | None) -> Any:
-    return 0 if value is None else value
-
-
-def _changed_paths(old: Any, new: Any, path: str, out: list[str]) -> None:
-    """JSON paths where two to_dict() trees differ (at most MAX_DIFF_PATHS)."""
-    if len(out) >= MAX_DIFF_PATHS or old == new:
-        return
-    if isinstance(old, dict) and isinstance(new, dict):
-        for key in sorted(set(old) | set(new)):
-            _changed_paths(old.get(key), new.get(key), f"{path}.{key}", out)
-    elif (isinstance(old, list) and isinstance(new, list) and len(old) == len(new)):
-        for i, (a, b) in enumerate(zip(old, new)):
-            _changed_paths(a, b, f"{path}[{i}]", out)
-    else:
-        out.append(f"{path}: {json.dumps(old)} -> {json.dumps(new)}")
-
-
-def _diff(old: Message, new: Message, path: str) -> str:
-    """" (changed: a.b: 1 -> 2; ...)", to say which fields a forbidden update touched.
-
-    Kubernetes appends a multi-line struct diff; one line suits a CLI error better.
-    """
-    out: list[str] = []
-    _changed_paths(codec.to_dict(old), codec.to_dict(new), path, out)
-    return f" (changed: {'; '.join(out)})" if out else ""
-
-
-def _copy(msg: Message) -> Message:
-    out = type(msg)()
-    out.CopyFrom(msg)
-    return out
-
-
-def nonnegative(value: int | None, path: str) -> Problems:
-    if value is not None and value < 0:
-        return [errors.invalid(path, value, IS_NEGATIVE)]
-    return []
-
-
-def immutable(new: Any, old: Any, path: str, shown: Any = None) -> Problems:
-    if new != old:
-        return [errors.invalid(path, new if shown is None else shown, IMMUTABLE)]
-    return []
 
 
 def is_valid_port_num(port: int) -> list[str]:
@@ -279,14 +226,6 @@ def _dns_label(value: str, path: str) -> Problems:
     return [errors.invalid(path, value, m) for m in labels.is_dns1123_label(value)]
 
 
-def _dns_subdomain(value: str, path: str) -> Problems:
-    return [errors.invalid(path, value, m) for m in labels.is_dns1123_subdomain(value)]
-
-
-def _qualified_name(value: str, path: str) -> Problems:
-    return [errors.invalid(path, value, m) for m in labels.is_qualified_name(value)]
-
-
 def _port_num_or_name(value: int | str | None, path: str) -> Problems:
     """ValidatePortNumOrName (an unset value reads as 0)."""
     if isinstance(value, str):
@@ -308,123 +247,6 @@ def _quantity_problems(text: str, path: str) -> tuple[Problems, quantity.Quantit
         return [errors.invalid(path, str(q), IS_NEGATIVE)], q
     return [], q
 
-
-# ---------------------------------------------------------------- metadata
-
-# Name rules by kind; every other kind uses DNS-1123 subdomains.
-NAME_RULES: dict[str, Callable[[str], list[str]]] = {
-    "Namespace": labels.is_dns1123_label,
-    "Service": labels.is_dns1035_label,  # Kubernetes' ValidateServiceName
-}
-
-
-def _mask_trailing_dash(name: str) -> str:
-    """generateName prefixes may end in '-' (a suffix follows)."""
-    return name[:-1] + "a" if len(name) > 1 and name.endswith("-") else name
-
-
-def validate_annotations(annotations: Mapping[str, str], path: str) -> Problems:
-    problems: Problems = []
-    for key in sorted(annotations):
-        # Annotation keys are qualified names, case-insensitively.
-        problems.extend(errors.invalid(path, key, m)
-                        for m in labels.is_qualified_name(key.lower()))
-    total = sum(len(k) + len(v) for k, v in annotations.items())
-    if total > TOTAL_ANNOTATION_SIZE_LIMIT_B:
-        problems.append(FieldError(path, "Too long",
-                                   f"must have at most {TOTAL_ANNOTATION_SIZE_LIMIT_B} bytes"))
-    return problems
-
-
-def validate_object_meta(meta: Message, kind: Kind, path: str = "metadata") -> Problems:
-    rule = NAME_RULES.get(kind.kind, labels.is_dns1123_subdomain)
-    problems: Problems = []
-    if meta.generate_name:
-        problems.extend(errors.invalid(f"{path}.generateName", meta.generate_name, m)
-                        for m in rule(_mask_trailing_dash(meta.generate_name)))
-    if not meta.name:
-        if not meta.generate_name:
-            problems.append(errors.required(f"{path}.name", "name or generateName is required"))
-    else:
-        problems.extend(errors.invalid(f"{path}.name", meta.name, m) for m in rule(meta.name))
-    if kind.namespaced:
-        if not meta.namespace:
-            problems.append(errors.required(f"{path}.namespace"))
-        else:
-            problems.extend(errors.invalid(f"{path}.namespace", meta.namespace, m)
-                            for m in labels.is_dns1123_label(meta.namespace))
-    elif meta.namespace:
-        problems.append(errors.forbidden(f"{path}.namespace", "not allowed on this type"))
-    problems.extend(nonnegative(meta.generation, f"{path}.generation"))
-    problems.extend(labels.validate_labels(meta.labels, f"{path}.labels"))
-    problems.extend(validate_annotations(meta.annotations, f"{path}.annotations"))
-    problems.extend(_owner_references(meta.owner_references, f"{path}.ownerReferences"))
-    problems.extend(_finalizers(meta.finalizers, f"{path}.finalizers"))
-    return problems
-
-
-def _owner_references(refs: Sequence[Message], path: str) -> Problems:
-    # Kubernetes reports these at the list's path, without an index.
-    problems: Problems = []
-    controller = ""
-    for ref in refs:
-        version = ref.api_version.rpartition("/")[2]
-        if not version:
-            problems.append(errors.invalid(f"{path}.apiVersion", ref.api_version,
-                                           "version must not be empty"))
-        if not ref.kind:
-            problems.append(errors.invalid(f"{path}.kind", ref.kind, "kind must not be empty"))
-        if not ref.name:
-            problems.append(errors.invalid(f"{path}.name", ref.name, "name must not be empty"))
-        if not ref.uid:
-            problems.append(errors.invalid(f"{path}.uid", ref.uid, "uid must not be empty"))
-        if ref.HasField("controller") and ref.controller:
-            current = f"{ref.kind}/{ref.name}"
-            if controller:
-                problems.append(errors.invalid(
-                    path, _Shown(f"[{', '.join(r.kind + '/' + r.name for r in refs)}]"),
-                    "Only one reference can have Controller set to true. Found \"true\" in "
-                    f"references for {controller} and {current}"))
-            else:
-                controller = current
-    return problems
-
-
-def _finalizers(finalizers: Sequence[str], path: str) -> Problems:
-    problems: Problems = []
-    for name in finalizers:
-        problems.extend(_qualified_name(name, path))
-    if "orphan" in finalizers and "foregroundDeletion" in finalizers:
-        problems.append(errors.invalid(path, _Shown(f"[{' '.join(finalizers)}]"),
-                                       "finalizer orphan and foregroundDeletion cannot be "
-                                       "both set"))
-    return problems
-
-
-def validate_object_meta_update(new: Message, old: Message, path: str = "metadata") -> Problems:
-    problems: Problems = []
-    problems.extend(immutable(new.name, old.name, f"{path}.name"))
-    problems.extend(immutable(new.namespace, old.namespace, f"{path}.namespace"))
-    problems.extend(immutable(new.uid, old.uid, f"{path}.uid"))
-    problems.extend(immutable(new.creation_timestamp, old.creation_timestamp,
-                              f"{path}.creationTimestamp"))
-    return problems
-
-
-# ---------------------------------------------------------------- dispatch
-
-def validate(kind: Kind, obj: Message, old: Message | None = None) -> Problems:
-    """Every problem with `obj` (created, or updated from `old`), in Kubernetes' words."""
-    problems = validate_object_meta(obj.metadata, kind)
-    if old is not None:
-        problems.extend(validate_object_meta_update(obj.metadata, old.metadata))
-    validator = VALIDATORS.get(kind.kind)
-    if validator is not None:
-        problems.extend(validator(obj, old))
-    return problems
-
-
-# ---------------------------------------------------------------- pods
 
 def validate_pod_spec(spec: Message, path: str) -> Problems:
     """ValidatePodSpec at `path` ("spec", "spec.template.spec", ...)."""
@@ -713,12 +535,18 @@ def _volume_mounts(mounts: Sequence[Message], volumes: Mapping[str, Message],
     return problems
 
 
+def validate_path_no_backsteps(value: str, path: str) -> Problems:
+    """validatePathNoBacksteps: no `..` element (one error, however many)."""
+    if ".." in value.replace("\\", "/").split("/"):
+        return [errors.invalid(path, value, "must not contain '..'")]
+    return []
+
+
 def _local_descending_path(value: str, path: str) -> Problems:
     problems: Problems = []
     if value.startswith("/"):
         problems.append(errors.invalid(path, value, "must be a relative path"))
-    if ".." in value.replace("\\", "/").split("/"):
-        problems.append(errors.invalid(path, value, "must not contain '..'"))
+    problems.extend(validate_path_no_backsteps(value, path))
     return problems
 
 
@@ -893,8 +721,11 @@ def _one_volume_source(field: str, sub: Message, path: str) -> Problems:
         if limit:
             problems.extend(_quantity_problems(limit, f"{path}.sizeLimit")[0])
     elif field == "host_path":
-        if not _str(sub, "path"):
+        host_path = _str(sub, "path")
+        if not host_path:
             problems.append(errors.required(f"{path}.path"))
+        else:
+            problems.extend(validate_path_no_backsteps(host_path, f"{path}.path"))
         host_type = _str(sub, "type")
         allowed = ("", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket",
                    "CharDevice", "BlockDevice")
@@ -1214,8 +1045,6 @@ def _same_toleration(old: Message, new: Message) -> bool:
     return a == b
 
 
-# ---------------------------------------------------------------- workloads
-
 def validate_pod_template(template: Message | None, path: str) -> Problems:
     """ValidatePodTemplateSpec: template labels/annotations and its pod spec."""
     if template is None:
@@ -1251,444 +1080,6 @@ def _selector_matches_template(selector: Message | None, template: Message | Non
                                "`selector` does not match template `labels`")]
     return []
 
-
-def _workload_selector(spec: Message, what: str, path: str = "spec") -> Problems:
-    selector = _sub(spec, "selector")
-    if selector is None:
-        return [errors.required(f"{path}.selector")]
-    problems = labels.validate_label_selector(selector, f"{path}.selector")
-    if not selector.match_labels and not selector.match_expressions:
-        problems.append(errors.invalid(f"{path}.selector", label_selector_text(selector),
-                                       f"empty selector is invalid for {what}"))
-    try:
-        labels.from_label_selector(selector)
-    except errors.BadRequest:
-        problems.append(errors.invalid(f"{path}.selector", label_selector_text(selector),
-                                       "invalid label selector"))
-    return problems
-
-
-def _always_restart(template: Message | None, path: str, what: str) -> Problems:
-    spec = _sub(template, "spec")
-    problems: Problems = []
-    policy = _str(spec, "restart_policy") or "Always"
-    if policy != "Always":
-        problems.append(errors.unsupported(f"{path}.spec.restartPolicy", policy, ("Always",)))
-    deadline = _opt(spec, "active_deadline_seconds")
-    if deadline is not None:
-        if what == "DaemonSet":
-            problems.append(errors.invalid(f"{path}.spec.activeDeadlineSeconds", deadline,
-                                           "activeDeadlineSeconds must be nil for daemonsets"))
-        else:
-            problems.append(errors.forbidden(f"{path}.spec.activeDeadlineSeconds",
-                                             f"activeDeadlineSeconds in {what} is not Supported"))
-    return problems
-
-
-def _replicas(spec: Message, path: str = "spec") -> Problems:
-    problems = nonnegative(_opt(spec, "replicas"), f"{path}.replicas")
-    problems.extend(nonnegative(_opt(spec, "min_ready_seconds"), f"{path}.minReadySeconds"))
-    return problems
-
-
-def _int_or_percent(value: int | str | None, path: str) -> Problems:
-    if isinstance(value, str):
-        if not _PERCENT_RE.fullmatch(value):
-            return [errors.invalid(path, value, labels.regex_error(
-                "a valid percent string must be a numeric string followed by an ending '%'",
-                _PERCENT_FMT, "1%", "93%"))]
-        return []
-    return nonnegative(value, path)
-
-
-def _int_or_percent_value(value: int | str | None) -> int:
-    if isinstance(value, str):
-        return int(value[:-1]) if _PERCENT_RE.fullmatch(value) else 0
-    return value or 0
-
-
-def _not_more_than_100_percent(value: int | str | None, path: str) -> Problems:
-    if isinstance(value, str) and _PERCENT_RE.fullmatch(value) and int(value[:-1]) > 100:
-        return [errors.invalid(path, value, "must not be greater than 100%")]
-    return []
-
-
-def validate_deployment(obj: Message, old: Message | None) -> Problems:
-    spec = obj.spec
-    problems = _replicas(spec)
-    problems.extend(_workload_selector(spec, "deployment"))
-    template = _sub(spec, "template")
-    problems.extend(_selector_matches_template(_sub(spec, "selector"), template,
-                                               "spec.template"))
-    problems.extend(validate_pod_template(template, "spec.template"))
-    problems.extend(_always_restart(template, "spec.template", "ReplicaSet"))
-    strategy = _sub(spec, "strategy")
-    strategy_type = _str(strategy, "type") or "RollingUpdate"
-    rolling = _sub(strategy, "rolling_update")
-    if strategy_type == "Recreate":
-        if rolling is not None:
-            problems.append(errors.forbidden("spec.strategy.rollingUpdate",
-                                             "may not be specified when strategy `type` is "
-                                             "'Recreate'"))
-    elif strategy_type == "RollingUpdate":
-        if rolling is not None:
-            problems.extend(_rolling_update_deployment(rolling, "spec.strategy.rollingUpdate"))
-    else:
-        problems.append(errors.unsupported("spec.strategy.type", strategy_type,
-                                           ("Recreate", "RollingUpdate")))
-    problems.extend(nonnegative(_opt(spec, "revision_history_limit"),
-                                "spec.revisionHistoryLimit"))
-    deadline = _opt(spec, "progress_deadline_seconds")
-    if deadline is not None:
-        problems.extend(nonnegative(deadline, "spec.progressDeadlineSeconds"))
-        if deadline <= _int(spec, "min_ready_seconds"):
-            problems.append(errors.invalid("spec.progressDeadlineSeconds", deadline,
-                                           "must be greater than minReadySeconds"))
-    if old is not None:
-        problems.extend(_selector_immutable(spec, old.spec))
-    return problems
-
-
-def _rolling_update_deployment(rolling: Message, path: str) -> Problems:
-    max_unavailable = _int_or_string(rolling, "max_unavailable")
-    max_surge = _int_or_string(rolling, "max_surge")
-    problems = _int_or_percent(max_unavailable, f"{path}.maxUnavailable")
-    problems.extend(_int_or_percent(max_surge, f"{path}.maxSurge"))
-    if _int_or_percent_value(max_unavailable) == 0 and _int_or_percent_value(max_surge) == 0:
-        problems.append(errors.invalid(f"{path}.maxUnavailable", _show_ios(max_unavailable),
-                                       "may not be 0 when `maxSurge` is 0"))
-    problems.extend(_not_more_than_100_percent(max_unavailable, f"{path}.maxUnavailable"))
-    return problems
-
-
-def _selector_immutable(new_spec: Message, old_spec: Message) -> Problems:
-    new_sel, old_sel = _sub(new_spec, "selector"), _sub(old_spec, "selector")
-    if new_sel != old_sel:
-        return [errors.invalid("spec.selector", label_selector_text(new_sel), IMMUTABLE)]
-    return []
-
-
-def validate_replica_set(obj: Message, old: Message | None) -> Problems:
-    spec = obj.spec
-    problems = _replicas(spec)
-    problems.extend(_workload_selector(spec, "deployment"))  # sic: Kubernetes' wording
-    template = _sub(spec, "template")
-    problems.extend(_selector_matches_template(_sub(spec, "selector"), template,
-                                               "spec.template"))
-    problems.extend(validate_pod_template(template, "spec.template"))
-    problems.extend(_always_restart(template, "spec.template", "ReplicaSet"))
-    if old is not None:
-        problems.extend(_selector_immutable(spec, old.spec))
-    return problems
-
-
-def validate_stateful_set(obj: Message, old: Message | None) -> Problems:
-    spec = obj.spec
-    problems: Problems = []
-    policy = _str(spec, "pod_management_policy") or "OrderedReady"
-    if policy not in ("OrderedReady", "Parallel"):
-        problems.append(errors.invalid("spec.podManagementPolicy", policy,
-                                       "must be 'OrderedReady' or 'Parallel'"))
-    strategy = _sub(spec, "update_strategy")
-    strategy_type = _str(strategy, "type") or "RollingUpdate"
-    rolling = _sub(strategy, "rolling_update")
-    if strategy_type == "OnDelete":
-        if rolling is not None:
-            problems.append(errors.invalid("spec.updateStrategy.rollingUpdate",
-                                           _json_text(rolling),
-                                           "only allowed for updateStrategy 'RollingUpdate'"))
-    elif strategy_type == "RollingUpdate":
-        if rolling is not None:
-            path = "spec.updateStrategy.rollingUpdate"
-            problems.extend(nonnegative(_opt(rolling, "partition"), f"{path}.partition"))
-            max_unavailable = _int_or_string(rolling, "max_unavailable")
-            if max_unavailable is not None:
-                problems.extend(_int_or_percent(max_unavailable, f"{path}.maxUnavailable"))
-                if _int_or_percent_value(max_unavailable) == 0:
-                    problems.append(errors.invalid(f"{path}.maxUnavailable", max_unavailable,
-                                                   NOT_POSITIVE))
-                problems.extend(_not_more_than_100_percent(max_unavailable,
-                                                           f"{path}.maxUnavailable"))
-    else:
-        problems.append(errors.unsupported("spec.updateStrategy.type", strategy_type,
-                                           ("OnDelete", "RollingUpdate")))
-    problems.extend(_replicas(spec))
-    problems.extend(_workload_selector(spec, "statefulset"))
-    template = _sub(spec, "template")
-    problems.extend(_selector_matches_template(_sub(spec, "selector"), template,
-                                               "spec.template"))
-    problems.extend(validate_pod_template(template, "spec.template"))
-    problems.extend(_always_restart(template, "spec.template", "StatefulSet"))
-    problems.extend(nonnegative(_opt(spec, "revision_history_limit"),
-                                "spec.revisionHistoryLimit"))
-    service_name = _str(spec, "service_name")
-    if service_name:
-        problems.extend(errors.invalid("spec.serviceName", service_name, m)
-                        for m in labels.is_dns1123_label(service_name))
-    for i, claim in enumerate(_items(spec, "volume_claim_templates")):
-        claim_path = f"spec.volumeClaimTemplates[{i}]"
-        meta = _sub(claim, "metadata")
-        if meta is None or not meta.name:
-            problems.append(errors.required(f"{claim_path}.metadata.name"))
-        else:
-            problems.extend(_dns_subdomain(meta.name, f"{claim_path}.metadata.name"))
-        problems.extend(_pvc_spec(_sub(claim, "spec"), f"{claim_path}.spec"))
-    if old is not None:
-        problems.extend(_stateful_set_update(spec, old.spec))
-    return problems
-
-
-_STS_MUTABLE = ("replicas", "ordinals", "template", "update_strategy",
-                "persistent_volume_claim_retention_policy", "min_ready_seconds")
-
-
-def _stateful_set_update(new: Message, old: Message) -> Problems:
-    a, b = _copy(new), _copy(old)
-    for msg in (a, b):
-        for field in _STS_MUTABLE:
-            if field in msg.DESCRIPTOR.fields_by_name:
-                msg.ClearField(field)
-    if a.SerializeToString(deterministic=True) != b.SerializeToString(deterministic=True):
-        diff = _diff(b, a, "spec")
-        return [errors.forbidden(
-            "spec", "updates to statefulset spec for fields other than 'replicas', 'ordinals', "
-            "'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and "
-            "'minReadySeconds' are forbidden" + diff)]
-    return []
-
-
-def validate_daemon_set(obj: Message, old: Message | None) -> Problems:
-    spec = obj.spec
-    selector = _sub(spec, "selector")
-    problems: Problems = []
-    if selector is None:
-        problems.append(errors.required("spec.selector"))
-    else:
-        problems.extend(labels.validate_label_selector(selector, "spec.selector"))
-    template = _sub(spec, "template")
-    problems.extend(_selector_matches_template(selector, template, "spec.template"))
-    if selector is not None and not selector.match_labels and not selector.match_expressions:
-        problems.append(errors.invalid("spec.selector", label_selector_text(selector),
-                                       "empty selector is invalid for daemonset"))
-    problems.extend(validate_pod_template(template, "spec.template"))
-    problems.extend(_always_restart(template, "spec.template", "DaemonSet"))
-    problems.extend(nonnegative(_opt(spec, "min_ready_seconds"), "spec.minReadySeconds"))
-    strategy = _sub(spec, "update_strategy")
-    strategy_type = _str(strategy, "type") or "RollingUpdate"
-    rolling = _sub(strategy, "rolling_update")
-    if strategy_type == "RollingUpdate":
-        if rolling is not None:
-            problems.extend(_rolling_update_daemon_set(rolling,
-                                                       "spec.updateStrategy.rollingUpdate"))
-    elif strategy_type != "OnDelete":
-        problems.append(errors.unsupported("spec.updateStrategy.type", strategy_type,
-                                           ("RollingUpdate", "OnDelete")))
-    problems.extend(nonnegative(_opt(spec, "revision_history_limit"),
-                                "spec.revisionHistoryLimit"))
-    if old is not None:
-        problems.extend(_selector_immutable(spec, old.spec))
-    return problems
-
-
-def _rolling_update_daemon_set(rolling: Message, path: str) -> Problems:
-    max_unavailable = _int_or_string(rolling, "max_unavailable")
-    max_surge = _int_or_string(rolling, "max_surge")
-    problems = _int_or_percent(max_unavailable, f"{path}.maxUnavailable")
-    problems.extend(_int_or_percent(max_surge, f"{path}.maxSurge"))
-    problems.extend(_not_more_than_100_percent(max_unavailable, f"{path}.maxUnavailable"))
-    problems.extend(_not_more_than_100_percent(max_surge, f"{path}.maxSurge"))
-    has_unavailable = _int_or_percent_value(max_unavailable) != 0
-    has_surge = _int_or_percent_value(max_surge) != 0
-    if has_unavailable and has_surge:
-        problems.append(errors.invalid(f"{path}.maxSurge", _show_ios(max_surge),
-                                       "may not be set when maxUnavailable is non-zero"))
-    elif not has_unavailable and not has_surge:
-        problems.append(errors.required(f"{path}.maxUnavailable",
-                                        "cannot be 0 when maxSurge is 0"))
-    return problems
-
-
-# ---------------------------------------------------------------- batch
-
-def validate_job_spec(spec: Message | None, path: str) -> Problems:
-    """validateJobSpec (no selector rules): counts, completion mode, template."""
-    problems: Problems = []
-    for field, json_name in (("parallelism", "parallelism"), ("completions", "completions"),
-                             ("active_deadline_seconds", "activeDeadlineSeconds"),
-                             ("backoff_limit", "backoffLimit"),
-                             ("ttl_seconds_after_finished", "ttlSecondsAfterFinished")):
-        problems.extend(nonnegative(_opt(spec, field), f"{path}.{json_name}"))
-    mode = _str(spec, "completion_mode")
-    if mode and mode not in COMPLETION_MODES:
-        problems.append(errors.unsupported(f"{path}.completionMode", mode, COMPLETION_MODES))
-    if mode == "Indexed" and _opt(spec, "completions") is None:
-        problems.append(errors.required(f"{path}.completions",
-                                        "when completion mode is Indexed"))
-    template = _sub(spec, "template")
-    problems.extend(validate_pod_template(template, f"{path}.template"))
-    policy = _str(_sub(template, "spec"), "restart_policy") or "Always"
-    if policy not in ("OnFailure", "Never"):
-        problems.append(errors.unsupported(f"{path}.template.spec.restartPolicy", policy,
-                                           ("OnFailure", "Never")))
-    return problems
-
-
-def validate_job(obj: Message, old: Message | None) -> Problems:
-    spec = obj.spec
-    problems = validate_job_spec(spec, "spec")
-    selector = _sub(spec, "selector")
-    if selector is None:
-        problems.append(errors.required("spec.selector"))
-    else:
-        problems.extend(labels.validate_label_selector(selector, "spec.selector"))
-        problems.extend(_selector_matches_template(selector, _sub(spec, "template"),
-                                                   "spec.template"))
-    if old is not None:
-        old_spec = old.spec
-        problems.extend(immutable(_opt(spec, "completions"), _opt(old_spec, "completions"),
-                                  "spec.completions",
-                                  _Shown(str(_opt(spec, "completions")).replace("None", "nil"))))
-        problems.extend(_selector_immutable(spec, old_spec))
-        if _sub(spec, "template") != _sub(old_spec, "template"):
-            problems.append(errors.invalid("spec.template", _json_text(_sub(spec, "template")),
-                                           IMMUTABLE))
-        problems.extend(immutable(_str(spec, "completion_mode"), _str(old_spec, "completion_mode"),
-                                  "spec.completionMode"))
-    return problems
-
-
-def validate_cron_job(obj: Message, old: Message | None) -> Problems:
-    spec = obj.spec
-    problems: Problems = []
-    if len(obj.metadata.name) > CRONJOB_NAME_MAX_LENGTH:
-        problems.append(errors.invalid("metadata.name", obj.metadata.name,
-                                       f"must be no more than {CRONJOB_NAME_MAX_LENGTH} "
-                                       "characters"))
-    schedule = _str(spec, "schedule")
-    if not schedule:
-        problems.append(errors.required("spec.schedule"))
-    else:
-        if "TZ" in schedule:
-            problems.append(errors.invalid("spec.schedule", schedule,
-                                           "cannot use TZ or CRON_TZ in schedule, use timeZone "
-                                           "field instead"))
-        else:
-            error = cron_error(schedule)
-            if error:
-                problems.append(errors.invalid("spec.schedule", schedule, error))
-    problems.extend(nonnegative(_opt(spec, "starting_deadline_seconds"),
-                                "spec.startingDeadlineSeconds"))
-    policy = _str(spec, "concurrency_policy") or "Allow"
-    if policy not in CONCURRENCY_POLICIES:
-        problems.append(errors.unsupported("spec.concurrencyPolicy", policy,
-                                           CONCURRENCY_POLICIES))
-    job_template = _sub(spec, "job_template")
-    job_spec = job_template.spec if job_template is not None else None
-    problems.extend(validate_job_spec(job_spec, "spec.jobTemplate.spec"))
-    selector = _sub(job_spec, "selector")
-    if selector is not None:
-        problems.append(errors.invalid("spec.jobTemplate.spec.selector",
-                                       label_selector_text(selector),
-                                       "`selector` will be auto-generated"))
-    if _opt(job_spec, "manual_selector"):
-        problems.append(errors.unsupported("spec.jobTemplate.spec.manualSelector", True,
-                                           ("nil", "false")))
-    problems.extend(nonnegative(_opt(spec, "successful_jobs_history_limit"),
-                                "spec.successfulJobsHistoryLimit"))
-    problems.extend(nonnegative(_opt(spec, "failed_jobs_history_limit"),
-                                "spec.failedJobsHistoryLimit"))
-    return problems
-
-
-# Cron expressions: robfig/cron's ParseStandard (what Kubernetes uses), same errors.
-_CRON_FIELDS = (  # (min, max, names)
-    (0, 59, {}), (0, 23, {}), (1, 31, {}),
-    (1, 12, {m: i + 1 for i, m in enumerate(
-        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"))}),
-    (0, 6, {d: i for i, d in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))}),
-)
-CRON_DESCRIPTORS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight",
-                    "@hourly")
-_DURATION_RE = re.compile(r"^([0-9]*(\.[0-9]*)?(ns|us|µs|ms|s|m|h))+$")
-
-
-def cron_error(schedule: str) -> str:
-    """Why a schedule is not a valid cron expression, or "" when it is."""
-    text = schedule.strip()
-    if not text:
-        return "empty spec string"
-    if text.startswith("@"):
-        if text in CRON_DESCRIPTORS:
-            return ""
-        if text.startswith("@every "):
-            duration = text[len("@every "):].strip()
-            if duration and duration != "0" and _DURATION_RE.fullmatch(duration):
-                return ""
-            return f"failed to parse duration {text}: time: invalid duration \"{duration}\""
-        return f"unrecognized descriptor: {text}"
-    parts = text.split()
-    if len(parts) != 5:
-        return f"expected exactly 5 fields, found {len(parts)}: [{' '.join(parts)}]"
-    for part, (low, high, names) in zip(parts, _CRON_FIELDS):
-        for expr in part.split(","):
-            error = _cron_range_error(expr, low, high, names)
-            if error:
-                return error
-    return ""
-
-
-def _cron_number(text: str, names: Mapping[str, int]) -> tuple[int | None, str]:
-    if text.lower() in names:
-        return names[text.lower()], ""
-    if not re.fullmatch(r"[+-]?[0-9]+", text):
-        return None, (f"failed to parse int from {text}: strconv.Atoi: parsing "
-                      f"\"{text}\": invalid syntax")
-    value = int(text)
-    if value < 0:
-        return None, f"negative number ({value}) not allowed: {text}"
-    return value, ""
-
-
-def _cron_range_error(expr: str, low: int, high: int, names: Mapping[str, int]) -> str:
-    range_and_step = expr.split("/")
-    low_and_high = range_and_step[0].split("-")
-    single = len(low_and_high) == 1
-    if low_and_high[0] in ("*", "?"):
-        start, end = low, high
-    else:
-        start, error = _cron_number(low_and_high[0], names)
-        if start is None:
-            return error
-        if len(low_and_high) == 1:
-            end = start
-        elif len(low_and_high) == 2:
-            end, error = _cron_number(low_and_high[1], names)
-            if end is None:
-                return error
-        else:
-            return f"too many hyphens: {expr}"
-    if len(range_and_step) == 1:
-        step = 1
-    elif len(range_and_step) == 2:
-        step, error = _cron_number(range_and_step[1], {})
-        if step is None:
-            return error
-        if single:
-            end = high  # "N/step" means "N-max/step"
-    else:
-        return f"too many slashes: {expr}"
-    if start < low:
-        return f"beginning of range ({start}) below minimum ({low}): {expr}"
-    if end > high:
-        return f"end of range ({end}) above maximum ({high}): {expr}"
-    if start > end:
-        return f"beginning of range ({start}) beyond end of range ({end}): {expr}"
-    if step == 0:
-        return f"step of range should be a positive number: {expr}"
-    return ""
-
-
-# ---------------------------------------------------------------- core kinds
 
 def validate_service(obj: Message, old: Message | None) -> Problems:
     spec = obj.spec
@@ -1939,19 +1330,6 @@ def validate_secret(obj: Message, old: Message | None) -> Problems:
     return problems
 
 
-def validate_lease(obj: Message, old: Message | None) -> Problems:
-    spec = _sub(obj, "spec")
-    problems: Problems = []
-    duration = _opt(spec, "lease_duration_seconds")
-    if duration is not None and duration <= 0:
-        problems.append(errors.invalid("spec.leaseDurationSeconds", duration,
-                                       "must be greater than 0"))
-    transitions = _opt(spec, "lease_transitions")
-    if transitions is not None and transitions < 0:
-        problems.append(errors.invalid("spec.leaseTransitions", transitions, IS_NEGATIVE))
-    return problems
-
-
 def validate_event(obj: Message, old: Message | None) -> Problems:
     involved = _sub(obj, "involved_object")
     if involved is None or not (_str(involved, "kind") or _str(involved, "name")):
@@ -2068,24 +1446,3 @@ def validate_pv(obj: Message, old: Message | None) -> Problems:
                                                  "set"))
                 break
     return problems
-
-
-VALIDATORS: dict[str, KindValidator] = {
-    "Pod": validate_pod,
-    "Deployment": validate_deployment,
-    "ReplicaSet": validate_replica_set,
-    "StatefulSet": validate_stateful_set,
-    "DaemonSet": validate_daemon_set,
-    "Job": validate_job,
-    "CronJob": validate_cron_job,
-    "Service": validate_service,
-    "Endpoints": validate_endpoints,
-    "Node": validate_node,
-    "Namespace": validate_namespace,
-    "ConfigMap": validate_config_map,
-    "Secret": validate_secret,
-    "Lease": validate_lease,
-    "Event": validate_event,
-    "PersistentVolume": validate_pv,
-    "PersistentVolumeClaim": validate_pvc,
-}

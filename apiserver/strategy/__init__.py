@@ -1,0 +1,52 @@
+"""The table of per-kind strategies, keyed by the Kind from kubemu.api.kinds.
+
+kubemu may not import the apiserver, so the table lives here: `strategies()`
+builds one Strategy per kind of a kinds Registry, from the entries in
+`_STRATEGIES` (keyed by group and kind) or the default Strategy for a plain
+kind. Adding a kind with rules of its own = a module here + one entry.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from apiserver.strategy.base import Strategy, generated_name, now_rfc3339
+from apiserver.strategy.job import JobStrategy
+from apiserver.strategy.namespace import NamespaceStrategy
+from apiserver.strategy.node import NodeStrategy
+from apiserver.strategy.pod import PodStrategy
+from apiserver.strategy.volume import PendingOnCreateStrategy
+from kubemu.api.kinds import Kind, Registry
+
+__all__ = ["Strategy", "generated_name", "now_rfc3339", "strategies"]
+
+Factory = Callable[[Kind, int], Strategy]
+
+
+def _create_on_update(kind: Kind, _toleration_s: int) -> Strategy:
+    return Strategy(kind, allow_create_on_update=True)
+
+
+_STRATEGIES: dict[tuple[str, str], Factory] = {
+    ("", "Pod"): lambda kind, toleration_s: PodStrategy(
+        kind, default_toleration_s=toleration_s),
+    ("", "Namespace"): lambda kind, _: NamespaceStrategy(kind),
+    ("", "Node"): lambda kind, _: NodeStrategy(kind),
+    ("", "PersistentVolume"): lambda kind, _: PendingOnCreateStrategy(kind),
+    ("", "PersistentVolumeClaim"): lambda kind, _: PendingOnCreateStrategy(kind),
+    ("batch", "Job"): lambda kind, _: JobStrategy(kind),
+    # Kinds whose update creates a missing object, as in Kubernetes.
+    ("", "Service"): _create_on_update,
+    ("", "Endpoints"): _create_on_update,
+    ("", "Event"): _create_on_update,
+    ("coordination.k8s.io", "Lease"): _create_on_update,
+}
+
+
+def strategies(kinds: Registry, *, default_toleration_s: int = 300) -> dict[Kind, Strategy]:
+    """One strategy per kind of `kinds`."""
+    return {kind: _STRATEGIES.get((kind.group, kind.kind), _default)(kind, default_toleration_s)
+            for kind in kinds.kinds}
+
+
+def _default(kind: Kind, _toleration_s: int) -> Strategy:
+    return Strategy(kind)

@@ -1,0 +1,62 @@
+"""Object validation: `validate(kind, obj, old=None) -> list[FieldError]`.
+
+The model is Kubernetes' pkg/apis/*/validation: every problem is a FieldError
+with the field path and wording Kubernetes reports (`metadata.name`,
+`spec.containers[0].image: Required value`, `spec.template.metadata.labels:
+Invalid value: map[string]string{...}: `selector` does not match template
+`labels``). Metadata rules apply to every kind; per-kind rules are looked up
+by kind name in `VALIDATORS`, so a kind without rules needs no entry. With
+`old`, update rules apply too (immutable fields).
+
+One module per API group, as in Kubernetes: `meta` (metadata and the shared
+helpers), `core`, `apps`, `batch`, `coordination`; a group module imports
+only `meta` and `core`.
+
+Objects are expected to be defaulted first (the apiserver defaults, then
+validates). Fields that defaulting would fill (restartPolicy, protocol, ...)
+are read as their default when empty, so validating a raw manifest reports
+the same problems. Pure functions over protobuf messages; no I/O.
+"""
+from __future__ import annotations
+
+from google.protobuf.message import Message
+
+from kubemu.api.kinds import Kind
+from kubemu.api.validation import apps, batch, coordination, core, meta
+from kubemu.api.validation.batch import cron_error
+from kubemu.api.validation.meta import KindValidator, Problems
+
+__all__ = ["MODULES", "VALIDATORS", "cron_error", "validate"]
+
+MODULES = (meta, core, apps, batch, coordination)
+
+VALIDATORS: dict[str, KindValidator] = {
+    "Pod": core.validate_pod,
+    "Deployment": apps.validate_deployment,
+    "ReplicaSet": apps.validate_replica_set,
+    "StatefulSet": apps.validate_stateful_set,
+    "DaemonSet": apps.validate_daemon_set,
+    "Job": batch.validate_job,
+    "CronJob": batch.validate_cron_job,
+    "Service": core.validate_service,
+    "Endpoints": core.validate_endpoints,
+    "Node": core.validate_node,
+    "Namespace": core.validate_namespace,
+    "ConfigMap": core.validate_config_map,
+    "Secret": core.validate_secret,
+    "Lease": coordination.validate_lease,
+    "Event": core.validate_event,
+    "PersistentVolume": core.validate_pv,
+    "PersistentVolumeClaim": core.validate_pvc,
+}
+
+
+def validate(kind: Kind, obj: Message, old: Message | None = None) -> Problems:
+    """Every problem with `obj` (created, or updated from `old`), in Kubernetes' words."""
+    problems = meta.validate_object_meta(obj.metadata, kind)
+    if old is not None:
+        problems.extend(meta.validate_object_meta_update(obj.metadata, old.metadata))
+    validator = VALIDATORS.get(kind.kind)
+    if validator is not None:
+        problems.extend(validator(obj, old))
+    return problems

@@ -1,0 +1,215 @@
+"""batch/v1 validation: jobs and cron jobs, with cron schedule parsing
+(Kubernetes' pkg/apis/batch/validation)."""
+from __future__ import annotations
+
+import re
+from typing import Mapping
+
+from google.protobuf.message import Message
+
+from kubemu.api import errors, labels
+from kubemu.api.validation.meta import (
+    IMMUTABLE,
+    Problems,
+    _Shown,
+    _json_text,
+    _opt,
+    _selector_immutable,
+    _str,
+    _sub,
+    immutable,
+    label_selector_text,
+    nonnegative,
+)
+from kubemu.api.validation.core import _selector_matches_template, validate_pod_template
+
+
+CRONJOB_NAME_MAX_LENGTH = 52
+
+
+CONCURRENCY_POLICIES = ("Allow", "Forbid", "Replace")
+
+
+COMPLETION_MODES = ("NonIndexed", "Indexed")
+
+
+def validate_job_spec(spec: Message | None, path: str) -> Problems:
+    """validateJobSpec (no selector rules): counts, completion mode, template."""
+    problems: Problems = []
+    for field, json_name in (("parallelism", "parallelism"), ("completions", "completions"),
+                             ("active_deadline_seconds", "activeDeadlineSeconds"),
+                             ("backoff_limit", "backoffLimit"),
+                             ("ttl_seconds_after_finished", "ttlSecondsAfterFinished")):
+        problems.extend(nonnegative(_opt(spec, field), f"{path}.{json_name}"))
+    mode = _str(spec, "completion_mode")
+    if mode and mode not in COMPLETION_MODES:
+        problems.append(errors.unsupported(f"{path}.completionMode", mode, COMPLETION_MODES))
+    if mode == "Indexed" and _opt(spec, "completions") is None:
+        problems.append(errors.required(f"{path}.completions",
+                                        "when completion mode is Indexed"))
+    template = _sub(spec, "template")
+    problems.extend(validate_pod_template(template, f"{path}.template"))
+    policy = _str(_sub(template, "spec"), "restart_policy") or "Always"
+    if policy not in ("OnFailure", "Never"):
+        problems.append(errors.unsupported(f"{path}.template.spec.restartPolicy", policy,
+                                           ("OnFailure", "Never")))
+    return problems
+
+
+def validate_job(obj: Message, old: Message | None) -> Problems:
+    spec = obj.spec
+    problems = validate_job_spec(spec, "spec")
+    selector = _sub(spec, "selector")
+    if selector is None:
+        problems.append(errors.required("spec.selector"))
+    else:
+        problems.extend(labels.validate_label_selector(selector, "spec.selector"))
+        problems.extend(_selector_matches_template(selector, _sub(spec, "template"),
+                                                   "spec.template"))
+    if old is not None:
+        old_spec = old.spec
+        problems.extend(immutable(_opt(spec, "completions"), _opt(old_spec, "completions"),
+                                  "spec.completions",
+                                  _Shown(str(_opt(spec, "completions")).replace("None", "nil"))))
+        problems.extend(_selector_immutable(spec, old_spec))
+        if _sub(spec, "template") != _sub(old_spec, "template"):
+            problems.append(errors.invalid("spec.template", _json_text(_sub(spec, "template")),
+                                           IMMUTABLE))
+        problems.extend(immutable(_str(spec, "completion_mode"), _str(old_spec, "completion_mode"),
+                                  "spec.completionMode"))
+    return problems
+
+
+def validate_cron_job(obj: Message, old: Message | None) -> Problems:
+    spec = obj.spec
+    problems: Problems = []
+    if len(obj.metadata.name) > CRONJOB_NAME_MAX_LENGTH:
+        problems.append(errors.invalid("metadata.name", obj.metadata.name,
+                                       f"must be no more than {CRONJOB_NAME_MAX_LENGTH} "
+                                       "characters"))
+    schedule = _str(spec, "schedule")
+    if not schedule:
+        problems.append(errors.required("spec.schedule"))
+    else:
+        if "TZ" in schedule:
+            problems.append(errors.invalid("spec.schedule", schedule,
+                                           "cannot use TZ or CRON_TZ in schedule, use timeZone "
+                                           "field instead"))
+        else:
+            error = cron_error(schedule)
+            if error:
+                problems.append(errors.invalid("spec.schedule", schedule, error))
+    problems.extend(nonnegative(_opt(spec, "starting_deadline_seconds"),
+                                "spec.startingDeadlineSeconds"))
+    policy = _str(spec, "concurrency_policy") or "Allow"
+    if policy not in CONCURRENCY_POLICIES:
+        problems.append(errors.unsupported("spec.concurrencyPolicy", policy,
+                                           CONCURRENCY_POLICIES))
+    job_template = _sub(spec, "job_template")
+    job_spec = job_template.spec if job_template is not None else None
+    problems.extend(validate_job_spec(job_spec, "spec.jobTemplate.spec"))
+    selector = _sub(job_spec, "selector")
+    if selector is not None:
+        problems.append(errors.invalid("spec.jobTemplate.spec.selector",
+                                       label_selector_text(selector),
+                                       "`selector` will be auto-generated"))
+    if _opt(job_spec, "manual_selector"):
+        problems.append(errors.unsupported("spec.jobTemplate.spec.manualSelector", True,
+                                           ("nil", "false")))
+    problems.extend(nonnegative(_opt(spec, "successful_jobs_history_limit"),
+                                "spec.successfulJobsHistoryLimit"))
+    problems.extend(nonnegative(_opt(spec, "failed_jobs_history_limit"),
+                                "spec.failedJobsHistoryLimit"))
+    return problems
+
+
+# Cron expressions: robfig/cron's ParseStandard (what Kubernetes uses), same errors.
+_CRON_FIELDS = (  # (min, max, names)
+    (0, 59, {}), (0, 23, {}), (1, 31, {}),
+    (1, 12, {m: i + 1 for i, m in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"))}),
+    (0, 6, {d: i for i, d in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))}),
+)
+
+
+CRON_DESCRIPTORS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight",
+                    "@hourly")
+
+
+_DURATION_RE = re.compile(r"^([0-9]*(\.[0-9]*)?(ns|us|µs|ms|s|m|h))+$")
+
+
+def cron_error(schedule: str) -> str:
+    """Why a schedule is not a valid cron expression, or "" when it is."""
+    text = schedule.strip()
+    if not text:
+        return "empty spec string"
+    if text.startswith("@"):
+        if text in CRON_DESCRIPTORS:
+            return ""
+        if text.startswith("@every "):
+            duration = text[len("@every "):].strip()
+            if duration and duration != "0" and _DURATION_RE.fullmatch(duration):
+                return ""
+            return f"failed to parse duration {text}: time: invalid duration \"{duration}\""
+        return f"unrecognized descriptor: {text}"
+    parts = text.split()
+    if len(parts) != 5:
+        return f"expected exactly 5 fields, found {len(parts)}: [{' '.join(parts)}]"
+    for part, (low, high, names) in zip(parts, _CRON_FIELDS):
+        for expr in part.split(","):
+            error = _cron_range_error(expr, low, high, names)
+            if error:
+                return error
+    return ""
+
+
+def _cron_number(text: str, names: Mapping[str, int]) -> tuple[int | None, str]:
+    if text.lower() in names:
+        return names[text.lower()], ""
+    if not re.fullmatch(r"[+-]?[0-9]+", text):
+        return None, (f"failed to parse int from {text}: strconv.Atoi: parsing "
+                      f"\"{text}\": invalid syntax")
+    value = int(text)
+    if value < 0:
+        return None, f"negative number ({value}) not allowed: {text}"
+    return value, ""
+
+
+def _cron_range_error(expr: str, low: int, high: int, names: Mapping[str, int]) -> str:
+    range_and_step = expr.split("/")
+    low_and_high = range_and_step[0].split("-")
+    single = len(low_and_high) == 1
+    if low_and_high[0] in ("*", "?"):
+        start, end = low, high
+    else:
+        start, error = _cron_number(low_and_high[0], names)
+        if start is None:
+            return error
+        if len(low_and_high) == 1:
+            end = start
+        elif len(low_and_high) == 2:
+            end, error = _cron_number(low_and_high[1], names)
+            if end is None:
+                return error
+        else:
+            return f"too many hyphens: {expr}"
+    if len(range_and_step) == 1:
+        step = 1
+    elif len(range_and_step) == 2:
+        step, error = _cron_number(range_and_step[1], {})
+        if step is None:
+            return error
+        if single:
+            end = high  # "N/step" means "N-max/step"
+    else:
+        return f"too many slashes: {expr}"
+    if start < low:
+        return f"beginning of range ({start}) below minimum ({low}): {expr}"
+    if end > high:
+        return f"end of range ({end}) above maximum ({high}): {expr}"
+    if start > end:
+        return f"beginning of range ({start}) beyond end of range ({end}): {expr}"
+    if step == 0:
+        return f"step of range should be a positive number: {expr}"
+    return ""
