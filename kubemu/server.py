@@ -28,6 +28,7 @@ import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from kubemu.api import limits
 from kubemu.api.errors import REASON_KEY, ApiError
 
 log = structlog.get_logger()
@@ -35,10 +36,9 @@ log = structlog.get_logger()
 REQUEST_ID_KEY = "x-request-id"
 REQUEST_ID_CHARS_MAX = 64  # a longer id from a client is cut: it goes into every log line
 
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 SERVER_OPTIONS = [
-    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", limits.MESSAGE_BYTES_MAX),
+    ("grpc.max_receive_message_length", limits.MESSAGE_BYTES_MAX),
     ("grpc.so_reuseport", 0),
     ("grpc.keepalive_permit_without_calls", 1),
     # Clients ping every 30 s to notice a paused server; accept that.

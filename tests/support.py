@@ -124,6 +124,13 @@ class Etcd:
         if self.proc:
             self.proc.stop()
 
+    # For async tests: the waits run in a thread, not on the test's event loop.
+    async def astart(self) -> "Etcd":
+        return await asyncio.to_thread(self.start)
+
+    async def akill(self) -> None:
+        await asyncio.to_thread(self.kill)
+
 
 class APIServerProc:
     def __init__(self, workdir: pathlib.Path, etcd_endpoint: str, *flags: str):
@@ -143,6 +150,13 @@ class APIServerProc:
     def stop(self) -> None:
         if self.proc:
             self.proc.stop()
+
+    # For async tests: the waits run in a thread, not on the test's event loop.
+    async def astart(self) -> "APIServerProc":
+        return await asyncio.to_thread(self.start)
+
+    async def astop(self) -> None:
+        await asyncio.to_thread(self.stop)
 
 
 def wait_tcp(address: str, proc: Proc, timeout_s: float = START_TIMEOUT_S) -> None:

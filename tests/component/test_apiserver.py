@@ -408,8 +408,8 @@ async def test_a_corrupt_value_in_etcd_is_skipped_survives_a_restart_and_can_be_
         await client.close()
 
     # A restarted apiserver becomes ready (its cache lists past the bad key) and says why.
-    apiserver.stop()
-    apiserver.start()
+    await apiserver.astop()
+    await apiserver.astart()
     log_text = apiserver.proc.log_path.read_text(errors="replace")
     assert "/registry/configmaps/default/bad" in log_text and "cannot be decoded" in log_text
 

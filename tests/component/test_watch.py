@@ -159,12 +159,12 @@ async def test_etcd_restart_mid_watch_loses_no_event(tmp_path, etcd, apiserver, 
             await client.create(configmap(f"r{i}"))
         await wait_for(lambda: len(seen) == 5, 10)
 
-        etcd.kill()
+        await etcd.akill()
         # Store unreachable: UNAVAILABLE, or a timeout when the etcd connection
         # was still being re-established when the call came in.
         with pytest.raises((errors.Unavailable, errors.Timeout)):
             await client.create(configmap("during-outage"))
-        etcd.start()
+        await etcd.astart()
 
         async def create(name):
             try:
@@ -195,8 +195,8 @@ async def test_a_broken_store_watch_is_restarted_and_its_watches_lose_nothing(tm
 
     fault_dir = tmp_path / "faults"
     fault_dir.mkdir()
-    server = APIServerProc(tmp_path, etcd.endpoint, "--fault-dir", str(fault_dir),
-                           "--bookmark-interval-s", "0.2").start()
+    server = await APIServerProc(tmp_path, etcd.endpoint, "--fault-dir", str(fault_dir),
+                                 "--bookmark-interval-s", "0.2").astart()
     client = Client(server.address)
     channel = grpc.aio.insecure_channel(server.address)
     health = health_pb2_grpc.HealthStub(channel)
@@ -234,7 +234,7 @@ async def test_a_broken_store_watch_is_restarted_and_its_watches_lose_nothing(tm
             task.cancel()
         await channel.close()
         await client.close()
-        server.stop()
+        await server.astop()
 
 
 async def _is(status, wanted: str) -> bool:
