@@ -114,7 +114,11 @@ class Etcd:
                 "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
                 "--initial-cluster", f"default={peer}", "--log-level", "warn"]
         self.proc = Proc(argv, self.workdir / "etcd.log").start()
-        wait_tcp(self.endpoint, self.proc)
+        try:
+            wait_tcp(self.endpoint, self.proc)
+        except BaseException:
+            self.proc.stop()
+            raise
         return self
 
     def kill(self) -> None:
@@ -144,7 +148,11 @@ class APIServerProc:
         argv = [sys.executable, "-m", "apiserver", "--listen", self.address,
                 "--etcd-endpoints", self.etcd_endpoint, "--log-level", "debug", *self.flags]
         self.proc = Proc(argv, self.workdir / "apiserver.log").start()
-        wait_serving(self.address, self.proc)
+        try:
+            wait_serving(self.address, self.proc)
+        except BaseException:
+            self.proc.stop()  # a fixture that fails to start never reaches its teardown
+            raise
         return self
 
     def stop(self) -> None:
