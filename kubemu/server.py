@@ -29,11 +29,10 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from kubemu.api import limits
-from kubemu.api.errors import REASON_KEY, ApiError
+from kubemu.api.errors import REASON_KEY, REQUEST_ID_KEY, ApiError
 
 log = structlog.get_logger()
 
-REQUEST_ID_KEY = "x-request-id"
 REQUEST_ID_CHARS_MAX = 64  # a longer id from a client is cut: it goes into every log line
 
 SERVER_OPTIONS = [

@@ -13,6 +13,9 @@ from typing import Any, Iterable
 import grpc
 
 REASON_KEY = "kubemu-reason"
+# The id of one call, sent by the client and bound into the server's log lines
+# (made by the server, and sent back, when a client sent none).
+REQUEST_ID_KEY = "x-request-id"
 
 
 @dataclasses.dataclass(frozen=True)

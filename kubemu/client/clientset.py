@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import json
 import os
 import random
@@ -34,6 +35,7 @@ from google.protobuf.message import Message
 from kubemu.api import errors, limits
 from kubemu.api.kinds import REGISTRY
 from kubemu.api.v1 import resources_pb2, resources_pb2_grpc
+from kubemu.backoff import exponential_s
 from kubemu.client import config as _config
 
 # First retry delay; doubles per attempt up to backoff_s_max.
@@ -100,6 +102,8 @@ class Client:
         self.backoff_s_max = backoff_s_max
         self.user_agent = user_agent
         self._rng = random.Random()
+        self._id_prefix = f"{self._rng.getrandbits(32):08x}-"
+        self._ids = itertools.count(1)
         self._channel: grpc.aio.Channel | None = None
         self._stub_: resources_pb2_grpc.ResourcesStub | None = None
 
@@ -144,8 +148,12 @@ class Client:
 
     def _backoff_s(self, attempt: int) -> float:
         """Delay before retry number `attempt` (0-based): capped doubling, equal jitter."""
-        cap = min(self.backoff_s_max, BACKOFF_S_BASE * (2 ** min(attempt, 30)))
+        cap = exponential_s(attempt + 1, BACKOFF_S_BASE, self.backoff_s_max)
         return cap / 2 + self._rng.uniform(0, cap / 2)
+
+    def _metadata(self) -> tuple[tuple[str, str], ...]:
+        """A request id for the call (the server logs it with everything it does)."""
+        return ((errors.REQUEST_ID_KEY, f"{self._id_prefix}{next(self._ids):x}"),)
 
     async def _call(self, method: Callable[..., Awaitable[T]], request: Message, *,
                     idempotent: bool, what: str = "") -> T:
@@ -153,7 +161,7 @@ class Client:
         attempt = 0
         while True:
             try:
-                return await method(request, timeout=self.timeout_s)
+                return await method(request, timeout=self.timeout_s, metadata=self._metadata())
             except grpc.aio.AioRpcError as err:
                 if (idempotent and err.code() == grpc.StatusCode.UNAVAILABLE
                         and attempt < self.retry_attempts):
@@ -274,7 +282,7 @@ class Client:
             resource_version=resource_version, allow_watch_bookmarks=allow_bookmarks)
         attempt = 0
         while True:
-            call = self._stub.Watch(request, timeout=timeout_s)
+            call = self._stub.Watch(request, timeout=timeout_s, metadata=self._metadata())
             started = False
             try:
                 async for event in call:

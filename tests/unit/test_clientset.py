@@ -52,6 +52,7 @@ class Seen:
     method: str
     request: object
     time_remaining: float | None
+    request_id: str = ""
 
 
 class FakeResources(resources_pb2_grpc.ResourcesServicer):
@@ -123,7 +124,8 @@ class FakeResources(resources_pb2_grpc.ResourcesServicer):
     # -- servicer
 
     async def _enter(self, method: str, request, context) -> None:
-        self.seen.append(Seen(method, request, context.time_remaining()))
+        request_id = dict(context.invocation_metadata() or ()).get(errors.REQUEST_ID_KEY, "")
+        self.seen.append(Seen(method, request, context.time_remaining(), request_id))
         hook = self.hooks.get(method)
         if hook is not None:
             await hook(request, context)
@@ -559,6 +561,16 @@ async def test_every_call_has_a_deadline(fake, client, method, call):
     assert seen.time_remaining is not None, f"{method} was sent without a deadline"
     # The server's view of the deadline can run a few ms over (clock granularity).
     assert 0 < seen.time_remaining <= TIMEOUT_S + DEADLINE_SLACK_S
+
+
+@pytest.mark.parametrize("method,call", ALL_UNARY, ids=[m for m, _ in ALL_UNARY])
+async def test_every_call_carries_its_own_request_id(fake, client, method, call):
+    client._fixture_obj = fake.put(cm("app"))
+    for _ in range(2):
+        with contextlib.suppress(errors.ApiError):
+            await call(client)
+    first, second = fake.calls(method)
+    assert first.request_id and second.request_id and first.request_id != second.request_id
 
 
 def test_client_rejects_bad_options():
