@@ -21,14 +21,14 @@ import signal
 import sys
 from typing import Callable
 
-from deploy.supervisor import (LOGS_DIR, Cluster, ClusterAlreadyRunning, ClusterStartError)
+from deploy.supervisor import Cluster, ClusterAlreadyRunning, ClusterStartError
+from kubemu import cluster_home, fileutil
 from kubemu import log as kubemu_log
 from kubemu.client.config import home_dir
 
 EXIT_OK = 0
 EXIT_FAILED = 1
-EXIT_ALREADY_RUNNING = 3
-SUPERVISOR_LOG = "supervisor.log"
+EXIT_ALREADY_RUNNING = cluster_home.SUPERVISOR_EXIT_ALREADY_RUNNING
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -101,8 +101,8 @@ async def run_up(args: argparse.Namespace, home: pathlib.Path,
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     home = home_dir(args.home).resolve()
-    log_path = home / LOGS_DIR / SUPERVISOR_LOG
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    cluster_home.make_private_home(home)
+    log_path = fileutil.private_file(cluster_home.supervisor_log(home))
     kubemu_log.configure("supervisor", log_file=str(log_path), level=args.log_level)
     if _same_file(sys.stdout.fileno(), log_path):
         # Detached: the JSON log already has every progress line.

@@ -21,7 +21,6 @@ import os
 import pathlib
 import re
 import shutil
-import signal
 import sys
 import tempfile
 import uuid
@@ -29,6 +28,8 @@ from typing import Awaitable, Callable, Mapping, Sequence
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from kubemu import cluster_home, fileutil
 
 # Process kinds, by name. A process's name is its kind for the control plane
 # and "<node>/<kind>" for per-node kinds.
@@ -65,10 +66,14 @@ class Launch:
     peers: Mapping[str, str]       # kind -> address of every ready control-plane kind
     binaries: Mapping[str, str]    # external executables resolved once per cluster
     python: str = sys.executable
+    # Per-node launches: the cluster's 127.B block (network_block()), claimed
+    # once per start by the supervisor, so building an argv or an address
+    # never takes the machine-wide lock.
+    network_block: int | None = None
 
     @property
     def log_path(self) -> pathlib.Path:
-        return self.home / "logs" / (self.name.replace("/", "-") + ".log")
+        return cluster_home.logs_dir(self.home) / (self.name.replace("/", "-") + ".log")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +91,9 @@ class ComponentKind:
     # Called (bounded by stop_grace_s) before the process is sent SIGTERM at
     # shutdown, e.g. a node runtime stopping its containers.
     before_stop: Callable[[Launch], Awaitable[None]] | None = None
+    # Blocking set-up before every start (the supervisor runs it in a thread):
+    # the private directories the process writes into.
+    prepare: Callable[[Launch], None] | None = None
 
     def address(self, launch: Launch) -> str:
         return f"{launch.host}:{launch.ports[self.ports[0]]}"
@@ -164,12 +172,23 @@ async def etcd_version(launch: Launch) -> str:
     return match.group(1)
 
 
+def etcd_data_dir(launch: Launch) -> pathlib.Path:
+    return launch.home / "etcd" / "data"
+
+
+def prepare_etcd(launch: Launch) -> None:
+    """etcd's directory and data directory, 0700 (a home made before modes were
+    set has them 0755; etcd itself only warns)."""
+    fileutil.private_dir(etcd_data_dir(launch).parent)
+    fileutil.private_dir(etcd_data_dir(launch))
+
+
 def etcd_argv(launch: Launch) -> list[str]:
     client = f"http://{launch.host}:{launch.ports['client']}"
     peer = f"http://{launch.host}:{launch.ports['peer']}"
     # Logs go to stderr (etcd's default), which the supervisor sends to logs/etcd.log.
     return [launch.binaries[ETCD], "--name", "default",
-            "--data-dir", str(launch.home / "etcd" / "data"),
+            "--data-dir", str(etcd_data_dir(launch)),
             "--listen-client-urls", client, "--advertise-client-urls", client,
             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
             "--initial-cluster", f"default={peer}", "--initial-cluster-state", "new",
@@ -215,7 +234,7 @@ async def etcd_health(address: str, timeout_s: float) -> str | None:
 
 ETCD_KIND = ComponentKind(
     name=ETCD, ports=("client", "peer"), argv=etcd_argv, health=etcd_health,
-    version=etcd_version, stop_grace_s=10.0)
+    version=etcd_version, stop_grace_s=10.0, prepare=prepare_etcd)
 
 
 # --- gRPC components ----------------------------------------------------
@@ -319,25 +338,13 @@ def node_index(node: str) -> int:
     return int(match.group(1))
 
 
-def _home_running(home: str) -> bool:
-    """Does a live supervisor hold that home's lock?"""
-    try:
-        fd = os.open(pathlib.Path(home) / "supervisor.lock", os.O_RDWR)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # also releases the lock if we got it
-
-
 def network_block(home: pathlib.Path) -> int:
     """The cluster's B in 127.B: the one recorded in <home>/network.json while no
     other live cluster claims it, else the first free block (from a hash of the
-    home, so clusters started together rarely even compete)."""
+    home, so clusters started together rarely even compete).
+
+    Blocking (a machine-wide lock, file reads): the supervisor calls it once per
+    start, in a thread, and puts the block in each node's Launch."""
     own = str(home)
     claims = pathlib.Path(tempfile.gettempdir()) / NETWORK_CLAIMS_DIR
     claims.mkdir(parents=True, exist_ok=True)
@@ -360,14 +367,15 @@ def network_block(home: pathlib.Path) -> int:
                 holder = claim.read_text().strip()
             except OSError:
                 holder = ""
-            if holder and holder != own and _home_running(holder):
+            if holder and holder != own and cluster_home.supervisor_lock_held(
+                    pathlib.Path(holder)):
                 continue
             if holder != own:
                 claim.write_text(own + "\n")
             recorded = home / NETWORK_FILE
             text = json.dumps({"block": block}) + "\n"
             if not recorded.exists() or recorded.read_text() != text:
-                recorded.write_text(text)
+                fileutil.atomic_write(recorded, text, fsync=False)
             return block
         raise RuntimeError("every 127.x block is held by another live cluster")
     finally:
@@ -375,15 +383,27 @@ def network_block(home: pathlib.Path) -> int:
 
 
 def node_dir(launch: Launch) -> pathlib.Path:
-    return launch.home / "nodes" / launch.node
+    return cluster_home.node_dir(launch.home, launch.node)
+
+
+def _block(launch: Launch) -> int:
+    if launch.network_block is not None:
+        return launch.network_block
+    return network_block(launch.home)  # a Launch made by hand (tests): look it up
 
 
 def node_ip(launch: Launch) -> str:
-    return f"127.0.{network_block(launch.home)}.{node_index(launch.node)}"
+    return f"127.0.{_block(launch)}.{node_index(launch.node)}"
 
 
 def pod_cidr(launch: Launch) -> str:
-    return f"127.{network_block(launch.home)}.{node_index(launch.node)}.0/24"
+    return f"127.{_block(launch)}.{node_index(launch.node)}.0/24"
+
+
+def prepare_node(launch: Launch) -> None:
+    """The node's directory and the cluster's volumes directory, private."""
+    fileutil.private_dir(node_dir(launch))
+    fileutil.private_dir(launch.home / "volumes")
 
 
 def runtime_socket(launch: Launch) -> str:
@@ -397,7 +417,8 @@ def runtime_socket(launch: Launch) -> str:
 
 
 def runtime_argv(launch: Launch, flags: Sequence[str] = ()) -> list[str]:
-    return [launch.python, "-m", "kubelet.runtime", "--root", str(node_dir(launch) / "runtime"),
+    return [launch.python, "-m", "kubelet.runtime",
+            "--root", str(cluster_home.runtime_root(launch.home, launch.node)),
             "--socket", runtime_socket(launch), "--node", launch.node,
             "--log-file", str(launch.log_path), *flags]
 
@@ -411,38 +432,13 @@ def kubelet_argv(launch: Launch, flags: Sequence[str] = ()) -> list[str]:
             "--log-file", str(launch.log_path), *flags]
 
 
-def _start_ticks(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read().decode(errors="replace")
-    except OSError:
-        return None
-    fields = data[data.rfind(")") + 2:].split()
-    if len(fields) < 20 or fields[0] in ("Z", "X", "x"):
-        return None
-    return int(fields[19])
-
-
-def kill_recorded_containers(runtime_root: pathlib.Path) -> int:
-    """SIGKILL the process group of every container the runtime's state records
-    as running whose process (pid + start time) is still alive; how many."""
-    killed = 0
-    for path in (runtime_root / "state" / "containers").glob("*.json"):
-        try:
-            record = json.loads(path.read_text())
-            pid, ticks = int(record.get("pid") or 0), int(record.get("pid_start_ticks", -1))
-        except (OSError, ValueError, TypeError):
-            continue
-        if record.get("state") != "CONTAINER_RUNNING" or pid <= 0:
-            continue
-        if ticks >= 0 and _start_ticks(pid) != ticks:
-            continue
-        try:
-            os.killpg(pid, signal.SIGKILL)
-            killed += 1
-        except (ProcessLookupError, PermissionError):
-            pass
-    return killed
+def kill_node_containers(launch: Launch) -> int:
+    """SIGKILL what is left of every container the node's runtime recorded
+    (kubemu.cluster_home: the leader, its group and session, checked against
+    start times); how many processes. Blocking."""
+    procs = cluster_home.container_processes(launch.home, launch.node)
+    cluster_home.kill_processes(procs)
+    return len(procs)
 
 
 async def stop_node_containers(launch: Launch) -> None:
@@ -475,7 +471,7 @@ async def stop_node_containers(launch: Launch) -> None:
                                  return_exceptions=True)
     except grpc.aio.AioRpcError:
         pass  # not answering: the state files still say what runs
-    await asyncio.to_thread(kill_recorded_containers, node_dir(launch) / "runtime")
+    await asyncio.to_thread(kill_node_containers, launch)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -495,12 +491,12 @@ def node_components(*, runtime_flags: Sequence[str] = (),
     runtime = NodeComponentKind(
         name=RUNTIME, ports=(), argv=lambda launch: runtime_argv(launch, runtime_flags),
         health=grpc_health, per_node=True, stop_grace_s=NODE_SHUTDOWN_GRACE_S + 15.0,
-        before_stop=stop_node_containers,
+        before_stop=stop_node_containers, prepare=prepare_node,
         address_of=lambda launch: f"unix:{runtime_socket(launch)}")
     kubelet = NodeComponentKind(
         name=KUBELET, ports=("grpc",), argv=lambda launch: kubelet_argv(launch, kubelet_flags),
         health=grpc_health, depends_on=(RUNTIME,), per_node=True, ready_timeout_s=60.0,
-        stop_grace_s=10.0,
+        stop_grace_s=10.0, prepare=prepare_node,
         address_of=lambda launch: f"{node_ip(launch)}:{launch.ports['grpc']}")
     return (runtime, kubelet)
 

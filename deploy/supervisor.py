@@ -7,18 +7,24 @@ ports it picked (a start that loses its port to another process is retried on
 new ports, a bounded number of times), waits for each one's health check
 against a deadline, then writes the addresses to `<home>/kubeconfig.json`.
 
-Every process runs in its own session with its output in
-`<home>/logs/<name>.log`. One that dies unexpectedly is restarted with
-exponential backoff (0.5 s doubling to 30 s; back to 0.5 s after 60 s healthy)
-unless restart is off. `shutdown()` stops processes in reverse start order
-(SIGTERM to the process group, a grace period, SIGKILL), kills anything still
-carrying the home's marker variable, and checks with psutil that no process is
-left.
+Every process runs in its own session, with a umask of 0o077 (a file it
+creates without a mode is private), and with its output in
+`<home>/logs/<name>.log`. One that dies unexpectedly is restarted after a
+back-off (kubemu.backoff.Exponential: 0.5 s doubling to 30 s, with jitter;
+back to the start after 60 s healthy) unless restart is off. `shutdown()`
+stops processes in reverse start order (SIGTERM to the process group, a
+grace period, SIGKILL), kills whatever of the cluster is still alive (the
+home's marker variable, and the containers the node runtimes recorded), and
+checks that no process is left.
 
-Files in the home, read by `kubemu status|down` (which may not import this
-package, so kubemu/cli/cluster.py repeats the names): `state.json` (written
-atomically on every change), `supervisor.pid`, `supervisor.lock`, `ready`
-(touched when the cluster is healthy) or `failed` (the reason start failed).
+Files in the home (their names, the state format and the process checks are
+kubemu.cluster_home's, shared with `kubemu up|status|down`): `state.json`,
+`supervisor.pid`, `supervisor.lock`, `ready` or `failed`, `logs/`. All are
+private to the cluster's user, set explicitly (kubemu.fileutil).
+
+The event loop never waits on the disk or the process table: scans, kills
+that wait, state and config writes run in threads (asyncio.to_thread); the
+node network block (a machine-wide lock) is claimed once per start.
 """
 from __future__ import annotations
 
@@ -26,41 +32,41 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
-import datetime
-import fcntl
-import json
 import os
 import pathlib
+import random
 import re
 import signal
 import socket
 import sys
-import tempfile
-import time
 from typing import Callable, Sequence
 
 import psutil
 import structlog
 
 from deploy import components as comp
-from kubemu import cluster_home
+from kubemu import cluster_home, fileutil, timefmt
+from kubemu.backoff import Exponential
 from kubemu.client.config import ClusterConfig, home_dir, write_cluster_config
 
 log = structlog.get_logger()
 
-STATE_FILE = "state.json"
-PID_FILE = "supervisor.pid"
-LOCK_FILE = "supervisor.lock"
-READY_FILE = "ready"
-FAILED_FILE = "failed"
-LOGS_DIR = "logs"
-STATE_FORMAT_VERSION = 1
-# Set on every supervised process and inherited by its children, so anything a
-# cluster left behind can be found (and killed) by its environment.
+# The home's files, states and process checks: one definition, kubemu.cluster_home.
+STATE_FILE = cluster_home.STATE_FILE
+PID_FILE = cluster_home.PID_FILE
+LOCK_FILE = cluster_home.LOCK_FILE
+READY_FILE = cluster_home.READY_FILE
+FAILED_FILE = cluster_home.FAILED_FILE
+LOGS_DIR = cluster_home.LOGS_DIR
 SUPERVISED_ENV = cluster_home.SUPERVISED_ENV
-HOME_ENV = "KUBEMU_HOME"
+HOME_ENV = cluster_home.HOME_ENV
+ProcState = cluster_home.ProcState
+ClusterState = cluster_home.ClusterState
 HOST = "127.0.0.1"
 
+# Every child starts with it: what it creates without a mode is private.
+# A second line of defence only: the supervisor sets its own files' modes.
+CHILD_UMASK = 0o077
 PORT_ATTEMPTS_MAX = 5
 RESTART_BACKOFF_S_BASE = 0.5
 RESTART_BACKOFF_S_MAX = 30.0
@@ -68,7 +74,7 @@ RESTART_RESET_AFTER_S = 60.0
 HEALTH_CALL_TIMEOUT_S = 1.0
 HEALTH_POLL_S_MIN = 0.02
 HEALTH_POLL_S_MAX = 0.5
-KILL_WAIT_S = 5.0
+KILL_WAIT_S = cluster_home.KILL_WAIT_S
 PROGRESS_LINES_MAX = 200
 SPAWNED_PIDS_MAX = 1000
 LOG_TAIL_BYTES = 8192
@@ -76,24 +82,6 @@ LOG_TAIL_BYTES = 8192
 # How a process says it lost the race for its port (etcd, grpc core, Python).
 _PORT_IN_USE = re.compile(
     r"address already in use|EADDRINUSE|Errno 98|Failed to bind|cannot listen on", re.I)
-
-
-class ProcState:
-    STARTING = "starting"
-    RUNNING = "running"      # passed its health check
-    BACKOFF = "backoff"      # died; waiting to be restarted
-    EXITED = "exited"        # died and restart is off
-    STOPPING = "stopping"
-    STOPPED = "stopped"
-
-
-class ClusterState:
-    NEW = "new"
-    STARTING = "starting"
-    READY = "ready"
-    FAILED = "failed"
-    STOPPING = "stopping"
-    STOPPED = "stopped"
 
 
 class ClusterError(Exception):
@@ -122,10 +110,11 @@ class ProcessStatus:
     address: str
 
 
-def restart_delay_s(consecutive_failures: int) -> float:
-    """Delay before the next restart: 0.5 s, doubling per failure in a row, at most 30 s."""
-    return min(RESTART_BACKOFF_S_MAX,
-               RESTART_BACKOFF_S_BASE * 2 ** min(consecutive_failures, 32))
+def restart_backoff(rng: random.Random | None = None) -> Exponential:
+    """One process's restart back-off: 0.5 s doubling per failure in a row, at
+    most 30 s, with equal jitter (processes that died together do not all
+    come back at once)."""
+    return Exponential(RESTART_BACKOFF_S_BASE, RESTART_BACKOFF_S_MAX, rng=rng)
 
 
 class PortAllocator:
@@ -182,7 +171,7 @@ class _Process:
     create_time: float | None = None
     state: str = ProcState.STARTING
     restarts: int = 0
-    failures: int = 0            # consecutive, for the backoff
+    backoff: Exponential = dataclasses.field(default_factory=restart_backoff)
     ready_at: float | None = None
     exit_code: int | None = None
     log_offset: int = 0
@@ -205,65 +194,17 @@ class _Process:
         return self.proc is not None and self.proc.returncode is None
 
 
-def _now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _write_atomic(path: pathlib.Path, text: str) -> None:
-    # Same directory as the target, so os.replace is a rename on one filesystem.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def _signal_group(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
 
 
-def _alive(proc: psutil.Process) -> bool:
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-# The scan is shared with the `kubemu` command (kubemu.cluster_home).
+# Shared with the `kubemu` command (kubemu.cluster_home); blocking: call them
+# from a thread in async code.
 find_home_processes = cluster_home.find_home_processes
+kill_processes = cluster_home.kill_processes
+wait_gone = cluster_home.wait_gone
 describe = cluster_home.describe
-
-
-def kill_processes(procs: Sequence[psutil.Process], *, wait_s: float = KILL_WAIT_S) -> list[psutil.Process]:
-    """SIGKILL each process (and its process group when it leads one); the ones still alive."""
-    own_pgid = os.getpgid(0)
-    for proc in procs:
-        with contextlib.suppress(psutil.Error, OSError):
-            pgid = os.getpgid(proc.pid)
-            if pgid == proc.pid and pgid != own_pgid:
-                _signal_group(pgid, signal.SIGKILL)
-            else:
-                proc.kill()
-    return wait_gone(procs, wait_s)
-
-
-def wait_gone(procs: Sequence[psutil.Process], timeout_s: float) -> list[psutil.Process]:
-    """Wait until none of procs runs; the ones still running after timeout_s.
-
-    Not psutil.wait_procs: it waits for a zombie to be reaped, and an orphan's
-    zombie may never be when pid 1 does not reap (as in some containers).
-    """
-    deadline = time.monotonic() + timeout_s
-    while True:
-        alive = [p for p in procs if _alive(p)]
-        if not alive or time.monotonic() >= deadline:
-            return alive
-        time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))  # poll interval
 
 
 class Cluster:
@@ -277,7 +218,10 @@ class Cluster:
                  kinds: Sequence[comp.ComponentKind] = comp.CONTROL_PLANE,
                  node_kinds: Sequence[comp.ComponentKind] = comp.NODE_COMPONENTS,
                  progress: Callable[[str], None] | None = None,
-                 ports: PortAllocator | None = None, schedulers: int = 1):
+                 ports: PortAllocator | None = None, schedulers: int = 1,
+                 child_umask: int | None = CHILD_UMASK):
+        """child_umask: every child's umask (None: inherit this process's; a
+        test uses it to check that nothing relies on the umask)."""
         if nodes < 0:
             raise ValueError(f"nodes: must be >= 0, got {nodes}")
         # schedulers > 1: standbys, one leads through the kube-scheduler Lease.
@@ -289,6 +233,7 @@ class Cluster:
         self.restart = restart
         self.etcd_binary = etcd_binary
         self.etcd_version = ""
+        self.child_umask = child_umask
         self._levels = comp.start_levels(kinds)
         self._node_kinds = tuple(node_kinds)
         self._node_levels = comp.start_levels(node_kinds) if node_kinds else []
@@ -302,6 +247,10 @@ class Cluster:
         self._spawned: collections.deque[tuple[int, float | None]] = collections.deque(
             maxlen=SPAWNED_PIDS_MAX)
         self._lock_fd: int | None = None
+        self._me = self._identity()
+        self._network_block: int | None = None
+        self._state_dirty = False
+        self._state_writer: asyncio.Task[None] | None = None
         self._log = log.bind(home=str(self.home))
 
     # --- public API -------------------------------------------------------
@@ -336,9 +285,9 @@ class Cluster:
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = started + timeout_s
-        self._claim_home()
+        await asyncio.to_thread(self._claim_home)
         try:
-            self._prepare_home()
+            await self._prepare_home()
             self._set_state(ClusterState.STARTING)
             await self._resolve_binaries()
             for level in self._levels:
@@ -347,10 +296,13 @@ class Cluster:
                 self._progress(f"nodes: {self.nodes} requested, but node components (kubelet, "
                                f"runtime, kube-proxy) are not part of this build yet; "
                                f"control plane only")
+            if self.nodes and self._node_kinds:
+                # Fixed for the cluster's life: claimed once (a machine-wide lock).
+                self._network_block = await asyncio.to_thread(comp.network_block, self.home)
             for node in self.node_names if self._node_kinds else []:
                 for level in self._node_levels:
                     await self._start_level(level, node=node, deadline=deadline)
-            self._write_kubeconfig()
+            await self._write_kubeconfig()
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError):
                 reason = "start was interrupted"
@@ -362,15 +314,19 @@ class Cluster:
             self._log.error("start failed", reason=reason)
             self._set_state(ClusterState.FAILED)
             with contextlib.suppress(OSError):
-                _write_atomic(self.home / FAILED_FILE, reason + "\n")
+                await asyncio.to_thread(fileutil.atomic_write, self.home / FAILED_FILE,
+                                        reason + "\n")
             await self._teardown(timeout_s=30.0)
-            self._release_home()
+            await self._release_home()
             if isinstance(exc, (asyncio.CancelledError, ClusterStartError)):
                 raise
             raise ClusterStartError(reason) from exc
-        self._set_state(ClusterState.READY)
-        _write_atomic(self.home / READY_FILE, _now_rfc3339() + "\n")
+        await asyncio.to_thread(fileutil.atomic_write, self.home / READY_FILE,
+                                timefmt.rfc3339() + "\n")
+        # Persisted with the progress line: `kubemu up` prints it before it sees "ready".
+        self._state = ClusterState.READY
         self._progress(f"cluster ready in {loop.time() - started:.1f} s — KUBEMU_HOME={self.home}")
+        await self._flush_state()
 
     async def wait_healthy(self, timeout_s: float) -> None:
         """Wait until every process is running and answers its health check, in one sweep."""
@@ -407,13 +363,15 @@ class Cluster:
         left = await self._teardown(timeout_s)
         if self._state != ClusterState.FAILED:
             self._set_state(ClusterState.STOPPED)
-        self._release_home()
+        await self._release_home()
         return left
 
     def leftover_processes(self) -> list[psutil.Process]:
+        """Live processes of this cluster (blocking: a scan of the process table)."""
         return find_home_processes(self.home, list(self._spawned))
 
     def assert_no_processes(self) -> None:
+        """Blocking: from async code, `await asyncio.to_thread(cluster.assert_no_processes)`."""
         left = self.leftover_processes()
         if left:
             raise ProcessesLeft(f"{len(left)} process(es) of {self.home} still alive: "
@@ -421,43 +379,49 @@ class Cluster:
 
     # --- starting ---------------------------------------------------------
 
-    def _claim_home(self) -> None:
-        (self.home / LOGS_DIR).mkdir(parents=True, exist_ok=True)
-        # os.open fds are not inherited by children, so the lock dies with us.
-        fd = os.open(self.home / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    @staticmethod
+    def _identity() -> cluster_home.SupervisorRecord:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+            me = psutil.Process()
+            return cluster_home.SupervisorRecord(pid=me.pid, create_time=me.create_time(),
+                                                 argv=list(sys.argv))
+        except psutil.Error:
+            return cluster_home.SupervisorRecord(pid=os.getpid(), argv=list(sys.argv))
+
+    def _claim_home(self) -> None:
+        """Blocking (a thread): the private home, and its lock."""
+        cluster_home.make_private_home(self.home)
+        fd = cluster_home.claim_lock(self.home)
+        if fd is None:
             try:
                 holder = (self.home / PID_FILE).read_text().strip()
             except OSError:
                 holder = "unknown"
             raise ClusterAlreadyRunning(
-                f"a cluster is already running in {self.home} (supervisor pid {holder})") from None
+                f"a cluster is already running in {self.home} (supervisor pid {holder})")
         self._lock_fd = fd
 
-    def _prepare_home(self) -> None:
-        _write_atomic(self.home / PID_FILE, f"{os.getpid()}\n")
-        for marker in (READY_FILE, FAILED_FILE):
-            with contextlib.suppress(FileNotFoundError):
-                (self.home / marker).unlink()
-        self._reap_previous()
+    async def _prepare_home(self) -> None:
+        def clear() -> cluster_home.State | None:
+            fileutil.atomic_write(self.home / PID_FILE, f"{os.getpid()}\n")
+            for marker in (READY_FILE, FAILED_FILE):
+                with contextlib.suppress(FileNotFoundError):
+                    (self.home / marker).unlink()
+            return cluster_home.read_state(self.home)
 
-    def _reap_previous(self) -> None:
-        """Kill what a previous supervisor of this home left running (it was killed itself)."""
-        recorded: list[tuple[int, float | None]] = []
-        with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
-            previous = json.loads((self.home / STATE_FILE).read_text())
-            for entry in previous.get("processes", []):
-                if entry.get("pid"):
-                    recorded.append((int(entry["pid"]), entry.get("create_time")))
-        leftovers = find_home_processes(self.home, recorded, by_cmdline=False)
+        previous = await asyncio.to_thread(clear)
+        await self._reap_previous(previous.recorded() if previous else [])
+
+    async def _reap_previous(self, recorded: list[tuple[int, float | None]]) -> None:
+        """Kill what a previous supervisor of this home left running (it was killed
+        itself): its recorded processes, marked ones, and its pods."""
+        leftovers = await asyncio.to_thread(find_home_processes, self.home, recorded,
+                                            by_cmdline=False)
         if not leftovers:
             return
         self._progress(f"killing {len(leftovers)} process(es) left by a previous supervisor: "
                        f"{describe(leftovers)}")
-        still = kill_processes(leftovers)
+        still = await asyncio.to_thread(kill_processes, leftovers)
         if still:
             raise ClusterStartError(f"processes of a previous run would not die: {describe(still)}")
 
@@ -492,7 +456,8 @@ class Cluster:
         for attempt in range(1, PORT_ATTEMPTS_MAX + 1):
             launch = comp.Launch(home=self.home, name=name, node=node, host=host,
                                  ports={port: self._ports.pick(host) for port in kind.ports},
-                                 peers=self._peers(), binaries=dict(self._binaries))
+                                 peers=self._peers(), binaries=dict(self._binaries),
+                                 network_block=self._network_block if node else None)
             if p is None:
                 p = _Process(kind=kind, node=node, launch=launch)
                 self._procs.append(p)
@@ -553,13 +518,15 @@ class Cluster:
 
     async def _spawn(self, p: _Process) -> None:
         argv = p.kind.argv(p.launch)
-        p.launch.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(p.launch.log_path, "ab") as out:
+        if p.kind.prepare is not None:
+            await asyncio.to_thread(p.kind.prepare, p.launch)
+        # Made 0600 here: the process appends to it (and may open it again itself).
+        with open(fileutil.private_file(p.launch.log_path), "ab") as out:
             p.log_offset = os.fstat(out.fileno()).st_size
             p.proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.DEVNULL, stdout=out,
                 stderr=asyncio.subprocess.STDOUT, start_new_session=True,
-                env=self._child_env())
+                env=self._child_env(), umask=-1 if self.child_umask is None else self.child_umask)
         try:
             p.create_time = psutil.Process(p.proc.pid).create_time()
         except psutil.Error:
@@ -587,7 +554,7 @@ class Cluster:
                 reason = await p.kind.health(p.address, min(HEALTH_CALL_TIMEOUT_S, remaining_s))
                 if reason is None:
                     # Another process may answer on a port we lost the race for.
-                    reason = self._port_owner_problem(p)
+                    reason = await asyncio.to_thread(self._port_owner_problem, p)
                     if reason is None:
                         return
                 last = reason
@@ -597,7 +564,8 @@ class Cluster:
             exited.cancel()
 
     def _port_owner_problem(self, p: _Process) -> str | None:
-        """None when the address's listening socket belongs to p (or its children)."""
+        """None when the address's listening socket belongs to p (or its children).
+        Blocking (reads the process table): run in a thread."""
         if not p.kind.ports:
             return None  # e.g. a unix socket: nobody else can hold it
         port = p.launch.ports[p.kind.ports[0]]
@@ -654,7 +622,7 @@ class Cluster:
             healthy_s = loop.time() - p.ready_at if p.ready_at is not None else 0.0
             p.ready_at = None
             if healthy_s >= RESTART_RESET_AFTER_S:
-                p.failures = 0
+                p.backoff.reset()
             self._log.warning("process exited", process=p.name, pid=p.proc.pid, code=code,
                               healthy_s=round(healthy_s, 1))
             if not self.restart:
@@ -663,8 +631,7 @@ class Cluster:
                 self._progress(f"{p.name} exited with code {code}; not restarting (restart is off)")
                 return
             while True:
-                delay_s = restart_delay_s(p.failures)
-                p.failures += 1
+                delay_s = p.backoff.next_s()
                 p.state = ProcState.BACKOFF
                 self._changed()
                 self._progress(f"{p.name} exited with code {p.exit_code}; "
@@ -706,16 +673,19 @@ class Cluster:
                     self._log.warning("before-stop hook failed", process=p.name,
                                       error=repr(exc))
             await self._stop_process(p, grace_s=grace_s)
-        # Children a component started and did not stop (they carry the marker).
-        strays = find_home_processes(self.home, by_cmdline=False)
+        # Children a component started and did not stop (they carry the marker),
+        # and pods whose runtime was not there to stop them (its records).
+        strays = await asyncio.to_thread(find_home_processes, self.home, by_cmdline=False)
         if strays:
             self._log.warning("killing stray processes", processes=describe(strays))
             await asyncio.to_thread(kill_processes, strays)
-        left = self.leftover_processes()
-        with contextlib.suppress(FileNotFoundError):
-            (self.home / READY_FILE).unlink()
-        with contextlib.suppress(FileNotFoundError):
-            (self.home / PID_FILE).unlink()
+        left = await asyncio.to_thread(self.leftover_processes)
+
+        def unlink_markers() -> None:
+            for marker in (READY_FILE, PID_FILE):
+                with contextlib.suppress(FileNotFoundError):
+                    (self.home / marker).unlink()
+        await asyncio.to_thread(unlink_markers)
         elapsed_s = loop.time() - begun
         if left:
             self._log.error("processes left after shutdown", processes=describe(left))
@@ -725,8 +695,9 @@ class Cluster:
             self._progress(f"cluster stopped in {elapsed_s:.1f} s; no process left")
         return left
 
-    def _release_home(self) -> None:
+    async def _release_home(self) -> None:
         """Last step: after this another supervisor may claim the home."""
+        await self._flush_state()
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the flock
             self._lock_fd = None
@@ -774,37 +745,49 @@ class Cluster:
         self._changed()
 
     def _changed(self) -> None:
-        """Persist state.json; `kubemu status` and `kubemu up` read it."""
+        """Persist state.json (`kubemu status` and `kubemu up` read it) soon.
+
+        One writer task writes the latest state in a thread, again while
+        something changed meanwhile: the loop never waits on the disk, writes
+        never overlap, and the last state is always the one written.
+        `_flush_state()` waits for it (before start returns, before release).
+        """
         if self._lock_fd is None:
             return  # not our home (yet, or any more)
-        try:
-            me = psutil.Process()
-            supervisor = {"pid": me.pid, "create_time": me.create_time(),
-                          "argv": list(sys.argv)}
-        except psutil.Error:
-            supervisor = {"pid": os.getpid(), "create_time": None, "argv": list(sys.argv)}
-        doc = {
-            "version": STATE_FORMAT_VERSION,
-            "home": str(self.home),
-            "state": self._state,
-            "reason": self._reason,
-            "updated": _now_rfc3339(),
-            "supervisor": supervisor,
-            "etcd_version": self.etcd_version,
-            "nodes": self.node_names,
-            "processes": [
-                {"name": p.name, "component": p.kind.name, "node": p.node, "pid": p.pid,
-                 "create_time": p.create_time, "state": p.state, "restarts": p.restarts,
-                 "address": p.address, "exit_code": p.exit_code, "log": str(p.launch.log_path)}
-                for p in self._procs],
-            "progress": list(self._progress_lines),
-        }
-        try:
-            _write_atomic(self.home / STATE_FILE, json.dumps(doc, indent=1) + "\n")
-        except OSError as exc:
-            self._log.error("cannot write state file", error=str(exc))
+        self._state_dirty = True
+        if self._state_writer is None or self._state_writer.done():
+            self._state_writer = asyncio.get_running_loop().create_task(
+                self._write_states(), name="write-state")
 
-    def _write_kubeconfig(self) -> None:
+    async def _write_states(self) -> None:
+        while self._state_dirty:
+            self._state_dirty = False
+            state = self._state_doc()
+            try:
+                await asyncio.to_thread(cluster_home.write_state, self.home, state)
+            except OSError as exc:
+                self._log.error("cannot write state file", error=str(exc))
+
+    async def _flush_state(self) -> None:
+        writer = self._state_writer
+        while writer is not None and not writer.done():
+            # Shielded: a cancelled caller must not leave a half-done writer behind.
+            await asyncio.shield(writer)
+            writer = self._state_writer
+
+    def _state_doc(self) -> cluster_home.State:
+        return cluster_home.State(
+            home=str(self.home), state=self._state, reason=self._reason,
+            updated=timefmt.rfc3339(), supervisor=self._me, etcd_version=self.etcd_version,
+            nodes=self.node_names,
+            processes=[cluster_home.ProcessRecord(
+                name=p.name, component=p.kind.name, node=p.node, pid=p.pid,
+                create_time=p.create_time, state=p.state, restarts=p.restarts,
+                address=p.address, exit_code=p.exit_code, log=str(p.launch.log_path))
+                for p in self._procs],
+            progress=list(self._progress_lines))
+
+    async def _write_kubeconfig(self) -> None:
         components = {p.name: {"component": p.kind.name, "node": p.node, "address": p.address}
                       for p in self._procs}
         apiserver = next((p.address for p in self._procs if p.kind.name == comp.APISERVER), "")
@@ -813,8 +796,8 @@ class Cluster:
             # kubeconfig.json requires an apiserver; a cluster without one
             # (a test's own component table) has nothing for clients anyway.
             return
-        path = write_cluster_config(self.home, ClusterConfig(apiserver=apiserver, etcd=etcd,
-                                                             components=components))
+        config = ClusterConfig(apiserver=apiserver, etcd=etcd, components=components)
+        path = await asyncio.to_thread(write_cluster_config, self.home, config)
         self._log.info("kubeconfig written", path=str(path))
 
 

@@ -7,7 +7,7 @@ import ipaddress
 import pathlib
 import sys
 
-from kubelet.app import Kubelet, Options, pod_env_from_environment
+from kubelet.app import Kubelet, Options
 from kubemu import log as kubemu_log
 from kubemu import server as grpc_server
 from kubemu.client.config import ClusterNotFound, load_cluster_config
@@ -101,7 +101,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error(f"--{name.replace('_', '-')} must be > 0")
     args.node_labels = _key_values(args.node_labels, "--node-labels", p)
     args.taints = _taints(args.register_with_taints, p)
-    args.pod_env = {**pod_env_from_environment(), **_key_values(args.pod_env, "--pod-env", p)}
+    args.pod_env = _key_values(args.pod_env, "--pod-env", p)
     return args
 
 

@@ -384,9 +384,3 @@ class Kubelet:
                 self.ctx.volumes.teardown(uid)
                 self.ipam.release(uid)
 
-
-def pod_env_from_environment() -> dict[str, str]:
-    """The supervisor marks its processes with KUBEMU_SUPERVISED_HOME; pods get it
-    too, so a cluster's pod processes can be found (and killed) like its others."""
-    marker = os.environ.get("KUBEMU_SUPERVISED_HOME")
-    return {"KUBEMU_SUPERVISED_HOME": marker} if marker else {}

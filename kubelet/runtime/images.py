@@ -358,8 +358,9 @@ def load_images_file(path: pathlib.Path) -> list[ImageEntry]:
 
 def demoapp_argv(module: str, *extra: str) -> tuple[str, ...]:
     """A demo app run as a plain script: stdlib only (-S: no site-packages,
-    -E: the pod's PYTHON* variables do not apply, -u: logs appear at once)."""
-    return (sys.executable, "-S", "-E", "-u", str(DEMOAPPS_DIR / f"{module}.py"), *extra)
+    -E: the pod's PYTHON* variables do not apply, -u: logs appear at once,
+    -B: no __pycache__ written into the source tree)."""
+    return (sys.executable, "-S", "-E", "-u", "-B", str(DEMOAPPS_DIR / f"{module}.py"), *extra)
 
 
 def builtin_entries() -> list[ImageEntry]:

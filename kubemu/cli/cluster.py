@@ -3,50 +3,50 @@
 The supervisor is `python -m deploy up` (a separate process: kubemu code never
 imports deploy). These commands talk to it only through files in the home:
 `supervisor.pid`, `state.json` (processes, pids, addresses, restarts, state,
-progress lines; replaced atomically) and `logs/supervisor.log`. The names
-below repeat deploy/supervisor.py's; change both together.
+progress lines; replaced atomically) and `logs/supervisor.log`, whose names,
+format and process checks are kubemu.cluster_home's (the supervisor's too).
+The supervisor is started with a umask of 0o077; the home, its logs
+directory and supervisor.log are made private here first.
 
 - up: starts the supervisor; with --detach in a new session (output to
   logs/supervisor.log) and returns once state.json says ready, printing its
   progress lines; without it in the foreground, forwarding Ctrl-C. A cluster
   already running in the home is not an error.
 - down: SIGTERM to the supervisor, bounded wait, then kills anything of the
-  cluster still alive, and says "no process left" only after checking.
+  cluster still alive (pods included, found from the node runtimes' records),
+  and says "no process left" only after checking.
 - status: one row per process, with a liveness check of each pid.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import pathlib
 import signal
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Iterable, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+from kubemu import cluster_home, fileutil
+from kubemu.cluster_home import LOGS_DIR, ClusterState, read_state
 
 if TYPE_CHECKING:
     import psutil
 
-# psutil and kubemu.client (which loads grpc) are imported where used: the CLI
-# starts fast for commands that do not need them.
-
-STATE_FILE = "state.json"
-PID_FILE = "supervisor.pid"
-LOGS_DIR = "logs"
-SUPERVISOR_LOG = "supervisor.log"
-SUPERVISED_ENV = "KUBEMU_SUPERVISED_HOME"
-SUPERVISOR_EXIT_ALREADY_RUNNING = 3
+# psutil (through kubemu.cluster_home's process checks) and kubemu.client
+# (which loads grpc) are imported where used: the CLI starts fast for commands
+# that do not need them.
 
 UP_TIMEOUT_S = 120.0
 DOWN_TIMEOUT_S = 90.0
 POLL_S = 0.1
 KILL_GRACE_S = 5.0
-STATE_BYTES_MAX = 4 << 20
 LOG_TAIL_LINES = 20
-LIVE_STATES = ("starting", "running", "stopping")
+# Started with it: what the supervisor (and every process it starts) creates
+# without a mode is private to the cluster's user.
+CHILD_UMASK = 0o077
 
 
 def register(subparsers: Any) -> None:
@@ -95,131 +95,6 @@ def _home(args: argparse.Namespace) -> pathlib.Path:
     return home_dir(getattr(args, "home", None)).resolve()
 
 
-# --- reading the home ---------------------------------------------------
-
-def read_state(home: pathlib.Path) -> dict[str, Any] | None:
-    """state.json, or None when there is none (or it is not one)."""
-    try:
-        with open(home / STATE_FILE, "rb") as f:
-            raw = f.read(STATE_BYTES_MAX + 1)
-        doc = json.loads(raw) if len(raw) <= STATE_BYTES_MAX else None
-    except (OSError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) else None
-
-
-def _same_process(proc: psutil.Process, create_time: Any) -> bool:
-    import psutil
-
-    if not isinstance(create_time, (int, float)):
-        return True  # nothing to compare with
-    try:
-        return abs(proc.create_time() - create_time) <= 0.05
-    except psutil.Error:
-        return False
-
-
-def _alive(pid: Any, create_time: Any = None) -> psutil.Process | None:
-    """The process with that pid (and start time, when known), if it runs."""
-    import psutil
-
-    if not isinstance(pid, int) or pid <= 0:
-        return None
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE or not _same_process(proc, create_time):
-            return None
-        return proc
-    except psutil.Error:
-        return None
-
-
-def running_supervisor(home: pathlib.Path) -> psutil.Process | None:
-    """The live supervisor of `home`, found by its pid file."""
-    import psutil
-
-    try:
-        pid = int((home / PID_FILE).read_text().strip())
-    except (OSError, ValueError):
-        return None
-    state = read_state(home) or {}
-    recorded = state.get("supervisor") or {}
-    if recorded.get("pid") == pid:
-        return _alive(pid, recorded.get("create_time"))
-    # The pid file is written before the first state: check it is a supervisor.
-    proc = _alive(pid)
-    try:
-        cmdline = proc.cmdline() if proc else []
-    except psutil.Error:
-        return None
-    return proc if "deploy" in cmdline and "up" in cmdline else None
-
-
-def _recorded(state: dict[str, Any] | None) -> list[tuple[int, Any]]:
-    if not state:
-        return []
-    return [(e["pid"], e.get("create_time")) for e in state.get("processes", [])
-            if isinstance(e, dict) and isinstance(e.get("pid"), int)]
-
-
-def home_processes(home: pathlib.Path, recorded: Iterable[tuple[int, Any]] = (), *,
-                   by_cmdline: bool = True) -> list[psutil.Process]:
-    from kubemu import cluster_home
-
-    return cluster_home.find_home_processes(home, recorded, by_cmdline=by_cmdline)
-
-
-def _describe(procs: Iterable[psutil.Process]) -> str:
-    from kubemu import cluster_home
-
-    return cluster_home.describe(procs, width=100)
-
-
-def _terminate(procs: list[psutil.Process], grace_s: float) -> None:
-    """SIGTERM (the process group when a process leads one), wait, SIGKILL."""
-    own_pgid = os.getpgid(0)
-
-    def send(proc: psutil.Process, sig: int) -> None:
-        import psutil
-
-        with contextlib.suppress(psutil.Error, OSError):
-            pgid = os.getpgid(proc.pid)
-            if pgid == proc.pid and pgid != own_pgid:
-                os.killpg(pgid, sig)
-            else:
-                proc.send_signal(sig)
-
-    for proc in procs:
-        send(proc, signal.SIGTERM)
-    alive = _wait_gone(procs, grace_s)
-    for proc in alive:
-        send(proc, signal.SIGKILL)
-    _wait_gone(alive, KILL_GRACE_S)
-
-
-def _running(proc: psutil.Process) -> bool:
-    import psutil
-
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def _wait_gone(procs: list[psutil.Process], timeout_s: float) -> list[psutil.Process]:
-    """The processes still running after waiting up to timeout_s for them to end.
-
-    Not psutil.wait_procs: it waits for a zombie to be reaped, and an orphan's
-    zombie may never be when pid 1 does not reap (as in some containers).
-    """
-    deadline = time.monotonic() + timeout_s
-    while True:
-        alive = [p for p in procs if _running(p)]
-        if not alive or time.monotonic() >= deadline:
-            return alive
-        time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))  # poll interval
-
-
 def _log_tail(path: pathlib.Path, lines: int = LOG_TAIL_LINES) -> str:
     try:
         with open(path, "rb") as f:
@@ -240,7 +115,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.schedulers < 0:
         print(f"error: --schedulers: must be >= 0, got {args.schedulers}", file=sys.stderr)
         return 2
-    supervisor = running_supervisor(home)
+    supervisor = cluster_home.running_supervisor(home)
     if supervisor is not None:
         return _already_running(home, supervisor, args)
     argv = [sys.executable, "-m", "deploy", "up", "--home", str(home),
@@ -250,27 +125,27 @@ def cmd_up(args: argparse.Namespace) -> int:
         argv.append("--no-restart")
     if args.detach:
         return _up_detached(home, argv, args.timeout_s)
-    return _up_foreground(argv)
+    return _up_foreground(home, argv)
 
 
 def _already_running(home: pathlib.Path, supervisor: psutil.Process,
                      args: argparse.Namespace) -> int:
-    state = read_state(home) or {}
-    print(f"cluster already running in {home} (supervisor pid {supervisor.pid}, "
-          f"state {state.get('state', 'unknown')})")
-    if state.get("state") == "starting" and args.detach:
+    state = read_state(home)
+    phase = state.state if state else "unknown"
+    print(f"cluster already running in {home} (supervisor pid {supervisor.pid}, state {phase})")
+    if phase == ClusterState.STARTING and args.detach:
         return _wait_ready(home, supervisor.pid, args.timeout_s, child=None, printed=None)
     return 0
 
 
 def _up_detached(home: pathlib.Path, argv: list[str], timeout_s: float) -> int:
-    log_path = home / LOGS_DIR / SUPERVISOR_LOG
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    cluster_home.make_private_home(home)
+    log_path = fileutil.private_file(cluster_home.supervisor_log(home))
     with open(log_path, "ab") as out:
         # A new session: the supervisor outlives this command and the terminal.
         child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
                                  stderr=subprocess.STDOUT, start_new_session=True,
-                                 close_fds=True)
+                                 close_fds=True, umask=CHILD_UMASK)
     return _wait_ready(home, child.pid, timeout_s, child=child, printed=0)
 
 
@@ -282,30 +157,31 @@ def _wait_ready(home: pathlib.Path, pid: int, timeout_s: float,
     printed=None: skip the lines already there (someone else's start).
     """
     deadline = time.monotonic() + timeout_s
-    log_path = home / LOGS_DIR / SUPERVISOR_LOG
+    log_path = cluster_home.supervisor_log(home)
     while True:
         state = read_state(home)
-        if state and (state.get("supervisor") or {}).get("pid") == pid:
-            lines = [str(x) for x in state.get("progress", [])]
+        if state and state.supervisor is not None and state.supervisor.pid == pid:
+            lines = state.progress
             if printed is None:
                 printed = len(lines)
             for line in lines[printed:]:
                 print(line, file=out, flush=True)
             printed = max(printed, len(lines))
-            phase = state.get("state")
-            if phase == "ready":
+            phase = state.state
+            if phase == ClusterState.READY:
                 return 0
-            if phase in ("failed", "stopped"):
-                reason = state.get("reason") or phase
+            if phase in (ClusterState.FAILED, ClusterState.STOPPED):
+                reason = state.reason or phase
                 print(f"error: cluster failed to start: {reason}", file=sys.stderr)
                 if child is not None:
                     with contextlib.suppress(subprocess.TimeoutExpired):
                         child.wait(DOWN_TIMEOUT_S)
                 return 1
-        code = child.poll() if child is not None else (None if _alive(pid) else "gone")
+        code = child.poll() if child is not None else (
+            None if cluster_home.alive(pid) else "gone")
         if code is not None:
-            if code == SUPERVISOR_EXIT_ALREADY_RUNNING:
-                other = running_supervisor(home)
+            if code == cluster_home.SUPERVISOR_EXIT_ALREADY_RUNNING:
+                other = cluster_home.running_supervisor(home)
                 if other is not None:
                     print(f"cluster already running in {home} (supervisor pid {other.pid})")
                     return _wait_ready(home, other.pid, max(0.0, deadline - time.monotonic()),
@@ -325,9 +201,10 @@ def _wait_ready(home: pathlib.Path, pid: int, timeout_s: float,
         time.sleep(POLL_S)  # poll interval of a bounded wait
 
 
-def _up_foreground(argv: list[str]) -> int:
+def _up_foreground(home: pathlib.Path, argv: list[str]) -> int:
     # Its own session, so a Ctrl-C reaches it once: from us, not also from the terminal.
-    child = subprocess.Popen(argv, start_new_session=True)
+    cluster_home.make_private_home(home)
+    child = subprocess.Popen(argv, start_new_session=True, umask=CHILD_UMASK)
 
     def forward(signum: int, _frame: Any) -> None:
         if child.poll() is None:
@@ -348,30 +225,32 @@ def cmd_down(args: argparse.Namespace) -> int:
     import psutil
 
     home = _home(args)
-    supervisor = running_supervisor(home)
+    supervisor = cluster_home.running_supervisor(home)
     did_something = False
     if supervisor is not None:
         did_something = True
         print(f"stopping cluster in {home} (supervisor pid {supervisor.pid})")
         with contextlib.suppress(psutil.Error):
             supervisor.send_signal(signal.SIGTERM)
-        alive = _wait_gone([supervisor], args.timeout_s)
+        alive = cluster_home.wait_gone([supervisor], args.timeout_s)
         if alive:
             print(f"warning: the supervisor did not stop within {args.timeout_s:g} s; killing it",
                   file=sys.stderr)
-            _terminate(alive, grace_s=0.0)
+            cluster_home.kill_processes(alive)
     state = read_state(home)
-    recorded = _recorded(state)
-    # Only what is certainly ours is killed: recorded pids and the marker variable.
-    leftovers = home_processes(home, recorded, by_cmdline=False)
+    recorded = state.recorded() if state else []
+    # Only what is certainly ours is killed: recorded pids, the marker variable,
+    # and the containers the node runtimes recorded.
+    leftovers = cluster_home.find_home_processes(home, recorded, by_cmdline=False)
     if leftovers:
         did_something = True
-        print(f"killing {len(leftovers)} process(es) left behind: {_describe(leftovers)}")
-        _terminate(leftovers, grace_s=KILL_GRACE_S)
-    left = home_processes(home, recorded)
+        print(f"killing {len(leftovers)} process(es) left behind: "
+              f"{cluster_home.describe(leftovers, width=100)}")
+        cluster_home.terminate(leftovers, grace_s=KILL_GRACE_S)
+    left = cluster_home.find_home_processes(home, recorded)
     if left:
-        print(f"error: {len(left)} process(es) of {home} still running: {_describe(left)}",
-              file=sys.stderr)
+        print(f"error: {len(left)} process(es) of {home} still running: "
+              f"{cluster_home.describe(left, width=100)}", file=sys.stderr)
         return 1
     if not did_something:
         print(f"no cluster running in {home}; no process left")
@@ -385,39 +264,33 @@ def cmd_down(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     home = _home(args)
     state = read_state(home)
-    supervisor = running_supervisor(home)
+    supervisor = cluster_home.running_supervisor(home)
     if state is None:
         print(f"error: no cluster in {home}: run 'kubemu up' first (or set KUBEMU_HOME)",
               file=sys.stderr)
         return 1
     rows = [("COMPONENT", "NODE", "PID", "STATE", "RESTARTS", "ADDRESS")]
-    sup = state.get("supervisor") or {}
-    sup_state = state.get("state", "unknown") if supervisor else "dead"
-    rows.append(("supervisor", "-", str(sup.get("pid", "-")), sup_state, "0", "-"))
+    sup_pid = str(state.supervisor.pid) if state.supervisor else "-"
+    sup_state = state.state if supervisor else "dead"
+    rows.append(("supervisor", "-", sup_pid, sup_state, "0", "-"))
     any_alive = supervisor is not None
-    for entry in state.get("processes", []):
-        if not isinstance(entry, dict):
-            continue
-        pid = entry.get("pid")
-        recorded = str(entry.get("state", "unknown"))
-        alive = _alive(pid, entry.get("create_time")) is not None
+    for entry in state.processes:
+        alive = cluster_home.alive(entry.pid, entry.create_time) is not None
         any_alive = any_alive or alive
-        shown = recorded
-        if recorded in LIVE_STATES and not alive:
+        shown = entry.state
+        if entry.state in cluster_home.LIVE_STATES and not alive:
             shown = "dead"
         elif not supervisor and alive:
             shown = "orphaned"
-        rows.append((str(entry.get("component", "?")), entry.get("node") or "-",
-                     str(pid) if pid else "-", shown, str(entry.get("restarts", 0)),
-                     str(entry.get("address") or "-")))
+        rows.append((entry.component, entry.node or "-", str(entry.pid) if entry.pid else "-",
+                     shown, str(entry.restarts), entry.address or "-"))
     if not any_alive:
-        print(f"error: no cluster running in {home} (last state: {state.get('state', 'unknown')})",
-              file=sys.stderr)
+        print(f"error: no cluster running in {home} (last state: {state.state})", file=sys.stderr)
         return 1
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("   ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     if supervisor is None:
-        print(f"warning: the supervisor is not running; run 'kubemu down' to clean up",
+        print("warning: the supervisor is not running; run 'kubemu down' to clean up",
               file=sys.stderr)
     return 0

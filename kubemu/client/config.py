@@ -6,8 +6,10 @@ supervisor writes `<home>/kubeconfig.json` once every address is known:
     {"apiserver": "127.0.0.1:PORT", "etcd": ["127.0.0.1:PORT", ...],
      "components": {...free-form, owned by the supervisor...}}
 
-Writes are atomic (a temporary file in the same directory, then rename), so a
-reader sees either the old file or the new one, never half of one.
+Writes are atomic (kubemu.fileutil.atomic_write: a temporary file in the same
+directory, then rename), so a reader sees either the old file or the new one,
+never half of one; the file is 0600 and a home it creates 0700, whatever the
+umask (it names every address of a cluster that only its user should reach).
 """
 from __future__ import annotations
 
@@ -15,8 +17,9 @@ import dataclasses
 import json
 import os
 import pathlib
-import tempfile
 from typing import Any
+
+from kubemu import fileutil
 
 HOME_ENV = "KUBEMU_HOME"
 DEFAULT_HOME = "~/.kubemu"
@@ -101,23 +104,11 @@ def load_cluster_config(home: str | os.PathLike[str] | None = None) -> ClusterCo
 
 
 def write_cluster_config(home: str | os.PathLike[str] | None, cfg: ClusterConfig) -> pathlib.Path:
-    """Write `cfg` to `<home>/kubeconfig.json` atomically; returns the path."""
+    """Write `cfg` to `<home>/kubeconfig.json` (0600) atomically; returns the path.
+    Blocking (an fsync): call it from a thread in async code."""
     home_path = home_dir(home)
-    home_path.mkdir(parents=True, exist_ok=True)
+    if not home_path.is_dir():
+        fileutil.private_dir(home_path)
     path = home_path / KUBECONFIG_FILE
-    text = json.dumps(cfg.to_dict(), indent=2, sort_keys=True) + "\n"
-    # Same directory as the target so os.replace is a rename on one filesystem.
-    fd, tmp = tempfile.mkstemp(dir=home_path, prefix=f".{KUBECONFIG_FILE}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    fileutil.atomic_write(path, json.dumps(cfg.to_dict(), indent=2, sort_keys=True) + "\n")
     return path

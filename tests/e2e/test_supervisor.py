@@ -1,21 +1,26 @@
 """The supervisor: a real etcd and a real apiserver started, restarted and stopped.
 
 Each test has its own KUBEMU_HOME under tmp_path and free ports; teardown stops
-the cluster and kills whatever still carries the home's marker, even when the
-test failed. A stand-in component (tests/component/fake_component.py) plays a
-component that misbehaves on purpose.
+the cluster and kills whatever of it is still alive, even when the test
+failed. A stand-in component (tests/component/fake_component.py) plays a
+component that misbehaves on purpose. Scans of the process table are
+blocking: async tests run them in a thread.
 """
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import os
 import pathlib
+import random
 import re
 import signal
 import socket
+import stat
 import subprocess
 import sys
+import threading
 
 import psutil
 import pytest
@@ -23,9 +28,13 @@ import pytest
 from deploy import components as comp
 from deploy.supervisor import (Cluster, ClusterAlreadyRunning, ClusterStartError, PortAllocator,
                                ProcessStatus, ProcState, find_home_processes, kill_processes,
-                               restart_delay_s)
+                               restart_backoff)
+from kubemu import cluster_home
+from kubemu.client.clientset import Client
 from kubemu.client.config import load_cluster_config
 from kubemu.client.wait import wait_for, wait_for_sync
+from tests.e2e.test_kubelet import (busybox, control_plane, create_pod, fast_node_kinds, pod_doc,
+                                    running, wait_pod)
 
 pytestmark = pytest.mark.e2e
 
@@ -68,10 +77,35 @@ def fake_apiserver(*flags: str, **changes) -> comp.ComponentKind:
 
 
 def cleanup_home(home: pathlib.Path) -> None:
-    """Last resort after a test: kill whatever still carries the home's marker."""
+    """Last resort after a test: kill whatever of the home is still alive. Blocking."""
     leftovers = find_home_processes(home.resolve(), by_cmdline=False)
     if leftovers:
         kill_processes(leftovers)
+
+
+def umask_of(pid: int) -> int:
+    """A live process's umask (Linux >= 4.7)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    raise AssertionError(f"no Umask line in /proc/{pid}/status")
+
+
+def exposed(root: pathlib.Path) -> dict[str, str]:
+    """Every directory, file and socket under root (root included) that its group
+    or others may read, write or enter: path relative to root -> mode (symlinks
+    have no modes of their own)."""
+    found = {}
+    for dirpath, _dirs, files in os.walk(root):
+        for path in [pathlib.Path(dirpath), *(pathlib.Path(dirpath) / f for f in files)]:
+            try:
+                mode = os.lstat(path).st_mode
+            except FileNotFoundError:
+                continue  # replaced meanwhile (an atomic write's temporary file)
+            if not stat.S_ISLNK(mode) and mode & 0o077:
+                found[str(path.relative_to(root))] = stat.filemode(mode)
+    return found
 
 
 @pytest.fixture
@@ -92,16 +126,22 @@ async def make_cluster(tmp_path):
             try:
                 await cluster.shutdown(30.0)
             finally:
-                cleanup_home(cluster.home)
+                await asyncio.to_thread(cleanup_home, cluster.home)
 
 
 # --- pure pieces --------------------------------------------------------
 
 @pytest.mark.parametrize(("failures", "delay_s"), [
-    (0, 0.5), (1, 1.0), (2, 2.0), (5, 16.0), (6, 30.0), (1000, 30.0),
+    (1, 0.5), (2, 1.0), (3, 2.0), (6, 16.0), (7, 30.0), (1000, 30.0),
 ], ids=["first", "second", "third", "sixth", "capped", "far-past-cap"])
-def test_restart_delay_doubles_up_to_the_cap(failures, delay_s):
-    assert restart_delay_s(failures) == delay_s
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_restart_backoff_doubles_up_to_the_cap_with_jitter(failures, delay_s, seed):
+    backoff = restart_backoff(random.Random(seed))
+    delays = [backoff.next_s() for _ in range(failures)]
+    # Equal jitter (kubemu.backoff.Exponential): half fixed, half random.
+    assert delay_s / 2 <= delays[-1] <= delay_s
+    backoff.reset()
+    assert 0.25 <= backoff.next_s() <= 0.5
 
 
 def test_start_levels_follow_dependencies():
@@ -173,14 +213,21 @@ async def test_cluster_starts_restarts_a_killed_process_and_stops(make_cluster, 
     assert after.address == before.address
     assert not pid_alive(before.pid)
     await cluster.wait_healthy(RESTART_TIMEOUT_S)
-    state = json.loads((cluster.home / "state.json").read_text())
-    assert {p["component"]: p["restarts"] for p in state["processes"]}[victim] == 1
+
+    def restarts_recorded() -> dict[str, int]:
+        state = json.loads((cluster.home / "state.json").read_text())
+        return {p["component"]: p["restarts"] for p in state["processes"]}
+    # state.json is written by a writer task, shortly after the change.
+    await wait_for(lambda: restarts_recorded()[victim] == 1, RESTART_TIMEOUT_S,
+                   message="restart recorded in state.json")
 
     pids = [s.pid for s in cluster.status()]
+    # Every child starts with a private umask (a second line of defence).
+    assert {pid: oct(umask_of(pid)) for pid in pids} == {pid: "0o77" for pid in pids}
     left = await cluster.shutdown(30.0)
     assert left == []
     assert [p for p in pids if pid_alive(p)] == []
-    cluster.assert_no_processes()
+    await asyncio.to_thread(cluster.assert_no_processes)
     assert [s.state for s in cluster.status()] == ["stopped", "stopped"]
     assert lines[-1].endswith("no process left"), lines
     assert not (cluster.home / "ready").exists()
@@ -250,7 +297,7 @@ async def test_a_failed_start_says_why_and_leaves_no_process(make_cluster, apise
     assert not (cluster.home / "ready").exists()
     assert [s.state for s in cluster.status()] == ["stopped", "stopped"]
     assert [s.pid for s in cluster.status() if s.pid and pid_alive(s.pid)] == []
-    cluster.assert_no_processes()
+    await asyncio.to_thread(cluster.assert_no_processes)
 
 
 async def test_stop_kills_a_process_that_ignores_sigterm(make_cluster):
@@ -260,7 +307,7 @@ async def test_stop_kills_a_process_that_ignores_sigterm(make_cluster):
     pid = cluster.status()[0].pid
     assert await cluster.shutdown(30.0) == []
     assert not pid_alive(pid)
-    cluster.assert_no_processes()
+    await asyncio.to_thread(cluster.assert_no_processes)
 
 
 async def test_one_supervisor_per_home(make_cluster, tmp_path):
@@ -277,12 +324,56 @@ async def test_one_supervisor_per_home(make_cluster, tmp_path):
     assert json.loads((home / "state.json").read_text())["state"] == "ready"
 
 
+async def test_blocking_calls_stay_off_the_event_loop(make_cluster, monkeypatch):
+    """Scans of the process table, kills that wait, the network claim (a
+    machine-wide lock) and file writes run in threads, never on the loop: through
+    a start with a node, a restart and a shutdown."""
+    from deploy import supervisor
+    from kubemu import fileutil
+
+    on_loop: list[str] = []
+    off_loop: set[str] = set()
+
+    def guarded(module, name: str) -> None:
+        original = getattr(module, name)
+
+        def call(*args, **kwargs):
+            try:
+                asyncio.get_running_loop()
+                on_loop.append(name)
+            except RuntimeError:
+                off_loop.add(name)
+            return original(*args, **kwargs)
+        monkeypatch.setattr(module, name, call)
+
+    for module, name in [(supervisor, "find_home_processes"), (supervisor, "kill_processes"),
+                         (supervisor, "write_cluster_config"), (comp, "network_block"),
+                         (cluster_home, "container_processes"), (cluster_home, "write_state"),
+                         (fileutil, "atomic_write"), (psutil.Process, "net_connections")]:
+        guarded(module, name)
+    cluster, _ = make_cluster(nodes=1, kinds=control_plane(), node_kinds=fast_node_kinds())
+    await cluster.start(START_TIMEOUT_S)
+    kubelet = by_component(cluster.status(), comp.KUBELET)
+    os.kill(kubelet.pid, signal.SIGKILL)
+    await wait_for(lambda: by_component(cluster.status(), comp.KUBELET).restarts == 1
+                   and by_component(cluster.status(), comp.KUBELET).state == ProcState.RUNNING,
+                   RESTART_TIMEOUT_S, message="kubelet restarted")
+    assert await cluster.shutdown(60.0) == []
+    assert on_loop == []
+    assert {"find_home_processes", "write_cluster_config", "network_block",
+            "container_processes", "write_state", "atomic_write",
+            "net_connections"} <= off_loop
+
+
 # --- the kubemu command -------------------------------------------------
 
-def kubemu(home: pathlib.Path, *args: str, timeout_s: float = CLI_TIMEOUT_S) -> subprocess.CompletedProcess:
+def kubemu(home: pathlib.Path, *args: str, timeout_s: float = CLI_TIMEOUT_S,
+           stdin: str | None = None) -> subprocess.CompletedProcess:
+    """`kubemu ...` as a user with the common umask 022 runs it."""
     env = dict(os.environ, KUBEMU_HOME=str(home))
     return subprocess.run([sys.executable, "-m", "kubemu.cli.main", *args], env=env,
-                          capture_output=True, text=True, timeout=timeout_s, cwd=REPO)
+                          input=stdin, capture_output=True, text=True, timeout=timeout_s,
+                          cwd=REPO, umask=0o022)
 
 
 def status_rows(output: str) -> dict[str, dict[str, str]]:
@@ -298,6 +389,11 @@ def test_cli_up_status_down(tmp_path):
     try:
         up = kubemu(home, "up", "--detach", "--nodes", "0")
         assert up.returncode == 0, up.stdout + up.stderr
+        # Under a 022 umask, the home and all in it are private to the user.
+        assert exposed(home) == {}
+        state = json.loads((home / "state.json").read_text())
+        pids = [state["supervisor"]["pid"], *(p["pid"] for p in state["processes"])]
+        assert {pid: oct(umask_of(pid)) for pid in pids} == {pid: "0o77" for pid in pids}
         assert re.search(r"^etcd \S+ ready in \d+\.\d s \(127\.0\.0\.1:\d+\)$", up.stdout, re.M), up.stdout
         assert re.search(r"^apiserver ready in \d+\.\d s \(127\.0\.0\.1:\d+\)$", up.stdout, re.M), up.stdout
         assert re.search(r"^cluster ready in \d+\.\d s — KUBEMU_HOME=", up.stdout, re.M), up.stdout
@@ -369,3 +465,157 @@ def test_cli_cleans_up_after_a_killed_supervisor(tmp_path):
         cleanup_home(home)
         wait_for_sync(lambda: find_home_processes(home.resolve()) == [], 10.0,
                       message="no process of the home left")
+
+
+# --- the home's files, and pods -----------------------------------------
+
+NODE = "node-1"
+POD_TIMEOUT_S = 60.0
+NODE_FILES_XFAIL = pytest.mark.xfail(strict=True, reason=(
+    "the kubelet and its runtime do not set their own files' modes yet (pod directories and "
+    "logs, state records, volumes, the runtime socket): issue 7 'File modes', kubelet side. "
+    "Remove this mark once they do."))
+
+
+class LoopThread:
+    """An event loop in a thread, for a cluster shared by a module's sync tests."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="cluster", daemon=True)
+        self.thread.start()
+
+    def run(self, coro, timeout_s: float):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout_s)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def umask_022_cluster(tmp_path_factory):
+    """A cluster with one node and a running pod, started under the common umask
+    022 and with its children inheriting it (child_umask=None), so that nothing
+    in the home can owe its mode to the umask."""
+    home = tmp_path_factory.mktemp("modes") / "home"
+    previous = os.umask(0o022)
+    runner = LoopThread()
+    cluster = Cluster(home, nodes=1, kinds=control_plane(), node_kinds=fast_node_kinds(),
+                      child_umask=None, progress=lambda line: None)
+
+    async def start_with_a_pod() -> None:
+        await cluster.start(START_TIMEOUT_S)
+        async with Client(cluster.address(comp.APISERVER), timeout_s=10.0) as api:
+            await create_pod(api, pod_doc("writer", "default",
+                                          [busybox("echo hello; exec sleep 3600")]))
+            await wait_pod(api, "default", "writer", running, POD_TIMEOUT_S)
+
+    try:
+        runner.run(start_with_a_pod(), START_TIMEOUT_S + POD_TIMEOUT_S)
+        yield cluster
+    finally:
+        try:
+            runner.run(cluster.shutdown(60.0), 90.0)
+        finally:
+            runner.close()
+            os.umask(previous)
+            cleanup_home(home)
+
+
+def _in_a_node(path: str) -> bool:
+    """Made by the node's kubelet or runtime, not by the supervisor (which makes
+    nodes/ and nodes/<node>/ themselves, and volumes/)."""
+    parts = pathlib.PurePath(path).parts
+    return (parts[:1] == ("nodes",) and len(parts) > 2) or (parts[:1] == ("volumes",)
+                                                            and len(parts) > 1)
+
+
+@pytest.mark.parametrize("part", ["supervisor", pytest.param("node", marks=NODE_FILES_XFAIL)])
+def test_nothing_in_the_home_is_open_to_group_or_others(umask_022_cluster, part):
+    home = umask_022_cluster.home
+    assert {home / "state.json", home / "kubeconfig.json", home / "supervisor.lock",
+            home / "ready", home / "logs" / "etcd.log", home / "etcd" / "data",
+            home / "nodes" / NODE} <= set(home.rglob("*"))  # the walk sees the cluster's files
+    found = exposed(home)
+    if part == "supervisor":
+        assert {p: m for p, m in found.items() if not _in_a_node(p)} == {}
+    else:
+        assert {p: m for p, m in found.items() if _in_a_node(p)} == {}
+
+
+# A pod whose processes spread over the container's process group, another
+# group in its session, and a session of their own.
+SPREADING_POD = (
+    "import subprocess, time\n"
+    "subprocess.Popen(['sleep', '3600'])\n"
+    "subprocess.Popen(['sleep', '3601'], process_group=0)\n"
+    "subprocess.Popen(['sleep', '3602'], start_new_session=True)\n"
+    "time.sleep(3600)\n")
+SPREADING_POD_PROCESSES = 4
+
+
+def orphan_a_pod(home: pathlib.Path, victims: list[str]) -> list[psutil.Process]:
+    """Run the spreading pod on node-1, check that no process of it carries the
+    supervisor's marker, then SIGKILL `victims` (processes named as in
+    state.json, e.g. node-1/runtime) so that nobody stops the pod. Its processes.
+    Blocking."""
+    manifest = json.dumps(pod_doc("spreading", "default", [
+        {"name": "main", "image": "python:3.11", "command": ["python3", "-c", SPREADING_POD]}]))
+    applied = kubemu(home, "apply", "-f", "-", stdin=manifest)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+
+    def pod_running():
+        got = kubemu(home, "get", "pod", "spreading", "-o", "json")
+        return got.returncode == 0 and running(json.loads(got.stdout)) or got.stdout[-2000:]
+    wait_for_sync(pod_running, POD_TIMEOUT_S, interval_s=0.2, message="pod spreading running")
+    state = json.loads((home / "state.json").read_text())
+    pids = {p["name"]: p["pid"] for p in state["processes"]}
+    pids["supervisor"] = state["supervisor"]["pid"]
+    runtime = psutil.Process(pids[f"{NODE}/runtime"])
+
+    def all_started():
+        procs = runtime.children(recursive=True)
+        return procs if len(procs) == SPREADING_POD_PROCESSES else [p.pid for p in procs]
+    procs = wait_for_sync(all_started, POD_TIMEOUT_S, message="the pod's processes")
+    assert len({(os.getpgid(p.pid), os.getsid(p.pid)) for p in procs}) == 3
+    marked = [p.pid for p in procs if cluster_home.SUPERVISED_ENV in p.environ()]
+    assert marked == [], "pods must not inherit the supervisor's marker"
+    for name in victims:
+        os.kill(pids[name], signal.SIGKILL)
+    wait_for_sync(lambda: not any(pid_alive(pids[name]) for name in victims), 10.0,
+                  message=f"{victims} gone")
+    assert all(p.is_running() for p in procs)
+    return procs
+
+
+async def test_shutdown_stops_a_pod_whose_runtime_and_kubelet_were_killed(tmp_path):
+    cluster = Cluster(tmp_path / "home", nodes=1, restart=False, kinds=control_plane(),
+                      node_kinds=fast_node_kinds(), progress=lambda line: None)
+    try:
+        await cluster.start(START_TIMEOUT_S)
+        procs = await asyncio.to_thread(orphan_a_pod, cluster.home,
+                                        [f"{NODE}/kubelet", f"{NODE}/runtime"])
+        assert await cluster.shutdown(60.0) == []
+        assert [p.pid for p in procs if cluster_home.running(p)] == []
+        await asyncio.to_thread(cluster.assert_no_processes)
+    finally:
+        await cluster.shutdown(60.0)
+        await asyncio.to_thread(cleanup_home, cluster.home)
+
+
+def test_kubemu_down_stops_a_pod_whose_supervisor_runtime_and_kubelet_were_killed(tmp_path):
+    home = tmp_path / "home"
+    try:
+        up = kubemu(home, "up", "--detach", "--nodes", "1")
+        assert up.returncode == 0, up.stdout + up.stderr
+        procs = orphan_a_pod(home, ["supervisor", f"{NODE}/kubelet", f"{NODE}/runtime"])
+        down = kubemu(home, "down")
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert "cluster stopped; no process left" in down.stdout
+        assert [p.pid for p in procs if cluster_home.running(p)] == []
+        assert find_home_processes(home.resolve()) == []
+    finally:
+        kubemu(home, "down", timeout_s=120.0)
+        cleanup_home(home)

@@ -14,6 +14,7 @@ import posixpath
 import signal
 import socket
 import sys
+import tempfile
 import time
 
 DEFAULT_HOST = "127.0.0.1"
@@ -25,8 +26,19 @@ def pod_ip() -> str:
 
 
 def rootfs() -> pathlib.Path:
-    """The container's root view ($KUBEMU_ROOTFS), else the working directory."""
-    return pathlib.Path(os.environ.get("KUBEMU_ROOTFS") or os.getcwd())
+    """The container's root view ($KUBEMU_ROOTFS). Run by hand (no
+    $KUBEMU_ROOTFS): a private directory of this user's in the temporary
+    directory, the same for every run, so that `nginx -s stop` finds the
+    server's pid file, and nothing is written into the working directory."""
+    given = os.environ.get("KUBEMU_ROOTFS")
+    if given:
+        return pathlib.Path(given)
+    fallback = pathlib.Path(tempfile.gettempdir()) / f"kubemu-demoapps-{os.getuid()}"
+    try:
+        fallback.mkdir(mode=0o700, exist_ok=True)
+    except OSError:
+        pass  # a write there fails and says so; reading finds nothing
+    return fallback
 
 
 def in_rootfs(container_path: str) -> pathlib.Path:
