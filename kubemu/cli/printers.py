@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import functools
-import json
 from typing import Any, Callable, Iterable
 
 NONE = "<none>"
@@ -592,6 +591,7 @@ class TableOptions:
     all_namespaces: bool = False  # a leading NAMESPACE column
     show_labels: bool = False
     kind_prefix: str = ""  # "pod" -> NAME shows "pod/nginx" (several kinds in one get)
+    label_columns: tuple[str, ...] = ()  # -L: one column per label key, before LABELS
 
 
 def headers(resource: str, opts: TableOptions) -> list[str]:
@@ -599,6 +599,8 @@ def headers(resource: str, opts: TableOptions) -> list[str]:
     cols = list(table.columns) + (list(table.wide) if opts.wide else [])
     if opts.all_namespaces:
         cols.insert(0, "NAMESPACE")
+    # kubectl's formatLabelHeaders: the key's last path segment, upper-cased
+    cols.extend(key.split("/")[-1].upper() for key in opts.label_columns)
     if opts.show_labels:
         cols.append("LABELS")
     return cols
@@ -613,8 +615,10 @@ def row(resource: str, obj: Obj, opts: TableOptions,
         values[table.name_index] = f"{opts.kind_prefix}/{values[table.name_index]}"
     if opts.all_namespaces:
         values.insert(0, _g(obj, "metadata", "namespace", default=""))
+    labels = _g(obj, "metadata", "labels", default={})
+    values.extend(str(labels.get(key, "")) for key in opts.label_columns)
     if opts.show_labels:
-        values.append(format_labels(_g(obj, "metadata", "labels")))
+        values.append(format_labels(labels))
     return values
 
 
@@ -700,8 +704,12 @@ def as_list(items: list[Obj]) -> Obj:
             "metadata": {"resourceVersion": ""}}
 
 
-def format_json(obj: Obj) -> str:
-    return json.dumps(obj, indent=4, ensure_ascii=False) + "\n"
+def format_json(obj: Obj, *, sort_keys: bool = True) -> str:
+    """kubectl's -o json: Go's encoding/json, 4-space indent, `<>&` escaped; keys sorted
+    as in an object from the server (`sort_keys=False` keeps a generated object's order)."""
+    from kubemu.cli import gofmt
+
+    return gofmt.marshal(obj, "    ", sort_keys=sort_keys) + "\n"
 
 
 def format_yaml(obj: Obj) -> str:
