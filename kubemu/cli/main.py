@@ -23,7 +23,8 @@ import inspect
 import os
 import sys
 
-from kubemu.cli import apply, cluster, delete, describe, discovery, get, labels, nodes, pods
+from kubemu.cli import (apply, cluster, delete, describe, discovery, get, labels, nodes, pods,
+                        run)
 from kubemu.cli.common import format_error, write_error
 
 # pflag's strconv.ParseBool spellings.
@@ -107,7 +108,7 @@ HOME_ENV = "KUBEMU_HOME"
 DEFAULT_HOME = "~/.kubemu"
 
 # In the order `kubemu --help` lists them.
-COMMAND_MODULES = (cluster, apply, get, describe, delete, labels, nodes, pods, discovery)
+COMMAND_MODULES = (cluster, apply, run, get, describe, delete, labels, nodes, pods, discovery)
 
 
 def default_home() -> str:
@@ -185,6 +186,9 @@ def _pflag_words(message: str) -> str:
             return f"unknown flag: {first.split('=')[0]}" if first.startswith("--") else \
                 f"unknown shorthand flag: {first[1:2]!r} in {first}"
         return f"unexpected argument: {first}"
+    if message.startswith("the following arguments are required: --"):
+        flags = message.removeprefix("the following arguments are required: ").split(", ")
+        return "required flag(s) " + ", ".join(f'"{f.lstrip("-")}"' for f in flags) + " not set"
     if message.startswith("argument ") and ": expected one argument" in message:
         flag = message.removeprefix("argument ").split(":")[0].split("/")[-1]
         return f"flag needs an argument: {flag}"
