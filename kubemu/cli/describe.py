@@ -566,7 +566,10 @@ def pod_requests_and_limits(pod: Obj) -> tuple[dict[str, Any], dict[str, Any]]:
             _max(init_max, step)
         _max(total, init_max)
         if spec.get("overhead"):
-            _add(total, _quantities(spec["overhead"]))
+            overhead = _quantities(spec["overhead"])
+            if field == "limits":  # kubectl adds overhead only to limits that are set
+                overhead = {k: v for k, v in overhead.items() if k in total}
+            _add(total, overhead)
         out.append(total)
     return out[0], out[1]
 
