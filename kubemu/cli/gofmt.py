@@ -205,8 +205,9 @@ def marshal(v: Any, indent: str | None = None, *, sort_keys: bool = True,
             return "{}"
         keys = sorted(v) if sort_keys else list(v)
         if indent is None:
-            return "{" + ",".join(f"{_json_string(str(k))}:{marshal(v[k], None, sort_keys=sort_keys)}"
-                                  for k in keys) + "}"
+            return "{" + ",".join(
+                f"{_json_string(str(k))}:{marshal(v[k], None, sort_keys=sort_keys)}"
+                for k in keys) + "}"
         pad = "\n" + indent * (_level + 1)
         items = [f"{pad}{_json_string(str(k))}: "
                  f"{marshal(v[k], indent, sort_keys=sort_keys, _level=_level + 1)}" for k in keys]
@@ -248,6 +249,10 @@ def _v(a: Any) -> str:
     return "<no value>" if a is MISSING else sprint(a)
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def sprintf(fmt: str, *args: Any) -> str:
     """fmt.Sprintf for the verbs templates use; bad verbs/arguments marked as Go does."""
     out: list[str] = []
@@ -270,7 +275,7 @@ def sprintf(fmt: str, *args: Any) -> str:
         width: int | None = None
         if i < n and fmt[i] == "*":
             i += 1
-            if argi < len(args) and isinstance(args[argi], int) and not isinstance(args[argi], bool):
+            if argi < len(args) and _is_int(args[argi]):
                 width = args[argi]
                 if width < 0:
                     flags += "-"
@@ -288,7 +293,7 @@ def sprintf(fmt: str, *args: Any) -> str:
             i += 1
             if i < n and fmt[i] == "*":
                 i += 1
-                if argi < len(args) and isinstance(args[argi], int) and not isinstance(args[argi], bool):
+                if argi < len(args) and _is_int(args[argi]):
                     prec = args[argi]
                 else:
                     out.append("%!(BADPREC)")
@@ -402,8 +407,9 @@ def _format_one(verb: str, arg: Any, flags: str, prec: int | None) -> str:
 def _container(verb: str, arg: Any) -> str:
     """A verb applied element-wise, as fmt does for maps and slices."""
     if isinstance(arg, dict):
-        return "map[" + " ".join(f"{_format_one(verb, k, '', None)}:{_format_one(verb, arg[k], '', None)}"
-                                 for k in sorted(arg)) + "]"
+        return "map[" + " ".join(
+            f"{_format_one(verb, k, '', None)}:{_format_one(verb, arg[k], '', None)}"
+            for k in sorted(arg)) + "]"
     return "[" + " ".join(_format_one(verb, x, "", None) for x in arg) + "]"
 
 

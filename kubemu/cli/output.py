@@ -134,7 +134,8 @@ class GoTemplatePrinter(Printer):
         except gotemplate.TemplateError as exc:
             # kubectl writes what the template produced and a debugging dump to
             # stdout, then fails with the error.
-            sys.stdout.write(getattr(exc, "partial", "") + gotemplate.debug_dump(self.text, exc, doc))
+            sys.stdout.write(getattr(exc, "partial", "")
+                             + gotemplate.debug_dump(self.text, exc, doc))
             raise CliError(gotemplate.execute_error(self.text, exc)) from None
 
 
