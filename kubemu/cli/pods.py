@@ -273,6 +273,22 @@ def format_memory(count: int) -> str:
     return f"{count // (1 << 20)}Mi"
 
 
+async def _stats(proxy: _Proxy, nodes: list[Any]) -> list[Any]:
+    import grpc.aio
+
+    from kubemu.api.v1 import resources_pb2
+
+    out = []
+    for node in nodes:
+        try:
+            out.append(await proxy.stub.NodeStats(
+                resources_pb2.NodeStatsRequest(node=node.metadata.name), timeout=CALL_TIMEOUT_S))
+        except grpc.aio.AioRpcError as err:
+            print(f"warning: no metrics for node {node.metadata.name}: {_error(err)}",
+                  file=sys.stderr)
+    return out
+
+
 def top_table(rows: list[list[str]]) -> str:
     """kubectl top's table: every cell ends in a tab, so the last column is padded too."""
     from kubemu.cli import printers

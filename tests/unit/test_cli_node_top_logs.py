@@ -169,3 +169,160 @@ def test_log_lines_get_kubectls_prefix(chunks, prefix, expected):
     out = io.BytesIO()
     asyncio.run(pods._consume(Stream(*chunks), prefix, out))
     assert out.getvalue() == expected
+
+
+# ---------------------------------------------------------------- the commands, on fakes
+
+class FakeCall:
+    def __init__(self, data: bytes):
+        self.data = data
+        self.cancelled = False
+
+    def __aiter__(self):
+        return Stream(*self.data.split(b"|"))._gen()
+
+    def cancel(self):
+        self.cancelled = True
+
+
+class FakeStub:
+    def __init__(self, logs: dict, stats: list):
+        self.logs, self.stats, self.requests = logs, stats, []
+
+    def PodLogs(self, request, timeout=None):  # noqa: N802 - gRPC method name
+        self.requests.append(request)
+        return FakeCall(self.logs[(request.name, request.container)])
+
+    async def NodeStats(self, request, timeout=None):  # noqa: N802 - gRPC method name
+        return next(s for s in self.stats if s.node == request.node)
+
+
+class FakeProxy:
+    def __init__(self, stub):
+        self.stub = stub
+
+    async def close(self):
+        return None
+
+
+class FakeCluster:
+    def __init__(self, objects: list[dict]):
+        from kubemu.api import codec
+
+        self.objects = [codec.from_dict(REGISTRY.by_gvk(o["apiVersion"], o["kind"]).message, o)
+                        for o in objects]
+
+    def _of(self, resource, namespace=""):
+        kind = REGISTRY.resolve(resource).kind
+        return [o for o in self.objects if type(o).__name__ == kind
+                and namespace in ("", o.metadata.namespace)]
+
+    async def get(self, resource, name, namespace=""):
+        from kubemu.api import errors
+
+        for o in self._of(resource, namespace):
+            if o.metadata.name == name:
+                return o
+        raise errors.not_found(REGISTRY.resolve(resource).resource, name)
+
+    async def list_all(self, resource, namespace="", *, label_selector="", field_selector=""):
+        from kubemu.api import labels
+
+        selector = labels.parse(label_selector) if label_selector else None
+        return dataclasses.make_dataclass("L", ["items"])(
+            [o for o in self._of(resource, namespace)
+             if selector is None or selector.matches(dict(o.metadata.labels))])
+
+    async def close(self):
+        return None
+
+
+def _two_container_pod(name: str, labels: dict) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default", "labels": labels},
+            "spec": {"initContainers": [{"name": "init", "image": "busybox"}],
+                     "containers": [{"name": "app", "image": "busybox"},
+                                    {"name": "side", "image": "busybox"}]}}
+
+
+@pytest.fixture
+def cluster(monkeypatch, tmp_path, capsys):
+    from kubemu.api.v1 import resources_pb2
+    from kubemu.cli import main
+
+    objects = [_two_container_pod("a", {"app": "x"}), _two_container_pod("b", {"app": "x"}),
+               {**NODE, "metadata": {"name": "node-1"}}]
+    logs = {(p, c): f"{p}-{c} one\n|{p}-{c} two\n".encode()
+            for p in "ab" for c in ("init", "app", "side")}
+    stats = [resources_pb2.NodeStatsResponse(
+        node="node-1", cpu_nano_cores=563_456_789, memory_working_set_bytes=1536 << 20,
+        pods=[resources_pb2.PodUsage(namespace="default", name=p, containers=[
+            resources_pb2.ContainerUsage(name="app", cpu_nano_cores=cpu,
+                                         memory_working_set_bytes=64 << 20)])
+            for p, cpu in (("a", 5_000_000), ("b", 90_000_000), ("gone", 1))])]
+    stub = FakeStub(logs, stats)
+    fake = FakeCluster(objects)
+
+    async def proxy_for(args):
+        return fake, FakeProxy(stub)
+
+    monkeypatch.setattr(pods, "_proxy_for", proxy_for)
+
+    def run(*argv):
+        code = main.main(["--home", str(tmp_path), *argv])
+        return (code, *capsys.readouterr())
+    run.stub = stub
+    return run
+
+
+def test_logs_by_selector_with_prefix(cluster):
+    # kubectl logs -l app=x --prefix: each pod's default container, the last 10 lines,
+    # "Defaulted container" said once per pod with a choice
+    code, out, err = cluster("logs", "-l", "app=x", "--prefix")
+    assert code == 0
+    assert out == ("[pod/a/app] a-app one\n[pod/a/app] a-app two\n"
+                   "[pod/b/app] b-app one\n[pod/b/app] b-app two\n")
+    assert err == ('Defaulted container "app" out of: app, side, init (init)\n' * 2)
+    assert {r.tail_lines for r in cluster.stub.requests} == {10}
+
+
+def test_logs_all_containers_in_order(cluster):
+    code, out, err = cluster("logs", "a", "--all-containers", "--prefix", "--tail=1")
+    assert (code, err) == (0, "")
+    assert [line.split("]")[0] for line in out.splitlines()][::2] == [
+        "[pod/a/init", "[pod/a/app", "[pod/a/side"]
+    assert {r.tail_lines for r in cluster.stub.requests} == {1}
+
+
+def test_logs_follow_is_bounded_by_max_log_requests(cluster):
+    # kubectl logs -l app=x -f --all-containers (6 streams > 5)
+    assert cluster("logs", "-l", "app=x", "-f", "--all-containers") == (
+        1, "", "error: you are attempting to follow 6 log streams, but maximum allowed "
+               "concurrency is 5, use --max-log-requests to increase the limit\n")
+    code, out, _ = cluster("logs", "-l", "app=x", "-f", "--all-containers",
+                           "--max-log-requests=6")
+    assert code == 0 and sorted(out.splitlines()) == sorted(
+        f"{p}-{c} {n}" for p in "ab" for c in ("init", "app", "side") for n in ("one", "two"))
+
+
+def test_logs_container_as_second_word(cluster):
+    assert cluster("logs", "b", "side") == (0, "b-side one\nb-side two\n", "")
+    assert cluster("logs", "b", "side", "-c", "app")[2] == (
+        "error: only one of -c or an inline [CONTAINER] arg is allowed\n")
+    assert cluster("logs", "nope")[2] == (
+        'error: error from server (NotFound): pods "nope" not found in namespace "default"\n')
+
+
+def test_top_commands(cluster):
+    assert cluster("top", "pod", "--sort-by=cpu") == (
+        0, "NAME   CPU(cores)   MEMORY(bytes)   \nb      90m          64Mi            \n"
+           "a      5m           64Mi            \n", "")
+    assert cluster("top", "pod", "a", "--containers") == (
+        0, "POD   NAME   CPU(cores)   MEMORY(bytes)   \na     app    5m           64Mi"
+           "            \n", "")
+    assert cluster("top", "pod", "nope")[2] == (
+        'Error from server (NotFound): podmetrics.metrics.k8s.io "default/nope" not found\n')
+    assert cluster("top", "pod", "--sort-by=name")[2] == (
+        "error: --sort-by accepts only cpu or memory\n")
+    code, out, _ = cluster("top", "node")
+    assert (code, out.splitlines()[1].split()) == (0, ["node-1", "564m", "16%", "1536Mi", "21%"])
