@@ -888,8 +888,10 @@ async def run_describe(args: argparse.Namespace) -> int:
                                                label_selector=args.selector or "")
                 objs = result.items
                 if not objs and len(targets) == 1:
-                    where = f" in {ns} namespace" if ns else ""
-                    print(f"No resources found{where}.", file=sys.stderr)
+                    # kubectl words it by -A alone (a node list says "in default namespace")
+                    print("No resources found" if args.all_namespaces else
+                          f"No resources found in {common.namespace_of(args)} namespace.",
+                          file=sys.stderr)
             for item in objs:
                 obj = common.to_json(item, kind)
                 extra = await _extra_for(client, kind, obj)

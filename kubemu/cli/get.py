@@ -162,9 +162,11 @@ async def run_get(args: argparse.Namespace) -> int:
         empty = not by_name and not any(objs for _, objs, _ in fetched)
         # As kubectl: only the table says so; -o json|name|... print an empty List.
         if empty and not args.watch_only and out.human:
-            where = ("" if args.all_namespaces or not any(t.kind.namespaced for t in targets)
-                     else f" in {namespace} namespace")
-            print(f"No resources found{where}.", file=sys.stderr)
+            # kubectl: "No resources found" once any kind is cluster-scoped or with -A
+            if args.all_namespaces or not all(t.kind.namespaced for t in targets):
+                print("No resources found", file=sys.stderr)
+            else:
+                print(f"No resources found in {namespace} namespace.", file=sys.stderr)
         for exc in missing:
             common.print_error(exc)
         if watching:
