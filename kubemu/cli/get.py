@@ -92,10 +92,10 @@ class Output:
 def _add_output_args(p: argparse.ArgumentParser) -> None:
     from kubemu.cli import output
 
-    p.add_argument("-o", "--output", default="",
-                   metavar="|".join(f for f in output.GET_FORMATS if "file" not in f),
-                   help="output format; the template formats take =TEMPLATE "
-                        "(jsonpath={.items[*].metadata.name}, custom-columns=NAME:.metadata.name)")
+    p.add_argument("-o", "--output", default="", metavar="FORMAT",
+                   help=f"one of {', '.join(output.GET_FORMATS)}; the template formats take "
+                        "=TEMPLATE (jsonpath={.items[*].metadata.name}, "
+                        "custom-columns=NAME:.metadata.name,IP:.status.podIP)")
     p.add_argument("--template", default="",
                    help="template for -o go-template|jsonpath (the part after = otherwise)")
     p.add_argument("--allow-missing-template-keys", action=argparse.BooleanOptionalAction,
