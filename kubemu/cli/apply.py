@@ -148,31 +148,68 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- apply
 
-async def apply_manifests(client: Any, manifests: list[Manifest]) -> int:
-    """Apply each manifest in turn, printing kubectl's one line per object."""
+DRY_RUN_SUFFIX = {"client": " (dry run)", "server": " (server dry run)"}
+
+
+async def apply_manifests(client: Any, manifests: list[Manifest], *, dry_run: str = "none",
+                          printer: Any = None) -> int:
+    """Apply each manifest in turn, printing kubectl's one line per object; with a
+    printer (-o json|yaml|...), print the resulting objects at the end instead (one
+    object as it is, several as a v1 List), as kubectl apply does."""
     failed = False
+    docs: list[dict[str, Any]] = []
     for manifest in manifests:
         try:
-            print(f"{manifest.label} {await apply_one(client, manifest)}", flush=True)
+            operation, doc = await apply_one(client, manifest, dry_run=dry_run)
         except Exception as exc:  # noqa: BLE001 - print_error re-raises what is not ours
             common.print_error(exc)
             failed = True
+            continue
+        if printer is None:
+            print(f"{manifest.label} {operation}{DRY_RUN_SUFFIX.get(dry_run, '')}", flush=True)
+        else:
+            docs.append(doc)
+    if printer is not None and docs:
+        from kubemu.cli import generate
+
+        if len(docs) == 1:
+            out = docs[0]
+        else:
+            # kubectl's corev1.List: its own fields in Go order, the items as maps
+            out = {"kind": "List", "apiVersion": "v1", "metadata": {},
+                   "items": [generate.sorted_keys(d) for d in docs]}
+        sys.stdout.write(printer.render(out))
+        sys.stdout.flush()
     return 1 if failed else 0
 
 
-async def apply_one(client: Any, manifest: Manifest) -> str:
-    """`created`, `configured` or `unchanged`."""
+async def apply_one(client: Any, manifest: Manifest, *,
+                    dry_run: str = "none") -> tuple[str, dict[str, Any]]:
+    """(`created` | `configured` | `unchanged`, the object as applied).
+
+    dry_run "client" sends nothing: a new object is the manifest as it would be
+    created, an existing one is shown as it is (kubectl's behaviour); "server"
+    sends the writes with the apiserver's dryRun, which stores nothing.
+    """
     from kubemu.api import codec, errors
+    from kubemu.cli import generate
     from kubemu.cli.manifests import last_applied_json
 
     applied = last_applied_json(manifest.data)
     try:
         live = await client.get(manifest.kind.resource, manifest.name, manifest.namespace)
     except errors.NotFound:
+        if dry_run == "client":
+            doc = copy.deepcopy(manifest.data)
+            doc["metadata"].setdefault("annotations", {})[LAST_APPLIED] = applied
+            return "created", generate.prune_nulls(doc)
         obj = copy.deepcopy(manifest.obj)
         obj.metadata.annotations[LAST_APPLIED] = applied
-        await client.create(obj)
-        return "created"
+        created = await client.create(obj, dry_run=dry_run == "server")
+        return "created", common.to_json(created if created is not None else obj,
+                                         manifest.kind)
+    if dry_run == "client":
+        return "configured", common.to_json(live, manifest.kind)
     previous = live.metadata.annotations.get(LAST_APPLIED, "")
     original: dict[str, Any] = {}
     if previous:
@@ -192,12 +229,12 @@ async def apply_one(client: Any, manifest: Manifest) -> str:
     modified["metadata"].setdefault("annotations", {})[LAST_APPLIED] = applied
     patch = three_way_merge_patch(original, modified, codec.to_dict(live))
     if not patch:
-        return "unchanged"
+        return "unchanged", common.to_json(live, manifest.kind)
     result = await client.patch(manifest.kind.resource, manifest.name, manifest.namespace,
-                                patch=patch)
-    if result.metadata.resource_version == live.metadata.resource_version:
-        return "unchanged"
-    return "configured"
+                                patch=patch, dry_run=dry_run == "server")
+    if dry_run == "none" and result.metadata.resource_version == live.metadata.resource_version:
+        return "unchanged", common.to_json(result, manifest.kind)
+    return "configured", common.to_json(result, manifest.kind)
 
 
 def _load(args: argparse.Namespace, *, require_name: bool) -> list[Manifest]:
@@ -213,11 +250,27 @@ def _load(args: argparse.Namespace, *, require_name: bool) -> list[Manifest]:
 
 
 async def run_apply(args: argparse.Namespace) -> int:
+    from kubemu.cli import output
+
     if not args.filename:
         raise CliError("must specify one of -f and -k")
+    # -o name keeps the per-object lines (kubectl's shouldPrintObject)
+    printer = None if args.output in ("", "name") else output.make_printer(
+        args.output, allowed=output.OBJECT_FORMATS)
     decoded = _load(args, require_name=True)
+    if args.output == "name":
+        async with common.client_for(args) as client:
+            failed = False
+            for manifest in decoded:
+                try:
+                    await apply_one(client, manifest, dry_run=args.dry_run)
+                    print(manifest.label, flush=True)
+                except Exception as exc:  # noqa: BLE001 - print_error re-raises what is not ours
+                    common.print_error(exc)
+                    failed = True
+            return 1 if failed else 0
     async with common.client_for(args) as client:
-        return await apply_manifests(client, decoded)
+        return await apply_manifests(client, decoded, dry_run=args.dry_run, printer=printer)
 
 
 # ---------------------------------------------------------------- create
@@ -247,52 +300,51 @@ async def create_manifests(client: Any, decoded: list[Manifest], *,
 async def run_create(args: argparse.Namespace) -> int:
     if not args.filename:
         raise CliError("must specify one of -f and -k (or a resource: kubemu create "
-                       "namespace|configmap|secret|deployment NAME ...)")
+                       "namespace|configmap|secret|service|deployment NAME ...)")
     decoded = _load(args, require_name=False)
     async with common.client_for(args) as client:
         return await create_manifests(client, decoded, save_config=args.save_config,
                                       dry_run=args.dry_run == "server")
 
 
-async def run_create_object(args: argparse.Namespace) -> int:
-    """`create namespace|configmap|secret generic|deployment NAME ...`."""
+async def create_generated(args: argparse.Namespace, data: dict[str, Any]) -> int:
+    """Create (or, with --dry-run=client, only print) an object a generator built,
+    printed as kubectl prints it: `kind/name created`, or the object with -o."""
     from kubemu.api import codec, errors
     from kubemu.api.kinds import REGISTRY
+    from kubemu.cli import generate, output
 
-    data = args.build(args)
     try:
         kind = REGISTRY.by_gvk(data["apiVersion"], data["kind"])
     except errors.BadRequest as exc:
         raise CliError(exc.message) from None
-    if kind.namespaced:
-        data["metadata"]["namespace"] = common.namespace_of(args)
-    obj = codec.from_dict(kind.message, data, kind=kind.kind)
-    if args.output or args.dry_run == "client":
-        if args.dry_run != "client":
-            async with common.client_for(args) as client:
-                obj = await client.create(obj, dry_run=args.dry_run == "server")
-        return _print_created(args, kind, obj)
-    async with common.client_for(args) as client:
-        created = await client.create(obj, dry_run=args.dry_run == "server")
-    suffix = " (server dry run)" if args.dry_run == "server" else ""
-    print(f"{common.kind_label(kind)}/{created.metadata.name} created{suffix}")
-    return 0
-
-
-def _print_created(args: argparse.Namespace, kind: Any, obj: Any) -> int:
-    from kubemu.cli import printers
-
-    data = common.to_json(obj, kind)
-    if args.output == "json":
-        sys.stdout.write(printers.format_json(data))
-    elif args.output == "yaml":
-        sys.stdout.write(printers.format_yaml(data))
-    elif args.output == "name":
-        print(f"{common.kind_label(kind)}/{obj.metadata.name}")
+    dry_run = args.dry_run or "none"
+    printer = output.make_printer(args.output, allowed=output.OBJECT_FORMATS,
+                                  json_sort_keys=dry_run != "client")
+    if dry_run == "client":
+        doc = data  # kubectl prints its generated struct as it is
     else:
-        suffix = {"client": " (dry run)", "server": " (server dry run)"}.get(args.dry_run, "")
-        print(f"{common.kind_label(kind)}/{obj.metadata.name} created{suffix}")
+        body = generate.prune_nulls(data)
+        if kind.namespaced:
+            body["metadata"]["namespace"] = common.namespace_of(args)
+        try:
+            obj = codec.from_dict(kind.message, body, kind=kind.kind)
+        except errors.Invalid as exc:
+            raise CliError(exc.message) from None
+        async with common.client_for(args) as client:
+            created = await client.create(obj, dry_run=dry_run == "server")
+        doc = common.to_json(created if created is not None else obj, kind)
+    if printer is None:
+        name = (doc.get("metadata") or {}).get("name", "")
+        print(f"{common.kind_label(kind)}/{name} created{DRY_RUN_SUFFIX.get(dry_run, '')}")
+    else:
+        sys.stdout.write(printer.render(doc))
     return 0
+
+
+async def run_create_object(args: argparse.Namespace) -> int:
+    """`create namespace|configmap|secret ...|service ...|deployment NAME ...`."""
+    return await create_generated(args, args.build(args))
 
 
 def _split_pair(text: str, flag: str) -> tuple[str, str]:
@@ -302,79 +354,79 @@ def _split_pair(text: str, flag: str) -> tuple[str, str]:
     return key, value
 
 
-def _data_from(args: argparse.Namespace) -> dict[str, str]:
+def _data_from(args: argparse.Namespace) -> dict[str, bytes]:
     """--from-literal k=v and --from-file [key=]path, in order; a key given twice is an error."""
-    import pathlib
+    from kubemu.cli import generate
 
-    data: dict[str, str] = {}
-
-    def put(key: str, value: str) -> None:
+    data: dict[str, bytes] = {}
+    for literal in args.from_literal:
+        key, value = _split_pair(literal, "--from-literal")
         if key in data:
             raise CliError(f"cannot add key {key}, another key by that name already exists "
-                           f"in data: {data}")
+                           f"in data: {sorted(data)}")
+        data[key] = value.encode()
+    for key, value in generate.files_data(args.from_file).items():
+        if key in data:
+            raise CliError(f"cannot add key {key}, another key by that name already exists "
+                           f"in data: {sorted(data)}")
         data[key] = value
-
-    for literal in args.from_literal:
-        put(*_split_pair(literal, "--from-literal"))
-    for spec in args.from_file:
-        key, sep, path = spec.partition("=")
-        if not sep:
-            key, path = pathlib.Path(spec).name, spec
-        p = pathlib.Path(path)
-        if p.is_dir():
-            for f in sorted(p.iterdir()):
-                if f.is_file():
-                    put(f.name, f.read_text(encoding="utf-8"))
-        elif p.is_file():
-            put(key, p.read_text(encoding="utf-8"))
-        else:
-            raise CliError(f"error reading {path}: no such file or directory")
     return data
 
 
+def _name(args: argparse.Namespace) -> str:
+    return args.name
+
+
 def _namespace_dict(args: argparse.Namespace) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": args.name}}
+    from kubemu.cli import generate
+
+    return generate.namespace(args.name)
 
 
 def _configmap_dict(args: argparse.Namespace) -> dict[str, Any]:
-    data = _data_from(args)
-    out: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap",
-                           "metadata": {"name": args.name}}
-    if data:
-        out["data"] = data
-    return out
+    from kubemu.cli import generate
+
+    data = {k: v.decode("utf-8", errors="replace") for k, v in _data_from(args).items()}
+    return generate.configmap(args.name, args.namespace, data)
 
 
 def _secret_dict(args: argparse.Namespace) -> dict[str, Any]:
-    import base64
+    from kubemu.cli import generate
 
-    data = _data_from(args)
-    out: dict[str, Any] = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": args.name},
-                           "type": args.type or "Opaque"}
-    if data:
-        out["data"] = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
-    return out
+    return generate.secret(args.name, args.namespace, args.type, _data_from(args))
+
+
+def _secret_tls_dict(args: argparse.Namespace) -> dict[str, Any]:
+    from kubemu.cli import generate
+
+    return generate.secret_tls(args.name, args.namespace, args.cert, args.key)
+
+
+def _secret_docker_dict(args: argparse.Namespace) -> dict[str, Any]:
+    from kubemu.cli import generate
+
+    return generate.secret_docker_registry(
+        args.name, args.namespace, username=args.docker_username,
+        password=args.docker_password, email=args.docker_email, server=args.docker_server,
+        from_files=args.from_file)
+
+
+def _service_dict(args: argparse.Namespace) -> dict[str, Any]:
+    from kubemu.cli import generate
+
+    tcp = [part for value in args.tcp for part in value.split(",") if part]
+    return generate.service(args.service_kind, args.name, args.namespace, tcp=tcp,
+                            cluster_ip=getattr(args, "clusterip", ""),
+                            node_port=getattr(args, "node_port", 0),
+                            external_name=getattr(args, "external_name", ""))
 
 
 def _deployment_dict(args: argparse.Namespace) -> dict[str, Any]:
-    if not args.image:
-        raise CliError("required flag(s) \"image\" not set")
-    labels = {"app": args.name}
-    containers = []
-    for image in args.image:
-        # kubectl names the container after the image: "nginx:1.25" -> "nginx".
-        base = image.rsplit("/", 1)[-1].split("@", 1)[0].split(":", 1)[0]
-        container: dict[str, Any] = {"name": base, "image": image}
-        if args.port:
-            container["ports"] = [{"containerPort": args.port}]
-        if args.trailing:
-            container["command"] = list(args.trailing)
-        containers.append(container)
-    return {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": args.name, "labels": dict(labels)},
-            "spec": {"replicas": args.replicas, "selector": {"matchLabels": dict(labels)},
-                     "template": {"metadata": {"labels": dict(labels)},
-                                  "spec": {"containers": containers}}}}
+    from kubemu.cli import generate
+
+    return generate.deployment(args.name, args.namespace, images=args.image,
+                               replicas=args.replicas, port=args.port,
+                               command=list(args.trailing))
 
 
 # ---------------------------------------------------------------- argparse
@@ -386,11 +438,24 @@ def _add_file_args(p: argparse.ArgumentParser, what: str) -> None:
                    help="process directories given with -f recursively")
 
 
+def add_dry_run_arg(p: argparse.ArgumentParser, *, client: bool = True) -> None:
+    choices = ("none", "client", "server") if client else ("none", "server")
+    p.add_argument("--dry-run", choices=choices, default="none", nargs="?",
+                   const="client" if client else "server",
+                   help="client: only print what would be sent; server: the apiserver checks "
+                        "it all and stores nothing")
+
+
+def add_object_output_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", default="",
+                   metavar="json|yaml|name|jsonpath=...|go-template=...",
+                   help="print the object (json, yaml, name, jsonpath=, go-template=, ...)")
+
+
 def _add_object_output_args(p: argparse.ArgumentParser) -> None:
     common.add_namespace_arg(p, nested=True)
-    p.add_argument("-o", "--output", choices=("json", "yaml", "name"), default=None)
-    p.add_argument("--dry-run", choices=("none", "client", "server"), default="none",
-                   nargs="?", const="client")
+    add_object_output_arg(p)
+    add_dry_run_arg(p)
     p.set_defaults(func=run_create_object)
 
 
@@ -400,6 +465,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "like kubectl apply.")
     _add_file_args(p, "apply")
     common.add_namespace_arg(p)
+    add_object_output_arg(p)
+    add_dry_run_arg(p)
     p.set_defaults(func=run_apply)
 
     p = subparsers.add_parser("create", help="create objects from a file or stdin",
@@ -435,11 +502,51 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_object_output_args(g)
     g.set_defaults(build=_secret_dict)
 
+    g = secret_kinds.add_parser("tls", help="a TLS secret from a certificate and its key",
+                                description="Create a kubernetes.io/tls secret from a PEM "
+                                            "certificate and its private key.")
+    g.add_argument("name")
+    g.add_argument("--cert", default="", metavar="PATH", help="PEM certificate file")
+    g.add_argument("--key", default="", metavar="PATH", help="PEM private key file")
+    _add_object_output_args(g)
+    g.set_defaults(build=_secret_tls_dict)
+
+    g = secret_kinds.add_parser("docker-registry", help="a secret for pulling from a registry",
+                                description="Create a kubernetes.io/dockerconfigjson secret.")
+    g.add_argument("name")
+    g.add_argument("--docker-server", default="https://index.docker.io/v1/")
+    g.add_argument("--docker-username", default="")
+    g.add_argument("--docker-password", default="")
+    g.add_argument("--docker-email", default="")
+    g.add_argument("--from-file", action="append", default=[], metavar="[KEY=]PATH")
+    _add_object_output_args(g)
+    g.set_defaults(build=_secret_docker_dict)
+
+    q = kinds.add_parser("service", aliases=["svc"], help="create a service")
+    service_kinds = q.add_subparsers(dest="service_kind", metavar="TYPE", required=True)
+    for service_kind, what in (("clusterip", "a ClusterIP service"),
+                               ("nodeport", "a NodePort service"),
+                               ("loadbalancer", "a LoadBalancer service"),
+                               ("externalname", "an ExternalName service")):
+        g = service_kinds.add_parser(service_kind, help=what,
+                                     description=f"Create {what} selecting app=NAME.")
+        g.add_argument("name")
+        g.add_argument("--tcp", action="append", default=[], metavar="PORT[:TARGETPORT]",
+                       help="port pairs; repeatable or comma-separated")
+        if service_kind == "clusterip":
+            g.add_argument("--clusterip", default="", help="a cluster IP, or None (headless)")
+        elif service_kind == "nodeport":
+            g.add_argument("--node-port", type=int, default=0)
+        elif service_kind == "externalname":
+            g.add_argument("--external-name", required=True)
+        _add_object_output_args(g)
+        g.set_defaults(build=_service_dict, service_kind=service_kind)
+
     q = kinds.add_parser("deployment", aliases=["deploy"], help="create a deployment")
     q.add_argument("name")
     q.add_argument("--image", action="append", default=[], help="container image; repeatable")
     q.add_argument("--replicas", type=int, default=1)
-    q.add_argument("--port", type=int, default=0)
+    q.add_argument("--port", type=int, default=-1)
     _add_object_output_args(q)
     # `-- COMMAND ARGS...` after the flags: the container's command.
     q.set_defaults(build=_deployment_dict, accepts_trailing=True)

@@ -26,8 +26,14 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 class CliError(Exception):
     """A mistake in the command line or its input: `error: <message>`, exit 1.
 
-    A message of several lines is several errors, each printed as `error: <line>`.
+    A message of several lines is several errors, each printed as `error: <line>`,
+    unless `verbatim`: then it is one error printed as it is after `error: `
+    (kubectl's multi-line errors, e.g. a failed JSONPath template's dump).
     """
+
+    def __init__(self, message: str = "", *, verbatim: bool = False):
+        super().__init__(message)
+        self.verbatim = verbatim
 
 
 def add_namespace_arg(parser: argparse.ArgumentParser, *, all_namespaces: bool = False,
@@ -156,6 +162,8 @@ def format_error(exc: BaseException) -> str | None:
             return f"error: You must be logged in to the server ({exc.message})"
         return f"Error from server ({exc.reason}): {exc.message}"
     if isinstance(exc, CliError):
+        if exc.verbatim:
+            return f"error: {exc}"
         return "\n".join(f"error: {line}" for line in str(exc).splitlines() or [""])
     config = sys.modules.get("kubemu.client.config")
     if config is not None and isinstance(exc, (config.ClusterNotFound, config.BadClusterConfig)):
@@ -167,4 +175,15 @@ def print_error(exc: BaseException) -> None:
     message = format_error(exc)
     if message is None:
         raise exc
-    print(message, file=sys.stderr)
+    write_error(message)
+
+
+def write_error(message: str) -> None:
+    """One error on stderr, ending in exactly one newline unless it brings its own."""
+    sys.stderr.write(message if message.endswith("\n") else message + "\n")
+    sys.stderr.flush()
+
+
+def warn(message: str) -> None:
+    """kubectl's WarningPrinter (no colour: stderr is not a terminal we paint)."""
+    write_error(f"Warning: {message}")

@@ -5,6 +5,11 @@ deletion; then, with --wait (the default), waits until every object whose
 deletion is still pending (a graceful pod, finalizers) is gone, up to
 --timeout. NotFound is an error unless --ignore-not-found (implied by --all
 and by -l).
+
+Grace periods follow kubectl: --now is --grace-period=1; --grace-period=0
+without --force becomes 1 (an immediate deletion must be asked for); --force
+alone means 0, warns on stderr that the resource may keep running, and the
+line reads `pod "x" force deleted`.
 """
 from __future__ import annotations
 
@@ -62,13 +67,30 @@ async def run_delete(args: argparse.Namespace) -> int:
 
     if not args.resources and not args.filename:
         raise CliError("You must provide one or more resources by argument or filename.")
-    if args.now and args.grace_period is not None:
-        raise CliError("--now and --grace-period cannot be specified together")
-    grace_s = 1 if args.now else args.grace_period
-    if args.force and grace_s is None:
+    if args.output and args.output != "name":
+        raise CliError(f"unexpected -o output mode: {args.output}. We only support '-o name'")
+    if args.all and args.selector:
+        raise CliError("cannot set --all and --selector at the same time")
+    if args.all and args.field_selector:
+        raise CliError("cannot set --all and --field-selector at the same time")
+    grace_s = -1 if args.grace_period is None else args.grace_period
+    if args.now:
+        if grace_s != -1:
+            raise CliError("--now and --grace-period cannot be specified together")
+        grace_s = 1
+    if grace_s == 0 and not args.force:
+        grace_s = 1  # kubectl: an immediate deletion needs --force
+    if args.force and grace_s < 0:
         grace_s = 0
-    if grace_s is not None and grace_s < 0:
-        grace_s = None  # kubectl's -1: the object's own grace period
+    if args.force and grace_s == 0:
+        common.warn("Immediate deletion does not wait for confirmation that the running "
+                    "resource has been terminated. The resource may continue to run on the "
+                    "cluster indefinitely.")
+    elif args.force and grace_s > 0:
+        raise CliError("--force and --grace-period greater than 0 cannot be specified together")
+    operation = "force deleted" if grace_s == 0 else "deleted"
+    operation += {"client": " (dry run)", "server": " (server dry run)"}.get(args.dry_run, "")
+    grace: int | None = None if grace_s < 0 else grace_s  # -1: the object's own period
     namespace = "" if args.all_namespaces else common.namespace_of(args)
     ignore_missing = args.ignore_not_found or args.all or bool(args.selector)
     failed = False
@@ -78,9 +100,12 @@ async def run_delete(args: argparse.Namespace) -> int:
         if not targets and (args.selector or args.all):
             print("No resources found", file=sys.stderr)
         for kind, ns, name in targets:
+            if args.dry_run == "client":
+                _print_deleted(args, kind, name, operation)
+                continue
             try:
                 result = await client.delete(
-                    kind.resource, name, ns, grace_period_s=grace_s,
+                    kind.resource, name, ns, grace_period_s=grace,
                     propagation_policy=args.cascade_policy,
                     dry_run=args.dry_run == "server")
             except errors.NotFound as exc:
@@ -92,16 +117,23 @@ async def run_delete(args: argparse.Namespace) -> int:
                 common.print_error(exc)
                 failed = True
                 continue
-            suffix = " (server dry run)" if args.dry_run == "server" else ""
-            print(f'{common.kind_label(kind)} "{name}" deleted{suffix}', flush=True)
+            _print_deleted(args, kind, name, operation)
             if not result.deleted and args.wait and args.dry_run != "server":
                 uid = result.object.metadata.uid if result.object is not None else ""
                 pending.append((kind, ns, name, uid))
         if pending:
-            timeout_s = args.timeout or (grace_s if grace_s is not None
+            timeout_s = args.timeout or (grace if grace is not None
                                          else _DEFAULT_GRACE_S) + _WAIT_MARGIN_S
             failed |= not await _wait_gone(client, pending, timeout_s)
     return 1 if failed else 0
+
+
+def _print_deleted(args: argparse.Namespace, kind: Any, name: str, operation: str) -> None:
+    """kubectl's line for one deletion: `pod "x" deleted`, or `pod/x` with -o name."""
+    if args.output == "name":
+        print(f"{common.kind_label(kind)}/{name}", flush=True)
+    else:
+        print(f'{common.kind_label(kind)} "{name}" {operation}', flush=True)
 
 
 async def _wait_gone(client: Any, pending: list[tuple[Any, str, str, str]],
@@ -152,10 +184,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--all", action="store_true", help="every object of the type(s)")
     p.add_argument("--ignore-not-found", action="store_true")
     p.add_argument("--grace-period", type=int, default=None,
-                   help="seconds to let the object stop (-1: its own default)")
+                   help="seconds to let the object stop (-1: its own default; 0 needs --force)")
     p.add_argument("--now", action="store_true", help="same as --grace-period=1")
     p.add_argument("--force", action="store_true",
-                   help="with no --grace-period: delete at once (grace period 0)")
+                   help="delete at once (grace period 0), without waiting for the node to "
+                        "confirm that the pod stopped")
+    p.add_argument("-o", "--output", default="", metavar="name",
+                   help="name: print kind/name for each deleted object")
     p.add_argument("--cascade", dest="cascade_policy", default="",
                    metavar="background|foreground|orphan",
                    choices=("", "Background", "Foreground", "Orphan"), type=_cascade)
@@ -163,5 +198,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="wait until the objects are gone (default: yes)")
     p.add_argument("--timeout", type=float, default=0.0, metavar="SECONDS",
                    help="how long --wait waits (0: the grace period plus a minute)")
-    p.add_argument("--dry-run", choices=("none", "server"), default="none")
+    p.add_argument("--dry-run", choices=("none", "client", "server"), default="none",
+                   nargs="?", const="client")
     p.set_defaults(func=run_delete)

@@ -45,6 +45,14 @@ def format_time(ts: str) -> str:
     return t.strftime("%a, %d %b %Y %H:%M:%S %z")
 
 
+GO_ZERO_TIME = "Mon, 01 Jan 0001 00:00:00 +0000"
+
+
+def _go_time(ts: str) -> str:
+    """A time kubectl formats without a nil check: Go's zero time when unset."""
+    return format_time(ts) if ts else GO_ZERO_TIME
+
+
 def _map_lines(out: Lines, level: int, title: str, values: dict[str, str] | None,
                sep: str = "=", skip: set[str] = frozenset()) -> None:
     items = [(k, v) for k, v in sorted((values or {}).items()) if k not in skip]
@@ -507,7 +515,128 @@ def describe_service(svc: Obj, now: datetime.datetime) -> Lines:
     return out
 
 
-def describe_node(node: Obj, now: datetime.datetime) -> Lines:
+def _add(total: dict[str, Any], values: dict[str, Any]) -> None:
+    """addResourceList: a new key takes the quantity (and its format), others add to it."""
+    from kubemu.api import quantity
+
+    for name, q in values.items():
+        total[name] = q if name not in total else quantity.Quantity(total[name].value + q.value,
+                                                                   total[name].format)
+
+
+def _max(total: dict[str, Any], values: dict[str, Any]) -> None:
+    for name, q in values.items():
+        if name not in total or q.value > total[name].value:
+            total[name] = q
+
+
+def _quantities(values: dict[str, str] | None) -> dict[str, Any]:
+    from kubemu.api import quantity
+
+    out = {}
+    for name, text in (values or {}).items():
+        try:
+            out[name] = quantity.parse(str(text))
+        except ValueError:
+            continue  # the apiserver validated it; a bad one counts as nothing
+    return out
+
+
+def pod_requests_and_limits(pod: Obj) -> tuple[dict[str, Any], dict[str, Any]]:
+    """kubectl's resourcehelper.PodRequestsAndLimits: containers summed, the largest init
+    step (sidecars counted in), plus the pod's overhead."""
+    spec = pod.get("spec") or {}
+    out = []
+    for field in ("requests", "limits"):
+        total: dict[str, Any] = {}
+        for c in spec.get("containers") or []:
+            _add(total, _quantities(_g(c, "resources", field)))
+        sidecars: dict[str, Any] = {}
+        init_max: dict[str, Any] = {}
+        for c in spec.get("initContainers") or []:
+            own = _quantities(_g(c, "resources", field))
+            if c.get("restartPolicy") == "Always":
+                _add(total, own)
+                _add(sidecars, own)
+                step = dict(sidecars)
+            else:
+                step = {}
+                _add(step, own)
+                _add(step, sidecars)
+            _max(init_max, step)
+        _max(total, init_max)
+        if spec.get("overhead"):
+            overhead = _quantities(spec["overhead"])
+            if field == "limits":  # kubectl adds overhead only to limits that are set
+                overhead = {k: v for k, v in overhead.items() if k in total}
+            _add(total, overhead)
+        out.append(total)
+    return out[0], out[1]
+
+
+def _percent(part: Any, whole: Any, *, milli: bool) -> int:
+    """int64(float64(part) / float64(whole) * 100), kubectl's truncated percentage."""
+    if part is None:
+        return 0
+    a = part.milli() if milli else part.int_value()
+    b = (whole.milli() if milli else whole.int_value()) if whole is not None else 0
+    return int(a / b * 100) if b else 0
+
+
+def _node_resources(out: Lines, node: Obj, pods: list[Obj], now: datetime.datetime) -> None:
+    """kubectl's describeNodeResource: Non-terminated Pods and Allocated resources."""
+    from kubemu.api import quantity
+
+    status = node.get("status") or {}
+    allocatable = _quantities(status.get("allocatable") or status.get("capacity"))
+    cpu_alloc, mem_alloc = allocatable.get("cpu"), allocatable.get("memory")
+    zero = quantity.parse("0")
+
+    def cell(q: Any, whole: Any, milli: bool) -> str:
+        return f"{q or zero} ({_percent(q, whole, milli=milli)}%)"
+
+    out.w(0, f"Non-terminated Pods:\t({len(pods)} in total)")
+    out.w(1, "Namespace\tName\t\tCPU Requests\tCPU Limits\tMemory Requests\tMemory Limits\tAge")
+    out.w(1, "---------\t----\t\t------------\t----------\t---------------\t-------------\t---")
+    for pod in pods:
+        reqs, limits = pod_requests_and_limits(pod)
+        meta = pod.get("metadata") or {}
+        out.w(1, f"{meta.get('namespace', '')}\t{meta.get('name', '')}\t\t"
+                 f"{cell(reqs.get('cpu'), cpu_alloc, True)}\t"
+                 f"{cell(limits.get('cpu'), cpu_alloc, True)}\t"
+                 f"{cell(reqs.get('memory'), mem_alloc, False)}\t"
+                 f"{cell(limits.get('memory'), mem_alloc, False)}\t"
+                 f"{since(meta.get('creationTimestamp', ''), now)}")
+    out.w(0, "Allocated resources:")
+    out.w(0, "  (Total limits may be over 100 percent, i.e., overcommitted.)")
+    out.w(1, "Resource\tRequests\tLimits")
+    out.w(1, "--------\t--------\t------")
+    reqs: dict[str, Any] = {}
+    limits: dict[str, Any] = {}
+    for pod in pods:
+        r, lim = pod_requests_and_limits(pod)
+        _add(reqs, r)
+        _add(limits, lim)
+    for name, milli in (("cpu", True), ("memory", False), ("ephemeral-storage", False)):
+        whole = allocatable.get(name)
+        out.w(1, f"{name}\t{cell(reqs.get(name), whole, milli)}\t"
+                 f"{cell(limits.get(name), whole, milli)}")
+    standard = {"cpu", "memory", "ephemeral-storage", "pods", "storage"}
+    huge = sorted(n for n in allocatable if n.startswith("hugepages-"))
+    extended = sorted(n for n in allocatable if n not in standard and n not in huge
+                      and not n.startswith("requests.") and not n.startswith("limits."))
+    for name in huge:
+        whole = allocatable[name]
+        out.w(1, f"{name}\t{cell(reqs.get(name), whole, False)}\t"
+                 f"{cell(limits.get(name), whole, False)}")
+    for name in extended:
+        out.w(1, f"{name}\t{reqs.get(name) or zero}\t{limits.get(name) or zero}")
+
+
+def describe_node(node: Obj, now: datetime.datetime, pods: list[Obj] | None = None,
+                  lease: Obj | None = None, lease_error: str = "") -> Lines:
+    """kubectl's describeNode; `pods` are the node's non-terminated pods (None: their
+    sections are left out), `lease` its kube-node-lease Lease (or why it is not there)."""
     from kubemu.cli.printers import node_roles
 
     out = Lines()
@@ -524,6 +653,15 @@ def describe_node(node: Obj, now: datetime.datetime) -> Lines:
     for t in taints[1:]:
         out.w(0, f"\t{t}")
     out.w(0, f"Unschedulable:\t{'true' if spec.get('unschedulable') else 'false'}")
+    if lease_error:
+        out.w(0, f"Lease:\tFailed to get lease: {lease_error}")
+    elif lease is not None:
+        lease_spec = lease.get("spec") or {}
+        out.w(0, "Lease:")
+        out.w(1, f"HolderIdentity:\t{lease_spec.get('holderIdentity') or '<unset>'}")
+        for title, key in (("AcquireTime", "acquireTime"), ("RenewTime", "renewTime")):
+            value = lease_spec.get(key)
+            out.w(1, f"{title}:\t{format_time(value) if value else '<unset>'}")
     conditions = status.get("conditions") or []
     if conditions:
         out.w(0, "Conditions:")
@@ -531,12 +669,11 @@ def describe_node(node: Obj, now: datetime.datetime) -> Lines:
         out.w(1, "----\t------\t-----------------\t------------------\t------\t-------")
         for c in conditions:
             out.w(1, f"{c.get('type', '')} \t{c.get('status', '')} \t"
-                     f"{format_time(c.get('lastHeartbeatTime', ''))} \t"
-                     f"{format_time(c.get('lastTransitionTime', ''))} \t"
+                     f"{_go_time(c.get('lastHeartbeatTime', ''))} \t"
+                     f"{_go_time(c.get('lastTransitionTime', ''))} \t"
                      f"{c.get('reason', '')} \t{c.get('message', '')}")
-    addresses = status.get("addresses") or []
-    out.w(0, "Addresses:" if addresses else f"Addresses:\t{NONE}")
-    for a in addresses:
+    out.w(0, "Addresses:")
+    for a in status.get("addresses") or []:
         out.w(1, f"{a.get('type', '')}:\t{a.get('address', '')}")
     for title, key in (("Capacity", "capacity"), ("Allocatable", "allocatable")):
         values = status.get(key) or {}
@@ -545,15 +682,22 @@ def describe_node(node: Obj, now: datetime.datetime) -> Lines:
             for k in sorted(values):
                 out.w(1, f"{k}:\t{values[k]}")
     info = status.get("nodeInfo") or {}
-    if info:
-        out.w(0, "System Info:")
-        for key in ("machineID", "systemUUID", "bootID", "kernelVersion", "osImage",
-                    "containerRuntimeVersion", "kubeletVersion", "kubeProxyVersion",
-                    "operatingSystem", "architecture"):
-            if key in info:
-                out.w(1, f"{smart_label(key)}:\t{info[key]}")
+    out.w(0, "System Info:")
+    for key in ("machineID", "systemUUID", "bootID", "kernelVersion", "osImage",
+                "operatingSystem", "architecture", "containerRuntimeVersion", "kubeletVersion",
+                "kubeProxyVersion"):
+        label = {"machineID": "Machine ID", "systemUUID": "System UUID", "bootID": "Boot ID",
+                 "osImage": "OS Image", "kubeProxyVersion": "Kube-Proxy Version"}.get(
+            key, smart_label(key))
+        out.w(1, f"{label}:\t{info.get(key, '')}")
     if spec.get("podCIDR"):
         out.w(0, f"PodCIDR:\t{spec['podCIDR']}")
+    if spec.get("podCIDRs"):
+        out.w(0, f"PodCIDRs:\t{','.join(spec['podCIDRs'])}")
+    if spec.get("providerID"):
+        out.w(0, f"ProviderID:\t{spec['providerID']}")
+    if pods is not None:
+        _node_resources(out, node, pods, now)
     return out
 
 
@@ -684,17 +828,41 @@ async def events_for(client: Any, kind: Any, obj: Obj) -> list[Obj]:
 
 
 def describe(kind: Any, obj: Obj, events: list[Obj] | None,
-             now: datetime.datetime | None = None) -> str:
-    """The description of `obj`; `events` None leaves the Events section out."""
+             now: datetime.datetime | None = None, extra: dict[str, Any] | None = None) -> str:
+    """The description of `obj`; `events` None leaves the Events section out; `extra`
+    is what the describer needs besides the object (a node's pods and lease)."""
     now = now or now_utc()
     describer = DESCRIBERS.get(kind.resource)
-    out = describer(obj, now) if describer else describe_generic(obj, kind.namespaced)
+    out = (describer(obj, now, **(extra or {})) if describer
+           else describe_generic(obj, kind.namespaced))
     if events is not None:
         events_table(out, events, now)
     return out.render()
 
 
 # ---------------------------------------------------------------- the command
+
+NODE_LEASE_NAMESPACE = "kube-node-lease"
+
+
+async def _extra_for(client: Any, kind: Any, obj: Obj) -> dict[str, Any]:
+    """What a describer reads besides the object: for a node, its non-terminated pods
+    (listed with the field selector kubectl uses) and its Lease."""
+    from kubemu.api import errors
+
+    if kind.resource != "nodes":
+        return {}
+    name = (obj.get("metadata") or {}).get("name", "")
+    selector = f"spec.nodeName={name},status.phase!=Succeeded,status.phase!=Failed"
+    pods = (await client.list_all("pods", "", field_selector=selector)).items
+    lease, lease_error = None, ""
+    try:
+        lease = common.to_json(await client.get("leases", name, NODE_LEASE_NAMESPACE))
+    except errors.ApiError as exc:
+        lease_error = exc.message
+    return {"pods": [common.to_json(p) for p in pods], "lease": lease,
+            "lease_error": lease_error}
+
 
 async def run_describe(args: argparse.Namespace) -> int:
     from kubemu.api import errors
@@ -720,15 +888,18 @@ async def run_describe(args: argparse.Namespace) -> int:
                                                label_selector=args.selector or "")
                 objs = result.items
                 if not objs and len(targets) == 1:
-                    where = f" in {ns} namespace" if ns else ""
-                    print(f"No resources found{where}.", file=sys.stderr)
+                    # kubectl words it by -A alone (a node list says "in default namespace")
+                    print("No resources found" if args.all_namespaces else
+                          f"No resources found in {common.namespace_of(args)} namespace.",
+                          file=sys.stderr)
             for item in objs:
                 obj = common.to_json(item, kind)
+                extra = await _extra_for(client, kind, obj)
                 events = await events_for(client, kind, obj) if args.show_events else None
                 if not first:
                     sys.stdout.write("\n\n")
                 first = False
-                sys.stdout.write(describe(kind, obj, events))
+                sys.stdout.write(describe(kind, obj, events, extra=extra))
                 sys.stdout.flush()
     return 1 if failed else 0
 

@@ -8,6 +8,13 @@ is invalid: ...`), a user error `error: <message>`, both on stderr with exit
 status 1. Anything else is a bug and shows its traceback.
 Start-up stays fast: command modules import only the standard library at
 module level and load the client, codec and protobuf modules when they run.
+
+Parsing follows kubectl (cobra/pflag), once for every command (`Parser`):
+options may stand anywhere among the arguments (`get pods -n demo kuard`);
+a boolean flag also takes `=true`/`=false` (`--wait=false`); everything after
+`--` is handed over untouched as args.trailing (`exec POD -- ls -l`,
+`run NAME --image=I -- ARGS`) to commands that accept it; a usage error is
+`error: <message>` plus `See '<command> --help' for usage.` with exit status 1.
 """
 from __future__ import annotations
 
@@ -16,14 +23,92 @@ import inspect
 import os
 import sys
 
-from kubemu.cli import apply, cluster, delete, describe, discovery, get, labels, nodes, pods
-from kubemu.cli.common import format_error
+from kubemu.cli import (apply, cluster, delete, describe, discovery, get, labels, nodes, pods,
+                        run)
+from kubemu.cli.common import format_error, write_error
+
+# pflag's strconv.ParseBool spellings.
+_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+_FALSE = ("0", "f", "F", "FALSE", "false", "False")
+
+
+class UsageError(Exception):
+    """A command line that does not parse; main prints it kubectl's way (exit 1)."""
+
+    def __init__(self, message: str, prog: str):
+        super().__init__(message)
+        self.prog = prog
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with kubectl's conventions (see the module docstring).
+
+    A parser without subcommands parses intermixed (optionals first, then the
+    positionals that remain), so options may follow or precede positionals;
+    subcommand dispatch stays ordinary. Subparsers inherit this class.
+    """
+
+    _intermixing = False
+
+    def parse_known_args(self, args=None, namespace=None):  # noqa: ANN001, ANN201 - argparse API
+        args = list(sys.argv[1:] if args is None else args)
+        args, bool_values = self._split_bool_values(args)
+        if self._subparsers is not None or self._intermixing:
+            namespace, extras = super().parse_known_args(args, namespace)
+        else:
+            self._intermixing = True
+            try:
+                namespace, extras = self.parse_known_intermixed_args(args, namespace)
+            except TypeError:  # a REMAINDER positional: no intermixing possible
+                namespace, extras = super().parse_known_args(args, namespace)
+            finally:
+                self._intermixing = False
+        for dest, value in bool_values:
+            setattr(namespace, dest, value)
+        if extras and self._subparsers is None and not self._intermixing:
+            # a leaf command names itself in the error (not the top-level parser)
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+
+    def _split_bool_values(self, args: list[str]) -> tuple[list[str], list[tuple[str, bool]]]:
+        """`--flag=true|false` for this parser's boolean flags, as pflag takes them."""
+        if self._intermixing:
+            return args, []
+        bools = {opt: action for action in self._actions
+                 if action.nargs == 0 and isinstance(action.const, bool)
+                 or isinstance(action, argparse.BooleanOptionalAction)
+                 for opt in action.option_strings if opt.startswith("--")}
+        out: list[str] = []
+        values: list[tuple[str, bool]] = []
+        for i, arg in enumerate(args):
+            if arg == "--":
+                out.extend(args[i:])
+                break
+            flag, sep, text = arg.partition("=")
+            action = bools.get(flag) if sep else None
+            if action is None:
+                out.append(arg)
+                continue
+            if text not in _TRUE + _FALSE:
+                raise UsageError(f'invalid argument "{text}" for "{flag}" flag: '
+                                 f'strconv.ParseBool: parsing "{text}": invalid syntax',
+                                 self.prog)
+            value = text in _TRUE
+            if isinstance(action, argparse.BooleanOptionalAction):
+                value = value if not flag.startswith("--no-") else not value
+            elif action.const is False:
+                value = not value
+            values.append((action.dest, value))
+        return out, values
+
+    def error(self, message: str):  # noqa: ANN201 - argparse API
+        raise UsageError(message, self.prog)
 
 HOME_ENV = "KUBEMU_HOME"
 DEFAULT_HOME = "~/.kubemu"
 
 # In the order `kubemu --help` lists them.
-COMMAND_MODULES = (cluster, apply, get, describe, delete, labels, nodes, pods, discovery)
+COMMAND_MODULES = (cluster, apply, run, get, describe, delete, labels, nodes, pods, discovery)
 
 
 def default_home() -> str:
@@ -31,7 +116,7 @@ def default_home() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="kubemu", description="A Kubernetes cluster emulator: cluster lifecycle and "
                                    "kubectl-like object commands.")
     parser.add_argument("--home", default=default_home(),
@@ -58,10 +143,14 @@ def main(argv: list[str] | None = None) -> int:
     if "--" in argv:
         cut = argv.index("--")
         argv, trailing = argv[:cut], argv[cut + 1:]
-    args = parser.parse_args(argv)
-    args.trailing = trailing
-    if trailing and not getattr(args, "accepts_trailing", False):
-        parser.error(f"unexpected arguments after --: {' '.join(trailing)}")
+    try:
+        args = parser.parse_args(argv)
+        args.trailing = trailing
+        if trailing and not getattr(args, "accepts_trailing", False):
+            parser.error(f"unexpected arguments after --: {' '.join(trailing)}")
+    except UsageError as exc:
+        write_error(f"error: {_pflag_words(str(exc))}\nSee '{exc.prog} --help' for usage.")
+        return 1
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)
@@ -85,8 +174,25 @@ def main(argv: list[str] | None = None) -> int:
         if message is None:
             raise
         sys.stdout.flush()
-        print(message, file=sys.stderr)
+        write_error(message)
         return 1
+
+
+def _pflag_words(message: str) -> str:
+    """argparse's wording of the common mistakes, in pflag's."""
+    if message.startswith("unrecognized arguments: "):
+        first = message.removeprefix("unrecognized arguments: ").split()[0]
+        if first.startswith("-"):
+            return f"unknown flag: {first.split('=')[0]}" if first.startswith("--") else \
+                f"unknown shorthand flag: {first[1:2]!r} in {first}"
+        return f"unexpected argument: {first}"
+    if message.startswith("the following arguments are required: --"):
+        flags = message.removeprefix("the following arguments are required: ").split(", ")
+        return "required flag(s) " + ", ".join(f'"{f.lstrip("-")}"' for f in flags) + " not set"
+    if message.startswith("argument ") and ": expected one argument" in message:
+        flag = message.removeprefix("argument ").split(":")[0].split("/")[-1]
+        return f"flag needs an argument: {flag}"
+    return message
 
 
 def _silence_stdout() -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-import json
 import pathlib
 import sys
 from typing import TYPE_CHECKING, Any
@@ -197,5 +196,14 @@ def decode(docs: list[Document], *, namespace: str | None,
 
 
 def last_applied_json(data: dict[str, Any]) -> str:
-    """The last-applied-configuration annotation value kubectl writes: compact JSON."""
-    return json.dumps(data, separators=(",", ":"), sort_keys=True, ensure_ascii=False) + "\n"
+    """The last-applied-configuration annotation value kubectl writes: the manifest as
+    Go's json.Encoder writes it (sorted keys, `<>&` escaped, a final newline), with
+    metadata.annotations present even when empty, as kubectl's GetModifiedConfiguration
+    leaves it."""
+    from kubemu.cli import gofmt
+
+    doc = copy.deepcopy(data)
+    meta = doc.setdefault("metadata", {})
+    if isinstance(meta, dict) and not isinstance(meta.get("annotations"), dict):
+        meta["annotations"] = {}
+    return gofmt.marshal(doc) + "\n"

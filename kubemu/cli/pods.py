@@ -1,14 +1,21 @@
 """`kubemu logs`, `kubemu exec` and `kubemu top`: what a node's kubelet serves,
 through the apiserver (which proxies pods/log, pods/exec and node stats).
 
-- logs [-f] [-c C] [-p] [--tail N] [--limit-bytes N] POD: the container's output,
-  raw, on stdout; -f follows it until the container ends.
+- logs [-f] [-c C] [-p] [--tail N] [--limit-bytes N] POD [CONTAINER] | -l SELECTOR:
+  the container's output, raw, on stdout; -f follows it until the container
+  ends. --all-containers takes every container (init ones first), -l every
+  pod the selector matches (then --tail defaults to 10, as kubectl's); with
+  several sources and -f they are followed at once (at most
+  --max-log-requests, default 5) and whole lines interleave. --prefix puts
+  `[pod/NAME/CONTAINER] ` before each line. (--since and --timestamps need
+  per-line times the kubelet does not keep yet: not offered.)
 - exec POD [-c C] -- CMD [ARG...]: runs the command in the container to its
   end (not interactive: no -i/-t), prints its stdout and stderr, and exits
   with its exit code ("command terminated with exit code N" on stderr, as
   kubectl says it).
-- top pods [-A] / top nodes: CPU in millicores and memory in Mi, as
-  `kubectl top` shows them (from the runtimes' psutil samples).
+- top pod [NAME] [-A] [-l SEL] [--containers] [--sort-by=cpu|memory] [--no-headers]
+  / top node [NAME] [--sort-by=...]: CPU in millicores and memory in Mi with
+  kubectl's columns and order (from the runtimes' psutil samples).
 Without -c, a pod with several containers uses its
 `kubectl.kubernetes.io/default-container` annotation, else its first
 container, and says so on stderr ("Defaulted container ...").
@@ -16,6 +23,7 @@ container, and says so on stderr ("Defaulted container ...").
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from typing import Any
 
@@ -58,16 +66,28 @@ def _pod_name(word: str) -> str:
     return name
 
 
+def default_container(pod: Any, *, quiet: bool = False) -> str:
+    """kubectl's choice of container when none is named: the default-container
+    annotation, else the first, saying so on stderr when there was a choice."""
+    names = [c.name for c in pod.spec.containers]
+    wanted = pod.metadata.annotations.get(DEFAULT_CONTAINER_ANNOTATION, "")
+    if wanted:
+        if wanted in names or wanted in [c.name for c in pod.spec.init_containers]:
+            return wanted
+        print(f'Default container name "{wanted}" not found in pod {pod.metadata.name}',
+              file=sys.stderr)
+    if not names:
+        return ""
+    if (len(names) > 1 or pod.spec.init_containers) and not quiet:
+        every = names + [f"{c.name} (init)" for c in pod.spec.init_containers]
+        print(f'Defaulted container "{names[0]}" out of: {", ".join(every)}', file=sys.stderr)
+    return names[0]
+
+
 async def _container_for(client: Any, namespace: str, pod_name: str, wanted: str) -> str:
     if wanted:
         return wanted
-    pod = await client.get("pods", pod_name, namespace)
-    names = [c.name for c in pod.spec.containers]
-    if len(names) <= 1:
-        return names[0] if names else ""
-    chosen = pod.metadata.annotations.get(DEFAULT_CONTAINER_ANNOTATION) or names[0]
-    print(f'Defaulted container "{chosen}" out of: {", ".join(names)}', file=sys.stderr)
-    return chosen
+    return default_container(await client.get("pods", pod_name, namespace))
 
 
 async def _proxy_for(args: argparse.Namespace) -> tuple[Any, _Proxy]:
@@ -79,35 +99,120 @@ async def _proxy_for(args: argparse.Namespace) -> tuple[Any, _Proxy]:
 
 # ---------------------------------------------------------------- logs
 
+# A line longer than this is written out in pieces (each with the prefix).
+LOG_LINE_BYTES_MAX = 1 << 20
+SELECTOR_TAIL_LINES = 10
+
+
+def _log_sources(pod: Any, args: argparse.Namespace) -> list[tuple[Any, str]]:
+    """(pod, container) pairs to read for one pod, in kubectl's order."""
+    if args.all_containers:
+        return [(pod, c.name) for c in [*pod.spec.init_containers, *pod.spec.containers]]
+    container = args.container or default_container(pod)
+    known = {c.name for c in [*pod.spec.containers, *pod.spec.init_containers]}
+    if container not in known:
+        raise CliError(f"container {container} is not valid for pod {pod.metadata.name}")
+    return [(pod, container)]
+
+
+async def _consume(call: Any, prefix: bytes, out: Any) -> None:
+    """Copy one log stream to `out`, whole lines at a time, each after `prefix`."""
+    pending = b""
+    async for chunk in call:
+        pending += chunk.data
+        while True:
+            cut = pending.find(b"\n")
+            if cut < 0:
+                if len(pending) > LOG_LINE_BYTES_MAX:
+                    out.write(prefix + pending)
+                    out.flush()
+                    pending = b""
+                break
+            out.write(prefix + pending[:cut + 1])
+            pending = pending[cut + 1:]
+        out.flush()
+    if pending:
+        out.write(prefix + pending)
+        out.flush()
+
+
 async def run_logs(args: argparse.Namespace) -> int:
+    import asyncio
+
     import grpc.aio
 
+    from kubemu.api import errors
     from kubemu.api.v1 import resources_pb2
 
     namespace = common.namespace_of(args)
-    name = _pod_name(args.pod)
+    words = list(args.pod)
+    if not words and not args.selector:
+        raise CliError("expected POD or TYPE/NAME is a required argument for the logs command")
+    if words and args.selector:
+        raise CliError("only a selector (-l) or a POD name is allowed")
+    if len(words) > 2:
+        raise CliError("expected POD or TYPE/NAME is a required argument for the logs command")
+    if len(words) == 2:
+        if args.container:
+            raise CliError("only one of -c or an inline [CONTAINER] arg is allowed")
+        args.container = words[1]
+    if args.all_containers and args.container:
+        raise CliError(f"--all-containers=true should not be specified with container name "
+                       f"{args.container}")
     if args.tail is not None and args.tail < -1:
-        raise CliError(f"--tail must be -1 or more, got {args.tail}")
+        raise CliError("--tail must be greater than or equal to -1")
+    if args.limit_bytes < 0:
+        raise CliError("--limit-bytes must be greater than 0")
+    tail = args.tail
+    if tail is None and args.selector:
+        tail = SELECTOR_TAIL_LINES
     client, proxy = await _proxy_for(args)
     try:
-        container = await _container_for(client, namespace, name, args.container)
-        request = resources_pb2.PodLogsRequest(namespace=namespace, name=name,
-                                               container=container, follow=args.follow,
-                                               previous=args.previous)
-        if args.tail is not None and args.tail >= 0:
-            request.tail_lines = args.tail
-        if args.limit_bytes:
-            request.limit_bytes = args.limit_bytes
-        call = proxy.stub.PodLogs(request, timeout=None if args.follow else CALL_TIMEOUT_S)
+        if args.selector:
+            pods = (await client.list_all("pods", namespace, label_selector=args.selector)).items
+            if not pods:
+                print(f"No resources found in {namespace} namespace.", file=sys.stderr)
+        else:
+            name = _pod_name(words[0])
+            try:
+                pods = [await client.get("pods", name, namespace)]
+            except errors.NotFound as exc:
+                raise CliError(f'error from server (NotFound): {exc.message} in namespace '
+                               f'"{namespace}"') from None
+        sources = [src for pod in pods for src in _log_sources(pod, args)]
+        if args.follow and len(sources) > 1 and len(sources) > args.max_log_requests:
+            raise CliError(f"you are attempting to follow {len(sources)} log streams, but "
+                           f"maximum allowed concurrency is {args.max_log_requests}, use "
+                           "--max-log-requests to increase the limit")
         out = sys.stdout.buffer
-        try:
-            async for chunk in call:
-                out.write(chunk.data)
-                out.flush()
-        except grpc.aio.AioRpcError as err:
-            raise _error(err) from None
-        finally:
-            call.cancel()
+
+        async def one(pod: Any, container: str) -> None:
+            request = resources_pb2.PodLogsRequest(
+                namespace=pod.metadata.namespace, name=pod.metadata.name, container=container,
+                follow=args.follow, previous=args.previous)
+            if tail is not None and tail >= 0:
+                request.tail_lines = tail
+            if args.limit_bytes:
+                request.limit_bytes = args.limit_bytes
+            prefix = f"[pod/{pod.metadata.name}/{container}] ".encode() if args.prefix else b""
+            call = proxy.stub.PodLogs(request, timeout=None if args.follow else CALL_TIMEOUT_S)
+            try:
+                await _consume(call, prefix, out)
+            except grpc.aio.AioRpcError as err:
+                raise _error(err) from None
+            finally:
+                call.cancel()
+
+        if args.follow and len(sources) > 1:
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for pod, container in sources:
+                        group.create_task(one(pod, container))
+            except BaseExceptionGroup as failed:
+                raise failed.exceptions[0] from None  # the first stream that failed
+        else:
+            for pod, container in sources:
+                await one(pod, container)
     finally:
         await client.close()
         await proxy.close()
@@ -151,8 +256,17 @@ async def run_exec(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- top
 
+NODE_COLUMNS = ("NAME", "CPU(cores)", "CPU(%)", "MEMORY(bytes)", "MEMORY(%)")
+POD_COLUMNS = ("NAME", "CPU(cores)", "MEMORY(bytes)")
+
+
+def cpu_milli(nano_cores: int) -> int:
+    """Quantity.MilliValue() of a usage in nanocores: rounded up, as kubectl shows it."""
+    return -(-nano_cores // 1_000_000)
+
+
 def format_cpu(nano_cores: int) -> str:
-    return f"{nano_cores // 1_000_000}m"
+    return f"{cpu_milli(nano_cores)}m"
 
 
 def format_memory(count: int) -> str:
@@ -175,49 +289,137 @@ async def _stats(proxy: _Proxy, nodes: list[Any]) -> list[Any]:
     return out
 
 
-async def run_top(args: argparse.Namespace) -> int:
-    from kubemu.api import quantity
+def top_table(rows: list[list[str]]) -> str:
+    """kubectl top's table: every cell ends in a tab, so the last column is padded too."""
     from kubemu.cli import printers
 
+    return printers.TabWriter().render([row + [""] for row in rows])
+
+
+@dataclasses.dataclass
+class PodTop:
+    namespace: str
+    name: str
+    containers: list[tuple[str, int, int]]  # (name, nanocores, bytes)
+
+    @property
+    def cpu(self) -> int:
+        return sum(c[1] for c in self.containers)
+
+    @property
+    def memory(self) -> int:
+        return sum(c[2] for c in self.containers)
+
+
+def pod_rows(pods: list[PodTop], *, containers: bool, all_namespaces: bool,
+             sort_by: str) -> list[list[str]]:
+    """kubectl's PrintPodMetrics rows (no header): sorted by namespace/name, or by cpu or
+    memory, largest first; with `containers` one row per container."""
+    def key(p: PodTop) -> Any:
+        if sort_by == "cpu":
+            return -cpu_milli(p.cpu)
+        if sort_by == "memory":
+            return -p.memory
+        return (p.namespace if all_namespaces else "", p.name)
+
+    rows = []
+    for pod in sorted(pods, key=key):
+        ns = [pod.namespace] if all_namespaces else []
+        if not containers:
+            rows.append(ns + [pod.name, format_cpu(pod.cpu), format_memory(pod.memory)])
+            continue
+        ctr_key = {"cpu": lambda c: -cpu_milli(c[1]), "memory": lambda c: -c[2]}.get(
+            sort_by, lambda c: c[0])
+        for name, cpu, memory in sorted(pod.containers, key=ctr_key):
+            rows.append(ns + [pod.name, name, format_cpu(cpu), format_memory(memory)])
+    return rows
+
+
+def node_rows(allocatable: dict[str, dict[str, str]], samples: dict[str, tuple[int, int]],
+              *, sort_by: str) -> list[list[str]]:
+    """kubectl's PrintNodeMetrics rows (no header): `samples` maps a node to its
+    (nanocores, bytes); nodes without a sample come last with <unknown>."""
+    from kubemu.api import quantity
+
+    def key(name: str) -> Any:
+        cpu, memory = samples[name]
+        return {"cpu": -cpu_milli(cpu), "memory": -memory}.get(sort_by, name)
+
+    rows = []
+    for name in sorted((n for n in samples if n in allocatable), key=key):
+        cpu, memory = samples[name]
+        alloc = allocatable[name]
+        cpu_m = cpu_milli(cpu)
+        cpu_alloc = quantity.to_milli(alloc.get("cpu", "0"))
+        mem_alloc = quantity.to_int(alloc.get("memory", "0"))
+        rows.append([name, f"{cpu_m}m",
+                     f"{int(cpu_m / cpu_alloc * 100)}%" if cpu_alloc else "<unknown>",
+                     format_memory(memory),
+                     f"{int(memory / mem_alloc * 100)}%" if mem_alloc else "<unknown>"])
+    for name in sorted(set(allocatable) - set(samples)):
+        rows.append([name] + ["<unknown>"] * 4)
+    return rows
+
+
+def pod_header(*, containers: bool, all_namespaces: bool) -> list[str]:
+    return ((["NAMESPACE"] if all_namespaces else []) + (["POD"] if containers else [])
+            + list(POD_COLUMNS))
+
+
+async def run_top(args: argparse.Namespace) -> int:
+    from kubemu.api import errors
+
+    if args.sort_by not in ("", "cpu", "memory"):
+        raise CliError("--sort-by accepts only cpu or memory")
+    if args.name and args.selector:
+        raise CliError("only one of NAME or selector can be provided")
+    nodes_wanted = args.what in ("node", "nodes", "no")
     client, proxy = await _proxy_for(args)
     try:
-        nodes = (await client.list_all("nodes")).items
+        nodes = (await client.list_all("nodes", label_selector=args.selector
+                                       if nodes_wanted else "")).items
+        if nodes_wanted and args.name:
+            nodes = [n for n in nodes if n.metadata.name == args.name]
+            if not nodes:
+                raise errors.NotFound(f'nodemetrics.metrics.k8s.io "{args.name}" not found')
         stats = await _stats(proxy, nodes)
+        pods_in_api: list[Any] = []
+        if not nodes_wanted:
+            namespace = "" if args.all_namespaces else common.namespace_of(args)
+            pods_in_api = (await client.list_all("pods", namespace,
+                                                 label_selector=args.selector)).items
     finally:
         await client.close()
         await proxy.close()
-    if args.what in ("node", "nodes", "no"):
-        by_name = {n.metadata.name: n for n in nodes}
-        rows = [["NAME", "CPU(cores)", "CPU%", "MEMORY(bytes)", "MEMORY%"]]
-        for s in sorted(stats, key=lambda s: s.node):
-            alloc = by_name[s.node].status.allocatable if s.node in by_name else {}
-            cpu_m = s.cpu_nano_cores // 1_000_000
-            cpu_alloc = quantity.to_milli(alloc.get("cpu", "0"))
-            mem_alloc = quantity.to_int(alloc.get("memory", "0"))
-            rows.append([s.node, f"{cpu_m}m",
-                         f"{cpu_m * 100 // cpu_alloc}%" if cpu_alloc else "<unknown>",
-                         format_memory(s.memory_working_set_bytes),
-                         f"{s.memory_working_set_bytes * 100 // mem_alloc}%"
-                         if mem_alloc else "<unknown>"])
-        if len(rows) == 1:
+    if nodes_wanted:
+        samples = {s.node: (s.cpu_nano_cores, s.memory_working_set_bytes) for s in stats}
+        allocatable = {n.metadata.name: dict(n.status.allocatable) for n in nodes}
+        if not set(samples) & set(allocatable):
             raise CliError("metrics not available yet")
-        sys.stdout.write(printers.render_table(rows))
+        rows = [] if args.no_headers else [list(NODE_COLUMNS)]
+        rows += node_rows(allocatable, samples, sort_by=args.sort_by)
+        sys.stdout.write(top_table(rows))
         return 0
-    namespace = None if args.all_namespaces else common.namespace_of(args)
-    pods = [p for s in stats for p in s.pods if namespace is None or p.namespace == namespace]
+    wanted = {(p.metadata.namespace, p.metadata.name) for p in pods_in_api}
+    pods = [PodTop(p.namespace, p.name, [(c.name, c.cpu_nano_cores, c.memory_working_set_bytes)
+                                          for c in p.containers])
+            for s in stats for p in s.pods if (p.namespace, p.name) in wanted]
+    namespace = common.namespace_of(args)
+    if args.name:
+        pods = [p for p in pods if p.name == args.name]
+        if not pods:
+            raise errors.NotFound(f'podmetrics.metrics.k8s.io "{namespace}/{args.name}" not found')
     if not pods:
-        where = "" if namespace is None else f" in {namespace} namespace"
-        print(f"No resources found{where}.", file=sys.stderr)
+        if pods_in_api:
+            raise CliError("metrics not available yet")
+        print("No resources found" if args.all_namespaces
+              else f"No resources found in {namespace} namespace.", file=sys.stderr)
         return 0
-    header = (["NAMESPACE"] if namespace is None else []) + ["NAME", "CPU(cores)",
-                                                             "MEMORY(bytes)"]
-    rows = [header]
-    for p in sorted(pods, key=lambda p: (p.namespace, p.name)):
-        cpu = sum(c.cpu_nano_cores for c in p.containers)
-        memory = sum(c.memory_working_set_bytes for c in p.containers)
-        rows.append(([p.namespace] if namespace is None else []) +
-                    [p.name, format_cpu(cpu), format_memory(memory)])
-    sys.stdout.write(printers.render_table(rows))
+    rows = [] if args.no_headers else [pod_header(containers=args.containers,
+                                                  all_namespaces=args.all_namespaces)]
+    rows += pod_rows(pods, containers=args.containers, all_namespaces=args.all_namespaces,
+                     sort_by=args.sort_by)
+    sys.stdout.write(top_table(rows))
     return 0
 
 
@@ -226,9 +428,17 @@ async def run_top(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     logs = subparsers.add_parser("logs", help="print a container's log",
                                  description="Print the log of a container of a pod.")
-    logs.add_argument("pod", metavar="POD | pod/POD")
+    logs.add_argument("pod", nargs="*", metavar="POD [CONTAINER] | pod/POD")
     common.add_namespace_arg(logs)
     logs.add_argument("-c", "--container", default="")
+    logs.add_argument("-l", "--selector", default="",
+                      help="the pods this label selector matches (--tail then defaults to 10)")
+    logs.add_argument("--all-containers", action="store_true",
+                      help="every container of the pod(s), init containers first")
+    logs.add_argument("--prefix", action="store_true",
+                      help="start each line with its source: [pod/NAME/CONTAINER]")
+    logs.add_argument("--max-log-requests", type=int, default=5, metavar="N",
+                      help="how many streams -f may follow at once (default 5)")
     logs.add_argument("-f", "--follow", action="store_true", help="stream new output")
     logs.add_argument("-p", "--previous", action="store_true",
                       help="the previous instance of the container")
@@ -251,5 +461,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     top = subparsers.add_parser("top", help="CPU and memory of pods or nodes",
                                 description="Show the CPU and memory use of pods or nodes.")
     top.add_argument("what", choices=("pods", "pod", "po", "nodes", "node", "no"))
+    top.add_argument("name", nargs="?", default="", metavar="NAME")
     common.add_namespace_arg(top, all_namespaces=True)
+    top.add_argument("-l", "--selector", default="", help="label selector")
+    top.add_argument("--containers", action="store_true",
+                     help="one row per container (pods)")
+    top.add_argument("--sort-by", default="", metavar="cpu|memory",
+                     help="largest first by cpu or memory")
+    top.add_argument("--no-headers", action="store_true")
     top.set_defaults(func=run_top)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import functools
-import json
 from typing import Any, Callable, Iterable
 
 NONE = "<none>"
@@ -140,29 +139,58 @@ def _int(value: Any) -> int:
 
 # ---------------------------------------------------------------- pods
 
+def _restartable(container: Obj | None) -> bool:
+    """A sidecar: an init container with restartPolicy Always."""
+    return bool(container) and container.get("restartPolicy") == "Always"
+
+
 def pod_status(pod: Obj) -> tuple[str, str, int, datetime.datetime | None]:
-    """(READY, STATUS, restarts, last restart time) as kubectl's printPod computes them."""
+    """(READY, STATUS, restarts, last restart time) as kubectl 1.32's printPod computes them.
+
+    STATUS precedence, later rules winning: the phase (or status.reason);
+    SchedulingGated; the first init container that is not done (Init:N/M,
+    Init:<reason>, Init:ExitCode:N); then, once initialized, the last container
+    with a waiting or terminated reason (Completed turns back to Running or
+    NotReady while another container runs); finally a pod with a
+    deletionTimestamp is Unknown if its node is lost, else Terminating unless
+    its phase is already Succeeded or Failed.
+    """
     spec, status = pod.get("spec") or {}, pod.get("status") or {}
-    total = len(spec.get("containers") or [])
+    init_specs = spec.get("initContainers") or []
+    init_by_name = {c.get("name"): c for c in init_specs}
+    total = len(spec.get("containers") or []) + sum(_restartable(c) for c in init_specs)
     ready = 0
     restarts = 0
+    sidecar_restarts = 0
     last_restart: datetime.datetime | None = None
-    reason = status.get("reason") or status.get("phase") or ""
+    last_sidecar_restart: datetime.datetime | None = None
+    phase = status.get("phase") or ""
+    reason = status.get("reason") or phase
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "PodScheduled" and cond.get("reason") == "SchedulingGated":
+            reason = "SchedulingGated"
 
-    def note_restart(cs: Obj) -> None:
-        nonlocal last_restart
-        finished = parse_time(_g(cs, "lastState", "terminated", "finishedAt", default=""))
-        if finished is not None and (last_restart is None or finished > last_restart):
-            last_restart = finished
+    def finished(cs: Obj) -> datetime.datetime | None:
+        return parse_time(_g(cs, "lastState", "terminated", "finishedAt", default=""))
+
+    def later(a: datetime.datetime | None, b: datetime.datetime | None) -> datetime.datetime | None:
+        return b if b is not None and (a is None or b > a) else a
 
     initializing = False
-    init_specs = spec.get("initContainers") or []
     for i, cs in enumerate(status.get("initContainerStatuses") or []):
         restarts += _int(cs.get("restartCount"))
-        note_restart(cs)
+        last_restart = later(last_restart, finished(cs))
+        sidecar = _restartable(init_by_name.get(cs.get("name")))
+        if sidecar:
+            sidecar_restarts += _int(cs.get("restartCount"))
+            last_sidecar_restart = later(last_sidecar_restart, finished(cs))
         terminated = _g(cs, "state", "terminated")
         waiting = _g(cs, "state", "waiting")
         if terminated is not None and _int(terminated.get("exitCode")) == 0:
+            continue
+        if sidecar and cs.get("started"):
+            if cs.get("ready"):
+                ready += 1
             continue
         if terminated is not None:
             if terminated.get("reason"):
@@ -182,11 +210,12 @@ def pod_status(pod: Obj) -> tuple[str, str, int, datetime.datetime | None]:
     initialized = any(c.get("type") == "Initialized" and c.get("status") == "True"
                       for c in status.get("conditions") or [])
     if not initializing or initialized:
-        restarts = 0
+        restarts = sidecar_restarts
+        last_restart = last_sidecar_restart
         has_running = False
         for cs in reversed(status.get("containerStatuses") or []):
             restarts += _int(cs.get("restartCount"))
-            note_restart(cs)
+            last_restart = later(last_restart, finished(cs))
             waiting = _g(cs, "state", "waiting")
             terminated = _g(cs, "state", "terminated")
             if waiting is not None and waiting.get("reason"):
@@ -209,7 +238,7 @@ def pod_status(pod: Obj) -> tuple[str, str, int, datetime.datetime | None]:
     deleting = bool(_g(pod, "metadata", "deletionTimestamp"))
     if deleting and status.get("reason") == "NodeLost":
         reason = "Unknown"
-    elif deleting and status.get("phase") not in ("Succeeded", "Failed"):
+    elif deleting and phase not in ("Succeeded", "Failed"):
         reason = "Terminating"
     return f"{ready}/{total}", reason, restarts, last_restart
 
@@ -228,8 +257,9 @@ def _pod_row(pod: Obj, now: datetime.datetime) -> list[str]:
         gates_text = f"{ready_gates}/{len(gates)}"
     else:
         gates_text = NONE
-    return [_name(pod), ready, status, restarts_text, age(pod, now),
-            _g(pod, "status", "podIP", default="") or NONE,
+    pod_ips = _g(pod, "status", "podIPs", default=[])
+    pod_ip = (pod_ips[0].get("ip") if pod_ips else "") or _g(pod, "status", "podIP", default="")
+    return [_name(pod), ready, status, restarts_text, age(pod, now), pod_ip or NONE,
             _g(pod, "spec", "nodeName", default="") or NONE, nominated, gates_text]
 
 
@@ -592,6 +622,7 @@ class TableOptions:
     all_namespaces: bool = False  # a leading NAMESPACE column
     show_labels: bool = False
     kind_prefix: str = ""  # "pod" -> NAME shows "pod/nginx" (several kinds in one get)
+    label_columns: tuple[str, ...] = ()  # -L: one column per label key, before LABELS
 
 
 def headers(resource: str, opts: TableOptions) -> list[str]:
@@ -599,6 +630,8 @@ def headers(resource: str, opts: TableOptions) -> list[str]:
     cols = list(table.columns) + (list(table.wide) if opts.wide else [])
     if opts.all_namespaces:
         cols.insert(0, "NAMESPACE")
+    # kubectl's formatLabelHeaders: the key's last path segment, upper-cased
+    cols.extend(key.split("/")[-1].upper() for key in opts.label_columns)
     if opts.show_labels:
         cols.append("LABELS")
     return cols
@@ -613,8 +646,10 @@ def row(resource: str, obj: Obj, opts: TableOptions,
         values[table.name_index] = f"{opts.kind_prefix}/{values[table.name_index]}"
     if opts.all_namespaces:
         values.insert(0, _g(obj, "metadata", "namespace", default=""))
+    labels = _g(obj, "metadata", "labels", default={})
+    values.extend(str(labels.get(key, "")) for key in opts.label_columns)
     if opts.show_labels:
-        values.append(format_labels(_g(obj, "metadata", "labels")))
+        values.append(format_labels(labels))
     return values
 
 
@@ -700,8 +735,12 @@ def as_list(items: list[Obj]) -> Obj:
             "metadata": {"resourceVersion": ""}}
 
 
-def format_json(obj: Obj) -> str:
-    return json.dumps(obj, indent=4, ensure_ascii=False) + "\n"
+def format_json(obj: Obj, *, sort_keys: bool = True) -> str:
+    """kubectl's -o json: Go's encoding/json, 4-space indent, `<>&` escaped; keys sorted
+    as in an object from the server (`sort_keys=False` keeps a generated object's order)."""
+    from kubemu.cli import gofmt
+
+    return gofmt.marshal(obj, "    ", sort_keys=sort_keys) + "\n"
 
 
 def format_yaml(obj: Obj) -> str:

@@ -8,10 +8,12 @@ changes while it watches.
 """
 from __future__ import annotations
 
+import base64
 import dataclasses
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -233,3 +235,197 @@ def test_namespaces_and_all_namespaces(kubemu):
     assert kubemu("apply", "-n", "prod", "-f", "-", stdin=mismatch).err.startswith(
         'error: the namespace from the provided object "dev" does not match the namespace '
         '"prod"')
+
+
+# ---------------------------------------------------------------- kubectl's everyday verbs
+
+PODS_YAML = """\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  namespace: {namespace}
+  {extra}
+spec:
+  {node}
+  containers:
+  - name: kuard
+    image: gcr.io/kuar-demo/kuard-amd64:blue
+    resources:
+      requests: {{cpu: 250m, memory: 64Mi}}
+"""
+
+
+def make_pod(kubemu, name: str, namespace: str = "default", *, extra: str = "",
+             node: str = "") -> None:
+    text = PODS_YAML.format(name=name, namespace=namespace, extra=extra or "labels: {}",
+                            node=f"nodeName: {node}" if node else "restartPolicy: Always")
+    result = kubemu("apply", "-f", "-", stdin=text)
+    assert result.code == 0, result.err
+
+
+def test_options_may_follow_positionals(kubemu):
+    kubemu("create", "namespace", "demo")
+    make_pod(kubemu, "kuard", "demo")
+    make_pod(kubemu, "other", "demo")
+    result = kubemu("get", "pods", "-n", "demo", "kuard")
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    # kubectl get pods -n demo kuard, for a pod no node has taken yet
+    assert lines[0] == "NAME    READY   STATUS    RESTARTS   AGE"
+    assert re.fullmatch(r"kuard   0/1     Pending   0          \d+s", lines[1]), lines
+    assert len(lines) == 2
+
+    make_pod(kubemu, "a")
+    make_pod(kubemu, "b")
+    assert kubemu("label", "pods", "--all", "env=dev") == Result(
+        0, "pod/a labeled\npod/b labeled\n", "")
+    assert kubemu("get", "pods", "-l", "env=dev", "-o", "name") == Result(
+        0, "pod/a\npod/b\n", "")
+    assert kubemu("logs", "-n", "demo", "kuard", "-c", "nope").err == (
+        "error: container nope is not valid for pod kuard\n")
+
+
+def test_get_jsonpath_custom_columns_and_sort(kubemu):
+    make_pod(kubemu, "web-2")
+    make_pod(kubemu, "web-1")
+    # kubectl get pods -o jsonpath='{.items[*].metadata.name}'
+    assert kubemu("get", "pods", "-o", "jsonpath={.items[*].metadata.name}") == Result(
+        0, "web-1 web-2", "")
+    assert kubemu("get", "pods", "--sort-by=.metadata.name", "-o",
+                  "custom-columns=NAME:.metadata.name,CPU:.spec.containers[0].resources."
+                  "requests.cpu,NODE:.spec.nodeName") == Result(
+        0, "NAME    CPU    NODE\nweb-1   250m   <none>\nweb-2   250m   <none>\n", "")
+    assert kubemu("get", "pod", "web-1", "-o", 'go-template={{.metadata.name}} {{len .spec.'
+                                               'containers}}') == Result(0, "web-1 1", "")
+    assert kubemu("get", "pods", "-o", "jsonpath={.items[").err == (
+        "error: error parsing jsonpath {.items[, unterminated array\n")
+
+
+def test_a_pod_being_deleted_shows_terminating(kubemu, home):
+    kubemu("create", "namespace", "demo")
+    # A finalizer keeps a deleted pod; a pod on a node stays until its node confirms.
+    make_pod(kubemu, "held", "demo", extra="finalizers: [example.com/hold]")
+    make_pod(kubemu, "bound", "demo", node="node-x")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "kubemu.cli.main", "--home", str(home), "get", "pods", "-w",
+         "-n", "demo", "--watch-timeout", "20"], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
+    try:
+        listing = [watcher.stdout.readline() for _ in range(3)]
+        assert [line.split()[0] for line in listing] == ["NAME", "bound", "held"], listing
+        assert kubemu("delete", "pod", "held", "bound", "-n", "demo", "--wait=false") == Result(
+            0, 'pod "held" deleted\npod "bound" deleted\n', "")
+        seen = [watcher.stdout.readline().split()[:3] for _ in range(2)]
+        assert sorted(seen) == [["bound", "0/1", "Terminating"],
+                                ["held", "0/1", "Terminating"]], seen
+    finally:
+        watcher.kill()
+        watcher.communicate(timeout=10)
+    listing = kubemu("get", "pods", "-n", "demo", "--no-headers").out.splitlines()
+    assert [line.split()[:3] for line in listing] == [["bound", "0/1", "Terminating"],
+                                                      ["held", "0/1", "Terminating"]]
+
+
+def test_delete_force_warns_and_deletes_at_once(kubemu):
+    make_pod(kubemu, "stuck", node="node-x")
+    # kubectl delete pod stuck --force
+    assert kubemu("delete", "pod", "stuck", "--force") == Result(
+        0, 'pod "stuck" force deleted\n',
+        "Warning: Immediate deletion does not wait for confirmation that the running resource "
+        "has been terminated. The resource may continue to run on the cluster indefinitely.\n")
+    assert kubemu("get", "pod", "stuck").err == (
+        'Error from server (NotFound): pods "stuck" not found\n')
+
+
+RUN_YAML = """\
+apiVersion: v1
+kind: Pod
+metadata:
+  creationTimestamp: null
+  labels:
+    run: web
+  name: web
+spec:
+  containers:
+  - image: nginx
+    name: web
+    resources: {}
+  dnsPolicy: ClusterFirst
+  restartPolicy: Always
+status: {}
+"""
+
+
+def test_run(kubemu):
+    # kubectl run web --image=nginx --dry-run=client -o yaml
+    assert kubemu("run", "web", "--image=nginx", "--dry-run=client", "-o", "yaml") == Result(
+        0, RUN_YAML, "")
+    assert kubemu("get", "pods").err == "No resources found in default namespace.\n"
+    assert kubemu("run", "box", "--image=busybox", "--restart=Never", "--env=A=1",
+                  "--", "sleep", "10") == Result(0, "pod/box created\n", "")
+    got = json.loads(kubemu("get", "pod", "box", "-o", "json").out)
+    assert got["metadata"]["labels"] == {"run": "box"}
+    assert got["spec"]["restartPolicy"] == "Never"
+    assert got["spec"]["containers"][0]["args"] == ["sleep", "10"]
+    assert got["spec"]["containers"][0]["env"] == [{"name": "A", "value": "1"}]
+
+
+def test_create_secret_tls_and_service(kubemu, tmp_path):
+    from tests.unit.test_cli_generate import TLS_CRT, TLS_KEY
+
+    (tmp_path / "tls.crt").write_text(TLS_CRT)
+    (tmp_path / "tls.key").write_text(TLS_KEY)
+    assert kubemu("create", "secret", "tls", "web-tls", f"--cert={tmp_path}/tls.crt",
+                  f"--key={tmp_path}/tls.key") == Result(0, "secret/web-tls created\n", "")
+    assert kubemu("get", "secret", "web-tls", "-o",
+                  "jsonpath={.type} {.data.tls\\.crt}").out == (
+        f"kubernetes.io/tls {base64.b64encode(TLS_CRT.encode()).decode()}")
+    assert kubemu("create", "service", "nodeport", "web", "--tcp=8080:80") == Result(
+        0, "service/web created\n", "")
+    got = json.loads(kubemu("get", "svc", "web", "-o", "json").out)
+    assert (got["spec"]["selector"], got["spec"]["ports"][0]["name"],
+            got["spec"]["ports"][0]["targetPort"], got["spec"]["type"]) == (
+        {"app": "web"}, "8080-80", 80, "NodePort")
+
+
+def test_apply_dry_runs_store_nothing(kubemu):
+    assert kubemu("apply", "-f", "-", "--dry-run=server", stdin=CONFIG) == Result(
+        0, "configmap/web-config created (server dry run)\n", "")
+    printed = yaml.safe_load(kubemu("apply", "-f", "-", "--dry-run=client", "-o", "yaml",
+                                    stdin=CONFIG).out)
+    assert (printed["kind"], printed["data"]) == ("ConfigMap", {"color": "blue",
+                                                                "size": "large"})
+    assert kubemu("get", "cm", "web-config").code == 1
+
+
+NODE_YAML = """\
+apiVersion: v1
+kind: Node
+metadata:
+  name: node-x
+spec: {}
+status:
+  allocatable: {cpu: "2", memory: 1Gi, pods: "110"}
+  capacity: {cpu: "2", memory: 1Gi, pods: "110"}
+"""
+
+
+def test_describe_node_lists_its_pods(kubemu):
+    assert kubemu("apply", "-f", "-", stdin=NODE_YAML).code == 0
+    kubemu("create", "namespace", "demo")
+    make_pod(kubemu, "a", "demo", node="node-x")
+    make_pod(kubemu, "b", node="node-x")
+    make_pod(kubemu, "elsewhere")
+    result = kubemu("describe", "node", "node-x")
+    assert result.code == 0, result.err
+    text = result.out
+    assert "Non-terminated Pods:          (2 in total)" in text, text
+    rows = [line.split() for line in text.splitlines() if line.startswith("  default ")
+            or line.startswith("  demo ")]
+    assert [row[:10] for row in rows] == [
+        ["default", "b", "250m", "(12%)", "0", "(0%)", "64Mi", "(6%)", "0", "(0%)"],
+        ["demo", "a", "250m", "(12%)", "0", "(0%)", "64Mi", "(6%)", "0", "(0%)"]]
+    assert "  cpu                500m (25%)   0 (0%)\n" in text
+    assert "  memory             128Mi (12%)  0 (0%)\n" in text

@@ -773,8 +773,8 @@ async def test_top_pods_and_nodes(cluster, api, ns):
     assert name == "busy" and cpu.endswith("m") and memory.endswith("Mi")
     nodes = await cli(cluster, "top", "nodes")
     assert nodes.returncode == 0, nodes.stderr
-    assert nodes.stdout.splitlines()[0].split() == ["NAME", "CPU(cores)", "CPU%",
-                                                   "MEMORY(bytes)", "MEMORY%"]
+    assert nodes.stdout.splitlines()[0].split() == ["NAME", "CPU(cores)", "CPU(%)",
+                                                   "MEMORY(bytes)", "MEMORY(%)"]
     assert nodes.stdout.splitlines()[1].startswith(NODE)
 
 

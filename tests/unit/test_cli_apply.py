@@ -213,6 +213,7 @@ class FakeClient:
         self.objects: dict[tuple[str, str, str], object] = {}
         self.writes: list[tuple[str, str]] = []
         self.patches: list[dict] = []
+        self.dry_runs: list[tuple[str, str]] = []
         self.revision = 100
 
     async def __aenter__(self):
@@ -232,6 +233,9 @@ class FakeClient:
         key = (kind.resource, obj.metadata.namespace, obj.metadata.name)
         if key in self.objects:
             raise errors.already_exists(kind.resource, obj.metadata.name)
+        if dry_run:
+            self.dry_runs.append(("create", obj.metadata.name))
+            return copy.deepcopy(obj)
         self.writes.append(("create", obj.metadata.name))
         stored = copy.deepcopy(obj)
         self.revision += 1
@@ -243,6 +247,10 @@ class FakeClient:
     async def patch(self, resource, name, namespace="", *, patch, status=False, dry_run=False):
         kind = REGISTRY.resolve(resource)
         old = await self.get(resource, name, namespace)
+        if dry_run:
+            self.dry_runs.append(("patch", name))
+            return codec.from_dict(kind.message, apply_merge_patch(
+                codec.to_dict(old), json.loads(json.dumps(patch))))
         self.writes.append(("patch", name))
         self.patches.append(patch)
         merged = apply_merge_patch(codec.to_dict(old), json.loads(json.dumps(patch)))
@@ -288,7 +296,8 @@ def test_apply_creates_then_is_unchanged_then_configures(tmp_path, capsys, fake)
     stored = fake.objects[("configmaps", "default", "one")]
     assert json.loads(stored.metadata.annotations[LAST_APPLIED]) == {
         "apiVersion": "v1", "kind": "ConfigMap", "data": {"k": "v"},
-        "metadata": {"name": "one", "namespace": "default", "labels": {"app": "web"}}}
+        "metadata": {"annotations": {}, "name": "one", "namespace": "default",
+                     "labels": {"app": "web"}}}
     assert stored.metadata.annotations[LAST_APPLIED].startswith('{"apiVersion":"v1","data"')
 
     writes = len(fake.writes)
@@ -360,3 +369,166 @@ def test_create_already_exists_is_kubectls_error(tmp_path, capsys, fake):
     assert capsys.readouterr().err == (
         'Error from server (AlreadyExists): configmaps "one" already exists\n'
         'Error from server (AlreadyExists): configmaps "two" already exists\n')
+
+
+# ---------------------------------------------------------------- apply --dry-run, -o
+
+APPLY_TWO = """\
+    apiVersion: v1
+    kind: Pod
+    metadata:
+      name: newpod
+      labels: {app: x}
+    spec:
+      containers:
+      - name: c
+        image: busybox
+        env: null
+    ---
+    apiVersion: v1
+    kind: ConfigMap
+    metadata:
+      name: cm1
+    data: {a: "1"}
+    """
+
+# kubectl apply -f apply.yaml --dry-run=client -o yaml   (kubectl 1.32.5, neither object
+# on the server)
+APPLY_TWO_YAML = """\
+apiVersion: v1
+items:
+- apiVersion: v1
+  kind: Pod
+  metadata:
+    annotations:
+      kubectl.kubernetes.io/last-applied-configuration: |
+        {"apiVersion":"v1","kind":"Pod","metadata":{"annotations":{},"labels":{"app":"x"},"name":"newpod","namespace":"default"},"spec":{"containers":[{"env":null,"image":"busybox","name":"c"}]}}
+    labels:
+      app: x
+    name: newpod
+    namespace: default
+  spec:
+    containers:
+    - image: busybox
+      name: c
+- apiVersion: v1
+  data:
+    a: "1"
+  kind: ConfigMap
+  metadata:
+    annotations:
+      kubectl.kubernetes.io/last-applied-configuration: |
+        {"apiVersion":"v1","data":{"a":"1"},"kind":"ConfigMap","metadata":{"annotations":{},"name":"cm1","namespace":"default"}}
+    name: cm1
+    namespace: default
+kind: List
+metadata: {}
+"""
+
+
+def test_apply_client_dry_run_sends_nothing_and_prints_kubectls_objects(tmp_path, capsys, fake):
+    # kubectl apply -f apply.yaml --dry-run=client
+    assert run(tmp_path, capsys, APPLY_TWO, "--dry-run=client") == (
+        0, "pod/newpod created (dry run)\nconfigmap/cm1 created (dry run)\n", "")
+    assert run(tmp_path, capsys, APPLY_TWO, "--dry-run=client", "-o", "yaml") == (
+        0, APPLY_TWO_YAML, "")
+    # kubectl apply -f apply.yaml --dry-run=client -o name
+    assert run(tmp_path, capsys, APPLY_TWO, "--dry-run", "-o", "name") == (
+        0, "pod/newpod\nconfigmap/cm1\n", "")
+    assert fake.writes == [] and fake.dry_runs == [] and fake.objects == {}
+
+
+def test_apply_server_dry_run_asks_the_server_and_stores_nothing(tmp_path, capsys, fake):
+    assert run(tmp_path, capsys, CMS, "--dry-run=server") == (
+        0, "configmap/one created (server dry run)\nconfigmap/two created (server dry run)\n",
+        "")
+    assert fake.dry_runs == [("create", "one"), ("create", "two")] and fake.objects == {}
+    run(tmp_path, capsys, CMS)
+    changed = CMS.replace("data: {k: v}\n    ---", "data: {k: v2}\n    ---")
+    code, out, _ = run(tmp_path, capsys, changed, "--dry-run=server", "-o", "json")
+    assert code == 0
+    printed = json.loads(out)
+    assert (printed["kind"], [i["data"] for i in printed["items"]]) == (
+        "List", [{"k": "v2"}, {"k": "v"}])
+    assert dict(fake.objects[("configmaps", "default", "one")].data) == {"k": "v"}
+    assert fake.dry_runs[-1] == ("patch", "one")
+
+
+def test_apply_client_dry_run_of_an_existing_object_shows_it_configured(tmp_path, capsys, fake):
+    run(tmp_path, capsys, CMS)
+    changed = CMS.replace("data: {k: v}\n    ---", "data: {k: v2}\n    ---")
+    writes = list(fake.writes)
+    assert run(tmp_path, capsys, changed, "--dry-run=client") == (
+        0, "configmap/one configured (dry run)\nconfigmap/two configured (dry run)\n", "")
+    assert fake.writes == writes
+
+
+# ---------------------------------------------------------------- delete
+
+class DeletingClient(FakeClient):
+    def __init__(self):
+        super().__init__()
+        self.deletes: list[tuple[str, object]] = []
+
+    async def delete(self, resource, name, namespace="", *, grace_period_s=None,
+                     propagation_policy="", dry_run=False):
+        import types
+
+        await self.get(resource, name, namespace)
+        self.deletes.append((name, grace_period_s))
+        return types.SimpleNamespace(deleted=True, object=None)
+
+
+@pytest.fixture
+def deleting(monkeypatch):
+    client = DeletingClient()
+    for name in ("a", "b"):
+        client.objects[("configmaps", "default", name)] = codec.from_dict(
+            REGISTRY.by_resource("configmaps").message, {"metadata": {"name": name}})
+    monkeypatch.setattr(common, "client_for", lambda args: client)
+    return client
+
+
+FORCE_WARNING = ("Warning: Immediate deletion does not wait for confirmation that the running "
+                 "resource has been terminated. The resource may continue to run on the cluster "
+                 "indefinitely.\n")
+
+
+@pytest.mark.parametrize("flags, grace, out, err", [
+    # kubectl delete cm a b --force
+    (["--force"], 0, 'configmap "a" force deleted\nconfigmap "b" force deleted\n', FORCE_WARNING),
+    (["--force", "--grace-period=0"], 0,
+     'configmap "a" force deleted\nconfigmap "b" force deleted\n', FORCE_WARNING),
+    # kubectl turns --grace-period=0 without --force into 1
+    (["--grace-period=0"], 1, 'configmap "a" deleted\nconfigmap "b" deleted\n', ""),
+    (["--now"], 1, 'configmap "a" deleted\nconfigmap "b" deleted\n', ""),
+    ([], None, 'configmap "a" deleted\nconfigmap "b" deleted\n', ""),
+    (["-o", "name", "--grace-period", "5"], 5, "configmap/a\nconfigmap/b\n", ""),
+], ids=["force", "force-zero", "zero-needs-force", "now", "default", "name"])
+def test_delete_grace_periods_as_kubectl(tmp_path, capsys, deleting, flags, grace, out, err):
+    code = main.main(["--home", str(tmp_path), "delete", "cm", "a", "b", *flags])
+    assert (code, *capsys.readouterr()) == (0, out, err)
+    assert deleting.deletes == [("a", grace), ("b", grace)]
+
+
+@pytest.mark.parametrize("flags, err", [
+    (["--force", "--grace-period=5"],
+     "error: --force and --grace-period greater than 0 cannot be specified together\n"),
+    (["--now", "--grace-period=5"],
+     "error: --now and --grace-period cannot be specified together\n"),
+    (["-o", "yaml"], "error: unexpected -o output mode: yaml. We only support '-o name'\n"),
+], ids=["force-with-grace", "now-with-grace", "output"])
+def test_delete_refuses_what_kubectl_refuses(tmp_path, capsys, deleting, flags, err):
+    assert main.main(["--home", str(tmp_path), "delete", "cm", "a", *flags]) == 1
+    assert capsys.readouterr() == ("", err)
+    assert deleting.deletes == []
+
+
+def test_delete_client_dry_run_deletes_nothing(tmp_path, capsys, deleting):
+    # kubectl delete pod kuard nginx --force --dry-run=client
+    assert main.main(["--home", str(tmp_path), "delete", "cm", "a", "b", "--force",
+                      "--dry-run=client"]) == 0
+    assert capsys.readouterr() == (
+        'configmap "a" force deleted (dry run)\nconfigmap "b" force deleted (dry run)\n',
+        FORCE_WARNING)
+    assert deleting.deletes == []

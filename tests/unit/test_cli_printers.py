@@ -122,6 +122,53 @@ def test_pod_status(obj, ready, status, restarts):
     assert (got_ready, got_status, got_restarts) == (ready, status, restarts)
 
 
+def _deleted(obj: dict, **status) -> dict:
+    obj["metadata"]["deletionTimestamp"] = ago(-30)
+    obj["status"].update(status)
+    return obj
+
+
+def _sidecar_pod(started: bool, ready: bool, restarts: int = 0) -> dict:
+    obj = pod([cs("c0", ready=True, state=RUNNING)], conditions=[("Initialized", "True")])
+    obj["spec"]["initContainers"] = [{"name": "proxy", "restartPolicy": "Always"}]
+    obj["status"]["initContainerStatuses"] = [
+        {**cs("proxy", ready=ready, restarts=restarts, state=RUNNING), "started": started}]
+    return obj
+
+
+# kubectl 1.32's printPod (kubernetes/pkg/printers/internalversion/printers.go):
+# deletion wins over any container reason unless the phase is terminal, NodeLost
+# shows Unknown, a scheduling gate shows SchedulingGated, sidecars (restartable init
+# containers) count in READY and RESTARTS.
+@pytest.mark.parametrize("obj, ready, status, restarts", [
+    (_deleted(pod([cs(state={"waiting": {"reason": "CrashLoopBackOff"}}, restarts=5)])),
+     "0/1", "Terminating", 5),
+    (_deleted(pod([cs(state={"terminated": {"reason": "Error", "exitCode": 143}})])),
+     "0/1", "Terminating", 0),
+    (_deleted(pod([cs(state={"terminated": {"reason": "Error", "exitCode": 143}})],
+                  phase="Failed")), "0/1", "Error", 0),
+    (_deleted(pod([cs(ready=True, state=RUNNING)]), reason="NodeLost"), "1/1", "Unknown", 0),
+    (_deleted(pod([], phase="Pending")), "0/1", "Terminating", 0),
+    (pod([], phase="Pending", conditions=[("PodScheduled", "False")]) | {
+        "status": {"phase": "Pending", "conditions": [
+            {"type": "PodScheduled", "status": "False", "reason": "SchedulingGated"}]}},
+     "0/1", "SchedulingGated", 0),
+    (_sidecar_pod(started=True, ready=True, restarts=2), "2/2", "Running", 2),
+    (_sidecar_pod(started=True, ready=False), "1/2", "Running", 0),
+], ids=["deleted-crashloop", "deleted-killed-not-yet-terminal", "deleted-and-failed",
+        "node-lost", "deleted-pending", "scheduling-gated", "sidecar-ready",
+        "sidecar-not-ready"])
+def test_pod_status_kubectl_132_rules(obj, ready, status, restarts):
+    got_ready, got_status, got_restarts, _ = printers.pod_status(obj)
+    assert (got_ready, got_status, got_restarts) == (ready, status, restarts)
+
+
+def test_pod_ip_column_reads_pod_ips_first():
+    obj = pod([cs(ready=True, state=RUNNING)])
+    obj["status"].update(podIP="10.0.0.1", podIPs=[{"ip": "10.0.0.2"}])
+    assert printers.row("pods", obj, TableOptions(wide=True), NOW)[5] == "10.0.0.2"
+
+
 def test_pod_restarts_show_when_the_last_one_was():
     obj = pod([cs(ready=True, state=RUNNING, restarts=2,
                   last={"terminated": {"finishedAt": ago(70)}})])
