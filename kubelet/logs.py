@@ -9,19 +9,22 @@ restarts.
 
 Rotation (the kubelet's container log manager, --container-log-max-size and
 --container-log-max-files): `rotate(path, max_bytes, max_files)` is run for
-the running containers every --container-log-monitor-interval-s. A file at
-or above max_bytes is copied to `<path>.<YYYYMMDD-hhmmss>` (the kubelet's
-suffix; a counter is added when two rotations fall in one second) and then
-truncated to zero; the oldest rotated files beyond max_files - 1 are
-removed, so at most max_files files (the live one included) are kept. The
-writer is not told: its O_APPEND writes land at the new end of the file.
-The window: bytes written between the last read of the copy and the
-truncate (a few microseconds) are lost. The copy keeps at most the last
-max_bytes (from a line start), so every rotated file is under max_bytes;
-what a container writes above max_bytes between two checks is dropped from
-the middle, and the live file can grow past max_bytes by what the container
-writes in one check interval. Rotated files are not compressed (the kubelet
-gzips all but the newest).
+the running containers every --container-log-monitor-interval-s, by
+copy-and-truncate. A live file at or above max_bytes is read to its end
+(at most its last max_files * max_bytes bytes: nothing older could be kept)
+and truncated to zero at once. What was read is cut at line ends into
+pieces of at most max_bytes; all but the last go to rotated files
+`<path>.<YYYYMMDD-hhmmss>` (the kubelet's suffix, in UTC; a counter is
+added when two fall in one second), and the last piece, the lines after the last full
+piece, is appended to the live file again, so the history has no hole and
+every rotated file is under max_bytes. The oldest rotated files beyond
+max_files - 1 are removed: at most max_files files, the live one included.
+The live one can grow past max_bytes by what the container writes in one
+check interval. The writer is not told: its O_APPEND writes land at the
+new end of the file. The window (microseconds): what the container writes
+between the read and the truncate is lost, and what it writes between the
+truncate and the append of the last piece comes before that piece. Rotated
+files are not compressed (the kubelet gzips all but the newest).
 
 Reading (`read_log`) goes across the rotated files and the live one, oldest
 first: all of it, its last `tail_lines` lines, at most `limit_bytes`; with
@@ -29,8 +32,9 @@ first: all of it, its last `tail_lines` lines, at most `limit_bytes`; with
 says the instance has ended (then whatever is left). A live file found
 shorter than what was read of it has been rotated: following goes on from
 its start (what was written just before the rotation is in the newest
-rotated file, not repeated). Reads are blocking file I/O and run in a
-thread; nothing is held open between polls but the live file.
+rotated file; what the rotation appended again, and was read before, is not
+repeated). Reads are blocking file I/O and run in a thread; nothing is held
+open between polls but the live file.
 """
 from __future__ import annotations
 
@@ -44,6 +48,7 @@ from typing import AsyncIterator, Awaitable, Callable, Iterator
 from kubemu.fileutil import atomic_write
 
 CHUNK_BYTES = 64 * 1024
+SEEN_BYTES_MAX = 64 * 1024  # what a follower remembers of what it sent
 TAIL_BLOCK_BYTES = 8192
 ROTATED_SUFFIX = re.compile(r"\.\d{8}-\d{6}(?:\.\d+)?$")
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024   # --container-log-max-size 10Mi
@@ -101,13 +106,28 @@ def _line_start(data: bytes) -> bytes:
 
 
 def _rotated_name(path: pathlib.Path, now_s: float) -> pathlib.Path:
-    stamp = datetime.datetime.fromtimestamp(now_s).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.datetime.fromtimestamp(now_s, datetime.timezone.utc).strftime(
+        "%Y%m%d-%H%M%S")
     target = path.with_name(f"{path.name}.{stamp}")
     count = 0
     while target.exists():
         count += 1
         target = path.with_name(f"{path.name}.{stamp}.{count}")
     return target
+
+
+def _pieces(data: bytes, max_bytes: int) -> list[bytes]:
+    """`data` cut at line ends into pieces of at most max_bytes (a longer line is
+    cut where it must)."""
+    pieces = []
+    while data:
+        if len(data) <= max_bytes:
+            cut = len(data)
+        else:
+            cut = data.rfind(b"\n", 0, max_bytes) + 1 or max_bytes
+        pieces.append(data[:cut])
+        data = data[cut:]
+    return pieces
 
 
 def rotate(path: str | os.PathLike[str], max_bytes: int, max_files: int,
@@ -117,26 +137,34 @@ def rotate(path: str | os.PathLike[str], max_bytes: int, max_files: int,
         raise ValueError(f"rotate: need max_bytes > 0 and max_files >= 2, got {max_bytes}, "
                          f"{max_files}")
     path = pathlib.Path(path)
+    keep_bytes = max_files * max_bytes
     try:
-        fd = os.open(path, os.O_RDWR)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND)
     except FileNotFoundError:
         return False
     try:
         size = os.fstat(fd).st_size
         if size < max_bytes:
             return False
-        start = max(0, size - max_bytes)
+        # From the byte before the first one kept: it says whether that one starts a line.
+        start = max(0, size - keep_bytes - 1)
         os.lseek(fd, start, os.SEEK_SET)
         parts = []
         while chunk := os.read(fd, CHUNK_BYTES):  # to the end, whatever came meanwhile
             parts.append(chunk)
         os.ftruncate(fd, 0)
+        data = b"".join(parts)
+        if start > 0 or len(data) > keep_bytes:
+            data = _line_start(data[-keep_bytes - 1:])  # from the first whole line
+        pieces = _pieces(data, max_bytes)
+        # A last piece that is not full stays live: no rotated file is wasted on it.
+        rest = pieces.pop() if len(pieces) > 1 and len(pieces[-1]) < max_bytes else b""
+        if rest:
+            os.write(fd, rest)  # O_APPEND: after anything written since the truncate
     finally:
         os.close(fd)
-    data = b"".join(parts)
-    if start > 0 or len(data) > max_bytes:
-        data = _line_start(data[-max_bytes:])
-    atomic_write(_rotated_name(path, now_s), data, fsync=False)
+    for piece in pieces:
+        atomic_write(_rotated_name(path, now_s), piece, fsync=False)
     old = rotated_files(path)
     for stale in old[:max(0, len(old) - (max_files - 1))]:
         stale.unlink(missing_ok=True)
@@ -149,6 +177,23 @@ def rotate_all(paths: list[str], max_bytes: int, max_files: int, now_s: float) -
 
 
 # ---------------------------------------------------------------- reading
+
+def already_sent(seen: bytes, head: bytes) -> int:
+    """How much of `head`, the start of a live file just rotated, is the end of
+    `seen`, what a follower sent of it before (the lines the rotation put
+    back): the longest line-aligned prefix of head that ends seen."""
+    best = 0
+    start = 0
+    while start < len(seen):
+        tail = seen[start:]
+        if head.startswith(tail):
+            best = len(tail)
+            break
+        cut = seen.find(b"\n", start)
+        if cut < 0:
+            break
+        start = cut + 1
+    return best
 
 def tail_offset(f, lines: int) -> int:
     """The offset where the last `lines` lines of the open binary file start."""
@@ -233,6 +278,7 @@ async def read_log(path: str, *, tail_lines: int | None = None, limit_bytes: int
         f = await asyncio.to_thread(open, live, "rb")
     except FileNotFoundError:
         return
+    seen = b""  # the end of what was sent, to recognise it after a rotation
     try:
         await asyncio.to_thread(f.seek, offset)
         while True:
@@ -241,6 +287,8 @@ async def read_log(path: str, *, tail_lines: int | None = None, limit_bytes: int
             if chunk:
                 if budget is not None:
                     budget -= len(chunk)
+                if follow:
+                    seen = (seen + chunk)[-SEEN_BYTES_MAX:]
                 yield chunk
                 if budget is not None and budget <= 0:
                     return
@@ -254,8 +302,9 @@ async def read_log(path: str, *, tail_lines: int | None = None, limit_bytes: int
                     yield rest
                 return
             size = (await asyncio.to_thread(os.fstat, f.fileno())).st_size
-            if size < f.tell():
-                await asyncio.to_thread(f.seek, 0)  # rotated (truncated): go on from its start
+            if size < f.tell():  # rotated: go on after what the rotation put back
+                head = await asyncio.to_thread(os.pread, f.fileno(), SEEN_BYTES_MAX, 0)
+                await asyncio.to_thread(f.seek, already_sent(seen, head))
                 continue
             await asyncio.sleep(poll_s)  # follow latency
     finally:
