@@ -16,8 +16,8 @@ is down):
   and the worker of every pod whose containers changed state is woken; the
   fault point `pleg-relist` (--fault-dir) rehearses its failure;
 - housekeeping: sandboxes of pods the API no longer has (deleted while the
-  kubelet was down) are stopped and removed, leftover pod directories too,
-  and a pod worker whose task died is started again;
+  kubelet was down) are stopped and removed, leftover pod and log
+  directories too, and a pod worker whose task died is started again;
 - container logs: the running containers' logs are rotated
   (--container-log-max-size, --container-log-max-files, kubelet/logs.py);
 - node status and lease (kubelet/node.py).
@@ -45,7 +45,8 @@ from kubelet.image_puller import ImagePuller
 from kubelet.ipam import PodIPAllocator
 from kubelet.probe_manager import ProbeManager
 from kubelet.status_manager import StatusManager
-from kubelet.worker import NodeContext, PodWorker
+from kubelet.pod_runtime import NodeContext
+from kubelet.worker import PodWorker
 from kubemu import server as grpc_server
 from kubemu.api import errors, quantity
 from kubemu.backoff import Backoff
@@ -438,6 +439,10 @@ class Kubelet:
                 await asyncio.to_thread(self.ctx.volumes.teardown, uid)
                 self.ipam.release(uid)
         await self.ipam.flush()
+        # Log directories of pods gone while no worker ran for them.
+        for uid, path in (await asyncio.to_thread(logs.pod_log_dirs, self.root / "logs")).items():
+            if uid not in known and uid not in self.workers and uid not in with_sandbox:
+                await asyncio.to_thread(shutil.rmtree, path, True)
 
     async def _container_log_loop(self) -> None:
         """Rotate the logs of running containers (the kubelet's container log manager)."""

@@ -64,6 +64,15 @@ def relative_log_path(container: str, attempt: int) -> str:
     return f"{container}/{attempt}.log"
 
 
+def pod_log_dirs(logs_root: pathlib.Path) -> dict[str, pathlib.Path]:
+    """Pod uid -> its log directory, for every pod with one (blocking)."""
+    try:
+        names = os.listdir(logs_root)
+    except OSError:
+        return {}
+    return {name.rpartition("_")[2]: logs_root / name for name in names if name.count("_") >= 2}
+
+
 def logged_attempts(container_dir: pathlib.Path) -> list[int]:
     """The attempts that have a log file in a container's log directory
     (blocking). After a runtime lost its records, they say how many instances
