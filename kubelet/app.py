@@ -43,9 +43,9 @@ from kubelet import admission, cri, logs, node, server, volumes
 from kubelet import status as pod_status
 from kubelet.image_puller import ImagePuller
 from kubelet.ipam import PodIPAllocator
+from kubelet.pod_runtime import NodeContext
 from kubelet.probe_manager import ProbeManager
 from kubelet.status_manager import StatusManager
-from kubelet.pod_runtime import NodeContext
 from kubelet.worker import PodWorker
 from kubemu import server as grpc_server
 from kubemu.api import errors, quantity

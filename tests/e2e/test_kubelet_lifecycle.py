@@ -170,7 +170,7 @@ async def test_a_failing_pleg_is_logged_reported_not_serving_and_recovers(
 
 # ---------------------------------------------------------------- a cluster restart
 
-async def test_after_a_cluster_restart_exec_and_logs_reach_the_running_container_and_restart_counts_hold(  # noqa: E501
+async def test_after_a_cluster_restart_exec_logs_and_restart_counts_follow_the_new_instance(
         tmp_path):
     home = tmp_path / "home"
     first = ClusterThread(home, node_kinds=node_kinds(tmp_path))
