@@ -10,6 +10,7 @@ import sys
 from kubelet.app import Kubelet, Options
 from kubemu import log as kubemu_log
 from kubemu import server as grpc_server
+from kubemu.api import quantity
 from kubemu.client.config import ClusterNotFound, load_cluster_config
 
 
@@ -62,6 +63,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="persistentVolumeClaim directories (default: <root>/persistent-volumes)")
     p.add_argument("--pod-env", action="append", default=[], metavar="K=V",
                    help="a variable set in every container (the supervisor's marker by default)")
+    p.add_argument("--container-log-max-size", default="10Mi",
+                   help="a running container's log is rotated when it reaches this size "
+                        "(a quantity)")
+    p.add_argument("--container-log-max-files", type=int, default=d.container_log_max_files,
+                   help="log files kept per container instance, the live one included (>= 2)")
+    p.add_argument("--fault-dir", default="",
+                   help="fault points: while DIR/<name> exists, the point <name> fails "
+                        "(pleg-relist)")
     timing = p.add_argument_group("timing (Kubernetes defaults)")
     timing.add_argument("--node-status-update-s", type=float, default=d.node_status_update_s)
     timing.add_argument("--node-status-report-s", type=float, default=d.node_status_report_s)
@@ -84,6 +93,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     timing.add_argument("--hook-timeout-s", type=float, default=d.hook_timeout_s,
                         help="bound on a postStart hook")
     timing.add_argument("--log-follow-poll-s", type=float, default=d.log_follow_poll_s)
+    timing.add_argument("--container-log-monitor-interval-s", type=float,
+                        default=d.container_log_monitor_interval_s,
+                        help="how often container logs are checked for rotation")
     timing.add_argument("--start-timeout-s", type=float, default=d.start_timeout_s)
     p.add_argument("--log-file", default=None)
     p.add_argument("--log-level", default="info")
@@ -96,9 +108,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("node_status_update_s", "node_status_report_s", "node_lease_renew_s",
                  "sync_frequency_s", "pleg_relist_s", "crash_backoff_initial_s",
                  "crash_backoff_max_s", "crash_backoff_reset_s", "image_backoff_initial_s",
-                 "image_backoff_max_s", "log_follow_poll_s", "start_timeout_s"):
+                 "image_backoff_max_s", "log_follow_poll_s", "start_timeout_s",
+                 "container_log_monitor_interval_s"):
         if getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be > 0")
+    try:
+        args.container_log_max_bytes = quantity.to_int(args.container_log_max_size)
+    except ValueError as err:
+        p.error(f"--container-log-max-size: {err}")
+    if args.container_log_max_bytes <= 0:
+        p.error("--container-log-max-size must be > 0")
+    if args.container_log_max_files < 2:
+        p.error("--container-log-max-files must be >= 2")
     args.node_labels = _key_values(args.node_labels, "--node-labels", p)
     args.taints = _taints(args.register_with_taints, p)
     args.pod_env = _key_values(args.pod_env, "--pod-env", p)
@@ -129,7 +150,11 @@ def options_from(args: argparse.Namespace) -> Options:
         image_backoff_initial_s=args.image_backoff_initial_s,
         image_backoff_max_s=args.image_backoff_max_s, min_grace_s=args.min_grace_s,
         hook_timeout_s=args.hook_timeout_s, log_follow_poll_s=args.log_follow_poll_s,
-        start_timeout_s=args.start_timeout_s)
+        start_timeout_s=args.start_timeout_s,
+        container_log_max_bytes=args.container_log_max_bytes,
+        container_log_max_files=args.container_log_max_files,
+        container_log_monitor_interval_s=args.container_log_monitor_interval_s,
+        fault_dir=args.fault_dir)
 
 
 async def run(args: argparse.Namespace) -> None:

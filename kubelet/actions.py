@@ -82,8 +82,9 @@ async def run_exec(runtime: cri.RuntimeClient, container_id: str, command: list[
 
 
 def _ssl_context() -> ssl.SSLContext:
-    # The kubelet does not verify probe certificates.
-    ctx = ssl.create_default_context()
+    # The kubelet does not verify probe certificates; so no CA store is loaded
+    # (create_default_context reads it from disk, on the event loop, each time).
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     return ctx

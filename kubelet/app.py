@@ -5,16 +5,26 @@ register the Node; note the pod IPs of the sandboxes the runtime already has;
 sync the ConfigMap, Secret and Service informers, then the pod informer
 (field selector spec.nodeName=<node>), whose events start one PodWorker per
 pod uid (a new pod is first admitted against the node's pods, cpu and memory;
-a pod a previous kubelet started is adopted with its containers). Then the
-loops:
-- PLEG: every `pleg_relist_s` the runtime's containers are listed and the
-  worker of every pod whose containers changed state is woken;
+a pod a previous kubelet started is adopted with its containers). The pod
+workers share one status manager, image puller and probe manager
+(kubelet/status_manager.py, image_puller.py, probe_manager.py). Then the
+loops, every one under kubemu.loops.Loops (a failure is logged, the loop
+restarted with back-off, and the kubelet's health says NOT_SERVING while it
+is down):
+- the informers;
+- PLEG (`pleg`): every `pleg_relist_s` the runtime's containers are listed
+  and the worker of every pod whose containers changed state is woken; the
+  fault point `pleg-relist` (--fault-dir) rehearses its failure;
 - housekeeping: sandboxes of pods the API no longer has (deleted while the
-  kubelet was down) are stopped and removed, leftover pod directories too;
+  kubelet was down) are stopped and removed, leftover pod and log
+  directories too, and a pod worker whose task died is started again;
+- container logs: the running containers' logs are rotated
+  (--container-log-max-size, --container-log-max-files, kubelet/logs.py);
 - node status and lease (kubelet/node.py).
 The health service says SERVING once the Node is registered and the pods are
 synced. Stop (SIGTERM) stops the kubelet only: pods keep running, and a new
-kubelet adopts them.
+kubelet adopts them. Everything the kubelet makes under its root is private
+(0700 directories, 0600 files).
 """
 from __future__ import annotations
 
@@ -29,17 +39,24 @@ import time
 import structlog
 from google.protobuf.message import Message
 
-from kubelet import admission, cri, node, server, volumes
+from kubelet import admission, cri, logs, node, server, volumes
 from kubelet import status as pod_status
+from kubelet.image_puller import ImagePuller
 from kubelet.ipam import PodIPAllocator
-from kubelet.worker import NodeContext, PodWorker
+from kubelet.pod_runtime import NodeContext
+from kubelet.probe_manager import ProbeManager
+from kubelet.status_manager import StatusManager
+from kubelet.worker import PodWorker
 from kubemu import server as grpc_server
 from kubemu.api import errors, quantity
 from kubemu.backoff import Backoff
 from kubemu.client.clientset import Client
 from kubemu.client.events import NORMAL, EventRecorder
 from kubemu.client.informer import Informer
+from kubemu.faults import Faults
+from kubemu.fileutil import private_dir
 from kubemu.kubelet.v1 import kubelet_pb2_grpc
+from kubemu.loops import Loops
 
 log = structlog.get_logger()
 
@@ -47,6 +64,8 @@ SERVICE_NAME = "kubemu.kubelet.v1.Kubelet"
 FINISHED_UIDS_MAX = 4096
 HOUSEKEEPING_S = 2.0
 START_RETRY_S_MAX = 2.0
+PLEG_LOOP = "pleg"
+PLEG_FAULT = "pleg-relist"
 
 
 @dataclasses.dataclass
@@ -84,6 +103,10 @@ class Options:
     start_timeout_s: float = 60.0
     log_follow_poll_s: float = 0.2
     shutdown_grace_s: float = 2.0
+    container_log_max_bytes: int = logs.DEFAULT_MAX_BYTES
+    container_log_max_files: int = logs.DEFAULT_MAX_FILES
+    container_log_monitor_interval_s: float = 10.0
+    fault_dir: str = ""
 
 
 def capacity(options: Options) -> dict[str, str]:
@@ -112,7 +135,8 @@ class Kubelet:
         self.events = EventRecorder(self.client, "kubelet", host=options.node_name)
         self.workers: dict[str, PodWorker] = {}
         self.finished_uids: collections.deque[str] = collections.deque(maxlen=FINISHED_UIDS_MAX)
-        self.tasks: list[asyncio.Task] = []
+        self.loops = Loops(on_health=self._loop_health)
+        self.faults = Faults(options.fault_dir or None)
         self.server: grpc_server.Server | None = None
         self.node: node.NodeManager | None = None
         self.ipam: PodIPAllocator | None = None
@@ -126,9 +150,17 @@ class Kubelet:
 
     # ------------------------------------------------------------ start / stop
 
+    async def _loop_health(self, name: str, ok: bool) -> None:
+        if self.server is not None:
+            await self.server.set_check(name, ok)
+
     async def start(self) -> str:
         o = self.options
-        self.root.mkdir(parents=True, exist_ok=True)
+
+        def make_dirs() -> None:
+            for d in (self.root, self.root / "logs", self.root / "pods"):
+                private_dir(d)
+        await asyncio.to_thread(make_dirs)
         version = await self._wait_runtime()
         self.server = grpc_server.Server(f"{o.node_ip}:{o.port}", grace_s=o.shutdown_grace_s)
         kubelet_pb2_grpc.add_KubeletServicer_to_server(
@@ -149,16 +181,20 @@ class Kubelet:
         registered = await self._until_done(self.node.register, "node registration")
         self.events.start()
         self.events.record(registered, NORMAL, "Starting", "Starting kubelet.")
-        self.node.start()
+        self.node.start(self.loops)
         self.ipam = PodIPAllocator(o.pod_cidr, self.root / "ipam.json")
         await self._reconcile_ips()
         self.ctx = NodeContext(
             node_name=o.node_name, node_ip=o.node_ip, root=self.root, runtime=self.runtime,
-            client=self.client, events=self.events, volumes=volumes.VolumeManager(self.root),
+            client=self.client, events=self.events,
+            volumes=volumes.VolumeManager(self.root, [o.volumes_dir or self.root]),
             ipam=self.ipam,
+            status=StatusManager(self.client, self._find_pod),
+            images=ImagePuller(self.runtime, self.events,
+                               Backoff(o.image_backoff_initial_s, o.image_backoff_max_s,
+                                       o.crash_backoff_reset_s)),
+            probes=ProbeManager(self.runtime, self.events, self._wake),
             crash_backoff=Backoff(o.crash_backoff_initial_s, o.crash_backoff_max_s,
-                                  o.crash_backoff_reset_s),
-            image_backoff=Backoff(o.image_backoff_initial_s, o.image_backoff_max_s,
                                   o.crash_backoff_reset_s),
             lookup=self._lookup, services=self._services_of, claim_path=self._claim_path,
             allocatable=self.capacity, min_grace_s=o.min_grace_s,
@@ -167,15 +203,16 @@ class Kubelet:
         for informer in (self.configmaps, self.secrets, self.services):
             informer.add_handler(on_add=self._on_source, on_update=lambda _o, n: self._on_source(n),
                                  on_delete=self._on_source)
-            informer.start()
+            self.loops.spawn(f"informer-{informer.resource}", informer.run)
         for informer in (self.configmaps, self.secrets, self.services):
             await informer.wait_synced(o.start_timeout_s)
         self.pods.add_handler(on_add=self._on_pod, on_update=self._on_pod_update,
                               on_delete=self._on_pod_delete)
-        self.pods.start()
+        self.loops.spawn("informer-pods", self.pods.run)
         await self.pods.wait_synced(o.start_timeout_s)
-        self.tasks.append(asyncio.create_task(self._pleg_loop(), name="pleg"))
-        self.tasks.append(asyncio.create_task(self._housekeeping_loop(), name="housekeeping"))
+        self.loops.spawn(PLEG_LOOP, self._pleg_loop)
+        self.loops.spawn("housekeeping", self._housekeeping_loop)
+        self.loops.spawn("container-logs", self._container_log_loop)
         await self.server.set_serving(True)
         await self.server.set_serving(True, SERVICE_NAME)
         self.log.info("kubelet ready", address=address, pods=len(self.workers),
@@ -186,15 +223,12 @@ class Kubelet:
         """Stop the kubelet; pod processes keep running (the runtime owns them)."""
         if self.server is not None:
             await self.server.set_serving(False)
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.loops.stop()
         await asyncio.gather(*(w.stop() for w in list(self.workers.values())),
                              return_exceptions=True)
-        for informer in (self.pods, self.configmaps, self.secrets, self.services):
-            await informer.stop()
-        if self.node is not None:
-            await self.node.stop()
+        if self.ctx is not None:
+            self.ctx.probes.stop_all()
+            await self.ctx.status.stop()
         await self.events.stop()
         if self.server is not None:
             await self.server.stop()
@@ -252,6 +286,7 @@ class Kubelet:
                 status = await self.runtime.sandbox_status(s.id)
                 live.append((uid, status.network.ip))
         self.ipam.reconcile(live)
+        await self.ipam.flush()
 
     # ------------------------------------------------------------ lookups
 
@@ -310,6 +345,11 @@ class Kubelet:
         self.workers.pop(uid, None)
         self.finished_uids.append(uid)
 
+    def _wake(self, uid: str) -> None:
+        worker = self.workers.get(uid)
+        if worker is not None:
+            worker.notify()
+
     def _on_pod(self, pod: Message) -> None:
         uid = pod.metadata.uid
         if uid in self.finished_uids and uid not in self.workers:
@@ -338,10 +378,12 @@ class Kubelet:
     # ------------------------------------------------------------ loops
 
     async def _pleg_loop(self) -> None:
-        """Wake the worker of every pod whose containers changed state."""
+        """Wake the worker of every pod whose containers changed state. Runs under
+        Loops: a failure other than the runtime's not answering ends this run."""
         previous: dict[str, dict[str, int]] = {}
         while True:
             await asyncio.sleep(self.options.pleg_relist_s)  # the relist period
+            self.faults.check(PLEG_FAULT)
             try:
                 found = await self.runtime.list_containers()
             except (cri.RuntimeUnavailable, cri.RuntimeCallError):
@@ -361,12 +403,25 @@ class Kubelet:
     async def _housekeeping_loop(self) -> None:
         while True:
             await asyncio.sleep(HOUSEKEEPING_S)  # housekeeping period
+            self._supervise_workers()
             try:
                 await self._housekeeping()
             except (cri.RuntimeUnavailable, cri.RuntimeCallError) as err:
                 self.log.info("housekeeping skipped", error=str(err))
-            except Exception:
-                self.log.exception("housekeeping failed")
+            except errors.ApiError as err:
+                self.log.info("housekeeping skipped", error=str(err))
+
+    def _supervise_workers(self) -> None:
+        """A pod worker whose task ended without finishing its pod (a bug) is
+        started again, so no pod is left without one."""
+        for uid, worker in list(self.workers.items()):
+            task = worker.task
+            if task is None or not task.done() or worker.done:
+                continue
+            error = task.exception() if not task.cancelled() else None
+            self.log.error("pod worker died; starting it again", pod_uid=uid,
+                           error=repr(error))
+            worker.start()
 
     async def _housekeeping(self) -> None:
         known = {p.metadata.uid for p in self.pods.store.list()}
@@ -379,8 +434,37 @@ class Kubelet:
                 self.log.info("orphaned pod found: stopping it", pod_uid=uid,
                               pod=f"{s.metadata.namespace}/{s.metadata.name}")
                 self._worker(uid).update(None)
-        for uid in self.ctx.volumes.known_pods():
+        for uid in await asyncio.to_thread(self.ctx.volumes.known_pods):
             if uid not in known and uid not in self.workers and uid not in with_sandbox:
-                self.ctx.volumes.teardown(uid)
+                await asyncio.to_thread(self.ctx.volumes.teardown, uid)
                 self.ipam.release(uid)
+        await self.ipam.flush()
+        # Log directories of pods gone while no worker ran for them.
+        for uid, path in (await asyncio.to_thread(logs.pod_log_dirs, self.root / "logs")).items():
+            if uid not in known and uid not in self.workers and uid not in with_sandbox:
+                await asyncio.to_thread(shutil.rmtree, path, True)
+
+    async def _container_log_loop(self) -> None:
+        """Rotate the logs of running containers (the kubelet's container log manager)."""
+        o = self.options
+        while True:
+            await asyncio.sleep(o.container_log_monitor_interval_s)  # the monitor interval
+            try:
+                found = await self.runtime.list_containers()
+            except (cri.RuntimeUnavailable, cri.RuntimeCallError):
+                continue
+            paths = []
+            for c in found:
+                labels = c.labels
+                if c.state != cri.RUNNING or cri.POD_UID_LABEL not in labels:
+                    continue
+                pod_dir = self.root / "logs" / (f"{labels.get(cri.POD_NAMESPACE_LABEL, '')}_"
+                                                f"{labels.get(cri.POD_NAME_LABEL, '')}_"
+                                                f"{labels[cri.POD_UID_LABEL]}")
+                paths.append(str(logs.container_log_path(pod_dir, c.metadata.name,
+                                                         c.metadata.attempt)))
+            rotated = await asyncio.to_thread(logs.rotate_all, paths, o.container_log_max_bytes,
+                                              o.container_log_max_files, time.time())
+            if rotated:
+                self.log.debug("container logs rotated", files=rotated)
 

@@ -4,18 +4,21 @@ Addresses are handed out round-robin after the last one given (a freed
 address is not reused at once, so a client of a deleted pod does not reach
 its successor), skipping the network address, the first host address (the
 "gateway", by convention) and the broadcast address. The table
-(ip -> pod uid) is written atomically to `<root>/ipam.json` on every change,
-so a restarted kubelet gives each pod the address it had; `reconcile` then
-frees the addresses of pods that no longer have a sandbox.
+(ip -> pod uid) changes in memory; `await flush()` writes it atomically to
+`<root>/ipam.json` (0600) in a thread after a change, so a restarted
+kubelet gives each pod the address it had; `reconcile` then frees the
+addresses of pods that no longer have a sandbox. `save()` is the blocking
+write, for start-up and tests.
 """
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
-import os
 import pathlib
-import tempfile
 from typing import Iterable
+
+from kubemu.fileutil import atomic_write
 
 
 class PoolExhausted(Exception):
@@ -30,6 +33,8 @@ class PodIPAllocator:
         self.path = path
         self.allocated: dict[str, str] = {}    # ip -> pod uid
         self.last = ""
+        self._dirty = False
+        self._flushing = asyncio.Lock()
         self._load()
 
     def _hosts(self) -> list[str]:
@@ -55,17 +60,30 @@ class PodIPAllocator:
         except ValueError:
             return False
 
+    def _snapshot(self) -> str:
+        return json.dumps({"cidr": str(self.network), "last": self.last,
+                           "allocated": self.allocated}, indent=1, sort_keys=True)
+
     def _save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".ipam.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump({"cidr": str(self.network), "last": self.last,
-                           "allocated": self.allocated}, f, indent=1, sort_keys=True)
-            os.replace(tmp, self.path)
-        except BaseException:
-            pathlib.Path(tmp).unlink(missing_ok=True)
-            raise
+        self._dirty = True
+
+    def save(self) -> None:
+        """Write the table now (blocking)."""
+        atomic_write(self.path, self._snapshot(), fsync=False)
+        self._dirty = False
+
+    async def flush(self) -> None:
+        """Write the table if it changed, in a thread; flushes run one at a time,
+        each writing the table as it is when it starts, so the last one wins."""
+        async with self._flushing:
+            if not self._dirty:
+                return
+            self._dirty = False
+            try:
+                await asyncio.to_thread(atomic_write, self.path, self._snapshot(), fsync=False)
+            except BaseException:
+                self._dirty = True
+                raise
 
     def ip_of(self, uid: str) -> str | None:
         return next((ip for ip, owner in self.allocated.items() if owner == uid), None)

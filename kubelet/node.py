@@ -12,6 +12,9 @@
   Ready is false while the runtime does not answer.
 - Lease: kube-node-lease/<node>, holder the node, renewed every `lease_renew_s`
   (optimistic concurrency; on conflict it is read again).
+- Both loops run under the kubelet's kubemu.loops.Loops (`start(loops)`):
+  a failure the loops do not handle themselves is logged, reported on the
+  kubelet's health and the loop restarted.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from kubemu import timefmt
 from kubemu.api import errors
 from kubemu.api.v1 import coordination_pb2, core_pb2
 from kubemu.client.clientset import Client
+from kubemu.loops import Loops
 
 log = structlog.get_logger()
 
@@ -148,7 +152,7 @@ class NodeManager:
         self.node: core_pb2.Node | None = None
         self.ready = False
         self.last_report = 0.0
-        self.tasks: list[asyncio.Task] = []
+        self._info: core_pb2.NodeSystemInfo | None = None  # read once: it does not change
         self.log = log.bind(node=config.name)
 
     # ------------------------------------------------------------ the object
@@ -182,7 +186,9 @@ class NodeManager:
         status.addresses.add(type="InternalIP", address=c.ip)
         status.addresses.add(type="Hostname", address=c.name)
         status.daemon_endpoints.kubelet_endpoint.port = c.kubelet_port
-        status.node_info.CopyFrom(self._node_info())
+        if self._info is None:
+            self._info = await asyncio.to_thread(self._node_info)  # reads /etc, /proc, /sys
+        status.node_info.CopyFrom(self._info)
         problem = await self.runtime_check()
         pressure = await asyncio.to_thread(measure_pressure, c.root)
         apply_conditions(status, conditions(pressure, problem is None, problem or ""),
@@ -243,14 +249,9 @@ class NodeManager:
 
     # ------------------------------------------------------------ loops
 
-    def start(self) -> None:
-        self.tasks.append(asyncio.create_task(self._status_loop(), name="node-status"))
-        self.tasks.append(asyncio.create_task(self._lease_loop(), name="node-lease"))
-
-    async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+    def start(self, loops: Loops) -> None:
+        loops.spawn("node-status", self._status_loop)
+        loops.spawn("node-lease", self._lease_loop)
 
     async def _status_loop(self) -> None:
         while True:

@@ -1,6 +1,11 @@
 """The kubelet's gRPC API (kubemu.kubelet.v1.Kubelet): logs, exec and stats of its pods.
 
-The apiserver proxies pods/log and pods/exec here. Errors are ApiErrors sent
+The apiserver proxies pods/log and pods/exec here. Both follow a container's
+current instance, the one with the highest attempt (kubelet/containers.py):
+exec runs in it when it runs; logs read it, across its rotated files
+(kubelet/logs.py). `--previous` reads what the container's lastState names,
+as the kubelet does: the newest dead instance before a running one, or,
+while a dead one waits to be restarted (CrashLoopBackOff), that one. Errors are ApiErrors sent
 as the apiserver sends them (status code + `kubemu-reason` trailer), worded
 as Kubernetes words them ("a container name must be specified for pod web,
 choose one of: [app sidecar]", "previous terminated container \"app\" in pod
@@ -94,11 +99,32 @@ class KubeletService(kubelet_pb2_grpc.KubeletServicer):
                 continue
         return out
 
+    @staticmethod
+    def _status_of(pod: Message, container: str) -> Message | None:
+        return next((s for s in [*pod.status.container_statuses,
+                                 *pod.status.init_container_statuses] if s.name == container),
+                    None)
+
     def _waiting_reason(self, pod: Message, container: str) -> str:
-        for s in [*pod.status.container_statuses, *pod.status.init_container_statuses]:
-            if s.name == container and s.state.HasField("waiting"):
-                return s.state.waiting.reason
+        s = self._status_of(pod, container)
+        if s is not None and s.state.HasField("waiting"):
+            return s.state.waiting.reason
         return "ContainerCreating"
+
+    def _previous(self, pod: Message, container: str, instances: list[rpb.ContainerStatus]
+                  ) -> rpb.ContainerStatus:
+        """The instance lastState names (see the module doc)."""
+        cur = instances[0]
+        if cur.state != rpb.CONTAINER_RUNNING:
+            s = self._status_of(pod, container)
+            if s is not None and s.state.HasField("waiting") and \
+                    s.last_state.terminated.container_id == pod_status.CONTAINER_ID_PREFIX + cur.id:
+                return cur
+        older = [i for i in instances[1:] if i.state != rpb.CONTAINER_RUNNING]
+        if not older:
+            raise errors.BadRequest(f'previous terminated container "{container}" in '
+                                    f'pod "{pod.metadata.name}" not found')
+        return older[0]
 
     async def ContainerLogs(self, request, context):
         try:
@@ -106,10 +132,10 @@ class KubeletService(kubelet_pb2_grpc.KubeletServicer):
             container = self._container_name(pod, request.container)
             instances = await self._instances(pod, container)
             if request.previous:
-                if len(instances) < 2:
+                if not instances:
                     raise errors.BadRequest(f'previous terminated container "{container}" in '
                                             f'pod "{pod.metadata.name}" not found')
-                target = instances[1]
+                target = self._previous(pod, container, instances)
             else:
                 if not instances:
                     raise errors.BadRequest(

@@ -12,6 +12,15 @@ the runtime says about its containers. Pure functions: no I/O, time passed in.
   PodScheduled (in Kubernetes' order), with Kubernetes' reasons and messages;
   conditions the kubelet does not own (DisruptionTarget, readiness gates) are
   kept as they are. lastTransitionTime changes only when the status does.
+  Ready also requires every condition named in spec.readinessGates to be True.
+
+`merge(fresh, ours)` is what the status manager writes over the pod it has
+just read: the kubelet's fields and the four conditions it owns
+(OWNED_CONDITIONS) from `ours`; PodScheduled as found (the kubelet adds it
+only when missing); every other condition from `fresh`, whose writers own
+them; Ready re-evaluated against the readiness gates as `fresh` has them; and
+`never_backwards`: a terminal phase stays terminal, restartCount never
+decreases, and a container that may not restart stays terminated.
 """
 from __future__ import annotations
 
@@ -25,8 +34,10 @@ from kubemu.runtime.v1 import runtime_pb2 as rpb
 
 CONTAINER_ID_PREFIX = "kubemu://"
 TERMINAL_PHASES = ("Succeeded", "Failed")
-KUBELET_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady",
-                      "PodScheduled")
+# Written by the kubelet, always from its own view.
+OWNED_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady")
+# The conditions the kubelet reports (PodScheduled: as the scheduler left it).
+KUBELET_CONDITIONS = (*OWNED_CONDITIONS, "PodScheduled")
 
 
 rfc3339 = timefmt.rfc3339
@@ -229,14 +240,7 @@ def build(pod: Message, view: PodView, now_s: float,
                                       f"containers with unready status: [{' '.join(names)}]")
     else:
         containers_ready = _condition("ContainersReady", True)
-    ready = core_pb2.PodCondition()
-    ready.CopyFrom(containers_ready)
-    ready.type = "Ready"
-    if ready.status == "True":
-        gates_problem = _readiness_gates(pod, old)
-        if gates_problem:
-            ready.status, ready.reason, ready.message = "False", "ReadinessGatesNotReady", \
-                gates_problem
+    ready = ready_condition(containers_ready, pod.spec, old.conditions)
     conditions += [ready, containers_ready]
     scheduled = next((c for c in old.conditions if c.type == "PodScheduled"), None)
     if scheduled is not None:
@@ -258,9 +262,25 @@ def build(pod: Message, view: PodView, now_s: float,
     return status
 
 
-def _readiness_gates(pod: Message, old: Message) -> str:
-    by_type = {c.type: c for c in old.conditions}
-    for gate in pod.spec.readiness_gates:
+def ready_condition(containers_ready: core_pb2.PodCondition, spec: Message,
+                    conditions) -> core_pb2.PodCondition:
+    """Ready: ContainersReady, and every readiness gate's condition True
+    (GeneratePodReadyCondition), without a transition time."""
+    ready = core_pb2.PodCondition()
+    ready.CopyFrom(containers_ready)
+    ready.type = "Ready"
+    ready.last_transition_time = ""
+    if ready.status == "True":
+        gates_problem = _readiness_gates(spec, conditions)
+        if gates_problem:
+            ready.status, ready.reason, ready.message = "False", "ReadinessGatesNotReady", \
+                gates_problem
+    return ready
+
+
+def _readiness_gates(spec: Message, conditions) -> str:
+    by_type = {c.type: c for c in conditions}
+    for gate in spec.readiness_gates:
         cond = by_type.get(gate.condition_type)
         if cond is None:
             return (f'corresponding condition of pod readiness gate "{gate.condition_type}" '
@@ -275,3 +295,67 @@ def same(a: Message | None, b: Message | None) -> bool:
     if a is None or b is None:
         return a is b
     return a.SerializeToString(deterministic=True) == b.SerializeToString(deterministic=True)
+
+
+def _find(conditions, kind: str) -> core_pb2.PodCondition | None:
+    return next((c for c in conditions if c.type == kind), None)
+
+
+def _restart_forbidden(policy: str, terminated: Message) -> bool:
+    """A container that ended so may not run again (checkContainerStateTransition)."""
+    return policy == "Never" or (policy == "OnFailure" and terminated.exit_code == 0)
+
+
+def never_backwards(old: Message, new: core_pb2.PodStatus, spec: Message) -> None:
+    """Change `new` (in place) so that it does not undo `old`, the status the pod
+    already had: a terminal phase (and its reason and message) stays, no
+    restartCount decreases, a container terminated for good stays terminated."""
+    if old.phase in TERMINAL_PHASES and new.phase != old.phase:
+        new.phase, new.reason, new.message = old.phase, old.reason, old.message
+    policy = spec.restart_policy or "Always"
+    for field in ("container_statuses", "init_container_statuses"):
+        before = {s.name: s for s in getattr(old, field)}
+        for s in getattr(new, field):
+            was = before.get(s.name)
+            if was is None:
+                continue
+            if was.restart_count > s.restart_count:
+                s.restart_count = was.restart_count
+            if field == "container_statuses" and was.state.HasField("terminated") \
+                    and not s.state.HasField("terminated") \
+                    and _restart_forbidden(policy, was.state.terminated):
+                s.state.CopyFrom(was.state)
+                s.ready = False
+
+
+def merge(fresh: Message, ours: core_pb2.PodStatus, now_s: float) -> core_pb2.PodStatus:
+    """The status to write over `fresh`, the pod as just read (see the module doc)."""
+    old = fresh.status
+    new = core_pb2.PodStatus()
+    new.CopyFrom(ours)
+    if old.qos_class:
+        new.qos_class = old.qos_class
+    new.nominated_node_name = old.nominated_node_name
+    if old.start_time:
+        new.start_time = old.start_time
+    mine = {c.type: c for c in ours.conditions if c.type in OWNED_CONDITIONS}
+    containers_ready = mine.get("ContainersReady")
+    if containers_ready is not None:
+        ready = ready_condition(containers_ready, fresh.spec, old.conditions)
+        before = mine.get("Ready")
+        if before is not None and before.status == ready.status:
+            ready.last_transition_time = before.last_transition_time
+        else:
+            found = _find(old.conditions, "Ready")
+            ready.last_transition_time = (found.last_transition_time
+                                          if found is not None and found.status == ready.status
+                                          and found.last_transition_time else rfc3339(now_s))
+        mine["Ready"] = ready
+    scheduled = _find(old.conditions, "PodScheduled") or _find(ours.conditions, "PodScheduled")
+    del new.conditions[:]
+    new.conditions.extend(mine[kind] for kind in OWNED_CONDITIONS if kind in mine)
+    if scheduled is not None:
+        new.conditions.append(scheduled)
+    new.conditions.extend(c for c in old.conditions if c.type not in KUBELET_CONDITIONS)
+    never_backwards(old, new, fresh.spec)
+    return new

@@ -24,20 +24,36 @@ directory, `..data` is switched to it with one rename, and each top-level
 name is a symlink `<name> -> ..data/<name>`; a reader sees the old or the new
 content, never a mix. A subPath mount is `<volume dir>/<subPath>`.
 
+Modes: every directory the kubelet makes here (the pods directory, each
+pod's, each volume's and the payload directories) is 0700 and set
+explicitly, so no other local user reaches a volume, whatever the umask.
+The files of configMap/secret/downwardAPI/projected volumes have the mode
+Kubernetes gives them (defaultMode, an item's mode; 0644 by default): that
+is what a container sees; the 0700 directories around them keep them
+private. A claim's default directory (under the kubelet's private roots)
+is 0700 too; hostPaths and a PersistentVolume's own path are the user's and
+made as Kubernetes makes them (0755).
+
+`setup` computes the payloads on the event loop (they read the informers'
+caches) and does all the file work in one thread; `teardown` and
+`known_pods` are blocking, for a thread.
+
 Errors are VolumeError with Kubernetes' message (event FailedMount).
 """
 from __future__ import annotations
 
+import asyncio
 import datetime
 import os
 import pathlib
 import shutil
 import stat
-from typing import Awaitable, Callable, Mapping
+from typing import Awaitable, Callable, Iterable, Mapping
 
 from google.protobuf.message import Message
 
 from kubelet import envvars
+from kubemu.fileutil import private_dir
 
 DEFAULT_MODE = 0o644
 EMPTY_DIR = "kubernetes.io~empty-dir"
@@ -70,9 +86,17 @@ def _check_relative(path: str, volume: str) -> str:
 
 # ---------------------------------------------------------------- atomic writer
 
+def _write_file(path: pathlib.Path, content: bytes, mode: int) -> None:
+    """A new file with `mode` from its first byte (not the umask's)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        os.fchmod(f.fileno(), mode)
+        f.write(content)
+
+
 def write_atomically(target: pathlib.Path, payload: Payload) -> bool:
-    """Make `target` hold exactly `payload`; False when it already did."""
-    target.mkdir(parents=True, exist_ok=True)
+    """Make `target` hold exactly `payload`; False when it already did (blocking)."""
+    private_dir(target)
     data_link = target / DATA_LINK
     current = None
     if data_link.is_symlink():
@@ -85,12 +109,11 @@ def write_atomically(target: pathlib.Path, payload: Payload) -> bool:
     while fresh.exists():
         suffix += 1
         fresh = target / f"..{stamp}.{suffix}"
-    fresh.mkdir()
+    private_dir(fresh)
     for rel, (content, mode) in payload.items():
         path = fresh / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
-        os.chmod(path, mode)
+        private_dir(path.parent)
+        _write_file(path, content, mode)
     tmp_link = target / "..data_tmp"
     if tmp_link.is_symlink() or tmp_link.exists():
         tmp_link.unlink()
@@ -270,54 +293,76 @@ def host_path(volume: Message) -> str:
 # ---------------------------------------------------------------- the manager
 
 class VolumeManager:
-    """Sets up and tears down the volumes of the pods of one node."""
+    """Sets up and tears down the volumes of the pods of one node.
 
-    def __init__(self, root: pathlib.Path):
+    `private_roots`: directories whose insides are the cluster's own (the
+    kubelet's root, the shared claims directory): what is made below them
+    is private."""
+
+    def __init__(self, root: pathlib.Path, private_roots: Iterable[pathlib.Path] = ()):
         self.pods_dir = root / "pods"
+        self.private_roots = [pathlib.Path(os.path.abspath(r)) for r in (root, *private_roots)]
 
     def pod_dir(self, uid: str) -> pathlib.Path:
         return self.pods_dir / uid
+
+    def _is_private(self, path: str) -> bool:
+        absolute = pathlib.Path(os.path.abspath(path))
+        return any(absolute.is_relative_to(r) for r in self.private_roots)
 
     async def setup(self, pod: Message, lookup: Lookup, claim_path: ClaimPath, *,
                     host_ip: str, pod_ip: str,
                     allocatable: Mapping[str, str]) -> dict[str, str]:
         """Every volume of the pod, ready: volume name -> host path. Idempotent;
         file volumes are rewritten only when their content changed."""
-        paths: dict[str, str] = {}
         base = self.pod_dir(pod.metadata.uid) / "volumes"
+        work: list[tuple[str, str, object]] = []   # (volume, what to do, its argument)
         for volume in pod.spec.volumes:
             if volume.HasField("empty_dir"):
-                path = base / EMPTY_DIR / volume.name
-                path.mkdir(parents=True, exist_ok=True)
-                paths[volume.name] = str(path)
+                work.append((volume.name, "dir", base / EMPTY_DIR / volume.name))
             elif volume.HasField("host_path"):
-                paths[volume.name] = host_path(volume)
+                work.append((volume.name, "host", volume))
             elif volume.HasField("persistent_volume_claim"):
                 path = await claim_path(pod.metadata.namespace,
                                         volume.persistent_volume_claim.claim_name)
-                os.makedirs(path, exist_ok=True)
-                paths[volume.name] = path
+                work.append((volume.name, "dir" if self._is_private(path) else "user-dir",
+                             pathlib.Path(path)))
             else:
                 plugin = next((PLUGIN_DIRS[f] for f in PLUGIN_DIRS if volume.HasField(f)), None)
                 if plugin is None:
                     # Kinds with no meaning here (nfs, csi, ...): an empty directory.
-                    path = base / EMPTY_DIR / volume.name
-                    path.mkdir(parents=True, exist_ok=True)
-                    paths[volume.name] = str(path)
+                    work.append((volume.name, "dir", base / EMPTY_DIR / volume.name))
                     continue
                 payload = volume_payload(volume, pod, lookup, host_ip=host_ip, pod_ip=pod_ip,
                                          allocatable=allocatable)
-                path = base / plugin / volume.name
-                write_atomically(path, payload)
-                paths[volume.name] = str(path)
+                work.append((volume.name, "files", (base / plugin / volume.name, payload)))
+        return await asyncio.to_thread(self._make, base, work)
+
+    def _make(self, base: pathlib.Path, work: list[tuple[str, str, object]]) -> dict[str, str]:
+        """The file work of `setup` (blocking)."""
+        private_dir(base)
+        paths: dict[str, str] = {}
+        for name, what, arg in work:
+            if what == "dir":
+                paths[name] = str(private_dir(arg))
+            elif what == "user-dir":
+                os.makedirs(arg, exist_ok=True)
+                paths[name] = str(arg)
+            elif what == "host":
+                paths[name] = host_path(arg)
+            else:
+                target, payload = arg
+                write_atomically(target, payload)
+                paths[name] = str(target)
         return paths
 
     def teardown(self, uid: str) -> None:
         """Remove the pod's directory (emptyDir and file volumes); claims and
-        hostPaths live elsewhere and stay."""
+        hostPaths live elsewhere and stay (blocking)."""
         shutil.rmtree(self.pod_dir(uid), ignore_errors=True)
 
     def known_pods(self) -> list[str]:
+        """The uids with a pod directory (blocking)."""
         try:
             return [p.name for p in self.pods_dir.iterdir() if p.is_dir()]
         except FileNotFoundError:

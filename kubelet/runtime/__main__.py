@@ -28,6 +28,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--kill-wait-s", type=float, default=d.kill_wait_s,
                    help="after SIGKILL, how long to wait for a container to end")
     p.add_argument("--shutdown-grace-s", type=float, default=d.shutdown_grace_s)
+    p.add_argument("--fault-dir", default="",
+                   help="fault points: while DIR/<name> exists, the point <name> fails "
+                        "(runtime-monitor)")
     p.add_argument("--node", default="", help="node name, for logs")
     p.add_argument("--log-file", default=None)
     p.add_argument("--log-level", default="info")
@@ -42,7 +45,7 @@ async def run(args: argparse.Namespace) -> None:
     options = Options(root=args.root, socket=args.socket or args.root / "runtime.sock",
                       images_file=images_file, monitor_period_s=args.monitor_period_s,
                       cpu_window_s=args.cpu_window_s, kill_wait_s=args.kill_wait_s,
-                      shutdown_grace_s=args.shutdown_grace_s)
+                      shutdown_grace_s=args.shutdown_grace_s, fault_dir=args.fault_dir)
     asked = grpc_server.stop_requested()
     try:
         server = RuntimeServer(options)

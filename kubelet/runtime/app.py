@@ -3,6 +3,12 @@
 Start: take the root's lock (one runtime per root), recover state (adopting
 live container processes), then serve. Stop (SIGTERM): stop serving and stop
 watching; container processes keep running, as with containerd.
+
+The root, the lock file and the socket are private (0700 / 0600, set
+explicitly). The socket is chmod-ed right after it is bound; in the moment
+between, its directory (the node's, 0700) is what keeps others out. The
+monitor loop runs under kubemu.loops.Loops, whose health is the server's: the
+runtime reports NOT_SERVING while that loop is down.
 """
 from __future__ import annotations
 
@@ -18,6 +24,9 @@ import structlog
 from kubelet.runtime import runtime as rt
 from kubelet.runtime.service import RuntimeService
 from kubemu import server as grpc_server
+from kubemu.faults import Faults
+from kubemu.fileutil import FILE_MODE, private_dir
+from kubemu.loops import Loops
 from kubemu.runtime.v1 import runtime_pb2_grpc as pb_grpc
 
 log = structlog.get_logger()
@@ -35,6 +44,7 @@ class Options:
     cpu_window_s: float = 10.0
     kill_wait_s: float = 10.0
     shutdown_grace_s: float = 2.0
+    fault_dir: str = ""
 
 
 class RootInUse(RuntimeError):
@@ -42,7 +52,8 @@ class RootInUse(RuntimeError):
 
 
 def _take_lock(root: pathlib.Path) -> int:
-    fd = os.open(root / "runtime.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = os.open(root / "runtime.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    os.fchmod(fd, FILE_MODE)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -73,27 +84,35 @@ def _clear_stale_socket(path: pathlib.Path) -> None:
 class RuntimeServer:
     def __init__(self, options: Options):
         self.options = options
+        self.server: grpc_server.Server | None = None
+        self.loops = Loops(on_health=self._loop_health)
         self.runtime = rt.ContainerRuntime(rt.Options(
             root=options.root, images_file=options.images_file,
             monitor_period_s=options.monitor_period_s, cpu_window_s=options.cpu_window_s,
-            kill_wait_s=options.kill_wait_s))
-        self.server: grpc_server.Server | None = None
+            kill_wait_s=options.kill_wait_s), loops=self.loops,
+            faults=Faults(options.fault_dir or None))
         self.lock_fd: int | None = None
+
+    async def _loop_health(self, name: str, ok: bool) -> None:
+        if self.server is not None:
+            await self.server.set_check(name, ok)
 
     async def start(self) -> str:
         root = self.options.root
-        root.mkdir(parents=True, exist_ok=True)
+        private_dir(root)  # start-up: nothing else runs on the loop yet
         sock = self.options.socket.absolute()
         if len(os.fsencode(sock)) > UNIX_PATH_MAX_BYTES:
             raise ValueError(f"socket path {sock} is {len(os.fsencode(sock))} bytes; "
                              f"unix sockets allow at most {UNIX_PATH_MAX_BYTES}")
         self.lock_fd = _take_lock(root)
-        sock.parent.mkdir(parents=True, exist_ok=True)
+        if not sock.parent.exists():  # an existing directory (e.g. /tmp) is not ours to chmod
+            private_dir(sock.parent)
         _clear_stale_socket(sock)
-        await self.runtime.start()
         self.server = grpc_server.Server(f"unix:{sock}", grace_s=self.options.shutdown_grace_s)
+        await self.runtime.start()
         pb_grpc.add_RuntimeServicer_to_server(RuntimeService(self.runtime), self.server.server)
         await self.server.start()
+        os.chmod(sock, FILE_MODE)
         await self.server.set_serving(True)
         await self.server.set_serving(True, SERVICE_NAME)
         log.info("runtime listening", socket=str(sock), root=str(root))

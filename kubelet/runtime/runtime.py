@@ -13,7 +13,14 @@ kubelet/runtime/__init__.py. Here: how it is done.
   with a polling fallback where there are no pidfds.
 - One monitor loop samples every running container's process tree each
   `monitor_period_s` (in a thread: psutil reads /proc), enforces memory
-  limits and keeps CPU samples for the usage rate over `cpu_window_s`.
+  limits and keeps CPU samples for the usage rate over `cpu_window_s`. It
+  runs under kubemu.loops.Loops (a failure is logged, reported on the
+  runtime's health and the loop restarted); the fault point
+  `runtime-monitor` rehearses that.
+- Nothing blocks the event loop: directory trees are made and removed,
+  /proc is scanned and state records are written in threads.
+- Files: everything under the root is private (0700 directories, 0600
+  files, made so explicitly, whatever the umask); container logs are 0600.
 - Errors are RuntimeFailure subclasses, each naming its gRPC status code.
 """
 from __future__ import annotations
@@ -40,6 +47,9 @@ import structlog
 from kubelet.runtime import images as images_mod
 from kubelet.runtime import process
 from kubelet.runtime import state as st
+from kubemu.faults import NO_FAULTS, Faults
+from kubemu.fileutil import atomic_write, private_dir, private_file
+from kubemu.loops import Loops
 from kubemu.runtime.v1 import runtime_pb2 as pb
 
 log = structlog.get_logger()
@@ -54,6 +64,8 @@ OOM_EXIT_CODE = 137
 EXEC_CANNOT_RUN_EXIT_CODE = 126
 ID_PREFIX_MIN = 4
 ETC_FILES = ("hostname", "hosts")
+MONITOR_LOOP = "runtime-monitor"
+SCRIPT_MODE = 0o700  # an image's program wrapper: private, and executable
 
 
 # ---------------------------------------------------------------- errors
@@ -234,8 +246,11 @@ async def _read_bounded(stream: asyncio.StreamReader, into: bytearray, limit_byt
 # ---------------------------------------------------------------- the runtime
 
 class ContainerRuntime:
-    def __init__(self, options: Options, catalog: images_mod.Catalog | None = None):
+    def __init__(self, options: Options, catalog: images_mod.Catalog | None = None, *,
+                 loops: Loops | None = None, faults: Faults = NO_FAULTS):
         self.options = options
+        self.loops = loops or Loops()
+        self.faults = faults
         self.root = options.root.resolve()
         self.catalog = catalog or images_mod.Catalog.load(options.images_file)
         self.store = st.Store(self.root)
@@ -247,24 +262,28 @@ class ContainerRuntime:
         self.containers: dict[str, Container] = {}
         self.container_names: dict[str, str] = {}
         self.pulled: dict[str, dict] = {}
-        self.tasks: list[asyncio.Task] = []
         self.cpu_samples_max = min(10_000, math.ceil(options.cpu_window_s /
                                                      max(options.monitor_period_s, 0.01)) + 2)
 
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        for d in (self.pods_dir, self.containers_dir, self.images_dir):
-            d.mkdir(parents=True, exist_ok=True)
-        self._recover()
-        self.tasks.append(asyncio.create_task(self._monitor_loop(), name="monitor"))
+        def prepare() -> None:
+            for d in (self.root, self.pods_dir, self.containers_dir, self.images_dir):
+                private_dir(d)
+            self.store.prepare()
+        await asyncio.to_thread(prepare)
+        await self._recover()
+        self.loops.spawn(MONITOR_LOOP, self._monitor_loop)
 
     async def close(self) -> None:
         """Stop watching; every container process keeps running (like containerd)."""
         watchers = [c.watch_task for c in self.containers.values() if c.watch_task]
-        for task in [*self.tasks, *watchers]:
+        for task in watchers:
             task.cancel()
-        await asyncio.gather(*self.tasks, *watchers, return_exceptions=True)
+        await self.loops.stop()
+        await asyncio.gather(*watchers, return_exceptions=True)
+        await asyncio.to_thread(self.store.close)
         for c in self.containers.values():
             if c.popen is not None and c.popen.returncode is None:
                 # A Popen collected while its child runs is put on subprocess's
@@ -273,38 +292,54 @@ class ContainerRuntime:
         log.info("runtime closed; container processes left running",
                  running=sum(c.running for c in self.containers.values()))
 
-    def _recover(self) -> None:
-        for sandbox in self.store.load_sandboxes():
+    async def _recover(self) -> None:
+        sandboxes, records, pulled, alive = await asyncio.to_thread(self._read_state)
+        for sandbox in sandboxes:
             self.sandboxes[sandbox.id] = sandbox
             self.sandbox_names[sandbox.reserved_name] = sandbox.id
         adopted = lost = 0
-        for record in self.store.load_containers():
+        for record in records:
             c = Container(record, self.cpu_samples_max)
             self.containers[record.id] = c
             self.container_names[record.reserved_name] = record.id
             if record.state != st.RUNNING:
                 continue
-            identity = process.Identity(record.pid, record.pid_start_ticks,
-                                        record.pid_create_time)
-            if process.is_running(identity):
-                c.identity = identity
+            if record.id in alive:
+                c.identity = alive[record.id]
                 c.watch_task = asyncio.create_task(self._watch(c), name=f"watch-{record.id[:12]}")
                 adopted += 1
             else:
-                # Like a pid namespace losing its init: whatever is left of it goes.
-                for pid in process.container_members(record.pid,
-                                                     f"KUBEMU_ROOTFS={record.rootfs}"):
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                self._set_exited(c, UNKNOWN_EXIT_CODE, UNKNOWN_EXIT_REASON,
-                                 "the container's process ended while the runtime was down; "
-                                 "its exit status is unknown")
+                await self._set_exited(c, UNKNOWN_EXIT_CODE, UNKNOWN_EXIT_REASON,
+                                       "the container's process ended while the runtime was "
+                                       "down; its exit status is unknown")
                 lost += 1
-        self.pulled = self.store.load_images()
+        self.pulled = pulled
         log.info("state recovered", sandboxes=len(self.sandboxes), containers=len(self.containers),
                  adopted=adopted, exited_while_down=lost)
+
+    def _read_state(self) -> tuple[list[st.SandboxRecord], list[st.ContainerRecord],
+                                   dict[str, dict], dict[str, process.Identity]]:
+        """The records, and the identity of every recorded container still running
+        (blocking: it reads the records and /proc). What is left of a container
+        whose main process died while the runtime was down is killed, as when a
+        pid namespace loses its init."""
+        sandboxes = self.store.load_sandboxes()
+        records = self.store.load_containers()
+        alive: dict[str, process.Identity] = {}
+        for record in records:
+            if record.state != st.RUNNING:
+                continue
+            identity = process.Identity(record.pid, record.pid_start_ticks,
+                                        record.pid_create_time)
+            if process.is_running(identity):
+                alive[record.id] = identity
+                continue
+            for pid in process.container_members(record.pid, f"KUBEMU_ROOTFS={record.rootfs}"):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        return sandboxes, records, self.store.load_images(), alive
 
     # ------------------------------------------------------------ lookups
 
@@ -362,22 +397,28 @@ class ContainerRuntime:
                                 f'"{reserved}" is reserved for "{self.sandbox_names[reserved]}"')
         sandbox_id = secrets.token_hex(32)
         pod_dir = self.pods_dir / f"{md.namespace}_{md.name}_{md.uid}"
-        pod_dir.mkdir(parents=True, exist_ok=True)
         hostname = config.hostname or md.name
-        (pod_dir / "hostname").write_text(f"{hostname}\n")
         hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
         if config.pod_ip:
             hosts += f"{config.pod_ip}\t{hostname}\n"
-        (pod_dir / "hosts").write_text(hosts)
+
+        def write_pod_dir() -> None:
+            private_dir(pod_dir)
+            atomic_write(pod_dir / "hostname", f"{hostname}\n", fsync=False)
+            atomic_write(pod_dir / "hosts", hosts, fsync=False)
+        await asyncio.to_thread(write_pod_dir)
         record = st.SandboxRecord(
             id=sandbox_id, name=md.name, namespace=md.namespace, uid=md.uid,
             attempt=md.attempt, hostname=hostname,
             log_directory=config.log_directory or str(pod_dir / "logs"), pod_dir=str(pod_dir),
             pod_ip=config.pod_ip, labels=dict(config.labels),
             annotations=dict(config.annotations), created_at=_now_ns())
-        self.store.save_sandbox(record)
+        if reserved in self.sandbox_names:  # made meanwhile, by a call that did not wait
+            raise AlreadyExists(f'failed to reserve sandbox name "{reserved}": name '
+                                f'"{reserved}" is reserved for "{self.sandbox_names[reserved]}"')
         self.sandboxes[sandbox_id] = record
         self.sandbox_names[reserved] = sandbox_id
+        await self.store.save_sandbox(record)
         log.info("sandbox ready", sandbox=sandbox_id[:12], pod=f"{md.namespace}/{md.name}",
                  pod_ip=config.pod_ip)
         return sandbox_id
@@ -391,7 +432,7 @@ class ContainerRuntime:
         await asyncio.gather(*(self._stop(c, timeout_s) for c in members))
         if sandbox.state != st.SANDBOX_NOTREADY:
             sandbox.state = st.SANDBOX_NOTREADY
-            self.store.save_sandbox(sandbox)
+            await self.store.save_sandbox(sandbox)
             log.info("sandbox stopped", sandbox=sandbox.id[:12],
                      pod=f"{sandbox.namespace}/{sandbox.name}")
 
@@ -403,11 +444,11 @@ class ContainerRuntime:
         await self.stop_sandbox(sandbox.id, 0.0)
         for c in [c for c in self.containers.values() if c.record.sandbox_id == sandbox.id]:
             await self.remove_container(c.record.id)
-        self.store.delete_sandbox(sandbox.id)
+        await self.store.delete_sandbox(sandbox.id)
         self.sandboxes.pop(sandbox.id, None)
         self.sandbox_names.pop(sandbox.reserved_name, None)
         if not any(s.pod_dir == sandbox.pod_dir for s in self.sandboxes.values()):
-            shutil.rmtree(sandbox.pod_dir, ignore_errors=True)
+            await asyncio.to_thread(shutil.rmtree, sandbox.pod_dir, True)
         log.info("sandbox removed", sandbox=sandbox.id[:12],
                  pod=f"{sandbox.namespace}/{sandbox.name}")
 
@@ -444,12 +485,15 @@ class ContainerRuntime:
 
         container_id = secrets.token_hex(32)
         rootfs = self.containers_dir / container_id / "rootfs"
-        self._build_rootfs(rootfs, mounts, pathlib.Path(sandbox.pod_dir), container_id)
-        bin_dir = self._image_bin_dir(image)
-        env = self._environment(image, config, sandbox, rootfs, bin_dir)
         workdir = container_relative(config.working_dir or image.workdir)
         host_workdir = rootfs / workdir if workdir else rootfs
-        host_workdir.mkdir(parents=True, exist_ok=True)  # as Docker creates a missing workdir
+
+        def build() -> pathlib.Path | None:
+            self._build_rootfs(rootfs, mounts, pathlib.Path(sandbox.pod_dir), container_id)
+            private_dir(host_workdir)  # as Docker creates a missing workdir
+            return self._image_bin_dir(image)
+        bin_dir = await asyncio.to_thread(build)
+        env = self._environment(image, config, sandbox, rootfs, bin_dir)
         log_path = self._log_path(sandbox, config)
         record = st.ContainerRecord(
             id=container_id, sandbox_id=sandbox.id, name=name, attempt=config.metadata.attempt,
@@ -462,9 +506,13 @@ class ContainerRuntime:
             cpu_limit_millis=max(0, config.cpu_limit_millis), labels=dict(config.labels),
             annotations=dict(config.annotations), sandbox_name=sandbox.reserved_name,
             created_at=_now_ns())
-        self.store.save_container(record)
+        if reserved in self.container_names:  # made meanwhile, by a call that did not wait
+            await asyncio.to_thread(shutil.rmtree, rootfs.parent, True)
+            raise AlreadyExists(f'failed to reserve container name "{reserved}": name '
+                                f'"{reserved}" is reserved for "{self.container_names[reserved]}"')
         self.containers[container_id] = Container(record, self.cpu_samples_max)
         self.container_names[reserved] = container_id
+        await self.store.save_container(record)
         log.info("container created", container=container_id[:12], name=name,
                  pod=f"{sandbox.namespace}/{sandbox.name}", image=image_name,
                  argv=shlex.join(argv))
@@ -472,8 +520,9 @@ class ContainerRuntime:
 
     def _build_rootfs(self, rootfs: pathlib.Path, mounts: list[st.MountRecord],
                       pod_dir: pathlib.Path, container_id: str) -> None:
-        rootfs.mkdir(parents=True, exist_ok=True)
-        (rootfs / "root").mkdir(exist_ok=True)
+        """The container's root view (blocking: run it in a thread)."""
+        private_dir(rootfs)
+        private_dir(rootfs / "root")
         links: list[str] = []
         for m in sorted(mounts, key=lambda m: container_relative(m.container_path).count("/")):
             relative = container_relative(m.container_path)
@@ -487,7 +536,7 @@ class ContainerRuntime:
             if not host.exists():
                 host.mkdir(parents=True, exist_ok=True)  # as containerd does for a bind source
             link = rootfs / relative
-            link.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(link.parent)
             if link.is_symlink():
                 link.unlink()
             elif link.is_dir():
@@ -498,17 +547,18 @@ class ContainerRuntime:
         for name in ETC_FILES:
             if f"etc/{name}" in links or "etc" in links:
                 continue
-            etc.mkdir(exist_ok=True)
+            private_dir(etc)
             if not (etc / name).is_symlink():
                 os.symlink(pod_dir / name, etc / name)
 
     def _image_bin_dir(self, image: images_mod.ResolvedImage) -> pathlib.Path | None:
-        """A bin directory with the image's bare-named programs, put first on PATH."""
+        """A bin directory with the image's bare-named programs, put first on PATH
+        (blocking: run it in a thread)."""
         named = {k: v for k, v in image.programs.items() if "/" not in k}
         if not named:
             return None
         bin_dir = self.images_dir / f"{image.entry.name}-{image.id[7:19]}" / "bin"
-        bin_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(bin_dir)
         for program, argv in named.items():
             path = bin_dir / program
             if path.exists() or path.is_symlink():
@@ -517,8 +567,10 @@ class ContainerRuntime:
             if len(argv) == 1 and argv[0].startswith("/"):
                 os.symlink(argv[0], tmp)
             else:
-                tmp.write_text(f"#!/bin/sh\nexec {shlex.join(argv)} \"$@\"\n")
-                tmp.chmod(0o755)
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, SCRIPT_MODE)
+                with os.fdopen(fd, "w") as f:
+                    os.fchmod(f.fileno(), SCRIPT_MODE)
+                    f.write(f"#!/bin/sh\nexec {shlex.join(argv)} \"$@\"\n")
             os.replace(tmp, path)
         return bin_dir
 
@@ -558,9 +610,12 @@ class ContainerRuntime:
                 raise FailedPrecondition(f"sandbox {r.sandbox_id} of container {r.id} "
                                          f"is not ready")
             log_path = pathlib.Path(r.log_path)
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
-                             0o644)
+
+            def open_log() -> int:
+                private_dir(log_path.parent)
+                private_file(log_path)  # 0600 whatever the umask, before anything is in it
+                return os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+            log_fd = await asyncio.to_thread(open_log)
             try:
                 c.popen = subprocess.Popen(
                     r.exec_argv, stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd,
@@ -568,7 +623,7 @@ class ContainerRuntime:
             except OSError as err:
                 message = start_error_message(r.argv[0], err)
                 r.started_at = _now_ns()
-                self._set_exited(c, START_ERROR_EXIT_CODE, "StartError", message)
+                await self._set_exited(c, START_ERROR_EXIT_CODE, "StartError", message)
                 log.info("container failed to start", container=r.id[:12], name=r.name,
                          error=message)
                 raise StartFailed(f'failed to start container "{r.id}": {message}') from None
@@ -578,8 +633,8 @@ class ContainerRuntime:
             c.identity = process.identify(pid) or process.Identity(pid)
             r.state, r.started_at, r.pid = st.RUNNING, _now_ns(), pid
             r.pid_start_ticks, r.pid_create_time = c.identity.start_ticks, c.identity.create_time
-            self.store.save_container(r)
             c.watch_task = asyncio.create_task(self._watch(c), name=f"watch-{r.id[:12]}")
+            await self.store.save_container(r)
             log.info("container started", container=r.id[:12], name=r.name, pid=pid)
 
     async def _watch(self, c: Container) -> None:
@@ -592,18 +647,18 @@ class ContainerRuntime:
             log.exception("exit watch failed; polling", container=c.record.id[:12])
             while process.is_running(c.identity):
                 await asyncio.sleep(self.options.monitor_period_s)
-        self._kill_leftovers(c)
+        await asyncio.to_thread(self._kill_leftovers, c)
         returncode = None
         if c.popen is not None:
             # The leader is our zombie child: reaping it returns at once.
             returncode = c.popen.poll()
             if returncode is None:
                 returncode = await asyncio.to_thread(c.popen.wait)
-        self._record_exit(c, returncode)
+        await self._record_exit(c, returncode)
 
     def _kill_leftovers(self, c: Container) -> None:
         """When a container's main process ends, the rest of it goes too (as when a
-        pid namespace loses its init)."""
+        pid namespace loses its init). Blocking (it reads /proc): run it in a thread."""
         leftovers = [i for i in c.known.values() if process.is_running(i)]
         if c.popen is not None or leftovers:
             # Our unreaped leader, or a live member, keeps the group id from being reused.
@@ -612,7 +667,7 @@ class ContainerRuntime:
         for identity in c.execs.values():
             process.signal_group(identity.pid, signal.SIGKILL)
 
-    def _record_exit(self, c: Container, returncode: int | None) -> None:
+    async def _record_exit(self, c: Container, returncode: int | None) -> None:
         if c.oom_message:
             code, reason, message = OOM_EXIT_CODE, "OOMKilled", c.oom_message
         elif returncode is not None:
@@ -624,16 +679,16 @@ class ContainerRuntime:
             code, reason = UNKNOWN_EXIT_CODE, UNKNOWN_EXIT_REASON
             message = ("the process was adopted after a runtime restart; "
                        "its exit status is unknown")
-        self._set_exited(c, code, reason, message)
+        await self._set_exited(c, code, reason, message)
         log.info("container exited", container=c.record.id[:12], name=c.record.name,
                  exit_code=code, reason=reason)
 
-    def _set_exited(self, c: Container, code: int, reason: str, message: str) -> None:
+    async def _set_exited(self, c: Container, code: int, reason: str, message: str) -> None:
         r = c.record
         r.state, r.exit_code, r.reason, r.message = st.EXITED, code, reason, message
         r.finished_at = _now_ns()
-        self.store.save_container(r)
         c.exited.set()
+        await self.store.save_container(r)
 
     async def stop_container(self, container_id: str, timeout_s: float) -> None:
         await self._stop(self.container(container_id), timeout_s)
@@ -674,10 +729,10 @@ class ContainerRuntime:
             if c.watch_task is not None:
                 await asyncio.gather(c.watch_task, return_exceptions=True)
             r = c.record
-            self.store.delete_container(r.id)
             self.containers.pop(r.id, None)
             self.container_names.pop(r.reserved_name, None)
-            shutil.rmtree(pathlib.Path(r.rootfs).parent, ignore_errors=True)
+            await self.store.delete_container(r.id)
+            await asyncio.to_thread(shutil.rmtree, pathlib.Path(r.rootfs).parent, True)
             log.info("container removed", container=r.id[:12], name=r.name)
 
     # ------------------------------------------------------------ exec
@@ -724,12 +779,15 @@ class ContainerRuntime:
     # ------------------------------------------------------------ stats
 
     async def _monitor_loop(self) -> None:
+        """Runs under Loops: a failure outside one sample (or the fault point)
+        ends this run; Loops logs it, reports it on health and starts it again."""
         while True:
+            self.faults.check(MONITOR_LOOP)
             try:
                 await self.sample()
-            except Exception:  # the loop must outlive one bad sample
+            except Exception:  # one bad sample is logged; the next one may do
                 log.exception("monitor sample failed")
-            await asyncio.sleep(self.options.monitor_period_s)
+            await asyncio.sleep(self.options.monitor_period_s)  # the sampling period
 
     async def sample(self, only: Iterable[Container] | None = None) -> None:
         """Sample running containers' process trees; kill those above their memory limit."""
@@ -787,7 +845,7 @@ class ContainerRuntime:
         return {"id": image_id, "repo_tags": [r for r in refs if "@" not in r],
                 "repo_digests": [r for r in refs if "@" in r], "size": max(sizes, default=0)}
 
-    def pull_image(self, image: str) -> str:
+    async def pull_image(self, image: str) -> str:
         try:
             resolved = self._resolve(image)
         except images_mod.ImageNotFound as err:
@@ -796,7 +854,7 @@ class ContainerRuntime:
         if ref not in self.pulled:
             self.pulled[ref] = {"id": resolved.id, "image_ref": resolved.image_ref,
                                 "size": resolved.entry.size_bytes}
-            self.store.save_images(self.pulled)
+            await self.store.save_images(self.pulled)
             log.info("image pulled", image=image, ref=ref, entry=resolved.entry.name)
         return resolved.image_ref
 

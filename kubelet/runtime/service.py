@@ -192,7 +192,7 @@ class RuntimeService(pb_grpc.RuntimeServicer):
 
     @rpc
     async def PullImage(self, request, context):
-        return pb.PullImageResponse(image_ref=self.rt.pull_image(request.image.image))
+        return pb.PullImageResponse(image_ref=await self.rt.pull_image(request.image.image))
 
     @rpc
     async def ListImages(self, request, context):

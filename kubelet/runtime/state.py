@@ -4,21 +4,35 @@
     <root>/state/containers/<id>.json
     <root>/state/images.json          references pulled on this node
 
+A container record holds what finds its processes again: `pid` (the
+container's main process, which is also its process group id and session id:
+it is started with setsid), `pid_start_ticks` (field 22 of /proc/<pid>/stat,
+which tells that very process from a later one with the same pid),
+`pid_create_time` (psutil's, the fallback), `state` (CONTAINER_RUNNING while
+it runs) and `rootfs`: every process of the container, execs included, has
+KUBEMU_ROOTFS=<rootfs> in its environment, even one that left the group.
+
 Every write goes to a temporary file that then replaces the old one
-(os.replace), so a runtime killed at any point leaves either the old or the
-new record, never a torn one. There is no fsync: the records must survive a
-killed runtime, not a machine crash (after which no pod process survives
-either).
+(kubemu.fileutil.atomic_write, mode 0600 in 0700 directories), so a runtime
+killed at any point leaves either the old or the new record, never a torn
+one. There is no fsync: the records must survive a killed runtime, not a
+machine crash (after which no pod process survives either). Writes and
+deletes run one at a time, in order, on one thread of their own (the event
+loop never waits on the disk); loads are blocking and made on start-up, in
+a thread.
 """
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import dataclasses
 import json
-import os
 import pathlib
-from typing import Any
+from typing import Any, Callable
 
 import structlog
+
+from kubemu.fileutil import atomic_write, private_dir
 
 log = structlog.get_logger()
 
@@ -102,10 +116,8 @@ class ContainerRecord:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def _write_atomically(path: pathlib.Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+def _write(path: pathlib.Path, data: Any) -> None:
+    atomic_write(path, json.dumps(data, indent=1, sort_keys=True), fsync=False)
 
 
 class Store:
@@ -114,23 +126,38 @@ class Store:
         self.sandboxes_dir = self.dir / "sandboxes"
         self.containers_dir = self.dir / "containers"
         self.images_path = self.dir / "images.json"
+        # One thread: writes land in the order they were asked for.
+        self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="state")
+
+    def prepare(self) -> None:
+        """Make the state directories (blocking; start-up)."""
         for d in (self.sandboxes_dir, self.containers_dir):
-            d.mkdir(parents=True, exist_ok=True)
+            private_dir(d)
 
-    def save_sandbox(self, record: SandboxRecord) -> None:
-        _write_atomically(self.sandboxes_dir / f"{record.id}.json", dataclasses.asdict(record))
+    def close(self) -> None:
+        self._writer.shutdown(wait=True)
 
-    def save_container(self, record: ContainerRecord) -> None:
-        _write_atomically(self.containers_dir / f"{record.id}.json", dataclasses.asdict(record))
+    async def _run(self, fn: Callable[..., None], *args: Any) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
 
-    def delete_sandbox(self, sandbox_id: str) -> None:
-        (self.sandboxes_dir / f"{sandbox_id}.json").unlink(missing_ok=True)
+    async def save_sandbox(self, record: SandboxRecord) -> None:
+        await self._run(_write, self.sandboxes_dir / f"{record.id}.json",
+                        dataclasses.asdict(record))
 
-    def delete_container(self, container_id: str) -> None:
-        (self.containers_dir / f"{container_id}.json").unlink(missing_ok=True)
+    async def save_container(self, record: ContainerRecord) -> None:
+        # The record is serialised now, not when the thread gets to it: later
+        # changes to it are a later save's business.
+        await self._run(_write, self.containers_dir / f"{record.id}.json",
+                        dataclasses.asdict(record))
 
-    def save_images(self, pulled: dict[str, dict]) -> None:
-        _write_atomically(self.images_path, pulled)
+    async def delete_sandbox(self, sandbox_id: str) -> None:
+        await self._run((self.sandboxes_dir / f"{sandbox_id}.json").unlink, True)
+
+    async def delete_container(self, container_id: str) -> None:
+        await self._run((self.containers_dir / f"{container_id}.json").unlink, True)
+
+    async def save_images(self, pulled: dict[str, dict]) -> None:
+        await self._run(_write, self.images_path, json.loads(json.dumps(pulled)))
 
     def load_images(self) -> dict[str, dict]:
         try:

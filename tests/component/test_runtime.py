@@ -9,12 +9,14 @@ asserting that nothing is left.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import pathlib
 import random
 import signal
 import socket
+import stat
 import sys
 import time
 import urllib.error
@@ -84,10 +86,11 @@ class NotYet(str):
 class Runtime:
     """One runtime process on a socket in the test's directory; restartable."""
 
-    def __init__(self, workdir: pathlib.Path):
+    def __init__(self, workdir: pathlib.Path, extra_args: tuple[str, ...] = ()):
         self.workdir = workdir
         self.root = workdir / "root"
         self.socket = workdir / "rt.sock"
+        self.extra_args = extra_args
         self.proc: Proc | None = None
         self.channel: grpc.aio.Channel | None = None
         self.stub: pb_grpc.RuntimeStub | None = None
@@ -97,7 +100,7 @@ class Runtime:
         argv = [sys.executable, "-m", "kubelet.runtime", "--root", str(self.root),
                 "--socket", str(self.socket), "--images-file", str(self.workdir / "images.yaml"),
                 "--monitor-period-s", str(MONITOR_PERIOD_S), "--log-level", "debug",
-                "--log-file", str(self.workdir / "runtime.log")]
+                "--log-file", str(self.workdir / "runtime.log"), *self.extra_args]
         self.proc = Proc(argv, self.workdir / "runtime.out", env=self.env).start()
         await self._connect()
         return self
@@ -229,11 +232,20 @@ def container_processes(root: pathlib.Path) -> list[psutil.Process]:
     return found
 
 
-@pytest.fixture
-async def runtime(tmp_path):
-    rt = Runtime(tmp_path)
+@contextlib.asynccontextmanager
+async def running_runtime(workdir: pathlib.Path, extra_args: tuple[str, ...] = (),
+                          umask: int | None = None):
+    """A started runtime (its process made under `umask` when given); at the end,
+    it and every container process under its root are killed."""
+    rt = Runtime(workdir, extra_args)
+    old = os.umask(umask) if umask is not None else None
     try:
-        yield await rt.start()
+        try:
+            await rt.start()
+        finally:
+            if old is not None:
+                os.umask(old)  # the runtime process has inherited it
+        yield rt
     finally:
         await rt.close_channel()
         if rt.proc is not None:
@@ -247,8 +259,15 @@ async def runtime(tmp_path):
                 proc.kill()
             except psutil.Error:
                 pass
-        wait_for_sync(lambda: not container_processes(rt.root) and not rt.proc.alive(), 10,
+        wait_for_sync(lambda: not container_processes(rt.root) and
+                      (rt.proc is None or not rt.proc.alive()), 10,
                       message="no runtime or container process left")
+
+
+@pytest.fixture
+async def runtime(tmp_path):
+    async with running_runtime(tmp_path) as rt:
+        yield rt
 
 
 # ---------------------------------------------------------------- tests
@@ -650,3 +669,64 @@ def test_runtime_refuses_a_root_already_in_use(tmp_path):
     finally:
         first.kill()
     assert not first.alive()
+
+
+def modes_under(root: pathlib.Path) -> dict[str, int]:
+    """Relative path -> permission bits of everything under root (links skipped)."""
+    found = {".": stat.S_IMODE(root.lstat().st_mode)}
+    for directory, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = pathlib.Path(directory) / name
+            if not path.is_symlink():
+                found[str(path.relative_to(root))] = stat.S_IMODE(path.lstat().st_mode)
+    return found
+
+
+async def test_everything_the_runtime_writes_is_private_under_a_022_umask(tmp_path):
+    async with running_runtime(tmp_path, umask=0o022) as runtime:
+        sandbox = await runtime.sandbox(log_directory=str(runtime.root / "logs" / "pod"))
+        cid = await runtime.run(sandbox, "main", "python:3.12",
+                                command=["sh", "-c", "echo secret; sleep 30"])
+        await runtime.wait_log(cid, "secret")
+        found = modes_under(runtime.root)
+        assert stat.S_IMODE(runtime.socket.stat().st_mode) == 0o600
+    scripts = {p for p in found if "/bin/" in p and p.startswith("images/")}
+    wrong = {p: oct(m) for p, m in found.items()
+             if m != (0o700 if (runtime.root / p).is_dir() or p in scripts else 0o600)}
+    assert not wrong, wrong
+    kinds = {p.split("/")[0] for p in found}
+    assert {"state", "pods", "containers", "logs", "runtime.lock"} <= kinds, sorted(kinds)
+    assert any(p.startswith("state/containers/") for p in found)
+    assert any(p.endswith("main/0.log") for p in found)
+
+
+async def test_a_failing_monitor_loop_is_reported_not_serving_and_recovers(tmp_path):
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    async with running_runtime(tmp_path, ("--fault-dir", str(faults))) as runtime:
+        health = health_pb2_grpc.HealthStub(runtime.channel)
+
+        async def health_is(wanted: int):
+            reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+            return reply.status == wanted or NotYet(str(reply.status))
+        serving, down = (health_pb2.HealthCheckResponse.SERVING,
+                         health_pb2.HealthCheckResponse.NOT_SERVING)
+        assert await health_is(serving)
+        sandbox = await runtime.sandbox()
+        cid = await runtime.run(sandbox, "main", command=["sleep", "30"])
+        (faults / "runtime-monitor").touch()
+        await wait_for(lambda: health_is(down), WAIT_S, message="NOT_SERVING")
+        log = runtime.log_tail(200)
+        assert '"loop": "runtime-monitor"' in log and "injected fault" in log
+        (faults / "runtime-monitor").unlink()
+        await wait_for(lambda: health_is(serving), WAIT_S, message="SERVING again")
+
+        # Sampling goes on: the container's stats move forward again.
+        async def sampled_after(stamp: int):
+            reply = await runtime.stub.ContainerStats(
+                pb.ContainerStatsRequest(container_id=cid), timeout=RPC_TIMEOUT_S)
+            return reply.stats.cpu.timestamp > stamp or NotYet(str(reply.stats.cpu.timestamp))
+        first = await runtime.stub.ContainerStats(pb.ContainerStatsRequest(container_id=cid),
+                                                  timeout=RPC_TIMEOUT_S)
+        await wait_for(lambda: sampled_after(first.stats.cpu.timestamp), WAIT_S,
+                       message="sampled again")

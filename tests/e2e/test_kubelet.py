@@ -11,6 +11,7 @@ events, `kubemu logs` / `kubemu exec` output, and the real processes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import pathlib
@@ -66,12 +67,14 @@ def control_plane() -> tuple[comp.ComponentKind, ...]:
 class ClusterThread:
     """A supervisor Cluster on its own event loop in a thread, shared by a module."""
 
-    def __init__(self, home: pathlib.Path, nodes: int = 1):
+    def __init__(self, home: pathlib.Path, nodes: int = 1,
+                 node_kinds: tuple[comp.ComponentKind, ...] | None = None):
         self.home = home
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="cluster", daemon=True)
         self.cluster = Cluster(home, nodes=nodes, kinds=control_plane(),
-                               node_kinds=fast_node_kinds(), progress=lambda line: None)
+                               node_kinds=node_kinds or fast_node_kinds(),
+                               progress=lambda line: None)
 
     def call(self, coro, timeout_s: float):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout_s)
@@ -810,3 +813,160 @@ async def test_a_pod_that_does_not_fit_the_node_is_rejected(cluster, api, ns):
     assert message.startswith("Pod was rejected: Node didn't have enough resource: cpu, "
                               "requested: 5000, used: ") and message.endswith("capacity: 4000")
     await wait_event(api, ns, "big", "OutOfcpu", "Pod was rejected")
+
+
+# ---------------------------------------------------------------- status written by others
+
+async def set_condition(api: Client, namespace: str, name: str, condition: dict) -> dict:
+    """Write one pod condition as another component would (UpdateStatus on the
+    pod as read, again on Conflict); the pod as written."""
+    for _ in range(10):
+        pod = as_dict(await api.get("pods", name, namespace))
+        conditions = [c for c in pod["status"].get("conditions", [])
+                      if c["type"] != condition["type"]]
+        pod["status"]["conditions"] = conditions + [condition]
+        try:
+            return as_dict(await api.update_status(obj(pod)))
+        except errors.Conflict:
+            continue  # the kubelet wrote in between
+    raise AssertionError(f"could not write condition {condition['type']} on {name}")
+
+
+def now_rfc3339() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+async def test_a_readiness_gate_condition_survives_the_kubelets_status_writes(cluster, api, ns):
+    gate = "example.com/feature-ready"
+    # The postStart hook holds the kubelet's sync of the pod for a while: the
+    # status it writes at its end was computed before the gate was set.
+    hook = {"postStart": {"exec": {"command": ["sh", "-c", "sleep 3"]}}}
+    await create_pod(api, pod_doc("gated", ns, [busybox("exec sleep 3600", lifecycle=hook)],
+                                  readinessGates=[{"conditionType": gate}]))
+    await wait_event(api, ns, "gated", "Started")
+    written = await set_condition(api, ns, "gated", {"type": gate, "status": "True",
+                                                     "lastTransitionTime": now_rfc3339()})
+    seen = []
+    async with contextlib.aclosing(api.watch(
+            "pods", ns, resource_version=written["metadata"]["resourceVersion"],
+            field_selector="metadata.name=gated", timeout_s=WAIT_S)) as events:
+        async for event in events:
+            pod = as_dict(event.object)
+            seen.append(pod)
+            # Every status written after ours keeps the condition.
+            assert condition(pod, gate).get("status") == "True", pod["status"]
+            if is_ready(pod) and running(pod):
+                break
+    assert seen and is_ready(seen[-1]), [s["status"] for s in seen]
+    # The gate goes False: Ready follows (the kubelet's next write), the gate stays.
+    await set_condition(api, ns, "gated", {"type": gate, "status": "False",
+                                           "lastTransitionTime": now_rfc3339()})
+    pod = await wait_pod(api, ns, "gated", lambda p: not is_ready(p), what="gated not Ready")
+    ready = condition(pod, "Ready")
+    assert (ready["reason"], ready["message"]) == (
+        "ReadinessGatesNotReady",
+        f'the status of pod readiness gate "{gate}" is not "True", but False')
+    assert condition(pod, gate)["status"] == "False"
+    assert condition(pod, "ContainersReady")["status"] == "True"
+
+
+async def test_a_disruption_target_survives_the_final_status_of_a_deleted_pod(cluster, api, ns):
+    await create_pod(api, pod_doc("evicted", ns, [busybox(
+        "trap '' TERM; while true; do sleep 0.1; done")], terminationGracePeriodSeconds=3))
+    pod = await wait_pod(api, ns, "evicted", running)
+    disruption = {"type": "DisruptionTarget", "status": "True",
+                  "reason": "EvictionByEvictionAPI", "message": "Eviction API: evicting",
+                  "lastTransitionTime": now_rfc3339()}
+    last = None
+    async with contextlib.aclosing(api.watch(
+            "pods", ns, resource_version=pod["metadata"]["resourceVersion"],
+            field_selector="metadata.name=evicted", timeout_s=WAIT_S)) as events:
+        await api.delete("pods", "evicted", ns)
+        # While the kubelet waits out the grace period, an evictor marks the pod.
+        await set_condition(api, ns, "evicted", disruption)
+        async for event in events:
+            last = (event.type, as_dict(event.object))
+            if event.type == "DELETED":
+                break
+    assert last is not None and last[0] == "DELETED", last
+    final = last[1]
+    assert final["status"]["phase"] == "Failed"  # the kubelet's final status
+    assert condition(final, "DisruptionTarget") == disruption
+
+
+# ---------------------------------------------------------------- instances and sandboxes
+
+async def runtime_view(cluster: ClusterThread, uid: str) -> tuple[list, list]:
+    """The pod's containers and sandboxes, as the node's runtime has them."""
+    labels = {"io.kubernetes.pod.uid": uid}
+    async with grpc.aio.insecure_channel(cluster.runtime_socket()) as channel:
+        stub = rpb_grpc.RuntimeStub(channel)
+        found = await stub.ListContainers(rpb.ListContainersRequest(
+            filter=rpb.ContainerFilter(label_selector=labels)), timeout=5.0)
+        sandboxes = await stub.ListPodSandbox(rpb.ListPodSandboxRequest(
+            filter=rpb.PodSandboxFilter(label_selector=labels)), timeout=5.0)
+    return list(found.containers), list(sandboxes.items)
+
+
+async def test_restart_counts_go_on_and_old_instances_go_when_the_sandbox_is_replaced(
+        cluster, api, ns):
+    # (`$$` would be Kubernetes' escape for `$`; the shell reads its own pid instead.)
+    await create_pod(api, pod_doc("phoenix", ns, [busybox(
+        'read pid rest < /proc/self/stat; echo "pid $pid"; exec sleep 3600')]))
+    pod = await wait_pod(api, ns, "phoenix", running)
+    uid = pod["metadata"]["uid"]
+    counts: list[int] = []
+
+    async def kill_and_wait_restart(expected: int) -> dict:
+        cid = container_status(await pod_json(api, ns, "phoenix"))["containerID"]
+        os.kill(await container_pid(cluster.runtime_socket(), cid), 9)
+
+        def restarted(p):
+            cs = container_status(p)
+            counts.append(cs.get("restartCount", 0))
+            return cs.get("restartCount", 0) >= expected and "running" in cs.get("state", {})
+        return await wait_pod(api, ns, "phoenix", restarted, what=f"restart {expected}")
+
+    await kill_and_wait_restart(1)
+    await kill_and_wait_restart(2)
+
+    async def collected():
+        found, _ = await runtime_view(cluster, uid)
+        dead = [c for c in found if c.state != rpb.CONTAINER_RUNNING]
+        return (len(found), len(dead)) == (2, 1) or Seen([(c.metadata.attempt, c.state)
+                                                          for c in found])
+    # The current instance and one dead one (lastState, logs --previous).
+    await wait_for(collected, WAIT_S, interval_s=0.1, message="one dead instance kept")
+
+    # The sandbox dies (as at a node restart): a new one, and the count goes on.
+    _, (old_sandbox,) = await runtime_view(cluster, uid)
+    async with grpc.aio.insecure_channel(cluster.runtime_socket()) as channel:
+        await rpb_grpc.RuntimeStub(channel).StopPodSandbox(
+            rpb.StopPodSandboxRequest(pod_sandbox_id=old_sandbox.id, timeout_s=0), timeout=10.0)
+
+    def in_new_sandbox(p):
+        cs = container_status(p)
+        counts.append(cs.get("restartCount", 0))
+        return cs.get("restartCount", 0) >= 3 and "running" in cs.get("state", {})
+    pod = await wait_pod(api, ns, "phoenix", in_new_sandbox, what="restarted in a new sandbox")
+    assert counts == sorted(counts), f"restartCount went down: {counts}"
+    cs = container_status(pod)
+    assert cs["lastState"]["terminated"]["exitCode"] == 137
+    # logs and exec reach the instance that runs now.
+    pid = await container_pid(cluster.runtime_socket(), cs["containerID"])
+    logs = await cli(cluster, "logs", "-n", ns, "phoenix")
+    assert logs.stdout == f"pid {pid}\n", logs.stderr
+    out = await cli(cluster, "exec", "-n", ns, "phoenix", "--", "sh", "-c", "echo $PPID")
+    assert out.returncode == 0, out.stderr
+
+    await kill_and_wait_restart(4)
+    assert counts == sorted(counts), f"restartCount went down: {counts}"
+
+    async def old_sandbox_removed():
+        found, sandboxes = await runtime_view(cluster, uid)
+        ok = len(found) == 2 and [s.id for s in sandboxes] != [old_sandbox.id] and \
+            old_sandbox.id not in [s.id for s in sandboxes]
+        return ok or Seen([[(c.metadata.attempt, c.state) for c in found],
+                           [s.id[:12] for s in sandboxes]])
+    await wait_for(old_sandbox_removed, WAIT_S, interval_s=0.1,
+                   message="old instances and the empty sandbox removed")

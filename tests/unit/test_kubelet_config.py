@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import pathlib
+import stat
 
 import pytest
 
@@ -172,6 +173,8 @@ def test_pod_ips_round_robin_persist_and_reconcile(tmp_path):
     assert (a, b) == ("127.9.1.2", "127.9.1.3") and ipam.allocate("a") == a
     ipam.release("a")
     assert ipam.allocate("c") == "127.9.1.4", "a freed address is not reused at once"
+    ipam.save()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
     again = PodIPAllocator("127.9.1.0/29", path)
     assert again.ip_of("b") == b and again.ip_of("c") == "127.9.1.4"
     again.reconcile([("b", b)])
