@@ -92,6 +92,13 @@ class ClusterThread:
             self.thread.join(10)
             self.loop.close()
 
+    # For async tests: the waits run in a thread, not on the test's event loop.
+    async def astart(self) -> "ClusterThread":
+        return await asyncio.to_thread(self.start)
+
+    async def astop(self) -> list:
+        return await asyncio.to_thread(self.stop)
+
     @property
     def apiserver(self) -> str:
         return self.cluster.address(comp.APISERVER)

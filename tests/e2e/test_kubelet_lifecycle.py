@@ -174,7 +174,7 @@ async def test_after_a_cluster_restart_exec_logs_and_restart_counts_follow_the_n
         tmp_path):
     home = tmp_path / "home"
     first = ClusterThread(home, node_kinds=node_kinds(tmp_path))
-    first.start()
+    await first.astart()
     try:
         async with Client(first.apiserver, timeout_s=10.0) as api:
             # The shell reads its own pid (`$$` is Kubernetes' escape for `$`).
@@ -196,12 +196,12 @@ async def test_after_a_cluster_restart_exec_logs_and_restart_counts_follow_the_n
             pids = [await container_pid(first.runtime_socket(), cs["containerID"])
                     for cs in before.values()]
     finally:
-        left = first.stop()
+        left = await first.astop()
     assert not left, left
     assert not [pid for pid in pids if alive(pid)], "a pod process outlived its cluster"
 
     second = ClusterThread(home, node_kinds=node_kinds(tmp_path))
-    second.start()
+    await second.astart()
     try:
         async with Client(second.apiserver, timeout_s=10.0) as api:
             for name, old in before.items():
@@ -222,6 +222,6 @@ async def test_after_a_cluster_restart_exec_logs_and_restart_counts_follow_the_n
                 assert previous.returncode == 0, previous.stderr
                 assert previous.stdout.startswith("pid ") and previous.stdout != logs.stdout
     finally:
-        left = second.stop()
+        left = await second.astop()
     assert not left, left
     second.cluster.assert_no_processes()

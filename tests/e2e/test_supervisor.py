@@ -471,10 +471,6 @@ def test_cli_cleans_up_after_a_killed_supervisor(tmp_path):
 
 NODE = "node-1"
 POD_TIMEOUT_S = 60.0
-NODE_FILES_XFAIL = pytest.mark.xfail(strict=True, reason=(
-    "the kubelet and its runtime do not set their own files' modes yet (pod directories and "
-    "logs, state records, volumes, the runtime socket): issue 7 'File modes', kubelet side. "
-    "Remove this mark once they do."))
 
 
 class LoopThread:
@@ -532,7 +528,7 @@ def _in_a_node(path: str) -> bool:
                                                             and len(parts) > 1)
 
 
-@pytest.mark.parametrize("part", ["supervisor", pytest.param("node", marks=NODE_FILES_XFAIL)])
+@pytest.mark.parametrize("part", ["supervisor", "node"])
 def test_nothing_in_the_home_is_open_to_group_or_others(umask_022_cluster, part):
     home = umask_022_cluster.home
     assert {home / "state.json", home / "kubeconfig.json", home / "supervisor.lock",

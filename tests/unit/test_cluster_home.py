@@ -74,22 +74,24 @@ def test_container_pids(records, table, expected):
     assert ch.container_pids(records, table) == expected
 
 
-def test_container_records_read_what_the_runtime_writes(tmp_path):
+async def test_container_records_read_what_the_runtime_writes(tmp_path):
     """The layout and field names are kubelet/runtime/state.py's: read them back."""
     from kubelet.runtime import state as runtime_state
 
     home = tmp_path / "home"
     store = runtime_state.Store(ch.runtime_root(home, "node-1"))
+    store.prepare()
     record = runtime_state.ContainerRecord(
         id="c1", sandbox_id="s1", name="main", attempt=0, image="busybox", image_ref="busybox",
         argv=["sh"], exec_argv=["/bin/sh"], programs={}, env=[[ch.ROOTFS_ENV, ROOTFS]],
         working_dir="/", rootfs=ROOTFS, log_path="/x.log", state=runtime_state.RUNNING,
         pid=4242, pid_start_ticks=777, pid_create_time=1234.5)
-    store.save_container(record)
-    store.save_container(runtime_state.ContainerRecord(  # created, never started: no pid
+    await store.save_container(record)
+    await store.save_container(runtime_state.ContainerRecord(  # created, never started: no pid
         id="c2", sandbox_id="s1", name="side", attempt=0, image="busybox", image_ref="busybox",
         argv=["sh"], exec_argv=["/bin/sh"], programs={}, env=[], working_dir="/",
         rootfs=OTHER_ROOTFS, log_path="/y.log"))
+    store.close()
     (store.containers_dir / "broken.json").write_text("{not json")
     expected = [ch.ContainerRecord(pid=4242, start_ticks=777, create_time=1234.5, rootfs=ROOTFS)]
     assert ch.container_records(home) == expected
