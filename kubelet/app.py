@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
-import os
 import pathlib
 import shutil
 import time
