@@ -93,10 +93,7 @@ class SchedulerProc:
         return self
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        return Proc([], self.log_path).log_tail(lines)  # the scheduler's own log file
 
 
 @dataclasses.dataclass
