@@ -52,6 +52,11 @@ def decode(kind: Kind, kv: KeyValue) -> Message:
 
 
 def encode(kind: Kind, obj: Message) -> bytes:
+    """The stored form: apiVersion and kind set, no resourceVersion (it is the
+    key's mod_revision). No copy when `obj` is in that form already (a create)."""
+    if (not obj.metadata.resource_version and obj.api_version == kind.api_version
+            and obj.kind == kind.kind):
+        return obj.SerializeToString(deterministic=True)
     stored = type(obj)()
     stored.CopyFrom(obj)
     stored.api_version, stored.kind = kind.api_version, kind.kind

@@ -147,6 +147,7 @@ class WatchCache:
         self.watchers: set[Watcher] = set()
         self._progress: asyncio.Queue = asyncio.Queue(maxsize=1)
         self._advanced = asyncio.Condition()
+        self._fresh_waiters = 0  # wait_fresh calls in progress
         self._log = log.bind(resource=kind.resource)
         self.corrupt_log = corrupt_log or stored.CorruptLog()
         self.faults = faults
@@ -295,8 +296,9 @@ class WatchCache:
     async def _advance(self, revision: int) -> None:
         if revision > self.rv:
             self.rv = revision
-        async with self._advanced:
-            self._advanced.notify_all()
+        if self._fresh_waiters:  # most batches have nobody waiting: skip the lock
+            async with self._advanced:
+                self._advanced.notify_all()
 
     # ------------------------------------------------------------ serving
 
@@ -312,6 +314,13 @@ class WatchCache:
             return
         deadline = time.monotonic() + timeout_s
         events_only_until = time.monotonic() + EVENT_WAIT_S
+        self._fresh_waiters += 1
+        try:
+            await self._wait_fresh(rv, deadline, events_only_until)
+        finally:
+            self._fresh_waiters -= 1
+
+    async def _wait_fresh(self, rv: int, deadline: float, events_only_until: float) -> None:
         async with self._advanced:
             while self.rv < rv:
                 # Give the etcd watch a moment to deliver the events themselves
