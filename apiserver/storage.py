@@ -260,9 +260,15 @@ class EtcdStore:
                         await progress.get()
                         await call.write(rpc.WatchRequest(
                             progress_request=rpc.WatchProgressRequest()))
-                pump = asyncio.create_task(ask_progress())
+                pump = asyncio.create_task(ask_progress(), name=f"progress {prefix.decode()}")
             while True:
                 resp = await call.read()
+                if pump is not None and pump.done():
+                    # The progress pump cannot die silently: a stream that can no
+                    # longer ask for progress is replaced, like a broken one.
+                    failure = None if pump.cancelled() else pump.exception()
+                    raise errors.Unavailable(
+                        f"progress requests on the etcd watch stopped: {failure!r}")
                 if resp is grpc.aio.EOF:
                     raise errors.Unavailable("etcd closed the watch stream")
                 if resp.compact_revision:
