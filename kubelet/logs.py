@@ -30,10 +30,13 @@ Reading (`read_log`) goes across the rotated files and the live one, oldest
 first: all of it, its last `tail_lines` lines, at most `limit_bytes`; with
 `follow`, new bytes of the live file as they are written, until `running()`
 says the instance has ended (then whatever is left). A live file found
-shorter than what was read of it has been rotated: following goes on from
-its start (what was written just before the rotation is in the newest
-rotated file; what the rotation appended again, and was read before, is not
-repeated). Reads are blocking file I/O and run in a thread; nothing is held
+shorter than what was read of it has been rotated: following goes on in the
+new live file after what it had sent already. For that, a rotation first
+writes a note, `<path>.rotation`, saying how long the old file was and how
+many of its last bytes it puts back; a follower that had read to offset P of
+the old file skips the put-back bytes it has sent (P - (size - put_back)). A
+follower more than one piece behind at the rotation loses the bytes between
+its offset and the put-back piece (they are in the newest rotated file). Reads are blocking file I/O and run in a thread; nothing is held
 open between polls but the live file.
 """
 from __future__ import annotations
@@ -48,7 +51,7 @@ from typing import AsyncIterator, Awaitable, Callable, Iterator
 from kubemu.fileutil import atomic_write
 
 CHUNK_BYTES = 64 * 1024
-SEEN_BYTES_MAX = 64 * 1024  # what a follower remembers of what it sent
+ROTATION_NOTE_SUFFIX = ".rotation"
 TAIL_BLOCK_BYTES = 8192
 ROTATED_SUFFIX = re.compile(r"\.\d{8}-\d{6}(?:\.\d+)?$")
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024   # --container-log-max-size 10Mi
@@ -105,6 +108,7 @@ def remove_log(path: str | os.PathLike[str]) -> None:
     """A log and its rotated files (blocking)."""
     for old in rotated_files(path):
         old.unlink(missing_ok=True)
+    pathlib.Path(str(path) + ROTATION_NOTE_SUFFIX).unlink(missing_ok=True)
     pathlib.Path(path).unlink(missing_ok=True)
 
 
@@ -161,13 +165,18 @@ def rotate(path: str | os.PathLike[str], max_bytes: int, max_files: int,
         parts = []
         while chunk := os.read(fd, CHUNK_BYTES):  # to the end, whatever came meanwhile
             parts.append(chunk)
-        os.ftruncate(fd, 0)
         data = b"".join(parts)
+        old_size = start + len(data)
         if start > 0 or len(data) > keep_bytes:
             data = _line_start(data[-keep_bytes - 1:])  # from the first whole line
         pieces = _pieces(data, max_bytes)
         # A last piece that is not full stays live: no rotated file is wasted on it.
         rest = pieces.pop() if len(pieces) > 1 and len(pieces[-1]) < max_bytes else b""
+        # The note comes before the truncate, so a follower that sees the file
+        # shrink finds this rotation's note.
+        atomic_write(str(path) + ROTATION_NOTE_SUFFIX,
+                     f"{old_size} {len(rest)}\n", fsync=False)
+        os.ftruncate(fd, 0)
         if rest:
             os.write(fd, rest)  # O_APPEND: after anything written since the truncate
     finally:
@@ -187,22 +196,18 @@ def rotate_all(paths: list[str], max_bytes: int, max_files: int, now_s: float) -
 
 # ---------------------------------------------------------------- reading
 
-def already_sent(seen: bytes, head: bytes) -> int:
-    """How much of `head`, the start of a live file just rotated, is the end of
-    `seen`, what a follower sent of it before (the lines the rotation put
-    back): the longest line-aligned prefix of head that ends seen."""
-    best = 0
-    start = 0
-    while start < len(seen):
-        tail = seen[start:]
-        if head.startswith(tail):
-            best = len(tail)
-            break
-        cut = seen.find(b"\n", start)
-        if cut < 0:
-            break
-        start = cut + 1
-    return best
+def resume_offset(path: str | os.PathLike[str], read_to: int) -> int:
+    """Where a follower that had read the old live file to `read_to` goes on in
+    the new one, after a rotation: past the put-back bytes it has sent already
+    (0 without a note). Blocking."""
+    try:
+        size_text, put_back_text = pathlib.Path(
+            str(path) + ROTATION_NOTE_SUFFIX).read_text().split()
+        old_size, put_back = int(size_text), int(put_back_text)
+    except (OSError, ValueError):
+        return 0
+    return min(put_back, max(0, read_to - (old_size - put_back)))
+
 
 def tail_offset(f, lines: int) -> int:
     """The offset where the last `lines` lines of the open binary file start."""
@@ -287,7 +292,6 @@ async def read_log(path: str, *, tail_lines: int | None = None, limit_bytes: int
         f = await asyncio.to_thread(open, live, "rb")
     except FileNotFoundError:
         return
-    seen = b""  # the end of what was sent, to recognise it after a rotation
     try:
         await asyncio.to_thread(f.seek, offset)
         while True:
@@ -296,8 +300,6 @@ async def read_log(path: str, *, tail_lines: int | None = None, limit_bytes: int
             if chunk:
                 if budget is not None:
                     budget -= len(chunk)
-                if follow:
-                    seen = (seen + chunk)[-SEEN_BYTES_MAX:]
                 yield chunk
                 if budget is not None and budget <= 0:
                     return
@@ -311,9 +313,9 @@ async def read_log(path: str, *, tail_lines: int | None = None, limit_bytes: int
                     yield rest
                 return
             size = (await asyncio.to_thread(os.fstat, f.fileno())).st_size
-            if size < f.tell():  # rotated: go on after what the rotation put back
-                head = await asyncio.to_thread(os.pread, f.fileno(), SEEN_BYTES_MAX, 0)
-                await asyncio.to_thread(f.seek, already_sent(seen, head))
+            if size < f.tell():  # rotated: go on after what it put back and we sent
+                await asyncio.to_thread(f.seek, await asyncio.to_thread(
+                    resume_offset, live, f.tell()))
                 continue
             await asyncio.sleep(poll_s)  # follow latency
     finally:

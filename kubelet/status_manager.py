@@ -152,6 +152,14 @@ class StatusManager:
         entry = self._entries.get(uid)
         if entry is None:
             return True
+        if entry.task is None and not entry.synced and not entry.dropped \
+                and entry.status is not None:
+            # The last write failed (the apiserver was away): a flush sends the
+            # latest status again rather than reporting the old failure forever.
+            entry.version += 1
+            entry.idle.clear()
+            entry.task = asyncio.get_running_loop().create_task(
+                self._run(entry), name=f"status-{uid[:8]}")
         try:
             async with asyncio.timeout(timeout_s):
                 await entry.idle.wait()

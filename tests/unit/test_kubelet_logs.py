@@ -11,6 +11,7 @@ import stat
 import pytest
 
 from kubelet import logs
+from kubemu.client.wait import wait_for
 
 NOW_S = 1_700_000_000.0
 
@@ -110,9 +111,14 @@ async def test_reading_goes_across_rotated_files(writer, kw, expected):
         assert numbers(data) == expected
 
 
-async def test_following_goes_on_through_a_rotation_without_repeating_lines(writer):
+@pytest.mark.parametrize("max_bytes,written,put_back_bytes", [
+    (100, 12, 20),                # lines 10-11 are put back
+    (100_000, 26_000, 76_010),    # 76 KB put back: more than any "remember what was sent"
+], ids=["small", "put-back-larger-than-64k"])
+async def test_following_goes_on_through_a_rotation_without_repeating_lines(
+        writer, max_bytes, written, put_back_bytes):
     path, fd = writer
-    os.write(fd, lines(0, 12))
+    os.write(fd, lines(0, written))
     got = bytearray()
     ended = asyncio.Event()
 
@@ -124,27 +130,28 @@ async def test_following_goes_on_through_a_rotation_without_repeating_lines(writ
             got.extend(chunk)
 
     task = asyncio.create_task(follow())
-    for _ in range(200):
-        if len(got) == 120:
-            break
-        await asyncio.sleep(0.01)
-    assert logs.rotate(path, 100, 3, NOW_S)       # lines 10-11 are put back
-    os.write(fd, lines(12, 3))
-    for _ in range(200):
-        if numbers(bytes(got))[-1:] == [14]:
-            break
-        await asyncio.sleep(0.01)
+    await wait_for(lambda: len(got) == len(lines(0, written)), 10,
+                   message="the first lines followed")
+    assert logs.rotate(path, max_bytes, 3, NOW_S)
+    assert path.stat().st_size == put_back_bytes
+    os.write(fd, lines(written, 3))
+    await wait_for(lambda: numbers(bytes(got))[-1:] == [written + 2], 10,
+                   message="the lines after the rotation followed")
     ended.set()
     await asyncio.wait_for(task, 5)
-    assert numbers(bytes(got)) == list(range(15))
+    assert numbers(bytes(got)) == list(range(written + 3))
 
 
-def test_already_sent():
-    seen = b"a\nb\nc\n"
-    assert logs.already_sent(seen, b"b\nc\nd\n") == 4
-    assert logs.already_sent(seen, b"c\n") == 2
-    assert logs.already_sent(seen, b"x\n") == 0
-    assert logs.already_sent(b"", b"x\n") == 0
+@pytest.mark.parametrize("read_to,expected", [
+    (1000, 100),   # had read all of the old file: skip the whole put-back piece
+    (950, 50),     # had read half of the put-back piece
+    (800, 0),      # had not reached it
+], ids=["all", "half", "behind"])
+def test_resume_offset_after_a_rotation(tmp_path, read_to, expected):
+    path = tmp_path / "0.log"
+    (tmp_path / "0.log.rotation").write_text("1000 100\n")
+    assert logs.resume_offset(path, read_to) == expected
+    assert logs.resume_offset(tmp_path / "other.log", read_to) == 0  # no note: from the start
 
 
 def test_remove_log_takes_the_rotated_files_too(writer):

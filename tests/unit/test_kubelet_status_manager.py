@@ -301,6 +301,18 @@ async def test_unavailable_is_retried_with_back_off_then_left_for_the_next_sync(
     assert stored(api)["status"]["podIP"] == "127.9.1.2"
 
 
+async def test_a_flush_after_a_failed_write_sends_the_status_again():
+    """A deleted pod's final status whose writes all failed (an apiserver restart)
+    is written by the next flush, so the pod's deletion can be confirmed."""
+    api = FakeApi(pod(rv=1))
+    api.fail_next = [errors.Unavailable("apiserver restarting")] * 4
+    h = Harness(api, cached=pod(rv=1), error_retries=3)
+    assert await h.set_and_flush(pod(rv=1), kubelet_status(phase="Failed", ready=False,
+                                                           terminated=137)) is False
+    assert await h.manager.flush("u1", 5.0)
+    assert stored(api)["status"]["phase"] == "Failed"
+
+
 async def test_a_refused_status_is_not_retried():
     api = FakeApi(pod(rv=1))
     api.fail_next = [errors.Invalid("Pod", "web", message="Pod \"web\" is invalid")]
