@@ -553,6 +553,8 @@ def _scan(home: pathlib.Path, recorded: Iterable[tuple[int, Any]], *, by_env: bo
     skip = {me.pid} | {p.pid for p in me.parents()}
     found: dict[int, psutil.Process] = {}
     for pid, create_time in recorded:
+        if not isinstance(create_time, (int, float)):
+            continue  # no start time: the pid alone may be someone else's process by now
         proc = alive(pid, create_time)
         if proc is not None and pid not in skip:
             found[pid] = proc

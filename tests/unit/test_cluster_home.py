@@ -163,3 +163,19 @@ def test_the_cli_still_starts_without_psutil_or_grpc():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          timeout=60, check=True)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_a_recorded_pid_without_a_start_time_is_never_taken_for_the_clusters(tmp_path):
+    """A pid recorded without its start time (the child died before it could be
+    read) may belong to anyone by now: `down` must not find (and kill) it."""
+    import subprocess
+
+    stranger = subprocess.Popen(["sleep", "30"])  # not the cluster's, not our ancestor
+    try:
+        home = tmp_path / "home"
+        home.mkdir()
+        found = ch.find_home_processes(home, [(stranger.pid, None)], by_cmdline=False)
+        assert stranger.pid not in [p.pid for p in found]
+    finally:
+        stranger.kill()
+        stranger.wait(10)
