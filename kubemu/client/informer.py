@@ -12,7 +12,7 @@ Model (client-go's Reflector + Indexer + shared processor, in one object):
   `DeletedFinalStateUnknown` tombstone holding its last known state (its
   `metadata` is that object's, so key-only handlers work unchanged; use
   `object_of()` to get the object itself).
-- Any other failure (UNAVAILABLE, a broken stream, a server-side timeout):
+- A failure of the call (UNAVAILABLE, a broken stream, a server-side timeout):
   re-watch from the last resourceVersion seen, with exponential backoff capped
   at relist_backoff_s_max; if that version has expired by then, relist.
 - The store is updated before handlers are called, so a handler reading the
@@ -47,10 +47,12 @@ import dataclasses
 import random
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
+import grpc
 import structlog
 from google.protobuf.message import Message
 
 from kubemu.api import errors
+from kubemu.backoff import exponential_s
 from kubemu.client.clientset import Client
 
 if TYPE_CHECKING:
@@ -354,7 +356,10 @@ class Informer:
             except errors.Expired as exc:
                 need_list = True
                 error = exc
-            except Exception as exc:  # UNAVAILABLE, broken stream, anything: retry
+            except (errors.ApiError, grpc.RpcError, OSError, TimeoutError) as exc:
+                # UNAVAILABLE, a broken stream, a timeout: retry. Anything else is
+                # a bug: it ends the round and reaches whoever runs the informer
+                # (kubemu.loops restarts it and reports it on health).
                 error = exc
             if self._progress:
                 failures = 0
@@ -379,8 +384,8 @@ class Informer:
             await asyncio.sleep(delay_s)
 
     def _backoff_s(self, failures: int) -> float:
-        cap = min(self.relist_backoff_s_max, _BACKOFF_S_BASE * 2 ** min(failures - 1, 30))
-        return cap / 2 + self._rng.uniform(0, cap / 2)
+        cap = exponential_s(failures, _BACKOFF_S_BASE, self.relist_backoff_s_max)
+        return cap / 2 + self._rng.uniform(0, cap / 2)  # equal jitter
 
     async def _list(self) -> None:
         result = await self.client.list_all(

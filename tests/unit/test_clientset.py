@@ -1014,3 +1014,30 @@ async def test_an_informer_under_loops_is_restarted_after_a_bug(fake, client):
         assert informer.get("default/a") is not None and loops.healthy
     finally:
         await loops.stop()
+
+
+async def test_a_bug_inside_the_informer_is_not_retried_as_a_broken_stream(fake, client):
+    """A bug (not a failed call) ends the informer's run, so that Loops logs it,
+    reports it on health and restarts it, instead of a silent retry forever."""
+    from kubemu.loops import Loops
+
+    loops = Loops(backoff_s_base=0.01, backoff_s_max=0.01)
+    informer = Informer(client, "cm", relist_backoff_s_max=0.05)
+    fake.put(cm("a"))
+    real_replace = informer._replace
+    calls = []
+
+    def replace_broken_once(items) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyError("a bug in the informer")
+        real_replace(items)
+
+    informer._replace = replace_broken_once
+    informer.start(loops)
+    try:
+        await informer.wait_synced(TIMEOUT_S)
+        status = loops.status()["informer:cm"]
+        assert status.failures == 1 and status.last_error == "KeyError: 'a bug in the informer'"
+    finally:
+        await loops.stop()
