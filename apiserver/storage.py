@@ -153,6 +153,11 @@ def _translate(err: grpc.RpcError, what: str) -> errors.ApiError:
     return errors.Internal(f"etcd error on {what}: {code.name}: {details}")
 
 
+def _pump_failed(pump: asyncio.Task | None) -> bool:
+    return pump is not None and pump.done() and not pump.cancelled() \
+        and pump.exception() is not None
+
+
 class EtcdStore:
     """A connection to etcd with the few operations the apiserver needs."""
 
@@ -261,14 +266,20 @@ class EtcdStore:
                         await call.write(rpc.WatchRequest(
                             progress_request=rpc.WatchProgressRequest()))
                 pump = asyncio.create_task(ask_progress(), name=f"progress {prefix.decode()}")
+                # The pump cannot die silently: a stream that can no longer ask
+                # for progress is cancelled at once, and replaced like a broken one.
+                pump.add_done_callback(lambda task: task.cancelled() or call.cancel())
             while True:
-                resp = await call.read()
-                if pump is not None and pump.done():
-                    # The progress pump cannot die silently: a stream that can no
-                    # longer ask for progress is replaced, like a broken one.
-                    failure = None if pump.cancelled() else pump.exception()
-                    raise errors.Unavailable(
-                        f"progress requests on the etcd watch stopped: {failure!r}")
+                try:
+                    resp = await call.read()
+                except asyncio.CancelledError:
+                    if _pump_failed(pump) and not asyncio.current_task().cancelling():
+                        raise errors.Unavailable("progress requests on the etcd watch "
+                                                 f"stopped: {pump.exception()!r}") from None
+                    raise
+                if _pump_failed(pump):  # failed while a response was on its way
+                    raise errors.Unavailable("progress requests on the etcd watch "
+                                             f"stopped: {pump.exception()!r}")
                 if resp is grpc.aio.EOF:
                     raise errors.Unavailable("etcd closed the watch stream")
                 if resp.compact_revision:

@@ -15,6 +15,9 @@ from kubemu.api import errors
 
 
 class FakeCall:
+    """grpc.aio's stream call as the watch uses it: cancel() makes a pending or
+    later read() raise CancelledError."""
+
     def __init__(self) -> None:
         self.responses: asyncio.Queue = asyncio.Queue()
         self.cancelled = False
@@ -24,10 +27,18 @@ class FakeCall:
             raise RuntimeError("stream half-closed")
 
     async def read(self):
-        return await self.responses.get()
+        item = await self.responses.get()
+        if item is _CANCELLED:
+            raise asyncio.CancelledError()
+        return item
 
     def cancel(self) -> None:
-        self.cancelled = True
+        if not self.cancelled:
+            self.cancelled = True
+            self.responses.put_nowait(_CANCELLED)
+
+
+_CANCELLED = object()
 
 
 class FakeWatchStub:
@@ -46,7 +57,7 @@ def _event_response(revision: int) -> rpc.WatchResponse:
     return resp
 
 
-async def test_a_failed_progress_request_ends_the_watch_as_unavailable():
+async def test_a_failed_progress_request_ends_a_quiet_watch_at_once_as_unavailable():
     call = FakeCall()
     store = EtcdStore("127.0.0.1:1")
     store._watch = FakeWatchStub(call)
@@ -55,9 +66,19 @@ async def test_a_failed_progress_request_ends_the_watch_as_unavailable():
     await call.responses.put(_event_response(5))
     first = await batches.__anext__()
     assert first.revision == 5
+    # No more writes to this resource: the read below would wait forever.
     progress.put_nowait(True)  # the pump writes a progress request: it fails
-    await asyncio.sleep(0)
-    await call.responses.put(_event_response(6))
     with pytest.raises(errors.Unavailable, match="progress requests on the etcd watch stopped"):
-        await batches.__anext__()
+        await asyncio.wait_for(batches.__anext__(), 5)
     assert call.cancelled
+
+
+async def test_cancelling_the_watcher_still_cancels():
+    call = FakeCall()
+    store = EtcdStore("127.0.0.1:1")
+    store._watch = FakeWatchStub(call)
+    task = asyncio.create_task(store.watch(b"/registry/pods/", 1, asyncio.Queue(1)).__anext__())
+    await asyncio.sleep(0)  # let it start reading
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
