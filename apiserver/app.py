@@ -203,4 +203,6 @@ class APIServer:
         ns = await self.objects.get(ns_kind, "", name)
         if "kubernetes" in ns.spec.finalizers:
             ns.spec.finalizers.remove("kubernetes")
-            await self.objects.update(ns_kind, ns)
+        # Through finalize even when the finalizer is gone already: the write
+        # completes the deletion once nothing is left to wait for.
+        await self.objects.update(ns_kind, ns, finalize=True)

@@ -279,7 +279,7 @@ class ObjectRegistry:
         return obj
 
     async def update(self, kind: Kind, obj: Message, *, status: bool = False,
-                     dry_run: bool = False) -> Message:
+                     finalize: bool = False, dry_run: bool = False) -> Message:
         """Replace the object (status: only its status) with `obj`.
 
         `obj.metadata.uid`, when set, and `obj.metadata.resourceVersion`, when
@@ -298,7 +298,7 @@ class ObjectRegistry:
         for _ in range(UPDATE_RETRIES):
             kv = await self.store.get(key)
             if kv is None:
-                if status or not strategy.allow_create_on_update:
+                if status or finalize or not strategy.allow_create_on_update:
                     raise errors.not_found(kind.qualified_resource, name)
                 if wanted_uid:
                     raise errors.precondition_failed(kind.qualified_resource, name,
@@ -314,7 +314,7 @@ class ObjectRegistry:
             if wanted_rv and wanted_rv != str(kv.mod_revision):
                 raise errors.conflict(kind.qualified_resource, name)
             result = await self._write_update(kind, kv, current, obj, status=status,
-                                              dry_run=dry_run)
+                                              finalize=finalize, dry_run=dry_run)
             if result is not None:
                 return result
             if wanted_rv:
@@ -322,12 +322,14 @@ class ObjectRegistry:
         raise errors.conflict(kind.qualified_resource, name, "too many concurrent writers")
 
     async def _write_update(self, kind: Kind, kv: storage.KeyValue, old: Message,
-                            new: Message, *, status: bool,
+                            new: Message, *, status: bool, finalize: bool = False,
                             dry_run: bool = False) -> Message | None:
         """Write `new` over the stored `kv` (decoded: `old`); None when someone
-        wrote in between."""
+        wrote in between. `status` and `finalize` write only that subresource."""
         strategy = self.strategy(kind)
-        if status:
+        if finalize:
+            obj = strategy.prepare_for_finalize(new, old)
+        elif status:
             obj = strategy.prepare_for_status_update(new, old)
         else:
             obj = copy_of(new)
@@ -342,7 +344,7 @@ class ObjectRegistry:
             strategy.default(obj)
         obj.metadata.resource_version = old.metadata.resource_version
         self._raise_invalid(kind, obj, strategy.validate_update(obj, old))
-        if not status:
+        if not status and not finalize:
             strategy.canonicalize(obj)
         encoded = self._encode(kind, obj, kv.key)
         if dry_run:

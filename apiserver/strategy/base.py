@@ -18,21 +18,19 @@ Hooks are pure functions over messages; the clock comes in as `now_s`.
 """
 from __future__ import annotations
 
-import datetime
 import random
 
 from google.protobuf.message import Message
 
+from kubemu import timefmt
 from kubemu.api import defaults, errors, validation
 from kubemu.api.kinds import Kind
 
 _NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
-def now_rfc3339(clock_s: float | None = None) -> str:
-    moment = (datetime.datetime.fromtimestamp(clock_s, datetime.timezone.utc) if clock_s
-              else datetime.datetime.now(datetime.timezone.utc))
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+def now_rfc3339(clock_s: float) -> str:
+    return timefmt.rfc3339(clock_s)
 
 
 def generated_name(prefix: str, rng: random.Random) -> str:
@@ -117,6 +115,11 @@ class Strategy:
         merged.CopyFrom(old)
         merged.status.CopyFrom(new.status)
         return merged
+
+    def prepare_for_finalize(self, new: Message, old: Message) -> Message:
+        """The stored object with what the finalize subresource writes taken
+        from `new`; only Namespaces have one."""
+        raise errors.NotFound(f"{self.kind.resource} has no finalize subresource")
 
     # ------------------------------------------------------------ delete
 

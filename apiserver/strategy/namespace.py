@@ -1,7 +1,8 @@
 """Namespaces (Kubernetes' pkg/registry/core/namespace and the
 NamespaceLifecycle admission): Active on create with the `kubernetes`
 finalizer; a deletion makes it Terminating until its content is gone and the
-finalizer removed; the system namespaces may not be deleted."""
+finalizer removed through the finalize subresource (an update keeps
+spec.finalizers); the system namespaces may not be deleted."""
 from __future__ import annotations
 
 from google.protobuf.message import Message
@@ -19,6 +20,21 @@ class NamespaceStrategy(Strategy):
         obj.status.phase = "Active"
         if NAMESPACE_FINALIZER not in obj.spec.finalizers:
             obj.spec.finalizers.append(NAMESPACE_FINALIZER)
+
+    def prepare_for_update(self, new: Message, old: Message) -> None:
+        """An update keeps spec.finalizers (only finalize changes them) and the
+        status, as Kubernetes' namespace strategy does."""
+        super().prepare_for_update(new, old)
+        del new.spec.finalizers[:]
+        new.spec.finalizers.extend(old.spec.finalizers)
+
+    def prepare_for_finalize(self, new: Message, old: Message) -> Message:
+        """namespaces/finalize: the stored namespace with new spec.finalizers."""
+        merged = type(old)()
+        merged.CopyFrom(old)
+        del merged.spec.finalizers[:]
+        merged.spec.finalizers.extend(new.spec.finalizers)
+        return merged
 
     def check_delete(self, name: str) -> None:
         if name in PROTECTED_NAMESPACES:

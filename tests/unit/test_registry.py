@@ -330,7 +330,13 @@ async def test_a_namespace_terminates_and_system_namespaces_may_not_be_deleted(r
     with pytest.raises(errors.Forbidden, match="being terminated"):
         await reg.create(CONFIGMAPS, "team", configmap("c", "team"))
     marked.spec.ClearField("finalizers")
-    await reg.update(NAMESPACES, marked)
+    kept = await reg.update(NAMESPACES, marked)  # an update keeps spec.finalizers
+    assert list(kept.spec.finalizers) == ["kubernetes"] and kept.status.phase == "Terminating"
+    await reg.create(CONFIGMAPS, "default", configmap("c"))
+    with pytest.raises(errors.NotFound, match="no finalize subresource"):
+        await reg.update(CONFIGMAPS, configmap("c"), finalize=True)
+    kept.spec.ClearField("finalizers")
+    await reg.update(NAMESPACES, kept, finalize=True)  # the finalize subresource
     with pytest.raises(errors.NotFound):
         await reg.get(NAMESPACES, "", "team")
 
