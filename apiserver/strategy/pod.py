@@ -5,6 +5,7 @@ from __future__ import annotations
 from google.protobuf.message import Message
 
 from apiserver.strategy.base import Strategy, now_rfc3339
+from kubemu import timefmt
 from kubemu.api import defaults, errors
 from kubemu.api.kinds import Kind
 
@@ -28,8 +29,23 @@ class PodStrategy(Strategy):
     def check_graceful_delete(self, obj: Message, grace_period_s: int | None,
                               now_s: float) -> bool:
         """A bound, running pod is marked and waits for its node to delete it with
-        grace 0; an unbound or finished one goes at once."""
+        grace 0; an unbound or finished one goes at once. A pod already marked
+        keeps its deletion unless a shorter grace period is asked for, which
+        moves its deletionTimestamp earlier by the difference (Kubernetes'
+        rest.BeforeDelete); a grace period of 0 then lets it go (as soon as its
+        finalizers do)."""
         meta = obj.metadata
+        if meta.deletion_timestamp:
+            current_s = meta.deletion_grace_period_seconds
+            if not current_s:
+                return False  # marked with grace 0: nothing left to wait for
+            if grace_period_s is None or grace_period_s >= current_s:
+                return True  # pending, with an equal or shorter grace period
+            shifted_s = timefmt.parse_rfc3339(meta.deletion_timestamp) - current_s \
+                + grace_period_s
+            meta.deletion_timestamp = now_rfc3339(shifted_s)
+            meta.deletion_grace_period_seconds = grace_period_s
+            return grace_period_s > 0
         if grace_period_s is None:
             grace_period_s = (obj.spec.termination_grace_period_seconds
                               if obj.spec.HasField("termination_grace_period_seconds")
@@ -38,8 +54,6 @@ class PodStrategy(Strategy):
             grace_period_s = 0
         if grace_period_s == 0:
             return False
-        if meta.deletion_timestamp and meta.deletion_grace_period_seconds <= grace_period_s:
-            return True  # already pending with an equal or shorter grace period
         meta.deletion_timestamp = now_rfc3339(now_s + grace_period_s)
         meta.deletion_grace_period_seconds = grace_period_s
         return True

@@ -274,6 +274,33 @@ async def test_a_bound_pod_goes_when_its_node_deletes_it_with_grace_0(reg, store
     assert deleted and await stored_value(store, PODS, "p") is None
 
 
+async def test_a_shorter_grace_period_moves_the_deletion_earlier(reg):
+    await reg.create(PODS, "default", make_pod("p").on_node("n1").grace(60).build())
+    await reg.delete(PODS, "default", "p", grace_period_s=None, propagation_policy="")
+    reg.clock.now_s += 5  # the second deletion comes later
+    shorter, deleted = await reg.delete(PODS, "default", "p", grace_period_s=10,
+                                        propagation_policy="")
+    # rest.BeforeDelete: the timestamp moves by the difference (60 - 10 s), from
+    # the first deletion's, not from now.
+    assert not deleted and shorter.metadata.deletion_grace_period_seconds == 10
+    assert shorter.metadata.deletion_timestamp == codec_time(NOW_S + 10)
+
+
+async def test_a_forced_deletion_of_a_pending_pod_with_finalizers_needs_no_node(reg, store):
+    """grace 0 on a pod whose graceful deletion is pending: once its finalizers
+    go, it is removed without waiting for its (perhaps dead) node."""
+    pod = make_pod("p").on_node("n1").build()
+    pod.metadata.finalizers.append("example.com/hold")
+    await reg.create(PODS, "default", pod)
+    await reg.delete(PODS, "default", "p", grace_period_s=None, propagation_policy="")
+    forced, deleted = await reg.delete(PODS, "default", "p", grace_period_s=0,
+                                       propagation_policy="")
+    assert not deleted and forced.metadata.deletion_grace_period_seconds == 0
+    del forced.metadata.finalizers[:]
+    await reg.update(PODS, forced)
+    assert await stored_value(store, PODS, "p") is None
+
+
 async def test_a_finished_bound_pod_goes_at_once(reg):
     made = await reg.create(PODS, "default", make_pod("p").on_node("n1").build())
     made.status.phase = "Succeeded"
