@@ -362,8 +362,10 @@ class ObjectRegistry:
 
     async def patch(self, kind: Kind, namespace: str, name: str, patch_text: str, *,
                     status: bool = False, dry_run: bool = False) -> Message:
-        """Apply a JSON merge patch; a `metadata.uid` or `metadata.resourceVersion`
-        in it is a precondition (Conflict when the stored object differs)."""
+        """Apply a JSON merge patch. A `metadata.resourceVersion` in it is a
+        precondition (Conflict when the stored object differs); a different
+        `metadata.uid` is refused as an immutable field (Invalid), as
+        kube-apiserver refuses it."""
         namespace = self._namespace_of(kind, namespace)
         try:
             patch = json.loads(patch_text)
@@ -377,7 +379,12 @@ class ObjectRegistry:
         for _ in range(UPDATE_RETRIES):
             kv = await self._get_kv(kind, namespace, name)
             old = self._read(kind, kv)
-            self._check_preconditions(kind, kv, old, uid=wanted_uid)
+            self._check_preconditions(kind, kv, old)
+            if wanted_uid and wanted_uid != old.metadata.uid:
+                # Not a precondition for a patch (kube-apiserver's patch handler
+                # has none): the patched uid fails validation as immutable.
+                raise errors.Invalid(kind.kind, name, [errors.invalid(
+                    "metadata.uid", wanted_uid, "field is immutable")])
             if wanted_rv and wanted_rv != str(kv.mod_revision):
                 raise errors.conflict(kind.qualified_resource, name)
             merged = merge_patch(codec.to_dict(old), patch)

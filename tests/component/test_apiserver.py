@@ -236,7 +236,9 @@ async def test_delete_preconditions(client):
 
 
 async def test_a_stale_writer_never_lands_on_a_recreated_object(client):
-    """metadata.uid is a precondition of Update, UpdateStatus and Patch."""
+    """metadata.uid is a precondition of Update and UpdateStatus; a patch that
+    carries another uid is refused as changing an immutable field, as
+    kube-apiserver does (its patch handler has no uid precondition)."""
     first = await client.create(make_pod("p").labels(v="1").build())
     assert (await client.delete("pods", "p", "default")).deleted  # unbound: at once
     second = await client.create(make_pod("p").labels(v="2").build())
@@ -255,10 +257,12 @@ async def test_a_stale_writer_never_lands_on_a_recreated_object(client):
     with pytest.raises(errors.Conflict) as caught:
         await client.update_status(stale)
     assert str(caught.value) == why
-    with pytest.raises(errors.Conflict) as caught:
-        await client.patch("pods", "p", "default", patch={
-            "metadata": {"uid": old_uid, "labels": {"v": "stale"}}})
-    assert str(caught.value) == why
+    for status in (False, True):
+        with pytest.raises(errors.Invalid) as caught:
+            await client.patch("pods", "p", "default", status=status, patch={
+                "metadata": {"uid": old_uid, "labels": {"v": "stale"}}})
+        assert str(caught.value) == (f'Pod "p" is invalid: metadata.uid: Invalid value: '
+                                     f'"{old_uid}": field is immutable')
 
     now = await client.get("pods", "p", "default")
     assert codec.to_dict(now) == codec.to_dict(second)
