@@ -15,6 +15,7 @@ a pod's back-off state when its worker ends.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from typing import Callable
 
@@ -114,7 +115,8 @@ class ImagePuller:
             return PullResult(False, "ErrImagePull", message, retry_s=delay_s)
         self._failed_at.pop(key, None)
         self.backoff.forget(key)
-        took = timefmt.go_duration(self.monotonic() - begun)
+        # The kubelet prints the pull's duration truncated to milliseconds.
+        took = timefmt.go_duration(math.floor((self.monotonic() - begun) * 1000) / 1000)
         pulled = await self.runtime.image_status(image)
         size = f" Image size: {pulled.size} bytes." if pulled is not None else ""
         self.events.record(pod, NORMAL, "Pulled", f'Successfully pulled image "{image}" '

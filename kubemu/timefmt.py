@@ -6,8 +6,8 @@
   renewTime.
 - `rfc3339_nano(t_ns)`: nanoseconds, as CRI log lines carry them.
 - `parse_rfc3339(text)`: any of the above (and offsets) back to unix seconds.
-- `go_duration(s)`: Go's time.Duration String() (`10s`, `1m20s`, `5m0s`), the
-  form Kubernetes messages print durations in.
+- `go_duration(s)`: Go's time.Duration String() (`250ms`, `1.532s`, `1m20s`,
+  `5m0s`), the form Kubernetes messages print durations in.
 
 `t` is unix seconds; None means now.
 """
@@ -61,17 +61,30 @@ def parse_rfc3339(text: str) -> float:
     return moment.timestamp() + nanos / 1e9
 
 
+def _fraction(value: int, digits: int) -> str:
+    """Go's fmtFrac: the fractional digits without trailing zeros, or nothing."""
+    return "." + f"{value:0{digits}d}".rstrip("0") if value else ""
+
+
 def go_duration(seconds: float) -> str:
-    """Go's time.Duration String(): 500ms, 10s, 1m20s, 5m0s, 1h0m0s."""
-    if seconds <= 0:
+    """Go's time.Duration String(): 250ms, 1.5ms, 10s, 1.532s, 1m20s, 5m0s, 1h0m0s."""
+    ns = round(seconds * 1e9)
+    if ns < 0:
+        return "-" + go_duration(-seconds)
+    if ns == 0:
         return "0s"
-    if seconds < 1:
-        return f"{seconds * 1000:.3g}ms"
-    total = int(round(seconds))
-    minutes, secs = divmod(total, 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours}h{minutes}m{secs}s"
+    if ns < 1_000_000_000:  # below a second: the largest unit that is not zero
+        if ns < 1_000:
+            return f"{ns}ns"
+        unit, digits = ("µs", 3) if ns < 1_000_000 else ("ms", 6)
+        whole, fraction = divmod(ns, 10 ** digits)
+        return f"{whole}{_fraction(fraction, digits)}{unit}"
+    whole_s, fraction = divmod(ns, 1_000_000_000)
+    text = f"{whole_s % 60}{_fraction(fraction, 9)}s"
+    minutes = whole_s // 60
     if minutes:
-        return f"{minutes}m{secs}s"
-    return f"{secs}s"
+        hours, minutes = divmod(minutes, 60)
+        text = f"{minutes}m{text}"
+        if hours:
+            text = f"{hours}h{text}"
+    return text

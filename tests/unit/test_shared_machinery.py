@@ -70,8 +70,10 @@ def test_parse_rfc3339_refuses(text):
         timefmt.parse_rfc3339(text)
 
 
-@pytest.mark.parametrize("seconds,expected", [(0, "0s"), (0.25, "250ms"), (10, "10s"),
-                                              (80, "1m20s"), (300, "5m0s"), (3600, "1h0m0s")])
+@pytest.mark.parametrize("seconds,expected", [
+    (0, "0s"), (0.25, "250ms"), (0.0015, "1.5ms"), (0.000002, "2µs"), (1e-7, "100ns"),
+    (10, "10s"), (1.532, "1.532s"), (80, "1m20s"), (80.5, "1m20.5s"), (300, "5m0s"),
+    (3600, "1h0m0s"), (3725.25, "1h2m5.25s"), (-1.5, "-1.5s")])
 def test_go_duration(seconds, expected):
     assert timefmt.go_duration(seconds) == expected
 
