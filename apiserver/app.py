@@ -38,6 +38,7 @@ from kubemu.loops import Loops
 log = structlog.get_logger()
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+LOOP_BACKOFF_S_BASE = 0.05
 LOOP_BACKOFF_S_MAX = 2.0
 
 
@@ -112,7 +113,7 @@ class APIServer:
 
     async def _bootstrap(self) -> None:
         kind = REGISTRY.by_resource("namespaces")
-        backoff_s = 0.05
+        backoff = Exponential(LOOP_BACKOFF_S_BASE, LOOP_BACKOFF_S_MAX)
         pending = list(SYSTEM_NAMESPACES)
         while pending:
             name = pending[0]
@@ -126,8 +127,7 @@ class APIServer:
                     log.error("cannot create a system namespace", namespace=name, error=str(err))
                     pending.pop(0)
                     continue
-                await asyncio.sleep(backoff_s)
-                backoff_s = min(backoff_s * 2, LOOP_BACKOFF_S_MAX)
+                await asyncio.sleep(backoff.next_s())  # bounded retry back-off
         log.info("system namespaces present")
 
     async def _health(self) -> None:

@@ -32,6 +32,7 @@ from google.protobuf.message import Message
 
 from apiserver import storage, stored
 from kubemu.api import errors
+from kubemu.backoff import Exponential
 from kubemu.api.kinds import Kind
 from kubemu.faults import NO_FAULTS, Faults
 
@@ -41,6 +42,7 @@ ADDED, MODIFIED, DELETED, BOOKMARK = "ADDED", "MODIFIED", "DELETED", "BOOKMARK"
 LIST_PAGE = 1000
 FRESHNESS_WAIT_S = 3.0
 EVENT_WAIT_S = 0.25
+RECONNECT_BACKOFF_S_BASE = 0.05
 RECONNECT_BACKOFF_S_MAX = 2.0
 
 Predicate = Callable[[Message], bool]
@@ -217,7 +219,7 @@ class WatchCache:
         Any other failure ends the call; a supervisor calls it again, and the
         new call starts with a relist (see `_replace`).
         """
-        backoff_s = 0.05
+        reconnect = Exponential(RECONNECT_BACKOFF_S_BASE, RECONNECT_BACKOFF_S_MAX)
         need_list = True
         while True:
             try:
@@ -233,7 +235,7 @@ class WatchCache:
                         self.store.watch(prefix, self.rv + 1, self._progress)) as batches:
                     async for batch in batches:
                         self.faults.check(self.fault_point)
-                        backoff_s = 0.05
+                        reconnect.reset()
                         for change in batch.changes:
                             self._apply(change)
                         await self._advance(batch.revision)
@@ -245,8 +247,7 @@ class WatchCache:
                 need_list = True
             except (errors.Unavailable, errors.Timeout, errors.Internal) as err:
                 self._log.info("store watch interrupted; resuming", error=str(err), rv=self.rv)
-                await asyncio.sleep(backoff_s)  # bounded reconnect backoff, not a test wait
-                backoff_s = min(backoff_s * 2, RECONNECT_BACKOFF_S_MAX)
+                await asyncio.sleep(reconnect.next_s())  # bounded reconnect back-off
 
     def _apply(self, change: storage.Change) -> None:
         key_parts = change.key.decode(errors="replace").split("/")

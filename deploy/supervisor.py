@@ -203,7 +203,6 @@ def _signal_group(pgid: int, sig: int) -> None:
 # from a thread in async code.
 find_home_processes = cluster_home.find_home_processes
 kill_processes = cluster_home.kill_processes
-wait_gone = cluster_home.wait_gone
 describe = cluster_home.describe
 
 

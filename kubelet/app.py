@@ -48,7 +48,7 @@ from kubelet.status_manager import StatusManager
 from kubelet.worker import PodWorker
 from kubemu import server as grpc_server
 from kubemu.api import errors, quantity
-from kubemu.backoff import Backoff
+from kubemu.backoff import Backoff, Exponential
 from kubemu.client.clientset import Client
 from kubemu.client.events import NORMAL, EventRecorder
 from kubemu.client.informer import Informer
@@ -62,6 +62,7 @@ log = structlog.get_logger()
 SERVICE_NAME = "kubemu.kubelet.v1.Kubelet"
 FINISHED_UIDS_MAX = 4096
 HOUSEKEEPING_S = 2.0
+START_RETRY_S_BASE = 0.1
 START_RETRY_S_MAX = 2.0
 PLEG_LOOP = "pleg"
 PLEG_FAULT = "pleg-relist"
@@ -238,16 +239,16 @@ class Kubelet:
     async def _until_done(self, make_call, what: str):
         """Retry a call that must succeed for the kubelet to start, until the start deadline."""
         deadline = time.monotonic() + self.options.start_timeout_s
-        delay_s = 0.1
+        backoff = Exponential(START_RETRY_S_BASE, START_RETRY_S_MAX)
         while True:
             try:
                 return await make_call()
             except (errors.Unavailable, errors.Timeout, errors.Conflict) as err:
+                delay_s = backoff.next_s()
                 if time.monotonic() + delay_s > deadline:
                     raise RuntimeError(f"{what} failed: {err}") from None
                 self.log.info("retrying", what=what, error=str(err))
             await asyncio.sleep(delay_s)  # bounded retry back-off
-            delay_s = min(delay_s * 2, START_RETRY_S_MAX)
 
     async def _wait_runtime(self) -> str:
         deadline = time.monotonic() + self.options.start_timeout_s

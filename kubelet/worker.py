@@ -47,6 +47,7 @@ from kubelet.pod_runtime import NodeContext, PodRuntime, pod_grace_s
 from kubemu import timefmt
 from kubemu.api import errors
 from kubemu.api.v1 import core_pb2
+from kubemu.backoff import exponential_s
 from kubemu.client.events import WARNING
 
 log = structlog.get_logger()
@@ -168,7 +169,7 @@ class PodWorker:
                     self.schedule(1.0)
                 except Exception as err:  # retry with back-off; never lose the pod
                     self.errors_in_row += 1
-                    retry_s = min(ERROR_RETRY_S_MAX, RETRY_S * 2 ** min(self.errors_in_row, 8))
+                    retry_s = exponential_s(self.errors_in_row + 1, RETRY_S, ERROR_RETRY_S_MAX)
                     if isinstance(err, (errors.ApiError, cri.RuntimeCallError)):
                         self.log.warning("pod sync failed", error=str(err), retry_s=retry_s,
                                          lifecycle=self.lifecycle.value)
