@@ -12,7 +12,10 @@ shared with a load). Linux's
 per-thread schedstat splits a callback's wall time into CPU time, time
 waiting for a CPU (preempted by other processes: not the callback's fault,
 not reported) and the rest, time blocked. Where schedstat is missing, a
-voluntary context switch during the callback counts as blocking.
+voluntary context switch during the callback counts as blocking. Time spent
+waiting for the GIL held by another thread of the process counts as blocked,
+too: a callback stalled that long behind a CPU-bound worker thread did stall
+its loop.
 
 `install(threshold_ms, report)` patches asyncio for the whole process and
 returns a function that undoes it. A watchdog thread looks at the running
@@ -109,15 +112,19 @@ class _SchedStat:
 
     def read(self) -> tuple[int, int] | None:
         thread_id = threading.get_native_id()
-        fd = self._fds.get(thread_id)
-        try:
-            if fd is None:
-                fd = self._fds[thread_id] = os.open(
-                    f"/proc/self/task/{thread_id}/schedstat", os.O_RDONLY)
-            cpu_ns, wait_ns, _ = os.pread(fd, 128, 0).split()
-            return int(cpu_ns), int(wait_ns)
-        except (OSError, ValueError):
-            return None
+        for _ in range(2):  # a descriptor of an ended thread whose id was reused: reopen
+            fd = self._fds.get(thread_id)
+            try:
+                if fd is None:
+                    fd = self._fds[thread_id] = os.open(
+                        f"/proc/self/task/{thread_id}/schedstat", os.O_RDONLY)
+                cpu_ns, wait_ns, _ = os.pread(fd, 128, 0).split()
+                return int(cpu_ns), int(wait_ns)
+            except (OSError, ValueError):
+                stale = self._fds.pop(thread_id, None)
+                if stale is not None:
+                    os.close(stale)
+        return None
 
 
 def _judge(wall_s: float, threshold_s: float, start: tuple | None, end: tuple | None,
