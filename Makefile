@@ -24,6 +24,7 @@ down: $(STAMP)
 	$(BIN)/kubemu down
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2 tests
 

@@ -32,6 +32,7 @@ from kubemu.api import errors, limits
 from kubemu.api.kinds import REGISTRY
 from kubemu.api.v1 import core_pb2
 from kubemu.api.v1 import resources_pb2_grpc as pb_grpc
+from kubemu.backoff import Exponential
 from kubemu.faults import Faults
 from kubemu.loops import Loops
 

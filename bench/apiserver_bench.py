@@ -32,11 +32,9 @@ import sys
 import tempfile
 import time
 
-from aetcd import rpc
 
 from apiserver.storage import EtcdStore
 from deploy.supervisor import Cluster
-from kubemu.api import codec
 from kubemu.api.v1 import core_pb2
 from kubemu.client.clientset import Client
 from kubemu.client.config import load_cluster_config

@@ -39,7 +39,7 @@ import re
 import signal
 import socket
 import sys
-from typing import Callable, Sequence
+from typing import IO, Callable, Sequence
 
 import psutil
 import structlog
@@ -204,6 +204,18 @@ def _signal_group(pgid: int, sig: int) -> None:
 find_home_processes = cluster_home.find_home_processes
 kill_processes = cluster_home.kill_processes
 describe = cluster_home.describe
+
+
+def _open_log(path: str | os.PathLike[str]) -> IO[bytes]:
+    return open(fileutil.private_file(path), "ab")
+
+
+def _create_time(pid: int) -> float | None:
+    """A process's start time, or None when it is already gone (blocking)."""
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None  # _wait_ready will say it exited
 
 
 class Cluster:
@@ -520,16 +532,15 @@ class Cluster:
         if p.kind.prepare is not None:
             await asyncio.to_thread(p.kind.prepare, p.launch)
         # Made 0600 here: the process appends to it (and may open it again itself).
-        with open(fileutil.private_file(p.launch.log_path), "ab") as out:
+        out = await asyncio.to_thread(_open_log, p.launch.log_path)
+        with out:
             p.log_offset = os.fstat(out.fileno()).st_size
             p.proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.DEVNULL, stdout=out,
                 stderr=asyncio.subprocess.STDOUT, start_new_session=True,
                 env=self._child_env(), umask=-1 if self.child_umask is None else self.child_umask)
-        try:
-            p.create_time = psutil.Process(p.proc.pid).create_time()
-        except psutil.Error:
-            p.create_time = None  # already gone; _wait_ready will say so
+        # Read from /proc, which can stall on a process that is exiting: off the loop.
+        p.create_time = await asyncio.to_thread(_create_time, p.proc.pid)
         self._spawned.append((p.proc.pid, p.create_time))
         p.state = ProcState.STARTING
         p.exit_code = None

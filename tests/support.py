@@ -7,7 +7,6 @@ answers, never a fixed sleep; every process is killed at teardown.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import pathlib
 import shutil

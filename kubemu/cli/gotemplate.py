@@ -539,7 +539,7 @@ class _Parser:
                     self.i = k + 1
                     second = self.next_non_space()
                     if second.kind != "var":
-                        raise self.error(f"range can only initialize variables", second)
+                        raise self.error("range can only initialize variables", second)
                     decl.append(second.val)
                     after = self.next_non_space()
                     if after.kind != "declare":

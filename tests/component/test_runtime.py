@@ -509,7 +509,7 @@ async def test_nginx_serves_the_welcome_page_or_a_mounted_docroot(runtime, tmp_p
     await runtime.stop(cid, timeout_s=5)
     status = await runtime.status(cid)
     assert (status.exit_code, status.reason) == (0, "Completed")
-    assert f'"GET / HTTP/1.1" 200' in pathlib.Path(status.log_path).read_text()
+    assert '"GET / HTTP/1.1" 200' in pathlib.Path(status.log_path).read_text()
 
 
 async def test_stats_report_memory_and_cpu_of_the_process_tree(runtime):

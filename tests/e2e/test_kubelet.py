@@ -574,7 +574,7 @@ async def test_missing_configmap_key_is_create_container_config_error(cluster, a
     assert container_status(pod)["state"]["waiting"]["message"] == \
         f"couldn't find key b in ConfigMap {ns}/cfg"
     assert pod["status"]["phase"] == "Pending"
-    await wait_event(api, ns, "cfgerr", "Failed", f"Error: couldn't find key b in ConfigMap")
+    await wait_event(api, ns, "cfgerr", "Failed", "Error: couldn't find key b in ConfigMap")
     # Adding the key lets the container start.
     await api.patch("configmaps", "cfg", ns, patch={"data": {"b": "2"}})
     await wait_pod(api, ns, "cfgerr", running, what="cfgerr Running once the key exists")
