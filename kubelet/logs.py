@@ -32,7 +32,8 @@ first: all of it, its last `tail_lines` lines, at most `limit_bytes`; with
 says the instance has ended (then whatever is left). A live file found
 shorter than what was read of it has been rotated: following goes on in the
 new live file after what it had sent already. For that, a rotation first
-writes a note, `<path>.rotation`, saying how long the old file was and how
+writes a note, `.<name>.rotation` beside the log (hidden: the directory
+lists only logs), saying how long the old file was and how
 many of its last bytes it puts back; a follower that had read to offset P of
 the old file skips the put-back bytes it has sent (P - (size - put_back)). A
 follower more than one piece behind at the rotation loses the bytes between
@@ -52,6 +53,12 @@ from kubemu.fileutil import atomic_write
 
 CHUNK_BYTES = 64 * 1024
 ROTATION_NOTE_SUFFIX = ".rotation"
+
+
+def rotation_note(path: str | os.PathLike[str]) -> pathlib.Path:
+    """The note a rotation leaves for followers of the live log `path`."""
+    path = pathlib.Path(path)
+    return path.with_name(f".{path.name}{ROTATION_NOTE_SUFFIX}")
 TAIL_BLOCK_BYTES = 8192
 ROTATED_SUFFIX = re.compile(r"\.\d{8}-\d{6}(?:\.\d+)?$")
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024   # --container-log-max-size 10Mi
@@ -108,7 +115,7 @@ def remove_log(path: str | os.PathLike[str]) -> None:
     """A log and its rotated files (blocking)."""
     for old in rotated_files(path):
         old.unlink(missing_ok=True)
-    pathlib.Path(str(path) + ROTATION_NOTE_SUFFIX).unlink(missing_ok=True)
+    rotation_note(path).unlink(missing_ok=True)
     pathlib.Path(path).unlink(missing_ok=True)
 
 
@@ -174,8 +181,7 @@ def rotate(path: str | os.PathLike[str], max_bytes: int, max_files: int,
         rest = pieces.pop() if len(pieces) > 1 and len(pieces[-1]) < max_bytes else b""
         # The note comes before the truncate, so a follower that sees the file
         # shrink finds this rotation's note.
-        atomic_write(str(path) + ROTATION_NOTE_SUFFIX,
-                     f"{old_size} {len(rest)}\n", fsync=False)
+        atomic_write(rotation_note(path), f"{old_size} {len(rest)}\n", fsync=False)
         os.ftruncate(fd, 0)
         if rest:
             os.write(fd, rest)  # O_APPEND: after anything written since the truncate
@@ -201,8 +207,7 @@ def resume_offset(path: str | os.PathLike[str], read_to: int) -> int:
     the new one, after a rotation: past the put-back bytes it has sent already
     (0 without a note). Blocking."""
     try:
-        size_text, put_back_text = pathlib.Path(
-            str(path) + ROTATION_NOTE_SUFFIX).read_text().split()
+        size_text, put_back_text = rotation_note(path).read_text().split()
         old_size, put_back = int(size_text), int(put_back_text)
     except (OSError, ValueError):
         return 0

@@ -149,7 +149,8 @@ async def test_following_goes_on_through_a_rotation_without_repeating_lines(
 ], ids=["all", "half", "behind"])
 def test_resume_offset_after_a_rotation(tmp_path, read_to, expected):
     path = tmp_path / "0.log"
-    (tmp_path / "0.log.rotation").write_text("1000 100\n")
+    logs.rotation_note(path).write_text("1000 100\n")
+    assert logs.rotation_note(path).name == ".0.log.rotation"
     assert logs.resume_offset(path, read_to) == expected
     assert logs.resume_offset(tmp_path / "other.log", read_to) == 0  # no note: from the start
 
