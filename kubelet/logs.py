@@ -9,50 +9,61 @@ restarts.
 
 Rotation (the kubelet's container log manager, --container-log-max-size and
 --container-log-max-files): `rotate(path, max_bytes, max_files)` is run for
-the running containers every --container-log-monitor-interval-s, by
-copy-and-truncate. A live file at or above max_bytes is read to its end
-(at most its last max_files * max_bytes bytes: nothing older could be kept)
-and truncated to zero at once. What was read is cut at line ends into
-pieces of at most max_bytes; all but the last go to rotated files
-`<path>.<YYYYMMDD-hhmmss>` (the kubelet's suffix, in UTC; a counter is
-added when two fall in one second), and the last piece, the lines after the last full
-piece, is appended to the live file again, so the history has no hole and
-every rotated file is under max_bytes. The oldest rotated files beyond
-max_files - 1 are removed: at most max_files files, the live one included.
-The live one can grow past max_bytes by what the container writes in one
-check interval. The writer is not told: its O_APPEND writes land at the
-new end of the file. The window (microseconds): what the container writes
-between the read and the truncate is lost, and what it writes between the
-truncate and the append of the last piece comes before that piece. Rotated
-files are not compressed (the kubelet gzips all but the newest).
+the running containers every --container-log-monitor-interval-s. The writer
+keeps its O_APPEND descriptor and is not told, so the file is never renamed:
+- where the filesystem can collapse a range (ext4, XFS: fallocate
+  FALLOC_FL_COLLAPSE_RANGE), the file's first whole blocks are copied to
+  rotated files and then removed from it in one call; what the container
+  writes meanwhile stays in the file, so nothing is lost;
+- elsewhere (tmpfs, ...) by copy-and-truncate: the file is read to its end
+  and truncated at once, and the lines after the last full piece are written
+  back; what the container writes between the read and the truncate (a
+  window of microseconds, more on a loaded machine) is lost.
+What is copied is cut at line ends into pieces of at most max_bytes (at a
+block boundary the last piece may end inside a line, which the live file
+goes on with), kept in rotated files `<path>.<YYYYMMDD-hhmmss>` (the
+kubelet's suffix, in UTC; a counter is added when two fall in one second),
+at most max_files - 1 of them: the oldest go. The live file can grow past
+max_bytes by what the container writes in one check interval. Rotated files
+are not compressed (the kubelet gzips all but the newest).
+
+Offsets: a log is one stream of bytes; the live file holds its end. A note
+beside it, `.<name>.rotation` (hidden: the directory lists only logs), says
+where in the stream the live file starts (`base`), under a sequence number
+that a rotation bumps before it changes the file (marking it busy) and again
+after (ready). A reader asks for stream offsets and reads the live file at
+offset - base between two reads of the note (a seqlock): if the note changed
+meanwhile it reads again, so a follower goes on through any number of
+rotations without repeating or skipping a byte. A follower that fell behind
+the live file's start skips to it (what it missed is in the rotated files).
 
 Reading (`read_log`) goes across the rotated files and the live one, oldest
 first: all of it, its last `tail_lines` lines, at most `limit_bytes`; with
 `follow`, new bytes of the live file as they are written, until `running()`
-says the instance has ended (then whatever is left). A live file found
-shorter than what was read of it has been rotated: following goes on in the
-new live file after what it had sent already. For that, a rotation first
-writes a note, `.<name>.rotation` beside the log (hidden: the directory
-lists only logs), saying how long the old file was and how
-many of its last bytes it puts back; a follower that had read to offset P of
-the old file skips the put-back bytes it has sent (P - (size - put_back)). A
-follower more than one piece behind at the rotation loses the bytes between
-its offset and the put-back piece (they are in the newest rotated file). Reads are blocking file I/O and run in a thread; nothing is held
-open between polls but the live file.
+says the instance has ended (then whatever is left). Reads are blocking file
+I/O and run in a thread; nothing is held open between polls but the live file.
 """
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import dataclasses
 import datetime
+import errno
+import functools
 import os
 import pathlib
 import re
+import time
 from typing import AsyncIterator, Awaitable, Callable, Iterator
 
 from kubemu.fileutil import atomic_write
 
 CHUNK_BYTES = 64 * 1024
 ROTATION_NOTE_SUFFIX = ".rotation"
+FALLOC_FL_COLLAPSE_RANGE = 0x08
+NOTE_READ_TRIES = 200  # seqlock retries of one read (a rotation takes milliseconds)
+NOTE_RETRY_S = 0.002   # between them (in a reader's thread, not on an event loop)
 
 
 def rotation_note(path: str | os.PathLike[str]) -> pathlib.Path:
@@ -150,9 +161,72 @@ def _pieces(data: bytes, max_bytes: int) -> list[bytes]:
     return pieces
 
 
+@dataclasses.dataclass(frozen=True)
+class RotationNote:
+    seq: int = 0         # bumped before and after every rotation
+    base: int = 0        # the stream offset of the live file's first byte
+    busy: bool = False   # a rotation is changing the file now
+    # The rotated files kept, oldest first: (file name, stream offset of its first byte).
+    history: tuple[tuple[str, int], ...] = ()
+
+    def next(self, base: int | None = None, busy: bool = False,
+             history: tuple[tuple[str, int], ...] | None = None) -> "RotationNote":
+        return RotationNote(self.seq + 1, self.base if base is None else base, busy,
+                            self.history if history is None else history)
+
+
+def read_rotation_note(path: str | os.PathLike[str]) -> RotationNote:
+    """The note of the live log `path` (a log never rotated has base 0). Blocking."""
+    try:
+        head, *rest = rotation_note(path).read_text().splitlines()
+        seq, base, state = head.split()
+        history = tuple((name, int(start)) for name, start in (line.split() for line in rest))
+        return RotationNote(int(seq), int(base), state == "busy", history)
+    except FileNotFoundError:
+        return RotationNote()
+    except ValueError:
+        return RotationNote(busy=True)  # never half-written (atomic), but never trusted
+
+
+def _write_note(path: pathlib.Path, note: RotationNote) -> None:
+    lines = [f"{note.seq} {note.base} {'busy' if note.busy else 'ready'}"]
+    lines += [f"{name} {start}" for name, start in note.history]
+    atomic_write(rotation_note(path), "\n".join(lines) + "\n", fsync=False)
+
+
+def _collapse(fd: int, length: int) -> bool:
+    """Remove the first `length` bytes of the file (whole blocks); False where the
+    filesystem cannot (then nothing changed)."""
+    try:
+        rc = _libc().fallocate(fd, FALLOC_FL_COLLAPSE_RANGE, ctypes.c_long(0),
+                               ctypes.c_long(length))
+    except (AttributeError, OSError):
+        return False
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+        return False
+    raise OSError(err, os.strerror(err))
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _read_range(fd: int, start: int, end: int) -> bytes:
+    parts = []
+    while start < end and (chunk := os.pread(fd, min(CHUNK_BYTES, end - start), start)):
+        parts.append(chunk)
+        start += len(chunk)
+    return b"".join(parts)
+
+
 def rotate(path: str | os.PathLike[str], max_bytes: int, max_files: int,
-           now_s: float) -> bool:
-    """Rotate `path` if it has reached max_bytes; True when it did (blocking)."""
+           now_s: float, *, collapse: bool = True) -> bool:
+    """Rotate `path` if it has reached max_bytes; True when it did (blocking).
+    `collapse=False` forces copy-and-truncate (for tests of that path)."""
     if max_bytes <= 0 or max_files < 2:
         raise ValueError(f"rotate: need max_bytes > 0 and max_files >= 2, got {max_bytes}, "
                          f"{max_files}")
@@ -164,35 +238,89 @@ def rotate(path: str | os.PathLike[str], max_bytes: int, max_files: int,
         return False
     try:
         size = os.fstat(fd).st_size
-        if size < max_bytes:
-            return False
-        # From the byte before the first one kept: it says whether that one starts a line.
-        start = max(0, size - keep_bytes - 1)
-        os.lseek(fd, start, os.SEEK_SET)
-        parts = []
-        while chunk := os.read(fd, CHUNK_BYTES):  # to the end, whatever came meanwhile
-            parts.append(chunk)
-        data = b"".join(parts)
-        old_size = start + len(data)
-        if start > 0 or len(data) > keep_bytes:
-            data = _line_start(data[-keep_bytes - 1:])  # from the first whole line
-        pieces = _pieces(data, max_bytes)
-        # A last piece that is not full stays live: no rotated file is wasted on it.
-        rest = pieces.pop() if len(pieces) > 1 and len(pieces[-1]) < max_bytes else b""
-        # The note comes before the truncate, so a follower that sees the file
-        # shrink finds this rotation's note.
-        atomic_write(rotation_note(path), f"{old_size} {len(rest)}\n", fsync=False)
-        os.ftruncate(fd, 0)
-        if rest:
-            os.write(fd, rest)  # O_APPEND: after anything written since the truncate
+        block = os.fstat(fd).st_blksize or 4096
+    except OSError:
+        os.close(fd)
+        raise
+    if size < max_bytes:
+        os.close(fd)
+        return False
+    note = read_rotation_note(path).next(busy=True)
+    _write_note(path, note)
+    added: list[tuple[str, int]] = []
+    try:
+        removed = None
+        # Whole blocks, short of the end (a collapse may not reach it).
+        cut = (size - 1) // block * block
+        if collapse and cut > 0:
+            first = max(0, cut - keep_bytes - 1)
+            data = _read_range(fd, first, cut)
+            if first > 0:
+                data = _line_start(data)  # from the first whole line kept
+            added = _write_pieces(path, _pieces(data, max_bytes), now_s,
+                                  note.base + cut - len(data))
+            if _collapse(fd, cut):
+                removed = cut
+            else:
+                for name, _ in added:  # cannot collapse here: copy-and-truncate instead
+                    (path.parent / name).unlink(missing_ok=True)
+                added = []
+        if removed is None:
+            removed, added = _copy_and_truncate(fd, path, max_bytes, keep_bytes, now_s,
+                                                note.base)
+        note = note.next(base=note.base + removed, history=note.history + tuple(added))
     finally:
         os.close(fd)
-    for piece in pieces:
-        atomic_write(_rotated_name(path, now_s), piece, fsync=False)
+        if note.busy:  # failed half-way: the base is still the one it was
+            note = note.next(history=note.history + tuple(added))
+        _write_note(path, note)
     old = rotated_files(path)
-    for stale in old[:max(0, len(old) - (max_files - 1))]:
-        stale.unlink(missing_ok=True)
+    stale = old[:max(0, len(old) - (max_files - 1))]
+    for name in stale:
+        name.unlink(missing_ok=True)
+    if stale:
+        gone = {name.name for name in stale}
+        # Only the kept files in the index (a reader that took the older index
+        # finds a file gone and skips it).
+        _write_note(path, note.next(history=tuple(h for h in note.history if h[0] not in gone)))
     return True
+
+
+def _copy_and_truncate(fd: int, path: pathlib.Path, max_bytes: int, keep_bytes: int,
+                       now_s: float, base: int) -> tuple[int, list[tuple[str, int]]]:
+    """Rotate by copy-and-truncate: (bytes of the stream that left the file, the
+    rotated files written with their stream offsets)."""
+    size = os.fstat(fd).st_size
+    # From the byte before the first one kept: it says whether that one starts a line.
+    start = max(0, size - keep_bytes - 1)
+    os.lseek(fd, start, os.SEEK_SET)
+    parts = []
+    while chunk := os.read(fd, CHUNK_BYTES):  # to the end, whatever came meanwhile
+        parts.append(chunk)
+    os.ftruncate(fd, 0)  # at once: what is written in between is lost (the window)
+    data = b"".join(parts)
+    old_size = start + len(data)
+    if start > 0 or len(data) > keep_bytes:
+        data = _line_start(data[-keep_bytes - 1:])  # from the first whole line
+    pieces = _pieces(data, max_bytes)
+    # A last piece that is not full stays live: no rotated file is wasted on it.
+    rest = pieces.pop() if len(pieces) > 1 and len(pieces[-1]) < max_bytes else b""
+    if rest:
+        os.write(fd, rest)  # O_APPEND: after anything written since the truncate
+    added = _write_pieces(path, pieces, now_s, base + old_size - len(data))
+    return old_size - len(rest), added
+
+
+def _write_pieces(path: pathlib.Path, pieces: list[bytes], now_s: float,
+                  stream_start: int) -> list[tuple[str, int]]:
+    """Write the pieces to rotated files; (name, stream offset) of each."""
+    written = []
+    for piece in pieces:
+        name = _rotated_name(path, now_s)
+        atomic_write(name, piece, fsync=False)
+        written.append((name.name, stream_start))
+        stream_start += len(piece)
+    return written
 
 
 def rotate_all(paths: list[str], max_bytes: int, max_files: int, now_s: float) -> int:
@@ -202,16 +330,72 @@ def rotate_all(paths: list[str], max_bytes: int, max_files: int, now_s: float) -
 
 # ---------------------------------------------------------------- reading
 
-def resume_offset(path: str | os.PathLike[str], read_to: int) -> int:
-    """Where a follower that had read the old live file to `read_to` goes on in
-    the new one, after a rotation: past the put-back bytes it has sent already
-    (0 without a note). Blocking."""
-    try:
-        size_text, put_back_text = rotation_note(path).read_text().split()
-        old_size, put_back = int(size_text), int(put_back_text)
-    except (OSError, ValueError):
-        return 0
-    return min(put_back, max(0, read_to - (old_size - put_back)))
+class LiveLog:
+    """A log read at stream offsets: the live file, and the rotated files the
+    note indexes for a reader that fell behind it (see the module docstring).
+
+    Blocking: call from a thread.
+    """
+
+    def __init__(self, path: pathlib.Path):
+        self.path = path
+        self.file = open(path, "rb")
+
+    def close(self) -> None:
+        self.file.close()
+
+    def start_offset(self, tail_lines: int | None) -> int:
+        """The stream offset to read from: the oldest byte kept, or where the
+        last `tail_lines` lines start, in one view of the files (a rotation
+        meanwhile: planned again)."""
+        for _ in range(NOTE_READ_TRIES):
+            note = read_rotation_note(self.path)
+            if not note.busy:
+                plan = _plan(str(self.path), tail_lines)
+                starts = dict(note.history)
+                offset = None
+                if plan:
+                    first, file_offset = plan[0]
+                    if first == self.path:
+                        offset = note.base + file_offset
+                    elif first.name in starts:
+                        offset = starts[first.name] + file_offset
+                    else:  # rotated before files were indexed: from the first indexed one
+                        offset = note.history[0][1] if note.history else note.base
+                if read_rotation_note(self.path) == note:
+                    return note.base if offset is None else offset
+            time.sleep(NOTE_RETRY_S)  # a rotation is under way (a reader's thread)
+        return read_rotation_note(self.path).base
+
+    def read(self, offset: int, size: int) -> tuple[bytes, int]:
+        """(bytes of the stream from `offset`, the offset they start at: later
+        than `offset` only when that part is in no file kept any more)."""
+        for _ in range(NOTE_READ_TRIES):
+            before = read_rotation_note(self.path)
+            if not before.busy:
+                try:
+                    data, start = self._read_at(before, offset, size)
+                except FileNotFoundError:  # a rotated file pruned meanwhile
+                    data, start = None, offset
+                if read_rotation_note(self.path) == before and data is not None:
+                    return data, start
+            time.sleep(NOTE_RETRY_S)  # a rotation is under way (a reader's thread)
+        return b"", offset  # still rotating: nothing this time, the caller polls again
+
+    def _read_at(self, note: RotationNote, offset: int, size: int) -> tuple[bytes, int]:
+        if offset >= note.base:
+            return os.pread(self.file.fileno(), size, offset - note.base), offset
+        # Behind the live file: in the rotated file that holds the offset.
+        for name, start in reversed(note.history):
+            if start <= offset:
+                with open(self.path.parent / name, "rb") as f:
+                    f.seek(offset - start)
+                    data = f.read(size)
+                if data:
+                    return data, offset
+                break  # past its end: a gap (a piece too old to keep)
+        later = [start for _, start in note.history if start > offset] + [note.base]
+        return b"", min(later)  # older than anything kept: go on from what is
 
 
 def tail_offset(f, lines: int) -> int:
@@ -249,13 +433,18 @@ def _plan(path: str, tail_lines: int | None) -> list[tuple[pathlib.Path, int]]:
     files = [*rotated_files(path), pathlib.Path(path)]
     plan: list[tuple[pathlib.Path, int]] = []
     wanted = tail_lines
-    for f in reversed(files):
+    for newer, f in enumerate(reversed(files)):
         try:
             with open(f, "rb") as handle:
                 if wanted is None:
                     plan.append((f, 0))
                     continue
-                offset, found = _tail(handle, wanted)
+                # A file that ends inside a line (a rotation cut at a block
+                # boundary) shares that line with the next one, where it was
+                # counted already: one more segment here.
+                split = newer > 0 and _ends_inside_a_line(handle)
+                offset, found = _tail(handle, wanted + split)
+                found -= split
         except FileNotFoundError:
             continue
         plan.append((f, offset))
@@ -263,6 +452,14 @@ def _plan(path: str, tail_lines: int | None) -> list[tuple[pathlib.Path, int]]:
         if wanted <= 0:
             break
     return list(reversed(plan))
+
+
+def _ends_inside_a_line(f) -> bool:
+    end = f.seek(0, os.SEEK_END)
+    if not end:
+        return False
+    f.seek(end - 1)
+    return f.read(1) != b"\n"
 
 
 def _read_chunks(plan: list[tuple[pathlib.Path, int]]) -> Iterator[bytes]:
@@ -280,51 +477,38 @@ async def read_log(path: str, *, tail_lines: int | None = None, limit_bytes: int
                    follow: bool = False, running: Callable[[], Awaitable[bool]] | None = None,
                    poll_s: float = 0.2) -> AsyncIterator[bytes]:
     budget = limit_bytes if limit_bytes is not None and limit_bytes > 0 else None
-    plan = await asyncio.to_thread(_plan, path, tail_lines)
-    if not plan or plan[-1][0] != pathlib.Path(path):
+    live = pathlib.Path(path)
+    try:
+        log = await asyncio.to_thread(LiveLog, live)
+    except FileNotFoundError:
         # No live file (removed meanwhile): what was rotated, and nothing to follow.
+        plan = await asyncio.to_thread(_plan, path, tail_lines)
         async for chunk in _budgeted(plan, budget):
             yield chunk
         return
-    history, (live, offset) = plan[:-1], plan[-1]
-    async for chunk in _budgeted(history, budget):
-        if budget is not None:
-            budget -= len(chunk)
-        yield chunk
-    if budget is not None and budget <= 0:
-        return
     try:
-        f = await asyncio.to_thread(open, live, "rb")
-    except FileNotFoundError:
-        return
-    try:
-        await asyncio.to_thread(f.seek, offset)
+        position = await asyncio.to_thread(log.start_offset, tail_lines)
+        ended = False
         while True:
-            chunk = await asyncio.to_thread(
-                f.read, CHUNK_BYTES if budget is None else min(CHUNK_BYTES, budget))
+            chunk, start = await asyncio.to_thread(
+                log.read, position, CHUNK_BYTES if budget is None else min(CHUNK_BYTES, budget))
+            position = max(position, start)  # past what no kept file holds any more
             if chunk:
+                position = start + len(chunk)
                 if budget is not None:
                     budget -= len(chunk)
                 yield chunk
                 if budget is not None and budget <= 0:
                     return
                 continue
-            if not follow or running is None:
+            if ended or not follow or running is None:
                 return
             if not await running():
-                # The instance ended: what it wrote last is in the file now.
-                rest = await asyncio.to_thread(f.read, -1 if budget is None else budget)
-                if rest:
-                    yield rest
-                return
-            size = (await asyncio.to_thread(os.fstat, f.fileno())).st_size
-            if size < f.tell():  # rotated: go on after what it put back and we sent
-                await asyncio.to_thread(f.seek, await asyncio.to_thread(
-                    resume_offset, live, f.tell()))
+                ended = True  # what it wrote last is in the file now: read to the end
                 continue
             await asyncio.sleep(poll_s)  # follow latency
     finally:
-        await asyncio.to_thread(f.close)
+        await asyncio.to_thread(log.close)
 
 
 async def _budgeted(plan: list[tuple[pathlib.Path, int]], budget: int | None

@@ -142,11 +142,11 @@ class Runtime:
     async def kill(self) -> None:
         """kill -9: no chance to clean anything up."""
         await self.close_channel()
-        self.proc.kill()
+        await asyncio.to_thread(self.proc.kill)  # waits for the exit: off the loop
 
     async def terminate(self) -> int:
         await self.close_channel()
-        self.proc.stop()
+        await self.proc.astop()
         return self.proc.popen.returncode
 
     async def close_channel(self) -> None:
@@ -248,20 +248,25 @@ async def running_runtime(workdir: pathlib.Path, extra_args: tuple[str, ...] = (
         yield rt
     finally:
         await rt.close_channel()
-        if rt.proc is not None:
-            rt.proc.kill()
-        for proc in container_processes(rt.root):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except OSError:
-                pass
-            try:
-                proc.kill()
-            except psutil.Error:
-                pass
-        wait_for_sync(lambda: not container_processes(rt.root) and
-                      (rt.proc is None or not rt.proc.alive()), 10,
-                      message="no runtime or container process left")
+        await asyncio.to_thread(_kill_everything, rt)  # process scans and waits: off the loop
+
+
+def _kill_everything(rt: "Runtime") -> None:
+    """Kill the runtime and every container process under its root (blocking)."""
+    if rt.proc is not None:
+        rt.proc.kill()
+    for proc in container_processes(rt.root):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    wait_for_sync(lambda: not container_processes(rt.root) and
+                  (rt.proc is None or not rt.proc.alive()), 10,
+                  message="no runtime or container process left")
 
 
 @pytest.fixture
