@@ -22,7 +22,7 @@ import sys
 from typing import Callable
 
 from deploy.supervisor import Cluster, ClusterAlreadyRunning, ClusterStartError
-from kubemu import cluster_home, fileutil
+from kubemu import aio, cluster_home, fileutil
 from kubemu import log as kubemu_log
 from kubemu.client.config import home_dir
 
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         def progress(line: str) -> None:
             print(line, flush=True)
-    return asyncio.run(run_up(args, home, progress))
+    return aio.run(run_up(args, home, progress))
 
 
 if __name__ == "__main__":

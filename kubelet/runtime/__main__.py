@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import pathlib
 import sys
 
 from kubelet.runtime import images
 from kubelet.runtime.app import Options, RootInUse, RuntimeServer
+from kubemu import aio
 from kubemu import log as kubemu_log
 from kubemu import server as grpc_server
 
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     kubemu_log.configure("runtime", log_file=args.log_file, level=args.log_level,
                          node=args.node or None)
-    asyncio.run(run(args))
+    aio.run(run(args))
 
 
 if __name__ == "__main__":
