@@ -452,7 +452,7 @@ def builtin_entries() -> list[ImageEntry]:
             entrypoint=("/agnhost",), cmd=("pause",),
             programs={"/agnhost": agnhost, **alpine_programs,
                       **{name: argv for name, argv in busybox_programs(
-                          "bind", "/usr/bin").items() if name.endswith("nslookup")}},
+                          "bind", "/bin", "/usr/bin").items() if name.endswith("nslookup")}},
             size_bytes=50_000_000,
             description="subcommands liveness, netexec, serve-hostname, test-webserver, pause, "
                         "entrypoint-tester, mounttest, connect, porter, dns-suffix, "

@@ -187,11 +187,15 @@ def go_file_mode(mode: int) -> str:
         letters += "c"
     if mode & stat.S_ISVTX:
         letters += "t"
-    return (letters or "-") + go_perm(mode)
+    return (letters or "-") + _rwx(mode)
 
 
 def go_perm(mode: int) -> str:
-    """os.FileMode.Perm().String()."""
+    """os.FileMode.Perm().String(): the permission bits alone, `-rw-r--r--`."""
+    return "-" + _rwx(mode)
+
+
+def _rwx(mode: int) -> str:
     return "".join(c if mode & (1 << (8 - i)) else "-" for i, c in enumerate("rwxrwxrwx"))
 
 
