@@ -79,7 +79,13 @@ async def local_stdin() -> AsyncIterator[bytes]:
         if data:
             yield data.encode() if isinstance(data, str) else data
         return
-    while chunk := await streams.read_fd(fd):
+    while True:
+        try:
+            chunk = await streams.read_fd(fd)
+        except OSError:  # stdin closed or unreadable: nothing more to send
+            return
+        if not chunk:
+            return
         yield chunk
 
 

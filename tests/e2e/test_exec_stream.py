@@ -267,17 +267,25 @@ async def test_exec_output_streams_and_a_slow_reader_holds_the_command_back(clus
     await wait_process(["yes", "flow-control"], present=False)
 
 
-async def test_a_killed_cli_leaves_no_exec_process(cluster, api, ns):
-    await running_pod(api, ns, pod_doc("victim", ns, [busybox("exec sleep 3600")]))
-    for flags in ([], ["-i"], ["-it"]):
-        term = Terminal(cluster, "exec", "-n", ns, *flags, "victim", "--", "sleep", "4242")
-        try:
-            [remote] = await wait_process(["sleep", "4242"], present=True)
-            assert remote.ppid() != term.proc.pid  # the runtime's child, not the CLI's
-            term.proc.kill()
-            await wait_process(["sleep", "4242"], present=False)
-        finally:
-            term.close()
+@pytest.mark.parametrize("flags, signum, status", [
+    ([], signal.SIGKILL, -signal.SIGKILL),
+    (["-i"], signal.SIGINT, 130),          # Ctrl-C without a terminal
+    (["-it"], signal.SIGKILL, -signal.SIGKILL),
+    (["-it"], signal.SIGTERM, 128 + signal.SIGTERM),
+], ids=["plain-killed", "stdin-interrupted", "tty-killed", "tty-terminated"])
+async def test_a_cli_that_goes_leaves_no_exec_process(cluster, api, ns, flags, signum, status):
+    name = f"victim-{signum}-{len(flags)}"
+    await running_pod(api, ns, pod_doc(name, ns, [busybox("exec sleep 3600")]))
+    term = Terminal(cluster, "exec", "-n", ns, *flags, name, "--", "sleep", "4242")
+    try:
+        await wait_process(["sleep", "4242"], present=True)
+        term.proc.send_signal(signum)
+        assert await asyncio.to_thread(term.wait) == status
+        await wait_process(["sleep", "4242"], present=False)
+        if signum != signal.SIGKILL:  # the terminal is given back as it was
+            assert termios.tcgetattr(term.slave) == term.cooked
+    finally:
+        term.close()
 
 
 async def test_exec_errors_are_kubernetes_ones(cluster, api, ns):
