@@ -47,6 +47,8 @@ import structlog
 from kubelet.runtime import images as images_mod
 from kubelet.runtime import process
 from kubelet.runtime import state as st
+from kubelet.runtime import stdio
+from kubemu import streams
 from kubemu.faults import NO_FAULTS, Faults
 from kubemu.fileutil import atomic_write, private_dir, private_file
 from kubemu.loops import Loops
@@ -172,6 +174,7 @@ class Container:
         self.kill_sent = False
         self.oom_message = ""
         self.execs: dict[int, process.Identity] = {}
+        self.console: stdio.Console | None = None  # stdin/tty containers (attach)
         self.known: dict[int, process.Identity] = {}
         self.cpu_samples: collections.deque[tuple[float, int]] = collections.deque(
             maxlen=cpu_samples_max)
@@ -283,6 +286,8 @@ class ContainerRuntime:
             task.cancel()
         await self.loops.stop()
         await asyncio.gather(*watchers, return_exceptions=True)
+        # Consoles (stdin pipes, terminals) die with this process anyway (kubelet/runtime/stdio.py).
+        await asyncio.gather(*(c.console.aclose() for c in self.containers.values() if c.console))
         await asyncio.to_thread(self.store.close)
         for c in self.containers.values():
             if c.popen is not None and c.popen.returncode is None:
@@ -505,7 +510,8 @@ class ContainerRuntime:
             memory_limit_bytes=max(0, config.memory_limit_bytes),
             cpu_limit_millis=max(0, config.cpu_limit_millis), labels=dict(config.labels),
             annotations=dict(config.annotations), sandbox_name=sandbox.reserved_name,
-            created_at=_now_ns())
+            created_at=_now_ns(), stdin=config.stdin, stdin_once=config.stdin_once,
+            tty=config.tty)
         if reserved in self.container_names:  # made meanwhile, by a call that did not wait
             await asyncio.to_thread(shutil.rmtree, rootfs.parent, True)
             raise AlreadyExists(f'failed to reserve container name "{reserved}": name '
@@ -616,11 +622,21 @@ class ContainerRuntime:
                 private_file(log_path)  # 0600 whatever the umask, before anything is in it
                 return os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
             log_fd = await asyncio.to_thread(open_log)
+            console = stdio.Console(stdin=r.stdin, stdin_once=r.stdin_once, tty=r.tty) \
+                if r.stdin or r.tty else None
             try:
+                argv, env = r.exec_argv, dict(r.env)
+                if console is not None and console.tty:
+                    argv = stdio.ctty_argv(argv, env, r.working_dir)
+                out = log_fd if console is None or console.child_output is None \
+                    else console.child_output
                 c.popen = subprocess.Popen(
-                    r.exec_argv, stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd,
-                    cwd=r.working_dir, env=dict(r.env), start_new_session=True, close_fds=True)
+                    argv, stdin=subprocess.DEVNULL if console is None else console.child_stdin,
+                    stdout=out, stderr=out, cwd=r.working_dir, env=env, start_new_session=True,
+                    close_fds=True)
             except OSError as err:
+                if console is not None:
+                    console.close()
                 message = start_error_message(r.argv[0], err)
                 r.started_at = _now_ns()
                 await self._set_exited(c, START_ERROR_EXIT_CODE, "StartError", message)
@@ -628,6 +644,9 @@ class ContainerRuntime:
                          error=message)
                 raise StartFailed(f'failed to start container "{r.id}": {message}') from None
             finally:
+                if console is not None and c.popen is not None:
+                    console.started(log_fd, c.exited, self.options.exec_drain_s)
+                    c.console = console
                 os.close(log_fd)
             pid = c.popen.pid
             c.identity = process.identify(pid) or process.Identity(pid)
@@ -775,6 +794,125 @@ class ContainerRuntime:
             for task in readers:
                 task.cancel()
             c.execs.pop(proc.pid, None)
+
+    async def spawn_in_container(self, c: Container, cmd: Sequence[str], *, stdin: int,
+                                 stdout: int, stderr: int, tty: bool
+                                 ) -> asyncio.subprocess.Process:
+        """Start `cmd` inside container `c`: the one place where a streaming exec's
+        process enters a container. Plain mode: the container's environment,
+        working directory and image programs, a session of its own (with `tty`,
+        `stdin` is a terminal that becomes its controlling terminal), recorded in
+        c.execs so that it is sampled with the container and SIGKILLed with it.
+        The caller removes it from c.execs once it has ended. Raises OSError when
+        the command cannot start (FileNotFoundError, PermissionError)."""
+        r = c.record
+        argv = resolve_program(cmd, r.programs, pathlib.Path(r.rootfs))
+        env = dict(r.env)
+        if tty:
+            argv = stdio.ctty_argv(argv, env, r.working_dir)
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=stdin, stdout=stdout, stderr=stderr, cwd=r.working_dir, env=env,
+            start_new_session=True)
+        c.execs[proc.pid] = process.identify(proc.pid) or process.Identity(proc.pid)
+        return proc
+
+    async def exec_stream(self, start: pb.StreamStart, inputs, send) -> None:
+        """An interactive exec (the ExecStream call): `inputs` are the client's
+        messages after `start`, `send` sends one StreamOutput. `started` first,
+        output, then the exit code; a command that cannot start gives 126 and
+        the reason on stderr, as ExecSync does. However it ends (timeout,
+        client gone, error), the command's process group is SIGKILLed."""
+        c = self.container(start.container_id)
+        r = c.record
+        if not c.running:
+            raise FailedPrecondition(f"container {r.id} is not running ({r.state})")
+        if not start.cmd:
+            raise InvalidArgument("cmd is required")
+        io = stdio.ExecIO(stdin=start.stdin, tty=start.tty, width=start.size.width,
+                          height=start.size.height)
+        proc = None
+        try:
+            try:
+                proc = await self.spawn_in_container(
+                    c, list(start.cmd), stdin=io.child_stdin, stdout=io.child_stdout,
+                    stderr=io.child_stderr, tty=start.tty)
+            except OSError as err:
+                await send(pb.StreamOutput(started=True))
+                await send(pb.StreamOutput(
+                    stderr=(start_error_message(start.cmd[0], err) + "\n").encode()))
+                await send(pb.StreamOutput(exit_code=EXEC_CANNOT_RUN_EXIT_CODE))
+                return
+            finally:
+                io.close_child()
+            await send(pb.StreamOutput(started=True))
+            try:
+                returncode = await stdio.pump_session(proc, io, inputs, send,
+                                                      timeout_s=start.timeout_s,
+                                                      drain_s=self.options.exec_drain_s)
+            except TimeoutError:
+                raise ExecTimeout(f"timeout {start.timeout_s:g}s exceeded: command "
+                                  f"{shlex.join(start.cmd)!r} did not finish") from None
+            except streams.ProtocolError as err:
+                raise InvalidArgument(str(err)) from None
+            await send(pb.StreamOutput(exit_code=process.exit_code(returncode)))
+        finally:
+            if proc is not None:
+                if proc.returncode is None:
+                    process.signal_group(proc.pid, signal.SIGKILL)
+                    await proc.wait()
+                c.execs.pop(proc.pid, None)
+            io.close()
+
+    async def attach(self, start: pb.StreamStart, inputs, send) -> None:
+        """Attach to a container's main process (the Attach call): its stdin (when it
+        was created with `stdin` and `start.stdin` asks) and terminal size. Sends
+        `started`, then the exit code when the container ends. With `stdin_once`
+        (no tty) the end of this client's stdin, or of the call, closes the
+        container's stdin for good."""
+        c = self.container(start.container_id)
+        r = c.record
+        if not c.running:
+            raise FailedPrecondition(f"container {r.id} is not running ({r.state})")
+        console = c.console
+        wants_stdin = start.stdin and r.stdin
+        if console is None and (wants_stdin or (r.tty and start.tty)):
+            raise FailedPrecondition(
+                f"container {r.id} was started by an earlier instance of the runtime: its "
+                f"{'terminal' if r.tty else 'stdin'} is gone (restart the container to "
+                f"attach to it)")
+        if wants_stdin and console.stdin_closed:
+            wants_stdin = False  # stdinOnce: an earlier client closed it
+        await send(pb.StreamOutput(started=True))
+
+        async def feed() -> None:
+            order = streams.InputOrder()
+            order.check("start")
+            async for message in inputs:
+                kind = streams.input_kind(message)
+                order.check(kind)
+                if kind == "stdin" and wants_stdin:
+                    await console.write(message.stdin)
+                elif kind == "resize" and console is not None:
+                    console.resize(message.resize.width, message.resize.height)
+                elif kind == "close_stdin":
+                    break
+
+        feeder = asyncio.ensure_future(feed())
+        ended = asyncio.ensure_future(c.exited.wait())
+        try:
+            await asyncio.wait({feeder, ended}, return_when=asyncio.FIRST_COMPLETED)
+            if feeder.done() and feeder.exception() is not None:
+                raise InvalidArgument(str(feeder.exception()))
+            if wants_stdin and console.stdin_once:
+                console.close_stdin()
+            await ended
+            await send(pb.StreamOutput(exit_code=r.exit_code))
+        finally:
+            if wants_stdin and console.stdin_once:
+                console.close_stdin()
+            for task in (feeder, ended):
+                task.cancel()
+            await asyncio.gather(feeder, ended, return_exceptions=True)
 
     # ------------------------------------------------------------ stats
 

@@ -103,6 +103,9 @@ class ContainerRecord:
     pid: int = 0
     pid_start_ticks: int = -1  # /proc/<pid>/stat starttime: the process identity
     pid_create_time: float = 0.0  # psutil create_time
+    stdin: bool = False        # Kubernetes' stdin / stdinOnce / tty (kubelet/runtime/stdio.py)
+    stdin_once: bool = False
+    tty: bool = False
 
     @property
     def reserved_name(self) -> str:
