@@ -169,11 +169,12 @@ class RuntimeService(pb_grpc.RuntimeServicer):
             if streams.input_kind(first) != "start":
                 raise rt.InvalidArgument("the first message of a session must be its start")
 
-            async def inputs():
-                while (message := await context.read()) is not grpc.aio.EOF:
-                    yield message
-
-            await run(first.start, inputs(), context.write)
+            inputs = streams.Inputs(context)
+            try:
+                await run(first.start, inputs.__aiter__(), context.write)
+                await inputs.linger()
+            finally:
+                await inputs.close()
         except rt.RuntimeFailure as err:
             await context.abort(err.code, str(err))
         except (streams.SetupTimeout, streams.ProtocolError) as err:
