@@ -84,6 +84,26 @@ async def started_pod(cluster, api, ns, path, doc) -> tuple[dict, int]:
     return pod, pid
 
 
+async def restart_events(api: Client, namespace: str, name: str, times: int,
+                         pulled: str) -> list[dict]:
+    """The events of a restart for a new definition, once Created and Started
+    have been recorded `times` times: Killing, the Pulled whose message starts
+    with `pulled`, Created, Started."""
+    async def found():
+        events = await events_of(api, namespace, name)
+        by_key = {(e["reason"], e["message"]): e for e in events}
+        killing = by_key.get(("Killing", "Container main definition changed, will be restarted"))
+        pull = next((e for e in events if e["reason"] == "Pulled"
+                     and e["message"].startswith(pulled)), None)
+        created = by_key.get(("Created", "Created container main"))
+        started = by_key.get(("Started", "Started container main"))
+        got = [killing, pull, created, started]
+        if any(e is None for e in got) or created["count"] != times or started["count"] != times:
+            return Seen(sorted((r, m, e.get("count")) for (r, m), e in by_key.items()))
+        return got
+    return await wait_for(found, WAIT_S, interval_s=0.2, message="restart events")
+
+
 def restarted_into(image: str, count: int):
     def check(pod: dict) -> bool:
         cs = container_status(pod)
@@ -154,21 +174,12 @@ async def test_a_new_image_restarts_the_container_into_it(cluster, api, ns, tmp_
             assert vcs["image"] == "nginx:1.25" and vcs["restartCount"] == 0, vcs
     assert any(container_status(v).get("image") == "nginx:1.27" for v in seen)
 
-    # Killing, then the new image's Pulled, then Created and Started a second time.
-    async def restart_events():
-        events = {(e["reason"], e["message"]): e for e in await events_of(api, ns, "web")}
-        wanted = [("Killing", "Container main definition changed, will be restarted"),
-                  ("Pulled", 'Container image "nginx:1.27" already present on machine'),
-                  ("Created", "Created container main"), ("Started", "Started container main")]
-        found = [events.get(key) for key in wanted]
-        if any(e is None for e in found) or found[2]["count"] < 2 or found[3]["count"] < 2:
-            return Seen(sorted((r, m, e.get("count")) for (r, m), e in events.items()))
-        return found
-    killing, pulled, created, started = await wait_for(restart_events, WAIT_S, interval_s=0.2,
-                                                       message="restart events")
+    # Killing, then the new image pulled (new to this node), then Created and
+    # Started a second time.
+    killing, pulled, created, started = await restart_events(
+        api, ns, "web", 2, 'Successfully pulled image "nginx:1.27" in ')
     assert killing["involvedObject"]["fieldPath"] == "spec.containers{main}"
     assert killing["type"] == pulled["type"] == created["type"] == "Normal"
-    assert (created["count"], started["count"]) == (2, 2)
     # (Event times have whole seconds: the order shows as "not later than".)
     assert killing["lastTimestamp"] <= pulled["lastTimestamp"] <= created["lastTimestamp"] \
         <= started["lastTimestamp"]
@@ -179,6 +190,16 @@ async def test_a_new_image_restarts_the_container_into_it(cluster, api, ns, tmp_
     assert (result.returncode, result.stdout) == (0, "pod/web unchanged\n")
     again = await pod_json(api, ns, "web")
     assert container_status(again)["containerID"] == cs["containerID"]
+
+    # Back to the first image, which the node has: "already present on machine".
+    result = await cli(cluster, "set", "image", "-n", ns, "pod/web", "main=nginx:1.25")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "pod/web image updated\n", "")
+    pod = await wait_pod(api, ns, "web", restarted_into("nginx:1.25", 2), what="web back")
+    cs = container_status(pod)
+    killing, _, _, _ = await restart_events(
+        api, ns, "web", 3, 'Container image "nginx:1.25" already present on machine')
+    assert killing["count"] == 2
+    assert cs["lastState"]["terminated"]["containerID"] != first_id  # the 1.27 one
 
 
 async def test_a_change_of_anything_else_is_refused_and_changes_nothing(
