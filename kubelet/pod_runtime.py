@@ -451,8 +451,9 @@ class PodRuntime:
     async def _start_created(self, pod: Message, ctr: Message, cur: Instance,
                              items: list[Instance], init: bool = False) -> None:
         """A container created but never started (the kubelet stopped in between);
-        one made in an earlier sandbox cannot start any more: a new one is made."""
-        if cur.sandbox_id != self.sandbox.id:
+        one made in an earlier sandbox, or from an older definition of the
+        container, is not started: a new one is made."""
+        if cur.sandbox_id != self.sandbox.id or containers.definition_changed(ctr, cur):
             await self._start(pod, ctr, items, init)
             return
         await self._run_created(pod, ctr, cur.id, init)
