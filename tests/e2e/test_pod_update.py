@@ -252,3 +252,32 @@ async def test_set_image_restarts_the_container_whatever_the_restart_policy(
         1, "", 'error: unable to find container named "nope"\n')
     still = await pod_json(api, ns, "job")
     assert container_status(still)["restartCount"] == 1
+
+
+async def test_set_image_on_a_deployment_and_on_a_kind_without_pods(cluster, api, ns):
+    await api.create(obj({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": ns},
+        "spec": {"selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "main", "image": "nginx:1.25"}]}}}}))
+    await api.create(obj({"apiVersion": "v1", "kind": "ConfigMap",
+                          "metadata": {"name": "settings", "namespace": ns}}))
+
+    result = await cli(cluster, "set", "image", "-n", ns, "deployment/web", "main=nginx:1.27",
+                       "--dry-run=server")
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0, "deployment.apps/web image updated (server dry run)\n", "")
+    assert (await api.get("deployments", "web", ns)).spec.template.spec.containers[0].image == \
+        "nginx:1.25"
+    result = await cli(cluster, "set", "image", "-n", ns, "deployment", "web", "*=nginx:1.27")
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0, "deployment.apps/web image updated\n", "")
+    stored = await api.get("deployments", "web", ns)
+    assert stored.spec.template.spec.containers[0].image == "nginx:1.27"
+    assert stored.metadata.generation == 2
+
+    result = await cli(cluster, "set", "image", "-n", ns, "configmap/settings", "main=x")
+    assert (result.returncode, result.stdout, result.stderr) == (
+        1, "", "error: configmaps/settings the object is not a pod or does not have a pod "
+               "template: *v1.ConfigMap\n")
