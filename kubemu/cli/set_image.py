@@ -20,6 +20,7 @@ number of times.
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from kubemu.cli import common
@@ -170,11 +171,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "set", help="set specific features on objects",
         description="Configure application resources, like kubectl set.")
     commands = parent.add_subparsers(dest="set_command", metavar="COMMAND")
+
+    def usage(_args: argparse.Namespace) -> int:
+        parent.print_help(sys.stderr)  # kubectl set alone: its help, exit 1
+        return 1
+    parent.set_defaults(func=usage)
     p = commands.add_parser(
         "image", help="update the image of a pod template",
         description="Update existing container image(s) of resources, like kubectl set image: "
                     "TYPE NAME CONTAINER=IMAGE... ('*' for every container).")
-    p.add_argument("args", nargs="+", metavar="TYPE NAME|TYPE/NAME CONTAINER=IMAGE...")
+    p.add_argument("args", nargs="*", metavar="TYPE NAME|TYPE/NAME CONTAINER=IMAGE...")
     common.add_namespace_arg(p)
     p.add_argument("-l", "--selector", default="")
     p.add_argument("--all", action="store_true",

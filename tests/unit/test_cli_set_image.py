@@ -100,3 +100,14 @@ def test_the_command_line_parses_with_options_anywhere():
         ["set", "image", "-n", "demo", "pod/web", "main=nginx:1.27", "--dry-run=server"])
     assert (args.args, args.namespace, args.dry_run) == (
         ["pod/web", "main=nginx:1.27"], "demo", "server")
+
+
+def test_set_alone_prints_its_help_and_fails(capsys):
+    assert main.main(["set"]) == 1
+    assert "image" in capsys.readouterr().err
+
+
+def test_set_image_without_arguments_says_what_is_missing(capsys):
+    assert main.main(["set", "image"]) == 1
+    assert capsys.readouterr().err == ("error: one or more resources must be specified as "
+                                       "<resource> <name> or <resource>/<name>\n")
