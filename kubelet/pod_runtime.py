@@ -8,11 +8,11 @@ when each operation runs:
   gone), the volumes, the init containers in order (each to success), then
   the app containers: start what is missing, kill what failed its liveness
   or startup probe, kill and start again at once what runs from an older
-  definition (a new image: kubelet/containers.py), restart what exited as the restartPolicy says with
-  CrashLoopBackOff between restarts; then old instances are collected and
-  the status handed to the status manager. A pod with restartPolicy Never
-  whose sandbox is gone after its containers ran gets no new sandbox: its
-  status says how it ended.
+  definition (a new image: kubelet/containers.py), restart what exited as
+  the restartPolicy says with CrashLoopBackOff between restarts; then old
+  instances are collected and the status handed to the status manager. A
+  pod with restartPolicy Never whose sandbox is gone after its containers
+  ran gets no new sandbox: its status says how it ended.
 - `stop_all(pod, grace_s)` (KillPod): every running container at once (the
   Killing event, preStop within the grace period, SIGTERM, SIGKILL at its
   end), then the sandboxes; the IP goes back to the pool.
