@@ -180,7 +180,10 @@ async def test_a_new_image_restarts_the_container_into_it(cluster, api, ns, tmp_
         api, ns, "web", 2, 'Successfully pulled image "nginx:1.27" in ')
     assert killing["involvedObject"]["fieldPath"] == "spec.containers{main}"
     assert killing["type"] == pulled["type"] == created["type"] == "Normal"
-    # (Event times have whole seconds: the order shows as "not later than".)
+    # eventTime (microseconds) is the first occurrence's: Killing and the new Pulled
+    # are first occurrences. Created/Started repeat: their lastTimestamp has whole
+    # seconds, so their order shows as "not later than".
+    assert killing["eventTime"] < pulled["eventTime"]
     assert killing["lastTimestamp"] <= pulled["lastTimestamp"] <= created["lastTimestamp"] \
         <= started["lastTimestamp"]
     assert killing["lastTimestamp"] <= cs["state"]["running"]["startedAt"]
