@@ -186,4 +186,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--all", action="store_true",
                    help="every object of the type in the namespace")
     p.add_argument("--dry-run", choices=("none", "server"), default="none")
+    # `kubemu set image ... --home H` too (main adds --home to top-level commands only).
+    p.add_argument("--home", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     p.set_defaults(func=run_set_image)

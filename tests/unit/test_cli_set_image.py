@@ -97,9 +97,10 @@ def test_a_kind_without_pod_template_is_refused_as_kubectl_says():
 
 def test_the_command_line_parses_with_options_anywhere():
     args = main.build_parser().parse_args(
-        ["set", "image", "-n", "demo", "pod/web", "main=nginx:1.27", "--dry-run=server"])
-    assert (args.args, args.namespace, args.dry_run) == (
-        ["pod/web", "main=nginx:1.27"], "demo", "server")
+        ["set", "image", "-n", "demo", "pod/web", "main=nginx:1.27", "--dry-run=server",
+         "--home", "/h"])
+    assert (args.args, args.namespace, args.dry_run, args.home) == (
+        ["pod/web", "main=nginx:1.27"], "demo", "server", "/h")
 
 
 def test_set_alone_prints_its_help_and_fails(capsys):
