@@ -27,6 +27,8 @@ POD_UID_LABEL = "io.kubernetes.pod.uid"
 CONTAINER_NAME_LABEL = "io.kubernetes.container.name"
 GRACE_ANNOTATION = "io.kubernetes.pod.terminationGracePeriod"
 RESTART_COUNT_ANNOTATION = "io.kubernetes.container.restartCount"
+# The hash of the container's spec when it was created (kubelet/containers.py).
+CONTAINER_HASH_ANNOTATION = "io.kubernetes.container.hash"
 INIT_ANNOTATION = "kubemu.io/init-container"
 
 UNAVAILABLE_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
