@@ -418,3 +418,26 @@ def _open_v2(base: pathlib.Path, unique: str,
         if ok:
             enabled.add(name)
     return parent, frozenset(enabled)
+
+
+# ---------------------------------------------------------------- joining
+
+# The plain mode's launcher: the container's first process (and each exec'd
+# command) is a shell that writes "0" (itself) into each cgroup.procs, then
+# execs the command, so the move happens before the command runs and before
+# it can fork: nothing it starts is ever outside. (No preexec_fn: not safe in
+# a process with threads.) A failed write ends it with JOIN_FAILED_EXIT_CODE
+# and the shell's message in the container's log.
+JOIN_STUB = ('n=$1; shift; while [ "$n" -gt 0 ]; do '
+             'echo 0 > "$1" || exit 128; shift; n=$((n - 1)); done; exec "$@"')
+JOIN_SHELL = "/bin/sh"
+JOIN_ARGV0 = "kubemu-join-cgroup"
+JOIN_FAILED_EXIT_CODE = 128
+
+
+def join_argv(procs_files: list[str], argv: list[str]) -> list[str]:
+    """`argv`, run after joining the cgroups whose cgroup.procs are given."""
+    if not procs_files:
+        return list(argv)
+    return [JOIN_SHELL, "-c", JOIN_STUB, JOIN_ARGV0, str(len(procs_files)), *procs_files,
+            *argv]

@@ -210,3 +210,70 @@ def sample_trees(queries: Mapping[str, TreeQuery]) -> dict[str, TreeSample]:
 def kill_all(identities: Iterable[Identity]) -> None:
     for identity in identities:
         signal_process(identity, signal.SIGKILL)
+
+
+# ---------------------------------------------------------------- subreaper
+
+PR_SET_CHILD_SUBREAPER = 36
+PR_GET_CHILD_SUBREAPER = 37
+
+
+def _prctl(option: int, arg: int) -> int:
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    result = libc.prctl(option, ctypes.c_ulong(arg), 0, 0, 0)
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return result
+
+
+def set_child_subreaper() -> bool:
+    """Become a child subreaper: what a container orphans (a double fork, a
+    daemon) is re-parented to this process instead of init, so it stays
+    within reach. True when it is (or already was) one."""
+    import ctypes
+    try:
+        flag = ctypes.c_int(0)
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0) == 0 and flag.value:
+            return True
+        _prctl(PR_SET_CHILD_SUBREAPER, 1)
+        return True
+    except (OSError, AttributeError):
+        return False
+
+
+def child_pids(pid: int | None = None) -> set[int]:
+    """The direct children of a process (every thread's), from
+    /proc/<pid>/task/*/children; empty where the kernel does not list them."""
+    pid = os.getpid() if pid is None else pid
+    children: set[int] = set()
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return children
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                children.update(int(p) for p in f.read().split())
+        except OSError:
+            continue
+    return children
+
+
+def reap_zombies(candidates: Iterable[int]) -> list[int]:
+    """waitpid the candidates that are zombies (orphans re-parented to this
+    subreaper that nobody else will reap); the pids reaped."""
+    reaped = []
+    for pid in candidates:
+        fields = _proc_stat(pid)
+        if fields is None or fields[0] != "Z":
+            continue
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            continue
+        if done:
+            reaped.append(pid)
+    return reaped
