@@ -537,23 +537,24 @@ def cgroup_parents(home: pathlib.Path, node: str | None = None) -> list[pathlib.
     (those that still exist).
     A path not shaped like a runtime's parent (.../kubemu/<hex>) is ignored:
     whatever is in it is not certainly ours."""
-    parents: list[pathlib.Path] = []
     try:
         node_dirs = [node_dir(home, node)] if node is not None else \
             sorted(p for p in (home / NODES_DIR).iterdir() if p.is_dir())
     except OSError:
         return []
-    for directory in node_dirs:
-        try:
-            with open(directory / NODE_RUNTIME_DIR / RUNTIME_CGROUPS_FILE, "rb") as f:
-                data = json.loads(f.read(RECORD_BYTES_MAX + 1))
-        except (OSError, ValueError):
-            continue
-        listed = data.get("parents") if isinstance(data, dict) else None
-        for path in listed if isinstance(listed, list) else ():
-            if isinstance(path, str) and CGROUP_PARENT_RE.search(path) and os.path.isdir(path):
-                parents.append(pathlib.Path(path))
-    return parents
+    return [p for d in node_dirs for p in runtime_cgroup_parents(d / NODE_RUNTIME_DIR)]
+
+
+def runtime_cgroup_parents(root: pathlib.Path) -> list[pathlib.Path]:
+    """The parent cgroups one runtime (its root) recorded, those that exist."""
+    try:
+        with open(pathlib.Path(root) / RUNTIME_CGROUPS_FILE, "rb") as f:
+            data = json.loads(f.read(RECORD_BYTES_MAX + 1))
+    except (OSError, ValueError):
+        return []
+    listed = data.get("parents") if isinstance(data, dict) else None
+    return [pathlib.Path(path) for path in (listed if isinstance(listed, list) else ())
+            if isinstance(path, str) and CGROUP_PARENT_RE.search(path) and os.path.isdir(path)]
 
 
 def cgroup_pids(home: pathlib.Path, node: str | None = None) -> set[int]:
@@ -566,8 +567,12 @@ def remove_cgroups(home: pathlib.Path) -> list[pathlib.Path]:
     """Kill whatever is left in the node runtimes' cgroups and remove them (the
     cluster is down: nothing of it may run). The directories that could not
     be removed. Blocking."""
+    return remove_cgroup_parents(cgroup_parents(home))
+
+
+def remove_cgroup_parents(parents: Sequence[pathlib.Path]) -> list[pathlib.Path]:
+    """Kill what is in these runtime parents and remove them; the dirs left."""
     from kubemu import cgroupfs
-    parents = cgroup_parents(home)
     if not parents:
         return []
     cgroupfs.kill_all(parents)

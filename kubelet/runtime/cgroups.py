@@ -326,6 +326,18 @@ class Cgroups:
         cgroupfs.kill_all(dirs)
         return cgroupfs.remove(dirs, rmdir=self.rmdir)
 
+    def remove_parents(self) -> list[pathlib.Path]:
+        """Remove the runtime's parents when they are empty (busy ones stay)."""
+        left = []
+        for parent in self.parents:
+            try:
+                self.rmdir(parent)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                left.append(parent)
+        return left
+
     def cleanup(self, keep: Iterable[str]) -> list[str]:
         """Kill and remove the container cgroups not in `keep` (left by a runtime
         that died, or by containers removed while it was down); their ids."""
@@ -430,14 +442,24 @@ def _open_v2(base: pathlib.Path, unique: str,
 # and the shell's message in the container's log.
 JOIN_STUB = ('n=$1; shift; while [ "$n" -gt 0 ]; do '
              'echo 0 > "$1" || exit 128; shift; n=$((n - 1)); done; exec "$@"')
+# What a shell adds to the environment it passes on; unset unless the
+# container's environment had it.
+SHELL_ADDED_ENV = ("PWD", "OLDPWD", "SHLVL")
 JOIN_SHELL = "/bin/sh"
 JOIN_ARGV0 = "kubemu-join-cgroup"
 JOIN_FAILED_EXIT_CODE = 128
 
 
-def join_argv(procs_files: list[str], argv: list[str]) -> list[str]:
-    """`argv`, run after joining the cgroups whose cgroup.procs are given."""
+def is_join_stub(cmdline: list[str]) -> bool:
+    """Is this process still the join stub (it has not exec'd the command yet)?"""
+    return len(cmdline) > 3 and cmdline[:2] == [JOIN_SHELL, "-c"] and \
+        cmdline[3] == JOIN_ARGV0
+
+
+def join_argv(procs_files: list[str], argv: list[str], env: dict[str, str]) -> list[str]:
+    """`argv`, run with `env` after joining the cgroups whose cgroup.procs are given."""
     if not procs_files:
         return list(argv)
-    return [JOIN_SHELL, "-c", JOIN_STUB, JOIN_ARGV0, str(len(procs_files)), *procs_files,
-            *argv]
+    added = [name for name in SHELL_ADDED_ENV if name not in env]
+    script = (f"unset {' '.join(added)}; " if added else "") + JOIN_STUB
+    return [JOIN_SHELL, "-c", script, JOIN_ARGV0, str(len(procs_files)), *procs_files, *argv]

@@ -70,6 +70,16 @@ def is_running(identity: Identity) -> bool:
         return False
 
 
+def cmdline(pid: int) -> list[str]:
+    """A process's argv from /proc (empty when it is gone or unreadable)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            data = f.read()
+    except OSError:
+        return []
+    return [a.decode(errors="replace") for a in data.split(b"\0")[:-1]]
+
+
 def exit_code(returncode: int) -> int:
     """A shell's convention: death by signal N is 128 + N (SIGKILL: 137)."""
     return 128 - returncode if returncode < 0 else returncode

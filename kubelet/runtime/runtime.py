@@ -71,6 +71,8 @@ ID_PREFIX_MIN = 4
 ETC_FILES = ("hostname", "hosts")
 MONITOR_LOOP = "runtime-monitor"
 SCRIPT_MODE = 0o700  # an image's program wrapper: private, and executable
+JOIN_WAIT_S = 2.0     # a container's start waits this long at most for its cgroup join stub
+JOIN_POLL_S = 0.002
 
 
 # ---------------------------------------------------------------- errors
@@ -329,6 +331,9 @@ class ContainerRuntime:
                 # A Popen collected while its child runs is put on subprocess's
                 # list to be reaped later; we hand the child over instead.
                 c.popen.returncode = 0
+        if not self.containers:
+            # Nothing of ours runs: the parents go (kubemu down removes them otherwise).
+            await asyncio.to_thread(self.cgroups.remove_parents)
         log.info("runtime closed; container processes left running",
                  running=sum(c.running for c in self.containers.values()))
 
@@ -724,6 +729,8 @@ class ContainerRuntime:
                 os.close(log_fd)
             pid = c.popen.pid
             c.identity = process.identify(pid) or process.Identity(pid)
+            if self.cgroups.tracking:
+                await self._joined(c.popen)
             r.state, r.started_at, r.pid = st.RUNNING, _now_ns(), pid
             r.pid_start_ticks, r.pid_create_time = c.identity.start_ticks, c.identity.create_time
             c.watch_task = asyncio.create_task(self._watch(c), name=f"watch-{r.id[:12]}")
@@ -930,6 +937,15 @@ class ContainerRuntime:
         c.execs[proc.pid] = process.identify(proc.pid) or process.Identity(proc.pid)
         return proc
 
+    async def _joined(self, popen: subprocess.Popen) -> None:
+        """Return once the join stub has exec'd the command (or ended), as a
+        started container is its command; bounded by JOIN_WAIT_S."""
+        deadline = time.monotonic() + JOIN_WAIT_S
+        while popen.poll() is None and time.monotonic() < deadline:
+            if not cgroups_mod.is_join_stub(process.cmdline(popen.pid)):
+                return
+            await asyncio.sleep(JOIN_POLL_S)
+
     def _in_cgroups(self, r: st.ContainerRecord, argv: list[str],
                     env: dict[str, str]) -> list[str]:
         """`argv` as launched into the container's cgroups (through the join
@@ -939,7 +955,7 @@ class ContainerRuntime:
         if not self.cgroups.tracking:
             return list(argv)
         stdio.resolve_executable(argv[0], env, r.working_dir)
-        return cgroups_mod.join_argv(self.cgroups.procs_files(r.id), argv)
+        return cgroups_mod.join_argv(self.cgroups.procs_files(r.id), argv, env)
 
     async def exec_stream(self, start: pb.StreamStart, inputs, send) -> None:
         """An interactive exec (the ExecStream call): `inputs` are the client's
