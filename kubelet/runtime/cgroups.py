@@ -336,6 +336,11 @@ class Cgroups:
                 pass
             except OSError:
                 left.append(parent)
+                continue
+            try:
+                self.rmdir(parent.parent)  # kubemu/: shared by every runtime; only when empty
+            except OSError:
+                pass
         return left
 
     def cleanup(self, keep: Iterable[str]) -> list[str]:
