@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import subprocess
+import sys
 import time
 
 import grpc
@@ -25,10 +27,10 @@ from deploy import components as comp
 from deploy.supervisor import Cluster
 from kubemu import cluster_home, timefmt
 from kubemu.client.clientset import Client
-from kubemu.client.wait import wait_for
+from kubemu.client.wait import wait_for, wait_for_sync
 from kubemu.runtime.v1 import runtime_pb2 as rpb
 from kubemu.runtime.v1 import runtime_pb2_grpc as rpb_grpc
-from tests.e2e.test_kubelet import (NODE, WAIT_S, ClusterThread, Seen, cli, container_status,
+from tests.e2e.test_kubelet import (NODE, REPO, WAIT_S, ClusterThread, Seen, cli, container_status,
                                     delete_pods, fast_node_kinds, pod_json, wait_event,
                                     wait_pod)
 
@@ -259,3 +261,54 @@ async def test_the_node_reports_its_cgroups_through_the_runtime(cluster):
     assert version.cgroup_version in ("v1", "v2", "none")
     if version.cgroup_version != "none":
         assert cluster_home.cgroup_parents(cluster.home, NODE)
+
+
+# ---------------------------------------------------------------- kubemu down
+
+def kubemu_cli(home, *args: str, timeout_s: float = 120.0) -> subprocess.CompletedProcess:
+    env = dict(os.environ, KUBEMU_HOME=str(home))
+    return subprocess.run([sys.executable, "-m", "kubemu.cli.main", *args], env=env,
+                          capture_output=True, text=True, timeout=timeout_s, cwd=REPO)
+
+
+def test_down_kills_a_daemon_left_by_a_killed_cluster_and_removes_its_cgroups(tmp_path):
+    """The issue's case: a pod's double-forked `setsid` `env -i` daemon outlives
+    everything of its cluster (supervisor, runtime and kubelet killed with
+    SIGKILL); `kubemu down` finds it through the runtime's cgroups, kills it,
+    removes the cgroups, and only then says that no process is left."""
+    home = tmp_path / "home"
+    marker = str(random.randint(100_000, 999_999))
+
+    def daemons():
+        return [p.pid for p in psutil.process_iter(["cmdline", "status"])
+                if p.info["status"] != psutil.STATUS_ZOMBIE
+                and marker in (p.info["cmdline"] or [])]
+    try:
+        up = kubemu_cli(home, "up", "--detach", "--nodes", "1")
+        assert up.returncode == 0, up.stdout + up.stderr
+        if not cluster_home.cgroup_parents(home):
+            pytest.skip("no writable cgroups here: the plain mode's gap (see the README)")
+        run = kubemu_cli(home, "run", "spawner", "--image", "busybox", "--", "sh", "-c",
+                         f"(setsid env -i sleep {marker} &) ; exec sleep 3600")
+        assert run.returncode == 0, run.stderr
+        wait_for_sync(daemons, 60, message="the pod's daemon runs")
+
+        state = cluster_home.read_state(home)
+        supervisor = psutil.Process(state.supervisor.pid)
+        supervisor.kill()  # first, so that nothing is restarted
+        supervisor.wait(10)
+        for pid, create_time in state.recorded():
+            proc = cluster_home.alive(pid, create_time)
+            if proc is not None:
+                proc.kill()
+        assert daemons(), "the daemon outlived its cluster"
+
+        down = kubemu_cli(home, "down")
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert "no process left" in down.stdout
+        assert daemons() == []
+        assert cluster_home.cgroup_parents(home) == []
+    finally:
+        kubemu_cli(home, "down")
+        for pid in daemons():
+            psutil.Process(pid).kill()
