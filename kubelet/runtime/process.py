@@ -8,7 +8,9 @@ as exited: its exit status belongs to whoever reaps it.
 
 `sample_trees` reads the whole process table once and sums RSS and CPU time
 over each container's process tree (descendants of its roots, plus processes
-seen in the tree before that were re-parented away).
+seen in the tree before that were re-parented away): the usage of containers
+without cgroups. `set_child_subreaper`, `child_pids` and `reap_zombies` keep
+what containers orphan within the runtime's reach and reap it.
 """
 from __future__ import annotations
 
@@ -228,28 +230,17 @@ PR_SET_CHILD_SUBREAPER = 36
 PR_GET_CHILD_SUBREAPER = 37
 
 
-def _prctl(option: int, arg: int) -> int:
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-    result = libc.prctl(option, ctypes.c_ulong(arg), 0, 0, 0)
-    if result != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return result
-
-
 def set_child_subreaper() -> bool:
     """Become a child subreaper: what a container orphans (a double fork, a
     daemon) is re-parented to this process instead of init, so it stays
-    within reach. True when it is (or already was) one."""
+    within reach (and is reaped here). True when it is (or already was) one."""
     import ctypes
     try:
-        flag = ctypes.c_int(0)
         libc = ctypes.CDLL(None, use_errno=True)
+        flag = ctypes.c_int(0)
         if libc.prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0) == 0 and flag.value:
             return True
-        _prctl(PR_SET_CHILD_SUBREAPER, 1)
-        return True
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, ctypes.c_ulong(1), 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False
 

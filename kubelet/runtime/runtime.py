@@ -11,12 +11,19 @@ kubelet/runtime/__init__.py. Here: how it is done.
   must leave its containers running. Exits are seen through a pidfd (readable
   when the process ends; it works for children and adopted processes alike),
   with a polling fallback where there are no pidfds.
-- One monitor loop samples every running container's process tree each
-  `monitor_period_s` (in a thread: psutil reads /proc), enforces memory
-  limits and keeps CPU samples for the usage rate over `cpu_window_s`. It
-  runs under kubemu.loops.Loops (a failure is logged, reported on the
-  runtime's health and the loop restarted); the fault point
+- One monitor loop samples every running container each
+  `monitor_period_s` (in a thread: its cgroup's usage files where there is
+  one, else its process tree through psutil), handles the memory cgroup's
+  OOM kills or enforces the RSS watch, steps the CPU throttler of containers
+  without a cpu cgroup, keeps CPU samples for the usage rate over
+  `cpu_window_s`, and reaps orphans re-parented to the runtime (a child
+  subreaper). It runs under kubemu.loops.Loops (a failure is logged,
+  reported on the runtime's health and the loop restarted); the fault point
   `runtime-monitor` rehearses that.
+- Cgroups (kubelet/runtime/cgroups.py): made at create, joined by the
+  container's command through a shell stub before it execs (no preexec_fn:
+  the runtime has threads), killed whole when the container ends, removed
+  with it.
 - Nothing blocks the event loop: directory trees are made and removed,
   /proc is scanned and state records are written in threads.
 - Files: everything under the root is private (0700 directories, 0600

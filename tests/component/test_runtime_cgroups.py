@@ -227,14 +227,17 @@ async def test_a_double_forked_setsid_daemon_is_in_the_cgroup_and_dies_with_its_
         leader = (await rt.status(cid)).pid
         assert daemon.ppid() != leader and os.getsid(daemon.pid) != leader  # it got away...
         assert "KUBEMU_ROOTFS" not in daemon.environ()
+        await wait_for(lambda: daemon.ppid() == rt.proc.popen.pid, WAIT_S,
+                       message="the orphan re-parented to the runtime, a child subreaper")
         members = set()
         for parent in parents(rt):
             members |= cgroupfs.read_procs(parent / cid)
         assert daemon.pid in members  # ...but not out of its cgroup
 
         await rt.stop(cid, timeout_s=1)
-        await wait_for(lambda: not daemon_pids(marker), WAIT_S,
-                       message="the daemon is gone with its container")
+        # Gone, and reaped by the runtime it was re-parented to (a child subreaper).
+        await wait_for(lambda: not psutil.pid_exists(daemon.pid), WAIT_S,
+                       message="the daemon is gone with its container, and reaped")
 
 
 async def test_an_exec_runs_in_the_container_cgroup(tmp_path):
