@@ -46,9 +46,11 @@ Contract (what the kubelet and pod authors rely on):
   know are emptied and removed on start; a container's are removed with it;
   an idle runtime removes its parents when it stops. The runtime is a child
   subreaper: orphans come back to it and are reaped. Without a writable
-  cgroup (or with `--cgroups none`): a process that left the container's
-  session and group and dropped KUBEMU_ROOTFS from its environment before a
-  sample saw it is not tracked (the plain mode's gap).
+  cgroup (or with `--cgroups none`) an orphan is put back with its
+  container by its session or process group (the container's leader) or
+  its KUBEMU_ROOTFS; one that left its session and dropped KUBEMU_ROOTFS
+  from its environment (`setsid env -i ...`) before a sample saw it in the
+  container's tree is not tracked (the plain mode's gap).
 - Exit: exit code as a shell reports it (signal N -> 128+N: SIGTERM 143,
   SIGKILL 137); reason Completed (0), Error (other), OOMKilled (killed for
   memory: 137), StartError (could not exec: 128, as containerd).

@@ -278,3 +278,32 @@ def reap_zombies(candidates: Iterable[int]) -> list[int]:
         if done:
             reaped.append(pid)
     return reaped
+
+
+def attribute_orphans(orphans: Iterable[int], leaders: Mapping[int, str],
+                      markers: Mapping[str, str]) -> dict[str, list[Identity]]:
+    """Which container each orphan (a live child the runtime did not start:
+    re-parented to it, a subreaper) came from, where that can be told without
+    a cgroup: its session or process group is a running container's leader
+    (`leaders`: leader pid -> key), or its environment holds a container's
+    marker (`markers`: "KUBEMU_ROOTFS=<rootfs>" -> key). An orphan that left
+    both and dropped the marker (`setsid env -i ...`) cannot be told: the
+    plain mode's gap. Blocking (reads /proc)."""
+    found: dict[str, list[Identity]] = {}
+    encoded = {m.encode(): key for m, key in markers.items()}
+    for pid in orphans:
+        fields = _proc_stat(pid)
+        if fields is None or len(fields) < 20 or fields[0] in _DEAD_STATES:
+            continue
+        key = leaders.get(int(fields[3])) or leaders.get(int(fields[2]))
+        if key is None and encoded:
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    env = f.read().split(b"\0")
+            except OSError:
+                env = []
+            key = next((encoded[e] for e in env if e in encoded), None)
+        if key is not None:
+            identity = Identity(pid=pid, start_ticks=int(fields[19]))
+            found.setdefault(key, []).append(identity)
+    return found

@@ -1091,8 +1091,17 @@ class ContainerRuntime:
             roots=(c.identity, *c.execs.values()), known=tuple(c.known.values()))
             for c in targets}
         throttled = {c.record.id for c in targets if self._throttles(c)}
+        # Without cgroups, orphans re-parented to the runtime are put back with
+        # the container they came from, where that can be told.
+        orphans = self._orphans() if not self.cgroups.tracking else set()
+        leaders = {c.record.pid: c.record.id for c in targets}
+        markers = {f"KUBEMU_ROOTFS={c.record.rootfs}": c.record.id for c in targets}
 
         def measure() -> tuple[dict, dict, dict, dict]:
+            for key, found in process.attribute_orphans(orphans, leaders, markers).items():
+                q = queries.get(key)
+                if q is not None:
+                    queries[key] = dataclasses.replace(q, known=(*q.known, *found))
             usages: dict[str, cgroups_mod.Usage] = {}
             if accounting:
                 for key in list(queries):
@@ -1181,14 +1190,19 @@ class ContainerRuntime:
         runtime's own (container leaders, exec commands) are touched, and not
         while an exec command is being spawned (its pid is not known yet). On
         the event loop: a few small /proc reads."""
+        orphans = self._orphans()
+        if orphans:
+            process.reap_zombies(orphans)
+
+    def _orphans(self) -> set[int]:
+        """The runtime's children that it did not start (empty while an exec
+        command is being spawned: its pid is not known yet)."""
         if not self.subreaper or self.spawning:
-            return
+            return set()
         ours = {c.popen.pid for c in self.containers.values() if c.popen is not None}
         for c in self.containers.values():
             ours.update(c.execs)
-        orphans = process.child_pids() - ours
-        if orphans:
-            process.reap_zombies(orphans)
+        return process.child_pids() - ours
 
     async def stats(self, c: Container) -> dict:
         if c.running and not c.sampled_at_ns:

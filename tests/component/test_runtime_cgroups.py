@@ -240,6 +240,28 @@ async def test_a_double_forked_setsid_daemon_is_in_the_cgroup_and_dies_with_its_
                        message="the daemon is gone with its container, and reaped")
 
 
+async def test_without_cgroups_orphans_that_kept_their_session_or_environment_die_too(
+        tmp_path):
+    """The plain mode's tracking: an orphan re-parented to the runtime (a child
+    subreaper) is put back with its container by its session or its
+    environment; one that dropped both (`setsid env -i`) is the stated gap."""
+    async with running_runtime(tmp_path, ("--cgroups", "none")) as rt:
+        a, b = (str(random.randint(100_000, 999_999)) for _ in range(2))
+        script = f"(setsid sleep {a} &) ; (env -i sleep {b} &) ; exec sleep 300"
+        sandbox = await rt.sandbox()
+        cid = await rt.run(sandbox, "main", command=["sh", "-c", script])
+        await wait_for(lambda: daemon_pids(a) and daemon_pids(b), WAIT_S)
+
+        async def tracked():
+            reply = await rt.stub.ContainerStats(pb.ContainerStatsRequest(container_id=cid),
+                                                 timeout=RPC_TIMEOUT_S)
+            return reply.stats.process_count == 3
+        await wait_for(tracked, WAIT_S, message="both orphans counted with the container")
+        await rt.stop(cid, timeout_s=1)
+        await wait_for(lambda: not daemon_pids(a) and not daemon_pids(b), WAIT_S,
+                       message="both orphans gone with their container")
+
+
 async def test_an_exec_runs_in_the_container_cgroup(tmp_path):
     async with running_runtime(tmp_path) as rt:
         await require(rt)
