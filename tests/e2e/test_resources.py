@@ -30,8 +30,9 @@ from kubemu.client.clientset import Client
 from kubemu.client.wait import wait_for, wait_for_sync
 from kubemu.runtime.v1 import runtime_pb2 as rpb
 from kubemu.runtime.v1 import runtime_pb2_grpc as rpb_grpc
-from tests.e2e.test_kubelet import (NODE, REPO, WAIT_S, ClusterThread, Seen, cli, container_status,
-                                    delete_pods, fast_node_kinds, pod_json, wait_event,
+from tests.e2e.test_kubelet import (KUBELET_FLAGS, NODE, REPO, RUNTIME_FLAGS, WAIT_S,
+                                    ClusterThread, Seen, cli, container_status, delete_pods,
+                                    fast_node_kinds, obj, pod_doc, pod_json, wait_event,
                                     wait_pod)
 
 pytestmark = pytest.mark.e2e
@@ -312,3 +313,37 @@ def test_down_kills_a_daemon_left_by_a_killed_cluster_and_removes_its_cgroups(tm
         kubemu_cli(home, "down")
         for pid in daemons():
             psutil.Process(pid).kill()
+
+
+# ---------------------------------------------------------------- a node without cgroups
+
+async def test_on_a_node_without_cgroups_limits_are_approximated_with_warning_events(tmp_path):
+    """`--cgroups none` (the plain mode's fallbacks): the busy loop is held
+    under its 200m limit by the runtime's throttler, as `kubemu top` shows,
+    and each approximated limit is a Warning event on the pod."""
+    kinds = comp.node_components(runtime_flags=[*RUNTIME_FLAGS, "--cgroups", "none"],
+                                 kubelet_flags=KUBELET_FLAGS)
+    plain = ClusterThread(tmp_path / "home", node_kinds=kinds)
+    await plain.astart()
+    try:
+        assert (await runtime_version(plain)).cgroup_version == "none"
+        async with Client(plain.apiserver, timeout_s=10.0) as api:
+            busy = {"name": "busy", "image": "busybox",
+                    "command": ["sh", "-c", "while true; do :; done"],
+                    "resources": {"limits": {"cpu": "200m", "memory": "64Mi"}}}
+            await api.create(obj(pod_doc("busy-200m", "default", [busy])))
+            await wait_event(api, "default", "busy-200m", "LimitApproximated",
+                             "Container busy: cpu limit 200m is approximated (no writable "
+                             "cgroups): the runtime stops and continues the container")
+            event = await wait_event(api, "default", "busy-200m", "LimitApproximated",
+                                     "memory limit 67108864 bytes is approximated")
+            assert event["type"] == "Warning"
+            await wait_for(lambda: running_for(api, "default", "busy-200m", TOP_WINDOW_S),
+                           WAIT_S, interval_s=0.2, message="busy-200m running for a while")
+            millis = await wait_for(lambda: top_millis(plain, "default", "busy-200m"), WAIT_S,
+                                    interval_s=0.3, message="top pod busy-200m")
+            assert 0 < millis < 400, f"top showed {millis}m for a 200m limit"
+            await delete_pods(api, "default")
+    finally:
+        left = await plain.astop()
+        assert not left, f"processes left after shutdown: {left}"
