@@ -34,8 +34,8 @@ Contract (what the kubelet and pod authors rely on):
   When the main process ends, whatever is left of the container (its group,
   processes seen in its tree, running execs, everything in its cgroups) is
   SIGKILLed, as when a pid namespace loses its init.
-- Cgroups (kubelet/runtime/cgroups.py; `--cgroups auto|none`): at start the
-  runtime finds what it can write, v2 (unified) or v1 (per-controller
+- Cgroups (kubelet/runtime/cgroups.py; flags `--cgroups auto|none`,
+  `--cgroup-fs`): at start the runtime finds what it can write, v2 (unified) or v1 (per-controller
   hierarchies), makes a parent `kubemu/<hash of its root>` per hierarchy
   (recorded in <root>/cgroups.json for `kubemu down`) and one child per
   container. The container's first process and every exec'd command join

@@ -214,10 +214,21 @@ async def test_a_pod_over_its_memory_limit_is_oomkilled_by_its_memory_cgroup(tmp
 
 # ---------------------------------------------------------------- nothing escapes
 
+UNIFIED = pathlib.Path("/sys/fs/cgroup/unified")  # a hybrid machine's v2 mount (no controllers)
+
+
+@pytest.mark.parametrize("args", [
+    (),
+    ("--cgroup-fs", str(UNIFIED)),   # v2 on the real kernel, even where v1 has the controllers
+], ids=["default", "v2-unified"])
 async def test_a_double_forked_setsid_daemon_is_in_the_cgroup_and_dies_with_its_container(
-        tmp_path):
-    async with running_runtime(tmp_path) as rt:
-        await require(rt)
+        tmp_path, args):
+    if args and not (UNIFIED / "cgroup.controllers").exists():
+        pytest.skip(f"no cgroup v2 mount at {UNIFIED}")
+    async with running_runtime(tmp_path, args) as rt:
+        v = await require(rt)
+        if args:
+            assert v.cgroup_version == "v2"
         marker = f"{random.randint(100_000, 999_999)}"
         script = f"(setsid env -i sleep {marker} &) ; exec sleep 300"
         sandbox = await rt.sandbox()
