@@ -159,9 +159,10 @@ def working_set(usage_bytes: int, inactive_file_bytes: int) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class Applied:
-    """Which of a container's limits its cgroup enforces."""
+    """Which of a container's limits its cgroup enforces (`tracked`: it has one)."""
     memory: bool = False
     cpu: bool = False
+    tracked: bool = False
 
 
 class Cgroups:
@@ -280,7 +281,7 @@ class Cgroups:
             memory = self._set_memory(d, memory_limit_bytes)
         if cpu_limit_millis > 0 and (d := self._dir(CPU, container_id)) is not None:
             cpu = self._set_cpu(d, cpu_limit_millis)
-        return Applied(memory=memory, cpu=cpu)
+        return Applied(memory=memory, cpu=cpu, tracked=bool(self.parents))
 
     def _set_memory(self, d: pathlib.Path, limit_bytes: int) -> bool:
         try:

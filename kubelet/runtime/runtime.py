@@ -555,12 +555,17 @@ class ContainerRuntime:
         def build() -> tuple[pathlib.Path | None, cgroups_mod.Applied]:
             self._build_rootfs(rootfs, mounts, pathlib.Path(sandbox.pod_dir), container_id)
             private_dir(host_workdir)  # as Docker creates a missing workdir
-            applied = cgroups_mod.Applied()
+            applied, joined = cgroups_mod.Applied(), False
             if self.cgroups.tracking:
-                applied = self.cgroups.create(container_id, memory_limit_bytes,
-                                              cpu_limit_millis)
-            return self._image_bin_dir(image), applied
-        bin_dir, applied = await asyncio.to_thread(build)
+                try:
+                    applied = self.cgroups.create(container_id, memory_limit_bytes,
+                                                  cpu_limit_millis)
+                    joined = True
+                except OSError as err:  # e.g. the kernel's cgroup limits: run without
+                    log.warning("container cgroup not made; its limits are approximated",
+                                container=container_id[:12], error=str(err))
+            return self._image_bin_dir(image), applied, joined
+        bin_dir, applied, joined = await asyncio.to_thread(build)
         warnings = self._limit_warnings(memory_limit_bytes, cpu_limit_millis, applied)
         env = self._environment(image, config, sandbox, rootfs, bin_dir)
         log_path = self._log_path(sandbox, config)
@@ -573,6 +578,7 @@ class ContainerRuntime:
             rootfs=str(rootfs), log_path=str(log_path), mounts=mounts,
             memory_limit_bytes=memory_limit_bytes, cpu_limit_millis=cpu_limit_millis,
             memory_by_cgroup=applied.memory, cpu_by_cgroup=applied.cpu, warnings=warnings,
+            in_cgroups=joined,
             labels=dict(config.labels),
             annotations=dict(config.annotations), sandbox_name=sandbox.reserved_name,
             created_at=_now_ns(), stdin=config.stdin, stdin_once=config.stdin_once,
@@ -595,13 +601,13 @@ class ContainerRuntime:
         """How a limit that no cgroup enforces is approximated (the kubelet makes
         them Warning events)."""
         warnings = []
-        why = "no writable memory cgroup" if self.cgroups.tracking else "no writable cgroups"
+        why = "no writable memory cgroup" if applied.tracked else "no writable cgroups"
         if memory_limit_bytes and not applied.memory:
             warnings.append(
                 f"memory limit {memory_limit_bytes} bytes is approximated ({why}): the runtime "
                 f"samples the container's RSS every {self.options.monitor_period_s:g}s and "
                 f"kills it above the limit")
-        why = "no writable cpu cgroup" if self.cgroups.tracking else "no writable cgroups"
+        why = "no writable cpu cgroup" if applied.tracked else "no writable cgroups"
         if cpu_limit_millis and not applied.cpu:
             warnings.append(
                 f"cpu limit {cpu_limit_millis}m is approximated ({why}): the runtime stops and "
@@ -736,7 +742,7 @@ class ContainerRuntime:
                 os.close(log_fd)
             pid = c.popen.pid
             c.identity = process.identify(pid) or process.Identity(pid)
-            if self.cgroups.tracking:
+            if r.in_cgroups:
                 await self._joined(c.popen)
             r.state, r.started_at, r.pid = st.RUNNING, _now_ns(), pid
             r.pid_start_ticks, r.pid_create_time = c.identity.start_ticks, c.identity.create_time
@@ -959,7 +965,7 @@ class ContainerRuntime:
         stub: kubelet/runtime/cgroups.py). The program is looked up first, so
         a missing one fails here with the usual error (OSError), as an exec
         would, and not in the stub."""
-        if not self.cgroups.tracking:
+        if not r.in_cgroups:
             return list(argv)
         stdio.resolve_executable(argv[0], env, r.working_dir)
         return cgroups_mod.join_argv(self.cgroups.procs_files(r.id), argv, env)

@@ -113,7 +113,7 @@ def test_v1_container_limits_procs_files_usage_and_oom(tmp_path, root):
     v1_tree(fs)
     cg = cgroups.Cgroups.open(root, fs=fs, rmdir=fake_rmdir)
     applied = cg.create("c1", memory_limit_bytes=100 << 20, cpu_limit_millis=200)
-    assert applied == cgroups.Applied(memory=True, cpu=True)
+    assert applied == cgroups.Applied(memory=True, cpu=True, tracked=True)
     unique = cgroups.unique_name(root)
     mem = fs / "memory" / "kubemu" / unique / "c1"
     cpu = fs / "cpu,cpuacct" / "kubemu" / unique / "c1"
@@ -144,7 +144,7 @@ def test_v1_without_a_cpu_hierarchy_the_cpu_limit_is_not_applied(tmp_path, root)
     fs = tmp_path / "cg"
     v1_tree(fs, hierarchies=("memory", "pids"))
     cg = cgroups.Cgroups.open(root, fs=fs, rmdir=fake_rmdir)
-    assert cg.create("c1", 1 << 20, 500) == cgroups.Applied(memory=True, cpu=False)
+    assert cg.create("c1", 1 << 20, 500) == cgroups.Applied(memory=True, cpu=False, tracked=True)
     assert cg.usage("c1") is None  # no cpu accounting: the runtime samples the tree
 
 
@@ -183,7 +183,7 @@ def test_v2_container_limits_usage_and_oom(tmp_path, root):
     d.mkdir(parents=True)
     for name in ("memory.swap.max", "memory.oom.group"):
         (d / name).write_text("max\n")  # present in a real cgroup with the memory controller
-    assert cg.create("c1", 64 << 20, 1500) == cgroups.Applied(memory=True, cpu=True)
+    assert cg.create("c1", 64 << 20, 1500) == cgroups.Applied(memory=True, cpu=True, tracked=True)
     assert (d / "memory.max").read_text() == str(64 << 20)
     assert (d / "memory.swap.max").read_text() == "0"
     assert (d / "memory.oom.group").read_text() == "1"
@@ -214,7 +214,7 @@ def test_v2_falls_back_to_the_runtimes_own_delegated_cgroup(tmp_path, root):
     cg = cgroups.Cgroups.open(root, fs=fs, proc_self_cgroup="0::/user.slice/me.scope\n")
     assert (cg.version, list(cg.parents)) == (2, [parent])
     assert cg.controllers == []  # none could be enabled there: tracking and kill only
-    assert cg.tracking and cg.create("c1", 1 << 20, 100) == cgroups.Applied()
+    assert cg.tracking and cg.create("c1", 1 << 20, 100) == cgroups.Applied(tracked=True)
 
 
 def test_mode_none_and_an_unwritable_machine_give_no_cgroups(tmp_path, root):
