@@ -1208,6 +1208,8 @@ class ContainerRuntime:
         ours = {c.popen.pid for c in self.containers.values() if c.popen is not None}
         for c in self.containers.values():
             ours.update(c.execs)
+            if c.running:
+                ours.add(c.record.pid)  # a leader re-parented here is watched, not an orphan
         return process.child_pids() - ours
 
     async def stats(self, c: Container) -> dict:
