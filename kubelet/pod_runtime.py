@@ -56,6 +56,8 @@ from kubemu.runtime.v1 import runtime_pb2 as rpb
 
 DEFAULT_GRACE_S = 30
 RETRY_S = 2.0
+# Event reason: a container limit the node enforces only approximately (no cgroup).
+LIMIT_APPROXIMATED = "LimitApproximated"
 
 
 @dataclasses.dataclass
@@ -427,7 +429,7 @@ class PodRuntime:
             self.schedule(RETRY_S)
             return
         try:
-            container_id = await self.ctx.runtime.create_container(
+            container_id, warnings = await self.ctx.runtime.create_container(
                 self.sandbox.id, config, self.sandbox.config)
         except cri.RuntimeCallError as err:
             if err.code == grpc.StatusCode.ALREADY_EXISTS:
@@ -446,6 +448,10 @@ class PodRuntime:
             return
         self.ctx.events.record(pod, NORMAL, "Created", f"Created container {ctr.name}",
                                field_path=path)
+        for warning in warnings:
+            # No cgroup enforces this limit on this node: say how it is approximated.
+            self.ctx.events.record(pod, WARNING, LIMIT_APPROXIMATED,
+                                   f"Container {ctr.name}: {warning}", field_path=path)
         await self._run_created(pod, ctr, container_id, init)
 
     async def _start_created(self, pod: Message, ctr: Message, cur: Instance,

@@ -82,7 +82,8 @@ class RuntimeService(pb_grpc.RuntimeServicer):
     async def Version(self, request, context):
         return pb.VersionResponse(version="0.1.0", runtime_name=rt.RUNTIME_NAME,
                                   runtime_version=rt.RUNTIME_VERSION,
-                                  runtime_api_version=rt.RUNTIME_API_VERSION)
+                                  runtime_api_version=rt.RUNTIME_API_VERSION,
+                                  **self.rt.limits_info())
 
     @rpc
     async def Status(self, request, context):
@@ -126,7 +127,9 @@ class RuntimeService(pb_grpc.RuntimeServicer):
     @rpc
     async def CreateContainer(self, request, context):
         container_id = await self.rt.create_container(request.pod_sandbox_id, request.config)
-        return pb.CreateContainerResponse(container_id=container_id)
+        return pb.CreateContainerResponse(
+            container_id=container_id,
+            warnings=self.rt.container(container_id).record.warnings)
 
     @rpc
     async def StartContainer(self, request, context):
@@ -201,7 +204,8 @@ class RuntimeService(pb_grpc.RuntimeServicer):
                                               labels=r.labels, annotations=r.annotations),
             cpu=pb.CpuUsage(timestamp=s["timestamp"], usage_core_nano_seconds=s["cpu_ns"],
                             usage_nano_cores=s["nano_cores"]),
-            memory=pb.MemoryUsage(timestamp=s["timestamp"], working_set_bytes=s["rss_bytes"],
+            memory=pb.MemoryUsage(timestamp=s["timestamp"],
+                                  working_set_bytes=s["working_set_bytes"],
                                   rss_bytes=s["rss_bytes"]),
             process_count=s["process_count"])
 
