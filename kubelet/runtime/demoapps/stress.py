@@ -283,16 +283,24 @@ def hog_vm(size: int, stride: int, hang: int, keep: bool, log: Log) -> int:
 def hog_hdd(size: int, log: Log) -> int:
     printable = bytes(32 + b % 95 for b in range(256))
     chunk = os.urandom(HDD_CHUNK_BYTES - 1).translate(printable) + b"\n"
+    # The --timeout alarm (or stress's SIGUSR1 to its group) waits while a
+    # file exists by name: a worker ended between mkstemp and unlink would
+    # leave it behind.
+    ending = {signal.SIGALRM, signal.SIGUSR1, signal.SIGTERM, signal.SIGINT}
     while True:
+        signal.pthread_sigmask(signal.SIG_BLOCK, ending)
         try:
-            fd, name = tempfile.mkstemp(prefix="stress.", dir=".")
-        except OSError as err:
-            log.err(f"mkstemp failed: {err.strerror}", 541)
-            return 1
-        name = "./" + os.path.basename(name)
-        log.dbg(f"opened {name} for writing {size} bytes")
-        log.dbg(f"unlinking {name}")
-        os.unlink(name)
+            try:
+                fd, name = tempfile.mkstemp(prefix="stress.", dir=".")
+            except OSError as err:
+                log.err(f"mkstemp failed: {err.strerror}", 541)
+                return 1
+            name = "./" + os.path.basename(name)
+            log.dbg(f"opened {name} for writing {size} bytes")
+            log.dbg(f"unlinking {name}")
+            os.unlink(name)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, ending)
         written = 0
         try:
             log.dbg(f"fast writing to {name}")
