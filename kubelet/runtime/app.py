@@ -45,6 +45,7 @@ class Options:
     kill_wait_s: float = 10.0
     shutdown_grace_s: float = 2.0
     fault_dir: str = ""
+    isolation: str = "auto"
 
 
 class RootInUse(RuntimeError):
@@ -89,7 +90,7 @@ class RuntimeServer:
         self.runtime = rt.ContainerRuntime(rt.Options(
             root=options.root, images_file=options.images_file,
             monitor_period_s=options.monitor_period_s, cpu_window_s=options.cpu_window_s,
-            kill_wait_s=options.kill_wait_s), loops=self.loops,
+            kill_wait_s=options.kill_wait_s, isolation=options.isolation), loops=self.loops,
             faults=Faults(options.fault_dir or None))
         self.lock_fd: int | None = None
 

@@ -210,3 +210,36 @@ def sample_trees(queries: Mapping[str, TreeQuery]) -> dict[str, TreeSample]:
 def kill_all(identities: Iterable[Identity]) -> None:
     for identity in identities:
         signal_process(identity, signal.SIGKILL)
+
+
+def reap(pid: int, block: bool = True) -> int | None:
+    """Collect the exit of a child (or of a process re-parented to us, a child
+    subreaper): its returncode as subprocess reports it (-N for signal N), or
+    None when it is not ours (or, not blocking, still running)."""
+    try:
+        got, status = os.waitpid(pid, 0 if block else os.WNOHANG)
+    except ChildProcessError:
+        return None
+    if got == 0:
+        return None
+    return os.waitstatus_to_exitcode(status)
+
+
+def zombie_children(ppid: int) -> list[int]:
+    """Zombie children of `ppid` (blocking: it reads /proc). Their list comes
+    from /proc/<ppid>/task/*/children where the kernel has it, else from a
+    scan of every process."""
+    pids: set[int] = set()
+    try:
+        for tid in os.listdir(f"/proc/{ppid}/task"):
+            with open(f"/proc/{ppid}/task/{tid}/children") as f:
+                pids.update(int(p) for p in f.read().split())
+    except OSError:
+        pids = {pid for parent, children in _children_map().items() if parent == ppid
+                for pid in children}
+    found = []
+    for pid in pids:
+        fields = _proc_stat(pid)
+        if fields is not None and fields[0] == "Z" and int(fields[1]) == ppid:
+            found.append(pid)
+    return found

@@ -63,7 +63,8 @@ def container_status(r: st.ContainerRecord) -> pb.ContainerStatus:
         reason=r.reason, message=r.message, labels=r.labels, annotations=r.annotations,
         mounts=[pb.Mount(container_path=m.container_path, host_path=m.host_path,
                          readonly=m.readonly) for m in r.mounts],
-        log_path=r.log_path, pid=r.pid, pod_sandbox_id=r.sandbox_id, rootfs=r.rootfs)
+        log_path=r.log_path, pid=r.pid, pod_sandbox_id=r.sandbox_id, rootfs=r.rootfs,
+        isolation=r.isolation or "plain")
 
 
 def image_pb(info: dict) -> pb.Image:
@@ -79,7 +80,9 @@ class RuntimeService(pb_grpc.RuntimeServicer):
     async def Version(self, request, context):
         return pb.VersionResponse(version="0.1.0", runtime_name=rt.RUNTIME_NAME,
                                   runtime_version=rt.RUNTIME_VERSION,
-                                  runtime_api_version=rt.RUNTIME_API_VERSION)
+                                  runtime_api_version=rt.RUNTIME_API_VERSION,
+                                  isolation=self.rt.isolation.mode,
+                                  isolation_reason=self.rt.isolation.reason)
 
     @rpc
     async def Status(self, request, context):
@@ -122,8 +125,9 @@ class RuntimeService(pb_grpc.RuntimeServicer):
 
     @rpc
     async def CreateContainer(self, request, context):
-        container_id = await self.rt.create_container(request.pod_sandbox_id, request.config)
-        return pb.CreateContainerResponse(container_id=container_id)
+        container_id, warnings = await self.rt.create_container(request.pod_sandbox_id,
+                                                                request.config)
+        return pb.CreateContainerResponse(container_id=container_id, warnings=warnings)
 
     @rpc
     async def StartContainer(self, request, context):
