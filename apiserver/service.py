@@ -19,6 +19,7 @@ from apiserver.registry import ObjectRegistry
 from apiserver.strategy import pod as pod_strategy
 from apiserver.watchcache import BOOKMARK, WatchCache
 from kubemu import server as grpc_server
+from kubemu import streams
 from kubemu.api import errors
 from kubemu.api.kinds import Registry
 from kubemu.api.v1 import resources_pb2 as pb
@@ -47,7 +48,7 @@ def _parse_rv(text: str) -> int:
     return value
 
 
-# pods/log, pods/exec and node stats go to the node's kubelet (kubemu.kubelet.v1).
+# pods/log, pods/exec, pods/attach and node stats go to the node's kubelet (kubemu.kubelet.v1).
 KUBELET_CHANNELS_MAX = 64
 KUBELET_CALL_TIMEOUT_S = 30.0
 
@@ -129,6 +130,38 @@ class ResourcesService(pb_grpc.ResourcesServicer):
             return await stub.Exec(request, timeout=self._timeout_s(context, default_s))
         except grpc.aio.AioRpcError as err:
             raise _kubelet_error(address, err) from None
+
+    async def PodExecStream(self, request_iterator, context):
+        await self._proxy_session(context, "ExecStream")
+
+    async def PodAttach(self, request_iterator, context):
+        await self._proxy_session(context, "Attach")
+
+    async def _proxy_session(self, context: grpc.aio.ServicerContext, method: str) -> None:
+        """An interactive session relayed, unchanged, to the pod's kubelet (kubemu.streams):
+        the target within the set-up deadline, the kubelet's `started` within its
+        own, then both directions until the kubelet ends the session. A client
+        that goes away cancels the kubelet's call."""
+        address, call = "", None
+        try:
+            first = await streams.read_first(context, streams.SETUP_TIMEOUT_S)
+            if streams.input_kind(first) != "target":
+                raise errors.BadRequest("the first message of a session must name its target")
+            target = first.target
+            address, stub = await self._pod_kubelet(target.namespace or "default", target.name)
+            call = getattr(stub, method)()
+            await call.write(first)
+            await context.write(await streams.read_first(call, streams.setup_timeout_s(1)))
+            await streams.relay(context, call)
+        except errors.ApiError as err:
+            await grpc_server.abort(context, err)
+        except (streams.ProtocolError, streams.SetupTimeout) as err:
+            await grpc_server.abort(context, errors.BadRequest(str(err)))
+        except grpc.aio.AioRpcError as err:
+            await grpc_server.abort(context, _kubelet_error(address, err))
+        finally:
+            if call is not None:
+                call.cancel()
 
     @grpc_server.unary_errors
     async def NodeStats(self, request, context):

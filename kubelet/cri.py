@@ -153,6 +153,18 @@ class RuntimeClient:
         return await self._call("ExecSync", pb.ExecSyncRequest(
             container_id=container_id, cmd=cmd, timeout_s=timeout_s), timeout_s=deadline_s)
 
+    def open_stream(self, method: str) -> grpc.aio.StreamStreamCall:
+        """A bidirectional session call ("ExecStream", "Attach") with no deadline of
+        its own: the caller bounds its set-up (kubemu.streams) and cancels it."""
+        return getattr(self._stub, method)()
+
+    @staticmethod
+    def stream_error(method: str, err: grpc.aio.AioRpcError) -> Exception:
+        """A session call's failure as one of this module's exceptions."""
+        if err.code() in UNAVAILABLE_CODES and err.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+            return RuntimeUnavailable(f"runtime {method}: {err.code().name}: {err.details()}")
+        return RuntimeCallError(err.code(), err.details() or err.code().name)
+
     async def list_stats(self) -> list[pb.ContainerStats]:
         response = await self._call("ListContainerStats", pb.ListContainerStatsRequest())
         return list(response.stats)

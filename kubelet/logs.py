@@ -38,7 +38,8 @@ rotations without repeating or skipping a byte. A follower that fell behind
 the live file's start skips to it (what it missed is in the rotated files).
 
 Reading (`read_log`) goes across the rotated files and the live one, oldest
-first: all of it, its last `tail_lines` lines, at most `limit_bytes`; with
+first: all of it, its last `tail_lines` lines, or from a stream `offset`
+(`end_offset` taken earlier), at most `limit_bytes`; with
 `follow`, new bytes of the live file as they are written, until `running()`
 says the instance has ended (then whatever is left). Reads are blocking file
 I/O and run in a thread; nothing is held open between polls but the live file.
@@ -473,9 +474,19 @@ def _read_chunks(plan: list[tuple[pathlib.Path, int]]) -> Iterator[bytes]:
             continue
 
 
+def end_offset(path: str) -> int:
+    """The stream offset of the log's end now (blocking): what `read_log(offset=...)`
+    starts from to give only what is written after this call (attach)."""
+    log = LiveLog(pathlib.Path(path))
+    try:
+        return log.start_offset(0)
+    finally:
+        log.close()
+
+
 async def read_log(path: str, *, tail_lines: int | None = None, limit_bytes: int | None = None,
                    follow: bool = False, running: Callable[[], Awaitable[bool]] | None = None,
-                   poll_s: float = 0.2) -> AsyncIterator[bytes]:
+                   poll_s: float = 0.2, offset: int | None = None) -> AsyncIterator[bytes]:
     budget = limit_bytes if limit_bytes is not None and limit_bytes > 0 else None
     live = pathlib.Path(path)
     try:
@@ -487,7 +498,8 @@ async def read_log(path: str, *, tail_lines: int | None = None, limit_bytes: int
             yield chunk
         return
     try:
-        position = await asyncio.to_thread(log.start_offset, tail_lines)
+        position = offset if offset is not None else \
+            await asyncio.to_thread(log.start_offset, tail_lines)
         ended = False
         while True:
             chunk, start = await asyncio.to_thread(

@@ -389,6 +389,7 @@ class PodRuntime:
             mounts=mounts, memory_limit_bytes=memory_limit_bytes(ctr),
             cpu_limit_millis=cpu_limit_millis(ctr),
             log_path=logs.relative_log_path(ctr.name, attempt),
+            stdin=ctr.stdin, stdin_once=ctr.stdin_once, tty=ctr.tty,
             labels={cri.POD_NAME_LABEL: m.name, cri.POD_NAMESPACE_LABEL: m.namespace,
                     cri.POD_UID_LABEL: m.uid, cri.CONTAINER_NAME_LABEL: ctr.name},
             annotations={cri.RESTART_COUNT_ANNOTATION: str(attempt),

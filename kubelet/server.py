@@ -1,9 +1,11 @@
-"""The kubelet's gRPC API (kubemu.kubelet.v1.Kubelet): logs, exec and stats of its pods.
+"""The kubelet's gRPC API (kubemu.kubelet.v1.Kubelet): logs, exec, attach and stats of its pods.
 
-The apiserver proxies pods/log and pods/exec here. Both follow a container's
-current instance, the one with the highest attempt (kubelet/containers.py):
-exec runs in it when it runs; logs read it, across its rotated files
-(kubelet/logs.py). `--previous` reads what the container's lastState names,
+The apiserver proxies pods/log, pods/exec and pods/attach here. They follow
+a container's current instance, the one with the highest attempt
+(kubelet/containers.py): exec and attach need it running; logs read it,
+across its rotated files (kubelet/logs.py). Interactive exec is a session
+relayed to the runtime's ExecStream (kubemu.streams); attach reads the
+instance's log from its current end and sends stdin to the runtime's Attach. `--previous` reads what the container's lastState names,
 as the kubelet does: the newest dead instance before a running one, or,
 while a dead one waits to be restarted (CrashLoopBackOff), that one. Errors are ApiErrors sent
 as the apiserver sends them (status code + `kubemu-reason` trailer), worded
@@ -13,10 +15,12 @@ choose one of: [app sidecar]", "previous terminated container \"app\" in pod
 """
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Callable
 
 import grpc
+import grpc.aio
 import psutil
 import structlog
 from google.protobuf.message import Message
@@ -24,6 +28,7 @@ from google.protobuf.message import Message
 from kubelet import cri, logs
 from kubelet import status as pod_status
 from kubemu import server as grpc_server
+from kubemu import streams
 from kubemu.api import errors
 from kubemu.api.v1 import resources_pb2 as apb
 from kubemu.kubelet.v1 import kubelet_pb2_grpc
@@ -32,8 +37,39 @@ from kubemu.runtime.v1 import runtime_pb2 as rpb
 log = structlog.get_logger()
 
 EXEC_OUTPUT_BYTES_MAX = 16 << 20
+# How often an attach looks for new output in the container's log (what a
+# user typing into an attached terminal waits for its echo, at most).
+ATTACH_POLL_S = 0.05
 
 
+def _runtime_size(size: apb.TerminalSize) -> rpb.TerminalSize:
+    return rpb.TerminalSize(width=size.width, height=size.height)
+
+
+def _to_runtime(message: apb.PodStreamInput) -> rpb.StreamInput | None:
+    """A client's session message as the runtime's (the target is the hop's own)."""
+    kind = message.WhichOneof("input")
+    if kind == "stdin":
+        return rpb.StreamInput(stdin=message.stdin)
+    if kind == "resize":
+        return rpb.StreamInput(resize=_runtime_size(message.resize))
+    if kind == "close_stdin":
+        return rpb.StreamInput(close_stdin=True)
+    return None
+
+
+def _from_runtime(message: rpb.StreamOutput) -> apb.PodStreamOutput | None:
+    """The runtime's session output as the API's: the exit code gains Kubernetes'
+    status message."""
+    kind = message.WhichOneof("output")
+    if kind == "stdout":
+        return apb.PodStreamOutput(stdout=message.stdout)
+    if kind == "stderr":
+        return apb.PodStreamOutput(stderr=message.stderr)
+    if kind == "exit_code":
+        return apb.PodStreamOutput(exit=apb.PodStreamExit(
+            exit_code=message.exit_code, message=streams.exit_message(message.exit_code)))
+    return None
 
 
 def _runtime_unavailable(exc: Exception) -> errors.ApiError | None:
@@ -183,6 +219,118 @@ class KubeletService(kubelet_pb2_grpc.KubeletServicer):
         return apb.PodExecResponse(stdout=response.stdout[:EXEC_OUTPUT_BYTES_MAX],
                                    stderr=response.stderr[:EXEC_OUTPUT_BYTES_MAX],
                                    exit_code=response.exit_code)
+
+    # ------------------------------------------------------------ sessions
+
+    async def _running_instance(self, pod: Message, container: str) -> rpb.ContainerStatus:
+        instances = await self._instances(pod, container)
+        if not instances or instances[0].state != rpb.CONTAINER_RUNNING:
+            raise errors.BadRequest(f'unable to upgrade connection: container not found '
+                                    f'("{container}")')
+        return instances[0]
+
+    @staticmethod
+    def _spec(pod: Message, container: str) -> Message:
+        return next(c for c in [*pod.spec.containers, *pod.spec.init_containers]
+                    if c.name == container)
+
+    async def _open(self, method: str, start: rpb.StreamStart) -> grpc.aio.StreamStreamCall:
+        """A runtime session call, set up: the start sent and `started` received."""
+        call = self.runtime.open_stream(method)
+        try:
+            await call.write(rpb.StreamInput(start=start))
+            reply = await streams.read_first(call, streams.setup_timeout_s(0))
+            if reply.WhichOneof("output") != "started":
+                raise streams.ProtocolError(f"the runtime's {method} did not start")
+        except BaseException:
+            call.cancel()
+            raise
+        return call
+
+    async def _session(self, context, run) -> None:
+        """Serve a session (ExecStream, Attach): the target within the set-up
+        deadline, then `run(target, context)`; every failure is reported as the
+        apiserver reports it."""
+        try:
+            first = await streams.read_first(context, streams.SETUP_TIMEOUT_S)
+            if streams.input_kind(first) != "target":
+                raise streams.ProtocolError("the first message of a session must name its target")
+            await run(first.target, context)
+        except errors.ApiError as err:
+            await grpc_server.abort(context, err)
+        except (streams.ProtocolError, streams.SetupTimeout) as err:
+            await grpc_server.abort(context, errors.BadRequest(str(err)))
+        except cri.RuntimeUnavailable as err:
+            await grpc_server.abort(context, _runtime_unavailable(err))
+        except grpc.aio.AioRpcError as err:  # the runtime's session call failed
+            failed = cri.RuntimeClient.stream_error("session", err)
+            if isinstance(failed, cri.RuntimeUnavailable):
+                await grpc_server.abort(context, _runtime_unavailable(failed))
+            elif failed.code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                await grpc_server.abort(context, errors.Timeout(failed.message))
+            else:
+                await grpc_server.abort(context, errors.BadRequest(failed.message))
+
+    async def ExecStream(self, request_iterator, context):
+        await self._session(context, self._exec_stream)
+
+    async def _exec_stream(self, target: apb.PodStreamTarget, context) -> None:
+        pod = self._pod(target.namespace, target.name)
+        container = self._container_name(pod, target.container)
+        if not target.command:
+            raise errors.BadRequest("you must specify at least one command for the container")
+        instance = await self._running_instance(pod, container)
+        call = await self._open("ExecStream", rpb.StreamStart(
+            container_id=instance.id, cmd=list(target.command), stdin=target.stdin,
+            tty=target.tty, size=_runtime_size(target.size), timeout_s=target.timeout_s))
+        await context.write(apb.PodStreamOutput(started=True))
+        await streams.relay(context, call, map_in=_to_runtime, map_out=_from_runtime)
+
+    async def Attach(self, request_iterator, context):
+        await self._session(context, self._attach)
+
+    async def _attach(self, target: apb.PodStreamTarget, context) -> None:
+        """Output: the container's log from its current end, followed until the
+        instance ends (a tty's output is in the log too: the runtime copies it).
+        Input: stdin, when the container has `stdin`, and terminal resizes go to
+        the runtime's Attach. Whether there is a terminal is the container's
+        `tty`, as in Kubernetes (the client's `tty` only says how it shows it)."""
+        pod = self._pod(target.namespace, target.name)
+        container = self._container_name(pod, target.container)
+        spec = self._spec(pod, container)
+        instance = await self._running_instance(pod, container)
+        stdin = target.stdin and spec.stdin  # stdin to a container without one: dropped
+        call = None
+        if stdin or spec.tty:
+            call = await self._open("Attach", rpb.StreamStart(
+                container_id=instance.id, stdin=stdin, tty=spec.tty,
+                size=_runtime_size(target.size)))
+        try:
+            # From the log's end as it is before the client can type anything.
+            try:
+                offset = await asyncio.to_thread(logs.end_offset, instance.log_path)
+            except FileNotFoundError:  # nothing written yet
+                offset = 0
+            await context.write(apb.PodStreamOutput(started=True))
+
+            async def running() -> bool:
+                try:
+                    current = await self.runtime.container_status(instance.id)
+                except (cri.RuntimeCallError, cri.RuntimeUnavailable):
+                    return False
+                return current.state == rpb.CONTAINER_RUNNING
+
+            async def output() -> None:
+                async for chunk in logs.read_log(instance.log_path, offset=offset, follow=True,
+                                                 running=running,
+                                                 poll_s=min(self.follow_poll_s, ATTACH_POLL_S)):
+                    await context.write(apb.PodStreamOutput(stdout=chunk))
+                await context.write(apb.PodStreamOutput(exit=apb.PodStreamExit(exit_code=0)))
+
+            await streams.join(streams.pump_in(context, call, _to_runtime), output())
+        finally:
+            if call is not None:
+                call.cancel()
 
     @_unary
     async def Stats(self, request, context):

@@ -8,7 +8,8 @@ for in-flight calls) that components run on SIGTERM or SIGINT.
   metadata or made here (and then sent back to the client as initial
   metadata). It is bound into every log line written while the call is
   handled. Unary calls are logged at debug level, failures at info; streams
-  (watches, logs, exec) when they start and end.
+  (watches, logs) and sessions (interactive exec, attach) when they start
+  and end.
 - Health: the process is SERVING when the component says so
   (`set_serving`) and no named check is failing (`set_check(name, False)`,
   e.g. a background loop that is down, see kubemu.loops).
@@ -94,7 +95,7 @@ def _code_name(context: grpc.aio.ServicerContext) -> str:
 
 
 class LoggingInterceptor(grpc.aio.ServerInterceptor):
-    """Request ids and call logs for unary and server-streaming methods.
+    """Request ids and call logs for unary, server-streaming and bidirectional methods.
 
     The wrapped handler is built once per method, not once per call.
     """
@@ -115,6 +116,8 @@ class LoggingInterceptor(grpc.aio.ServerInterceptor):
             wrapped = self._wrap_unary(name, handler)
         elif handler.unary_stream is not None:
             wrapped = self._wrap_stream(name, handler)
+        elif handler.stream_stream is not None:
+            wrapped = self._wrap_session(name, handler)
         else:
             return handler
         self._wrapped[method] = wrapped
@@ -166,6 +169,28 @@ class LoggingInterceptor(grpc.aio.ServerInterceptor):
                           ms=round((time.monotonic() - started) * 1000, 2))
 
         return grpc.unary_stream_rpc_method_handler(
+            logged, request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer)
+
+
+    @staticmethod
+    def _wrap_session(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """Bidirectional sessions (exec, attach), served with context.read/write."""
+        inner = handler.stream_stream
+
+        async def logged(request_iterator, context):
+            started = time.monotonic()
+            with structlog.contextvars.bound_contextvars(request_id=await _request_id(context)):
+                log.debug("session started", method=method)
+                try:
+                    return await inner(request_iterator, context)
+                finally:
+                    code = _code_name(context)
+                    level = log.debug if code in ("OK", "CANCELLED") else log.info
+                    level("session ended", method=method, code=code,
+                          ms=round((time.monotonic() - started) * 1000, 2))
+
+        return grpc.stream_stream_rpc_method_handler(
             logged, request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer)
 

@@ -55,4 +55,10 @@ Contract (what the kubelet and pod authors rely on):
   only the gRPC server.
 - Images resolve through kubelet/runtime/images.py (built-in entries plus
   --images-file); demo apps are in kubelet/runtime/demoapps/.
+- Interactive exec (ExecStream) and attach (Attach), and containers created
+  with `stdin`/`tty`: kubelet/runtime/stdio.py. A streaming exec's process
+  enters its container through ContainerRuntime.spawn_in_container. A
+  container's stdin pipe or terminal lives in the runtime: a restarted
+  runtime cannot give it back (the container reads end of input, or its
+  terminal hangs up).
 """

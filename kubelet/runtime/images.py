@@ -30,10 +30,11 @@ Images file format:
         workdir: /app
         programs: {"/app/server": ["/usr/bin/python3", "/home/me/server.py"]}
 
-Busybox-like images run the host's /bin/sh and coreutils. Busybox applets
-missing on a typical host (and so in these images): nslookup, nc, httpd,
-ping, telnet, traceroute, usleep (`ash` is mapped to /bin/sh; wget works
-when the host has it).
+Busybox-like images run the host's /bin/sh and coreutils (`ash` is mapped
+to /bin/sh); the applets a host often lacks, nc, nslookup, ping and wget,
+are stand-ins (demoapps/busybox.py) with busybox's flags and output, in
+1.28's format for busybox:1.28 and older. Applets still missing: httpd,
+telnet, traceroute, usleep.
 """
 from __future__ import annotations
 
@@ -363,21 +364,53 @@ def demoapp_argv(module: str, *extra: str) -> tuple[str, ...]:
     return (sys.executable, "-S", "-E", "-u", "-B", str(DEMOAPPS_DIR / f"{module}.py"), *extra)
 
 
+BUSYBOX_APPLETS = ("nc", "nslookup", "ping", "wget")
+BUSYBOX_LEGACY_PATTERNS = (  # busybox before 1.29: nslookup through libc, the old format
+    "busybox:1.1[0-9]*", "busybox:1.2[0-8]*", "registry.k8s.io/busybox", "k8s.gcr.io/busybox",
+    "gcr.io/google-containers/busybox", "gcr.io/google_containers/busybox")
+
+
+def busybox_programs(style: str, *directories: str) -> dict[str, tuple[str, ...]]:
+    """The busybox applets a host often lacks (demoapps/busybox.py), by bare
+    name (on PATH) and at their paths in `directories`; `busybox APPLET`
+    too. `style` is busybox.py's: the release or tool whose output it gives."""
+    programs: dict[str, tuple[str, ...]] = {}
+    for applet in BUSYBOX_APPLETS:
+        argv = demoapp_argv("busybox", f"--kubemu-style={style}", applet)
+        programs[applet] = argv
+        for directory in directories:
+            programs[f"{directory}/{applet}"] = argv
+    multicall = demoapp_argv("busybox", f"--kubemu-style={style}")
+    programs["busybox"] = programs["/bin/busybox"] = multicall
+    return programs
+
+
 def builtin_entries() -> list[ImageEntry]:
     python = (sys.executable,)
     shell_programs = {"ash": (HOST_SHELL,), "/bin/ash": (HOST_SHELL,)}
+    alpine_programs = {**shell_programs, **busybox_programs("busybox", "/bin", "/usr/bin")}
     nginx = demoapp_argv("nginx")
+    agnhost = demoapp_argv("agnhost")
+    stress = demoapp_argv("stress")
     py_version = ".".join(map(str, sys.version_info[:3]))
     py_minor = f"python{sys.version_info[0]}.{sys.version_info[1]}"
     return [
         ImageEntry(
-            name="busybox", patterns=("busybox", "registry.k8s.io/busybox",
-                                      "k8s.gcr.io/busybox", "gcr.io/google-containers/busybox"),
-            cmd=("sh",), programs=shell_programs, size_bytes=4_261_550,
-            description="the host's /bin/sh and coreutils"),
+            name="busybox", patterns=BUSYBOX_LEGACY_PATTERNS, cmd=("sh",),
+            programs={**shell_programs, **busybox_programs("busybox-1.28", "/bin")},
+            size_bytes=1_146_369,
+            description="the host's /bin/sh and coreutils; nc, nslookup (1.28's format), "
+                        "ping, wget from demoapps/busybox.py"),
+        ImageEntry(
+            name="busybox", patterns=("busybox",), cmd=("sh",),
+            programs={**shell_programs, **busybox_programs("busybox", "/bin")},
+            size_bytes=4_261_550,
+            description="the host's /bin/sh and coreutils; nc, nslookup, ping, wget "
+                        "from demoapps/busybox.py"),
         ImageEntry(name="alpine", patterns=("alpine",), cmd=("/bin/sh",),
-                   programs=shell_programs, size_bytes=7_797_760,
-                   description="the host's /bin/sh and coreutils"),
+                   programs=alpine_programs, size_bytes=7_797_760,
+                   description="the host's /bin/sh and coreutils; busybox's nc, nslookup, "
+                               "ping, wget"),
         ImageEntry(name="ubuntu", patterns=("ubuntu",), cmd=("/bin/bash",), size_bytes=77_863_424,
                    description="the host's shell and coreutils"),
         ImageEntry(name="debian", patterns=("debian",), cmd=("bash",), size_bytes=124_000_000,
@@ -394,13 +427,15 @@ def builtin_entries() -> list[ImageEntry]:
                                                 "/docker-entrypoint.sh"),
                       "nginx": nginx, "/usr/sbin/nginx": nginx},
             size_bytes=187_000_000,
-            description="static HTTP server on $POD_IP:80 ($NGINX_PORT)"),
+            description="static HTTP server on $POD_IP:80 ($NGINX_PORT) for "
+                        "/usr/share/nginx/html (the welcome page while it does not exist)"),
         ImageEntry(
             name="test-webserver", patterns=("k8s.gcr.io/test-webserver",
-                                             "registry.k8s.io/test-webserver"),
+                                             "registry.k8s.io/test-webserver",
+                                             "gcr.io/google_containers/test-webserver"),
             entrypoint=("/test-webserver",),
-            programs={"/test-webserver": demoapp_argv("nginx", "--serve-root", "/")},
-            size_bytes=4_500_000, description="file server for / of the container on port 80"),
+            programs={"/test-webserver": demoapp_argv("agnhost", "test-webserver")},
+            size_bytes=4_500_000, description="file server for the container's / on port 80"),
         ImageEntry(
             name="pause", patterns=("registry.k8s.io/pause", "k8s.gcr.io/pause",
                                     "gcr.io/google_containers/pause"),
@@ -415,9 +450,45 @@ def builtin_entries() -> list[ImageEntry]:
                                       "k8s.gcr.io/e2e-test-images/agnhost",
                                       "gcr.io/kubernetes-e2e-test-images/agnhost"),
             entrypoint=("/agnhost",), cmd=("pause",),
-            programs={"/agnhost": demoapp_argv("agnhost"), **shell_programs},
+            programs={"/agnhost": agnhost, **alpine_programs,
+                      **{name: argv for name, argv in busybox_programs(
+                          "bind", "/bin", "/usr/bin").items() if name.endswith("nslookup")}},
             size_bytes=50_000_000,
-            description="subcommands liveness, pause, netexec, serve-hostname"),
+            description="subcommands liveness, netexec, serve-hostname, test-webserver, pause, "
+                        "entrypoint-tester, mounttest, connect, porter, dns-suffix, "
+                        "dns-server-list, etc-hosts"),
+        ImageEntry(
+            name="dnsutils", patterns=("registry.k8s.io/e2e-test-images/jessie-dnsutils",
+                                       "k8s.gcr.io/e2e-test-images/jessie-dnsutils",
+                                       "gcr.io/kubernetes-e2e-test-images/dnsutils",
+                                       "gcr.io/kubernetes-e2e-test-images/jessie-dnsutils",
+                                       "registry.k8s.io/e2e-test-images/dnsutils"),
+            cmd=("bash",),
+            programs={name: argv for name, argv in busybox_programs("bind", "/bin",
+                                                                    "/usr/bin").items()
+                      if name.endswith(("nslookup", "ping"))},
+            size_bytes=133_000_000,
+            description="the host's shell and coreutils; nslookup (bind's format), ping"),
+        ImageEntry(
+            name="stress", patterns=("polinux/stress",),
+            # The image's CMD is written ['/usr/local/bin/stress'] (single quotes), which
+            # Docker takes as a shell command: run without a command, it fails with 127.
+            cmd=("/bin/sh", "-c", "['/usr/local/bin/stress']"),
+            env=(("RELEASE_VERSION", "1.0.4"), ("SHELL", "/bin/bash")),
+            programs={"stress": stress, "/usr/local/bin/stress": stress, **alpine_programs},
+            size_bytes=9_740_000,
+            description="stress 1.0.4: --cpu/--io/--vm/--hdd workers that really burn CPU "
+                        "and hold memory"),
+        ImageEntry(
+            name="vish-stress", patterns=("vish/stress",),
+            entrypoint=("/stress", "-logtostderr"),
+            programs={"/stress": demoapp_argv("vish_stress")}, size_bytes=5_600_000,
+            description="-cpus N burners, -mem-total allocated in -mem-alloc-size chunks"),
+        ImageEntry(
+            name="goproxy", patterns=("registry.k8s.io/goproxy", "k8s.gcr.io/goproxy",
+                                      "gcr.io/google_containers/goproxy"),
+            entrypoint=("/goproxy",), programs={"/goproxy": demoapp_argv("goproxy")},
+            size_bytes=5_400_000, description="HTTP proxy on $POD_IP:8080"),
         ImageEntry(
             name="kuard", patterns=("gcr.io/kuar-demo/kuard-amd64", "gcr.io/kuar-demo/kuard-arm64",
                                     "gcr.io/kuar-demo/kuard"),

@@ -198,7 +198,7 @@ class Launched:
 
 
 def launch(isolation: Isolation, spec: dict[str, Any], *, stdout: int, stderr: int,
-           timeout_s: float = LAUNCH_TIMEOUT_S) -> Launched:
+           stdin: int = subprocess.DEVNULL, timeout_s: float = LAUNCH_TIMEOUT_S) -> Launched:
     """Start a container through nsinit.py (blocking: run it in a thread): the
     container's PID 1 is running its command when this returns with a pid."""
     spec = {"version": nsinit.SPEC_VERSION, **spec}
@@ -206,7 +206,7 @@ def launch(isolation: Isolation, spec: dict[str, Any], *, stdout: int, stderr: i
     report_r, report_w = os.pipe()
     try:
         proc = subprocess.Popen(
-            isolation.launcher("run", spec_fd, report_w), stdin=subprocess.DEVNULL,
+            isolation.launcher("run", spec_fd, report_w), stdin=stdin,
             stdout=stdout, stderr=stderr, pass_fds=(spec_fd, report_w), close_fds=True,
             start_new_session=True, env={"LANG": "C.UTF-8"}, cwd="/")
     except BaseException:

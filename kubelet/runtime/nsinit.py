@@ -481,11 +481,17 @@ class View:
             self.k.mount(f"/dev/{node}", target, None, MS_BIND)
         pts = os.path.join(dev, "pts")
         os.mkdir(pts, 0o755)
+        # The host's devpts: the terminals the runtime opens for `tty` containers
+        # and `exec -t` keep their names in there (`tty`, ttyname); only their
+        # owners (host users, never a container's) may open them.
         try:
-            self.k.mount("devpts", pts, "devpts", MS_NOSUID | MS_NOEXEC,
-                         "newinstance,ptmxmode=0666,mode=0620")
+            self.k.mount("/dev/pts", pts, None, MS_BIND)
         except OSError:
-            pass  # no pseudo-terminals in the container
+            try:
+                self.k.mount("devpts", pts, "devpts", MS_NOSUID | MS_NOEXEC,
+                             "newinstance,ptmxmode=0666,mode=0620")
+            except OSError:
+                pass  # no pseudo-terminals in the container
         for name, link in DEV_LINKS:
             os.symlink(link, os.path.join(dev, name))
         shm = os.path.join(dev, "shm")
@@ -638,7 +644,8 @@ def exec_process(kernel: Kernel, process: dict[str, Any], status_w: int, *,
             raise InitError(f"chdir to cwd (\"{cwd}\") set in config.json failed: "
                             f"{err.strerror}") from None
         if process.get("tty") and os.isatty(0):
-            os.setsid()
+            if os.getsid(0) != os.getpid():  # a container's PID 1 has its session already
+                os.setsid()
             import fcntl
             fcntl.ioctl(0, TIOCSCTTY, 0)
         reset_signals()

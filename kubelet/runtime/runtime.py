@@ -49,6 +49,8 @@ from kubelet.runtime import images as images_mod
 from kubelet.runtime import isolation as iso
 from kubelet.runtime import nsinit, process
 from kubelet.runtime import state as st
+from kubelet.runtime import stdio
+from kubemu import streams
 from kubemu.faults import NO_FAULTS, Faults
 from kubemu.fileutil import atomic_write, private_dir, private_file
 from kubemu.loops import Loops
@@ -171,6 +173,7 @@ class Container:
         self.kill_sent = False
         self.oom_message = ""
         self.execs: dict[int, process.Identity] = {}
+        self.console: stdio.Console | None = None  # stdin/tty containers (attach)
         self.known: dict[int, process.Identity] = {}
         self.cpu_samples: collections.deque[tuple[float, int]] = collections.deque(
             maxlen=cpu_samples_max)
@@ -319,6 +322,8 @@ class ContainerRuntime:
             task.cancel()
         await self.loops.stop()
         await asyncio.gather(*watchers, return_exceptions=True)
+        # Consoles (stdin pipes, terminals) die with this process anyway (kubelet/runtime/stdio.py).
+        await asyncio.gather(*(c.console.aclose() for c in self.containers.values() if c.console))
         await asyncio.to_thread(self.store.close)
         for c in self.containers.values():
             if c.popen is not None and c.popen.returncode is None:
@@ -572,7 +577,8 @@ class ContainerRuntime:
             uid=user[0], gid=user[1], groups=user[2],
             no_new_privs=config.security_context.no_new_privs,
             readonly_rootfs=config.security_context.readonly_rootfs,
-            bin_dir=str(bin_dir or ""))
+            bin_dir=str(bin_dir or ""), stdin=config.stdin, stdin_once=config.stdin_once,
+            tty=config.tty)
         if reserved in self.container_names:  # made meanwhile, by a call that did not wait
             await asyncio.to_thread(shutil.rmtree, container_dir, True)
             raise AlreadyExists(f'failed to reserve container name "{reserved}": name '
@@ -767,13 +773,22 @@ class ContainerRuntime:
                 private_file(log_path)  # 0600 whatever the umask, before anything is in it
                 return os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
             log_fd = await asyncio.to_thread(open_log)
+            console = stdio.Console(stdin=r.stdin, stdin_once=r.stdin_once, tty=r.tty) \
+                if r.stdin or r.tty else None
             try:
                 if r.isolation == iso.NAMESPACES:
-                    pid = await self._launch(c, sandbox, log_fd)
+                    pid = await self._launch(c, sandbox, log_fd, console)
                 else:
-                    pid = await self._spawn_plain(c, log_fd)
-            finally:
+                    pid = await self._spawn_plain(c, log_fd, console)
+            except BaseException:
+                if console is not None:
+                    console.close()
                 os.close(log_fd)
+                raise
+            if console is not None:
+                console.started(log_fd, c.exited, self.options.exec_drain_s)
+                c.console = console
+            os.close(log_fd)
             c.identity = process.identify(pid) or process.Identity(pid)
             r.state, r.started_at, r.pid = st.RUNNING, _now_ns(), pid
             r.pid_start_ticks, r.pid_create_time = c.identity.start_ticks, c.identity.create_time
@@ -789,22 +804,36 @@ class ContainerRuntime:
         log.info("container failed to start", container=r.id[:12], name=r.name, error=message)
         return StartFailed(f'failed to start container "{r.id}": {message}')
 
-    async def _spawn_plain(self, c: Container, log_fd: int) -> int:
+    async def _spawn_plain(self, c: Container, log_fd: int,
+                           console: stdio.Console | None) -> int:
         r = c.record
         try:
+            argv, env = r.exec_argv, dict(r.env)
+            if console is not None and console.tty:
+                argv = stdio.ctty_argv(argv, env, r.working_dir)
+            out = log_fd if console is None or console.child_output is None \
+                else console.child_output
             c.popen = subprocess.Popen(
-                r.exec_argv, stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd,
-                cwd=r.working_dir, env=dict(r.env), start_new_session=True, close_fds=True)
+                argv, stdin=subprocess.DEVNULL if console is None else console.child_stdin,
+                stdout=out, stderr=out, cwd=r.working_dir, env=env, start_new_session=True,
+                close_fds=True)
         except OSError as err:
             raise await self._start_failed(c, start_error_message(r.argv[0], err)) from None
         return c.popen.pid
 
-    async def _launch(self, c: Container, sandbox: st.SandboxRecord, log_fd: int) -> int:
-        """Start the container in its namespaces (nsinit.py); its PID 1's host pid."""
+    async def _launch(self, c: Container, sandbox: st.SandboxRecord, log_fd: int,
+                      console: stdio.Console | None) -> int:
+        """Start the container in its namespaces (nsinit.py); its PID 1's host pid.
+        A `tty` container's terminal becomes its PID 1's controlling terminal."""
         r = c.record
         spec = await asyncio.to_thread(self._run_spec, r, sandbox)
-        launched = await asyncio.to_thread(iso.launch, self.isolation, spec, stdout=log_fd,
-                                           stderr=log_fd)
+        if console is not None and console.tty:
+            spec["process"]["tty"] = True
+        out = log_fd if console is None or console.child_output is None \
+            else console.child_output
+        launched = await asyncio.to_thread(
+            iso.launch, self.isolation, spec, stdout=out, stderr=out,
+            stdin=subprocess.DEVNULL if console is None else console.child_stdin)
         if launched.error:
             message = launched.error
             if launched.stage == "exec" and launched.errno is not None:
@@ -987,6 +1016,131 @@ class ContainerRuntime:
             for task in readers:
                 task.cancel()
             c.execs.pop(proc.pid, None)
+
+    async def spawn_in_container(self, c: Container, cmd: Sequence[str], *, stdin: int,
+                                 stdout: int, stderr: int, tty: bool
+                                 ) -> asyncio.subprocess.Process:
+        """Start `cmd` inside container `c`: the one place where a streaming exec's
+        process enters a container. Namespaces mode: nsinit.py `exec` enters its
+        namespaces and takes its user (exec_command); plain mode: the
+        container's environment, working directory and image programs. Either
+        way a session of its own (with `tty`, `stdin` is a terminal that becomes
+        its controlling terminal), recorded in c.execs so that it is sampled
+        with the container and SIGKILLed with it. The caller removes it from
+        c.execs once it has ended. Raises OSError when the command cannot start
+        (FileNotFoundError, PermissionError; in the namespaces mode the
+        launcher reports that on stderr and exits 126)."""
+        r = c.record
+        command = self.exec_command(c, cmd, tty=tty)
+        argv = command.argv
+        if tty and r.isolation != iso.NAMESPACES:
+            argv = stdio.ctty_argv(argv, command.env, command.cwd)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=stdin, stdout=stdout, stderr=stderr, cwd=command.cwd,
+                env=command.env, start_new_session=True, pass_fds=command.pass_fds)
+        finally:
+            command.close()
+        c.execs[proc.pid] = process.identify(proc.pid) or process.Identity(proc.pid)
+        return proc
+
+    async def exec_stream(self, start: pb.StreamStart, inputs, send) -> None:
+        """An interactive exec (the ExecStream call): `inputs` are the client's
+        messages after `start`, `send` sends one StreamOutput. `started` first,
+        output, then the exit code; a command that cannot start gives 126 and
+        the reason on stderr, as ExecSync does. However it ends (timeout,
+        client gone, error), the command's process group is SIGKILLed."""
+        c = self.container(start.container_id)
+        r = c.record
+        if not c.running:
+            raise FailedPrecondition(f"container {r.id} is not running ({r.state})")
+        if not start.cmd:
+            raise InvalidArgument("cmd is required")
+        io = stdio.ExecIO(stdin=start.stdin, tty=start.tty, width=start.size.width,
+                          height=start.size.height)
+        proc = None
+        try:
+            try:
+                proc = await self.spawn_in_container(
+                    c, list(start.cmd), stdin=io.child_stdin, stdout=io.child_stdout,
+                    stderr=io.child_stderr, tty=start.tty)
+            except OSError as err:
+                await send(pb.StreamOutput(started=True))
+                await send(pb.StreamOutput(
+                    stderr=(start_error_message(start.cmd[0], err) + "\n").encode()))
+                await send(pb.StreamOutput(exit_code=EXEC_CANNOT_RUN_EXIT_CODE))
+                return
+            finally:
+                io.close_child()
+            await send(pb.StreamOutput(started=True))
+            try:
+                returncode = await stdio.pump_session(proc, io, inputs, send,
+                                                      timeout_s=start.timeout_s,
+                                                      drain_s=self.options.exec_drain_s)
+            except TimeoutError:
+                raise ExecTimeout(f"timeout {start.timeout_s:g}s exceeded: command "
+                                  f"{shlex.join(start.cmd)!r} did not finish") from None
+            except streams.ProtocolError as err:
+                raise InvalidArgument(str(err)) from None
+            await send(pb.StreamOutput(exit_code=process.exit_code(returncode)))
+        finally:
+            if proc is not None:
+                if proc.returncode is None:
+                    process.signal_group(proc.pid, signal.SIGKILL)
+                    await proc.wait()
+                c.execs.pop(proc.pid, None)
+            io.close()
+
+    async def attach(self, start: pb.StreamStart, inputs, send) -> None:
+        """Attach to a container's main process (the Attach call): its stdin (when it
+        was created with `stdin` and `start.stdin` asks) and terminal size. Sends
+        `started`, then the exit code when the container ends. With `stdin_once`
+        (no tty) the end of this client's stdin, or of the call, closes the
+        container's stdin for good."""
+        c = self.container(start.container_id)
+        r = c.record
+        if not c.running:
+            raise FailedPrecondition(f"container {r.id} is not running ({r.state})")
+        console = c.console
+        wants_stdin = start.stdin and r.stdin
+        if console is None and (wants_stdin or (r.tty and start.tty)):
+            raise FailedPrecondition(
+                f"container {r.id} was started by an earlier instance of the runtime: its "
+                f"{'terminal' if r.tty else 'stdin'} is gone (restart the container to "
+                f"attach to it)")
+        if wants_stdin and console.stdin_closed:
+            wants_stdin = False  # stdinOnce: an earlier client closed it
+        await send(pb.StreamOutput(started=True))
+
+        async def feed() -> None:
+            order = streams.InputOrder()
+            order.check("start")
+            async for message in inputs:
+                kind = streams.input_kind(message)
+                order.check(kind)
+                if kind == "stdin" and wants_stdin:
+                    await console.write(message.stdin)
+                elif kind == "resize" and console is not None:
+                    console.resize(message.resize.width, message.resize.height)
+                elif kind == "close_stdin":
+                    break
+
+        feeder = asyncio.ensure_future(feed())
+        ended = asyncio.ensure_future(c.exited.wait())
+        try:
+            await asyncio.wait({feeder, ended}, return_when=asyncio.FIRST_COMPLETED)
+            if feeder.done() and feeder.exception() is not None:
+                raise InvalidArgument(str(feeder.exception()))
+            if wants_stdin and console.stdin_once:
+                console.close_stdin()
+            await ended
+            await send(pb.StreamOutput(exit_code=r.exit_code))
+        finally:
+            if wants_stdin and console.stdin_once:
+                console.close_stdin()
+            for task in (feeder, ended):
+                task.cancel()
+            await asyncio.gather(feeder, ended, return_exceptions=True)
 
     # ------------------------------------------------------------ stats
 

@@ -5,13 +5,16 @@ anything else is a bug, logged with its traceback and returned as INTERNAL.
 """
 from __future__ import annotations
 
+import asyncio
 import functools
 
 import grpc
+import grpc.aio
 import structlog
 
 from kubelet.runtime import runtime as rt
 from kubelet.runtime import state as st
+from kubemu import streams
 from kubemu.runtime.v1 import runtime_pb2 as pb
 from kubemu.runtime.v1 import runtime_pb2_grpc as pb_grpc
 
@@ -161,6 +164,35 @@ class RuntimeService(pb_grpc.RuntimeServicer):
         out, err, code = await self.rt.exec_sync(request.container_id, list(request.cmd),
                                                  request.timeout_s)
         return pb.ExecSyncResponse(stdout=out, stderr=err, exit_code=code)
+
+    async def _session(self, context, run) -> None:
+        """A bidirectional session (ExecStream, Attach): the start within the set-up
+        deadline, then `run(start, inputs, send)` until it ends."""
+        try:
+            first = await streams.read_first(context, streams.setup_timeout_s(0))
+            if streams.input_kind(first) != "start":
+                raise rt.InvalidArgument("the first message of a session must be its start")
+
+            async def inputs():
+                while (message := await context.read()) is not grpc.aio.EOF:
+                    yield message
+
+            await run(first.start, inputs(), context.write)
+        except rt.RuntimeFailure as err:
+            await context.abort(err.code, str(err))
+        except (streams.SetupTimeout, streams.ProtocolError) as err:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
+        except (asyncio.CancelledError, grpc.aio.AbortError):
+            raise
+        except Exception as err:  # a bug: say so instead of hanging the caller
+            log.exception("runtime session failed")
+            await context.abort(grpc.StatusCode.INTERNAL, f"{type(err).__name__}: {err}")
+
+    async def ExecStream(self, request_iterator, context):
+        await self._session(context, self.rt.exec_stream)
+
+    async def Attach(self, request_iterator, context):
+        await self._session(context, self.rt.attach)
 
     # ------------------------------------------------------------ stats
 

@@ -128,6 +128,9 @@ class ContainerRecord:
     no_new_privs: bool = False
     readonly_rootfs: bool = False
     bin_dir: str = ""          # the image's bin directory on the host ("" = none)
+    stdin: bool = False        # Kubernetes' stdin / stdinOnce / tty (kubelet/runtime/stdio.py)
+    stdin_once: bool = False
+    tty: bool = False
 
     @property
     def reserved_name(self) -> str:

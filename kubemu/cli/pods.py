@@ -1,5 +1,6 @@
-"""`kubemu logs`, `kubemu exec` and `kubemu top`: what a node's kubelet serves,
-through the apiserver (which proxies pods/log, pods/exec and node stats).
+"""`kubemu logs`, `exec`, `attach` (and `cp`, kubemu/cli/cp.py) and `top`: what a
+node's kubelet serves, through the apiserver (which proxies pods/log,
+pods/exec, pods/attach and node stats).
 
 - logs [-f] [-c C] [-p] [--tail N] [--limit-bytes N] POD [CONTAINER] | -l SELECTOR:
   the container's output, raw, on stdout; -f follows it until the container
@@ -9,10 +10,15 @@ through the apiserver (which proxies pods/log, pods/exec and node stats).
   --max-log-requests, default 5) and whole lines interleave. --prefix puts
   `[pod/NAME/CONTAINER] ` before each line. (--since and --timestamps need
   per-line times the kubelet does not keep yet: not offered.)
-- exec POD [-c C] -- CMD [ARG...]: runs the command in the container to its
-  end (not interactive: no -i/-t), prints its stdout and stderr, and exits
-  with its exit code ("command terminated with exit code N" on stderr, as
-  kubectl says it).
+- exec POD [-c C] [-i] [-t] [-q] -- CMD [ARG...]: runs the command in the
+  container (kubemu.cli.streaming): its stdout and stderr as they come, with
+  -i this process's stdin, with -i -t on a terminal (the local one in raw
+  mode, resizes followed); exits with the command's exit code ("command
+  terminated with exit code N" on stderr, as kubectl says it). --timeout
+  (kubemu's own) kills the command after so long.
+- attach POD [-c C] [-i] [-t] [-q]: the container's output from now on and,
+  with -i, its stdin (a container created with `stdin: true`; with
+  `tty: true` a terminal); ends when the container ends.
 - top pod [NAME] [-A] [-l SEL] [--containers] [--sort-by=cpu|memory] [--no-headers]
   / top node [NAME] [--sort-by=...]: CPU in millicores and memory in Mi with
   kubectl's columns and order (from the runtimes' psutil samples).
@@ -27,12 +33,11 @@ import dataclasses
 import sys
 from typing import Any
 
-from kubemu.cli import common
+from kubemu.cli import common, cp
 from kubemu.cli.common import CliError
 
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 CALL_TIMEOUT_S = 30.0
-EXEC_TIMEOUT_S = 300.0
 
 
 class _Proxy:
@@ -66,28 +71,23 @@ def _pod_name(word: str) -> str:
     return name
 
 
-def default_container(pod: Any, *, quiet: bool = False) -> str:
+def default_container(pod: Any, *, quiet: bool = False, out: Any = None) -> str:
     """kubectl's choice of container when none is named: the default-container
-    annotation, else the first, saying so on stderr when there was a choice."""
+    annotation, else the first, saying so on stderr (or `out`) when there was a choice."""
+    out = out or sys.stderr
     names = [c.name for c in pod.spec.containers]
     wanted = pod.metadata.annotations.get(DEFAULT_CONTAINER_ANNOTATION, "")
     if wanted:
         if wanted in names or wanted in [c.name for c in pod.spec.init_containers]:
             return wanted
         print(f'Default container name "{wanted}" not found in pod {pod.metadata.name}',
-              file=sys.stderr)
+              file=out)
     if not names:
         return ""
     if (len(names) > 1 or pod.spec.init_containers) and not quiet:
         every = names + [f"{c.name} (init)" for c in pod.spec.init_containers]
-        print(f'Defaulted container "{names[0]}" out of: {", ".join(every)}', file=sys.stderr)
+        print(f'Defaulted container "{names[0]}" out of: {", ".join(every)}', file=out)
     return names[0]
-
-
-async def _container_for(client: Any, namespace: str, pod_name: str, wanted: str) -> str:
-    if wanted:
-        return wanted
-    return default_container(await client.get("pods", pod_name, namespace))
 
 
 async def _proxy_for(args: argparse.Namespace) -> tuple[Any, _Proxy]:
@@ -219,39 +219,109 @@ async def run_logs(args: argparse.Namespace) -> int:
     return 0
 
 
-# ---------------------------------------------------------------- exec
+# ---------------------------------------------------------------- exec and attach
+
+CANNOT_EXEC_PHASES = ("Succeeded", "Failed")
+ATTACH_PROMPT_HINT = "If you don't see a command prompt, try pressing enter."
+
+
+async def _runnable_pod(client: Any, namespace: str, name: str, verb: str) -> Any:
+    pod = await client.get("pods", name, namespace)
+    if pod.status.phase in CANNOT_EXEC_PHASES:
+        what = "exec into a container" if verb == "exec" else "attach a container"
+        raise CliError(f"cannot {what} in a completed pod; current phase is {pod.status.phase}")
+    return pod
+
+
+def _print_exit(ended: Any) -> int:
+    if ended.exit_code:
+        print(ended.message or f"command terminated with exit code {ended.exit_code}",
+              file=sys.stderr)
+    return ended.exit_code
+
 
 async def run_exec(args: argparse.Namespace) -> int:
-    import grpc.aio
-
     from kubemu.api.v1 import resources_pb2
+    from kubemu.cli import streaming
 
-    command = list(args.command_words) + list(args.trailing)
+    if args.command_words:
+        raise CliError("exec [POD] [COMMAND] is not supported anymore. Use exec [POD] -- "
+                       "[COMMAND] instead\nSee 'kubemu exec -h' for help and examples",
+                       verbatim=True)
+    command = list(args.trailing)
     if not command:
         raise CliError("you must specify at least one command for the container")
     namespace = common.namespace_of(args)
     name = _pod_name(args.pod)
+    raw, warning = streaming.plan_tty(
+        stdin=args.stdin, tty=args.tty, quiet=args.quiet,
+        stdin_is_terminal=streaming.is_terminal(streaming.stdin_fd()))
     client, proxy = await _proxy_for(args)
     try:
-        container = await _container_for(client, namespace, name, args.container)
-        request = resources_pb2.PodExecRequest(namespace=namespace, name=name,
-                                               container=container, command=command,
-                                               timeout_s=args.timeout_s)
+        pod = await _runnable_pod(client, namespace, name, "exec")
+        container = args.container or default_container(pod, quiet=args.quiet)
+        if warning:
+            print(warning, file=sys.stderr)
+        target = resources_pb2.PodStreamTarget(
+            namespace=namespace, name=name, container=container, command=command,
+            stdin=args.stdin, tty=raw, timeout_s=args.timeout_s)
         try:
-            response = await proxy.stub.PodExec(
-                request, timeout=(args.timeout_s + 10.0) if args.timeout_s else EXEC_TIMEOUT_S)
-        except grpc.aio.AioRpcError as err:
-            raise _error(err) from None
+            ended = await streaming.run_interactive(proxy.stub.PodExecStream, target,
+                                                    stdin=args.stdin, raw=raw)
+        except streaming.EndedBySignal as stopped:
+            return 128 + stopped.signum
     finally:
         await client.close()
         await proxy.close()
-    sys.stdout.buffer.write(response.stdout)
-    sys.stdout.flush()
-    sys.stderr.buffer.write(response.stderr)
-    sys.stderr.flush()
-    if response.exit_code != 0:
-        print(f"command terminated with exit code {response.exit_code}", file=sys.stderr)
-    return response.exit_code
+    return _print_exit(ended)
+
+
+async def run_attach(args: argparse.Namespace) -> int:
+    from kubemu.api.v1 import resources_pb2
+    from kubemu.cli import streaming
+
+    words = list(args.pod)
+    if not words:
+        raise CliError("at least 1 argument is required for attach")
+    if len(words) > 2:
+        raise CliError(f"expected POD, TYPE/NAME, or TYPE NAME, (at most 2 arguments) saw "
+                       f"{len(words)}: [{' '.join(words)}]")
+    name = _pod_name(words[0] if len(words) == 1 else f"{words[0]}/{words[1]}")
+    namespace = common.namespace_of(args)
+    client, proxy = await _proxy_for(args)
+    try:
+        pod = await _runnable_pod(client, namespace, name, "attach")
+        container = args.container or default_container(pod, quiet=args.quiet)
+        spec = next((c for c in [*pod.spec.containers, *pod.spec.init_containers]
+                     if c.name == container), None)
+        if spec is None:
+            raise CliError(f"cannot attach to the container: container {container} not found "
+                           f"in pod {name}")
+        tty, warning = streaming.plan_attach_tty(tty=args.tty, container_tty=spec.tty,
+                                                 container=container, quiet=args.quiet)
+        if warning:
+            print(warning, file=sys.stderr)
+        raw, warning = streaming.plan_tty(
+            stdin=args.stdin, tty=tty, quiet=args.quiet,
+            stdin_is_terminal=streaming.is_terminal(streaming.stdin_fd()))
+        if warning:
+            print(warning, file=sys.stderr)
+        if not args.quiet:
+            print(ATTACH_PROMPT_HINT, file=sys.stderr)
+        target = resources_pb2.PodStreamTarget(namespace=namespace, name=name,
+                                               container=container, stdin=args.stdin, tty=raw)
+        try:
+            ended = await streaming.run_interactive(proxy.stub.PodAttach, target,
+                                                    stdin=args.stdin, raw=raw)
+        except streaming.EndedBySignal as stopped:
+            return 128 + stopped.signum
+    finally:
+        await client.close()
+        await proxy.close()
+    if not args.quiet and args.stdin and raw:
+        print(f"Session ended, resume using 'kubemu attach {name} -c {container} -i -t' "
+              f"command when the pod is running")
+    return _print_exit(ended)
 
 
 # ---------------------------------------------------------------- top
@@ -425,6 +495,16 @@ async def run_top(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- registration
 
+def _add_session_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-c", "--container", default="",
+                        help="the container (default: the kubectl.kubernetes.io/"
+                             "default-container annotation, else the first)")
+    parser.add_argument("-i", "--stdin", action="store_true", help="pass stdin to the container")
+    parser.add_argument("-t", "--tty", action="store_true", help="stdin is a TTY")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="only print output from the remote session")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     logs = subparsers.add_parser("logs", help="print a container's log",
                                  description="Print the log of a container of a pod.")
@@ -447,16 +527,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     logs.add_argument("--limit-bytes", type=int, default=0, metavar="N")
     logs.set_defaults(func=run_logs)
 
-    ex = subparsers.add_parser("exec", help="run a command in a container",
-                               description="Run a command in a container: kubemu exec POD "
-                                           "[-c CONTAINER] -- COMMAND [ARGS...]")
+    ex = subparsers.add_parser("exec", help="execute a command in a container",
+                               description="Execute a command in a container: kubemu exec "
+                                           "POD [-c CONTAINER] [-i] [-t] -- COMMAND [ARGS...]")
     ex.add_argument("pod", metavar="POD | pod/POD")
     ex.add_argument("command_words", nargs="*", help=argparse.SUPPRESS)
     common.add_namespace_arg(ex)
-    ex.add_argument("-c", "--container", default="")
+    _add_session_args(ex)
     ex.add_argument("--timeout", type=float, default=0.0, dest="timeout_s", metavar="SECONDS",
                     help="kill the command after this long (0: no limit of its own)")
     ex.set_defaults(func=run_exec, accepts_trailing=True)
+
+    at = subparsers.add_parser("attach", help="attach to a running container",
+                               description="Attach to a process that is already running "
+                                           "inside an existing container.")
+    at.add_argument("pod", nargs="*", metavar="POD | pod/POD")
+    common.add_namespace_arg(at)
+    _add_session_args(at)
+    at.set_defaults(func=run_attach)
+
+    cp.register(subparsers)
 
     top = subparsers.add_parser("top", help="CPU and memory of pods or nodes",
                                 description="Show the CPU and memory use of pods or nodes.")

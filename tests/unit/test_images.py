@@ -194,3 +194,150 @@ def test_malformed_images_file_names_the_field(tmp_path, body, message):
     path.write_text(body)
     with pytest.raises(ImagesFileError, match=message):
         Catalog.load(path)
+
+
+# ---------------------------------------------------------------- the stand-ins' entries
+
+@pytest.mark.parametrize("image, entry", [
+    ("polinux/stress", "stress"),
+    ("polinux/stress:1.0.4", "stress"),
+    ("docker.io/polinux/stress:latest", "stress"),
+    ("vish/stress", "vish-stress"),
+    ("registry.k8s.io/goproxy:0.1", "goproxy"),
+    ("k8s.gcr.io/goproxy:0.1", "goproxy"),
+    ("registry.k8s.io/e2e-test-images/jessie-dnsutils:1.3", "dnsutils"),
+    ("gcr.io/kubernetes-e2e-test-images/dnsutils:1.3", "dnsutils"),
+    ("registry.k8s.io/test-webserver", "test-webserver"),
+    ("busybox:1.36", "busybox"),
+])
+def test_catalog_resolves_the_docs_images(catalog, image, entry):
+    assert catalog.resolve(image).entry.name == entry
+
+
+def script_of(argv) -> str:
+    return pathlib.Path([a for a in argv if a.endswith(".py")][0]).name
+
+
+@pytest.mark.parametrize("image, command, args, argv, script", [
+    # Assign memory resources: the container goes over its limit.
+    ("polinux/stress", ["stress"], ["--vm", "1", "--vm-bytes", "150M", "--vm-hang", "1"],
+     ["stress", "--vm", "1", "--vm-bytes", "150M", "--vm-hang", "1"], "stress.py"),
+    # Assign CPU resources.
+    ("vish/stress", [], ["-cpus", "2"], ["/stress", "-logtostderr", "-cpus", "2"],
+     "vish_stress.py"),
+    # Configure liveness, readiness and startup probes: the TCP example.
+    ("registry.k8s.io/goproxy:0.1", [], [], ["/goproxy"], "goproxy.py"),
+    # Hello Minikube.
+    ("registry.k8s.io/e2e-test-images/agnhost:2.39", ["/agnhost", "netexec", "--http-port=8080"],
+     [], ["/agnhost", "netexec", "--http-port=8080"], "agnhost.py"),
+    ("registry.k8s.io/e2e-test-images/agnhost:2.40", [], ["liveness"], ["/agnhost", "liveness"],
+     "agnhost.py"),
+    ("k8s.gcr.io/liveness", [], ["/server"], ["/server"], "agnhost.py"),
+    ("k8s.gcr.io/test-webserver", [], [], ["/test-webserver"], "agnhost.py"),
+], ids=["memory-limit", "cpu-limit", "tcp-probe", "hello-minikube", "http-liveness",
+        "liveness-server", "test-webserver"])
+def test_docs_manifests_run_their_stand_ins(catalog, image, command, args, argv, script):
+    resolved = catalog.resolve(image)
+    assert container_argv(resolved, command, args) == argv
+    assert script_of(resolved.programs[argv[0]]) == script
+
+
+def test_polinux_stress_without_a_command_fails_as_its_quoted_cmd_does(catalog):
+    # CMD ['/usr/local/bin/stress'] is not JSON: Docker runs it with sh -c.
+    resolved = catalog.resolve("polinux/stress")
+    assert container_argv(resolved, [], []) == ["/bin/sh", "-c", "['/usr/local/bin/stress']"]
+
+
+@pytest.mark.parametrize("image, style", [
+    ("busybox", "busybox"),
+    ("busybox:1.36.1", "busybox"),
+    ("busybox:1.29", "busybox"),
+    ("busybox:1.28", "busybox-1.28"),
+    ("busybox:1.28.4", "busybox-1.28"),
+    ("busybox:1.27.2-uclibc", "busybox-1.28"),
+    ("busybox:1.24", "busybox-1.28"),
+    ("registry.k8s.io/busybox", "busybox-1.28"),
+    ("alpine:3.19", "busybox"),
+    ("polinux/stress", "busybox"),
+    ("registry.k8s.io/e2e-test-images/agnhost:2.40", "bind"),
+    ("registry.k8s.io/e2e-test-images/jessie-dnsutils:1.3", "bind"),
+])
+def test_nslookup_speaks_the_images_release(catalog, image, style):
+    resolved = catalog.resolve(image)
+    assert f"--kubemu-style={style}" in resolved.programs["nslookup"]
+
+
+@pytest.mark.parametrize("image", ["busybox", "busybox:1.28", "alpine", "polinux/stress",
+                                   "registry.k8s.io/e2e-test-images/agnhost"])
+def test_busybox_like_images_have_the_applets_a_host_lacks(catalog, image):
+    programs = catalog.resolve(image).programs
+    for applet in images.BUSYBOX_APPLETS:
+        assert script_of(programs[applet]) == "busybox.py"
+        assert programs[applet][-1] == applet
+        assert programs[f"/bin/{applet}"] == programs[applet]
+    assert programs["ash"] == (images.HOST_SHELL,)
+
+
+def test_the_two_busybox_entries_are_distinct_images(catalog):
+    # The runtime keys an image's program directory by its id.
+    assert catalog.resolve("busybox:1.28").id != catalog.resolve("busybox:1.36").id
+
+
+# ---------------------------------------------------------------- the stand-ins' pure parts
+
+@pytest.mark.parametrize("rootfs, path, where", [
+    ("/r/c1/rootfs", "/usr/share/nginx/html", "/r/c1/rootfs/usr/share/nginx/html"),
+    ("/r/c1/rootfs", "/", "/r/c1/rootfs"),
+    ("/r/c1/rootfs", "/../../etc/shadow", "/r/c1/rootfs/etc/shadow"),
+    ("/r/c1/rootfs", "etc/config/x", "/r/c1/rootfs/etc/config/x"),
+    (None, "/usr/share/nginx/html", "/usr/share/nginx/html"),
+    (None, "/pod-data/../index.html", "/index.html"),
+    (None, "/", "/"),
+], ids=["plain-mode", "plain-root", "plain-no-climbing", "plain-relative", "namespaces",
+        "namespaces-normalised", "namespaces-root"])
+def test_container_path(monkeypatch, rootfs, path, where):
+    from kubelet.runtime.demoapps import _base
+
+    if rootfs is None:
+        monkeypatch.delenv("KUBEMU_ROOTFS", raising=False)
+    else:
+        monkeypatch.setenv("KUBEMU_ROOTFS", rootfs)
+    assert str(_base.container_path(path)) == where
+
+
+@pytest.mark.parametrize("text, value", [
+    ("150M", 150 << 20), ("1G", 1 << 30), ("4k", 4096), ("100B", 100), ("4096", 4096),
+    ("0x10", 16), ("010", 8),
+])
+def test_stress_sizes_are_powers_of_1024(text, value):
+    from kubelet.runtime.demoapps import stress
+
+    assert stress.atoll_b(text, stress.Log(), 0) == value
+
+
+@pytest.mark.parametrize("text, seconds", [("10", 10), ("10s", 10), ("2m", 120), ("1h", 3600),
+                                           ("1d", 86400)])
+def test_stress_durations(text, seconds):
+    from kubelet.runtime.demoapps import stress
+
+    assert stress.atoll_s(text, stress.Log(), 0) == seconds
+
+
+@pytest.mark.parametrize("ns, text", [
+    (0, "0s"), (999, "999ns"), (1_500, "1.5µs"), (1_000_000, "1ms"), (10_500_000_000, "10.5s"),
+    (61_000_000_000, "1m1s"), (3_723_000_000_000, "1h2m3s"),
+])
+def test_agnhost_prints_go_durations(ns, text):
+    from kubelet.runtime.demoapps import agnhost
+
+    assert agnhost.go_duration(ns) == text
+
+
+@pytest.mark.parametrize("mode, text", [
+    (0o100644, "-rw-r--r--"), (0o040777, "drwxrwxrwx"), (0o041777, "dtrwxrwxrwx"),
+    (0o104755, "urwxr-xr-x"), (0o020666, "Dcrw-rw-rw-"),
+])
+def test_agnhost_prints_go_file_modes(mode, text):
+    from kubelet.runtime.demoapps import agnhost
+
+    assert agnhost.go_file_mode(mode) == text

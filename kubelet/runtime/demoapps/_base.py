@@ -1,9 +1,13 @@
-"""What every demo app shares: where to listen, the container's root view,
-SIGTERM handling and a threaded HTTP server.
+"""What every demo app shares: where to listen, where a container path is
+(`container_path`), SIGTERM handling and a threaded HTTP server.
 
 Demo apps are plain stdlib scripts that the runtime runs with this machine's
 Python (`python -S -E -u demoapps/<app>.py`), so they start in well under
-0.3 s and import nothing from kubemu. Each exits 0 on SIGTERM or SIGINT.
+0.3 s and import nothing from kubemu. Each treats signals as the program it
+stands in for: servers that handle SIGTERM (nginx, kuard, pause) exit 0 on
+it; Go and C programs that do not (agnhost, goproxy, stress) die of it
+(status 143), or, as a container's PID 1, ignore it until the kubelet's
+SIGKILL, as the real ones do.
 """
 from __future__ import annotations
 
@@ -14,7 +18,6 @@ import posixpath
 import signal
 import socket
 import sys
-import tempfile
 import time
 
 DEFAULT_HOST = "127.0.0.1"
@@ -25,27 +28,30 @@ def pod_ip() -> str:
     return os.environ.get("POD_IP") or DEFAULT_HOST
 
 
-def rootfs() -> pathlib.Path:
-    """The container's root view ($KUBEMU_ROOTFS). Run by hand (no
-    $KUBEMU_ROOTFS): a private directory of this user's in the temporary
-    directory, the same for every run, so that `nginx -s stop` finds the
-    server's pid file, and nothing is written into the working directory."""
+def container_path(path: str) -> pathlib.Path:
+    """Where a path as the container sees it (absolute, as in the pod spec:
+    `/usr/share/nginx/html`, `/etc/config/x`) is for this process.
+
+    In kubemu's plain mode the runtime gives each container a root view,
+    $KUBEMU_ROOTFS, with every volume linked at its mountPath inside it: the
+    path is $KUBEMU_ROOTFS/<path>. With namespaces (and when run by hand) the
+    process sees the container's own filesystem and $KUBEMU_ROOTFS is unset:
+    the path is itself. `..` never climbs above the root, and a relative path
+    is taken from the root, as the kernel would from a container's `/`."""
+    clean = posixpath.normpath("/" + path.lstrip("/"))
     given = os.environ.get("KUBEMU_ROOTFS")
-    if given:
-        return pathlib.Path(given)
-    fallback = pathlib.Path(tempfile.gettempdir()) / f"kubemu-demoapps-{os.getuid()}"
-    try:
-        fallback.mkdir(mode=0o700, exist_ok=True)
-    except OSError:
-        pass  # a write there fails and says so; reading finds nothing
-    return fallback
+    if not given:
+        return pathlib.Path(clean)
+    relative = clean.lstrip("/")
+    return pathlib.Path(given) / relative if relative else pathlib.Path(given)
 
 
-def in_rootfs(container_path: str) -> pathlib.Path:
-    """A container path (absolute, as the pod sees it) inside the root view;
-    `..` cannot climb above the root."""
-    clean = posixpath.normpath("/" + container_path.lstrip("/")).lstrip("/")
-    return rootfs() / clean if clean and clean != "." else rootfs()
+def argument_path(path: str) -> pathlib.Path:
+    """A path given on a command line (`wget -O /work-dir/index.html`): an
+    absolute one is a container path; a relative one is taken from the
+    working directory, which the runtime already set inside the container's
+    view."""
+    return container_path(path) if path.startswith("/") else pathlib.Path(path)
 
 
 def hostname() -> str:

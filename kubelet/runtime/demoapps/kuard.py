@@ -6,7 +6,7 @@ HTTP on --address (default $POD_IP:8080):
   /healthy, /ready      200 "ok"; `?fail=1` (GET or POST) or POST .../fail makes
                         it answer 500 from then on, `?ok=1` or POST .../ok heals
   /env, /env/api        JSON {"commandLine": [...], "env": {...}}
-  /fs/<path>            the container's view ($KUBEMU_ROOTFS): a directory as a
+  /fs/<path>            the container's view (_base.container_path): a directory as a
                         JSON listing, a file as its bytes
   /memory/alloc?size=N  allocate (and touch) N more bytes; /memory/free frees
   /memq/server/...      an in-memory queue server: PUT queues/<q> creates,
@@ -153,7 +153,7 @@ class Handler(_base.QuietHandler):
         self.reply(200 if ok else 500, "ok" if ok else f"{probe} check failing (as requested)")
 
     def fs(self, container_path: str) -> None:
-        target = _base.in_rootfs(urllib.parse.unquote(container_path) or "/")
+        target = _base.container_path(urllib.parse.unquote(container_path) or "/")
         if target.is_dir():
             entries = []
             for child in sorted(target.iterdir()):

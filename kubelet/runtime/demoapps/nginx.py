@@ -1,21 +1,24 @@
 """A stand-in for the nginx image: a static HTTP server.
 
-Listens on $POD_IP (else 127.0.0.1), port 80 or $NGINX_PORT. Serves
-$KUBEMU_ROOTFS/usr/share/nginx/html when that directory exists (e.g. a volume
-mounted there), else the stock "Welcome to nginx!" page; unknown paths get
-nginx's 404 page. Access log lines go to stdout, notices to stderr, like the
-official image. SIGTERM, SIGINT and SIGQUIT exit 0.
+Listens on $POD_IP (else 127.0.0.1), port 80 or $NGINX_PORT. Serves the
+docroot /usr/share/nginx/html as the container sees it (`_base.container_path`:
+the real path with namespaces, $KUBEMU_ROOTFS/usr/share/nginx/html in the
+plain mode), looked up on every request, so a volume mounted there, or files
+another container of the pod writes into it, are served as they are: an
+index.html is the page, a directory without one is nginx's 403, a missing
+file its 404. While no docroot directory exists (nothing is mounted there:
+the image's own docroot) the stock "Welcome to nginx!" page is served.
+Access log lines go to stdout, notices to stderr, like the official image.
+SIGTERM, SIGINT and SIGQUIT exit 0.
 
 Command line as nginx: `-g ...`, `-c ...` are accepted and ignored; `-v`/`-V`
 print the version; `-t` tests the (absent) config; `-s quit|stop|reload|reopen`
-signals the running server through $KUBEMU_ROOTFS/run/nginx.pid (so a preStop
-`nginx -s quit` works). `--serve-root DIR` (kubemu's, for test-webserver)
-serves DIR of the container's view with directory listings instead.
+signals the running server through /run/nginx.pid of the container (so a
+preStop `nginx -s quit` works).
 """
 from __future__ import annotations
 
 import argparse
-import html
 import mimetypes
 import os
 import posixpath
@@ -73,8 +76,6 @@ def notice(message: str) -> None:
 
 class Handler(_base.QuietHandler):
     server_version = f"nginx/{VERSION}"
-    docroot = None      # a directory of the container's view, or None: built-in pages
-    autoindex = False
 
     def do_GET(self):  # noqa: N802 - http.server's naming
         status, length = self.serve()
@@ -96,23 +97,18 @@ class Handler(_base.QuietHandler):
 
     def serve(self) -> tuple[int, int]:
         path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
-        if self.docroot is None:
+        docroot = _base.container_path(DOCROOT)
+        if not docroot.is_dir():
             if path in ("/", "/index.html"):
                 return self.send(200, WELCOME)
             return self.send(404, error_page(404, "Not Found"))
         relative = posixpath.normpath("/" + path).lstrip("/")  # no climbing above the root
-        target = self.docroot / relative if relative else self.docroot
+        target = docroot / relative if relative else docroot
         if target.is_dir():
             index = target / "index.html"
-            if index.is_file():
-                target = index
-            elif self.autoindex:
-                names = sorted(p.name + ("/" if p.is_dir() else "") for p in target.iterdir())
-                links = "".join(f'<a href="{html.escape(n)}">{html.escape(n)}</a>\n'
-                                for n in names)
-                return self.send(200, f"<pre>\n{links}</pre>\n")
-            else:
+            if not index.is_file():
                 return self.send(403, error_page(403, "Forbidden"))
+            target = index
         if not target.is_file():
             return self.send(404, error_page(404, "Not Found"))
         try:
@@ -129,7 +125,7 @@ def signal_running(action: str) -> int:
     if action not in signals:
         print(f'nginx: [emerg] invalid option: "-s {action}"', file=sys.stderr)
         return 1
-    pid_file = _base.in_rootfs(PID_FILE)
+    pid_file = _base.container_path(PID_FILE)
     try:
         pid = int(pid_file.read_text().strip())
         os.kill(pid, signals[action])
@@ -147,7 +143,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-v", action="store_true")
     p.add_argument("-V", action="store_true")
     p.add_argument("-t", action="store_true")
-    p.add_argument("--serve-root", default="")
     args = p.parse_args(argv)
     if args.v or args.V:
         print(f"nginx version: nginx/{VERSION}", file=sys.stderr)
@@ -162,12 +157,7 @@ def main(argv: list[str] | None = None) -> int:
 
     _base.exit_on_signals(signal.SIGQUIT)
     signal.signal(signal.SIGHUP, lambda *_: notice("signal 1 (SIGHUP) received, reconfiguring"))
-    if args.serve_root:
-        Handler.docroot = _base.in_rootfs(args.serve_root)
-        Handler.autoindex = True
-    elif _base.in_rootfs(DOCROOT).is_dir():
-        Handler.docroot = _base.in_rootfs(DOCROOT)
-    pid_file = _base.in_rootfs(PID_FILE)
+    pid_file = _base.container_path(PID_FILE)
     try:
         pid_file.parent.mkdir(parents=True, exist_ok=True)
         pid_file.write_text(f"{os.getpid()}\n")

@@ -94,6 +94,16 @@ class ResourcesStub:
                 request_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodExecRequest.SerializeToString,
                 response_deserializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodExecResponse.FromString,
                 _registered_method=True)
+        self.PodExecStream = channel.stream_stream(
+                '/kubemu.api.v1.Resources/PodExecStream',
+                request_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamInput.SerializeToString,
+                response_deserializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamOutput.FromString,
+                _registered_method=True)
+        self.PodAttach = channel.stream_stream(
+                '/kubemu.api.v1.Resources/PodAttach',
+                request_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamInput.SerializeToString,
+                response_deserializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamOutput.FromString,
+                _registered_method=True)
         self.NodeStats = channel.unary_unary(
                 '/kubemu.api.v1.Resources/NodeStats',
                 request_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.NodeStatsRequest.SerializeToString,
@@ -166,7 +176,7 @@ class ResourcesServicer:
         raise NotImplementedError('Method not implemented!')
 
     def PodLogs(self, request, context):
-        """pods/log, pods/exec and the node's usage: proxied to the node's kubelet,
+        """pods/log, pods/exec, pods/attach and the node's usage: proxied to the node's kubelet,
         found at its Node's InternalIP and status.daemonEndpoints.kubeletEndpoint.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -174,6 +184,20 @@ class ResourcesServicer:
         raise NotImplementedError('Method not implemented!')
 
     def PodExec(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PodExecStream(self, request_iterator, context):
+        """pods/exec and pods/attach with stdin, a terminal and streamed output
+        (see PodStreamInput); no deadline of their own once started.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PodAttach(self, request_iterator, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -247,6 +271,16 @@ def add_ResourcesServicer_to_server(servicer, server):
                     servicer.PodExec,
                     request_deserializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodExecRequest.FromString,
                     response_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodExecResponse.SerializeToString,
+            ),
+            'PodExecStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.PodExecStream,
+                    request_deserializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamInput.FromString,
+                    response_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamOutput.SerializeToString,
+            ),
+            'PodAttach': grpc.stream_stream_rpc_method_handler(
+                    servicer.PodAttach,
+                    request_deserializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamInput.FromString,
+                    response_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamOutput.SerializeToString,
             ),
             'NodeStats': grpc.unary_unary_rpc_method_handler(
                     servicer.NodeStats,
@@ -578,6 +612,60 @@ class Resources:
             '/kubemu.api.v1.Resources/PodExec',
             kubemu_dot_api_dot_v1_dot_resources__pb2.PodExecRequest.SerializeToString,
             kubemu_dot_api_dot_v1_dot_resources__pb2.PodExecResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PodExecStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/kubemu.api.v1.Resources/PodExecStream',
+            kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamInput.SerializeToString,
+            kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamOutput.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PodAttach(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/kubemu.api.v1.Resources/PodAttach',
+            kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamInput.SerializeToString,
+            kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamOutput.FromString,
             options,
             channel_credentials,
             insecure,

@@ -44,6 +44,16 @@ class KubeletStub:
                 request_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodExecRequest.SerializeToString,
                 response_deserializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodExecResponse.FromString,
                 _registered_method=True)
+        self.ExecStream = channel.stream_stream(
+                '/kubemu.kubelet.v1.Kubelet/ExecStream',
+                request_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamInput.SerializeToString,
+                response_deserializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamOutput.FromString,
+                _registered_method=True)
+        self.Attach = channel.stream_stream(
+                '/kubemu.kubelet.v1.Kubelet/Attach',
+                request_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamInput.SerializeToString,
+                response_deserializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamOutput.FromString,
+                _registered_method=True)
         self.Stats = channel.unary_unary(
                 '/kubemu.kubelet.v1.Kubelet/Stats',
                 request_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.NodeStatsRequest.SerializeToString,
@@ -69,6 +79,23 @@ class KubeletServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExecStream(self, request_iterator, context):
+        """A command in a running container with stdin, a pseudo-terminal and
+        streamed output (the runtime's ExecStream); see PodStreamInput.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Attach(self, request_iterator, context):
+        """The container's main process: its output from now on (its log, as
+        `logs -f` reads it) and, for a `stdin: true` container, its stdin (the
+        runtime's Attach). Ends when the container instance ends.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Stats(self, request, context):
         """CPU and memory of the node's pods and agents.
         """
@@ -88,6 +115,16 @@ def add_KubeletServicer_to_server(servicer, server):
                     servicer.Exec,
                     request_deserializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodExecRequest.FromString,
                     response_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodExecResponse.SerializeToString,
+            ),
+            'ExecStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.ExecStream,
+                    request_deserializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamInput.FromString,
+                    response_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamOutput.SerializeToString,
+            ),
+            'Attach': grpc.stream_stream_rpc_method_handler(
+                    servicer.Attach,
+                    request_deserializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamInput.FromString,
+                    response_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamOutput.SerializeToString,
             ),
             'Stats': grpc.unary_unary_rpc_method_handler(
                     servicer.Stats,
@@ -149,6 +186,60 @@ class Kubelet:
             '/kubemu.kubelet.v1.Kubelet/Exec',
             kubemu_dot_api_dot_v1_dot_resources__pb2.PodExecRequest.SerializeToString,
             kubemu_dot_api_dot_v1_dot_resources__pb2.PodExecResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExecStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/kubemu.kubelet.v1.Kubelet/ExecStream',
+            kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamInput.SerializeToString,
+            kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamOutput.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Attach(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/kubemu.kubelet.v1.Kubelet/Attach',
+            kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamInput.SerializeToString,
+            kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamOutput.FromString,
             options,
             channel_credentials,
             insecure,

@@ -104,6 +104,16 @@ class RuntimeStub:
                 request_serializer=kubemu_dot_runtime_dot_v1_dot_runtime__pb2.ExecSyncRequest.SerializeToString,
                 response_deserializer=kubemu_dot_runtime_dot_v1_dot_runtime__pb2.ExecSyncResponse.FromString,
                 _registered_method=True)
+        self.ExecStream = channel.stream_stream(
+                '/kubemu.runtime.v1.Runtime/ExecStream',
+                request_serializer=kubemu_dot_runtime_dot_v1_dot_runtime__pb2.StreamInput.SerializeToString,
+                response_deserializer=kubemu_dot_runtime_dot_v1_dot_runtime__pb2.StreamOutput.FromString,
+                _registered_method=True)
+        self.Attach = channel.stream_stream(
+                '/kubemu.runtime.v1.Runtime/Attach',
+                request_serializer=kubemu_dot_runtime_dot_v1_dot_runtime__pb2.StreamInput.SerializeToString,
+                response_deserializer=kubemu_dot_runtime_dot_v1_dot_runtime__pb2.StreamOutput.FromString,
+                _registered_method=True)
         self.ContainerStats = channel.unary_unary(
                 '/kubemu.runtime.v1.Runtime/ContainerStats',
                 request_serializer=kubemu_dot_runtime_dot_v1_dot_runtime__pb2.ContainerStatsRequest.SerializeToString,
@@ -230,6 +240,34 @@ class RuntimeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExecStream(self, request_iterator, context):
+        """CRI's Exec, served on the call itself instead of a streaming URL: the
+        first StreamInput carries `start` (container, cmd, stdin, tty, size),
+        then stdin chunks, resizes and close_stdin; the runtime answers
+        `started` once the command runs, then stdout/stderr chunks (a tty has
+        one stream, stdout) and `exit_code` last. A command that cannot start
+        ends at once with 126 and the reason on stderr, as in ExecSync. When the
+        call ends early (cancelled, the client gone) the command's process group
+        is SIGKILLed. A slow reader holds the command back (pipes fill); nothing
+        is buffered beyond one chunk per stream.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Attach(self, request_iterator, context):
+        """CRI's Attach: stdin (`start.stdin`, for a container created with
+        `stdin`) and terminal resizes (`tty` containers) to the container's main
+        process. No output: the container's output is its log (the kubelet
+        follows it). Answers `started`, then `exit_code` when the container
+        ends. close_stdin closes the container's stdin for good when it was
+        created with `stdin_once`. FAILED_PRECONDITION when the container's
+        stdin was lost (the runtime restarted since it started).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ContainerStats(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -336,6 +374,16 @@ def add_RuntimeServicer_to_server(servicer, server):
                     servicer.ExecSync,
                     request_deserializer=kubemu_dot_runtime_dot_v1_dot_runtime__pb2.ExecSyncRequest.FromString,
                     response_serializer=kubemu_dot_runtime_dot_v1_dot_runtime__pb2.ExecSyncResponse.SerializeToString,
+            ),
+            'ExecStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.ExecStream,
+                    request_deserializer=kubemu_dot_runtime_dot_v1_dot_runtime__pb2.StreamInput.FromString,
+                    response_serializer=kubemu_dot_runtime_dot_v1_dot_runtime__pb2.StreamOutput.SerializeToString,
+            ),
+            'Attach': grpc.stream_stream_rpc_method_handler(
+                    servicer.Attach,
+                    request_deserializer=kubemu_dot_runtime_dot_v1_dot_runtime__pb2.StreamInput.FromString,
+                    response_serializer=kubemu_dot_runtime_dot_v1_dot_runtime__pb2.StreamOutput.SerializeToString,
             ),
             'ContainerStats': grpc.unary_unary_rpc_method_handler(
                     servicer.ContainerStats,
@@ -741,6 +789,60 @@ class Runtime:
             '/kubemu.runtime.v1.Runtime/ExecSync',
             kubemu_dot_runtime_dot_v1_dot_runtime__pb2.ExecSyncRequest.SerializeToString,
             kubemu_dot_runtime_dot_v1_dot_runtime__pb2.ExecSyncResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExecStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/kubemu.runtime.v1.Runtime/ExecStream',
+            kubemu_dot_runtime_dot_v1_dot_runtime__pb2.StreamInput.SerializeToString,
+            kubemu_dot_runtime_dot_v1_dot_runtime__pb2.StreamOutput.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Attach(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/kubemu.runtime.v1.Runtime/Attach',
+            kubemu_dot_runtime_dot_v1_dot_runtime__pb2.StreamInput.SerializeToString,
+            kubemu_dot_runtime_dot_v1_dot_runtime__pb2.StreamOutput.FromString,
             options,
             channel_credentials,
             insecure,

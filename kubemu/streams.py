@@ -1,0 +1,224 @@
+"""Interactive sessions (exec, attach) on their way through the hops:
+CLI -> apiserver -> kubelet -> runtime, one bidirectional gRPC stream per hop.
+
+The protocol (kubemu.api.v1.PodStreamInput/Output; the runtime's
+StreamInput/Output have the same shape): the client's first message names
+the target (`target`, the runtime's `start`), then come stdin chunks,
+terminal resizes and at most one `close_stdin`; the server answers `started`
+once the session is set up, then stdout/stderr chunks and `exit` last.
+`InputOrder` checks a client's messages against that.
+
+A hop (`relay`) forwards messages as they come, holding at most one message
+per direction: it reads the next one only when the previous one was handed
+on, and gRPC's flow control stops a sender whose reader does not read. So a
+slow reader at one end slows the writer at the other; no hop buffers more
+than one chunk plus the transport's windows. When the inner call ends the
+relay ends; when the outer call ends (the client went away: gRPC cancels the
+handler) the inner call is cancelled on the way out, and so on down to the
+runtime, which kills the command.
+
+Deadlines: a session has none once it runs (a shell may stay open for
+hours); setting one up has: each hop waits at most SETUP_TIMEOUT_S for the
+client's target and for the next hop's `started`, and each hop further out
+waits HOP_MARGIN_S longer, so the innermost failure is the one reported.
+"""
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+from typing import Any, Awaitable, Callable
+
+import grpc
+
+# The size of a stdin or output chunk a hop reads at once.
+CHUNK_BYTES = 32 * 1024
+SETUP_TIMEOUT_S = 20.0
+HOP_MARGIN_S = 5.0
+
+FIRST_KINDS = ("target", "start")
+
+
+class ProtocolError(Exception):
+    """A client broke the session protocol (e.g. a second target)."""
+
+
+class SetupTimeout(Exception):
+    """The peer did not send its first message in time."""
+
+
+def setup_timeout_s(hops_inside: int) -> float:
+    """How long a hop waits for the session to be set up when `hops_inside` hops
+    lie between it and the runtime (0: the kubelet, 1: the apiserver, 2: the CLI)."""
+    return SETUP_TIMEOUT_S + HOP_MARGIN_S * hops_inside
+
+
+def exit_message(code: int) -> str:
+    """Kubernetes' status message for an exec's exit code (empty on success)."""
+    return f"command terminated with exit code {code}" if code else ""
+
+
+class InputOrder:
+    """Checks the order of a client's messages (by their `input` oneof name):
+    the target first and only first; no stdin after close_stdin; close_stdin once."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self.stdin_closed = False
+
+    def check(self, kind: str | None) -> None:
+        if not self.started:
+            if kind not in FIRST_KINDS:
+                raise ProtocolError(f"the first message of a session must name its target, "
+                                    f"not {kind or 'nothing'}")
+            self.started = True
+            return
+        if kind in FIRST_KINDS:
+            raise ProtocolError("a session names its target once, in its first message")
+        if kind == "stdin":
+            if self.stdin_closed:
+                raise ProtocolError("stdin after close_stdin")
+        elif kind == "close_stdin":
+            if self.stdin_closed:
+                raise ProtocolError("close_stdin sent twice")
+            self.stdin_closed = True
+        elif kind != "resize":
+            raise ProtocolError(f"unexpected message in a session: {kind or 'nothing'}")
+
+
+def input_kind(message: Any) -> str | None:
+    return message.WhichOneof("input")
+
+
+async def read_first(source: Any, timeout_s: float) -> Any:
+    """The first message of a call (`source.read()`: a servicer context or a client
+    call), within the set-up deadline. Raises SetupTimeout, or ProtocolError at EOF."""
+    try:
+        message = await asyncio.wait_for(source.read(), timeout_s)
+    except TimeoutError:
+        raise SetupTimeout(f"no answer within {timeout_s:g}s") from None
+    if message is grpc.aio.EOF:
+        raise ProtocolError("the session ended before it started")
+    return message
+
+
+async def pump_in(outer: Any, inner: Any | None,
+                  map_in: Callable[[Any], Any | None] | None = None) -> None:
+    """Forward the outer call's messages to the inner call, one at a time, until
+    the outer client is done (then the inner call is told so). `map_in` may
+    translate a message, drop it (None) or raise ProtocolError. With no inner
+    call, messages are read and dropped (the client must not block). A failure
+    to write to the inner call (it ended) stops forwarding quietly: the output
+    side sees how it ended."""
+    order = InputOrder()
+    order.check("target")  # the first message was read by the set-up
+    while True:
+        message = await outer.read()
+        if message is grpc.aio.EOF:
+            if inner is not None:
+                try:
+                    await inner.done_writing()
+                except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+                    pass
+            return
+        order.check(input_kind(message))
+        mapped = map_in(message) if map_in is not None else message
+        if mapped is None or inner is None:
+            continue
+        try:
+            await inner.write(mapped)
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+            return
+
+
+async def pump_out(inner: Any, outer: Any,
+                   map_out: Callable[[Any], Any | None] | None = None) -> None:
+    """Forward the inner call's messages to the outer call until the inner call
+    ends; an inner failure raises its AioRpcError."""
+    while True:
+        message = await inner.read()
+        if message is grpc.aio.EOF:
+            return
+        mapped = map_out(message) if map_out is not None else message
+        if mapped is not None:
+            await outer.write(mapped)
+
+
+async def join(inbound: Awaitable[None], outbound: Awaitable[None]) -> None:
+    """Run both directions of a session until `outbound` ends; `inbound` may end
+    first (the client sent all it will), but a failure of either ends both."""
+    tasks = [asyncio.ensure_future(inbound), asyncio.ensure_future(outbound)]
+    inbound_task, outbound_task = tasks
+    try:
+        while not outbound_task.done():
+            await asyncio.wait([t for t in tasks if not t.done()],
+                               return_when=asyncio.FIRST_COMPLETED)
+            if inbound_task.done() and inbound_task.exception() is not None:
+                raise inbound_task.exception()
+        outbound_task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def relay(outer: Any, inner: Any, *, map_in: Callable[[Any], Any | None] | None = None,
+                map_out: Callable[[Any], Any | None] | None = None) -> None:
+    """Both directions at once, after the set-up, until the inner call ends.
+    A ProtocolError from the client ends the relay with that error. The inner
+    call is cancelled on the way out, however the relay ends."""
+    try:
+        await join(pump_in(outer, inner, map_in), pump_out(inner, outer, map_out))
+    finally:
+        inner.cancel()
+
+
+# ---------------------------------------------------------------- file descriptors
+
+async def _wait_fd(fd: int, writable: bool) -> None:
+    loop = asyncio.get_running_loop()
+    ready = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+    (loop.add_writer if writable else loop.add_reader)(fd, wake)
+    try:
+        await ready
+    finally:
+        (loop.remove_writer if writable else loop.remove_reader)(fd)
+
+
+async def read_fd(fd: int, size_max: int = CHUNK_BYTES) -> bytes:
+    """Up to `size_max` bytes from `fd` once it has some; b"" at end of input.
+    For pipes, terminals and sockets (non-blocking or not: it waits for
+    readiness first); a pseudo-terminal master whose other side is closed
+    (EIO) is at its end. A regular file, which cannot be polled, is read at once."""
+    while True:
+        try:
+            await _wait_fd(fd, writable=False)
+        except PermissionError:  # epoll refuses regular files: they never block for long
+            return await asyncio.to_thread(os.read, fd, size_max)
+        try:
+            return os.read(fd, size_max)
+        except (BlockingIOError, InterruptedError):
+            continue
+        except OSError as err:
+            if err.errno == errno.EIO:
+                return b""
+            raise
+
+
+async def write_fd(fd: int, data: bytes) -> None:
+    """All of `data` to a non-blocking fd, waiting while it is full (flow control:
+    a reader that does not read holds the writer here). BrokenPipeError when
+    the reader is gone."""
+    view = memoryview(data)
+    while view:
+        try:
+            written = os.write(fd, view)
+        except (BlockingIOError, InterruptedError):
+            await _wait_fd(fd, writable=True)
+            continue
+        view = view[written:]
+
