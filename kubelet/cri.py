@@ -117,10 +117,11 @@ class RuntimeClient:
     # ------------------------------------------------------------ containers
 
     async def create_container(self, sandbox_id: str, config: pb.ContainerConfig,
-                               sandbox_config: pb.PodSandboxConfig) -> str:
+                               sandbox_config: pb.PodSandboxConfig) -> tuple[str, list[str]]:
+        """The container's id, and what the node's isolation mode cannot do for it."""
         response = await self._call("CreateContainer", pb.CreateContainerRequest(
             pod_sandbox_id=sandbox_id, config=config, sandbox_config=sandbox_config))
-        return response.container_id
+        return response.container_id, list(response.warnings)
 
     async def start_container(self, container_id: str) -> None:
         await self._call("StartContainer", pb.StartContainerRequest(container_id=container_id))
