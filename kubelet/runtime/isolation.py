@@ -28,6 +28,7 @@ import os
 import pathlib
 import select
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -195,6 +196,7 @@ class Launched:
     error: str = ""
     stage: str = ""
     errno: int | None = None
+    bind_listener: int | None = None   # the low-ports filter's listener (lowports.py)
 
 
 def launch(isolation: Isolation, spec: dict[str, Any], *, stdout: int, stderr: int,
@@ -203,22 +205,23 @@ def launch(isolation: Isolation, spec: dict[str, Any], *, stdout: int, stderr: i
     container's PID 1 is running its command when this returns with a pid."""
     spec = {"version": nsinit.SPEC_VERSION, **spec}
     spec_fd = memfd_with(json.dumps(spec).encode())
-    report_r, report_w = os.pipe()
+    report_r, report_w = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    fds: list[int] = []
     try:
         proc = subprocess.Popen(
-            isolation.launcher("run", spec_fd, report_w), stdin=stdin,
-            stdout=stdout, stderr=stderr, pass_fds=(spec_fd, report_w), close_fds=True,
-            start_new_session=True, env={"LANG": "C.UTF-8"}, cwd="/")
+            isolation.launcher("run", spec_fd, report_w.fileno()), stdin=stdin,
+            stdout=stdout, stderr=stderr, pass_fds=(spec_fd, report_w.fileno()),
+            close_fds=True, start_new_session=True, env={"LANG": "C.UTF-8"}, cwd="/")
     except BaseException:
-        os.close(report_r)
+        report_r.close()
         raise
     finally:
         os.close(spec_fd)
-        os.close(report_w)
+        report_w.close()
     try:
-        raw = _read_until_eof(report_r, timeout_s)
+        raw = _read_until_eof(report_r, timeout_s, fds)
     finally:
-        os.close(report_r)
+        report_r.close()
         try:
             proc.wait(timeout=max(1.0, timeout_s))
         except subprocess.TimeoutExpired:
@@ -232,23 +235,31 @@ def launch(isolation: Isolation, spec: dict[str, Any], *, stdout: int, stderr: i
     except ValueError:
         report = {}
     if "pid" in report:
-        return Launched(pid=int(report["pid"]), pid_ns=report.get("pid_ns", ""))
+        listener = fds.pop(0) if report.get("bind_listener") and fds else None
+        for fd in fds:
+            os.close(fd)
+        return Launched(pid=int(report["pid"]), pid_ns=report.get("pid_ns", ""),
+                        bind_listener=listener)
+    for fd in fds:
+        os.close(fd)
     return Launched(error=report.get("error") or f"error during container init: the launcher "
                                                  f"exited with {proc.returncode}",
                     stage=report.get("stage", "init"), errno=report.get("errno"))
 
 
-def _read_until_eof(fd: int, timeout_s: float) -> bytes | None:
+def _read_until_eof(sock: socket.socket, timeout_s: float, fds: list[int]) -> bytes | None:
+    """What the launcher reports, and the fds it passes (appended to `fds`)."""
     deadline = time.monotonic() + timeout_s
     chunks = []
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
             return None
-        ready, _, _ = select.select([fd], [], [], left)
+        ready, _, _ = select.select([sock], [], [], left)
         if not ready:
             return None
-        chunk = os.read(fd, 65536)
+        chunk, passed, _, _ = socket.recv_fds(sock, 65536, 4)
+        fds.extend(passed)
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)

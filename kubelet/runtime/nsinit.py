@@ -55,7 +55,9 @@ import json
 import os
 import platform
 import signal
+import socket
 import stat
+import struct
 import sys
 from typing import Any, Iterable
 
@@ -702,6 +704,8 @@ def run(kernel: Kernel, spec: dict[str, Any], report_fd: int) -> int:
     to_l_r, to_l_w = os.pipe()       # C -> L: "unshared", then P's pid
     to_c_r, to_c_w = os.pipe()       # L -> C: "maps written", "view built"
     status_r, status_w = os.pipe()   # P -> L: why exec failed (EOF: it did not)
+    # P -> L: the low-ports filter's listener (kubelet/runtime/lowports.py)
+    fds_l, fds_p = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
     child = os.fork()
     if child == 0:  # C
         os.close(to_l_r)
@@ -726,7 +730,8 @@ def run(kernel: Kernel, spec: dict[str, Any], report_fd: int) -> int:
             if pid == 0:  # P
                 os.close(to_l_w)
                 os.close(to_c_r)
-                container_init(kernel, spec, status_w)
+                fds_l.close()
+                container_init(kernel, spec, status_w, fds_p)
             os.write(to_l_w, f"p{pid}".encode())
             os._exit(0)
         except BaseException as err:  # noqa: BLE001 - everything must reach L
@@ -739,6 +744,8 @@ def run(kernel: Kernel, spec: dict[str, Any], report_fd: int) -> int:
     os.close(to_l_w)
     os.close(to_c_r)
     os.close(status_w)
+    fds_p.close()
+    passed: list[int] = []
     report: dict[str, Any]
     try:
         if os.read(to_l_r, 1) != b"u":
@@ -763,6 +770,13 @@ def run(kernel: Kernel, spec: dict[str, Any], report_fd: int) -> int:
         elif said.startswith("p"):
             pid = int(said[1:])
             report = {"pid": pid}
+            fds_l.setblocking(False)  # P sent it before exec, or never will
+            try:
+                _, passed, _, _ = socket.recv_fds(fds_l, 16, 1)
+            except OSError:
+                passed = []  # no filter: P could not install it (stated in the README)
+            if passed:
+                report["bind_listener"] = True
             try:
                 report["pid_ns"] = os.readlink(f"/proc/{pid}/ns/pid")
             except OSError:
@@ -777,12 +791,38 @@ def run(kernel: Kernel, spec: dict[str, Any], report_fd: int) -> int:
     finally:
         os.close(to_c_w)  # a C still waiting for the view ends on EOF
         os.waitpid(child, 0)
-    os.write(report_fd, json.dumps(report).encode())
+        fds_l.close()
+    send_report(report_fd, report, passed)
     return 0 if "pid" in report else 1
 
 
-def container_init(kernel: Kernel, spec: dict[str, Any], status_w: int) -> None:
+def send_report(report_fd: int, report: dict[str, Any], fds: list[int]) -> None:
+    """The launch report, with the fds it names when the report fd is a unix socket."""
+    data = json.dumps(report).encode()
+    if fds:
+        sock = socket.socket(fileno=report_fd)
+        try:
+            socket.send_fds(sock, [data], fds)
+        finally:
+            sock.detach()
+            for fd in fds:
+                os.close(fd)
+        return
+    os.write(report_fd, data)
+
+
+def container_init(kernel: Kernel, spec: dict[str, Any], status_w: int,
+                   fds_p: socket.socket | None = None) -> None:
     """P: PID 1 of the container (when it has a PID namespace). Never returns."""
+    if spec.get("low_ports") and fds_p is not None:
+        try:
+            listener = install_bind_filter(kernel.libc)
+            socket.send_fds(fds_p, [b"l"], [listener])
+            os.close(listener)
+        except OSError:
+            pass  # the kernel refuses: ports below 1024 stay the host's to give (README)
+    if fds_p is not None:
+        fds_p.close()
     try:
         root = spec["root"]
         os.setsid()
@@ -804,6 +844,52 @@ def container_init(kernel: Kernel, spec: dict[str, Any], status_w: int) -> None:
         os._exit(INIT_FAILED_EXIT_CODE)
     exec_process(kernel, spec["process"], status_w,
                  groups_allowed=spec.get("setgroups") != "deny")
+
+
+# ---------------------------------------------------------------- low ports
+
+# The low-ports filter (kubelet/runtime/lowports.py): x86_64's bind(2) (49) goes to the supervisor; anything else is allowed.
+SECCOMP_SYSCALL = {"x86_64": 317}
+BIND_SYSCALL = {"x86_64": 49}
+AUDIT_ARCH = {"x86_64": 0xC000003E}
+SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3
+RET_ALLOW = 0x7FFF0000
+RET_USER_NOTIF = 0x7FC00000
+
+
+def bind_filter_program(machine: str) -> bytes:
+    """The BPF program (struct sock_filter[]) of the filter."""
+    ld_abs, jeq, ret = 0x20, 0x15, 0x06
+    rules = [(ld_abs, 0, 0, 4),                        # arch
+             (jeq, 0, 3, AUDIT_ARCH[machine]),         # other arch: allow
+             (ld_abs, 0, 0, 0),                        # syscall number
+             (jeq, 0, 1, BIND_SYSCALL[machine]),
+             (ret, 0, 0, RET_USER_NOTIF),
+             (ret, 0, 0, RET_ALLOW)]
+    return b"".join(struct.pack("=HBBI", *rule) for rule in rules)
+
+
+def install_bind_filter(libc: ctypes.CDLL) -> int:
+    """Install the filter in this process (inherited by its children and kept
+    across exec); the listener's fd. Needs no_new_privs or CAP_SYS_ADMIN in the
+    process's user namespace. OSError when the kernel refuses."""
+    machine = platform.machine()
+    program = bind_filter_program(machine)
+    buffer = ctypes.create_string_buffer(program, len(program))
+
+    class Fprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    prog = Fprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
+    fd = libc.syscall(ctypes.c_long(SECCOMP_SYSCALL[machine]),
+                      ctypes.c_uint(SECCOMP_SET_MODE_FILTER),
+                      ctypes.c_uint(SECCOMP_FILTER_FLAG_NEW_LISTENER), ctypes.byref(prog))
+    if fd < 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"seccomp: {os.strerror(code)}")
+    return fd
+
 
 
 # ---------------------------------------------------------------- exec

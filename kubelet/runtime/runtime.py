@@ -47,7 +47,7 @@ import structlog
 
 from kubelet.runtime import images as images_mod
 from kubelet.runtime import isolation as iso
-from kubelet.runtime import nsinit, process
+from kubelet.runtime import lowports, nsinit, process
 from kubelet.runtime import state as st
 from kubelet.runtime import stdio
 from kubemu import streams
@@ -170,6 +170,7 @@ class Container:
         self.lock = asyncio.Lock()
         self.watch_task: asyncio.Task | None = None
         self.reapable = False   # re-parented to this runtime (a subreaper): it collects the exit
+        self.bind_supervisor: lowports.Supervisor | None = None  # namespaces: ports < 1024
         self.kill_sent = False
         self.oom_message = ""
         self.execs: dict[int, process.Identity] = {}
@@ -751,6 +752,7 @@ class ContainerRuntime:
                 "namespaces": {"pid": sandbox.pid_mode != "NODE",
                                "ipc": sandbox.ipc_mode != "NODE"},
                 "masks": list(i.masks), "binds": list(i.binds), "etc_files": files,
+                "low_ports": bool(sandbox.pod_ip) and not i.rootless and lowports.supported(),
                 "shm": str(shm) if shm.is_dir() else "", "bin_dir": r.bin_dir,
                 "mounts": [dataclasses.asdict(m) for m in r.mounts],
                 "process": self._process_spec(r, r.exec_argv)}
@@ -842,6 +844,13 @@ class ContainerRuntime:
             raise await self._start_failed(c, message)
         r.pid_ns = launched.pid_ns if sandbox.pid_mode != "NODE" else ""
         c.reapable = self.subreaper
+        if launched.bind_listener is not None:
+            loop = asyncio.get_running_loop()
+            fd = launched.bind_listener
+            supervisor = lowports.Supervisor(fd, sandbox.pod_ip,
+                                             on_close=lambda: loop.remove_reader(fd))
+            loop.add_reader(fd, supervisor.on_ready)
+            c.bind_supervisor = supervisor
         return launched.pid
 
     async def _watch(self, c: Container) -> None:
@@ -863,6 +872,8 @@ class ContainerRuntime:
                 returncode = await asyncio.to_thread(c.popen.wait)
         elif c.reapable:
             returncode = await asyncio.to_thread(process.reap, c.record.pid)
+        if c.bind_supervisor is not None:
+            c.bind_supervisor.close()
         await self._record_exit(c, returncode)
 
     def _kill_leftovers(self, c: Container) -> None:
