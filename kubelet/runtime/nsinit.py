@@ -35,8 +35,15 @@ architecture).
   runtime, which reaps it and so collects its exit status.
 
   Cgroups: `enter_cgroup(spec)` is where L joins a container's cgroup
-  before forking C, so everything the container starts is in it (no-op
-  until resource limits use cgroups).
+  before forking C, so everything the container starts is in it: spec
+  keys "cgroup" (a directory, or a list of directories / cgroup.procs
+  files) and "cgroup_procs" (a list of cgroup.procs files); see its
+  docstring. Nothing is joined when neither is given.
+
+  Low ports: with spec["low_ports"], P installs a seccomp filter sending
+  bind(2) to the runtime (kubelet/runtime/lowports.py) and passes its
+  listener to L, which passes it on with the report (SCM_RIGHTS on the
+  report socket; the report then says "bind_listener": true).
 
 `exec`: enters the namespaces of a running container's PID 1 (`pid`, checked
 against `start_ticks`) -- user, mount, UTS, IPC, PID -- forks the command's
@@ -595,9 +602,37 @@ class View:
 # ---------------------------------------------------------------- the process
 
 def enter_cgroup(spec: dict[str, Any]) -> None:
-    """Hook: join the container's cgroup (spec["cgroup"]) before anything of the
-    container is forked, so that all of it is accounted there. Nothing yet:
-    resource limits do not use cgroups (the runtime's monitor enforces memory)."""
+    """Hook for resource limits: join the container's cgroup(s) before anything of
+    the container is forked, so that all of it is accounted there. L calls it
+    first thing in `run`; C, P and everything the container starts inherit it.
+
+    The contract (the cgroups work fills these in the spec; absent: nothing):
+    - spec["cgroup"]: a cgroup directory (its cgroup.procs gets this pid), or a
+      list of such directories or of cgroup.procs files (cgroups v1: one per
+      hierarchy);
+    - spec["cgroup_procs"]: a list of cgroup.procs file paths to write this pid to.
+    A write that fails raises InitError naming the file (the container does
+    not start outside its limits)."""
+    targets: list[str] = []
+    given = spec.get("cgroup")
+    if isinstance(given, str) and given:
+        targets.append(given)
+    elif isinstance(given, list):
+        targets += [str(g) for g in given if g]
+    targets += [str(p) for p in spec.get("cgroup_procs", ()) if p]
+    pid = str(os.getpid()).encode()
+    for target in targets:
+        procs = target if os.path.basename(target) == "cgroup.procs" else \
+            os.path.join(target, "cgroup.procs")
+        try:
+            fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, pid)
+            finally:
+                os.close(fd)
+        except OSError as err:
+            raise InitError(f"error during container init: joining cgroup {procs}: "
+                            f"{err.strerror or err}") from None
 
 
 def reset_signals() -> None:
@@ -697,7 +732,11 @@ def run(kernel: Kernel, spec: dict[str, Any], report_fd: int) -> int:
         flags |= CLONE_NEWIPC
     if namespaces.get("pid", True):
         flags |= CLONE_NEWPID
-    enter_cgroup(spec)
+    try:
+        enter_cgroup(spec)
+    except InitError as err:
+        send_report(report_fd, {"error": str(err), "stage": "init"}, [])
+        return 1
     if not rootless:
         kernel.unshare(CLONE_NEWNS)
         kernel.mount(None, "/", None, MS_REC | MS_PRIVATE)
