@@ -45,6 +45,11 @@ architecture).
   listener to L, which passes it on with the report (SCM_RIGHTS on the
   report socket; the report then says "bind_listener": true).
 
+  Shared PID namespace (shareProcessNamespace): with spec["join"] =
+  {"pid": N, "start_ticks": T} (the pod's pause process), C joins that
+  process's user namespace instead of making one, and P is forked into its
+  PID and IPC namespaces (P is then not PID 1: the pause process is).
+
 `exec`: enters the namespaces of a running container's PID 1 (`pid`, checked
 against `start_ticks`) -- user, mount, UTS, IPC, PID -- forks the command's
 process (it is in the container's PID namespace; it dies with this process:
@@ -734,9 +739,12 @@ def run(kernel: Kernel, spec: dict[str, Any], report_fd: int) -> int:
         flags |= CLONE_NEWPID
     try:
         enter_cgroup(spec)
+        join = _open_join(spec.get("join"))
     except InitError as err:
         send_report(report_fd, {"error": str(err), "stage": "init"}, [])
         return 1
+    if join:
+        flags &= ~(CLONE_NEWPID | CLONE_NEWIPC)
     if not rootless:
         kernel.unshare(CLONE_NEWNS)
         kernel.mount(None, "/", None, MS_REC | MS_PRIVATE)
@@ -751,7 +759,12 @@ def run(kernel: Kernel, spec: dict[str, Any], report_fd: int) -> int:
         os.close(to_c_w)
         os.close(status_r)
         try:
-            kernel.unshare(CLONE_NEWUSER | (CLONE_NEWNS if rootless else 0))
+            if join:  # the pod's user namespace (its maps are written already)
+                kernel.setns(join["user"], CLONE_NEWUSER)
+                if rootless:
+                    kernel.unshare(CLONE_NEWNS)
+            else:
+                kernel.unshare(CLONE_NEWUSER | (CLONE_NEWNS if rootless else 0))
             os.write(to_l_w, b"u")
             if os.read(to_c_r, 1) != b"m":
                 os._exit(1)
@@ -764,6 +777,9 @@ def run(kernel: Kernel, spec: dict[str, Any], report_fd: int) -> int:
             elif os.read(to_c_r, 1) != b"v":
                 os._exit(1)
             kernel.unshare(flags)
+            if join:  # the pod's IPC and PID namespaces: P is a process of the pod's
+                kernel.setns(join["ipc"], CLONE_NEWIPC)
+                kernel.setns(join["pid"], CLONE_NEWPID)
             kernel.sethostname(spec.get("hostname") or "localhost")
             pid = os.fork()
             if pid == 0:  # P
@@ -789,7 +805,8 @@ def run(kernel: Kernel, spec: dict[str, Any], report_fd: int) -> int:
     try:
         if os.read(to_l_r, 1) != b"u":
             raise InitError("error during container init: the namespaces could not be made")
-        write_maps(child, spec)
+        if not join:
+            write_maps(child, spec)
         if rootless:
             os.write(to_c_w, b"m")
         else:
@@ -833,6 +850,23 @@ def run(kernel: Kernel, spec: dict[str, Any], report_fd: int) -> int:
         fds_l.close()
     send_report(report_fd, report, passed)
     return 0 if "pid" in report else 1
+
+
+def _open_join(join: dict[str, Any] | None) -> dict[str, int]:
+    """The namespaces (user, PID, IPC) of the pod's first process to join
+    (shareProcessNamespace): fds by name, {} when none is asked. InitError
+    when that process is gone (a recycled pid is told by its start time)."""
+    if not join:
+        return {}
+    pid = join["pid"]
+    try:
+        if _start_ticks(pid) != join["start_ticks"]:
+            raise FileNotFoundError
+        return {name: os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+                for name in ("user", "pid", "ipc")}
+    except (FileNotFoundError, ProcessLookupError):
+        raise InitError("error during container init: the pod's shared PID namespace is "
+                        "gone (its first process ended)") from None
 
 
 def send_report(report_fd: int, report: dict[str, Any], fds: list[int]) -> None:

@@ -68,6 +68,18 @@ OOM_EXIT_CODE = 137
 EXEC_CANNOT_RUN_EXIT_CODE = 126
 ID_PREFIX_MIN = 4
 ETC_FILES = ("hostname", "hosts", "resolv.conf")
+PAUSE_DIR = "pause"
+# The pod's pause process (shareProcessNamespace, namespaces mode): PID 1 of the
+# pod's PID namespace, it reaps what is re-parented to it and ends on SIGTERM.
+PAUSE_SCRIPT = ("import os, signal\n"
+                "wanted = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT}\n"
+                "signal.pthread_sigmask(signal.SIG_BLOCK, wanted)\n"
+                "while signal.sigwaitinfo(wanted).si_signo == signal.SIGCHLD:\n"
+                "    try:\n"
+                "        while os.waitpid(-1, os.WNOHANG)[0] > 0:\n"
+                "            pass\n"
+                "    except ChildProcessError:\n"
+                "        pass\n")
 SHM_DIR = "shm"
 SHM_MODE = 0o1777  # /dev/shm of the pod's containers (inside the 0700 pod directory)
 MONITOR_LOOP = "runtime-monitor"
@@ -470,7 +482,10 @@ class ContainerRuntime:
             host_aliases=aliases, resolv_conf=files["resolv.conf"],
             pid_mode=pb.NamespaceMode.Name(options.pid),
             ipc_mode=pb.NamespaceMode.Name(options.ipc))
+        if ns and record.pid_mode == "POD":
+            await self._start_pause(record)
         if reserved in self.sandbox_names:  # made meanwhile, by a call that did not wait
+            self._stop_pause(record)
             raise AlreadyExists(f'failed to reserve sandbox name "{reserved}": name '
                                 f'"{reserved}" is reserved for "{self.sandbox_names[reserved]}"')
         self.sandboxes[sandbox_id] = record
@@ -480,6 +495,43 @@ class ContainerRuntime:
                  pod_ip=config.pod_ip)
         return sandbox_id
 
+    async def _start_pause(self, sandbox: st.SandboxRecord) -> None:
+        """The pod's pause process (shareProcessNamespace): PID 1 of the PID
+        namespace the pod's containers join. StartFailed when it cannot start."""
+        base = pathlib.Path(sandbox.pod_dir) / PAUSE_DIR
+        i = self.isolation
+
+        def prepare() -> dict:
+            for d in (base, base / "root", base / "layer"):
+                private_dir(d)
+            files = iso.pod_files(sandbox.hostname, sandbox.pod_ip, sandbox.domain,
+                                  sandbox.host_aliases, sandbox.resolv_conf)
+            return {**i.identity_spec(), "root": str(base / "root"),
+                    "layer": str(base / "layer"), "hostname": sandbox.hostname,
+                    "namespaces": {"pid": True, "ipc": True}, "masks": list(i.masks),
+                    "binds": list(i.binds), "etc_files": files,
+                    "process": {"argv": [i.python, "-I", "-S", "-c", PAUSE_SCRIPT],
+                                "env": [["PATH", images_mod.DEFAULT_PATH]], "cwd": "/",
+                                "uid": 0, "gid": 0, "groups": []}}
+        spec = await asyncio.to_thread(prepare)
+        null = await asyncio.to_thread(os.open, os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            launched = await asyncio.to_thread(iso.launch, i, spec, stdout=null, stderr=null)
+        finally:
+            os.close(null)
+        if launched.error:
+            raise StartFailed(f"the pod's shared PID namespace could not be made: "
+                              f"{launched.error}")
+        identity = process.identify(launched.pid) or process.Identity(launched.pid)
+        sandbox.pause_pid, sandbox.pause_start_ticks = launched.pid, identity.start_ticks
+
+    def _stop_pause(self, sandbox: st.SandboxRecord) -> None:
+        """SIGKILL the pod's pause process: the end of the pod's PID namespace,
+        and of whatever is still in it."""
+        if sandbox.pause_pid:
+            process.signal_process(process.Identity(sandbox.pause_pid,
+                                                    sandbox.pause_start_ticks), signal.SIGKILL)
+
     async def stop_sandbox(self, sandbox_id: str, timeout_s: float = 0.0) -> None:
         try:
             sandbox = self.sandbox(sandbox_id)
@@ -487,6 +539,7 @@ class ContainerRuntime:
             return  # idempotent: nothing left to stop
         members = [c for c in self.containers.values() if c.record.sandbox_id == sandbox.id]
         await asyncio.gather(*(self._stop(c, timeout_s) for c in members))
+        await asyncio.to_thread(self._stop_pause, sandbox)
         if sandbox.state != st.SANDBOX_NOTREADY:
             sandbox.state = st.SANDBOX_NOTREADY
             await self.store.save_sandbox(sandbox)
@@ -621,10 +674,8 @@ class ContainerRuntime:
         """What the current mode cannot do for this container."""
         sc = config.security_context
         found = []
-        if sandbox.pid_mode == "POD":
-            found.append("shareProcessNamespace is not supported: each container has a "
-                         "PID namespace of its own" if self.isolation.namespaces else
-                         "shareProcessNamespace: the plain isolation mode has no PID "
+        if sandbox.pid_mode == "POD" and not self.isolation.namespaces:
+            found.append("shareProcessNamespace: the plain isolation mode has no PID "
                          "namespaces (every process of the node is visible)")
         if self.isolation.namespaces:
             return found
@@ -755,7 +806,9 @@ class ContainerRuntime:
                 "low_ports": bool(sandbox.pod_ip) and not i.rootless and lowports.supported(),
                 "shm": str(shm) if shm.is_dir() else "", "bin_dir": r.bin_dir,
                 "mounts": [dataclasses.asdict(m) for m in r.mounts],
-                "process": self._process_spec(r, r.exec_argv)}
+                "process": self._process_spec(r, r.exec_argv),
+                **({"join": {"pid": sandbox.pause_pid, "start_ticks": sandbox.pause_start_ticks}}
+                   if sandbox.pid_mode == "POD" and sandbox.pause_pid else {})}
 
     async def start_container(self, container_id: str) -> None:
         c = self.container(container_id)
@@ -842,7 +895,9 @@ class ContainerRuntime:
                 message = start_error_message(r.argv[0], OSError(launched.errno,
                                                                  os.strerror(launched.errno)))
             raise await self._start_failed(c, message)
-        r.pid_ns = launched.pid_ns if sandbox.pid_mode != "NODE" else ""
+        # Its own PID namespace, which ends with it (with a shared one, the pod's,
+        # its processes are found and killed as in the plain mode).
+        r.pid_ns = launched.pid_ns if sandbox.pid_mode == "CONTAINER" else ""
         c.reapable = self.subreaper
         if launched.bind_listener is not None:
             loop = asyncio.get_running_loop()
@@ -981,7 +1036,7 @@ class ContainerRuntime:
         sandbox = self.sandboxes.get(r.sandbox_id)
         spec = iso.exec_spec(self.isolation, r.pid, r.pid_start_ticks,
                              {**self._process_spec(r, argv), "tty": tty},
-                             {"pid": bool(r.pid_ns),
+                             {"pid": sandbox is None or sandbox.pid_mode != "NODE",
                               "ipc": sandbox is None or sandbox.ipc_mode != "NODE"})
         fd = iso.memfd_with(json.dumps(spec).encode())
         return ExecCommand(argv=self.isolation.launcher("exec", fd), env={"LANG": "C.UTF-8"},

@@ -69,6 +69,10 @@ class SandboxRecord:
     resolv_conf: str = ""      # its /etc/resolv.conf
     pid_mode: str = "CONTAINER"  # NamespaceMode of the PID namespace: CONTAINER, POD, NODE
     ipc_mode: str = "CONTAINER"
+    # namespaces mode, pid_mode POD: the pod's pause process, PID 1 of the pod's
+    # PID namespace, which its containers join (0: none).
+    pause_pid: int = 0
+    pause_start_ticks: int = -1
 
     @property
     def reserved_name(self) -> str:

@@ -365,6 +365,42 @@ async def test_ps_shows_only_the_pods_processes_the_first_being_pid_1(
     assert all("kubelet" not in args and "etcd" not in args for _, args in rows), out.stdout
 
 
+async def test_share_process_namespace_gives_the_pod_one_pid_namespace(
+        cluster, api, ns, tmp_path, namespaces_mode):
+    await apply(cluster, tmp_path, ns, """\
+        apiVersion: v1
+        kind: Pod
+        metadata:
+          name: nginx
+        spec:
+          shareProcessNamespace: true
+          containers:
+          - name: nginx
+            image: nginx
+          - name: shell
+            image: busybox:1.28
+            command: ["sleep", "3600"]
+            securityContext:
+              capabilities:
+                add:
+                - SYS_PTRACE
+            stdin: true
+            tty: true
+        """)
+    await wait_pod(api, ns, "nginx", running)
+    out = await kexec(cluster, ns, "nginx", "ps", "-eo", "pid,args", container="shell")
+    assert out.returncode == 0, out.stderr
+    rows = [line.split(None, 1) for line in out.stdout.splitlines()[1:]]
+    assert rows[0][0] == "1" and "sigwaitinfo" in rows[0][1], out.stdout  # the pod's pause
+    commands = [args for _, args in rows]
+    assert "sleep 3600" in commands, out.stdout
+    assert any("nginx" in args for args in commands), out.stdout
+    # Each container still has its own root: the shell does not see nginx's files
+    # through its own /, only through /proc/<pid>/root as in Kubernetes.
+    out = await kexec(cluster, ns, "nginx", "hostname", container="shell")
+    assert out.stdout == "nginx\n"
+
+
 async def test_run_as_user_and_group_through_the_user_namespace(cluster, api, ns, tmp_path,
                                                                 namespaces_mode):
     await apply(cluster, tmp_path, ns, """\
