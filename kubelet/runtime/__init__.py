@@ -51,9 +51,14 @@ Contract (what the kubelet and pod authors rely on):
   nothing a container started survives it. Ports below 1024 of the pod IP
   are bound for the container by the runtime (lowports.py). Exec, ExecSync,
   exec probes and streaming exec enter the namespaces (nsinit.py `exec`).
-  Gaps: shareProcessNamespace gives no shared PID namespace (a warning says
-  so); the IPC namespace is per container, not per pod; hostPID/hostIPC
-  share the host's.
+  shareProcessNamespace (pid mode POD): the sandbox starts a pause process
+  (the pod's PID 1, in its own user, PID and IPC namespaces; recorded as
+  pause_pid) whose namespaces the pod's containers join; a container's
+  first process is then not PID 1, and the container is stopped and
+  cleaned up as in the plain mode (its group, its tree); stopping the
+  sandbox kills the pause process, which ends the pod's PID namespace.
+  Gaps: without it the IPC namespace is per container, not per pod;
+  hostPID/hostIPC share the host's.
 - The plain mode: no namespaces. Each container gets a directory
   <root>/containers/<id>/rootfs, passed as env KUBEMU_ROOTFS; each mount is
   a symlink $KUBEMU_ROOTFS/<container_path> -> host_path, and etc/hostname,
