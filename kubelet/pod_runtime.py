@@ -52,6 +52,7 @@ from kubemu.api.v1 import core_pb2
 from kubemu.backoff import Backoff
 from kubemu.client.clientset import Client
 from kubemu.client.events import NORMAL, WARNING, EventRecorder
+from kubemu.fileutil import private_dir
 from kubemu.runtime.v1 import runtime_pb2 as rpb
 
 DEFAULT_GRACE_S = 30
@@ -169,9 +170,10 @@ def security_context(pod: Message, ctr: Message) -> rpb.ContainerSecurityContext
 def termination_log_file(path: pathlib.Path) -> str:
     """The host file bound at a container's terminationMessagePath, empty and
     writable by whichever user the container runs as (blocking)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for directory in (path.parent.parent, path.parent):  # <pod dir>/containers/<name>
+        private_dir(directory)
     path.write_bytes(b"")
-    os.chmod(path, 0o666)
+    os.chmod(path, 0o666)  # as the kubelet makes it; private behind the 0700 directories
     return str(path)
 
 
