@@ -302,10 +302,10 @@ async def test_nginx_serves_the_welcome_page_or_a_mounted_docroot(runtime, tmp_p
     docroot = await runtime.run(sandbox, "docroot", "nginx", env={"NGINX_PORT": str(port2)},
                                 mounts=[pb.Mount(container_path="/usr/share/nginx/html",
                                                  host_path=str(html), readonly=True)])
-    if runtime.mode == PLAIN:
-        assert await wait_for(lambda: asyncio.to_thread(http_get, f"http://{ip}:{port2}/"),
-                              WAIT_S) == (200, "from a volume\n")
-    else:  # the stand-in finds its docroot through $KUBEMU_ROOTFS (plain mode only)
+    # Plain: the stand-in finds its docroot through $KUBEMU_ROOTFS; namespaces: at its path.
+    assert await wait_for(lambda: asyncio.to_thread(http_get, f"http://{ip}:{port2}/"),
+                          WAIT_S) == (200, "from a volume\n")
+    if runtime.mode == NAMESPACES:  # and the container sees it there
         reply = await runtime.exec(docroot, ["cat", "/usr/share/nginx/html/index.html"])
         assert (reply.exit_code, reply.stdout) == (0, b"from a volume\n")
 
