@@ -690,6 +690,10 @@ class Cluster:
             self._log.warning("killing stray processes", processes=describe(strays))
             await asyncio.to_thread(kill_processes, strays)
         left = await asyncio.to_thread(self.leftover_processes)
+        if not left:
+            stuck = await asyncio.to_thread(cluster_home.remove_cgroups, self.home)
+            if stuck:
+                self._log.warning("cgroups not removed", cgroups=[str(p) for p in stuck])
 
         def unlink_markers() -> None:
             for marker in (READY_FILE, PID_FILE):

@@ -15,15 +15,31 @@ collection (the kubelet's kuberuntime_gc, per pod).
   files. So a container keeps at most two instances, and exactly one dead
   one while it runs. A sandbox that is not the pod's newest, not ready and
   holds no container any more is removed too.
+- Spec changes (kuberuntime_manager.go computePodActions, containerChanged):
+  each instance carries the hash of the spec it was made from
+  (`hash_container`, in the `io.kubernetes.container.hash` annotation). A
+  running container whose hash differs from its current spec's is killed
+  ("Container <name> definition changed, will be restarted") and started
+  again from the new spec in the same pass, whatever the restartPolicy.
+  As in Kubernetes the hash covers only the fields a pod update may change
+  in a container (its name and image: the apiserver refuses the rest), so
+  changing the hashed fields is the one way to restart a container in place.
+  Only app containers: an init container that already ran is not run again
+  for a new image (Kubernetes re-runs init containers only with a new sandbox).
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Iterable, Mapping, Sequence
 
 from google.protobuf.message import Message
 
+from kubelet import cri
 from kubemu.runtime.v1 import runtime_pb2 as rpb
+
+_FNV32_OFFSET = 0x811C9DC5
+_FNV32_PRIME = 0x01000193
 
 
 @dataclasses.dataclass
@@ -107,3 +123,70 @@ def sandboxes_to_remove(sandboxes: Sequence[rpb.PodSandbox],
 
 def removable(grouped: Mapping[str, Sequence[Instance]]) -> list[Instance]:
     return [i for items in grouped.values() for i in evictable(items)]
+
+
+# ---------------------------------------------------------------- spec changes
+
+def _fnv1a_32(data: bytes) -> int:
+    h = _FNV32_OFFSET
+    for byte in data:
+        h = ((h ^ byte) * _FNV32_PRIME) & 0xFFFFFFFF
+    return h
+
+
+def _hash_fields(name: str, image: str) -> str:
+    # Kubernetes' pickFieldsToHash: the JSON of {"image", "name"}, keys sorted
+    # (as Go's json.Marshal of a map), through FNV-1a 32, in hex as the
+    # annotation holds it. The value need not equal a real kubelet's: only
+    # this kubelet reads it back.
+    text = json.dumps({"image": image, "name": name}, separators=(",", ":"), sort_keys=True)
+    return format(_fnv1a_32(text.encode()), "x")
+
+
+def hash_container(ctr: Message) -> str:
+    """The hash of a container spec, as recorded on the instances made from it."""
+    return _hash_fields(ctr.name, ctr.image)
+
+
+def recorded_hash(inst: Instance) -> str:
+    """The hash of the spec an instance was made from: its annotation; for an
+    instance made before the kubelet recorded hashes, the hash of its name and
+    the image the runtime says it runs (so an upgrade restarts nothing)."""
+    recorded = inst.status.annotations.get(cri.CONTAINER_HASH_ANNOTATION) \
+        or inst.summary.annotations.get(cri.CONTAINER_HASH_ANNOTATION)
+    if recorded:
+        return recorded
+    image = inst.status.image.image or inst.summary.image.image
+    return _hash_fields(inst.name, image)
+
+
+def definition_changed(ctr: Message, inst: Instance) -> bool:
+    """containerChanged: the instance was made from another spec than `ctr`."""
+    return recorded_hash(inst) != hash_container(ctr)
+
+
+@dataclasses.dataclass(frozen=True)
+class Kill:
+    """A running container to kill, and why (the Killing event's message)."""
+
+    message: str
+    restart_now: bool = False    # start the new instance in the same pass
+    probe: str = ""              # the kind of the probe that failed (prober.LIVENESS, ...)
+
+
+def running_action(ctr: Message, cur: Instance, restart_policy: str,
+                   failed_probe: str | None) -> Kill | None:
+    """What computePodActions does with a running app container (`failed_probe`:
+    the kind of its probe that failed, "Liveness" or "Startup"): kill it
+    when its definition changed (and restart it at once, whatever the
+    policy), or when its liveness or startup probe failed (restarted later,
+    through the back-off, if the policy allows); else keep it (None)."""
+    if definition_changed(ctr, cur):
+        return Kill(f"Container {ctr.name} definition changed, will be restarted",
+                    restart_now=True)
+    if failed_probe is None:
+        return None
+    message = f"Container {ctr.name} failed {failed_probe.lower()} probe"
+    if (restart_policy or "Always") != "Never":
+        message += ", will be restarted"
+    return Kill(message, probe=failed_probe)

@@ -27,6 +27,8 @@ POD_UID_LABEL = "io.kubernetes.pod.uid"
 CONTAINER_NAME_LABEL = "io.kubernetes.container.name"
 GRACE_ANNOTATION = "io.kubernetes.pod.terminationGracePeriod"
 RESTART_COUNT_ANNOTATION = "io.kubernetes.container.restartCount"
+# The hash of the container's spec when it was created (kubelet/containers.py).
+CONTAINER_HASH_ANNOTATION = "io.kubernetes.container.hash"
 INIT_ANNOTATION = "kubemu.io/init-container"
 
 UNAVAILABLE_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -117,11 +119,15 @@ class RuntimeClient:
     # ------------------------------------------------------------ containers
 
     async def create_container(self, sandbox_id: str, config: pb.ContainerConfig,
-                               sandbox_config: pb.PodSandboxConfig) -> tuple[str, list[str]]:
-        """The container's id, and what the node's isolation mode cannot do for it."""
+                               sandbox_config: pb.PodSandboxConfig
+                               ) -> tuple[str, list[str], list[str]]:
+        """The new container's id, how the runtime approximates limits it cannot
+        enforce, and what its isolation mode cannot do for it (one sentence
+        each: Warning events)."""
         response = await self._call("CreateContainer", pb.CreateContainerRequest(
             pod_sandbox_id=sandbox_id, config=config, sandbox_config=sandbox_config))
-        return response.container_id, list(response.warnings)
+        return (response.container_id, list(response.warnings),
+                list(response.isolation_warnings))
 
     async def start_container(self, container_id: str) -> None:
         await self._call("StartContainer", pb.StartContainerRequest(container_id=container_id))

@@ -7,11 +7,12 @@ when each operation runs:
   after a kubelet restart; a new one, with a new IP, when the old one is
   gone), the volumes, the init containers in order (each to success), then
   the app containers: start what is missing, kill what failed its liveness
-  or startup probe, restart what exited as the restartPolicy says with
-  CrashLoopBackOff between restarts; then old instances are collected and
-  the status handed to the status manager. A pod with restartPolicy Never
-  whose sandbox is gone after its containers ran gets no new sandbox: its
-  status says how it ended.
+  or startup probe, kill and start again at once what runs from an older
+  definition (a new image: kubelet/containers.py), restart what exited as
+  the restartPolicy says with CrashLoopBackOff between restarts; then old
+  instances are collected and the status handed to the status manager. A
+  pod with restartPolicy Never whose sandbox is gone after its containers
+  ran gets no new sandbox: its status says how it ended.
 - `stop_all(pod, grace_s)` (KillPod): every running container at once (the
   Killing event, preStop within the grace period, SIGTERM, SIGKILL at its
   end), then the sandboxes; the IP goes back to the pool.
@@ -67,6 +68,8 @@ TERMINATION_POLICY_ANNOTATION = "io.kubernetes.container.terminationMessagePolic
 TERMINATION_MESSAGE_BYTES_MAX = 4096
 TERMINATION_LOG_LINES_MAX = 80
 TERMINATION_LOG_BYTES_MAX = 2048
+# Event reason: a container limit the node enforces only approximately (no cgroup).
+LIMIT_APPROXIMATED = "LimitApproximated"
 
 
 @dataclasses.dataclass
@@ -286,13 +289,21 @@ class PodRuntime:
         elif cur.status.state == rpb.CONTAINER_CREATED:
             await self._start_created(pod, ctr, cur, items)
         elif cur.running:
+            if cur.id in self.killing:
+                return
             failed = self.ctx.probes.failure(self.uid, cur.id)
-            if failed is not None and cur.id not in self.killing:
-                kind, _ = failed
-                why = "liveness" if kind == prober.LIVENESS else "startup"
-                grace_s = self._probe_grace_s(pod, ctr, kind)
-                await self._kill(pod, ctr, cur.id, grace_s,
-                                 f"Container {ctr.name} failed {why} probe, will be restarted")
+            action = containers.running_action(ctr, cur, pod.spec.restart_policy,
+                                               failed[0] if failed is not None else None)
+            if action is None:
+                return
+            grace_s = self._probe_grace_s(pod, ctr, action.probe) if action.probe \
+                else float(pod_grace_s(pod))
+            await self._kill(pod, ctr, cur.id, grace_s, action.message)
+            if action.restart_now:
+                # A new definition: the new instance now, not through the back-off
+                # (computePodActions puts it in ContainersToStart of this pass).
+                await self._start(pod, ctr, items)
+            else:
                 self.notify()  # restart it now (through the back-off)
         elif cur.exited:
             policy = pod.spec.restart_policy or "Always"
@@ -514,6 +525,7 @@ class PodRuntime:
             labels={cri.POD_NAME_LABEL: m.name, cri.POD_NAMESPACE_LABEL: m.namespace,
                     cri.POD_UID_LABEL: m.uid, cri.CONTAINER_NAME_LABEL: ctr.name},
             annotations={cri.RESTART_COUNT_ANNOTATION: str(attempt),
+                         cri.CONTAINER_HASH_ANNOTATION: containers.hash_container(ctr),
                          cri.INIT_ANNOTATION: "true" if init else "false",
                          cri.GRACE_ANNOTATION: str(pod_grace_s(pod)), **termination})
 
@@ -541,7 +553,7 @@ class PodRuntime:
             self.schedule(RETRY_S)
             return
         try:
-            container_id, warnings = await self.ctx.runtime.create_container(
+            container_id, warnings, isolation_warnings = await self.ctx.runtime.create_container(
                 self.sandbox.id, config, self.sandbox.config)
         except cri.RuntimeCallError as err:
             if err.code == grpc.StatusCode.ALREADY_EXISTS:
@@ -560,7 +572,11 @@ class PodRuntime:
             return
         self.ctx.events.record(pod, NORMAL, "Created", f"Created container {ctr.name}",
                                field_path=path)
-        for warning in warnings:  # the node's isolation mode's gaps, never silent
+        for warning in warnings:
+            # No cgroup enforces this limit on this node: say how it is approximated.
+            self.ctx.events.record(pod, WARNING, LIMIT_APPROXIMATED,
+                                   f"Container {ctr.name}: {warning}", field_path=path)
+        for warning in isolation_warnings:  # the node's isolation mode's gaps, never silent
             self.ctx.events.record(pod, WARNING, ISOLATION_GAP_REASON, warning,
                                    field_path=path)
         await self._run_created(pod, ctr, container_id, init)
@@ -568,8 +584,9 @@ class PodRuntime:
     async def _start_created(self, pod: Message, ctr: Message, cur: Instance,
                              items: list[Instance], init: bool = False) -> None:
         """A container created but never started (the kubelet stopped in between);
-        one made in an earlier sandbox cannot start any more: a new one is made."""
-        if cur.sandbox_id != self.sandbox.id:
+        one made in an earlier sandbox, or from an older definition of the
+        container, is not started: a new one is made."""
+        if cur.sandbox_id != self.sandbox.id or containers.definition_changed(ctr, cur):
             await self._start(pod, ctr, items, init)
             return
         await self._run_created(pod, ctr, cur.id, init)

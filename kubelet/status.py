@@ -5,7 +5,9 @@ the runtime says about its containers. Pure functions: no I/O, time passed in.
   container's state is running, terminated (exit code, reason, times,
   containerID `kubemu://<id>`) or waiting (ContainerCreating,
   PodInitializing, CrashLoopBackOff, ErrImagePull, ...); lastState is the
-  previous instance's termination; restartCount is the instance's attempt.
+  previous instance's termination; restartCount is the instance's attempt;
+  image and imageID are those of the latest instance (the spec's image only
+  while there is none), so a changed image shows once its instance runs.
 - phase follows the kubelet's getPhase; a pod that reached Succeeded or
   Failed stays there.
 - conditions: PodReadyToStartContainers, Initialized, Ready, ContainersReady,
@@ -97,6 +99,9 @@ def container_status(view: ContainerView, default_waiting: str,
     cur = view.current
     if cur is not None:
         s.restart_count = cur.metadata.attempt
+        # The image the instance was made from, not the spec's: after an image
+        # change the old one shows until the new instance exists.
+        s.image = cur.image.image or view.image
         s.image_id = cur.image_ref
         s.container_id = CONTAINER_ID_PREFIX + cur.id
     if _is_running(cur):

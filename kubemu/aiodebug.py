@@ -15,7 +15,10 @@ not reported) and the rest, time blocked. Where schedstat is missing, a
 voluntary context switch during the callback counts as blocking. Time spent
 waiting for the GIL held by another thread of the process counts as blocked,
 too: a callback stalled that long behind a CPU-bound worker thread did stall
-its loop.
+its loop. A callback during which the process was stopped (SIGSTOP or
+SIGTSTP, as chaos tests pause components) is not reported: a SIGCONT handler
+marks when the process went on, and a callback that saw one is not judged
+(how long it was stopped is not known, so it cannot be told from blocking).
 
 `install(threshold_ms, report)` patches asyncio for the whole process and
 returns a function that undoes it. A watchdog thread looks at the running
@@ -34,6 +37,7 @@ import itertools
 import json
 import os
 import resource
+import signal
 import sys
 import threading
 import time
@@ -127,6 +131,18 @@ class _SchedStat:
         return None
 
 
+def _was_stopped(continued: list[float], since: float) -> bool:
+    """Whether the process was continued after a stop since `since`. A call of
+    a Python function lets the interpreter run a pending signal handler first
+    (the SIGCONT that ended the stop may have arrived while C code ran)."""
+    _let_handlers_run()
+    return continued[0] >= since
+
+
+def _let_handlers_run() -> None:
+    pass
+
+
 def _judge(wall_s: float, threshold_s: float, start: tuple | None, end: tuple | None,
            cpu_s: float, blocked_hint: bool) -> tuple[bool, float, bool]:
     """(slow?, cpu seconds, blocked?) for a callback that ran wall_s."""
@@ -151,6 +167,14 @@ def install(threshold_ms: float, report: Callable[[SlowCallback], None], *,
     watchdog.start()
     schedstat = _SchedStat()
     precise = schedstat.read() is not None
+    continued = [0.0]  # monotonic time of the last SIGCONT
+
+    def on_continue(signum, frame) -> None:
+        continued[0] = time.monotonic()
+    try:
+        previous = signal.signal(signal.SIGCONT, on_continue)
+    except ValueError:  # not the main thread: stops are not told apart
+        previous = None
 
     def _run(self) -> None:
         thread_id = threading.get_ident()
@@ -166,7 +190,7 @@ def install(threshold_ms: float, report: Callable[[SlowCallback], None], *,
         finally:
             watchdog.running.pop(thread_id, None)
             wall_s = time.monotonic() - wall0
-            if wall_s > threshold_s:
+            if wall_s > threshold_s and not _was_stopped(continued, wall0):
                 end = schedstat.read() if precise else None
                 slow, cpu_s, blocked = _judge(
                     wall_s, threshold_s, start, end,
@@ -187,6 +211,11 @@ def install(threshold_ms: float, report: Callable[[SlowCallback], None], *,
     def uninstall() -> None:
         handle_cls._run = original
         watchdog.stopped.set()
+        if previous is not None:
+            try:
+                signal.signal(signal.SIGCONT, previous)
+            except ValueError:
+                pass
     return uninstall
 
 

@@ -14,7 +14,10 @@ kubemu.fileutil: directories 0700, files 0600, whatever the umask):
       logs/                  LOGS_DIR: `<process>.log` per process, SUPERVISOR_LOG
       nodes/<node>/runtime/  a node runtime's root; its `state/containers/<id>.json`
                              records each container (kubelet/runtime/state.py): pid,
-                             pid_start_ticks, pid_create_time, rootfs
+                             pid_start_ticks, pid_create_time, rootfs; its
+                             `cgroups.json` (RUNTIME_CGROUPS_FILE) the runtime's
+                             parent cgroups, each holding one cgroup per container
+                             (kubelet/runtime/cgroups.py)
 
 A process belongs to the cluster in `home` when
   - it is recorded (pid plus start time, so a reused pid is never taken for it);
@@ -26,6 +29,9 @@ A process belongs to the cluster in `home` when
     or session (containers run in a session of their own) while that leader
     lives, or, once it is gone, those of them still carrying the container's
     ROOTFS_ENV, and any process carrying a recorded container's ROOTFS_ENV;
+  - it is in a node runtime's parent cgroup (or a cgroup below it): wherever a
+    runtime could make cgroups, every process a container started is there,
+    whatever it did with its session, group or environment;
   - when asked, its command line names a path in the home.
 The caller, its ancestors and `kubemu` commands never count.
 
@@ -65,6 +71,10 @@ NODE_RUNTIME_DIR = "runtime"
 # Under a runtime's root; the layout is kubelet/runtime/state.py's.
 RUNTIME_CONTAINER_RECORDS = ("state", "containers")
 RUNTIME_SANDBOX_RECORDS = ("state", "sandboxes")
+# Under a runtime's root: {"version": 1|2|0, "parents": [cgroup directory, ...]}
+# (kubelet/runtime/cgroups.py writes it). A parent is always .../kubemu/<hex>.
+RUNTIME_CGROUPS_FILE = "cgroups.json"
+CGROUP_PARENT_RE = re.compile(r"/kubemu/[0-9a-f]{8,64}$")
 
 HOME_ENV = "KUBEMU_HOME"
 # Set on every process the supervisor starts and inherited by their children
@@ -547,6 +557,57 @@ def container_pids(records: Iterable[ContainerRecord], table: Iterable[ProcInfo]
     return found
 
 
+def cgroup_parents(home: pathlib.Path, node: str | None = None) -> list[pathlib.Path]:
+    """The parent cgroups the node runtimes in `home` (or one node's) recorded
+    (those that still exist).
+    A path not shaped like a runtime's parent (.../kubemu/<hex>) is ignored:
+    whatever is in it is not certainly ours."""
+    try:
+        node_dirs = [node_dir(home, node)] if node is not None else \
+            sorted(p for p in (home / NODES_DIR).iterdir() if p.is_dir())
+    except OSError:
+        return []
+    return [p for d in node_dirs for p in runtime_cgroup_parents(d / NODE_RUNTIME_DIR)]
+
+
+def runtime_cgroup_parents(root: pathlib.Path) -> list[pathlib.Path]:
+    """The parent cgroups one runtime (its root) recorded, those that exist."""
+    try:
+        with open(pathlib.Path(root) / RUNTIME_CGROUPS_FILE, "rb") as f:
+            data = json.loads(f.read(RECORD_BYTES_MAX + 1))
+    except (OSError, ValueError):
+        return []
+    listed = data.get("parents") if isinstance(data, dict) else None
+    return [pathlib.Path(path) for path in (listed if isinstance(listed, list) else ())
+            if isinstance(path, str) and CGROUP_PARENT_RE.search(path) and os.path.isdir(path)]
+
+
+def cgroup_pids(home: pathlib.Path, node: str | None = None) -> set[int]:
+    """Every process in the node runtimes' (or one node's) cgroups. Blocking."""
+    from kubemu import cgroupfs
+    return cgroupfs.members(cgroup_parents(home, node))
+
+
+def remove_cgroups(home: pathlib.Path) -> list[pathlib.Path]:
+    """Kill whatever is left in the node runtimes' cgroups and remove them (the
+    cluster is down: nothing of it may run). The directories that could not
+    be removed. Blocking."""
+    return remove_cgroup_parents(cgroup_parents(home))
+
+
+def remove_cgroup_parents(parents: Sequence[pathlib.Path]) -> list[pathlib.Path]:
+    """Kill what is in these runtime parents and remove them; the dirs left."""
+    from kubemu import cgroupfs
+    if not parents:
+        return []
+    cgroupfs.kill_all(parents)
+    left = cgroupfs.remove(parents)
+    for shared in {p.parent for p in parents}:
+        with contextlib.suppress(OSError):
+            shared.rmdir()  # kubemu/: shared with other clusters; only when empty
+    return left
+
+
 def _stat(pid: int) -> tuple[int, int, int] | None:
     """(pgid, sid, start ticks) from /proc/<pid>/stat; None when it is gone."""
     try:
@@ -568,7 +629,8 @@ def _stat(pid: int) -> tuple[int, int, int] | None:
 # --- the scan -----------------------------------------------------------------
 
 def _scan(home: pathlib.Path, recorded: Iterable[tuple[int, Any]], *, by_env: bool,
-          by_cmdline: bool, records: Sequence[ContainerRecord]) -> list[psutil.Process]:
+          by_cmdline: bool, records: Sequence[ContainerRecord],
+          cgroup_members: set[int]) -> list[psutil.Process]:
     """One pass over the process table; blocking."""
     import psutil
 
@@ -606,6 +668,11 @@ def _scan(home: pathlib.Path, recorded: Iterable[tuple[int, Any]], *, by_env: bo
                                       rootfs=environ.get(ROOTFS_ENV)))
     for pid in container_pids(records, table):
         found.setdefault(pid, scanned[pid])
+    for pid in cgroup_members:
+        if pid not in skip and pid not in found:
+            proc = scanned.get(pid) or alive(pid)
+            if proc is not None:
+                found[pid] = proc
     return sorted(found.values(), key=lambda p: p.pid)
 
 
@@ -615,13 +682,15 @@ def find_home_processes(home: pathlib.Path, recorded: Iterable[tuple[int, Any]] 
     pid order. Blocking."""
     home = pathlib.Path(home)
     return _scan(home, recorded, by_env=True, by_cmdline=by_cmdline,
-                 records=container_records(home))
+                 records=container_records(home), cgroup_members=cgroup_pids(home))
 
 
 def container_processes(home: pathlib.Path, node: str | None = None) -> list[psutil.Process]:
     """The live processes of the containers that the node runtimes (or one
     node's) recorded. Blocking."""
     records = container_records(pathlib.Path(home), node)
-    if not records:
+    members = cgroup_pids(pathlib.Path(home), node)
+    if not records and not members:
         return []
-    return _scan(pathlib.Path(home), (), by_env=False, by_cmdline=False, records=records)
+    return _scan(pathlib.Path(home), (), by_env=False, by_cmdline=False, records=records,
+                 cgroup_members=members)

@@ -17,6 +17,16 @@ relay ends; when the outer call ends (the client went away: gRPC cancels the
 handler) the inner call is cancelled on the way out, and so on down to the
 runtime, which kills the command.
 
+How a session ends: the server sends `exit` last and keeps reading (and
+dropping) the client's input until the client half-closes, for at most
+LINGER_S; a client half-closes as soon as it has the `exit`. So no client
+writes into a call its server has already ended: grpc-aio reports such a
+write as INTERNAL "Internal error from Core" in place of the call's real
+status (grpc/grpc#36066), which lost the exit of commands that end before
+reading all their input (`tar x` of `kubemu cp`). A hop's writes to the next
+hop go through a `Sender`, so the half-close waits for a write in flight
+and nothing is written after it.
+
 Deadlines: a session has none once it runs (a shell may stay open for
 hours); setting one up has: each hop waits at most SETUP_TIMEOUT_S for the
 client's target and for the next hop's `started`, and each hop further out
@@ -35,6 +45,8 @@ import grpc
 CHUNK_BYTES = 32 * 1024
 SETUP_TIMEOUT_S = 20.0
 HOP_MARGIN_S = 5.0
+# How long a server waits, after its `exit`, for the client to half-close.
+LINGER_S = 5.0
 
 FIRST_KINDS = ("target", "start")
 
@@ -102,39 +114,74 @@ async def read_first(source: Any, timeout_s: float) -> Any:
     return message
 
 
-async def pump_in(outer: Any, inner: Any | None,
+class Sender:
+    """The writes of a session to the next hop's call, one at a time; `close`
+    half-closes the call after the write in flight, and later writes are
+    dropped (they return False), as are writes to a call that has ended."""
+
+    def __init__(self, call: Any) -> None:
+        self.call = call
+        self.lock = asyncio.Lock()
+        self.closed = False
+
+    async def write(self, message: Any) -> bool:
+        async with self.lock:
+            if self.closed:
+                return False
+            try:
+                await self.call.write(message)
+                return True
+            except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+                self.closed = True
+                return False
+
+    async def close(self) -> None:
+        async with self.lock:
+            if self.closed:
+                return
+            self.closed = True
+            try:
+                await self.call.done_writing()
+            except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+                pass
+
+
+def is_exit(message: Any) -> bool:
+    """Whether a server's message is its last one (`exit`, the runtime's `exit_code`)."""
+    kind = message.WhichOneof("output")
+    return kind in ("exit", "exit_code")
+
+
+async def pump_in(outer: Any, inner: Sender | Any | None,
                   map_in: Callable[[Any], Any | None] | None = None) -> None:
     """Forward the outer call's messages to the inner call, one at a time, until
     the outer client is done (then the inner call is told so). `map_in` may
     translate a message, drop it (None) or raise ProtocolError. With no inner
-    call, messages are read and dropped (the client must not block). A failure
-    to write to the inner call (it ended) stops forwarding quietly: the output
-    side sees how it ended."""
+    call, or once it is closed or ended, messages are read and dropped (the
+    client must not block, and a server reads until its client half-closes)."""
+    sender = inner if isinstance(inner, Sender) or inner is None else Sender(inner)
     order = InputOrder()
     order.check("target")  # the first message was read by the set-up
     while True:
         message = await outer.read()
         if message is grpc.aio.EOF:
-            if inner is not None:
-                try:
-                    await inner.done_writing()
-                except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
-                    pass
+            if sender is not None:
+                await sender.close()
             return
         order.check(input_kind(message))
         mapped = map_in(message) if map_in is not None else message
-        if mapped is None or inner is None:
+        if mapped is None or sender is None:
             continue
-        try:
-            await inner.write(mapped)
-        except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
-            return
+        await sender.write(mapped)
 
 
 async def pump_out(inner: Any, outer: Any,
-                   map_out: Callable[[Any], Any | None] | None = None) -> None:
+                   map_out: Callable[[Any], Any | None] | None = None,
+                   sender: Sender | None = None) -> None:
     """Forward the inner call's messages to the outer call until the inner call
-    ends; an inner failure raises its AioRpcError."""
+    ends; an inner failure raises its AioRpcError. Once the inner server's
+    `exit` is forwarded, `sender` half-closes the inner call, which lets that
+    server end."""
     while True:
         message = await inner.read()
         if message is grpc.aio.EOF:
@@ -142,11 +189,70 @@ async def pump_out(inner: Any, outer: Any,
         mapped = map_out(message) if map_out is not None else message
         if mapped is not None:
             await outer.write(mapped)
+        if sender is not None and is_exit(message):
+            await sender.close()
 
 
-async def join(inbound: Awaitable[None], outbound: Awaitable[None]) -> None:
+class Inputs:
+    """A server's reads of its client's messages, by one task that holds at most
+    one unread message (flow control stays with gRPC) and is not cancelled in
+    the middle of a read while the session lasts (a cancelled server read can
+    leave the call unable to read again). `async for` gives the messages to the
+    session; `linger()`, once the server has sent its last message, drops the
+    rest until the client half-closes, for at most LINGER_S; `close()` ends
+    the reading."""
+
+    def __init__(self, source: Any) -> None:
+        self.queue: asyncio.Queue = asyncio.Queue(maxsize=1)
+        self.ended = False  # the EOF was handed out
+        self.task = asyncio.ensure_future(self._read(source))
+
+    async def _read(self, source: Any) -> None:
+        try:
+            while True:
+                message = await source.read()
+                await self.queue.put(message)
+                if message is grpc.aio.EOF:
+                    return
+                await self.queue.join()  # taken: only now read the next one
+        except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError):
+            while not self.queue.empty():
+                self.queue.get_nowait()
+                self.queue.task_done()
+            self.queue.put_nowait(grpc.aio.EOF)
+
+    async def __aiter__(self):
+        while not self.ended:
+            message = await self.queue.get()
+            self.queue.task_done()
+            if message is grpc.aio.EOF:
+                self.ended = True
+                return
+            yield message
+
+    async def linger(self, timeout_s: float = LINGER_S) -> None:
+        async def drain() -> None:
+            while not self.ended:
+                message = await self.queue.get()
+                self.queue.task_done()
+                if message is grpc.aio.EOF:
+                    self.ended = True
+        try:
+            await asyncio.wait_for(drain(), timeout_s)
+        except TimeoutError:
+            pass
+
+    async def close(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+async def join(inbound: Awaitable[None], outbound: Awaitable[None], *,
+               linger_s: float = LINGER_S) -> None:
     """Run both directions of a session until `outbound` ends; `inbound` may end
-    first (the client sent all it will), but a failure of either ends both."""
+    first (the client sent all it will), but a failure of either ends both.
+    Once `outbound` has ended well, `inbound` is given linger_s to see the
+    client half-close (module doc: how a session ends)."""
     tasks = [asyncio.ensure_future(inbound), asyncio.ensure_future(outbound)]
     inbound_task, outbound_task = tasks
     try:
@@ -156,6 +262,8 @@ async def join(inbound: Awaitable[None], outbound: Awaitable[None]) -> None:
             if inbound_task.done() and inbound_task.exception() is not None:
                 raise inbound_task.exception()
         outbound_task.result()
+        if not inbound_task.done():
+            await asyncio.wait([inbound_task], timeout=linger_s)
     finally:
         for task in tasks:
             task.cancel()
@@ -167,8 +275,9 @@ async def relay(outer: Any, inner: Any, *, map_in: Callable[[Any], Any | None] |
     """Both directions at once, after the set-up, until the inner call ends.
     A ProtocolError from the client ends the relay with that error. The inner
     call is cancelled on the way out, however the relay ends."""
+    sender = Sender(inner)
     try:
-        await join(pump_in(outer, inner, map_in), pump_out(inner, outer, map_out))
+        await join(pump_in(outer, sender, map_in), pump_out(inner, outer, map_out, sender))
     finally:
         inner.cancel()
 

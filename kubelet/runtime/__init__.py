@@ -82,23 +82,59 @@ Contract (what the kubelet and pod authors rely on):
   /etc/passwd (namespaces) or $KUBEMU_ROOTFS/root and KUBEMU_ROOTFS (plain).
   Nothing of the runtime's own environment leaks in (the kubelet's
   --pod-env variables are the kubelet's documented addition).
-- Stop: SIGTERM (namespaces: to PID 1, as containerd; plain: to the process
-  group), wait the timeout, SIGKILL (timeout 0: SIGKILL at once). When the
-  main process ends, whatever is left of the container goes too: the kernel
-  ends its PID namespace (namespaces); its group, processes seen in its tree
-  and running execs are SIGKILLed (plain).
+- Stop: SIGTERM (namespaces: to PID 1, as containerd; plain, or a shared
+  PID namespace: to the process group), wait the timeout, SIGKILL, and
+  everything in the container's cgroups (timeout 0: SIGKILL at once). When
+  the main process ends, whatever is left of the container goes too: the
+  kernel ends its PID namespace (namespaces); its group, processes seen in
+  its tree, running execs and everything in its cgroups are SIGKILLed.
+- Cgroups (kubelet/runtime/cgroups.py; flags `--cgroups auto|none`,
+  `--cgroup-fs`): at start the runtime finds what it can write, v2 (unified) or v1 (per-controller
+  hierarchies), makes a parent `kubemu/<hash of its root>` per hierarchy
+  (recorded in <root>/cgroups.json for `kubemu down`) and one child per
+  container. The container's first process and every exec'd command join
+  them before they exec (a `/bin/sh` stub writes "0" into each cgroup.procs,
+  then execs the command; StartContainer returns once the command runs; in
+  the namespaces mode nsinit's launcher joins them, spec["cgroup_procs"],
+  before it forks the container, and an exec's stub runs nsinit's `exec`), so
+  nothing a container starts is ever outside, whatever it does with its
+  session, group or environment. Cgroups of containers the runtime does not
+  know are emptied and removed on start; a container's are removed with it;
+  an idle runtime removes its parents when it stops. The runtime is a child
+  subreaper: orphans come back to it and are reaped. Without a writable
+  cgroup (or with `--cgroups none`) an orphan is put back with its
+  container by its session or process group (the container's leader) or
+  its KUBEMU_ROOTFS; one that left its session and dropped KUBEMU_ROOTFS
+  from its environment (`setsid env -i ...`) before a sample saw it in the
+  container's tree is not tracked (the plain mode's gap).
 - Exit: exit code as a shell reports it (signal N -> 128+N: SIGTERM 143,
-  SIGKILL 137); reason Completed (0), Error (other), OOMKilled (killed by the
-  runtime for memory: 137), StartError (could not exec: 128, as containerd).
-- Memory limit: no cgroups. A monitor samples the RSS of each container's
-  process tree every --monitor-period-s (psutil) and SIGKILLs the tree above
-  memory_limit_bytes (OOMKilled, 137). Not RLIMIT_AS: it caps virtual address
-  space, which runtimes reserve far beyond what they use (Go, the JVM, glibc
-  malloc arenas, Python with many threads), so it breaks programs long
-  before their real memory use approaches the limit. CPU limits are
-  recorded, not enforced; CPU usage is measured. (nsinit.enter_cgroup is
-  where a container joins cgroups once limits use them: its docstring has
-  the spec keys.)
+  SIGKILL 137); reason Completed (0), Error (other), OOMKilled (killed for
+  memory: 137), StartError (could not exec: 128, as containerd).
+- Memory limit: the memory cgroup's (v1 memory.limit_in_bytes; v2
+  memory.max with swap.max 0 and oom.group 1). When the kernel OOM-kills a
+  process of the container (v1 memory.oom_control oom_kill, v2
+  memory.events), the whole container is killed (v1 has no oom.group: the
+  runtime does it) and reported OOMKilled, 137. Without a memory cgroup, a
+  monitor samples the RSS of each container's process tree every
+  --monitor-period-s (psutil) and SIGKILLs the tree above the limit
+  (OOMKilled, 137). Not RLIMIT_AS: it caps virtual address space, which
+  runtimes reserve far beyond what they use (Go, the JVM, glibc malloc
+  arenas, Python with many threads), so it breaks programs long before
+  their real memory use approaches the limit.
+- CPU limit: the cpu cgroup's CFS quota (v1 cpu.cfs_quota_us per 100 ms
+  cpu.cfs_period_us; v2 cpu.max). Without one, a throttler
+  (kubelet/runtime/throttle.py) stops and continues the container's group
+  and known processes (SIGSTOP/SIGCONT) on a duty cycle driven by its
+  measured CPU time, precise to the sampling period; it continues them when
+  the container is being stopped, when the runtime stops, and when a runtime
+  starts (one killed while a container was stopped). A limit only
+  approximated is said in CreateContainerResponse.warnings (the kubelet
+  makes a `LimitApproximated` Warning event of each).
+- Usage (ContainerStats, the node's stats, `kubemu top`): from the cgroup
+  where there is one (v1 cpuacct.usage, memory.usage_in_bytes minus
+  total_inactive_file as working set, total_rss; v2 cpu.stat usage_usec,
+  memory.current minus inactive_file, anon), else psutil sums over the
+  process tree (RSS as both working set and rss).
 - State: <root>/state/ holds one JSON record per sandbox and container,
   written atomically, including the pid and its start time. A restarted
   runtime re-adopts a container whose process is still alive (same pid, same

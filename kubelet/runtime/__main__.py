@@ -35,6 +35,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="how containers are isolated: namespaces (user, mount, PID, UTS, IPC "
                         "namespaces), plain (host processes), or auto: namespaces when this "
                         f"machine allows it (default: ${iso.ENV}, else auto)")
+    p.add_argument("--cgroups", choices=("auto", "none"), default=d.cgroups,
+                   help="auto: use the cgroups this runtime can write (v2, else v1) for "
+                        "limits, usage and finding every process of a container; none: "
+                        "no cgroups (memory by RSS watch, CPU by a duty-cycle throttler)")
+    p.add_argument("--cgroup-fs", type=pathlib.Path, default=d.cgroup_fs,
+                   help="where cgroupfs is mounted: a v2 mount, or the directory of the v1 "
+                        "hierarchies")
     p.add_argument("--fault-dir", default="",
                    help="fault points: while DIR/<name> exists, the point <name> fails "
                         "(runtime-monitor)")
@@ -53,7 +60,8 @@ async def run(args: argparse.Namespace) -> None:
                       images_file=images_file, monitor_period_s=args.monitor_period_s,
                       cpu_window_s=args.cpu_window_s, kill_wait_s=args.kill_wait_s,
                       shutdown_grace_s=args.shutdown_grace_s, fault_dir=args.fault_dir,
-                      isolation=args.isolation)
+                      isolation=args.isolation, cgroups=args.cgroups,
+                      cgroup_fs=args.cgroup_fs)
     asked = grpc_server.stop_requested()
     try:
         server = RuntimeServer(options)

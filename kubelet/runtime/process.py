@@ -8,7 +8,9 @@ as exited: its exit status belongs to whoever reaps it.
 
 `sample_trees` reads the whole process table once and sums RSS and CPU time
 over each container's process tree (descendants of its roots, plus processes
-seen in the tree before that were re-parented away).
+seen in the tree before that were re-parented away): the usage of containers
+without cgroups. `set_child_subreaper`, `child_pids` and `reap_zombies` keep
+what containers orphan within the runtime's reach and reap it.
 """
 from __future__ import annotations
 
@@ -68,6 +70,16 @@ def is_running(identity: Identity) -> bool:
         return proc.status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
     except psutil.Error:
         return False
+
+
+def cmdline(pid: int) -> list[str]:
+    """A process's argv from /proc (empty when it is gone or unreadable)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            data = f.read()
+    except OSError:
+        return []
+    return [a.decode(errors="replace") for a in data.split(b"\0")[:-1]]
 
 
 def exit_code(returncode: int) -> int:
@@ -225,21 +237,86 @@ def reap(pid: int, block: bool = True) -> int | None:
     return os.waitstatus_to_exitcode(status)
 
 
-def zombie_children(ppid: int) -> list[int]:
-    """Zombie children of `ppid` (blocking: it reads /proc). Their list comes
-    from /proc/<ppid>/task/*/children where the kernel has it, else from a
-    scan of every process."""
-    pids: set[int] = set()
+# ---------------------------------------------------------------- subreaper
+
+PR_SET_CHILD_SUBREAPER = 36
+PR_GET_CHILD_SUBREAPER = 37
+
+
+def set_child_subreaper() -> bool:
+    """Become a child subreaper: what a container orphans (a double fork, a
+    daemon) is re-parented to this process instead of init, so it stays
+    within reach (and is reaped here). True when it is (or already was) one."""
+    import ctypes
     try:
-        for tid in os.listdir(f"/proc/{ppid}/task"):
-            with open(f"/proc/{ppid}/task/{tid}/children") as f:
-                pids.update(int(p) for p in f.read().split())
+        libc = ctypes.CDLL(None, use_errno=True)
+        flag = ctypes.c_int(0)
+        if libc.prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0) == 0 and flag.value:
+            return True
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, ctypes.c_ulong(1), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def child_pids(pid: int | None = None) -> set[int]:
+    """The direct children of a process (every thread's), from
+    /proc/<pid>/task/*/children; empty where the kernel does not list them."""
+    pid = os.getpid() if pid is None else pid
+    children: set[int] = set()
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
-        pids = {pid for parent, children in _children_map().items() if parent == ppid
-                for pid in children}
-    found = []
-    for pid in pids:
+        return children
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                children.update(int(p) for p in f.read().split())
+        except OSError:
+            continue
+    return children
+
+
+def reap_zombies(candidates: Iterable[int]) -> list[int]:
+    """waitpid the candidates that are zombies (orphans re-parented to this
+    subreaper that nobody else will reap); the pids reaped."""
+    reaped = []
+    for pid in candidates:
         fields = _proc_stat(pid)
-        if fields is not None and fields[0] == "Z" and int(fields[1]) == ppid:
-            found.append(pid)
+        if fields is None or fields[0] != "Z":
+            continue
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            continue
+        if done:
+            reaped.append(pid)
+    return reaped
+
+
+def attribute_orphans(orphans: Iterable[int], leaders: Mapping[int, str],
+                      markers: Mapping[str, str]) -> dict[str, list[Identity]]:
+    """Which container each orphan (a live child the runtime did not start:
+    re-parented to it, a subreaper) came from, where that can be told without
+    a cgroup: its session or process group is a running container's leader
+    (`leaders`: leader pid -> key), or its environment holds a container's
+    marker (`markers`: "KUBEMU_ROOTFS=<rootfs>" -> key). An orphan that left
+    both and dropped the marker (`setsid env -i ...`) cannot be told: the
+    plain mode's gap. Blocking (reads /proc)."""
+    found: dict[str, list[Identity]] = {}
+    encoded = {m.encode(): key for m, key in markers.items()}
+    for pid in orphans:
+        fields = _proc_stat(pid)
+        if fields is None or len(fields) < 20 or fields[0] in _DEAD_STATES:
+            continue
+        key = leaders.get(int(fields[3])) or leaders.get(int(fields[2]))
+        if key is None and encoded:
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    env = f.read().split(b"\0")
+            except OSError:
+                env = []
+            key = next((encoded[e] for e in env if e in encoded), None)
+        if key is not None:
+            identity = Identity(pid=pid, start_ticks=int(fields[19]))
+            found.setdefault(key, []).append(identity)
     return found

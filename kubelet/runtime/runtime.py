@@ -11,12 +11,19 @@ kubelet/runtime/__init__.py. Here: how it is done.
   must leave its containers running. Exits are seen through a pidfd (readable
   when the process ends; it works for children and adopted processes alike),
   with a polling fallback where there are no pidfds.
-- One monitor loop samples every running container's process tree each
-  `monitor_period_s` (in a thread: psutil reads /proc), enforces memory
-  limits and keeps CPU samples for the usage rate over `cpu_window_s`. It
-  runs under kubemu.loops.Loops (a failure is logged, reported on the
-  runtime's health and the loop restarted); the fault point
+- One monitor loop samples every running container each
+  `monitor_period_s` (in a thread: its cgroup's usage files where there is
+  one, else its process tree through psutil), handles the memory cgroup's
+  OOM kills or enforces the RSS watch, steps the CPU throttler of containers
+  without a cpu cgroup, keeps CPU samples for the usage rate over
+  `cpu_window_s`, and reaps orphans re-parented to the runtime (a child
+  subreaper). It runs under kubemu.loops.Loops (a failure is logged,
+  reported on the runtime's health and the loop restarted); the fault point
   `runtime-monitor` rehearses that.
+- Cgroups (kubelet/runtime/cgroups.py): made at create, joined by the
+  container's command through a shell stub before it execs (no preexec_fn:
+  the runtime has threads), killed whole when the container ends, removed
+  with it.
 - Nothing blocks the event loop: directory trees are made and removed,
   /proc is scanned and state records are written in threads.
 - Files: everything under the root is private (0700 directories, 0600
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import ipaddress
 import json
@@ -45,11 +53,13 @@ from typing import Iterable, Sequence
 import grpc
 import structlog
 
+from kubelet.runtime import cgroups as cgroups_mod
 from kubelet.runtime import images as images_mod
 from kubelet.runtime import isolation as iso
 from kubelet.runtime import lowports, nsinit, process
 from kubelet.runtime import state as st
 from kubelet.runtime import stdio
+from kubelet.runtime import throttle
 from kubemu import streams
 from kubemu.faults import NO_FAULTS, Faults
 from kubemu.fileutil import atomic_write, private_dir, private_file
@@ -84,6 +94,8 @@ SHM_DIR = "shm"
 SHM_MODE = 0o1777  # /dev/shm of the pod's containers (inside the 0700 pod directory)
 MONITOR_LOOP = "runtime-monitor"
 SCRIPT_MODE = 0o700  # an image's program wrapper: private, and executable
+JOIN_WAIT_S = 2.0     # a container's start waits this long at most for its cgroup join stub
+JOIN_POLL_S = 0.002
 
 
 # ---------------------------------------------------------------- errors
@@ -167,6 +179,8 @@ class Options:
     exec_output_bytes_max: int = 16 << 20
     exec_drain_s: float = 1.0           # output still open after the command exited
     isolation: str = iso.AUTO           # auto | namespaces | plain (isolation.py)
+    cgroups: str = "auto"               # "none": no cgroups (the RSS watch, the throttler)
+    cgroup_fs: pathlib.Path = cgroups_mod.DEFAULT_FS
 
 
 class Container:
@@ -194,6 +208,11 @@ class Container:
         self.rss_bytes = 0
         self.process_count = 0
         self.sampled_at_ns = 0
+        self.working_set_bytes = 0
+        self.oom_kills_seen = 0         # the memory cgroup's OOM kill count already handled
+        self.duty: throttle.DutyCycle | None = None  # the CPU throttler, without a cpu cgroup
+        self.throttled: set[int] = set()  # pids stopped by the throttler (the group's, members)
+        self.stopping = False           # being stopped or ended: no more throttling
 
     @property
     def running(self) -> bool:
@@ -205,10 +224,19 @@ class Container:
         self.cpu_total_ns = max(self.cpu_total_ns, sample.cpu_ns)
         self.cpu_samples.append((mono_s, self.cpu_total_ns))
         self.rss_bytes = sample.rss_bytes
+        self.working_set_bytes = sample.rss_bytes
         self.process_count = len(sample.processes)
         self.sampled_at_ns = now_ns
         leader = self.record.pid
         self.known = {pid: ident for pid, ident in sample.processes.items() if pid != leader}
+
+    def apply_usage(self, usage: cgroups_mod.Usage, mono_s: float, now_ns: int) -> None:
+        self.cpu_total_ns = max(self.cpu_total_ns, usage.cpu_ns)
+        self.cpu_samples.append((mono_s, self.cpu_total_ns))
+        self.rss_bytes = usage.rss_bytes
+        self.working_set_bytes = usage.working_set_bytes
+        self.process_count = usage.process_count
+        self.sampled_at_ns = now_ns
 
     def nano_cores(self, window_s: float) -> int:
         if len(self.cpu_samples) < 2:
@@ -303,8 +331,9 @@ class ContainerRuntime:
         self.cpu_samples_max = min(10_000, math.ceil(options.cpu_window_s /
                                                      max(options.monitor_period_s, 0.01)) + 2)
         self.isolation = iso.plain("not started")
+        self.cgroups = cgroups_mod.Cgroups.disabled()  # made on start
         self.subreaper = False
-        self.zombies_seen: set[int] = set()   # untracked zombie children seen last period
+        self.spawning = 0  # exec commands and launchers being spawned: pids not known yet
 
     # ------------------------------------------------------------ lifecycle
 
@@ -315,18 +344,29 @@ class ContainerRuntime:
             for d in (self.root, self.pods_dir, self.containers_dir, self.images_dir):
                 private_dir(d)
             self.store.prepare()
+            self.cgroups = cgroups_mod.Cgroups.open(self.root, fs=self.options.cgroup_fs,
+                                                    mode=self.options.cgroups)
         await asyncio.to_thread(prepare)
-        # Orphans of containers (plain mode; a namespace's PID 1 once its
-        # launcher is gone) become ours: reaped, and their exits collected.
-        self.subreaper = iso.set_child_subreaper()
+        # Orphans of containers (double forks, daemons; a namespace's PID 1 once
+        # its launcher is gone) become ours, not init's: reaped, exits collected.
+        # (Before the detection: its trial container's exit is collected so.)
+        self.subreaper = process.set_child_subreaper()
         self.isolation = await asyncio.to_thread(iso.detect, self.options.isolation, self.root)
         log.info("isolation mode", mode=self.isolation.mode, reason=self.isolation.reason,
                  rootless=self.isolation.rootless, uid_base=self.isolation.uid_base,
                  idmap_mounts=self.isolation.idmap_mounts, subreaper=self.subreaper)
+        log.info("resource isolation", cgroups=self.cgroups.describe(),
+                 parents=[str(p) for p in self.cgroups.parents], subreaper=self.subreaper)
         await self.store.save_isolation({"mode": self.isolation.mode,
                                          "reason": self.isolation.reason})
         await self._recover()
         self.loops.spawn(MONITOR_LOOP, self._monitor_loop)
+
+    def limits_info(self) -> dict:
+        """What the runtime's Version reports about resource isolation."""
+        return {"cgroup_version": f"v{self.cgroups.version}" if self.cgroups.tracking
+                else "none", "cgroup_controllers": self.cgroups.controllers,
+                "child_subreaper": self.subreaper}
 
     async def close(self) -> None:
         """Stop watching; every container process keeps running (like containerd)."""
@@ -339,15 +379,22 @@ class ContainerRuntime:
         await asyncio.gather(*(c.console.aclose() for c in self.containers.values() if c.console))
         await asyncio.to_thread(self.store.close)
         for c in self.containers.values():
+            self._unthrottle(c)  # never leave a container stopped behind us
             if c.popen is not None and c.popen.returncode is None:
                 # A Popen collected while its child runs is put on subprocess's
                 # list to be reaped later; we hand the child over instead.
                 c.popen.returncode = 0
+        if not self.containers:
+            # Nothing of ours runs: the parents go (kubemu down removes them otherwise).
+            await asyncio.to_thread(self.cgroups.remove_parents)
         log.info("runtime closed; container processes left running",
                  running=sum(c.running for c in self.containers.values()))
 
     async def _recover(self) -> None:
         sandboxes, records, pulled, alive = await asyncio.to_thread(self._read_state)
+        # A runtime killed while its throttler had stopped a container: continue it.
+        for identity in alive.values():
+            process.signal_group(identity.pid, signal.SIGCONT)
         for sandbox in sandboxes:
             self.sandboxes[sandbox.id] = sandbox
             self.sandbox_names[sandbox.reserved_name] = sandbox.id
@@ -395,6 +442,12 @@ class ContainerRuntime:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+            self.cgroups.kill(record.id)
+        # Cgroups of containers this runtime no longer knows (removed while it was
+        # down, or left by a runtime that died mid-removal): emptied and removed.
+        stale = self.cgroups.cleanup(r.id for r in records)
+        if stale:
+            log.info("stale cgroups removed", count=len(stale))
         return sandboxes, records, self.store.load_images(), alive
 
     # ------------------------------------------------------------ lookups
@@ -515,9 +568,11 @@ class ContainerRuntime:
                                 "uid": 0, "gid": 0, "groups": []}}
         spec = await asyncio.to_thread(prepare)
         null = await asyncio.to_thread(os.open, os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        self.spawning += 1  # the launcher is our child until it has reported
         try:
             launched = await asyncio.to_thread(iso.launch, i, spec, stdout=null, stderr=null)
         finally:
+            self.spawning -= 1
             os.close(null)
         if launched.error:
             raise StartFailed(f"the pod's shared PID namespace could not be made: "
@@ -564,10 +619,10 @@ class ContainerRuntime:
 
     # ------------------------------------------------------------ containers
 
-    async def create_container(self, sandbox_id: str,
-                               config: pb.ContainerConfig) -> tuple[str, list[str]]:
-        """The container's id, and what this node's isolation mode cannot do for
-        it (one sentence each: the kubelet records them as Warning events)."""
+    async def create_container(self, sandbox_id: str, config: pb.ContainerConfig) -> str:
+        """The container's id. Its record says which limits are approximated
+        (`warnings`) and what this node's isolation mode cannot do for it
+        (`isolation_warnings`): one sentence each, Warning events for the kubelet."""
         sandbox = self.sandbox(sandbox_id)
         if sandbox.state != st.SANDBOX_READY:
             raise FailedPrecondition(f"sandbox {sandbox.id} is not ready ({sandbox.state})")
@@ -597,7 +652,7 @@ class ContainerRuntime:
             mounts.append(st.MountRecord(m.container_path, m.host_path, m.readonly))
         ns = self.isolation.namespaces
         user = self._user(config)
-        warnings = self._warnings(config, sandbox, mounts)
+        isolation_warnings = self._isolation_warnings(config, sandbox, mounts)
 
         container_id = secrets.token_hex(32)
         container_dir = self.containers_dir / container_id
@@ -605,15 +660,28 @@ class ContainerRuntime:
         workdir = container_relative(config.working_dir or image.workdir)
         host_workdir = rootfs / workdir if workdir else rootfs
 
-        def build() -> pathlib.Path | None:
+        memory_limit_bytes = max(0, config.memory_limit_bytes)
+        cpu_limit_millis = max(0, config.cpu_limit_millis)
+
+        def build() -> tuple[pathlib.Path | None, cgroups_mod.Applied, bool]:
             if ns:
                 for d in (container_dir, container_dir / "rootfs", container_dir / "layer"):
                     private_dir(d)  # nsinit mounts the view and its layer on these
             else:
                 self._build_rootfs(rootfs, mounts, pathlib.Path(sandbox.pod_dir), container_id)
                 private_dir(host_workdir)  # as Docker creates a missing workdir
-            return self._image_bin_dir(image)
-        bin_dir = await asyncio.to_thread(build)
+            applied, joined = cgroups_mod.Applied(), False
+            if self.cgroups.tracking:
+                try:
+                    applied = self.cgroups.create(container_id, memory_limit_bytes,
+                                                  cpu_limit_millis)
+                    joined = True
+                except OSError as err:  # e.g. the kernel's cgroup limits: run without
+                    log.warning("container cgroup not made; its limits are approximated",
+                                container=container_id[:12], error=str(err))
+            return self._image_bin_dir(image), applied, joined
+        bin_dir, applied, joined = await asyncio.to_thread(build)
+        warnings = self._limit_warnings(memory_limit_bytes, cpu_limit_millis, applied)
         env = self._environment(image, config, sandbox, None if ns else rootfs, bin_dir)
         log_path = self._log_path(sandbox, config)
         record = st.ContainerRecord(
@@ -624,8 +692,11 @@ class ContainerRuntime:
             env=[[k, v] for k, v in env.items()],
             working_dir="/" + workdir if ns else str(host_workdir),
             rootfs=str(rootfs), log_path=str(log_path), mounts=mounts,
-            memory_limit_bytes=max(0, config.memory_limit_bytes),
-            cpu_limit_millis=max(0, config.cpu_limit_millis), labels=dict(config.labels),
+            memory_limit_bytes=memory_limit_bytes, cpu_limit_millis=cpu_limit_millis,
+            memory_by_cgroup=applied.memory, cpu_by_cgroup=applied.cpu, warnings=warnings,
+            isolation_warnings=isolation_warnings,
+            in_cgroups=joined,
+            labels=dict(config.labels),
             annotations=dict(config.annotations), sandbox_name=sandbox.reserved_name,
             created_at=_now_ns(), isolation=self.isolation.mode, workdir="/" + workdir,
             uid=user[0], gid=user[1], groups=user[2],
@@ -635,6 +706,7 @@ class ContainerRuntime:
             tty=config.tty)
         if reserved in self.container_names:  # made meanwhile, by a call that did not wait
             await asyncio.to_thread(shutil.rmtree, container_dir, True)
+            await asyncio.to_thread(self.cgroups.remove, container_id)
             raise AlreadyExists(f'failed to reserve container name "{reserved}": name '
                                 f'"{reserved}" is reserved for "{self.container_names[reserved]}"')
         self.containers[container_id] = Container(record, self.cpu_samples_max)
@@ -642,8 +714,9 @@ class ContainerRuntime:
         await self.store.save_container(record)
         log.info("container created", container=container_id[:12], name=name,
                  pod=f"{sandbox.namespace}/{sandbox.name}", image=image_name,
-                 argv=shlex.join(argv), isolation=self.isolation.mode, warnings=warnings)
-        return container_id, warnings
+                 argv=shlex.join(argv), isolation=self.isolation.mode, warnings=warnings,
+                 isolation_warnings=isolation_warnings)
+        return container_id
 
     def _user(self, config: pb.ContainerConfig) -> tuple[int, int, list[int]]:
         """(uid, gid, supplementary groups) inside the container; InvalidArgument
@@ -669,8 +742,8 @@ class ContainerRuntime:
                                   "rootless, where setgroups is denied")
         return uid, gid, groups
 
-    def _warnings(self, config: pb.ContainerConfig, sandbox: st.SandboxRecord,
-                  mounts: list[st.MountRecord]) -> list[str]:
+    def _isolation_warnings(self, config: pb.ContainerConfig, sandbox: st.SandboxRecord,
+                            mounts: list[st.MountRecord]) -> list[str]:
         """What the current mode cannot do for this container."""
         sc = config.security_context
         found = []
@@ -691,6 +764,25 @@ class ContainerRuntime:
         if sc.no_new_privs:
             found.append(f"allowPrivilegeEscalation: false is not enforced {mode}")
         return found
+
+    def _limit_warnings(self, memory_limit_bytes: int, cpu_limit_millis: int,
+                        applied: cgroups_mod.Applied) -> list[str]:
+        """How a limit that no cgroup enforces is approximated (the kubelet makes
+        them Warning events)."""
+        warnings = []
+        why = "no writable memory cgroup" if applied.tracked else "no writable cgroups"
+        if memory_limit_bytes and not applied.memory:
+            warnings.append(
+                f"memory limit {memory_limit_bytes} bytes is approximated ({why}): the runtime "
+                f"samples the container's RSS every {self.options.monitor_period_s:g}s and "
+                f"kills it above the limit")
+        why = "no writable cpu cgroup" if applied.tracked else "no writable cgroups"
+        if cpu_limit_millis and not applied.cpu:
+            warnings.append(
+                f"cpu limit {cpu_limit_millis}m is approximated ({why}): the runtime stops and "
+                f"continues the container on a duty cycle of "
+                f"{self.options.monitor_period_s:g}s periods")
+        return warnings
 
     def _build_rootfs(self, rootfs: pathlib.Path, mounts: list[st.MountRecord],
                       pod_dir: pathlib.Path, container_id: str) -> None:
@@ -845,6 +937,8 @@ class ContainerRuntime:
                 c.console = console
             os.close(log_fd)
             c.identity = process.identify(pid) or process.Identity(pid)
+            if r.in_cgroups and c.popen is not None:
+                await self._joined(c.popen)  # (nsinit joins before it forks the container)
             r.state, r.started_at, r.pid = st.RUNNING, _now_ns(), pid
             r.pid_start_ticks, r.pid_create_time = c.identity.start_ticks, c.identity.create_time
             c.watch_task = asyncio.create_task(self._watch(c), name=f"watch-{r.id[:12]}")
@@ -866,6 +960,7 @@ class ContainerRuntime:
             argv, env = r.exec_argv, dict(r.env)
             if console is not None and console.tty:
                 argv = stdio.ctty_argv(argv, env, r.working_dir)
+            argv = self._in_cgroups(r, argv, env, r.working_dir)
             out = log_fd if console is None or console.child_output is None \
                 else console.child_output
             c.popen = subprocess.Popen(
@@ -884,11 +979,17 @@ class ContainerRuntime:
         spec = await asyncio.to_thread(self._run_spec, r, sandbox)
         if console is not None and console.tty:
             spec["process"]["tty"] = True
+        if r.in_cgroups:
+            spec["cgroup_procs"] = self.cgroups.procs_files(r.id)  # nsinit.enter_cgroup
         out = log_fd if console is None or console.child_output is None \
             else console.child_output
-        launched = await asyncio.to_thread(
-            iso.launch, self.isolation, spec, stdout=out, stderr=out,
-            stdin=subprocess.DEVNULL if console is None else console.child_stdin)
+        self.spawning += 1  # the launcher is our child until it has reported
+        try:
+            launched = await asyncio.to_thread(
+                iso.launch, self.isolation, spec, stdout=out, stderr=out,
+                stdin=subprocess.DEVNULL if console is None else console.child_stdin)
+        finally:
+            self.spawning -= 1
         if launched.error:
             message = launched.error
             if launched.stage == "exec" and launched.errno is not None:
@@ -918,7 +1019,7 @@ class ContainerRuntime:
             log.exception("exit watch failed; polling", container=c.record.id[:12])
             while process.is_running(c.identity):
                 await asyncio.sleep(self.options.monitor_period_s)
-        await asyncio.to_thread(self._kill_leftovers, c)
+        oom_kills = await asyncio.to_thread(self._kill_leftovers, c)
         returncode = None
         if c.popen is not None:
             # The leader is our zombie child: reaping it returns at once.
@@ -929,12 +1030,20 @@ class ContainerRuntime:
             returncode = await asyncio.to_thread(process.reap, c.record.pid)
         if c.bind_supervisor is not None:
             c.bind_supervisor.close()
+        count, exact = oom_kills
+        if count > c.oom_kills_seen and not c.oom_message and \
+                (exact or returncode in (None, -signal.SIGKILL)):
+            # The kernel killed for memory between two samples (or the leader itself).
+            c.oom_message = self._oom_message(c, count)
         await self._record_exit(c, returncode)
 
-    def _kill_leftovers(self, c: Container) -> None:
+    def _kill_leftovers(self, c: Container) -> tuple[int, bool]:
         """When a container's main process ends, the rest of it goes too (as when a
         pid namespace loses its init; with a PID namespace, the kernel has done
-        it). Blocking (it reads /proc): run it in a thread."""
+        it): its group, the processes seen in its tree, its execs, and everything
+        in its cgroups. Blocking (it reads /proc and cgroupfs): run it in a
+        thread. The memory cgroup's OOM kill count."""
+        c.stopping = True
         if not c.record.pid_ns:
             leftovers = [i for i in c.known.values() if process.is_running(i)]
             if c.popen is not None or c.reapable or leftovers:
@@ -943,6 +1052,20 @@ class ContainerRuntime:
             process.kill_all(leftovers)
         for identity in c.execs.values():
             process.signal_group(identity.pid, signal.SIGKILL)
+        if self.cgroups.tracking:
+            left = self.cgroups.kill(c.record.id)
+            if left:
+                log.warning("processes left in a container's cgroup", container=c.record.id[:12],
+                            pids=sorted(left)[:20])
+        c.throttled.clear()  # SIGKILL ends stopped processes too
+        if c.record.memory_by_cgroup:
+            return self.cgroups.oom_kills(c.record.id)
+        return 0, True
+
+    @staticmethod
+    def _oom_message(c: Container, count: int) -> str:
+        return (f"the kernel's OOM killer killed {count} process(es) of the container at its "
+                f"memory cgroup limit of {c.record.memory_limit_bytes} bytes")
 
     async def _record_exit(self, c: Container, returncode: int | None) -> None:
         if c.oom_message:
@@ -983,14 +1106,19 @@ class ContainerRuntime:
     async def _stop(self, c: Container, timeout_s: float) -> None:
         if not c.running:
             return
+        c.stopping = True
         if timeout_s > 0:
             self._signal(c, signal.SIGTERM)
+            self._unthrottle(c)  # a stopped process handles SIGTERM only once continued
             try:
                 await asyncio.wait_for(c.exited.wait(), timeout_s)
                 return
             except TimeoutError:
                 pass
         self._kill(c)
+        if self.cgroups.tracking:
+            # Whatever left the group (setsid, double fork) is still in the cgroups.
+            await asyncio.to_thread(self.cgroups.kill, c.record.id)
         try:
             await asyncio.wait_for(c.exited.wait(), self.options.kill_wait_s)
         except TimeoutError:
@@ -1019,6 +1147,11 @@ class ContainerRuntime:
             self.container_names.pop(r.reserved_name, None)
             await self.store.delete_container(r.id)
             await asyncio.to_thread(shutil.rmtree, pathlib.Path(r.rootfs).parent, True)
+            if self.cgroups.tracking:
+                left = await asyncio.to_thread(self.cgroups.remove, r.id)
+                if left:
+                    log.warning("cgroup not removed", container=r.id[:12],
+                                left=[str(p) for p in left])
             log.info("container removed", container=r.id[:12], name=r.name)
 
     # ------------------------------------------------------------ exec
@@ -1051,16 +1184,19 @@ class ContainerRuntime:
         if not cmd:
             raise InvalidArgument("cmd is required")
         command = self.exec_command(c, cmd)
+        self.spawning += 1
         try:
             proc = await asyncio.create_subprocess_exec(
-                *command.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, cwd=command.cwd, env=command.env,
-                start_new_session=True, pass_fds=command.pass_fds)
+                *self._in_cgroups(r, command.argv, command.env, command.cwd),
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                cwd=command.cwd, env=command.env, start_new_session=True,
+                pass_fds=command.pass_fds)
         except OSError as err:
             return b"", (start_error_message(cmd[0], err) + "\n").encode(), \
                 EXEC_CANNOT_RUN_EXIT_CODE
         finally:
             command.close()
+            self.spawning -= 1
         c.execs[proc.pid] = process.identify(proc.pid) or process.Identity(proc.pid)
         limit = self.options.exec_output_bytes_max
         out, err = bytearray(), bytearray()
@@ -1101,14 +1237,38 @@ class ContainerRuntime:
         argv = command.argv
         if tty and r.isolation != iso.NAMESPACES:
             argv = stdio.ctty_argv(argv, command.env, command.cwd)
+        argv = self._in_cgroups(r, argv, command.env, command.cwd)
+        self.spawning += 1
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=stdin, stdout=stdout, stderr=stderr, cwd=command.cwd,
                 env=command.env, start_new_session=True, pass_fds=command.pass_fds)
         finally:
             command.close()
+            self.spawning -= 1
         c.execs[proc.pid] = process.identify(proc.pid) or process.Identity(proc.pid)
         return proc
+
+    async def _joined(self, popen: subprocess.Popen) -> None:
+        """Return once the join stub has exec'd the command (or ended), as a
+        started container is its command; bounded by JOIN_WAIT_S."""
+        deadline = time.monotonic() + JOIN_WAIT_S
+        while popen.poll() is None and time.monotonic() < deadline:
+            if not cgroups_mod.is_join_stub(process.cmdline(popen.pid)):
+                return
+            await asyncio.sleep(JOIN_POLL_S)
+
+    def _in_cgroups(self, r: st.ContainerRecord, argv: list[str], env: dict[str, str],
+                    cwd: str) -> list[str]:
+        """`argv` as launched into the container's cgroups (through the join
+        stub: kubelet/runtime/cgroups.py). The program is looked up first, so
+        a missing one fails here with the usual error (OSError), as an exec
+        would, and not in the stub. (In the namespaces mode `argv` is nsinit's
+        `exec`, which then enters the container: the command is in them too.)"""
+        if not r.in_cgroups:
+            return list(argv)
+        stdio.resolve_executable(argv[0], env, cwd)
+        return cgroups_mod.join_argv(self.cgroups.procs_files(r.id), argv, env)
 
     async def exec_stream(self, start: pb.StreamStart, inputs, send) -> None:
         """An interactive exec (the ExecStream call): `inputs` are the client's
@@ -1219,58 +1379,138 @@ class ContainerRuntime:
                 await self.sample()
             except Exception:  # one bad sample is logged; the next one may do
                 log.exception("monitor sample failed")
-            try:
-                await self.reap_orphans()
-            except Exception:
-                log.exception("reaping orphans failed")
+            self._reap_orphans()
             await asyncio.sleep(self.options.monitor_period_s)  # the sampling period
 
-    def _tracked_children(self) -> set[int]:
-        """Children something here reaps itself: container leaders, execs."""
-        tracked = set()
-        for c in self.containers.values():
-            if c.running and (c.popen is not None or c.reapable):
-                tracked.add(c.record.pid)
-            tracked.update(c.execs)
-        return tracked
-
-    async def reap_orphans(self) -> None:
-        """As a child subreaper the runtime inherits what containers leave behind
-        (plain mode: a daemon whose parent exited). Zombies of those, seen in two
-        periods in a row and not reaped by their owner (a container's watch, an
-        exec, a launcher), are reaped here."""
-        if not self.subreaper:
-            return
-        zombies = set(await asyncio.to_thread(process.zombie_children, os.getpid()))
-        candidates = zombies - self._tracked_children()
-        for pid in candidates & self.zombies_seen:
-            returncode = process.reap(pid, block=False)
-            log.debug("orphan reaped", pid=pid, returncode=returncode)
-        self.zombies_seen = candidates - self.zombies_seen
-
     async def sample(self, only: Iterable[Container] | None = None) -> None:
-        """Sample running containers' process trees; kill those above their memory limit."""
+        """Sample running containers' usage (their cgroups where there are, else
+        their process trees); enforce memory limits (the cgroup's OOM kills, or
+        the RSS watch) and the throttler's CPU limits."""
         targets = [c for c in (only if only is not None else self.containers.values())
                    if c.running and c.identity is not None]
         if not targets:
             return
+        accounting = self.cgroups.has(cgroups_mod.MEMORY) and (
+            self.cgroups.has(cgroups_mod.CPUACCT if self.cgroups.version == 1
+                             else cgroups_mod.CPU))
         queries = {c.record.id: process.TreeQuery(
             roots=(c.identity, *c.execs.values()), known=tuple(c.known.values()))
             for c in targets}
-        samples = await asyncio.to_thread(process.sample_trees, queries)
+        throttled = {c.record.id for c in targets if self._throttles(c)}
+        # Without cgroups, orphans re-parented to the runtime are put back with
+        # the container they came from, where that can be told.
+        orphans = self._orphans() if not self.cgroups.tracking else set()
+        leaders = {c.record.pid: c.record.id for c in targets}
+        markers = {f"KUBEMU_ROOTFS={c.record.rootfs}": c.record.id for c in targets}
+
+        def measure() -> tuple[dict, dict, dict, dict]:
+            for key, found in process.attribute_orphans(orphans, leaders, markers).items():
+                q = queries.get(key)
+                if q is not None:
+                    queries[key] = dataclasses.replace(q, known=(*q.known, *found))
+            usages: dict[str, cgroups_mod.Usage] = {}
+            if accounting:
+                for key in list(queries):
+                    usage = self.cgroups.usage(key)
+                    if usage is not None:
+                        usages[key] = usage
+                        del queries[key]
+            ooms = {c.record.id: self.cgroups.oom_kills(c.record.id)
+                    for c in targets if c.record.memory_by_cgroup}
+            members = {key: self.cgroups.members(key) for key in throttled} \
+                if self.cgroups.tracking else {}
+            return process.sample_trees(queries), usages, ooms, members
+        samples, usages, ooms, members = await asyncio.to_thread(measure)
         mono_s, now_ns = time.monotonic(), _now_ns()
         for c in targets:
-            sample = samples.get(c.record.id)
-            if sample is None or not c.running:
+            key = c.record.id
+            if not c.running:
                 continue
-            c.apply_sample(sample, mono_s, now_ns)
+            if key in usages:
+                c.apply_usage(usages[key], mono_s, now_ns)
+            elif key in samples:
+                c.apply_sample(samples[key], mono_s, now_ns)
+            else:
+                continue
             limit = c.record.memory_limit_bytes
-            if limit and sample.rss_bytes > limit and not c.oom_message:
-                c.oom_message = (f"memory usage {sample.rss_bytes} bytes exceeded the limit "
-                                 f"of {limit} bytes")
-                log.warning("container over its memory limit: killed", container=c.record.id[:12],
-                            name=c.record.name, rss_bytes=sample.rss_bytes, limit_bytes=limit)
+            count, exact = ooms.get(key, (0, True))
+            if count > c.oom_kills_seen and exact and not c.oom_message:
+                # cgroup v1 has no memory.oom.group: the kernel killed one process;
+                # the container goes whole, as on v2 (and as the kubelet has it there).
+                c.oom_message = self._oom_message(c, count)
+                log.warning("container OOM-killed in its memory cgroup", container=key[:12],
+                            name=c.record.name, oom_kills=count, limit_bytes=limit)
                 self._kill(c)
+                await asyncio.to_thread(self.cgroups.kill, key)
+            elif limit and not c.record.memory_by_cgroup and c.rss_bytes > limit \
+                    and not c.oom_message:
+                c.oom_message = (f"memory usage {c.rss_bytes} bytes exceeded the limit "
+                                 f"of {limit} bytes")
+                log.warning("container over its memory limit: killed", container=key[:12],
+                            name=c.record.name, rss_bytes=c.rss_bytes, limit_bytes=limit)
+                self._kill(c)
+            if key in throttled:
+                self._throttle(c, mono_s, members.get(key, set()))
+
+    # ------------------------------------------------------------ the CPU throttler
+
+    @staticmethod
+    def _throttles(c: Container) -> bool:
+        r = c.record
+        return bool(r.cpu_limit_millis) and not r.cpu_by_cgroup and not c.stopping
+
+    def _throttle(self, c: Container, mono_s: float, members: set[int]) -> None:
+        """One duty-cycle step (kubelet/runtime/throttle.py): stop the container
+        when it has used its CPU budget, continue it when the budget is back."""
+        if c.duty is None:
+            c.duty = throttle.DutyCycle(c.record.cpu_limit_millis / 1000,
+                                        self.options.monitor_period_s)
+        was_stopped = c.duty.stopped
+        if c.duty.step(mono_s, c.cpu_total_ns) and not c.stopping:
+            if not was_stopped:
+                pids = (members | set(c.known)) - {c.record.pid}
+                process.signal_group(c.record.pid, signal.SIGSTOP)
+                for pid in pids:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(pid, signal.SIGSTOP)
+                c.throttled = pids | {c.record.pid}
+        elif was_stopped:
+            self._unthrottle(c)
+
+    def _unthrottle(self, c: Container) -> None:
+        """SIGCONT whatever the throttler stopped (idempotent, cheap)."""
+        if c.duty is not None:
+            c.duty.stopped = False
+            c.duty.balance_s = max(c.duty.balance_s, 0.0)
+        if not c.throttled:
+            return
+        process.signal_group(c.record.pid, signal.SIGCONT)
+        for pid in c.throttled - {c.record.pid}:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGCONT)
+        c.throttled = set()
+
+    def _reap_orphans(self) -> None:
+        """As a child subreaper the runtime inherits what containers orphan; the
+        ones that have ended are reaped here. Only children that are not the
+        runtime's own (container leaders, exec commands) are touched, and not
+        while an exec command is being spawned (its pid is not known yet). On
+        the event loop: a few small /proc reads."""
+        orphans = self._orphans()
+        if orphans:
+            process.reap_zombies(orphans)
+
+    def _orphans(self) -> set[int]:
+        """The runtime's children that it did not start (empty while an exec
+        command is being spawned: its pid is not known yet)."""
+        if not self.subreaper or self.spawning:
+            return set()
+        ours = {c.popen.pid for c in self.containers.values() if c.popen is not None}
+        for c in self.containers.values():
+            ours.update(c.execs)
+            if c.running:
+                ours.add(c.record.pid)  # a leader re-parented here is watched, not an orphan
+        return process.child_pids() - ours
 
     async def stats(self, c: Container) -> dict:
         if c.running and not c.sampled_at_ns:
@@ -1279,6 +1519,7 @@ class ContainerRuntime:
                 "cpu_ns": c.cpu_total_ns if c.running else 0,
                 "nano_cores": c.nano_cores(self.options.cpu_window_s) if c.running else 0,
                 "rss_bytes": c.rss_bytes if c.running else 0,
+                "working_set_bytes": c.working_set_bytes if c.running else 0,
                 "process_count": c.process_count if c.running else 0}
 
     # ------------------------------------------------------------ images

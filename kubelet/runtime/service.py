@@ -85,7 +85,8 @@ class RuntimeService(pb_grpc.RuntimeServicer):
                                   runtime_version=rt.RUNTIME_VERSION,
                                   runtime_api_version=rt.RUNTIME_API_VERSION,
                                   isolation=self.rt.isolation.mode,
-                                  isolation_reason=self.rt.isolation.reason)
+                                  isolation_reason=self.rt.isolation.reason,
+                                  **self.rt.limits_info())
 
     @rpc
     async def Status(self, request, context):
@@ -128,9 +129,10 @@ class RuntimeService(pb_grpc.RuntimeServicer):
 
     @rpc
     async def CreateContainer(self, request, context):
-        container_id, warnings = await self.rt.create_container(request.pod_sandbox_id,
-                                                                request.config)
-        return pb.CreateContainerResponse(container_id=container_id, warnings=warnings)
+        container_id = await self.rt.create_container(request.pod_sandbox_id, request.config)
+        record = self.rt.container(container_id).record
+        return pb.CreateContainerResponse(container_id=container_id, warnings=record.warnings,
+                                          isolation_warnings=record.isolation_warnings)
 
     @rpc
     async def StartContainer(self, request, context):
@@ -173,11 +175,12 @@ class RuntimeService(pb_grpc.RuntimeServicer):
             if streams.input_kind(first) != "start":
                 raise rt.InvalidArgument("the first message of a session must be its start")
 
-            async def inputs():
-                while (message := await context.read()) is not grpc.aio.EOF:
-                    yield message
-
-            await run(first.start, inputs(), context.write)
+            inputs = streams.Inputs(context)
+            try:
+                await run(first.start, inputs.__aiter__(), context.write)
+                await inputs.linger()
+            finally:
+                await inputs.close()
         except rt.RuntimeFailure as err:
             await context.abort(err.code, str(err))
         except (streams.SetupTimeout, streams.ProtocolError) as err:
@@ -204,7 +207,8 @@ class RuntimeService(pb_grpc.RuntimeServicer):
                                               labels=r.labels, annotations=r.annotations),
             cpu=pb.CpuUsage(timestamp=s["timestamp"], usage_core_nano_seconds=s["cpu_ns"],
                             usage_nano_cores=s["nano_cores"]),
-            memory=pb.MemoryUsage(timestamp=s["timestamp"], working_set_bytes=s["rss_bytes"],
+            memory=pb.MemoryUsage(timestamp=s["timestamp"],
+                                  working_set_bytes=s["working_set_bytes"],
                                   rss_bytes=s["rss_bytes"]),
             process_count=s["process_count"])
 

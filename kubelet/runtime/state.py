@@ -109,6 +109,12 @@ class ContainerRecord:
     mounts: list[MountRecord] = dataclasses.field(default_factory=list)
     memory_limit_bytes: int = 0
     cpu_limit_millis: int = 0
+    memory_by_cgroup: bool = False  # the limit is the memory cgroup's (else the RSS watch)
+    cpu_by_cgroup: bool = False     # the limit is the cpu cgroup's quota (else the throttler)
+    warnings: list[str] = dataclasses.field(default_factory=list)  # limits approximated
+    # What its isolation mode cannot do for it (CreateContainerResponse.isolation_warnings).
+    isolation_warnings: list[str] = dataclasses.field(default_factory=list)
+    in_cgroups: bool = False        # its processes join its cgroups (kubelet/runtime/cgroups.py)
     labels: dict[str, str] = dataclasses.field(default_factory=dict)
     annotations: dict[str, str] = dataclasses.field(default_factory=dict)
     sandbox_name: str = ""     # <name>_<namespace>_<uid>_<attempt>, for name reservation

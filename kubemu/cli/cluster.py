@@ -13,8 +13,9 @@ directory and supervisor.log are made private here first.
   progress lines; without it in the foreground, forwarding Ctrl-C. A cluster
   already running in the home is not an error.
 - down: SIGTERM to the supervisor, bounded wait, then kills anything of the
-  cluster still alive (pods included, found from the node runtimes' records),
-  and says "no process left" only after checking.
+  cluster still alive (pods included, found from the node runtimes' records
+  and cgroups), removes the runtimes' cgroups, and says "no process left"
+  only after checking.
 - status: one row per process, with a liveness check of each pid.
 """
 from __future__ import annotations
@@ -247,7 +248,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     state = read_state(home)
     recorded = state.recorded() if state else []
     # Only what is certainly ours is killed: recorded pids, the marker variable,
-    # and the containers the node runtimes recorded.
+    # the containers the node runtimes recorded and what is in their cgroups.
     leftovers = cluster_home.find_home_processes(home, recorded, by_cmdline=False)
     if leftovers:
         did_something = True
@@ -255,6 +256,13 @@ def cmd_down(args: argparse.Namespace) -> int:
               f"{cluster_home.describe(leftovers, width=100)}")
         cluster_home.terminate(leftovers, grace_s=KILL_GRACE_S)
     left = cluster_home.find_home_processes(home, recorded)
+    if not left:
+        # Every process is gone: the node runtimes' cgroups go too (a restarted
+        # cluster makes its own again).
+        stuck = cluster_home.remove_cgroups(home)
+        if stuck:
+            print(f"warning: could not remove cgroup(s) of {home}: "
+                  f"{', '.join(str(p) for p in stuck)}", file=sys.stderr)
     if left:
         print(f"error: {len(left)} process(es) of {home} still running: "
               f"{cluster_home.describe(left, width=100)}", file=sys.stderr)

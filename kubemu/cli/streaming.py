@@ -180,24 +180,23 @@ async def run_session(method: Callable[[], Any], target: Any, *,
     from kubemu.api.v1 import resources_pb2 as apb
 
     call = method()
-    lock = asyncio.Lock()
-
-    async def send(message: Any) -> None:
-        async with lock:
-            await call.write(message)
+    sender = streams.Sender(call)
 
     async def feed_stdin() -> None:
         async for chunk in stdin:
-            await send(apb.PodStreamInput(stdin=chunk))
-        await send(apb.PodStreamInput(close_stdin=True))
+            if not await sender.write(apb.PodStreamInput(stdin=chunk)):
+                return
+        await sender.write(apb.PodStreamInput(close_stdin=True))
 
     async def feed_resizes() -> None:
         async for width, height in resizes:
-            await send(apb.PodStreamInput(resize=apb.TerminalSize(width=width, height=height)))
+            if not await sender.write(apb.PodStreamInput(
+                    resize=apb.TerminalSize(width=width, height=height))):
+                return
 
     feeders: list[asyncio.Future] = []
     try:
-        await send(apb.PodStreamInput(target=target))
+        await call.write(apb.PodStreamInput(target=target))
         try:
             first = await streams.read_first(
                 call, setup_timeout_s if setup_timeout_s is not None
@@ -219,6 +218,7 @@ async def run_session(method: Callable[[], Any], target: Any, *,
                 await stderr(message.stderr)
             elif kind == "exit":
                 ended = message.exit
+                await sender.close()  # lets the server end (kubemu.streams: how a session ends)
         if ended is None:
             raise CliError("the session ended without an exit status")
         return ended

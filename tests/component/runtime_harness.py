@@ -26,6 +26,7 @@ import psutil
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from kubemu import cluster_home
 from kubemu.client.wait import wait_for, wait_for_sync
 from kubemu.runtime.v1 import runtime_pb2 as pb
 from kubemu.runtime.v1 import runtime_pb2_grpc as pb_grpc
@@ -309,3 +310,6 @@ def _kill_everything(rt: Runtime) -> None:
     wait_for_sync(lambda: not container_processes(rt.root) and
                   (rt.proc is None or not rt.proc.alive()), 10,
                   message="no runtime or container process left")
+    # The runtime was killed: its cgroups (and anything in them) are the test's to remove.
+    left = cluster_home.remove_cgroup_parents(cluster_home.runtime_cgroup_parents(rt.root))
+    assert not left, f"cgroups left: {left}"

@@ -5,6 +5,7 @@ busybox's flags, output lines and exit statuses. Everything stays on
 from __future__ import annotations
 
 import socket
+import subprocess
 import struct
 import threading
 
@@ -147,7 +148,10 @@ def test_nc_z_checks_a_port(apps):
 
 def test_nc_listens_and_connects_piping_stdin(apps):
     port = free_port(apps.ip)
-    listener = apps.start("busybox", "nc", "-l", "-p", str(port))
+    # The listener's stdin stays open: at its end, nc shuts its sending side
+    # (as busybox's does), and a client that sees that before it has sent
+    # its own stdin ends without sending it.
+    listener = apps.start("busybox", "nc", "-l", "-p", str(port), stdin=subprocess.PIPE)
     def sent():
         done = busybox(apps, "nc", apps.ip, str(port), input=b"line one\nline two\n")
         return done if done.returncode == 0 else None

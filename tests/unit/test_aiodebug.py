@@ -60,3 +60,55 @@ async def test_from_environment_appends_json_lines(tmp_path, monkeypatch):
         asyncio.events.Handle._run = before
     [line] = report.read_text().splitlines()
     assert json.loads(line)["process"] == "apiserver" and logged == ["slow callback"]
+
+
+STOPPED_CHILD = r"""
+import asyncio, json, time
+from kubemu import aiodebug
+
+def spin(seconds):
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+async def main():
+    found = []
+    uninstall = aiodebug.install(100, found.append, process="child")
+    def work():
+        print("running", flush=True)
+        spin(0.2)      # CPU below the hog margin; stopped meanwhile by the test
+    asyncio.get_running_loop().call_soon(work)
+    await asyncio.sleep(0.05)
+    uninstall()
+    print(json.dumps([s.blocked for s in found]), flush=True)
+
+asyncio.run(main())
+"""
+
+
+def test_a_callback_during_which_the_process_was_stopped_is_not_judged():
+    """A chaos test's SIGSTOP mid-callback is not the callback blocking the loop;
+    SIGCONT marks it, and such a callback is not judged at all (its stopped
+    time is not known). Without the mark, the 0.3 s stop counts as blocked."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    from kubemu.client.wait import wait_for_sync
+    child = subprocess.Popen([sys.executable, "-c", STOPPED_CHILD],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "running\n"
+        os.kill(child.pid, signal.SIGSTOP)
+        wait_for_sync(lambda: psutil.Process(child.pid).status() == psutil.STATUS_STOPPED, 10,
+                      message="the child is stopped")
+        time.sleep(0.3)  # the length of the pause under test, not a wait for a condition
+        os.kill(child.pid, signal.SIGCONT)
+        out, _ = child.communicate(timeout=30)
+    finally:
+        child.kill()
+        child.wait()
+    assert json.loads(out) == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from kubelet import containers
+from kubelet import containers, cri
 from kubelet.containers import Instance
 from kubemu.api import codec
 from kubemu.api.v1 import core_pb2
@@ -96,3 +96,80 @@ def test_empty_old_sandboxes_are_removed():
     assert containers.sandboxes_to_remove([sandbox("a", 0, False)], []) == []
     assert containers.sandboxes_to_remove(
         [sandbox("a", 0, False), sandbox("b", 1, False)], []) == ["a"]
+
+
+# ---------------------------------------------------------------- spec changes
+
+def ctr(image: str = "nginx:1.25", name: str = "main", **fields) -> core_pb2.Container:
+    return codec.from_dict(core_pb2.Container, {"name": name, "image": image, **fields})
+
+
+def made_from(spec: core_pb2.Container, *, annotate: bool = True, state: str = "R") -> Instance:
+    """A running instance created from `spec` (with the hash annotation, as the
+    kubelet writes it, or without: made before hashes were recorded)."""
+    i = inst(0, state, name=spec.name)
+    i.status.image.image = i.summary.image.image = spec.image
+    if annotate:
+        i.status.annotations[cri.CONTAINER_HASH_ANNOTATION] = containers.hash_container(spec)
+    return i
+
+
+def test_hash_is_fnv1a_32_of_the_name_and_image_json_in_hex():
+    # FNV-1a 32 of '{"image":"nginx:1.25","name":"main"}', worked out by hand.
+    h = 0x811C9DC5
+    for byte in b'{"image":"nginx:1.25","name":"main"}':
+        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
+    assert containers.hash_container(ctr()) == format(h, "x")
+
+
+@pytest.mark.parametrize("other,same", [
+    (ctr(), True),
+    (ctr("nginx:1.27"), False),
+    (ctr(name="side"), False),
+    # Fields a pod update may not change are not hashed (the apiserver refuses them).
+    (ctr(env=[{"name": "A", "value": "1"}]), True),
+    (ctr(resources={"limits": {"cpu": "1"}}), True),
+    (ctr(command=["sleep", "1"]), True),
+], ids=["same", "image", "name", "env", "resources", "command"])
+def test_hash_covers_the_name_and_image_only(other, same):
+    assert (containers.hash_container(other) == containers.hash_container(ctr())) is same
+
+
+RUNNING_CASES = [
+    # spec now, instance made from, annotated, policy, failed probe -> (message, restart now, probe)
+    ("nginx:1.25", "nginx:1.25", True, "Always", None, None),
+    ("nginx:1.27", "nginx:1.25", True, "Always", None,
+     ("Container main definition changed, will be restarted", True, "")),
+    ("nginx:1.27", "nginx:1.25", True, "Never", None,       # whatever the policy
+     ("Container main definition changed, will be restarted", True, "")),
+    ("nginx:1.27", "nginx:1.25", True, "Always", "Liveness",  # the change comes first
+     ("Container main definition changed, will be restarted", True, "")),
+    ("nginx:1.25", "nginx:1.25", False, "Always", None, None),  # made before hashes: its image
+    ("nginx:1.27", "nginx:1.25", False, "Always", None,
+     ("Container main definition changed, will be restarted", True, "")),
+    ("nginx:1.25", "nginx:1.25", True, "Always", "Liveness",
+     ("Container main failed liveness probe, will be restarted", False, "Liveness")),
+    ("nginx:1.25", "nginx:1.25", True, "OnFailure", "Startup",
+     ("Container main failed startup probe, will be restarted", False, "Startup")),
+    ("nginx:1.25", "nginx:1.25", True, "Never", "Liveness",
+     ("Container main failed liveness probe", False, "Liveness")),
+]
+
+
+@pytest.mark.parametrize("image,made,annotated,policy,probe,expected", RUNNING_CASES,
+                         ids=["same-spec", "image-changed", "image-changed-never",
+                              "change-before-probe", "unannotated-same", "unannotated-changed",
+                              "liveness", "startup", "liveness-never"])
+def test_running_action(image, made, annotated, policy, probe, expected):
+    cur = made_from(ctr(made), annotate=annotated)
+    action = containers.running_action(ctr(image), cur, policy, probe)
+    got = None if action is None else (action.message, action.restart_now, action.probe)
+    assert got == expected
+
+
+def test_an_env_change_alone_restarts_nothing():
+    # Were one to get past the apiserver, it would not restart the container either:
+    # the kubelet acts on the hashed fields only (as Kubernetes does).
+    cur = made_from(ctr())
+    assert containers.running_action(ctr(env=[{"name": "A", "value": "1"}]), cur,
+                                     "Always", None) is None

@@ -102,10 +102,13 @@ def test_rotations_in_one_second_get_a_counter_and_keep_their_order(writer):
 ], ids=["all", "tail-live", "tail-across", "tail-more-than-all", "limit"])
 async def test_reading_goes_across_rotated_files(writer, kw, expected):
     path, fd = writer
-    for first in (0, 10, 20):
-        os.write(fd, lines(first, 10))
-        logs.rotate(path, 100, 5, NOW_S + first)
-    os.write(fd, lines(30, 5))
+
+    def write_and_rotate() -> None:  # file work, off the test's event loop
+        for first in (0, 10, 20):
+            os.write(fd, lines(first, 10))
+            logs.rotate(path, 100, 5, NOW_S + first)
+        os.write(fd, lines(30, 5))
+    await asyncio.to_thread(write_and_rotate)
     data = await read_all(path, **kw)
     if expected is None:
         assert data == lines(0, 3)[:25]
@@ -121,7 +124,7 @@ async def test_reading_goes_across_rotated_files(writer, kw, expected):
 async def test_following_goes_on_through_a_rotation_without_repeating_lines(
         writer, max_bytes, written, collapse):
     path, fd = writer
-    os.write(fd, lines(0, written))
+    await asyncio.to_thread(os.write, fd, lines(0, written))
     got = bytearray()
     ended = asyncio.Event()
 
@@ -135,9 +138,9 @@ async def test_following_goes_on_through_a_rotation_without_repeating_lines(
     task = asyncio.create_task(follow())
     await wait_for(lambda: len(got) == len(lines(0, written)), 10,
                    message="the first lines followed")
-    assert logs.rotate(path, max_bytes, 3, NOW_S, collapse=collapse)
+    assert await asyncio.to_thread(logs.rotate, path, max_bytes, 3, NOW_S, collapse=collapse)
     assert path.stat().st_size < len(lines(0, written))
-    os.write(fd, lines(written, 3))
+    await asyncio.to_thread(os.write, fd, lines(written, 3))
     await wait_for(lambda: numbers(bytes(got))[-1:] == [written + 2], 10,
                    message="the lines after the rotation followed")
     ended.set()
@@ -240,8 +243,8 @@ async def test_tail_counts_a_line_split_between_two_files_once(writer, tail):
     """A collapse rotation cuts at a block boundary, inside a line: --tail
     must count that line once."""
     path, fd = writer
-    os.write(fd, lines(0, 500))  # 5,000 bytes: the first 4,096 go (one block)
-    assert logs.rotate(path, 4096, 5, NOW_S)
+    await asyncio.to_thread(os.write, fd, lines(0, 500))  # 5,000 bytes: the first 4,096 go
+    assert await asyncio.to_thread(logs.rotate, path, 4096, 5, NOW_S)
     [rotated] = logs.rotated_files(path)
     assert not rotated.read_bytes().endswith(b"\n")  # the cut is inside a line
     os.write(fd, lines(500, 5))

@@ -171,3 +171,19 @@ def test_same_status_is_same():
     p = pod()
     v = status.PodView(init=[], app=[view(current=instance("RUNNING"))], sandbox_ready=True)
     assert status.same(status.build(p, v, NOW_S), status.build(p, v, NOW_S))
+
+
+@pytest.mark.parametrize("current,expected_image", [
+    (None, "busybox"),                                   # nothing made yet: the spec's
+    ("busybox:1.36", "busybox:1.36"),                    # the instance's, whatever the spec
+    ("", "busybox"),                                     # a runtime that names no image
+], ids=["no-instance", "instance", "instance-without-image"])
+def test_status_image_is_the_running_instances(current, expected_image):
+    cur = None
+    if current is not None:
+        cur = instance("RUNNING")
+        cur.image.image = current
+    got = build(pod(), [view(current=cur, ready=True, started=True)])
+    cs = got["containerStatuses"][0]
+    assert cs["image"] == expected_image
+    assert ("imageID" in cs) is (cur is not None)

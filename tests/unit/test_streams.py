@@ -121,6 +121,61 @@ async def test_relay_forwards_both_ways_until_the_inner_call_ends():
     assert inner.cancelled
 
 
+async def test_exit_half_closes_the_inner_call_and_the_relay_drains_the_client():
+    """After the inner server's exit nothing more is written to it (a write to an
+    ended call turns its status into INTERNAL in grpc-aio), it is half-closed so
+    that it can end, and the relay keeps reading its client until that one
+    half-closes too."""
+    outer = Outer([stdin(b"a")], end=False)
+    inner = Inner()
+    task = asyncio.ensure_future(streams.relay(outer, inner, map_out=lambda m: m))
+    await wait_for(lambda: inner.written == [stdin(b"a")], 5, interval_s=0.01,
+                   message="stdin passed on")
+    ended = apb.PodStreamOutput(exit=apb.PodStreamExit(exit_code=0))
+    inner.replies.put_nowait(ended)
+    await wait_for(lambda: inner.done, 5, interval_s=0.01, message="inner call half-closed")
+    inner.replies.put_nowait(grpc.aio.EOF)
+    outer.incoming.put_nowait(stdin(b"late"))
+    await wait_for(lambda: outer.reads == 3, 5, interval_s=0.01, message="late stdin read")
+    assert not task.done()  # lingering for the client's half-close
+    outer.incoming.put_nowait(grpc.aio.EOF)
+    await asyncio.wait_for(task, 5)
+    assert outer.written == [ended]
+    assert inner.written == [stdin(b"a")]
+
+
+async def test_server_inputs_read_one_ahead_and_linger_until_the_client_half_closes():
+    outer = Outer([stdin(b"1"), stdin(b"2"), stdin(b"3")], end=False)
+    inputs = streams.Inputs(outer)
+    try:
+        got = []
+        async for message in inputs:
+            got.append(message)
+            if len(got) == 1:
+                break  # the session is over after one message (the command ended)
+        await wait_for(lambda: outer.reads == 2, 5, interval_s=0.01, message="one read ahead")
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert outer.reads == 2  # no more than one message held
+        lingering = asyncio.ensure_future(inputs.linger(5))
+        await wait_for(lambda: outer.reads == 4, 5, interval_s=0.01, message="the rest dropped")
+        assert not lingering.done()  # the client has not half-closed yet
+        outer.incoming.put_nowait(grpc.aio.EOF)
+        await asyncio.wait_for(lingering, 5)
+        assert got == [stdin(b"1")]
+        await asyncio.wait_for(inputs.linger(5), 1)  # after the EOF: at once
+    finally:
+        await inputs.close()
+
+
+async def test_linger_is_bounded():
+    inputs = streams.Inputs(Outer([stdin(b"x")], end=False))
+    try:
+        await asyncio.wait_for(inputs.linger(0.05), 5)
+    finally:
+        await inputs.close()
+
+
 async def test_relay_holds_one_message_at_a_time():
     """A next hop that does not take a message stops the relay reading more."""
     outer = Outer([stdin(b"1"), stdin(b"2"), stdin(b"3")], end=False)

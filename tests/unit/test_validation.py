@@ -284,7 +284,10 @@ def test_pod_update_of_immutable_field():
         "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` "
         "(only additions to existing tolerations),`spec.terminationGracePeriodSeconds` "
         "(allow it to be set to 1 if it was previously negative)")
-    assert found[0].detail.endswith('(changed: spec.restartPolicy: "Always" -> "Never")')
+    # Then, on the next lines, go-cmp's diff of the specs (kubemu/api/validation/godiff.py).
+    assert "negative)\n  core.PodSpec{\n" in found[0].detail
+    assert ('- \tRestartPolicy:                 "Always",\n'
+            '+ \tRestartPolicy:                 "Never",\n') in found[0].detail
 
 
 def test_bad_cron_schedule_message():

@@ -13,6 +13,7 @@ from google.protobuf.message import Message
 from kubemu.api import errors, labels, quantity
 from kubemu.api.errors import FieldError
 from kubemu.api.fields import field_value
+from kubemu.api.validation import godiff
 from kubemu.api.validation.meta import (
     IMMUTABLE,
     IS_NEGATIVE,
@@ -1032,8 +1033,9 @@ def _pod_update(new: Message, old: Message) -> Problems:
     if old_grace is not None and old_grace < 0 and new_grace == 1:
         munged.termination_grace_period_seconds = old_grace
     if munged.SerializeToString(deterministic=True) != old.SerializeToString(deterministic=True):
-        diff = _diff(old, munged, "spec")
-        problems.append(errors.forbidden("spec", _POD_UPDATE_FORBIDDEN + diff))
+        # As Kubernetes: the list of what may change, then go-cmp's diff of the specs.
+        problems.append(errors.forbidden(
+            "spec", _POD_UPDATE_FORBIDDEN + "\n" + godiff.cmp_diff(old, munged)))
     return problems
 
 

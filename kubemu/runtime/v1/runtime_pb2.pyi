@@ -41,20 +41,26 @@ class VersionRequest(_message.Message):
     def __init__(self, version: _Optional[str] = ...) -> None: ...
 
 class VersionResponse(_message.Message):
-    __slots__ = ("version", "runtime_name", "runtime_version", "runtime_api_version", "isolation", "isolation_reason")
+    __slots__ = ("version", "runtime_name", "runtime_version", "runtime_api_version", "isolation", "isolation_reason", "cgroup_version", "cgroup_controllers", "child_subreaper")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_NAME_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_VERSION_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_API_VERSION_FIELD_NUMBER: _ClassVar[int]
     ISOLATION_FIELD_NUMBER: _ClassVar[int]
     ISOLATION_REASON_FIELD_NUMBER: _ClassVar[int]
+    CGROUP_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CGROUP_CONTROLLERS_FIELD_NUMBER: _ClassVar[int]
+    CHILD_SUBREAPER_FIELD_NUMBER: _ClassVar[int]
     version: str
     runtime_name: str
     runtime_version: str
     runtime_api_version: str
     isolation: str
     isolation_reason: str
-    def __init__(self, version: _Optional[str] = ..., runtime_name: _Optional[str] = ..., runtime_version: _Optional[str] = ..., runtime_api_version: _Optional[str] = ..., isolation: _Optional[str] = ..., isolation_reason: _Optional[str] = ...) -> None: ...
+    cgroup_version: str
+    cgroup_controllers: _containers.RepeatedScalarFieldContainer[str]
+    child_subreaper: bool
+    def __init__(self, version: _Optional[str] = ..., runtime_name: _Optional[str] = ..., runtime_version: _Optional[str] = ..., runtime_api_version: _Optional[str] = ..., isolation: _Optional[str] = ..., isolation_reason: _Optional[str] = ..., cgroup_version: _Optional[str] = ..., cgroup_controllers: _Optional[_Iterable[str]] = ..., child_subreaper: _Optional[bool] = ...) -> None: ...
 
 class RuntimeCondition(_message.Message):
     __slots__ = ("type", "status", "reason", "message")
@@ -424,12 +430,14 @@ class CreateContainerRequest(_message.Message):
     def __init__(self, pod_sandbox_id: _Optional[str] = ..., config: _Optional[_Union[ContainerConfig, _Mapping]] = ..., sandbox_config: _Optional[_Union[PodSandboxConfig, _Mapping]] = ...) -> None: ...
 
 class CreateContainerResponse(_message.Message):
-    __slots__ = ("container_id", "warnings")
+    __slots__ = ("container_id", "warnings", "isolation_warnings")
     CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    ISOLATION_WARNINGS_FIELD_NUMBER: _ClassVar[int]
     container_id: str
     warnings: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, container_id: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+    isolation_warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, container_id: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ..., isolation_warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StartContainerRequest(_message.Message):
     __slots__ = ("container_id",)
