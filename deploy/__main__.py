@@ -21,6 +21,7 @@ import signal
 import sys
 from typing import Callable
 
+from deploy import components as comp
 from deploy.supervisor import Cluster, ClusterAlreadyRunning, ClusterStartError
 from kubemu import aio, cluster_home, fileutil
 from kubemu import log as kubemu_log
@@ -47,6 +48,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     up.add_argument("--stop-timeout-s", type=float, default=60.0,
                     help="bound on the whole shutdown")
     up.add_argument("--log-level", default="info")
+    up.add_argument("--isolation", choices=("auto", "namespaces", "plain"), default=None,
+                    help="every node runtime's isolation mode (default: theirs: "
+                         "$KUBEMU_ISOLATION, else auto)")
     args = parser.parse_args(argv)
     if args.nodes < 0:
         parser.error(f"--nodes: must be >= 0, got {args.nodes}")
@@ -64,8 +68,10 @@ def _same_file(fd: int, path: pathlib.Path) -> bool:
 
 async def run_up(args: argparse.Namespace, home: pathlib.Path,
                  progress: Callable[[str], None]) -> int:
+    node_kinds = comp.node_components(runtime_flags=("--isolation", args.isolation)) \
+        if args.isolation else comp.NODE_COMPONENTS
     cluster = Cluster(home, nodes=args.nodes, restart=not args.no_restart, progress=progress,
-                      schedulers=args.schedulers)
+                      schedulers=args.schedulers, node_kinds=node_kinds)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -56,6 +56,7 @@ from kubemu.faults import Faults
 from kubemu.fileutil import private_dir
 from kubemu.kubelet.v1 import kubelet_pb2_grpc
 from kubemu.loops import Loops
+from kubemu.runtime.v1 import runtime_pb2
 
 log = structlog.get_logger()
 
@@ -172,7 +173,9 @@ class Kubelet:
             self.client, node.NodeConfig(
                 name=o.node_name, ip=o.node_ip, pod_cidr=o.pod_cidr, capacity=self.capacity,
                 allocatable=self.capacity, labels=o.node_labels, taints=o.taints,
-                kubelet_port=port, runtime_version=f"kubemu://{version}", root=str(self.root)),
+                kubelet_port=port, runtime_version=f"kubemu://{version.runtime_version}",
+                root=str(self.root), isolation=version.isolation,
+                isolation_reason=version.isolation_reason),
             runtime_check=self._runtime_problem, images=self._images,
             record=lambda obj, kind, reason, message: self.events.record(obj, kind, reason,
                                                                         message),
@@ -250,12 +253,11 @@ class Kubelet:
                 self.log.info("retrying", what=what, error=str(err))
             await asyncio.sleep(delay_s)  # bounded retry back-off
 
-    async def _wait_runtime(self) -> str:
+    async def _wait_runtime(self) -> runtime_pb2.VersionResponse:
         deadline = time.monotonic() + self.options.start_timeout_s
         while True:
             try:
-                v = await self.runtime.version()
-                return v.runtime_version
+                return await self.runtime.version()
             except (cri.RuntimeUnavailable, cri.RuntimeCallError) as err:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"the runtime at {self.options.runtime_socket} did not "

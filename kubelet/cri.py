@@ -119,12 +119,15 @@ class RuntimeClient:
     # ------------------------------------------------------------ containers
 
     async def create_container(self, sandbox_id: str, config: pb.ContainerConfig,
-                               sandbox_config: pb.PodSandboxConfig) -> tuple[str, list[str]]:
-        """The new container's id, and how the runtime approximates limits it
-        cannot enforce (one sentence each: Warning events)."""
+                               sandbox_config: pb.PodSandboxConfig
+                               ) -> tuple[str, list[str], list[str]]:
+        """The new container's id, how the runtime approximates limits it cannot
+        enforce, and what its isolation mode cannot do for it (one sentence
+        each: Warning events)."""
         response = await self._call("CreateContainer", pb.CreateContainerRequest(
             pod_sandbox_id=sandbox_id, config=config, sandbox_config=sandbox_config))
-        return response.container_id, list(response.warnings)
+        return (response.container_id, list(response.warnings),
+                list(response.isolation_warnings))
 
     async def start_container(self, container_id: str) -> None:
         await self._call("StartContainer", pb.StartContainerRequest(container_id=container_id))

@@ -4,6 +4,10 @@
   --node-labels; addresses InternalIP and Hostname; podCIDR; taints;
   capacity and allocatable from the flags; nodeInfo; daemonEndpoints with
   the kubelet's port), or, when it exists (a restarted kubelet), update it.
+  The runtime's isolation mode (kubelet/runtime/__init__.py) is the label
+  `kubemu.io/isolation` (`namespaces` or `plain`, for nodeSelectors) and
+  the annotation of the same name; the annotation
+  `kubemu.io/isolation-reason` says why not a stronger mode ("" if none).
 - Status: every `status_update_s` the conditions are re-evaluated and the
   status is written when something changed, or at least every `report_s`
   (the heartbeat). MemoryPressure / DiskPressure / PIDPressure compare the
@@ -37,6 +41,8 @@ from kubemu.loops import Loops
 log = structlog.get_logger()
 
 KUBELET_VERSION = "v1.30.0-kubemu"
+ISOLATION_KEY = "kubemu.io/isolation"
+ISOLATION_REASON_KEY = "kubemu.io/isolation-reason"
 LEASE_NAMESPACE = "kube-node-lease"
 MEMORY_AVAILABLE_MIN_BYTES = 100 << 20
 DISK_AVAILABLE_MIN_FRACTION = 0.10
@@ -72,6 +78,8 @@ class NodeConfig:
     kubelet_port: int = 0
     runtime_version: str = "kubemu://0.1.0"
     root: str = "/"
+    isolation: str = ""          # the runtime's isolation mode ("" = not reported)
+    isolation_reason: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,8 +169,16 @@ class NodeManager:
         labels = {"kubernetes.io/hostname": self.config.name, "kubernetes.io/os": "linux",
                   "kubernetes.io/arch": ARCH, "beta.kubernetes.io/os": "linux",
                   "beta.kubernetes.io/arch": ARCH}
+        if self.config.isolation:
+            labels[ISOLATION_KEY] = self.config.isolation
         labels.update(self.config.labels)
         return labels
+
+    def _annotations(self) -> dict[str, str]:
+        if not self.config.isolation:
+            return {}
+        return {ISOLATION_KEY: self.config.isolation,
+                ISOLATION_REASON_KEY: self.config.isolation_reason}
 
     def _node_info(self) -> core_pb2.NodeSystemInfo:
         machine_id = _read("/etc/machine-id")
@@ -213,6 +229,7 @@ class NodeManager:
         node = core_pb2.Node(api_version="v1", kind="Node")
         node.metadata.name = c.name
         node.metadata.labels.update(self._labels())
+        node.metadata.annotations.update(self._annotations())
         node.spec.pod_cidr = c.pod_cidr
         node.spec.pod_cidrs.append(c.pod_cidr)
         for key, value, effect in c.taints:
@@ -227,6 +244,7 @@ class NodeManager:
             pass
         existing = await self.client.get("nodes", c.name)
         existing.metadata.labels.update(self._labels())
+        existing.metadata.annotations.update(self._annotations())
         if not existing.spec.pod_cidr:
             existing.spec.pod_cidr = c.pod_cidr
             existing.spec.pod_cidrs.append(c.pod_cidr)

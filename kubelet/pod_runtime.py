@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import pathlib
 import shutil
 import time
@@ -52,10 +53,21 @@ from kubemu.api.v1 import core_pb2
 from kubemu.backoff import Backoff
 from kubemu.client.clientset import Client
 from kubemu.client.events import NORMAL, WARNING, EventRecorder
+from kubemu.fileutil import private_dir
 from kubemu.runtime.v1 import runtime_pb2 as rpb
 
 DEFAULT_GRACE_S = 30
 RETRY_S = 2.0
+CLUSTER_DOMAIN = "cluster.local"
+# The reason of the Warning event for what the node's isolation mode cannot do
+# for a container (CreateContainerResponse.warnings).
+ISOLATION_GAP_REASON = "IsolationNotEnforced"
+# Termination messages, as the kubelet reads them (kuberuntime_container.go).
+TERMINATION_PATH_ANNOTATION = "io.kubernetes.container.terminationMessagePath"
+TERMINATION_POLICY_ANNOTATION = "io.kubernetes.container.terminationMessagePolicy"
+TERMINATION_MESSAGE_BYTES_MAX = 4096
+TERMINATION_LOG_LINES_MAX = 80
+TERMINATION_LOG_BYTES_MAX = 2048
 # Event reason: a container limit the node enforces only approximately (no cgroup).
 LIMIT_APPROXIMATED = "LimitApproximated"
 
@@ -114,6 +126,86 @@ def cpu_limit_millis(ctr: Message) -> int:
         return quantity.to_milli(text) if text else 0
     except ValueError:
         return 0
+
+
+def dns_config(spec: Message) -> rpb.DNSConfig:
+    """The pod's dnsConfig for its /etc/resolv.conf; empty: the runtime uses the
+    host's (dnsPolicy Default; ClusterFirst too until the cluster has a DNS)."""
+    dns = spec.dns_config
+    options = [f"{o.name}:{o.value}" if o.HasField("value") else o.name for o in dns.options]
+    return rpb.DNSConfig(servers=list(dns.nameservers), searches=list(dns.searches),
+                         options=options)
+
+
+def security_context(pod: Message, ctr: Message) -> rpb.ContainerSecurityContext:
+    """The container's identity and restrictions: the container's securityContext
+    over the pod's (as the kubelet's determineEffectiveSecurityContext), fsGroup
+    and supplementalGroups as supplementary groups. ConfigError for runAsNonRoot
+    with a root user, worded as the kubelet's verifyRunAsNonRoot."""
+    psc, sc = pod.spec.security_context, ctr.security_context
+    found = rpb.ContainerSecurityContext()
+    for field in ("run_as_user", "run_as_group"):
+        if sc.HasField(field):
+            setattr(found, field, getattr(sc, field))
+        elif psc.HasField(field):
+            setattr(found, field, getattr(psc, field))
+    groups = list(psc.supplemental_groups)
+    if psc.HasField("fs_group"):
+        groups.append(psc.fs_group)
+    found.supplemental_groups.extend(sorted(set(groups)))
+    found.readonly_rootfs = sc.HasField("read_only_root_filesystem") and \
+        sc.read_only_root_filesystem
+    found.no_new_privs = sc.HasField("allow_privilege_escalation") and \
+        not sc.allow_privilege_escalation
+    non_root = sc.run_as_non_root if sc.HasField("run_as_non_root") else \
+        psc.HasField("run_as_non_root") and psc.run_as_non_root
+    if non_root:
+        m = pod.metadata
+        who = f'(pod: "{m.name}_{m.namespace}({m.uid})", container: {ctr.name})'
+        if not found.HasField("run_as_user"):  # every image of the catalog runs as root
+            raise envvars.ConfigError(f"container has runAsNonRoot and image will run as root "
+                                      f"{who}")
+        if found.run_as_user == 0:
+            raise envvars.ConfigError(f"container's runAsUser breaks non-root policy {who}")
+    return found
+
+
+def termination_log_file(path: pathlib.Path) -> str:
+    """The host file bound at a container's terminationMessagePath, empty and
+    writable by whichever user the container runs as (blocking)."""
+    for directory in (path.parent.parent, path.parent):  # <pod dir>/containers/<name>
+        private_dir(directory)
+    path.write_bytes(b"")
+    os.chmod(path, 0o666)  # as the kubelet makes it; private behind the 0700 directories
+    return str(path)
+
+
+def termination_message(status: rpb.ContainerStatus) -> str:
+    """What an exited container said about its end (blocking): the file at its
+    terminationMessagePath (at most 4096 bytes); with FallbackToLogsOnError,
+    when that is empty and it failed, the last 80 lines of its log (at most
+    2048 bytes)."""
+    path = status.annotations.get(TERMINATION_PATH_ANNOTATION, "")
+    message = b""
+    host = next((m.host_path for m in status.mounts if m.container_path == path), "") \
+        if path else ""
+    if host:
+        try:
+            with open(host, "rb") as f:
+                message = f.read(TERMINATION_MESSAGE_BYTES_MAX)
+        except OSError:
+            message = b""
+    if not message and status.exit_code != 0 and \
+            status.annotations.get(TERMINATION_POLICY_ANNOTATION) == "FallbackToLogsOnError":
+        try:
+            with open(status.log_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 64 * TERMINATION_LOG_BYTES_MAX))
+                lines = f.read().splitlines(keepends=True)[-TERMINATION_LOG_LINES_MAX:]
+            message = b"".join(lines)[-TERMINATION_LOG_BYTES_MAX:]
+        except OSError:
+            message = b""
+    return message.decode(errors="replace")
 
 
 def pod_grace_s(pod: Message) -> int:
@@ -290,13 +382,25 @@ class PodRuntime:
 
     def _sandbox_config(self, pod: Message, attempt: int, pod_ip: str) -> rpb.PodSandboxConfig:
         m = pod.metadata
+        spec = pod.spec
+        # The domain as the kubelet's GeneratePodHostNameAndDomain: only with a subdomain.
+        domain = f"{spec.subdomain}.{m.namespace}.svc.{CLUSTER_DOMAIN}" if spec.subdomain else ""
         return rpb.PodSandboxConfig(
             metadata=rpb.PodSandboxMetadata(name=m.name, uid=m.uid, namespace=m.namespace,
                                             attempt=attempt),
-            hostname=pod.spec.hostname or m.name, log_directory=str(self.ctx.log_dir(pod)),
+            hostname=spec.hostname or m.name, log_directory=str(self.ctx.log_dir(pod)),
             labels={cri.POD_NAME_LABEL: m.name, cri.POD_NAMESPACE_LABEL: m.namespace,
                     cri.POD_UID_LABEL: m.uid},
-            annotations={cri.GRACE_ANNOTATION: str(pod_grace_s(pod))}, pod_ip=pod_ip)
+            annotations={cri.GRACE_ANNOTATION: str(pod_grace_s(pod))}, pod_ip=pod_ip,
+            domain=domain,
+            host_aliases=[rpb.HostAlias(ip=a.ip, hostnames=list(a.hostnames))
+                          for a in spec.host_aliases],
+            dns_config=dns_config(spec),
+            namespace_options=rpb.NamespaceOption(
+                pid=rpb.NODE if spec.host_pid else
+                rpb.POD if spec.HasField("share_process_namespace") and
+                spec.share_process_namespace else rpb.CONTAINER,
+                ipc=rpb.NODE if spec.host_ipc else rpb.POD))
 
     async def _find_sandbox(self, pod: Message) -> bool:
         """Adopt the pod's ready sandbox if the runtime has one (a kubelet restart)."""
@@ -354,6 +458,10 @@ class PodRuntime:
                     if err.code == grpc.StatusCode.NOT_FOUND:
                         continue  # removed in between
                     raise
+                if cached.state == rpb.CONTAINER_EXITED:
+                    said = await asyncio.to_thread(termination_message, cached)
+                    if said:
+                        cached.message = f"{cached.message}: {said}" if cached.message else said
                 self.status_cache[c.id] = cached
             instances.append(Instance(c, cached))
         live = {c.id for c in found}
@@ -375,6 +483,10 @@ class PodRuntime:
                                              self.ctx.log_dir(pod) / name)
         return containers.next_attempt(items, known)
 
+    def _termination_log_path(self, ctr: Message, attempt: int) -> pathlib.Path:
+        return self.ctx.volumes.pod_dir(self.uid) / "containers" / ctr.name / \
+            f"{attempt}-termination-log"
+
     def _container_config(self, pod: Message, ctr: Message, attempt: int,
                           init: bool) -> rpb.ContainerConfig:
         env = envvars.container_env(
@@ -390,6 +502,14 @@ class PodRuntime:
                 raise envvars.ConfigError(str(err)) from None
             mounts.append(rpb.Mount(container_path=mount.mount_path, host_path=host,
                                     readonly=mount.HasField("read_only") and mount.read_only))
+        termination = {}
+        if ctr.termination_message_path and \
+                all(m.container_path != ctr.termination_message_path for m in mounts):
+            mounts.append(rpb.Mount(container_path=ctr.termination_message_path,
+                                    host_path=str(self._termination_log_path(ctr, attempt))))
+            termination = {TERMINATION_PATH_ANNOTATION: ctr.termination_message_path,
+                           TERMINATION_POLICY_ANNOTATION: ctr.termination_message_policy or
+                           "File"}
         m = pod.metadata
         return rpb.ContainerConfig(
             metadata=rpb.ContainerMetadata(name=ctr.name, attempt=attempt),
@@ -401,12 +521,13 @@ class PodRuntime:
             cpu_limit_millis=cpu_limit_millis(ctr),
             log_path=logs.relative_log_path(ctr.name, attempt),
             stdin=ctr.stdin, stdin_once=ctr.stdin_once, tty=ctr.tty,
+            security_context=security_context(pod, ctr),
             labels={cri.POD_NAME_LABEL: m.name, cri.POD_NAMESPACE_LABEL: m.namespace,
                     cri.POD_UID_LABEL: m.uid, cri.CONTAINER_NAME_LABEL: ctr.name},
             annotations={cri.RESTART_COUNT_ANNOTATION: str(attempt),
                          cri.CONTAINER_HASH_ANNOTATION: containers.hash_container(ctr),
                          cri.INIT_ANNOTATION: "true" if init else "false",
-                         cri.GRACE_ANNOTATION: str(pod_grace_s(pod))})
+                         cri.GRACE_ANNOTATION: str(pod_grace_s(pod)), **termination})
 
     async def _start(self, pod: Message, ctr: Message, items: list[Instance],
                      init: bool = False) -> None:
@@ -418,6 +539,9 @@ class PodRuntime:
                 self.schedule(pulled.retry_s)
             return
         attempt = await self._next_attempt(pod, ctr.name, items)
+        if ctr.termination_message_path:
+            await asyncio.to_thread(termination_log_file,
+                                    self._termination_log_path(ctr, attempt))
         try:
             config = self._container_config(pod, ctr, attempt, init)
         except envvars.ConfigError as err:
@@ -429,7 +553,7 @@ class PodRuntime:
             self.schedule(RETRY_S)
             return
         try:
-            container_id, warnings = await self.ctx.runtime.create_container(
+            container_id, warnings, isolation_warnings = await self.ctx.runtime.create_container(
                 self.sandbox.id, config, self.sandbox.config)
         except cri.RuntimeCallError as err:
             if err.code == grpc.StatusCode.ALREADY_EXISTS:
@@ -452,6 +576,9 @@ class PodRuntime:
             # No cgroup enforces this limit on this node: say how it is approximated.
             self.ctx.events.record(pod, WARNING, LIMIT_APPROXIMATED,
                                    f"Container {ctr.name}: {warning}", field_path=path)
+        for warning in isolation_warnings:  # the node's isolation mode's gaps, never silent
+            self.ctx.events.record(pod, WARNING, ISOLATION_GAP_REASON, warning,
+                                   field_path=path)
         await self._run_created(pod, ctr, container_id, init)
 
     async def _start_created(self, pod: Message, ctr: Message, cur: Instance,

@@ -70,6 +70,7 @@ NODES_DIR = "nodes"
 NODE_RUNTIME_DIR = "runtime"
 # Under a runtime's root; the layout is kubelet/runtime/state.py's.
 RUNTIME_CONTAINER_RECORDS = ("state", "containers")
+RUNTIME_SANDBOX_RECORDS = ("state", "sandboxes")
 # Under a runtime's root: {"version": 1|2|0, "parents": [cgroup directory, ...]}
 # (kubelet/runtime/cgroups.py writes it). A parent is always .../kubemu/<hex>.
 RUNTIME_CGROUPS_FILE = "cgroups.json"
@@ -477,7 +478,31 @@ def container_records(home: pathlib.Path, node: str | None = None) -> list[Conta
                 pid=pid, start_ticks=ticks if ticks is not None else -1,
                 create_time=_float_or_none(data.get("pid_create_time")) or 0.0,
                 rootfs=_str(data.get("rootfs"))))
+        records += _pause_records(directory, CONTAINER_RECORDS_MAX - len(records))
     return records
+
+
+def _pause_records(directory: pathlib.Path, room: int) -> list[ContainerRecord]:
+    """A node's pods' pause processes (shareProcessNamespace in the namespaces
+    mode: PID 1 of the pod's PID namespace), from its sandbox records."""
+    found: list[ContainerRecord] = []
+    try:
+        paths = sorted(directory.joinpath(NODE_RUNTIME_DIR, *RUNTIME_SANDBOX_RECORDS)
+                       .glob("*.json"))
+    except OSError:
+        return found
+    for path in paths[:max(0, room)]:
+        try:
+            with open(path, "rb") as f:
+                data = json.loads(f.read(RECORD_BYTES_MAX + 1))
+        except (OSError, ValueError):
+            continue
+        pid = _int_or_none(data.get("pause_pid")) if isinstance(data, dict) else None
+        if pid and pid > 0:
+            ticks = _int_or_none(data.get("pause_start_ticks"))
+            found.append(ContainerRecord(pid=pid, start_ticks=ticks if ticks is not None else -1,
+                                         create_time=0.0, rootfs=""))
+    return found
 
 
 def _same_start(proc: ProcInfo, record: ContainerRecord) -> bool:

@@ -4,43 +4,99 @@ on a unix socket) that owns pod processes the way containerd owns containers.
 
 Contract (what the kubelet and pod authors rely on):
 
+- Isolation mode (kubelet/runtime/isolation.py), chosen at start with
+  --isolation auto|namespaces|plain (default $KUBEMU_ISOLATION, else auto:
+  `namespaces` when a trial container starts and behaves, else `plain`, the
+  reason logged). Version reports it (isolation, isolation_reason) and
+  <root>/state/isolation.json records it; the kubelet puts it on its Node
+  (label and annotation kubemu.io/isolation, annotation
+  kubemu.io/isolation-reason) and `kubemu status` prints it per node.
+  CreateContainer answers, in `warnings`, what the mode cannot do for that
+  container (the kubelet makes each a Warning event, IsolationNotEnforced).
 - Sandbox: a directory per pod, <root>/pods/<namespace>_<name>_<uid>/, holding
-  `hostname` and `hosts` (with the pod IP). There is no pause process: with no
-  namespaces to hold open, it would do nothing. The pod IP is a loopback
-  address the containers bind (env POD_IP).
-- Container: a real process tree in its own session and process group
-  (start_new_session). stdout and stderr are appended, raw, to log_path (the
-  kubelet passes one per attempt, e.g. <pod log dir>/<container>/<attempt>.log,
-  so the previous instance's log stays). The process writes the file itself,
-  so output keeps flowing while the runtime restarts.
-- Root view and mounts: there are no mount namespaces. Each container gets a
-  directory <root>/containers/<id>/rootfs, passed as env KUBEMU_ROOTFS; each
-  mount is a symlink $KUBEMU_ROOTFS/<container_path> -> host_path, and
-  etc/hostname, etc/hosts link to the pod's files. Nothing is created at the
-  real container_path on the host. So: a mount's content is at
+  `hostname`, `hosts` (Kubernetes' managed hosts file: localhost, the pod IP
+  with its hostname and <hostname>.<domain>, then hostAliases), `resolv.conf`
+  (the pod's dnsConfig, else the host's) and, in the namespaces mode, `shm`
+  (the pod's /dev/shm). There is no pause process. The pod IP is a loopback
+  address the containers bind (env POD_IP): pods share the host's network
+  namespace in every mode.
+- Container: a real process tree. stdout and stderr are appended, raw, to
+  log_path (the kubelet passes one per attempt, e.g. <pod log
+  dir>/<container>/<attempt>.log, so the previous instance's log stays). The
+  process writes the file itself, so output keeps flowing while the runtime
+  restarts.
+- The namespaces mode (nsinit.py builds it, before the command starts):
+  user, mount, PID, UTS and IPC namespaces per container. Its root is a
+  tmpfs with, per top-level host directory, an overlay (the host's directory
+  below, a writable layer of the container's own above, removed with the
+  container, so a restarted container starts clean); /proc of its PID
+  namespace, a minimal /dev (null, zero, full, random, urandom, tty, the
+  host's devpts, shm), a private /tmp and /run, /sys read-only. The cluster's
+  home, the runtime's root and every ~/.kubemu are masked (empty,
+  read-only); the interpreter and source tree the image stand-ins run from
+  are bound read-only where they are. Each mount is bound at its absolute
+  container_path (read-only when `readonly`: writes fail with EROFS), in
+  order of depth, idmapped through the container's user namespace when the
+  kernel allows (the kubelet's files are the container root's), so the
+  configMap/secret/downwardAPI `..data` layout is kept. /etc/hostname,
+  /etc/hosts and /etc/resolv.conf are the sandbox's; the UTS hostname is
+  the sandbox hostname. The first process is PID 1 of its namespace (SIGTERM
+  without a handler does nothing: the kill after the grace period ends it,
+  137), runs as security_context.run_as_user/run_as_group (0 by default)
+  with supplemental_groups, with no_new_privs when asked, on a read-only
+  root when readonly_rootfs. Identity: as root, container ids 0..65535 are
+  host ids from a base derived from the runtime's root (container root is an
+  unprivileged host user: it cannot read /etc/shadow); rootless, only id 0
+  (the runtime's user) exists. The end of PID 1 ends its PID namespace:
+  nothing a container started survives it. Ports below 1024 of the pod IP
+  are bound for the container by the runtime (lowports.py). Exec, ExecSync,
+  exec probes and streaming exec enter the namespaces (nsinit.py `exec`).
+  shareProcessNamespace (pid mode POD): the sandbox starts a pause process
+  (the pod's PID 1, in its own user, PID and IPC namespaces; recorded as
+  pause_pid) whose namespaces the pod's containers join; a container's
+  first process is then not PID 1, and the container is stopped and
+  cleaned up as in the plain mode (its group, its tree); stopping the
+  sandbox kills the pause process, which ends the pod's PID namespace.
+  Gaps: without it the IPC namespace is per container, not per pod;
+  hostPID/hostIPC share the host's.
+- The plain mode: no namespaces. Each container gets a directory
+  <root>/containers/<id>/rootfs, passed as env KUBEMU_ROOTFS; each mount is
+  a symlink $KUBEMU_ROOTFS/<container_path> -> host_path, and etc/hostname,
+  etc/hosts link to the pod's files. Nothing is created at the real
+  container_path on the host. So: a mount's content is at
   $KUBEMU_ROOTFS/<mountPath>, and the process's working directory is
   $KUBEMU_ROOTFS when workingDir is unset ($KUBEMU_ROOTFS/<workingDir>,
   created if missing, otherwise) — relative paths like `etc/config/x` work.
   An absolute command path that exists in the root view (a script in a
-  volume) runs from there. `readonly` is recorded, not enforced; a mount
-  nested inside another mount is skipped (it would be written into that volume).
+  volume) runs from there. Not enforced, and warned about: `readonly`
+  mounts, runAsUser/runAsGroup/fsGroup, readOnlyRootFilesystem,
+  allowPrivilegeEscalation, shareProcessNamespace. A mount nested inside
+  another mount is skipped (it would be written into that volume). The
+  container is its own session and process group; the runtime is a child
+  subreaper, so what a container's processes leave behind is re-parented to
+  it and reaped.
 - Environment: the image's env, then the container's envs (which win), then,
-  when not set: PATH (standard; the image's program directory is put first,
-  e.g. `python` for python images), HOSTNAME (the sandbox hostname), POD_IP,
-  HOME ($KUBEMU_ROOTFS/root); KUBEMU_ROOTFS always. Nothing of the runtime's
-  own environment leaks in.
-- Stop: SIGTERM to the process group, wait the timeout, SIGKILL the group
-  and everything in the container's cgroups (timeout 0: SIGKILL at once).
-  When the main process ends, whatever is left of the container (its group,
-  processes seen in its tree, running execs, everything in its cgroups) is
-  SIGKILLed, as when a pid namespace loses its init.
+  when not set: PATH (standard; the image's program directory is put first:
+  /.kubemu/bin in the namespaces mode, the host directory in the plain
+  one), HOSTNAME (the sandbox hostname), POD_IP; HOME from the container's
+  /etc/passwd (namespaces) or $KUBEMU_ROOTFS/root and KUBEMU_ROOTFS (plain).
+  Nothing of the runtime's own environment leaks in (the kubelet's
+  --pod-env variables are the kubelet's documented addition).
+- Stop: SIGTERM (namespaces: to PID 1, as containerd; plain, or a shared
+  PID namespace: to the process group), wait the timeout, SIGKILL, and
+  everything in the container's cgroups (timeout 0: SIGKILL at once). When
+  the main process ends, whatever is left of the container goes too: the
+  kernel ends its PID namespace (namespaces); its group, processes seen in
+  its tree, running execs and everything in its cgroups are SIGKILLed.
 - Cgroups (kubelet/runtime/cgroups.py; flags `--cgroups auto|none`,
   `--cgroup-fs`): at start the runtime finds what it can write, v2 (unified) or v1 (per-controller
   hierarchies), makes a parent `kubemu/<hash of its root>` per hierarchy
   (recorded in <root>/cgroups.json for `kubemu down`) and one child per
   container. The container's first process and every exec'd command join
   them before they exec (a `/bin/sh` stub writes "0" into each cgroup.procs,
-  then execs the command; StartContainer returns once the command runs), so
+  then execs the command; StartContainer returns once the command runs; in
+  the namespaces mode nsinit's launcher joins them, spec["cgroup_procs"],
+  before it forks the container, and an exec's stub runs nsinit's `exec`), so
   nothing a container starts is ever outside, whatever it does with its
   session, group or environment. Cgroups of containers the runtime does not
   know are emptied and removed on start; a container's are removed with it;

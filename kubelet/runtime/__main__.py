@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
 import sys
 
 from kubelet.runtime import images
+from kubelet.runtime import isolation as iso
 from kubelet.runtime.app import Options, RootInUse, RuntimeServer
 from kubemu import aio
 from kubemu import log as kubemu_log
@@ -28,6 +30,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--kill-wait-s", type=float, default=d.kill_wait_s,
                    help="after SIGKILL, how long to wait for a container to end")
     p.add_argument("--shutdown-grace-s", type=float, default=d.shutdown_grace_s)
+    p.add_argument("--isolation", choices=iso.MODES,
+                   default=os.environ.get(iso.ENV) or iso.AUTO,
+                   help="how containers are isolated: namespaces (user, mount, PID, UTS, IPC "
+                        "namespaces), plain (host processes), or auto: namespaces when this "
+                        f"machine allows it (default: ${iso.ENV}, else auto)")
     p.add_argument("--cgroups", choices=("auto", "none"), default=d.cgroups,
                    help="auto: use the cgroups this runtime can write (v2, else v1) for "
                         "limits, usage and finding every process of a container; none: "
@@ -53,12 +60,13 @@ async def run(args: argparse.Namespace) -> None:
                       images_file=images_file, monitor_period_s=args.monitor_period_s,
                       cpu_window_s=args.cpu_window_s, kill_wait_s=args.kill_wait_s,
                       shutdown_grace_s=args.shutdown_grace_s, fault_dir=args.fault_dir,
-                      cgroups=args.cgroups, cgroup_fs=args.cgroup_fs)
+                      isolation=args.isolation, cgroups=args.cgroups,
+                      cgroup_fs=args.cgroup_fs)
     asked = grpc_server.stop_requested()
     try:
         server = RuntimeServer(options)
         await server.start()
-    except (RootInUse, ValueError, images.ImagesFileError) as err:
+    except (RootInUse, ValueError, images.ImagesFileError, iso.Unavailable) as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(1)
     await asked.wait()

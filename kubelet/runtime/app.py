@@ -45,6 +45,7 @@ class Options:
     kill_wait_s: float = 10.0
     shutdown_grace_s: float = 2.0
     fault_dir: str = ""
+    isolation: str = "auto"
     cgroups: str = "auto"
     cgroup_fs: pathlib.Path = pathlib.Path("/sys/fs/cgroup")
 
@@ -91,8 +92,8 @@ class RuntimeServer:
         self.runtime = rt.ContainerRuntime(rt.Options(
             root=options.root, images_file=options.images_file,
             monitor_period_s=options.monitor_period_s, cpu_window_s=options.cpu_window_s,
-            kill_wait_s=options.kill_wait_s, cgroups=options.cgroups,
-            cgroup_fs=options.cgroup_fs), loops=self.loops,
+            kill_wait_s=options.kill_wait_s, isolation=options.isolation,
+            cgroups=options.cgroups, cgroup_fs=options.cgroup_fs), loops=self.loops,
             faults=Faults(options.fault_dir or None))
         self.lock_fd: int | None = None
 

@@ -224,6 +224,19 @@ def kill_all(identities: Iterable[Identity]) -> None:
         signal_process(identity, signal.SIGKILL)
 
 
+def reap(pid: int, block: bool = True) -> int | None:
+    """Collect the exit of a child (or of a process re-parented to us, a child
+    subreaper): its returncode as subprocess reports it (-N for signal N), or
+    None when it is not ours (or, not blocking, still running)."""
+    try:
+        got, status = os.waitpid(pid, 0 if block else os.WNOHANG)
+    except ChildProcessError:
+        return None
+    if got == 0:
+        return None
+    return os.waitstatus_to_exitcode(status)
+
+
 # ---------------------------------------------------------------- subreaper
 
 PR_SET_CHILD_SUBREAPER = 36

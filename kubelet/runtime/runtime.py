@@ -37,6 +37,7 @@ import collections
 import contextlib
 import dataclasses
 import ipaddress
+import json
 import math
 import os
 import pathlib
@@ -54,7 +55,8 @@ import structlog
 
 from kubelet.runtime import cgroups as cgroups_mod
 from kubelet.runtime import images as images_mod
-from kubelet.runtime import process
+from kubelet.runtime import isolation as iso
+from kubelet.runtime import lowports, nsinit, process
 from kubelet.runtime import state as st
 from kubelet.runtime import stdio
 from kubelet.runtime import throttle
@@ -75,7 +77,21 @@ START_ERROR_EXIT_CODE = 128   # containerd's code when the process could not sta
 OOM_EXIT_CODE = 137
 EXEC_CANNOT_RUN_EXIT_CODE = 126
 ID_PREFIX_MIN = 4
-ETC_FILES = ("hostname", "hosts")
+ETC_FILES = ("hostname", "hosts", "resolv.conf")
+PAUSE_DIR = "pause"
+# The pod's pause process (shareProcessNamespace, namespaces mode): PID 1 of the
+# pod's PID namespace, it reaps what is re-parented to it and ends on SIGTERM.
+PAUSE_SCRIPT = ("import os, signal\n"
+                "wanted = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT}\n"
+                "signal.pthread_sigmask(signal.SIG_BLOCK, wanted)\n"
+                "while signal.sigwaitinfo(wanted).si_signo == signal.SIGCHLD:\n"
+                "    try:\n"
+                "        while os.waitpid(-1, os.WNOHANG)[0] > 0:\n"
+                "            pass\n"
+                "    except ChildProcessError:\n"
+                "        pass\n")
+SHM_DIR = "shm"
+SHM_MODE = 0o1777  # /dev/shm of the pod's containers (inside the 0700 pod directory)
 MONITOR_LOOP = "runtime-monitor"
 SCRIPT_MODE = 0o700  # an image's program wrapper: private, and executable
 JOIN_WAIT_S = 2.0     # a container's start waits this long at most for its cgroup join stub
@@ -121,29 +137,22 @@ def container_relative(container_path: str) -> str:
 
 
 def resolve_program(argv: Sequence[str], programs: dict[str, Sequence[str]],
-                    rootfs: pathlib.Path) -> list[str]:
-    """argv[0] as the host runs it: an image program, else an absolute path that
-    exists in the container's root view (e.g. a script in a mounted volume), else
-    unchanged (absolute host path, or a name looked up on the container's PATH)."""
+                    rootfs: pathlib.Path | None) -> list[str]:
+    """argv[0] as the host runs it: an image program, else (plain mode, `rootfs`
+    given) an absolute path that exists in the container's root view (e.g. a
+    script in a mounted volume), else unchanged (a path, or a name looked up on
+    the container's PATH)."""
     head, rest = argv[0], list(argv[1:])
     if head in programs:
         return [*programs[head], *rest]
-    if head.startswith("/"):
+    if head.startswith("/") and rootfs is not None:
         inside = rootfs / container_relative(head)
         if os.path.lexists(inside):
             return [str(inside), *rest]
     return [head, *rest]
 
 
-def start_error_message(argv0: str, err: OSError) -> str:
-    """Worded like runc's, which is what users search for."""
-    if isinstance(err, FileNotFoundError):
-        if "/" in argv0:
-            return f'exec: "{argv0}": stat {argv0}: no such file or directory'
-        return f'exec: "{argv0}": executable file not found in $PATH'
-    if isinstance(err, PermissionError):
-        return f'exec: "{argv0}": permission denied'
-    return f'exec: "{argv0}": {err.strerror or err}'
+start_error_message = nsinit.start_error_message  # runc's wording, one definition
 
 
 def exit_reason(code: int) -> str:
@@ -169,6 +178,7 @@ class Options:
     kill_wait_s: float = 10.0           # after SIGKILL, how long until we call it stuck
     exec_output_bytes_max: int = 16 << 20
     exec_drain_s: float = 1.0           # output still open after the command exited
+    isolation: str = iso.AUTO           # auto | namespaces | plain (isolation.py)
     cgroups: str = "auto"               # "none": no cgroups (the RSS watch, the throttler)
     cgroup_fs: pathlib.Path = cgroups_mod.DEFAULT_FS
 
@@ -185,6 +195,8 @@ class Container:
             self.exited.set()
         self.lock = asyncio.Lock()
         self.watch_task: asyncio.Task | None = None
+        self.reapable = False   # re-parented to this runtime (a subreaper): it collects the exit
+        self.bind_supervisor: lowports.Supervisor | None = None  # namespaces: ports < 1024
         self.kill_sent = False
         self.oom_message = ""
         self.execs: dict[int, process.Identity] = {}
@@ -237,6 +249,29 @@ class Container:
                 break
         elapsed_s = last_t - first_t
         return int((last_cpu - first_cpu) / elapsed_s) if elapsed_s > 0 else 0
+
+
+@dataclasses.dataclass
+class ExecCommand:
+    """How to start a command in a running container: pass these to
+    subprocess.Popen or asyncio.create_subprocess_exec (with
+    start_new_session=True and the stdio you want), then call close().
+    Namespaces mode: nsinit.py's `exec`, which enters the container first;
+    plain mode: the command itself with the container's environment."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    pass_fds: tuple[int, ...] = ()
+
+    def close(self) -> None:
+        """Close what was handed to the child (once it is started)."""
+        for fd in self.pass_fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.pass_fds = ()
 
 
 async def wait_exit(identity: process.Identity, poll_s: float) -> None:
@@ -295,13 +330,16 @@ class ContainerRuntime:
         self.pulled: dict[str, dict] = {}
         self.cpu_samples_max = min(10_000, math.ceil(options.cpu_window_s /
                                                      max(options.monitor_period_s, 0.01)) + 2)
+        self.isolation = iso.plain("not started")
         self.cgroups = cgroups_mod.Cgroups.disabled()  # made on start
         self.subreaper = False
-        self.spawning = 0  # exec commands being spawned: their pids are not known yet
+        self.spawning = 0  # exec commands and launchers being spawned: pids not known yet
 
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        """Prepare the root, find the isolation mode (iso.Unavailable when the
+        one asked for cannot be had), recover the state, start monitoring."""
         def prepare() -> None:
             for d in (self.root, self.pods_dir, self.containers_dir, self.images_dir):
                 private_dir(d)
@@ -309,10 +347,18 @@ class ContainerRuntime:
             self.cgroups = cgroups_mod.Cgroups.open(self.root, fs=self.options.cgroup_fs,
                                                     mode=self.options.cgroups)
         await asyncio.to_thread(prepare)
-        # Orphans of containers (double forks, daemons) become ours, not init's.
+        # Orphans of containers (double forks, daemons; a namespace's PID 1 once
+        # its launcher is gone) become ours, not init's: reaped, exits collected.
+        # (Before the detection: its trial container's exit is collected so.)
         self.subreaper = process.set_child_subreaper()
+        self.isolation = await asyncio.to_thread(iso.detect, self.options.isolation, self.root)
+        log.info("isolation mode", mode=self.isolation.mode, reason=self.isolation.reason,
+                 rootless=self.isolation.rootless, uid_base=self.isolation.uid_base,
+                 idmap_mounts=self.isolation.idmap_mounts, subreaper=self.subreaper)
         log.info("resource isolation", cgroups=self.cgroups.describe(),
                  parents=[str(p) for p in self.cgroups.parents], subreaper=self.subreaper)
+        await self.store.save_isolation({"mode": self.isolation.mode,
+                                         "reason": self.isolation.reason})
         await self._recover()
         self.loops.spawn(MONITOR_LOOP, self._monitor_loop)
 
@@ -389,6 +435,8 @@ class ContainerRuntime:
             if process.is_running(identity):
                 alive[record.id] = identity
                 continue
+            if record.pid_ns:
+                continue  # its PID namespace ended with it: nothing can be left
             for pid in process.container_members(record.pid, f"KUBEMU_ROOTFS={record.rootfs}"):
                 try:
                     os.kill(pid, signal.SIGKILL)
@@ -459,22 +507,38 @@ class ContainerRuntime:
         sandbox_id = secrets.token_hex(32)
         pod_dir = self.pods_dir / f"{md.namespace}_{md.name}_{md.uid}"
         hostname = config.hostname or md.name
-        hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-        if config.pod_ip:
-            hosts += f"{config.pod_ip}\t{hostname}\n"
+        aliases = [[a.ip, list(a.hostnames)] for a in config.host_aliases]
+        dns = config.dns_config
+        ns = self.isolation.namespaces
 
-        def write_pod_dir() -> None:
+        def write_pod_dir() -> dict[str, str]:
+            files = iso.pod_files(hostname, config.pod_ip, config.domain, aliases,
+                                  iso.resolv_conf(dns.servers, dns.searches, dns.options))
             private_dir(pod_dir)
-            atomic_write(pod_dir / "hostname", f"{hostname}\n", fsync=False)
-            atomic_write(pod_dir / "hosts", hosts, fsync=False)
-        await asyncio.to_thread(write_pod_dir)
+            for name, content in files.items():
+                atomic_write(pod_dir / name, content, fsync=False)
+            if ns:
+                shm = pod_dir / SHM_DIR
+                shm.mkdir(exist_ok=True)
+                os.chmod(shm, SHM_MODE)
+                if self.isolation.idmap_mounts:
+                    os.chown(shm, 0, 0)  # idmapped: the containers' root's
+            return files
+        files = await asyncio.to_thread(write_pod_dir)
+        options = config.namespace_options
         record = st.SandboxRecord(
             id=sandbox_id, name=md.name, namespace=md.namespace, uid=md.uid,
             attempt=md.attempt, hostname=hostname,
             log_directory=config.log_directory or str(pod_dir / "logs"), pod_dir=str(pod_dir),
             pod_ip=config.pod_ip, labels=dict(config.labels),
-            annotations=dict(config.annotations), created_at=_now_ns())
+            annotations=dict(config.annotations), created_at=_now_ns(), domain=config.domain,
+            host_aliases=aliases, resolv_conf=files["resolv.conf"],
+            pid_mode=pb.NamespaceMode.Name(options.pid),
+            ipc_mode=pb.NamespaceMode.Name(options.ipc))
+        if ns and record.pid_mode == "POD":
+            await self._start_pause(record)
         if reserved in self.sandbox_names:  # made meanwhile, by a call that did not wait
+            self._stop_pause(record)
             raise AlreadyExists(f'failed to reserve sandbox name "{reserved}": name '
                                 f'"{reserved}" is reserved for "{self.sandbox_names[reserved]}"')
         self.sandboxes[sandbox_id] = record
@@ -484,6 +548,45 @@ class ContainerRuntime:
                  pod_ip=config.pod_ip)
         return sandbox_id
 
+    async def _start_pause(self, sandbox: st.SandboxRecord) -> None:
+        """The pod's pause process (shareProcessNamespace): PID 1 of the PID
+        namespace the pod's containers join. StartFailed when it cannot start."""
+        base = pathlib.Path(sandbox.pod_dir) / PAUSE_DIR
+        i = self.isolation
+
+        def prepare() -> dict:
+            for d in (base, base / "root", base / "layer"):
+                private_dir(d)
+            files = iso.pod_files(sandbox.hostname, sandbox.pod_ip, sandbox.domain,
+                                  sandbox.host_aliases, sandbox.resolv_conf)
+            return {**i.identity_spec(), "root": str(base / "root"),
+                    "layer": str(base / "layer"), "hostname": sandbox.hostname,
+                    "namespaces": {"pid": True, "ipc": True}, "masks": list(i.masks),
+                    "binds": list(i.binds), "etc_files": files,
+                    "process": {"argv": [i.python, "-I", "-S", "-c", PAUSE_SCRIPT],
+                                "env": [["PATH", images_mod.DEFAULT_PATH]], "cwd": "/",
+                                "uid": 0, "gid": 0, "groups": []}}
+        spec = await asyncio.to_thread(prepare)
+        null = await asyncio.to_thread(os.open, os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        self.spawning += 1  # the launcher is our child until it has reported
+        try:
+            launched = await asyncio.to_thread(iso.launch, i, spec, stdout=null, stderr=null)
+        finally:
+            self.spawning -= 1
+            os.close(null)
+        if launched.error:
+            raise StartFailed(f"the pod's shared PID namespace could not be made: "
+                              f"{launched.error}")
+        identity = process.identify(launched.pid) or process.Identity(launched.pid)
+        sandbox.pause_pid, sandbox.pause_start_ticks = launched.pid, identity.start_ticks
+
+    def _stop_pause(self, sandbox: st.SandboxRecord) -> None:
+        """SIGKILL the pod's pause process: the end of the pod's PID namespace,
+        and of whatever is still in it."""
+        if sandbox.pause_pid:
+            process.signal_process(process.Identity(sandbox.pause_pid,
+                                                    sandbox.pause_start_ticks), signal.SIGKILL)
+
     async def stop_sandbox(self, sandbox_id: str, timeout_s: float = 0.0) -> None:
         try:
             sandbox = self.sandbox(sandbox_id)
@@ -491,6 +594,7 @@ class ContainerRuntime:
             return  # idempotent: nothing left to stop
         members = [c for c in self.containers.values() if c.record.sandbox_id == sandbox.id]
         await asyncio.gather(*(self._stop(c, timeout_s) for c in members))
+        await asyncio.to_thread(self._stop_pause, sandbox)
         if sandbox.state != st.SANDBOX_NOTREADY:
             sandbox.state = st.SANDBOX_NOTREADY
             await self.store.save_sandbox(sandbox)
@@ -516,6 +620,9 @@ class ContainerRuntime:
     # ------------------------------------------------------------ containers
 
     async def create_container(self, sandbox_id: str, config: pb.ContainerConfig) -> str:
+        """The container's id. Its record says which limits are approximated
+        (`warnings`) and what this node's isolation mode cannot do for it
+        (`isolation_warnings`): one sentence each, Warning events for the kubelet."""
         sandbox = self.sandbox(sandbox_id)
         if sandbox.state != st.SANDBOX_READY:
             raise FailedPrecondition(f"sandbox {sandbox.id} is not ready ({sandbox.state})")
@@ -543,18 +650,26 @@ class ContainerRuntime:
                 raise InvalidArgument(f"config.mounts[{i}].container_path "
                                       f"{m.container_path!r} must name a path below /")
             mounts.append(st.MountRecord(m.container_path, m.host_path, m.readonly))
+        ns = self.isolation.namespaces
+        user = self._user(config)
+        isolation_warnings = self._isolation_warnings(config, sandbox, mounts)
 
         container_id = secrets.token_hex(32)
-        rootfs = self.containers_dir / container_id / "rootfs"
+        container_dir = self.containers_dir / container_id
+        rootfs = container_dir / "rootfs"
         workdir = container_relative(config.working_dir or image.workdir)
         host_workdir = rootfs / workdir if workdir else rootfs
 
         memory_limit_bytes = max(0, config.memory_limit_bytes)
         cpu_limit_millis = max(0, config.cpu_limit_millis)
 
-        def build() -> tuple[pathlib.Path | None, cgroups_mod.Applied]:
-            self._build_rootfs(rootfs, mounts, pathlib.Path(sandbox.pod_dir), container_id)
-            private_dir(host_workdir)  # as Docker creates a missing workdir
+        def build() -> tuple[pathlib.Path | None, cgroups_mod.Applied, bool]:
+            if ns:
+                for d in (container_dir, container_dir / "rootfs", container_dir / "layer"):
+                    private_dir(d)  # nsinit mounts the view and its layer on these
+            else:
+                self._build_rootfs(rootfs, mounts, pathlib.Path(sandbox.pod_dir), container_id)
+                private_dir(host_workdir)  # as Docker creates a missing workdir
             applied, joined = cgroups_mod.Applied(), False
             if self.cgroups.tracking:
                 try:
@@ -567,24 +682,30 @@ class ContainerRuntime:
             return self._image_bin_dir(image), applied, joined
         bin_dir, applied, joined = await asyncio.to_thread(build)
         warnings = self._limit_warnings(memory_limit_bytes, cpu_limit_millis, applied)
-        env = self._environment(image, config, sandbox, rootfs, bin_dir)
+        env = self._environment(image, config, sandbox, None if ns else rootfs, bin_dir)
         log_path = self._log_path(sandbox, config)
         record = st.ContainerRecord(
             id=container_id, sandbox_id=sandbox.id, name=name, attempt=config.metadata.attempt,
             image=image_name, image_ref=image.image_ref, argv=argv,
-            exec_argv=resolve_program(argv, image.programs, rootfs),
+            exec_argv=resolve_program(argv, image.programs, None if ns else rootfs),
             programs={k: list(v) for k, v in image.programs.items()},
-            env=[[k, v] for k, v in env.items()], working_dir=str(host_workdir),
+            env=[[k, v] for k, v in env.items()],
+            working_dir="/" + workdir if ns else str(host_workdir),
             rootfs=str(rootfs), log_path=str(log_path), mounts=mounts,
             memory_limit_bytes=memory_limit_bytes, cpu_limit_millis=cpu_limit_millis,
             memory_by_cgroup=applied.memory, cpu_by_cgroup=applied.cpu, warnings=warnings,
+            isolation_warnings=isolation_warnings,
             in_cgroups=joined,
             labels=dict(config.labels),
             annotations=dict(config.annotations), sandbox_name=sandbox.reserved_name,
-            created_at=_now_ns(), stdin=config.stdin, stdin_once=config.stdin_once,
+            created_at=_now_ns(), isolation=self.isolation.mode, workdir="/" + workdir,
+            uid=user[0], gid=user[1], groups=user[2],
+            no_new_privs=config.security_context.no_new_privs,
+            readonly_rootfs=config.security_context.readonly_rootfs,
+            bin_dir=str(bin_dir or ""), stdin=config.stdin, stdin_once=config.stdin_once,
             tty=config.tty)
         if reserved in self.container_names:  # made meanwhile, by a call that did not wait
-            await asyncio.to_thread(shutil.rmtree, rootfs.parent, True)
+            await asyncio.to_thread(shutil.rmtree, container_dir, True)
             await asyncio.to_thread(self.cgroups.remove, container_id)
             raise AlreadyExists(f'failed to reserve container name "{reserved}": name '
                                 f'"{reserved}" is reserved for "{self.container_names[reserved]}"')
@@ -593,8 +714,56 @@ class ContainerRuntime:
         await self.store.save_container(record)
         log.info("container created", container=container_id[:12], name=name,
                  pod=f"{sandbox.namespace}/{sandbox.name}", image=image_name,
-                 argv=shlex.join(argv))
+                 argv=shlex.join(argv), isolation=self.isolation.mode, warnings=warnings,
+                 isolation_warnings=isolation_warnings)
         return container_id
+
+    def _user(self, config: pb.ContainerConfig) -> tuple[int, int, list[int]]:
+        """(uid, gid, supplementary groups) inside the container; InvalidArgument
+        when the user namespace cannot map them."""
+        sc = config.security_context
+        uid = sc.run_as_user if sc.HasField("run_as_user") else 0
+        gid = sc.run_as_group if sc.HasField("run_as_group") else 0
+        groups = sorted(set(sc.supplemental_groups))
+        if not self.isolation.namespaces:
+            return uid, gid, groups
+        for what, value in (("runAsUser", uid), ("runAsGroup", gid),
+                            *(("supplementalGroups/fsGroup", g) for g in groups)):
+            if value < 0 or self.isolation.host_uid(value) is None:
+                if self.isolation.rootless:
+                    raise InvalidArgument(
+                        f"{what} {value}: this node runs containers rootless, where the "
+                        f"container's user namespace maps one id only (0, the runtime's "
+                        f"own user); run the cluster as root for other ids")
+                raise InvalidArgument(f"{what} {value}: outside the container's user "
+                                      f"namespace (ids 0-{self.isolation.id_count - 1})")
+        if self.isolation.rootless and groups:
+            raise InvalidArgument("supplementalGroups/fsGroup: this node runs containers "
+                                  "rootless, where setgroups is denied")
+        return uid, gid, groups
+
+    def _isolation_warnings(self, config: pb.ContainerConfig, sandbox: st.SandboxRecord,
+                            mounts: list[st.MountRecord]) -> list[str]:
+        """What the current mode cannot do for this container."""
+        sc = config.security_context
+        found = []
+        if sandbox.pid_mode == "POD" and not self.isolation.namespaces:
+            found.append("shareProcessNamespace: the plain isolation mode has no PID "
+                         "namespaces (every process of the node is visible)")
+        if self.isolation.namespaces:
+            return found
+        mode = "in the plain isolation mode"
+        for m in mounts:
+            if m.readonly:
+                found.append(f"volume mount {m.container_path}: readOnly is not enforced {mode}")
+        if sc.HasField("run_as_user") or sc.HasField("run_as_group") or sc.supplemental_groups:
+            found.append(f"runAsUser, runAsGroup, fsGroup and supplementalGroups are not "
+                         f"applied {mode}: the container runs as the runtime's user")
+        if sc.readonly_rootfs:
+            found.append(f"readOnlyRootFilesystem is not enforced {mode}")
+        if sc.no_new_privs:
+            found.append(f"allowPrivilegeEscalation: false is not enforced {mode}")
+        return found
 
     def _limit_warnings(self, memory_limit_bytes: int, cpu_limit_millis: int,
                         applied: cgroups_mod.Applied) -> list[str]:
@@ -617,7 +786,7 @@ class ContainerRuntime:
 
     def _build_rootfs(self, rootfs: pathlib.Path, mounts: list[st.MountRecord],
                       pod_dir: pathlib.Path, container_id: str) -> None:
-        """The container's root view (blocking: run it in a thread)."""
+        """The container's root view in the plain mode (blocking: run it in a thread)."""
         private_dir(rootfs)
         private_dir(rootfs / "root")
         links: list[str] = []
@@ -650,7 +819,8 @@ class ContainerRuntime:
 
     def _image_bin_dir(self, image: images_mod.ResolvedImage) -> pathlib.Path | None:
         """A bin directory with the image's bare-named programs, put first on PATH
-        (blocking: run it in a thread)."""
+        (blocking: run it in a thread). In the namespaces mode it is mounted,
+        read-only, at nsinit.IMAGE_BIN_DIR in the container."""
         named = {k: v for k, v in image.programs.items() if "/" not in k}
         if not named:
             return None
@@ -669,23 +839,35 @@ class ContainerRuntime:
                     os.fchmod(f.fileno(), SCRIPT_MODE)
                     f.write(f"#!/bin/sh\nexec {shlex.join(argv)} \"$@\"\n")
             os.replace(tmp, path)
+        if self.isolation.namespaces and self.isolation.idmap_mounts:
+            # Seen through a plain bind: the host's root is nobody in there, so
+            # the scripts must be readable and executable by anyone.
+            for path in (bin_dir, *bin_dir.iterdir()):
+                if not path.is_symlink():
+                    os.chmod(path, 0o755)
         return bin_dir
 
     @staticmethod
     def _environment(image: images_mod.ResolvedImage, config: pb.ContainerConfig,
-                     sandbox: st.SandboxRecord, rootfs: pathlib.Path,
+                     sandbox: st.SandboxRecord, rootfs: pathlib.Path | None,
                      bin_dir: pathlib.Path | None) -> dict[str, str]:
+        """The image's env, the container's (which wins), then what is added when
+        unset: PATH (the image's programs first), HOSTNAME, POD_IP; in the plain
+        mode (`rootfs` given) HOME and KUBEMU_ROOTFS too. In the namespaces mode
+        HOME is set by nsinit from the container's /etc/passwd."""
         env = dict(image.env)
         for kv in config.envs:
             env[kv.key] = kv.value
         env.setdefault("PATH", images_mod.DEFAULT_PATH)
         if bin_dir is not None:
-            env["PATH"] = f"{bin_dir}:{env['PATH']}"
+            env["PATH"] = f"{bin_dir if rootfs is not None else nsinit.IMAGE_BIN_DIR}:" \
+                          f"{env['PATH']}"
         env.setdefault("HOSTNAME", sandbox.hostname)
         if sandbox.pod_ip:
             env.setdefault("POD_IP", sandbox.pod_ip)
-        env.setdefault("HOME", str(rootfs / "root"))
-        env["KUBEMU_ROOTFS"] = str(rootfs)
+        if rootfs is not None:
+            env.setdefault("HOME", str(rootfs / "root"))
+            env["KUBEMU_ROOTFS"] = str(rootfs)
         return env
 
     @staticmethod
@@ -694,6 +876,31 @@ class ContainerRuntime:
         if config.log_path:
             return log_dir / config.log_path  # an absolute log_path stays as it is
         return log_dir / config.metadata.name / f"{config.metadata.attempt}.log"
+
+    def _process_spec(self, r: st.ContainerRecord, argv: Sequence[str]) -> dict:
+        return {"argv": list(argv), "env": r.env, "cwd": r.workdir, "uid": r.uid, "gid": r.gid,
+                "groups": r.groups, "no_new_privs": r.no_new_privs}
+
+    def _run_spec(self, r: st.ContainerRecord, sandbox: st.SandboxRecord) -> dict:
+        """What nsinit.py's `run` needs to make this container's view."""
+        i = self.isolation
+        pod_dir = pathlib.Path(sandbox.pod_dir)
+        shm = pod_dir / SHM_DIR
+        files = iso.pod_files(sandbox.hostname, sandbox.pod_ip, sandbox.domain,
+                              sandbox.host_aliases, sandbox.resolv_conf or
+                              iso.resolv_conf((), (), ()))
+        container_dir = pathlib.Path(r.rootfs).parent
+        return {**i.identity_spec(), "root": r.rootfs, "layer": str(container_dir / "layer"),
+                "hostname": sandbox.hostname, "readonly_rootfs": r.readonly_rootfs,
+                "namespaces": {"pid": sandbox.pid_mode != "NODE",
+                               "ipc": sandbox.ipc_mode != "NODE"},
+                "masks": list(i.masks), "binds": list(i.binds), "etc_files": files,
+                "low_ports": bool(sandbox.pod_ip) and not i.rootless and lowports.supported(),
+                "shm": str(shm) if shm.is_dir() else "", "bin_dir": r.bin_dir,
+                "mounts": [dataclasses.asdict(m) for m in r.mounts],
+                "process": self._process_spec(r, r.exec_argv),
+                **({"join": {"pid": sandbox.pause_pid, "start_ticks": sandbox.pause_start_ticks}}
+                   if sandbox.pid_mode == "POD" and sandbox.pause_pid else {})}
 
     async def start_container(self, container_id: str) -> None:
         c = self.container(container_id)
@@ -716,39 +923,91 @@ class ContainerRuntime:
             console = stdio.Console(stdin=r.stdin, stdin_once=r.stdin_once, tty=r.tty) \
                 if r.stdin or r.tty else None
             try:
-                argv, env = r.exec_argv, dict(r.env)
-                if console is not None and console.tty:
-                    argv = stdio.ctty_argv(argv, env, r.working_dir)
-                argv = self._in_cgroups(r, argv, env)
-                out = log_fd if console is None or console.child_output is None \
-                    else console.child_output
-                c.popen = subprocess.Popen(
-                    argv, stdin=subprocess.DEVNULL if console is None else console.child_stdin,
-                    stdout=out, stderr=out, cwd=r.working_dir, env=env, start_new_session=True,
-                    close_fds=True)
-            except OSError as err:
+                if r.isolation == iso.NAMESPACES:
+                    pid = await self._launch(c, sandbox, log_fd, console)
+                else:
+                    pid = await self._spawn_plain(c, log_fd, console)
+            except BaseException:
                 if console is not None:
                     console.close()
-                message = start_error_message(r.argv[0], err)
-                r.started_at = _now_ns()
-                await self._set_exited(c, START_ERROR_EXIT_CODE, "StartError", message)
-                log.info("container failed to start", container=r.id[:12], name=r.name,
-                         error=message)
-                raise StartFailed(f'failed to start container "{r.id}": {message}') from None
-            finally:
-                if console is not None and c.popen is not None:
-                    console.started(log_fd, c.exited, self.options.exec_drain_s)
-                    c.console = console
                 os.close(log_fd)
-            pid = c.popen.pid
+                raise
+            if console is not None:
+                console.started(log_fd, c.exited, self.options.exec_drain_s)
+                c.console = console
+            os.close(log_fd)
             c.identity = process.identify(pid) or process.Identity(pid)
-            if r.in_cgroups:
-                await self._joined(c.popen)
+            if r.in_cgroups and c.popen is not None:
+                await self._joined(c.popen)  # (nsinit joins before it forks the container)
             r.state, r.started_at, r.pid = st.RUNNING, _now_ns(), pid
             r.pid_start_ticks, r.pid_create_time = c.identity.start_ticks, c.identity.create_time
             c.watch_task = asyncio.create_task(self._watch(c), name=f"watch-{r.id[:12]}")
             await self.store.save_container(r)
-            log.info("container started", container=r.id[:12], name=r.name, pid=pid)
+            log.info("container started", container=r.id[:12], name=r.name, pid=pid,
+                     isolation=r.isolation or iso.PLAIN)
+
+    async def _start_failed(self, c: Container, message: str) -> StartFailed:
+        r = c.record
+        r.started_at = _now_ns()
+        await self._set_exited(c, START_ERROR_EXIT_CODE, "StartError", message)
+        log.info("container failed to start", container=r.id[:12], name=r.name, error=message)
+        return StartFailed(f'failed to start container "{r.id}": {message}')
+
+    async def _spawn_plain(self, c: Container, log_fd: int,
+                           console: stdio.Console | None) -> int:
+        r = c.record
+        try:
+            argv, env = r.exec_argv, dict(r.env)
+            if console is not None and console.tty:
+                argv = stdio.ctty_argv(argv, env, r.working_dir)
+            argv = self._in_cgroups(r, argv, env, r.working_dir)
+            out = log_fd if console is None or console.child_output is None \
+                else console.child_output
+            c.popen = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL if console is None else console.child_stdin,
+                stdout=out, stderr=out, cwd=r.working_dir, env=env, start_new_session=True,
+                close_fds=True)
+        except OSError as err:
+            raise await self._start_failed(c, start_error_message(r.argv[0], err)) from None
+        return c.popen.pid
+
+    async def _launch(self, c: Container, sandbox: st.SandboxRecord, log_fd: int,
+                      console: stdio.Console | None) -> int:
+        """Start the container in its namespaces (nsinit.py); its PID 1's host pid.
+        A `tty` container's terminal becomes its PID 1's controlling terminal."""
+        r = c.record
+        spec = await asyncio.to_thread(self._run_spec, r, sandbox)
+        if console is not None and console.tty:
+            spec["process"]["tty"] = True
+        if r.in_cgroups:
+            spec["cgroup_procs"] = self.cgroups.procs_files(r.id)  # nsinit.enter_cgroup
+        out = log_fd if console is None or console.child_output is None \
+            else console.child_output
+        self.spawning += 1  # the launcher is our child until it has reported
+        try:
+            launched = await asyncio.to_thread(
+                iso.launch, self.isolation, spec, stdout=out, stderr=out,
+                stdin=subprocess.DEVNULL if console is None else console.child_stdin)
+        finally:
+            self.spawning -= 1
+        if launched.error:
+            message = launched.error
+            if launched.stage == "exec" and launched.errno is not None:
+                message = start_error_message(r.argv[0], OSError(launched.errno,
+                                                                 os.strerror(launched.errno)))
+            raise await self._start_failed(c, message)
+        # Its own PID namespace, which ends with it (with a shared one, the pod's,
+        # its processes are found and killed as in the plain mode).
+        r.pid_ns = launched.pid_ns if sandbox.pid_mode == "CONTAINER" else ""
+        c.reapable = self.subreaper
+        if launched.bind_listener is not None:
+            loop = asyncio.get_running_loop()
+            fd = launched.bind_listener
+            supervisor = lowports.Supervisor(fd, sandbox.pod_ip,
+                                             on_close=lambda: loop.remove_reader(fd))
+            loop.add_reader(fd, supervisor.on_ready)
+            c.bind_supervisor = supervisor
+        return launched.pid
 
     async def _watch(self, c: Container) -> None:
         """Wait for the leader to end, tear down what is left, record the exit."""
@@ -767,6 +1026,10 @@ class ContainerRuntime:
             returncode = c.popen.poll()
             if returncode is None:
                 returncode = await asyncio.to_thread(c.popen.wait)
+        elif c.reapable:
+            returncode = await asyncio.to_thread(process.reap, c.record.pid)
+        if c.bind_supervisor is not None:
+            c.bind_supervisor.close()
         count, exact = oom_kills
         if count > c.oom_kills_seen and not c.oom_message and \
                 (exact or returncode in (None, -signal.SIGKILL)):
@@ -776,15 +1039,17 @@ class ContainerRuntime:
 
     def _kill_leftovers(self, c: Container) -> tuple[int, bool]:
         """When a container's main process ends, the rest of it goes too (as when a
-        pid namespace loses its init): its group, the processes seen in its tree,
-        its execs, and everything in its cgroups. Blocking (it reads /proc and
-        cgroupfs): run it in a thread. The memory cgroup's OOM kill count."""
+        pid namespace loses its init; with a PID namespace, the kernel has done
+        it): its group, the processes seen in its tree, its execs, and everything
+        in its cgroups. Blocking (it reads /proc and cgroupfs): run it in a
+        thread. The memory cgroup's OOM kill count."""
         c.stopping = True
-        leftovers = [i for i in c.known.values() if process.is_running(i)]
-        if c.popen is not None or leftovers:
-            # Our unreaped leader, or a live member, keeps the group id from being reused.
-            process.signal_group(c.record.pid, signal.SIGKILL)
-        process.kill_all(leftovers)
+        if not c.record.pid_ns:
+            leftovers = [i for i in c.known.values() if process.is_running(i)]
+            if c.popen is not None or c.reapable or leftovers:
+                # Our unreaped leader, or a live member, keeps the group id from being reused.
+                process.signal_group(c.record.pid, signal.SIGKILL)
+            process.kill_all(leftovers)
         for identity in c.execs.values():
             process.signal_group(identity.pid, signal.SIGKILL)
         if self.cgroups.tracking:
@@ -828,13 +1093,22 @@ class ContainerRuntime:
     async def stop_container(self, container_id: str, timeout_s: float) -> None:
         await self._stop(self.container(container_id), timeout_s)
 
+    def _signal(self, c: Container, sig: int) -> None:
+        """SIGTERM/SIGKILL a container: its PID 1 when it has a PID namespace (as
+        containerd: a PID 1 without a handler ignores SIGTERM; SIGKILL ends the
+        namespace), else its process group."""
+        if c.record.pid_ns:
+            if c.identity is not None and (c.reapable or process.is_running(c.identity)):
+                process.signal_process(c.identity, sig)
+        elif c.popen is not None or c.reapable or process.is_running(c.identity):
+            process.signal_group(c.record.pid, sig)
+
     async def _stop(self, c: Container, timeout_s: float) -> None:
         if not c.running:
             return
         c.stopping = True
         if timeout_s > 0:
-            if c.popen is not None or process.is_running(c.identity):
-                process.signal_group(c.record.pid, signal.SIGTERM)
+            self._signal(c, signal.SIGTERM)
             self._unthrottle(c)  # a stopped process handles SIGTERM only once continued
             try:
                 await asyncio.wait_for(c.exited.wait(), timeout_s)
@@ -853,9 +1127,9 @@ class ContainerRuntime:
 
     def _kill(self, c: Container) -> None:
         c.kill_sent = True
-        if c.popen is not None or process.is_running(c.identity):
-            process.signal_group(c.record.pid, signal.SIGKILL)
-        process.kill_all(c.known.values())
+        self._signal(c, signal.SIGKILL)
+        if not c.record.pid_ns:
+            process.kill_all(c.known.values())
         for identity in c.execs.values():
             process.signal_group(identity.pid, signal.SIGKILL)
 
@@ -882,6 +1156,25 @@ class ContainerRuntime:
 
     # ------------------------------------------------------------ exec
 
+    def exec_command(self, c: Container, cmd: Sequence[str], *, tty: bool = False) -> ExecCommand:
+        """How to run `cmd` in the running container `c` (for ExecSync here, and
+        for an interactive exec's transport): in the namespaces mode it enters
+        the container's namespaces as its user (nsinit.py `exec`); `tty`: the
+        command gets its own session with stdin as controlling terminal."""
+        r = c.record
+        argv = resolve_program(cmd, r.programs,
+                               None if r.isolation == iso.NAMESPACES else pathlib.Path(r.rootfs))
+        if r.isolation != iso.NAMESPACES:
+            return ExecCommand(argv=argv, env=dict(r.env), cwd=r.working_dir)
+        sandbox = self.sandboxes.get(r.sandbox_id)
+        spec = iso.exec_spec(self.isolation, r.pid, r.pid_start_ticks,
+                             {**self._process_spec(r, argv), "tty": tty},
+                             {"pid": sandbox is None or sandbox.pid_mode != "NODE",
+                              "ipc": sandbox is None or sandbox.ipc_mode != "NODE"})
+        fd = iso.memfd_with(json.dumps(spec).encode())
+        return ExecCommand(argv=self.isolation.launcher("exec", fd), env={"LANG": "C.UTF-8"},
+                           cwd="/", pass_fds=(fd,))
+
     async def exec_sync(self, container_id: str, cmd: Sequence[str],
                         timeout_s: float) -> tuple[bytes, bytes, int]:
         c = self.container(container_id)
@@ -890,17 +1183,19 @@ class ContainerRuntime:
             raise FailedPrecondition(f"container {r.id} is not running ({r.state})")
         if not cmd:
             raise InvalidArgument("cmd is required")
-        argv = resolve_program(cmd, r.programs, pathlib.Path(r.rootfs))
+        command = self.exec_command(c, cmd)
         self.spawning += 1
         try:
             proc = await asyncio.create_subprocess_exec(
-                *self._in_cgroups(r, argv, dict(r.env)), stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=r.working_dir,
-                env=dict(r.env), start_new_session=True)
+                *self._in_cgroups(r, command.argv, command.env, command.cwd),
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                cwd=command.cwd, env=command.env, start_new_session=True,
+                pass_fds=command.pass_fds)
         except OSError as err:
             return b"", (start_error_message(cmd[0], err) + "\n").encode(), \
                 EXEC_CANNOT_RUN_EXIT_CODE
         finally:
+            command.close()
             self.spawning -= 1
         c.execs[proc.pid] = process.identify(proc.pid) or process.Identity(proc.pid)
         limit = self.options.exec_output_bytes_max
@@ -928,24 +1223,28 @@ class ContainerRuntime:
                                  stdout: int, stderr: int, tty: bool
                                  ) -> asyncio.subprocess.Process:
         """Start `cmd` inside container `c`: the one place where a streaming exec's
-        process enters a container. Plain mode: the container's environment,
-        working directory and image programs, a session of its own (with `tty`,
-        `stdin` is a terminal that becomes its controlling terminal), recorded in
-        c.execs so that it is sampled with the container and SIGKILLed with it.
-        The caller removes it from c.execs once it has ended. Raises OSError when
-        the command cannot start (FileNotFoundError, PermissionError)."""
+        process enters a container. Namespaces mode: nsinit.py `exec` enters its
+        namespaces and takes its user (exec_command); plain mode: the
+        container's environment, working directory and image programs. Either
+        way a session of its own (with `tty`, `stdin` is a terminal that becomes
+        its controlling terminal), recorded in c.execs so that it is sampled
+        with the container and SIGKILLed with it. The caller removes it from
+        c.execs once it has ended. Raises OSError when the command cannot start
+        (FileNotFoundError, PermissionError; in the namespaces mode the
+        launcher reports that on stderr and exits 126)."""
         r = c.record
-        argv = resolve_program(cmd, r.programs, pathlib.Path(r.rootfs))
-        env = dict(r.env)
-        if tty:
-            argv = stdio.ctty_argv(argv, env, r.working_dir)
-        argv = self._in_cgroups(r, argv, env)
+        command = self.exec_command(c, cmd, tty=tty)
+        argv = command.argv
+        if tty and r.isolation != iso.NAMESPACES:
+            argv = stdio.ctty_argv(argv, command.env, command.cwd)
+        argv = self._in_cgroups(r, argv, command.env, command.cwd)
         self.spawning += 1
         try:
             proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=stdin, stdout=stdout, stderr=stderr, cwd=r.working_dir, env=env,
-                start_new_session=True)
+                *argv, stdin=stdin, stdout=stdout, stderr=stderr, cwd=command.cwd,
+                env=command.env, start_new_session=True, pass_fds=command.pass_fds)
         finally:
+            command.close()
             self.spawning -= 1
         c.execs[proc.pid] = process.identify(proc.pid) or process.Identity(proc.pid)
         return proc
@@ -959,15 +1258,16 @@ class ContainerRuntime:
                 return
             await asyncio.sleep(JOIN_POLL_S)
 
-    def _in_cgroups(self, r: st.ContainerRecord, argv: list[str],
-                    env: dict[str, str]) -> list[str]:
+    def _in_cgroups(self, r: st.ContainerRecord, argv: list[str], env: dict[str, str],
+                    cwd: str) -> list[str]:
         """`argv` as launched into the container's cgroups (through the join
         stub: kubelet/runtime/cgroups.py). The program is looked up first, so
         a missing one fails here with the usual error (OSError), as an exec
-        would, and not in the stub."""
+        would, and not in the stub. (In the namespaces mode `argv` is nsinit's
+        `exec`, which then enters the container: the command is in them too.)"""
         if not r.in_cgroups:
             return list(argv)
-        stdio.resolve_executable(argv[0], env, r.working_dir)
+        stdio.resolve_executable(argv[0], env, cwd)
         return cgroups_mod.join_argv(self.cgroups.procs_files(r.id), argv, env)
 
     async def exec_stream(self, start: pb.StreamStart, inputs, send) -> None:

@@ -66,7 +66,8 @@ def container_status(r: st.ContainerRecord) -> pb.ContainerStatus:
         reason=r.reason, message=r.message, labels=r.labels, annotations=r.annotations,
         mounts=[pb.Mount(container_path=m.container_path, host_path=m.host_path,
                          readonly=m.readonly) for m in r.mounts],
-        log_path=r.log_path, pid=r.pid, pod_sandbox_id=r.sandbox_id, rootfs=r.rootfs)
+        log_path=r.log_path, pid=r.pid, pod_sandbox_id=r.sandbox_id, rootfs=r.rootfs,
+        isolation=r.isolation or "plain")
 
 
 def image_pb(info: dict) -> pb.Image:
@@ -83,6 +84,8 @@ class RuntimeService(pb_grpc.RuntimeServicer):
         return pb.VersionResponse(version="0.1.0", runtime_name=rt.RUNTIME_NAME,
                                   runtime_version=rt.RUNTIME_VERSION,
                                   runtime_api_version=rt.RUNTIME_API_VERSION,
+                                  isolation=self.rt.isolation.mode,
+                                  isolation_reason=self.rt.isolation.reason,
                                   **self.rt.limits_info())
 
     @rpc
@@ -127,9 +130,9 @@ class RuntimeService(pb_grpc.RuntimeServicer):
     @rpc
     async def CreateContainer(self, request, context):
         container_id = await self.rt.create_container(request.pod_sandbox_id, request.config)
-        return pb.CreateContainerResponse(
-            container_id=container_id,
-            warnings=self.rt.container(container_id).record.warnings)
+        record = self.rt.container(container_id).record
+        return pb.CreateContainerResponse(container_id=container_id, warnings=record.warnings,
+                                          isolation_warnings=record.isolation_warnings)
 
     @rpc
     async def StartContainer(self, request, context):

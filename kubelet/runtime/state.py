@@ -3,14 +3,18 @@
     <root>/state/sandboxes/<id>.json
     <root>/state/containers/<id>.json
     <root>/state/images.json          references pulled on this node
+    <root>/state/isolation.json       {"mode": ..., "reason": ...} of the running runtime
 
 A container record holds what finds its processes again: `pid` (the
 container's main process, which is also its process group id and session id:
 it is started with setsid), `pid_start_ticks` (field 22 of /proc/<pid>/stat,
 which tells that very process from a later one with the same pid),
 `pid_create_time` (psutil's, the fallback), `state` (CONTAINER_RUNNING while
-it runs) and `rootfs`: every process of the container, execs included, has
-KUBEMU_ROOTFS=<rootfs> in its environment, even one that left the group.
+it runs), `isolation` and, in the plain mode, `rootfs`: every process of the
+container, execs included, has KUBEMU_ROOTFS=<rootfs> in its environment,
+even one that left the group. In the namespaces mode `pid` is PID 1 of the
+container's PID namespace (`pid_ns`, "pid:[<inode>]"): every process of the
+container is in that namespace, and ends with it.
 
 Every write goes to a temporary file that then replaces the old one
 (kubemu.fileutil.atomic_write, mode 0600 in 0700 directories), so a runtime
@@ -42,6 +46,7 @@ CREATED = "CONTAINER_CREATED"
 RUNNING = "CONTAINER_RUNNING"
 EXITED = "CONTAINER_EXITED"
 UNKNOWN = "CONTAINER_UNKNOWN"
+ISOLATION_FILE = "isolation.json"
 
 
 @dataclasses.dataclass
@@ -59,10 +64,24 @@ class SandboxRecord:
     annotations: dict[str, str] = dataclasses.field(default_factory=dict)
     state: str = SANDBOX_READY
     created_at: int = 0
+    domain: str = ""           # /etc/hosts: the pod IP is <hostname>.<domain> too
+    host_aliases: list[list] = dataclasses.field(default_factory=list)  # [ip, [names]]
+    resolv_conf: str = ""      # its /etc/resolv.conf
+    pid_mode: str = "CONTAINER"  # NamespaceMode of the PID namespace: CONTAINER, POD, NODE
+    ipc_mode: str = "CONTAINER"
+    # namespaces mode, pid_mode POD: the pod's pause process, PID 1 of the pod's
+    # PID namespace, which its containers join (0: none).
+    pause_pid: int = 0
+    pause_start_ticks: int = -1
 
     @property
     def reserved_name(self) -> str:
         return f"{self.name}_{self.namespace}_{self.uid}_{self.attempt}"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SandboxRecord":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclasses.dataclass
@@ -93,6 +112,8 @@ class ContainerRecord:
     memory_by_cgroup: bool = False  # the limit is the memory cgroup's (else the RSS watch)
     cpu_by_cgroup: bool = False     # the limit is the cpu cgroup's quota (else the throttler)
     warnings: list[str] = dataclasses.field(default_factory=list)  # limits approximated
+    # What its isolation mode cannot do for it (CreateContainerResponse.isolation_warnings).
+    isolation_warnings: list[str] = dataclasses.field(default_factory=list)
     in_cgroups: bool = False        # its processes join its cgroups (kubelet/runtime/cgroups.py)
     labels: dict[str, str] = dataclasses.field(default_factory=dict)
     annotations: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -107,6 +128,16 @@ class ContainerRecord:
     pid: int = 0
     pid_start_ticks: int = -1  # /proc/<pid>/stat starttime: the process identity
     pid_create_time: float = 0.0  # psutil create_time
+    # The isolation mode it runs in (kubelet/runtime/isolation.py); "" = plain.
+    isolation: str = ""
+    pid_ns: str = ""           # namespaces: "pid:[<inode>]" of its PID namespace
+    workdir: str = "/"         # namespaces: the working directory inside the view
+    uid: int = 0               # namespaces: the user it runs as, inside its user namespace
+    gid: int = 0
+    groups: list[int] = dataclasses.field(default_factory=list)
+    no_new_privs: bool = False
+    readonly_rootfs: bool = False
+    bin_dir: str = ""          # the image's bin directory on the host ("" = none)
     stdin: bool = False        # Kubernetes' stdin / stdinOnce / tty (kubelet/runtime/stdio.py)
     stdin_once: bool = False
     tty: bool = False
@@ -163,6 +194,10 @@ class Store:
     async def delete_container(self, container_id: str) -> None:
         await self._run((self.containers_dir / f"{container_id}.json").unlink, True)
 
+    async def save_isolation(self, mode: dict[str, str]) -> None:
+        """state/isolation.json: the mode this runtime runs in (for `kubemu status`)."""
+        await self._run(_write, self.dir / ISOLATION_FILE, mode)
+
     async def save_images(self, pulled: dict[str, dict]) -> None:
         await self._run(_write, self.images_path, json.loads(json.dumps(pulled)))
 
@@ -187,7 +222,7 @@ class Store:
         return records
 
     def load_sandboxes(self) -> list[SandboxRecord]:
-        return self._load(self.sandboxes_dir, lambda d: SandboxRecord(**d))
+        return self._load(self.sandboxes_dir, SandboxRecord.from_dict)
 
     def load_containers(self) -> list[ContainerRecord]:
         return self._load(self.containers_dir, ContainerRecord.from_dict)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import pathlib
 import signal
@@ -65,6 +66,10 @@ def register(subparsers: Any) -> None:
                     help="do not restart components that die")
     up.add_argument("--timeout", type=float, default=UP_TIMEOUT_S, dest="timeout_s",
                     metavar="SECONDS", help=f"give up when not ready by then (default {UP_TIMEOUT_S:g})")
+    up.add_argument("--isolation", choices=("auto", "namespaces", "plain"), default=None,
+                    help="how every node isolates its containers: namespaces, plain (host "
+                         "processes, as before), or auto: namespaces where the machine allows "
+                         "(default: $KUBEMU_ISOLATION, else auto)")
     up.set_defaults(func=cmd_up)
 
     down = subparsers.add_parser(
@@ -124,6 +129,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             "--schedulers", str(args.schedulers)]
     if args.no_restart:
         argv.append("--no-restart")
+    if args.isolation:
+        argv += ["--isolation", args.isolation]
     if args.detach:
         return _up_detached(home, argv, args.timeout_s)
     return _up_foreground(home, argv)
@@ -269,6 +276,18 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 # --- status -------------------------------------------------------------
 
+def _isolation(home: pathlib.Path, node: str) -> str:
+    """The node runtime's isolation mode as it wrote it at start (state/isolation.json),
+    with the reason for a weaker mode; "" when unknown."""
+    path = cluster_home.runtime_root(home, node) / "state" / "isolation.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return ""
+    mode, reason = str(data.get("mode", "")), str(data.get("reason", ""))
+    return f"{mode} ({reason})" if mode and reason else mode
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     home = _home(args)
     state = read_state(home)
@@ -298,6 +317,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("   ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    for node in sorted({e.node for e in state.processes if e.node}):
+        mode = _isolation(home, node)
+        if mode:
+            print(f"node {node}: isolation {mode}")
     if supervisor is None:
         print("warning: the supervisor is not running; run 'kubemu down' to clean up",
               file=sys.stderr)

@@ -1,26 +1,23 @@
 """The container runtime as a real process (`python -m kubelet.runtime`) on a unix
-socket: containers are real process trees, stops send real signals, the memory
-limit really kills, and a restarted runtime re-adopts what is still running.
+socket, in both isolation modes (the `runtime` fixture runs each test in the
+namespaces mode, where the machine allows it, and in the plain mode):
+containers are real process trees, stops send real signals, the memory limit
+really kills, and a restarted runtime re-adopts what is still running. What
+a container sees in the namespaces mode is tests/component/test_container_view.py's.
 
 Every test ends by killing whatever it started (the runtime, and every process
-whose environment names a container root under the test's directory) and
-asserting that nothing is left.
+of its containers) and asserting that nothing is left.
 """
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import pathlib
-import random
 import signal
-import socket
 import stat
 import sys
 import time
-import urllib.error
-import urllib.request
 
 import grpc
 import psutil
@@ -30,252 +27,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from kubemu import cluster_home
 from kubemu.client.wait import wait_for, wait_for_sync
 from kubemu.runtime.v1 import runtime_pb2 as pb
-from kubemu.runtime.v1 import runtime_pb2_grpc as pb_grpc
+from tests.component.runtime_harness import (
+    MODES, NAMESPACES, PLAIN, RPC_TIMEOUT_S, START_TIMEOUT_S, WAIT_S, MiB, NotYet, alive, catches,
+    free_port, http_get, pod_ip, running_runtime)
 from tests.support import Proc
 
-RPC_TIMEOUT_S = 10.0
-START_TIMEOUT_S = 20.0
-WAIT_S = 15.0
-MONITOR_PERIOD_S = 0.05
-MiB = 1 << 20
 
-
-# ---------------------------------------------------------------- harness
-
-def alive(pid: int) -> bool:
-    """A process that has not exited (a zombie has; nobody reaps adopted ones here)."""
-    try:
-        return psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
-    except psutil.Error:
-        return False
-
-
-def catches(pid: int, sig: int) -> bool:
-    """Has the process installed a handler for `sig` (SigCgt in /proc/<pid>/status)?"""
-    with open(f"/proc/{pid}/status") as f:
-        caught = next(line.split()[1] for line in f if line.startswith("SigCgt:"))
-    return bool(int(caught, 16) & (1 << (sig - 1)))
-
-
-def pod_ip() -> str:
-    """A random loopback address, so parallel tests do not share ports."""
-    return f"127.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(2, 254)}"
-
-
-def free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def http_get(url: str, method: str = "GET") -> tuple[int, str]:
-    request = urllib.request.Request(url, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=2) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
-
-
-class NotYet(str):
-    """A falsy predicate result that still says what was seen."""
-
-    def __bool__(self) -> bool:
-        return False
-
-
-class Runtime:
-    """One runtime process on a socket in the test's directory; restartable."""
-
-    def __init__(self, workdir: pathlib.Path, extra_args: tuple[str, ...] = ()):
-        self.workdir = workdir
-        self.root = workdir / "root"
-        self.socket = workdir / "rt.sock"
-        self.extra_args = extra_args
-        self.proc: Proc | None = None
-        self.channel: grpc.aio.Channel | None = None
-        self.stub: pb_grpc.RuntimeStub | None = None
-        self.env = {**os.environ, "KUBEMU_HOME": str(workdir / "home")}
-
-    async def start(self) -> "Runtime":
-        argv = [sys.executable, "-m", "kubelet.runtime", "--root", str(self.root),
-                "--socket", str(self.socket), "--images-file", str(self.workdir / "images.yaml"),
-                "--monitor-period-s", str(MONITOR_PERIOD_S), "--log-level", "debug",
-                "--log-file", str(self.workdir / "runtime.log"), *self.extra_args]
-        self.proc = Proc(argv, self.workdir / "runtime.out", env=self.env).start()
-        await self._connect()
-        return self
-
-    async def _connect(self) -> None:
-        # Connecting before the socket exists would put the channel in reconnect backoff.
-        def listening():
-            if not self.proc.alive():
-                raise RuntimeError(f"runtime exited: {self.proc.log_tail()}\n{self.log_tail()}")
-            with socket.socket(socket.AF_UNIX) as probe:
-                try:
-                    probe.connect(str(self.socket))
-                    return True
-                except OSError:  # not there yet, or the stale one of a killed runtime
-                    return False
-        try:
-            await wait_for(listening, START_TIMEOUT_S, interval_s=0.02, message="runtime socket")
-        except AssertionError:
-            raise AssertionError(f"runtime not listening; log:\n{self.log_tail()}") from None
-        self.channel = grpc.aio.insecure_channel(f"unix:{self.socket}")
-        health = health_pb2_grpc.HealthStub(self.channel)
-
-        async def serving():
-            if not self.proc.alive():
-                raise AssertionError(f"runtime exited: {self.proc.log_tail()}\n{self.log_tail()}")
-            reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
-            return reply.status == health_pb2.HealthCheckResponse.SERVING
-
-        try:
-            await wait_for(serving, START_TIMEOUT_S, message="runtime health")
-        except AssertionError:
-            raise AssertionError(f"runtime not serving; log:\n{self.log_tail()}") from None
-        self.stub = pb_grpc.RuntimeStub(self.channel)
-
-    def log_tail(self, lines: int = 40) -> str:
-        path = self.workdir / "runtime.log"
-        return "\n".join(path.read_text().splitlines()[-lines:]) if path.exists() else ""
-
-    async def kill(self) -> None:
-        """kill -9: no chance to clean anything up."""
-        await self.close_channel()
-        await asyncio.to_thread(self.proc.kill)  # waits for the exit: off the loop
-
-    async def terminate(self) -> int:
-        await self.close_channel()
-        await self.proc.astop()
-        return self.proc.popen.returncode
-
-    async def close_channel(self) -> None:
-        if self.channel is not None:
-            await self.channel.close()
-            self.channel = None
-
-    # -------------------------------------------------------- calls
-
-    async def sandbox(self, name: str = "pod", ip: str | None = None, **kw) -> str:
-        config = pb.PodSandboxConfig(
-            metadata=pb.PodSandboxMetadata(name=name, namespace="default",
-                                           uid=f"uid-{name}", attempt=0),
-            hostname=name, pod_ip=ip or pod_ip(), **kw)
-        reply = await self.stub.RunPodSandbox(pb.RunPodSandboxRequest(config=config),
-                                              timeout=RPC_TIMEOUT_S)
-        return reply.pod_sandbox_id
-
-    async def create(self, sandbox_id: str, name: str, image: str = "busybox", *,
-                     command=(), args=(), env: dict | None = None, attempt: int = 0,
-                     **kw) -> str:
-        config = pb.ContainerConfig(
-            metadata=pb.ContainerMetadata(name=name, attempt=attempt),
-            image=pb.ImageSpec(image=image), command=list(command), args=list(args),
-            envs=[pb.KeyValue(key=k, value=v) for k, v in (env or {}).items()], **kw)
-        reply = await self.stub.CreateContainer(
-            pb.CreateContainerRequest(pod_sandbox_id=sandbox_id, config=config),
-            timeout=RPC_TIMEOUT_S)
-        return reply.container_id
-
-    async def run(self, sandbox_id: str, name: str, image: str = "busybox", **kw) -> str:
-        container_id = await self.create(sandbox_id, name, image, **kw)
-        await self.stub.StartContainer(pb.StartContainerRequest(container_id=container_id),
-                                       timeout=RPC_TIMEOUT_S)
-        return container_id
-
-    async def status(self, container_id: str) -> pb.ContainerStatus:
-        reply = await self.stub.ContainerStatus(
-            pb.ContainerStatusRequest(container_id=container_id), timeout=RPC_TIMEOUT_S)
-        return reply.status
-
-    async def wait_state(self, container_id: str, state: int,
-                         timeout_s: float = WAIT_S) -> pb.ContainerStatus:
-        async def reached():
-            s = await self.status(container_id)
-            return s if s.state == state else NotYet(f"{pb.ContainerState.Name(s.state)} "
-                                                     f"reason={s.reason!r}")
-        result = await wait_for(reached, timeout_s, message=f"container {container_id[:12]} "
-                                f"to be {pb.ContainerState.Name(state)}")
-        return result
-
-    async def stop(self, container_id: str, timeout_s: float) -> None:
-        await self.stub.StopContainer(
-            pb.StopContainerRequest(container_id=container_id, timeout_s=timeout_s),
-            timeout=timeout_s + RPC_TIMEOUT_S)
-
-    async def exec(self, container_id: str, cmd: list[str], timeout_s: float = 5.0):
-        return await self.stub.ExecSync(
-            pb.ExecSyncRequest(container_id=container_id, cmd=cmd, timeout_s=timeout_s),
-            timeout=timeout_s + RPC_TIMEOUT_S)
-
-    async def wait_log(self, container_id: str, text: str) -> str:
-        path = pathlib.Path((await self.status(container_id)).log_path)
-
-        def has_text():
-            content = path.read_text() if path.exists() else ""
-            return content if text in content else None
-        return await wait_for(has_text, WAIT_S, message=f"{text!r} in {path}")
-
-
-def container_processes(root: pathlib.Path) -> list[psutil.Process]:
-    """Every live process whose environment says it belongs to a container under `root`."""
-    prefix = str(root)
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.status() == psutil.STATUS_ZOMBIE:
-                continue
-            if proc.environ().get("KUBEMU_ROOTFS", "").startswith(prefix):
-                found.append(proc)
-        except psutil.Error:
-            continue
-    return found
-
-
-@contextlib.asynccontextmanager
-async def running_runtime(workdir: pathlib.Path, extra_args: tuple[str, ...] = (),
-                          umask: int | None = None):
-    """A started runtime (its process made under `umask` when given); at the end,
-    it and every container process under its root are killed."""
-    rt = Runtime(workdir, extra_args)
-    old = os.umask(umask) if umask is not None else None
-    try:
-        try:
-            await rt.start()
-        finally:
-            if old is not None:
-                os.umask(old)  # the runtime process has inherited it
-        yield rt
-    finally:
-        await rt.close_channel()
-        await asyncio.to_thread(_kill_everything, rt)  # process scans and waits: off the loop
-
-
-def _kill_everything(rt: "Runtime") -> None:
-    """Kill the runtime and every container process under its root (blocking)."""
-    if rt.proc is not None:
-        rt.proc.kill()
-    for proc in container_processes(rt.root):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
-    wait_for_sync(lambda: not container_processes(rt.root) and
-                  (rt.proc is None or not rt.proc.alive()), 10,
-                  message="no runtime or container process left")
-    # The runtime was killed: its cgroups (and anything in them) are the test's to remove.
-    left = cluster_home.remove_cgroup_parents(cluster_home.runtime_cgroup_parents(rt.root))
-    assert not left, f"cgroups left: {left}"
-
-
-@pytest.fixture
-async def runtime(tmp_path):
-    async with running_runtime(tmp_path) as rt:
+@pytest.fixture(params=MODES)
+async def runtime(tmp_path, request):
+    async with running_runtime(tmp_path, mode=request.param) as rt:
         yield rt
 
 
@@ -304,7 +64,28 @@ async def test_container_runs_with_a_live_pid_and_logs_its_output(runtime):
     assert f"{ip}\tweb" in pathlib.Path(pod.pod_dir, "hosts").read_text()
 
 
-async def test_stop_sends_sigterm_to_the_whole_group(runtime):
+async def test_stop_sends_sigterm_and_the_rest_of_the_container_goes_with_its_main_process(
+        runtime):
+    sandbox = await runtime.sandbox()
+    cid = await runtime.run(sandbox, "main", command=[
+        "sh", "-c", "trap 'exit 3' TERM; echo ready; sleep 30 & sleep 31 & wait"])
+    await runtime.wait_log(cid, "ready")
+    status = await runtime.status(cid)
+    children = await wait_for(lambda: len(c := psutil.Process(status.pid).children()) == 2 and c,
+                              WAIT_S)
+
+    await runtime.stop(cid, timeout_s=10)
+
+    status = await runtime.status(cid)
+    assert (status.state, status.exit_code, status.reason) == (pb.CONTAINER_EXITED, 3, "Error")
+    assert not alive(status.pid)
+    await wait_for(lambda: not any(alive(c.pid) for c in children), WAIT_S,
+                   message="the main process's children are gone")
+
+
+async def test_stop_sends_sigterm_to_the_whole_group_in_the_plain_mode(runtime):
+    if runtime.mode != PLAIN:
+        pytest.skip("namespaces: SIGTERM goes to PID 1 only, as with containerd")
     sandbox = await runtime.sandbox()
     cid = await runtime.run(sandbox, "main", command=["sh", "-c", "sleep 30 & sleep 31; wait"])
     status = await runtime.status(cid)
@@ -335,13 +116,20 @@ async def test_a_container_ignoring_sigterm_is_killed_after_the_timeout(runtime)
     assert not alive(status.pid)
 
 
-@pytest.mark.parametrize("script, exit_code, reason", [
-    ("exit 0", 0, "Completed"),
-    ("exit 3", 3, "Error"),
-    ("kill -KILL $$", 137, "Error"),
-    ("kill -TERM $$", 143, "Error"),
-], ids=["exit-0", "exit-3", "killed", "terminated"])
-async def test_exit_codes_and_reasons(runtime, script, exit_code, reason):
+@pytest.mark.parametrize("script, exit_code, reason, modes", [
+    ("exit 0", 0, "Completed", MODES),
+    ("exit 3", 3, "Error", MODES),
+    ("kill -KILL $$", 137, "Error", (PLAIN,)),
+    ("kill -TERM $$", 143, "Error", (PLAIN,)),
+    # PID 1 of a namespace: a signal it has no handler for is not delivered
+    # from inside the namespace (Docker and Kubernetes behave the same).
+    ("kill -KILL $$; kill -TERM $$; exit 4", 4, "Error", (NAMESPACES,)),
+    ("sh -c 'kill -TERM $$'", 143, "Error", MODES),
+], ids=["exit-0", "exit-3", "killed", "terminated", "pid-1-ignores-its-own-signals",
+        "child-terminated"])
+async def test_exit_codes_and_reasons(runtime, script, exit_code, reason, modes):
+    if runtime.mode not in modes:
+        pytest.skip(f"not a case of the {runtime.mode} mode")
     sandbox = await runtime.sandbox()
     cid = await runtime.run(sandbox, "job", command=["sh", "-c", script])
     status = await runtime.wait_state(cid, pb.CONTAINER_EXITED)
@@ -349,12 +137,13 @@ async def test_exit_codes_and_reasons(runtime, script, exit_code, reason):
     assert status.finished_at >= status.started_at
 
 
+@pytest.mark.parametrize("isolation", MODES)
 @pytest.mark.parametrize("mode, message", [
     ("auto", "the kernel's OOM killer killed"),   # the memory cgroup, where it can be made
     ("none", "exceeded the limit of 52428800 bytes"),   # the RSS watch
 ], ids=["cgroup", "rss-watch"])
-async def test_memory_limit_kills_the_container_as_oomkilled(tmp_path, mode, message):
-    async with running_runtime(tmp_path, ("--cgroups", mode)) as runtime:
+async def test_memory_limit_kills_the_container_as_oomkilled(tmp_path, mode, message, isolation):
+    async with running_runtime(tmp_path, ("--cgroups", mode), mode=isolation) as runtime:
         version = await runtime.stub.Version(pb.VersionRequest(), timeout=RPC_TIMEOUT_S)
         if mode == "auto" and "memory" not in version.cgroup_controllers:
             message = "exceeded the limit of 52428800 bytes"  # no writable memory cgroup here
@@ -407,9 +196,12 @@ async def test_restarted_runtime_adopts_live_containers_and_reports_lost_ones(ru
 
     await runtime.kill()
     assert alive(pids[survivor]), "killing the runtime must not kill containers"
-    os.kill(pids[lost], signal.SIGKILL)  # its main process only: the sleeps stay
+    os.kill(pids[lost], signal.SIGKILL)  # its main process only
     wait_for_sync(lambda: not alive(pids[lost]), WAIT_S)
-    assert all(alive(c.pid) for c in lost_children)
+    if runtime.mode == PLAIN:
+        assert all(alive(c.pid) for c in lost_children)  # the sleeps stay, until...
+    else:  # ... the PID namespace ends with its PID 1
+        await wait_for(lambda: not any(alive(c.pid) for c in lost_children), WAIT_S)
     await runtime.start()
 
     status = await runtime.status(survivor)
@@ -521,11 +313,15 @@ async def test_nginx_serves_the_welcome_page_or_a_mounted_docroot(runtime, tmp_p
     html.mkdir()
     (html / "index.html").write_text("from a volume\n")
     port2 = free_port(ip)
-    await runtime.run(sandbox, "docroot", "nginx", env={"NGINX_PORT": str(port2)},
-                      mounts=[pb.Mount(container_path="/usr/share/nginx/html",
-                                       host_path=str(html), readonly=True)])
+    docroot = await runtime.run(sandbox, "docroot", "nginx", env={"NGINX_PORT": str(port2)},
+                                mounts=[pb.Mount(container_path="/usr/share/nginx/html",
+                                                 host_path=str(html), readonly=True)])
+    # Plain: the stand-in finds its docroot through $KUBEMU_ROOTFS; namespaces: at its path.
     assert await wait_for(lambda: asyncio.to_thread(http_get, f"http://{ip}:{port2}/"),
                           WAIT_S) == (200, "from a volume\n")
+    if runtime.mode == NAMESPACES:  # and the container sees it there
+        reply = await runtime.exec(docroot, ["cat", "/usr/share/nginx/html/index.html"])
+        assert (reply.exit_code, reply.stdout) == (0, b"from a volume\n")
 
     await runtime.stop(cid, timeout_s=5)
     status = await runtime.status(cid)
@@ -564,7 +360,10 @@ async def test_stats_report_memory_and_cpu_of_the_process_tree(runtime):
     assert await wait_for(burning, WAIT_S) > 0
 
 
-async def test_mounts_working_dir_and_environment(runtime, tmp_path):
+async def test_mounts_working_dir_and_environment_of_the_plain_mode(runtime, tmp_path):
+    if runtime.mode != PLAIN:
+        pytest.skip("the plain mode's view ($KUBEMU_ROOTFS); the namespaces mode's is "
+                    "test_container_view.py's")
     config = tmp_path / "config"
     config.mkdir()
     (config / "log_level").write_text("debug\n")
@@ -707,8 +506,9 @@ def modes_under(root: pathlib.Path) -> dict[str, int]:
     return found
 
 
-async def test_everything_the_runtime_writes_is_private_under_a_022_umask(tmp_path):
-    async with running_runtime(tmp_path, umask=0o022) as runtime:
+@pytest.mark.parametrize("mode", MODES)
+async def test_everything_the_runtime_writes_is_private_under_a_022_umask(tmp_path, mode):
+    async with running_runtime(tmp_path, umask=0o022, mode=mode) as runtime:
         sandbox = await runtime.sandbox(log_directory=str(runtime.root / "logs" / "pod"))
         cid = await runtime.run(sandbox, "main", "python:3.12",
                                 command=["sh", "-c", "echo secret; sleep 30"])
@@ -716,8 +516,14 @@ async def test_everything_the_runtime_writes_is_private_under_a_022_umask(tmp_pa
         found = modes_under(runtime.root)
         assert stat.S_IMODE(runtime.socket.stat().st_mode) == 0o600
     scripts = {p for p in found if "/bin/" in p and p.startswith("images/")}
-    wrong = {p: oct(m) for p, m in found.items()
-             if m != (0o700 if (runtime.root / p).is_dir() or p in scripts else 0o600)}
+    # namespaces mode: what a container's users (unprivileged on the host) must
+    # reach is open inside directories that are not: the pods' /dev/shm, and
+    # the image programs (mounted into containers).
+    open_inside = {p: m for p, m in found.items() if mode == NAMESPACES and (
+        (p.startswith("pods/") and p.endswith("/shm") and m == 0o1777) or
+        (p.startswith("images/") and (p.endswith("/bin") or p in scripts) and m == 0o755))}
+    wrong = {p: oct(m) for p, m in found.items() if p not in open_inside and
+             m != (0o700 if (runtime.root / p).is_dir() or p in scripts else 0o600)}
     assert not wrong, wrong
     kinds = {p.split("/")[0] for p in found}
     assert {"state", "pods", "containers", "logs", "runtime.lock"} <= kinds, sorted(kinds)

@@ -12,6 +12,7 @@ the runtimes it kills, and checks).
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import pathlib
 import random
@@ -26,8 +27,14 @@ from kubelet.runtime import cgroups
 from kubemu import cgroupfs, cluster_home
 from kubemu.client.wait import wait_for
 from kubemu.runtime.v1 import runtime_pb2 as pb
-from tests.component.test_runtime import (RPC_TIMEOUT_S, WAIT_S, Runtime, alive,
-                                          running_runtime)
+from tests.component import runtime_harness
+from tests.component.runtime_harness import PLAIN, RPC_TIMEOUT_S, WAIT_S, Runtime, alive
+
+# These tests are about cgroups and their fallbacks with the plain mode's
+# process semantics (a container's leader takes SIGTERM, orphans come back to
+# the runtime); the namespaces mode's limits are test_runtime.py's (the OOM
+# kill in both modes) and test_container_view.py's.
+running_runtime = functools.partial(runtime_harness.running_runtime, mode=PLAIN)
 
 MiB = 1 << 20
 BUSY_LOOP = ["sh", "-c", "while :; do :; done"]

@@ -368,8 +368,12 @@ async def test_cp_copies_files_and_directories_both_ways(cluster, api, ns, tmp_p
     assert (out.returncode, out.stdout, out.stderr) == (0, b"", b"")
     assert same_tree(tree, back / "tree")
 
-    # An absolute path in the pod: tar's own message, on stdout as kubectl prints it.
-    out = await kubemu_bytes(cluster, "cp", "-n", ns, f"store:{blob}", str(back / "abs.bin"))
+    # An absolute path in the pod (the container's own, which is not the host's
+    # in the namespaces mode): tar's own message, on stdout as kubectl prints it.
+    where = await kubemu_bytes(cluster, "exec", "-n", ns, "store", "--", "sh", "-c",
+                               "cd data && pwd")
+    absolute = where.stdout.decode().strip() + "/copy.bin"
+    out = await kubemu_bytes(cluster, "cp", "-n", ns, f"store:{absolute}", str(back / "abs.bin"))
     assert (out.returncode, out.stderr) == (0, b"")
     assert out.stdout == b"tar: Removing leading `/' from member names\n"
     assert (back / "abs.bin").read_bytes() == blob.read_bytes()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import fnmatch
 import json
 import os
 import pathlib
@@ -92,10 +93,19 @@ def umask_of(pid: int) -> int:
     raise AssertionError(f"no Umask line in /proc/{pid}/status")
 
 
+# Open on purpose, for the users a container runs as (behind 0700 directories,
+# so still private on the host): a container's termination-log file (0666, as
+# the kubelet makes it), and in the namespaces mode an image's program
+# wrappers and the pod's /dev/shm (1777).
+FOR_CONTAINERS = ("nodes/*/kubelet/pods/*/containers/*/*-termination-log",
+                  "nodes/*/runtime/images/*/bin", "nodes/*/runtime/images/*/bin/*",
+                  "nodes/*/runtime/pods/*/shm")
+
+
 def exposed(root: pathlib.Path) -> dict[str, str]:
     """Every directory, file and socket under root (root included) that its group
-    or others may read, write or enter: path relative to root -> mode (symlinks
-    have no modes of their own)."""
+    or others may read, write or enter, but FOR_CONTAINERS: path relative to
+    root -> mode (symlinks have no modes of their own)."""
     found = {}
     for dirpath, _dirs, files in os.walk(root):
         for path in [pathlib.Path(dirpath), *(pathlib.Path(dirpath) / f for f in files)]:
@@ -103,8 +113,11 @@ def exposed(root: pathlib.Path) -> dict[str, str]:
                 mode = os.lstat(path).st_mode
             except FileNotFoundError:
                 continue  # replaced meanwhile (an atomic write's temporary file)
+            relative = path.relative_to(root)
+            if any(fnmatch.fnmatchcase(str(relative), p) for p in FOR_CONTAINERS):
+                continue
             if not stat.S_ISLNK(mode) and mode & 0o077:
-                found[str(path.relative_to(root))] = stat.filemode(mode)
+                found[str(relative)] = stat.filemode(mode)
     return found
 
 

@@ -233,7 +233,8 @@ class RuntimeServicer:
 
     def ExecSync(self, request, context):
         """Runs a command in a RUNNING container's environment (env, working dir,
-        image programs); its processes count towards the container's usage.
+        image programs, user; in the namespaces mode inside its namespaces);
+        its processes count towards the container's usage.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
