@@ -250,7 +250,8 @@ async def test_a_double_forked_setsid_daemon_is_found_by_down_and_gone_with_its_
                                         by_cmdline=False)
         assert daemon in [p.pid for p in found]
 
-        out = await cli(cluster, "delete", "pod", "spawner", "-n", ns)
+        # (sleep as PID 1 ignores SIGTERM: a short grace period, not the default 30 s)
+        out = await cli(cluster, "delete", "pod", "spawner", "-n", ns, "--grace-period", "1")
         assert out.returncode == 0, out.stderr
         await wait_for(lambda: not daemons(), WAIT_S, message="the daemon is gone")
     finally:
