@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import pathlib
 
+import grpc
 import pytest
 
 from kubemu.runtime.v1 import runtime_pb2 as pb
@@ -65,18 +66,40 @@ async def test_its_own_tmp_hostname_pid_1_and_environment(runtime, tmp_path):
     assert not any(n.startswith("KUBEMU") for n in names)
 
 
-async def test_user_read_only_root_and_what_is_masked(runtime, tmp_path):
-    sandbox = await runtime.sandbox("locked")
+ROOTLESS = os.geteuid() != 0
+
+
+@pytest.mark.skipif(ROOTLESS, reason="needs a runtime run as root: rootless, the container's "
+                                     "user namespace maps one id (0), so runAsUser 1000 is refused")
+async def test_user_and_groups_through_the_user_namespace(runtime):
+    sandbox = await runtime.sandbox("user")
     cid = await runtime.run(
         sandbox, "main", command=["sleep", "3600"],
         security_context=pb.ContainerSecurityContext(run_as_user=1000, run_as_group=3000,
-                                                     supplemental_groups=[2000],
-                                                     readonly_rootfs=True, no_new_privs=True))
+                                                     supplemental_groups=[2000]))
     await runtime.wait_state(cid, pb.CONTAINER_RUNNING)
     code, out, err = await sh(runtime, cid, "id -u; id -g; id -G")
     assert code == 0, err
     assert out.split() == ["1000", "3000", "3000", "2000"] or \
         out.split()[:2] == ["1000", "3000"] and "2000" in out.split()[2:]
+
+
+@pytest.mark.skipif(not ROOTLESS, reason="a rootless runtime's refusal (this one runs as root)")
+async def test_a_rootless_runtime_refuses_a_user_it_cannot_map(runtime):
+    sandbox = await runtime.sandbox("user")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await runtime.run(sandbox, "main", command=["sleep", "3600"],
+                          security_context=pb.ContainerSecurityContext(run_as_user=1000))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "runAsUser 1000: this node runs containers rootless" in err.value.details()
+
+
+async def test_read_only_root_and_what_is_masked(runtime):
+    sandbox = await runtime.sandbox("locked")
+    cid = await runtime.run(
+        sandbox, "main", command=["sleep", "3600"],
+        security_context=pb.ContainerSecurityContext(readonly_rootfs=True, no_new_privs=True))
+    await runtime.wait_state(cid, pb.CONTAINER_RUNNING)
     code, _, err = await sh(runtime, cid, "touch /usr/new-file")
     assert code != 0 and "Read-only file system" in err
     # /tmp too, as with Kubernetes (pods mount an emptyDir there); /dev/shm stays writable.
@@ -84,8 +107,10 @@ async def test_user_read_only_root_and_what_is_masked(runtime, tmp_path):
     assert (await sh(runtime, cid, "touch /dev/shm/ok"))[0] == 0
     code, out, _ = await sh(runtime, cid, f"ls -A {runtime.root}")
     assert out.strip() == ""  # the runtime's root is masked
+    code, out, _ = await sh(runtime, cid, "grep NoNewPrivs /proc/self/status")
+    assert out.split() == ["NoNewPrivs:", "1"]
     code, _, err = await sh(runtime, cid, "cat /etc/shadow")
-    assert code != 0
+    assert code != 0  # the container's root is an unprivileged user on the host
 
 
 async def test_the_writable_layer_goes_with_the_container(runtime):

@@ -132,3 +132,16 @@ def test_the_low_ports_filter_sends_only_bind_to_the_supervisor():
 ], ids=["inet", "inet6", "short"])
 def test_parse_inet(raw, want):
     assert lowports.parse_inet(raw) == want
+
+
+@pytest.mark.parametrize("path, masks, want", [
+    ("/usr", [], False),                              # a system interpreter: seen through /usr's overlay
+    ("/work/src/.venv", [], False),
+    ("/root/.pyenv/versions/3.11.7", [], True),       # the container has its own /root
+    ("/tmp/venv", [], True),                          # and its own /tmp
+    ("/home/u/src", ["/home/u"], True),               # a rootless runtime's home is masked
+    ("/home/uu/src", ["/home/u"], False),
+], ids=["system-prefix", "venv-in-a-checkout", "under-root", "under-tmp", "under-a-mask",
+        "beside-a-mask"])
+def test_only_paths_the_view_would_hide_are_bound_again(path, masks, want):
+    assert nsinit.hidden(path, masks) is want
