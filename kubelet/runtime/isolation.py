@@ -284,11 +284,31 @@ def detect(requested: str, root: pathlib.Path) -> Isolation:
             trial(isolation, root)
             isolation = dataclasses.replace(
                 isolation, reason="idmapped mounts unavailable: volumes show the host's owners")
+        if isolation.rootless:
+            isolation = dataclasses.replace(isolation, reason=rootless_reason())
         return isolation
     except Unavailable as err:
         if requested == NAMESPACES:
             raise
         return plain(f"namespaces unavailable: {err}")
+
+
+def unprivileged_port_start(path: str = "/proc/sys/net/ipv4/ip_unprivileged_port_start") -> int:
+    """The lowest port an unprivileged process may bind (1024 when unknown)."""
+    try:
+        with open(path) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return 1024
+
+
+def rootless_reason() -> str:
+    """What a rootless namespaces mode cannot do (the node's isolation reason)."""
+    low = unprivileged_port_start()
+    ports = f"ports below {low} cannot be bound (net.ipv4.ip_unprivileged_port_start, " \
+            f"a root sysctl)" if low > 0 else "every port can be bound"
+    return (f"rootless (uid {os.geteuid()}): one id mapped, so runAsUser/runAsGroup 0 only "
+            f"and no supplementalGroups/fsGroup; volumes not idmapped; {ports}")
 
 
 def trial(isolation: Isolation, root: pathlib.Path) -> None:
