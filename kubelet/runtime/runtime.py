@@ -770,13 +770,15 @@ class ContainerRuntime:
         """How a limit that no cgroup enforces is approximated (the kubelet makes
         them Warning events)."""
         warnings = []
-        why = "no writable memory cgroup" if applied.tracked else "no writable cgroups"
+        rootless = "" if os.geteuid() == 0 or self.options.cgroups == "none" else \
+            f": the runtime runs as uid {os.geteuid()} and no cgroup is delegated to it"
+        why = "no writable memory cgroup" if applied.tracked else f"no writable cgroups{rootless}"
         if memory_limit_bytes and not applied.memory:
             warnings.append(
                 f"memory limit {memory_limit_bytes} bytes is approximated ({why}): the runtime "
                 f"samples the container's RSS every {self.options.monitor_period_s:g}s and "
                 f"kills it above the limit")
-        why = "no writable cpu cgroup" if applied.tracked else "no writable cgroups"
+        why = "no writable cpu cgroup" if applied.tracked else f"no writable cgroups{rootless}"
         if cpu_limit_millis and not applied.cpu:
             warnings.append(
                 f"cpu limit {cpu_limit_millis}m is approximated ({why}): the runtime stops and "
