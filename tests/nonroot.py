@@ -1,5 +1,5 @@
-"""The suite's non-root pass: `python -m tests.nonroot [pytest args]`, the last
-step of `make test`.
+"""The suite's non-root pass: `python -m tests.nonroot`, the last step of
+`make test` (`python -m tests.nonroot PYTEST_ARGS...` runs those tests instead).
 
 Run as root, it re-runs SUBSET (the container view: the isolation e2e tests,
 the runtime's container-view component tests and test_runtime.py's
@@ -206,7 +206,7 @@ def main(argv: list[str]) -> int:
     try:
         python, env = prepare(work)
         args = [python, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider", "-q",
-                "-rfEs", "-k", SELECT, *SUBSET, *argv]
+                "-rfEs", *(argv or ("-k", SELECT, *SUBSET))]
         say(f"uid {UID} runs {' '.join(args[1:])} (HOME and TMPDIR in {work})")
         started = time.monotonic()
         code = as_user(args, env, timeout_s=RUN_TIMEOUT_S, capture=False).returncode

@@ -413,9 +413,6 @@ async def test_share_process_namespace_gives_the_pod_one_pid_namespace(
     assert out.stdout == "nginx\n"
 
 
-@needs_root("rootless, the user namespace maps one id (0): runAsUser 1000 and "
-            "fsGroup are refused (test_a_rootless_node_says_why_port_80_fails checks the "
-            "node's stated reason)")
 async def test_run_as_user_and_group_through_the_user_namespace(cluster, api, ns, tmp_path,
                                                                 namespaces_mode):
     await apply(cluster, tmp_path, ns, """\
@@ -447,12 +444,20 @@ async def test_run_as_user_and_group_through_the_user_namespace(cluster, api, ns
     assert out.returncode == 0, out.stderr
     uid, gid, groups, nnp = out.stdout.splitlines()
     assert (uid, gid) == ("1000", "3000")
-    assert "2000" in groups.split()
     assert nnp.split() == ["NoNewPrivs:", "1"]
-    # The same user on the host is an unprivileged one, not 1000 of the host.
+    # The same user on the host is an unprivileged one, not 1000 of the host
+    # (rootless: the cluster's own user, the one id its user namespaces map).
     pid = next(p.pid for p in psutil.process_iter(["cmdline"])
                if p.info["cmdline"] == ["sleep", "1h"])
     assert psutil.Process(pid).uids().real not in (0, 1000)
+    if not ROOTLESS:
+        assert "2000" in groups.split()
+        return
+    assert psutil.Process(pid).uids().real == os.geteuid()
+    assert "2000" not in groups.split()  # setgroups is denied rootless: said in an event
+    event = await wait_event(api, ns, "security-context-demo", "IsolationNotEnforced",
+                             "supplementalGroups/fsGroup [2000] are not applied")
+    assert "rootless" in event["message"]
 
 
 @pytest.mark.skipif(not ROOTLESS, reason="a rootless node's gaps (this cluster runs as root)")
@@ -461,6 +466,7 @@ async def test_a_rootless_node_says_why_port_80_fails(cluster, api, ns, tmp_path
     node = await api.get("nodes", NODE)
     reason = node.metadata.annotations["kubemu.io/isolation-reason"]
     assert reason.startswith(f"rootless (uid {os.geteuid()}): one id mapped"), reason
+    assert "no supplementalGroups/fsGroup" in reason, reason
     assert "ports below 1024 cannot be bound" in reason, reason
     await apply(cluster, tmp_path, ns, """\
         apiVersion: v1
