@@ -313,3 +313,14 @@ def _kill_everything(rt: Runtime) -> None:
     # The runtime was killed: its cgroups (and anything in them) are the test's to remove.
     left = cluster_home.remove_cgroup_parents(cluster_home.runtime_cgroup_parents(rt.root))
     assert not left, f"cgroups left: {left}"
+
+
+def without_kubemu_binds(names: list[str], directory: str = "/tmp") -> list[str]:
+    """A container's listing of `directory` without the entries kubemu binds in
+    for the image stand-ins (its interpreter, virtualenv and source tree, at
+    their host paths: a checkout under /tmp shows in the container's /tmp)."""
+    from kubelet.runtime import isolation
+    prefix = directory.rstrip("/") + "/"
+    binds = {path[len(prefix):].split("/")[0] for path in isolation.needed_binds()
+             if path.startswith(prefix)}
+    return [name for name in names if name not in binds]

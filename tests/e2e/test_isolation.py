@@ -24,6 +24,7 @@ from kubemu.client.wait import wait_for
 from tests.e2e.test_kubelet import (NODE, WAIT_S, ClusterThread, Seen, cli, container_status,
                                     delete_pods, fast_node_kinds, isolation, obj, pod_json,
                                     wait_event, wait_pod)
+from tests.component.runtime_harness import without_kubemu_binds
 
 pytestmark = pytest.mark.e2e
 
@@ -301,15 +302,32 @@ async def test_two_liveness_examples_keep_separate_tmps(cluster, api, ns, tmp_pa
         assert out.returncode == 0, out.stderr
         mine = await kexec(cluster, ns, "liveness-exec", "ls", "/tmp")
         theirs = await kexec(cluster, other, "liveness-exec", "ls", "/tmp")
-        assert sorted(mine.stdout.split()) == sorted(["healthy", marker]), mine.stderr
-        assert theirs.stdout.split() == ["healthy"], theirs.stderr
+        assert sorted(without_kubemu_binds(mine.stdout.split())) == sorted(
+            ["healthy", marker]), mine.stderr
+        assert without_kubemu_binds(theirs.stdout.split()) == ["healthy"], theirs.stderr
         assert not pathlib.Path("/tmp", marker).exists()  # nor the host's
         out = await kexec(cluster, other, "liveness-exec", "rm", "/tmp/healthy")
         assert out.returncode == 0, out.stderr
-        # That one fails its probe and restarts on its own; the other does not.
+        # That one fails its probe and restarts on its own, into a fresh /tmp;
+        # the other does not (its own file goes only 30 s after its start,
+        # three probe periods later than this one's).
         await wait_event(api, other, "liveness-exec", "Unhealthy", timeout_s=WAIT_S)
         events = await cli(cluster, "get", "events", "-n", ns)
         assert "Unhealthy" not in events.stdout
+
+        def restarted(pod: dict) -> bool:
+            status = container_status(pod, "liveness")
+            return status.get("restartCount", 0) >= 1 and "running" in status.get("state", {})
+        # Three failed probes, then the kill: sh as PID 1 ignores SIGTERM, so
+        # it takes the pod's 30 s grace period, as in Kubernetes.
+        await wait_pod(api, other, "liveness-exec", restarted, timeout_s=30 + 3 * WAIT_S,
+                       what="the probed pod restarted")
+        first = await wait_pod(api, ns, "liveness-exec", lambda pod: True)
+        assert container_status(first, "liveness").get("restartCount") == 0
+        fresh = await kexec(cluster, other, "liveness-exec", "ls", "/tmp")
+        assert without_kubemu_binds(fresh.stdout.split()) == ["healthy"], fresh.stderr
+        mine = await kexec(cluster, ns, "liveness-exec", "ls", "/tmp")
+        assert marker in mine.stdout.split(), mine.stderr  # (healthy goes at 30 s)
     finally:
         await delete_pods(api, other)
 
