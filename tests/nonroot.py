@@ -1,10 +1,11 @@
 """The suite's non-root pass: `python -m tests.nonroot`, the last step of
 `make test` (`python -m tests.nonroot PYTEST_ARGS...` runs those tests instead).
 
-Run as root, it re-runs SUBSET (the container view: the isolation e2e tests,
-the runtime's container-view component tests and test_runtime.py's
-namespaces cases; not the slow liveness example, see SELECT) as uid/gid 65534 (`nobody`), so the rootless namespaces
-mode is tested wherever the machine allows it:
+Run as root, it re-runs SUBSET (the container view: the isolation e2e tests
+but the slow liveness example, see SELECT; the runtime's container-view
+component tests; test_runtime.py's namespaces cases) as uid/gid 65534
+(`nobody`), so the rootless namespaces mode is tested wherever the machine
+allows it:
 
 - through `setpriv --reuid --regid --clear-groups --inh-caps=-all env -i ...`
   (setpriv execs `env` with root's rights, `env` execs Python with none), in
