@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up down test install proto lint
+.PHONY: up down test test-nonroot install proto lint
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2 tests
+	$(BIN)/python -m tests.nonroot
+
+# The container-view tests again as uid 65534 when run as root (tests/nonroot.py).
+test-nonroot: $(STAMP)
+	$(BIN)/python -m tests.nonroot
 
 proto: $(STAMP)
 	$(BIN)/python proto/generate.py

@@ -34,7 +34,9 @@ Contract (what the kubelet and pod authors rely on):
   host's devpts, shm), a private /tmp and /run, /sys read-only. The cluster's
   home, the runtime's root and every ~/.kubemu are masked (empty,
   read-only); the interpreter and source tree the image stand-ins run from
-  are bound read-only where they are. Each mount is bound at its absolute
+  are bound read-only where they are when the view would hide them (under
+  a mask, or under /tmp, /run, /root, which the container has its own of);
+  elsewhere the overlays show them. Each mount is bound at its absolute
   container_path (read-only when `readonly`: writes fail with EROFS), in
   order of depth, idmapped through the container's user namespace when the
   kernel allows (the kubelet's files are the container root's), so the
@@ -46,8 +48,19 @@ Contract (what the kubelet and pod authors rely on):
   with supplemental_groups, with no_new_privs when asked, on a read-only
   root when readonly_rootfs. Identity: as root, container ids 0..65535 are
   host ids from a base derived from the runtime's root (container root is an
-  unprivileged host user: it cannot read /etc/shadow); rootless, only id 0
-  (the runtime's user) exists. The end of PID 1 ends its PID namespace:
+  unprivileged host user: it cannot read /etc/shadow); rootless (the
+  runtime not root), the container's user namespace maps one uid and one
+  gid, the process's own (runAsUser/runAsGroup, 0 by default), to the
+  runtime's user: supplementalGroups/fsGroup are not applied (setgroups is
+  denied; an isolation warning says so), files of other host owners show as
+  nobody, and the directories the container's user must own in its layer
+  (/etc, /var, /usr/share..., its mount points' parents, its working
+  directory) are made in the layer before the overlay is mounted; with a
+  shared PID namespace (the pause's user namespace) only id 0. Rootless,
+  no cgroup is writable unless one is delegated, so limits are approximated
+  (see Memory/CPU limit), and ports below ip_unprivileged_port_start cannot
+  be bound (no low-ports supervisor: it needs root); Version's
+  isolation_reason says so. The end of PID 1 ends its PID namespace:
   nothing a container started survives it. Ports below 1024 of the pod IP
   are bound for the container by the runtime (lowports.py). Exec, ExecSync,
   exec probes and streaming exec enter the namespaces (nsinit.py `exec`).

@@ -14,9 +14,12 @@ that is the same for every start of a runtime root (`uid_base`: a hash of
 the root's path, so two nodes or clusters use different ranges); volume
 mounts are idmapped through the container's user namespace, so files the
 kubelet made (host root's) are the container root's in there. Rootless (the
-runtime not root): one uid, the runtime's own, is the container's root;
-setgroups is denied; nothing is idmapped (the kubelet's files are that
-user's already).
+runtime not root): one uid and one gid, the runtime's own, are mapped, to
+the container process's (0 by default, else runAsUser/runAsGroup), so the
+kubelet's files are that user's; setgroups is denied (supplementalGroups
+and fsGroup are not applied: a warning says so); nothing is idmapped. With
+shareProcessNamespace the pod's containers share the pause process's user
+namespace, which maps 0: only id 0 there.
 """
 from __future__ import annotations
 
@@ -78,17 +81,24 @@ class Isolation:
             argv += ["--report-fd", str(report_fd)]
         return argv
 
-    def identity_spec(self) -> dict[str, Any]:
+    def identity_spec(self, uid: int = 0, gid: int = 0) -> dict[str, Any]:
+        """The user namespace of a container whose process runs as uid/gid.
+        Rootless, the one id mapped is the process's own (the runtime's user
+        outside): runAsUser 1000 is 1000 inside, the runtime's user outside."""
+        inner_uid, inner_gid = (uid, gid) if self.rootless else (0, 0)
         return {"rootless": self.rootless, "chown": not self.rootless,
                 "root_uid": 0 if self.rootless else self.uid_base,
                 "root_gid": 0 if self.rootless else self.gid_base,
-                "uid_map": [[0, self.uid_base, self.id_count]],
-                "gid_map": [[0, self.gid_base, self.id_count]],
+                "uid_map": [[inner_uid, self.uid_base, self.id_count]],
+                "gid_map": [[inner_gid, self.gid_base, self.id_count]],
                 "setgroups": "deny" if self.rootless else "allow",
                 "idmap_mounts": self.idmap_mounts}
 
     def host_uid(self, uid: int) -> int | None:
-        """The host uid of a container uid; None when it is not mapped."""
+        """The host uid of a container uid; None when it is not mapped (rootless,
+        any one id is mapped, to the runtime's user)."""
+        if self.rootless:
+            return self.uid_base if uid >= 0 else None
         return self.uid_base + uid if 0 <= uid < self.id_count else None
 
 
@@ -284,11 +294,31 @@ def detect(requested: str, root: pathlib.Path) -> Isolation:
             trial(isolation, root)
             isolation = dataclasses.replace(
                 isolation, reason="idmapped mounts unavailable: volumes show the host's owners")
+        if isolation.rootless:
+            isolation = dataclasses.replace(isolation, reason=rootless_reason())
         return isolation
     except Unavailable as err:
         if requested == NAMESPACES:
             raise
         return plain(f"namespaces unavailable: {err}")
+
+
+def unprivileged_port_start(path: str = "/proc/sys/net/ipv4/ip_unprivileged_port_start") -> int:
+    """The lowest port an unprivileged process may bind (1024 when unknown)."""
+    try:
+        with open(path) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return 1024
+
+
+def rootless_reason() -> str:
+    """What a rootless namespaces mode cannot do (the node's isolation reason)."""
+    low = unprivileged_port_start()
+    ports = f"ports below {low} cannot be bound (net.ipv4.ip_unprivileged_port_start, " \
+            f"a root sysctl)" if low > 0 else "every port can be bound"
+    return (f"rootless (uid {os.geteuid()}): one id mapped (the container user's), so no "
+            f"supplementalGroups/fsGroup and files of other owners show as nobody; {ports}")
 
 
 def trial(isolation: Isolation, root: pathlib.Path) -> None:

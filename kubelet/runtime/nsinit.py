@@ -189,6 +189,16 @@ def has_submounts(top: str, points: Iterable[str]) -> bool:
     return any(p.startswith(prefix) for p in points)
 
 
+def hidden(path: str, masks: Iterable[str]) -> bool:
+    """Would a host path be missing from the container's view without a bind:
+    under a mask, or under a top-level directory the container gets its own of
+    (/tmp, /run, /root, ...)? Paths elsewhere show through the overlays (a
+    bind there would hide the writable layer: a system interpreter's /usr
+    bound read-only made /usr/share/nginx impossible to create)."""
+    top = path.lstrip("/").split("/", 1)[0]
+    return top in SPECIAL_TOP or any(under(path, m) for m in masks)
+
+
 def under(path: str, parent: str) -> bool:
     parent = parent.rstrip("/")
     return path == parent or path.startswith(parent + "/")
@@ -464,6 +474,7 @@ class View:
                   f"workdir={overlay_escape(work)}"
         if self.spec.get("rootless"):
             options += ",userxattr"
+            self.upper_dirs(host, upper)
         self.k.mount("overlay", target, "overlay", 0, options)
         # Directories a container's root may write in: its own (copied up on chown).
         for directory in WRITABLE_DIRS:
@@ -474,6 +485,34 @@ class View:
                         os.lchown(inside, *self.owner)
                 except OSError:
                     pass
+
+    def upper_dirs(self, host: str, upper: str) -> None:
+        """Rootless, the container's root cannot chown the host's directories
+        (their owners are not mapped) nor create entries in them: directories
+        it must own (WRITABLE_DIRS, the parents of its mount points and its
+        working directory) are made in the writable layer before the overlay
+        is mounted, so the merged directory is its own (as a chown's copy-up
+        makes it when the runtime is root)."""
+        wanted = [d for d in WRITABLE_DIRS if under(d, host) and d != host]
+        for m in self.spec.get("mounts", ()):
+            path = os.path.normpath("/" + m["container_path"])
+            wanted.append(path if os.path.isdir(m["host_path"]) else os.path.dirname(path))
+        wanted.append(os.path.normpath("/" + (self.spec["process"].get("cwd") or "/")))
+        for path in sorted(set(wanted)):
+            if not under(path, host) or path == host:
+                continue
+            probe, inside = host, upper
+            for part in os.path.relpath(path, host).split("/"):
+                probe, inside = os.path.join(probe, part), os.path.join(inside, part)
+                try:
+                    mode = os.lstat(probe).st_mode
+                except OSError:
+                    mode = stat.S_IFDIR | NEW_DIR_MODE
+                if not stat.S_ISDIR(mode):
+                    break  # a file or symlink of the host's: left as it is
+                if not os.path.isdir(inside):
+                    os.mkdir(inside)
+                    os.chmod(inside, stat.S_IMODE(mode))
 
     def special_dirs(self) -> None:
         root = self.root
@@ -521,7 +560,7 @@ class View:
         then masks (empty, read-only) over what the container must not see;
         a needed path under a mask is bound again on top of it."""
         masks = [m for m in self.spec.get("masks", ()) if m != "/"]
-        needed = list(self.spec.get("binds", ()))
+        needed = [p for p in self.spec.get("binds", ()) if hidden(p, masks)]
         for path in needed:
             if not any(under(path, m) for m in masks):
                 self._bind_needed(path)

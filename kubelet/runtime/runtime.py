@@ -651,7 +651,7 @@ class ContainerRuntime:
                                       f"{m.container_path!r} must name a path below /")
             mounts.append(st.MountRecord(m.container_path, m.host_path, m.readonly))
         ns = self.isolation.namespaces
-        user = self._user(config)
+        user = self._user(config, sandbox)
         isolation_warnings = self._isolation_warnings(config, sandbox, mounts)
 
         container_id = secrets.token_hex(32)
@@ -718,28 +718,31 @@ class ContainerRuntime:
                  isolation_warnings=isolation_warnings)
         return container_id
 
-    def _user(self, config: pb.ContainerConfig) -> tuple[int, int, list[int]]:
+    def _user(self, config: pb.ContainerConfig,
+              sandbox: st.SandboxRecord) -> tuple[int, int, list[int]]:
         """(uid, gid, supplementary groups) inside the container; InvalidArgument
-        when the user namespace cannot map them."""
+        when the user namespace cannot map them. Rootless, the container's own
+        user namespace maps its uid and gid (any), with no supplementary groups
+        (setgroups is denied: _isolation_warnings says so)."""
         sc = config.security_context
         uid = sc.run_as_user if sc.HasField("run_as_user") else 0
         gid = sc.run_as_group if sc.HasField("run_as_group") else 0
         groups = sorted(set(sc.supplemental_groups))
         if not self.isolation.namespaces:
             return uid, gid, groups
+        shared = self.isolation.rootless and sandbox.pid_mode == "POD"
         for what, value in (("runAsUser", uid), ("runAsGroup", gid),
                             *(("supplementalGroups/fsGroup", g) for g in groups)):
+            if shared and value != 0 and not what.startswith("supplemental"):
+                raise InvalidArgument(
+                    f"{what} {value}: this node runs containers rootless, where the pod's "
+                    f"shared process namespace (shareProcessNamespace) has one user "
+                    f"namespace mapping id 0 only; run the cluster as root for other ids")
             if value < 0 or self.isolation.host_uid(value) is None:
-                if self.isolation.rootless:
-                    raise InvalidArgument(
-                        f"{what} {value}: this node runs containers rootless, where the "
-                        f"container's user namespace maps one id only (0, the runtime's "
-                        f"own user); run the cluster as root for other ids")
                 raise InvalidArgument(f"{what} {value}: outside the container's user "
                                       f"namespace (ids 0-{self.isolation.id_count - 1})")
-        if self.isolation.rootless and groups:
-            raise InvalidArgument("supplementalGroups/fsGroup: this node runs containers "
-                                  "rootless, where setgroups is denied")
+        if self.isolation.rootless:
+            groups = []
         return uid, gid, groups
 
     def _isolation_warnings(self, config: pb.ContainerConfig, sandbox: st.SandboxRecord,
@@ -751,6 +754,10 @@ class ContainerRuntime:
             found.append("shareProcessNamespace: the plain isolation mode has no PID "
                          "namespaces (every process of the node is visible)")
         if self.isolation.namespaces:
+            if self.isolation.rootless and sc.supplemental_groups:
+                found.append(f"supplementalGroups/fsGroup {sorted(set(sc.supplemental_groups))} "
+                             f"are not applied: this node runs containers rootless, where "
+                             f"setgroups is denied")
             return found
         mode = "in the plain isolation mode"
         for m in mounts:
@@ -770,13 +777,15 @@ class ContainerRuntime:
         """How a limit that no cgroup enforces is approximated (the kubelet makes
         them Warning events)."""
         warnings = []
-        why = "no writable memory cgroup" if applied.tracked else "no writable cgroups"
+        rootless = "" if os.geteuid() == 0 or self.options.cgroups == "none" else \
+            f": the runtime runs as uid {os.geteuid()} and no cgroup is delegated to it"
+        why = "no writable memory cgroup" if applied.tracked else f"no writable cgroups{rootless}"
         if memory_limit_bytes and not applied.memory:
             warnings.append(
                 f"memory limit {memory_limit_bytes} bytes is approximated ({why}): the runtime "
                 f"samples the container's RSS every {self.options.monitor_period_s:g}s and "
                 f"kills it above the limit")
-        why = "no writable cpu cgroup" if applied.tracked else "no writable cgroups"
+        why = "no writable cpu cgroup" if applied.tracked else f"no writable cgroups{rootless}"
         if cpu_limit_millis and not applied.cpu:
             warnings.append(
                 f"cpu limit {cpu_limit_millis}m is approximated ({why}): the runtime stops and "
@@ -890,7 +899,8 @@ class ContainerRuntime:
                               sandbox.host_aliases, sandbox.resolv_conf or
                               iso.resolv_conf((), (), ()))
         container_dir = pathlib.Path(r.rootfs).parent
-        return {**i.identity_spec(), "root": r.rootfs, "layer": str(container_dir / "layer"),
+        return {**i.identity_spec(r.uid, r.gid), "root": r.rootfs,
+                "layer": str(container_dir / "layer"),
                 "hostname": sandbox.hostname, "readonly_rootfs": r.readonly_rootfs,
                 "namespaces": {"pid": sandbox.pid_mode != "NODE",
                                "ipc": sandbox.ipc_mode != "NODE"},

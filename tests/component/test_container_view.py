@@ -11,7 +11,7 @@ import pathlib
 import pytest
 
 from kubemu.runtime.v1 import runtime_pb2 as pb
-from tests.component.runtime_harness import (NAMESPACES, WAIT_S, running_runtime,
+from tests.component.runtime_harness import (NAMESPACES, RPC_TIMEOUT_S, WAIT_S, running_runtime,
                                              without_kubemu_binds)
 
 
@@ -66,18 +66,43 @@ async def test_its_own_tmp_hostname_pid_1_and_environment(runtime, tmp_path):
     assert not any(n.startswith("KUBEMU") for n in names)
 
 
-async def test_user_read_only_root_and_what_is_masked(runtime, tmp_path):
+ROOTLESS = os.geteuid() != 0
+
+
+async def test_user_and_groups_through_the_user_namespace(runtime):
+    sandbox = await runtime.sandbox("user")
+    config = pb.ContainerConfig(
+        metadata=pb.ContainerMetadata(name="main"), image=pb.ImageSpec(image="busybox"),
+        command=["sleep", "3600"],
+        security_context=pb.ContainerSecurityContext(run_as_user=1000, run_as_group=3000,
+                                                     supplemental_groups=[2000]))
+    reply = await runtime.stub.CreateContainer(
+        pb.CreateContainerRequest(pod_sandbox_id=sandbox, config=config),
+        timeout=RPC_TIMEOUT_S)
+    cid = reply.container_id
+    await runtime.stub.StartContainer(pb.StartContainerRequest(container_id=cid),
+                                      timeout=RPC_TIMEOUT_S)
+    await runtime.wait_state(cid, pb.CONTAINER_RUNNING)
+    code, out, err = await sh(runtime, cid, "id -u; id -g; id -G; echo x > /tmp/mine; "
+                                            "stat -c %u /tmp/mine")
+    assert code == 0, err
+    uid, gid, groups, owner = out.splitlines()
+    assert (uid, gid, owner) == ("1000", "3000", "1000")
+    if not ROOTLESS:
+        assert "2000" in groups.split() and not reply.isolation_warnings
+        return
+    # Rootless: 1000 inside is the runtime's own user outside; no other groups.
+    assert "2000" not in groups.split()
+    assert any("supplementalGroups/fsGroup [2000] are not applied" in w and "rootless" in w
+               for w in reply.isolation_warnings), reply.isolation_warnings
+
+
+async def test_read_only_root_and_what_is_masked(runtime):
     sandbox = await runtime.sandbox("locked")
     cid = await runtime.run(
         sandbox, "main", command=["sleep", "3600"],
-        security_context=pb.ContainerSecurityContext(run_as_user=1000, run_as_group=3000,
-                                                     supplemental_groups=[2000],
-                                                     readonly_rootfs=True, no_new_privs=True))
+        security_context=pb.ContainerSecurityContext(readonly_rootfs=True, no_new_privs=True))
     await runtime.wait_state(cid, pb.CONTAINER_RUNNING)
-    code, out, err = await sh(runtime, cid, "id -u; id -g; id -G")
-    assert code == 0, err
-    assert out.split() == ["1000", "3000", "3000", "2000"] or \
-        out.split()[:2] == ["1000", "3000"] and "2000" in out.split()[2:]
     code, _, err = await sh(runtime, cid, "touch /usr/new-file")
     assert code != 0 and "Read-only file system" in err
     # /tmp too, as with Kubernetes (pods mount an emptyDir there); /dev/shm stays writable.
@@ -85,8 +110,10 @@ async def test_user_read_only_root_and_what_is_masked(runtime, tmp_path):
     assert (await sh(runtime, cid, "touch /dev/shm/ok"))[0] == 0
     code, out, _ = await sh(runtime, cid, f"ls -A {runtime.root}")
     assert out.strip() == ""  # the runtime's root is masked
+    code, out, _ = await sh(runtime, cid, "grep NoNewPrivs /proc/self/status")
+    assert out.split() == ["NoNewPrivs:", "1"]
     code, _, err = await sh(runtime, cid, "cat /etc/shadow")
-    assert code != 0
+    assert code != 0  # the container's root is an unprivileged user on the host
 
 
 async def test_the_writable_layer_goes_with_the_container(runtime):

@@ -77,6 +77,16 @@ async def namespaces_mode(api):
                     f"(see its annotation kubemu.io/isolation-reason)")
 
 
+# The test's cluster runs as this process's user: rootless when it is not root.
+ROOTLESS = os.geteuid() != 0
+LOW_PORT = ("nginx listens on port 80, below net.ipv4.ip_unprivileged_port_start, which a "
+            "rootless node cannot bind (test_a_rootless_node_says_why_port_80_fails)")
+
+
+def needs_root(why: str):
+    return pytest.mark.skipif(ROOTLESS, reason=f"needs a cluster run as root: {why}")
+
+
 async def apply(cluster, tmp_path: pathlib.Path, ns: str, manifest: str) -> None:
     path = tmp_path / f"m-{secrets.token_hex(3)}.yaml"
     path.write_text(textwrap.dedent(manifest))
@@ -150,6 +160,7 @@ TWO_CONTAINERS = """\
 """
 
 
+@needs_root(LOW_PORT)
 async def test_two_containers_share_an_empty_dir_at_absolute_paths(
         cluster, api, ns, tmp_path, namespaces_mode):
     await apply(cluster, tmp_path, ns, TWO_CONTAINERS)
@@ -383,6 +394,7 @@ async def test_ps_shows_only_the_pods_processes_the_first_being_pid_1(
     assert all("kubelet" not in args and "etcd" not in args for _, args in rows), out.stdout
 
 
+@needs_root(LOW_PORT)
 async def test_share_process_namespace_gives_the_pod_one_pid_namespace(
         cluster, api, ns, tmp_path, namespaces_mode):
     await apply(cluster, tmp_path, ns, """\
@@ -450,12 +462,53 @@ async def test_run_as_user_and_group_through_the_user_namespace(cluster, api, ns
     assert out.returncode == 0, out.stderr
     uid, gid, groups, nnp = out.stdout.splitlines()
     assert (uid, gid) == ("1000", "3000")
-    assert "2000" in groups.split()
     assert nnp.split() == ["NoNewPrivs:", "1"]
-    # The same user on the host is an unprivileged one, not 1000 of the host.
+    # The same user on the host is an unprivileged one, not 1000 of the host
+    # (rootless: the cluster's own user, the one id its user namespaces map).
     pid = next(p.pid for p in psutil.process_iter(["cmdline"])
                if p.info["cmdline"] == ["sleep", "1h"])
     assert psutil.Process(pid).uids().real not in (0, 1000)
+    if not ROOTLESS:
+        assert "2000" in groups.split()
+        return
+    assert psutil.Process(pid).uids().real == os.geteuid()
+    assert "2000" not in groups.split()  # setgroups is denied rootless: said in an event
+    event = await wait_event(api, ns, "security-context-demo", "IsolationNotEnforced",
+                             "supplementalGroups/fsGroup [2000] are not applied")
+    assert "rootless" in event["message"]
+
+
+@pytest.mark.skipif(not ROOTLESS, reason="a rootless node's gaps (this cluster runs as root)")
+async def test_a_rootless_node_says_why_port_80_fails(cluster, api, ns, tmp_path,
+                                                      namespaces_mode):
+    node = await api.get("nodes", NODE)
+    reason = node.metadata.annotations["kubemu.io/isolation-reason"]
+    assert reason.startswith(f"rootless (uid {os.geteuid()}): one id mapped"), reason
+    assert "no supplementalGroups/fsGroup" in reason, reason
+    assert "ports below 1024 cannot be bound" in reason, reason
+    await apply(cluster, tmp_path, ns, """\
+        apiVersion: v1
+        kind: Pod
+        metadata:
+          name: web
+        spec:
+          containers:
+          - name: nginx
+            image: nginx
+        """)
+
+    async def said():
+        out = await cli(cluster, "logs", "-n", ns, "web")
+        return out.stdout if "cannot listen" in out.stdout else ""
+    log = await wait_for(said, WAIT_S, message="nginx's log says why it cannot listen")
+    assert ":80: Permission denied (port 80 is below net.ipv4.ip_unprivileged_port_start" in log
+
+    def ended(pod):
+        status = container_status(pod, "nginx")
+        return status.get("state", {}).get("terminated") or \
+            status.get("lastState", {}).get("terminated")
+    pod = await wait_pod(api, ns, "web", ended, what="nginx ended")
+    assert ended(pod)["exitCode"] == 1, ended(pod)
 
 
 async def test_run_as_non_root_with_a_root_image_is_a_config_error(cluster, api, ns, tmp_path):

@@ -132,3 +132,33 @@ def test_the_low_ports_filter_sends_only_bind_to_the_supervisor():
 ], ids=["inet", "inet6", "short"])
 def test_parse_inet(raw, want):
     assert lowports.parse_inet(raw) == want
+
+
+@pytest.mark.parametrize("path, masks, want", [
+    ("/usr", [], False),                              # a system interpreter: seen through /usr's overlay
+    ("/work/src/.venv", [], False),
+    ("/root/.pyenv/versions/3.11.7", [], True),       # the container has its own /root
+    ("/tmp/venv", [], True),                          # and its own /tmp
+    ("/home/u/src", ["/home/u"], True),               # a rootless runtime's home is masked
+    ("/home/uu/src", ["/home/u"], False),
+], ids=["system-prefix", "venv-in-a-checkout", "under-root", "under-tmp", "under-a-mask",
+        "beside-a-mask"])
+def test_only_paths_the_view_would_hide_are_bound_again(path, masks, want):
+    assert nsinit.hidden(path, masks) is want
+
+
+@pytest.mark.parametrize("rootless, uid, gid, uid_map, gid_map, host_1000", [
+    (False, 1000, 3000, [[0, 0x1000_0000, 65536]], [[0, 0x1000_0000, 65536]], 0x1000_0000 + 1000),
+    (True, 0, 0, [[0, 65534, 1]], [[0, 65534, 1]], 65534),
+    (True, 1000, 3000, [[1000, 65534, 1]], [[3000, 65534, 1]], 65534),
+], ids=["root-maps-a-range", "rootless-root", "rootless-run-as-user"])
+def test_the_user_namespace_maps(rootless, uid, gid, uid_map, gid_map, host_1000):
+    i = iso.Isolation(mode=iso.NAMESPACES, rootless=rootless,
+                      uid_base=65534 if rootless else 0x1000_0000,
+                      gid_base=65534 if rootless else 0x1000_0000,
+                      id_count=1 if rootless else iso.UID_COUNT)
+    spec = i.identity_spec(uid, gid)
+    assert (spec["uid_map"], spec["gid_map"]) == (uid_map, gid_map)
+    assert spec["setgroups"] == ("deny" if rootless else "allow")
+    assert i.host_uid(1000) == host_1000
+    assert i.host_uid(-1) is None

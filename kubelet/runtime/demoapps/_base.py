@@ -11,6 +11,7 @@ SIGKILL, as the real ones do.
 """
 from __future__ import annotations
 
+import errno
 import http.server
 import os
 import pathlib
@@ -111,13 +112,28 @@ class QuietHandler(http.server.BaseHTTPRequestHandler):
         return self.rfile.read(min(length, limit_bytes)) if length > 0 else b""
 
 
+def unprivileged_port_start() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return 1024
+
+
 def serve(handler: type[http.server.BaseHTTPRequestHandler], host: str, port: int,
           *, name: str) -> None:
     """Serve until a signal ends the process; a bind error exits 1 with the reason."""
     try:
         server = ThreadingServer((host, port), handler)
     except OSError as err:
-        log(f"{name}: cannot listen on {host}:{port}: {err.strerror or err}", sys.stderr)
+        hint = ""
+        if err.errno == errno.EACCES and port < unprivileged_port_start():
+            # kubemu's pods share the host's network: on a node run by a
+            # non-root user (rootless), nothing binds a privileged port for them.
+            hint = (f" (port {port} is below net.ipv4.ip_unprivileged_port_start, "
+                    f"{unprivileged_port_start()}: a node run by a non-root user cannot "
+                    f"bind it; run the cluster as root, or listen on a higher port)")
+        log(f"{name}: cannot listen on {host}:{port}: {err.strerror or err}{hint}", sys.stderr)
         sys.exit(1)
     log(f"{name}: serving on {host}:{port}")
     try:
