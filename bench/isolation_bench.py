@@ -20,29 +20,22 @@ import argparse
 import asyncio
 import contextlib
 import statistics
-import sys
 import tempfile
-import time
 
 import psutil
 
 from deploy import components as comp
 from deploy.supervisor import Cluster
-from kubemu.api import codec, errors
+from kubemu.api import codec
 from kubemu.api.kinds import REGISTRY
 from kubemu.client.clientset import Client
 
-NAMESPACE = "bench"
+# The same directory: run as `python bench/isolation_bench.py`.
+from kubelet_bench import NAMESPACE, delete_pods, percentile, start_pods  # noqa: E402
 NODE = "node-1"
 KUBELET_FLAGS = ["--pleg-relist-s", "0.1", "--sync-frequency-s", "2"]
 MODES = ("namespaces", "plain")
-WAIT_S = 300.0
 MIB = 1 << 20
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def pod(i: int):
@@ -81,52 +74,11 @@ async def measure(api: Client, cluster: Cluster, args: argparse.Namespace) -> di
     await api.create(codec.from_dict(REGISTRY.by_gvk("v1", "Namespace").message, {
         "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}))
     idle = await asyncio.to_thread(runtime_rss, cluster)
-    sent: dict[str, float] = {}
-    running: dict[str, float] = {}
-    listed = await api.list("pods", NAMESPACE)
-    everything_running = asyncio.Event()
-
-    async def watch() -> None:
-        async for event in api.watch("pods", NAMESPACE, resource_version=listed.resource_version,
-                                     timeout_s=WAIT_S):
-            p = event.object
-            if p is None or event.type == "BOOKMARK":
-                continue
-            name = p.metadata.name
-            if name not in running and p.status.phase == "Running" and any(
-                    s.state.HasField("running") for s in p.status.container_statuses):
-                running[name] = time.perf_counter()
-                if len(running) == args.pods:
-                    everything_running.set()
-                    return
-
-    watcher = asyncio.create_task(watch())
-    queue = list(range(args.pods))
-
-    async def creator() -> None:
-        while queue:
-            i = queue.pop(0)
-            sent[f"p{i:04d}"] = time.perf_counter()
-            await api.create(pod(i))
-
-    await asyncio.gather(*(creator() for _ in range(args.concurrency)))
-    try:
-        await asyncio.wait_for(everything_running.wait(), WAIT_S)
-    finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+    sent, running, _ = await start_pods(api, [pod(i) for i in range(args.pods)],
+                                        args.concurrency)
     loaded = await asyncio.to_thread(runtime_rss, cluster)
     latencies = [running[n] - sent[n] for n in running]
-    for i in range(args.pods):
-        with contextlib.suppress(errors.NotFound):
-            await api.delete("pods", f"p{i:04d}", NAMESPACE, grace_period_s=1)
-    began = time.perf_counter()
-    while (await api.list("pods", NAMESPACE, limit=1)).items:
-        if time.perf_counter() - began > WAIT_S:
-            print("pods still there after the wait", file=sys.stderr)
-            break
-        await asyncio.sleep(0.1)  # polling a bounded wait
+    await delete_pods(api, list(sent))
     return {"p50": percentile(latencies, 0.5), "p99": percentile(latencies, 0.99),
             "idle": idle, "per100": (loaded - idle) * 100 / args.pods}
 

@@ -92,10 +92,12 @@ async def run(args: argparse.Namespace) -> None:
             await cluster.shutdown()
 
 
-async def measure(api: Client, cluster: Cluster, args: argparse.Namespace) -> None:
-    await api.create(obj({"apiVersion": "v1", "kind": "Namespace",
-                          "metadata": {"name": NAMESPACE}}))
-    idle = agent_rss(cluster)
+async def start_pods(api: Client, pods: list, concurrency: int
+                     ) -> tuple[dict[str, float], dict[str, float], float]:
+    """Creates `pods` (all in NAMESPACE, `concurrency` creates in flight) while
+    watching the namespace. Returns (sent, running, began): when each create
+    was sent, when each pod was first seen Running with its container running
+    (perf_counter times), and when the first create was sent."""
     sent: dict[str, float] = {}
     running: dict[str, float] = {}
     listed = await api.list("pods", NAMESPACE)
@@ -111,30 +113,52 @@ async def measure(api: Client, cluster: Cluster, args: argparse.Namespace) -> No
             if name not in running and p.status.phase == "Running" and any(
                     s.state.HasField("running") for s in p.status.container_statuses):
                 running[name] = time.perf_counter()
-                if len(running) == args.pods:
+                if len(running) == len(pods):
                     everything_running.set()
                     return
 
     watcher = asyncio.create_task(watch())
-    nodes = [f"node-{i}" for i in range(1, args.nodes + 1)]
-    queue = list(range(args.pods))
+    queue = list(pods)
     began = time.perf_counter()
 
     async def creator() -> None:
         while queue:
-            i = queue.pop(0)
-            name = f"p{i:04d}"
-            sent[name] = time.perf_counter()
-            await api.create(pod(i, nodes[i % len(nodes)]))
+            p = queue.pop(0)
+            sent[p.metadata.name] = time.perf_counter()
+            await api.create(p)
 
-    await asyncio.gather(*(creator() for _ in range(args.concurrency)))
-    created_s = time.perf_counter() - began
+    await asyncio.gather(*(creator() for _ in range(concurrency)))
     try:
         await asyncio.wait_for(everything_running.wait(), WAIT_S)
     finally:
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
+    return sent, running, began
+
+
+async def delete_pods(api: Client, names: list[str]) -> float:
+    """Deletes the pods (grace 1 s); returns the seconds until the list was empty."""
+    began = time.perf_counter()
+    for name in names:
+        with contextlib.suppress(errors.NotFound):
+            await api.delete("pods", name, NAMESPACE, grace_period_s=1)
+    while (await api.list("pods", NAMESPACE, limit=1)).items:
+        if time.perf_counter() - began > WAIT_S:
+            print("pods still there after the wait", file=sys.stderr)
+            break
+        await asyncio.sleep(0.1)  # polling a bounded wait
+    return time.perf_counter() - began
+
+
+async def measure(api: Client, cluster: Cluster, args: argparse.Namespace) -> None:
+    await api.create(obj({"apiVersion": "v1", "kind": "Namespace",
+                          "metadata": {"name": NAMESPACE}}))
+    idle = agent_rss(cluster)
+    nodes = [f"node-{i}" for i in range(1, args.nodes + 1)]
+    pods = [pod(i, nodes[i % len(nodes)]) for i in range(args.pods)]
+    sent, running, began = await start_pods(api, pods, args.concurrency)
+    created_s = max(sent.values()) - began
     latencies = [running[n] - sent[n] for n in running]
     last_s = max(running.values()) - began
     print(f"{args.pods} pods over {args.nodes} nodes, {args.concurrency} creates in flight: "
@@ -147,18 +171,8 @@ async def measure(api: Client, cluster: Cluster, args: argparse.Namespace) -> No
     print("agent memory (RSS):")
     print_rss("idle", idle)
     print_rss(f"{args.pods // args.nodes} pods", loaded)
-
-    began = time.perf_counter()
-    for i in range(args.pods):
-        with contextlib.suppress(errors.NotFound):
-            await api.delete("pods", f"p{i:04d}", NAMESPACE, grace_period_s=1)
-    while (await api.list("pods", NAMESPACE, limit=1)).items:
-        if time.perf_counter() - began > WAIT_S:
-            print("pods still there after the wait", file=sys.stderr)
-            break
-        await asyncio.sleep(0.1)  # polling a bounded wait
-    print(f"deleted (grace 1 s) and confirmed by the kubelets in "
-          f"{time.perf_counter() - began:.2f} s")
+    deleted_s = await delete_pods(api, list(sent))
+    print(f"deleted (grace 1 s) and confirmed by the kubelets in {deleted_s:.2f} s")
 
 
 def main() -> None:
