@@ -27,10 +27,9 @@ import time
 import psutil
 import pytest
 
-from kubemu.client.clientset import Client
 from kubemu.client.wait import wait_for
-from tests.e2e.test_kubelet import (REPO, WAIT_S, ClusterThread, Seen, busybox, cli,
-                                    container_status, create_pod, delete_pods, obj, pod_doc,
+from tests.e2e.test_kubelet import (serving, REPO, WAIT_S, ClusterThread, Seen, busybox, cli,
+                                    container_status, create_pod, pod_doc,
                                     running, wait_pod)
 
 pytestmark = pytest.mark.e2e
@@ -38,30 +37,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    running_cluster = ClusterThread(tmp_path_factory.mktemp("exec-home"))
-    try:
-        running_cluster.start()
-        yield running_cluster
-    finally:
-        left = running_cluster.stop()
-        assert not left, f"processes left after shutdown: {left}"
-        running_cluster.cluster.assert_no_processes()
+    yield from serving(ClusterThread(tmp_path_factory.mktemp("exec-home")))
 
-
-@pytest.fixture
-async def api(cluster):
-    async with Client(cluster.apiserver, timeout_s=10.0) as client:
-        yield client
-
-
-@pytest.fixture
-async def ns(api):
-    name = f"x-{os.urandom(4).hex()}"
-    await api.create(obj({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))
-    try:
-        yield name
-    finally:
-        await delete_pods(api, name)
 
 SESSION_S = 30.0
 PROMPT = re.compile(rb"[$#] $")

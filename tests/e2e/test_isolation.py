@@ -21,7 +21,7 @@ from deploy import components as comp
 from deploy.supervisor import Cluster
 from kubemu.client.clientset import Client
 from kubemu.client.wait import wait_for
-from tests.e2e.test_kubelet import (NODE, WAIT_S, ClusterThread, Seen, cli, container_status,
+from tests.e2e.test_kubelet import (serving, NODE, WAIT_S, ClusterThread, Seen, cli, container_status,
                                     delete_pods, fast_node_kinds, isolation, obj, pod_json,
                                     wait_event, wait_pod)
 from tests.component.runtime_harness import without_kubemu_binds
@@ -43,30 +43,7 @@ def scheduling_cluster(home: pathlib.Path, node_kinds=None) -> ClusterThread:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    running_cluster = scheduling_cluster(tmp_path_factory.mktemp("iso-home"))
-    try:
-        running_cluster.start()
-        yield running_cluster
-    finally:
-        left = running_cluster.stop()
-        assert not left, f"processes left after shutdown: {left}"
-        running_cluster.cluster.assert_no_processes()
-
-
-@pytest.fixture
-async def api(cluster):
-    async with Client(cluster.apiserver, timeout_s=10.0) as client:
-        yield client
-
-
-@pytest.fixture
-async def ns(api):
-    name = f"i-{secrets.token_hex(4)}"
-    await api.create(obj({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))
-    try:
-        yield name
-    finally:
-        await delete_pods(api, name)
+    yield from serving(scheduling_cluster(tmp_path_factory.mktemp("iso-home")))
 
 
 @pytest.fixture

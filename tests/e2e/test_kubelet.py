@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import pathlib
-import secrets
 import subprocess
 import sys
 import threading
@@ -107,10 +106,10 @@ class ClusterThread:
         return self.cluster.address(comp.RUNTIME, node)
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    home = tmp_path_factory.mktemp("kubelet-home")
-    running = ClusterThread(home)
+def serving(running: ClusterThread):
+    """The body of a module's `cluster` fixture (`yield from serving(...)`): the
+    cluster runs for the module and leaves no process behind. tests/e2e/
+    conftest.py gives every module `api` and `ns` fixtures on its `cluster`."""
     try:
         running.start()
         yield running
@@ -120,25 +119,9 @@ def cluster(tmp_path_factory):
         running.cluster.assert_no_processes()
 
 
-@pytest.fixture
-async def api(cluster):
-    client = Client(cluster.apiserver, timeout_s=10.0)
-    try:
-        yield client
-    finally:
-        await client.close()
-
-
-@pytest.fixture
-async def ns(api, request):
-    """A namespace of the test's own; its pods are deleted (and their processes
-    gone, as the kubelet confirms) when the test ends."""
-    name = f"t-{secrets.token_hex(4)}"
-    await api.create(obj({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))
-    try:
-        yield name
-    finally:
-        await delete_pods(api, name)
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    yield from serving(ClusterThread(tmp_path_factory.mktemp("kubelet-home")))
 
 
 async def delete_pods(api: Client, namespace: str, timeout_s: float = WAIT_S) -> None:

@@ -21,9 +21,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from deploy import components as comp
 from kubemu.client.clientset import Client
 from kubemu.client.wait import wait_for
-from tests.e2e.test_kubelet import (KUBELET_FLAGS, NODE, RUNTIME_FLAGS, WAIT_S, ClusterThread,
+from tests.e2e.test_kubelet import (serving, KUBELET_FLAGS, NODE, RUNTIME_FLAGS, WAIT_S, ClusterThread,
                                     Seen, alive, busybox, cli, container_pid, container_status,
-                                    create_pod, delete_pods, is_ready, isolation, obj, pod_doc,
+                                    create_pod, is_ready, isolation, pod_doc,
                                     pod_json, running, wait_pod)
 
 pytestmark = pytest.mark.e2e
@@ -46,31 +46,8 @@ def faults(tmp_path_factory) -> pathlib.Path:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory, faults):
-    running_cluster = ClusterThread(tmp_path_factory.mktemp("lifecycle-home"),
-                                    node_kinds=node_kinds(faults))
-    try:
-        running_cluster.start()
-        yield running_cluster
-    finally:
-        left = running_cluster.stop()
-        assert not left, f"processes left after shutdown: {left}"
-        running_cluster.cluster.assert_no_processes()
-
-
-@pytest.fixture
-async def api(cluster):
-    async with Client(cluster.apiserver, timeout_s=10.0) as client:
-        yield client
-
-
-@pytest.fixture
-async def ns(api, request):
-    name = f"l-{os.urandom(4).hex()}"
-    await api.create(obj({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))
-    try:
-        yield name
-    finally:
-        await delete_pods(api, name)
+    yield from serving(ClusterThread(tmp_path_factory.mktemp("lifecycle-home"),
+                                     node_kinds=node_kinds(faults)))
 
 
 def log_dir(cluster: ClusterThread, pod: dict, container: str = "main") -> pathlib.Path:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import pathlib
-import secrets
 
 import pytest
 import yaml
@@ -20,8 +19,8 @@ import yaml
 from kubemu.api import codec
 from kubemu.client.clientset import Client
 from kubemu.client.wait import wait_for
-from tests.e2e.test_kubelet import (NODE, WAIT_S, ClusterThread, Seen, alive, cli,
-                                    container_pid, container_status, delete_pods, events_of,
+from tests.e2e.test_kubelet import (serving, NODE, WAIT_S, ClusterThread, Seen, alive, cli,
+                                    container_pid, container_status, events_of,
                                     obj, pod_json, running, wait_pod)
 
 pytestmark = pytest.mark.e2e
@@ -35,30 +34,7 @@ FORBIDDEN = (
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    running_cluster = ClusterThread(tmp_path_factory.mktemp("podupdate-home"))
-    try:
-        running_cluster.start()
-        yield running_cluster
-    finally:
-        left = running_cluster.stop()
-        assert not left, f"processes left after shutdown: {left}"
-        running_cluster.cluster.assert_no_processes()
-
-
-@pytest.fixture
-async def api(cluster):
-    async with Client(cluster.apiserver, timeout_s=10.0) as client:
-        yield client
-
-
-@pytest.fixture
-async def ns(api):
-    name = f"u-{secrets.token_hex(4)}"
-    await api.create(obj({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))
-    try:
-        yield name
-    finally:
-        await delete_pods(api, name)
+    yield from serving(ClusterThread(tmp_path_factory.mktemp("podupdate-home")))
 
 
 def manifest(name: str, namespace: str, image: str, **container) -> dict:

@@ -30,7 +30,7 @@ from kubemu.client.clientset import Client
 from kubemu.client.wait import wait_for, wait_for_sync
 from kubemu.runtime.v1 import runtime_pb2 as rpb
 from kubemu.runtime.v1 import runtime_pb2_grpc as rpb_grpc
-from tests.e2e.test_kubelet import (KUBELET_FLAGS, NODE, REPO, RUNTIME_FLAGS, WAIT_S,
+from tests.e2e.test_kubelet import (serving, KUBELET_FLAGS, NODE, REPO, RUNTIME_FLAGS, WAIT_S,
                                     ClusterThread, Seen, cli, container_status, delete_pods,
                                     fast_node_kinds, obj, pod_doc, pod_json, wait_event,
                                     wait_pod)
@@ -102,20 +102,8 @@ def cluster(tmp_path_factory):
     running.cluster = Cluster(
         running.home, nodes=1, kinds=(comp.ETCD_KIND, comp.APISERVER_KIND, comp.SCHEDULER_KIND),
         node_kinds=fast_node_kinds(), progress=lambda line: None)
-    try:
-        running.start()
-        yield running
-    finally:
-        left = running.stop()
-        assert not left, f"processes left after shutdown: {left}"
-        running.cluster.assert_no_processes()
-        assert cluster_home.cgroup_parents(running.home) == [], "cgroups left after shutdown"
-
-
-@pytest.fixture
-async def api(cluster):
-    async with Client(cluster.apiserver, timeout_s=10.0) as client:
-        yield client
+    yield from serving(running)
+    assert cluster_home.cgroup_parents(running.home) == [], "cgroups left after shutdown"
 
 
 async def namespace(cluster, api, name: str) -> str:
