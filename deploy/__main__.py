@@ -41,6 +41,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     up.add_argument("--nodes", type=int, default=0, help="number of nodes")
     up.add_argument("--schedulers", type=int, default=1,
                     help="scheduler processes: one leads, the others are standbys (default 1)")
+    up.add_argument("--controller-managers", type=int, default=1,
+                    help="controller-manager processes: one leads, the others are standbys "
+                         "(default 1)")
+    up.add_argument("--profile", choices=("default", "fast"), default="default",
+                    help="component timings: Kubernetes' defaults, or scaled down for tests")
     up.add_argument("--no-restart", action="store_true",
                     help="do not restart processes that die")
     up.add_argument("--start-timeout-s", type=float, default=120.0,
@@ -56,6 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--nodes: must be >= 0, got {args.nodes}")
     if args.schedulers < 0:
         parser.error(f"--schedulers: must be >= 0, got {args.schedulers}")
+    if args.controller_managers < 0:
+        parser.error(f"--controller-managers: must be >= 0, got {args.controller_managers}")
     return args
 
 
@@ -71,7 +78,8 @@ async def run_up(args: argparse.Namespace, home: pathlib.Path,
     node_kinds = comp.node_components(runtime_flags=("--isolation", args.isolation)) \
         if args.isolation else comp.NODE_COMPONENTS
     cluster = Cluster(home, nodes=args.nodes, restart=not args.no_restart, progress=progress,
-                      schedulers=args.schedulers, node_kinds=node_kinds)
+                      schedulers=args.schedulers, controller_managers=args.controller_managers,
+                      kinds=comp.control_plane(args.profile), node_kinds=node_kinds)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

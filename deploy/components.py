@@ -36,6 +36,7 @@ from kubemu import cluster_home, fileutil
 ETCD = "etcd"
 APISERVER = "apiserver"
 SCHEDULER = "scheduler"
+CONTROLLER_MANAGER = "controller-manager"
 
 ETCD_ENV = "KUBEMU_ETCD"
 # 1 GiB: far above what an emulated cluster stores, well below a small disk;
@@ -284,23 +285,73 @@ SCHEDULER_KIND = ComponentKind(
 
 
 def with_schedulers(kinds: Sequence[ComponentKind], count: int) -> tuple[ComponentKind, ...]:
-    """`kinds` with the scheduler entry repeated `count` times: "scheduler", then the
-    standbys "scheduler-2", "scheduler-3", ... (leader election picks who schedules)."""
+    """`kinds` with `count` schedulers (one leads, the others are standbys)."""
+    return with_replicas(kinds, SCHEDULER, count)
+
+
+def with_replicas(kinds: Sequence[ComponentKind], name: str, count: int
+                  ) -> tuple[ComponentKind, ...]:
+    """`kinds` with the `name` entry repeated `count` times: "NAME", then the
+    standbys "NAME-2", "NAME-3", ... (leader election picks who acts)."""
     if count < 0:
-        raise ValueError(f"schedulers: must be >= 0, got {count}")
+        raise ValueError(f"{name}s: must be >= 0, got {count}")
     out: list[ComponentKind] = []
     for kind in kinds:
-        if kind.name != SCHEDULER:
+        if kind.name != name:
             out.append(kind)
             continue
-        out.extend(kind if i == 1 else dataclasses.replace(kind, name=f"{SCHEDULER}-{i}")
+        out.extend(kind if i == 1 else dataclasses.replace(kind, name=f"{name}-{i}")
                    for i in range(1, count + 1))
     return tuple(out)
 
 
+# The controller-manager's timings for tests and chaos runs (the fast
+# profile): Kubernetes' defaults scaled down so that a Job's backoff, a
+# CronJob's check, a standby's take-over and the binder's resync take seconds.
+CONTROLLER_MANAGER_FAST_FLAGS: tuple[str, ...] = (
+    "--lease-duration-s", "4", "--renew-deadline-s", "3", "--retry-period-s", "0.5",
+    "--job-backoff-base-s", "1", "--job-backoff-max-s", "8",
+    "--cronjob-resync-s", "1", "--gc-resync-s", "2", "--pvclaimbinder-sync-period-s", "1")
+
+
+def controller_manager_argv(launch: Launch, flags: Sequence[str] = ()) -> list[str]:
+    identity = f"{launch.name}_{uuid.uuid4().hex[:8]}"
+    return [launch.python, "-m", "controller_manager",
+            "--apiserver", launch.peers[APISERVER],
+            "--health-listen", f"{launch.host}:{launch.ports['health']}",
+            "--identity", identity,
+            "--volumes-dir", str(launch.home / "volumes"),
+            "--log-file", str(launch.log_path), *flags]
+
+
+def controller_manager_kind(flags: Sequence[str] = ()) -> ComponentKind:
+    """The controller-manager entry; `flags` are added to its command line
+    (CONTROLLER_MANAGER_FAST_FLAGS for the fast profile)."""
+    return ComponentKind(
+        name=CONTROLLER_MANAGER, ports=("health",),
+        argv=lambda launch: controller_manager_argv(launch, flags), health=grpc_health,
+        depends_on=(APISERVER,), stop_grace_s=10.0,
+        prepare=lambda launch: fileutil.private_dir(launch.home / "volumes"))
+
+
+# SERVING once its informers are synced, leader or standby.
+CONTROLLER_MANAGER_KIND = controller_manager_kind()
+
 # Started in dependency order (independent kinds of one level together),
 # stopped in reverse.
-CONTROL_PLANE: tuple[ComponentKind, ...] = (ETCD_KIND, APISERVER_KIND, SCHEDULER_KIND)
+CONTROL_PLANE: tuple[ComponentKind, ...] = (ETCD_KIND, APISERVER_KIND, SCHEDULER_KIND,
+                                            CONTROLLER_MANAGER_KIND)
+PROFILES = ("default", "fast")
+
+
+def control_plane(profile: str = "default") -> tuple[ComponentKind, ...]:
+    """The control plane with the timings of `profile` ("fast": scaled down)."""
+    if profile not in PROFILES:
+        raise ValueError(f"profile: must be one of {PROFILES}, got {profile!r}")
+    if profile == "default":
+        return CONTROL_PLANE
+    return (ETCD_KIND, APISERVER_KIND, SCHEDULER_KIND,
+            controller_manager_kind(CONTROLLER_MANAGER_FAST_FLAGS))
 
 # Extension point for nodes: kubelet, runtime and kube-proxy entries go here
 # (per_node=True; depends_on may name control-plane kinds and other node

@@ -230,6 +230,7 @@ class Cluster:
                  node_kinds: Sequence[comp.ComponentKind] = comp.NODE_COMPONENTS,
                  progress: Callable[[str], None] | None = None,
                  ports: PortAllocator | None = None, schedulers: int = 1,
+                 controller_managers: int = 1,
                  child_umask: int | None = CHILD_UMASK):
         """child_umask: every child's umask (None: inherit this process's; a
         test uses it to check that nothing relies on the umask)."""
@@ -237,6 +238,8 @@ class Cluster:
             raise ValueError(f"nodes: must be >= 0, got {nodes}")
         # schedulers > 1: standbys, one leads through the kube-scheduler Lease.
         kinds = comp.with_schedulers(kinds, schedulers)
+        # controller_managers > 1: standbys on the kube-controller-manager Lease.
+        kinds = comp.with_replicas(kinds, comp.CONTROLLER_MANAGER, controller_managers)
         # Absolute and resolved: it is matched against other processes' command
         # lines and environments.
         self.home = home_dir(home).resolve()

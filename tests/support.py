@@ -206,3 +206,45 @@ def wait_serving(address: str, proc: Proc, timeout_s: float = START_TIMEOUT_S) -
             time.sleep(0.05)  # polling interval of a readiness wait, bounded by the deadline
     raise TimeoutError(f"apiserver at {address} not SERVING after {timeout_s}s "
                        f"(last: {last}); log:\n{proc.log_tail()}")
+
+
+class ControllerManagerProc:
+    """`python -m controller_manager` against an apiserver, with the fast profile's flags."""
+
+    def __init__(self, workdir: pathlib.Path, apiserver: str, *flags: str, name: str = "cm"):
+        from deploy.components import CONTROLLER_MANAGER_FAST_FLAGS
+        self.workdir = workdir
+        self.apiserver = apiserver
+        self.flags = [*CONTROLLER_MANAGER_FAST_FLAGS, *flags]
+        self.health = f"127.0.0.1:{free_port()}"
+        self.name = name
+        self.proc: Proc | None = None
+
+    def start(self) -> "ControllerManagerProc":
+        argv = [sys.executable, "-m", "controller_manager", "--apiserver", self.apiserver,
+                "--health-listen", self.health, "--identity", self.name,
+                "--log-level", "debug", *self.flags]
+        self.proc = Proc(argv, self.workdir / f"{self.name}.log").start()
+        try:
+            wait_serving(self.health, self.proc)
+        except BaseException:
+            self.proc.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.stop()
+
+    def kill(self) -> None:
+        if self.proc:
+            self.proc.kill()
+
+    async def astart(self) -> "ControllerManagerProc":
+        return await asyncio.to_thread(self.start)
+
+    async def astop(self) -> None:
+        await asyncio.to_thread(self.stop)
+
+    async def akill(self) -> None:
+        await asyncio.to_thread(self.kill)

@@ -33,8 +33,14 @@ def now_rfc3339(clock_s: float) -> str:
     return timefmt.rfc3339(clock_s)
 
 
+# names.SimpleNameGenerator: a generated name fits a DNS label (63), so the
+# prefix is cut to 58 characters before the 5 random ones.
+_GENERATED_PREFIX_MAX = 58
+
+
 def generated_name(prefix: str, rng: random.Random) -> str:
-    return prefix + "".join(rng.choice(_NAME_SUFFIX_ALPHABET) for _ in range(5))
+    return prefix[:_GENERATED_PREFIX_MAX] + "".join(
+        rng.choice(_NAME_SUFFIX_ALPHABET) for _ in range(5))
 
 
 def has_field(obj: Message, name: str) -> bool:

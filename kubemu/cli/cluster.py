@@ -60,6 +60,12 @@ def register(subparsers: Any) -> None:
     up.add_argument("--nodes", type=int, default=1, help="number of nodes (default 1)")
     up.add_argument("--schedulers", type=int, default=1,
                     help="scheduler processes: one leads, the others are standbys (default 1)")
+    up.add_argument("--controller-managers", type=int, default=1,
+                    help="controller-manager processes: one leads, the others are standbys "
+                         "(default 1)")
+    up.add_argument("--profile", choices=("default", "fast"), default="default",
+                    help="component timings: Kubernetes' defaults, or scaled down so that "
+                         "backoffs and take-overs take seconds (tests, chaos experiments)")
     up.add_argument("-d", "--detach", action="store_true",
                     help="run the supervisor in the background; return once the cluster is ready")
     up.add_argument("--no-restart", action="store_true",
@@ -121,12 +127,17 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.schedulers < 0:
         print(f"error: --schedulers: must be >= 0, got {args.schedulers}", file=sys.stderr)
         return 2
+    if args.controller_managers < 0:
+        print(f"error: --controller-managers: must be >= 0, got {args.controller_managers}",
+              file=sys.stderr)
+        return 2
     supervisor = cluster_home.running_supervisor(home)
     if supervisor is not None:
         return _already_running(home, supervisor, args)
     argv = [sys.executable, "-m", "deploy", "up", "--home", str(home),
             "--nodes", str(args.nodes), "--start-timeout-s", str(args.timeout_s),
-            "--schedulers", str(args.schedulers)]
+            "--schedulers", str(args.schedulers),
+            "--controller-managers", str(args.controller_managers), "--profile", args.profile]
     if args.no_restart:
         argv.append("--no-restart")
     if args.isolation:

@@ -1,0 +1,1 @@
+"""kubemu's kube-controller-manager: the workload controllers in one process."""

@@ -1,0 +1,149 @@
+"""python -m controller_manager: kubemu's kube-controller-manager (several may run; one leads).
+
+Finds the apiserver through --apiserver, else the cluster home's
+kubeconfig.json (--kubeconfig-home, else $KUBEMU_HOME, else ~/.kubemu). Serves
+grpc.health.v1 on --health-listen (SERVING once its informers have synced,
+leader or standby). Stops gracefully on SIGTERM/SIGINT: the workers stop, the
+Lease is released so a standby takes over at once. Exit status 2: bad flags.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from kubemu import log as kubemu_log
+from kubemu import server as grpc_server
+from kubemu.client.config import BadClusterConfig, ClusterNotFound, load_cluster_config
+
+from controller_manager import registry
+from controller_manager.app import ControllerManagerApp
+from controller_manager.base import Options
+
+EXIT_USAGE = 2
+
+# kube-controller-manager's --concurrent-*-syncs flags, by controller name.
+CONCURRENCY_FLAGS = {
+    "replicaset-controller": "concurrent-replicaset-syncs",
+    "deployment-controller": "concurrent-deployment-syncs",
+    "statefulset-controller": "concurrent-statefulset-syncs",
+    "daemonset-controller": "concurrent-daemonset-syncs",
+    "job-controller": "concurrent-job-syncs",
+    "cronjob-controller": "concurrent-cron-job-syncs",
+    "garbage-collector-controller": "concurrent-gc-syncs",
+    "ttl-after-finished-controller": "concurrent-ttl-after-finished-syncs",
+    "persistentvolume-binder-controller": "concurrent-pv-binder-syncs",
+}
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    d = Options(apiserver="-")
+    p = argparse.ArgumentParser(prog="python -m controller_manager",
+                                description=__doc__.split("\n")[0])
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--apiserver", metavar="ADDRESS", help="the apiserver's host:port")
+    where.add_argument("--kubeconfig-home", metavar="HOME",
+                       help="find the apiserver in HOME/kubeconfig.json (default: $KUBEMU_HOME, "
+                            "else ~/.kubemu)")
+    p.add_argument("--controllers", default="*",
+                   help="controllers to enable: '*' all on by default, 'foo' enables foo, "
+                        "'-foo' disables foo (comma-separated). Known: "
+                        + ", ".join(c.name for c in registry.CONTROLLERS))
+    for flag in CONCURRENCY_FLAGS.values():
+        p.add_argument(f"--{flag}", type=_positive_int, default=None, metavar="N",
+                       help="workers of that controller (default: Kubernetes')")
+    p.add_argument("--leader-elect", type=_bool, nargs="?", const=True, default=d.leader_elect,
+                   metavar="BOOL", help="take part in leader election (default true)")
+    p.add_argument("--leader-elect-resource-namespace", default=d.lease_namespace)
+    p.add_argument("--leader-elect-resource-name", default=d.lease_name)
+    p.add_argument("--lease-duration-s", type=float, default=d.lease_duration_s)
+    p.add_argument("--renew-deadline-s", type=float, default=d.renew_deadline_s)
+    p.add_argument("--retry-period-s", type=float, default=d.retry_period_s)
+    p.add_argument("--identity", default="",
+                   help="this candidate's name in the Lease (default: hostname_UUID)")
+    p.add_argument("--job-backoff-base-s", type=float, default=d.job_backoff_base_s,
+                   help="a failed Job pod's first retry delay, doubling (default 10)")
+    p.add_argument("--job-backoff-max-s", type=float, default=d.job_backoff_max_s,
+                   help="the cap of that delay (default 360)")
+    p.add_argument("--cronjob-resync-s", type=float, default=d.cronjob_resync_s)
+    p.add_argument("--gc-resync-s", type=float, default=d.gc_resync_s)
+    p.add_argument("--pvclaimbinder-sync-period-s", type=float, default=d.pv_sync_period_s)
+    p.add_argument("--volumes-dir", default=d.volumes_dir,
+                   help="where the local-path provisioner makes volume directories")
+    p.add_argument("--rpc-timeout-s", type=float, default=d.rpc_timeout_s)
+    p.add_argument("--health-listen", default=d.health_listen, metavar="HOST:PORT",
+                   help="grpc.health.v1 address (port 0 picks one)")
+    p.add_argument("--address-file", default="", help="write the health address here")
+    p.add_argument("--log-file", default=None)
+    p.add_argument("--log-level", default="info")
+    args = p.parse_args(argv)
+    if not 0 < args.retry_period_s < args.renew_deadline_s < args.lease_duration_s:
+        p.error(f"need 0 < --retry-period-s < --renew-deadline-s < --lease-duration-s, got "
+                f"{args.retry_period_s:g}, {args.renew_deadline_s:g}, {args.lease_duration_s:g}")
+    for name in ("job_backoff_base_s", "job_backoff_max_s", "cronjob_resync_s", "gc_resync_s",
+                 "pvclaimbinder_sync_period_s", "rpc_timeout_s"):
+        if getattr(args, name) <= 0:
+            p.error(f"--{name.replace('_', '-')} must be > 0")
+    try:
+        registry.select(args.controllers.split(","))
+    except registry.UnknownController as exc:
+        p.error(f"--controllers: {exc}")
+    return args
+
+
+def options_from(args: argparse.Namespace, apiserver: str) -> Options:
+    concurrency = {}
+    for name, flag in CONCURRENCY_FLAGS.items():
+        value = getattr(args, flag.replace("-", "_"))
+        if value is not None:
+            concurrency[name] = value
+    return Options(
+        apiserver=apiserver, identity=args.identity, leader_elect=args.leader_elect,
+        lease_namespace=args.leader_elect_resource_namespace,
+        lease_name=args.leader_elect_resource_name, lease_duration_s=args.lease_duration_s,
+        renew_deadline_s=args.renew_deadline_s, retry_period_s=args.retry_period_s,
+        controllers=tuple(args.controllers.split(",")), concurrency=concurrency,
+        health_listen=args.health_listen, address_file=args.address_file,
+        rpc_timeout_s=args.rpc_timeout_s, job_backoff_base_s=args.job_backoff_base_s,
+        job_backoff_max_s=args.job_backoff_max_s, cronjob_resync_s=args.cronjob_resync_s,
+        gc_resync_s=args.gc_resync_s, pv_sync_period_s=args.pvclaimbinder_sync_period_s,
+        volumes_dir=args.volumes_dir)
+
+
+async def run(options: Options) -> None:
+    stop = grpc_server.stop_requested()
+    await ControllerManagerApp(options).run(stop)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    apiserver = args.apiserver
+    if not apiserver:
+        try:
+            apiserver = load_cluster_config(args.kubeconfig_home).apiserver
+        except (ClusterNotFound, BadClusterConfig) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    kubemu_log.configure("controller-manager", log_file=args.log_file, level=args.log_level)
+    asyncio.run(run(options_from(args, apiserver)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,303 @@
+"""The one shape of every controller (sample-controller's), and what they share.
+
+- `Options`: every timing and size of the process, Kubernetes' defaults; the
+  supervisor's fast profile passes smaller ones as flags.
+- `InformerFactory`: one shared Informer per resource per process (client-go's
+  SharedInformerFactory). Controllers ask for informers in their constructor
+  and add handlers and indexers there; the factory starts them under the
+  term's Loops.
+- `Context`: what a controller gets: the client, the informers, an event
+  recorder per controller name, options, the wall clock (injectable: CronJob
+  schedules and availability are tested on a fake clock) and the term's Loops.
+- `Controller`: subclass it, set `name` (kube-controller-manager's name, as
+  `--controllers` takes it), add handlers in `__init__` that only call
+  `enqueue`, and write one idempotent `sync(key)`. `run(workers)` waits for the
+  informers' first list, then `workers` tasks take keys from the rate-limited
+  workqueue: a sync that raises is retried with per-key exponential backoff
+  (bounded by `Options.requeue_max_delay_s`); one that returns is forgotten.
+  A key is never synced by two workers at once (the workqueue's contract).
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from typing import Any, Callable, ClassVar
+
+import structlog
+from google.protobuf.message import Message
+
+from kubemu.api import errors
+from kubemu.client.clientset import Client
+from kubemu.client.events import EventRecorder
+from kubemu.api.kinds import REGISTRY
+from kubemu.client.informer import (DeletedFinalStateUnknown, Informer, index_by_controller_uid,
+                                    index_by_namespace, index_by_node_name, index_by_owner_uid,
+                                    meta_namespace_key, object_of)
+from kubemu.client.workqueue import RateLimitingQueue, ShutDown
+from kubemu.loops import Loops
+
+log = structlog.get_logger("controller_manager")
+
+SYNC_WAIT_LOG_S = 30.0
+
+# The indexes every shared informer has (namespaced kinds; pods also by node).
+BY_NAMESPACE = "namespace"
+BY_CONTROLLER_UID = "controller-uid"
+BY_OWNER_UID = "owner-uid"
+BY_NODE = "node"
+
+
+@dataclasses.dataclass
+class Options:
+    """The process's flags (kube-controller-manager's names, seconds with _s)."""
+
+    apiserver: str
+    identity: str = ""
+    leader_elect: bool = True
+    lease_namespace: str = "kube-system"
+    lease_name: str = "kube-controller-manager"
+    lease_duration_s: float = 15.0
+    renew_deadline_s: float = 10.0
+    retry_period_s: float = 2.0
+    controllers: tuple[str, ...] = ("*",)
+    # Workers per controller name (--concurrent-<name>-syncs); default per class.
+    concurrency: dict[str, int] = dataclasses.field(default_factory=dict)
+    health_listen: str = "127.0.0.1:0"
+    address_file: str = ""
+    rpc_timeout_s: float = 10.0
+    shutdown_grace_s: float = 5.0
+    # The workqueue's per-key failure backoff (client-go's controller default).
+    requeue_base_delay_s: float = 0.005
+    requeue_max_delay_s: float = 1000.0
+    queue_max: int = 100_000
+    events_queue_max: int = 10_000
+    # ControllerExpectations' TTL (Kubernetes: 5 minutes).
+    expectations_ttl_s: float = 300.0
+    # Periodic re-list of every informer (0: never; Kubernetes' min-resync is 12h).
+    resync_s: float = 0.0
+    # Per-controller timings (Kubernetes' defaults; the fast profile shrinks them).
+    # Job: the pod-failure backoff base and cap.
+    job_backoff_base_s: float = 10.0
+    job_backoff_max_s: float = 360.0
+    # CronJob: how often the controller looks at every schedule.
+    cronjob_resync_s: float = 10.0
+    # Garbage collector: how often the owner graph is checked for dangling refs.
+    gc_resync_s: float = 30.0
+    # PersistentVolume binder's periodic sync (--pvclaimbinder-sync-period).
+    pv_sync_period_s: float = 15.0
+    # Where the local-path provisioner makes volume directories ("" = off).
+    volumes_dir: str = ""
+
+    def workers(self, name: str, default: int) -> int:
+        return self.concurrency.get(name, default)
+
+
+class InformerFactory:
+    """One Informer per resource, shared by every controller of a term."""
+
+    def __init__(self, client: Client, loops: Loops, *, resync_s: float = 0.0):
+        self.client = client
+        self.loops = loops
+        self.resync_s = resync_s
+        self._informers: dict[str, Informer] = {}
+        self._started = False
+
+    def get(self, resource: str) -> Informer:
+        informer = self._informers.get(resource)
+        if informer is None:
+            informer = self._informers[resource] = Informer(
+                self.client, resource, resync_s=self.resync_s)
+            indexers = {BY_CONTROLLER_UID: index_by_controller_uid,
+                        BY_OWNER_UID: index_by_owner_uid}
+            if REGISTRY.by_resource(resource).namespaced:
+                indexers[BY_NAMESPACE] = index_by_namespace
+            if resource == "pods":
+                indexers[BY_NODE] = index_by_node_name
+            informer.add_indexers(indexers)
+            if self._started:
+                informer.start(self.loops)
+        return informer
+
+    def start(self) -> None:
+        self._started = True
+        for informer in self._informers.values():
+            informer.start(self.loops)
+
+    async def wait_synced(self, resources: list[str] | None = None,
+                          log_every_s: float = SYNC_WAIT_LOG_S) -> None:
+        """Wait (as long as it takes) for the first list of each informer."""
+        names = resources if resources is not None else list(self._informers)
+        for name in names:
+            informer = self.get(name)
+            while True:
+                try:
+                    await informer.wait_synced(log_every_s)
+                    break
+                except TimeoutError:
+                    log.warning("informer not synced yet", resource=name)
+
+    def __iter__(self):  # noqa: ANN204 - iterator of Informer
+        return iter(self._informers.values())
+
+
+class Context:
+    """What every controller of one term shares."""
+
+    def __init__(self, client: Client, options: Options, loops: Loops, *,
+                 clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic):
+        self.client = client
+        self.options = options
+        self.loops = loops
+        self.clock = clock
+        self.monotonic = monotonic
+        self.informers = InformerFactory(client, loops, resync_s=options.resync_s)
+        # Whether we still hold the lease (set by the app while leading): a
+        # process resumed after a pause must not act on a lease it lost.
+        self.lease_ok: Callable[[], bool] = lambda: True
+        self._recorders: dict[str, EventRecorder] = {}
+
+    def recorder(self, component: str) -> EventRecorder:
+        """The event recorder whose source is `component` (e.g. "deployment-controller")."""
+        recorder = self._recorders.get(component)
+        if recorder is None:
+            recorder = self._recorders[component] = EventRecorder(
+                self.client, component, instance=self.options.identity,
+                queue_max=self.options.events_queue_max, clock=self.clock)
+            recorder.start()
+        return recorder
+
+    async def stop(self, flush_events_s: float = 0.0) -> None:
+        for recorder in self._recorders.values():
+            if flush_events_s > 0:
+                try:
+                    await recorder.flush(flush_events_s)
+                except TimeoutError:
+                    log.warning("events not all written at stop", source=recorder.component)
+            await recorder.stop()
+        await self.loops.stop()
+
+
+class Controller:
+    """Informers -> keys -> rate-limited workqueue -> sync(key). Subclass per controller."""
+
+    # kube-controller-manager's name (`--controllers`), e.g. "replicaset-controller".
+    name: ClassVar[str] = ""
+    # Older names `--controllers` also accepts (e.g. "replicaset").
+    aliases: ClassVar[tuple[str, ...]] = ()
+    # Workers when --concurrent-... does not say (Kubernetes' defaults).
+    default_workers: ClassVar[int] = 5
+    # Whether "*" enables it.
+    on_by_default: ClassVar[bool] = True
+    # The informers this controller waits for before its first sync.
+    resources: ClassVar[tuple[str, ...]] = ()
+    # The source of its events (defaults to `name`).
+    event_source: ClassVar[str] = ""
+
+    def __init__(self, ctx: Context):
+        assert self.name, "a Controller subclass sets name"
+        self.ctx = ctx
+        self.client = ctx.client
+        self.options = ctx.options
+        opts = ctx.options
+        self.queue = RateLimitingQueue(base_delay_s=opts.requeue_base_delay_s,
+                                       max_delay_s=opts.requeue_max_delay_s,
+                                       max_len=opts.queue_max)
+        self.recorder = ctx.recorder(self.event_source or self.name)
+        self.log = log.bind(controller=self.name)
+        # Keys synced (successfully or not): tests and status.
+        self.syncs = 0
+        self.sync_errors = 0
+
+    # ------------------------------------------------------------ helpers for handlers
+
+    def informer(self, resource: str) -> Informer:
+        return self.ctx.informers.get(resource)
+
+    def enqueue(self, obj: Message | DeletedFinalStateUnknown | str) -> None:
+        key = obj if isinstance(obj, str) else meta_namespace_key(object_of(obj))
+        try:
+            self.queue.add(key)
+        except ShutDown:
+            pass
+        except Exception:  # noqa: BLE001 - QueueFull: the key is dropped, said loudly
+            self.log.exception("workqueue refused a key", key=key)
+
+    def enqueue_after(self, obj: Message | str, delay_s: float) -> None:
+        key = obj if isinstance(obj, str) else meta_namespace_key(obj)
+        try:
+            self.queue.add_after(key, max(0.0, delay_s))
+        except ShutDown:
+            pass
+        except Exception:  # noqa: BLE001
+            self.log.exception("workqueue refused a key", key=key)
+
+    # ------------------------------------------------------------ the loop
+
+    async def sync(self, key: str) -> None:
+        raise NotImplementedError
+
+    async def run(self, workers: int) -> None:
+        """Wait for the informers, then run `workers` workers until cancelled."""
+        await self.ctx.informers.wait_synced(list(self.resources) or None)
+        self.log.info("controller started", workers=workers)
+        tasks = [asyncio.get_running_loop().create_task(self._worker(), name=f"{self.name}-{i}")
+                 for i in range(workers)]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            self.queue.shutdown()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _worker(self) -> None:
+        while True:
+            try:
+                key = await self.queue.get()
+            except ShutDown:
+                return
+            try:
+                await self.process(key)
+            finally:
+                self.queue.done(key)
+
+    async def process(self, key: str) -> None:
+        """One sync of `key` with the retry policy (also what tests call)."""
+        if not self.ctx.lease_ok():
+            # The elector steps down soon; until then act on nothing.
+            self.enqueue_after(key, self.options.retry_period_s)
+            return
+        self.syncs += 1
+        try:
+            await self.sync(key)
+        except asyncio.CancelledError:
+            raise
+        except errors.Conflict as exc:
+            # Our cache was stale: the informer brings the new version soon.
+            self.log.debug("sync conflict; retrying", key=key, error=str(exc))
+            self.queue.add_rate_limited(key)
+        except (errors.ApiError, TimeoutError, OSError) as exc:
+            self.sync_errors += 1
+            self.log.warning("sync failed; retrying", key=key, error=str(exc),
+                             requeues=self.queue.num_requeues(key))
+            self.queue.add_rate_limited(key)
+        except Exception:  # noqa: BLE001 - a bug in one key must not stop the others
+            self.sync_errors += 1
+            self.log.exception("sync failed (bug); retrying", key=key)
+            self.queue.add_rate_limited(key)
+        else:
+            self.queue.forget(key)
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """(namespace, name) of a "namespace/name" (or "name") key."""
+    namespace, _, name = key.rpartition("/")
+    return namespace, name
+
+
+def copy(msg: Any) -> Any:
+    out = type(msg)()
+    out.CopyFrom(msg)
+    return out

@@ -1,0 +1,239 @@
+"""The ReplicaSet controller (kubernetes/pkg/controller/replicaset).
+
+Handlers only enqueue ReplicaSet keys, and keep the expectations: a pod that
+appears with our controller reference is an observed creation, one that goes
+(or starts terminating) an observed deletion. An orphan pod enqueues every
+ReplicaSet of its namespace whose selector matches it (one of them adopts it).
+
+sync(key): claim the active pods of the namespace (adopt matching orphans,
+release ours that stopped matching); when the expectations are satisfied,
+create or delete pods to match spec.replicas, at most `BURST_REPLICAS` per
+sync: creates in slow-start batches 1, 2, 4, ..., deletes the pods
+`rank_for_deletion` puts first; then write the status (replicas,
+fullyLabeledReplicas, readyReplicas, availableReplicas with minReadySeconds,
+observedGeneration, the ReplicaFailure condition while creates are refused).
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from google.protobuf.message import Message
+
+from kubemu.api import errors, labels
+from kubemu.client.events import NORMAL, WARNING
+from kubemu.client.informer import object_of
+
+from controller_manager import controllerutil as cu
+from controller_manager.base import (BY_NAMESPACE, Context, Controller, copy, split_key)
+from controller_manager.expectations import Expectations
+
+# kube-controller-manager's BurstReplicas: creates or deletes per sync.
+BURST_REPLICAS = 500
+SLOW_START_INITIAL_BATCH = 1
+
+
+def _pod_key(pod: Message) -> str:
+    return f"{pod.metadata.namespace}/{pod.metadata.name}"
+
+
+class ReplicaSetController(Controller):
+    name = "replicaset-controller"
+    aliases = ("replicaset",)
+    resources = ("replicasets", "pods")
+    # What it controls (the ReplicationController variant would differ here).
+    owner_resource = "replicasets"
+
+    def __init__(self, ctx: Context):
+        super().__init__(ctx)
+        self.expectations = Expectations(ttl_s=ctx.options.expectations_ttl_s,
+                                         clock=ctx.monotonic)
+        self.owners = self.informer(self.owner_resource)
+        self.pods = self.informer("pods")
+        self.owners.add_handler(self.enqueue, lambda _old, new: self.enqueue(new),
+                                self._on_owner_delete)
+        self.pods.add_handler(self._on_pod_add, self._on_pod_update, self._on_pod_delete)
+
+    # ------------------------------------------------------------ handlers
+
+    def _on_owner_delete(self, obj: Any) -> None:
+        owner = object_of(obj)
+        self.expectations.delete(f"{owner.metadata.namespace}/{owner.metadata.name}")
+        self.enqueue(owner)
+
+    def _owner_of(self, pod: Message) -> Message | None:
+        ref = cu.controller_of(pod)
+        if ref is None or ref.kind != self.owner_kind():
+            return None
+        owner = self.owners.get(f"{pod.metadata.namespace}/{ref.name}")
+        if owner is None or owner.metadata.uid != ref.uid:
+            return None
+        return owner
+
+    def owner_kind(self) -> str:
+        return "ReplicaSet"
+
+    def _owners_matching(self, pod: Message) -> list[Message]:
+        out = []
+        for owner in self.owners.by_index(BY_NAMESPACE, pod.metadata.namespace):
+            selector = labels.from_label_selector(owner.spec.selector)
+            if not selector.empty() and selector.matches(pod.metadata.labels):
+                out.append(owner)
+        return out
+
+    def _on_pod_add(self, pod: Message) -> None:
+        if pod.metadata.deletion_timestamp:
+            self._on_pod_delete(pod)
+            return
+        owner = self._owner_of(pod)
+        if owner is not None:
+            self.expectations.creation_observed(self._key(owner))
+            self.enqueue(owner)
+            return
+        if cu.controller_of(pod) is None:
+            for owner in self._owners_matching(pod):
+                self.enqueue(owner)
+
+    def _on_pod_update(self, old: Message, new: Message) -> None:
+        if old.metadata.resource_version == new.metadata.resource_version:
+            return  # a resync
+        if new.metadata.deletion_timestamp and not old.metadata.deletion_timestamp:
+            # Terminating: as good as deleted for the count (a replacement starts now).
+            self._on_pod_delete(new)
+            return
+        old_ref, new_ref = cu.controller_of(old), cu.controller_of(new)
+        if old_ref is not None and (new_ref is None or old_ref.uid != new_ref.uid):
+            previous = self._owner_of(old)
+            if previous is not None:
+                self.enqueue(previous)
+        owner = self._owner_of(new)
+        if owner is not None:
+            self.enqueue(owner)
+            min_ready_s = owner.spec.min_ready_seconds
+            if min_ready_s > 0 and not cu.is_pod_ready(old) and cu.is_pod_ready(new):
+                # Available only after minReadySeconds: look again then.
+                self.enqueue_after(owner, min_ready_s + 1)
+            return
+        if new_ref is None and (old.metadata.labels != new.metadata.labels or old_ref is not None):
+            for owner in self._owners_matching(new):
+                self.enqueue(owner)
+
+    def _on_pod_delete(self, obj: Any) -> None:
+        pod = object_of(obj)
+        owner = self._owner_of(pod)
+        if owner is None:
+            return
+        key = self._key(owner)
+        self.expectations.deletion_observed(key, _pod_key(pod))
+        self.enqueue(owner)
+
+    @staticmethod
+    def _key(owner: Message) -> str:
+        return f"{owner.metadata.namespace}/{owner.metadata.name}"
+
+    # ------------------------------------------------------------ sync
+
+    async def sync(self, key: str) -> None:
+        owner = self.owners.get(key)
+        if owner is None:
+            self.expectations.delete(key)
+            return
+        needs_sync = self.expectations.satisfied(key)
+        namespace, _ = split_key(key)
+        selector = labels.from_label_selector(owner.spec.selector)
+        active = [p for p in self.pods.by_index(BY_NAMESPACE, namespace) if cu.is_pod_active(p)]
+        claimed = await cu.claim(self.client, owner, selector, active)
+        pods = claimed.objects
+        manage_error: BaseException | None = None
+        if needs_sync and not owner.metadata.deletion_timestamp:
+            manage_error = await self._manage(owner, key, pods)
+        await self._update_status(owner, pods, manage_error)
+        if manage_error is not None:
+            raise manage_error
+
+    async def _manage(self, owner: Message, key: str, pods: list[Message]) -> BaseException | None:
+        diff = len(pods) - owner.spec.replicas
+        if diff < 0:
+            count = min(-diff, BURST_REPLICAS)
+            self.expectations.expect_creations(key, count)
+            successes, error = await cu.slow_start_batch(
+                count, SLOW_START_INITIAL_BATCH, lambda: self._create_pod(owner))
+            if error is not None:
+                # The creates that failed or never ran will not be observed.
+                self.expectations.lower_creations(key, count - successes)
+                return error
+            return None
+        if diff > 0:
+            count = min(diff, BURST_REPLICAS)
+            victims = cu.rank_for_deletion(pods)[:count]
+            self.expectations.expect_deletions(key, [_pod_key(p) for p in victims])
+            results = await asyncio.gather(*(self._delete_pod(owner, key, p) for p in victims),
+                                           return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException):
+                    return result
+        return None
+
+    async def _create_pod(self, owner: Message) -> None:
+        pod = cu.pod_from_template(owner.spec.template, owner)
+        try:
+            created = await self.client.create(pod)
+        except errors.ApiError as exc:
+            self.recorder.record(owner, WARNING, "FailedCreate",
+                                 f"Error creating: {exc}")
+            raise
+        self.recorder.record(owner, NORMAL, "SuccessfulCreate",
+                             f"Created pod: {created.metadata.name}")
+
+    async def _delete_pod(self, owner: Message, key: str, pod: Message) -> None:
+        try:
+            await self.client.delete("pods", pod.metadata.name, pod.metadata.namespace,
+                                     uid=pod.metadata.uid)
+        except errors.NotFound:
+            self.expectations.deletion_observed(key, _pod_key(pod))
+            return
+        except errors.ApiError as exc:
+            self.expectations.deletion_observed(key, _pod_key(pod))
+            self.recorder.record(owner, WARNING, "FailedDelete",
+                                 f"Error deleting: {exc}")
+            raise
+        self.recorder.record(owner, NORMAL, "SuccessfulDelete",
+                             f"Deleted pod: {pod.metadata.name}")
+
+    # ------------------------------------------------------------ status
+
+    def _status(self, owner: Message, pods: list[Message],
+                manage_error: BaseException | None) -> Any:
+        now = self.ctx.clock()
+        template_labels = owner.spec.template.metadata.labels
+        status = copy(owner.status)
+        status.replicas = len(pods)
+        status.fully_labeled_replicas = sum(
+            1 for p in pods if all(p.metadata.labels.get(k) == v
+                                   for k, v in template_labels.items()))
+        status.ready_replicas = sum(1 for p in pods if cu.is_pod_ready(p))
+        status.available_replicas = sum(
+            1 for p in pods if cu.is_pod_available(p, owner.spec.min_ready_seconds, now))
+        status.observed_generation = owner.metadata.generation
+        if manage_error is not None and len(pods) < owner.spec.replicas:
+            reason = "FailedCreate"
+            cu.set_condition(status, "ReplicaFailure", "True", reason, str(manage_error), now)
+        elif manage_error is None:
+            cu.remove_condition(status, "ReplicaFailure")
+        return status
+
+    async def _update_status(self, owner: Message, pods: list[Message],
+                             manage_error: BaseException | None) -> None:
+        status = self._status(owner, pods, manage_error)
+        spec = owner.spec
+        if (spec.min_ready_seconds > 0 and status.ready_replicas == spec.replicas
+                and status.available_replicas != spec.replicas):
+            self.enqueue_after(owner, spec.min_ready_seconds)
+        if status == owner.status:
+            return
+        new = copy(owner)
+        new.status.CopyFrom(status)
+        try:
+            await self.client.update_status(new)
+        except errors.NotFound:
+            return
