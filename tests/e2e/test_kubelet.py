@@ -56,6 +56,12 @@ def fast_node_kinds() -> tuple[comp.ComponentKind, ...]:
     return comp.node_components(runtime_flags=RUNTIME_FLAGS, kubelet_flags=KUBELET_FLAGS)
 
 
+def workload_control_plane() -> tuple[comp.ComponentKind, ...]:
+    """The whole control plane (scheduler and controller-manager included) with
+    the fast profile's timings: for tests of controllers on real nodes."""
+    return comp.control_plane("fast")
+
+
 def control_plane() -> tuple[comp.ComponentKind, ...]:
     """etcd and the apiserver only: these tests bind pods themselves."""
     return (comp.ETCD_KIND, comp.APISERVER_KIND)
@@ -67,13 +73,16 @@ class ClusterThread:
     """A supervisor Cluster on its own event loop in a thread, shared by a module."""
 
     def __init__(self, home: pathlib.Path, nodes: int = 1,
-                 node_kinds: tuple[comp.ComponentKind, ...] | None = None):
+                 node_kinds: tuple[comp.ComponentKind, ...] | None = None,
+                 kinds: tuple[comp.ComponentKind, ...] | None = None, **cluster_args: Any):
+        """kinds: the control plane (default: etcd and the apiserver only;
+        `workload_control_plane()` adds the scheduler and the controller-manager)."""
         self.home = home
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="cluster", daemon=True)
-        self.cluster = Cluster(home, nodes=nodes, kinds=control_plane(),
+        self.cluster = Cluster(home, nodes=nodes, kinds=kinds or control_plane(),
                                node_kinds=node_kinds or fast_node_kinds(),
-                               progress=lambda line: None)
+                               progress=lambda line: None, **cluster_args)
 
     def call(self, coro, timeout_s: float):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout_s)
