@@ -12,9 +12,11 @@ from typing import Iterable
 
 from controller_manager.base import Controller
 from controller_manager.replicaset import ReplicaSetController
+from controller_manager.statefulset import StatefulSetController
 
 CONTROLLERS: tuple[type[Controller], ...] = (
     ReplicaSetController,
+    StatefulSetController,
 )
 
 
