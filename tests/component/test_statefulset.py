@@ -62,10 +62,13 @@ def is_ready(pod) -> bool:
 class OrderWatch:
     """Every pod event of one set, checked as it arrives: web-i is never
     created while web-(i-1) is missing or not Ready, and (under scale-down)
-    a pod goes only when no higher ordinal is left."""
+    a pod goes (is marked for deletion, or removed at once) only when no
+    higher ordinal is left. Use it around creations and scale-downs only: a
+    pod deleted by hand breaks the second rule on purpose."""
 
-    def __init__(self, client, name: str):
-        self.client, self.name = client, name
+    def __init__(self, client, name: str, namespace: str = NS, selector: str = ""):
+        self.client, self.name, self.namespace = client, name, namespace
+        self.selector = selector or f"app={name}"
         self.pods: dict[int, object] = {}
         self.created: list[str] = []
         self.deleted: list[str] = []
@@ -85,30 +88,40 @@ class OrderWatch:
                                        f"{self.name}-{i - 1} was Ready")
             self.pods[i] = pod
         elif kind == "MODIFIED":
+            old = self.pods.get(i)
+            if pod.metadata.deletion_timestamp and (old is None or
+                                                    not old.metadata.deletion_timestamp):
+                self._check_none_above(pod, i, "deleted")
             self.pods[i] = pod
         elif kind == "DELETED":
             self.deleted.append(pod.metadata.name)
-            self.pods.pop(i, None)
-            higher = [j for j in self.pods if j > i]
-            if higher:
-                self.violations.append(f"{pod.metadata.name} deleted while "
-                                       f"{self.name}-{max(higher)} exists")
+            old = self.pods.pop(i, None)
+            if old is None or not old.metadata.deletion_timestamp:
+                self._check_none_above(pod, i, "deleted")
+
+    def _check_none_above(self, pod, i: int, what: str) -> None:
+        higher = [j for j in self.pods if j > i]
+        if higher:
+            self.violations.append(f"{pod.metadata.name} {what} while "
+                                   f"{self.name}-{max(higher)} exists")
 
     async def run(self, resource_version: str) -> None:
-        events = self.client.watch("pods", NS, resource_version=resource_version,
-                                   label_selector=f"app={self.name}")
+        events = self.client.watch("pods", self.namespace, resource_version=resource_version,
+                                   label_selector=self.selector)
         async with contextlib.aclosing(events):
             async for event in events:
                 self.on(event.type, event.object)
 
     async def __aenter__(self) -> "OrderWatch":
-        listed = await self.client.list("pods", NS, label_selector=f"app={self.name}")
+        listed = await self.client.list("pods", self.namespace, label_selector=self.selector)
         self.task = asyncio.get_running_loop().create_task(
             self.run(listed.resource_version))
         return self
 
     async def __aexit__(self, *exc) -> None:
         assert self.task is not None
+        if self.task.done():
+            self.task.result()  # the watch failed: say why
         self.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
