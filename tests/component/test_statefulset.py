@@ -280,3 +280,59 @@ async def test_claims_are_created_before_their_pods_and_kept(cm, client):
     await client.patch("statefulsets", "vol", NS, patch={"spec": {"replicas": 0}})
     await wait_names(client, [], app="vol")
     await client.get("persistentvolumeclaims", "www-vol-0", NS)  # retained
+
+
+def image_patch(image: str) -> dict:
+    return {"spec": {"template": {"spec": {"containers": [
+        {"name": "nginx", "image": image, "command": ["sleep", "3600"]}]}}}}
+
+
+async def revisions_of(client, name: str) -> dict[str, int]:
+    return {r.metadata.name: r.revision
+            for r in (await client.list("controllerrevisions", NS)).items
+            if r.metadata.owner_references and r.metadata.owner_references[0].name == name}
+
+
+async def test_on_delete_history_limit_and_rollback(cm, client):
+    doc = sts_doc("od", 1)
+    doc["spec"]["updateStrategy"] = {"type": "OnDelete"}
+    doc["spec"]["revisionHistoryLimit"] = 0
+    await client.create(obj(doc))
+    first = (await wait_names(client, ["od-0"], app="od"))["od-0"]
+    await make_ready(client, "od-0")
+    r1 = (await wait_status(client, lambda s: s.ready_replicas == 1, "od")).update_revision
+
+    await client.patch("statefulsets", "od", NS, patch=image_patch("busybox:v2"))
+    await wait_status(client, lambda s: s.update_revision != r1, "od")
+    await client.patch("statefulsets", "od", NS, patch=image_patch("busybox:v3"))
+    r3 = (await wait_status(client, lambda s: s.observed_generation == 3, "od")).update_revision
+
+    # OnDelete: the pod keeps its template; the unused v2 revision is dropped
+    # (limit 0), the pod's and the update revision stay.
+    async def only_live():
+        got = await revisions_of(client, "od")
+        return got if got == {r1: 1, r3: 3} else Seen(got)
+    await wait_for(only_live, WAIT_S, interval_s=0.05, message="history truncated")
+    pod = (await pods_of(client, "od"))["od-0"]
+    assert pod.metadata.uid == first.metadata.uid
+    assert pod.metadata.labels["controller-revision-hash"] == r1
+
+    # Deleted by hand: recreated from the update revision.
+    await client.delete("pods", "od-0", NS)
+
+    async def recreated_at_r3():
+        pod = (await pods_of(client, "od")).get("od-0")
+        rev = pod.metadata.labels["controller-revision-hash"] if pod else ""
+        return pod if rev == r3 else Seen(rev)
+    pod = await wait_for(recreated_at_r3, WAIT_S, interval_s=0.05, message="od-0 at v3")
+    assert pod.spec.containers[0].image == "busybox:v3"
+
+    # Back to the first template: its revision is renumbered, not copied.
+    await client.patch("statefulsets", "od", NS, patch=image_patch("busybox"))
+    status = await wait_status(client, lambda s: s.observed_generation == 4, "od")
+    assert status.update_revision == r1
+
+    async def renumbered():
+        got = await revisions_of(client, "od")
+        return got if got.get(r1) == 4 else Seen(got)
+    await wait_for(renumbered, WAIT_S, interval_s=0.05, message="r1 renumbered")
