@@ -5,9 +5,11 @@ Identity: the pod of ordinal i is `<set>-<i>`, labelled
 `controller-revision-hash` (the name of the ControllerRevision whose template
 it runs), with hostname = its name and subdomain = spec.serviceName. Each
 volumeClaimTemplate gives ordinal i the claim `<template>-<set>-<i>`, created
-before the pod (ownerless: persistentVolumeClaimRetentionPolicy Retain; owned
-by the set when whenDeleted is Delete) and never deleted here, so a recreated
-pod gets its predecessor's volume back.
+before the pod and never deleted here, so a recreated pod gets its
+predecessor's volume back. persistentVolumeClaimRetentionPolicy: Retain
+(the default) leaves claims ownerless; whenDeleted Delete makes the set their
+owner and whenScaled Delete makes a condemned pod the owner of its claims
+just before it is deleted, so the garbage collector removes them.
 
 Revisions (controller_manager.history): the update revision snapshots the
 present template; the current revision is status.currentRevision (the
@@ -305,11 +307,18 @@ def claims_for(sts: Message, ordinal: int) -> list[core_pb2.PersistentVolumeClai
         claim.metadata.namespace = sts.metadata.namespace
         claim.metadata.labels.update(sts.spec.selector.match_labels)
         if sts.spec.persistent_volume_claim_retention_policy.when_deleted == "Delete":
-            ref = cu.controller_ref(sts)
-            ref.controller = False
-            claim.metadata.owner_references.append(ref)
+            claim.metadata.owner_references.append(owner_ref(sts))
         out.append(claim)
     return out
+
+
+def owner_ref(owner: Message) -> Any:
+    """setOwnerRef's plain reference: the garbage collector deletes the claim
+    after its owner, nothing more (not a controller, blocks nothing)."""
+    ref = cu.controller_ref(owner)
+    ref.controller = False
+    ref.block_owner_deletion = False
+    return ref
 
 
 def new_pod(sts: Message, template: Message, ordinal: int, revision: str) -> core_pb2.Pod:
@@ -533,7 +542,10 @@ class StatefulSetController(Controller):
                 pod = new_pod(sts, templates[action.revision], action.ordinal, action.revision)
                 await self._create_pod(sts, pod)
             else:
-                await self._delete_pod(sts, by_ordinal[action.ordinal])
+                pod = by_ordinal[action.ordinal]
+                if action.why == "scale down":
+                    await self._claims_follow_pod(sts, pod, action.ordinal)
+                await self._delete_pod(sts, pod)
         except BaseException:
             self._unexpect(key, action, by_ordinal)
             raise
@@ -567,6 +579,23 @@ class StatefulSetController(Controller):
             # errorutils.NewAggregate's text.
             raise errors.ApiError(problems[0] if len(problems) == 1
                                   else "[" + ", ".join(problems) + "]")
+
+    async def _claims_follow_pod(self, sts: Message, pod: Message, ordinal: int) -> None:
+        """whenScaled Delete: a condemned pod's claims get the pod as owner, so
+        the garbage collector deletes them with it (Retain: nothing to do)."""
+        if sts.spec.persistent_volume_claim_retention_policy.when_scaled != "Delete":
+            return
+        for wanted in claims_for(sts, ordinal):
+            claim = self.claims.get(_key(wanted))
+            if claim is None or any(r.uid == pod.metadata.uid
+                                    for r in claim.metadata.owner_references):
+                continue
+            new = copy(claim)
+            new.metadata.owner_references.append(owner_ref(pod))
+            try:
+                await self.client.update(new)
+            except errors.NotFound:
+                continue
 
     async def _create_pod(self, sts: Message, pod: Message) -> None:
         name = pod.metadata.name

@@ -336,3 +336,22 @@ async def test_on_delete_history_limit_and_rollback(cm, client):
         got = await revisions_of(client, "od")
         return got if got.get(r1) == 4 else Seen(got)
     await wait_for(renumbered, WAIT_S, interval_s=0.05, message="r1 renumbered")
+
+
+async def test_retention_policy_delete_gives_claims_owners(cm, client):
+    doc = sts_doc("rp", 2, claims=True)
+    doc["spec"]["persistentVolumeClaimRetentionPolicy"] = {"whenDeleted": "Delete",
+                                                           "whenScaled": "Delete"}
+    sts = await client.create(obj(doc))
+    await wait_names(client, ["rp-0"], app="rp")
+    await make_ready(client, "rp-0")
+    pod1 = (await wait_names(client, ["rp-0", "rp-1"], app="rp"))["rp-1"]
+    await make_ready(client, "rp-1")
+    await client.patch("statefulsets", "rp", NS, patch={"spec": {"replicas": 1}})
+    await wait_names(client, ["rp-0"], app="rp")
+    claim0 = await client.get("persistentvolumeclaims", "www-rp-0", NS)
+    claim1 = await client.get("persistentvolumeclaims", "www-rp-1", NS)
+    assert [(r.kind, r.uid, r.controller) for r in claim0.metadata.owner_references] == \
+        [("StatefulSet", sts.metadata.uid, False)]
+    assert [(r.kind, r.uid) for r in claim1.metadata.owner_references] == \
+        [("StatefulSet", sts.metadata.uid), ("Pod", pod1.metadata.uid)]
