@@ -11,7 +11,8 @@ from kubemu.api.kinds import REGISTRY
 from controller_manager import history
 from controller_manager.statefulset import (Counts, PodState, SetView, claims_for, count,
                                             identity_matches, new_pod, parent_and_ordinal, plan,
-                                            revision_data, revision_for, template_of)
+                                            revision_data, revision_for, template_of,
+                                            view_of)
 
 CUR, UPD = "web-cur", "web-upd"
 
@@ -275,3 +276,16 @@ def test_history_keeps_the_limit_of_unused_revisions_oldest_dropped():
     dropped = history.truncate(revisions, live, 1)
     assert [history.revision_number(r) for r in dropped] == [2, 3]
     assert history.truncate(revisions, live, 10) == []
+
+
+@pytest.mark.parametrize("spec,expected", [
+    ({}, dict(monotonic=True, on_delete=False, partition=None)),
+    ({"podManagementPolicy": "Parallel"}, dict(monotonic=False)),
+    ({"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 2}}},
+     dict(on_delete=False, partition=2)),
+    ({"updateStrategy": {"type": "OnDelete"}}, dict(on_delete=True, partition=None)),
+    ({"ordinals": {"start": 4}, "replicas": 2}, dict(start=4, replicas=2)),
+], ids=["defaults-unset", "parallel", "partition", "on-delete", "ordinals-start"])
+def test_view_of_a_set(spec, expected):
+    v = view_of(sts(**spec), CUR, UPD)
+    assert {k: getattr(v, k) for k in expected} == expected
