@@ -1,12 +1,17 @@
 """`kubemu describe`: a readable, kubectl-like description of objects, then their Events.
 
 Each describer writes `\\t`-separated lines at indentation levels (like
-kubectl's PrefixWriter); printers.tabbed aligns them. Pods, deployments,
-replicasets, services, nodes, configmaps, secrets and namespaces have their own
-layout; other kinds print their spec and status generically, with field names
-turned into labels (`holderIdentity` -> `Holder Identity`). Events are those
-whose involvedObject is the object (a field selector first, then a filter over
-the namespace's events if the server does not support that selector).
+kubectl's PrefixWriter); printers.tabbed aligns them. Pods, the workload kinds
+(deployments, replicasets, statefulsets, daemonsets, jobs, cronjobs), volumes,
+claims, storage classes, services, nodes, configmaps, secrets and namespaces have
+kubectl 1.32's own layout; other kinds (ControllerRevision among them) get
+kubectl's generic one: every field, sorted, labelled as kubectl labels them
+(`holderIdentity` -> `Holder Identity`). What a describer needs besides the
+object is listed the way kubectl lists it (a Deployment's ReplicaSets and a
+controller's pods by its selector, a claim's namespace's pods, a node's pods and
+Lease). Events are those whose involvedObject is the object (a field selector
+first, then a filter over the namespace's events if the server does not support
+that selector).
 """
 from __future__ import annotations
 

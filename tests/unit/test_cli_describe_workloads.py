@@ -214,3 +214,22 @@ def test_jobs_list_nothing_more(kind):
     doc = objects.workload(kind, "pi" if kind == "Job" else "tick")
     assert asyncio.run(describe._extra_for(client, kind_of(doc), doc)) == {}
     assert client.calls == []
+
+
+def test_job_without_ready_count_or_completions():
+    job = objects.workload("Job", "pi")
+    del job["spec"]["completions"], job["status"]["ready"]
+    text = describe.describe(kind_of(job), job, None, CAPTURED)
+    assert "Completions:      <unset>\n" in text
+    assert "Pods Statuses:    2 Active / 2 Succeeded / 1 Failed\n" in text
+    assert "Completed Indexes" not in text and "Duration" not in text
+
+
+def test_statefulset_partition_and_claims_without_storage():
+    sts = objects.workload("StatefulSet", "db")
+    sts["spec"]["updateStrategy"]["rollingUpdate"]["maxUnavailable"] = "50%"
+    del sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]
+    text = describe.describe(kind_of(sts), sts, None, CAPTURED, extra={"pods": []})
+    assert "  Partition:        1\n  MaxUnavailable:   50%\n" in text
+    assert "  Capacity:      <default>\n" in text
+    assert "Pods Status:        0 Running / 0 Waiting / 0 Succeeded / 0 Failed\n" in text
