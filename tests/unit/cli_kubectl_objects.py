@@ -162,7 +162,7 @@ RECREATE = {
                                                               {"key": "env",
                                                                "operator": "Exists"}]},
              "strategy": {"type": "Recreate"}, "minReadySeconds": 5,
-             "template": _template({"app": "once", "tier": "a"}, "busybox",
+             "template": _template({"app": "once", "env": "dev", "tier": "a"}, "busybox",
                                    serviceAccountName="runner",
                                    nodeSelector={"disk": "ssd"})},
     "status": {},
