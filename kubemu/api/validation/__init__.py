@@ -9,7 +9,7 @@ by kind name in `VALIDATORS`, so a kind without rules needs no entry. With
 `old`, update rules apply too (immutable fields).
 
 One module per API group, as in Kubernetes: `meta` (metadata and the shared
-helpers), `core`, `apps`, `batch`, `coordination`; a group module imports
+helpers), `core`, `apps`, `batch`, `coordination`, `storage`; a group module imports
 only `meta` and `core`.
 
 Objects are expected to be defaulted first (the apiserver defaults, then
@@ -22,13 +22,13 @@ from __future__ import annotations
 from google.protobuf.message import Message
 
 from kubemu.api.kinds import Kind
-from kubemu.api.validation import apps, batch, coordination, core, meta
+from kubemu.api.validation import apps, batch, coordination, core, meta, storage
 from kubemu.api.validation.batch import cron_error
 from kubemu.api.validation.meta import KindValidator, Problems
 
 __all__ = ["MODULES", "VALIDATORS", "cron_error", "validate"]
 
-MODULES = (meta, core, apps, batch, coordination)
+MODULES = (meta, core, apps, batch, coordination, storage)
 
 VALIDATORS: dict[str, KindValidator] = {
     "Pod": core.validate_pod,
@@ -48,6 +48,8 @@ VALIDATORS: dict[str, KindValidator] = {
     "Event": core.validate_event,
     "PersistentVolume": core.validate_pv,
     "PersistentVolumeClaim": core.validate_pvc,
+    "ControllerRevision": apps.validate_controller_revision,
+    "StorageClass": storage.validate_storage_class,
 }
 
 

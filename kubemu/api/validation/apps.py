@@ -1,5 +1,5 @@
-"""apps/v1 validation: deployments, replica sets, stateful sets, daemon sets
-(Kubernetes' pkg/apis/apps/validation)."""
+"""apps/v1 validation: deployments, replica sets, stateful sets, daemon sets,
+controller revisions (Kubernetes' pkg/apis/apps/validation)."""
 from __future__ import annotations
 
 import re
@@ -9,10 +9,10 @@ from google.protobuf.message import Message
 
 from kubemu.api import errors, labels
 from kubemu.api.validation.meta import (
+    IMMUTABLE,
     NOT_POSITIVE,
     Problems,
     _copy,
-    _diff,
     _dns_subdomain,
     _int,
     _int_or_string,
@@ -196,7 +196,9 @@ def validate_stateful_set(obj: Message, old: Message | None) -> Problems:
     template = _sub(spec, "template")
     problems.extend(_selector_matches_template(_sub(spec, "selector"), template,
                                                "spec.template"))
-    problems.extend(validate_pod_template(template, "spec.template"))
+    # Each pod gets a volume per claim template, so mounts may name them.
+    claims = [c.metadata.name for c in _items(spec, "volume_claim_templates")]
+    problems.extend(validate_pod_template(template, "spec.template", claims))
     problems.extend(_always_restart(template, "spec.template", "StatefulSet"))
     problems.extend(nonnegative(_opt(spec, "revision_history_limit"),
                                 "spec.revisionHistoryLimit"))
@@ -228,11 +230,11 @@ def _stateful_set_update(new: Message, old: Message) -> Problems:
             if field in msg.DESCRIPTOR.fields_by_name:
                 msg.ClearField(field)
     if a.SerializeToString(deterministic=True) != b.SerializeToString(deterministic=True):
-        diff = _diff(b, a, "spec")
+        # Kubernetes' words exactly: unlike a PVC's, this message has no diff.
         return [errors.forbidden(
             "spec", "updates to statefulset spec for fields other than 'replicas', 'ordinals', "
             "'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and "
-            "'minReadySeconds' are forbidden" + diff)]
+            "'minReadySeconds' are forbidden")]
     return []
 
 
@@ -284,4 +286,16 @@ def _rolling_update_daemon_set(rolling: Message, path: str) -> Problems:
     elif not has_unavailable and not has_surge:
         problems.append(errors.required(f"{path}.maxUnavailable",
                                         "cannot be 0 when maxSurge is 0"))
+    return problems
+
+
+def validate_controller_revision(obj: Message, old: Message | None) -> Problems:
+    """ValidateControllerRevision(Update): data is required and, once written,
+    immutable; the revision number may change (a rollback re-numbers it)."""
+    problems: Problems = []
+    if not obj.HasField("data"):
+        problems.append(errors.required("data", "data is mandatory"))
+    problems.extend(nonnegative(_opt(obj, "revision"), "revision"))
+    if old is not None and obj.data != old.data:
+        problems.append(errors.invalid("data", _json_text(obj.data), IMMUTABLE))
     return problems

@@ -149,6 +149,7 @@ def _qualified_name(value: str, path: str) -> Problems:
 # Name rules by kind; every other kind uses DNS-1123 subdomains.
 NAME_RULES: dict[str, Callable[[str], list[str]]] = {
     "Namespace": labels.is_dns1123_label,
+    "StatefulSet": labels.is_dns1123_label,  # its name is in its pods' hostnames
     "Service": labels.is_dns1035_label,  # Kubernetes' ValidateServiceName
 }
 
