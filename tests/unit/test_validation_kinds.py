@@ -149,3 +149,53 @@ def test_storage_class_update(mutate, expected):
              "reclaimPolicy": "updates to reclaimPolicy are forbidden.",
              "volumeBindingMode": "field is immutable"}
     assert [p.detail for p in found] == [words[p.path] for p in found]
+
+
+# The StatefulSet of Kubernetes' "StatefulSet Basics" tutorial, which the seed
+# notes quote (shared/seeds/000: `name: web`, `serviceName: "nginx"`): its
+# mount names the volumeClaimTemplate `www`, not a volume of the pod spec.
+WEB_STATEFULSET = {
+    "apiVersion": "apps/v1", "kind": "StatefulSet",
+    "metadata": {"name": "web", "namespace": "default"},
+    "spec": {
+        "selector": {"matchLabels": {"app": "nginx"}},
+        "serviceName": "nginx", "replicas": 2,
+        "template": {
+            "metadata": {"labels": {"app": "nginx"}},
+            "spec": {"terminationGracePeriodSeconds": 10, "containers": [{
+                "name": "nginx", "image": "registry.k8s.io/nginx-slim:0.8",
+                "ports": [{"containerPort": 80, "name": "web"}],
+                "volumeMounts": [{"name": "www", "mountPath": "/usr/share/nginx/html"}]}]}},
+        "volumeClaimTemplates": [{
+            "metadata": {"name": "www"},
+            "spec": {"accessModes": ["ReadWriteOnce"],
+                     "resources": {"requests": {"storage": "1Gi"}}}}]}}
+
+
+def test_stateful_set_mounts_may_name_a_volume_claim_template():
+    assert [str(p) for p in problems(WEB_STATEFULSET)] == []
+
+
+def test_stateful_set_mount_of_neither_volume_nor_claim_is_not_found():
+    doc = json.loads(json.dumps(WEB_STATEFULSET))
+    put(doc, "spec.volumeClaimTemplates[0].metadata.name", "data")
+    assert [str(p) for p in problems(doc)] == [
+        'spec.template.spec.containers[0].volumeMounts[0].name: Not found: "www"']
+
+
+def test_claim_templates_do_not_count_for_other_workloads():
+    doc = json.loads(json.dumps(WEB_STATEFULSET))
+    doc["kind"] = "Deployment"
+    for field in ("serviceName", "volumeClaimTemplates"):
+        del doc["spec"][field]
+    assert pairs(problems(doc)) == [
+        ("spec.template.spec.containers[0].volumeMounts[0].name", "Not found")]
+
+
+def test_stateful_set_forbidden_update_is_kubernetes_message():
+    new = json.loads(json.dumps(WEB_STATEFULSET))
+    put(new, "spec.serviceName", "other")
+    assert [str(p) for p in problems(new, WEB_STATEFULSET)] == [
+        "spec: Forbidden: updates to statefulset spec for fields other than 'replicas', "
+        "'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' "
+        "and 'minReadySeconds' are forbidden"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Collection, Iterable, Mapping, Sequence
 
 from google.protobuf.message import Message
 
@@ -249,11 +249,16 @@ def _quantity_problems(text: str, path: str) -> tuple[Problems, quantity.Quantit
     return [], q
 
 
-def validate_pod_spec(spec: Message, path: str) -> Problems:
-    """ValidatePodSpec at `path` ("spec", "spec.template.spec", ...)."""
+def validate_pod_spec(spec: Message, path: str, claim_names: Collection[str] = ()) -> Problems:
+    """ValidatePodSpec at `path` ("spec", "spec.template.spec", ...).
+
+    `claim_names`: volumes the pods will get besides the spec's own (a
+    StatefulSet's volumeClaimTemplates), which volumeMounts may name too.
+    """
     problems: Problems = []
-    volumes, volume_problems = _volumes(_items(spec, "volumes"), f"{path}.volumes")
+    declared, volume_problems = _volumes(_items(spec, "volumes"), f"{path}.volumes")
     problems.extend(volume_problems)
+    volumes = set(declared) | set(claim_names)
     containers = _items(spec, "containers")
     if not containers:
         problems.append(errors.required(f"{path}.containers"))
@@ -304,7 +309,7 @@ def validate_pod_spec(spec: Message, path: str) -> Problems:
     return problems
 
 
-def _container(ctr: Message, path: str, volumes: Mapping[str, Message], *,
+def _container(ctr: Message, path: str, volumes: Collection[str], *,
                init: bool) -> Problems:
     problems: Problems = []
     if not ctr.name:
@@ -514,7 +519,7 @@ def _env_from(sources: Sequence[Message], path: str) -> Problems:
     return problems
 
 
-def _volume_mounts(mounts: Sequence[Message], volumes: Mapping[str, Message],
+def _volume_mounts(mounts: Sequence[Message], volumes: Collection[str],
                    path: str) -> Problems:
     problems: Problems = []
     mount_paths: set[str] = set()
@@ -1047,8 +1052,10 @@ def _same_toleration(old: Message, new: Message) -> bool:
     return a == b
 
 
-def validate_pod_template(template: Message | None, path: str) -> Problems:
-    """ValidatePodTemplateSpec: template labels/annotations and its pod spec."""
+def validate_pod_template(template: Message | None, path: str,
+                          claim_names: Collection[str] = ()) -> Problems:
+    """ValidatePodTemplateSpec: template labels/annotations and its pod spec
+    (whose mounts may name `claim_names` too, see validate_pod_spec)."""
     if template is None:
         return [errors.required(path)]
     meta = _sub(template, "metadata")
@@ -1058,7 +1065,7 @@ def validate_pod_template(template: Message | None, path: str) -> Problems:
         problems.extend(labels.validate_labels(meta.labels, f"{path}.labels"))
         problems.extend(validate_annotations(meta.annotations, f"{path}.annotations"))
     # An unset spec reads as an empty one (whose containers are then missing).
-    problems.extend(validate_pod_spec(template.spec, f"{path}.spec"))
+    problems.extend(validate_pod_spec(template.spec, f"{path}.spec", claim_names))
     return problems
 
 
