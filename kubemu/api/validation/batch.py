@@ -11,6 +11,7 @@ from kubemu.api import errors, labels
 from kubemu.api.validation.meta import (
     IMMUTABLE,
     Problems,
+    _copy,
     _Shown,
     _json_text,
     _opt,
@@ -68,16 +69,77 @@ def validate_job(obj: Message, old: Message | None) -> Problems:
                                                    "spec.template"))
     if old is not None:
         old_spec = old.spec
-        problems.extend(immutable(_opt(spec, "completions"), _opt(old_spec, "completions"),
-                                  "spec.completions",
-                                  _Shown(str(_opt(spec, "completions")).replace("None", "nil"))))
+        problems.extend(_completions_update(spec, old_spec))
         problems.extend(_selector_immutable(spec, old_spec))
-        if _sub(spec, "template") != _sub(old_spec, "template"):
-            problems.append(errors.invalid("spec.template", _json_text(_sub(spec, "template")),
-                                           IMMUTABLE))
+        problems.extend(_template_update(spec, old))
         problems.extend(immutable(_str(spec, "completion_mode"), _str(old_spec, "completion_mode"),
                                   "spec.completionMode"))
+        policy, old_policy = _sub(spec, "pod_failure_policy"), _sub(old_spec, "pod_failure_policy")
+        if policy != old_policy:
+            problems.append(errors.invalid("spec.podFailurePolicy", _json_text(policy),
+                                           IMMUTABLE))
+        per_index = _opt(spec, "backoff_limit_per_index")
+        problems.extend(immutable(per_index, _opt(old_spec, "backoff_limit_per_index"),
+                                  "spec.backoffLimitPerIndex",
+                                  _Shown(str(per_index).replace("None", "nil"))))
     return problems
+
+
+def _completions_update(spec: Message, old_spec: Message) -> Problems:
+    """validateCompletions (ElasticIndexedJob, on by default): immutable, but
+    an Indexed Job may change it together with parallelism (kept equal)."""
+    new, old = _opt(spec, "completions"), _opt(old_spec, "completions")
+    if _str(spec, "completion_mode") != "Indexed":
+        return immutable(new, old, "spec.completions", _Shown(str(new).replace("None", "nil")))
+    if new == old or new is None:  # a missing count is reported by validate_job_spec
+        return []
+    if new != _opt(spec, "parallelism"):
+        return [errors.invalid("spec.completions", new,
+                               "can only be modified in tandem with spec.parallelism")]
+    return []
+
+
+def _template_update(spec: Message, old: Message) -> Problems:
+    """validatePodTemplateUpdate: the template is immutable, except that a Job
+    suspended before it ever started may change where its pods run (node
+    affinity, nodeSelector, tolerations, scheduling gates) and the template's
+    labels and annotations."""
+    template, old_template = _sub(spec, "template"), _sub(old.spec, "template")
+    if template is not None and old_template is not None \
+            and _opt(old.spec, "suspend") and not old.status.start_time:
+        old_template = _copy(old_template)
+        _take_scheduling_directives(old_template, template)
+    if template != old_template:
+        return [errors.invalid("spec.template", _json_text(template), IMMUTABLE)]
+    return []
+
+
+def _take_scheduling_directives(target: Message, source: Message) -> None:
+    """Copy what a suspended, never started Job may change from `source`'s
+    template into `target` (in place)."""
+    for field in ("labels", "annotations"):
+        getattr(target.metadata, field).clear()
+        getattr(target.metadata, field).update(getattr(source.metadata, field))
+    spec, new_spec = target.spec, source.spec
+    spec.node_selector.clear()
+    spec.node_selector.update(new_spec.node_selector)
+    del spec.tolerations[:]
+    spec.tolerations.extend(new_spec.tolerations)
+    if "scheduling_gates" in spec.DESCRIPTOR.fields_by_name:
+        del spec.scheduling_gates[:]
+        spec.scheduling_gates.extend(new_spec.scheduling_gates)
+    new_affinity = _sub(new_spec, "affinity")
+    if new_affinity is None:
+        if spec.HasField("affinity"):
+            # Cleared: fine if node affinity was all the old one had.
+            spec.affinity.ClearField("node_affinity")
+            if spec.affinity.ByteSize() == 0:
+                spec.ClearField("affinity")
+    elif new_affinity.HasField("node_affinity"):
+        spec.affinity.node_affinity.CopyFrom(new_affinity.node_affinity)
+    else:
+        spec.affinity.SetInParent()
+        spec.affinity.ClearField("node_affinity")
 
 
 def validate_cron_job(obj: Message, old: Message | None) -> Problems:
