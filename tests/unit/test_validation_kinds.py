@@ -199,3 +199,18 @@ def test_stateful_set_forbidden_update_is_kubernetes_message():
         "spec: Forbidden: updates to statefulset spec for fields other than 'replicas', "
         "'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' "
         "and 'minReadySeconds' are forbidden"]
+
+
+async def test_api_resources_lists_the_new_kinds():
+    from apiserver.service import ResourcesService
+    from kubemu.api.kinds import REGISTRY
+    from kubemu.api.v1 import resources_pb2
+    from kubemu.cli.discovery import resource_rows
+
+    service = ResourcesService(None, {}, REGISTRY)
+    response = await service.Discovery(resources_pb2.DiscoveryRequest(), None)
+    rows = {row[0]: row for row in resource_rows(list(response.resources))}
+    assert rows["controllerrevisions"] == ["controllerrevisions", "", "apps/v1", "true",
+                                           "ControllerRevision"]
+    assert rows["storageclasses"] == ["storageclasses", "sc", "storage.k8s.io/v1", "false",
+                                      "StorageClass"]
