@@ -1393,18 +1393,29 @@ def _pvc_spec(spec: Message | None, path: str) -> Problems:
     return problems
 
 
+BETA_STORAGE_CLASS_ANNOTATION = "volume.beta.kubernetes.io/storage-class"
+
+
 def validate_pvc(obj: Message, old: Message | None) -> Problems:
     problems = _pvc_spec(_sub(obj, "spec"), "spec")
     if old is not None:
         new_spec, old_spec = _copy(obj.spec), _copy(old.spec)
         old_size = _map(_sub(old_spec, "resources"), "requests").get("storage")
         new_size = _map(_sub(new_spec, "resources"), "requests").get("storage")
-        # resources.requests may change (storage may grow); volumeName may be set once.
-        for spec in (new_spec, old_spec):
-            if "resources" in spec.DESCRIPTOR.fields_by_name:
-                spec.resources.ClearField("requests")
+        # A bound claim's storage request may change (grow); volumeName may be
+        # set once; a claim without a class may get one (the retroactive
+        # default StorageClass assignment) or take its beta annotation's.
+        if _str(obj.status, "phase") == "Bound" and "storage" in new_spec.resources.requests:
+            if old_size is None:
+                del new_spec.resources.requests["storage"]
+            else:
+                new_spec.resources.requests["storage"] = old_size
         if not _str(old_spec, "volume_name") and _str(new_spec, "volume_name"):
             old_spec.volume_name = new_spec.volume_name
+        annotated = old.metadata.annotations.get(BETA_STORAGE_CLASS_ANNOTATION)
+        if not old_spec.HasField("storage_class_name") and new_spec.storage_class_name \
+                and annotated in (None, new_spec.storage_class_name):
+            new_spec.ClearField("storage_class_name")
         if new_spec.SerializeToString(deterministic=True) != old_spec.SerializeToString(
                 deterministic=True):
             diff = _diff(old_spec, new_spec, "spec")
