@@ -386,7 +386,8 @@ class ObjectRegistry:
             strategy.prepare_for_update(obj, old)
             strategy.default(obj)
         obj.metadata.resource_version = old.metadata.resource_version
-        self._raise_invalid(kind, obj, strategy.validate_update(obj, old))
+        self._raise_invalid(kind, obj, strategy.validate_status_update(obj, old) if status
+                            else strategy.validate_update(obj, old))
         if not status and not finalize:
             strategy.canonicalize(obj)
         encoded = self._encode(kind, obj, kv.key)

@@ -10,7 +10,7 @@ Create: registry sets name/uid/creationTimestamp -> `default` -> `admit` (mutati
 Update: `prepare_for_update` (carry over what a main-resource update may not
   change) -> `default` -> `validate_update` -> `canonicalize` -> store;
   a missing object is created instead when `allow_create_on_update`.
-Status update: `prepare_for_status_update` -> `validate_update` -> store.
+Status update: `prepare_for_status_update` -> `validate_status_update` -> store.
 Delete: `check_delete` (may refuse) -> `check_graceful_delete` (may mark the
   object for a graceful deletion that someone else completes) -> the garbage
   collector's finalizers (`orphan`, `foregroundDeletion`) from the request's
@@ -122,6 +122,9 @@ class Strategy:
 
     def validate_update(self, new: Message, old: Message) -> list[errors.FieldError]:
         return validation.validate(self.kind, new, old)
+
+    def validate_status_update(self, new: Message, old: Message) -> list[errors.FieldError]:
+        return validation.validate_status(self.kind, new, old)
 
     def prepare_for_status_update(self, new: Message, old: Message) -> Message:
         """The stored object with only the status taken from `new`."""

@@ -753,3 +753,15 @@ async def test_a_claim_needs_a_storage_request(reg):
         await reg.create(PVCS, "default", pvc)
     assert caught.value.message == ('PersistentVolumeClaim "data" is invalid: '
                                     'spec.resources[storage]: Required value')
+
+
+async def test_a_status_update_is_validated_as_a_status(reg):
+    made = await reg.create(DEPLOYMENTS, "default", deployment())
+    with pytest.raises(errors.Invalid) as caught:
+        await reg.patch(DEPLOYMENTS, "default", "web",
+                        '{"status": {"replicas": 1, "readyReplicas": 2}}', status=True)
+    assert caught.value.message == (
+        'Deployment "web" is invalid: status.readyReplicas: Invalid value: 2: '
+        'cannot be greater than status.replicas')
+    assert (await reg.get(DEPLOYMENTS, "default", "web")).metadata.resource_version == \
+        made.metadata.resource_version

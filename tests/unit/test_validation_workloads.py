@@ -153,3 +153,57 @@ def test_selector_with_expressions_prints_as_go_prints_it():
         'MatchExpressions:[]v1.LabelSelectorRequirement{'
         'v1.LabelSelectorRequirement{Key:"tier", Operator:"In", Values:[]string{"a", "b"}}, '
         'v1.LabelSelectorRequirement{Key:"x", Operator:"Exists", Values:[]string(nil)}}}')
+
+
+# ---------------------------------------------------------------- status updates
+
+def status_problems(doc: dict, status: dict, old_status: dict | None = None) -> list[str]:
+    from kubemu.api import validation
+    from tests.unit.test_validation import build
+
+    old = copy.deepcopy(doc)
+    if old_status is not None:
+        old["status"] = old_status
+    new = copy.deepcopy(doc)
+    new["status"] = status
+    kind, new_obj = build(new)
+    _, old_obj = build(old)
+    new_obj.metadata.uid = old_obj.metadata.uid
+    return [str(p) for p in validation.validate_status(kind, new_obj, old_obj)]
+
+
+@pytest.mark.parametrize("manifest, status, old_status, expected", [
+    (deployment, {"replicas": 3, "updatedReplicas": 3, "readyReplicas": 3,
+                  "availableReplicas": 3}, None, []),
+    (deployment, {"replicas": 2, "updatedReplicas": 3}, None,
+     ["status.updatedReplicas: Invalid value: 3: cannot be greater than status.replicas"]),
+    (deployment, {"replicas": 3, "readyReplicas": 1, "availableReplicas": 2}, None,
+     ["status.availableReplicas: Invalid value: 2: cannot be greater than readyReplicas"]),
+    (deployment, {"observedGeneration": -1}, None,
+     ["status.observedGeneration: Invalid value: -1: must be greater than or equal to 0"]),
+    (deployment, {"collisionCount": 1}, {"collisionCount": 2},
+     ["status.collisionCount: Invalid value: 1: cannot be decremented"]),
+    (replica_set, {"replicas": 2, "fullyLabeledReplicas": 3}, None,
+     ["status.fullyLabeledReplicas: Invalid value: 3: cannot be greater than status.replicas"]),
+    (stateful_set, {"replicas": 3, "readyReplicas": 2, "availableReplicas": 3}, None,
+     ["status.availableReplicas: Invalid value: 3: cannot be greater than "
+      "status.readyReplicas"]),
+    (stateful_set, {"replicas": 1, "currentReplicas": 2}, None,
+     ["status.currentReplicas: Invalid value: 2: cannot be greater than status.replicas"]),
+    (daemon_set, {"numberReady": -1}, None,
+     ["status.numberReady: Invalid value: -1: must be greater than or equal to 0"]),
+    (job, {"active": -1}, None,
+     ["status.active: Invalid value: -1: must be greater than or equal to 0"]),
+    (job, {"active": 2, "succeeded": 1}, None, []),
+], ids=["deployment-ok", "deployment-updated", "deployment-available", "deployment-negative",
+        "collision-decremented", "rs-fully-labeled", "sts-available", "sts-current",
+        "ds-negative", "job-negative", "job-ok"])
+def test_status_update(manifest, status, old_status, expected):
+    assert status_problems(manifest(), status, old_status) == expected
+
+
+def test_stateful_set_max_unavailable_zero_message():
+    doc = put(stateful_set(), "spec.updateStrategy",
+              {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0}})
+    assert [str(p) for p in problems(doc)] == [
+        "spec.updateStrategy.rollingUpdate.maxUnavailable: Invalid value: 0: cannot be 0"]

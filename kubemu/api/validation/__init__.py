@@ -26,7 +26,8 @@ from kubemu.api.validation import apps, batch, coordination, core, meta, storage
 from kubemu.api.validation.batch import cron_error
 from kubemu.api.validation.meta import KindValidator, Problems
 
-__all__ = ["MODULES", "VALIDATORS", "cron_error", "validate"]
+__all__ = ["MODULES", "STATUS_VALIDATORS", "VALIDATORS", "cron_error", "validate",
+           "validate_status"]
 
 MODULES = (meta, core, apps, batch, coordination, storage)
 
@@ -51,6 +52,26 @@ VALIDATORS: dict[str, KindValidator] = {
     "ControllerRevision": apps.validate_controller_revision,
     "StorageClass": storage.validate_storage_class,
 }
+
+
+# Rules for what a status update writes (Kubernetes' Validate<Kind>StatusUpdate),
+# on top of `validate`.
+STATUS_VALIDATORS: dict[str, KindValidator] = {
+    "Deployment": apps.validate_deployment_status,
+    "ReplicaSet": apps.validate_replica_set_status,
+    "StatefulSet": apps.validate_stateful_set_status,
+    "DaemonSet": apps.validate_daemon_set_status,
+    "Job": batch.validate_job_status,
+}
+
+
+def validate_status(kind: Kind, obj: Message, old: Message) -> Problems:
+    """Every problem with a status update of `old` to `obj`."""
+    problems = validate(kind, obj, old)
+    validator = STATUS_VALIDATORS.get(kind.kind)
+    if validator is not None:
+        problems.extend(validator(obj, old))
+    return problems
 
 
 def validate(kind: Kind, obj: Message, old: Message | None = None) -> Problems:

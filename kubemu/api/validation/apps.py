@@ -7,10 +7,9 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from kubemu.api import errors, labels
+from kubemu.api import codec, errors, labels
 from kubemu.api.validation.meta import (
     IMMUTABLE,
-    NOT_POSITIVE,
     Problems,
     _copy,
     _dns_subdomain,
@@ -185,7 +184,7 @@ def validate_stateful_set(obj: Message, old: Message | None) -> Problems:
                 problems.extend(_int_or_percent(max_unavailable, f"{path}.maxUnavailable"))
                 if _int_or_percent_value(max_unavailable) == 0:
                     problems.append(errors.invalid(f"{path}.maxUnavailable", max_unavailable,
-                                                   NOT_POSITIVE))
+                                                   "cannot be 0"))
                 problems.extend(_not_more_than_100_percent(max_unavailable,
                                                            f"{path}.maxUnavailable"))
     else:
@@ -298,4 +297,87 @@ def validate_controller_revision(obj: Message, old: Message | None) -> Problems:
     problems.extend(nonnegative(_opt(obj, "revision"), "revision"))
     if old is not None and obj.data != old.data:
         problems.append(errors.invalid("data", _json_text(obj.data), IMMUTABLE))
+    return problems
+
+
+# ------------------------------------------------------------------ status
+
+GREATER_THAN_REPLICAS = "cannot be greater than status.replicas"
+
+
+def _counters(status: Message, names: tuple[str, ...]) -> dict[str, int]:
+    """The status counters by JSON name (unset = 0, as Go's ints)."""
+    printed = codec.to_dict(status)
+    return {name: int(printed.get(name, 0)) for name in names}
+
+
+def _nonnegative_counters(counts: dict[str, int]) -> Problems:
+    problems: Problems = []
+    for name, value in counts.items():
+        problems.extend(nonnegative(value, f"status.{name}"))
+    return problems
+
+
+def _not_above(counts: dict[str, int], names: tuple[str, ...], limit: str,
+               detail: str) -> Problems:
+    return [errors.invalid(f"status.{name}", counts[name], detail)
+            for name in names if counts[name] > counts[limit]]
+
+
+def _collision_count(status: Message, old_status: Message | None) -> Problems:
+    """IsDecremented: a collision count may only grow."""
+    new = _opt(status, "collision_count")
+    old = _opt(old_status, "collision_count")
+    if old is not None and (new is None or new < old):
+        return [errors.invalid("status.collisionCount", new or 0, "cannot be decremented")]
+    return []
+
+
+def validate_replica_set_status(obj: Message, old: Message | None) -> Problems:
+    counts = _counters(obj.status, ("replicas", "fullyLabeledReplicas", "readyReplicas",
+                                    "availableReplicas", "observedGeneration"))
+    problems = _nonnegative_counters(counts)
+    problems.extend(_not_above(counts, ("fullyLabeledReplicas", "readyReplicas",
+                                        "availableReplicas"), "replicas",
+                               GREATER_THAN_REPLICAS))
+    problems.extend(_not_above(counts, ("availableReplicas",), "readyReplicas",
+                               "cannot be greater than readyReplicas"))
+    return problems
+
+
+def validate_deployment_status(obj: Message, old: Message | None) -> Problems:
+    counts = _counters(obj.status, ("observedGeneration", "replicas", "updatedReplicas",
+                                    "readyReplicas", "availableReplicas",
+                                    "unavailableReplicas", "collisionCount"))
+    problems = _nonnegative_counters(counts)
+    problems.extend(_not_above(counts, ("updatedReplicas", "readyReplicas",
+                                        "availableReplicas"), "replicas",
+                               GREATER_THAN_REPLICAS))
+    problems.extend(_not_above(counts, ("availableReplicas",), "readyReplicas",
+                               "cannot be greater than readyReplicas"))
+    problems.extend(_collision_count(obj.status, old.status if old is not None else None))
+    return problems
+
+
+def validate_stateful_set_status(obj: Message, old: Message | None) -> Problems:
+    counts = _counters(obj.status, ("replicas", "readyReplicas", "currentReplicas",
+                                    "updatedReplicas", "availableReplicas",
+                                    "observedGeneration", "collisionCount"))
+    problems = _nonnegative_counters(counts)
+    problems.extend(_not_above(counts, ("readyReplicas", "currentReplicas", "updatedReplicas",
+                                        "availableReplicas"), "replicas",
+                               GREATER_THAN_REPLICAS))
+    problems.extend(_not_above(counts, ("availableReplicas",), "readyReplicas",
+                               "cannot be greater than status.readyReplicas"))
+    problems.extend(_collision_count(obj.status, old.status if old is not None else None))
+    return problems
+
+
+def validate_daemon_set_status(obj: Message, old: Message | None) -> Problems:
+    counts = _counters(obj.status, (
+        "currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled",
+        "numberReady", "observedGeneration", "updatedNumberScheduled", "numberAvailable",
+        "numberUnavailable", "collisionCount"))
+    problems = _nonnegative_counters(counts)
+    problems.extend(_collision_count(obj.status, old.status if old is not None else None))
     return problems

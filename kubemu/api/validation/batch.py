@@ -275,3 +275,15 @@ def _cron_range_error(expr: str, low: int, high: int, names: Mapping[str, int]) 
     if step == 0:
         return f"step of range should be a positive number: {expr}"
     return ""
+
+
+def validate_job_status(obj: Message, old: Message | None) -> Problems:
+    """ValidateJobStatus's counters (the rules that need the job-status
+    options of newer Kubernetes are left to the controller)."""
+    status = obj.status
+    problems: Problems = []
+    for field, json_name in (("active", "active"), ("succeeded", "succeeded"),
+                             ("failed", "failed"), ("ready", "ready"),
+                             ("terminating", "terminating")):
+        problems.extend(nonnegative(_opt(status, field), f"status.{json_name}"))
+    return problems
