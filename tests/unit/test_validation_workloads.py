@@ -207,3 +207,30 @@ def test_stateful_set_max_unavailable_zero_message():
               {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0}})
     assert [str(p) for p in problems(doc)] == [
         "spec.updateStrategy.rollingUpdate.maxUnavailable: Invalid value: 0: cannot be 0"]
+
+
+@pytest.mark.parametrize("time_zone, expected", [
+    ("Europe/Berlin", []),
+    ("Etc/GMT+5", []),
+    ("UTC", []),
+    ("", ['spec.timeZone: Invalid value: "": timeZone must be nil or non-empty string']),
+    ("Local", ['spec.timeZone: Invalid value: "Local": timeZone must be an explicit time zone '
+               'as defined in https://www.iana.org/time-zones']),
+    ("Mars/Olympus", ['spec.timeZone: Invalid value: "Mars/Olympus": unknown time zone '
+                      'Mars/Olympus']),
+    ("../etc/passwd", ['spec.timeZone: Invalid value: "../etc/passwd": unknown time zone '
+                       '../etc/passwd']),
+], ids=["berlin", "etc-gmt", "utc", "empty", "local", "unknown", "path-escape"])
+def test_cron_job_time_zone(time_zone, expected):
+    from tests.unit.test_validation import cron_job
+
+    assert [str(p) for p in problems(put(cron_job(), "spec.timeZone", time_zone))] == expected
+
+
+def test_cron_job_time_zone_is_checked_only_when_it_changes():
+    from tests.unit.test_validation import cron_job
+
+    # A zone the tz database dropped must not block other updates of old CronJobs.
+    old = put(cron_job(), "spec.timeZone", "Mars/Olympus")
+    new = put(put(cron_job(), "spec.timeZone", "Mars/Olympus"), "spec.suspend", True)
+    assert problems(new, old) == []

@@ -2,7 +2,9 @@
 (Kubernetes' pkg/apis/batch/validation)."""
 from __future__ import annotations
 
+import functools
 import re
+import zoneinfo
 from typing import Mapping
 
 from google.protobuf.message import Message
@@ -163,6 +165,9 @@ def validate_cron_job(obj: Message, old: Message | None) -> Problems:
                 problems.append(errors.invalid("spec.schedule", schedule, error))
     problems.extend(nonnegative(_opt(spec, "starting_deadline_seconds"),
                                 "spec.startingDeadlineSeconds"))
+    time_zone = _opt(spec, "time_zone")
+    if old is None or time_zone != _opt(old.spec, "time_zone"):
+        problems.extend(_time_zone(time_zone))
     policy = _str(spec, "concurrency_policy") or "Allow"
     if policy not in CONCURRENCY_POLICIES:
         problems.append(errors.unsupported("spec.concurrencyPolicy", policy,
@@ -183,6 +188,42 @@ def validate_cron_job(obj: Message, old: Message | None) -> Problems:
     problems.extend(nonnegative(_opt(spec, "failed_jobs_history_limit"),
                                 "spec.failedJobsHistoryLimit"))
     return problems
+
+
+# An IANA zone name's parts (legacy digits and '+' tolerated), as Kubernetes checks them.
+_TIME_ZONE_PART_RE = re.compile(r"[A-Za-z.\-_0-9+]{1,14}")
+
+
+def _time_zone(time_zone: str | None) -> Problems:
+    """validateTimeZone: an explicit IANA zone the tz database knows."""
+    if time_zone is None:
+        return []
+    path = "spec.timeZone"
+    if not time_zone:
+        return [errors.invalid(path, time_zone, "timeZone must be nil or non-empty string")]
+    for part in time_zone.split("/"):
+        if part in (".", "..") or part.startswith("-") \
+                or not _TIME_ZONE_PART_RE.fullmatch(part):
+            return [errors.invalid(path, time_zone, f"unknown time zone {time_zone}")]
+    if time_zone.lower() == "local":
+        return [errors.invalid(path, time_zone, "timeZone must be an explicit time zone as "
+                               "defined in https://www.iana.org/time-zones")]
+    if not known_time_zone(time_zone):
+        return [errors.invalid(path, time_zone, f"unknown time zone {time_zone}")]
+    return []
+
+
+@functools.lru_cache(maxsize=512)
+def known_time_zone(name: str) -> bool:
+    """Whether the tz database has `name` (Go's time.LoadLocation). The one
+    read of this module: a small file, once per name."""
+    if name == "UTC":
+        return True
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
 
 
 # Cron expressions: robfig/cron's ParseStandard (what Kubernetes uses), same errors.
