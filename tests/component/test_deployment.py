@@ -285,3 +285,38 @@ async def test_scaling_in_the_middle_of_a_rollout_is_proportional(cm, client):
     for rs in rss:
         assert rs.metadata.annotations["deployment.kubernetes.io/desired-replicas"] == "20"
         assert rs.metadata.annotations["deployment.kubernetes.io/max-replicas"] == "23"
+
+
+async def test_an_orphan_replica_set_with_the_template_is_adopted_and_one_relabelled_is_released(
+        cm, client):
+    doc = deployment_doc("adopt", 2)
+    orphan = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+              "metadata": {"name": "orphan", "namespace": NS, "labels": {"app": "adopt"}},
+              "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "adopt"}},
+                       "template": doc["spec"]["template"]}}
+    await client.create(obj(orphan))
+    d = await client.create(obj(doc))
+
+    async def adopted():
+        rss = await replica_sets(client, "adopt")
+        owned = [rs for rs in rss if rs.metadata.owner_references]
+        return rss if len(rss) == 1 and owned else Seen(str(rss))
+    [rs] = await wait_for(adopted, WAIT_S, message="the orphan adopted as the new ReplicaSet")
+    ref = rs.metadata.owner_references[0]
+    assert (rs.metadata.name, ref.kind, ref.uid, ref.controller) == (
+        "orphan", "Deployment", d.metadata.uid, True)
+    await wait_deployment(client, "adopt",
+                          lambda d: d.metadata.annotations.get(REVISION) == "1",
+                          "revision 1 from the adopted ReplicaSet")
+
+    # Relabelled out of the selector: released, and the Deployment makes its own.
+    await client.patch("replicasets", "orphan", NS, patch={"metadata": {"labels": {
+        "app": "elsewhere"}}})
+
+    async def released_and_replaced():
+        got = await client.get("replicasets", "orphan", NS)
+        rss = await replica_sets(client, "adopt")
+        ok = not got.metadata.owner_references and len(rss) == 1 and \
+            rss[0].metadata.name.startswith("adopt-")
+        return rss if ok else Seen(str((got.metadata.owner_references, rss)))
+    await wait_for(released_and_replaced, WAIT_S, message="released and replaced")
