@@ -13,6 +13,7 @@ from kubemu.api import codec, errors
 from kubemu.api.kinds import REGISTRY
 from kubemu.client.wait import wait_for
 from tests.e2e.test_kubelet import Seen
+from controller_manager import deployment_util as du
 from tests.support import ControllerManagerProc
 
 WAIT_S = 20.0
@@ -320,3 +321,25 @@ async def test_an_orphan_replica_set_with_the_template_is_adopted_and_one_relabe
             rss[0].metadata.name.startswith("adopt-")
         return rss if ok else Seen(str((got.metadata.owner_references, rss)))
     await wait_for(released_and_replaced, WAIT_S, message="released and replaced")
+
+
+async def test_a_name_taken_by_another_replica_set_is_a_collision_that_moves_the_hash(cm, client):
+    await client.create(obj(deployment_doc("coll", 1, paused=True)))
+    d = await wait_deployment(client, "coll",
+                              lambda d: d.status.observed_generation == d.metadata.generation,
+                              "paused Deployment observed")
+    taken = f"coll-{du.compute_hash(d.spec.template, None)}"
+    squatter = deployment_doc("other", 0)
+    await client.create(obj({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                             "metadata": {"name": taken, "namespace": NS},
+                             "spec": {"replicas": 0, "selector": squatter["spec"]["selector"],
+                                      "template": squatter["spec"]["template"]}}))
+    await client.patch("deployments", "coll", NS, patch={"spec": {"paused": False}})
+
+    got = await wait_deployment(
+        client, "coll",
+        lambda d: d.status.HasField("collision_count") and d.status.updated_replicas == 1,
+        "a new ReplicaSet after the collision")
+    assert got.status.collision_count == 1
+    [rs] = await replica_sets(client, "coll")
+    assert rs.metadata.name == f"coll-{du.compute_hash(d.spec.template, 1)}" != taken
