@@ -106,6 +106,8 @@ async def roll_to_completion(client, app: str, replicas: int, image: str | None 
         rss = await replica_sets(client, app)
         total = sum(rs.spec.replicas for rs in rss)
         assert total <= replicas + max_surge, [(r.metadata.name, r.spec.replicas) for r in rss]
+        pods = await pods_of(client, app)
+        assert len(pods) <= replicas + max_surge, [p.metadata.name for p in pods]
         d = await client.get("deployments", app, NS)
         return d if complete(replicas)(d) else Seen(str(d.status))
     await wait_for(done, WAIT_S, interval_s=0.1, message=f"{app} rolled out")
@@ -343,3 +345,31 @@ async def test_a_name_taken_by_another_replica_set_is_a_collision_that_moves_the
     assert got.status.collision_count == 1
     [rs] = await replica_sets(client, "coll")
     assert rs.metadata.name == f"coll-{du.compute_hash(d.spec.template, 1)}" != taken
+
+
+async def test_a_controller_manager_killed_mid_rollout_finishes_it_within_bounds_after_restart(
+        tmp_path, apiserver, client):
+    a = await ControllerManagerProc(tmp_path, apiserver.address, "--controllers",
+                                    "replicaset,deployment", name="cm-a").astart()
+    b = None
+    try:
+        await client.create(obj(deployment_doc("chaos", 6, strategy={
+            "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}})))
+        await roll_to_completion(client, "chaos", 6)
+        await client.patch("deployments", "chaos", NS, patch={"spec": {"template": {"spec": {
+            "containers": [{"name": "c", "image": "busybox:2"}]}}}})
+
+        async def mid_rollout():
+            await make_ready(client, "chaos", "busybox:2")
+            sizes = [rs.spec.replicas for rs in await replica_sets(client, "chaos")]
+            return sizes if len(sizes) == 2 and sizes[1] >= 2 and sizes[0] > 0 else Seen(sizes)
+        await wait_for(mid_rollout, WAIT_S, interval_s=0.05, message="in the middle of it")
+        await a.akill()
+        b = await ControllerManagerProc(tmp_path, apiserver.address, "--controllers",
+                                        "replicaset,deployment", name="cm-b").astart()
+        await roll_to_completion(client, "chaos", 6, image="busybox:2")
+        assert [rs.spec.replicas for rs in await replica_sets(client, "chaos")] == [0, 6]
+    finally:
+        await a.astop()
+        if b is not None:
+            await b.astop()
