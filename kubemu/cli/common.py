@@ -23,6 +23,15 @@ DEFAULT_NAMESPACE = "default"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
+# kubectl's resource builder when neither names nor -f are given (printed verbatim).
+NO_RESOURCES = ("You must provide one or more resources by argument or filename.\n"
+                "Example resource specifications include:\n"
+                "   '-f rsrc.yaml'\n"
+                "   '--filename=rsrc.json'\n"
+                "   '<resource> <name>'\n"
+                "   '<resource>'")
+
+
 class CliError(Exception):
     """A mistake in the command line or its input: `error: <message>`, exit 1.
 
@@ -127,6 +136,51 @@ def parse_targets(words: list[str], *, allow_all: bool = False) -> list[Target]:
     return list(found.values())
 
 
+async def object_refs(client: Any, args: argparse.Namespace, namespace: str, *,
+                      words: list[str] | None = None) -> list[tuple[Kind, str, str]]:
+    """(kind, namespace, name) of every object the command line names, in order:
+    `-f` manifests (args.filename, args.recursive), or resource words (`words`,
+    default args.resources) with names, or with `-l` (args.selector) /
+    `--all` (args.all) / `--field-selector` listing them. A kind that is not
+    namespaced gets namespace ""."""
+    filenames = getattr(args, "filename", None) or []
+    selector = getattr(args, "selector", "") or ""
+    field_selector = getattr(args, "field_selector", "") or ""
+    every = getattr(args, "all", False)
+    words = list(args.resources if words is None else words)
+    if filenames:
+        if words:
+            raise CliError("cannot specify both resource arguments and -f")
+        from kubemu.cli import manifests
+
+        docs = manifests.load_documents(filenames, recursive=getattr(args, "recursive", False))
+        decoded, problems = manifests.decode(docs, namespace=args.namespace)
+        if problems:
+            raise CliError("\n".join(problems))  # one line per problem
+        return [(m.kind, m.namespace, m.name) for m in decoded]
+    out: list[tuple[Kind, str, str]] = []
+    for target in parse_targets(words):
+        ns = namespace if target.kind.namespaced else ""
+        if target.names:
+            if selector or every:
+                raise CliError("name cannot be provided when a selector or --all is specified")
+            out.extend((target.kind, ns, name) for name in target.names)
+        elif selector or every or field_selector:
+            result = await client.list_all(target.kind.resource, ns, label_selector=selector,
+                                           field_selector=field_selector)
+            out.extend((target.kind, o.metadata.namespace if target.kind.namespaced else "",
+                        o.metadata.name) for o in result.items)
+        else:
+            raise CliError("resource(s) were provided, but no name was specified")
+    return out
+
+
+def name_line(kind: Kind, name: str, operation: str = "", dry_run: str = "none") -> str:
+    """kubectl's name printer: `deployment.apps/web scaled`, with its dry-run suffix."""
+    suffix = {"client": " (dry run)", "server": " (server dry run)"}.get(dry_run, "")
+    return f"{kind_label(kind)}/{name}" + (f" {operation}" if operation else "") + suffix
+
+
 def _known(resource: str) -> Kind | None:
     from kubemu.api.kinds import REGISTRY
 
@@ -187,3 +241,36 @@ def write_error(message: str) -> None:
 def warn(message: str) -> None:
     """kubectl's WarningPrinter (no colour: stderr is not a terminal we paint)."""
     write_error(f"Warning: {message}")
+
+
+# ---------------------------------------------------------------- flags
+
+_DURATION_UNITS_S = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0,
+                     "m": 60.0, "h": 3600.0}
+
+
+def parse_duration_s(text: str) -> float:
+    """Go's time.ParseDuration (`30s`, `1m30s`, `-1s`, `0`), in seconds: kubectl's
+    duration flags (--timeout). An argparse `type=`."""
+    import re
+
+    rest = text.strip()
+    sign = -1.0 if rest.startswith("-") else 1.0
+    rest = rest.lstrip("+-")
+    if rest == "0":
+        return 0.0
+    if not rest:
+        raise argparse.ArgumentTypeError(f'time: invalid duration "{text}"')
+    total_s = 0.0
+    for _ in range(64):   # at most one number per unit; bounded all the same
+        if not rest:
+            return sign * total_s
+        match = re.match(r"([0-9]*\.?[0-9]*)(ns|us|µs|μs|ms|s|m|h)?", rest)
+        number, unit = match.group(1), match.group(2)
+        if not number or number == ".":
+            raise argparse.ArgumentTypeError(f'time: invalid duration "{text}"')
+        if unit is None:
+            raise argparse.ArgumentTypeError(f'time: missing unit in duration "{text}"')
+        total_s += float(number) * _DURATION_UNITS_S[unit]
+        rest = rest[match.end():]
+    raise argparse.ArgumentTypeError(f'time: invalid duration "{text}"')

@@ -30,38 +30,6 @@ _WAIT_MARGIN_S = 60.0
 _DEFAULT_GRACE_S = 30
 
 
-async def _targets_from_args(client: Any, args: argparse.Namespace,
-                             namespace: str) -> list[tuple[Any, str, str]]:
-    """(kind, namespace, name) for every object the arguments name."""
-    out: list[tuple[Any, str, str]] = []
-    if args.filename:
-        if args.resources:
-            raise CliError("cannot specify both resource arguments and -f")
-        from kubemu.cli import manifests
-
-        docs = manifests.load_documents(args.filename, recursive=args.recursive)
-        decoded, problems = manifests.decode(docs, namespace=args.namespace)
-        if problems:
-            raise CliError("\n".join(problems))  # one line per problem
-        return [(m.kind, m.namespace, m.name) for m in decoded]
-    targets = common.parse_targets(args.resources)
-    for target in targets:
-        ns = namespace if target.kind.namespaced else ""
-        if target.names:
-            if args.selector or args.all:
-                raise CliError("name cannot be provided when a selector or --all is specified")
-            out.extend((target.kind, ns, name) for name in target.names)
-        elif args.selector or args.all:
-            result = await client.list_all(target.kind.resource, ns,
-                                           label_selector=args.selector or "",
-                                           field_selector=args.field_selector or "")
-            out.extend((target.kind, o.metadata.namespace if target.kind.namespaced else "",
-                        o.metadata.name) for o in result.items)
-        else:
-            raise CliError("resource(s) were provided, but no name was specified")
-    return out
-
-
 async def run_delete(args: argparse.Namespace) -> int:
     from kubemu.api import errors
 
@@ -96,7 +64,7 @@ async def run_delete(args: argparse.Namespace) -> int:
     failed = False
     pending: list[tuple[Any, str, str, str]] = []
     async with common.client_for(args) as client:
-        targets = await _targets_from_args(client, args, namespace)
+        targets = await common.object_refs(client, args, namespace)
         if not targets and (args.selector or args.all):
             print("No resources found", file=sys.stderr)
         for kind, ns, name in targets:
