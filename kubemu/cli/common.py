@@ -137,12 +137,14 @@ def parse_targets(words: list[str], *, allow_all: bool = False) -> list[Target]:
 
 
 async def object_refs(client: Any, args: argparse.Namespace, namespace: str, *,
-                      words: list[str] | None = None) -> list[tuple[Kind, str, str]]:
+                      words: list[str] | None = None,
+                      all_when_unnamed: bool = False) -> list[tuple[Kind, str, str]]:
     """(kind, namespace, name) of every object the command line names, in order:
     `-f` manifests (args.filename, args.recursive), or resource words (`words`,
     default args.resources) with names, or with `-l` (args.selector) /
-    `--all` (args.all) / `--field-selector` listing them. A kind that is not
-    namespaced gets namespace ""."""
+    `--all` (args.all) / `--field-selector` listing them (or, with
+    `all_when_unnamed`, a type alone: kubectl's ResourceTypeOrNameArgs(true, ...)).
+    A kind that is not namespaced gets namespace ""."""
     filenames = getattr(args, "filename", None) or []
     selector = getattr(args, "selector", "") or ""
     field_selector = getattr(args, "field_selector", "") or ""
@@ -165,7 +167,7 @@ async def object_refs(client: Any, args: argparse.Namespace, namespace: str, *,
             if selector or every:
                 raise CliError("name cannot be provided when a selector or --all is specified")
             out.extend((target.kind, ns, name) for name in target.names)
-        elif selector or every or field_selector:
+        elif selector or every or field_selector or all_when_unnamed:
             result = await client.list_all(target.kind.resource, ns, label_selector=selector,
                                            field_selector=field_selector)
             out.extend((target.kind, o.metadata.namespace if target.kind.namespaced else "",

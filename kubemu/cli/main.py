@@ -24,7 +24,7 @@ import os
 import sys
 
 from kubemu.cli import (apply, cluster, delete, describe, discovery, get, labels, nodes, pods,
-                        run, scale, set_image)
+                        rollout, run, scale, set_image)
 from kubemu.cli.common import format_error, write_error
 
 # pflag's strconv.ParseBool spellings.
@@ -108,8 +108,8 @@ HOME_ENV = "KUBEMU_HOME"
 DEFAULT_HOME = "~/.kubemu"
 
 # In the order `kubemu --help` lists them.
-COMMAND_MODULES = (cluster, apply, run, get, describe, delete, labels, set_image, scale, nodes,
-                   pods, discovery)
+COMMAND_MODULES = (cluster, apply, run, get, describe, delete, labels, set_image, scale, rollout,
+                   nodes, pods, discovery)
 
 
 def default_home() -> str:

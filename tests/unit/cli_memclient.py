@@ -31,6 +31,8 @@ class MemClient:
         self.version = 0
         self.calls: list[tuple[str, str, str]] = []   # (verb, resource, name)
         self.missing: set[str] = set()   # resources this "server" does not serve
+        self.watching = 0   # open watches
+        self.delivered = 0   # the last version a watch has handed out the changes of
 
     @classmethod
     async def new(cls) -> MemClient:
@@ -121,7 +123,15 @@ class MemClient:
         kind = self._kind(resource)
         pred = filters.predicate(kind, label_selector, field_selector)
         seen = {o.metadata.name: o for o in (await self.reg.list(kind, namespace, pred, 0, ""))[0]}
-        version = self.version
+        version = self.delivered = self.version
+        self.watching += 1
+        try:
+            async for event in self._changes(kind, namespace, pred, seen, version):
+                yield event
+        finally:
+            self.watching -= 1
+
+    async def _changes(self, kind, namespace, pred, seen, version):
         while True:
             async with self.changed:
                 await self.changed.wait_for(lambda: self.version != version)
@@ -137,6 +147,13 @@ class MemClient:
                 if name not in now:
                     yield WatchEvent("DELETED", obj)
             seen = now
+            self.delivered = version
+
+    async def settled(self, timeout_s: float = 5.0) -> None:
+        """Until an open watch has handed out every change made so far."""
+        from kubemu.client.wait import wait_for
+
+        await wait_for(lambda: self.watching and self.delivered == self.version, timeout_s)
 
     # ------------------------------------------------------------ test helpers
 
