@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     from kubemu.api.kinds import Kind
@@ -204,6 +204,45 @@ def to_json(obj: Any, kind: Kind | None = None) -> dict[str, Any]:
     rest = {k: v for k, v in data.items() if k not in ("apiVersion", "kind")}
     return {"apiVersion": data.get("apiVersion") or kind.api_version,
             "kind": data.get("kind") or kind.kind, **rest}
+
+
+# ---------------------------------------------------------------- watching one object
+
+# A watch of one object re-opens its stream (server timeouts, Expired) at most this often.
+WATCH_RESTARTS_MAX = 10_000
+
+
+async def watch_object(client: Any, kind: Any, ns: str, name: str,
+                       check: Callable[[dict[str, Any] | None], bool]) -> None:
+    """kubectl's UntilWithSync on one object (field selector metadata.name): `check`
+    gets the object's JSON on the list and on every ADDED/MODIFIED event, None
+    on DELETED; returns when it says True. Re-lists when the stream ends."""
+    from contextlib import aclosing
+
+    from kubemu.api import errors
+
+    selector = f"metadata.name={name}"
+    for _ in range(WATCH_RESTARTS_MAX):
+        listed = await client.list(kind.resource, ns, field_selector=selector)
+        for item in listed.items:
+            if check(to_json(item, kind)):
+                return
+        if not listed.items and check(None):
+            return
+        stream = client.watch(kind.resource, ns, resource_version=listed.resource_version,
+                              field_selector=selector)
+        try:
+            async with aclosing(stream):
+                async for event in stream:
+                    if event.type in ("ADDED", "MODIFIED") and event.object is not None:
+                        if check(to_json(event.object, kind)):
+                            return
+                    elif event.type == "DELETED":
+                        if check(None):
+                            return
+        except errors.Expired:
+            continue
+    raise CliError(f"{kind.resource}/{name}: the watch ended {WATCH_RESTARTS_MAX} times")
 
 
 # ---------------------------------------------------------------- errors

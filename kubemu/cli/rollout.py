@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime
 import json
 import sys
@@ -55,8 +54,6 @@ ANNOTATIONS_TO_SKIP = frozenset({
     common.LAST_APPLIED, REVISION_ANNOTATION, REVISION_HISTORY_ANNOTATION,
     DESIRED_REPLICAS_ANNOTATION, MAX_REPLICAS_ANNOTATION, "deprecated.deployment.rollback.to"})
 CONTROLLER_REVISIONS = "controllerrevisions"
-# A status watch re-opens its stream (server timeouts, Expired) at most this often.
-WATCH_RESTARTS_MAX = 10_000
 
 ROLLOUT_KINDS = ("deployments", "daemonsets", "statefulsets")
 
@@ -513,37 +510,6 @@ async def run_restart(args: argparse.Namespace) -> int:
                               lambda kind, obj: _restart_patch(kind, obj, now))
 
 
-async def watch_object(client: Any, kind: Any, ns: str, name: str,
-                       check: Callable[[Obj | None], bool]) -> None:
-    """kubectl's UntilWithSync on one object (field selector metadata.name): `check`
-    gets the object's JSON on the list and on every ADDED/MODIFIED event, None
-    on DELETED; returns when it says True. Re-lists when the stream ends."""
-    from kubemu.api import errors
-
-    selector = f"metadata.name={name}"
-    for _ in range(WATCH_RESTARTS_MAX):
-        listed = await client.list(kind.resource, ns, field_selector=selector)
-        for item in listed.items:
-            if check(common.to_json(item, kind)):
-                return
-        if not listed.items and check(None):
-            return
-        stream = client.watch(kind.resource, ns, resource_version=listed.resource_version,
-                              field_selector=selector)
-        try:
-            async with contextlib.aclosing(stream):
-                async for event in stream:
-                    if event.type in ("ADDED", "MODIFIED") and event.object is not None:
-                        if check(common.to_json(event.object, kind)):
-                            return
-                    elif event.type == "DELETED":
-                        if check(None):
-                            return
-        except errors.Expired:
-            continue
-    raise CliError(f"{kind.resource}/{name}: the watch ended {WATCH_RESTARTS_MAX} times")
-
-
 async def run_status(args: argparse.Namespace) -> int:
     if args.revision < 0:
         raise CliError(f"revision must be a positive integer: {args.revision}")
@@ -570,10 +536,10 @@ async def run_status(args: argparse.Namespace) -> int:
 
             try:
                 if args.timeout_s > 0:
-                    await asyncio.wait_for(watch_object(client, kind, ns, name, check),
+                    await asyncio.wait_for(common.watch_object(client, kind, ns, name, check),
                                            args.timeout_s)
                 else:
-                    await watch_object(client, kind, ns, name, check)
+                    await common.watch_object(client, kind, ns, name, check)
             except TimeoutError:
                 raise CliError("timed out waiting for the condition") from None
     return 0
