@@ -33,7 +33,7 @@ from google.protobuf.message import Message
 from apiserver import storage, stored
 from apiserver.strategy import Strategy, generated_name, now_rfc3339, strategies
 from apiserver.watchcache import WatchCache
-from kubemu.api import codec, errors, jsonpatch, limits, strategicpatch
+from kubemu.api import codec, errors, jsonpatch, limits
 from kubemu.api.kinds import REGISTRY, Kind, Registry
 
 log = structlog.get_logger()
@@ -54,38 +54,12 @@ def copy_of(obj: Message) -> Message:
     return out
 
 
-PATCH_TYPES = ("merge", "json", "strategic")
-
-
 def _apply_patch(kind: Kind, doc: dict[str, Any], patch: Any, patch_type: str) -> Any:
     """`doc` patched; a patch that does not apply is the client's error (BadRequest)."""
-    if patch_type == "merge":
-        return merge_patch(doc, patch)
-    if patch_type == "json":
-        try:
-            return jsonpatch.apply(doc, patch)
-        except jsonpatch.JSONPatchError as err:
-            raise errors.BadRequest(str(err)) from None
-    if patch_type == "strategic":
-        try:
-            return strategicpatch.apply(doc, patch, kind=kind.kind)
-        except strategicpatch.StrategicPatchError as err:
-            raise errors.BadRequest(str(err)) from None
-    raise errors.BadRequest(f'patch type "{patch_type}" is not supported; use one of '
-                            + ", ".join(f'"{t}"' for t in PATCH_TYPES))
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch."""
-    if not isinstance(patch, dict):
-        return patch
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
+    try:
+        return jsonpatch.apply_patch(doc, patch, patch_type, kind=kind.kind)
+    except ValueError as err:
+        raise errors.BadRequest(str(err)) from None
 
 
 def encode_continue(rv: int, next_key: bytes) -> str:

@@ -1,4 +1,8 @@
-"""JSON Patch (RFC 6902) over plain JSON values, as kube-apiserver applies `--type json`.
+"""JSON Patch (RFC 6902) and JSON Merge Patch (RFC 7386) over plain JSON values, as
+kube-apiserver applies `--type json` and `--type merge`.
+
+`merge_patch(target, patch)` is RFC 7386 (maps merge, null deletes, anything
+else replaces); it returns a new value and shares no maps it changed.
 
 `apply(doc, operations)` returns a new document; `doc` is never changed. Each
 operation is an object with `op` (add, remove, replace, move, copy, test),
@@ -17,6 +21,37 @@ from typing import Any
 # A patch longer than this is refused (kube-apiserver bounds a JSON patch's
 # operations too: maxJSONPatchOperations = 10000).
 OPERATIONS_MAX = 10_000
+
+
+PATCH_TYPES = ("json", "merge", "strategic")
+
+
+def apply_patch(doc: Any, patch: Any, patch_type: str, *, kind: str = "") -> Any:
+    """`doc` with a patch of `patch_type` (json, merge or strategic) applied, a new
+    value. Raises ValueError (JSONPatchError, StrategicPatchError) when it does not apply."""
+    if patch_type == "merge":
+        return merge_patch(doc, patch)
+    if patch_type == "json":
+        return apply(doc, patch)
+    if patch_type == "strategic":
+        from kubemu.api import strategicpatch
+
+        return strategicpatch.apply(doc, patch, kind=kind)
+    raise JSONPatchError(f'patch type "{patch_type}" is not supported; use one of '
+                         + ", ".join(f'"{t}"' for t in PATCH_TYPES))
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
 
 
 class JSONPatchError(ValueError):
