@@ -347,6 +347,14 @@ async def _history(client: Any, kind: Any, obj: Obj) -> tuple[dict[int, Obj], di
     return history, {r: revision_template(h) for r, h in history.items()}
 
 
+def applied_revision(obj: Obj, template: Obj) -> Obj:
+    """The DaemonSet or StatefulSet as it was at a revision (kubectl's
+    applyDaemonSetHistory / applyStatefulSetHistory: the template replaced)."""
+    out = json.loads(json.dumps(obj))
+    out.setdefault("spec", {})["template"] = template
+    return out
+
+
 async def run_history(args: argparse.Namespace) -> int:
     if args.revision < 0:
         raise CliError(f"revision must be a positive integer: {args.revision}")
@@ -360,13 +368,16 @@ async def run_history(args: argparse.Namespace) -> int:
             obj = await _doc(client, kind, ns, name)
             history, templates = await _history(client, kind, obj)
             if printer is not None:
+                # kubectl prints a Deployment's ReplicaSets, else the object at each revision.
+                objects = history if kind.resource == "deployments" else {
+                    r: applied_revision(obj, t) for r, t in templates.items()}
                 if args.revision > 0:
-                    if args.revision not in history:
+                    if args.revision not in objects:
                         raise CliError("unable to find the specified revision")
-                    sys.stdout.write(printer.render(history[args.revision]))
+                    sys.stdout.write(printer.render(objects[args.revision]))
                 else:
-                    for r in sorted(history):
-                        sys.stdout.write(printer.render(history[r]))
+                    for r in sorted(objects):
+                        sys.stdout.write(printer.render(objects[r]))
                 continue
             if args.revision > 0:
                 if not history:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 from typing import Any
 
@@ -98,9 +99,11 @@ async def run_scale(args: argparse.Namespace) -> int:
         raise CliError("The --current-replicas must specify an integer of -1 or greater")
     if not args.resources and not args.filename:
         raise CliError(common.NO_RESOURCES, verbatim=True)
-    if args.output not in ("", "name"):
-        raise CliError(f"unable to match a printer suitable for the output format "
-                       f'"{args.output}", allowed formats are: name')
+    from kubemu.cli import output
+
+    suffix = {"client": " (dry run)", "server": " (server dry run)"}.get(args.dry_run, "")
+    printer = output.make_printer(args.output, allowed=output.OBJECT_FORMATS,
+                                  name_suffix="") if args.output else None
     namespace = common.namespace_of(args)
     async with common.client_for(args) as client:
         refs = await common.object_refs(client, args, namespace)
@@ -109,18 +112,26 @@ async def run_scale(args: argparse.Namespace) -> int:
         if not refs:
             raise CliError("no objects passed to scale")
         for kind, ns, name in refs:
-            if args.dry_run != "client":
-                await scale_one(client, kind, ns, name, args.replicas,
-                                current_replicas=args.current_replicas,
-                                resource_version=args.resource_version,
-                                dry_run=args.dry_run == "server")
+            if args.dry_run == "client":
+                result = None
+                if printer is not None:   # kubectl prints the object it read, replicas set
+                    doc = common.to_json(await client.get(kind.resource, name, ns), kind)
+                    doc.setdefault("spec", {})["replicas"] = args.replicas
+            else:
+                result = await scale_one(client, kind, ns, name, args.replicas,
+                                         current_replicas=args.current_replicas,
+                                         resource_version=args.resource_version,
+                                         dry_run=args.dry_run == "server")
                 if args.timeout_s and args.dry_run == "none":
                     await wait_for_replicas(client, kind, ns, name, args.replicas,
                                             args.timeout_s)
-            operation = "" if args.output == "name" else "scaled"
-            print(common.name_line(kind, name, operation,
-                                   "none" if args.output == "name" else args.dry_run),
-                  flush=True)
+            if printer is None:
+                print(common.name_line(kind, name, "scaled", args.dry_run), flush=True)
+            else:
+                if result is not None:
+                    doc = common.to_json(result, kind)
+                sys.stdout.write(printer.render(doc) if args.output != "name"
+                                 else f"{common.kind_label(kind)}/{name}{suffix}\n")
     return 0
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 
 import pytest
 
@@ -292,3 +293,43 @@ async def test_daemonset_history_without_controllerrevisions_says_so(mem, capsys
     mem.missing.add("controllerrevisions")
     assert await run_cli("rollout", "history", "ds/ds") == 1
     assert "unable to find history controlled by DaemonSet ds" in capsys.readouterr().err
+
+
+def revision(n: int, image: str, cause: str = "") -> dict:
+    annotations = {rollout.CHANGE_CAUSE_ANNOTATION: cause} if cause else {}
+    return {"metadata": {"name": f"ds-{n}", "annotations": annotations}, "revision": n,
+            "data": {"spec": {"template": {"$patch": "replace", "metadata": {"labels": {}},
+                                           "spec": {"containers": [{"name": "c",
+                                                                    "image": image}]}}}}}
+
+
+def test_controller_revision_history_choice_and_template():
+    history = rollout.controller_history([revision(1, "a", "first"), revision(3, "c"),
+                                          revision(2, "b")])
+    assert rollout.history_table({r: rollout._change_cause(h) for r, h in history.items()}) == \
+        "REVISION  CHANGE-CAUSE\n1         first\n2         <none>\n3         <none>\n"
+    assert rollout.choose_controller_revision(history, 0)["revision"] == 2
+    assert rollout.choose_controller_revision(history, 1)["revision"] == 1
+    assert rollout.revision_template(history[1]) == {
+        "metadata": {"labels": {}}, "spec": {"containers": [{"name": "c", "image": "a"}]}}
+    with pytest.raises(CliError, match="^unable to find specified revision 7 in history$"):
+        rollout.choose_controller_revision(history, 7)
+    with pytest.raises(CliError, match="^no last revision to roll back to$"):
+        rollout.choose_controller_revision({1: revision(1, "a")}, 0)
+    ds = {"kind": "DaemonSet", "spec": {"template": {"spec": {}}, "selector": {}}}
+    assert rollout.applied_revision(ds, rollout.revision_template(history[2]))["spec"] == {
+        "template": {"metadata": {"labels": {}}, "spec": {"containers": [
+            {"name": "c", "image": "b"}]}}, "selector": {}}
+
+
+def test_revision_data_may_be_a_json_string():
+    h = revision(1, "a")
+    h["data"] = json.dumps(h["data"])
+    assert rollout.revision_template(h)["spec"]["containers"][0]["image"] == "a"
+
+
+async def test_history_as_yaml_prints_the_replicasets(mem, capsys):
+    await make_history(mem)
+    assert await run_cli("rollout", "history", "deploy/web", "--revision=1", "-o",
+                         "jsonpath={.metadata.name}") == 0
+    assert capsys.readouterr().out == "web-blue"

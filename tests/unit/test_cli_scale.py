@@ -90,3 +90,14 @@ async def test_scale_from_a_file(mem, capsys, tmp_path):
     assert await run_cli("scale", "-f", str(path), "--replicas=3") == 0
     assert capsys.readouterr().out == "deployment.apps/web scaled\n"
     assert (await mem.doc("deployments", "web"))["spec"]["replicas"] == 3
+
+
+async def test_scale_output_formats(mem, capsys):
+    await mem.put(deployment())
+    assert await run_cli("scale", "deploy/web", "--replicas=6", "-o",
+                         "jsonpath={.spec.replicas}") == 0
+    assert capsys.readouterr().out == "6"
+    assert await run_cli("scale", "deploy/web", "--replicas=8", "--dry-run=client", "-o",
+                         "jsonpath={.spec.replicas}") == 0
+    assert capsys.readouterr().out == "8"
+    assert (await mem.doc("deployments", "web"))["spec"]["replicas"] == 6

@@ -137,3 +137,16 @@ async def test_no_match_and_missing_object(mem, capsys):
     assert capsys.readouterr().err == "error: no matching resources found\n"
     assert await run_cli("wait", "job/nope", "--for=condition=Complete") == 1
     assert capsys.readouterr().err == 'Error from server (NotFound): jobs.batch "nope" not found\n'
+
+
+async def test_wait_for_create_then_a_condition(mem, capsys):
+    task = asyncio.create_task(run_cli("wait", "job/late", "--for=create",
+                                       "--for=jsonpath={.spec.parallelism}=1", "--timeout=10s"))
+    from kubemu.client.wait import wait_for
+
+    await wait_for(lambda: ("get", "jobs", "late") in mem.calls, 5)   # it polls, job absent
+    assert not task.done()
+    await mem.put(job("late"))
+    assert await asyncio.wait_for(task, 10) == 0
+    # kubectl's IsCreated is a condition too: each met condition prints its line.
+    assert capsys.readouterr().out == "job.batch/late condition met\n" * 2
