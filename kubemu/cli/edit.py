@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import json
 import os
-import shlex
 import sys
 import tempfile
 from typing import Any
@@ -200,27 +199,42 @@ def two_way_patch(original: Obj, edited: Obj) -> Obj:
 
 # ---------------------------------------------------------------- edit (I/O)
 
-def editor_argv(path: str) -> list[str]:
-    """kubectl's editor: $KUBE_EDITOR, $EDITOR, vi; a command with spaces runs in a shell."""
+def editor_args() -> tuple[list[str], bool]:
+    """kubectl's defaultEnvEditor: $KUBE_EDITOR, $EDITOR, else vi. A command with spaces
+    is split on them, unless it has quotes or backslashes: then it is handed to
+    $SHELL (default /bin/bash) -c. Returns (args, through a shell)."""
     editor = os.environ.get("KUBE_EDITOR") or os.environ.get("EDITOR") or "vi"
-    if " " in editor.strip():
-        return ["sh", "-c", f"{editor} {shlex.quote(path)}"]
-    return [editor, path]
+    if " " not in editor:
+        return [editor], False
+    if not any(ch in editor for ch in "\"'\\"):
+        return editor.split(" "), False
+    return [os.environ.get("SHELL") or "/bin/bash", "-c", editor], True
+
+
+def editor_argv(args: list[str], shell: bool, path: str) -> list[str]:
+    """kubectl's Editor.Launch: the path appended (quoted, inside a shell's command)."""
+    from kubemu.cli import gofmt
+
+    if shell:
+        return [*args[:-1], f"{args[-1]} {gofmt.quote(path)}"]
+    return [*args, path]
 
 
 async def launch(text: str) -> tuple[str, str]:
     """Write `text` to a new temporary file, run the editor on it: (edited text, path)."""
+    from kubemu.cli import gofmt
+
     fd, path = tempfile.mkstemp(prefix="kubemu-edit-", suffix=".yaml")
     with os.fdopen(fd, "w") as f:
         f.write(text)
-    argv = editor_argv(path)
+    args, shell = editor_args()
+    shown = "[" + " ".join(gofmt.quote(a) for a in args) + "]"   # Go's %q of a []string
     try:
-        proc = await asyncio.create_subprocess_exec(*argv)
-    except OSError as exc:
-        raise CliError(f"unable to launch the editor {argv[0]!r}: {exc.strerror}") from None
-    status = await proc.wait()
-    if status != 0:
-        raise CliError(f"there was a problem with the editor {argv[0]!r}")
+        proc = await asyncio.create_subprocess_exec(*editor_argv(args, shell, path))
+    except OSError:
+        raise CliError(f"unable to launch the editor {shown}") from None
+    if await proc.wait() != 0:
+        raise CliError(f"there was a problem with the editor {shown}")
     with open(path) as f:
         return f.read(), path
 

@@ -179,3 +179,26 @@ def test_hash_on_line_break_and_header():
     assert edit.hash_on_line_break("a\nb\n#c") == "a\n# b\n#c"
     assert edit.header([("syntax", []), ("x was not valid", ["f: bad"])]) == (
         edit.HEADER + "# syntax\n#\n# x was not valid:\n# * f: bad\n#\n")
+
+
+@pytest.mark.parametrize("env,args,shell", [
+    ({}, ["vi"], False),
+    ({"EDITOR": "nano"}, ["nano"], False),
+    ({"EDITOR": "nano", "KUBE_EDITOR": "code --wait"}, ["code", "--wait"], False),
+    ({"KUBE_EDITOR": "sed -i 's/a/b/'", "SHELL": "/bin/sh"},
+     ["/bin/sh", "-c", "sed -i 's/a/b/'"], True),
+], ids=["default", "editor", "kube-editor-first", "quotes-go-to-the-shell"])
+def test_editor_choice_as_kubectl(monkeypatch, env, args, shell):
+    for key in ("EDITOR", "KUBE_EDITOR", "SHELL"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert edit.editor_args() == (args, shell)
+    assert edit.editor_argv(args, shell, "/t/f.yaml")[-1] == (
+        f'{args[-1]} "/t/f.yaml"' if shell else "/t/f.yaml")
+
+
+async def test_a_failing_editor_is_kubectls_error(mem, capsys, monkeypatch):
+    monkeypatch.setenv("KUBE_EDITOR", "false")
+    assert await run_cli("edit", "deploy/web") == 1
+    assert capsys.readouterr().err == 'error: there was a problem with the editor ["false"]\n'
