@@ -259,6 +259,11 @@ async def run_apply(args: argparse.Namespace) -> int:
     printer = None if args.output in ("", "name") else output.make_printer(
         args.output, allowed=output.OBJECT_FORMATS)
     decoded = _load(args, require_name=True)
+    cause = common.change_cause(args)
+    if cause is not None:   # kubectl's Recorder.Record on each object before applying it
+        for manifest in decoded:
+            manifest.data["metadata"].setdefault("annotations", {})[common.CHANGE_CAUSE] = cause
+            manifest.obj.metadata.annotations[common.CHANGE_CAUSE] = cause
     if args.output == "name":
         async with common.client_for(args) as client:
             failed = False
@@ -502,6 +507,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     common.add_namespace_arg(p)
     add_object_output_arg(p)
     add_dry_run_arg(p)
+    common.add_record_arg(p)
     p.set_defaults(func=run_apply)
 
     p = subparsers.add_parser("create", help="create objects from a file or stdin",

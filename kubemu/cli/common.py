@@ -315,3 +315,70 @@ def parse_duration_s(text: str) -> float:
         total_s += float(number) * _DURATION_UNITS_S[unit]
         rest = rest[match.end():]
     raise argparse.ArgumentTypeError(f'time: invalid duration "{text}"')
+
+
+# ---------------------------------------------------------------- --record (deprecated)
+
+CHANGE_CAUSE = "kubernetes.io/change-cause"
+# Flags that say where the cluster is, never part of a recorded command line.
+_UNRECORDED_FLAGS = ("home",)
+
+
+def add_record_arg(p: argparse.ArgumentParser) -> None:
+    """kubectl's deprecated, hidden --record: the command line goes into the object's
+    `kubernetes.io/change-cause` annotation (what `rollout history` shows)."""
+    p.add_argument("--record", action="store_true", help=argparse.SUPPRESS)
+    p.set_defaults(record_parser=p)
+
+
+def change_cause(args: argparse.Namespace, argv: list[str] | None = None) -> str | None:
+    """The annotation value kubectl's RecordFlags would write, or None without --record:
+    `kubemu` + the words that are not flags + ` --<long name>=<value>` for each flag
+    given, in the order given (cli-runtime's parseCommandArguments). Warns as kubectl
+    does that --record is deprecated."""
+    if not getattr(args, "record", False):
+        return None
+    warn_deprecated_record()
+    parser = getattr(args, "record_parser", None)
+    words = list(sys.argv[1:] if argv is None else argv)
+    actions: dict[str, argparse.Action] = {}
+    for action in parser._actions if parser is not None else []:
+        for option in action.option_strings:
+            actions[option] = action
+    positional: list[str] = []
+    flags: list[str] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        i += 1
+        if word == "--":
+            positional.extend(words[i:])
+            break
+        if not word.startswith("-") or word == "-":
+            positional.append(word)
+            continue
+        option, sep, value = word.partition("=")
+        if not sep and not word.startswith("--") and len(word) > 2:
+            option, value, sep = word[:2], word[2:], "="   # -pVALUE
+        action = actions.get(option)
+        if action is None and option in ("--home",):
+            if not sep:
+                i += 1
+            continue
+        if action is None:
+            positional.append(word)
+            continue
+        if not sep:
+            if action.nargs == 0:
+                value = "true"
+            elif i < len(words):
+                value, i = words[i], i + 1
+        long_names = [o for o in action.option_strings if o.startswith("--")]
+        name = (long_names[0] if long_names else option).lstrip("-")
+        if name not in _UNRECORDED_FLAGS:
+            flags.append(f" --{name}={value}")
+    return "kubemu" + "".join(" " + w for w in positional) + "".join(flags)
+
+
+def warn_deprecated_record() -> None:
+    write_error("Flag --record has been deprecated, --record will be removed in the future")

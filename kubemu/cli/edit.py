@@ -275,6 +275,7 @@ async def run_edit(args: argparse.Namespace) -> int:
             original_doc = {"apiVersion": "v1", "items": [i[3] for i in infos], "kind": "List",
                             "metadata": {}}
         original = printers.format_yaml(original_doc)
+        cause = common.change_cause(args)
         reasons: list[tuple[str, list[str]]] = []
         contains_error = False
         edited, file = "", ""
@@ -316,6 +317,9 @@ async def run_edit(args: argparse.Namespace) -> int:
                     patch = two_way_patch(before, doc)
                 except CliError as exc:
                     raise _preserved(file, str(exc)) from None
+                if cause is not None:   # kubectl's visitAnnotation: into the same patch
+                    patch.setdefault("metadata", {}).setdefault(
+                        "annotations", {})[common.CHANGE_CAUSE] = cause
                 label = f'{kind.qualified_resource} "{name}"'
                 try:
                     result = await client.patch(kind.resource, name, ns, patch=patch)
@@ -374,4 +378,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-l", "--selector", default="")
     p.add_argument("-o", "--output", default="")
     common.add_namespace_arg(p)
+    common.add_record_arg(p)
     p.set_defaults(func=run_edit)

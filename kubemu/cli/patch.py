@@ -72,6 +72,7 @@ async def run_patch(args: argparse.Namespace) -> int:
         raise CliError(f'invalid subresource value: "{args.subresource}". Must be one of '
                        "[status scale]")
     namespace = common.namespace_of(args)
+    cause = common.change_cause(args)
     count = 0
     async with common.client_for(args) as client:
         for kind, ns, name in await common.object_refs(client, args, namespace):
@@ -92,6 +93,12 @@ async def run_patch(args: argparse.Namespace) -> int:
                                             status=args.subresource == "status",
                                             dry_run=args.dry_run == "server")
                 after = common.to_json(result, kind)
+                if cause is not None and _annotation(after) != cause:
+                    # kubectl's recorder: a second, merge patch with the command line
+                    result = await client.patch(
+                        kind.resource, name, ns, patch={"metadata": {"annotations": {
+                            common.CHANGE_CAUSE: cause}}}, dry_run=args.dry_run == "server")
+                    after = common.to_json(result, kind)
             changed = _canonical(before) != _canonical(after)
             printer = output.make_printer(
                 args.output, allowed=output.OBJECT_FORMATS,
@@ -103,6 +110,10 @@ async def run_patch(args: argparse.Namespace) -> int:
     if count == 0:
         raise CliError("no objects passed to patch")
     return 0
+
+
+def _annotation(doc: dict[str, Any]) -> str | None:
+    return ((doc.get("metadata") or {}).get("annotations") or {}).get(common.CHANGE_CAUSE)
 
 
 def _canonical(doc: dict[str, Any]) -> str:
@@ -131,4 +142,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", choices=("none", "client", "server"), default="none",
                    nargs="?", const="client")
     common.add_namespace_arg(p)
+    common.add_record_arg(p)
     p.set_defaults(func=run_patch)

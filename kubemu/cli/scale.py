@@ -52,7 +52,7 @@ def check_preconditions(doc: dict[str, Any], current_replicas: int, resource_ver
 
 async def scale_one(client: Any, kind: Any, namespace: str, name: str, replicas: int, *,
                     current_replicas: int = -1, resource_version: str = "",
-                    dry_run: bool = False) -> Any:
+                    dry_run: bool = False, cause: str | None = None) -> Any:
     """Scale one object; returns it as the server left it."""
     from kubemu.api import errors
 
@@ -61,10 +61,13 @@ async def scale_one(client: Any, kind: Any, namespace: str, name: str, replicas:
     guarded = current_replicas != -1 or bool(resource_version)
     for _ in range(CONFLICT_RETRIES_MAX):
         patch: dict[str, Any] = {"spec": {"replicas": replicas}}
+        if cause is not None:   # kubectl records in a second patch; one is enough here
+            patch["metadata"] = {"annotations": {common.CHANGE_CAUSE: cause}}
         if guarded:
             live = common.to_json(await client.get(kind.resource, name, namespace), kind)
             check_preconditions(live, current_replicas, resource_version)
-            patch["metadata"] = {"resourceVersion": live["metadata"]["resourceVersion"]}
+            patch.setdefault("metadata", {})["resourceVersion"] = \
+                live["metadata"]["resourceVersion"]
         try:
             return await client.patch(kind.resource, name, namespace, patch=patch,
                                       dry_run=dry_run)
@@ -105,6 +108,7 @@ async def run_scale(args: argparse.Namespace) -> int:
     printer = output.make_printer(args.output, allowed=output.OBJECT_FORMATS,
                                   name_suffix="") if args.output else None
     namespace = common.namespace_of(args)
+    cause = common.change_cause(args)
     async with common.client_for(args) as client:
         refs = await common.object_refs(client, args, namespace)
         if args.resource_version and len(refs) > 1:
@@ -121,7 +125,7 @@ async def run_scale(args: argparse.Namespace) -> int:
                 result = await scale_one(client, kind, ns, name, args.replicas,
                                          current_replicas=args.current_replicas,
                                          resource_version=args.resource_version,
-                                         dry_run=args.dry_run == "server")
+                                         dry_run=args.dry_run == "server", cause=cause)
                 if args.timeout_s and args.dry_run == "none":
                     await wait_for_replicas(client, kind, ns, name, args.replicas,
                                             args.timeout_s)
@@ -158,4 +162,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", choices=("none", "client", "server"), default="none",
                    nargs="?", const="client")
     common.add_namespace_arg(p)
+    common.add_record_arg(p)
     p.set_defaults(func=run_scale)
