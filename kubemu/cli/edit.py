@@ -62,6 +62,10 @@ async def run_replace(args: argparse.Namespace) -> int:
     async with common.client_for(args) as client:
         for manifest in decoded:
             kind, obj = manifest.kind, manifest.obj
+            if args.save_config:
+                from kubemu.cli.manifests import last_applied_json
+
+                obj.metadata.annotations[common.LAST_APPLIED] = last_applied_json(manifest.data)
             try:
                 if args.force:
                     await _delete_and_wait(client, manifest)
@@ -363,6 +367,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-R", "--recursive", action="store_true")
     p.add_argument("--force", action="store_true",
                    help="delete the objects, then create them again")
+    p.add_argument("--save-config", action="store_true",
+                   help="record the manifest in last-applied-configuration (for apply later)")
     p.add_argument("-o", "--output", default="")
     p.add_argument("--dry-run", choices=("none", "server"), default="none", nargs="?",
                    const="server")

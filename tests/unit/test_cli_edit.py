@@ -202,3 +202,12 @@ async def test_a_failing_editor_is_kubectls_error(mem, capsys, monkeypatch):
     monkeypatch.setenv("KUBE_EDITOR", "false")
     assert await run_cli("edit", "deploy/web") == 1
     assert capsys.readouterr().err == 'error: there was a problem with the editor ["false"]\n'
+
+
+async def test_replace_save_config_records_the_manifest(mem, capsys, tmp_path):
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps(DEPLOYMENT))
+    assert await run_cli("replace", "-f", str(path), "--save-config") == 0
+    annotations = (await mem.doc("deployments", "web"))["metadata"]["annotations"]
+    applied = json.loads(annotations["kubectl.kubernetes.io/last-applied-configuration"])
+    assert applied["spec"]["replicas"] == 1 and applied["metadata"]["name"] == "web"
