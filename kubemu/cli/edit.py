@@ -5,7 +5,8 @@ without metadata.resourceVersion gets the live object's (kubectl's
 overwrite), so only a resourceVersion written in the file is a
 precondition (Conflict when stale). `--force` deletes each object, waits
 until it is gone, and creates it from the file (`deployment.apps "web"
-deleted`, then `deployment.apps/web replaced`).
+deleted`, then `deployment.apps/web replaced`). `--save-config` writes the
+manifest into the last-applied-configuration annotation, as create does.
 
 edit TYPE NAME... (or -f): the objects are written as YAML (one object, or a
 `kind: List` of several) under kubectl's header comment to a temporary file
