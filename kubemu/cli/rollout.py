@@ -532,9 +532,8 @@ async def run_status(args: argparse.Namespace) -> int:
         for kind, ns, name in refs:
             viewer = STATUS_VIEWERS.get(kind.resource)
             if viewer is None:
-                raise CliError(f'no status viewer has been implemented for "{kind.kind}.'
-                               f'{kind.group}"' if kind.group else
-                               f'no status viewer has been implemented for "{kind.kind}"')
+                group_kind = f"{kind.kind}.{kind.group}" if kind.group else kind.kind
+                raise CliError(f"no status viewer has been implemented for {group_kind}")
             await _doc(client, kind, ns, name)  # NotFound before any watch, as kubectl
 
             def check(doc: Obj | None) -> bool:

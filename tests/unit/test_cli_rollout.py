@@ -333,3 +333,19 @@ async def test_history_as_yaml_prints_the_replicasets(mem, capsys):
     assert await run_cli("rollout", "history", "deploy/web", "--revision=1", "-o",
                          "jsonpath={.metadata.name}") == 0
     assert capsys.readouterr().out == "web-blue"
+
+
+@pytest.mark.parametrize("argv,err", [
+    (["rollout", "status", "rs/web-blue"],
+     "error: no status viewer has been implemented for ReplicaSet.apps\n"),
+    (["rollout", "history", "rs/web-blue"],
+     'error: no history viewer has been implemented for "ReplicaSet.apps"\n'),
+    (["rollout", "undo", "rs/web-blue"],
+     'error: no rollbacker has been implemented for "ReplicaSet.apps"\n'),
+    (["rollout", "pause", "rs/web-blue"],
+     'error: replicasets.apps "web-blue" pausing is not supported\n'),
+], ids=["status", "history", "undo", "pause"])
+async def test_kinds_without_rollouts(mem, capsys, argv, err):
+    await make_history(mem)
+    assert await run_cli(*argv) == 1
+    assert capsys.readouterr().err == err
