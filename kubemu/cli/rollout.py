@@ -189,11 +189,18 @@ def deployment_history(replicasets: list[Obj]) -> dict[int, Obj]:
 def revision_data(history: Obj) -> Obj:
     """A ControllerRevision's data (raw JSON in Kubernetes; a string or object here)."""
     data = history.get("data")
-    if isinstance(data, str):
+    if isinstance(data, str):   # raw JSON, or (bytes in the message) base64 of it
+        import base64
+        import binascii
+
         try:
             data = json.loads(data)
         except ValueError:
-            raise CliError(f"unable to parse history {history['metadata']['name']}") from None
+            try:
+                data = json.loads(base64.b64decode(data, validate=True))
+            except (ValueError, binascii.Error):
+                raise CliError("unable to parse history "
+                               f"{(history.get('metadata') or {}).get('name', '')}") from None
     return data if isinstance(data, dict) else {}
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime
 import json
 
@@ -322,10 +323,16 @@ def test_controller_revision_history_choice_and_template():
             {"name": "c", "image": "b"}]}}, "selector": {}}
 
 
-def test_revision_data_may_be_a_json_string():
+@pytest.mark.parametrize("encode", [
+    json.dumps, lambda d: base64.b64encode(json.dumps(d).encode()).decode()],
+    ids=["json-text", "base64"])
+def test_revision_data_may_be_text(encode):
     h = revision(1, "a")
-    h["data"] = json.dumps(h["data"])
+    h["data"] = encode(h["data"])
     assert rollout.revision_template(h)["spec"]["containers"][0]["image"] == "a"
+    h["data"] = "%%%"
+    with pytest.raises(CliError, match="^unable to parse history ds-1$"):
+        rollout.revision_template(h)
 
 
 async def test_history_as_yaml_prints_the_replicasets(mem, capsys):
