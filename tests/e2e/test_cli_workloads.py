@@ -119,3 +119,47 @@ def test_create_job_and_cronjob(kubemu):  # noqa: F811
     assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["date"]
     assert kubemu("create", "job", "hello", "--image=busybox", "--", "echo", "hi") == Result(
         0, "job.batch/hello created\n", "")
+
+
+def test_rollout_status_and_wait_follow_the_watch(kubemu, home):  # noqa: F811
+    """Both commands list, then watch from the list's resourceVersion: each status
+    change made while they run is seen, and they end when the rollout is done."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.support import REPO
+
+    assert kubemu("apply", "-f", "-", stdin=DEPLOYMENT).code == 0
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    base = [sys.executable, "-m", "kubemu.cli.main", "--home", str(home)]
+    status = subprocess.Popen([*base, "rollout", "status", "deploy/web", "--timeout=30s"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              cwd=REPO, env=env)
+    waiter = subprocess.Popen([*base, "wait", "deploy/web", "--for=condition=Available",
+                               "--timeout=30s"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
+    try:
+        first = status.stdout.readline()
+        assert first == "Waiting for deployment spec update to be observed...\n", first
+        for available in (1, 2):
+            change = {"status": {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2,
+                                 "availableReplicas": available}}
+            if available == 2:
+                change["status"]["conditions"] = [{"type": "Available", "status": "True"}]
+            assert kubemu("patch", "deploy/web", "--subresource=status", "--type=merge",
+                          "-p", json.dumps(change)).code == 0
+            if available == 1:
+                line = status.stdout.readline()
+                assert line == ('Waiting for deployment "web" rollout to finish: 1 of 2 updated '
+                                "replicas are available...\n"), line
+        out, err = status.communicate(timeout=30)
+        assert (status.returncode, out, err) == (
+            0, 'deployment "web" successfully rolled out\n', "")
+        out, err = waiter.communicate(timeout=30)
+        assert (waiter.returncode, out, err) == (0, "deployment.apps/web condition met\n", "")
+    finally:
+        for proc in (status, waiter):
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate(timeout=10)
