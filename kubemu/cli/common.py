@@ -5,7 +5,11 @@
   returns None for a bug (which then shows its traceback).
 - Resource arguments follow kubectl: `TYPE [NAME...]`, `TYPE1,TYPE2 [NAME...]`
   or `TYPE/NAME...`; types resolve through kinds.REGISTRY (plural, singular,
-  short name, Kind, `deployments.apps`).
+  short name, Kind, `deployments.apps`). `object_refs` turns a command line
+  (names, `-f`, `-l`, `--all`) into (kind, namespace, name) triples.
+- `watch_object` is kubectl's UntilWithSync on one object (list by name, then
+  watch from the list's resourceVersion); `parse_duration_s` reads Go
+  durations (`--timeout=30s`); `change_cause` is the deprecated `--record`.
 Only the standard library is imported at module level (start-up time).
 """
 from __future__ import annotations
@@ -306,12 +310,14 @@ def parse_duration_s(text: str) -> float:
     for _ in range(64):   # at most one number per unit; bounded all the same
         if not rest:
             return sign * total_s
-        match = re.match(r"([0-9]*\.?[0-9]*)(ns|us|µs|μs|ms|s|m|h)?", rest)
+        match = re.match(r"([0-9]*\.?[0-9]*)([^0-9.]*)", rest)
         number, unit = match.group(1), match.group(2)
         if not number or number == ".":
             raise argparse.ArgumentTypeError(f'time: invalid duration "{text}"')
-        if unit is None:
+        if not unit:
             raise argparse.ArgumentTypeError(f'time: missing unit in duration "{text}"')
+        if unit not in _DURATION_UNITS_S:
+            raise argparse.ArgumentTypeError(f'time: unknown unit "{unit}" in duration "{text}"')
         total_s += float(number) * _DURATION_UNITS_S[unit]
         rest = rest[match.end():]
     raise argparse.ArgumentTypeError(f'time: invalid duration "{text}"')

@@ -101,3 +101,34 @@ async def test_scale_output_formats(mem, capsys):
                          "jsonpath={.spec.replicas}") == 0
     assert capsys.readouterr().out == "8"
     assert (await mem.doc("deployments", "web"))["spec"]["replicas"] == 6
+
+
+@pytest.mark.parametrize("text,seconds", [
+    ("0", 0.0), ("30s", 30.0), ("1m30s", 90.0), ("1.5h", 5400.0), ("250ms", 0.25),
+    ("-1s", -1.0)], ids=["zero", "seconds", "compound", "fraction", "millis", "negative"])
+def test_go_durations(text, seconds):
+    from kubemu.cli.common import parse_duration_s
+
+    assert parse_duration_s(text) == seconds
+
+
+@pytest.mark.parametrize("text,message", [
+    ("30", 'time: missing unit in duration "30"'), ("", 'time: invalid duration ""'),
+    ("5x", 'time: unknown unit "x" in duration "5x"'), ("s", 'time: invalid duration "s"')],
+    ids=["no-unit", "empty", "bad-unit", "no-number"])
+def test_bad_go_durations(text, message):
+    import argparse
+
+    from kubemu.cli.common import parse_duration_s
+
+    with pytest.raises(argparse.ArgumentTypeError) as err:
+        parse_duration_s(text)
+    assert str(err.value) == message
+
+
+async def test_timeout_waits_for_the_status_to_catch_up(mem, capsys):
+    await mem.put(deployment())
+    await mem.set_status("deployments", "web", {"replicas": 4})
+    assert await run_cli("scale", "deploy/web", "--replicas=4", "--timeout=5s") == 0
+    assert await run_cli("scale", "deploy/web", "--replicas=5", "--timeout=10ms") == 1
+    assert capsys.readouterr().err == 'error: timed out waiting for "web" to be synced\n'
