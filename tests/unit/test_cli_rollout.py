@@ -356,3 +356,31 @@ async def test_kinds_without_rollouts(mem, capsys, argv, err):
     await make_history(mem)
     assert await run_cli(*argv) == 1
     assert capsys.readouterr().err == err
+
+
+async def test_daemonset_undo_applies_the_revisions_data(mem, capsys, monkeypatch):
+    """ControllerRevisions are not served in this build: the history is handed in, the
+    strategic patch ($patch: replace of the template) goes to the real registry."""
+    ds = await mem.put({
+        "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "ds"},
+        "spec": {"selector": {"matchLabels": {"app": "ds"}},
+                 "template": {"metadata": {"labels": {"app": "ds", "extra": "x"}},
+                              "spec": {"containers": [{"name": "c", "image": "new"},
+                                                      {"name": "side", "image": "s"}]}}}})
+    old = {"metadata": {"name": "ds-1", "ownerReferences": [
+               {"uid": ds.metadata.uid, "controller": True}]},
+           "revision": 1,
+           "data": {"spec": {"template": {
+               "$patch": "replace", "metadata": {"labels": {"app": "ds"}},
+               "spec": {"containers": [{"name": "c", "image": "old"}]}}}}}
+    current = json.loads(json.dumps(old))
+    current["revision"] = 2
+
+    async def history(client, owner):
+        return [old, current]
+    monkeypatch.setattr(rollout, "_controller_revisions", history)
+    assert await run_cli("rollout", "undo", "ds/ds") == 0
+    assert capsys.readouterr().out == "daemonset.apps/ds rolled back\n"
+    template = (await mem.doc("daemonsets", "ds"))["spec"]["template"]
+    assert template["metadata"]["labels"] == {"app": "ds"}
+    assert [(c["name"], c["image"]) for c in template["spec"]["containers"]] == [("c", "old")]
