@@ -7,8 +7,8 @@ uid/creationTimestamp/generateName on create, validation with field paths,
 status written only through update_status, preconditions (metadata.uid of
 the request and the resourceVersion it carries, or a delete's
 preconditions) checked against the stored object and refused with
-kube-apiserver's Conflict, optimistic concurrency on resourceVersion, merge
-patch, finalizers and deletionTimestamp, and a size limit on what is
+kube-apiserver's Conflict, optimistic concurrency on resourceVersion, merge,
+JSON and strategic patches, finalizers and deletionTimestamp, and a size limit on what is
 stored. Reads of single objects and pages go to the store; watches go to
 the watch caches.
 
