@@ -178,8 +178,13 @@ def edited_objects(text: str) -> list[Obj]:
 
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise ValueError(f"error converting YAML to JSON: yaml: {where}"
+                         f"{exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
-        raise ValueError(str(exc).replace("\n", " ")) from None
+        raise ValueError(f"error converting YAML to JSON: yaml: {exc}") from None
     out: list[Obj] = []
     for doc in docs:
         if not isinstance(doc, dict):

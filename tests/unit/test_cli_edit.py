@@ -154,7 +154,8 @@ async def test_syntax_error_reopens(mem, capsys, monkeypatch, tmp_path):
     seen = editor(monkeypatch, tmp_path, [("kind: Deployment", "kind: [Deployment")],
                   [("kind: [Deployment", "kind: Deployment"), ("replicas: 1", "replicas: 5")])
     assert await run_cli("edit", "deploy/web") == 0
-    assert "# The edited file had a syntax error: " in seen()[1]
+    assert "# The edited file had a syntax error: error converting YAML to JSON: yaml: line " \
+           in seen()[1]
     assert (await mem.doc("deployments", "web"))["spec"]["replicas"] == 5
 
 
