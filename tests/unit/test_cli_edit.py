@@ -17,6 +17,14 @@ DEPLOYMENT = {
                           "spec": {"containers": [{"name": "web", "image": "nginx:1"}]}}}}
 
 
+@pytest.fixture(autouse=True)
+def edit_files_in_tmp_path(monkeypatch, tmp_path):
+    """The editor's files (kept on purpose after a failed edit) go to the test's dir."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+
 @pytest.fixture
 async def mem(monkeypatch):
     client = install(monkeypatch, await MemClient.new())
