@@ -172,7 +172,7 @@ async def test_history_of_one_revision_prints_its_template(mem, capsys):
     assert out.startswith("deployment.apps/web with revision #2\nPod Template:\n"
                           "  Labels:\tapp=web\n\tpod-template-hash=green\n"
                           "  Annotations:\tkubernetes.io/change-cause: set image green\n"
-                          "  Containers:\n    c:\n      Image:\tgreen\n")
+                          "  Containers:\n   c:\n    Image:\tgreen\n")
     assert await run_cli("rollout", "history", "deploy", "web", "--revision=7") == 1
     assert capsys.readouterr().err == "error: unable to find the specified revision\n"
 
@@ -254,10 +254,12 @@ async def test_status_watches_until_rolled_out(mem, capsys):
                                                 "updatedReplicas": 1})
     await mem.settled()
     await mem.set_status("deployments", "web", {"observedGeneration": 1, "replicas": 2,
-                                                "updatedReplicas": 2, "availableReplicas": 1})
+                                                "updatedReplicas": 2, "readyReplicas": 1,
+                                                "availableReplicas": 1})
     await mem.settled()
     await mem.set_status("deployments", "web", {"observedGeneration": 1, "replicas": 2,
-                                                "updatedReplicas": 2, "availableReplicas": 2})
+                                                "updatedReplicas": 2, "readyReplicas": 2,
+                                                "availableReplicas": 2})
     assert await asyncio.wait_for(task, 10) == 0
     assert capsys.readouterr().out.splitlines() == [
         "Waiting for deployment spec update to be observed...",

@@ -112,9 +112,10 @@ async def test_wait_for_delete(mem, capsys):
     await mem.put(job("b"))
     task = asyncio.create_task(run_cli("wait", "jobs", "--all", "--for=delete"))
     await mem.settled()
-    await mem.delete("jobs", "a", "default")
+    # As kubectl deletes (a Job's own default, Orphan, would keep it until a GC runs).
+    await mem.delete("jobs", "a", "default", propagation_policy="Background")
     await mem.settled()
-    await mem.delete("jobs", "b", "default")
+    await mem.delete("jobs", "b", "default", propagation_policy="Background")
     assert await asyncio.wait_for(task, 10) == 0
     assert capsys.readouterr().out == "job.batch/a condition met\njob.batch/b condition met\n"
     # Already gone: nothing to wait for, nothing printed.
