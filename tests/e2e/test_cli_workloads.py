@@ -83,7 +83,7 @@ def test_scale_patch_and_rollout_verbs(kubemu, tmp_path, monkeypatch):  # noqa: 
 
     generation = kubemu("get", "deploy/web", "-o", "jsonpath={.metadata.generation}").out
     status = {"status": {"observedGeneration": int(generation), "replicas": 3,
-                         "updatedReplicas": 3, "availableReplicas": 2,
+                         "updatedReplicas": 3, "readyReplicas": 2, "availableReplicas": 2,
                          "conditions": [{"type": "Available", "status": "True"}]}}
     assert kubemu("patch", "deploy/web", "--subresource=status", "--type=merge",
                   "-p", json.dumps(status)).code == 0
@@ -144,7 +144,7 @@ def test_rollout_status_and_wait_follow_the_watch(kubemu, home):  # noqa: F811
         assert first == "Waiting for deployment spec update to be observed...\n", first
         for available in (1, 2):
             change = {"status": {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2,
-                                 "availableReplicas": available}}
+                                 "readyReplicas": available, "availableReplicas": available}}
             if available == 2:
                 change["status"]["conditions"] = [{"type": "Available", "status": "True"}]
             assert kubemu("patch", "deploy/web", "--subresource=status", "--type=merge",
