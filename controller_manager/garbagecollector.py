@@ -503,6 +503,8 @@ class GarbageCollector(Controller):
         if node.deleting_dependents:
             await self._process_deleting_dependents(node)
             return
+        if latest.metadata.deletion_timestamp:
+            return  # already on its way (the graph has not seen it yet): no second delete
         refs = latest.metadata.owner_references
         if not refs:
             return

@@ -477,3 +477,16 @@ async def test_cluster_scoped_dependent_of_a_namespaced_owner_is_left_alone(h):
     await h.settle()
     assert await h.exists("nodes", "n1")
     assert not [w for w in h.client.writes if w[0] == "delete"]
+
+
+# ---------------------------------------------------------------- what `kubemu delete` asks for
+
+
+@pytest.mark.parametrize("flags, policy", [
+    ((), BACKGROUND), (("--cascade=background",), BACKGROUND), (("--cascade=true",), BACKGROUND),
+    (("--cascade=foreground",), FOREGROUND), (("--cascade=orphan",), ORPHAN),
+    (("--cascade=false",), ORPHAN),
+], ids=["default", "background", "true", "foreground", "orphan", "false"])
+def test_kubemu_delete_sends_a_propagation_policy_as_kubectl_does(flags, policy):
+    from kubemu.cli import main
+    assert main.build_parser().parse_args(["delete", "rs", "web", *flags]).cascade_policy == policy
