@@ -493,8 +493,14 @@ class GarbageCollector(Controller):
             return  # a one-way trip: its dependents are looked at once it is gone
         kind = _kind_of(node.identity.api_version, node.identity.kind)
         if kind is None:
-            self.log.warning("owner reference to a kind this apiserver does not serve",
-                             owner=str(node.identity))
+            # Only a virtual node can have one; its dependents are never deleted for it.
+            self.log.debug("owner reference to a kind this apiserver does not serve",
+                           owner=str(node.identity))
+            return
+        if kind.namespaced and not node.identity.namespace:
+            # A namespaced owner named only by cluster-scoped dependents: no
+            # such owner can exist; they are checked (and reported) in turn.
+            self._apply(self.graph.virtual_delete(node.identity))
             return
         latest = await self._get_live(kind, node.identity, node.identity.namespace)
         if latest is None:
@@ -556,13 +562,13 @@ class GarbageCollector(Controller):
             # Not served: never a reason to delete (Kubernetes retries the lookup).
             raise errors.NotFound(f'no matches for kind "{ref.kind}" in version '
                                   f'"{ref.api_version}"')
+        if kind.namespaced and not item.namespace:
+            self._report_invalid_namespace(item, ref)
+            raise NamespacedOwnerOfClusterScoped(f"{item} names a namespaced owner")
         namespace = item.namespace if kind.namespaced else ""
         key = Identity(ref.api_version, ref.kind, namespace, ref.name, ref.uid)
         if key in self.graph.absent:
             return None
-        if kind.namespaced and not item.namespace:
-            self._report_invalid_namespace(item, ref)
-            raise NamespacedOwnerOfClusterScoped(str(key))
         owner = await self._get_live(kind, key, namespace)
         if owner is None:
             self.graph.absent.add(key)

@@ -18,6 +18,7 @@ from kubemu.api import errors
 from kubemu.api.kinds import REGISTRY
 from kubemu.api.v1 import core_pb2
 from kubemu.client.clientset import DeleteResult
+from kubemu.client.wait import wait_for
 from kubemu.loops import Loops
 from tests.builders import make_pod, obj
 
@@ -469,14 +470,26 @@ async def test_finalizer_removal_retries_a_conflict_and_keeps_the_other_writer(h
     assert list(got.metadata.finalizers) == ["example.com/keep"]
 
 
-async def test_cluster_scoped_dependent_of_a_namespaced_owner_is_left_alone(h):
-    owner = await h.create(rs("web"))
+@pytest.mark.parametrize("owner_exists", [True, False], ids=["owner-exists", "owner-never-did"])
+async def test_cluster_scoped_dependent_of_a_namespaced_owner_is_reported_and_kept(
+        h, owner_exists):
+    owner = await h.create(rs("web")) if owner_exists else rs("web")
+    if not owner_exists:
+        owner.metadata.uid = "uid-never-existed"
     node = obj({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}})
     owned(node, owner)
     await h.create(node)
     await h.settle()
     assert await h.exists("nodes", "n1")
     assert not [w for w in h.client.writes if w[0] == "delete"]
+
+    async def reported():
+        items, _, _, _ = await h.registry.list(REGISTRY.by_resource("events"), "default",
+                                               None, 0, "")
+        return [e for e in items if e.reason == "OwnerRefInvalidNamespace"]
+    # The recorder writes from its own tasks.
+    events = await wait_for(reported, 5.0, interval_s=0.01, message="OwnerRefInvalidNamespace")
+    assert events[0].involved_object.name == "n1" and events[0].type == "Warning"
 
 
 # ---------------------------------------------------------------- what `kubemu delete` asks for
