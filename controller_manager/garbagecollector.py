@@ -352,9 +352,12 @@ class Graph:
     def _transitions(old: Observed | None, new: Observed, node: Node, out: Outcome) -> None:
         if _starts(old, new, ORPHAN_FINALIZER):
             out.orphan(node.uid)
+        if not new.deleting_with(FOREGROUND_FINALIZER):
             return
-        if _starts(old, new, FOREGROUND_FINALIZER):
-            node.deleting_dependents = True
+        node.deleting_dependents = True
+        # Both finalizers (asked for by two deletions): orphaning goes first,
+        # and attempts the owner again when it is done.
+        if _starts(old, new, FOREGROUND_FINALIZER) and ORPHAN_FINALIZER not in new.finalizers:
             for dep_uid in sorted(node.dependents):
                 out.delete(dep_uid)
             out.delete(node.uid)
@@ -507,7 +510,8 @@ class GarbageCollector(Controller):
             self._apply(self.graph.virtual_delete(node.identity))
             return
         if node.deleting_dependents:
-            await self._process_deleting_dependents(node)
+            if ORPHAN_FINALIZER not in latest.metadata.finalizers:  # else: orphaning first
+                await self._process_deleting_dependents(node)
             return
         if latest.metadata.deletion_timestamp:
             return  # already on its way (the graph has not seen it yet): no second delete
@@ -549,7 +553,8 @@ class GarbageCollector(Controller):
             if owner is None:
                 dangling.append(ref)
             elif (owner.metadata.deletion_timestamp
-                  and FOREGROUND_FINALIZER in owner.metadata.finalizers):
+                  and FOREGROUND_FINALIZER in owner.metadata.finalizers
+                  and ORPHAN_FINALIZER not in owner.metadata.finalizers):
                 waiting.append(ref)
             else:
                 solid.append(ref)
@@ -620,6 +625,8 @@ class GarbageCollector(Controller):
                 if isinstance(result, BaseException):
                     raise result
         await self.remove_finalizer(owner.identity, ORPHAN_FINALIZER)
+        # Deleted in the foreground as well: that finalizer can go now.
+        self.enqueue(DELETE_KEY + uid)
 
     async def _orphan_one(self, dependent: Identity, owner_uid: str) -> None:
         kind = _kind_of(dependent.api_version, dependent.kind)

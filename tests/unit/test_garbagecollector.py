@@ -406,6 +406,20 @@ async def test_orphan_deletion_leaves_dependents_without_the_reference(h):
     assert [r.name for r in p2.metadata.owner_references] == ["other"]
 
 
+async def test_orphan_then_foreground_orphans_first_and_the_owner_still_goes(h):
+    # kubemu's apiserver keeps both finalizers when two deletions ask for both
+    # (Kubernetes swaps one for the other): orphaning wins, nothing is stuck.
+    owner = await h.create(rs("web"))
+    await h.create(pod("p1", owner))
+    await h.settle()
+    await h.client.delete("replicasets", "web", "default", propagation_policy=ORPHAN)
+    await h.client.delete("replicasets", "web", "default", propagation_policy=FOREGROUND)
+    await h.settle()
+    assert not await h.exists("replicasets", "web")
+    p1 = await h.client.get("pods", "p1", "default")
+    assert not p1.metadata.deletion_timestamp and list(p1.metadata.owner_references) == []
+
+
 async def test_dangling_reference_from_the_start_is_cleaned_up(h):
     ghost = rs("ghost")
     ghost.metadata.uid = "uid-never-existed"
