@@ -171,3 +171,22 @@ async def test_owner_in_another_namespace_is_reported_and_treated_as_absent(gc, 
         f"ownerRef [apps/v1/ReplicaSet, namespace: default, name: elsewhere, uid: "
         f'{elsewhere.metadata.uid}] does not exist in namespace "default"')
     assert await get_or_none(client, "replicasets", "elsewhere", other_ns) is not None
+
+
+@pytest.mark.parametrize("policy", ["Background", "Foreground", "Orphan"])
+async def test_deletions_asked_for_while_it_was_down_are_finished_when_it_starts(
+        tmp_path, apiserver, client, policy):
+    owner = await make_owner(client, "web")
+    await client.create(obj(pod_doc("web-a", owner)))
+    await client.delete("replicasets", "web", "default", propagation_policy=policy)
+    proc = await ControllerManagerProc(tmp_path, apiserver.address,
+                                       "--controllers", "garbagecollector").astart()
+    try:
+        await wait_gone(client, "replicasets", "web")
+        if policy == "Orphan":
+            pod = await client.get("pods", "web-a", "default")
+            assert list(pod.metadata.owner_references) == []
+        else:
+            await wait_gone(client, "pods", "web-a")
+    finally:
+        await proc.astop()
