@@ -191,12 +191,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "confirm that the pod stopped")
     p.add_argument("-o", "--output", default="", metavar="name",
                    help="name: print kind/name for each deleted object")
-    # kubectl always sends a propagationPolicy (Background unless --cascade says
-    # otherwise), so a kind whose server default is Orphan (batch/v1 Jobs) still
-    # loses its pods with a plain `delete`.
+    # kubectl always sends a policy, Background unless told: without one a
+    # Job's own default (Orphan, for batch/v1) would leave its pods behind.
     p.add_argument("--cascade", dest="cascade_policy", default="Background",
                    metavar="background|foreground|orphan",
-                   choices=("Background", "Foreground", "Orphan"), type=_cascade)
+                   choices=("", "Background", "Foreground", "Orphan"), type=_cascade)
     p.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True,
                    help="wait until the objects are gone (default: yes)")
     p.add_argument("--timeout", type=float, default=0.0, metavar="SECONDS",
