@@ -31,11 +31,11 @@ async def gc(tmp_path, apiserver):
 
 
 def pod_doc(name: str, *owners, finalizers: tuple[str, ...] = (),
-            namespace: str = "default") -> dict:
+            namespace: str = "default", owner_kind: str = "ReplicaSet") -> dict:
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": namespace, "finalizers": list(finalizers),
                          "ownerReferences": [
-                             {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                             {"apiVersion": "apps/v1", "kind": owner_kind,
                               "name": o.metadata.name, "uid": o.metadata.uid,
                               "controller": i == 0, "blockOwnerDeletion": True}
                              for i, o in enumerate(owners)]},
@@ -190,3 +190,39 @@ async def test_deletions_asked_for_while_it_was_down_are_finished_when_it_starts
             await wait_gone(client, "pods", "web-a")
     finally:
         await proc.astop()
+
+
+def owned_doc(api_version: str, kind: str, name: str, owner, **rest) -> dict:
+    return {"apiVersion": api_version, "kind": kind,
+            "metadata": {"name": name, "namespace": "default", "ownerReferences": [
+                {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": owner.metadata.name,
+                 "uid": owner.metadata.uid, "controller": True, "blockOwnerDeletion": True}]},
+            **rest}
+
+
+async def test_dependents_of_every_kind_go_with_their_owner(gc, client):
+    sts = await client.create(obj({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "db", "namespace": "default"},
+        "spec": {"replicas": 0, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
+                 "template": {"metadata": {"labels": {"app": "db"}},
+                              "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}))
+    dependents = [
+        ("controllerrevisions", owned_doc("apps/v1", "ControllerRevision", "db-1", sts,
+                                          revision=1, data={"spec": {}})),
+        ("persistentvolumeclaims", owned_doc(
+            "v1", "PersistentVolumeClaim", "data-db-0", sts,
+            spec={"accessModes": ["ReadWriteOnce"], "storageClassName": "",
+                  "resources": {"requests": {"storage": "1Gi"}}})),
+        ("configmaps", owned_doc("v1", "ConfigMap", "db-config", sts, data={"a": "1"})),
+        ("secrets", owned_doc("v1", "Secret", "db-secret", sts)),
+        ("services", owned_doc("v1", "Service", "db", sts,
+                               spec={"clusterIP": "None", "selector": {"app": "db"},
+                                     "ports": [{"port": 5432}]})),
+        ("pods", pod_doc("db-0", sts, owner_kind="StatefulSet")),
+    ]
+    for _, doc in dependents:
+        await client.create(obj(doc))
+    await client.delete("statefulsets", "db", "default")
+    for resource, doc in dependents:
+        await wait_gone(client, resource, doc["metadata"]["name"])
