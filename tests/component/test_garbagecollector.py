@@ -31,11 +31,12 @@ async def gc(tmp_path, apiserver):
 
 
 def pod_doc(name: str, *owners, finalizers: tuple[str, ...] = (),
-            namespace: str = "default", owner_kind: str = "ReplicaSet") -> dict:
+            namespace: str = "default", owner_kind: str = "ReplicaSet",
+            owner_api_version: str = "apps/v1") -> dict:
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": namespace, "finalizers": list(finalizers),
                          "ownerReferences": [
-                             {"apiVersion": "apps/v1", "kind": owner_kind,
+                             {"apiVersion": owner_api_version, "kind": owner_kind,
                               "name": o.metadata.name, "uid": o.metadata.uid,
                               "controller": i == 0, "blockOwnerDeletion": True}
                              for i, o in enumerate(owners)]},
@@ -226,3 +227,18 @@ async def test_dependents_of_every_kind_go_with_their_owner(gc, client):
     await client.delete("statefulsets", "db", "default")
     for resource, doc in dependents:
         await wait_gone(client, resource, doc["metadata"]["name"])
+
+
+async def test_a_job_deleted_without_a_policy_orphans_its_pods(gc, client):
+    # batch/v1's default (Kubernetes' jobStrategy, "for backwards compatibility").
+    job = await client.create(obj({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "once", "namespace": "default"},
+        "spec": {"template": {"spec": {"restartPolicy": "Never",
+                                       "containers": [{"name": "c", "image": "busybox"}]}}}}))
+    await client.create(obj(pod_doc("once-x", job, owner_kind="Job",
+                                    owner_api_version="batch/v1")))
+    await client.delete("jobs", "once", "default")
+    await wait_gone(client, "jobs", "once")
+    pod = await client.get("pods", "once-x", "default")
+    assert not pod.metadata.deletion_timestamp and list(pod.metadata.owner_references) == []
