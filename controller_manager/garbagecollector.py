@@ -699,10 +699,13 @@ class GarbageCollector(Controller):
 
 
 def _kind_of(api_version: str, kind: str) -> Kind | None:
+    """The served kind a reference names; another version of the same group
+    and kind resolves to the served one, as Kubernetes' RESTMapper does."""
     try:
         return REGISTRY.by_gvk(api_version, kind)
     except errors.ApiError:
-        return None
+        group = _group(api_version)
+        return next((k for k in REGISTRY.kinds if k.kind == kind and k.group == group), None)
 
 
 def _stub(identity: Identity) -> Message:

@@ -513,3 +513,14 @@ async def test_cluster_scoped_dependent_of_a_namespaced_owner_is_reported_and_ke
 def test_kubemu_delete_sends_a_propagation_policy_as_kubectl_does(flags, policy):
     from kubemu.cli import main
     assert main.build_parser().parse_args(["delete", "rs", "web", *flags]).cascade_policy == policy
+
+
+@pytest.mark.parametrize("api_version, kind, resource", [
+    ("apps/v1", "ReplicaSet", "replicasets"), ("apps/v1beta2", "ReplicaSet", "replicasets"),
+    ("v1", "Pod", "pods"), ("extensions/v1beta1", "ReplicaSet", None),
+    ("apps/v1", "Nonesuch", None),
+], ids=["served", "other-version", "core", "other-group", "unknown-kind"])
+def test_a_reference_resolves_to_the_served_kind_of_its_group(api_version, kind, resource):
+    from controller_manager.garbagecollector import _kind_of
+    found = _kind_of(api_version, kind)
+    assert (found.resource if found else None) == resource
