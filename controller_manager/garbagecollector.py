@@ -331,10 +331,13 @@ class Graph:
         for ref in refs:
             owner = self.nodes.get(ref.uid)
             if owner is None:
-                # A virtual owner, in the dependent's namespace until observed;
-                # a worker checks at once whether it exists.
-                owner = Node(Identity(ref.api_version, ref.kind, node.identity.namespace,
-                                      ref.name, ref.uid))
+                # A virtual owner, in the dependent's namespace (none for a
+                # cluster-scoped kind) until observed; a worker checks at once
+                # whether it exists.
+                kind = _kind_of(ref.api_version, ref.kind)
+                namespace = "" if kind is not None and not kind.namespaced \
+                    else node.identity.namespace
+                owner = Node(Identity(ref.api_version, ref.kind, namespace, ref.name, ref.uid))
                 self.nodes[ref.uid] = owner
                 owner.dependents.add(node.uid)
                 out.delete(ref.uid)

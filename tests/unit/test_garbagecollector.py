@@ -115,6 +115,10 @@ GRAPH_CASES = [
     pytest.param(
         [("add", seen("rs", kind=RS, namespace="other")), ("add", seen("p1", ref("rs")))],
         ["uid-p1"], [], id="owner-in-another-namespace-dependent-is-attempted"),
+    pytest.param(
+        [("add", seen("p1", ref("n1", kind="Node"))),
+         ("add", seen("n1", kind="Node", namespace=""))],
+        [], [], id="cluster-scoped-virtual-owner-observed-as-named"),
 ]
 
 
