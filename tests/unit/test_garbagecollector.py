@@ -506,19 +506,6 @@ async def test_cluster_scoped_dependent_of_a_namespaced_owner_is_reported_and_ke
     assert events[0].involved_object.name == "n1" and events[0].type == "Warning"
 
 
-# ---------------------------------------------------------------- what `kubemu delete` asks for
-
-
-@pytest.mark.parametrize("flags, policy", [
-    ((), BACKGROUND), (("--cascade=background",), BACKGROUND), (("--cascade=true",), BACKGROUND),
-    (("--cascade=foreground",), FOREGROUND), (("--cascade=orphan",), ORPHAN),
-    (("--cascade=false",), ORPHAN),
-], ids=["default", "background", "true", "foreground", "orphan", "false"])
-def test_kubemu_delete_sends_a_propagation_policy_as_kubectl_does(flags, policy):
-    from kubemu.cli import main
-    assert main.build_parser().parse_args(["delete", "rs", "web", *flags]).cascade_policy == policy
-
-
 @pytest.mark.parametrize("api_version, kind, resource", [
     ("apps/v1", "ReplicaSet", "replicasets"), ("apps/v1beta2", "ReplicaSet", "replicasets"),
     ("v1", "Pod", "pods"), ("extensions/v1beta1", "ReplicaSet", None),
