@@ -3,11 +3,8 @@ an owner's deletion with propagationPolicy Background removes its dependents,
 Foreground removes the owner last, Orphan leaves the dependents running
 without their ownerReference.
 
-The owner here is a ReplicaSet (its controller makes real pods on the node).
-The Deployment cases are switched on by themselves once the Deployment
-controller is in controller_manager.registry (`DEPLOYMENTS`); until then a
-hand-made Deployment -> ReplicaSet chain stands for one (and is skipped once
-the real controller would fight over it).
+The owner is a ReplicaSet (its controller makes real pods on the node), then
+a Deployment (Deployment -> ReplicaSet -> pods, all made by the controllers).
 
 Ordering is checked on watch events: one watch per resource, all from one
 resourceVersion, merged by resourceVersion (etcd's revisions are global, so
@@ -20,7 +17,6 @@ import dataclasses
 
 import pytest
 
-from controller_manager import registry
 from kubemu.api import errors
 from kubemu.client.clientset import Client
 from kubemu.client.wait import wait_for
@@ -28,12 +24,6 @@ from tests.e2e.test_kubelet import (ClusterThread, Seen, busybox, obj, running, 
                                     workload_control_plane)
 
 WAIT_S = 60.0
-# The Deployment controller is being written on another branch.
-DEPLOYMENTS = any(c.name == "deployment-controller" for c in registry.CONTROLLERS)
-needs_deployment_controller = pytest.mark.skipif(
-    not DEPLOYMENTS, reason="the Deployment controller is not in controller_manager.registry yet")
-without_deployment_controller = pytest.mark.skipif(
-    DEPLOYMENTS, reason="the real Deployment controller would manage the hand-made chain")
 
 SLEEPER = "trap 'exit 0' TERM; while true; do sleep 1; done"
 
@@ -50,17 +40,11 @@ def template(app: str) -> dict:
                      "containers": [busybox(SLEEPER)]}}
 
 
-def rs_doc(name: str, ns: str, replicas: int = 2, owner=None) -> dict:
-    doc = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
-           "metadata": {"name": name, "namespace": ns},
-           "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-                    "template": template(name)}}
-    if owner is not None:
-        doc["metadata"]["ownerReferences"] = [{
-            "apiVersion": "apps/v1", "kind": owner.kind or "Deployment",
-            "name": owner.metadata.name, "uid": owner.metadata.uid,
-            "controller": True, "blockOwnerDeletion": True}]
-    return doc
+def rs_doc(name: str, ns: str, replicas: int = 2) -> dict:
+    return {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                     "template": template(name)}}
 
 
 def deployment_doc(name: str, ns: str, replicas: int = 2) -> dict:
@@ -213,44 +197,7 @@ async def test_orphan_deletion_of_a_replicaset_leaves_its_pods_running(api, ns):
     assert all(not p.metadata.owner_references for p in left)
 
 
-# ---------------------------------------------------------------- Deployment owner, by hand
-
-
-@without_deployment_controller
-async def test_background_deletion_of_a_handmade_deployment_chain(api, ns):
-    """Deployment -> ReplicaSet (made by the test) -> pods (by the ReplicaSet controller)."""
-    deploy = await api.create(obj(deployment_doc("chain", ns, replicas=0)))
-    deploy.kind = "Deployment"
-    rs = await api.create(obj(rs_doc("chain", ns, owner=deploy)))
-    await running_pods(api, ns, "chain", 2)
-    await api.delete("deployments", "chain", ns, propagation_policy="Background")
-    await wait_gone(api, "replicasets", ns, rs.metadata.name)
-    await no_pods(api, ns, "chain")
-
-
-@without_deployment_controller
-async def test_foreground_deletion_of_a_handmade_deployment_chain(api, ns):
-    deploy = await api.create(obj(deployment_doc("fgchain", ns, replicas=0)))
-    deploy.kind = "Deployment"
-    rs = await api.create(obj(rs_doc("fgchain", ns, owner=deploy)))
-    pods = await running_pods(api, ns, "fgchain", 2)
-    watches = Watches(api, ns, ("deployments", "replicasets", "pods"))
-    await watches.start()
-    try:
-        await api.delete("deployments", "fgchain", ns, propagation_policy="Foreground")
-        await watches.wait_deleted("deployments", {deploy.metadata.uid})
-    finally:
-        await watches.stop()
-    changes = watches.in_order()
-    # The Deployment goes after its ReplicaSet, which (deleted in the
-    # foreground in turn) goes after its pods.
-    assert_owner_deleted_last(changes, "deployments", deploy.metadata.uid,
-                              "replicasets", {rs.metadata.uid})
-    assert_owner_deleted_last(changes, "replicasets", rs.metadata.uid,
-                              "pods", {p.metadata.uid for p in pods})
-
-
-# ---------------------------------------------------------------- Deployment owner, real controller
+# ---------------------------------------------------------------- Deployment owner
 
 
 async def deployment_with_pods(api: Client, name: str, ns: str):
@@ -264,7 +211,6 @@ async def deployment_with_pods(api: Client, name: str, ns: str):
     return deploy, await wait_for(its_replicaset, WAIT_S, interval_s=0.2), pods
 
 
-@needs_deployment_controller
 async def test_background_deletion_of_a_deployment_removes_replicasets_and_pods(api, ns):
     _, sets, _ = await deployment_with_pods(api, "dbg", ns)
     await api.delete("deployments", "dbg", ns, propagation_policy="Background")
@@ -273,22 +219,27 @@ async def test_background_deletion_of_a_deployment_removes_replicasets_and_pods(
     await no_pods(api, ns, "dbg")
 
 
-@needs_deployment_controller
 async def test_foreground_deletion_of_a_deployment_deletes_it_last(api, ns):
-    deploy, sets, _ = await deployment_with_pods(api, "dfg", ns)
-    watches = Watches(api, ns, ("deployments", "replicasets"))
+    deploy, sets, pods = await deployment_with_pods(api, "dfg", ns)
+    watches = Watches(api, ns, ("deployments", "replicasets", "pods"))
     await watches.start()
     try:
         await api.delete("deployments", "dfg", ns, propagation_policy="Foreground")
         await watches.wait_deleted("deployments", {deploy.metadata.uid})
     finally:
         await watches.stop()
-    assert_owner_deleted_last(watches.in_order(), "deployments", deploy.metadata.uid,
+    changes = watches.in_order()
+    # The Deployment goes after its ReplicaSets, each of which (deleted in the
+    # foreground in turn, having dependents) goes after its pods.
+    assert_owner_deleted_last(changes, "deployments", deploy.metadata.uid,
                               "replicasets", {r.metadata.uid for r in sets})
+    for rs in sets:
+        assert_owner_deleted_last(changes, "replicasets", rs.metadata.uid, "pods",
+                                  {p.metadata.uid for p in pods
+                                   if p.metadata.owner_references[0].uid == rs.metadata.uid})
     await no_pods(api, ns, "dfg")
 
 
-@needs_deployment_controller
 async def test_orphan_deletion_of_a_deployment_leaves_its_pods_running(api, ns):
     _, sets, pods = await deployment_with_pods(api, "dor", ns)
     await api.delete("deployments", "dor", ns, propagation_policy="Orphan")
