@@ -12,11 +12,13 @@ from typing import Iterable
 
 from controller_manager.base import Controller
 from controller_manager.deployment import DeploymentController
+from controller_manager.garbagecollector import GarbageCollector
 from controller_manager.replicaset import ReplicaSetController
 
 CONTROLLERS: tuple[type[Controller], ...] = (
     ReplicaSetController,
     DeploymentController,
+    GarbageCollector,
 )
 
 
