@@ -7,8 +7,8 @@ uid/creationTimestamp/generateName on create, validation with field paths,
 status written only through update_status, preconditions (metadata.uid of
 the request and the resourceVersion it carries, or a delete's
 preconditions) checked against the stored object and refused with
-kube-apiserver's Conflict, optimistic concurrency on resourceVersion, merge
-patch, finalizers and deletionTimestamp, and a size limit on what is
+kube-apiserver's Conflict, optimistic concurrency on resourceVersion, merge,
+JSON and strategic patches, finalizers and deletionTimestamp, and a size limit on what is
 stored. Reads of single objects and pages go to the store; watches go to
 the watch caches.
 
@@ -33,7 +33,7 @@ from google.protobuf.message import Message
 from apiserver import storage, stored
 from apiserver.strategy import Strategy, generated_name, now_rfc3339, strategies
 from apiserver.watchcache import WatchCache
-from kubemu.api import codec, errors, limits
+from kubemu.api import codec, errors, jsonpatch, limits
 from kubemu.api.kinds import REGISTRY, Kind, Registry
 
 log = structlog.get_logger()
@@ -54,17 +54,35 @@ def copy_of(obj: Message) -> Message:
     return out
 
 
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch."""
-    if not isinstance(patch, dict):
-        return patch
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
+def _apply_patch(kind: Kind, doc: dict[str, Any], patch: Any, patch_type: str) -> Any:
+    """`doc` patched; a patch that does not apply is the client's error (BadRequest)."""
+    try:
+        return jsonpatch.apply_patch(doc, patch, patch_type, kind=kind.kind)
+    except ValueError as err:
+        raise errors.BadRequest(str(err)) from None
+
+
+ORPHAN_FINALIZER = "orphan"
+FOREGROUND_FINALIZER = "foregroundDeletion"
+
+
+def gc_finalizers(finalizers: list[str], policy: str, default_policy: str) -> list[str] | None:
+    """The finalizers a deletion leaves for the garbage collector (Kubernetes'
+    deletionFinalizersForGarbageCollection), or None when they stay as they
+    are. The request's policy decides; without one, an `orphan` or
+    `foregroundDeletion` finalizer already set does; else the kind's default.
+    """
+    if policy:
+        orphan, foreground = policy == "Orphan", policy == "Foreground"
+    else:
+        orphan, foreground = default_policy == "Orphan", False
+        for name in finalizers:
+            if name in (ORPHAN_FINALIZER, FOREGROUND_FINALIZER):
+                orphan, foreground = name == ORPHAN_FINALIZER, name == FOREGROUND_FINALIZER
+                break
+    kept = [f for f in finalizers if f not in (ORPHAN_FINALIZER, FOREGROUND_FINALIZER)]
+    wanted = kept + [ORPHAN_FINALIZER] * orphan + [FOREGROUND_FINALIZER] * foreground
+    return None if set(wanted) == set(finalizers) else wanted
 
 
 def encode_continue(rv: int, next_key: bytes) -> str:
@@ -174,6 +192,23 @@ class ObjectRegistry:
                                              "ResourceVersion", resource_version,
                                              str(kv.mod_revision))
 
+    async def _current_objects(self, resource: str) -> list[Message]:
+        """Every object of `resource`, from its watch cache (as admission
+        plugins read informers), else from the store (at most one page)."""
+        cache = self.caches.get(resource)
+        if cache is not None:
+            return list(cache.objects.values())
+        kind = self.registry.by_resource(resource)
+        prefix = storage.prefix_key(resource, "")
+        page = await self.store.range(prefix, storage.prefix_end(prefix), limit=MAX_PAGE)
+        found = []
+        for kv in page.kvs:
+            try:
+                found.append(stored.decode(kind, kv))
+            except stored.CorruptObject as err:
+                self.corrupt_log.report(err, "list")
+        return found
+
     async def _check_namespace_open(self, namespace: str) -> None:
         cache = self.caches.get(self._namespaces.resource)
         ns = cache.objects.get(namespace) if cache is not None else None
@@ -263,6 +298,9 @@ class ObjectRegistry:
         meta.ClearField("deletion_grace_period_seconds")
         obj.api_version, obj.kind = kind.api_version, kind.kind
         strategy.default(obj)
+        if strategy.admission_reads:
+            strategy.admit(obj, {resource: await self._current_objects(resource)
+                                 for resource in strategy.admission_reads})
         strategy.prepare_for_create(obj)
         self._raise_invalid(kind, obj, strategy.validate(obj))
         strategy.canonicalize(obj)
@@ -343,7 +381,8 @@ class ObjectRegistry:
             strategy.prepare_for_update(obj, old)
             strategy.default(obj)
         obj.metadata.resource_version = old.metadata.resource_version
-        self._raise_invalid(kind, obj, strategy.validate_update(obj, old))
+        self._raise_invalid(kind, obj, strategy.validate_status_update(obj, old) if status
+                            else strategy.validate_update(obj, old))
         if not status and not finalize:
             strategy.canonicalize(obj)
         encoded = self._encode(kind, obj, kv.key)
@@ -361,25 +400,39 @@ class ObjectRegistry:
         return obj
 
     async def patch(self, kind: Kind, namespace: str, name: str, patch_text: str, *,
-                    status: bool = False, dry_run: bool = False) -> Message:
-        """Apply a JSON merge patch. A `metadata.resourceVersion` in it is a
-        precondition (Conflict when the stored object differs); a different
-        `metadata.uid` is refused as an immutable field (Invalid), as
-        kube-apiserver refuses it."""
+                    status: bool = False, dry_run: bool = False,
+                    patch_type: str = "merge") -> Message:
+        """Apply a patch: `merge` (RFC 7386), `json` (RFC 6902) or `strategic`
+        (kubemu.api.strategicpatch). A `metadata.resourceVersion` in a merge or
+        strategic patch, or one a JSON patch writes, is a precondition
+        (Conflict when the stored object differs); a different `metadata.uid`
+        is refused as an immutable field (Invalid), as kube-apiserver refuses it."""
         namespace = self._namespace_of(kind, namespace)
         try:
             patch = json.loads(patch_text)
         except ValueError as err:
             raise errors.BadRequest(f"the patch is not valid JSON: {err}") from None
-        if not isinstance(patch, dict):
-            raise errors.BadRequest("a merge patch must be a JSON object")
-        meta_patch = patch.get("metadata") if isinstance(patch.get("metadata"), dict) else {}
+        if patch_type == "json":
+            if not isinstance(patch, list):
+                raise errors.BadRequest("a JSON patch must be a list of operations")
+            meta_patch: dict = {}
+        else:
+            if not isinstance(patch, dict):
+                raise errors.BadRequest(f"a {patch_type} patch must be a JSON object")
+            meta_patch = patch.get("metadata") if isinstance(patch.get("metadata"), dict) else {}
         wanted_rv = str(meta_patch.get("resourceVersion") or "")
         wanted_uid = str(meta_patch.get("uid") or "")
         for _ in range(UPDATE_RETRIES):
             kv = await self._get_kv(kind, namespace, name)
             old = self._read(kind, kv)
             self._check_preconditions(kind, kv, old)
+            merged = _apply_patch(kind, codec.to_dict(old), patch, patch_type)
+            if patch_type == "json":
+                meta = merged.get("metadata") if isinstance(merged, dict) else None
+                meta = meta if isinstance(meta, dict) else {}
+                written_rv = str(meta.get("resourceVersion") or "")
+                wanted_rv = written_rv if written_rv != str(kv.mod_revision) else ""
+                wanted_uid = str(meta.get("uid") or "")
             if wanted_uid and wanted_uid != old.metadata.uid:
                 # Not a precondition for a patch (kube-apiserver's patch handler
                 # has none): the patched uid fails validation as immutable.
@@ -387,7 +440,8 @@ class ObjectRegistry:
                     "metadata.uid", wanted_uid, "field is immutable")])
             if wanted_rv and wanted_rv != str(kv.mod_revision):
                 raise errors.conflict(kind.qualified_resource, name)
-            merged = merge_patch(codec.to_dict(old), patch)
+            if not isinstance(merged, dict):
+                raise errors.BadRequest("the patched object is not a JSON object")
             new = codec.from_dict(kind.message, merged, kind=kind.kind, name=name)
             new.metadata.resource_version = str(kv.mod_revision)
             if new.metadata.name != name or (kind.namespaced and new.metadata.namespace != namespace):
@@ -451,11 +505,15 @@ class ObjectRegistry:
             obj = copy_of(old)
             meta = obj.metadata
             pending = strategy.check_graceful_delete(obj, grace_period_s, self.clock())
+            # A graceful deletion already under way and left as it was is
+            # kube-apiserver's errAlreadyDeleting: nothing else changes either.
+            if not (pending and meta == old.metadata):
+                finalizers = gc_finalizers(list(meta.finalizers), propagation_policy,
+                                           strategy.default_gc_policy)
+                if finalizers is not None:
+                    del meta.finalizers[:]
+                    meta.finalizers.extend(finalizers)
             if not pending:
-                if propagation_policy == "Orphan" and "orphan" not in meta.finalizers:
-                    meta.finalizers.append("orphan")
-                if propagation_policy == "Foreground" and "foregroundDeletion" not in meta.finalizers:
-                    meta.finalizers.append("foregroundDeletion")
                 pending = strategy.before_delete(obj) or bool(meta.finalizers)
                 if pending and not meta.deletion_timestamp:
                     meta.deletion_timestamp = now_rfc3339(self.clock())

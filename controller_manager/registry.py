@@ -11,12 +11,16 @@ from __future__ import annotations
 from typing import Iterable
 
 from controller_manager.base import Controller
+from controller_manager.deployment import DeploymentController
+from controller_manager.garbagecollector import GarbageCollector
 from controller_manager.replicaset import ReplicaSetController
 from controller_manager.statefulset import StatefulSetController
 
 CONTROLLERS: tuple[type[Controller], ...] = (
     ReplicaSetController,
+    DeploymentController,
     StatefulSetController,
+    GarbageCollector,
 )
 
 
