@@ -60,11 +60,13 @@ def is_ready(pod) -> bool:
 
 
 class OrderWatch:
-    """Every pod event of one set, checked as it arrives: web-i is never
-    created while web-(i-1) is missing or not Ready, and (under scale-down)
-    a pod goes (is marked for deletion, or removed at once) only when no
-    higher ordinal is left. Use it around creations and scale-downs only: a
-    pod deleted by hand breaks the second rule on purpose."""
+    """Every pod event of one set, checked as it arrives (starting from the
+    pods listed on entry): `created_early` names each pod created while its
+    predecessor was missing or not Ready; `deleted_early` each pod that went
+    (marked for deletion, or removed at once) while a higher ordinal was
+    still there, which a scale-down never does (a rolling update and a pod
+    deleted by hand do); `marked` lists, in order, each pod that went with
+    the other pods that were not Ready at that moment."""
 
     def __init__(self, client, name: str, namespace: str = NS, selector: str = ""):
         self.client, self.name, self.namespace = client, name, namespace
@@ -72,8 +74,14 @@ class OrderWatch:
         self.pods: dict[int, object] = {}
         self.created: list[str] = []
         self.deleted: list[str] = []
-        self.violations: list[str] = []
+        self.created_early: list[str] = []
+        self.deleted_early: list[str] = []
+        self.marked: list[tuple[str, list[str]]] = []
         self.task: asyncio.Task | None = None
+
+    @property
+    def violations(self) -> list[str]:
+        return self.created_early + self.deleted_early
 
     def ordinal(self, pod) -> int:
         return int(pod.metadata.name.rsplit("-", 1)[1])
@@ -84,26 +92,29 @@ class OrderWatch:
             self.created.append(pod.metadata.name)
             before = self.pods.get(i - 1)
             if i > 0 and (before is None or not is_ready(before)):
-                self.violations.append(f"{pod.metadata.name} created before "
-                                       f"{self.name}-{i - 1} was Ready")
+                self.created_early.append(f"{pod.metadata.name} created before "
+                                          f"{self.name}-{i - 1} was Ready")
             self.pods[i] = pod
         elif kind == "MODIFIED":
             old = self.pods.get(i)
             if pod.metadata.deletion_timestamp and (old is None or
                                                     not old.metadata.deletion_timestamp):
-                self._check_none_above(pod, i, "deleted")
+                self._going(pod, i)
             self.pods[i] = pod
         elif kind == "DELETED":
             self.deleted.append(pod.metadata.name)
             old = self.pods.pop(i, None)
             if old is None or not old.metadata.deletion_timestamp:
-                self._check_none_above(pod, i, "deleted")
+                self._going(pod, i)
 
-    def _check_none_above(self, pod, i: int, what: str) -> None:
+    def _going(self, pod, i: int) -> None:
+        others = [p for j, p in self.pods.items() if j != i]
+        self.marked.append((pod.metadata.name,
+                            sorted(p.metadata.name for p in others if not is_ready(p))))
         higher = [j for j in self.pods if j > i]
         if higher:
-            self.violations.append(f"{pod.metadata.name} {what} while "
-                                   f"{self.name}-{max(higher)} exists")
+            self.deleted_early.append(f"{pod.metadata.name} deleted while "
+                                      f"{self.name}-{max(higher)} exists")
 
     async def run(self, resource_version: str) -> None:
         events = self.client.watch("pods", self.namespace, resource_version=resource_version,
@@ -114,6 +125,7 @@ class OrderWatch:
 
     async def __aenter__(self) -> "OrderWatch":
         listed = await self.client.list("pods", self.namespace, label_selector=self.selector)
+        self.pods = {self.ordinal(p): p for p in listed.items}
         self.task = asyncio.get_running_loop().create_task(
             self.run(listed.resource_version))
         return self

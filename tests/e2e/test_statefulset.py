@@ -137,3 +137,28 @@ async def test_scale_down_removes_the_highest_ordinal_first(api, sts):
     # The claims stay (persistentVolumeClaimRetentionPolicy Retain).
     claims = sorted(c.metadata.name for c in (await api.list("persistentvolumeclaims", ns)).items)
     assert claims == ["www-web-0", "www-web-1", "www-web-2"]
+
+
+async def test_rolling_update_replaces_pods_highest_first_each_after_the_rest_are_ready(
+        cluster, api, sts):
+    ns = sts
+    await api.create(obj(web(ns)))
+    await wait_ready(api, ns, ["web-0", "web-1", "web-2"])
+    async with OrderWatch(api, "web", ns, "app=nginx") as watch:
+        out = await cli(cluster, "set", "image", "-n", ns, "statefulset/web",
+                        "nginx=busybox:1.36")
+        assert out.returncode == 0, out.stderr
+        out = await cli(cluster, "rollout", "status", "-n", ns, "statefulset/web",
+                        "--timeout=60s")
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.splitlines()[-1] == \
+            "partitioned roll out complete: 3 new pods have been updated..."
+        pods = await wait_ready(api, ns, ["web-0", "web-1", "web-2"])
+        assert [name for name, _ in watch.marked] == ["web-2", "web-1", "web-0"]
+        assert [unready for _, unready in watch.marked] == [[], [], []]
+        assert watch.created_early == []
+    status = (await api.get("statefulsets", "web", ns)).status
+    assert status.current_revision == status.update_revision
+    for pod in pods.values():
+        assert pod.spec.containers[0].image == "busybox:1.36"
+        assert pod.metadata.labels["controller-revision-hash"] == status.update_revision
