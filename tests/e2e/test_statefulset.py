@@ -162,3 +162,21 @@ async def test_rolling_update_replaces_pods_highest_first_each_after_the_rest_ar
     for pod in pods.values():
         assert pod.spec.containers[0].image == "busybox:1.36"
         assert pod.metadata.labels["controller-revision-hash"] == status.update_revision
+    first = next(r for r in (await api.list("controllerrevisions", ns)).items
+                 if r.metadata.name != status.update_revision)
+
+    # Undo: the first template comes back under its own revision, renumbered 3.
+    out = await cli(cluster, "rollout", "undo", "-n", ns, "statefulset/web")
+    assert (out.returncode, out.stdout) == (0, "statefulset.apps/web rolled back\n"), out.stderr
+    out = await cli(cluster, "rollout", "status", "-n", ns, "statefulset/web", "--timeout=60s")
+    assert out.returncode == 0, out.stderr
+    status = (await api.get("statefulsets", "web", ns)).status
+    assert status.update_revision == first.metadata.name
+    revisions = {r.metadata.name: r.revision
+                 for r in (await api.list("controllerrevisions", ns)).items}
+    assert revisions[first.metadata.name] == 3 and sorted(revisions.values()) == [2, 3]
+    out = await cli(cluster, "rollout", "history", "-n", ns, "statefulset/web")
+    assert [line.split()[0] for line in out.stdout.splitlines()[2:] if line.strip()] == \
+        ["2", "3"], out.stdout
+    pods = await wait_ready(api, ns, ["web-0", "web-1", "web-2"])
+    assert {p.spec.containers[0].image for p in pods.values()} == {"busybox"}
