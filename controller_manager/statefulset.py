@@ -506,12 +506,15 @@ class StatefulSetController(Controller):
         by_ordinal = {parent_and_ordinal(p.metadata.name)[1]: p for p in pods}
         templates = {current.metadata.name: template_of(sts, current),
                      update.metadata.name: template_of(sts, update)}
-        for action in decided.actions:
-            pod = by_ordinal.get(action.ordinal)
-            if action.verb == "update" and pod is not None:
-                await self._update_identity(sts, pod)
-            elif action.verb == "claims" and pod is not None:
-                await self._create_claims(sts, pod.metadata.name, action.ordinal)
+        try:
+            for action in decided.actions:
+                pod = by_ordinal.get(action.ordinal)
+                if action.verb == "update" and pod is not None:
+                    await self._update_identity(sts, pod)
+                elif action.verb == "claims" and pod is not None:
+                    await self._create_claims(sts, pod.metadata.name, action.ordinal)
+        except Exception as exc:  # noqa: BLE001 - the status is still written, then a retry
+            return exc
         writes = decided.writes()
         if not writes:
             return None
