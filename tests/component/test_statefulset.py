@@ -367,3 +367,27 @@ async def test_retention_policy_delete_gives_claims_owners(cm, client):
         [("StatefulSet", sts.metadata.uid, False)]
     assert [(r.kind, r.uid) for r in claim1.metadata.owner_references] == \
         [("StatefulSet", sts.metadata.uid), ("Pod", pod1.metadata.uid)]
+
+
+async def test_a_new_controller_manager_takes_the_sequence_up_where_the_killed_one_left_it(
+        tmp_path, apiserver, client):
+    a = await ControllerManagerProc(tmp_path, apiserver.address, "--controllers", "statefulset",
+                                    name="cm-a").astart()
+    b = None
+    try:
+        async with OrderWatch(client, "ha") as watch:
+            await client.create(obj(sts_doc("ha", 3)))
+            await wait_names(client, ["ha-0"], app="ha")
+            await a.akill()
+            await make_ready(client, "ha-0")
+            b = await ControllerManagerProc(tmp_path, apiserver.address, "--controllers",
+                                            "statefulset", name="cm-b").astart()
+            await wait_names(client, ["ha-0", "ha-1"], app="ha")
+            await make_ready(client, "ha-1")
+            await wait_names(client, ["ha-0", "ha-1", "ha-2"], app="ha")
+            assert watch.created == ["ha-0", "ha-1", "ha-2"]
+            assert watch.violations == []
+    finally:
+        await a.astop()
+        if b is not None:
+            await b.astop()
