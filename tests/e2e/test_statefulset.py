@@ -120,12 +120,13 @@ async def test_a_file_in_web_1s_claim_survives_its_deletion_and_recreation(clust
     assert (out.returncode, out.stdout) == (0, "kept\n"), out.stderr
 
 
-async def test_scale_down_removes_the_highest_ordinal_first(api, sts):
+async def test_scale_down_removes_the_highest_ordinal_first(cluster, api, sts):
     ns = sts
     await api.create(obj(web(ns)))
     await wait_ready(api, ns, ["web-0", "web-1", "web-2"])
     async with OrderWatch(api, "web", ns, "app=nginx") as watch:
-        await api.patch("statefulsets", "web", ns, patch={"spec": {"replicas": 1}})
+        out = await cli(cluster, "scale", "-n", ns, "statefulset/web", "--replicas=1")
+        assert (out.returncode, out.stdout) == (0, "statefulset.apps/web scaled\n"), out.stderr
 
         async def only_web_0():
             names = sorted(p.metadata.name
