@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from controller_manager.base import Controller
+from controller_manager.cronjob import CronJobController
 from controller_manager.job import JobController
 from controller_manager.replicaset import ReplicaSetController
 from controller_manager.ttl_after_finished import TTLAfterFinishedController
@@ -18,6 +19,7 @@ from controller_manager.ttl_after_finished import TTLAfterFinishedController
 CONTROLLERS: tuple[type[Controller], ...] = (
     ReplicaSetController,
     JobController,
+    CronJobController,
     TTLAfterFinishedController,
 )
 

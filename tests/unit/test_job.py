@@ -1,0 +1,114 @@
+"""The Job controller's pure parts: completedIndexes compression, the
+pod-failure backoff, how many pods should run, pending indexes, conditions,
+and the TTL controller's expiry; no processes, fixed instants."""
+from __future__ import annotations
+
+import pytest
+
+from controller_manager import job as jobctl
+from controller_manager import ttl_after_finished as ttl
+from kubemu.api.v1 import batch_pb2, core_pb2
+
+
+@pytest.mark.parametrize("indexes, text", [
+    ([], ""),
+    ([0], "0"),
+    ([0, 1], "0-1"),
+    ([0, 1, 2, 4], "0-2,4"),
+    ([9, 5, 3, 4, 1, 4], "1,3-5,9"),
+], ids=lambda v: str(v))
+def test_completed_indexes_are_compressed_ranges(indexes, text):
+    assert jobctl.compress_indexes(indexes) == text
+    assert jobctl.parse_indexes(text, 100) == set(indexes)
+
+
+def test_parse_indexes_drops_those_beyond_completions_and_junk():
+    assert jobctl.parse_indexes("0-2,4,7-9,x,3-a", 8) == {0, 1, 2, 4, 7}
+
+
+@pytest.mark.parametrize("failures, want_s", [
+    (0, 0), (1, 10), (2, 20), (3, 40), (4, 80), (5, 160), (6, 320), (7, 360), (30, 360),
+], ids=lambda v: str(v))
+def test_backoff_doubles_from_the_base_and_is_capped(failures, want_s):
+    assert jobctl.backoff_delay_s(failures, 10.0, 360.0) == want_s
+
+
+@pytest.mark.parametrize("before, succeeded, failed, after", [
+    (jobctl.BackoffRecord(), [], [], jobctl.BackoffRecord()),
+    (jobctl.BackoffRecord(), [], [5.0, 3.0], jobctl.BackoffRecord(2, 5.0)),
+    (jobctl.BackoffRecord(2, 5.0), [], [9.0], jobctl.BackoffRecord(3, 9.0)),
+    (jobctl.BackoffRecord(2, 5.0), [10.0], [], jobctl.BackoffRecord(0, None)),
+    # Only failures after the last success count.
+    (jobctl.BackoffRecord(2, 5.0), [10.0], [8.0, 12.0, 11.0], jobctl.BackoffRecord(2, 12.0)),
+], ids=["nothing", "two-failures", "one-more", "success-resets", "after-success"])
+def test_backoff_record(before, succeeded, failed, after):
+    assert jobctl.next_backoff_record(before, succeeded, failed) == after
+
+
+def test_backoff_remaining_counts_from_the_last_failure():
+    record = jobctl.BackoffRecord(3, 100.0)  # 3 failures: 40 s with base 10
+    assert record.remaining_s(110.0, 10.0, 360.0) == 30.0
+    assert record.remaining_s(140.0, 10.0, 360.0) == 0.0
+    assert jobctl.BackoffRecord().remaining_s(110.0, 10.0, 360.0) == 0.0
+
+
+@pytest.mark.parametrize("completions, parallelism, succeeded, active, want", [
+    (5, 2, 0, 0, 2),
+    (5, 2, 4, 1, 1),   # never more than the completions still to come
+    (5, 2, 5, 0, 0),
+    (5, 10, 1, 0, 4),
+    (None, 3, 0, 1, 3),
+    (None, 3, 1, 2, 2),  # one succeeded: let the others finish, start none
+], ids=lambda v: str(v))
+def test_want_active(completions, parallelism, succeeded, active, want):
+    assert jobctl.want_active(completions, parallelism, succeeded, active) == want
+
+
+def test_first_pending_indexes_skip_done_and_running_ones():
+    assert jobctl.first_pending_indexes(6, {0, 2, 3}, 2) == [1, 4]
+    assert jobctl.first_pending_indexes(3, {0, 1, 2}, 2) == []
+
+
+def test_finish_time_prefers_the_containers_last_finish():
+    pod = core_pb2.Pod()
+    for stamp in ("2026-01-01T00:00:05Z", "2026-01-01T00:00:09Z"):
+        cs = pod.status.container_statuses.add()
+        cs.state.terminated.finished_at = stamp
+    assert jobctl.finish_time(pod, 0.0) == 1767225609.0
+    assert jobctl.finish_time(core_pb2.Pod(), 42.0) == 42.0
+
+
+def test_ensure_condition_does_not_add_a_false_one_and_replaces_a_changed_one():
+    status = batch_pb2.JobStatus()
+    assert not jobctl.ensure_condition(status, "Suspended", "False", "JobResumed",
+                                       "Job resumed", 0.0)
+    assert jobctl.ensure_condition(status, "Suspended", "True", "JobSuspended",
+                                   "Job suspended", 0.0)
+    assert not jobctl.ensure_condition(status, "Suspended", "True", "JobSuspended",
+                                       "Job suspended", 10.0)
+    assert jobctl.ensure_condition(status, "Suspended", "False", "JobResumed",
+                                   "Job resumed", 10.0)
+    [cond] = status.conditions
+    assert (cond.status, cond.reason, cond.last_transition_time) == (
+        "False", "JobResumed", "1970-01-01T00:00:10Z")
+
+
+def _job(*conditions: tuple[str, str, str], ttl_s: int | None = None) -> batch_pb2.Job:
+    job = batch_pb2.Job()
+    if ttl_s is not None:
+        job.spec.ttl_seconds_after_finished = ttl_s
+    for type_, status, stamp in conditions:
+        job.status.conditions.add(type=type_, status=status, last_transition_time=stamp)
+    return job
+
+
+@pytest.mark.parametrize("job, want", [
+    (_job(("Complete", "True", "2026-01-01T00:00:00Z"), ttl_s=30), 1767225630.0),
+    (_job(("FailureTarget", "True", "2026-01-01T00:00:00Z"),
+          ("Failed", "True", "2026-01-01T00:00:10Z"), ttl_s=0), 1767225610.0),
+    (_job(("Complete", "True", "2026-01-01T00:00:00Z")), None),
+    (_job(("SuccessCriteriaMet", "True", "2026-01-01T00:00:00Z"), ttl_s=5), None),
+], ids=["complete", "failed", "no-ttl", "not-finished"])
+def test_ttl_expiry(job, want):
+    assert ttl.expires_at_s(job) == want
+    assert jobctl.job_finished(job) in ("Complete", "Failed", "")
