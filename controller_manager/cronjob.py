@@ -369,7 +369,8 @@ class CronJobController(Controller):
             await self.client.delete("jobs", job.metadata.name, job.metadata.namespace,
                                      propagation_policy="Background")
         except errors.NotFound:
-            pass
+            _remove_active(cj.status, job.metadata.uid)  # gone already
+            return True
         except errors.ApiError as exc:
             self.recorder.record(cj, WARNING, "FailedDelete", f"Deleted job: {exc}")
             return False
