@@ -45,7 +45,7 @@ from kubemu.client.events import NORMAL, WARNING
 from kubemu.client.informer import object_of
 
 from controller_manager import controllerutil as cu
-from controller_manager.base import BY_NAMESPACE, Context, Controller, copy, split_key
+from controller_manager.base import BY_CONTROLLER_UID, BY_NAMESPACE, Context, Controller, copy, split_key
 from controller_manager.expectations import Expectations
 
 TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
@@ -325,6 +325,9 @@ class JobController(Controller):
         key = _key(job)
         self.expectations.delete(key)
         self.enqueue(key)
+        # Its pods hear nothing of it: let those still tracked go (cleanupPodFinalizers).
+        for pod in self.pods.by_index(BY_CONTROLLER_UID, job.metadata.uid):
+            self._enqueue_orphan_if_tracked(pod)
 
     def _job_of(self, pod: Message) -> Message | None:
         ref = cu.controller_of(pod)
@@ -415,8 +418,8 @@ class JobController(Controller):
         selector = labels.from_label_selector(job.spec.selector)
         candidates = self.pods.by_index(BY_NAMESPACE, namespace)
         pods = (await cu.claim(self.client, job, selector, candidates)).objects
-        if job_finished(job):
-            # Counted already: only let the pods go.
+        if job_finished(job) or job.metadata.deletion_timestamp:
+            # Counted already, or going (foreground/orphan deletion): only let the pods go.
             self.backoff.pop(key, None)
             await self._remove_finalizers(key, [p for p in pods if has_finalizer(p)])
             return

@@ -187,3 +187,33 @@ async def test_deadline_suspend_and_ttl(cm, client):
         return "paused" not in names or Seen(names)
     await wait_for(job_gone, WAIT_S)
     assert isinstance(pod, core_pb2.Pod)
+
+
+async def test_work_queue_job_and_orphaned_pods_lose_the_tracking_finalizer(cm, client):
+    # No completions: parallelism pods run; once one succeeds the others may finish.
+    await client.create(obj(job_doc("queue", completions=None, parallelism=2)))
+    pods = await wait_active(client, "queue", 2)
+    await finish(client, pods[0], "Succeeded")
+    job = await wait_job(client, "queue", lambda j: j.status.succeeded == 1
+                         and j.status.active == 1, "one done, one still running")
+    assert not any(c.type == "Complete" for c in job.status.conditions)
+    assert len(await job_pods(client, "queue")) == 2  # no replacement is started
+
+    async def created_events():
+        items = (await client.list("events", "default")).items
+        found = sorted(e.message for e in items if e.involved_object.name == "queue"
+                       and e.reason == "SuccessfulCreate")
+        return found if len(found) == 2 else Seen(found)
+    assert await wait_for(created_events, WAIT_S) == sorted(
+        f"Created pod: {p.metadata.name}" for p in pods)
+
+    # The Job goes (no garbage collector runs here): its pods are orphans
+    # and must not be kept by the tracking finalizer.
+    await client.delete("jobs", "queue", "default")
+
+    async def released():
+        left = [p.metadata.name for p in await job_pods(client, "queue")
+                if FINALIZER in p.metadata.finalizers]
+        jobs = (await client.list("jobs", "default")).items
+        return not left or Seen([left, [codec.to_dict(j.metadata) for j in jobs]])
+    await wait_for(released, WAIT_S)
