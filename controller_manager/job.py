@@ -703,7 +703,8 @@ class JobController(Controller):
                 elif uid not in uncounted_s:
                     uncounted.succeeded.append(uid)
                     uncounted_s.add(uid)
-            elif is_pod_failed(pod) or finish is not None:
+            elif is_pod_failed(pod) or (finish is not None and finish.final == FAILED):
+                # A failing Job counts every pod it did not see succeed as failed.
                 if uid not in uncounted_f and uid not in uncounted_s and index_ok:
                     uncounted.failed.append(uid)
                     uncounted_f.add(uid)
