@@ -270,6 +270,68 @@ def failure(reason: str, message: str) -> Finish:
     return Finish(FAILURE_TARGET, FAILED, reason, message)
 
 
+@dataclasses.dataclass
+class Tracking:
+    """What one sync does with the pods that still carry the tracking finalizer."""
+    succeeded: list[str] = dataclasses.field(default_factory=list)  # UIDs newly uncounted
+    failed: list[str] = dataclasses.field(default_factory=list)
+    new_indexes: set[int] = dataclasses.field(default_factory=set)  # Indexed: newly done
+    to_release: list[Message] = dataclasses.field(default_factory=list)
+    reached_max: bool = False  # MAX_UNCOUNTED_PODS: the rest waits for the next sync
+
+
+def plan_tracking(pods: Sequence[Message], uncounted_s: set[str], uncounted_f: set[str],
+                  expected_rm: set[str], finish: Finish | None, indexed: bool,
+                  completions: int, prev_indexes: set[int]) -> Tracking:
+    """Which finished pods to record as uncounted and which finalizers to remove:
+    a pod is skipped once its finalizer is gone (or its removal is expected),
+    and a UID already uncounted is not added twice; Indexed Jobs record the
+    index instead of the UID of a succeeded pod; a failing Job counts every pod
+    it did not see succeed as failed; every pod of a finishing Job is released."""
+    out = Tracking()
+    seen_s, seen_f = set(uncounted_s), set(uncounted_f)
+    for pod in pods:
+        uid = pod.metadata.uid
+        if not has_finalizer(pod) or uid in expected_rm:
+            continue
+        ix = completion_index(pod)
+        index_ok = not indexed or 0 <= ix < completions
+        phase = pod.status.phase
+        if phase in ("Succeeded", "Failed") or pod.metadata.deletion_timestamp or finish:
+            out.to_release.append(pod)
+        if phase == "Succeeded" and uid not in seen_f:
+            if indexed:
+                if index_ok and ix not in prev_indexes:
+                    out.new_indexes.add(ix)
+            elif uid not in seen_s:
+                out.succeeded.append(uid)
+                seen_s.add(uid)
+        elif is_pod_failed(pod) or (finish is not None and finish.final == FAILED):
+            if uid not in seen_f and uid not in seen_s and index_ok:
+                out.failed.append(uid)
+                seen_f.add(uid)
+        if len(out.new_indexes) + len(seen_s) + len(seen_f) >= MAX_UNCOUNTED_PODS:
+            out.reached_max = True
+            break
+    return out
+
+
+def count_uncounted(status: Any, with_finalizer: set[str], indexed: bool) -> None:
+    """Move the uncounted UIDs whose pod lost its finalizer (or is gone) into
+    succeeded/failed (cleanUncountedPodsWithoutFinalizers); an Indexed Job's
+    succeeded is the size of completedIndexes instead."""
+    uncounted = status.uncounted_terminated_pods
+    keep_s = [u for u in uncounted.succeeded if u in with_finalizer]
+    keep_f = [u for u in uncounted.failed if u in with_finalizer]
+    if not indexed:
+        status.succeeded += len(uncounted.succeeded) - len(keep_s)
+    status.failed += len(uncounted.failed) - len(keep_f)
+    del uncounted.succeeded[:]
+    uncounted.succeeded.extend(keep_s)
+    del uncounted.failed[:]
+    uncounted.failed.extend(keep_f)
+
+
 def _pod_key(pod: Message) -> str:
     return f"{pod.metadata.namespace}/{pod.metadata.name}"
 
@@ -681,38 +743,15 @@ class JobController(Controller):
                      prev_indexes: set[int], now: float) -> None:
         """trackJobStatusAndRemoveFinalizers: count every finished pod exactly once."""
         uncounted = status.uncounted_terminated_pods
-        uncounted_s, uncounted_f = set(uncounted.succeeded), set(uncounted.failed)
-        expected_rm = self.finalizer_expectations.get(key, set())
-        completions = completions_of(job) or 0
-        to_release: list[Message] = []
-        new_indexes: set[int] = set()
-        reached_max = False
-        for pod in pods:
-            uid = pod.metadata.uid
-            if not has_finalizer(pod) or uid in expected_rm:
-                continue
-            ix = completion_index(pod)
-            index_ok = not indexed or 0 <= ix < completions
-            finished = pod.status.phase in ("Succeeded", "Failed")
-            if finished or pod.metadata.deletion_timestamp or finish is not None:
-                to_release.append(pod)
-            if pod.status.phase == "Succeeded" and uid not in uncounted_f:
-                if indexed:
-                    if index_ok and ix not in prev_indexes:
-                        new_indexes.add(ix)
-                elif uid not in uncounted_s:
-                    uncounted.succeeded.append(uid)
-                    uncounted_s.add(uid)
-            elif is_pod_failed(pod) or (finish is not None and finish.final == FAILED):
-                # A failing Job counts every pod it did not see succeed as failed.
-                if uid not in uncounted_f and uid not in uncounted_s and index_ok:
-                    uncounted.failed.append(uid)
-                    uncounted_f.add(uid)
-            if len(new_indexes) + len(uncounted_s) + len(uncounted_f) >= MAX_UNCOUNTED_PODS:
-                reached_max = True
-                break
+        # A snapshot: handlers change the live set while we wait on the API.
+        expected_rm = set(self.finalizer_expectations.get(key, ()))
+        plan = plan_tracking(pods, set(uncounted.succeeded), set(uncounted.failed), expected_rm,
+                             finish, indexed, completions_of(job) or 0, prev_indexes)
+        uncounted.succeeded.extend(plan.succeeded)
+        uncounted.failed.extend(plan.failed)
+        to_release, reached_max = plan.to_release, plan.reached_max
         if indexed:
-            all_indexes = prev_indexes | new_indexes
+            all_indexes = prev_indexes | plan.new_indexes
             status.completed_indexes = compress_indexes(all_indexes)
             status.succeeded = len(all_indexes)
         # (1) Record who is about to be counted before any finalizer goes.
@@ -725,21 +764,13 @@ class JobController(Controller):
         with_finalizer = {p.metadata.uid for p in pods if has_finalizer(p)
                           and p.metadata.uid not in expected_rm} - released
         # (3) Count those whose finalizer is gone (or whose pod is).
-        uncounted = status.uncounted_terminated_pods
-        keep_s = [u for u in uncounted.succeeded if u in with_finalizer]
-        keep_f = [u for u in uncounted.failed if u in with_finalizer]
-        if not indexed:
-            status.succeeded += len(uncounted.succeeded) - len(keep_s)
-        status.failed += len(uncounted.failed) - len(keep_f)
-        del uncounted.succeeded[:]
-        uncounted.succeeded.extend(keep_s)
-        del uncounted.failed[:]
-        uncounted.failed.extend(keep_f)
+        count_uncounted(status, with_finalizer, indexed)
         self.backoff[key] = record
         finished_now = False
+        uncounted = status.uncounted_terminated_pods
         if finish is not None and not reached_max:
             ensure_condition(status, finish.interim, "True", finish.reason, finish.message, now)
-            if not keep_s and not keep_f and status.terminating == 0:
+            if not uncounted.succeeded and not uncounted.failed and status.terminating == 0:
                 ensure_condition(status, finish.final, "True", finish.reason, finish.message,
                                  now)
                 if finish.final == COMPLETE:

@@ -112,3 +112,76 @@ def _job(*conditions: tuple[str, str, str], ttl_s: int | None = None) -> batch_p
 def test_ttl_expiry(job, want):
     assert ttl.expires_at_s(job) == want
     assert jobctl.job_finished(job) in ("Complete", "Failed", "")
+
+
+# ---------------------------------------------------------------- counting each pod once
+
+def pod(uid: str, phase: str = "Running", *, finalizer: bool = True, deleted: bool = False,
+        index: int | None = None) -> core_pb2.Pod:
+    p = core_pb2.Pod()
+    p.metadata.name = p.metadata.uid = uid
+    p.status.phase = phase
+    if finalizer:
+        p.metadata.finalizers.append(jobctl.TRACKING_FINALIZER)
+    if deleted:
+        p.metadata.deletion_timestamp = "2026-01-01T00:00:00Z"
+    if index is not None:
+        p.metadata.annotations[jobctl.COMPLETION_INDEX_ANNOTATION] = str(index)
+    return p
+
+
+FAILING = jobctl.failure(jobctl.REASON_BACKOFF_LIMIT, jobctl.MESSAGE_BACKOFF_LIMIT)
+
+
+def plan(pods, *, uncounted_s=(), uncounted_f=(), expected_rm=(), finish=None,
+         indexed=False, completions=0, prev_indexes=()):
+    got = jobctl.plan_tracking(pods, set(uncounted_s), set(uncounted_f), set(expected_rm),
+                               finish, indexed, completions, set(prev_indexes))
+    return (got.succeeded, got.failed, sorted(got.new_indexes),
+            [p.metadata.uid for p in got.to_release])
+
+
+@pytest.mark.parametrize("pods, kwargs, want", [
+    ([pod("a", "Succeeded"), pod("b", "Failed"), pod("c")], {},
+     (["a"], ["b"], [], ["a", "b"])),
+    # Already uncounted: released again (its removal failed), not recorded twice.
+    ([pod("a", "Succeeded"), pod("b", "Failed")], {"uncounted_s": ["a"], "uncounted_f": ["b"]},
+     ([], [], [], ["a", "b"])),
+    # Its finalizer is gone, or its removal is on the way: counted already.
+    ([pod("a", "Succeeded", finalizer=False), pod("b", "Failed")], {"expected_rm": ["b"]},
+     ([], [], [], [])),
+    # Deleted before it succeeded: a failure (TerminatingOrFailed).
+    ([pod("a", deleted=True), pod("b", "Succeeded", deleted=True)], {},
+     (["b"], ["a"], [], ["a", "b"])),
+    # A failing Job counts its running pods as failed and lets them all go.
+    ([pod("a"), pod("b", "Succeeded")], {"finish": FAILING}, (["b"], ["a"], [], ["a", "b"])),
+    # A succeeding one releases a running pod without calling it failed.
+    ([pod("a")], {"finish": jobctl.SUCCEEDED}, ([], [], [], ["a"])),
+], ids=["finished", "uncounted", "gone-finalizer", "deleted", "failing-job", "succeeding-job"])
+def test_plan_tracking_nonindexed(pods, kwargs, want):
+    assert plan(pods, **kwargs) == want
+
+
+def test_plan_tracking_indexed_records_indexes_not_uids():
+    pods = [pod("a", "Succeeded", index=0), pod("b", "Succeeded", index=1),
+            pod("c", "Succeeded", index=7), pod("d", "Failed", index=9), pod("e", "Failed", index=2)]
+    assert plan(pods, indexed=True, completions=3, prev_indexes=[0]) == (
+        [], ["e"], [1], ["a", "b", "c", "d", "e"])
+
+
+def test_plan_tracking_stops_at_max_uncounted():
+    pods = [pod(f"p{i}", "Succeeded") for i in range(jobctl.MAX_UNCOUNTED_PODS + 5)]
+    got = jobctl.plan_tracking(pods, set(), set(), set(), None, False, 0, set())
+    assert got.reached_max and len(got.succeeded) == jobctl.MAX_UNCOUNTED_PODS
+
+
+@pytest.mark.parametrize("indexed, want", [(False, (7, 3, ["b"], ["d"])),
+                                           (True, (5, 3, ["b"], ["d"]))],
+                         ids=["nonindexed", "indexed"])
+def test_count_uncounted_moves_those_without_finalizer(indexed, want):
+    status = batch_pb2.JobStatus(succeeded=5, failed=2)
+    status.uncounted_terminated_pods.succeeded.extend(["a", "b", "c"])
+    status.uncounted_terminated_pods.failed.extend(["d", "e"])
+    jobctl.count_uncounted(status, {"b", "d"}, indexed)
+    assert (status.succeeded, status.failed, list(status.uncounted_terminated_pods.succeeded),
+            list(status.uncounted_terminated_pods.failed)) == want
