@@ -71,6 +71,14 @@ async def wait_jobs(client, owner: str, predicate, what: str) -> list:
     return await wait_for(check, WAIT_S, interval_s=0.1, message=what)
 
 
+async def wait_status(client, name: str, predicate):
+    """The CronJob once its status satisfies `predicate` (written after its Jobs)."""
+    async def check():
+        cj = await client.get("cronjobs", name, "default")
+        return cj if predicate(cj.status) else Seen(codec.to_dict(cj.status))
+    return await wait_for(check, WAIT_S, interval_s=0.1, message=f"status of {name}")
+
+
 async def events_of(client, name: str, reason: str) -> list:
     items = (await client.list("events", "default")).items
     return [e for e in items if e.involved_object.name == name and e.reason == reason]
@@ -87,7 +95,8 @@ async def test_forbid_waits_for_the_active_job_and_history(cm, client, clock):
     await client.create(cronjob("tick", "Forbid", successfulJobsHistoryLimit=1))
     await clock.advance(120)
     [first] = await wait_jobs(client, "tick", lambda js: len(js) == 1, "one job")
-    cj = await client.get("cronjobs", "tick", "default")
+    cj = await wait_status(client, "tick", lambda st: [a.name for a in st.active]
+                           == [first.metadata.name])
     scheduled = timefmt.parse_rfc3339(cj.status.last_schedule_time)
     assert scheduled % 60 == 0
     assert first.metadata.name == f"tick-{int(scheduled) // 60}"
@@ -135,15 +144,19 @@ async def test_forbid_waits_for_the_active_job_and_history(cm, client, clock):
 async def test_replace_deletes_the_running_job_and_too_many_missed_starts_warn(
         cm, client, clock):
     await client.create(cronjob("swap", "Replace"))
+    await client.create(cronjob("zoned", "Allow", timeZone="Asia/Kolkata"))
     await clock.advance(60)
     [first] = await wait_jobs(client, "swap", lambda js: len(js) == 1, "one job")
+    # The scheduled time is written in the CronJob's time zone.
+    [zoned] = await wait_jobs(client, "zoned", lambda js: len(js) == 1, "one zoned job")
+    assert zoned.metadata.annotations[SCHEDULED].endswith(":00+05:30")
     await clock.advance(120)
     [second] = await wait_jobs(client, "swap", lambda js: len(js) == 1
                                and js[0].metadata.name != first.metadata.name, "replaced")
     deleted = await wait_event(client, "swap", "SuccessfulDelete")
     assert deleted.message == f"Deleted job {first.metadata.name}"
-    cj = await client.get("cronjobs", "swap", "default")
-    assert [a.name for a in cj.status.active] == [second.metadata.name]
+    await wait_status(client, "swap", lambda st: [a.name for a in st.active]
+                      == [second.metadata.name])
 
     # Three hours later: more than 100 starts missed; the latest still runs.
     await clock.advance(3 * 3600)

@@ -216,11 +216,18 @@ async def test_cronjob_runs_on_schedule_and_honours_forbid_then_replace(api, job
                 return items if predicate(items) else Seen([j.metadata.name for j in items])
             return await wait_for(check, WAIT_S, interval_s=0.2, message=what)
 
+        async def active_is(job):
+            # The CronJob's status is written just after the Job is created.
+            async def check():
+                cj = await api.get("cronjobs", "tick", ns)
+                names = [a.name for a in cj.status.active]
+                return cj if names == [job.metadata.name] else Seen(names)
+            return await wait_for(check, WAIT_S, interval_s=0.2, message="status.active")
+
         [first] = await jobs(lambda js: len(js) == 1, "the first job")
-        cj = await api.get("cronjobs", "tick", ns)
+        cj = await active_is(first)
         scheduled = timefmt.parse_rfc3339(cj.status.last_schedule_time)
         assert first.metadata.name == f"tick-{int(scheduled) // 60}"
-        assert [a.name for a in cj.status.active] == [first.metadata.name]
 
         async def running():
             pods = [p for p in (await api.list("pods", ns)).items if p.status.phase == "Running"]
@@ -243,7 +250,6 @@ async def test_cronjob_runs_on_schedule_and_honours_forbid_then_replace(api, job
                               != first.metadata.name, "the replacement job")
         assert int(second.metadata.name.rsplit("-", 1)[1]) > \
             int(first.metadata.name.rsplit("-", 1)[1])
-        cj = await api.get("cronjobs", "tick", ns)
-        assert [a.name for a in cj.status.active] == [second.metadata.name]
+        await active_is(second)
     finally:
         await clock.set(0)
