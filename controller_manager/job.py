@@ -195,11 +195,21 @@ def has_finalizer(pod: Message) -> bool:
     return TRACKING_FINALIZER in pod.metadata.finalizers
 
 
-def is_pod_failed(pod: Message) -> bool:
-    """Failed, or deleted before it succeeded (isPodFailed, TerminatingOrFailed)."""
+def is_pod_failed(pod: Message, only_failed: bool = False) -> bool:
+    """Failed, or (podReplacementPolicy TerminatingOrFailed) deleted before it
+    succeeded: orphans never reach the Failed phase (isPodFailed)."""
     if pod.status.phase == "Failed":
         return True
+    if only_failed:
+        return False
     return bool(pod.metadata.deletion_timestamp) and pod.status.phase != "Succeeded"
+
+
+def only_replace_failed(job: Message) -> bool:
+    """podReplacementPolicy Failed (the default with a podFailurePolicy): a
+    terminating pod is neither a failure nor replaced until it has Failed."""
+    return (job.spec.pod_replacement_policy == "Failed"
+            or job.spec.HasField("pod_failure_policy"))
 
 
 def is_terminating(pod: Message) -> bool:
@@ -282,7 +292,8 @@ class Tracking:
 
 def plan_tracking(pods: Sequence[Message], uncounted_s: set[str], uncounted_f: set[str],
                   expected_rm: set[str], finish: Finish | None, indexed: bool,
-                  completions: int, prev_indexes: set[int]) -> Tracking:
+                  completions: int, prev_indexes: set[int],
+                  only_failed: bool = False) -> Tracking:
     """Which finished pods to record as uncounted and which finalizers to remove:
     a pod is skipped once its finalizer is gone (or its removal is expected),
     and a UID already uncounted is not added twice; Indexed Jobs record the
@@ -297,7 +308,8 @@ def plan_tracking(pods: Sequence[Message], uncounted_s: set[str], uncounted_f: s
         ix = completion_index(pod)
         index_ok = not indexed or 0 <= ix < completions
         phase = pod.status.phase
-        if phase in ("Succeeded", "Failed") or pod.metadata.deletion_timestamp or finish:
+        failed = is_pod_failed(pod, only_failed)
+        if phase == "Succeeded" or failed or finish:
             out.to_release.append(pod)
         if phase == "Succeeded" and uid not in seen_f:
             if indexed:
@@ -306,7 +318,7 @@ def plan_tracking(pods: Sequence[Message], uncounted_s: set[str], uncounted_f: s
             elif uid not in seen_s:
                 out.succeeded.append(uid)
                 seen_s.add(uid)
-        elif is_pod_failed(pod) or (finish is not None and finish.final == FAILED):
+        elif failed or (finish is not None and finish.final == FAILED):
             if uid not in seen_f and uid not in seen_s and index_ok:
                 out.failed.append(uid)
                 seen_f.add(uid)
@@ -508,7 +520,9 @@ class JobController(Controller):
         if indexed:
             countable = [p for p in countable if 0 <= completion_index(p) < completions]
         new_succeeded = [p for p in countable if p.status.phase == "Succeeded"]
-        new_failed = [p for p in countable if p.status.phase != "Succeeded" and is_pod_failed(p)]
+        only_failed = only_replace_failed(job)
+        new_failed = [p for p in countable if p.status.phase != "Succeeded"
+                      and is_pod_failed(p, only_failed)]
         if indexed:
             prev_indexes = parse_indexes(status.completed_indexes, completions)
             succeeded_indexes = prev_indexes | {completion_index(p) for p in new_succeeded}
@@ -550,8 +564,10 @@ class JobController(Controller):
         else:
             managed = False
             if satisfied and not job.metadata.deletion_timestamp:
+                terminating_pods = [p for p in pods if is_terminating(p)]
                 active, deleted, manage_error = await self._manage(
-                    job, key, active_pods, succeeded, succeeded_indexes, record, now)
+                    job, key, active_pods, terminating_pods, succeeded, succeeded_indexes,
+                    record, now)
                 terminating += deleted
                 managed = True
             if completions is None:
@@ -600,10 +616,12 @@ class JobController(Controller):
 
     # ------------------------------------------------------------ pods
 
-    async def _manage(self, job: Message, key: str, active_pods: list[Message], succeeded: int,
+    async def _manage(self, job: Message, key: str, active_pods: list[Message],
+                      terminating_pods: list[Message], succeeded: int,
                       succeeded_indexes: set[int], record: BackoffRecord,
                       now: float) -> tuple[int, int, BaseException | None]:
-        """Create or delete pods; returns (active, deleted, error)."""
+        """Create or delete pods; returns (active, deleted, error). With
+        podReplacementPolicy Failed a terminating pod still holds its place."""
         active = len(active_pods)
         if is_suspended(job):
             deleted, error = await self._delete_pods(job, key, active_pods)
@@ -616,7 +634,8 @@ class JobController(Controller):
             # Deleting and creating in one sync could double-count: deletes win.
             deleted, error = await self._delete_pods(job, key, victims)
             return active - deleted, deleted, error
-        diff = min(want - active, MAX_POD_CREATE_DELETE_PER_SYNC)
+        holding = terminating_pods if only_replace_failed(job) else []
+        diff = min(want - len(holding) - active, MAX_POD_CREATE_DELETE_PER_SYNC)
         if diff <= 0:
             return active, 0, None
         opts = self.options
@@ -626,7 +645,7 @@ class JobController(Controller):
             return active, 0, None
         indexes: list[int] = []
         if is_indexed(job) and completions is not None:
-            taken = succeeded_indexes | {completion_index(p) for p in active_pods}
+            taken = succeeded_indexes | {completion_index(p) for p in [*active_pods, *holding]}
             indexes = first_pending_indexes(completions, taken, diff)
             diff = len(indexes)
             if diff == 0:
@@ -746,7 +765,8 @@ class JobController(Controller):
         # A snapshot: handlers change the live set while we wait on the API.
         expected_rm = set(self.finalizer_expectations.get(key, ()))
         plan = plan_tracking(pods, set(uncounted.succeeded), set(uncounted.failed), expected_rm,
-                             finish, indexed, completions_of(job) or 0, prev_indexes)
+                             finish, indexed, completions_of(job) or 0, prev_indexes,
+                             only_replace_failed(job))
         uncounted.succeeded.extend(plan.succeeded)
         uncounted.failed.extend(plan.failed)
         to_release, reached_max = plan.to_release, plan.reached_max

@@ -217,3 +217,16 @@ async def test_work_queue_job_and_orphaned_pods_lose_the_tracking_finalizer(cm, 
         jobs = (await client.list("jobs", "default")).items
         return not left or Seen([left, [codec.to_dict(j.metadata) for j in jobs]])
     await wait_for(released, WAIT_S)
+
+
+async def test_replacement_policy_failed_replaces_a_deleted_pod_only_once_it_failed(cm, client):
+    await client.create(obj(job_doc("strict", podReplacementPolicy="Failed")))
+    [pod] = await wait_active(client, "strict", 1)
+    await client.delete("pods", pod.metadata.name, "default")
+    job = await wait_job(client, "strict", lambda j: j.status.terminating == 1, "terminating 1")
+    assert (job.status.active, job.status.failed) == (0, 0)
+    assert [p.metadata.name for p in await job_pods(client, "strict")] == [pod.metadata.name]
+    # The kubelet's part: the deleted pod ends Failed; now it counts, and is replaced.
+    await finish(client, pod, "Failed")
+    job = await wait_job(client, "strict", lambda j: j.status.failed == 1 and j.status.active == 1,
+                         "failed 1, a replacement active")

@@ -185,3 +185,15 @@ def test_count_uncounted_moves_those_without_finalizer(indexed, want):
     jobctl.count_uncounted(status, {"b", "d"}, indexed)
     assert (status.succeeded, status.failed, list(status.uncounted_terminated_pods.succeeded),
             list(status.uncounted_terminated_pods.failed)) == want
+
+
+def test_replacement_policy_failed_waits_for_the_failed_phase():
+    terminating = pod("a", deleted=True)
+    assert jobctl.is_pod_failed(terminating) and not jobctl.is_pod_failed(terminating, True)
+    got = jobctl.plan_tracking([terminating, pod("b", "Failed", deleted=True)], set(), set(),
+                               set(), None, False, 0, set(), only_failed=True)
+    assert (got.failed, [p.metadata.uid for p in got.to_release]) == (["b"], ["b"])
+    job = batch_pb2.Job()
+    assert not jobctl.only_replace_failed(job)
+    job.spec.pod_replacement_policy = "Failed"
+    assert jobctl.only_replace_failed(job)
