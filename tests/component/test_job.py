@@ -230,3 +230,26 @@ async def test_replacement_policy_failed_replaces_a_deleted_pod_only_once_it_fai
     await finish(client, pod, "Failed")
     job = await wait_job(client, "strict", lambda j: j.status.failed == 1 and j.status.active == 1,
                          "failed 1, a replacement active")
+
+
+async def test_on_failure_restarts_count_against_the_backoff_limit(cm, client):
+    # The seed notes' oneshot Job: restartPolicy OnFailure restarts in place;
+    # at backoffLimit restarts the Job fails and its pod is deleted.
+    doc = job_doc("oneshot", backoff_limit=2)
+    doc["spec"]["template"]["spec"]["restartPolicy"] = "OnFailure"
+    await client.create(obj(doc))
+    [pod] = await wait_active(client, "oneshot", 1)
+    fresh = await client.get("pods", pod.metadata.name, "default")
+    fresh.status.phase = "Running"
+    fresh.status.container_statuses.add(name="c", restart_count=2)
+    await client.update_status(fresh)
+    await wait_job(client, "oneshot", lambda j: any(c.type == "FailureTarget"
+                                                    for c in j.status.conditions),
+                   "FailureTarget")
+
+    async def deleted_event():
+        items = (await client.list("events", "default")).items
+        found = [e.message for e in items if e.involved_object.name == "oneshot"
+                 and e.reason == "SuccessfulDelete"]
+        return found or None
+    assert await wait_for(deleted_event, WAIT_S) == [f"Deleted pod: {pod.metadata.name}"]
