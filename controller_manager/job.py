@@ -11,7 +11,9 @@ sync(key) of a Job:
   job-tracking` (Succeeded; Failed, or deleted before succeeding), leaving out
   those already listed in status.uncountedTerminatedPods and those whose
   finalizer we removed but the informer has not shown yet;
-- decides: failed > backoffLimit (or, restartPolicy OnFailure, restarts >=
+- decides: a failed pod matching a podFailurePolicy FailJob rule →
+  PodFailurePolicy (an Ignore rule's failures neither count nor back off);
+  failed > backoffLimit (or, restartPolicy OnFailure, restarts >=
   backoffLimit) → BackoffLimitExceeded; startTime + activeDeadlineSeconds
   passed → DeadlineExceeded (active pods deleted); else manages pods:
   suspended → delete the active ones; otherwise create (after the pod-failure
@@ -34,7 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from google.protobuf.message import Message
 
@@ -64,6 +66,7 @@ REASON_BACKOFF_LIMIT = "BackoffLimitExceeded"
 MESSAGE_BACKOFF_LIMIT = "Job has reached the specified backoff limit"
 REASON_DEADLINE = "DeadlineExceeded"
 MESSAGE_DEADLINE = "Job was active longer than specified deadline"
+REASON_POD_FAILURE_POLICY = "PodFailurePolicy"
 REASON_COMPLETIONS = "CompletionsReached"
 MESSAGE_COMPLETIONS = "Reached expected number of succeeded pods"
 
@@ -205,6 +208,55 @@ def is_pod_failed(pod: Message, only_failed: bool = False) -> bool:
     return bool(pod.metadata.deletion_timestamp) and pod.status.phase != "Succeeded"
 
 
+def _exit_code_match(pod: Message, requirement: Message) -> Message | None:
+    """The first terminated container (then init container) with a non-zero
+    exit code that the onExitCodes requirement matches."""
+    for cs in [*pod.status.container_statuses, *pod.status.init_container_statuses]:
+        if not cs.state.HasField("terminated"):
+            continue  # still terminating: no exit code to match
+        if requirement.HasField("container_name") and requirement.container_name != cs.name:
+            continue
+        code = cs.state.terminated.exit_code
+        if code == 0:
+            continue
+        if (code in requirement.values) == (requirement.operator == "In"):
+            return cs
+    return None
+
+
+def match_pod_failure_policy(job: Message, pod: Message) -> tuple[str | None, bool]:
+    """matchPodFailurePolicy for a failed pod: (the Job's failure message when
+    a FailJob rule matches, whether the failure counts). The first matching rule
+    decides; Ignore does not count, no match counts."""
+    if not job.spec.HasField("pod_failure_policy"):
+        return None, True
+    meta = pod.metadata
+    for index, rule in enumerate(job.spec.pod_failure_policy.rules):
+        if rule.HasField("on_exit_codes"):
+            cs = _exit_code_match(pod, rule.on_exit_codes)
+            if cs is None:
+                continue
+            message = (f"Container {cs.name} for pod {meta.namespace}/{meta.name} failed with "
+                       f"exit code {cs.state.terminated.exit_code} matching {rule.action} rule "
+                       f"at index {index}")
+        elif rule.on_pod_conditions:
+            cond = next((c for c in pod.status.conditions for pattern in rule.on_pod_conditions
+                         if c.type == pattern.type and c.status == (pattern.status or "True")),
+                        None)
+            if cond is None:
+                continue
+            message = (f"Pod {meta.namespace}/{meta.name} has condition {cond.type} matching "
+                       f"{rule.action} rule at index {index}")
+        else:
+            continue
+        if rule.action == "Ignore":
+            return None, False
+        if rule.action == "FailJob":
+            return message, True
+        return None, True  # Count (FailIndex needs backoffLimitPerIndex: counted here)
+    return None, True
+
+
 def only_replace_failed(job: Message) -> bool:
     """podReplacementPolicy Failed (the default with a podFailurePolicy): a
     terminating pod is neither a failure nor replaced until it has Failed."""
@@ -293,7 +345,8 @@ class Tracking:
 def plan_tracking(pods: Sequence[Message], uncounted_s: set[str], uncounted_f: set[str],
                   expected_rm: set[str], finish: Finish | None, indexed: bool,
                   completions: int, prev_indexes: set[int],
-                  only_failed: bool = False) -> Tracking:
+                  only_failed: bool = False,
+                  counts: Callable[[Message], bool] = lambda _pod: True) -> Tracking:
     """Which finished pods to record as uncounted and which finalizers to remove:
     a pod is skipped once its finalizer is gone (or its removal is expected),
     and a UID already uncounted is not added twice; Indexed Jobs record the
@@ -319,7 +372,7 @@ def plan_tracking(pods: Sequence[Message], uncounted_s: set[str], uncounted_f: s
                 out.succeeded.append(uid)
                 seen_s.add(uid)
         elif failed or (finish is not None and finish.final == FAILED):
-            if uid not in seen_f and uid not in seen_s and index_ok:
+            if uid not in seen_f and uid not in seen_s and index_ok and counts(pod):
                 out.failed.append(uid)
                 seen_f.add(uid)
         if len(out.new_indexes) + len(seen_s) + len(seen_f) >= MAX_UNCOUNTED_PODS:
@@ -523,6 +576,10 @@ class JobController(Controller):
         only_failed = only_replace_failed(job)
         new_failed = [p for p in countable if p.status.phase != "Succeeded"
                       and is_pod_failed(p, only_failed)]
+        fail_job_message = next(filter(None, (match_pod_failure_policy(job, p)[0]
+                                              for p in new_failed)), None)
+        # Failures a podFailurePolicy rule ignores neither count nor back off.
+        new_failed = [p for p in new_failed if match_pod_failure_policy(job, p)[1]]
         if indexed:
             prev_indexes = parse_indexes(status.completed_indexes, completions)
             succeeded_indexes = prev_indexes | {completion_index(p) for p in new_succeeded}
@@ -544,6 +601,8 @@ class JobController(Controller):
             [finish_time(p, now) for p in new_failed])
 
         finish = self._pending_finish(job)
+        if finish is None and fail_job_message is not None:
+            finish = failure(REASON_POD_FAILURE_POLICY, fail_job_message)
         if finish is None:
             if failed > job.spec.backoff_limit or past_backoff_limit_on_failure(job, pods):
                 finish = failure(REASON_BACKOFF_LIMIT, MESSAGE_BACKOFF_LIMIT)
@@ -766,7 +825,8 @@ class JobController(Controller):
         expected_rm = set(self.finalizer_expectations.get(key, ()))
         plan = plan_tracking(pods, set(uncounted.succeeded), set(uncounted.failed), expected_rm,
                              finish, indexed, completions_of(job) or 0, prev_indexes,
-                             only_replace_failed(job))
+                             only_replace_failed(job),
+                             lambda pod: match_pod_failure_policy(job, pod)[1])
         uncounted.succeeded.extend(plan.succeeded)
         uncounted.failed.extend(plan.failed)
         to_release, reached_max = plan.to_release, plan.reached_max

@@ -253,3 +253,30 @@ async def test_on_failure_restarts_count_against_the_backoff_limit(cm, client):
                  and e.reason == "SuccessfulDelete"]
         return found or None
     assert await wait_for(deleted_event, WAIT_S) == [f"Deleted pod: {pod.metadata.name}"]
+
+
+async def test_pod_failure_policy_ignores_and_fails_the_job_by_exit_code(cm, client):
+    await client.create(obj(job_doc("policy", podFailurePolicy={"rules": [
+        {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}},
+        {"action": "Ignore", "onExitCodes": {"operator": "In", "values": [3]}}]})))
+
+    async def fail_with(pod, code: int) -> None:
+        fresh = await client.get("pods", pod.metadata.name, "default")
+        fresh.status.phase = "Failed"
+        fresh.status.container_statuses.add(name="c").state.terminated.exit_code = code
+        await client.update_status(fresh)
+
+    [first] = await wait_active(client, "policy", 1)
+    await fail_with(first, 3)  # ignored: replaced at once, not counted
+    [second] = await wait_active(client, "policy", 1)
+    assert second.metadata.name != first.metadata.name
+    job = await client.get("jobs", "policy", "default")
+    assert job.status.failed == 0
+    await fail_with(second, 42)
+    job = await wait_job(client, "policy", lambda j: any(c.type == "Failed"
+                                                         for c in j.status.conditions), "Failed")
+    assert conditions(job)[-1] == (
+        "Failed", "True", "PodFailurePolicy",
+        f"Container c for pod default/{second.metadata.name} failed with exit code 42 "
+        "matching FailJob rule at index 0")
+    assert job.status.failed == 1

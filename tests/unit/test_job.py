@@ -197,3 +197,51 @@ def test_replacement_policy_failed_waits_for_the_failed_phase():
     assert not jobctl.only_replace_failed(job)
     job.spec.pod_replacement_policy = "Failed"
     assert jobctl.only_replace_failed(job)
+
+
+def _failed_pod(exit_code: int, name: str = "main", *conditions: tuple[str, str]) -> core_pb2.Pod:
+    p = pod("x", "Failed")
+    p.metadata.namespace, p.metadata.name = "ns", "work-abc"
+    cs = p.status.container_statuses.add(name=name)
+    cs.state.terminated.exit_code = exit_code
+    for type_, status in conditions:
+        p.status.conditions.add(type=type_, status=status)
+    return p
+
+
+def _policy_job(*rules: dict) -> batch_pb2.Job:
+    job = batch_pb2.Job()
+    policy = job.spec.pod_failure_policy
+    policy.SetInParent()
+    for rule in rules:
+        r = policy.rules.add(action=rule["action"])
+        if "codes" in rule:
+            operator, values = rule["codes"]
+            r.on_exit_codes.operator = operator
+            r.on_exit_codes.values.extend(values)
+            if "container" in rule:
+                r.on_exit_codes.container_name = rule["container"]
+        for type_ in rule.get("conditions", ()):
+            r.on_pod_conditions.add(type=type_, status="True")
+    return job
+
+
+RULES = (
+    {"action": "Ignore", "conditions": ["DisruptionTarget"]},
+    {"action": "FailJob", "codes": ("In", [42]), "container": "main"},
+    {"action": "Ignore", "codes": ("In", [3, 4])},
+    {"action": "Count", "codes": ("NotIn", [0, 42])},
+)
+
+
+@pytest.mark.parametrize("failed, want", [
+    (_failed_pod(42), ("Container main for pod ns/work-abc failed with exit code 42 matching "
+                       "FailJob rule at index 1", True)),
+    (_failed_pod(42, "sidecar"), (None, True)),  # FailJob names container main only
+    (_failed_pod(3), (None, False)),
+    (_failed_pod(7), (None, True)),
+    (_failed_pod(42, "main", ("DisruptionTarget", "True")), (None, False)),  # first rule wins
+], ids=["fail-job", "other-container", "ignore", "count", "first-rule-wins"])
+def test_pod_failure_policy(failed, want):
+    assert jobctl.match_pod_failure_policy(_policy_job(*RULES), failed) == want
+    assert jobctl.match_pod_failure_policy(batch_pb2.Job(), failed) == (None, True)
