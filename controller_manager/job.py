@@ -430,6 +430,9 @@ class JobController(Controller):
         # Pod UIDs whose finalizer we removed and whose update we have not seen.
         self.finalizer_expectations: dict[str, set[str]] = {}
         self.backoff: dict[str, BackoffRecord] = {}
+        # Jobs whose interim condition we wrote, by key: (uid, where it goes). The
+        # cache may not show that write yet when the pods it released are gone.
+        self.finishing: dict[str, tuple[str, Finish]] = {}
         self.jobs = self.informer("jobs")
         self.pods = self.informer("pods")
         self.jobs.add_handler(self.enqueue, self._on_job_update, self._on_job_delete)
@@ -540,6 +543,7 @@ class JobController(Controller):
             self.expectations.delete(key)
             self.finalizer_expectations.pop(key, None)
             self.backoff.pop(key, None)
+            self.finishing.pop(key, None)
             return
         namespace, _ = split_key(key)
         selector = labels.from_label_selector(job.spec.selector)
@@ -548,6 +552,7 @@ class JobController(Controller):
         if job_finished(job) or job.metadata.deletion_timestamp:
             # Counted already, or going (foreground/orphan deletion): only let the pods go.
             self.backoff.pop(key, None)
+            self.finishing.pop(key, None)
             await self._remove_finalizers(key, [p for p in pods if has_finalizer(p)])
             return
         await self._sync_job(key, job, pods)
@@ -600,7 +605,7 @@ class JobController(Controller):
             [finish_time(p, now) for p in new_succeeded],
             [finish_time(p, now) for p in new_failed])
 
-        finish = self._pending_finish(job)
+        finish = self._pending_finish(key, job)
         if finish is None and fail_job_message is not None:
             finish = failure(REASON_POD_FAILURE_POLICY, fail_job_message)
         if finish is None:
@@ -613,6 +618,9 @@ class JobController(Controller):
                 self.enqueue_after(key, start + job.spec.active_deadline_seconds - now)
 
         active = len(active_pods)
+        self.log.debug("job sync", key=key, active=active, succeeded=succeeded, failed=failed,
+                       terminating=terminating, satisfied=satisfied,
+                       finish=finish.reason if finish else None, rv=job.metadata.resource_version)
         manage_error: BaseException | None = None
         if finish is not None:
             deleted, manage_error = await self._delete_pods(job, key, active_pods)
@@ -645,7 +653,7 @@ class JobController(Controller):
         if manage_error is not None:
             raise manage_error
 
-    def _pending_finish(self, job: Message) -> Finish | None:
+    def _pending_finish(self, key: str, job: Message) -> Finish | None:
         """A Job that already has its interim condition is going to finish that way."""
         for cond in job.status.conditions:
             if cond.status != "True":
@@ -654,7 +662,8 @@ class JobController(Controller):
                 return failure(cond.reason, cond.message)
             if cond.type == SUCCESS_CRITERIA_MET:
                 return Finish(SUCCESS_CRITERIA_MET, COMPLETE, cond.reason, cond.message)
-        return None
+        uid, finish = self.finishing.get(key, ("", None))
+        return finish if uid == job.metadata.uid else None
 
     @staticmethod
     def _past_deadline(job: Message, status: Any, now: float) -> bool:
@@ -834,10 +843,16 @@ class JobController(Controller):
             all_indexes = prev_indexes | plan.new_indexes
             status.completed_indexes = compress_indexes(all_indexes)
             status.succeeded = len(all_indexes)
+        if finish is not None and not plan.reached_max:
+            # Written before any finalizer goes: once the pods are gone, only
+            # this says the Job is finishing (and must not start new pods).
+            ensure_condition(status, finish.interim, "True", finish.reason, finish.message, now)
         # (1) Record who is about to be counted before any finalizer goes.
         job = await self._write_status(job, status)
         if job is None:
             return
+        if finish is not None and not plan.reached_max:
+            self.finishing[key] = (job.metadata.uid, finish)
         status = copy(job.status)
         # (2) Let the finished pods go.
         released = await self._remove_finalizers(key, to_release)
