@@ -647,7 +647,8 @@ class JobController(Controller):
                 self._suspend_conditions(job, status, suspended, now)
 
         status.active = active
-        status.ready = ready
+        # Pods deleted in this sync are no longer counted ready.
+        status.ready = min(ready, active)
         status.terminating = terminating
         await self._track(key, job, status, pods, finish, record, indexed, prev_indexes, now)
         if manage_error is not None:
