@@ -35,8 +35,10 @@ def job_doc(name: str, *, completions: int | None = 1, parallelism: int = 1,
 
 @pytest.fixture
 async def cm(tmp_path, apiserver):
-    proc = await ControllerManagerProc(tmp_path, apiserver.address, "--controllers",
-                                       "job-controller,ttl-after-finished-controller").astart()
+    # The garbage collector too: the TTL controller deletes in the foreground.
+    proc = await ControllerManagerProc(
+        tmp_path, apiserver.address, "--controllers",
+        "job-controller,ttl-after-finished-controller,garbage-collector-controller").astart()
     try:
         yield proc
     finally:
