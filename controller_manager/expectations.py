@@ -57,6 +57,10 @@ class Expectations:
     def expect_deletions(self, key: str, pod_keys: Iterable[str]) -> None:
         self._set(key, adds=0, deleting=set(pod_keys))
 
+    def expect(self, key: str, *, creations: int, deletions: Iterable[str]) -> None:
+        """Both at once (SetExpectations): a DaemonSet sync creates and deletes."""
+        self._set(key, adds=creations, deleting=set(deletions))
+
     def _set(self, key: str, *, adds: int, deleting: set[str]) -> None:
         if adds < 0:
             raise ValueError(f"expectations: adds must be >= 0, got {adds}")

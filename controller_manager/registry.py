@@ -11,10 +11,12 @@ from __future__ import annotations
 from typing import Iterable
 
 from controller_manager.base import Controller
+from controller_manager.daemonset import DaemonSetController
 from controller_manager.replicaset import ReplicaSetController
 
 CONTROLLERS: tuple[type[Controller], ...] = (
     ReplicaSetController,
+    DaemonSetController,
 )
 
 
