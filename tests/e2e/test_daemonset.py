@@ -1,0 +1,219 @@
+"""DaemonSets on a real cluster: two nodes with kubelets, the scheduler and the
+controller-manager (the fast profile), shared by this module's tests.
+
+What a user of the seed notes' DaemonSet sees: exactly one pod per node, each
+Running, never two live pods of the set on one node (checked at every watch
+event); a node tainted NoSchedule is skipped unless the DaemonSet tolerates
+the taint; a node registered later gets its pod (the scheduler binds it there
+through the pod's `matchFields metadata.name` affinity) and loses it when it
+is removed. The supervisor cannot start a kubelet for a node added to a
+running cluster, so the later node is a Node object the test registers: its
+pod is bound, never run.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import pytest
+
+from kubemu.api import errors
+from kubemu.client.clientset import Client
+from kubemu.client.wait import wait_for
+from tests.e2e.test_kubelet import (WAIT_S, ClusterThread, Seen, obj, serving,
+                                    workload_control_plane)
+
+pytestmark = pytest.mark.e2e
+
+NODES = ("node-1", "node-2")
+TAINT = {"key": "e2e.kubemu.io/dedicated", "value": "infra", "effect": "NoSchedule"}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    yield from serving(ClusterThread(tmp_path_factory.mktemp("daemonset-home"), nodes=2,
+                                     kinds=workload_control_plane()))
+
+
+def ds_doc(name: str, namespace: str, tolerations: list | None = None) -> dict:
+    spec: dict[str, Any] = {
+        "terminationGracePeriodSeconds": 1,
+        "containers": [{"name": "main", "image": "busybox",
+                        "command": ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]}]}
+    if tolerations:
+        spec["tolerations"] = tolerations
+    return {"apiVersion": "apps/v1", "kind": "DaemonSet",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}}, "spec": spec}}}
+
+
+def target_node(pod) -> str:
+    if pod.spec.node_name:
+        return pod.spec.node_name
+    for term in pod.spec.affinity.node_affinity.\
+            required_during_scheduling_ignored_during_execution.node_selector_terms:
+        for field in term.match_fields:
+            if field.key == "metadata.name" and field.operator == "In":
+                return field.values[0]
+    return ""
+
+
+class OnePerNode:
+    """Watches a DaemonSet's pods and records every moment (watch event) at
+    which one node had two live (not terminating) pods of it."""
+
+    def __init__(self, api: Client, namespace: str, app: str):
+        self.api, self.namespace, self.app = api, namespace, app
+        self.live: dict[str, Any] = {}
+        self.violations: list[str] = []
+        self.events = 0
+        self._task: asyncio.Task | None = None
+
+    async def __aenter__(self) -> "OnePerNode":
+        self._task = asyncio.get_running_loop().create_task(self._watch())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _watch(self) -> None:
+        async with contextlib.aclosing(self.api.watch(
+                "pods", self.namespace, label_selector=f"app={self.app}")) as events:
+            async for event in events:
+                pod = event.object
+                self.events += 1
+                if event.type == "DELETED" or pod.metadata.deletion_timestamp:
+                    self.live.pop(pod.metadata.name, None)
+                else:
+                    self.live[pod.metadata.name] = pod
+                per_node: dict[str, list[str]] = {}
+                for name, live in self.live.items():
+                    per_node.setdefault(target_node(live), []).append(name)
+                for node, names in per_node.items():
+                    if len(names) > 1:
+                        self.violations.append(f"event {self.events}: {node} has {sorted(names)}")
+
+
+async def pods_of(api: Client, namespace: str, app: str) -> list:
+    return [p for p in (await api.list("pods", namespace, label_selector=f"app={app}")).items
+            if not p.metadata.deletion_timestamp]
+
+
+async def wait_running_on(api: Client, namespace: str, app: str, nodes: set[str]) -> dict:
+    """Until the live pods of `app` are one per node of `nodes`, each Running there."""
+    async def placed():
+        pods = await pods_of(api, namespace, app)
+        seen = sorted((p.metadata.name, p.spec.node_name, p.status.phase) for p in pods)
+        by_node = {p.spec.node_name: p for p in pods}
+        if (len(pods) == len(nodes) and set(by_node) == nodes
+                and all(p.status.phase == "Running" for p in pods)):
+            return by_node
+        return Seen(seen)
+    return await wait_for(placed, WAIT_S * 2, interval_s=0.2,
+                          message=f"{app}: one Running pod on each of {sorted(nodes)}")
+
+
+@contextlib.asynccontextmanager
+async def daemon_set(api: Client, doc: dict):
+    """Create a DaemonSet; delete it at the end (before the namespace's pods
+    are deleted, or it would recreate them)."""
+    created = await api.create(obj(doc))
+    try:
+        yield created
+    finally:
+        with contextlib.suppress(errors.NotFound):
+            await api.delete("daemonsets", doc["metadata"]["name"], doc["metadata"]["namespace"])
+
+
+async def set_taints(api: Client, node: str, taints: list) -> None:
+    await api.patch("nodes", node, patch={"spec": {"taints": taints}})
+
+
+async def test_one_running_pod_per_node(api, ns):
+    async with OnePerNode(api, ns, "agent") as watch, daemon_set(api, ds_doc("agent", ns)):
+        pods = await wait_running_on(api, ns, "agent", set(NODES))
+
+        async def status_complete():
+            ds = await api.get("daemonsets", "agent", ns)
+            s = ds.status
+            numbers = (s.desired_number_scheduled, s.current_number_scheduled, s.number_ready,
+                       s.updated_number_scheduled, s.number_available, s.number_misscheduled)
+            return ds if numbers == (2, 2, 2, 2, 2, 0) else Seen(numbers)
+        await wait_for(status_complete, WAIT_S)
+        # Placed by the scheduler, pinned by name.
+        for node, pod in pods.items():
+            terms = pod.spec.affinity.node_affinity.\
+                required_during_scheduling_ignored_during_execution.node_selector_terms
+            assert [(f.key, f.operator, list(f.values)) for f in terms[0].match_fields] == \
+                [("metadata.name", "In", [node])]
+        events = (await api.list("events", ns)).items
+        assert sorted(e.message for e in events if e.reason == "Scheduled") == sorted(
+            f"Successfully assigned {ns}/{p.metadata.name} to {node}"
+            for node, p in pods.items())
+    assert watch.events > 0 and watch.violations == []
+
+
+async def test_a_tainted_node_is_skipped_unless_tolerated(api, ns):
+    await set_taints(api, "node-2", [TAINT])
+    try:
+        async with OnePerNode(api, ns, "plain") as plain_watch, \
+                OnePerNode(api, ns, "tolerant") as tolerant_watch, \
+                daemon_set(api, ds_doc("plain", ns)), \
+                daemon_set(api, ds_doc("tolerant", ns, tolerations=[
+                    {"key": TAINT["key"], "operator": "Equal", "value": TAINT["value"],
+                     "effect": "NoSchedule"}])):
+            await wait_running_on(api, ns, "tolerant", set(NODES))
+            await wait_running_on(api, ns, "plain", {"node-1"})
+
+            async def desired_one():
+                ds = await api.get("daemonsets", "plain", ns)
+                s = ds.status
+                return ds if (s.desired_number_scheduled, s.number_ready) == (1, 1) \
+                    else Seen(str(s))
+            await wait_for(desired_one, WAIT_S)
+            assert [p.spec.node_name for p in await pods_of(api, ns, "plain")] == ["node-1"]
+        assert plain_watch.violations == [] and tolerant_watch.violations == []
+    finally:
+        await set_taints(api, "node-2", [])
+
+
+async def test_a_node_added_later_gets_its_pod_and_loses_it_when_removed(api, ns):
+    late = "node-late"
+    async with OnePerNode(api, ns, "late") as watch, daemon_set(api, ds_doc("late", ns)):
+        await wait_running_on(api, ns, "late", set(NODES))
+        await api.create(obj({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": late, "labels": {"kubernetes.io/hostname": late}},
+            "status": {"capacity": {"cpu": "2", "memory": "4Gi", "pods": "110"},
+                       "allocatable": {"cpu": "2", "memory": "4Gi", "pods": "110"}}}))
+        try:
+            async def bound_there():
+                pods = [p for p in await pods_of(api, ns, "late") if target_node(p) == late]
+                if len(pods) == 1 and pods[0].spec.node_name == late:
+                    return pods[0]
+                return Seen([(p.metadata.name, p.spec.node_name) for p in pods])
+            await wait_for(bound_there, WAIT_S)
+
+            async def desired_three():
+                ds = await api.get("daemonsets", "late", ns)
+                s = ds.status
+                return ds if (s.desired_number_scheduled, s.current_number_scheduled) == (3, 3) \
+                    else Seen(str(s))
+            await wait_for(desired_three, WAIT_S)
+        finally:
+            with contextlib.suppress(errors.NotFound):
+                await api.delete("nodes", late)
+
+        async def gone_from_late():
+            pods = (await api.list("pods", ns, label_selector="app=late")).items
+            on_late = [p.metadata.name for p in pods if target_node(p) == late]
+            return not on_late or Seen(on_late)
+        await wait_for(gone_from_late, WAIT_S)
+        # The real nodes keep theirs.
+        await wait_running_on(api, ns, "late", set(NODES))
+    assert watch.violations == []
