@@ -1,12 +1,17 @@
 """`kubemu describe`: a readable, kubectl-like description of objects, then their Events.
 
 Each describer writes `\\t`-separated lines at indentation levels (like
-kubectl's PrefixWriter); printers.tabbed aligns them. Pods, deployments,
-replicasets, services, nodes, configmaps, secrets and namespaces have their own
-layout; other kinds print their spec and status generically, with field names
-turned into labels (`holderIdentity` -> `Holder Identity`). Events are those
-whose involvedObject is the object (a field selector first, then a filter over
-the namespace's events if the server does not support that selector).
+kubectl's PrefixWriter); printers.tabbed aligns them. Pods, the workload kinds
+(deployments, replicasets, statefulsets, daemonsets, jobs, cronjobs), volumes,
+claims, storage classes, services, nodes, configmaps, secrets and namespaces have
+kubectl 1.32's own layout; other kinds (ControllerRevision among them) get
+kubectl's generic one: every field, sorted, labelled as kubectl labels them
+(`holderIdentity` -> `Holder Identity`). What a describer needs besides the
+object is listed the way kubectl lists it (a Deployment's ReplicaSets and a
+controller's pods by its selector, a claim's namespace's pods, a node's pods and
+Lease). Events are those whose involvedObject is the object (a field selector
+first, then a filter over the namespace's events if the server does not support
+that selector).
 """
 from __future__ import annotations
 
@@ -17,8 +22,10 @@ import sys
 from typing import Any, Callable
 
 from kubemu.cli import common
-from kubemu.cli.printers import (NONE, _g, format_labels, format_selector, human_duration,
-                                 now_utc, parse_time, since, tabbed)
+from kubemu.cli.printers import (NONE, _g, _unset, access_modes, bool_ptr, controller_of,
+                                 format_labels, format_selector, human_duration,
+                                 is_default_class, job_duration, now_utc, parse_time,
+                                 pv_storage_class, quantity_text, selector_string, since, tabbed)
 
 Obj = dict[str, Any]
 SKIP_ANNOTATIONS = {common.LAST_APPLIED}
@@ -55,6 +62,9 @@ def _go_time(ts: str) -> str:
 
 def _map_lines(out: Lines, level: int, title: str, values: dict[str, str] | None,
                sep: str = "=", skip: set[str] = frozenset()) -> None:
+    if sep != "=":
+        _annotation_lines(out, level, title, values, skip)
+        return
     items = [(k, v) for k, v in sorted((values or {}).items()) if k not in skip]
     if not items:
         out.w(level, f"{title}:\t{NONE}")
@@ -63,13 +73,36 @@ def _map_lines(out: Lines, level: int, title: str, values: dict[str, str] | None
         out.w(level, f"{title + ':' if i == 0 else ''}\t{k}{sep}{v}")
 
 
+MAX_ANNOTATION_LEN = 140
+
+
+def _annotation_lines(out: Lines, level: int, title: str, values: dict[str, str] | None,
+                      skip: set[str] = SKIP_ANNOTATIONS) -> None:
+    """printAnnotationsMultiline: `key: value`, or for a long or multi-line value the key
+    alone, then each line of the value indented by two and cut at 138 characters."""
+    items = [(k, v) for k, v in sorted((values or {}).items()) if k not in skip]
+    if not items:
+        out.w(level, f"{title}:\t{NONE}")
+        return
+    for i, (k, v) in enumerate(items):
+        lead = f"{title}:" if i == 0 else ""
+        value = v.removesuffix("\n")
+        if len(value) + len(k) + 2 > MAX_ANNOTATION_LEN or "\n" in value:
+            out.w(level, f"{lead}\t{k}:")
+            for line in value.split("\n"):
+                cut = MAX_ANNOTATION_LEN - 2
+                out.w(level, f"\t  {line[:cut] + '...' if len(line) > cut else line}")
+        else:
+            out.w(level, f"{lead}\t{k}: {v.removesuffix(chr(10))}")
+
+
 def _meta(out: Lines, obj: Obj, *, namespaced: bool = True) -> None:
     meta = obj.get("metadata") or {}
     out.w(0, f"Name:\t{meta.get('name', '')}")
     if namespaced:
         out.w(0, f"Namespace:\t{meta.get('namespace', '')}")
     _map_lines(out, 0, "Labels", meta.get("labels"))
-    _map_lines(out, 0, "Annotations", meta.get("annotations"), ": ", SKIP_ANNOTATIONS)
+    _annotation_lines(out, 0, "Annotations", meta.get("annotations"))
 
 
 def _controlled_by(obj: Obj) -> str:
@@ -81,68 +114,83 @@ def _controlled_by(obj: Obj) -> str:
 
 # ---------------------------------------------------------------- generic
 
-_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z0-9]+|[A-Z]+")
+_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]+|[a-z]+|[0-9]+|[^A-Za-z0-9]")
+_ACRONYMS = {"API", "URL", "UID", "OSB", "GUID"}
 
 
 def smart_label(field: str) -> str:
-    """`holderIdentity` -> `Holder Identity`, `podIP` -> `Pod IP` (kubectl's smartLabelFor)."""
-    words = _WORD.findall(field)
-    return " ".join(w if w.isupper() else w[:1].upper() + w[1:] for w in words) or field
+    """kubectl's smartLabelFor: `holderIdentity` -> `Holder Identity`, `uid` -> `UID`;
+    a field with characters other than letters and `-` stays as it is."""
+    if not field or any(not (c.isalpha() or c == "-") for c in field):
+        return field
+    parts = []
+    for part in _split_camel(field):
+        if part == "_":
+            continue
+        parts.append(part.upper() if part.upper() in _ACRONYMS else part[:1].upper() + part[1:])
+    return " ".join(parts)
 
 
-def _generic(out: Lines, level: int, value: Any) -> None:
-    if isinstance(value, dict):
-        for key, sub in value.items():
-            label = smart_label(str(key))
-            if isinstance(sub, dict) and sub:
-                out.w(level, f"{label}:")
-                _generic(out, level + 1, sub)
-            elif isinstance(sub, list) and sub and any(isinstance(i, (dict, list)) for i in sub):
-                out.w(level, f"{label}:")
-                for item in sub:
-                    if isinstance(item, dict):
-                        _generic(out, level + 1, item)
-                    else:
-                        out.w(level + 1, str(item))
-            elif isinstance(sub, list):
-                out.w(level, f"{label}:\t{', '.join(str(i) for i in sub) or NONE}")
-            elif isinstance(sub, dict):
-                out.w(level, f"{label}:\t{NONE}")
-            else:
-                out.w(level, f"{label}:\t{_scalar(sub)}")
+def _split_camel(word: str) -> list[str]:
+    """fatih/camelcase.Split: runs of lower case, upper case (the last upper letter of a
+    run starts the next word when lower case follows), digits and other characters."""
+    kinds = []
+    for c in word:
+        kind = 1 if c.islower() else 2 if c.isupper() else 3 if c.isdigit() else 4
+        if kinds and kinds[-1][0] == kind:
+            kinds[-1][1].append(c)
+        else:
+            kinds.append((kind, [c]))
+    runs = [list(chars) for _, chars in kinds]
+    for i in range(len(runs) - 1):
+        if kinds[i][0] == 2 and kinds[i + 1][0] == 1 and len(runs[i]) > 0:
+            runs[i + 1].insert(0, runs[i].pop())
+    return ["".join(r) for r in runs if r]
 
 
-def _scalar(value: Any) -> str:
+def _go_value(value: Any) -> str:
+    """fmt's %v of a decoded JSON value."""
+    if value is None:
+        return "<nil>"
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
 
 
-def describe_generic(obj: Obj, namespaced: bool) -> Lines:
-    out = Lines()
-    _meta(out, obj, namespaced=namespaced)
-    meta = obj.get("metadata") or {}
-    if meta.get("creationTimestamp"):
-        out.w(0, f"CreationTimestamp:\t{format_time(meta['creationTimestamp'])}")
-    controller = _controlled_by(obj)
-    if controller:
-        out.w(0, f"Controlled By:\t{controller}")
-    for key, value in obj.items():
-        if key in ("apiVersion", "kind", "metadata"):
+def _unstructured(out: Lines, level: int, content: Obj, prefix: str, skip: set[str]) -> None:
+    """printUnstructuredContent: fields sorted, maps and lists as nested sections."""
+    for field in sorted(content):
+        value = content[field]
+        path = f"{prefix}.{field}"
+        if path in skip:
             continue
-        label = smart_label(key)
         if isinstance(value, dict):
-            out.w(0, f"{label}:")
-            _generic(out, 1, value)
+            out.w(level, f"{smart_label(field)}:")
+            _unstructured(out, level + 1, value, path, skip)
         elif isinstance(value, list):
-            out.w(0, f"{label}:")
-            for item in value:
-                if isinstance(item, dict):
-                    _generic(out, 1, item)
+            out.w(level, f"{smart_label(field)}:")
+            for child in value:
+                if isinstance(child, dict):
+                    _unstructured(out, level + 1, child, path, skip)
                 else:
-                    out.w(1, str(item))
+                    out.w(level + 1, _go_value(child))
         else:
-            out.w(0, f"{label}:\t{_scalar(value)}")
+            out.w(level, f"{smart_label(field)}:\t{_go_value(value)}")
+
+
+_GENERIC_SKIP = {".metadata.managedFields", ".metadata.name", ".metadata.namespace",
+                 ".metadata.labels", ".metadata.annotations"}
+
+
+def describe_generic(obj: Obj, namespaced: bool = True) -> Lines:
+    """kubectl's genericDescriber, for kinds without a describer of their own."""
+    out = Lines()
+    meta = obj.get("metadata") or {}
+    out.w(0, f"Name:\t{meta.get('name', '')}")
+    out.w(0, f"Namespace:\t{meta.get('namespace', '')}")
+    _map_lines(out, 0, "Labels", meta.get("labels"))
+    _annotation_lines(out, 0, "Annotations", meta.get("annotations"))
+    _unstructured(out, 0, obj, "", _GENERIC_SKIP)
     return out
 
 
@@ -197,8 +245,11 @@ def _state(out: Lines, level: int, title: str, state: Obj | None) -> None:
 
 
 def _container(out: Lines, level: int, c: Obj, status: Obj | None, *,
-               with_status: bool = True) -> None:
-    out.w(level, f"{c.get('name', '')}:")
+               with_status: bool = True, name_indent: str = "",
+               pod: Obj | None = None) -> None:
+    """describeContainerBasicInfo and the rest: the name at `level` (a pod template's
+    names one space further in), its fields one level deeper."""
+    out.w(level, f"{name_indent}{c.get('name', '')}:")
     level += 1
     if with_status:
         out.w(level, f"Container ID:\t{(status or {}).get('containerID', '')}")
@@ -206,20 +257,19 @@ def _container(out: Lines, level: int, c: Obj, status: Obj | None, *,
     if with_status:
         out.w(level, f"Image ID:\t{(status or {}).get('imageID', '')}")
     ports = c.get("ports") or []
-    if ports:
-        out.w(level, "Port:\t" + ", ".join(
-            f"{p.get('containerPort', 0)}/{p.get('protocol') or 'TCP'}" for p in ports))
-        out.w(level, "Host Port:\t" + ", ".join(
-            f"{p.get('hostPort', 0)}/{p.get('protocol') or 'TCP'}" for p in ports))
-    else:
-        out.w(level, f"Port:\t{NONE}")
-        out.w(level, f"Host Port:\t{NONE}")
+    for title, key in (("Port", "containerPort"), ("Host Port", "hostPort")):
+        text = ", ".join(f"{p.get(key, 0)}/{p.get('protocol') or 'TCP'}" for p in ports)
+        if "," in text:
+            out.w(level, f"{title}s:\t{text}")
+        else:
+            out.w(level, f"{title}:\t{text or NONE}")
     for title, key in (("Command", "command"), ("Args", "args")):
         values = c.get(key) or []
         if values:
             out.w(level, f"{title}:")
             for v in values:
-                out.w(level + 1, v)
+                for line in v.split("\n"):
+                    out.w(level + 1, line)
     if with_status:
         _state(out, level, "State", (status or {}).get("state"))
         if (status or {}).get("lastState"):
@@ -231,27 +281,32 @@ def _container(out: Lines, level: int, c: Obj, status: Obj | None, *,
         if values:
             out.w(level, f"{title.capitalize()}:")
             for k in sorted(values):
-                out.w(level + 1, f"{k}:\t{values[k]}")
+                out.w(level + 1, f"{k}:\t{quantity_text(values[k])}")
     for title, key in (("Liveness", "livenessProbe"), ("Readiness", "readinessProbe"),
                        ("Startup", "startupProbe")):
         if c.get(key):
             out.w(level, f"{title}:\t{_probe(c[key])}")
-    env = c.get("env") or []
     env_from = c.get("envFrom") or []
-    if not env and not env_from:
-        out.w(level, f"Environment:\t{NONE}")
-    else:
-        if env_from:
-            out.w(level, "Environment Variables from:")
-            for src in env_from:
-                if "configMapRef" in src:
-                    out.w(level + 1, f"{src['configMapRef'].get('name', '')}\tConfigMap")
-                elif "secretRef" in src:
-                    out.w(level + 1, f"{src['secretRef'].get('name', '')}\tSecret")
-        if env:
-            out.w(level, "Environment:")
-            for e in env:
-                out.w(level + 1, f"{e.get('name', '')}:\t{_env_value(e)}")
+    if env_from:
+        out.w(level, "Environment Variables from:")
+        for src in env_from:
+            ref, source = ((src.get("configMapRef"), "ConfigMap") if "configMapRef" in src
+                           else (src.get("secretRef"), "Secret") if "secretRef" in src
+                           else ({}, ""))
+            ref = ref or {}
+            prefix = f" with prefix '{src['prefix']}'" if src.get("prefix") else ""
+            out.w(level + 1, f"{ref.get('name', '')}\t{source}{prefix}\t"
+                             f"Optional: {_go_bool(ref.get('optional'))}")
+    env = c.get("env") or []
+    out.w(level, "Environment:" + ("" if env else f"\t{NONE}"))
+    for e in env:
+        if "valueFrom" not in e:
+            for i, line in enumerate((e.get("value") or "").split("\n")):
+                out.w(level + 1, f"{e.get('name', '') + ':' if i == 0 else ''}\t{line}")
+        else:
+            text = _env_value(e, c, pod)
+            if text is not None:
+                out.w(level + 1, f"{e.get('name', '')}:\t{text}")
     mounts = c.get("volumeMounts") or []
     if not mounts:
         out.w(level, f"Mounts:\t{NONE}")
@@ -263,22 +318,63 @@ def _container(out: Lines, level: int, c: Obj, status: Obj | None, *,
             out.w(level + 1, f"{m.get('mountPath', '')} from {m.get('name', '')} ({mode}{sub})")
 
 
-def _env_value(e: Obj) -> str:
-    if "value" in e:
-        return e["value"]
+_FIELD_PATH = re.compile(r"^metadata\.(labels|annotations)\['(.*)'\]$")
+
+
+def _field_value(pod: Obj, path: str) -> str:
+    """fieldpath.ExtractFieldPathAsString for the paths the downward API allows."""
+    meta = pod.get("metadata") or {}
+    found = _FIELD_PATH.match(path)
+    if found:
+        return (meta.get(found.group(1)) or {}).get(found.group(2), "")
+    if path in ("metadata.labels", "metadata.annotations"):
+        values = meta.get(path.split(".")[1]) or {}
+        return "\n".join(f'{k}="{values[k]}"' for k in sorted(values))
+    value = _g(pod, *path.split("."), default="")
+    return value if isinstance(value, str) else str(value)
+
+
+def _resource_value(ref: Obj, container: Obj) -> str:
+    """ExtractContainerResourceValue with the default divisor: whole cores rounded up,
+    bytes; "0" when the container sets no such resource."""
+    from kubemu.api import quantity
+
+    kind, _, name = (ref.get("resource") or "").partition(".")
+    text = _g(container, "resources", kind, name)
+    if text is None:
+        return "0"
+    try:
+        q = quantity.parse(str(text))
+    except ValueError:
+        return str(text)
+    if name == "cpu":
+        return str(-(-q.milli() // 1000))
+    return str(q.int_value())
+
+
+def _env_value(e: Obj, container: Obj, pod: Obj | None) -> str | None:
+    """describeContainerEnvVars for a valueFrom: a field read from the pod (nothing to
+    read in a template), a resource, or the key a ConfigMap or Secret gives."""
     src = e.get("valueFrom") or {}
     if "fieldRef" in src:
-        return f"({src['fieldRef'].get('apiVersion', 'v1')}:{src['fieldRef'].get('fieldPath', '')})"
+        ref = src["fieldRef"] or {}
+        value = _field_value(pod, ref.get("fieldPath", "")) if pod is not None else ""
+        return f"{value} ({ref.get('apiVersion', '')}:{ref.get('fieldPath', '')})"
     if "resourceFieldRef" in src:
-        ref = src["resourceFieldRef"]
-        return f"{ref.get('resource', '')} ({ref.get('containerName', '')})"
-    if "configMapKeyRef" in src:
-        r = src["configMapKeyRef"]
-        return f"<set to the key '{r.get('key', '')}' of config map '{r.get('name', '')}'>"
+        ref = src["resourceFieldRef"] or {}
+        value = _resource_value(ref, container)
+        if value == "0" and ref.get("resource") in ("limits.cpu", "limits.memory"):
+            value = "node allocatable"
+        return f"{value} ({ref.get('resource', '')})"
     if "secretKeyRef" in src:
-        r = src["secretKeyRef"]
-        return f"<set to the key '{r.get('key', '')}' in secret '{r.get('name', '')}'>"
-    return ""
+        r = src["secretKeyRef"] or {}
+        return (f"<set to the key '{r.get('key', '')}' in secret '{r.get('name', '')}'>\t"
+                f"Optional: {_go_bool(r.get('optional'))}")
+    if "configMapKeyRef" in src:
+        r = src["configMapKeyRef"] or {}
+        return (f"<set to the key '{r.get('key', '')}' of config map '{r.get('name', '')}'>\t"
+                f"Optional: {_go_bool(r.get('optional'))}")
+    return None
 
 
 _VOLUME_TYPES = {
@@ -293,13 +389,15 @@ _VOLUME_TYPES = {
 }
 
 
-def _volumes(out: Lines, volumes: list[Obj]) -> None:
+def _volumes(out: Lines, volumes: list[Obj], space: str = "") -> None:
+    """describeVolumes; in a pod template (`space` "  ") the title is indented and the
+    names one space further in, the fields stay where they are."""
     if not volumes:
-        out.w(0, f"Volumes:\t{NONE}")
+        out.w(0, f"{space}Volumes:\t{NONE}")
         return
-    out.w(0, "Volumes:")
+    out.w(0, f"{space}Volumes:")
     for v in volumes:
-        out.w(1, f"{v.get('name', '')}:")
+        out.w(1, f"{' ' if space else ''}{v.get('name', '')}:")
         for key, title in _VOLUME_TYPES.items():
             if key not in v:
                 continue
@@ -307,10 +405,12 @@ def _volumes(out: Lines, volumes: list[Obj]) -> None:
             out.w(2, f"Type:\t{title}")
             if key == "emptyDir":
                 out.w(2, f"Medium:\t{src.get('medium', '')}")
-                out.w(2, f"SizeLimit:\t{src.get('sizeLimit', '<unset>')}")
+                limit = src.get("sizeLimit")
+                positive = limit is not None and quantity_text(limit) != "0"
+                out.w(2, f"SizeLimit:\t{quantity_text(limit) if positive else '<unset>'}")
             elif key == "hostPath":
                 out.w(2, f"Path:\t{src.get('path', '')}")
-                out.w(2, f"HostPathType:\t{src.get('type', '')}")
+                out.w(2, f"HostPathType:\t{src.get('type') or NONE}")
             elif key == "configMap":
                 out.w(2, f"Name:\t{src.get('name', '')}")
                 out.w(2, f"Optional:\t{'true' if src.get('optional') else 'false'}")
@@ -322,7 +422,7 @@ def _volumes(out: Lines, volumes: list[Obj]) -> None:
                 out.w(2, f"ReadOnly:\t{'true' if src.get('readOnly') else 'false'}")
             break
         else:
-            _generic(out, 2, {k: val for k, val in v.items() if k != "name"})
+            _unstructured(out, 2, {k: val for k, val in v.items() if k != "name"}, "", set())
 
 
 def _pod_template(out: Lines, level: int, template: Obj) -> None:
@@ -330,25 +430,25 @@ def _pod_template(out: Lines, level: int, template: Obj) -> None:
     _map_lines(out, level + 1, "Labels", _g(template, "metadata", "labels"))
     annotations = _g(template, "metadata", "annotations")
     if annotations:
-        _map_lines(out, level + 1, "Annotations", annotations, ": ")
+        _annotation_lines(out, level + 1, "Annotations", annotations)
     spec = template.get("spec") or {}
     if spec.get("serviceAccountName"):
         out.w(level + 1, f"Service Account:\t{spec['serviceAccountName']}")
     for title, key in (("Init Containers", "initContainers"), ("Containers", "containers")):
         containers = spec.get(key) or []
         if containers or key == "containers":
-            out.w(level + 1, f"{title}:" if containers else f"{title}:\t{NONE}")
+            # describeContainersLabel: a space, not a tab, before <none>
+            out.w(level + 1, f"{title}:" if containers else f"{title}: {NONE}")
             for c in containers:
-                _container(out, level + 2, c, None, with_status=False)
-    volumes = spec.get("volumes") or []
-    if volumes:
-        sub = Lines()
-        _volumes(sub, volumes)
-        out.lines.extend("  " * (level + 1) + line for line in sub.lines)
-    else:
-        out.w(level + 1, f"Volumes:\t{NONE}")
+                _container(out, level + 1, c, None, with_status=False, name_indent=" ")
+    _volumes(out, spec.get("volumes") or [], "  " * (level + 1))
+    if spec.get("priorityClassName"):
+        out.w(level + 1, f"Priority Class Name:\t{spec['priorityClassName']}")
     out.w(level + 1, f"Node-Selectors:\t{format_labels(spec.get('nodeSelector'))}")
-    out.w(level + 1, f"Tolerations:\t{_tolerations(spec.get('tolerations'))[0]}")
+    tolerations = _tolerations(spec.get("tolerations"))
+    out.w(level + 1, f"Tolerations:\t{tolerations[0]}")
+    for t in tolerations[1:]:
+        out.w(0, f"\t{t}")
 
 
 def _tolerations(tolerations: list[Obj] | None) -> list[str]:
@@ -383,7 +483,7 @@ def describe_pod(pod: Obj, now: datetime.datetime) -> Lines:
     if status.get("startTime"):
         out.w(0, f"Start Time:\t{format_time(status['startTime'])}")
     _map_lines(out, 0, "Labels", meta.get("labels"))
-    _map_lines(out, 0, "Annotations", meta.get("annotations"), ": ", SKIP_ANNOTATIONS)
+    _annotation_lines(out, 0, "Annotations", meta.get("annotations"))
     if meta.get("deletionTimestamp"):
         deleted = parse_time(meta["deletionTimestamp"])
         left = human_duration((deleted - now).total_seconds()) if deleted else ""
@@ -415,7 +515,7 @@ def describe_pod(pod: Obj, now: datetime.datetime) -> Lines:
         statuses = {s.get("name"): s for s in status.get(status_key) or []}
         out.w(0, f"{title}:")
         for c in containers:
-            _container(out, 1, c, statuses.get(c.get("name")))
+            _container(out, 1, c, statuses.get(c.get("name")), pod=pod)
     conditions = status.get("conditions") or []
     if conditions:
         out.w(0, "Conditions:")
@@ -445,43 +545,291 @@ def _conditions_table(out: Lines, conditions: list[Obj]) -> None:
         out.w(1, f"{c.get('type', '')} \t{c.get('status', '')}\t{c.get('reason', '')}")
 
 
-def describe_deployment(d: Obj, now: datetime.datetime) -> Lines:
+def _replicas(obj: Obj) -> int:
+    """spec.replicas, which Kubernetes defaults to 1."""
+    value = _g(obj, "spec", "replicas")
+    return 1 if value is None else int(value)
+
+
+def _int_or_string(value: Any) -> str:
+    """IntOrString.String() of a pointer: `<nil>` when unset."""
+    return "<nil>" if value is None else str(value)
+
+
+def pod_phase_counts(pods: list[Obj], owner_uid: str) -> tuple[int, int, int, int]:
+    """getPodStatusForController: (running, waiting, succeeded, failed) over the pods
+    whose controller is `owner_uid`; orphans and other controllers' pods are skipped."""
+    counts = {"Running": 0, "Pending": 0, "Succeeded": 0, "Failed": 0}
+    for pod in pods:
+        ref = controller_of(pod)
+        if ref is None or ref.get("uid") != owner_uid:
+            continue
+        phase = _g(pod, "status", "phase", default="")
+        if phase in counts:
+            counts[phase] += 1
+    return counts["Running"], counts["Pending"], counts["Succeeded"], counts["Failed"]
+
+
+def _pods_status(out: Lines, obj: Obj, pods: list[Obj] | None) -> None:
+    running, waiting, succeeded, failed = pod_phase_counts(
+        pods or [], _g(obj, "metadata", "uid", default=""))
+    out.w(0, f"Pods Status:\t{running} Running / {waiting} Waiting / {succeeded} Succeeded / "
+             f"{failed} Failed")
+
+
+POD_TEMPLATE_HASH = "pod-template-hash"
+
+
+def _pruned(value: Any) -> Any:
+    """A JSON value without empty maps and lists: Semantic.DeepEqual holds nil and empty
+    equal, and the JSON form drops some of them and keeps others."""
+    if isinstance(value, dict):
+        out = {k: _pruned(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v not in ({}, [], None)}
+    if isinstance(value, list):
+        return [_pruned(v) for v in value]
+    return value
+
+
+def _template_without_hash(template: Obj | None) -> Any:
+    template = dict(template or {})
+    meta = dict(template.get("metadata") or {})
+    meta["labels"] = {k: v for k, v in (meta.get("labels") or {}).items()
+                      if k != POD_TEMPLATE_HASH}
+    template["metadata"] = meta
+    return _pruned(template)
+
+
+def deployment_replicasets(d: Obj, replicasets: list[Obj]) -> tuple[list[Obj], Obj | None]:
+    """deploymentutil.GetAllReplicaSets as kubectl describe uses it: of the ReplicaSets
+    the Deployment controls (by ownerReference uid), oldest first, the new one is the
+    first whose template equals the Deployment's but for pod-template-hash; every other
+    is old, scaled to zero or not."""
+    uid = _g(d, "metadata", "uid", default="")
+    owned = [rs for rs in replicasets if (controller_of(rs) or {}).get("uid") == uid and uid]
+    owned.sort(key=lambda rs: (parse_time(_g(rs, "metadata", "creationTimestamp", default=""))
+                               or datetime.datetime.min.replace(tzinfo=datetime.timezone.utc),
+                               _g(rs, "metadata", "name", default="")))
+    want = _template_without_hash(_g(d, "spec", "template"))
+    new = next((rs for rs in owned
+                if _template_without_hash(_g(rs, "spec", "template")) == want), None)
+    old = [rs for rs in owned if rs is not new]
+    return old, new
+
+
+def _replicasets_text(replicasets: list[Obj]) -> str:
+    """printReplicaSetsByLabels: `name (current/desired replicas created)`, comma-joined."""
+    text = ", ".join(f"{_g(rs, 'metadata', 'name', default='')} "
+                     f"({_g(rs, 'status', 'replicas', default=0)}/{_replicas(rs)} "
+                     "replicas created)" for rs in replicasets)
+    return text or NONE
+
+
+def describe_deployment(d: Obj, now: datetime.datetime,
+                        replicasets: list[Obj] | None = None) -> Lines:
+    """kubectl's describeDeployment; `replicasets` are the namespace's ReplicaSets that
+    match its selector (None: they could not be listed, the ReplicaSet lines are left out)."""
     out = Lines()
-    _meta(out, d)
-    spec, status = d.get("spec") or {}, d.get("status") or {}
-    created = format_time(_g(d, "metadata", "creationTimestamp", default=""))
-    out.lines.insert(2, f"CreationTimestamp:\t{created}")
-    out.w(0, f"Selector:\t{format_selector(spec.get('selector'))}")
-    desired = spec.get("replicas", 1)
-    out.w(0, f"Replicas:\t{desired} desired | {status.get('updatedReplicas', 0)} updated | "
+    meta, spec, status = d.get("metadata") or {}, d.get("spec") or {}, d.get("status") or {}
+    out.w(0, f"Name:\t{meta.get('name', '')}")
+    out.w(0, f"Namespace:\t{meta.get('namespace', '')}")
+    out.w(0, f"CreationTimestamp:\t{_go_time(meta.get('creationTimestamp', ''))}")
+    _map_lines(out, 0, "Labels", meta.get("labels"))
+    _annotation_lines(out, 0, "Annotations", meta.get("annotations"))
+    out.w(0, f"Selector:\t{selector_string(spec.get('selector'))}")
+    out.w(0, f"Replicas:\t{_replicas(d)} desired | {status.get('updatedReplicas', 0)} updated | "
              f"{status.get('replicas', 0)} total | {status.get('availableReplicas', 0)} "
              f"available | {status.get('unavailableReplicas', 0)} unavailable")
     strategy = spec.get("strategy") or {}
-    out.w(0, f"StrategyType:\t{strategy.get('type', 'RollingUpdate')}")
+    out.w(0, f"StrategyType:\t{strategy.get('type', '')}")
     out.w(0, f"MinReadySeconds:\t{spec.get('minReadySeconds', 0)}")
     rolling = strategy.get("rollingUpdate")
-    if strategy.get("type", "RollingUpdate") == "RollingUpdate":
-        rolling = rolling or {}
-        out.w(0, f"RollingUpdateStrategy:\t{rolling.get('maxUnavailable', '25%')} max "
-                 f"unavailable, {rolling.get('maxSurge', '25%')} max surge")
+    if rolling is not None:
+        out.w(0, f"RollingUpdateStrategy:\t{_int_or_string(rolling.get('maxUnavailable'))} max "
+                 f"unavailable, {_int_or_string(rolling.get('maxSurge'))} max surge")
+    _pod_template(out, 0, spec.get("template") or {})
+    _conditions_table(out, status.get("conditions") or [])
+    if replicasets is not None:
+        old, new = deployment_replicasets(d, replicasets)
+        if old or new is not None:
+            out.w(0, f"OldReplicaSets:\t{_replicasets_text(old)}")
+            out.w(0, f"NewReplicaSet:\t{_replicasets_text([new] if new else [])}")
+    return out
+
+
+def describe_replicaset(rs: Obj, now: datetime.datetime,
+                        pods: list[Obj] | None = None) -> Lines:
+    """kubectl's describeReplicaSet; `pods` are those matching its selector."""
+    out = Lines()
+    meta, spec, status = rs.get("metadata") or {}, rs.get("spec") or {}, rs.get("status") or {}
+    out.w(0, f"Name:\t{meta.get('name', '')}")
+    out.w(0, f"Namespace:\t{meta.get('namespace', '')}")
+    out.w(0, f"Selector:\t{format_selector(spec.get('selector'))}")
+    _map_lines(out, 0, "Labels", meta.get("labels"))
+    _annotation_lines(out, 0, "Annotations", meta.get("annotations"))
+    controller = _controlled_by(rs)
+    if controller:
+        out.w(0, f"Controlled By:\t{controller}")
+    out.w(0, f"Replicas:\t{status.get('replicas', 0)} current / {_replicas(rs)} desired")
+    _pods_status(out, rs, pods)
     _pod_template(out, 0, spec.get("template") or {})
     _conditions_table(out, status.get("conditions") or [])
     return out
 
 
-def describe_replicaset(rs: Obj, now: datetime.datetime) -> Lines:
+def _go_list(values: list[Any] | None) -> str:
+    """fmt's %v of a slice: `[a b]`."""
+    return "[" + " ".join(str(v) for v in values or []) + "]"
+
+
+def _volume_claim_templates(out: Lines, templates: list[Obj]) -> None:
+    if not templates:
+        out.w(0, f"Volume Claims:\t{NONE}")
+        return
+    out.w(0, "Volume Claims:")
+    for pvc in templates:
+        out.w(1, f"Name:\t{_g(pvc, 'metadata', 'name', default='')}")
+        out.w(1, f"StorageClass:\t{pv_storage_class(pvc)}")
+        # kubectl prints both with its labels printer: annotations as key=value too
+        _map_lines(out, 1, "Labels", _g(pvc, "metadata", "labels"))
+        _map_lines(out, 1, "Annotations", _g(pvc, "metadata", "annotations"))
+        capacity = _g(pvc, "spec", "resources", "requests", "storage")
+        out.w(1, f"Capacity:\t{quantity_text(capacity) if capacity is not None else '<default>'}")
+        out.w(1, f"Access Modes:\t{_go_list(_g(pvc, 'spec', 'accessModes'))}")
+
+
+def describe_statefulset(sts: Obj, now: datetime.datetime,
+                         pods: list[Obj] | None = None) -> Lines:
+    """kubectl's describeStatefulSet; `pods` are those matching its selector."""
     out = Lines()
-    _meta(out, rs)
-    spec, status = rs.get("spec") or {}, rs.get("status") or {}
-    out.lines.insert(2, f"Selector:\t{format_selector(spec.get('selector'))}")
-    controller = _controlled_by(rs)
+    meta, spec, status = (sts.get("metadata") or {}, sts.get("spec") or {},
+                          sts.get("status") or {})
+    out.w(0, f"Name:\t{meta.get('name', '')}")
+    out.w(0, f"Namespace:\t{meta.get('namespace', '')}")
+    out.w(0, f"CreationTimestamp:\t{_go_time(meta.get('creationTimestamp', ''))}")
+    out.w(0, f"Selector:\t{selector_string(spec.get('selector'))}")
+    _map_lines(out, 0, "Labels", meta.get("labels"))
+    _annotation_lines(out, 0, "Annotations", meta.get("annotations"))
+    out.w(0, f"Replicas:\t{_replicas(sts)} desired | {status.get('replicas', 0)} total")
+    strategy = spec.get("updateStrategy") or {}
+    out.w(0, f"Update Strategy:\t{strategy.get('type', '')}")
+    rolling = strategy.get("rollingUpdate")
+    if rolling is not None and rolling.get("partition") is not None:
+        out.w(1, f"Partition:\t{rolling['partition']}")
+        if rolling.get("maxUnavailable") is not None:
+            out.w(1, f"MaxUnavailable:\t{rolling['maxUnavailable']}")
+    _pods_status(out, sts, pods)
+    _pod_template(out, 0, spec.get("template") or {})
+    _volume_claim_templates(out, spec.get("volumeClaimTemplates") or [])
+    return out
+
+
+def describe_daemonset(ds: Obj, now: datetime.datetime,
+                       pods: list[Obj] | None = None) -> Lines:
+    """kubectl's describeDaemonSet (its counters have no tab: they stand out of the
+    alignment); `pods` are those matching its selector."""
+    out = Lines()
+    meta, spec, status = ds.get("metadata") or {}, ds.get("spec") or {}, ds.get("status") or {}
+    out.w(0, f"Name:\t{meta.get('name', '')}")
+    out.w(0, f"Selector:\t{selector_string(spec.get('selector'))}")
+    out.w(0, f"Node-Selector:\t{format_labels(_g(spec, 'template', 'spec', 'nodeSelector'))}")
+    _map_lines(out, 0, "Labels", meta.get("labels"))
+    _annotation_lines(out, 0, "Annotations", meta.get("annotations"))
+    for title, key in (("Desired Number of Nodes Scheduled", "desiredNumberScheduled"),
+                       ("Current Number of Nodes Scheduled", "currentNumberScheduled"),
+                       ("Number of Nodes Scheduled with Up-to-date Pods",
+                        "updatedNumberScheduled"),
+                       ("Number of Nodes Scheduled with Available Pods", "numberAvailable"),
+                       ("Number of Nodes Misscheduled", "numberMisscheduled")):
+        out.w(0, f"{title}: {status.get(key, 0)}")
+    _pods_status(out, ds, pods)
+    _pod_template(out, 0, spec.get("template") or {})
+    return out
+
+
+def _go_bool(value: Any) -> str:
+    return "true" if value else "false"
+
+
+def completed_indexes(indexes: str, soft_limit: int = 50) -> str:
+    """capIndexesListOrNone: cut after the first comma past `soft_limit` characters."""
+    if not indexes:
+        return NONE
+    cut = indexes.find(",", soft_limit)
+    return indexes if cut < 0 else indexes[:cut + 1] + "..."
+
+
+def describe_job(job: Obj, now: datetime.datetime) -> Lines:
+    """kubectl's describeJob (it lists no pods: the counts are the Job's status)."""
+    out = Lines()
+    meta, spec, status = job.get("metadata") or {}, job.get("spec") or {}, job.get("status") or {}
+    out.w(0, f"Name:\t{meta.get('name', '')}")
+    out.w(0, f"Namespace:\t{meta.get('namespace', '')}")
+    out.w(0, f"Selector:\t{selector_string(spec.get('selector'))}")
+    _map_lines(out, 0, "Labels", meta.get("labels"))
+    _annotation_lines(out, 0, "Annotations", meta.get("annotations"))
+    controller = _controlled_by(job)
     if controller:
         out.w(0, f"Controlled By:\t{controller}")
-    out.w(0, f"Replicas:\t{status.get('replicas', 0)} current / {spec.get('replicas', 1)} desired")
-    out.w(0, f"Pods Status:\t{status.get('readyReplicas', 0)} Running / 0 Waiting / "
-             "0 Succeeded / 0 Failed")
+    if spec.get("parallelism") is not None:
+        out.w(0, f"Parallelism:\t{spec['parallelism']}")
+    out.w(0, f"Completions:\t{_unset(spec.get('completions'))}")
+    if spec.get("completionMode") is not None:
+        out.w(0, f"Completion Mode:\t{spec['completionMode']}")
+    if spec.get("suspend") is not None:
+        out.w(0, f"Suspend:\t{_go_bool(spec['suspend'])}")
+    if spec.get("backoffLimit") is not None:
+        out.w(0, f"Backoff Limit:\t{spec['backoffLimit']}")
+    if spec.get("ttlSecondsAfterFinished") is not None:
+        out.w(0, f"TTL Seconds After Finished:\t{spec['ttlSecondsAfterFinished']}")
+    start, end = status.get("startTime"), status.get("completionTime")
+    if start:
+        out.w(0, f"Start Time:\t{format_time(start)}")
+    if end:
+        out.w(0, f"Completed At:\t{format_time(end)}")
+    if start and end:
+        out.w(0, f"Duration:\t{job_duration(job, now)}")
+    if spec.get("activeDeadlineSeconds") is not None:
+        out.w(0, f"Active Deadline Seconds:\t{spec['activeDeadlineSeconds']}s")
+    counts = (f"{status.get('succeeded', 0)} Succeeded / {status.get('failed', 0)} Failed")
+    if status.get("ready") is None:
+        out.w(0, f"Pods Statuses:\t{status.get('active', 0)} Active / {counts}")
+    else:
+        out.w(0, f"Pods Statuses:\t{status.get('active', 0)} Active ({status['ready']} Ready) / "
+                 f"{counts}")
+    if spec.get("completionMode") == "Indexed":
+        out.w(0, f"Completed Indexes:\t{completed_indexes(status.get('completedIndexes', ''))}")
     _pod_template(out, 0, spec.get("template") or {})
-    _conditions_table(out, status.get("conditions") or [])
+    return out
+
+
+def describe_cronjob(cj: Obj, now: datetime.datetime) -> Lines:
+    """kubectl's describeCronJob, with its job template."""
+    out = Lines()
+    meta, spec, status = cj.get("metadata") or {}, cj.get("spec") or {}, cj.get("status") or {}
+    out.w(0, f"Name:\t{meta.get('name', '')}")
+    out.w(0, f"Namespace:\t{meta.get('namespace', '')}")
+    _map_lines(out, 0, "Labels", meta.get("labels"))
+    _annotation_lines(out, 0, "Annotations", meta.get("annotations"))
+    out.w(0, f"Schedule:\t{spec.get('schedule', '')}")
+    out.w(0, f"Concurrency Policy:\t{spec.get('concurrencyPolicy', '')}")
+    out.w(0, f"Suspend:\t{bool_ptr(spec.get('suspend'))}")
+    out.w(0, f"Successful Job History Limit:\t{_unset(spec.get('successfulJobsHistoryLimit'))}")
+    out.w(0, f"Failed Job History Limit:\t{_unset(spec.get('failedJobsHistoryLimit'))}")
+    deadline = spec.get("startingDeadlineSeconds")
+    out.w(0, f"Starting Deadline Seconds:\t{'<unset>' if deadline is None else f'{deadline}s'}")
+    job_spec = _g(spec, "jobTemplate", "spec", default={})
+    selector = job_spec.get("selector")
+    out.w(0, f"Selector:\t{'<unset>' if selector is None else selector_string(selector)}")
+    out.w(0, f"Parallelism:\t{_unset(job_spec.get('parallelism'))}")
+    out.w(0, f"Completions:\t{_unset(job_spec.get('completions'))}")
+    if job_spec.get("activeDeadlineSeconds") is not None:
+        out.w(0, f"Active Deadline Seconds:\t{job_spec['activeDeadlineSeconds']}s")
+    _pod_template(out, 0, job_spec.get("template") or {})
+    last = status.get("lastScheduleTime")
+    out.w(0, f"Last Schedule Time:\t{format_time(last) if last else '<unset>'}")
+    active = [ref.get("name", "") for ref in status.get("active") or []]
+    out.w(0, f"Active Jobs:\t{', '.join(active) if active else NONE}")
     return out
 
 
@@ -645,7 +993,7 @@ def describe_node(node: Obj, now: datetime.datetime, pods: list[Obj] | None = No
     out.w(0, f"Name:\t{meta.get('name', '')}")
     out.w(0, f"Roles:\t{node_roles(node)}")
     _map_lines(out, 0, "Labels", meta.get("labels"))
-    _map_lines(out, 0, "Annotations", meta.get("annotations"), ": ", SKIP_ANNOTATIONS)
+    _annotation_lines(out, 0, "Annotations", meta.get("annotations"))
     out.w(0, f"CreationTimestamp:\t{format_time(meta.get('creationTimestamp', ''))}")
     taints = [f"{t.get('key', '')}{'=' + t['value'] if t.get('value') else ''}:"
               f"{t.get('effect', '')}" for t in spec.get("taints") or []]
@@ -751,10 +1099,192 @@ def describe_namespace(ns: Obj, now: datetime.datetime) -> Lines:
     return out
 
 
+# ---------------------------------------------------------------- storage
+
+def _node_selector_terms(out: Lines, level: int, title: str, requirements: list[Obj]) -> None:
+    if not requirements:
+        out.w(level, f"{title}:\t{NONE}")
+        return
+    for i, req in enumerate(requirements):
+        text = f"{req.get('key', '')} {(req.get('operator') or '').lower()}"
+        if req.get("values"):
+            text += f" [{', '.join(req['values'])}]"
+        out.w(level, f"{title + ':' if i == 0 else ''}\t{text}")
+
+
+def _volume_node_affinity(out: Lines, affinity: Obj | None) -> None:
+    required = (affinity or {}).get("required")
+    if required is None:
+        out.w(0, f"Node Affinity:\t{NONE}")
+        return
+    out.w(0, "Node Affinity:\t")
+    terms = required.get("nodeSelectorTerms") or []
+    if not terms:
+        out.w(1, f"Required Terms:\t{NONE}")
+        return
+    out.w(1, "Required Terms:\t")
+    for i, term in enumerate(terms):
+        _node_selector_terms(out, 2, f"Term {i}", term.get("matchExpressions") or [])
+
+
+def _pv_source(out: Lines, spec: Obj) -> None:
+    """The volume source kinds kubemu provisions; others print `<unknown>` here."""
+    if "hostPath" in spec:
+        src = spec["hostPath"] or {}
+        out.w(2, "Type:\tHostPath (bare host directory volume)")
+        out.w(2, f"Path:\t{src.get('path', '')}")
+        out.w(2, f"HostPathType:\t{src.get('type') if src.get('type') is not None else NONE}")
+    elif "local" in spec:
+        out.w(2, "Type:\tLocalVolume (a persistent volume backed by local storage on a node)")
+        out.w(2, f"Path:\t{(spec['local'] or {}).get('path', '')}")
+    elif "nfs" in spec:
+        src = spec["nfs"] or {}
+        out.w(2, "Type:\tNFS (an NFS mount that lasts the lifetime of a pod)")
+        out.w(2, f"Server:\t{src.get('server', '')}")
+        out.w(2, f"Path:\t{src.get('path', '')}")
+        out.w(2, f"ReadOnly:\t{_go_bool(src.get('readOnly'))}")
+    else:
+        out.w(1, "<unknown>")
+
+
+def _volume_status(out: Lines, obj: Obj, now: datetime.datetime) -> None:
+    deleted = _g(obj, "metadata", "deletionTimestamp", default="")
+    if deleted:
+        out.w(0, f"Status:\tTerminating (lasts {since(deleted, now)})")
+    else:
+        out.w(0, f"Status:\t{_g(obj, 'status', 'phase', default='') or 'Pending'}")
+
+
+def describe_persistentvolume(pv: Obj, now: datetime.datetime) -> Lines:
+    """kubectl's describePersistentVolume."""
+    out = Lines()
+    meta, spec, status = pv.get("metadata") or {}, pv.get("spec") or {}, pv.get("status") or {}
+    out.w(0, f"Name:\t{meta.get('name', '')}")
+    _map_lines(out, 0, "Labels", meta.get("labels"))
+    _annotation_lines(out, 0, "Annotations", meta.get("annotations"))
+    out.w(0, f"Finalizers:\t{_go_list(meta.get('finalizers'))}")
+    out.w(0, f"StorageClass:\t{pv_storage_class(pv)}")
+    _volume_status(out, pv, now)
+    claim = spec.get("claimRef")
+    out.w(0, f"Claim:\t{claim.get('namespace', '') + '/' + claim.get('name', '') if claim else ''}")
+    out.w(0, f"Reclaim Policy:\t{spec.get('persistentVolumeReclaimPolicy', '')}")
+    out.w(0, f"Access Modes:\t{access_modes(spec.get('accessModes'))}")
+    if spec.get("volumeMode") is not None:
+        out.w(0, f"VolumeMode:\t{spec['volumeMode']}")
+    out.w(0, f"Capacity:\t{quantity_text(_g(spec, 'capacity', 'storage'))}")
+    _volume_node_affinity(out, spec.get("nodeAffinity"))
+    out.w(0, f"Message:\t{status.get('message', '')}")
+    out.w(0, "Source:")
+    _pv_source(out, spec)
+    return out
+
+
+def pods_using_claim(pvc: Obj, pods: list[Obj]) -> list[Obj]:
+    """getPodsForPVC: pods with a volume naming the claim (once per such volume, as
+    kubectl counts them), then pods that own the claim; sorted by name."""
+    name = _g(pvc, "metadata", "name", default="")
+    using = [pod for pod in pods for volume in _g(pod, "spec", "volumes", default=[])
+             if _g(volume, "persistentVolumeClaim", "claimName") == name]
+    for ref in _g(pvc, "metadata", "ownerReferences", default=[]):
+        if ref.get("kind") != "Pod":
+            continue
+        owner = next((p for p in pods if _g(p, "metadata", "uid") == ref.get("uid")), None)
+        if owner is not None and all(_g(p, "metadata", "uid") != ref.get("uid") for p in using):
+            using.append(owner)
+    return sorted(using, key=lambda p: _g(p, "metadata", "name", default=""))
+
+
+def describe_persistentvolumeclaim(pvc: Obj, now: datetime.datetime,
+                                   pods: list[Obj] | None = None) -> Lines:
+    """kubectl's describePersistentVolumeClaim; `pods` are the namespace's pods, of
+    which those using the claim show under Used By."""
+    out = Lines()
+    meta, spec, status = pvc.get("metadata") or {}, pvc.get("spec") or {}, pvc.get("status") or {}
+    out.w(0, f"Name:\t{meta.get('name', '')}")
+    out.w(0, f"Namespace:\t{meta.get('namespace', '')}")
+    out.w(0, f"StorageClass:\t{pv_storage_class(pvc)}")
+    _volume_status(out, pvc, now)
+    out.w(0, f"Volume:\t{spec.get('volumeName', '')}")
+    _map_lines(out, 0, "Labels", meta.get("labels"))
+    _annotation_lines(out, 0, "Annotations", meta.get("annotations"))
+    out.w(0, f"Finalizers:\t{_go_list(meta.get('finalizers'))}")
+    capacity = modes = ""
+    if spec.get("volumeName"):
+        capacity = quantity_text(_g(status, "capacity", "storage"))
+        modes = access_modes(status.get("accessModes"))
+    out.w(0, f"Capacity:\t{capacity}")
+    out.w(0, f"Access Modes:\t{modes}")
+    if spec.get("volumeMode") is not None:
+        out.w(0, f"VolumeMode:\t{spec['volumeMode']}")
+    source = spec.get("dataSource")
+    if source is not None:
+        out.w(0, "DataSource:")
+        if source.get("apiGroup") is not None:
+            out.w(1, f"APIGroup:\t{source['apiGroup']}")
+        out.w(1, f"Kind:\t{source.get('kind', '')}")
+        out.w(1, f"Name:\t{source.get('name', '')}")
+    users = [_g(p, "metadata", "name", default="") for p in pods_using_claim(pvc, pods or [])]
+    out.w(0, f"Used By:\t{users[0] if users else NONE}")
+    for name in users[1:]:
+        out.w(0, f"\t{name}")
+    conditions = status.get("conditions") or []
+    if conditions:
+        out.w(0, "Conditions:")
+        out.w(1, "Type\tStatus\tLastProbeTime\tLastTransitionTime\tReason\tMessage")
+        out.w(1, "----\t------\t-----------------\t------------------\t------\t-------")
+        for c in conditions:
+            out.w(1, f"{c.get('type', '')} \t{c.get('status', '')} \t"
+                     f"{_go_time(c.get('lastProbeTime', ''))} \t"
+                     f"{_go_time(c.get('lastTransitionTime', ''))} \t"
+                     f"{c.get('reason', '')} \t{c.get('message', '')}")
+    return out
+
+
+def describe_storageclass(sc: Obj, now: datetime.datetime) -> Lines:
+    """kubectl's describeStorageClass."""
+    out = Lines()
+    meta = sc.get("metadata") or {}
+    out.w(0, f"Name:\t{meta.get('name', '')}")
+    out.w(0, f"IsDefaultClass:\t{'Yes' if is_default_class(sc) else 'No'}")
+    out.w(0, f"Annotations:\t{format_labels(meta.get('annotations'))}")
+    out.w(0, f"Provisioner:\t{sc.get('provisioner', '')}")
+    out.w(0, f"Parameters:\t{format_labels(sc.get('parameters'))}")
+    out.w(0, f"AllowVolumeExpansion:\t{bool_ptr(sc.get('allowVolumeExpansion'))}")
+    options = sc.get("mountOptions") or []
+    if not options:
+        out.w(0, f"MountOptions:\t{NONE}")
+    else:
+        out.w(0, "MountOptions:")
+        for option in options:
+            out.w(1, option)
+    if sc.get("reclaimPolicy") is not None:
+        out.w(0, f"ReclaimPolicy:\t{sc['reclaimPolicy']}")
+    if sc.get("volumeBindingMode") is not None:
+        out.w(0, f"VolumeBindingMode:\t{sc['volumeBindingMode']}")
+    topologies = sc.get("allowedTopologies")
+    if topologies is not None:
+        if not topologies:
+            out.w(0, f"AllowedTopologies:\t{NONE}")
+        else:
+            out.w(0, "AllowedTopologies:\t")
+            for i, term in enumerate(topologies):
+                reqs = [{"key": r.get("key", ""), "operator": "in", "values": r.get("values")}
+                        for r in term.get("matchLabelExpressions") or []]
+                _node_selector_terms(out, 1, f"Term {i}", reqs)
+    return out
+
+
 DESCRIBERS: dict[str, Callable[[Obj, datetime.datetime], Lines]] = {
     "pods": describe_pod,
     "deployments": describe_deployment,
     "replicasets": describe_replicaset,
+    "statefulsets": describe_statefulset,
+    "daemonsets": describe_daemonset,
+    "jobs": describe_job,
+    "cronjobs": describe_cronjob,
+    "persistentvolumes": describe_persistentvolume,
+    "persistentvolumeclaims": describe_persistentvolumeclaim,
+    "storageclasses": describe_storageclass,
     "services": describe_service,
     "nodes": describe_node,
     "configmaps": describe_configmap,
@@ -846,22 +1376,45 @@ NODE_LEASE_NAMESPACE = "kube-node-lease"
 
 
 async def _extra_for(client: Any, kind: Any, obj: Obj) -> dict[str, Any]:
-    """What a describer reads besides the object: for a node, its non-terminated pods
-    (listed with the field selector kubectl uses) and its Lease."""
+    """What a describer reads besides the object, fetched as kubectl fetches it: a
+    node's non-terminated pods and its Lease; a Deployment's ReplicaSets, and a
+    ReplicaSet's, StatefulSet's or DaemonSet's pods, listed by its selector; the
+    pods of a claim's namespace. A list the server refuses leaves its part out."""
     from kubemu.api import errors
 
-    if kind.resource != "nodes":
+    meta = obj.get("metadata") or {}
+    if kind.resource == "nodes":
+        name = meta.get("name", "")
+        selector = f"spec.nodeName={name},status.phase!=Succeeded,status.phase!=Failed"
+        pods = (await client.list_all("pods", "", field_selector=selector)).items
+        lease, lease_error = None, ""
+        try:
+            lease = common.to_json(await client.get("leases", name, NODE_LEASE_NAMESPACE))
+        except errors.ApiError as exc:
+            lease_error = exc.message
+        return {"pods": [common.to_json(p) for p in pods], "lease": lease,
+                "lease_error": lease_error}
+    listed = _LISTED_WITH.get(kind.resource)
+    if listed is None:
         return {}
-    name = (obj.get("metadata") or {}).get("name", "")
-    selector = f"spec.nodeName={name},status.phase!=Succeeded,status.phase!=Failed"
-    pods = (await client.list_all("pods", "", field_selector=selector)).items
-    lease, lease_error = None, ""
+    resource, by_selector = listed
+    selector = selector_string(_g(obj, "spec", "selector")) if by_selector else ""
     try:
-        lease = common.to_json(await client.get("leases", name, NODE_LEASE_NAMESPACE))
-    except errors.ApiError as exc:
-        lease_error = exc.message
-    return {"pods": [common.to_json(p) for p in pods], "lease": lease,
-            "lease_error": lease_error}
+        result = await client.list_all(resource, meta.get("namespace", ""),
+                                       label_selector=selector)
+    except errors.ApiError:
+        return {}
+    return {resource: [common.to_json(item) for item in result.items]}
+
+
+# resource -> (what its describer lists, whether by the object's selector)
+_LISTED_WITH = {
+    "deployments": ("replicasets", True),
+    "replicasets": ("pods", True),
+    "statefulsets": ("pods", True),
+    "daemonsets": ("pods", True),
+    "persistentvolumeclaims": ("pods", False),
+}
 
 
 async def run_describe(args: argparse.Namespace) -> int:

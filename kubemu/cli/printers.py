@@ -109,22 +109,22 @@ def format_labels(labels: dict[str, str] | None) -> str:
     return ",".join(f"{k}={labels[k]}" for k in sorted(labels))
 
 
-def format_selector(selector: Obj | None) -> str:
-    """A LabelSelector the way labels.Selector.String() prints it."""
+def selector_string(selector: Obj | None, *, invalid: str = "<error>") -> str:
+    """metav1.LabelSelectorAsSelector(selector).String(): requirements sorted by key,
+    set values sorted; "" for a nil or empty selector, `invalid` when it does not parse."""
+    from kubemu.api import errors, labels
+
     if not selector:
-        return NONE
-    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
-    for req in selector.get("matchExpressions") or []:
-        key, op, values = req.get("key", ""), req.get("operator", ""), req.get("values") or []
-        if op == "In":
-            parts.append(f"{key} in ({','.join(sorted(values))})")
-        elif op == "NotIn":
-            parts.append(f"{key} notin ({','.join(sorted(values))})")
-        elif op == "Exists":
-            parts.append(key)
-        elif op == "DoesNotExist":
-            parts.append(f"!{key}")
-    return ",".join(parts) if parts else NONE
+        return ""
+    try:
+        return str(labels.selector_from_dict(selector))
+    except errors.ApiError:
+        return invalid
+
+
+def format_selector(selector: Obj | None) -> str:
+    """metav1.FormatLabelSelector: the selector's string, `<none>` when it is empty."""
+    return selector_string(selector) or NONE
 
 
 def _containers_and_images(pod_spec: Obj | None) -> list[str]:
@@ -273,12 +273,13 @@ def _desired(obj: Obj) -> int:
 
 def _deployment_row(d: Obj, now: datetime.datetime) -> list[str]:
     status = d.get("status") or {}
+    # printDeployment prints selector.String() itself: empty stays empty, unlike the others
     return [_name(d),
             f"{_int(status.get('readyReplicas'))}/{_desired(d)}",
             str(_int(status.get("updatedReplicas"))),
             str(_int(status.get("availableReplicas"))), age(d, now),
             *_containers_and_images(_g(d, "spec", "template", "spec")),
-            format_selector(_g(d, "spec", "selector"))]
+            selector_string(_g(d, "spec", "selector"), invalid="<invalid>")]
 
 
 def _replicaset_row(rs: Obj, now: datetime.datetime) -> list[str]:
@@ -309,6 +310,38 @@ def _daemonset_row(ds: Obj, now: datetime.datetime) -> list[str]:
             format_selector(_g(ds, "spec", "selector"))]
 
 
+def condition_true(obj: Obj, condition_type: str) -> bool:
+    """hasJobCondition: the first condition of that type decides."""
+    for cond in _g(obj, "status", "conditions", default=[]):
+        if cond.get("type") == condition_type:
+            return cond.get("status") == "True"
+    return False
+
+
+def job_status(job: Obj) -> str:
+    """printJob's STATUS column (kubectl 1.32): the first that holds wins."""
+    if condition_true(job, "Complete"):
+        return "Complete"
+    if condition_true(job, "Failed"):
+        return "Failed"
+    if _g(job, "metadata", "deletionTimestamp"):
+        return "Terminating"
+    if condition_true(job, "Suspended"):
+        return "Suspended"
+    if condition_true(job, "FailureTarget"):
+        return "FailureTarget"
+    return "Running"
+
+
+def job_duration(job: Obj, now: datetime.datetime) -> str:
+    """Start to completion, or to now while the Job runs; empty before it starts."""
+    start = parse_time(_g(job, "status", "startTime", default=""))
+    end = parse_time(_g(job, "status", "completionTime", default=""))
+    if start is None:
+        return ""
+    return human_duration(((end or now) - start).total_seconds())
+
+
 def _job_row(job: Obj, now: datetime.datetime) -> list[str]:
     succeeded = _int(_g(job, "status", "succeeded"))
     completions = _g(job, "spec", "completions")
@@ -318,25 +351,52 @@ def _job_row(job: Obj, now: datetime.datetime) -> list[str]:
         parallelism = _int(_g(job, "spec", "parallelism"))
         completions_text = (f"{succeeded}/1 of {parallelism}" if parallelism > 1
                             else f"{succeeded}/1")
-    start = parse_time(_g(job, "status", "startTime", default=""))
-    end = parse_time(_g(job, "status", "completionTime", default=""))
-    if start is None:
-        duration = ""
-    else:
-        duration = human_duration(((end or now) - start).total_seconds())
-    return [_name(job), completions_text, duration, age(job, now),
+    return [_name(job), job_status(job), completions_text, job_duration(job, now),
+            age(job, now),
             *_containers_and_images(_g(job, "spec", "template", "spec")),
             format_selector(_g(job, "spec", "selector"))]
+
+
+def bool_ptr(value: Any) -> str:
+    """printBoolPtr: True / False, `<unset>` for a field that is not set."""
+    if value is None:
+        return "<unset>"
+    return "True" if value else "False"
 
 
 def _cronjob_row(cj: Obj, now: datetime.datetime) -> list[str]:
     last = _g(cj, "status", "lastScheduleTime", default="")
     return [_name(cj), _g(cj, "spec", "schedule", default=""),
-            "True" if _g(cj, "spec", "suspend") else "False",
+            _g(cj, "spec", "timeZone", default=None) or NONE,
+            bool_ptr(_g(cj, "spec", "suspend")),
             str(len(_g(cj, "status", "active", default=[]))),
             since(last, now) if last else NONE, age(cj, now),
             *_containers_and_images(_g(cj, "spec", "jobTemplate", "spec", "template", "spec")),
             format_selector(_g(cj, "spec", "jobTemplate", "spec", "selector"))]
+
+
+def controller_of(obj: Obj) -> Obj | None:
+    """metav1.GetControllerOf: the ownerReference with controller: true."""
+    for ref in _g(obj, "metadata", "ownerReferences", default=[]):
+        if ref.get("controller"):
+            return ref
+    return None
+
+
+def _controllerrevision_row(rev: Obj, now: datetime.datetime) -> list[str]:
+    ref = controller_of(rev)
+    controller = NONE
+    if ref is not None:
+        # formatResourceName: lower-cased GroupKind ("statefulset.apps"), then the name
+        api_version = ref.get("apiVersion") or ""
+        group = api_version.split("/", 1)[0] if "/" in api_version else ""
+        kind = ref.get("kind") or ""
+        group_kind = f"{kind}.{group}" if group else kind
+        controller = (f"{group_kind.lower()}/{ref.get('name', '')}" if group_kind
+                      else ref.get("name", ""))
+    revision = rev.get("revision")
+    revision_text = str(revision) if isinstance(revision, (int, str)) and revision != "" else "0"
+    return [_name(rev), controller, revision_text, age(rev, now)]
 
 
 # ---------------------------------------------------------------- cluster objects
@@ -474,30 +534,80 @@ def access_modes(modes: list[str] | None) -> str:
     return ",".join(short for long, short in _ACCESS_MODES if long in present)
 
 
+def quantity_text(text: Any) -> str:
+    """A quantity as resource.Quantity.String() prints it (canonical form); "0" when unset."""
+    from kubemu.api import quantity
+
+    if text is None or text == "":
+        return "0"
+    try:
+        return str(quantity.parse(str(text)))
+    except ValueError:
+        return str(text)
+
+
+BETA_STORAGE_CLASS_ANNOTATION = "volume.beta.kubernetes.io/storage-class"
+
+
+def pv_storage_class(pv: Obj) -> str:
+    """GetPersistentVolumeClass: the beta annotation wins over spec.storageClassName."""
+    annotations = _g(pv, "metadata", "annotations", default={})
+    if BETA_STORAGE_CLASS_ANNOTATION in annotations:
+        return annotations[BETA_STORAGE_CLASS_ANNOTATION]
+    return _g(pv, "spec", "storageClassName", default="")
+
+
+def _unset(value: Any) -> str:
+    return "<unset>" if value is None else str(value)
+
+
+def volume_phase(obj: Obj) -> str:
+    """A PV's or PVC's phase, Terminating once deleted; Pending, the phase Kubernetes
+    defaults, when the status has none."""
+    if _g(obj, "metadata", "deletionTimestamp"):
+        return "Terminating"
+    return _g(obj, "status", "phase", default="") or "Pending"
+
+
 def _pv_row(pv: Obj, now: datetime.datetime) -> list[str]:
     claim = _g(pv, "spec", "claimRef")
     claim_text = f"{claim.get('namespace', '')}/{claim.get('name', '')}" if claim else ""
-    return [_name(pv), _g(pv, "spec", "capacity", "storage", default=""),
+    return [_name(pv), quantity_text(_g(pv, "spec", "capacity", "storage")),
             access_modes(_g(pv, "spec", "accessModes")),
             _g(pv, "spec", "persistentVolumeReclaimPolicy", default=""),
-            _g(pv, "status", "phase", default=""), claim_text,
-            _g(pv, "spec", "storageClassName", default=""),
+            volume_phase(pv), claim_text, pv_storage_class(pv),
+            _unset(_g(pv, "spec", "volumeAttributesClassName")),
             _g(pv, "status", "reason", default=""), age(pv, now),
-            _g(pv, "spec", "volumeMode", default="Filesystem")]
+            _unset(_g(pv, "spec", "volumeMode"))]
 
 
 def _pvc_row(pvc: Obj, now: datetime.datetime) -> list[str]:
     volume = _g(pvc, "spec", "volumeName", default="")
     capacity = modes = ""
     if volume:
-        capacity = _g(pvc, "status", "capacity", "storage", default="")
+        capacity = quantity_text(_g(pvc, "status", "capacity", "storage"))
         modes = access_modes(_g(pvc, "status", "accessModes"))
-    storage_class = (_g(pvc, "spec", "storageClassName", default="")
-                     or _g(pvc, "metadata", "annotations",
-                           "volume.beta.kubernetes.io/storage-class", default=""))
-    return [_name(pvc), _g(pvc, "status", "phase", default="Pending"),
-            volume, capacity, modes, storage_class, age(pvc, now),
-            _g(pvc, "spec", "volumeMode", default="Filesystem")]
+    # GetPersistentVolumeClaimClass reads the same annotation first
+    return [_name(pvc), volume_phase(pvc), volume, capacity, modes, pv_storage_class(pvc),
+            _unset(_g(pvc, "spec", "volumeAttributesClassName")), age(pvc, now),
+            _unset(_g(pvc, "spec", "volumeMode"))]
+
+
+DEFAULT_CLASS_ANNOTATIONS = ("storageclass.kubernetes.io/is-default-class",
+                             "storageclass.beta.kubernetes.io/is-default-class")
+
+
+def is_default_class(sc: Obj) -> bool:
+    """storageutil.IsDefaultAnnotation: either annotation set to exactly "true"."""
+    annotations = _g(sc, "metadata", "annotations", default={})
+    return any(annotations.get(key) == "true" for key in DEFAULT_CLASS_ANNOTATIONS)
+
+
+def _storageclass_row(sc: Obj, now: datetime.datetime) -> list[str]:
+    name = _name(sc) + (" (default)" if is_default_class(sc) else "")
+    return [name, sc.get("provisioner", ""), sc.get("reclaimPolicy") or "Delete",
+            sc.get("volumeBindingMode") or "Immediate",
+            "true" if sc.get("allowVolumeExpansion") else "false", age(sc, now)]
 
 
 def _hpa_row(hpa: Obj, now: datetime.datetime) -> list[str]:
@@ -567,9 +677,12 @@ TABLES: dict[str, Table] = {
                           ("CONTAINERS", "IMAGES")),
     "daemonsets": Table(("NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE",
                          "NODE SELECTOR", "AGE"), _daemonset_row, _WORKLOAD_WIDE),
-    "jobs": Table(("NAME", "COMPLETIONS", "DURATION", "AGE"), _job_row, _WORKLOAD_WIDE),
-    "cronjobs": Table(("NAME", "SCHEDULE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "AGE"),
-                      _cronjob_row, _WORKLOAD_WIDE),
+    "jobs": Table(("NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"), _job_row,
+                  _WORKLOAD_WIDE),
+    "cronjobs": Table(("NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE",
+                       "AGE"), _cronjob_row, _WORKLOAD_WIDE),
+    "controllerrevisions": Table(("NAME", "CONTROLLER", "REVISION", "AGE"),
+                                 _controllerrevision_row),
     "nodes": Table(("NAME", "STATUS", "ROLES", "AGE", "VERSION"), _node_row,
                    ("INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION",
                     "CONTAINER-RUNTIME")),
@@ -587,10 +700,11 @@ TABLES: dict[str, Table] = {
     "leases": Table(("NAME", "HOLDER", "AGE"),
                     _name_row(lambda o: _g(o, "spec", "holderIdentity", default=""))),
     "persistentvolumes": Table(("NAME", "CAPACITY", "ACCESS MODES", "RECLAIM POLICY", "STATUS",
-                                "CLAIM", "STORAGECLASS", "REASON", "AGE"), _pv_row,
-                               ("VOLUMEMODE",)),
+                                "CLAIM", "STORAGECLASS", "VOLUMEATTRIBUTESCLASS", "REASON",
+                                "AGE"), _pv_row, ("VOLUMEMODE",)),
     "persistentvolumeclaims": Table(("NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS MODES",
-                                     "STORAGECLASS", "AGE"), _pvc_row, ("VOLUMEMODE",)),
+                                     "STORAGECLASS", "VOLUMEATTRIBUTESCLASS", "AGE"), _pvc_row,
+                                    ("VOLUMEMODE",)),
     "serviceaccounts": Table(("NAME", "SECRETS", "AGE"),
                              _name_row(lambda o: str(len(o.get("secrets") or [])))),
     "horizontalpodautoscalers": Table(("NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS",
@@ -603,10 +717,7 @@ TABLES: dict[str, Table] = {
         lambda o: str(_int(o.get("value"))),
         lambda o: "true" if o.get("globalDefault") else "false")),
     "storageclasses": Table(("NAME", "PROVISIONER", "RECLAIMPOLICY", "VOLUMEBINDINGMODE",
-                             "ALLOWVOLUMEEXPANSION", "AGE"), _name_row(
-        lambda o: o.get("provisioner", ""), lambda o: o.get("reclaimPolicy") or "Delete",
-        lambda o: o.get("volumeBindingMode") or "Immediate",
-        lambda o: "true" if o.get("allowVolumeExpansion") else "false")),
+                             "ALLOWVOLUMEEXPANSION", "AGE"), _storageclass_row),
 }
 
 DEFAULT_TABLE = Table(("NAME", "AGE"), _name_row())

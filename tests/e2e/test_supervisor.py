@@ -195,7 +195,7 @@ def test_find_etcd_falls_back_to_the_venv(tmp_path):
 
 @pytest.mark.parametrize("victim", ["apiserver", "etcd"])
 async def test_cluster_starts_restarts_a_killed_process_and_stops(make_cluster, victim):
-    cluster, lines = make_cluster(schedulers=0)
+    cluster, lines = make_cluster(schedulers=0, controller_managers=0)
     await cluster.start(START_TIMEOUT_S)
 
     assert re.fullmatch(r"etcd \d+\.\d+\.\d+ ready in \d+\.\d s \(127\.0\.0\.1:\d+\)", lines[0]), lines
@@ -418,7 +418,7 @@ def test_cli_up_status_down(tmp_path):
         status = kubemu(home, "status")
         assert status.returncode == 0, status.stdout + status.stderr
         rows = status_rows(status.stdout)
-        assert set(rows) == {"supervisor", "etcd", "apiserver", "scheduler"}
+        assert set(rows) == {"supervisor", "etcd", "apiserver", "scheduler", "controller-manager"}
         assert rows["supervisor"]["STATE"] == "ready"
         config = load_cluster_config(home)
         for component, address in [("etcd", config.etcd[0]), ("apiserver", config.apiserver)]:

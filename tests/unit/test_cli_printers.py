@@ -8,6 +8,7 @@ import pytest
 
 from kubemu.cli import printers
 from kubemu.cli.printers import TableOptions
+from tests.unit.cli_kubectl_objects import workload
 
 NOW = datetime.datetime(2024, 5, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
 
@@ -248,15 +249,17 @@ CASES = [
      ["NAME", "STATUS", "AGE"], ["dev", "Terminating", "3m20s"], None, None),
     ("jobs", {"metadata": meta("pi"), "spec": {"completions": 3},
               "status": {"succeeded": 1, "startTime": ago(25)}},
-     ["NAME", "COMPLETIONS", "DURATION", "AGE"], ["pi", "1/3", "25s", "30s"], None, None),
-    ("jobs", {"metadata": meta("done"), "spec": {"parallelism": 2},
-              "status": {"succeeded": 1, "startTime": ago(25), "completionTime": ago(15)}},
-     ["NAME", "COMPLETIONS", "DURATION", "AGE"], ["done", "1/1 of 2", "10s", "30s"],
+     ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"], ["pi", "Running", "1/3", "25s", "30s"],
      None, None),
+    ("jobs", {"metadata": meta("done"), "spec": {"parallelism": 2},
+              "status": {"succeeded": 1, "startTime": ago(25), "completionTime": ago(15),
+                         "conditions": [{"type": "Complete", "status": "True"}]}},
+     ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"],
+     ["done", "Complete", "1/1 of 2", "10s", "30s"], None, None),
     ("cronjobs", {"metadata": meta("tick"), "spec": {"schedule": "*/1 * * * *"},
                   "status": {"active": [{"name": "tick-1"}], "lastScheduleTime": ago(20)}},
-     ["NAME", "SCHEDULE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "AGE"],
-     ["tick", "*/1 * * * *", "False", "1", "20s", "30s"], None, None),
+     ["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "AGE"],
+     ["tick", "*/1 * * * *", "<none>", "<unset>", "1", "20s", "30s"], None, None),
     ("events", {"metadata": meta("p.1"), "type": "Warning", "reason": "BackOff",
                 "involvedObject": {"kind": "Pod", "name": "p"}, "count": 5,
                 "firstTimestamp": ago(300), "lastTimestamp": ago(10),
@@ -277,14 +280,15 @@ CASES = [
         "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "local",
         "claimRef": {"namespace": "default", "name": "data"}}, "status": {"phase": "Bound"}},
      ["NAME", "CAPACITY", "ACCESS MODES", "RECLAIM POLICY", "STATUS", "CLAIM", "STORAGECLASS",
-      "REASON", "AGE"],
-     ["pv1", "1Gi", "RWO,RWX", "Retain", "Bound", "default/data", "local", "", "30s"],
+      "VOLUMEATTRIBUTESCLASS", "REASON", "AGE"],
+     ["pv1", "1Gi", "RWO,RWX", "Retain", "Bound", "default/data", "local", "<unset>", "", "30s"],
      None, None),
     ("persistentvolumeclaims", {"metadata": meta("data"), "spec": {
         "volumeName": "pv1", "storageClassName": "local"}, "status": {
         "phase": "Bound", "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"]}},
-     ["NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS MODES", "STORAGECLASS", "AGE"],
-     ["data", "Bound", "pv1", "1Gi", "RWO", "local", "30s"], None, None),
+     ["NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS MODES", "STORAGECLASS",
+      "VOLUMEATTRIBUTESCLASS", "AGE"],
+     ["data", "Bound", "pv1", "1Gi", "RWO", "local", "<unset>", "30s"], None, None),
     ("widgets", {"metadata": meta("w")}, ["NAME", "AGE"], ["w", "30s"], None, None),
 ]
 
@@ -324,13 +328,18 @@ def test_tabwriter_remembers_widths_for_watch_rows():
 
 
 def test_selector_formatting():
+    # labels.Selector.String(): requirements sorted by key, whatever part they came from
     selector = {"matchLabels": {"app": "web"}, "matchExpressions": [
         {"key": "tier", "operator": "In", "values": ["b", "a"]},
         {"key": "env", "operator": "NotIn", "values": ["prod"]},
         {"key": "canary", "operator": "Exists"}, {"key": "old", "operator": "DoesNotExist"}]}
     assert printers.format_selector(selector) == (
-        "app=web,tier in (a,b),env notin (prod),canary,!old")
+        "app=web,canary,env notin (prod),!old,tier in (a,b)")
     assert printers.format_selector({}) == "<none>"
+    assert printers.format_selector(None) == "<none>"
+    assert printers.selector_string({}) == ""
+    assert printers.format_selector({"matchExpressions": [
+        {"key": "a", "operator": "Bogus"}]}) == "<error>"
 
 
 # ---------------------------------------------------------------- -o json / yaml
@@ -365,3 +374,137 @@ def test_to_json_sets_api_version_and_kind_first():
     cm.data["k"] = "v"
     assert list(to_json(cm).items()) == [("apiVersion", "v1"), ("kind", "ConfigMap"),
                                          ("metadata", {"name": "x"}), ("data", {"k": "v"})]
+
+
+# ---------------------------------------------------------------- workload kinds (issue 9)
+# Columns as kubectl 1.32's server-side printers lay them out
+# (kubernetes/pkg/printers/internalversion/printers.go); objects from cli_kubectl_objects.
+
+WORKLOAD_CASES = [
+    ("deployments", workload("Deployment", "web"), ["web", "3/3", "3", "3", "60m"],
+     ["main", "nginx:1.25", "app=web"]),
+    ("deployments", workload("Deployment", "once"), ["once", "0/1", "0", "0", "60m"],
+     ["main", "busybox", "app=once,env,tier in (a,b)"]),
+    # printDeployment prints the selector's String() itself: no <none> for an empty one
+    ("deployments", {"metadata": meta("bare", age_s=3600), "spec": {}},
+     ["bare", "0/1", "0", "0", "60m"], ["", "", ""]),
+    ("replicasets", workload("ReplicaSet", "web-5d4f8b8c9"),
+     ["web-5d4f8b8c9", "3", "3", "3", "55m"],
+     ["main", "nginx:1.25", "app=web,pod-template-hash=5d4f8b8c9"]),
+    ("replicasets", {"metadata": meta("bare", age_s=3600), "spec": {"replicas": 0}},
+     ["bare", "0", "0", "0", "60m"], ["", "", "<none>"]),
+    ("statefulsets", workload("StatefulSet", "db"), ["db", "2/3", "60m"],
+     ["main", "postgres:16"]),
+    ("daemonsets", workload("DaemonSet", "proxy"),
+     ["proxy", "3", "3", "2", "3", "2", "kubernetes.io/os=linux", "60m"],
+     ["main", "envoy:1.30", "app=proxy"]),
+    ("jobs", workload("Job", "pi"), ["pi", "Running", "2/5", "59m", "60m"],
+     ["main", "perl:5.34", "batch.kubernetes.io/controller-uid=uid-pi"]),
+    ("jobs", workload("Job", "idx"), ["idx", "Complete", "3/3", "3m5s", "60m"],
+     ["main", "busybox", "batch.kubernetes.io/controller-uid=uid-idx"]),
+    ("jobs", {"metadata": meta("new", age_s=5), "spec": {"parallelism": 1}},
+     ["new", "Running", "0/1", "", "5s"], ["", "", "<none>"]),
+    ("cronjobs", workload("CronJob", "tick"),
+     ["tick", "*/5 * * * *", "Etc/UTC", "True", "2", "5m", "60m"],
+     ["main", "busybox", "<none>"]),
+    ("cronjobs", workload("CronJob", "bare"),
+     ["bare", "@hourly", "<none>", "<unset>", "0", "<none>", "60m"],
+     ["main", "busybox", "<none>"]),
+    ("controllerrevisions", workload("ControllerRevision", "db-6c5d4b8f7"),
+     ["db-6c5d4b8f7", "statefulset.apps/db", "1", "60m"], []),
+    ("controllerrevisions", {"metadata": meta("orphan", age_s=60), "revision": 4},
+     ["orphan", "<none>", "4", "60s"], []),
+    ("controllerrevisions", {"metadata": meta("core", age_s=60, ownerReferences=[
+        {"apiVersion": "v1", "kind": "Pod", "name": "p", "controller": True}]), "revision": "7"},
+     ["core", "pod/p", "7", "60s"], []),
+    ("persistentvolumes", workload("PersistentVolume", "pv-1"),
+     ["pv-1", "1Gi", "RWO", "Delete", "Bound", "default/data-db-0", "standard", "<unset>", "",
+      "60m"], ["Filesystem"]),
+    ("persistentvolumes", workload("PersistentVolume", "pv-local"),
+     ["pv-local", "500Mi", "ROX,RWX", "Retain", "Available", "", "", "<unset>", "", "60m"],
+     ["<unset>"]),
+    ("persistentvolumes", {"metadata": meta("gone", age_s=60, deletionTimestamp=ago(1),
+                                            annotations={"volume.beta.kubernetes.io/storage-class":
+                                                         "old"}),
+                           "spec": {"capacity": {"storage": "1024Mi"}, "storageClassName": "new",
+                                    "volumeAttributesClassName": "gold"},
+                           "status": {"phase": "Released", "reason": "Gone"}},
+     ["gone", "1Gi", "", "", "Terminating", "", "old", "gold", "Gone", "60s"], ["<unset>"]),
+    ("persistentvolumeclaims", workload("PersistentVolumeClaim", "data-db-0"),
+     ["data-db-0", "Bound", "pv-1", "1Gi", "RWO", "standard", "<unset>", "60m"],
+     ["Filesystem"]),
+    ("persistentvolumeclaims", workload("PersistentVolumeClaim", "scratch"),
+     ["scratch", "Pending", "", "", "", "standard", "<unset>", "60m"], ["Filesystem"]),
+    ("storageclasses", workload("StorageClass", "standard"),
+     ["standard (default)", "kubemu.io/local-path", "Delete", "WaitForFirstConsumer", "false",
+      "60m"], []),
+    ("storageclasses", workload("StorageClass", "fast"),
+     ["fast", "kubemu.io/local-path", "Retain", "Immediate", "true", "60m"], []),
+    ("storageclasses", {"metadata": meta("beta", age_s=60, annotations={
+        "storageclass.beta.kubernetes.io/is-default-class": "true"}), "provisioner": "x"},
+     ["beta (default)", "x", "Delete", "Immediate", "false", "60s"], []),
+    ("storageclasses", {"metadata": meta("no", age_s=60, annotations={
+        "storageclass.kubernetes.io/is-default-class": "True"}), "provisioner": "x"},
+     ["no", "x", "Delete", "Immediate", "false", "60s"], []),
+]
+
+
+@pytest.mark.parametrize("resource, obj, values, wide_values", WORKLOAD_CASES,
+                         ids=[f"{c[0]}-{c[1]['metadata']['name']}" for c in WORKLOAD_CASES])
+def test_workload_rows(resource, obj, values, wide_values):
+    assert printers.row(resource, obj, TableOptions(), NOW) == values
+    assert printers.row(resource, obj, TableOptions(wide=True), NOW) == values + wide_values
+
+
+@pytest.mark.parametrize("resource, columns, wide", [
+    ("deployments", ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
+     ["CONTAINERS", "IMAGES", "SELECTOR"]),
+    ("replicasets", ["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
+     ["CONTAINERS", "IMAGES", "SELECTOR"]),
+    ("statefulsets", ["NAME", "READY", "AGE"], ["CONTAINERS", "IMAGES"]),
+    ("daemonsets", ["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE",
+                    "NODE SELECTOR", "AGE"], ["CONTAINERS", "IMAGES", "SELECTOR"]),
+    ("jobs", ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"],
+     ["CONTAINERS", "IMAGES", "SELECTOR"]),
+    ("cronjobs", ["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "AGE"],
+     ["CONTAINERS", "IMAGES", "SELECTOR"]),
+    ("controllerrevisions", ["NAME", "CONTROLLER", "REVISION", "AGE"], []),
+    ("persistentvolumes", ["NAME", "CAPACITY", "ACCESS MODES", "RECLAIM POLICY", "STATUS",
+                           "CLAIM", "STORAGECLASS", "VOLUMEATTRIBUTESCLASS", "REASON", "AGE"],
+     ["VOLUMEMODE"]),
+    ("persistentvolumeclaims", ["NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS MODES",
+                                "STORAGECLASS", "VOLUMEATTRIBUTESCLASS", "AGE"], ["VOLUMEMODE"]),
+    ("storageclasses", ["NAME", "PROVISIONER", "RECLAIMPOLICY", "VOLUMEBINDINGMODE",
+                        "ALLOWVOLUMEEXPANSION", "AGE"], []),
+], ids=lambda v: v if isinstance(v, str) else None)
+def test_workload_headers(resource, columns, wide):
+    assert printers.headers(resource, TableOptions()) == columns
+    assert printers.headers(resource, TableOptions(wide=True)) == columns + wide
+
+
+def _job(*conditions, deleting=False) -> dict:
+    m = meta("j")
+    if deleting:
+        m["deletionTimestamp"] = ago(1)
+    return {"metadata": m, "status": {"conditions": [{"type": t, "status": s}
+                                                     for t, s in conditions]}}
+
+
+@pytest.mark.parametrize("job, status", [
+    (_job(), "Running"),
+    (_job(("Complete", "True")), "Complete"),
+    (_job(("Complete", "False"), ("Failed", "True")), "Failed"),
+    (_job(("FailureTarget", "True"), ("Failed", "True")), "Failed"),
+    (_job(("Suspended", "True"), deleting=True), "Terminating"),
+    (_job(("Complete", "True"), deleting=True), "Complete"),
+    (_job(("Suspended", "True")), "Suspended"),
+    (_job(("Suspended", "False")), "Running"),
+    (_job(("FailureTarget", "True")), "FailureTarget"),
+    (_job(("SuccessCriteriaMet", "True")), "Running"),
+    # the first condition of a type decides, as hasJobCondition reads them
+    (_job(("Complete", "False"), ("Complete", "True")), "Running"),
+], ids=["none", "complete", "failed", "failed-over-target", "terminating",
+        "complete-while-deleting", "suspended", "resumed", "failure-target",
+        "success-criteria-met", "first-condition-wins"])
+def test_job_status_column(job, status):
+    assert printers.job_status(job) == status

@@ -1,0 +1,228 @@
+"""The controller-manager's shared logic: expectations, --controllers,
+deletion ranking, slow-start batches, conditions."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from controller_manager import controllerutil as cu
+from controller_manager import registry
+from controller_manager.base import Controller
+from controller_manager.expectations import Expectations
+from kubemu import timefmt
+from kubemu.api.v1 import apps_pb2, core_pb2
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# ---------------------------------------------------------------- expectations
+
+def test_expectations_hold_until_every_creation_is_observed():
+    exp = Expectations(clock=Clock())
+    assert exp.satisfied("ns/rs")  # nothing recorded
+    exp.expect_creations("ns/rs", 3)
+    for _ in range(2):
+        exp.creation_observed("ns/rs")
+        assert not exp.satisfied("ns/rs")
+    exp.creation_observed("ns/rs")
+    assert exp.satisfied("ns/rs")
+    exp.creation_observed("ns/rs")  # an extra event never goes negative
+    assert exp.pending("ns/rs") == (0, 0)
+
+
+def test_failed_creates_lower_expectations():
+    exp = Expectations(clock=Clock())
+    exp.expect_creations("k", 5)
+    exp.lower_creations("k", 4)
+    assert exp.pending("k") == (1, 0)
+    exp.creation_observed("k")
+    assert exp.satisfied("k")
+
+
+def test_deletions_are_tracked_by_pod_and_counted_once():
+    exp = Expectations(clock=Clock())
+    exp.expect_deletions("k", ["ns/a", "ns/b"])
+    exp.deletion_observed("k", "ns/a")
+    exp.deletion_observed("k", "ns/a")  # twice: still one
+    exp.deletion_observed("k", "ns/other")  # not one we wait for
+    assert exp.pending("k") == (0, 1)
+    assert not exp.satisfied("k")
+    exp.deletion_observed("k", "ns/b")
+    assert exp.satisfied("k")
+
+
+def test_expectations_expire_after_their_ttl():
+    clock = Clock()
+    exp = Expectations(ttl_s=300, clock=clock)
+    exp.expect_creations("k", 1)
+    clock.now += 300
+    assert not exp.satisfied("k")
+    clock.now += 1
+    assert exp.satisfied("k")
+    assert len(exp) == 0
+
+
+# ---------------------------------------------------------------- --controllers
+
+class A(Controller):
+    name = "a-controller"
+    aliases = ("a",)
+
+
+class B(Controller):
+    name = "b-controller"
+
+
+class Off(Controller):
+    name = "off-controller"
+    on_by_default = False
+
+
+ALL = (A, B, Off)
+
+
+@pytest.mark.parametrize("spec, want", [
+    (["*"], [A, B]),
+    (["*", "-a"], [B]),
+    (["*", "-a-controller"], [B]),
+    (["*", "off-controller"], [A, B, Off]),
+    (["b-controller"], [B]),
+    (["a", "-a"], []),
+    ([""], []),
+], ids=["star", "star-minus-alias", "star-minus-name", "star-plus-off", "one", "disable-wins",
+        "empty"])
+def test_controllers_flag_syntax(spec, want):
+    assert registry.select(spec, ALL) == want
+
+
+def test_an_unknown_controller_is_refused_with_the_known_list():
+    with pytest.raises(registry.UnknownController, match=r'"nope" is not in the list of known '
+                                                         r'controllers: a-controller, '):
+        registry.select(["*", "-nope"], ALL)
+
+
+def test_the_registry_names_are_unique_and_replicaset_is_on():
+    names = [n for c in registry.CONTROLLERS for n in (c.name, *c.aliases)]
+    assert len(names) == len(set(names))
+    assert "replicaset-controller" in [c.name for c in registry.select(["*"])]
+
+
+# ---------------------------------------------------------------- pods
+
+def pod(name: str, *, node: str = "n1", phase: str = "Running", ready: bool | None = True,
+        ready_at: float = 100.0, created: float = 50.0, restarts: int = 0,
+        cost: str | None = None) -> core_pb2.Pod:
+    p = core_pb2.Pod()
+    p.metadata.name = name
+    p.metadata.creation_timestamp = timefmt.rfc3339(created)
+    if cost is not None:
+        p.metadata.annotations[cu.POD_DELETION_COST] = cost
+    p.spec.node_name = node
+    p.status.phase = phase
+    if ready is not None:
+        cond = p.status.conditions.add()
+        cond.type, cond.status = "Ready", "True" if ready else "False"
+        cond.last_transition_time = timefmt.rfc3339(ready_at)
+    if restarts:
+        p.status.container_statuses.add(name="c", restart_count=restarts)
+    return p
+
+
+@pytest.mark.parametrize("first, second", [
+    (pod("unassigned", node=""), pod("assigned")),
+    (pod("pending", phase="Pending", ready=None), pod("running")),
+    (pod("not-ready", ready=False), pod("ready")),
+    (pod("cheap", cost="-5"), pod("dear", cost="5")),
+    (pod("ready-later", ready_at=200.0), pod("ready-earlier", ready_at=100.0)),
+    (pod("restarted", restarts=3), pod("steady")),
+    (pod("newer", created=60.0), pod("older", created=50.0)),
+], ids=["unassigned", "pending", "not-ready", "deletion-cost", "ready-for-less-time",
+        "more-restarts", "newer"])
+def test_rank_for_deletion_puts_the_cheaper_pod_first(first, second):
+    assert [p.metadata.name for p in cu.rank_for_deletion([second, first])] == \
+        [first.metadata.name, second.metadata.name]
+
+
+def test_rank_for_deletion_prefers_pods_doubled_up_on_a_node():
+    crowded = [pod("c1", node="busy"), pod("c2", node="busy")]
+    alone = pod("alone", node="quiet")
+    ranked = cu.rank_for_deletion([alone, *crowded])
+    assert ranked[-1].metadata.name == "alone"
+
+
+@pytest.mark.parametrize("ready_at, min_ready_s, now, want", [
+    (100.0, 0, 100.0, True),
+    (100.0, 10, 109.0, False),
+    (100.0, 10, 110.0, True),
+])
+def test_availability_waits_for_min_ready_seconds(ready_at, min_ready_s, now, want):
+    assert cu.is_pod_available(pod("p", ready_at=ready_at), min_ready_s, now) is want
+    assert not cu.is_pod_available(pod("p", ready=False), 0, now)
+
+
+def test_pod_from_template_carries_the_template_and_a_controller_ref():
+    rs = apps_pb2.ReplicaSet()
+    rs.metadata.name, rs.metadata.namespace, rs.metadata.uid = "web", "ns", "u-1"
+    rs.spec.template.metadata.labels["app"] = "web"
+    rs.spec.template.metadata.annotations["a"] = "b"
+    rs.spec.template.spec.containers.add(name="c", image="busybox")
+    p = cu.pod_from_template(rs.spec.template, rs)
+    assert (p.metadata.generate_name, p.metadata.namespace) == ("web-", "ns")
+    assert dict(p.metadata.labels) == {"app": "web"}
+    assert dict(p.metadata.annotations) == {"a": "b"}
+    ref = p.metadata.owner_references[0]
+    assert (ref.api_version, ref.kind, ref.name, ref.uid, ref.controller,
+            ref.block_owner_deletion) == ("apps/v1", "ReplicaSet", "web", "u-1", True, True)
+    assert p.spec.containers[0].image == "busybox"
+
+
+# ---------------------------------------------------------------- slow start
+
+@pytest.mark.parametrize("count, fail_call, want_batches, want_ok", [
+    (7, None, [1, 2, 4], 7),
+    (10, None, [1, 2, 4, 3], 10),
+    (10, 3, [1, 2], 2),   # the third call fails: its batch of 2 is the last
+    (0, None, [], 0),
+], ids=["exact", "tail", "stops-at-failed-batch", "none"])
+async def test_slow_start_batches_double_and_stop_at_a_failure(count, fail_call, want_batches,
+                                                                want_ok):
+    # A batch = the calls that start while the same number of calls has finished.
+    started_after: list[int] = []
+    done = 0
+
+    async def fn():
+        nonlocal done
+        started_after.append(done)
+        mine = len(started_after)
+        await asyncio.sleep(0)
+        done += 1
+        if mine == fail_call:
+            raise RuntimeError("refused")
+    ok, err = await cu.slow_start_batch(count, 1, fn)
+    batches = [started_after.count(v) for v in sorted(set(started_after))]
+    assert batches == want_batches
+    assert ok == want_ok
+    assert (err is None) == (fail_call is None)
+
+
+# ---------------------------------------------------------------- conditions
+
+def test_set_condition_moves_the_transition_time_only_on_a_status_change():
+    status = apps_pb2.DeploymentStatus()
+    assert cu.set_condition(status, "Available", "False", "R1", "m1", now=100.0)
+    first = status.conditions[0].last_transition_time
+    assert cu.set_condition(status, "Available", "False", "R2", "m2", now=200.0)
+    assert status.conditions[0].last_transition_time == first
+    assert status.conditions[0].last_update_time == timefmt.rfc3339(200.0)
+    assert not cu.set_condition(status, "Available", "False", "R2", "m2", now=300.0)
+    assert cu.set_condition(status, "Available", "True", "R3", "m3", now=400.0)
+    assert status.conditions[0].last_transition_time == timefmt.rfc3339(400.0)
+    assert cu.remove_condition(status, "Available")
+    assert not status.conditions
