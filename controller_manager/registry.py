@@ -12,11 +12,13 @@ from typing import Iterable
 
 from controller_manager.base import Controller
 from controller_manager.daemonset import DaemonSetController
+from controller_manager.pv_binder import PersistentVolumeBinderController
 from controller_manager.replicaset import ReplicaSetController
 
 CONTROLLERS: tuple[type[Controller], ...] = (
     ReplicaSetController,
     DaemonSetController,
+    PersistentVolumeBinderController,
 )
 
 
