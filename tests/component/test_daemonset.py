@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from kubemu import timefmt
-from kubemu.api import codec
+from kubemu.api import codec, errors
 from kubemu.api.kinds import REGISTRY
 from kubemu.client.wait import wait_for
 from tests.e2e.test_kubelet import Seen
@@ -256,3 +256,52 @@ async def test_on_delete_keeps_old_pods_until_deleted(cm, client):
     await client.delete("pods", pod.metadata.name, NS)
     new = (await wait_nodes(client, "manual", {"node-a"}))["node-a"]
     assert new.spec.containers[0].image == "busybox:2"
+
+
+async def test_each_template_is_a_controller_revision(cm, client):
+    try:
+        REGISTRY.by_resource("controllerrevisions")
+    except errors.NotFound:
+        pytest.skip("this API has no ControllerRevision kind yet")
+    await client.create(obj(node_doc("node-a")))
+    ds = await client.create(obj(ds_doc("hist", image="busybox:1")))
+    first = (await wait_nodes(client, "hist", {"node-a"}))["node-a"]
+
+    async def revisions(count: int):
+        async def listed():
+            got = sorted((await client.list("controllerrevisions", NS,
+                                            label_selector="app=hist")).items,
+                         key=lambda r: r.revision)
+            return got if len(got) == count else Seen([r.metadata.name for r in got])
+        return await wait_for(listed, WAIT_S)
+    [rev1] = await revisions(1)
+    hash1 = first.metadata.labels["controller-revision-hash"]
+    assert rev1.metadata.name == f"hist-{hash1}"
+    assert (rev1.revision, rev1.metadata.labels["controller-revision-hash"]) == (1, hash1)
+    ref = rev1.metadata.owner_references[0]
+    assert (ref.kind, ref.uid, ref.controller) == ("DaemonSet", ds.metadata.uid, True)
+    data = codec.to_dict(rev1)["data"]
+    assert data["spec"]["template"]["$patch"] == "replace"
+    assert data["spec"]["template"]["spec"]["containers"][0]["image"] == "busybox:1"
+
+    await client.patch("daemonsets", "hist", NS, patch={"spec": {"template": {"spec": {
+        "containers": [{"name": "c", "image": "busybox:2"}]}}}})
+    rev1, rev2 = await revisions(2)
+    assert (rev1.revision, rev2.revision) == (1, 2)
+
+    async def replaced():
+        pods = await live_pods(client, "hist")
+        hashes = [p.metadata.labels["controller-revision-hash"] for p in pods]
+        return pods if hashes == [rev2.metadata.labels["controller-revision-hash"]] \
+            else Seen(hashes)
+    await wait_for(replaced, WAIT_S)
+
+    # Back to the first template: revision 1 becomes revision 3, no new object.
+    await client.patch("daemonsets", "hist", NS, patch={"spec": {"template": {"spec": {
+        "containers": [{"name": "c", "image": "busybox:1"}]}}}})
+
+    async def renumbered():
+        got = {r.metadata.name: r.revision for r in (await client.list(
+            "controllerrevisions", NS, label_selector="app=hist")).items}
+        return got if got == {rev1.metadata.name: 3, rev2.metadata.name: 2} else Seen(got)
+    await wait_for(renumbered, WAIT_S)
