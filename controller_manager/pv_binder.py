@@ -582,7 +582,8 @@ class PersistentVolumeBinderController(Controller):
 
     async def _delete_volume(self, pv: Any) -> None:
         path = pv.spec.host_path.path
-        if path and self.volumes_dir and _is_below(path, self.volumes_dir):
+        if path and self.volumes_dir and is_provisioned_path(path, self.volumes_dir,
+                                                             pv.metadata.name):
             await asyncio.to_thread(shutil.rmtree, path, True)
         try:
             await self.client.delete("persistentvolumes", pv.metadata.name,
@@ -595,7 +596,9 @@ def _waits_for_consumer(sc: Any) -> bool:
     return sc.HasField("volume_binding_mode") and sc.volume_binding_mode == WAIT_FOR_FIRST_CONSUMER
 
 
-def _is_below(path: str, root: str) -> bool:
-    """Whether `path` lies strictly inside `root` (never remove anything else)."""
-    absolute, base = os.path.realpath(path), os.path.realpath(root)
-    return absolute != base and pathlib.Path(absolute).is_relative_to(base)
+def is_provisioned_path(path: str, root: str, pv_name: str) -> bool:
+    """Whether `path` is what the provisioner made for volume `pv_name`: a
+    directory right under `root` named "<pv name>_..." (nothing else is ever
+    removed, whatever a volume's annotations say)."""
+    absolute, base = pathlib.Path(os.path.realpath(path)), pathlib.Path(os.path.realpath(root))
+    return absolute.parent == base and absolute.name.startswith(pv_name + "_")

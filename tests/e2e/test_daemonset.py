@@ -217,3 +217,79 @@ async def test_a_node_added_later_gets_its_pod_and_loses_it_when_removed(api, ns
         # The real nodes keep theirs.
         await wait_running_on(api, ns, "late", set(NODES))
     assert watch.violations == []
+
+
+class Availability:
+    """Watches a DaemonSet's pods and records, at every watch event, how many
+    nodes have a live Ready pod of it (the fewest seen is what a rolling
+    update's maxUnavailable bounds)."""
+
+    def __init__(self, api: Client, namespace: str, app: str):
+        self.api, self.namespace, self.app = api, namespace, app
+        self.live: dict[str, Any] = {}
+        self.fewest_ready_nodes: int | None = None
+        self._task: asyncio.Task | None = None
+        self.started = asyncio.Event()
+
+    async def __aenter__(self) -> "Availability":
+        self._task = asyncio.get_running_loop().create_task(self._watch())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    def ready_nodes(self) -> int:
+        return len({p.spec.node_name for p in self.live.values()
+                    if any(c.type == "Ready" and c.status == "True"
+                           for c in p.status.conditions)})
+
+    async def _watch(self) -> None:
+        listed = await self.api.list("pods", self.namespace, label_selector=f"app={self.app}")
+        for pod in listed.items:
+            if not pod.metadata.deletion_timestamp:
+                self.live[pod.metadata.name] = pod
+        self.started.set()
+        async with contextlib.aclosing(self.api.watch(
+                "pods", self.namespace, label_selector=f"app={self.app}",
+                resource_version=listed.resource_version)) as events:
+            async for event in events:
+                pod = event.object
+                if event.type == "DELETED" or pod.metadata.deletion_timestamp:
+                    self.live.pop(pod.metadata.name, None)
+                else:
+                    self.live[pod.metadata.name] = pod
+                ready = self.ready_nodes()
+                if self.fewest_ready_nodes is None or ready < self.fewest_ready_nodes:
+                    self.fewest_ready_nodes = ready
+
+
+async def test_rolling_update_keeps_all_but_max_unavailable_nodes_ready(api, ns):
+    doc = ds_doc("roller", ns)
+    doc["spec"]["updateStrategy"] = {"type": "RollingUpdate",
+                                     "rollingUpdate": {"maxUnavailable": 1}}
+    async with daemon_set(api, doc), OnePerNode(api, ns, "roller") as one_per_node:
+        await wait_running_on(api, ns, "roller", set(NODES))
+
+        async def all_ready():
+            ds = await api.get("daemonsets", "roller", ns)
+            return ds if ds.status.number_ready == 2 else Seen(str(ds.status))
+        await wait_for(all_ready, WAIT_S)
+        async with Availability(api, ns, "roller") as watch:
+            await watch.started.wait()
+            await api.patch("daemonsets", "roller", ns, patch={"spec": {"template": {
+                "metadata": {"annotations": {"rollout": "2"}}}}})
+
+            async def rolled():
+                ds = await api.get("daemonsets", "roller", ns)
+                s = ds.status
+                numbers = (s.observed_generation, s.updated_number_scheduled, s.number_ready)
+                return ds if numbers == (ds.metadata.generation, 2, 2) else Seen(numbers)
+            await wait_for(rolled, WAIT_S * 2)
+            pods = await wait_running_on(api, ns, "roller", set(NODES))
+            assert all(p.metadata.annotations.get("rollout") == "2" for p in pods.values())
+        # maxUnavailable 1 of 2 nodes: one node always had a Ready pod.
+        assert watch.fewest_ready_nodes == 1, watch.fewest_ready_nodes
+    assert one_per_node.violations == []

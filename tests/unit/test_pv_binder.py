@@ -123,7 +123,11 @@ def test_provisioned_volume():
 
 
 @pytest.mark.parametrize("path, root, inside", [
-    ("/v/pvc-1", "/v", True), ("/v", "/v", False), ("/v/../etc", "/v", False),
-    ("/elsewhere/pvc-1", "/v", False)])
-def test_only_paths_below_the_volumes_dir_are_removed(path, root, inside):
-    assert pvb._is_below(path, root) == inside
+    ("/v/pvc-1_default_data", "/v", True),
+    ("/v", "/v", False),
+    ("/v/pvc-2_default_other", "/v", False),      # another volume's directory
+    ("/v/pvc-1_default_data/..", "/v", False),
+    ("/v/sub/pvc-1_default_data", "/v", False),   # not right under the volumes dir
+    ("/elsewhere/pvc-1_x_y", "/v", False)])
+def test_only_the_volumes_own_directory_is_removed(path, root, inside):
+    assert pvb.is_provisioned_path(path, root, "pvc-1") == inside
