@@ -293,3 +293,16 @@ async def test_rolling_update_keeps_all_but_max_unavailable_nodes_ready(api, ns)
         # maxUnavailable 1 of 2 nodes: one node always had a Ready pod.
         assert watch.fewest_ready_nodes == 1, watch.fewest_ready_nodes
     assert one_per_node.violations == []
+
+
+async def test_a_cordoned_node_still_runs_its_daemon_pod(api, ns):
+    """The daemon tolerations let the scheduler place the pod on a node that
+    is unschedulable (kubectl cordon), as Kubernetes does."""
+    await api.patch("nodes", "node-2", patch={"spec": {"unschedulable": True}})
+    try:
+        async with daemon_set(api, ds_doc("cordoned", ns)):
+            pods = await wait_running_on(api, ns, "cordoned", set(NODES))
+            tolerations = {(t.key, t.effect) for t in pods["node-2"].spec.tolerations}
+            assert ("node.kubernetes.io/unschedulable", "NoSchedule") in tolerations
+    finally:
+        await api.patch("nodes", "node-2", patch={"spec": {"unschedulable": False}})
