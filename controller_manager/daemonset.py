@@ -43,7 +43,7 @@ from google.protobuf import struct_pb2
 from google.protobuf.message import Message
 
 from kubemu import timefmt
-from kubemu.api import codec, errors, labels
+from kubemu.api import codec, errors, labels, scheduling
 from kubemu.api.kinds import REGISTRY
 from kubemu.api.v1 import core_pb2
 from kubemu.client.events import NORMAL, WARNING
@@ -80,9 +80,6 @@ DAEMON_TOLERATIONS: tuple[tuple[str, str], ...] = (
 )
 HOST_NETWORK_TOLERATION = ("node.kubernetes.io/network-unavailable", NO_SCHEDULE)
 
-_NODE_OPERATORS = {"In": labels.IN, "NotIn": labels.NOT_IN, "Exists": labels.EXISTS,
-                   "DoesNotExist": labels.DOES_NOT_EXIST, "Gt": labels.GREATER_THAN,
-                   "Lt": labels.LESS_THAN}
 _PERCENT_RE = re.compile(r"^([0-9]+)%$")
 # rand.SafeEncodeString's alphabet (no vowels, no confusable digits).
 _SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
@@ -97,28 +94,8 @@ def _key(ds: Message) -> str:
 
 
 # ---------------------------------------------------------------- tolerations and affinity
-
-def tolerates(toleration: Any, taint: Any) -> bool:
-    """ToleratesTaint: an empty effect matches every effect, an empty key with
-    Exists every key; Exists matches any value, Equal (or "") the same value."""
-    if toleration.effect and toleration.effect != taint.effect:
-        return False
-    if toleration.key and toleration.key != taint.key:
-        return False
-    if toleration.operator in ("", "Equal"):
-        return toleration.value == taint.value
-    return toleration.operator == "Exists"
-
-
-def untolerated_taint(taints: Iterable[Any], tolerations: Sequence[Any],
-                      effects: Iterable[str]) -> Any | None:
-    """FindMatchingUntoleratedTaint over the taints with one of `effects`."""
-    wanted = tuple(effects)
-    for taint in taints:
-        if taint.effect in wanted and not any(tolerates(t, taint) for t in tolerations):
-            return taint
-    return None
-
+# (matching itself is kubemu.api.scheduling's, shared with the kubelet's and
+# scheduler's view of Kubernetes' component-helpers)
 
 def add_daemon_tolerations(spec: Any) -> None:
     """AddOrUpdateDaemonPodTolerations on a PodSpec: each daemon toleration
@@ -136,43 +113,6 @@ def add_daemon_tolerations(spec: Any) -> None:
                 break
         else:
             spec.tolerations.append(new)
-
-
-def _term_matches(term: Any, node: Any) -> bool:
-    """One NodeSelectorTerm: its expressions and fields AND'ed; an empty or
-    unparsable term matches nothing (nodeaffinity's lazy-error semantics)."""
-    if not term.match_expressions and not term.match_fields:
-        return False
-    try:
-        for expr in term.match_expressions:
-            op = _NODE_OPERATORS.get(expr.operator)
-            if op is None:
-                return False
-            if not labels.new_requirement(expr.key, op, list(expr.values)).matches(
-                    node.metadata.labels):
-                return False
-    except errors.ApiError:
-        return False
-    for expr in term.match_fields:
-        if expr.key != NODE_NAME_FIELD or expr.operator not in ("In", "NotIn"):
-            return False
-        if (node.metadata.name in expr.values) != (expr.operator == "In"):
-            return False
-    return True
-
-
-def required_affinity_matches(spec: Any, node: Any) -> bool:
-    """GetRequiredNodeAffinity(pod).Match(node): nodeSelector and the required terms (OR'ed)."""
-    node_labels = node.metadata.labels
-    if any(node_labels.get(k) != v for k, v in spec.node_selector.items()):
-        return False
-    if not spec.HasField("affinity") or not spec.affinity.HasField("node_affinity"):
-        return True
-    affinity = spec.affinity.node_affinity
-    if not affinity.HasField("required_during_scheduling_ignored_during_execution"):
-        return True
-    terms = affinity.required_during_scheduling_ignored_during_execution.node_selector_terms
-    return any(_term_matches(term, node) for term in terms)
 
 
 def replace_node_name_affinity(spec: Any, node_name: str) -> None:
@@ -208,12 +148,14 @@ def node_should_run(node: Any, ds: Any) -> tuple[bool, bool]:
     if spec.node_name and spec.node_name != node.metadata.name:
         return False, False
     add_daemon_tolerations(spec)
-    if not required_affinity_matches(spec, node):
+    if not scheduling.required_affinity_matches(spec, node):
         return False, False
     taints = node.spec.taints
-    if untolerated_taint(taints, spec.tolerations, (NO_SCHEDULE, NO_EXECUTE)) is not None:
+    if scheduling.untolerated_taint(taints, spec.tolerations, (NO_SCHEDULE, NO_EXECUTE)) \
+            is not None:
         # A pod already there stays unless a NoExecute taint evicts it.
-        return False, untolerated_taint(taints, spec.tolerations, (NO_EXECUTE,)) is None
+        return False, scheduling.untolerated_taint(taints, spec.tolerations,
+                                                   (NO_EXECUTE,)) is None
     return True, True
 
 

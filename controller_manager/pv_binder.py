@@ -48,7 +48,7 @@ from typing import Any, Iterable
 from google.protobuf.message import Message
 
 from kubemu import fileutil, timefmt
-from kubemu.api import errors, labels, quantity
+from kubemu.api import errors, labels, quantity, scheduling
 from kubemu.api.kinds import REGISTRY
 from kubemu.api.v1 import core_pb2
 from kubemu.client.events import NORMAL, WARNING
@@ -166,26 +166,7 @@ def node_affinity_allows(pv: Any, node: Any) -> bool:
     """The volume's required node affinity matches `node` (a Node); none: any node."""
     if not pv.spec.HasField("node_affinity") or not pv.spec.node_affinity.HasField("required"):
         return True
-    for term in pv.spec.node_affinity.required.node_selector_terms:
-        ok = bool(term.match_expressions or term.match_fields)
-        for expr in term.match_expressions:
-            value = node.metadata.labels.get(expr.key)
-            if expr.operator == "In":
-                ok = ok and value in expr.values
-            elif expr.operator == "NotIn":
-                ok = ok and value not in expr.values
-            elif expr.operator == "Exists":
-                ok = ok and value is not None
-            elif expr.operator == "DoesNotExist":
-                ok = ok and value is None
-            else:
-                ok = False
-        for expr in term.match_fields:
-            ok = ok and expr.key == "metadata.name" and (
-                (node.metadata.name in expr.values) == (expr.operator == "In"))
-        if ok:
-            return True
-    return False
+    return scheduling.selector_matches(pv.spec.node_affinity.required, node)
 
 
 def claims_of(pod: Any) -> list[str]:
