@@ -94,8 +94,7 @@ def _key(ds: Message) -> str:
 
 
 # ---------------------------------------------------------------- tolerations and affinity
-# (matching itself is kubemu.api.scheduling's, shared with the kubelet's and
-# scheduler's view of Kubernetes' component-helpers)
+# (the matching itself is kubemu.api.scheduling, Kubernetes' component-helpers)
 
 def add_daemon_tolerations(spec: Any) -> None:
     """AddOrUpdateDaemonPodTolerations on a PodSpec: each daemon toleration
