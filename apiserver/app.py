@@ -195,8 +195,11 @@ class APIServer:
                 remaining += 1
                 if not obj.metadata.deletion_timestamp:
                     try:
+                        # Background, as Kubernetes' namespace deleter asks:
+                        # a Job's own default would orphan its pods.
                         await self.objects.delete(kind, name, obj.metadata.name,
-                                                  grace_period_s=None, propagation_policy="")
+                                                  grace_period_s=None,
+                                                  propagation_policy="Background")
                     except errors.NotFound:
                         pass
         if remaining:

@@ -67,6 +67,29 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
+ORPHAN_FINALIZER = "orphan"
+FOREGROUND_FINALIZER = "foregroundDeletion"
+
+
+def gc_finalizers(finalizers: list[str], policy: str, default_policy: str) -> list[str] | None:
+    """The finalizers a deletion leaves for the garbage collector (Kubernetes'
+    deletionFinalizersForGarbageCollection), or None when they stay as they
+    are. The request's policy decides; without one, an `orphan` or
+    `foregroundDeletion` finalizer already set does; else the kind's default.
+    """
+    if policy:
+        orphan, foreground = policy == "Orphan", policy == "Foreground"
+    else:
+        orphan, foreground = default_policy == "Orphan", False
+        for name in finalizers:
+            if name in (ORPHAN_FINALIZER, FOREGROUND_FINALIZER):
+                orphan, foreground = name == ORPHAN_FINALIZER, name == FOREGROUND_FINALIZER
+                break
+    kept = [f for f in finalizers if f not in (ORPHAN_FINALIZER, FOREGROUND_FINALIZER)]
+    wanted = kept + [ORPHAN_FINALIZER] * orphan + [FOREGROUND_FINALIZER] * foreground
+    return None if set(wanted) == set(finalizers) else wanted
+
+
 def encode_continue(rv: int, next_key: bytes) -> str:
     raw = json.dumps({"rv": rv, "start": base64.b64encode(next_key).decode()})
     return base64.urlsafe_b64encode(raw.encode()).decode()
@@ -174,6 +197,23 @@ class ObjectRegistry:
                                              "ResourceVersion", resource_version,
                                              str(kv.mod_revision))
 
+    async def _current_objects(self, resource: str) -> list[Message]:
+        """Every object of `resource`, from its watch cache (as admission
+        plugins read informers), else from the store (at most one page)."""
+        cache = self.caches.get(resource)
+        if cache is not None:
+            return list(cache.objects.values())
+        kind = self.registry.by_resource(resource)
+        prefix = storage.prefix_key(resource, "")
+        page = await self.store.range(prefix, storage.prefix_end(prefix), limit=MAX_PAGE)
+        found = []
+        for kv in page.kvs:
+            try:
+                found.append(stored.decode(kind, kv))
+            except stored.CorruptObject as err:
+                self.corrupt_log.report(err, "list")
+        return found
+
     async def _check_namespace_open(self, namespace: str) -> None:
         cache = self.caches.get(self._namespaces.resource)
         ns = cache.objects.get(namespace) if cache is not None else None
@@ -263,6 +303,9 @@ class ObjectRegistry:
         meta.ClearField("deletion_grace_period_seconds")
         obj.api_version, obj.kind = kind.api_version, kind.kind
         strategy.default(obj)
+        if strategy.admission_reads:
+            strategy.admit(obj, {resource: await self._current_objects(resource)
+                                 for resource in strategy.admission_reads})
         strategy.prepare_for_create(obj)
         self._raise_invalid(kind, obj, strategy.validate(obj))
         strategy.canonicalize(obj)
@@ -343,7 +386,8 @@ class ObjectRegistry:
             strategy.prepare_for_update(obj, old)
             strategy.default(obj)
         obj.metadata.resource_version = old.metadata.resource_version
-        self._raise_invalid(kind, obj, strategy.validate_update(obj, old))
+        self._raise_invalid(kind, obj, strategy.validate_status_update(obj, old) if status
+                            else strategy.validate_update(obj, old))
         if not status and not finalize:
             strategy.canonicalize(obj)
         encoded = self._encode(kind, obj, kv.key)
@@ -451,11 +495,15 @@ class ObjectRegistry:
             obj = copy_of(old)
             meta = obj.metadata
             pending = strategy.check_graceful_delete(obj, grace_period_s, self.clock())
+            # A graceful deletion already under way and left as it was is
+            # kube-apiserver's errAlreadyDeleting: nothing else changes either.
+            if not (pending and meta == old.metadata):
+                finalizers = gc_finalizers(list(meta.finalizers), propagation_policy,
+                                           strategy.default_gc_policy)
+                if finalizers is not None:
+                    del meta.finalizers[:]
+                    meta.finalizers.extend(finalizers)
             if not pending:
-                if propagation_policy == "Orphan" and "orphan" not in meta.finalizers:
-                    meta.finalizers.append("orphan")
-                if propagation_policy == "Foreground" and "foregroundDeletion" not in meta.finalizers:
-                    meta.finalizers.append("foregroundDeletion")
                 pending = strategy.before_delete(obj) or bool(meta.finalizers)
                 if pending and not meta.deletion_timestamp:
                     meta.deletion_timestamp = now_rfc3339(self.clock())

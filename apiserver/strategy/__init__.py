@@ -14,7 +14,7 @@ from apiserver.strategy.job import JobStrategy
 from apiserver.strategy.namespace import NamespaceStrategy
 from apiserver.strategy.node import NodeStrategy
 from apiserver.strategy.pod import PodStrategy
-from apiserver.strategy.volume import PendingOnCreateStrategy
+from apiserver.strategy.volume import ClaimStrategy, PendingOnCreateStrategy
 from kubemu.api.kinds import Kind, Registry
 
 __all__ = ["Strategy", "generated_name", "now_rfc3339", "strategies"]
@@ -32,7 +32,7 @@ _STRATEGIES: dict[tuple[str, str], Factory] = {
     ("", "Namespace"): lambda kind, _: NamespaceStrategy(kind),
     ("", "Node"): lambda kind, _: NodeStrategy(kind),
     ("", "PersistentVolume"): lambda kind, _: PendingOnCreateStrategy(kind),
-    ("", "PersistentVolumeClaim"): lambda kind, _: PendingOnCreateStrategy(kind),
+    ("", "PersistentVolumeClaim"): lambda kind, _: ClaimStrategy(kind),
     ("batch", "Job"): lambda kind, _: JobStrategy(kind),
     # Kinds whose update creates a missing object, as in Kubernetes.
     ("", "Service"): _create_on_update,

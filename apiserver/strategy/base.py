@@ -4,14 +4,17 @@ A strategy holds what one kind does differently on writes, as Kubernetes'
 `pkg/registry/<group>/<kind>/strategy.go`: the generic registry calls these
 hooks in a fixed order and never names a kind.
 
-Create: registry sets name/uid/creationTimestamp -> `default` -> `prepare_for_create`
+Create: registry sets name/uid/creationTimestamp -> `default` -> `admit` (mutating
+  admission, given the current objects of `admission_reads`) -> `prepare_for_create`
   -> `validate` -> `canonicalize` -> store.
 Update: `prepare_for_update` (carry over what a main-resource update may not
   change) -> `default` -> `validate_update` -> `canonicalize` -> store;
   a missing object is created instead when `allow_create_on_update`.
-Status update: `prepare_for_status_update` -> `validate_update` -> store.
+Status update: `prepare_for_status_update` -> `validate_status_update` -> store.
 Delete: `check_delete` (may refuse) -> `check_graceful_delete` (may mark the
-  object for a graceful deletion that someone else completes) -> finalizers
+  object for a graceful deletion that someone else completes) -> the garbage
+  collector's finalizers (`orphan`, `foregroundDeletion`) from the request's
+  propagationPolicy, else those already set, else `default_gc_policy`
   -> `before_delete` (may make the deletion wait, e.g. a Namespace
   Terminating); `deletion_complete` says when a marked object may go.
 Hooks are pure functions over messages; the clock comes in as `now_s`.
@@ -19,6 +22,7 @@ Hooks are pure functions over messages; the clock comes in as `now_s`.
 from __future__ import annotations
 
 import random
+from typing import Mapping, Sequence
 
 from google.protobuf.message import Message
 
@@ -62,6 +66,12 @@ def spec_bytes(obj: Message) -> bytes:
 class Strategy:
     """The default strategy: what every kind does unless its own says otherwise."""
 
+    # Resources whose current objects `admit` reads (the registry passes them).
+    admission_reads: tuple[str, ...] = ()
+    # Dependents' fate when a deletion names no propagationPolicy
+    # (Kubernetes' DefaultGarbageCollectionPolicy): "Background" or "Orphan".
+    default_gc_policy = "Background"
+
     def __init__(self, kind: Kind, *, allow_create_on_update: bool = False):
         self.kind = kind
         self._allow_create_on_update = allow_create_on_update
@@ -71,6 +81,10 @@ class Strategy:
     def default(self, obj: Message) -> None:
         """Kubernetes' defaults for the kind (idempotent)."""
         defaults.apply_defaults(self.kind, obj)
+
+    def admit(self, obj: Message, current: Mapping[str, Sequence[Message]]) -> None:
+        """Mutating admission on create (in place); `current` holds the objects
+        of each resource in `admission_reads`. Nothing by default."""
 
     def prepare_for_create(self, obj: Message) -> None:
         """Reset what a client may not set on create (status) and start generation."""
@@ -114,6 +128,9 @@ class Strategy:
 
     def validate_update(self, new: Message, old: Message) -> list[errors.FieldError]:
         return validation.validate(self.kind, new, old)
+
+    def validate_status_update(self, new: Message, old: Message) -> list[errors.FieldError]:
+        return validation.validate_status(self.kind, new, old)
 
     def prepare_for_status_update(self, new: Message, old: Message) -> Message:
         """The stored object with only the status taken from `new`."""

@@ -15,6 +15,7 @@ import binascii
 from typing import Any, TypeVar
 
 from google.protobuf import descriptor as _d
+from google.protobuf import json_format, struct_pb2
 from google.protobuf.message import Message
 
 from kubemu.api import errors
@@ -22,6 +23,7 @@ from kubemu.api import errors
 M = TypeVar("M", bound=Message)
 
 INT_OR_STRING = "kubemu.api.v1.IntOrString"
+STRUCT = "google.protobuf.Struct"
 _INT32_RANGE = (-(2**31), 2**31 - 1)
 _INT64_RANGE = (-(2**63), 2**63 - 1)
 _INT_TYPES = {
@@ -49,6 +51,8 @@ def to_dict(msg: Message) -> dict[str, Any]:
     """The Kubernetes JSON form of `msg` (a plain dict, ready for json.dumps)."""
     if msg.DESCRIPTOR.full_name == INT_OR_STRING:
         raise TypeError("IntOrString has no dict form; it is a bare value")
+    if msg.DESCRIPTOR.full_name == STRUCT:
+        return struct_to_dict(msg)
     out: dict[str, Any] = {}
     for field in msg.DESCRIPTOR.fields:
         if _is_map(field):
@@ -75,6 +79,8 @@ def _encode_value(field: _d.FieldDescriptor, value: Any) -> Any:
     if field.type == _d.FieldDescriptor.TYPE_MESSAGE:
         if field.message_type.full_name == INT_OR_STRING:
             return int_or_string(value)
+        if field.message_type.full_name == STRUCT:
+            return struct_to_dict(value)
         return to_dict(value)
     if field.type == _d.FieldDescriptor.TYPE_BYTES:
         return base64.b64encode(value).decode("ascii")
@@ -88,6 +94,28 @@ def int_or_string(value: Message) -> int | str | None:
     if which == "str_val":
         return value.str_val
     return None
+
+
+def struct_to_dict(value: struct_pb2.Struct) -> dict[str, Any]:
+    """The JSON object a Struct holds, keys sorted (as kubectl prints
+    objects), whole numbers as ints."""
+    return _whole_numbers(json_format.MessageToDict(value))
+
+
+def struct_from_dict(target: struct_pb2.Struct, data: dict[str, Any]) -> None:
+    """Replace `target`'s content with the JSON object `data`."""
+    target.Clear()
+    target.update(data)
+
+
+def _whole_numbers(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole_numbers(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_whole_numbers(v) for v in value]
+    return value
 
 
 # ---------------------------------------------------------------- decoding
@@ -158,6 +186,8 @@ def _decode_into(msg: Message, data: dict[str, Any], path: str,
             sub = getattr(msg, field.name)
             if field.message_type.full_name == INT_OR_STRING:
                 _decode_int_or_string(sub, value, field_path, problems)
+            elif field.message_type.full_name == STRUCT and isinstance(value, dict):
+                struct_from_dict(sub, value)
             elif isinstance(value, dict):
                 sub.SetInParent()
                 _decode_into(sub, value, field_path, problems)

@@ -395,6 +395,18 @@ def default_pvc(obj: Message) -> None:
         _default(obj.status, "phase", "Pending")
 
 
+def default_storage_class(obj: Message) -> None:
+    """SetDefaults_StorageClass: Delete and Immediate."""
+    _default(obj, "reclaim_policy", "Delete")
+    _default(obj, "volume_binding_mode", "Immediate")
+
+
+def default_controller_revision(obj: Message) -> None:
+    # Not a default in Kubernetes, but its `revision` has no omitempty: an
+    # unset revision is 0 and printed.
+    _default(obj, "revision", 0)
+
+
 def default_node(obj: Message) -> None:
     status = _sub(obj, "status")
     if status is not None and _has(status, "allocatable") and not status.allocatable:
@@ -416,6 +428,8 @@ DEFAULTERS: dict[str, Defaulter] = {
     "PersistentVolume": default_pv,
     "PersistentVolumeClaim": default_pvc,
     "Node": default_node,
+    "StorageClass": default_storage_class,
+    "ControllerRevision": default_controller_revision,
 }
 
 

@@ -20,7 +20,7 @@ from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
 from kubemu.api import errors
-from kubemu.api.v1 import apps_pb2, batch_pb2, coordination_pb2, core_pb2
+from kubemu.api.v1 import apps_pb2, batch_pb2, coordination_pb2, core_pb2, storage_pb2
 
 TYPE_URL_PREFIX = "type.googleapis.com/"
 
@@ -79,10 +79,14 @@ KINDS: tuple[Kind, ...] = (
     Kind("StatefulSet", "apps", "v1", "statefulsets", apps_pb2.StatefulSet,
          short_names=("sts",)),
     Kind("DaemonSet", "apps", "v1", "daemonsets", apps_pb2.DaemonSet, short_names=("ds",)),
+    Kind("ControllerRevision", "apps", "v1", "controllerrevisions",
+         apps_pb2.ControllerRevision, has_status=False, has_spec=False),
     Kind("Job", "batch", "v1", "jobs", batch_pb2.Job),
     Kind("CronJob", "batch", "v1", "cronjobs", batch_pb2.CronJob, short_names=("cj",)),
     Kind("Lease", "coordination.k8s.io", "v1", "leases", coordination_pb2.Lease,
          has_status=False),
+    Kind("StorageClass", "storage.k8s.io", "v1", "storageclasses", storage_pb2.StorageClass,
+         namespaced=False, short_names=("sc",), has_status=False, has_spec=False),
 )
 
 

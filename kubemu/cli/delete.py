@@ -191,7 +191,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "confirm that the pod stopped")
     p.add_argument("-o", "--output", default="", metavar="name",
                    help="name: print kind/name for each deleted object")
-    p.add_argument("--cascade", dest="cascade_policy", default="",
+    # kubectl always sends a policy, Background unless told: without one a
+    # Job's own default (Orphan, for batch/v1) would leave its pods behind.
+    p.add_argument("--cascade", dest="cascade_policy", default="Background",
                    metavar="background|foreground|orphan",
                    choices=("", "Background", "Foreground", "Orphan"), type=_cascade)
     p.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True,

@@ -57,6 +57,16 @@ MANIFESTS: dict[str, dict] = {
     "leases": {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                "metadata": {"name": "scheduler"},
                "spec": {"holderIdentity": "a", "leaseDurationSeconds": 15}},
+    "controllerrevisions": {"apiVersion": "apps/v1", "kind": "ControllerRevision",
+                            "metadata": {"name": "web-6d4b6b7f8c"},
+                            "data": {"spec": {"template": {"$patch": "replace",
+                                                           "spec": {"containers": [
+                                                               {"name": "web", "image": "nginx:1.25",
+                                                                "ports": [{"containerPort": 80}]}]}}}},
+                            "revision": 1},
+    "storageclasses": {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                       "metadata": {"name": "local"}, "provisioner": "rancher.io/local-path",
+                       "volumeBindingMode": "WaitForFirstConsumer"},
 }
 
 # A change of each kind's content that is allowed on update (as a merge patch).
@@ -78,4 +88,6 @@ CHANGES: dict[str, dict] = {
     "jobs": {"spec": {"activeDeadlineSeconds": 100}},
     "cronjobs": {"spec": {"schedule": "*/5 * * * *"}},
     "leases": {"spec": {"holderIdentity": "b"}},
+    "controllerrevisions": {"revision": 2},
+    "storageclasses": {"allowVolumeExpansion": True},
 }

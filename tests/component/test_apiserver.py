@@ -44,7 +44,9 @@ async def test_crud_every_kind(client, resource):
     assert int(patched.metadata.resource_version) > int(created.metadata.resource_version)
     assert patched.metadata.uid == created.metadata.uid
 
-    result = await client.delete(resource, name, ns)
+    # As kubectl deletes: Background (a Job's own default would orphan, and
+    # wait for the garbage collector to remove the `orphan` finalizer).
+    result = await client.delete(resource, name, ns, propagation_policy="Background")
     if kind.kind == "Namespace":  # namespaces terminate first, then go
         assert not result.deleted and result.object.status.phase == "Terminating"
         await wait_for(lambda: _gone(client, resource, name, ns), 15)

@@ -1367,6 +1367,92 @@ spec:
   leaseTransitions: 0
 """
 
+# A StatefulSet's revision as `kubectl get controllerrevision -o yaml` prints
+# it: `data` is free-form JSON, numbers included.
+CONTROLLER_REVISION = """
+apiVersion: apps/v1
+kind: ControllerRevision
+metadata:
+  name: web-6d4b6b7f8c
+  namespace: default
+  labels:
+    app: nginx
+    controller.kubernetes.io/hash: 6d4b6b7f8c
+  ownerReferences:
+  - apiVersion: apps/v1
+    blockOwnerDeletion: true
+    controller: true
+    kind: StatefulSet
+    name: web
+    uid: 0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0
+data:
+  spec:
+    template:
+      $patch: replace
+      metadata:
+        labels:
+          app: nginx
+      spec:
+        containers:
+        - image: registry.k8s.io/nginx-slim:0.8
+          imagePullPolicy: IfNotPresent
+          name: nginx
+          ports:
+          - containerPort: 80
+            name: web
+            protocol: TCP
+          volumeMounts:
+          - mountPath: /usr/share/nginx/html
+            name: www
+        terminationGracePeriodSeconds: 10
+        hostNetwork: false
+        nodeSelector: null
+revision: 1
+"""
+
+CONTROLLER_REVISION_ZERO = """
+apiVersion: apps/v1
+kind: ControllerRevision
+metadata:
+  name: fluentd-5f7d9c
+data: {}
+revision: 0
+"""
+
+STORAGE_CLASS_DEFAULT = """
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: standard
+  annotations:
+    storageclass.kubernetes.io/is-default-class: "true"
+provisioner: rancher.io/local-path
+reclaimPolicy: Delete
+volumeBindingMode: WaitForFirstConsumer
+"""
+
+STORAGE_CLASS_FULL = """
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: fast
+provisioner: kubernetes.io/gce-pd
+parameters:
+  type: pd-ssd
+  replication-type: none
+reclaimPolicy: Retain
+mountOptions:
+- debug
+allowVolumeExpansion: false
+volumeBindingMode: Immediate
+allowedTopologies:
+- matchLabelExpressions:
+  - key: topology.kubernetes.io/zone
+    values:
+    - us-central-1a
+    - us-central-1b
+"""
+
 ROUND_TRIP_CASES = {
     "namespace": NAMESPACE,
     "configmap": CONFIGMAP,
@@ -1404,6 +1490,10 @@ ROUND_TRIP_CASES = {
     "cronjob-full": CRONJOB_FULL,
     "lease-node": LEASE_NODE,
     "lease-leader": LEASE_LEADER,
+    "controllerrevision-statefulset": CONTROLLER_REVISION,
+    "controllerrevision-zero": CONTROLLER_REVISION_ZERO,
+    "storageclass-default": STORAGE_CLASS_DEFAULT,
+    "storageclass-full": STORAGE_CLASS_FULL,
 }
 
 
@@ -1467,9 +1557,12 @@ def test_decoded_values_land_in_the_python_fields():
     (JOB_FULL, ("spec", "suspend")),
     (LEASE_LEADER, ("spec", "leaseTransitions")),
     (PERSISTENT_VOLUME_CLAIM_BOUND, ("spec", "storageClassName")),
+    (CONTROLLER_REVISION_ZERO, ("revision",)),
+    (STORAGE_CLASS_FULL, ("allowVolumeExpansion",)),
 ], ids=["deploy-replicas-0", "deploy-paused-false", "rs-status-replicas-0",
         "ds-misscheduled-0", "job-backoff-0", "job-suspend-false", "lease-transitions-0",
-        "pvc-storageclass-empty"])
+        "pvc-storageclass-empty", "controllerrevision-revision-0",
+        "storageclass-expansion-false"])
 def test_zero_values_kubernetes_prints_are_kept(text, path):
     # Zero and unset differ for these fields (a 0 replica Deployment is not a
     # defaulted 1 replica one), so the zero must survive a round trip.
@@ -1616,6 +1709,10 @@ def test_kind_message_has_the_object_envelope(kind):
     ("job", "Job"), ("jobs.batch", "Job"),
     ("cj", "CronJob"), ("cronjobs", "CronJob"),
     ("lease", "Lease"), ("leases.coordination.k8s.io", "Lease"),
+    ("controllerrevisions", "ControllerRevision"),
+    ("controllerrevision.apps", "ControllerRevision"),
+    ("sc", "StorageClass"), ("storageclasses.storage.k8s.io", "StorageClass"),
+    ("storageclass", "StorageClass"),
     ("cm", "ConfigMap"), ("ns", "Namespace"), ("secret", "Secret"),
 ])
 def test_resolve_accepts_what_kubectl_accepts(name, expected):
@@ -1633,6 +1730,7 @@ def test_resolve_rejects_unknown_names(name):
     ("PersistentVolumeClaim", "v1", True), ("Deployment", "apps/v1", True),
     ("Job", "batch/v1", True), ("CronJob", "batch/v1", True),
     ("Lease", "coordination.k8s.io/v1", True),
+    ("ControllerRevision", "apps/v1", True), ("StorageClass", "storage.k8s.io/v1", False),
 ])
 def test_kinds_have_kubernetes_groups_and_scope(kind, api_version, namespaced):
     entry = REGISTRY.by_gvk(api_version, kind)

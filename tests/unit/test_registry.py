@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import random
 
 import pytest
@@ -494,3 +495,273 @@ async def test_a_list_reads_every_page_at_the_first_pages_revision(reg):
         names += [c.metadata.name for c in page]
     assert names == ["c2", "c3", "c4"]
     assert codec.to_dict(first[0])["metadata"]["name"] == "c0"
+
+
+# ---------------------------------------------------------------- workload kinds (issue 9)
+
+WORKLOADS = ("deployments", "replicasets", "statefulsets", "daemonsets", "jobs", "cronjobs")
+WORKLOAD_STATUS = {
+    "deployments": {"replicas": 3}, "replicasets": {"replicas": 3},
+    "statefulsets": {"replicas": 3}, "daemonsets": {"numberReady": 3},
+    "jobs": {"active": 3}, "cronjobs": {"lastScheduleTime": "2027-01-15T08:00:00Z"},
+}
+
+
+def workload(resource: str):
+    from tests.component.manifests import MANIFESTS
+
+    doc = copy.deepcopy(MANIFESTS[resource])
+    doc["metadata"]["namespace"] = "default"
+    return obj(doc)
+
+
+@pytest.mark.parametrize("resource", WORKLOADS)
+async def test_workload_spec_changes_bump_generation_and_status_needs_its_subresource(
+        reg, resource):
+    from tests.component.manifests import CHANGES
+
+    kind = REGISTRY.by_resource(resource)
+    made = await reg.create(kind, "default", workload(resource))
+    assert made.metadata.generation == 1
+    name = made.metadata.name
+    status = json.dumps({"status": WORKLOAD_STATUS[resource]})
+    ignored = await reg.patch(kind, "default", name, status)  # main resource: status kept
+    assert codec.to_dict(ignored).get("status", {}) == codec.to_dict(made).get("status", {})
+    assert ignored.metadata.generation == 1
+    labelled = await reg.patch(kind, "default", name, '{"metadata": {"labels": {"a": "b"}}}')
+    assert labelled.metadata.generation == 1
+    written = await reg.patch(kind, "default", name, status, status=True)
+    assert codec.to_dict(written)["status"].items() >= WORKLOAD_STATUS[resource].items()
+    assert written.metadata.generation == 1
+    changed = await reg.patch(kind, "default", name, json.dumps(CHANGES[resource]))
+    assert changed.metadata.generation == 2
+    assert codec.to_dict(changed)["status"] == codec.to_dict(written)["status"]
+
+
+# ------------------------------------------------- deletion propagation (garbage collector)
+
+JOBS = REGISTRY.by_resource("jobs")
+
+
+@pytest.mark.parametrize("resource, policy, finalizers", [
+    ("deployments", "", []),
+    ("replicasets", "", []),
+    ("statefulsets", "", []),
+    ("daemonsets", "", []),
+    ("cronjobs", "", []),
+    ("jobs", "", ["orphan"]),  # batch/v1's DefaultGarbageCollectionPolicy
+    ("jobs", "Background", []),
+    ("jobs", "Foreground", ["foregroundDeletion"]),
+    ("deployments", "Orphan", ["orphan"]),
+    ("deployments", "Foreground", ["foregroundDeletion"]),
+])
+async def test_default_propagation_per_kind(reg, store, resource, policy, finalizers):
+    kind = REGISTRY.by_resource(resource)
+    made = await reg.create(kind, "default", workload(resource))
+    result, deleted = await reg.delete(kind, "default", made.metadata.name,
+                                       grace_period_s=None, propagation_policy=policy)
+    assert deleted is (not finalizers)
+    if finalizers:
+        assert list(result.metadata.finalizers) == finalizers
+        assert result.metadata.deletion_timestamp and \
+            result.metadata.deletion_grace_period_seconds == 0
+    else:
+        assert await stored_value(store, kind, made.metadata.name) is None
+
+
+@pytest.mark.parametrize("before, policy, after, deleted", [
+    (["orphan"], "Foreground", ["foregroundDeletion"], False),
+    (["foregroundDeletion"], "Orphan", ["orphan"], False),
+    (["orphan"], "Background", [], True),
+    (["example.com/x", "orphan"], "Background", ["example.com/x"], False),
+    (["foregroundDeletion"], "", ["foregroundDeletion"], False),  # the set one stays
+    (["example.com/x"], "Orphan", ["example.com/x", "orphan"], False),
+], ids=["orphan-to-foreground", "foreground-to-orphan", "orphan-to-background",
+        "background-keeps-others", "no-policy-keeps-set-one", "orphan-added-after-others"])
+async def test_a_later_deletion_replaces_the_gc_finalizer(reg, store, before, policy, after,
+                                                          deleted):
+    dep = deployment()
+    dep.metadata.finalizers.extend(before)
+    await reg.create(DEPLOYMENTS, "default", dep)
+    result, gone = await reg.delete(DEPLOYMENTS, "default", "web", grace_period_s=None,
+                                    propagation_policy=policy)
+    assert gone is deleted
+    assert (await stored_value(store, DEPLOYMENTS, "web") is None) is deleted
+    if not deleted:
+        assert list(result.metadata.finalizers) == after
+
+
+async def test_an_orphaned_job_goes_once_the_collector_removes_its_finalizer(reg, store):
+    made = await reg.create(JOBS, "default", workload("jobs"))
+    marked, _ = await reg.delete(JOBS, "default", made.metadata.name, grace_period_s=None,
+                                 propagation_policy="")
+    assert list(marked.metadata.finalizers) == ["orphan"]
+    # The garbage collector orphans the pods, then removes its finalizer.
+    del marked.metadata.finalizers[:]
+    await reg.update(JOBS, marked)
+    assert await stored_value(store, JOBS, made.metadata.name) is None
+
+
+def test_gc_finalizers_table():
+    from apiserver.registry import gc_finalizers
+
+    assert gc_finalizers([], "", "Background") is None
+    assert gc_finalizers([], "", "Orphan") == ["orphan"]
+    assert gc_finalizers(["orphan"], "", "Background") is None  # set one overrides default
+    assert gc_finalizers(["foregroundDeletion"], "", "Orphan") is None
+    assert gc_finalizers(["a", "orphan"], "Foreground", "Background") == \
+        ["a", "foregroundDeletion"]
+
+
+# -------------------------------------------- pod finalizers (the Job controller's tracking)
+
+TRACKING = "batch.kubernetes.io/job-tracking"
+
+
+async def test_a_controller_removes_its_finalizer_from_a_pod_being_deleted(reg, store):
+    pod = make_pod("p").on_node("n1").build()
+    pod.metadata.finalizers.append(TRACKING)
+    await reg.create(PODS, "default", pod)
+    marked, deleted = await reg.delete(PODS, "default", "p", grace_period_s=None,
+                                       propagation_policy="")
+    assert not deleted and marked.metadata.deletion_grace_period_seconds == 30
+    # The kubelet confirms the stop (grace 0): the finalizer still holds the pod.
+    confirmed, deleted = await reg.delete(PODS, "default", "p", grace_period_s=0,
+                                          propagation_policy="")
+    assert not deleted
+    assert confirmed.metadata.deletion_grace_period_seconds == 0
+    assert list(confirmed.metadata.finalizers) == [TRACKING]
+    reg.clock.now_s += 3600  # however long: finalizers hold a pod, not the clock
+    assert (await reg.get(PODS, "default", "p")).metadata.finalizers[:] == [TRACKING]
+    # The Job controller counts the pod and removes its finalizer: the pod goes.
+    released = await reg.patch(PODS, "default", "p", '{"metadata": {"finalizers": null}}')
+    assert not released.metadata.finalizers
+    assert await stored_value(store, PODS, "p") is None
+
+
+async def test_a_pod_whose_finalizer_goes_first_waits_for_its_node(reg, store):
+    pod = make_pod("p").on_node("n1").build()
+    pod.metadata.finalizers.append(TRACKING)
+    await reg.create(PODS, "default", pod)
+    marked, _ = await reg.delete(PODS, "default", "p", grace_period_s=None,
+                                 propagation_policy="")
+    del marked.metadata.finalizers[:]
+    updated = await reg.update(PODS, marked)
+    assert updated.metadata.deletion_grace_period_seconds == 30  # the node has not confirmed
+    assert await stored_value(store, PODS, "p") is not None
+    _, deleted = await reg.delete(PODS, "default", "p", grace_period_s=0, propagation_policy="")
+    assert deleted and await stored_value(store, PODS, "p") is None
+
+
+async def test_an_unbound_pod_with_finalizers_is_marked_with_grace_0(reg, store):
+    pod = make_pod("p").build()
+    pod.metadata.finalizers.append(TRACKING)
+    await reg.create(PODS, "default", pod)
+    marked, deleted = await reg.delete(PODS, "default", "p", grace_period_s=None,
+                                       propagation_policy="")
+    assert not deleted and marked.metadata.deletion_grace_period_seconds == 0
+    assert marked.metadata.deletion_timestamp == codec_time(NOW_S)
+    del marked.metadata.finalizers[:]
+    await reg.update(PODS, marked)
+    assert await stored_value(store, PODS, "p") is None
+
+
+async def test_an_orphan_deletion_of_a_bound_pod_adds_the_finalizer_once(reg):
+    await reg.create(PODS, "default", make_pod("p").on_node("n1").build())
+    marked, _ = await reg.delete(PODS, "default", "p", grace_period_s=None,
+                                 propagation_policy="Orphan")
+    assert list(marked.metadata.finalizers) == ["orphan"]
+    # A deletion already pending and left as it was changes nothing else.
+    again, _ = await reg.delete(PODS, "default", "p", grace_period_s=None,
+                                propagation_policy="Background")
+    assert list(again.metadata.finalizers) == ["orphan"]
+    assert again.metadata.resource_version == marked.metadata.resource_version
+
+
+# ---------------------------------------------- DefaultStorageClass admission on claims
+
+PVCS = REGISTRY.by_resource("persistentvolumeclaims")
+STORAGE_CLASSES = REGISTRY.by_resource("storageclasses")
+IS_DEFAULT = "storageclass.kubernetes.io/is-default-class"
+
+
+def storage_class(name: str, default: str | None = "true", beta: bool = False):
+    annotations = {}
+    if default is not None:
+        key = "storageclass.beta.kubernetes.io/is-default-class" if beta else IS_DEFAULT
+        annotations[key] = default
+    return obj({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                "metadata": {"name": name, "annotations": annotations},
+                "provisioner": "rancher.io/local-path"})
+
+
+def claim(name: str = "data", **spec):
+    return obj({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                "metadata": {"name": name, "namespace": "default"},
+                "spec": {"accessModes": ["ReadWriteOnce"],
+                         "resources": {"requests": {"storage": "1Gi"}}, **spec}})
+
+
+@pytest.mark.parametrize("classes, spec, expected", [
+    ([], {}, None),
+    ([("standard", "true", False)], {}, "standard"),
+    ([("standard", "false", False)], {}, None),
+    ([("standard", "true", True)], {}, "standard"),  # the beta annotation counts too
+    ([("old", "true", False), ("new", "true", False)], {}, "new"),  # newest wins
+    ([("standard", "true", False)], {"storageClassName": "fast"}, "fast"),
+    ([("standard", "true", False)], {"storageClassName": ""}, ""),  # "" asks for no class
+], ids=["no-classes", "default", "not-default", "beta-annotation", "newest-default",
+        "named-class", "explicitly-none"])
+async def test_a_claim_without_a_class_gets_the_default_one(reg, classes, spec, expected):
+    for name, default, beta in classes:
+        await reg.create(STORAGE_CLASSES, "", storage_class(name, default, beta))
+        reg.clock.now_s += 1
+    made = await reg.create(PVCS, "default", claim(**spec))
+    if expected is None:
+        assert not made.spec.HasField("storage_class_name")
+    else:
+        assert made.spec.storage_class_name == expected
+    assert made.status.phase == "Pending"
+
+
+async def test_equally_old_defaults_are_chosen_by_name(reg):
+    for name in ("zeta", "alpha"):
+        await reg.create(STORAGE_CLASSES, "", storage_class(name))
+    assert (await reg.create(PVCS, "default", claim())).spec.storage_class_name == "alpha"
+
+
+async def test_a_claim_with_the_beta_class_annotation_is_left_alone(reg):
+    await reg.create(STORAGE_CLASSES, "", storage_class("standard"))
+    pvc = claim()
+    pvc.metadata.annotations["volume.beta.kubernetes.io/storage-class"] = "slow"
+    made = await reg.create(PVCS, "default", pvc)
+    assert not made.spec.HasField("storage_class_name")
+
+
+async def test_the_default_class_is_only_given_at_create(reg):
+    made = await reg.create(PVCS, "default", claim())
+    await reg.create(STORAGE_CLASSES, "", storage_class("standard"))
+    made.metadata.labels["x"] = "y"
+    updated = await reg.update(PVCS, made)
+    assert not updated.spec.HasField("storage_class_name")
+
+
+async def test_a_claim_needs_a_storage_request(reg):
+    pvc = claim()
+    pvc.spec.resources.ClearField("requests")
+    with pytest.raises(errors.Invalid) as caught:
+        await reg.create(PVCS, "default", pvc)
+    assert caught.value.message == ('PersistentVolumeClaim "data" is invalid: '
+                                    'spec.resources[storage]: Required value')
+
+
+async def test_a_status_update_is_validated_as_a_status(reg):
+    made = await reg.create(DEPLOYMENTS, "default", deployment())
+    with pytest.raises(errors.Invalid) as caught:
+        await reg.patch(DEPLOYMENTS, "default", "web",
+                        '{"status": {"replicas": 1, "readyReplicas": 2}}', status=True)
+    assert caught.value.message == (
+        'Deployment "web" is invalid: status.readyReplicas: Invalid value: 2: '
+        'cannot be greater than status.replicas')
+    assert (await reg.get(DEPLOYMENTS, "default", "web")).metadata.resource_version == \
+        made.metadata.resource_version

@@ -1058,17 +1058,34 @@ def test_pvc(mutate, expected):
     run_cases(pvc, mutate, expected)
 
 
-@pytest.mark.parametrize("mutate,expected", [
-    (lambda d: put(d, "spec.resources.requests.storage", "2Gi"), []),
-    (lambda d: put(d, "spec.volumeName", "pv-1"), []),
-    (lambda d: put(d, "spec.resources.requests.storage", "512Mi"),
+def bound_pvc() -> dict:
+    return put(pvc(), "status.phase", "Bound")
+
+
+@pytest.mark.parametrize("base, mutate, expected", [
+    (bound_pvc, lambda d: put(d, "spec.resources.requests.storage", "2Gi"), []),
+    (pvc, lambda d: put(d, "spec.resources.requests.storage", "2Gi"), [("spec", "Forbidden")]),
+    (pvc, lambda d: put(d, "spec.volumeName", "pv-1"), []),
+    (bound_pvc, lambda d: put(d, "spec.resources.requests.storage", "512Mi"),
      [("spec.resources.requests.storage", "Forbidden")]),
-    (lambda d: put(d, "spec.accessModes", ["ReadWriteMany"]), [("spec", "Forbidden")]),
-], ids=["grow", "bind-once", "shrink", "access-modes"])
-def test_pvc_update(mutate, expected):
-    new = pvc()
+    (pvc, lambda d: put(d, "spec.accessModes", ["ReadWriteMany"]), [("spec", "Forbidden")]),
+    (pvc, lambda d: put(d, "spec.storageClassName", "standard"), []),
+    (pvc, lambda d: put(d, "spec.storageClassName", ""), [("spec", "Forbidden")]),
+    (lambda: put(pvc(), "spec.storageClassName", "slow"),
+     lambda d: put(d, "spec.storageClassName", "standard"), [("spec", "Forbidden")]),
+    (lambda: put(pvc(), "metadata.annotations",
+                 {"volume.beta.kubernetes.io/storage-class": "slow"}),
+     lambda d: put(d, "spec.storageClassName", "standard"), [("spec", "Forbidden")]),
+    (lambda: put(pvc(), "metadata.annotations",
+                 {"volume.beta.kubernetes.io/storage-class": "slow"}),
+     lambda d: put(d, "spec.storageClassName", "slow"), []),
+], ids=["grow-bound", "grow-pending", "bind-once", "shrink", "access-modes",
+        "retroactive-default-class", "nil-to-no-class", "class-change", "class-by-annotation",
+        "class-from-annotation"])
+def test_pvc_update(base, mutate, expected):
+    new = base()
     mutate(new)
-    assert pairs(problems(new, pvc())) == expected
+    assert pairs(problems(new, base())) == expected
 
 
 def test_pvc_volume_name_may_not_change_once_set():

@@ -9,26 +9,28 @@ by kind name in `VALIDATORS`, so a kind without rules needs no entry. With
 `old`, update rules apply too (immutable fields).
 
 One module per API group, as in Kubernetes: `meta` (metadata and the shared
-helpers), `core`, `apps`, `batch`, `coordination`; a group module imports
+helpers), `core`, `apps`, `batch`, `coordination`, `storage`; a group module imports
 only `meta` and `core`.
 
 Objects are expected to be defaulted first (the apiserver defaults, then
 validates). Fields that defaulting would fill (restartPolicy, protocol, ...)
 are read as their default when empty, so validating a raw manifest reports
-the same problems. Pure functions over protobuf messages; no I/O.
+the same problems. Pure functions over protobuf messages; no I/O but one:
+a CronJob's timeZone is looked up in the tz database (cached, batch.known_time_zone).
 """
 from __future__ import annotations
 
 from google.protobuf.message import Message
 
 from kubemu.api.kinds import Kind
-from kubemu.api.validation import apps, batch, coordination, core, meta
+from kubemu.api.validation import apps, batch, coordination, core, meta, storage
 from kubemu.api.validation.batch import cron_error
 from kubemu.api.validation.meta import KindValidator, Problems
 
-__all__ = ["MODULES", "VALIDATORS", "cron_error", "validate"]
+__all__ = ["MODULES", "STATUS_VALIDATORS", "VALIDATORS", "cron_error", "validate",
+           "validate_status"]
 
-MODULES = (meta, core, apps, batch, coordination)
+MODULES = (meta, core, apps, batch, coordination, storage)
 
 VALIDATORS: dict[str, KindValidator] = {
     "Pod": core.validate_pod,
@@ -48,7 +50,29 @@ VALIDATORS: dict[str, KindValidator] = {
     "Event": core.validate_event,
     "PersistentVolume": core.validate_pv,
     "PersistentVolumeClaim": core.validate_pvc,
+    "ControllerRevision": apps.validate_controller_revision,
+    "StorageClass": storage.validate_storage_class,
 }
+
+
+# Rules for what a status update writes (Kubernetes' Validate<Kind>StatusUpdate),
+# on top of `validate`.
+STATUS_VALIDATORS: dict[str, KindValidator] = {
+    "Deployment": apps.validate_deployment_status,
+    "ReplicaSet": apps.validate_replica_set_status,
+    "StatefulSet": apps.validate_stateful_set_status,
+    "DaemonSet": apps.validate_daemon_set_status,
+    "Job": batch.validate_job_status,
+}
+
+
+def validate_status(kind: Kind, obj: Message, old: Message) -> Problems:
+    """Every problem with a status update of `old` to `obj`."""
+    problems = validate(kind, obj, old)
+    validator = STATUS_VALIDATORS.get(kind.kind)
+    if validator is not None:
+        problems.extend(validator(obj, old))
+    return problems
 
 
 def validate(kind: Kind, obj: Message, old: Message | None = None) -> Problems:

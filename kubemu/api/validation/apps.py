@@ -1,5 +1,5 @@
-"""apps/v1 validation: deployments, replica sets, stateful sets, daemon sets
-(Kubernetes' pkg/apis/apps/validation)."""
+"""apps/v1 validation: deployments, replica sets, stateful sets, daemon sets,
+controller revisions (Kubernetes' pkg/apis/apps/validation)."""
 from __future__ import annotations
 
 import re
@@ -7,12 +7,11 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from kubemu.api import errors, labels
+from kubemu.api import codec, errors, labels
 from kubemu.api.validation.meta import (
-    NOT_POSITIVE,
+    IMMUTABLE,
     Problems,
     _copy,
-    _diff,
     _dns_subdomain,
     _int,
     _int_or_string,
@@ -185,7 +184,7 @@ def validate_stateful_set(obj: Message, old: Message | None) -> Problems:
                 problems.extend(_int_or_percent(max_unavailable, f"{path}.maxUnavailable"))
                 if _int_or_percent_value(max_unavailable) == 0:
                     problems.append(errors.invalid(f"{path}.maxUnavailable", max_unavailable,
-                                                   NOT_POSITIVE))
+                                                   "cannot be 0"))
                 problems.extend(_not_more_than_100_percent(max_unavailable,
                                                            f"{path}.maxUnavailable"))
     else:
@@ -196,7 +195,9 @@ def validate_stateful_set(obj: Message, old: Message | None) -> Problems:
     template = _sub(spec, "template")
     problems.extend(_selector_matches_template(_sub(spec, "selector"), template,
                                                "spec.template"))
-    problems.extend(validate_pod_template(template, "spec.template"))
+    # Each pod gets a volume per claim template, so mounts may name them.
+    claims = [c.metadata.name for c in _items(spec, "volume_claim_templates")]
+    problems.extend(validate_pod_template(template, "spec.template", claims))
     problems.extend(_always_restart(template, "spec.template", "StatefulSet"))
     problems.extend(nonnegative(_opt(spec, "revision_history_limit"),
                                 "spec.revisionHistoryLimit"))
@@ -228,11 +229,11 @@ def _stateful_set_update(new: Message, old: Message) -> Problems:
             if field in msg.DESCRIPTOR.fields_by_name:
                 msg.ClearField(field)
     if a.SerializeToString(deterministic=True) != b.SerializeToString(deterministic=True):
-        diff = _diff(b, a, "spec")
+        # Kubernetes' words exactly: unlike a PVC's, this message has no diff.
         return [errors.forbidden(
             "spec", "updates to statefulset spec for fields other than 'replicas', 'ordinals', "
             "'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and "
-            "'minReadySeconds' are forbidden" + diff)]
+            "'minReadySeconds' are forbidden")]
     return []
 
 
@@ -284,4 +285,99 @@ def _rolling_update_daemon_set(rolling: Message, path: str) -> Problems:
     elif not has_unavailable and not has_surge:
         problems.append(errors.required(f"{path}.maxUnavailable",
                                         "cannot be 0 when maxSurge is 0"))
+    return problems
+
+
+def validate_controller_revision(obj: Message, old: Message | None) -> Problems:
+    """ValidateControllerRevision(Update): data is required and, once written,
+    immutable; the revision number may change (a rollback re-numbers it)."""
+    problems: Problems = []
+    if not obj.HasField("data"):
+        problems.append(errors.required("data", "data is mandatory"))
+    problems.extend(nonnegative(_opt(obj, "revision"), "revision"))
+    if old is not None and obj.data != old.data:
+        problems.append(errors.invalid("data", _json_text(obj.data), IMMUTABLE))
+    return problems
+
+
+# ------------------------------------------------------------------ status
+
+GREATER_THAN_REPLICAS = "cannot be greater than status.replicas"
+
+
+def _counters(status: Message, names: tuple[str, ...]) -> dict[str, int]:
+    """The status counters by JSON name (unset = 0, as Go's ints)."""
+    printed = codec.to_dict(status)
+    return {name: int(printed.get(name, 0)) for name in names}
+
+
+def _nonnegative_counters(counts: dict[str, int]) -> Problems:
+    problems: Problems = []
+    for name, value in counts.items():
+        problems.extend(nonnegative(value, f"status.{name}"))
+    return problems
+
+
+def _not_above(counts: dict[str, int], names: tuple[str, ...], limit: str,
+               detail: str) -> Problems:
+    return [errors.invalid(f"status.{name}", counts[name], detail)
+            for name in names if counts[name] > counts[limit]]
+
+
+def _collision_count(status: Message, old_status: Message | None) -> Problems:
+    """IsDecremented: a collision count may only grow."""
+    new = _opt(status, "collision_count")
+    old = _opt(old_status, "collision_count")
+    if old is not None and (new is None or new < old):
+        return [errors.invalid("status.collisionCount", new or 0, "cannot be decremented")]
+    return []
+
+
+def validate_replica_set_status(obj: Message, old: Message | None) -> Problems:
+    counts = _counters(obj.status, ("replicas", "fullyLabeledReplicas", "readyReplicas",
+                                    "availableReplicas", "observedGeneration"))
+    problems = _nonnegative_counters(counts)
+    problems.extend(_not_above(counts, ("fullyLabeledReplicas", "readyReplicas",
+                                        "availableReplicas"), "replicas",
+                               GREATER_THAN_REPLICAS))
+    problems.extend(_not_above(counts, ("availableReplicas",), "readyReplicas",
+                               "cannot be greater than readyReplicas"))
+    return problems
+
+
+def validate_deployment_status(obj: Message, old: Message | None) -> Problems:
+    counts = _counters(obj.status, ("observedGeneration", "replicas", "updatedReplicas",
+                                    "readyReplicas", "availableReplicas",
+                                    "unavailableReplicas", "collisionCount"))
+    problems = _nonnegative_counters(counts)
+    problems.extend(_not_above(counts, ("updatedReplicas", "readyReplicas",
+                                        "availableReplicas"), "replicas",
+                               GREATER_THAN_REPLICAS))
+    problems.extend(_not_above(counts, ("availableReplicas",), "readyReplicas",
+                               "cannot be greater than readyReplicas"))
+    problems.extend(_collision_count(obj.status, old.status if old is not None else None))
+    return problems
+
+
+def validate_stateful_set_status(obj: Message, old: Message | None) -> Problems:
+    counts = _counters(obj.status, ("replicas", "readyReplicas", "currentReplicas",
+                                    "updatedReplicas", "availableReplicas",
+                                    "observedGeneration", "collisionCount"))
+    problems = _nonnegative_counters(counts)
+    problems.extend(_not_above(counts, ("readyReplicas", "currentReplicas", "updatedReplicas",
+                                        "availableReplicas"), "replicas",
+                               GREATER_THAN_REPLICAS))
+    problems.extend(_not_above(counts, ("availableReplicas",), "readyReplicas",
+                               "cannot be greater than status.readyReplicas"))
+    problems.extend(_collision_count(obj.status, old.status if old is not None else None))
+    return problems
+
+
+def validate_daemon_set_status(obj: Message, old: Message | None) -> Problems:
+    counts = _counters(obj.status, (
+        "currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled",
+        "numberReady", "observedGeneration", "updatedNumberScheduled", "numberAvailable",
+        "numberUnavailable", "collisionCount"))
+    problems = _nonnegative_counters(counts)
+    problems.extend(_collision_count(obj.status, old.status if old is not None else None))
     return problems

@@ -2,7 +2,9 @@
 (Kubernetes' pkg/apis/batch/validation)."""
 from __future__ import annotations
 
+import functools
 import re
+import zoneinfo
 from typing import Mapping
 
 from google.protobuf.message import Message
@@ -11,6 +13,7 @@ from kubemu.api import errors, labels
 from kubemu.api.validation.meta import (
     IMMUTABLE,
     Problems,
+    _copy,
     _Shown,
     _json_text,
     _opt,
@@ -68,16 +71,77 @@ def validate_job(obj: Message, old: Message | None) -> Problems:
                                                    "spec.template"))
     if old is not None:
         old_spec = old.spec
-        problems.extend(immutable(_opt(spec, "completions"), _opt(old_spec, "completions"),
-                                  "spec.completions",
-                                  _Shown(str(_opt(spec, "completions")).replace("None", "nil"))))
+        problems.extend(_completions_update(spec, old_spec))
         problems.extend(_selector_immutable(spec, old_spec))
-        if _sub(spec, "template") != _sub(old_spec, "template"):
-            problems.append(errors.invalid("spec.template", _json_text(_sub(spec, "template")),
-                                           IMMUTABLE))
+        problems.extend(_template_update(spec, old))
         problems.extend(immutable(_str(spec, "completion_mode"), _str(old_spec, "completion_mode"),
                                   "spec.completionMode"))
+        policy, old_policy = _sub(spec, "pod_failure_policy"), _sub(old_spec, "pod_failure_policy")
+        if policy != old_policy:
+            problems.append(errors.invalid("spec.podFailurePolicy", _json_text(policy),
+                                           IMMUTABLE))
+        per_index = _opt(spec, "backoff_limit_per_index")
+        problems.extend(immutable(per_index, _opt(old_spec, "backoff_limit_per_index"),
+                                  "spec.backoffLimitPerIndex",
+                                  _Shown(str(per_index).replace("None", "nil"))))
     return problems
+
+
+def _completions_update(spec: Message, old_spec: Message) -> Problems:
+    """validateCompletions (ElasticIndexedJob, on by default): immutable, but
+    an Indexed Job may change it together with parallelism (kept equal)."""
+    new, old = _opt(spec, "completions"), _opt(old_spec, "completions")
+    if _str(spec, "completion_mode") != "Indexed":
+        return immutable(new, old, "spec.completions", _Shown(str(new).replace("None", "nil")))
+    if new == old or new is None:  # a missing count is reported by validate_job_spec
+        return []
+    if new != _opt(spec, "parallelism"):
+        return [errors.invalid("spec.completions", new,
+                               "can only be modified in tandem with spec.parallelism")]
+    return []
+
+
+def _template_update(spec: Message, old: Message) -> Problems:
+    """validatePodTemplateUpdate: the template is immutable, except that a Job
+    suspended before it ever started may change where its pods run (node
+    affinity, nodeSelector, tolerations, scheduling gates) and the template's
+    labels and annotations."""
+    template, old_template = _sub(spec, "template"), _sub(old.spec, "template")
+    if template is not None and old_template is not None \
+            and _opt(old.spec, "suspend") and not old.status.start_time:
+        old_template = _copy(old_template)
+        _take_scheduling_directives(old_template, template)
+    if template != old_template:
+        return [errors.invalid("spec.template", _json_text(template), IMMUTABLE)]
+    return []
+
+
+def _take_scheduling_directives(target: Message, source: Message) -> None:
+    """Copy what a suspended, never started Job may change from `source`'s
+    template into `target` (in place)."""
+    for field in ("labels", "annotations"):
+        getattr(target.metadata, field).clear()
+        getattr(target.metadata, field).update(getattr(source.metadata, field))
+    spec, new_spec = target.spec, source.spec
+    spec.node_selector.clear()
+    spec.node_selector.update(new_spec.node_selector)
+    del spec.tolerations[:]
+    spec.tolerations.extend(new_spec.tolerations)
+    if "scheduling_gates" in spec.DESCRIPTOR.fields_by_name:
+        del spec.scheduling_gates[:]
+        spec.scheduling_gates.extend(new_spec.scheduling_gates)
+    new_affinity = _sub(new_spec, "affinity")
+    if new_affinity is None:
+        if spec.HasField("affinity"):
+            # Cleared: fine if node affinity was all the old one had.
+            spec.affinity.ClearField("node_affinity")
+            if spec.affinity.ByteSize() == 0:
+                spec.ClearField("affinity")
+    elif new_affinity.HasField("node_affinity"):
+        spec.affinity.node_affinity.CopyFrom(new_affinity.node_affinity)
+    else:
+        spec.affinity.SetInParent()
+        spec.affinity.ClearField("node_affinity")
 
 
 def validate_cron_job(obj: Message, old: Message | None) -> Problems:
@@ -101,6 +165,9 @@ def validate_cron_job(obj: Message, old: Message | None) -> Problems:
                 problems.append(errors.invalid("spec.schedule", schedule, error))
     problems.extend(nonnegative(_opt(spec, "starting_deadline_seconds"),
                                 "spec.startingDeadlineSeconds"))
+    time_zone = _opt(spec, "time_zone")
+    if old is None or time_zone != _opt(old.spec, "time_zone"):
+        problems.extend(_time_zone(time_zone))
     policy = _str(spec, "concurrency_policy") or "Allow"
     if policy not in CONCURRENCY_POLICIES:
         problems.append(errors.unsupported("spec.concurrencyPolicy", policy,
@@ -121,6 +188,42 @@ def validate_cron_job(obj: Message, old: Message | None) -> Problems:
     problems.extend(nonnegative(_opt(spec, "failed_jobs_history_limit"),
                                 "spec.failedJobsHistoryLimit"))
     return problems
+
+
+# An IANA zone name's parts (legacy digits and '+' tolerated), as Kubernetes checks them.
+_TIME_ZONE_PART_RE = re.compile(r"[A-Za-z.\-_0-9+]{1,14}")
+
+
+def _time_zone(time_zone: str | None) -> Problems:
+    """validateTimeZone: an explicit IANA zone the tz database knows."""
+    if time_zone is None:
+        return []
+    path = "spec.timeZone"
+    if not time_zone:
+        return [errors.invalid(path, time_zone, "timeZone must be nil or non-empty string")]
+    for part in time_zone.split("/"):
+        if part in (".", "..") or part.startswith("-") \
+                or not _TIME_ZONE_PART_RE.fullmatch(part):
+            return [errors.invalid(path, time_zone, f"unknown time zone {time_zone}")]
+    if time_zone.lower() == "local":
+        return [errors.invalid(path, time_zone, "timeZone must be an explicit time zone as "
+                               "defined in https://www.iana.org/time-zones")]
+    if not known_time_zone(time_zone):
+        return [errors.invalid(path, time_zone, f"unknown time zone {time_zone}")]
+    return []
+
+
+@functools.lru_cache(maxsize=512)
+def known_time_zone(name: str) -> bool:
+    """Whether the tz database has `name` (Go's time.LoadLocation). The one
+    read of this module: a small file, once per name."""
+    if name == "UTC":
+        return True
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
 
 
 # Cron expressions: robfig/cron's ParseStandard (what Kubernetes uses), same errors.
@@ -213,3 +316,15 @@ def _cron_range_error(expr: str, low: int, high: int, names: Mapping[str, int]) 
     if step == 0:
         return f"step of range should be a positive number: {expr}"
     return ""
+
+
+def validate_job_status(obj: Message, old: Message | None) -> Problems:
+    """ValidateJobStatus's counters (the rules that need the job-status
+    options of newer Kubernetes are left to the controller)."""
+    status = obj.status
+    problems: Problems = []
+    for field, json_name in (("active", "active"), ("succeeded", "succeeded"),
+                             ("failed", "failed"), ("ready", "ready"),
+                             ("terminating", "terminating")):
+        problems.extend(nonnegative(_opt(status, field), f"status.{json_name}"))
+    return problems

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Collection, Iterable, Mapping, Sequence
 
 from google.protobuf.message import Message
 
@@ -249,11 +249,16 @@ def _quantity_problems(text: str, path: str) -> tuple[Problems, quantity.Quantit
     return [], q
 
 
-def validate_pod_spec(spec: Message, path: str) -> Problems:
-    """ValidatePodSpec at `path` ("spec", "spec.template.spec", ...)."""
+def validate_pod_spec(spec: Message, path: str, claim_names: Collection[str] = ()) -> Problems:
+    """ValidatePodSpec at `path` ("spec", "spec.template.spec", ...).
+
+    `claim_names`: volumes the pods will get besides the spec's own (a
+    StatefulSet's volumeClaimTemplates), which volumeMounts may name too.
+    """
     problems: Problems = []
-    volumes, volume_problems = _volumes(_items(spec, "volumes"), f"{path}.volumes")
+    declared, volume_problems = _volumes(_items(spec, "volumes"), f"{path}.volumes")
     problems.extend(volume_problems)
+    volumes = set(declared) | set(claim_names)
     containers = _items(spec, "containers")
     if not containers:
         problems.append(errors.required(f"{path}.containers"))
@@ -304,7 +309,7 @@ def validate_pod_spec(spec: Message, path: str) -> Problems:
     return problems
 
 
-def _container(ctr: Message, path: str, volumes: Mapping[str, Message], *,
+def _container(ctr: Message, path: str, volumes: Collection[str], *,
                init: bool) -> Problems:
     problems: Problems = []
     if not ctr.name:
@@ -514,7 +519,7 @@ def _env_from(sources: Sequence[Message], path: str) -> Problems:
     return problems
 
 
-def _volume_mounts(mounts: Sequence[Message], volumes: Mapping[str, Message],
+def _volume_mounts(mounts: Sequence[Message], volumes: Collection[str],
                    path: str) -> Problems:
     problems: Problems = []
     mount_paths: set[str] = set()
@@ -1047,8 +1052,10 @@ def _same_toleration(old: Message, new: Message) -> bool:
     return a == b
 
 
-def validate_pod_template(template: Message | None, path: str) -> Problems:
-    """ValidatePodTemplateSpec: template labels/annotations and its pod spec."""
+def validate_pod_template(template: Message | None, path: str,
+                          claim_names: Collection[str] = ()) -> Problems:
+    """ValidatePodTemplateSpec: template labels/annotations and its pod spec
+    (whose mounts may name `claim_names` too, see validate_pod_spec)."""
     if template is None:
         return [errors.required(path)]
     meta = _sub(template, "metadata")
@@ -1058,7 +1065,7 @@ def validate_pod_template(template: Message | None, path: str) -> Problems:
         problems.extend(labels.validate_labels(meta.labels, f"{path}.labels"))
         problems.extend(validate_annotations(meta.annotations, f"{path}.annotations"))
     # An unset spec reads as an empty one (whose containers are then missing).
-    problems.extend(validate_pod_spec(template.spec, f"{path}.spec"))
+    problems.extend(validate_pod_spec(template.spec, f"{path}.spec", claim_names))
     return problems
 
 
@@ -1386,18 +1393,29 @@ def _pvc_spec(spec: Message | None, path: str) -> Problems:
     return problems
 
 
+BETA_STORAGE_CLASS_ANNOTATION = "volume.beta.kubernetes.io/storage-class"
+
+
 def validate_pvc(obj: Message, old: Message | None) -> Problems:
     problems = _pvc_spec(_sub(obj, "spec"), "spec")
     if old is not None:
         new_spec, old_spec = _copy(obj.spec), _copy(old.spec)
         old_size = _map(_sub(old_spec, "resources"), "requests").get("storage")
         new_size = _map(_sub(new_spec, "resources"), "requests").get("storage")
-        # resources.requests may change (storage may grow); volumeName may be set once.
-        for spec in (new_spec, old_spec):
-            if "resources" in spec.DESCRIPTOR.fields_by_name:
-                spec.resources.ClearField("requests")
+        # A bound claim's storage request may change (grow); volumeName may be
+        # set once; a claim without a class may get one (the retroactive
+        # default StorageClass assignment) or take its beta annotation's.
+        if _str(obj.status, "phase") == "Bound" and "storage" in new_spec.resources.requests:
+            if old_size is None:
+                del new_spec.resources.requests["storage"]
+            else:
+                new_spec.resources.requests["storage"] = old_size
         if not _str(old_spec, "volume_name") and _str(new_spec, "volume_name"):
             old_spec.volume_name = new_spec.volume_name
+        annotated = old.metadata.annotations.get(BETA_STORAGE_CLASS_ANNOTATION)
+        if not old_spec.HasField("storage_class_name") and new_spec.storage_class_name \
+                and annotated in (None, new_spec.storage_class_name):
+            new_spec.ClearField("storage_class_name")
         if new_spec.SerializeToString(deterministic=True) != old_spec.SerializeToString(
                 deterministic=True):
             diff = _diff(old_spec, new_spec, "spec")

@@ -78,16 +78,30 @@ class _Shown:
 
 
 def label_selector_text(sel: Message | None) -> _Shown:
-    """A LabelSelector as its generated Go String() prints it."""
+    """A LabelSelector as Kubernetes' field errors print it: the struct behind
+    the pointer, with Go's %#v (`v1.LabelSelector{MatchLabels:map[string]string
+    {"app":"web"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}`)."""
     if sel is None:
-        return _Shown("nil")
-    match = "".join(f"{k}: {v}," for k, v in sorted(sel.match_labels.items()))
-    exprs = "".join(
-        f"LabelSelectorRequirement{{Key:{e.key},Operator:{e.operator},"
-        f"Values:[{' '.join(e.values)}],}},"
-        for e in sel.match_expressions)
-    return _Shown(f"&LabelSelector{{MatchLabels:map[string]string{{{match}}},"
-                  f"MatchExpressions:[]LabelSelectorRequirement{{{exprs}}},}}")
+        return _Shown("null")
+    match = ("map[string]string{" + ", ".join(
+        f"{_go_quote(k)}:{_go_quote(v)}" for k, v in sorted(sel.match_labels.items())) + "}"
+        if sel.match_labels else "map[string]string(nil)")
+    exprs = ("[]v1.LabelSelectorRequirement{" + ", ".join(
+        f"v1.LabelSelectorRequirement{{Key:{_go_quote(e.key)}, "
+        f"Operator:{_go_quote(e.operator)}, Values:{_go_strings(e.values)}}}"
+        for e in sel.match_expressions) + "}"
+        if sel.match_expressions else "[]v1.LabelSelectorRequirement(nil)")
+    return _Shown(f"v1.LabelSelector{{MatchLabels:{match}, MatchExpressions:{exprs}}}")
+
+
+def _go_quote(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _go_strings(values: Sequence[str]) -> str:
+    if not values:
+        return "[]string(nil)"
+    return "[]string{" + ", ".join(_go_quote(v) for v in values) + "}"
 
 
 def _json_text(msg: Message | None) -> _Shown:
@@ -149,6 +163,7 @@ def _qualified_name(value: str, path: str) -> Problems:
 # Name rules by kind; every other kind uses DNS-1123 subdomains.
 NAME_RULES: dict[str, Callable[[str], list[str]]] = {
     "Namespace": labels.is_dns1123_label,
+    "StatefulSet": labels.is_dns1123_label,  # its name is in its pods' hostnames
     "Service": labels.is_dns1035_label,  # Kubernetes' ValidateServiceName
 }
 
