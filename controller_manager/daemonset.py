@@ -477,8 +477,6 @@ def status_with(ds: Any, numbers: Numbers, *, observed: bool) -> Any:
 class DaemonSetHistory(Protocol):
     """Where a DaemonSet's revisions live; gives the current revision's hash."""
 
-    resources: tuple[str, ...]
-
     async def construct(self, ds: Any, pods: Sequence[Any]) -> tuple[str, list[Any]]:
         """(the current revision's hash, the old revisions), creating the current one."""
         ...
@@ -486,20 +484,6 @@ class DaemonSetHistory(Protocol):
     async def cleanup(self, ds: Any, old: Sequence[Any], pods: Sequence[Any]) -> None:
         """Delete old revisions beyond revisionHistoryLimit that no pod runs."""
         ...
-
-
-class TemplateHashHistory:
-    """No stored revisions: the current hash is the template's. For an API
-    without the ControllerRevision kind."""
-
-    resources: tuple[str, ...] = ()
-
-    async def construct(self, ds: Any, pods: Sequence[Any]) -> tuple[str, list[Any]]:
-        collision = ds.status.collision_count if ds.status.HasField("collision_count") else None
-        return compute_hash(ds.spec.template, collision), []
-
-    async def cleanup(self, ds: Any, old: Sequence[Any], pods: Sequence[Any]) -> None:
-        return None
 
 
 def revision_data(ds: Any) -> struct_pb2.Struct:
@@ -512,9 +496,11 @@ def revision_data(ds: Any) -> struct_pb2.Struct:
 
 
 class ControllerRevisionHistory:
-    """constructHistory / cleanupHistory over ControllerRevision objects."""
-
-    resources: tuple[str, ...] = ("controllerrevisions",)
+    """constructHistory / cleanupHistory over ControllerRevision objects: the
+    current one (its data equal to the template's, getPatch) is found or made
+    as "<ds>-<hash>" with the next revision number (an old template coming
+    back is renumbered, not copied); duplicates are folded into the newest;
+    old ones beyond revisionHistoryLimit that no pod runs are deleted."""
 
     def __init__(self, controller: "DaemonSetController"):
         self.controller = controller
@@ -616,22 +602,13 @@ class ControllerRevisionHistory:
             to_kill -= 1
 
 
-def revisions_kind_known() -> bool:
-    try:
-        REGISTRY.by_resource("controllerrevisions")
-    except errors.NotFound:
-        return False
-    return True
-
-
 # ---------------------------------------------------------------- the controller
 
 class DaemonSetController(Controller):
     name = "daemonset-controller"
     aliases = ("daemonset",)
     default_workers = 2
-    resources = ("daemonsets", "pods", "nodes",
-                 *(("controllerrevisions",) if revisions_kind_known() else ()))
+    resources = ("daemonsets", "pods", "nodes", "controllerrevisions")
 
     def __init__(self, ctx: Context):
         super().__init__(ctx)
@@ -639,18 +616,16 @@ class DaemonSetController(Controller):
         self.expectations = Expectations(ttl_s=opts.expectations_ttl_s, clock=ctx.monotonic)
         self.backoff = Backoff(opts.daemonset_failed_pod_backoff_base_s,
                                opts.daemonset_failed_pod_backoff_max_s, ctx.monotonic)
-        self.history: DaemonSetHistory = (ControllerRevisionHistory(self)
-                                          if revisions_kind_known() else TemplateHashHistory())
+        self.history: DaemonSetHistory = ControllerRevisionHistory(self)
         self.daemonsets = self.informer("daemonsets")
         self.pods = self.informer("pods")
         self.nodes = self.informer("nodes")
         self.daemonsets.add_handler(self.enqueue, self._on_ds_update, self._on_ds_delete)
         self.pods.add_handler(self._on_pod_add, self._on_pod_update, self._on_pod_delete)
         self.nodes.add_handler(self._on_node_add, self._on_node_update, self._on_node_delete)
-        if "controllerrevisions" in self.history.resources:
-            revisions = self.informer("controllerrevisions")
-            revisions.add_handler(self._on_revision, lambda _old, new: self._on_revision(new),
-                                  self._on_revision)
+        revisions = self.informer("controllerrevisions")
+        revisions.add_handler(self._on_revision, lambda _old, new: self._on_revision(new),
+                              self._on_revision)
 
     # ------------------------------------------------------------ handlers
 

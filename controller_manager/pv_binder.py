@@ -10,9 +10,10 @@ Claims (key "pvc:<ns>/<name>"):
   free or already points at it and satisfies the claim; otherwise it stays
   Pending with Kubernetes' event.
 - Otherwise the smallest Available volume that fits binds: the same class
-  (a claim with no storageClassName means the default class: kubemu has no
-  DefaultStorageClass admission to write it), access modes a superset of the
-  claim's, capacity at least the request, the same volumeMode, the claim's
+  (the apiserver's DefaultStorageClass admission gives a claim with none the
+  default class; a claim made before a default class existed gets it here,
+  as Kubernetes' RetroactiveDefaultStorageClass), access modes a superset of
+  the claim's, capacity at least the request, the same volumeMode, the claim's
   selector matching its labels; a volume pre-bound to the claim
   (claimRef) wins.
 - No match: a claim of a class whose provisioner is `kubemu.io/local-path` is
@@ -67,6 +68,7 @@ ANN_SELECTED_NODE = "volume.kubernetes.io/selected-node"
 ANN_STORAGE_PROVISIONER = "volume.kubernetes.io/storage-provisioner"
 ANN_BETA_STORAGE_PROVISIONER = "volume.beta.kubernetes.io/storage-provisioner"
 ANN_DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
+DEFAULT_CLASS_ANNOTATIONS = (ANN_DEFAULT_CLASS, "storageclass.beta.kubernetes.io/is-default-class")
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 
 PVC_PREFIX = "pvc:"
@@ -76,14 +78,6 @@ BOOTSTRAP_KEY = "storageclass:bootstrap"
 # Phases.
 PENDING, AVAILABLE, BOUND, RELEASED, FAILED, LOST = (
     "Pending", "Available", "Bound", "Released", "Failed", "Lost")
-
-
-def storage_classes_known() -> bool:
-    try:
-        REGISTRY.by_resource("storageclasses")
-    except errors.NotFound:
-        return False
-    return True
 
 
 def _claim_key(pvc: Message) -> str:
@@ -225,7 +219,7 @@ class PersistentVolumeBinderController(Controller):
     aliases = ("persistentvolume-binder",)
     default_workers = 1
     resources = ("persistentvolumes", "persistentvolumeclaims", "pods", "nodes",
-                 *(("storageclasses",) if storage_classes_known() else ()))
+                 "storageclasses")
 
     def __init__(self, ctx: Context):
         super().__init__(ctx)
@@ -234,15 +228,16 @@ class PersistentVolumeBinderController(Controller):
         self.volumes = self.informer("persistentvolumes")
         self.pods = self.informer("pods")
         self.nodes = self.informer("nodes")
-        self.classes = self.informer("storageclasses") if storage_classes_known() else None
+        self.classes = self.informer("storageclasses")
         self.claims.add_handler(self._on_claim, lambda _old, new: self._on_claim(new),
                                 self._on_claim_delete)
         self.volumes.add_handler(self._on_volume, lambda _old, new: self._on_volume(new),
                                  self._on_volume)
         self.pods.add_handler(self._on_pod, lambda _old, new: self._on_pod(new), None)
+        self.classes.add_handler(self._on_class, lambda _old, new: self._on_class(new), None)
         # Claims already told to wait for their first consumer (one event each).
         self._told_waiting: set[str] = set()
-        if self.classes is not None and self.volumes_dir:
+        if self.volumes_dir:
             self.enqueue(BOOTSTRAP_KEY)
         # Periodic re-sync (--pvclaimbinder-sync-period) is the informers' job
         # in Kubernetes; here each key re-queues itself while it waits.
@@ -277,6 +272,12 @@ class PersistentVolumeBinderController(Controller):
                 if not pvc.spec.volume_name:
                     self.enqueue(PVC_PREFIX + _claim_key(pvc))
 
+    def _on_class(self, _sc: Message) -> None:
+        # A new default class, or one that provisions: unbound claims look again.
+        for pvc in self.claims.list():
+            if not pvc.spec.volume_name:
+                self.enqueue(PVC_PREFIX + _claim_key(pvc))
+
     def _on_pod(self, pod: Message) -> None:
         if not pod.spec.node_name:
             return
@@ -298,9 +299,7 @@ class PersistentVolumeBinderController(Controller):
                 await self._sync_volume(pv)
 
     async def _bootstrap(self) -> None:
-        assert self.classes is not None
-        if any(sc.metadata.annotations.get(ANN_DEFAULT_CLASS) == "true"
-               for sc in self.classes.list()) or self.classes.get(DEFAULT_CLASS) is not None:
+        if self._default_class() or self.classes.get(DEFAULT_CLASS) is not None:
             return
         try:
             await self.client.create(default_storage_class())
@@ -308,13 +307,14 @@ class PersistentVolumeBinderController(Controller):
             pass
 
     def _default_class(self) -> str:
-        if self.classes is None:
-            return ""
-        defaults = sorted((sc for sc in self.classes.list()
-                           if sc.metadata.annotations.get(ANN_DEFAULT_CLASS) == "true"),
-                          key=lambda sc: (sc.metadata.creation_timestamp, sc.metadata.name))
-        # Kubernetes picks the newest when several are marked default.
-        return defaults[-1].metadata.name if defaults else ""
+        """GetDefaultClass: of the classes marked default, the newest, then the
+        first by name (as the apiserver's DefaultStorageClass admission)."""
+        marked = sorted((sc for sc in self.classes.list()
+                         if any(sc.metadata.annotations.get(a) == "true"
+                                for a in DEFAULT_CLASS_ANNOTATIONS)),
+                        key=lambda sc: sc.metadata.name)
+        marked.sort(key=lambda sc: _created_s(sc), reverse=True)
+        return marked[0].metadata.name if marked else ""
 
     # ------------------------------------------------------------ claims
 
@@ -322,11 +322,20 @@ class PersistentVolumeBinderController(Controller):
         if pvc.metadata.annotations.get(ANN_BIND_COMPLETED):
             await self._sync_bound_claim(pvc)
             return
-        pvc_class = claim_class(pvc, self._default_class())
+        default_class = self._default_class()
+        if not pvc.spec.HasField("storage_class_name") and default_class and \
+                not pvc.spec.volume_name:
+            # RetroactiveDefaultStorageClass: a claim made before any default
+            # class existed gets it now (the update brings the claim back).
+            new = copy(pvc)
+            new.spec.storage_class_name = default_class
+            await self.client.update(new)
+            return
+        pvc_class = claim_class(pvc, default_class)
         if pvc.spec.volume_name:
             await self._sync_prebound_claim(pvc, pvc_class)
             return
-        sc = self.classes.get(pvc_class) if self.classes is not None and pvc_class else None
+        sc = self.classes.get(pvc_class) if pvc_class else None
         node_name = pvc.metadata.annotations.get(ANN_SELECTED_NODE, "")
         if sc is not None and _waits_for_consumer(sc) and not node_name:
             await self._wait_for_consumer(pvc)
@@ -571,6 +580,13 @@ class PersistentVolumeBinderController(Controller):
                                      uid=pv.metadata.uid)
         except errors.NotFound:
             pass
+
+
+def _created_s(obj: Any) -> float:
+    try:
+        return timefmt.parse_rfc3339(obj.metadata.creation_timestamp)
+    except ValueError:
+        return 0.0
 
 
 def _waits_for_consumer(sc: Any) -> bool:

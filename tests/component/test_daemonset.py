@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from kubemu import timefmt
-from kubemu.api import codec, errors
+from kubemu.api import codec
 from kubemu.api.kinds import REGISTRY
 from kubemu.client.wait import wait_for
 from tests.e2e.test_kubelet import Seen
@@ -259,10 +259,6 @@ async def test_on_delete_keeps_old_pods_until_deleted(cm, client):
 
 
 async def test_each_template_is_a_controller_revision(cm, client):
-    try:
-        REGISTRY.by_resource("controllerrevisions")
-    except errors.NotFound:
-        pytest.skip("this API has no ControllerRevision kind yet")
     await client.create(obj(node_doc("node-a")))
     ds = await client.create(obj(ds_doc("hist", image="busybox:1")))
     first = (await wait_nodes(client, "hist", {"node-a"}))["node-a"]

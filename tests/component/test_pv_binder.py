@@ -153,11 +153,6 @@ async def test_released_volumes_follow_their_reclaim_policy(cm, client):
 
 
 async def test_local_path_provisioning_waits_for_a_scheduled_consumer(cm, client):
-    try:
-        REGISTRY.by_resource("storageclasses")
-    except errors.NotFound:
-        pytest.skip("this API has no StorageClass kind yet")
-
     async def default_class():
         try:
             return await client.get("storageclasses", "standard")
@@ -215,3 +210,24 @@ async def test_local_path_provisioning_waits_for_a_scheduled_consumer(cm, client
             return not path.exists() or Seen("directory still there")
         return Seen(got.status.phase)
     await wait_for(volume_gone, WAIT_S)
+
+
+async def test_a_claim_made_before_a_default_class_gets_it_later(cm, client):
+    async def default_class():
+        try:
+            return await client.get("storageclasses", "standard")
+        except errors.NotFound:
+            return Seen("no storageclass standard")
+    await wait_for(default_class, WAIT_S)
+    await client.patch("storageclasses", "standard", patch={"metadata": {"annotations": {
+        "storageclass.kubernetes.io/is-default-class": "false"}}})
+    pvc = await client.create(obj(pvc_doc("early", "1Gi", klass=None)))
+    assert not pvc.spec.HasField("storage_class_name"), "no default class at creation"
+    await client.patch("storageclasses", "standard", patch={"metadata": {"annotations": {
+        "storageclass.kubernetes.io/is-default-class": "true"}}})
+
+    async def classed():
+        got = await client.get("persistentvolumeclaims", "early", NS)
+        return got if got.spec.storage_class_name == "standard" else Seen(str(got.spec))
+    got = await wait_for(classed, WAIT_S)
+    assert got.status.phase == "Pending"  # WaitForFirstConsumer: no pod yet

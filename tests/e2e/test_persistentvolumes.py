@@ -11,25 +11,12 @@ import pathlib
 import pytest
 
 from kubemu.api import errors
-from kubemu.api.kinds import REGISTRY
 from kubemu.client.wait import wait_for
 from tests.e2e.test_kubelet import (WAIT_S, ClusterThread, Seen, busybox, cli, create_pod,
                                     delete_pods, obj, pod_doc, running, serving, wait_pod,
                                     workload_control_plane)
 
-
-
-def _storage_classes_known() -> bool:
-    try:
-        REGISTRY.by_resource("storageclasses")
-    except errors.NotFound:
-        return False
-    return True
-
-
-pytestmark = [pytest.mark.e2e,
-              pytest.mark.skipif(not _storage_classes_known(),
-                                 reason="this API has no StorageClass kind yet")]
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from kubemu.api import codec, errors
+from kubemu.api import codec
 from kubemu.api.kinds import REGISTRY
 from kubemu.api.v1 import core_pb2
 
@@ -99,10 +99,7 @@ def test_mismatch_says_why():
 
 
 def test_provisioned_volume():
-    try:
-        sc = pvb.default_storage_class()
-    except errors.NotFound:
-        pytest.skip("this API has no StorageClass kind yet")
+    sc = pvb.default_storage_class()
     assert REGISTRY.by_message(sc).resource == "storageclasses"
     claim = pvc("3Gi", klass=None)
     volume = pvb.provisioned_volume(claim, sc, "/v/pvc-claim-uid_default_data", "node-a")
