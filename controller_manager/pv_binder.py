@@ -30,8 +30,9 @@ Volumes (key "pv:<name>"): no claimRef (or a claimRef not yet bound) is
 Available; a claimRef whose claim is bound to it is Bound; a claim that is
 gone (another uid, or no such claim on a fresh read) makes the volume
 Released, then its reclaim policy: Retain keeps it; Delete removes a
-provisioned volume's directory and the PersistentVolume, and fails any other
-(no deleter plugin, as Kubernetes says of a hostPath outside /tmp).
+provisioned volume's directory and the PersistentVolume (once no pod still
+uses the claim's name: kubemu has no pvc-protection finalizer), and fails any
+other (no deleter plugin, as Kubernetes says of a hostPath outside /tmp).
 
 Binding writes in Kubernetes' order (volume claimRef, volume phase, claim
 volumeName, claim phase), each an update conditioned on the cached
@@ -558,6 +559,11 @@ class PersistentVolumeBinderController(Controller):
         if policy == "Retain":
             return
         if policy == "Delete" and pv.metadata.annotations.get(ANN_PROVISIONED_BY) == PROVISIONER:
+            if self._in_use(pv):
+                # kubemu has no pvc-protection finalizer: a pod still running on
+                # the claim keeps its directory until the pod is gone.
+                self.enqueue_after(PV_PREFIX + pv.metadata.name, self.period_s)
+                return
             await self._delete_volume(pv)
             return
         if policy == "Delete":
@@ -569,6 +575,12 @@ class PersistentVolumeBinderController(Controller):
             reason = "VolumeFailedRecycle"
         await self._volume_status(pv, FAILED, message)
         self.recorder.record(pv, WARNING, reason, message)
+
+    def _in_use(self, pv: Any) -> bool:
+        ref = pv.spec.claim_ref
+        return any(pod.status.phase not in ("Succeeded", "Failed")
+                   and ref.name in claims_of(pod)
+                   for pod in self.pods.by_index(BY_NAMESPACE, ref.namespace))
 
     async def _delete_volume(self, pv: Any) -> None:
         path = pv.spec.host_path.path

@@ -199,9 +199,12 @@ async def test_local_path_provisioning_waits_for_a_scheduled_consumer(cm, client
     assert ("ProvisioningSucceeded", f"Successfully provisioned volume {pv_name} using "
             "kubemu.io/local-path") in [(e.reason, e.message) for e in events]
 
-    # The claim goes: reclaim Delete removes the directory and the volume.
-    await client.delete("pods", "web", NS, grace_period_s=0)
+    # The claim goes while its pod is still there: the volume is Released but
+    # its directory stays until the pod is gone; then reclaim Delete removes both.
     await client.delete("persistentvolumeclaims", "www", NS)
+    await wait_phase(client, "persistentvolumes", pv_name, "Released")
+    assert path.is_dir()
+    await client.delete("pods", "web", NS, grace_period_s=0)
 
     async def volume_gone():
         try:
