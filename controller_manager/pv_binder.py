@@ -268,9 +268,10 @@ class PersistentVolumeBinderController(Controller):
         if pv.spec.HasField("claim_ref") and ref.name:
             self.enqueue(f"{PVC_PREFIX}{ref.namespace}/{ref.name}")
         else:
-            # A new free volume may be what a pending claim waits for.
+            # A new free volume may be what a pending claim waits for (one
+            # naming it, or any unbound one).
             for pvc in self.claims.list():
-                if not pvc.spec.volume_name:
+                if pvc.spec.volume_name in ("", pv.metadata.name):
                     self.enqueue(PVC_PREFIX + _claim_key(pvc))
 
     def _on_class(self, _sc: Message) -> None:
