@@ -301,3 +301,51 @@ async def test_each_template_is_a_controller_revision(cm, client):
             "controllerrevisions", NS, label_selector="app=hist")).items}
         return got if got == {rev1.metadata.name: 3, rev2.metadata.name: 2} else Seen(got)
     await wait_for(renumbered, WAIT_S)
+
+
+async def test_rolling_update_with_max_surge_starts_new_pods_before_removing_old(cm, client):
+    for name in ("node-a", "node-b"):
+        await client.create(obj(node_doc(name)))
+    await client.create(obj(ds_doc("surge", image="busybox:1", strategy={
+        "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}})))
+    first = await wait_nodes(client, "surge", {"node-a", "node-b"})
+    old_hash = first["node-a"].metadata.labels["controller-revision-hash"]
+    for pod in first.values():
+        await mark(client, pod, phase="Running", ready=True)
+
+    async def all_available():
+        got = await client.get("daemonsets", "surge", NS)
+        return got if got.status.number_available == 2 else Seen(str(got.status))
+    await wait_for(all_available, WAIT_S)
+    await client.patch("daemonsets", "surge", NS, patch={"spec": {"template": {"spec": {
+        "containers": [{"name": "c", "image": "busybox:2"}]}}}})
+
+    done: set[str] = set()
+    for _ in range(2):
+        # maxSurge 1: one node at a time has its old Ready pod and a new one beside it.
+        async def one_surging():
+            pods = await live_pods(client, "surge")
+            by_node: dict[str, list] = {}
+            for p in pods:
+                by_node.setdefault(pinned_node(p), []).append(p)
+            doubled = [n for n, ps in by_node.items() if len(ps) == 2]
+            if len(doubled) == 1 and len(pods) == 3:
+                new = [p for p in by_node[doubled[0]]
+                       if p.metadata.labels["controller-revision-hash"] != old_hash]
+                if len(new) == 1:
+                    return new[0]
+            return Seen(sorted((p.metadata.name, pinned_node(p),
+                                p.metadata.labels["controller-revision-hash"]) for p in pods))
+        new = await wait_for(one_surging, WAIT_S, interval_s=0.1)
+        node = pinned_node(new)
+        assert node not in done
+        done.add(node)
+        await mark(client, new, phase="Running", ready=True)
+
+        # Available: the old pod on that node goes.
+        async def old_gone():
+            pods = [p for p in await live_pods(client, "surge") if pinned_node(p) == node]
+            return pods if [p.metadata.uid for p in pods] == [new.metadata.uid] else Seen(
+                [p.metadata.name for p in pods])
+        await wait_for(old_gone, WAIT_S)
+    assert done == {"node-a", "node-b"}

@@ -234,3 +234,14 @@ async def test_a_claim_made_before_a_default_class_gets_it_later(cm, client):
         return got if got.spec.storage_class_name == "standard" else Seen(str(got.spec))
     got = await wait_for(classed, WAIT_S)
     assert got.status.phase == "Pending"  # WaitForFirstConsumer: no pod yet
+
+
+async def test_a_bound_claim_whose_volume_is_deleted_is_lost(cm, client):
+    await client.create(obj(pv_doc("fragile", "1Gi")))
+    await client.create(obj(pvc_doc("orphaned", "1Gi")))
+    await wait_phase(client, "persistentvolumeclaims", "orphaned", "Bound", NS)
+    await client.delete("persistentvolumes", "fragile")
+    await wait_phase(client, "persistentvolumeclaims", "orphaned", "Lost", NS)
+    events = (await client.list("events", NS)).items
+    assert ("Warning", "ClaimLost") in [(e.type, e.reason) for e in events
+                                        if e.involved_object.name == "orphaned"]
