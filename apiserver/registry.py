@@ -7,8 +7,8 @@ uid/creationTimestamp/generateName on create, validation with field paths,
 status written only through update_status, preconditions (metadata.uid of
 the request and the resourceVersion it carries, or a delete's
 preconditions) checked against the stored object and refused with
-kube-apiserver's Conflict, optimistic concurrency on resourceVersion, merge
-patch, finalizers and deletionTimestamp, and a size limit on what is
+kube-apiserver's Conflict, optimistic concurrency on resourceVersion, merge,
+JSON and strategic patches, finalizers and deletionTimestamp, and a size limit on what is
 stored. Reads of single objects and pages go to the store; watches go to
 the watch caches.
 
@@ -33,7 +33,7 @@ from google.protobuf.message import Message
 from apiserver import storage, stored
 from apiserver.strategy import Strategy, generated_name, now_rfc3339, strategies
 from apiserver.watchcache import WatchCache
-from kubemu.api import codec, errors, limits
+from kubemu.api import codec, errors, jsonpatch, limits
 from kubemu.api.kinds import REGISTRY, Kind, Registry
 
 log = structlog.get_logger()
@@ -54,17 +54,12 @@ def copy_of(obj: Message) -> Message:
     return out
 
 
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch."""
-    if not isinstance(patch, dict):
-        return patch
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
+def _apply_patch(kind: Kind, doc: dict[str, Any], patch: Any, patch_type: str) -> Any:
+    """`doc` patched; a patch that does not apply is the client's error (BadRequest)."""
+    try:
+        return jsonpatch.apply_patch(doc, patch, patch_type, kind=kind.kind)
+    except ValueError as err:
+        raise errors.BadRequest(str(err)) from None
 
 
 ORPHAN_FINALIZER = "orphan"
@@ -405,25 +400,39 @@ class ObjectRegistry:
         return obj
 
     async def patch(self, kind: Kind, namespace: str, name: str, patch_text: str, *,
-                    status: bool = False, dry_run: bool = False) -> Message:
-        """Apply a JSON merge patch. A `metadata.resourceVersion` in it is a
-        precondition (Conflict when the stored object differs); a different
-        `metadata.uid` is refused as an immutable field (Invalid), as
-        kube-apiserver refuses it."""
+                    status: bool = False, dry_run: bool = False,
+                    patch_type: str = "merge") -> Message:
+        """Apply a patch: `merge` (RFC 7386), `json` (RFC 6902) or `strategic`
+        (kubemu.api.strategicpatch). A `metadata.resourceVersion` in a merge or
+        strategic patch, or one a JSON patch writes, is a precondition
+        (Conflict when the stored object differs); a different `metadata.uid`
+        is refused as an immutable field (Invalid), as kube-apiserver refuses it."""
         namespace = self._namespace_of(kind, namespace)
         try:
             patch = json.loads(patch_text)
         except ValueError as err:
             raise errors.BadRequest(f"the patch is not valid JSON: {err}") from None
-        if not isinstance(patch, dict):
-            raise errors.BadRequest("a merge patch must be a JSON object")
-        meta_patch = patch.get("metadata") if isinstance(patch.get("metadata"), dict) else {}
+        if patch_type == "json":
+            if not isinstance(patch, list):
+                raise errors.BadRequest("a JSON patch must be a list of operations")
+            meta_patch: dict = {}
+        else:
+            if not isinstance(patch, dict):
+                raise errors.BadRequest(f"a {patch_type} patch must be a JSON object")
+            meta_patch = patch.get("metadata") if isinstance(patch.get("metadata"), dict) else {}
         wanted_rv = str(meta_patch.get("resourceVersion") or "")
         wanted_uid = str(meta_patch.get("uid") or "")
         for _ in range(UPDATE_RETRIES):
             kv = await self._get_kv(kind, namespace, name)
             old = self._read(kind, kv)
             self._check_preconditions(kind, kv, old)
+            merged = _apply_patch(kind, codec.to_dict(old), patch, patch_type)
+            if patch_type == "json":
+                meta = merged.get("metadata") if isinstance(merged, dict) else None
+                meta = meta if isinstance(meta, dict) else {}
+                written_rv = str(meta.get("resourceVersion") or "")
+                wanted_rv = written_rv if written_rv != str(kv.mod_revision) else ""
+                wanted_uid = str(meta.get("uid") or "")
             if wanted_uid and wanted_uid != old.metadata.uid:
                 # Not a precondition for a patch (kube-apiserver's patch handler
                 # has none): the patched uid fails validation as immutable.
@@ -431,7 +440,8 @@ class ObjectRegistry:
                     "metadata.uid", wanted_uid, "field is immutable")])
             if wanted_rv and wanted_rv != str(kv.mod_revision):
                 raise errors.conflict(kind.qualified_resource, name)
-            merged = merge_patch(codec.to_dict(old), patch)
+            if not isinstance(merged, dict):
+                raise errors.BadRequest("the patched object is not a JSON object")
             new = codec.from_dict(kind.message, merged, kind=kind.kind, name=name)
             new.metadata.resource_version = str(kv.mod_revision)
             if new.metadata.name != name or (kind.namespaced and new.metadata.namespace != namespace):

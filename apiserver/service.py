@@ -247,11 +247,9 @@ class ResourcesService(pb_grpc.ResourcesServicer):
     @grpc_server.unary_errors
     async def Patch(self, request, context):
         kind = self.registry.by_resource(request.resource)
-        if request.patch_type not in ("", "merge"):
-            raise errors.BadRequest(
-                f'patch type "{request.patch_type}" is not supported; use "merge"')
         result = await self.objects.patch(kind, request.namespace, request.name, request.patch,
-                                          status=request.status, dry_run=request.dry_run)
+                                          status=request.status, dry_run=request.dry_run,
+                                          patch_type=request.patch_type or "merge")
         return pb.ObjectResponse(object=self.registry.pack(result))
 
     @grpc_server.unary_errors

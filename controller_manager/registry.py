@@ -12,12 +12,16 @@ from typing import Iterable
 
 from controller_manager.base import Controller
 from controller_manager.daemonset import DaemonSetController
+from controller_manager.deployment import DeploymentController
+from controller_manager.garbagecollector import GarbageCollector
 from controller_manager.pv_binder import PersistentVolumeBinderController
 from controller_manager.replicaset import ReplicaSetController
 
 CONTROLLERS: tuple[type[Controller], ...] = (
     ReplicaSetController,
+    DeploymentController,
     DaemonSetController,
+    GarbageCollector,
     PersistentVolumeBinderController,
 )
 

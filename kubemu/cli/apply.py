@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import inspect
 import json
 import sys
 from typing import TYPE_CHECKING, Any
@@ -258,6 +259,11 @@ async def run_apply(args: argparse.Namespace) -> int:
     printer = None if args.output in ("", "name") else output.make_printer(
         args.output, allowed=output.OBJECT_FORMATS)
     decoded = _load(args, require_name=True)
+    cause = common.change_cause(args)
+    if cause is not None:   # kubectl's Recorder.Record on each object before applying it
+        for manifest in decoded:
+            manifest.data["metadata"].setdefault("annotations", {})[common.CHANGE_CAUSE] = cause
+            manifest.obj.metadata.annotations[common.CHANGE_CAUSE] = cause
     if args.output == "name":
         async with common.client_for(args) as client:
             failed = False
@@ -343,8 +349,11 @@ async def create_generated(args: argparse.Namespace, data: dict[str, Any]) -> in
 
 
 async def run_create_object(args: argparse.Namespace) -> int:
-    """`create namespace|configmap|secret ...|service ...|deployment NAME ...`."""
-    return await create_generated(args, args.build(args))
+    """`create namespace|configmap|secret ...|service ...|deployment|job|cronjob NAME ...`."""
+    data = args.build(args)
+    if inspect.isawaitable(data):
+        data = await data
+    return await create_generated(args, data)
 
 
 def _split_pair(text: str, flag: str) -> tuple[str, str]:
@@ -429,6 +438,37 @@ def _deployment_dict(args: argparse.Namespace) -> dict[str, Any]:
                                command=list(args.trailing))
 
 
+async def _job_dict(args: argparse.Namespace) -> dict[str, Any]:
+    """kubectl create job: from --image (and a command after --), or --from=cronjob/NAME,
+    read from the server even for --dry-run=client, as kubectl reads it."""
+    from kubemu.cli import generate
+
+    if bool(args.image) == bool(args.from_):
+        raise CliError("either --image or --from must be specified")
+    command = list(args.trailing)
+    if args.from_:
+        if command:
+            raise CliError("cannot specify --from and command")
+        targets = common.parse_targets([args.from_])
+        if len(targets) != 1 or len(targets[0].names) != 1:
+            raise CliError("from must be an existing cronjob")
+        kind, source = targets[0].kind, targets[0].names[0]
+        async with common.client_for(args) as client:
+            found = await client.get(kind.resource, source, common.namespace_of(args))
+        if kind.resource != "cronjobs":
+            raise CliError(f"unknown object type *v1.{kind.kind}")
+        return generate.job_from_cronjob(args.name, args.namespace, common.to_json(found, kind))
+    return generate.job(args.name, args.namespace, image=args.image, command=command)
+
+
+def _cronjob_dict(args: argparse.Namespace) -> dict[str, Any]:
+    from kubemu.cli import generate
+
+    return generate.cronjob(args.name, args.namespace, image=args.image,
+                            schedule=args.schedule, restart=args.restart,
+                            command=list(args.trailing))
+
+
 # ---------------------------------------------------------------- argparse
 
 def _add_file_args(p: argparse.ArgumentParser, what: str) -> None:
@@ -467,6 +507,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     common.add_namespace_arg(p)
     add_object_output_arg(p)
     add_dry_run_arg(p)
+    common.add_record_arg(p)
     p.set_defaults(func=run_apply)
 
     p = subparsers.add_parser("create", help="create objects from a file or stdin",
@@ -550,3 +591,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_object_output_args(q)
     # `-- COMMAND ARGS...` after the flags: the container's command.
     q.set_defaults(build=_deployment_dict, accepts_trailing=True)
+
+    q = kinds.add_parser("job", help="create a job",
+                         description="Create a job running an image (and a command after --), "
+                                     "or from a cronjob's template: --from=cronjob/NAME.")
+    q.add_argument("name")
+    q.add_argument("--image", default="", help="the image to run")
+    q.add_argument("--from", dest="from_", default="", metavar="cronjob/NAME",
+                   help="the cronjob whose job template the job copies")
+    _add_object_output_args(q)
+    q.set_defaults(build=_job_dict, accepts_trailing=True)
+
+    q = kinds.add_parser("cronjob", aliases=["cj"], help="create a cronjob",
+                         description="Create a cronjob running an image on a schedule.")
+    q.add_argument("name")
+    q.add_argument("--image", required=True, help="the image to run")
+    q.add_argument("--schedule", required=True, help="a schedule in the cron format")
+    q.add_argument("--restart", default="", metavar="OnFailure|Never",
+                   help="the job's restart policy (default OnFailure)")
+    _add_object_output_args(q)
+    q.set_defaults(build=_cronjob_dict, accepts_trailing=True)

@@ -3,8 +3,14 @@
 Prints kubectl's `pod "nginx" deleted` as soon as the apiserver accepts each
 deletion; then, with --wait (the default), waits until every object whose
 deletion is still pending (a graceful pod, finalizers) is gone, up to
---timeout. NotFound is an error unless --ignore-not-found (implied by --all
-and by -l).
+--timeout (a Go duration; none is kubectl's "forever", a week). NotFound is
+an error unless --ignore-not-found (implied by --all and by -l).
+
+--cascade=background|foreground|orphan is the Delete call's
+propagationPolicy (kubectl always sends one: Background by default); the
+old --cascade=true|false still works with kubectl's deprecation warning.
+With foreground the owner stays (finalizer foregroundDeletion) until the
+garbage collector has removed its dependents, and --wait waits for that.
 
 Grace periods follow kubectl: --now is --grace-period=1; --grace-period=0
 without --force becomes 1 (an immediate deletion must be asked for); --force
@@ -15,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import time
 from typing import Any
 
@@ -25,41 +30,8 @@ from kubemu.cli.common import CliError
 # The wait for pending deletions polls the object; the interval doubles up to this.
 _POLL_S_MAX = 1.0
 _POLL_S_FIRST = 0.05
-# Without --timeout: the grace period plus this margin, so a wait always ends.
-_WAIT_MARGIN_S = 60.0
-_DEFAULT_GRACE_S = 30
-
-
-async def _targets_from_args(client: Any, args: argparse.Namespace,
-                             namespace: str) -> list[tuple[Any, str, str]]:
-    """(kind, namespace, name) for every object the arguments name."""
-    out: list[tuple[Any, str, str]] = []
-    if args.filename:
-        if args.resources:
-            raise CliError("cannot specify both resource arguments and -f")
-        from kubemu.cli import manifests
-
-        docs = manifests.load_documents(args.filename, recursive=args.recursive)
-        decoded, problems = manifests.decode(docs, namespace=args.namespace)
-        if problems:
-            raise CliError("\n".join(problems))  # one line per problem
-        return [(m.kind, m.namespace, m.name) for m in decoded]
-    targets = common.parse_targets(args.resources)
-    for target in targets:
-        ns = namespace if target.kind.namespaced else ""
-        if target.names:
-            if args.selector or args.all:
-                raise CliError("name cannot be provided when a selector or --all is specified")
-            out.extend((target.kind, ns, name) for name in target.names)
-        elif args.selector or args.all:
-            result = await client.list_all(target.kind.resource, ns,
-                                           label_selector=args.selector or "",
-                                           field_selector=args.field_selector or "")
-            out.extend((target.kind, o.metadata.namespace if target.kind.namespaced else "",
-                        o.metadata.name) for o in result.items)
-        else:
-            raise CliError("resource(s) were provided, but no name was specified")
-    return out
+# Without --timeout kubectl waits "forever", which it bounds at a week.
+_WAIT_FOREVER_S = 168 * 3600.0
 
 
 async def run_delete(args: argparse.Namespace) -> int:
@@ -69,6 +41,7 @@ async def run_delete(args: argparse.Namespace) -> int:
         raise CliError("You must provide one or more resources by argument or filename.")
     if args.output and args.output != "name":
         raise CliError(f"unexpected -o output mode: {args.output}. We only support '-o name'")
+    propagation = cascade_policy(args.cascade)
     if args.all and args.selector:
         raise CliError("cannot set --all and --selector at the same time")
     if args.all and args.field_selector:
@@ -96,9 +69,9 @@ async def run_delete(args: argparse.Namespace) -> int:
     failed = False
     pending: list[tuple[Any, str, str, str]] = []
     async with common.client_for(args) as client:
-        targets = await _targets_from_args(client, args, namespace)
+        targets = await common.object_refs(client, args, namespace)
         if not targets and (args.selector or args.all):
-            print("No resources found", file=sys.stderr)
+            print("No resources found")  # on stdout, as kubectl
         for kind, ns, name in targets:
             if args.dry_run == "client":
                 _print_deleted(args, kind, name, operation)
@@ -106,7 +79,7 @@ async def run_delete(args: argparse.Namespace) -> int:
             try:
                 result = await client.delete(
                     kind.resource, name, ns, grace_period_s=grace,
-                    propagation_policy=args.cascade_policy,
+                    propagation_policy=propagation,
                     dry_run=args.dry_run == "server")
             except errors.NotFound as exc:
                 if not ignore_missing:
@@ -122,8 +95,7 @@ async def run_delete(args: argparse.Namespace) -> int:
                 uid = result.object.metadata.uid if result.object is not None else ""
                 pending.append((kind, ns, name, uid))
         if pending:
-            timeout_s = args.timeout or (grace if grace is not None
-                                         else _DEFAULT_GRACE_S) + _WAIT_MARGIN_S
+            timeout_s = args.timeout or _WAIT_FOREVER_S
             failed |= not await _wait_gone(client, pending, timeout_s)
     return 1 if failed else 0
 
@@ -167,9 +139,25 @@ async def _wait_gone(client: Any, pending: list[tuple[Any, str, str, str]],
     return True
 
 
-def _cascade(text: str) -> str:
-    """kubectl's --cascade values (and the old true/false) as a propagation policy."""
-    return {"true": "Background", "false": "Orphan"}.get(text.lower(), text.capitalize())
+_PARSE_BOOL = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
+               "0": False, "f": False, "F": False, "FALSE": False, "false": False,
+               "False": False}
+
+
+def cascade_policy(text: str) -> str:
+    """kubectl's parseCascadingFlag: --cascade as a propagationPolicy. The old boolean
+    values still work, with kubectl's deprecation warning on stderr."""
+    policy = {"background": "Background", "foreground": "Foreground",
+              "orphan": "Orphan"}.get(text)
+    if policy is not None:
+        return policy
+    if text not in _PARSE_BOOL:
+        raise CliError(f'invalid cascade value ({text}). Must be "background", "foreground", '
+                       'or "orphan"')
+    replacement = "background" if _PARSE_BOOL[text] else "orphan"
+    common.write_error(f"warning: --cascade={text} is deprecated (boolean value) and can be "
+                       f"replaced with --cascade={replacement}.")
+    return replacement.capitalize()
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -193,13 +181,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="name: print kind/name for each deleted object")
     # kubectl always sends a policy, Background unless told: without one a
     # Job's own default (Orphan, for batch/v1) would leave its pods behind.
-    p.add_argument("--cascade", dest="cascade_policy", default="Background",
+    p.add_argument("--cascade", default="background", nargs="?", const="background",
                    metavar="background|foreground|orphan",
-                   choices=("", "Background", "Foreground", "Orphan"), type=_cascade)
+                   help="how dependents are deleted: background (default), foreground (before "
+                        "the owner) or orphan (left, without their ownerReference)")
     p.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True,
                    help="wait until the objects are gone (default: yes)")
-    p.add_argument("--timeout", type=float, default=0.0, metavar="SECONDS",
-                   help="how long --wait waits (0: the grace period plus a minute)")
+    p.add_argument("--timeout", type=common.parse_duration_s, default=0.0, metavar="DURATION",
+                   help="how long --wait waits (0: a week, kubectl's forever)")
     p.add_argument("--dry-run", choices=("none", "client", "server"), default="none",
                    nargs="?", const="client")
     p.set_defaults(func=run_delete)

@@ -385,3 +385,51 @@ def run_pod(name: str, ns: str | None, *, image: str, restart: str = "Always",
             "spec": {"containers": [container], "restartPolicy": restart,
                      "dnsPolicy": "ClusterFirst"},
             "status": {}}
+
+
+# ---------------------------------------------------------------- jobs
+
+CRONJOB_INSTANTIATE_ANNOTATION = "cronjob.kubernetes.io/instantiate"
+
+
+def _job_pod_template(name: str, image: str, command: list[str], restart: str) -> Obj:
+    container: Obj = {"name": name, "image": image}
+    if command:
+        container["command"] = list(command)
+    container["resources"] = {}
+    return {"metadata": {"creationTimestamp": None},
+            "spec": {"containers": [container], "restartPolicy": restart}}
+
+
+def job(name: str, ns: str | None, *, image: str, command: list[str]) -> Obj:
+    """kubectl create job NAME --image=I [-- COMMAND...] (restartPolicy Never)."""
+    return {"kind": "Job", "apiVersion": "batch/v1", "metadata": metadata(name, ns),
+            "spec": {"template": _job_pod_template(name, image, command, "Never")},
+            "status": {}}
+
+
+def job_from_cronjob(name: str, ns: str | None, cronjob: Obj) -> Obj:
+    """kubectl create job NAME --from=cronjob/CJ: the CronJob's job template, annotated
+    `cronjob.kubernetes.io/instantiate: manual` and controlled by the CronJob."""
+    template = (cronjob.get("spec") or {}).get("jobTemplate") or {}
+    template_meta = template.get("metadata") or {}
+    annotations = {CRONJOB_INSTANTIATE_ANNOTATION: "manual",
+                   **(template_meta.get("annotations") or {})}
+    meta = metadata(name, ns, labels=template_meta.get("labels"), annotations=annotations)
+    cj_meta = cronjob.get("metadata") or {}
+    meta["ownerReferences"] = [{"apiVersion": "batch/v1", "kind": "CronJob",
+                                "name": cj_meta.get("name", ""), "uid": cj_meta.get("uid", ""),
+                                "controller": True}]
+    return {"kind": "Job", "apiVersion": "batch/v1", "metadata": meta,
+            "spec": template.get("spec") or {}, "status": {}}
+
+
+def cronjob(name: str, ns: str | None, *, image: str, schedule: str, restart: str,
+            command: list[str]) -> Obj:
+    """kubectl create cronjob NAME --image=I --schedule=S [--restart=R] [-- COMMAND...]."""
+    return {"kind": "CronJob", "apiVersion": "batch/v1", "metadata": metadata(name, ns),
+            "spec": {"schedule": schedule,
+                     "jobTemplate": {"metadata": {"name": name, "creationTimestamp": None},
+                                     "spec": {"template": _job_pod_template(
+                                         name, image, command, restart or "OnFailure")}}},
+            "status": {}}

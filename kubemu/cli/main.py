@@ -23,8 +23,8 @@ import inspect
 import os
 import sys
 
-from kubemu.cli import (apply, cluster, delete, describe, discovery, get, labels, nodes, pods,
-                        run, set_image)
+from kubemu.cli import (apply, cluster, delete, describe, discovery, edit, get, labels, nodes,
+                        patch, pods, rollout, run, scale, set_image, wait)
 from kubemu.cli.common import format_error, write_error
 
 # pflag's strconv.ParseBool spellings.
@@ -108,8 +108,8 @@ HOME_ENV = "KUBEMU_HOME"
 DEFAULT_HOME = "~/.kubemu"
 
 # In the order `kubemu --help` lists them.
-COMMAND_MODULES = (cluster, apply, run, get, describe, delete, labels, set_image, nodes, pods,
-                   discovery)
+COMMAND_MODULES = (cluster, apply, run, get, describe, delete, labels, set_image, scale, rollout,
+                   wait, patch, edit, nodes, pods, discovery)
 
 
 def default_home() -> str:

@@ -110,6 +110,7 @@ async def run_set_image(args: argparse.Namespace) -> int:
     resources, images = parse_args(args.args)
     targets = common.parse_targets(resources)
     namespace = common.namespace_of(args)
+    cause = common.change_cause(args)
     failed: list[str] = []
     async with common.client_for(args) as client:
         found: list[tuple[Any, str, str]] = []   # (kind, namespace, name)
@@ -145,6 +146,8 @@ async def run_set_image(args: argparse.Namespace) -> int:
                 if patch is None:
                     break
                 patch["metadata"] = {"resourceVersion": live["metadata"]["resourceVersion"]}
+                if cause is not None:   # kubectl records into the same change
+                    patch["metadata"]["annotations"] = {common.CHANGE_CAUSE: cause}
                 try:
                     await client.patch(kind.resource, name, ns, patch=patch,
                                        dry_run=args.dry_run == "server")
@@ -186,6 +189,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--all", action="store_true",
                    help="every object of the type in the namespace")
     p.add_argument("--dry-run", choices=("none", "server"), default="none")
+    common.add_record_arg(p)
     # `kubemu set image ... --home H` too (main adds --home to top-level commands only).
     p.add_argument("--home", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     p.set_defaults(func=run_set_image)

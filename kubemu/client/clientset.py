@@ -318,14 +318,20 @@ class Client:
                                     what=self._what(obj))
         return _unpack(response.object)
 
-    async def patch(self, resource: str, name: str, namespace: str = "", *, patch: dict,
-                    status: bool = False, dry_run: bool = False) -> Message:
-        """Apply a JSON merge patch (RFC 7386) written in the Kubernetes JSON form."""
-        if not isinstance(patch, dict):
-            raise TypeError(f"patch: a merge patch is a JSON object, got {type(patch).__name__}")
+    async def patch(self, resource: str, name: str, namespace: str = "", *,
+                    patch: dict | list, status: bool = False, dry_run: bool = False,
+                    patch_type: str = "merge") -> Message:
+        """Apply a patch written in the Kubernetes JSON form: `merge` (RFC 7386,
+        the default), `json` (RFC 6902, a list of operations) or `strategic`."""
+        if patch_type == "json":
+            if not isinstance(patch, list):
+                raise TypeError(f"patch: a JSON patch is a list, got {type(patch).__name__}")
+        elif not isinstance(patch, dict):
+            raise TypeError(f"patch: a {patch_type} patch is a JSON object, "
+                            f"got {type(patch).__name__}")
         request = resources_pb2.PatchRequest(
             resource=self._resource(resource), namespace=namespace, name=name,
-            patch_type="merge", patch=json.dumps(patch, separators=(",", ":")),
+            patch_type=patch_type, patch=json.dumps(patch, separators=(",", ":")),
             status=status, dry_run=dry_run)
         kind = REGISTRY.resolve(resource)
         response = await self._call(self._stub.Patch, request, idempotent=False,
