@@ -34,9 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
-import math
-import re
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 from google.protobuf import struct_pb2
@@ -51,6 +48,7 @@ from kubemu.client.informer import object_of
 
 from controller_manager import controllerutil as cu
 from controller_manager.base import BY_NAMESPACE, Context, Controller, copy, split_key
+from controller_manager.deployment_util import compute_hash, scaled_value
 from controller_manager.expectations import Expectations
 
 # kube-controller-manager's BurstReplicas for DaemonSets: creates or deletes per sync.
@@ -80,9 +78,6 @@ DAEMON_TOLERATIONS: tuple[tuple[str, str], ...] = (
 )
 HOST_NETWORK_TOLERATION = ("node.kubernetes.io/network-unavailable", NO_SCHEDULE)
 
-_PERCENT_RE = re.compile(r"^([0-9]+)%$")
-# rand.SafeEncodeString's alphabet (no vowels, no confusable digits).
-_SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
 def _pod_key(pod: Message) -> str:
@@ -160,32 +155,6 @@ def node_should_run(node: Any, ds: Any) -> tuple[bool, bool]:
 
 # ---------------------------------------------------------------- revisions, counts, ordering
 
-def compute_hash(template: Message, collision_count: int | None) -> str:
-    """controller.ComputeHash's shape: FNV-1a 32 of the template (its canonical
-    JSON here; Kubernetes hashes Go's printed form, so the values differ) and
-    of the collision count, as a safe-encoded decimal string."""
-    data = json.dumps(codec.to_dict(template), sort_keys=True, separators=(",", ":")).encode()
-    if collision_count is not None:
-        data += (collision_count & 0xFFFFFFFF).to_bytes(4, "little")
-    value = 0x811C9DC5
-    for byte in data:
-        value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
-    return "".join(_SAFE_ALPHABET[ord(c) % len(_SAFE_ALPHABET)] for c in str(value))
-
-
-def scaled_value(value: int | str | None, total: int, *, round_up: bool) -> int:
-    """GetScaledValueFromIntOrPercent; ValueError for a malformed percent."""
-    if value is None:
-        return 0
-    if isinstance(value, int):
-        return value
-    match = _PERCENT_RE.match(value)
-    if match is None:
-        raise ValueError(f"invalid value for IntOrString: invalid value {value!r}")
-    scaled = int(match.group(1)) * total / 100
-    return math.ceil(scaled) if round_up else math.floor(scaled)
-
-
 def surge_and_unavailable(ds: Any, desired: int) -> tuple[int, int]:
     """(maxSurge, maxUnavailable) out of `desired` nodes for a RollingUpdate;
     both 0 would never progress, so maxUnavailable is then 1 (as Kubernetes)."""
@@ -193,11 +162,11 @@ def surge_and_unavailable(ds: Any, desired: int) -> tuple[int, int]:
     if strategy.type != ROLLING_UPDATE or not strategy.HasField("rolling_update"):
         return 0, 0
     rolling = strategy.rolling_update
-    surge = (scaled_value(codec.int_or_string(rolling.max_surge), desired, round_up=True)
-             if rolling.HasField("max_surge") else 0)
-    unavailable = (scaled_value(codec.int_or_string(rolling.max_unavailable), desired,
-                                round_up=True)
-                   if rolling.HasField("max_unavailable") else 0)
+    # Both round up for a DaemonSet (a Deployment rounds maxUnavailable down).
+    surge = scaled_value(rolling.max_surge, desired, True) if rolling.HasField(
+        "max_surge") else 0
+    unavailable = scaled_value(rolling.max_unavailable, desired, True) if rolling.HasField(
+        "max_unavailable") else 0
     if desired > 0 and surge == 0 and unavailable == 0:
         unavailable = 1
     return surge, unavailable

@@ -269,12 +269,12 @@ def test_node_plan_with_surge_keeps_old_until_new_is_available(old_ready, new_av
 @pytest.mark.parametrize("value, total, expected", [
     (1, 10, 1), ("10%", 10, 1), ("25%", 10, 3), ("1%", 1, 1), ("0%", 5, 0), (None, 5, 0)])
 def test_scaled_value_rounds_up(value, total, expected):
-    assert dsc.scaled_value(value, total, round_up=True) == expected
+    assert dsc.scaled_value(value, total, True) == expected
 
 
 def test_scaled_value_refuses_a_malformed_percent():
     with pytest.raises(ValueError):
-        dsc.scaled_value("ten%", 10, round_up=True)
+        dsc.scaled_value("ten%", 10, True)
 
 
 @pytest.mark.parametrize("surge, unavailable, desired, expected", [
