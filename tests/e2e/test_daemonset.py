@@ -21,7 +21,7 @@ import pytest
 from kubemu.api import errors
 from kubemu.client.clientset import Client
 from kubemu.client.wait import wait_for
-from tests.e2e.test_kubelet import (WAIT_S, ClusterThread, Seen, obj, serving,
+from tests.e2e.test_kubelet import (WAIT_S, ClusterThread, Seen, cli, obj, serving,
                                     workload_control_plane)
 
 pytestmark = pytest.mark.e2e
@@ -306,3 +306,42 @@ async def test_a_cordoned_node_still_runs_its_daemon_pod(api, ns):
             assert ("node.kubernetes.io/unschedulable", "NoSchedule") in tolerations
     finally:
         await api.patch("nodes", "node-2", patch={"spec": {"unschedulable": False}})
+
+
+async def test_rollout_status_history_and_undo_through_the_cli(cluster, api, ns):
+    """kubectl's rollout verbs read the controller's ControllerRevisions and status."""
+    doc = ds_doc("hist", ns)
+    doc["metadata"]["annotations"] = {"kubernetes.io/change-cause": "first"}
+    doc["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "V", "value": "1"}]
+    async with daemon_set(api, doc):
+        status = await cli(cluster, "rollout", "status", "daemonset/hist", "-n", ns,
+                           "--timeout", "60s")
+        assert status.returncode == 0, status.stderr
+        assert status.stdout.splitlines()[-1] == 'daemon set "hist" successfully rolled out'
+
+        container = dict(doc["spec"]["template"]["spec"]["containers"][0],
+                         env=[{"name": "V", "value": "2"}])
+        await api.patch("daemonsets", "hist", ns, patch={
+            "metadata": {"annotations": {"kubernetes.io/change-cause": "second"}},
+            "spec": {"template": {"spec": {"containers": [container]}}}})
+        status = await cli(cluster, "rollout", "status", "daemonset/hist", "-n", ns,
+                           "--timeout", "60s")
+        assert status.returncode == 0, status.stderr
+        history = await cli(cluster, "rollout", "history", "daemonset/hist", "-n", ns)
+        assert history.returncode == 0, history.stderr
+        rows = [line.split() for line in history.stdout.splitlines()[1:] if line.strip()]
+        assert rows == [["REVISION", "CHANGE-CAUSE"], ["1", "first"], ["2", "second"]], \
+            history.stdout
+
+        undo = await cli(cluster, "rollout", "undo", "daemonset/hist", "-n", ns)
+        assert undo.returncode == 0, undo.stderr
+
+        async def back_to_first():
+            pods = await pods_of(api, ns, "hist")
+            values = sorted(p.spec.containers[0].env[0].value for p in pods
+                            if p.status.phase == "Running")
+            return pods if values == ["1", "1"] else Seen(values)
+        await wait_for(back_to_first, WAIT_S * 2)
+        revisions = {r.revision for r in (await api.list(
+            "controllerrevisions", ns, label_selector="app=hist")).items}
+        assert revisions == {2, 3}, "the first template came back as revision 3"
