@@ -57,8 +57,9 @@ class Expectations:
     def expect_deletions(self, key: str, pod_keys: Iterable[str]) -> None:
         self._set(key, adds=0, deleting=set(pod_keys))
 
-    def expect(self, key: str, *, creations: int, deletions: Iterable[str]) -> None:
-        """Both at once (SetExpectations): a DaemonSet sync creates and deletes."""
+    def expect(self, key: str, *, creations: int = 0, deletions: Iterable[str] = ()) -> None:
+        """Both at once (SetExpectations): a StatefulSet's Parallel sync, or a
+        DaemonSet's, creates some pods and deletes others."""
         self._set(key, adds=creations, deleting=set(deletions))
 
     def _set(self, key: str, *, adds: int, deleting: set[str]) -> None:

@@ -16,10 +16,12 @@ from controller_manager.deployment import DeploymentController
 from controller_manager.garbagecollector import GarbageCollector
 from controller_manager.pv_binder import PersistentVolumeBinderController
 from controller_manager.replicaset import ReplicaSetController
+from controller_manager.statefulset import StatefulSetController
 
 CONTROLLERS: tuple[type[Controller], ...] = (
     ReplicaSetController,
     DeploymentController,
+    StatefulSetController,
     DaemonSetController,
     GarbageCollector,
     PersistentVolumeBinderController,
