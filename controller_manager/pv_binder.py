@@ -447,6 +447,12 @@ class PersistentVolumeBinderController(Controller):
         return ""
 
     async def _provision(self, pvc: Any, sc: Any, node_name: str) -> None:
+        if pvc.metadata.annotations.get(ANN_STORAGE_PROVISIONER) != PROVISIONER:
+            # setClaimProvisioner: who provisions the claim, before it is done.
+            new = copy(pvc)
+            new.metadata.annotations[ANN_STORAGE_PROVISIONER] = PROVISIONER
+            new.metadata.annotations[ANN_BETA_STORAGE_PROVISIONER] = PROVISIONER
+            pvc = await self.client.update(new)
         path = pathlib.Path(self.volumes_dir) / volume_dir_name(pvc)
         await asyncio.to_thread(fileutil.private_dir, path)
         pv = provisioned_volume(pvc, sc, str(path), node_name)

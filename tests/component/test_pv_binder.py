@@ -183,7 +183,13 @@ async def test_local_path_provisioning_waits_for_a_scheduled_consumer(cm, client
         "spec": {"nodeName": "node-a", "containers": [{"name": "c", "image": "busybox"}],
                  "volumes": [{"name": "www", "persistentVolumeClaim": {"claimName": "www"}}]}}))
     pvc = await wait_phase(client, "persistentvolumeclaims", "www", "Bound", NS)
-    assert pvc.metadata.annotations["volume.kubernetes.io/selected-node"] == "node-a"
+    assert {k: v for k, v in pvc.metadata.annotations.items() if k != "pv.kubernetes.io/"
+            "bind-completed"} == {
+        "volume.kubernetes.io/selected-node": "node-a",
+        "volume.kubernetes.io/storage-provisioner": "kubemu.io/local-path",
+        "volume.beta.kubernetes.io/storage-provisioner": "kubemu.io/local-path",
+        "pv.kubernetes.io/bound-by-controller": "yes"}
+    assert pvc.metadata.annotations["pv.kubernetes.io/bind-completed"] == "yes"
     pv_name = f"pvc-{pvc.metadata.uid}"
     assert pvc.spec.volume_name == pv_name
     pv = await wait_phase(client, "persistentvolumes", pv_name, "Bound")
