@@ -47,6 +47,7 @@ from kubemu.client.events import NORMAL, WARNING
 from kubemu.client.informer import object_of
 
 from controller_manager import controllerutil as cu
+from controller_manager import history
 from controller_manager.base import BY_NAMESPACE, Context, Controller, copy, split_key
 from controller_manager.deployment_util import compute_hash, scaled_value
 from controller_manager.expectations import Expectations
@@ -465,7 +466,10 @@ def revision_data(ds: Any) -> struct_pb2.Struct:
 
 
 class ControllerRevisionHistory:
-    """constructHistory / cleanupHistory over ControllerRevision objects: the
+    """The daemon controller's constructHistory / cleanupHistory over
+    ControllerRevisions (labelled with `controller-revision-hash`, named by the
+    template's hash, unlike a StatefulSet's; the API calls are
+    controller_manager.history's): the
     current one (its data equal to the template's, getPatch) is found or made
     as "<ds>-<hash>" with the next revision number (an old template coming
     back is renumbered, not copied); duplicates are folded into the newest;
@@ -474,6 +478,7 @@ class ControllerRevisionHistory:
     def __init__(self, controller: "DaemonSetController"):
         self.controller = controller
         self.client = controller.client
+        self.calls = history.History(controller.client)
         self.revisions = controller.informer("controllerrevisions")
 
     async def _controlled(self, ds: Any) -> list[Any]:
@@ -500,28 +505,26 @@ class ControllerRevisionHistory:
         else:
             cur = await self._dedup(ds, current, pods)
             if cur.revision < next_revision:
-                bumped = copy(cur)
-                bumped.revision = next_revision
-                cur = await self.client.update(bumped)
+                cur = await self.calls.renumber(cur, next_revision)
         return cur.metadata.labels[CONTROLLER_REVISION_HASH], old
 
     async def _snapshot(self, ds: Any, data: struct_pb2.Struct, revision: int) -> Any:
         collision = ds.status.collision_count if ds.status.HasField("collision_count") else None
         hash_ = compute_hash(ds.spec.template, collision)
         kind = REGISTRY.by_resource("controllerrevisions")
-        history = kind.message(api_version=kind.api_version, kind=kind.kind)
-        history.metadata.name = f"{ds.metadata.name}-{hash_}"
-        history.metadata.namespace = ds.metadata.namespace
-        history.metadata.labels.update(ds.spec.template.metadata.labels)
-        history.metadata.labels[CONTROLLER_REVISION_HASH] = hash_
-        history.metadata.annotations.update(ds.metadata.annotations)
-        history.metadata.owner_references.append(cu.controller_ref(ds))
-        history.data.CopyFrom(data)
-        history.revision = revision
+        rev = kind.message(api_version=kind.api_version, kind=kind.kind)
+        rev.metadata.name = f"{ds.metadata.name}-{hash_}"
+        rev.metadata.namespace = ds.metadata.namespace
+        rev.metadata.labels.update(ds.spec.template.metadata.labels)
+        rev.metadata.labels[CONTROLLER_REVISION_HASH] = hash_
+        rev.metadata.annotations.update(ds.metadata.annotations)
+        rev.metadata.owner_references.append(cu.controller_ref(ds))
+        rev.data.CopyFrom(data)
+        rev.revision = revision
         try:
-            return await self.client.create(history)
+            return await self.client.create(rev)
         except errors.AlreadyExists:
-            existing = await self.client.get("controllerrevisions", history.metadata.name,
+            existing = await self.client.get("controllerrevisions", rev.metadata.name,
                                              ds.metadata.namespace)
             if existing.data == data:
                 return existing
@@ -544,11 +547,7 @@ class ControllerRevisionHistory:
                 await self.client.update(relabelled)
         for revision in current:
             if revision.metadata.name != keep.metadata.name:
-                try:
-                    await self.client.delete("controllerrevisions", revision.metadata.name,
-                                             revision.metadata.namespace)
-                except errors.NotFound:
-                    pass
+                await self.calls.delete(revision)
         return keep
 
     async def cleanup(self, ds: Any, old: Sequence[Any], pods: Sequence[Any]) -> None:
@@ -558,16 +557,12 @@ class ControllerRevisionHistory:
         if to_kill <= 0:
             return
         live = {p.metadata.labels.get(CONTROLLER_REVISION_HASH) for p in pods}
-        for revision in sorted(old, key=lambda r: r.revision):
+        for revision in history.sort_revisions(old):
             if to_kill <= 0:
                 break
             if revision.metadata.labels.get(CONTROLLER_REVISION_HASH) in live:
                 continue
-            try:
-                await self.client.delete("controllerrevisions", revision.metadata.name,
-                                         revision.metadata.namespace)
-            except errors.NotFound:
-                pass
+            await self.calls.delete(revision)
             to_kill -= 1
 
 

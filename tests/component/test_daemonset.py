@@ -349,3 +349,26 @@ async def test_rolling_update_with_max_surge_starts_new_pods_before_removing_old
                 [p.metadata.name for p in pods])
         await wait_for(old_gone, WAIT_S)
     assert done == {"node-a", "node-b"}
+
+
+async def test_old_revisions_beyond_the_history_limit_are_deleted(cm, client):
+    await client.create(obj(node_doc("node-a")))
+    doc = ds_doc("short", image="busybox:1")
+    doc["spec"]["revisionHistoryLimit"] = 1
+    await client.create(obj(doc))
+    await wait_nodes(client, "short", {"node-a"})
+    for image in ("busybox:2", "busybox:3"):
+        await client.patch("daemonsets", "short", NS, patch={"spec": {"template": {"spec": {
+            "containers": [{"name": "c", "image": image}]}}}})
+
+        async def rolled(image=image):
+            pods = await live_pods(client, "short")
+            images = [p.spec.containers[0].image for p in pods]
+            return pods if images == [image] else Seen(images)
+        await wait_for(rolled, WAIT_S)
+
+    async def pruned():
+        got = sorted(r.revision for r in (await client.list(
+            "controllerrevisions", NS, label_selector="app=short")).items)
+        return got if got == [2, 3] else Seen(got)
+    await wait_for(pruned, WAIT_S)
