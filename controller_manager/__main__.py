@@ -86,6 +86,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="a failed Job pod's first retry delay, doubling (default 10)")
     p.add_argument("--job-backoff-max-s", type=float, default=d.job_backoff_max_s,
                    help="the cap of that delay (default 360)")
+    p.add_argument("--daemonset-failed-pod-backoff-base-s", type=float,
+                   default=d.daemonset_failed_pod_backoff_base_s,
+                   help="first delay before a failed daemon pod on a node is deleted again, "
+                        "doubling (default 1)")
+    p.add_argument("--daemonset-failed-pod-backoff-max-s", type=float,
+                   default=d.daemonset_failed_pod_backoff_max_s,
+                   help="the cap of that delay (default 900)")
     p.add_argument("--cronjob-resync-s", type=float, default=d.cronjob_resync_s)
     p.add_argument("--gc-resync-s", type=float, default=d.gc_resync_s)
     p.add_argument("--pvclaimbinder-sync-period-s", type=float, default=d.pv_sync_period_s)
@@ -103,7 +110,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not 0 < args.retry_period_s < args.renew_deadline_s < args.lease_duration_s:
         p.error(f"need 0 < --retry-period-s < --renew-deadline-s < --lease-duration-s, got "
                 f"{args.retry_period_s:g}, {args.renew_deadline_s:g}, {args.lease_duration_s:g}")
-    for name in ("job_backoff_base_s", "job_backoff_max_s", "cronjob_resync_s", "gc_resync_s",
+    for name in ("job_backoff_base_s", "job_backoff_max_s", "daemonset_failed_pod_backoff_base_s",
+                 "daemonset_failed_pod_backoff_max_s", "cronjob_resync_s", "gc_resync_s",
                  "pvclaimbinder_sync_period_s", "rpc_timeout_s"):
         if getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be > 0")
@@ -128,7 +136,10 @@ def options_from(args: argparse.Namespace, apiserver: str) -> Options:
         controllers=tuple(args.controllers.split(",")), concurrency=concurrency,
         health_listen=args.health_listen, address_file=args.address_file,
         rpc_timeout_s=args.rpc_timeout_s, job_backoff_base_s=args.job_backoff_base_s,
-        job_backoff_max_s=args.job_backoff_max_s, cronjob_resync_s=args.cronjob_resync_s,
+        job_backoff_max_s=args.job_backoff_max_s,
+        daemonset_failed_pod_backoff_base_s=args.daemonset_failed_pod_backoff_base_s,
+        daemonset_failed_pod_backoff_max_s=args.daemonset_failed_pod_backoff_max_s,
+        cronjob_resync_s=args.cronjob_resync_s,
         gc_resync_s=args.gc_resync_s, pv_sync_period_s=args.pvclaimbinder_sync_period_s,
         volumes_dir=args.volumes_dir, clock_offset_file=args.clock_offset_file)
 

@@ -81,6 +81,10 @@ class Options:
     # Job: the pod-failure backoff base and cap.
     job_backoff_base_s: float = 10.0
     job_backoff_max_s: float = 360.0
+    # DaemonSet: the per-node backoff before deleting a failed daemon pod
+    # again (kube-controller-manager's flowcontrol.NewBackOff(1s, 15min)).
+    daemonset_failed_pod_backoff_base_s: float = 1.0
+    daemonset_failed_pod_backoff_max_s: float = 900.0
     # CronJob: how often the controller looks at every schedule.
     cronjob_resync_s: float = 10.0
     # Garbage collector: how often the owner graph is checked for dangling refs.
