@@ -61,6 +61,13 @@ class Parser(argparse.ArgumentParser):
                 namespace, extras = self.parse_known_intermixed_args(args, namespace)
             except TypeError:  # a REMAINDER positional: no intermixing possible
                 namespace, extras = super().parse_known_args(args, namespace)
+            except UsageError as exc:
+                # pflag rejects an unknown flag while parsing, before cobra checks
+                # the required ones (`scale deploy x --replicaa=10`).
+                unknown = self._first_unknown_flag(args)
+                if unknown is None or not str(exc).startswith("the following arguments"):
+                    raise
+                self.error(f"unrecognized arguments: {unknown}")
             finally:
                 self._intermixing = False
         for dest, value in bool_values:
@@ -69,6 +76,14 @@ class Parser(argparse.ArgumentParser):
             # a leaf command names itself in the error (not the top-level parser)
             self.error(f"unrecognized arguments: {' '.join(extras)}")
         return namespace, extras
+
+    def _first_unknown_flag(self, args: list[str]) -> str | None:
+        for arg in args:
+            if arg == "--":
+                return None
+            if arg.startswith("--") and arg.partition("=")[0] not in self._option_string_actions:
+                return arg
+        return None
 
     def _split_bool_values(self, args: list[str]) -> tuple[list[str], list[tuple[str, bool]]]:
         """`--flag=true|false` for this parser's boolean flags, as pflag takes them."""

@@ -75,7 +75,11 @@ def test_store_true_flag_with_value():
     (["create", "service", "externalname", "x"],
      "error: required flag(s) \"external-name\" not set\n"
      "See 'kubemu create service externalname --help' for usage.\n"),
-], ids=["unknown-flag", "unknown-shorthand", "bad-bool", "required-flag"])
+    # seed 000 line 772: the typo is named, not the flag it left out
+    (["scale", "deployments", "nginx-deployment", "--replicaa=10"],
+     "error: unknown flag: --replicaa\nSee 'kubemu scale --help' for usage.\n"),
+], ids=["unknown-flag", "unknown-shorthand", "bad-bool", "required-flag",
+        "unknown-before-required"])
 def test_usage_errors_are_kubectls(argv, err, capsys, tmp_path):
     assert main.main(["--home", str(tmp_path), *argv]) == 1
     assert capsys.readouterr() == ("", err)
