@@ -114,9 +114,11 @@ def wait_jsonpath(cluster, workdir, what: str, template: str, want: str,
 
 
 def wait_gone(cluster, workdir, what: str, timeout_s: float = WAIT_S) -> None:
-    def gone():
-        got = ok(cluster, workdir, "get", *what.split(), "-o", "name")
-        return True if not got else Seen(got)
+    def gone():   # a list comes back empty, a named object NotFound
+        got = kubemu(cluster, workdir, "get", *what.split(), "-o", "name")
+        return True if (got.returncode, got.stdout) == (0, "") or (
+            got.returncode == 1 and "(NotFound)" in got.stderr) else Seen(
+                [got.stdout, got.stderr])
     wait_for_sync(gone, timeout_s, interval_s=0.3, message=f"{what} gone")
 
 
