@@ -5,6 +5,11 @@ kubeconfig.json (--kubeconfig-home, else $KUBEMU_HOME, else ~/.kubemu). Serves
 grpc.health.v1 on --health-listen (SERVING once its informers have synced,
 leader or standby). Stops gracefully on SIGTERM/SIGINT: the workers stop, the
 Lease is released so a standby takes over at once. Exit status 2: bad flags.
+
+Hidden flag, for tests: `--clock-offset-file PATH` makes the controllers'
+clock the wall clock plus the float seconds PATH holds (re-read when it
+changes; missing = 0), so an e2e test moves CronJob schedules on by writing a
+number instead of waiting minutes. Leader election keeps the real clock.
 """
 from __future__ import annotations
 
@@ -86,6 +91,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pvclaimbinder-sync-period-s", type=float, default=d.pv_sync_period_s)
     p.add_argument("--volumes-dir", default=d.volumes_dir,
                    help="where the local-path provisioner makes volume directories")
+    # Hidden, for tests: see controller_manager.base.FileOffsetClock.
+    p.add_argument("--clock-offset-file", default="", help=argparse.SUPPRESS)
     p.add_argument("--rpc-timeout-s", type=float, default=d.rpc_timeout_s)
     p.add_argument("--health-listen", default=d.health_listen, metavar="HOST:PORT",
                    help="grpc.health.v1 address (port 0 picks one)")
@@ -123,7 +130,7 @@ def options_from(args: argparse.Namespace, apiserver: str) -> Options:
         rpc_timeout_s=args.rpc_timeout_s, job_backoff_base_s=args.job_backoff_base_s,
         job_backoff_max_s=args.job_backoff_max_s, cronjob_resync_s=args.cronjob_resync_s,
         gc_resync_s=args.gc_resync_s, pv_sync_period_s=args.pvclaimbinder_sync_period_s,
-        volumes_dir=args.volumes_dir)
+        volumes_dir=args.volumes_dir, clock_offset_file=args.clock_offset_file)
 
 
 async def run(options: Options) -> None:
