@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import os
+import re
 import sys
 
 from kubemu.cli import (apply, cluster, delete, describe, discovery, edit, get, labels, nodes,
@@ -165,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         if trailing and not getattr(args, "accepts_trailing", False):
             parser.error(f"unexpected arguments after --: {' '.join(trailing)}")
     except UsageError as exc:
-        write_error(f"error: {_pflag_words(str(exc))}\nSee '{exc.prog} --help' for usage.")
+        write_error(_unknown_command(parser, exc) or
+                    f"error: {_pflag_words(str(exc))}\nSee '{exc.prog} --help' for usage.")
         return 1
     func = getattr(args, "func", None)
     if func is None:
@@ -192,6 +194,44 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
         write_error(message)
         return 1
+
+
+# Command groups whose kubectl Run is DefaultSubCommandRun: an unknown word is a usage error.
+_COMMAND_GROUPS = ("kubemu rollout", "kubemu set")
+_INVALID_COMMAND = re.compile(r"^argument COMMAND: invalid choice: '([^']*)'")
+
+
+def _unknown_command(parser: argparse.ArgumentParser, exc: UsageError) -> str | None:
+    """cobra's words for a command that does not exist (`kubemu expose ...`): at the top,
+    `unknown command "X" for "kubemu"` and its suggestions, as kubectl's CheckErr prints
+    them; in a command group, kubectl's RequireNoArguments usage error."""
+    match = _INVALID_COMMAND.match(str(exc))
+    if match is None:
+        return None
+    word = match.group(1)
+    if exc.prog in _COMMAND_GROUPS:
+        return f'error: unknown command "{word}"\nSee \'{exc.prog} -h\' for help and examples'
+    if exc.prog != parser.prog:
+        return None
+    names = [name for action in parser._subparsers._group_actions
+             for name in action.choices] if parser._subparsers else []
+    near = [name for name in sorted(set(names))   # cobra sorts its commands
+            if _levenshtein(word.lower(), name.lower()) <= 2
+            or name.lower().startswith(word.lower())]
+    text = f'error: unknown command "{word}" for "{parser.prog}"'
+    if near:
+        text += "\n\nDid you mean this?\n" + "".join(f"\t{name}\n" for name in near)
+    return text.rstrip("\n")
+
+
+def _levenshtein(a: str, b: str) -> int:
+    """cobra's ld: edits (insert, delete, substitute) from a to b."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, start=1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[len(b)]
 
 
 def _pflag_words(message: str) -> str:
