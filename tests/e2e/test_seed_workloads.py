@@ -1,4 +1,5 @@
-"""The seed notes' workload walkthroughs (shared/seeds/), run as a reader would:
+"""The seed notes' workload walkthroughs (shared/seeds/): Deployments,
+ReplicaSets, a StatefulSet and Jobs, run as a reader would:
 their manifests (tests/unit/test_seed_manifests.py: verbatim where the notes
 kept them whole, restored where they lost their key-only lines) and their
 commands, word for word, through `kubemu` on a real cluster (the whole
@@ -32,7 +33,7 @@ from kubemu.client.wait import wait_for_sync
 from tests.e2e.test_kubelet import (CLI_TIMEOUT_S, REPO, ClusterThread, Seen, serving,
                                     workload_control_plane)
 from tests.unit.test_seed_manifests import (KUARD, KUARD_DEPLOYMENT, NGINX_DEPLOYMENT,
-                                            WEB_STATEFULSET)
+                                            ONESHOT_JOB, PARALLEL_JOB, WEB_STATEFULSET)
 
 pytestmark = pytest.mark.e2e
 
@@ -470,3 +471,54 @@ def test_web_statefulset_starts_in_order_and_reports_its_rollout(cluster, workdi
 
     assert k("delete", "-f", "web.yaml") == 'statefulset.apps "web" deleted\n'
     wait_gone(cluster, workdir, "pods -l app=nginx")
+
+
+# ---------------------------------------------------------------- seed 004 §12
+
+def test_parallel_job_generates_its_keys_and_completes(cluster, workdir):
+    k = lambda *args: ok(cluster, workdir, *args)  # noqa: E731
+    (workdir / "job-parallel.yaml").write_text(PARALLEL_JOB)
+    assert k("apply", "-f", "job-parallel.yaml") == "job.batch/parallel created\n"
+    wait_jsonpath(cluster, workdir, "job parallel", "{.status.succeeded}", "10")
+    rows = columns(k("get", "jobs"))
+    assert rows[0] == ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
+    assert rows[1][:3] == ["parallel", "Complete", "10/10"]
+
+    described = k("describe", "job", "parallel").splitlines()
+    for line in ("Name:             parallel", "Labels:           chapter=jobs",
+                 "Parallelism:      5", "Completions:      10",
+                 "Completion Mode:  NonIndexed",
+                 "Pods Statuses:    0 Active (0 Ready) / 10 Succeeded / 0 Failed",
+                 "    Command:", "      /kuard", "    Args:", "      --keygen-enable"):
+        assert line in described, (line, described)
+    assert any(re.fullmatch(rf"  Normal  Completed         {AGE} +job-controller  Job completed",
+                            line) for line in described), described
+    created = [line for line in described if "Created pod: parallel-" in line]
+    assert len(created) == 10, described
+
+    # "Then get the logs of the pod to view the keys generated"
+    pods = json.loads(k("get", "pods", "-l", "chapter=jobs", "-o", "json"))["items"]
+    assert len(pods) == 10 and {p["status"]["phase"] for p in pods} == {"Succeeded"}
+    log = k("logs", pods[0]["metadata"]["name"])
+    assert log.count("Item done: SHA256:") == 10 and "Workload exiting" in log
+
+    assert k("delete", "rs,svc,job", "-l", "chapter=jobs") == 'job.batch "parallel" deleted\n'
+    wait_gone(cluster, workdir, "pods -l chapter=jobs")
+
+
+def test_oneshot_job_without_a_command_fails_as_the_notes_found(cluster, workdir):
+    """Seed 004 line 2600 ("I think the job failed for me") and line 2741: kuard's
+    image has a CMD, not an ENTRYPOINT, so args alone are the program to run."""
+    k = lambda *args: ok(cluster, workdir, *args)  # noqa: E731
+    (workdir / "job-oneshot.yaml").write_text(ONESHOT_JOB)
+    assert k("apply", "-f", "job-oneshot.yaml") == "job.batch/oneshot created\n"
+
+    def failed_to_start():
+        events = k("get", "events", "--field-selector", "reason=Failed")
+        return events if 'exec: "--keygen-enable": executable file not found in $PATH' \
+            in events else Seen(events)
+    wait_for_sync(failed_to_start, WAIT_S, interval_s=0.5, message="the notes' exec error")
+    rows = columns(k("get", "jobs"))
+    assert rows[1][:3] == ["oneshot", "Running", "0/1"]
+    assert k("delete", "jobs", "oneshot") == 'job.batch "oneshot" deleted\n'
+    wait_gone(cluster, workdir, "pods -l job-name=oneshot")
