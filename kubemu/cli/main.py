@@ -51,6 +51,11 @@ class Parser(argparse.ArgumentParser):
 
     _intermixing = False
 
+    def __init__(self, *args, **kwargs):  # noqa: ANN002, ANN003 - argparse API
+        # pflag has no abbreviations: `scale --replica=3` is an unknown flag, not --replicas.
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def parse_known_args(self, args=None, namespace=None):  # noqa: ANN001, ANN201 - argparse API
         args = list(sys.argv[1:] if args is None else args)
         args, bool_values = self._split_bool_values(args)

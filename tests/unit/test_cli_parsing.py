@@ -78,6 +78,8 @@ def test_store_true_flag_with_value():
     # seed 000 line 772: the typo is named, not the flag it left out
     (["scale", "deployments", "nginx-deployment", "--replicaa=10"],
      "error: unknown flag: --replicaa\nSee 'kubemu scale --help' for usage.\n"),
+    (["scale", "deploy/kuard", "--replica=3"],
+     "error: unknown flag: --replica\nSee 'kubemu scale --help' for usage.\n"),
     # seed 001 line 197, seed 004 line 1400: a command kubemu does not have, in cobra's words
     (["expose", "deployment/kubernetes-bootcamp", "--type=NodePort", "--port", "8080"],
      'error: unknown command "expose" for "kubemu"\n'),
@@ -88,7 +90,7 @@ def test_store_true_flag_with_value():
     (["rollout", "stauts", "deploy/kuard"],
      "error: unknown command \"stauts\"\nSee 'kubemu rollout -h' for help and examples\n"),
 ], ids=["unknown-flag", "unknown-shorthand", "bad-bool", "required-flag",
-        "unknown-before-required", "unknown-command", "suggestion", "suggestions-sorted",
+        "unknown-before-required", "no-abbreviation", "unknown-command", "suggestion", "suggestions-sorted",
         "unknown-in-group"])
 def test_usage_errors_are_kubectls(argv, err, capsys, tmp_path):
     assert main.main(["--home", str(tmp_path), *argv]) == 1
