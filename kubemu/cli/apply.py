@@ -282,16 +282,22 @@ async def run_apply(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- create
 
 async def create_manifests(client: Any, decoded: list[Manifest], *,
-                           save_config: bool = False, dry_run: bool = False) -> int:
+                           save_config: bool = False, dry_run: bool = False,
+                           cause: str | None = None) -> int:
+    """`cause`: the --record change-cause, written after last-applied-configuration
+    (kubectl's create records after CreateOrUpdateAnnotation: not in the saved config)."""
     from kubemu.cli.manifests import last_applied_json
 
     failed = False
     suffix = " (server dry run)" if dry_run else ""
     for manifest in decoded:
         obj = manifest.obj
-        if save_config:
+        if save_config or cause is not None:
             obj = copy.deepcopy(obj)
+        if save_config:
             obj.metadata.annotations[LAST_APPLIED] = last_applied_json(manifest.data)
+        if cause is not None:
+            obj.metadata.annotations[common.CHANGE_CAUSE] = cause
         try:
             created = await client.create(obj, dry_run=dry_run)
         except Exception as exc:  # noqa: BLE001 - print_error re-raises what is not ours
@@ -308,9 +314,10 @@ async def run_create(args: argparse.Namespace) -> int:
         raise CliError("must specify one of -f and -k (or a resource: kubemu create "
                        "namespace|configmap|secret|service|deployment NAME ...)")
     decoded = _load(args, require_name=False)
+    cause = common.change_cause(args)
     async with common.client_for(args) as client:
         return await create_manifests(client, decoded, save_config=args.save_config,
-                                      dry_run=args.dry_run == "server")
+                                      dry_run=args.dry_run == "server", cause=cause)
 
 
 async def create_generated(args: argparse.Namespace, data: dict[str, Any]) -> int:
@@ -518,6 +525,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--save-config", action="store_true",
                    help="record the manifest in last-applied-configuration (for apply later)")
     p.add_argument("--dry-run", choices=("none", "server"), default="none")
+    common.add_record_arg(p)
     p.set_defaults(func=run_create)
     kinds = p.add_subparsers(dest="create_kind", metavar="KIND")
 

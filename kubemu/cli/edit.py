@@ -59,6 +59,7 @@ async def run_replace(args: argparse.Namespace) -> int:
                                   name_suffix=_with_dry_run("replaced", args.dry_run)) \
         if args.output else None
     decoded = apply._load(args, require_name=True)
+    cause = common.change_cause(args)
     failed = False
     async with common.client_for(args) as client:
         for manifest in decoded:
@@ -67,6 +68,8 @@ async def run_replace(args: argparse.Namespace) -> int:
                 from kubemu.cli.manifests import last_applied_json
 
                 obj.metadata.annotations[common.LAST_APPLIED] = last_applied_json(manifest.data)
+            if cause is not None:   # after the saved config, as kubectl's replace records
+                obj.metadata.annotations[common.CHANGE_CAUSE] = cause
             try:
                 if args.force:
                     await _delete_and_wait(client, manifest)
@@ -379,6 +382,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", choices=("none", "server"), default="none", nargs="?",
                    const="server")
     common.add_namespace_arg(p)
+    common.add_record_arg(p)
     p.set_defaults(func=run_replace)
 
     p = subparsers.add_parser("edit", help="edit a resource on the server",

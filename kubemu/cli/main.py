@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import os
+import re
 import sys
 
 from kubemu.cli import (apply, cluster, delete, describe, discovery, edit, get, labels, nodes,
@@ -50,6 +51,11 @@ class Parser(argparse.ArgumentParser):
 
     _intermixing = False
 
+    def __init__(self, *args, **kwargs):  # noqa: ANN002, ANN003 - argparse API
+        # pflag has no abbreviations: `scale --replica=3` is an unknown flag, not --replicas.
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def parse_known_args(self, args=None, namespace=None):  # noqa: ANN001, ANN201 - argparse API
         args = list(sys.argv[1:] if args is None else args)
         args, bool_values = self._split_bool_values(args)
@@ -61,6 +67,13 @@ class Parser(argparse.ArgumentParser):
                 namespace, extras = self.parse_known_intermixed_args(args, namespace)
             except TypeError:  # a REMAINDER positional: no intermixing possible
                 namespace, extras = super().parse_known_args(args, namespace)
+            except UsageError as exc:
+                # pflag rejects an unknown flag while parsing, before cobra checks
+                # the required ones (`scale deploy x --replicaa=10`).
+                unknown = self._first_unknown_flag(args)
+                if unknown is None or not str(exc).startswith("the following arguments"):
+                    raise
+                self.error(f"unrecognized arguments: {unknown}")
             finally:
                 self._intermixing = False
         for dest, value in bool_values:
@@ -69,6 +82,14 @@ class Parser(argparse.ArgumentParser):
             # a leaf command names itself in the error (not the top-level parser)
             self.error(f"unrecognized arguments: {' '.join(extras)}")
         return namespace, extras
+
+    def _first_unknown_flag(self, args: list[str]) -> str | None:
+        for arg in args:
+            if arg == "--":
+                return None
+            if arg.startswith("--") and arg.partition("=")[0] not in self._option_string_actions:
+                return arg
+        return None
 
     def _split_bool_values(self, args: list[str]) -> tuple[list[str], list[tuple[str, bool]]]:
         """`--flag=true|false` for this parser's boolean flags, as pflag takes them."""
@@ -150,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         if trailing and not getattr(args, "accepts_trailing", False):
             parser.error(f"unexpected arguments after --: {' '.join(trailing)}")
     except UsageError as exc:
-        write_error(f"error: {_pflag_words(str(exc))}\nSee '{exc.prog} --help' for usage.")
+        write_error(_unknown_command(parser, exc) or
+                    f"error: {_pflag_words(str(exc))}\nSee '{exc.prog} --help' for usage.")
         return 1
     func = getattr(args, "func", None)
     if func is None:
@@ -177,6 +199,44 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
         write_error(message)
         return 1
+
+
+# Command groups whose kubectl Run is DefaultSubCommandRun: an unknown word is a usage error.
+_COMMAND_GROUPS = ("kubemu rollout", "kubemu set")
+_INVALID_COMMAND = re.compile(r"^argument COMMAND: invalid choice: '([^']*)'")
+
+
+def _unknown_command(parser: argparse.ArgumentParser, exc: UsageError) -> str | None:
+    """cobra's words for a command that does not exist (`kubemu expose ...`): at the top,
+    `unknown command "X" for "kubemu"` and its suggestions, as kubectl's CheckErr prints
+    them; in a command group, kubectl's RequireNoArguments usage error."""
+    match = _INVALID_COMMAND.match(str(exc))
+    if match is None:
+        return None
+    word = match.group(1)
+    if exc.prog in _COMMAND_GROUPS:
+        return f'error: unknown command "{word}"\nSee \'{exc.prog} -h\' for help and examples'
+    if exc.prog != parser.prog:
+        return None
+    names = [name for action in parser._subparsers._group_actions
+             for name in action.choices] if parser._subparsers else []
+    near = [name for name in sorted(set(names))   # cobra sorts its commands
+            if _levenshtein(word.lower(), name.lower()) <= 2
+            or name.lower().startswith(word.lower())]
+    text = f'error: unknown command "{word}" for "{parser.prog}"'
+    if near:
+        text += "\n\nDid you mean this?\n" + "".join(f"\t{name}\n" for name in near)
+    return text.rstrip("\n")
+
+
+def _levenshtein(a: str, b: str) -> int:
+    """cobra's ld: edits (insert, delete, substitute) from a to b."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, start=1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[len(b)]
 
 
 def _pflag_words(message: str) -> str:

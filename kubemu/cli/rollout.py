@@ -14,7 +14,8 @@ polymorphichelpers:
   ownerReference with controller true and its uid), numbered by the
   `deployment.kubernetes.io/revision` annotation; a DaemonSet's or
   StatefulSet's are its ControllerRevisions. CHANGE-CAUSE is the
-  `kubernetes.io/change-cause` annotation. `--revision=N` prints that
+  `kubernetes.io/change-cause` annotation (a ReplicaSet's, else its pod
+  template's, as kubectl reads them). `--revision=N` prints that
   revision's pod template as kubectl describes it.
 - undo: a Deployment gets the chosen ReplicaSet's template (without its
   pod-template-hash label) and its annotations (except kubectl's
@@ -242,6 +243,13 @@ def _change_cause(obj: Obj) -> str:
     return ((obj.get("metadata") or {}).get("annotations") or {}).get(CHANGE_CAUSE_ANNOTATION, "")
 
 
+def deployment_change_cause(rs: Obj) -> str:
+    """kubectl's DeploymentHistoryViewer: the ReplicaSet's change-cause, else its pod
+    template's (a cause written into the template, as the seed notes' kuard example
+    does, shows in the history too)."""
+    return _change_cause(rs) or _change_cause((rs.get("spec") or {}).get("template") or {})
+
+
 def _without_hash(template: Obj) -> Obj:
     out = json.loads(json.dumps(template))
     labels = (out.get("metadata") or {}).get("labels")
@@ -400,7 +408,9 @@ async def run_history(args: argparse.Namespace) -> int:
                     text = pod_template_text(template)
                 head = f"with revision #{args.revision}"
             else:
-                text = history_table({r: _change_cause(h) for r, h in history.items()})
+                cause_of = deployment_change_cause if kind.resource == "deployments" \
+                    else _change_cause
+                text = history_table({r: cause_of(h) for r, h in history.items()})
                 head = ""
             print(f"{common.kind_label(kind)}/{name} {head}\n{text}", flush=True)
     return 0

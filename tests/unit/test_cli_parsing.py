@@ -75,7 +75,23 @@ def test_store_true_flag_with_value():
     (["create", "service", "externalname", "x"],
      "error: required flag(s) \"external-name\" not set\n"
      "See 'kubemu create service externalname --help' for usage.\n"),
-], ids=["unknown-flag", "unknown-shorthand", "bad-bool", "required-flag"])
+    # seed 000 line 772: the typo is named, not the flag it left out
+    (["scale", "deployments", "nginx-deployment", "--replicaa=10"],
+     "error: unknown flag: --replicaa\nSee 'kubemu scale --help' for usage.\n"),
+    (["scale", "deploy/kuard", "--replica=3"],
+     "error: unknown flag: --replica\nSee 'kubemu scale --help' for usage.\n"),
+    # seed 001 line 197, seed 004 line 1400: a command kubemu does not have, in cobra's words
+    (["expose", "deployment/kubernetes-bootcamp", "--type=NodePort", "--port", "8080"],
+     'error: unknown command "expose" for "kubemu"\n'),
+    (["sacle", "deployments", "kuard"],
+     'error: unknown command "sacle" for "kubemu"\n\nDid you mean this?\n\tscale\n'),
+    (["gett", "pods"],
+     'error: unknown command "gett" for "kubemu"\n\nDid you mean this?\n\tget\n\tset\n'),
+    (["rollout", "stauts", "deploy/kuard"],
+     "error: unknown command \"stauts\"\nSee 'kubemu rollout -h' for help and examples\n"),
+], ids=["unknown-flag", "unknown-shorthand", "bad-bool", "required-flag",
+        "unknown-before-required", "no-abbreviation", "unknown-command", "suggestion", "suggestions-sorted",
+        "unknown-in-group"])
 def test_usage_errors_are_kubectls(argv, err, capsys, tmp_path):
     assert main.main(["--home", str(tmp_path), *argv]) == 1
     assert capsys.readouterr() == ("", err)

@@ -165,6 +165,25 @@ async def test_history_table(mem, capsys):
                                        "2         set image green\n\n")
 
 
+@pytest.mark.parametrize("rs_cause,template_cause,shown", [
+    ("", "Update to green kuard", "Update to green kuard"),
+    ("kubemu set image deploy/web c=green --record=true", "Update to green kuard",
+     "kubemu set image deploy/web c=green --record=true"),
+    ("", "", "<none>"),
+], ids=["template-only", "replicaset-wins", "neither"])
+async def test_history_reads_the_change_cause_of_the_template_too(
+        mem, capsys, rs_cause, template_cause, shown):
+    """Seed 004 line 2245: the kuard Deployment's pod template carries its
+    kubernetes.io/change-cause; kubectl's history shows it when the ReplicaSet has none."""
+    await make_history(mem, causes=("", rs_cause))
+    if template_cause:
+        await mem.patch("replicasets", "web-green", "default", patch={"spec": {"template": {
+            "metadata": {"annotations": {rollout.CHANGE_CAUSE_ANNOTATION: template_cause}}}}})
+    assert await run_cli("rollout", "history", "deployment/web") == 0
+    assert capsys.readouterr().out.splitlines()[2:4] == ["1         <none>",
+                                                         f"2         {shown}"]
+
+
 async def test_history_of_one_revision_prints_its_template(mem, capsys):
     await make_history(mem)
     assert await run_cli("rollout", "history", "deploy", "web", "--revision=2") == 0
