@@ -4,9 +4,9 @@
   event are there more live pods than replicas, and the scale-up completes.
 - kill -9 in the middle of a rolling update: at no watch event are there
   more live pods than replicas + maxSurge, and the rollout completes.
-- two controller-managers: killing the leader hands the Lease to the standby
-  within the lease duration (read from the Lease's own times), and the new
-  leader acts.
+- two controller-managers (no restarts): killing the leader hands the Lease
+  to the standby within the lease duration (read from the Lease's own times),
+  and the new leader acts.
 Each test runs its own cluster (supervisor, fast profile) and stops it.
 """
 from __future__ import annotations
@@ -164,7 +164,9 @@ async def test_kill_during_a_rollout_keeps_the_surge_bound_and_completes(cluster
 
 
 async def test_the_standby_takes_over_within_the_lease_duration(tmp_path):
-    cluster = await run_cluster(tmp_path / "home", controller_managers=2)
+    # No restarts: a restarted leader would race the standby for the expired
+    # lease (both poll every retry period) and win half the time.
+    cluster = await run_cluster(tmp_path / "home", controller_managers=2, restart=False)
     try:
         async with Client(cluster.address(comp.APISERVER), timeout_s=10.0) as api:
             async def lease():

@@ -529,7 +529,8 @@ async def test_a_burst_of_1000_pods_never_overcommits_a_node(env):
 async def test_supervisor_runs_a_scheduler_and_a_standby(tmp_path):
     from deploy.supervisor import Cluster, find_home_processes, kill_processes
 
-    cluster = Cluster(tmp_path / "home", schedulers=2, progress=lambda line: None)
+    cluster = Cluster(tmp_path / "home", schedulers=2, controller_managers=0,
+                      progress=lambda line: None)
     try:
         await cluster.start(60.0)
         components = [(s.component, s.state) for s in cluster.status()]
