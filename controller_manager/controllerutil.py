@@ -5,10 +5,12 @@
 - `claim(...)`: ClaimObjects of the ControllerRefManager. Of the objects in the
   owner's namespace: those it controls and that match its selector are kept;
   those it controls that no longer match are released (its reference
-  removed); orphans that match are adopted (a controller reference added),
-  but only while the owner is not being deleted and, re-read from the API,
-  still has the uid we know (a recreated owner never adopts its
-  predecessor's pods). Adoption and release are updates conditioned on the
+  removed) unless the owner is being deleted; orphans that match are adopted
+  (a controller reference added), but only while the owner is not being
+  deleted and, re-read from the API, still has the uid we know and no
+  deletionTimestamp (a recreated owner never adopts its predecessor's pods);
+  when that re-read fails the whole claim fails (a Conflict: retry), never a
+  part of it. Adoption and release are updates conditioned on the
   cached object's resourceVersion: a stale cache is a Conflict and a retry.
 - Pods: `pod_from_template(template, owner)` (GetPodFromTemplate: labels,
   annotations, finalizers and spec of the template, generateName
@@ -86,8 +88,10 @@ async def claim(client: Client, owner: Message, selector: labels.Selector,
             if selector.matches(obj.metadata.labels):
                 out.objects.append(obj)
                 continue
-            if _is_terminating(obj):
-                continue  # going anyway; releasing it would only race the deletion
+            if _is_terminating(owner) or _is_terminating(obj):
+                # An owner being deleted leaves its dependents to the garbage
+                # collector; a dependent going anyway is not worth racing.
+                continue
             if await _release(client, obj, owner_uid, resource):
                 out.released += 1
             continue
@@ -105,7 +109,12 @@ async def claim(client: Client, owner: Message, selector: labels.Selector,
                     f"original {owner.metadata.name} is gone: got uid {fresh.metadata.uid}, "
                     f"wanted {owner_uid}")
             if _is_terminating(fresh):
-                return out
+                # An error of the whole claim, as Kubernetes' CanAdopt: the
+                # objects claimed so far are not all the owner has, and a sync
+                # that counted them would create the rest again.
+                raise errors.Conflict(
+                    f"{owner.metadata.namespace}/{owner.metadata.name} has just been deleted "
+                    f"at {fresh.metadata.deletion_timestamp}")
             fresh_checked = True
         adopted = await _adopt(client, obj, owner, resource)
         if adopted is not None:

@@ -1,0 +1,130 @@
+"""The ReplicaSet controller and the claim it shares with every workload
+controller, on the apiserver's registry over the in-memory store (a fake
+client). The informers are fed by hand (`cache`), so a test can make the
+cache stale on purpose, as it is for a while after every write."""
+from __future__ import annotations
+
+import pytest
+
+from controller_manager import controllerutil as cu
+from controller_manager.base import Context, Options
+from controller_manager.replicaset import ReplicaSetController
+from kubemu.api import errors, labels
+from kubemu.api.kinds import REGISTRY
+from kubemu.api.v1 import core_pb2
+from kubemu.loops import Loops
+from tests.builders import make_pod, obj
+from tests.unit.apistore import NOW_S, StoreClient, memory_registry
+
+
+def replicaset(name: str, replicas: int = 2, app: str = "web"):
+    return obj({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "metadata": {"name": name, "namespace": "default"},
+                "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": app}},
+                         "template": {"metadata": {"labels": {"app": app}},
+                                      "spec": {"containers": [{"name": "c",
+                                                               "image": "busybox"}]}}}})
+
+
+class Harness:
+    def __init__(self):
+        self.registry = memory_registry()
+        self.client = StoreClient(self.registry)
+        self.ctx = Context(self.client, Options(apiserver="-"), Loops(), clock=lambda: NOW_S)
+        self.rsc = ReplicaSetController(self.ctx)
+
+    async def start(self):
+        await self.registry.create(REGISTRY.by_resource("namespaces"), "",
+                                   core_pb2.Namespace(metadata={"name": "default"}))
+
+    def cache(self, resource: str, items) -> None:
+        """What the informer of `resource` holds (handlers run as for a relist)."""
+        informer = self.ctx.informers.get(resource)
+        informer._replace(list(items))
+        informer.has_synced.set()
+
+    async def pods(self) -> list:
+        return await self.client.list_all("pods")
+
+    async def stop(self):
+        await self.ctx.stop()
+
+
+@pytest.fixture
+async def h():
+    harness = Harness()
+    await harness.start()
+    try:
+        yield harness
+    finally:
+        await harness.stop()
+
+
+def pod(name: str, owner=None, app: str = "web"):
+    msg = make_pod(name).labels(app=app).build()
+    if owner is not None:
+        msg.metadata.owner_references.append(cu.controller_ref(owner))
+    return msg
+
+
+async def terminating(h: Harness, rs):
+    """Delete `rs` in the store while a finalizer keeps it there (terminating)."""
+    rs = await h.client.get("replicasets", rs.metadata.name, "default")
+    rs.metadata.finalizers.append("example.com/hold")
+    rs = await h.client.update(rs)
+    await h.client.delete("replicasets", rs.metadata.name, "default")
+    return await h.client.get("replicasets", rs.metadata.name, "default")
+
+
+# ---------------------------------------------------------------- claim
+
+async def test_an_owner_found_terminating_at_adoption_does_not_shorten_the_claim(h):
+    """RecheckDeletionTimestamp failing is an error of the whole claim (ClaimPods
+    returns it and syncReplicaSet stops): returning the pods seen so far would
+    have the sync count too few and create more."""
+    rs = await h.client.create(replicaset("web", replicas=2))
+    owned_a = await h.client.create(pod("web-a", rs))
+    orphan = await h.client.create(pod("stray"))
+    owned_b = await h.client.create(pod("web-b", rs))
+    cached_rs = rs  # the cache has not seen the deletion yet
+    await terminating(h, rs)
+    h.cache("replicasets", [cached_rs])
+    h.cache("pods", [owned_a, orphan, owned_b])
+    with pytest.raises(errors.Conflict):
+        await h.rsc.sync("default/web")
+    assert sorted(p.metadata.name for p in await h.pods()) == ["stray", "web-a", "web-b"]
+    assert not cu.controller_of(await h.client.get("pods", "stray", "default"))
+
+
+async def test_an_owner_being_deleted_releases_nothing(h):
+    """ClaimObject: a pod we own that stopped matching is released, unless we
+    are being deleted (the garbage collector deals with our dependents then)."""
+    rs = await terminating(h, await h.client.create(replicaset("web", replicas=1)))
+    relabeled = await h.client.create(pod("web-a", rs, app="other"))
+    claimed = await cu.claim(h.client, rs, labels.from_label_selector(rs.spec.selector),
+                             [relabeled])
+    assert claimed.objects == [] and claimed.released == 0
+    assert cu.controller_of(await h.client.get("pods", "web-a", "default")).uid == rs.metadata.uid
+
+
+# ---------------------------------------------------------------- status
+
+@pytest.mark.parametrize("replicas, pods, refused, reason", [
+    (2, 1, "create", "FailedCreate"),
+    (0, 1, "delete", "FailedDelete"),
+], ids=["create-refused", "delete-refused"])
+async def test_a_refused_write_sets_replica_failure_with_its_reason(h, monkeypatch, replicas,
+                                                                   pods, refused, reason):
+    rs = await h.client.create(replicaset("web", replicas=replicas))
+    existing = [await h.client.create(pod(f"web-{i}", rs)) for i in range(pods)]
+
+    async def refuse(*_args, **_kwargs):
+        raise errors.Forbidden('pods "web" is forbidden: exceeded quota')
+    monkeypatch.setattr(h.client, refused, refuse)
+    h.cache("replicasets", [rs])
+    h.cache("pods", existing)
+    await h.rsc.process("default/web")
+    status = (await h.client.get("replicasets", "web", "default")).status
+    cond = cu.get_condition(status, "ReplicaFailure")
+    assert (cond.status, cond.reason) == ("True", reason)
+    assert "exceeded quota" in cond.message
