@@ -11,7 +11,8 @@ create or delete pods to match spec.replicas, at most `BURST_REPLICAS` per
 sync: creates in slow-start batches 1, 2, 4, ..., deletes the pods
 `rank_for_deletion` puts first; then write the status (replicas,
 fullyLabeledReplicas, readyReplicas, availableReplicas with minReadySeconds,
-observedGeneration, the ReplicaFailure condition while creates are refused).
+observedGeneration, the ReplicaFailure condition -- FailedCreate or
+FailedDelete -- while creates or deletes are refused).
 """
 from __future__ import annotations
 
@@ -215,10 +216,13 @@ class ReplicaSetController(Controller):
         status.available_replicas = sum(
             1 for p in pods if cu.is_pod_available(p, owner.spec.min_ready_seconds, now))
         status.observed_generation = owner.metadata.generation
-        if manage_error is not None and len(pods) < owner.spec.replicas:
-            reason = "FailedCreate"
+        failure = cu.get_condition(status, "ReplicaFailure")
+        if manage_error is not None and failure is None:
+            # calculateStatus: the first failure is kept until a sync succeeds.
+            diff = len(pods) - owner.spec.replicas
+            reason = "FailedCreate" if diff < 0 else "FailedDelete" if diff > 0 else ""
             cu.set_condition(status, "ReplicaFailure", "True", reason, str(manage_error), now)
-        elif manage_error is None:
+        elif manage_error is None and failure is not None:
             cu.remove_condition(status, "ReplicaFailure")
         return status
 
