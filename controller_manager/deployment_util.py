@@ -420,9 +420,13 @@ def proportional_sizes(d: Message, active: Sequence[Message]) -> Scaling:
     return Scaling([(rs, size) for rs, size in sizes], operation)
 
 
-def cleanup_unhealthy(old_rss: Sequence[Message], max_cleanup: int) -> list[tuple[Message, int]]:
+def cleanup_unhealthy(old_rss: Sequence[Message],
+                      max_cleanup: int) -> list[tuple[Message, int]] | None:
     """cleanupUnhealthyReplicas: old ReplicaSets (oldest first) lose their
-    unavailable replicas, at most `max_cleanup` in all. (rs, new size) pairs."""
+    unavailable replicas, at most `max_cleanup` in all. (rs, new size) pairs,
+    or None when a ReplicaSet reports more available replicas than it wants
+    (it was just scaled down and its status lags): Kubernetes refuses that
+    step as an invalid scale-down and scales nothing down in that sync."""
     out = []
     total = 0
     for rs in by_creation(old_rss):
@@ -431,6 +435,8 @@ def cleanup_unhealthy(old_rss: Sequence[Message], max_cleanup: int) -> list[tupl
         if replicas(rs) == 0 or replicas(rs) == rs.status.available_replicas:
             continue
         count = min(max_cleanup - total, replicas(rs) - rs.status.available_replicas)
+        if count < 0:
+            return None
         out.append((rs, replicas(rs) - count))
         total += count
     return out
@@ -471,6 +477,8 @@ def old_rs_scale_downs(d: Message, old_rss: Sequence[Message],
     if max_scaled_down <= 0:
         return []
     steps = cleanup_unhealthy(old_rss, max_scaled_down)
+    if steps is None:
+        return []  # reconcileOldReplicaSets: the clean-up failed, nothing scaled down
     sized = {rs.metadata.uid: size for rs, size in steps}
     after_cleanup = []
     for rs in old_rss:
