@@ -20,7 +20,12 @@
 - `slow_start_batch(count, initial, fn)`: calls in batches of 1, 2, 4, ...
   that stop at the first batch with a failure, so a quota or an invalid
   template costs one call, not hundreds.
-- `set_condition` / `get_condition` on any status.conditions list.
+- `set_condition` / `get_condition` / `remove_condition` on any
+  status.conditions list.
+- `DependentEvents`: the informer handlers of a controller for the objects
+  it controls (addPod / updatePod / deletePod of the ReplicaSet and
+  StatefulSet controllers, the ReplicaSet handlers of the Deployment one):
+  they only enqueue owners and keep the owner's expectations.
 """
 from __future__ import annotations
 
@@ -35,8 +40,10 @@ from kubemu.api import errors, labels
 from kubemu.api.kinds import REGISTRY
 from kubemu.api.v1 import core_pb2, meta_pb2
 from kubemu.client.clientset import Client
+from kubemu.client.informer import DeletedFinalStateUnknown, Informer, meta_namespace_key, object_of
 
-from controller_manager.base import copy
+from controller_manager.base import BY_NAMESPACE, copy
+from controller_manager.expectations import Expectations
 
 POD_DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 
@@ -203,9 +210,10 @@ def is_pod_active(pod: Message) -> bool:
             and not pod.metadata.deletion_timestamp)
 
 
-def _created(pod: Message) -> float:
+def created_s(obj: Message) -> float:
+    """metadata.creationTimestamp in unix seconds (0 when unset or unreadable)."""
     try:
-        return timefmt.parse_rfc3339(pod.metadata.creation_timestamp)
+        return timefmt.parse_rfc3339(obj.metadata.creation_timestamp)
     except ValueError:
         return 0.0
 
@@ -245,7 +253,7 @@ def rank_for_deletion(pods: Sequence[Message], related: Sequence[Message] = ()) 
                 -per_node.get(pod.spec.node_name, 0) if pod.spec.node_name else 0,
                 -since if ready else 0.0,
                 -_restarts(pod),
-                -_created(pod))
+                -created_s(pod))
     return sorted(pods, key=key)
 
 
@@ -308,3 +316,106 @@ def remove_condition(status: Any, type_: str) -> bool:
     del status.conditions[:]
     status.conditions.extend(kept)
     return True
+
+
+# ---------------------------------------------------------------- event handlers
+
+class DependentEvents:
+    """Handlers for the dependents (pods, ReplicaSets) of one owner kind.
+
+    A dependent with a controller reference resolving to an owner in the
+    cache (same name and uid, kind `owner_kind`) enqueues that owner; one
+    that appears counts as an observed creation, one that goes or starts
+    terminating as an observed deletion (it is as good as gone for the count:
+    its replacement may start now). A changed controller reference also
+    enqueues the previous owner. An orphan, on appearing or on a change of
+    labels or reference, enqueues every owner of its namespace whose
+    selector matches (one of them adopts it). With `requeue_when_ready`, a
+    dependent becoming Ready requeues its owner once minReadySeconds (and a
+    second for clock skew) have passed, when it counts as available.
+    """
+
+    def __init__(self, owners: Informer, owner_kind: str, expectations: Expectations,
+                 enqueue: Callable[[Message], None],
+                 enqueue_after: Callable[[Message, float], None], *,
+                 requeue_when_ready: bool = True):
+        self.owners = owners
+        self.owner_kind = owner_kind
+        self.expectations = expectations
+        self.enqueue = enqueue
+        self.enqueue_after = enqueue_after
+        self.requeue_when_ready = requeue_when_ready
+
+    def owner_of(self, obj: Message) -> Message | None:
+        """resolveControllerRef: the cached owner `obj`'s controller reference names."""
+        ref = controller_of(obj)
+        if ref is None or ref.kind != self.owner_kind:
+            return None
+        owner = self.owners.get(f"{obj.metadata.namespace}/{ref.name}")
+        if owner is None or owner.metadata.uid != ref.uid:
+            return None
+        return owner
+
+    def owners_matching(self, obj: Message) -> list[Message]:
+        out = []
+        for owner in self.owners.by_index(BY_NAMESPACE, obj.metadata.namespace):
+            try:
+                selector = labels.from_label_selector(owner.spec.selector)
+            except errors.ApiError:
+                continue  # an invalid selector selects nothing (and a handler never raises)
+            if not selector.empty() and selector.matches(obj.metadata.labels):
+                out.append(owner)
+        return out
+
+    def on_owner_delete(self, obj: Message | DeletedFinalStateUnknown) -> None:
+        """A recreated owner of the same name starts with no expectations."""
+        owner = object_of(obj)
+        self.expectations.delete(meta_namespace_key(owner))
+        self.enqueue(owner)
+
+    def on_add(self, obj: Message) -> None:
+        if obj.metadata.deletion_timestamp:
+            # Seen for the first time already terminating (e.g. after a restart):
+            # never a creation we wait for.
+            self.on_delete(obj)
+            return
+        owner = self.owner_of(obj)
+        if owner is not None:
+            self.expectations.creation_observed(meta_namespace_key(owner))
+            self.enqueue(owner)
+            return
+        if controller_of(obj) is None:
+            for owner in self.owners_matching(obj):
+                self.enqueue(owner)
+
+    def on_update(self, old: Message, new: Message) -> None:
+        if old.metadata.resource_version == new.metadata.resource_version:
+            return  # a resync: nothing changed
+        if new.metadata.deletion_timestamp and not old.metadata.deletion_timestamp:
+            self.on_delete(new)
+            return
+        old_ref, new_ref = controller_of(old), controller_of(new)
+        if old_ref is not None and (new_ref is None or old_ref.uid != new_ref.uid):
+            previous = self.owner_of(old)
+            if previous is not None:
+                self.enqueue(previous)
+        owner = self.owner_of(new)
+        if owner is not None:
+            self.enqueue(owner)
+            min_ready_s = owner.spec.min_ready_seconds
+            if (self.requeue_when_ready and min_ready_s > 0
+                    and not is_pod_ready(old) and is_pod_ready(new)):
+                self.enqueue_after(owner, min_ready_s + 1)
+            return
+        if new_ref is None and (old.metadata.labels != new.metadata.labels or old_ref is not None):
+            for owner in self.owners_matching(new):
+                self.enqueue(owner)
+
+    def on_delete(self, obj: Message | DeletedFinalStateUnknown) -> None:
+        dependent = object_of(obj)
+        owner = self.owner_of(dependent)
+        if owner is None:
+            return
+        self.expectations.deletion_observed(meta_namespace_key(owner),
+                                            meta_namespace_key(dependent))
+        self.enqueue(owner)

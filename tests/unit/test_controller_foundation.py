@@ -8,10 +8,11 @@ import pytest
 
 from controller_manager import controllerutil as cu
 from controller_manager import registry
-from controller_manager.base import Controller
+from controller_manager.base import Controller, InformerFactory
 from controller_manager.expectations import Expectations
 from kubemu import timefmt
 from kubemu.api.v1 import apps_pb2, core_pb2
+from kubemu.loops import Loops
 
 
 class Clock:
@@ -226,3 +227,83 @@ def test_set_condition_moves_the_transition_time_only_on_a_status_change():
     assert status.conditions[0].last_transition_time == timefmt.rfc3339(400.0)
     assert cu.remove_condition(status, "Available")
     assert not status.conditions
+
+
+# ---------------------------------------------------------------- dependent events
+
+class Events:
+    """DependentEvents over a ReplicaSet cache, recording what it enqueues."""
+
+    def __init__(self, *owners, requeue_when_ready: bool = True):
+        self.informer = InformerFactory(None, Loops()).get("replicasets")  # type: ignore[arg-type]
+        self.informer._replace(list(owners))
+        self.expectations = Expectations(clock=Clock())
+        self.enqueued: list[str] = []
+        self.after: list[tuple[str, float]] = []
+        self.handlers = cu.DependentEvents(
+            self.informer, "ReplicaSet", self.expectations,
+            lambda o: self.enqueued.append(o.metadata.name),
+            lambda o, delay_s: self.after.append((o.metadata.name, delay_s)),
+            requeue_when_ready=requeue_when_ready)
+
+
+def owner(name: str, app: str = "web", min_ready_s: int = 0, selector: dict | None = None):
+    rs = apps_pb2.ReplicaSet()
+    rs.metadata.name, rs.metadata.namespace, rs.metadata.uid = name, "default", f"{name}-uid"
+    rs.spec.min_ready_seconds = min_ready_s
+    if selector is None:
+        rs.spec.selector.match_labels["app"] = app
+    else:
+        rs.spec.selector.match_expressions.add(**selector)
+    return rs
+
+
+def dependent(name: str, rv: str = "1", *, of=None, app: str = "web", terminating: bool = False,
+              ready: bool | None = None) -> core_pb2.Pod:
+    p = pod(name, ready=ready)
+    p.metadata.namespace, p.metadata.resource_version = "default", rv
+    p.metadata.labels["app"] = app
+    if of is not None:
+        p.metadata.owner_references.append(cu.controller_ref(of))
+    if terminating:
+        p.metadata.deletion_timestamp = timefmt.rfc3339(500.0)
+    return p
+
+
+def test_dependent_events_keep_the_owners_expectations():
+    rs = owner("web")
+    ev = Events(rs)
+    ev.expectations.expect_creations("default/web", 1)
+    ev.handlers.on_add(dependent("web-a", of=rs))
+    assert ev.expectations.pending("default/web") == (0, 0) and ev.enqueued == ["web"]
+
+    ev.expectations.expect_deletions("default/web", ["default/web-a", "default/web-b"])
+    ev.handlers.on_update(dependent("web-a", "1", of=rs), dependent("web-a", "2", of=rs,
+                                                                    terminating=True))
+    # Seen terminating for the first time (a restart): a deletion, never a creation.
+    ev.expectations.expect_creations("default/other", 1)
+    ev.handlers.on_add(dependent("web-b", of=rs, terminating=True))
+    assert ev.expectations.pending("default/web") == (0, 0)
+
+
+def test_dependent_events_wake_old_and_matching_owners_and_never_raise():
+    a, b = owner("a"), owner("b")
+    bad = owner("bad", selector={"key": "app", "operator": "Bogus", "values": ["web"]})
+    ev = Events(a, b, bad)
+    ev.handlers.on_update(dependent("p", "1", of=a), dependent("p", "2"))  # released by a
+    assert sorted(ev.enqueued) == ["a", "a", "b"]  # the old owner, then every match
+    ev.enqueued.clear()
+    ev.handlers.on_add(dependent("orphan"))
+    ev.handlers.on_add(dependent("other-app", app="db"))
+    ev.handlers.on_update(dependent("p", "2", of=a), dependent("p", "2", of=a))  # a resync
+    assert sorted(ev.enqueued) == ["a", "b"]
+
+
+@pytest.mark.parametrize("requeue_when_ready, want", [(True, [("web", 6)]), (False, [])],
+                         ids=["requeue", "no-requeue"])
+def test_a_dependent_becoming_ready_requeues_after_min_ready_seconds(requeue_when_ready, want):
+    rs = owner("web", min_ready_s=5)
+    ev = Events(rs, requeue_when_ready=requeue_when_ready)
+    ev.handlers.on_update(dependent("p", "1", of=rs, ready=False),
+                          dependent("p", "2", of=rs, ready=True))
+    assert ev.after == want
