@@ -10,6 +10,7 @@ from kubemu.api import codec
 from kubemu.api.v1 import apps_pb2
 
 from controller_manager import deployment_util as du
+from controller_manager import history
 
 NOW = 1_700_000_000.0
 
@@ -183,11 +184,11 @@ def test_find_active_or_latest(new, old, want):
 # ---------------------------------------------------------------- the hash and the new RS
 
 def test_fnv32a_and_safe_encoding_are_kubernetes():
-    assert du.fnv32a(b"") == 0x811C9DC5
-    assert du.fnv32a(b"a") == 0xE40C292C
-    assert du.fnv32a(b"foobar") == 0xBF9CF968
+    assert history.fnv1a_32(b"") == 0x811C9DC5
+    assert history.fnv1a_32(b"a") == 0xE40C292C
+    assert history.fnv1a_32(b"foobar") == 0xBF9CF968
     # '0'..'9' are 48..57: 48 % 27 = 21 -> "4", ..., 54 % 27 = 0 -> "b".
-    assert du.safe_encode_string("0123456789") == "456789bcdf"
+    assert history.safe_encode("0123456789") == "456789bcdf"
 
 
 def test_compute_hash_is_stable_safe_and_moves_with_the_template_and_collisions():
