@@ -31,6 +31,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
+import math
+import re
 from typing import Any, Awaitable, Callable, Sequence
 
 from google.protobuf.message import Message
@@ -218,43 +221,86 @@ def created_s(obj: Message) -> float:
         return 0.0
 
 
+# podPhaseToOrdinal; any other phase (none yet: just created) counts as Pending.
 _PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
 
 
 def _deletion_cost(pod: Message) -> int:
-    try:
-        return int(pod.metadata.annotations.get(POD_DELETION_COST, "0"))
-    except ValueError:
+    """getDeletionCostFromPodAnnotations: an int32 without a plus sign or
+    leading zeros, else 0."""
+    text = pod.metadata.annotations.get(POD_DELETION_COST, "0")
+    if not re.fullmatch(r"-?[1-9][0-9]*|0", text):
         return 0
+    value = int(text)
+    return value if -2**31 <= value < 2**31 else 0
 
 
 def _restarts(pod: Message) -> int:
     return max((cs.restart_count for cs in pod.status.container_statuses), default=0)
 
 
-def rank_for_deletion(pods: Sequence[Message], related: Sequence[Message] = ()) -> list[Message]:
-    """`pods` in the order a scale-down deletes them (ActivePodsWithRanks, Less):
+def _log2_age(t_s: float, now_s: float) -> int:
+    """logarithmicRankDiff's rank: log2 of the age in nanoseconds, truncated."""
+    age_ns = (now_s - t_s) * 1e9
+    return int(math.log2(age_ns)) if age_ns > 0 else -1
+
+
+def _newer_first(t1_s: float, t2_s: float, uid1: str, uid2: str, now_s: float) -> bool:
+    """Less for two different times (0: unset) under LogarithmicScaleDown (GA):
+    unset first; ages in different powers of two, the younger first; in the
+    same one, by uid (so a scale-down does not always take the very newest)."""
+    if t1_s == 0 or t2_s == 0:
+        return t1_s == 0  # afterOrZero
+    diff = _log2_age(t1_s, now_s) - _log2_age(t2_s, now_s)
+    return uid1 < uid2 if diff == 0 else diff < 0
+
+
+def rank_for_deletion(pods: Sequence[Message], related: Sequence[Message],
+                      now_s: float) -> list[Message]:
+    """`pods` in the order a scale-down deletes them (ActivePodsWithRanks.Less):
     unassigned before assigned; Pending before Unknown before Running; not
-    Ready before Ready; lower pod-deletion-cost first; more pods of the same
-    owner on the node first (doubled-up); Ready for less time first; more
-    restarts first; newer first."""
+    Ready before Ready; lower pod-deletion-cost first; more active `related`
+    pods on the same node first (doubled-up; Kubernetes' related pods are
+    those of every ReplicaSet with the same controller, none for a
+    ReplicaSet without one); Ready for less time first; more restarts first;
+    newer first -- times compared by their power-of-two age at `now_s`, as
+    LogarithmicScaleDown does."""
     per_node: dict[str, int] = {}
-    for pod in related or pods:
-        if pod.spec.node_name and is_pod_active(pod):
+    for pod in related:
+        if is_pod_active(pod):
             per_node[pod.spec.node_name] = per_node.get(pod.spec.node_name, 0) + 1
 
-    def key(pod: Message) -> tuple:
-        ready = is_pod_ready(pod)
-        since = ready_since(pod) or 0.0
-        return (bool(pod.spec.node_name),
-                _PHASE_RANK.get(pod.status.phase, 3),
-                ready,
-                _deletion_cost(pod),
-                -per_node.get(pod.spec.node_name, 0) if pod.spec.node_name else 0,
-                -since if ready else 0.0,
-                -_restarts(pod),
-                -created_s(pod))
-    return sorted(pods, key=key)
+    def less(a: Message, b: Message) -> bool:
+        node_a, node_b = a.spec.node_name, b.spec.node_name
+        if node_a != node_b and (not node_a or not node_b):
+            return not node_a
+        phase_a, phase_b = (_PHASE_RANK.get(p.status.phase, 0) for p in (a, b))
+        if phase_a != phase_b:
+            return phase_a < phase_b
+        ready_a, ready_b = is_pod_ready(a), is_pod_ready(b)
+        if ready_a != ready_b:
+            return not ready_a
+        cost_a, cost_b = _deletion_cost(a), _deletion_cost(b)
+        if cost_a != cost_b:
+            return cost_a < cost_b
+        rank_a, rank_b = per_node.get(node_a, 0), per_node.get(node_b, 0)
+        if rank_a != rank_b:
+            return rank_a > rank_b
+        if ready_a and ready_b:
+            since_a, since_b = ready_since(a) or 0.0, ready_since(b) or 0.0
+            if since_a != since_b:
+                return _newer_first(since_a, since_b, a.metadata.uid, b.metadata.uid, now_s)
+        restarts_a, restarts_b = _restarts(a), _restarts(b)
+        if restarts_a != restarts_b:
+            return restarts_a > restarts_b
+        created_a, created_b = created_s(a), created_s(b)
+        if created_a != created_b:
+            return _newer_first(created_a, created_b, a.metadata.uid, b.metadata.uid, now_s)
+        return False
+
+    def compare(a: Message, b: Message) -> int:
+        return -1 if less(a, b) else 1 if less(b, a) else 0
+    return sorted(pods, key=functools.cmp_to_key(compare))
 
 
 async def slow_start_batch(count: int, initial_batch_size: int,

@@ -26,7 +26,8 @@ from kubemu.client.events import NORMAL, WARNING
 from kubemu.client.informer import meta_namespace_key
 
 from controller_manager import controllerutil as cu
-from controller_manager.base import (BY_NAMESPACE, Context, Controller, copy, split_key)
+from controller_manager.base import (BY_CONTROLLER_UID, BY_NAMESPACE, Context, Controller, copy,
+                                     split_key)
 from controller_manager.expectations import Expectations
 
 # kube-controller-manager's BurstReplicas: creates or deletes per sync.
@@ -88,7 +89,8 @@ class ReplicaSetController(Controller):
             return None
         if diff > 0:
             count = min(diff, BURST_REPLICAS)
-            victims = cu.rank_for_deletion(pods)[:count]
+            victims = cu.rank_for_deletion(pods, self._related_pods(owner),
+                                           self.ctx.clock())[:count]
             self.expectations.expect_deletions(key, [meta_namespace_key(p) for p in victims])
             results = await asyncio.gather(*(self._delete_pod(owner, key, p) for p in victims),
                                            return_exceptions=True)
@@ -96,6 +98,26 @@ class ReplicaSetController(Controller):
                 if isinstance(result, BaseException):
                     return result
         return None
+
+    def _related_pods(self, owner: Message) -> list[Message]:
+        """getIndirectlyRelatedPods: the pods of every ReplicaSet controlled by
+        the same owner as `owner` (its Deployment), so that a scale-down of an
+        old ReplicaSet prefers nodes crowded with the Deployment's pods; none
+        when `owner` has no controller."""
+        ref = cu.controller_of(owner)
+        if ref is None:
+            return []
+        in_namespace = self.pods.by_index(BY_NAMESPACE, owner.metadata.namespace)
+        related: dict[str, Message] = {}
+        for sibling in self.owners.by_index(BY_CONTROLLER_UID, ref.uid):
+            try:
+                selector = labels.from_label_selector(sibling.spec.selector)
+            except errors.ApiError:
+                continue  # an invalid selector matches no pods
+            for pod in in_namespace:
+                if selector.matches(pod.metadata.labels):
+                    related.setdefault(pod.metadata.uid, pod)
+        return list(related.values())
 
     async def _create_pod(self, owner: Message) -> None:
         pod = cu.pod_from_template(owner.spec.template, owner)

@@ -136,26 +136,45 @@ def pod(name: str, *, node: str = "n1", phase: str = "Running", ready: bool | No
     return p
 
 
+# The ranking's "now": ages of 5 s and 100 s and more are in different powers of two.
+RANK_NOW_S = 205.0
+
+
+def with_uid(p: core_pb2.Pod, uid: str) -> core_pb2.Pod:
+    p.metadata.uid = uid
+    return p
+
+
 @pytest.mark.parametrize("first, second", [
     (pod("unassigned", node=""), pod("assigned")),
     (pod("pending", phase="Pending", ready=None), pod("running")),
+    (pod("no-phase-yet", phase="", ready=None), pod("unknown", phase="Unknown", ready=None)),
     (pod("not-ready", ready=False), pod("ready")),
     (pod("cheap", cost="-5"), pod("dear", cost="5")),
+    (pod("plus-sign-is-no-cost", cost="+5"), pod("dear", cost="5")),
     (pod("ready-later", ready_at=200.0), pod("ready-earlier", ready_at=100.0)),
+    # Ready 100 s and 120 s ago: the same power of two, so the uid decides.
+    (with_uid(pod("ready-earlier-a", ready_at=85.0), "a"),
+     with_uid(pod("ready-later-b", ready_at=105.0), "b")),
     (pod("restarted", restarts=3), pod("steady")),
-    (pod("newer", created=60.0), pod("older", created=50.0)),
-], ids=["unassigned", "pending", "not-ready", "deletion-cost", "ready-for-less-time",
-        "more-restarts", "newer"])
+    (pod("newer", created=200.0), pod("older", created=50.0)),
+    (pod("no-creation-time", created=0.0), pod("newer", created=200.0)),
+], ids=["unassigned", "pending", "no-phase-is-pending", "not-ready", "deletion-cost",
+        "invalid-deletion-cost", "ready-for-less-time", "same-power-of-two-by-uid",
+        "more-restarts", "newer", "no-creation-time"])
 def test_rank_for_deletion_puts_the_cheaper_pod_first(first, second):
-    assert [p.metadata.name for p in cu.rank_for_deletion([second, first])] == \
-        [first.metadata.name, second.metadata.name]
+    ranked = cu.rank_for_deletion([second, first], [], RANK_NOW_S)
+    assert [p.metadata.name for p in ranked] == [first.metadata.name, second.metadata.name]
 
 
 def test_rank_for_deletion_prefers_pods_doubled_up_on_a_node():
     crowded = [pod("c1", node="busy"), pod("c2", node="busy")]
     alone = pod("alone", node="quiet")
-    ranked = cu.rank_for_deletion([alone, *crowded])
+    ranked = cu.rank_for_deletion([alone, *crowded], [alone, *crowded], RANK_NOW_S)
     assert ranked[-1].metadata.name == "alone"
+    # Without related pods nothing is doubled up: the newer pod goes first.
+    newer = pod("newer", node="quiet", created=200.0)
+    assert cu.rank_for_deletion([*crowded, newer], [], RANK_NOW_S)[0].metadata.name == "newer"
 
 
 @pytest.mark.parametrize("ready_at, min_ready_s, now, want", [

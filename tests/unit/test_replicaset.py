@@ -9,6 +9,7 @@ import pytest
 from controller_manager import controllerutil as cu
 from controller_manager.base import Context, Options
 from controller_manager.replicaset import ReplicaSetController
+from kubemu import timefmt
 from kubemu.api import errors, labels
 from kubemu.api.kinds import REGISTRY
 from kubemu.api.v1 import core_pb2
@@ -128,3 +129,50 @@ async def test_a_refused_write_sets_replica_failure_with_its_reason(h, monkeypat
     cond = cu.get_condition(status, "ReplicaFailure")
     assert (cond.status, cond.reason) == ("True", reason)
     assert "exceeded quota" in cond.message
+
+
+# ---------------------------------------------------------------- scale-down ranking
+
+def running(msg, node: str, age_s: float):
+    """The cached copy of a stored pod, Running and Ready on `node`, created `age_s` ago."""
+    created_s = NOW_S - age_s
+    out = type(msg)()
+    out.CopyFrom(msg)
+    out.spec.node_name = node
+    out.metadata.creation_timestamp = timefmt.rfc3339(created_s)
+    out.status.phase = "Running"
+    out.status.conditions.add(type="Ready", status="True",
+                              last_transition_time=timefmt.rfc3339(created_s))
+    return out
+
+
+async def test_a_standalone_replicaset_ranks_no_pod_as_doubled_up(h):
+    """getIndirectlyRelatedPods finds nothing for a ReplicaSet without a
+    controller: the newest pod goes, not one of the two sharing n1."""
+    rs = await h.client.create(replicaset("web", replicas=2))
+    pods = [running(await h.client.create(pod(name, rs)), node, age_s)
+            for name, node, age_s in (("p1", "n1", 1000.0), ("p2", "n1", 990.0),
+                                      ("p3", "n2", 5.0))]
+    h.cache("replicasets", [rs])
+    h.cache("pods", pods)
+    await h.rsc.sync("default/web")
+    assert sorted(p.metadata.name for p in await h.pods()) == ["p1", "p2"]
+
+
+async def test_a_deployments_old_replicaset_scales_down_on_the_node_crowded_with_its_pods(h):
+    """The related pods are those of every ReplicaSet of the same Deployment:
+    old-b shares n2 with both new pods, so it goes though old-a is newer."""
+    old, new = replicaset("web-old", replicas=1, app="v1"), replicaset("web-new", replicas=2,
+                                                                       app="v2")
+    for rs in (old, new):
+        rs.metadata.owner_references.add(api_version="apps/v1", kind="Deployment", name="web",
+                                         uid="d-uid", controller=True)
+    old, new = await h.client.create(old), await h.client.create(new)
+    pods = [running(await h.client.create(pod(name, owner, app=app)), node, age_s)
+            for name, owner, app, node, age_s in (
+                ("old-a", old, "v1", "n1", 5.0), ("old-b", old, "v1", "n2", 1000.0),
+                ("new-a", new, "v2", "n2", 3.0), ("new-b", new, "v2", "n2", 2.0))]
+    h.cache("replicasets", [old, new])
+    h.cache("pods", pods)
+    await h.rsc.sync("default/web-old")
+    assert sorted(p.metadata.name for p in await h.pods()) == ["new-a", "new-b", "old-a"]
