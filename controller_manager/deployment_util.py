@@ -184,8 +184,10 @@ def by_creation(rss: Iterable[Message]) -> list[Message]:
 
 
 def by_size_newer(rss: Iterable[Message]) -> list[Message]:
-    """ReplicaSetsBySizeNewer: largest first; of equal size, newer first."""
-    return sorted(rss, key=lambda rs: (-replicas(rs), -created_s(rs), rs.metadata.name))
+    """ReplicaSetsBySizeNewer: largest first; of equal size, newer first, and
+    of equal creation time the later name first (ByCreationTimestamp reversed)."""
+    return sorted(rss, key=lambda rs: (replicas(rs), created_s(rs), rs.metadata.name),
+                  reverse=True)
 
 
 def by_size_older(rss: Iterable[Message]) -> list[Message]:

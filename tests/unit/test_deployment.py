@@ -151,7 +151,11 @@ def test_old_replica_sets_scale_down(d, old, new, want):
      [("new", 10), ("old", 7)], "up"),
     (deployment(10, 3, 2), [rs("old", 8, max_replicas=13), rs("new", 5, max_replicas=13)],
      [("new", 5), ("old", 8)], ""),
-], ids=["up-20", "down-5", "to-zero", "tie-newer-gets-leftover", "no-change"])
+    # Equal size and creation time: BySizeNewer puts the later name first.
+    (deployment(3, 0, 1), [rs("a", 1, max_replicas=2), rs("b", 1, max_replicas=2)],
+     [("a", 1), ("b", 2)], "up"),
+], ids=["up-20", "down-5", "to-zero", "tie-newer-gets-leftover", "no-change",
+        "tie-in-time-later-name-first"])
 def test_proportional_sizes(d, active, want, operation):
     scaling = du.proportional_sizes(d, active)
     assert sorted((r.metadata.name, size) for r, size in scaling.sizes) == want
