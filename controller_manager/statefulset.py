@@ -539,12 +539,9 @@ class StatefulSetController(Controller):
         except errors.AlreadyExists:
             raise  # Kubernetes sinks it: no event, a retry later
         except errors.ApiError as exc:
-            self.recorder.record(sts, WARNING, "FailedCreate",
-                                 f"create Pod {name} in StatefulSet {sts.metadata.name} "
-                                 f"failed error: {exc}")
+            self._record_pod_event(sts, "create", name, exc)
             raise
-        self.recorder.record(sts, NORMAL, "SuccessfulCreate",
-                             f"create Pod {name} in StatefulSet {sts.metadata.name} successful")
+        self._record_pod_event(sts, "create", name)
 
     async def _delete_pod(self, sts: Message, pod: Message) -> None:
         name = pod.metadata.name
@@ -554,12 +551,9 @@ class StatefulSetController(Controller):
             self.expectations.deletion_observed(meta_namespace_key(sts), meta_namespace_key(pod))
             return
         except errors.ApiError as exc:
-            self.recorder.record(sts, WARNING, "FailedDelete",
-                                 f"delete Pod {name} in StatefulSet {sts.metadata.name} "
-                                 f"failed error: {exc}")
+            self._record_pod_event(sts, "delete", name, exc)
             raise
-        self.recorder.record(sts, NORMAL, "SuccessfulDelete",
-                             f"delete Pod {name} in StatefulSet {sts.metadata.name} successful")
+        self._record_pod_event(sts, "delete", name)
 
     async def _update_identity(self, sts: Message, pod: Message) -> None:
         """UpdateStatefulPod: the identity labels back (the spec cannot change)."""
@@ -573,12 +567,19 @@ class StatefulSetController(Controller):
         except errors.Conflict:
             raise
         except errors.ApiError as exc:
-            self.recorder.record(sts, WARNING, "FailedUpdate",
-                                 f"update Pod {name} in StatefulSet {sts.metadata.name} "
-                                 f"failed error: {exc}")
+            self._record_pod_event(sts, "update", name, exc)
             raise
-        self.recorder.record(sts, NORMAL, "SuccessfulUpdate",
-                             f"update Pod {name} in StatefulSet {sts.metadata.name} successful")
+        self._record_pod_event(sts, "update", name)
+
+    def _record_pod_event(self, sts: Message, verb: str, name: str,
+                          error: BaseException | None = None) -> None:
+        """recordPodEvent: Successful<Verb> / Failed<Verb> with Kubernetes' texts."""
+        where = f"{verb} Pod {name} in StatefulSet {sts.metadata.name}"
+        if error is None:
+            self.recorder.record(sts, NORMAL, f"Successful{verb.title()}", f"{where} successful")
+        else:
+            self.recorder.record(sts, WARNING, f"Failed{verb.title()}",
+                                 f"{where} failed error: {error}")
 
     # ------------------------------------------------------------ status and history
 
