@@ -85,17 +85,24 @@ class Claimed:
 
 async def claim(client: Client, owner: Message, selector: labels.Selector,
                 candidates: Sequence[Message], *, resource: str = "pods",
-                get_owner: Callable[[], Awaitable[Message]] | None = None) -> Claimed:
-    """Adopt and release as ClaimObjects does; returns the objects owner now controls."""
+                get_owner: Callable[[], Awaitable[Message]] | None = None,
+                also: Callable[[Message], bool] | None = None) -> Claimed:
+    """Adopt and release as ClaimObjects does; returns the objects owner now
+    controls. An object matches when the selector does and, given, `also`
+    (ClaimPods' filters: a StatefulSet's pods must be named as its members)."""
     out = Claimed([])
     owner_uid = owner.metadata.uid
     fresh_checked = False
+
+    def matches(obj: Message) -> bool:
+        return selector.matches(obj.metadata.labels) and (also is None or also(obj))
+
     for obj in candidates:
         ref = controller_of(obj)
         if ref is not None:
             if ref.uid != owner_uid:
                 continue  # someone else's
-            if selector.matches(obj.metadata.labels):
+            if matches(obj):
                 out.objects.append(obj)
                 continue
             if _is_terminating(owner) or _is_terminating(obj):
@@ -106,8 +113,7 @@ async def claim(client: Client, owner: Message, selector: labels.Selector,
                 out.released += 1
             continue
         # An orphan.
-        if _is_terminating(owner) or _is_terminating(obj) or not selector.matches(
-                obj.metadata.labels):
+        if _is_terminating(owner) or _is_terminating(obj) or not matches(obj):
             continue
         if not fresh_checked:
             # RecheckDeletionTimestamp: adopt only for the owner that really exists now.

@@ -16,8 +16,9 @@ present template; the current revision is status.currentRevision (the
 update one for a new set). A pod is created from the current template when
 its ordinal is below the partition, else from the update template.
 
-sync(key), as UpdateStatefulSet: adopt orphan revisions and pods (matching
-the selector, and for pods named `<set>-<ordinal>`), settle the revisions,
+sync(key), as UpdateStatefulSet: claim revisions and pods (those matching
+the selector -- and for pods, named `<set>-<ordinal>` -- are adopted or
+kept, ours that do not are released), settle the revisions,
 then -- when the expectations are met and the set is not being deleted --
 act on `plan(...)`, the pure decision:
   - every ordinal in [start, start+replicas): a missing pod is created, a
@@ -396,8 +397,8 @@ class StatefulSetController(Controller):
             self.client, sts, selector, in_namespace, resource="controllerrevisions")).objects)
         candidates = [p for p in self.pods.by_index(BY_NAMESPACE, namespace)
                       if cu.is_controlled_by(p, sts) or is_member(sts, p)]
-        pods = (await cu.claim(self.client, sts, selector, candidates)).objects
-        pods = [p for p in pods if parent_and_ordinal(p.metadata.name)[1] >= 0]
+        pods = (await cu.claim(self.client, sts, selector, candidates,
+                               also=lambda p: is_member(sts, p))).objects
 
         current, update, collisions = await self._revisions(sts, revisions)
         view = view_of(sts, current.metadata.name, update.metadata.name)

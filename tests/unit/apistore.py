@@ -1,7 +1,9 @@
 """A fake Client for controller tests: the calls controllers make, served by
 the apiserver's own ObjectRegistry over the in-memory store, so finalizers,
 preconditions, status subresources and conflicts behave as the apiserver's.
-Every write is logged in `writes`."""
+Every write is logged in `writes`. `ControllerHarness` runs one controller
+on it with informers fed by hand, so a test can make the cache stale on
+purpose, as it is for a while after every write."""
 from __future__ import annotations
 
 import json
@@ -9,8 +11,11 @@ import random
 
 from apiserver.memstore import MemoryStore
 from apiserver.registry import ObjectRegistry
+from controller_manager.base import Context, Controller, Options
 from kubemu.api.kinds import REGISTRY
+from kubemu.api.v1 import core_pb2
 from kubemu.client.clientset import DeleteResult
+from kubemu.loops import Loops
 
 NOW_S = 1_800_000_000.0
 
@@ -56,3 +61,26 @@ class StoreClient:
         kind = REGISTRY.resolve(resource)
         items, _, _, _ = await self.registry.list(kind, namespace, None, 0, "")
         return items
+
+
+class ControllerHarness:
+    """One controller on a StoreClient, its informers filled by `cache`."""
+
+    def __init__(self, controller: type[Controller]):
+        self.registry = memory_registry()
+        self.client = StoreClient(self.registry)
+        self.ctx = Context(self.client, Options(apiserver="-"), Loops(), clock=lambda: NOW_S)
+        self.controller = controller(self.ctx)
+
+    async def start(self) -> None:
+        await self.registry.create(REGISTRY.by_resource("namespaces"), "",
+                                   core_pb2.Namespace(metadata={"name": "default"}))
+
+    def cache(self, resource: str, items) -> None:
+        """What the informer of `resource` holds (handlers run as for a relist)."""
+        informer = self.ctx.informers.get(resource)
+        informer._replace(list(items))
+        informer.has_synced.set()
+
+    async def stop(self) -> None:
+        await self.ctx.stop()

@@ -1,21 +1,16 @@
 """The ReplicaSet controller and the claim it shares with every workload
 controller, on the apiserver's registry over the in-memory store (a fake
-client). The informers are fed by hand (`cache`), so a test can make the
-cache stale on purpose, as it is for a while after every write."""
+client, tests/unit/apistore.py)."""
 from __future__ import annotations
 
 import pytest
 
 from controller_manager import controllerutil as cu
-from controller_manager.base import Context, Options
 from controller_manager.replicaset import ReplicaSetController
 from kubemu import timefmt
 from kubemu.api import errors, labels
-from kubemu.api.kinds import REGISTRY
-from kubemu.api.v1 import core_pb2
-from kubemu.loops import Loops
 from tests.builders import make_pod, obj
-from tests.unit.apistore import NOW_S, StoreClient, memory_registry
+from tests.unit.apistore import NOW_S, ControllerHarness
 
 
 def replicaset(name: str, replicas: int = 2, app: str = "web"):
@@ -27,28 +22,13 @@ def replicaset(name: str, replicas: int = 2, app: str = "web"):
                                                                "image": "busybox"}]}}}})
 
 
-class Harness:
+class Harness(ControllerHarness):
     def __init__(self):
-        self.registry = memory_registry()
-        self.client = StoreClient(self.registry)
-        self.ctx = Context(self.client, Options(apiserver="-"), Loops(), clock=lambda: NOW_S)
-        self.rsc = ReplicaSetController(self.ctx)
-
-    async def start(self):
-        await self.registry.create(REGISTRY.by_resource("namespaces"), "",
-                                   core_pb2.Namespace(metadata={"name": "default"}))
-
-    def cache(self, resource: str, items) -> None:
-        """What the informer of `resource` holds (handlers run as for a relist)."""
-        informer = self.ctx.informers.get(resource)
-        informer._replace(list(items))
-        informer.has_synced.set()
+        super().__init__(ReplicaSetController)
+        self.rsc = self.controller
 
     async def pods(self) -> list:
         return await self.client.list_all("pods")
-
-    async def stop(self):
-        await self.ctx.stop()
 
 
 @pytest.fixture
