@@ -3,12 +3,14 @@ deletion ranking, slow-start batches, conditions."""
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
+from controller_manager import app as app_mod
 from controller_manager import controllerutil as cu
 from controller_manager import registry
-from controller_manager.base import Controller, InformerFactory
+from controller_manager.base import Controller, InformerFactory, Options
 from controller_manager.expectations import Expectations
 from kubemu import timefmt
 from kubemu.api.v1 import apps_pb2, core_pb2
@@ -326,3 +328,21 @@ def test_a_dependent_becoming_ready_requeues_after_min_ready_seconds(requeue_whe
     ev.handlers.on_update(dependent("p", "1", of=rs, ready=False),
                           dependent("p", "2", of=rs, ready=True))
     assert ev.after == want
+
+
+# ---------------------------------------------------------------- the process
+
+async def test_the_address_file_is_written_off_the_event_loop(tmp_path, monkeypatch):
+    """atomic_write fsyncs: on the event loop it could stall every controller."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    seen: list[tuple[str, bool]] = []
+
+    def fake_write(path, text, **_):
+        seen.append((str(path), threading.current_thread() is threading.main_thread()))
+        loop.call_soon_threadsafe(stop.set)
+    monkeypatch.setattr(app_mod.fileutil, "atomic_write", fake_write)
+    options = Options(apiserver="127.0.0.1:1", address_file=str(tmp_path / "addr"),
+                      leader_elect=False, controllers=("replicaset",), rpc_timeout_s=1.0)
+    await asyncio.wait_for(app_mod.ControllerManagerApp(options).run(stop), 10)
+    assert seen == [(str(tmp_path / "addr"), False)]
