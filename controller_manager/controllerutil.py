@@ -206,11 +206,13 @@ def ready_since(pod: Message) -> float | None:
 
 
 def is_pod_available(pod: Message, min_ready_s: int, now: float) -> bool:
-    """Ready for at least min_ready_s (podutil.IsPodAvailable)."""
+    """Ready for more than min_ready_s (podutil.IsPodAvailable: the deadline
+    strictly before now; a Ready condition without a transition time is
+    never available once minReadySeconds is set)."""
     since = ready_since(pod)
     if since is None:
         return False
-    return min_ready_s <= 0 or since + min_ready_s <= now
+    return min_ready_s <= 0 or (since > 0 and since + min_ready_s < now)
 
 
 def is_pod_active(pod: Message) -> bool:

@@ -182,11 +182,19 @@ def test_rank_for_deletion_prefers_pods_doubled_up_on_a_node():
 @pytest.mark.parametrize("ready_at, min_ready_s, now, want", [
     (100.0, 0, 100.0, True),
     (100.0, 10, 109.0, False),
-    (100.0, 10, 110.0, True),
-])
+    (100.0, 10, 110.0, False),  # IsPodAvailable: the deadline strictly Before now
+    (100.0, 10, 110.5, True),
+], ids=["no-min-ready", "too-soon", "at-the-deadline", "past-the-deadline"])
 def test_availability_waits_for_min_ready_seconds(ready_at, min_ready_s, now, want):
     assert cu.is_pod_available(pod("p", ready_at=ready_at), min_ready_s, now) is want
     assert not cu.is_pod_available(pod("p", ready=False), 0, now)
+
+
+def test_a_ready_condition_without_transition_time_is_not_available_after_min_ready():
+    p = pod("p")
+    p.status.conditions[0].ClearField("last_transition_time")
+    assert cu.is_pod_available(p, 0, 1000.0)
+    assert not cu.is_pod_available(p, 10, 1000.0)
 
 
 def test_pod_from_template_carries_the_template_and_a_controller_ref():
