@@ -10,10 +10,11 @@ import pytest
 from controller_manager import app as app_mod
 from controller_manager import controllerutil as cu
 from controller_manager import registry
-from controller_manager.base import Controller, InformerFactory, Options
+from controller_manager.base import Context, Controller, InformerFactory, Options
 from controller_manager.expectations import Expectations
 from kubemu import timefmt
 from kubemu.api.v1 import apps_pb2, core_pb2
+from kubemu.client.wait import wait_for
 from kubemu.loops import Loops
 
 
@@ -354,3 +355,52 @@ async def test_the_address_file_is_written_off_the_event_loop(tmp_path, monkeypa
                       leader_elect=False, controllers=("replicaset",), rpc_timeout_s=1.0)
     await asyncio.wait_for(app_mod.ControllerManagerApp(options).run(stop), 10)
     assert seen == [(str(tmp_path / "addr"), False)]
+
+
+# ---------------------------------------------------------------- the worker loop
+
+class Flaky(Controller):
+    """Raises a bug for "bad", records every key it syncs."""
+    name = "flaky-controller"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.synced: list[str] = []
+
+    async def sync(self, key: str) -> None:
+        self.synced.append(key)
+        if key == "bad":
+            raise KeyError("a bug")
+
+
+def flaky_context() -> Context:
+    options = Options(apiserver="-", requeue_base_delay_s=0.001, retry_period_s=0.05)
+    return Context(None, options, Loops())  # type: ignore[arg-type] - no client needed
+
+
+async def test_a_sync_that_raises_a_bug_is_retried_and_the_worker_goes_on():
+    ctx = flaky_context()
+    flaky = Flaky(ctx)
+    run = asyncio.get_running_loop().create_task(flaky.run(workers=1))
+    flaky.enqueue("bad")
+    flaky.enqueue("good")
+    await wait_for(lambda: "good" in flaky.synced and flaky.synced.count("bad") >= 2, 5.0)
+    assert flaky.sync_errors >= 2
+    run.cancel()
+    await asyncio.gather(run, return_exceptions=True)
+    await ctx.stop()
+
+
+async def test_without_the_lease_a_key_is_not_synced_but_kept_for_later():
+    ctx = flaky_context()
+    ctx.lease_ok = lambda: False
+    flaky = Flaky(ctx)
+    await flaky.process("good")
+    assert flaky.synced == [] and flaky.syncs == 0
+    ctx.lease_ok = lambda: True
+    # Put back with a delay (retry_period_s), not dropped.
+    assert flaky.queue.num_requeues("good") == 0
+    await wait_for(lambda: len(flaky.queue) == 1, flaky.options.retry_period_s + 5.0)
+    await flaky.process(flaky.queue.get_nowait())
+    assert flaky.synced == ["good"]
+    await ctx.stop()
