@@ -253,18 +253,21 @@ def _log2_age(t_s: float, now_s: float) -> int:
     return int(math.log2(age_ns)) if age_ns > 0 else -1
 
 
-def _newer_first(t1_s: float, t2_s: float, uid1: str, uid2: str, now_s: float) -> bool:
+def _newer_first(t1_s: float, t2_s: float, uid1: str, uid2: str, now_s: float | None) -> bool:
     """Less for two different times (0: unset) under LogarithmicScaleDown (GA):
     unset first; ages in different powers of two, the younger first; in the
-    same one, by uid (so a scale-down does not always take the very newest)."""
-    if t1_s == 0 or t2_s == 0:
-        return t1_s == 0  # afterOrZero
+    same one, by uid (so a scale-down does not always take the very newest).
+    Without `now_s`, plainly the later first (afterOrZero, as Kubernetes)."""
+    if now_s is None or t1_s == 0 or t2_s == 0:
+        if t1_s == 0 or t2_s == 0:
+            return t1_s == 0
+        return t1_s > t2_s
     diff = _log2_age(t1_s, now_s) - _log2_age(t2_s, now_s)
     return uid1 < uid2 if diff == 0 else diff < 0
 
 
-def rank_for_deletion(pods: Sequence[Message], related: Sequence[Message],
-                      now_s: float) -> list[Message]:
+def rank_for_deletion(pods: Sequence[Message], related: Sequence[Message] | None = None,
+                      now_s: float | None = None) -> list[Message]:
     """`pods` in the order a scale-down deletes them (ActivePodsWithRanks.Less):
     unassigned before assigned; Pending before Unknown before Running; not
     Ready before Ready; lower pod-deletion-cost first; more active `related`
@@ -272,9 +275,10 @@ def rank_for_deletion(pods: Sequence[Message], related: Sequence[Message],
     those of every ReplicaSet with the same controller, none for a
     ReplicaSet without one); Ready for less time first; more restarts first;
     newer first -- times compared by their power-of-two age at `now_s`, as
-    LogarithmicScaleDown does."""
+    LogarithmicScaleDown does. `related` None counts `pods` themselves; no
+    `now_s` compares the times themselves (Kubernetes with a zero Now)."""
     per_node: dict[str, int] = {}
-    for pod in related:
+    for pod in pods if related is None else related:
         if is_pod_active(pod):
             per_node[pod.spec.node_name] = per_node.get(pod.spec.node_name, 0) + 1
 

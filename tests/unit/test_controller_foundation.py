@@ -178,6 +178,11 @@ def test_rank_for_deletion_prefers_pods_doubled_up_on_a_node():
     # Without related pods nothing is doubled up: the newer pod goes first.
     newer = pod("newer", node="quiet", created=200.0)
     assert cu.rank_for_deletion([*crowded, newer], [], RANK_NOW_S)[0].metadata.name == "newer"
+    # Without `related`, the pods themselves are counted; without `now_s`,
+    # times are compared as they are (the newest first, whatever its power of two).
+    assert cu.rank_for_deletion([alone, *crowded])[-1].metadata.name == "alone"
+    a, b = pod("a", created=100.0), pod("b", created=101.0)
+    assert cu.rank_for_deletion([a, b])[0].metadata.name == "b"
 
 
 @pytest.mark.parametrize("ready_at, min_ready_s, now, want", [
