@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import time
 from typing import Any, Callable, ClassVar
 
@@ -80,6 +81,10 @@ class Options:
     # Job: the pod-failure backoff base and cap.
     job_backoff_base_s: float = 10.0
     job_backoff_max_s: float = 360.0
+    # DaemonSet: the per-node backoff before deleting a failed daemon pod
+    # again (kube-controller-manager's flowcontrol.NewBackOff(1s, 15min)).
+    daemonset_failed_pod_backoff_base_s: float = 1.0
+    daemonset_failed_pod_backoff_max_s: float = 900.0
     # CronJob: how often the controller looks at every schedule.
     cronjob_resync_s: float = 10.0
     # Garbage collector: how often the owner graph is checked for dangling refs.
@@ -88,6 +93,9 @@ class Options:
     pv_sync_period_s: float = 15.0
     # Where the local-path provisioner makes volume directories ("" = off).
     volumes_dir: str = ""
+    # Tests only (--clock-offset-file): the controllers' clock is the wall
+    # clock plus the seconds this file holds, so a test moves CronJob time on.
+    clock_offset_file: str = ""
 
     def workers(self, name: str, default: int) -> int:
         return self.concurrency.get(name, default)
@@ -141,6 +149,47 @@ class InformerFactory:
         return iter(self._informers.values())
 
 
+class FileOffsetClock:
+    """The wall clock plus the offset (float seconds) written in a file: a
+    test's way to move the controllers' time forward without waiting.
+
+    The file is read again only when its mtime changes, and stat'ed at most
+    every `check_every_s` (a stat of a local file; nothing that can hang). A
+    missing or unreadable file means offset 0. Only the controllers' clock
+    moves: leader election keeps the real one.
+    """
+
+    def __init__(self, path: str, clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic, check_every_s: float = 0.05):
+        self.path = path
+        self._clock = clock
+        self._monotonic = monotonic
+        self._check_every_s = check_every_s
+        self._checked_at: float | None = None
+        self._mtime_ns = -1
+        self.offset_s = 0.0
+
+    def __call__(self) -> float:
+        now = self._monotonic()
+        if self._checked_at is None or now - self._checked_at >= self._check_every_s:
+            self._checked_at = now
+            self._reload()
+        return self._clock() + self.offset_s
+
+    def _reload(self) -> None:
+        try:
+            mtime_ns = os.stat(self.path).st_mtime_ns
+            if mtime_ns == self._mtime_ns:
+                return
+            with open(self.path, encoding="utf-8") as f:
+                text = f.read(64).strip()
+            self.offset_s = float(text) if text else 0.0
+            self._mtime_ns = mtime_ns
+        except (OSError, ValueError):
+            self.offset_s = 0.0
+            self._mtime_ns = -1
+
+
 class Context:
     """What every controller of one term shares."""
 
@@ -150,6 +199,8 @@ class Context:
         self.client = client
         self.options = options
         self.loops = loops
+        if options.clock_offset_file:
+            clock = FileOffsetClock(options.clock_offset_file, clock, monotonic)
         self.clock = clock
         self.monotonic = monotonic
         self.informers = InformerFactory(client, loops, resync_s=options.resync_s)

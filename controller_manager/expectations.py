@@ -58,7 +58,8 @@ class Expectations:
         self._set(key, adds=0, deleting=set(pod_keys))
 
     def expect(self, key: str, *, creations: int = 0, deletions: Iterable[str] = ()) -> None:
-        """Both at once (a StatefulSet's Parallel sync creates some pods and deletes others)."""
+        """Both at once (SetExpectations): a StatefulSet's Parallel sync, or a
+        DaemonSet's, creates some pods and deletes others."""
         self._set(key, adds=creations, deleting=set(deletions))
 
     def _set(self, key: str, *, adds: int, deleting: set[str]) -> None:

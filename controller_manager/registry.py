@@ -11,16 +11,26 @@ from __future__ import annotations
 from typing import Iterable
 
 from controller_manager.base import Controller
+from controller_manager.cronjob import CronJobController
+from controller_manager.daemonset import DaemonSetController
 from controller_manager.deployment import DeploymentController
 from controller_manager.garbagecollector import GarbageCollector
+from controller_manager.job import JobController
+from controller_manager.pv_binder import PersistentVolumeBinderController
 from controller_manager.replicaset import ReplicaSetController
 from controller_manager.statefulset import StatefulSetController
+from controller_manager.ttl_after_finished import TTLAfterFinishedController
 
 CONTROLLERS: tuple[type[Controller], ...] = (
     ReplicaSetController,
     DeploymentController,
     StatefulSetController,
+    DaemonSetController,
+    JobController,
+    CronJobController,
+    TTLAfterFinishedController,
     GarbageCollector,
+    PersistentVolumeBinderController,
 )
 
 

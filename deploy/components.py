@@ -311,6 +311,7 @@ def with_replicas(kinds: Sequence[ComponentKind], name: str, count: int
 CONTROLLER_MANAGER_FAST_FLAGS: tuple[str, ...] = (
     "--lease-duration-s", "4", "--renew-deadline-s", "3", "--retry-period-s", "0.5",
     "--job-backoff-base-s", "1", "--job-backoff-max-s", "8",
+    "--daemonset-failed-pod-backoff-base-s", "0.5", "--daemonset-failed-pod-backoff-max-s", "4",
     "--cronjob-resync-s", "1", "--gc-resync-s", "2", "--pvclaimbinder-sync-period-s", "1")
 
 

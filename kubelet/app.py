@@ -318,8 +318,27 @@ class Kubelet:
                 return pv.spec.host_path.path
             if pv is not None and pv.spec.HasField("local") and pv.spec.local.path:
                 return pv.spec.local.path
+        elif await self._binder_binds(pvc):
+            # Kubernetes' kubelet waits for the binder (FailedMount, retried).
+            raise volumes.VolumeError(
+                f'PVC {namespace}/{claim} has non-bound phase ("{pvc.status.phase}") or '
+                f'empty pvc.Spec.VolumeName ("{pvc.spec.volume_name}")')
         base = self.options.volumes_dir or (self.root / "persistent-volumes")
         return str(base / f"pvc-{pvc.metadata.uid}")
+
+    async def _binder_binds(self, pvc: Message) -> bool:
+        """Whether a binder is to bind this unbound claim: it names a class, or
+        has none and a default StorageClass exists. Otherwise (no class at all,
+        as on a cluster without a controller-manager) the claim gets a directory
+        of its own at once, kubemu's convenience."""
+        if pvc.spec.HasField("storage_class_name"):
+            return bool(pvc.spec.storage_class_name)
+        try:
+            classes = (await self.client.list("storageclasses")).items
+        except errors.NotFound:
+            return False  # an API without StorageClasses
+        return any(sc.metadata.annotations.get("storageclass.kubernetes.io/is-default-class")
+                   == "true" for sc in classes)
 
     # ------------------------------------------------------------ informer events
 

@@ -5,9 +5,12 @@ every step), which gives the real finalizer and deletion semantics."""
 from __future__ import annotations
 
 import asyncio
+import random
 
 import pytest
 
+from apiserver.memstore import MemoryStore
+from apiserver.registry import ObjectRegistry
 from controller_manager.base import Context, Options
 from controller_manager.garbagecollector import (
     BACKGROUND, DELETE, FOREGROUND, NOTHING, ORPHAN, REMOVE_REFS, AbsentOwners, Classified,
@@ -15,10 +18,10 @@ from controller_manager.garbagecollector import (
 from kubemu.api import errors
 from kubemu.api.kinds import REGISTRY
 from kubemu.api.v1 import core_pb2
+from kubemu.client.clientset import DeleteResult
 from kubemu.client.wait import wait_for
 from kubemu.loops import Loops
 from tests.builders import make_pod, obj
-from tests.unit.apistore import StoreClient, memory_registry
 
 NOW_S = 1_800_000_000.0
 
@@ -222,9 +225,49 @@ def test_decide(refs, has_deps, dep_deleting, finalizers, want):
 # ---------------------------------------------------------------- the controller on a fake store
 
 
+class StoreClient:
+    """The Client calls the garbage collector makes, served by the apiserver's
+    ObjectRegistry on a MemoryStore; every write is logged."""
+
+    def __init__(self, registry: ObjectRegistry):
+        self.registry = registry
+        self.writes: list[tuple] = []
+
+    async def get(self, resource, name, namespace=""):
+        return await self.registry.get(REGISTRY.resolve(resource), namespace, name)
+
+    async def create(self, obj):
+        kind = REGISTRY.by_message(obj)
+        return await self.registry.create(kind, obj.metadata.namespace, obj)
+
+    async def update(self, obj):
+        self.writes.append(("update", obj.metadata.name, obj.metadata.resource_version))
+        return await self.registry.update(REGISTRY.by_message(obj), obj)
+
+    async def patch(self, resource, name, namespace="", *, patch, status=False, dry_run=False):
+        import json
+        return await self.registry.patch(REGISTRY.resolve(resource), namespace, name,
+                                         json.dumps(patch))
+
+    async def delete(self, resource, name, namespace="", *, grace_period_s=None,
+                     propagation_policy="", uid="", resource_version="", **_):
+        self.writes.append(("delete", name, propagation_policy, bool(uid),
+                            bool(resource_version)))
+        out, deleted = await self.registry.delete(
+            REGISTRY.resolve(resource), namespace, name, grace_period_s=grace_period_s,
+            propagation_policy=propagation_policy, uid=uid, resource_version=resource_version)
+        return DeleteResult(object=out, deleted=deleted)
+
+    async def list_all(self, resource, namespace="", **_):
+        kind = REGISTRY.resolve(resource)
+        items, _, _, _ = await self.registry.list(kind, namespace, None, 0, "")
+        return items
+
+
 class Harness:
     def __init__(self):
-        self.registry = memory_registry(NOW_S)
+        self.registry = ObjectRegistry(MemoryStore(), {}, rng=random.Random(7),
+                                       clock=lambda: NOW_S)
         self.client = StoreClient(self.registry)
         self.ctx = Context(self.client, Options(apiserver="-"), Loops(), clock=lambda: NOW_S)
         self.gc = GarbageCollector(self.ctx)

@@ -2,7 +2,7 @@
 deleted next under OrderedReady and Parallel, the rolling update with its
 partition, the status counts, the pods and claims built for an ordinal, and
 the revision history's hashing and choices; then the controller on the
-apiserver's registry over the in-memory store (tests/unit/apistore.py)."""
+apiserver's registry over the in-memory store (tests/unit/controller_harness.py)."""
 from __future__ import annotations
 
 import pytest
@@ -16,7 +16,8 @@ from controller_manager.statefulset import (Counts, PodState, SetView, StatefulS
                                             parent_and_ordinal, plan, revision_data,
                                             revision_for, template_of, view_of)
 from tests.builders import make_pod
-from tests.unit.apistore import ControllerHarness
+from tests.unit.cli_memclient import MemClient
+from tests.unit.controller_harness import ControllerHarness
 
 CUR, UPD = "web-cur", "web-upd"
 
@@ -299,8 +300,7 @@ def test_view_of_a_set(spec, expected):
 
 @pytest.fixture
 async def h():
-    harness = ControllerHarness(StatefulSetController)
-    await harness.start()
+    harness = ControllerHarness(StatefulSetController, await MemClient.new())
     try:
         yield harness
     finally:
@@ -323,6 +323,5 @@ async def test_a_pod_it_owns_that_is_not_named_as_its_member_is_released_not_cou
     h.cache("controllerrevisions", [])
     h.cache("persistentvolumeclaims", [])
     await h.controller.sync("default/web")
-    names = sorted(p.metadata.name for p in await h.client.list_all("pods"))
-    assert names == ["other-0", "web-0"]
+    assert await h.names("pods") == ["other-0", "web-0"]
     assert not cu.controller_of(await h.client.get("pods", "other-0", "default"))

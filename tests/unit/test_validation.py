@@ -863,10 +863,16 @@ JTS = "spec.jobTemplate.spec"
      [(f"{JTS}.selector", "Invalid value")]),
     (lambda d: put(d, "spec.successfulJobsHistoryLimit", -1),
      [("spec.successfulJobsHistoryLimit", "Invalid value")]),
+    (lambda d: put(d, "spec.timeZone", "Europe/Paris"), []),
+    (lambda d: put(d, "spec.timeZone", "Mars/Olympus_Mons"), [("spec.timeZone", "Invalid value")]),
+    (lambda d: put(d, "spec.timeZone", "Local"), [("spec.timeZone", "Invalid value")]),
+    (lambda d: put(d, "spec.timeZone", ""), [("spec.timeZone", "Invalid value")]),
+    (lambda d: put(d, "spec.timeZone", "../etc"), [("spec.timeZone", "Invalid value")]),
 ], ids=["hourly", "ranges-steps-names", "every", "unknown-macro", "four-fields",
         "weekday-7", "zero-step", "backwards-range", "not-a-number", "tz-in-schedule",
         "no-schedule", "bad-concurrency", "job-restart-always", "job-backoff",
-        "job-selector", "negative-history"])
+        "job-selector", "negative-history", "time-zone", "unknown-time-zone", "local-time-zone",
+        "empty-time-zone", "time-zone-dots"])
 def test_cron_job(mutate, expected):
     run_cases(cron_job, mutate, expected)
 

@@ -16,7 +16,7 @@ Objects are expected to be defaulted first (the apiserver defaults, then
 validates). Fields that defaulting would fill (restartPolicy, protocol, ...)
 are read as their default when empty, so validating a raw manifest reports
 the same problems. Pure functions over protobuf messages; no I/O but one:
-a CronJob's timeZone is looked up in the tz database (cached, batch.known_time_zone).
+a CronJob's timeZone is looked up in the tz database (kubemu.api.cron.load_zone).
 """
 from __future__ import annotations
 

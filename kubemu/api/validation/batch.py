@@ -2,14 +2,11 @@
 (Kubernetes' pkg/apis/batch/validation)."""
 from __future__ import annotations
 
-import functools
 import re
-import zoneinfo
-from typing import Mapping
 
 from google.protobuf.message import Message
 
-from kubemu.api import errors, labels
+from kubemu.api import cron, errors, labels
 from kubemu.api.validation.meta import (
     IMMUTABLE,
     Problems,
@@ -163,11 +160,11 @@ def validate_cron_job(obj: Message, old: Message | None) -> Problems:
             error = cron_error(schedule)
             if error:
                 problems.append(errors.invalid("spec.schedule", schedule, error))
-    problems.extend(nonnegative(_opt(spec, "starting_deadline_seconds"),
-                                "spec.startingDeadlineSeconds"))
     time_zone = _opt(spec, "time_zone")
     if old is None or time_zone != _opt(old.spec, "time_zone"):
-        problems.extend(_time_zone(time_zone))
+        problems.extend(_time_zone_problems(time_zone, "spec.timeZone"))
+    problems.extend(nonnegative(_opt(spec, "starting_deadline_seconds"),
+                                "spec.startingDeadlineSeconds"))
     policy = _str(spec, "concurrency_policy") or "Allow"
     if policy not in CONCURRENCY_POLICIES:
         problems.append(errors.unsupported("spec.concurrencyPolicy", policy,
@@ -190,132 +187,32 @@ def validate_cron_job(obj: Message, old: Message | None) -> Problems:
     return problems
 
 
-# An IANA zone name's parts (legacy digits and '+' tolerated), as Kubernetes checks them.
-_TIME_ZONE_PART_RE = re.compile(r"[A-Za-z.\-_0-9+]{1,14}")
+_TIME_ZONE_PART_RE = re.compile(r"^[A-Za-z\.\-_0-9+]{1,14}$")
 
 
-def _time_zone(time_zone: str | None) -> Problems:
-    """validateTimeZone: an explicit IANA zone the tz database knows."""
+def _time_zone_problems(time_zone: str | None, path: str) -> Problems:
+    """validateTimeZone: nil or an explicit IANA zone name."""
     if time_zone is None:
         return []
-    path = "spec.timeZone"
     if not time_zone:
         return [errors.invalid(path, time_zone, "timeZone must be nil or non-empty string")]
     for part in time_zone.split("/"):
-        if part in (".", "..") or part.startswith("-") \
-                or not _TIME_ZONE_PART_RE.fullmatch(part):
+        if part in (".", "..") or part.startswith("-") or not _TIME_ZONE_PART_RE.match(part):
             return [errors.invalid(path, time_zone, f"unknown time zone {time_zone}")]
     if time_zone.lower() == "local":
         return [errors.invalid(path, time_zone, "timeZone must be an explicit time zone as "
                                "defined in https://www.iana.org/time-zones")]
-    if not known_time_zone(time_zone):
-        return [errors.invalid(path, time_zone, f"unknown time zone {time_zone}")]
+    try:
+        cron.load_zone(time_zone)
+    except cron.CronError as exc:
+        return [errors.invalid(path, time_zone, str(exc))]
     return []
 
 
-@functools.lru_cache(maxsize=512)
-def known_time_zone(name: str) -> bool:
-    """Whether the tz database has `name` (Go's time.LoadLocation). The one
-    read of this module: a small file, once per name."""
-    if name == "UTC":
-        return True
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        return False
-    return True
-
-
-# Cron expressions: robfig/cron's ParseStandard (what Kubernetes uses), same errors.
-_CRON_FIELDS = (  # (min, max, names)
-    (0, 59, {}), (0, 23, {}), (1, 31, {}),
-    (1, 12, {m: i + 1 for i, m in enumerate(
-        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"))}),
-    (0, 6, {d: i for i, d in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))}),
-)
-
-
-CRON_DESCRIPTORS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight",
-                    "@hourly")
-
-
-_DURATION_RE = re.compile(r"^([0-9]*(\.[0-9]*)?(ns|us|µs|ms|s|m|h))+$")
-
-
 def cron_error(schedule: str) -> str:
-    """Why a schedule is not a valid cron expression, or "" when it is."""
-    text = schedule.strip()
-    if not text:
-        return "empty spec string"
-    if text.startswith("@"):
-        if text in CRON_DESCRIPTORS:
-            return ""
-        if text.startswith("@every "):
-            duration = text[len("@every "):].strip()
-            if duration and duration != "0" and _DURATION_RE.fullmatch(duration):
-                return ""
-            return f"failed to parse duration {text}: time: invalid duration \"{duration}\""
-        return f"unrecognized descriptor: {text}"
-    parts = text.split()
-    if len(parts) != 5:
-        return f"expected exactly 5 fields, found {len(parts)}: [{' '.join(parts)}]"
-    for part, (low, high, names) in zip(parts, _CRON_FIELDS):
-        for expr in part.split(","):
-            error = _cron_range_error(expr, low, high, names)
-            if error:
-                return error
-    return ""
-
-
-def _cron_number(text: str, names: Mapping[str, int]) -> tuple[int | None, str]:
-    if text.lower() in names:
-        return names[text.lower()], ""
-    if not re.fullmatch(r"[+-]?[0-9]+", text):
-        return None, (f"failed to parse int from {text}: strconv.Atoi: parsing "
-                      f"\"{text}\": invalid syntax")
-    value = int(text)
-    if value < 0:
-        return None, f"negative number ({value}) not allowed: {text}"
-    return value, ""
-
-
-def _cron_range_error(expr: str, low: int, high: int, names: Mapping[str, int]) -> str:
-    range_and_step = expr.split("/")
-    low_and_high = range_and_step[0].split("-")
-    single = len(low_and_high) == 1
-    if low_and_high[0] in ("*", "?"):
-        start, end = low, high
-    else:
-        start, error = _cron_number(low_and_high[0], names)
-        if start is None:
-            return error
-        if len(low_and_high) == 1:
-            end = start
-        elif len(low_and_high) == 2:
-            end, error = _cron_number(low_and_high[1], names)
-            if end is None:
-                return error
-        else:
-            return f"too many hyphens: {expr}"
-    if len(range_and_step) == 1:
-        step = 1
-    elif len(range_and_step) == 2:
-        step, error = _cron_number(range_and_step[1], {})
-        if step is None:
-            return error
-        if single:
-            end = high  # "N/step" means "N-max/step"
-    else:
-        return f"too many slashes: {expr}"
-    if start < low:
-        return f"beginning of range ({start}) below minimum ({low}): {expr}"
-    if end > high:
-        return f"end of range ({end}) above maximum ({high}): {expr}"
-    if start > end:
-        return f"beginning of range ({start}) beyond end of range ({end}): {expr}"
-    if step == 0:
-        return f"step of range should be a positive number: {expr}"
-    return ""
+    """Why a schedule is not a valid cron expression, or "" when it is (robfig/cron's
+    ParseStandard, whose parser kubemu.api.cron is)."""
+    return cron.error(schedule)
 
 
 def validate_job_status(obj: Message, old: Message | None) -> Problems:
