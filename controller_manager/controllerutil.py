@@ -209,10 +209,12 @@ def is_pod_available(pod: Message, min_ready_s: int, now: float) -> bool:
     """Ready for more than min_ready_s (podutil.IsPodAvailable: the deadline
     strictly before now; a Ready condition without a transition time is
     never available once minReadySeconds is set)."""
-    since = ready_since(pod)
-    if since is None:
+    if not is_pod_ready(pod):
         return False
-    return min_ready_s <= 0 or (since > 0 and since + min_ready_s < now)
+    if min_ready_s <= 0:
+        return True
+    since = _ready_time_s(pod)
+    return since is not None and since + min_ready_s < now
 
 
 def is_pod_active(pod: Message) -> bool:
@@ -253,14 +255,30 @@ def _log2_age(t_s: float, now_s: float) -> int:
     return int(math.log2(age_ns)) if age_ns > 0 else -1
 
 
-def _newer_first(t1_s: float, t2_s: float, uid1: str, uid2: str, now_s: float | None) -> bool:
-    """Less for two different times (0: unset) under LogarithmicScaleDown (GA):
-    unset first; ages in different powers of two, the younger first; in the
-    same one, by uid (so a scale-down does not always take the very newest).
-    Without `now_s`, plainly the later first (afterOrZero, as Kubernetes)."""
-    if now_s is None or t1_s == 0 or t2_s == 0:
-        if t1_s == 0 or t2_s == 0:
-            return t1_s == 0
+def _time_s(text: str) -> float | None:
+    """An RFC 3339 time in unix seconds; None when unset (Go's zero time)."""
+    if not text:
+        return None
+    try:
+        return timefmt.parse_rfc3339(text)
+    except ValueError:
+        return 0.0
+
+
+def _ready_time_s(pod: Message) -> float | None:
+    cond = get_condition(pod.status, "Ready")
+    return _time_s(cond.last_transition_time) if cond is not None else None
+
+
+def _newer_first(t1_s: float | None, t2_s: float | None, uid1: str, uid2: str,
+                 now_s: float | None) -> bool:
+    """Less for two different times (None: unset) under LogarithmicScaleDown
+    (GA): unset first; ages in different powers of two, the younger first; in
+    the same one, by uid (so a scale-down does not always take the very
+    newest). Without `now_s`, plainly the later first (afterOrZero)."""
+    if t1_s is None or t2_s is None:
+        return t1_s is None
+    if now_s is None:
         return t1_s > t2_s
     diff = _log2_age(t1_s, now_s) - _log2_age(t2_s, now_s)
     return uid1 < uid2 if diff == 0 else diff < 0
@@ -299,13 +317,14 @@ def rank_for_deletion(pods: Sequence[Message], related: Sequence[Message] | None
         if rank_a != rank_b:
             return rank_a > rank_b
         if ready_a and ready_b:
-            since_a, since_b = ready_since(a) or 0.0, ready_since(b) or 0.0
+            since_a, since_b = _ready_time_s(a), _ready_time_s(b)
             if since_a != since_b:
                 return _newer_first(since_a, since_b, a.metadata.uid, b.metadata.uid, now_s)
         restarts_a, restarts_b = _restarts(a), _restarts(b)
         if restarts_a != restarts_b:
             return restarts_a > restarts_b
-        created_a, created_b = created_s(a), created_s(b)
+        created_a, created_b = (_time_s(a.metadata.creation_timestamp),
+                                _time_s(b.metadata.creation_timestamp))
         if created_a != created_b:
             return _newer_first(created_a, created_b, a.metadata.uid, b.metadata.uid, now_s)
         return False

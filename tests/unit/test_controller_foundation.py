@@ -148,6 +148,11 @@ def with_uid(p: core_pb2.Pod, uid: str) -> core_pb2.Pod:
     return p
 
 
+def never_created(p: core_pb2.Pod) -> core_pb2.Pod:
+    p.metadata.ClearField("creation_timestamp")
+    return p
+
+
 @pytest.mark.parametrize("first, second", [
     (pod("unassigned", node=""), pod("assigned")),
     (pod("pending", phase="Pending", ready=None), pod("running")),
@@ -161,10 +166,12 @@ def with_uid(p: core_pb2.Pod, uid: str) -> core_pb2.Pod:
      with_uid(pod("ready-later-b", ready_at=105.0), "b")),
     (pod("restarted", restarts=3), pod("steady")),
     (pod("newer", created=200.0), pod("older", created=50.0)),
-    (pod("no-creation-time", created=0.0), pod("newer", created=200.0)),
+    (never_created(pod("no-creation-time")), pod("newer", created=200.0)),
+    # The Unix epoch is a time like any other (only Go's zero time is unset).
+    (pod("newer", created=200.0), pod("epoch", created=0.0)),
 ], ids=["unassigned", "pending", "no-phase-is-pending", "not-ready", "deletion-cost",
         "invalid-deletion-cost", "ready-for-less-time", "same-power-of-two-by-uid",
-        "more-restarts", "newer", "no-creation-time"])
+        "more-restarts", "newer", "no-creation-time", "epoch-is-a-time"])
 def test_rank_for_deletion_puts_the_cheaper_pod_first(first, second):
     ranked = cu.rank_for_deletion([second, first], [], RANK_NOW_S)
     assert [p.metadata.name for p in ranked] == [first.metadata.name, second.metadata.name]
@@ -201,6 +208,7 @@ def test_a_ready_condition_without_transition_time_is_not_available_after_min_re
     p.status.conditions[0].ClearField("last_transition_time")
     assert cu.is_pod_available(p, 0, 1000.0)
     assert not cu.is_pod_available(p, 10, 1000.0)
+    assert cu.is_pod_available(pod("p", ready_at=0.0), 10, 1000.0)  # the epoch is a time
 
 
 def test_pod_from_template_carries_the_template_and_a_controller_ref():
