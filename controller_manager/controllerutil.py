@@ -10,13 +10,15 @@
   deleted and, re-read from the API, still has the uid we know and no
   deletionTimestamp (a recreated owner never adopts its predecessor's pods);
   when that re-read fails the whole claim fails (a Conflict: retry), never a
-  part of it. Adoption and release are updates conditioned on the
-  cached object's resourceVersion: a stale cache is a Conflict and a retry.
+  part of it. `also` adds ClaimPods' filters (a StatefulSet's members).
+  Adoption and release are updates conditioned on the cached object's
+  resourceVersion: a stale cache is a Conflict and a retry.
 - Pods: `pod_from_template(template, owner)` (GetPodFromTemplate: labels,
   annotations, finalizers and spec of the template, generateName
   "<owner>-", the controller reference), readiness and availability
   (`is_pod_ready`, `is_pod_available(pod, min_ready_s, now)`), `is_pod_active`,
-  and `rank_for_deletion` (ActivePodsWithRanks: which pods go first).
+  `created_s`, and `rank_for_deletion(pods, related, now_s)`
+  (ActivePodsWithRanks with LogarithmicScaleDown: which pods go first).
 - `slow_start_batch(count, initial, fn)`: calls in batches of 1, 2, 4, ...
   that stop at the first batch with a failure, so a quota or an invalid
   template costs one call, not hundreds.
