@@ -91,7 +91,8 @@ class ControllerManagerApp:
         self.server = grpc_server.Server(options.health_listen, grace_s=options.shutdown_grace_s)
         address = await self.server.start()
         if options.address_file:
-            fileutil.atomic_write(options.address_file, address + "\n")
+            # A write with fsync: off the event loop, which must never block.
+            await asyncio.to_thread(fileutil.atomic_write, options.address_file, address + "\n")
         self._log.info("controller-manager started", health=address, apiserver=options.apiserver,
                        controllers=[c.name for c in self.classes],
                        leader_elect=options.leader_elect)

@@ -5,25 +5,37 @@
 - `claim(...)`: ClaimObjects of the ControllerRefManager. Of the objects in the
   owner's namespace: those it controls and that match its selector are kept;
   those it controls that no longer match are released (its reference
-  removed); orphans that match are adopted (a controller reference added),
-  but only while the owner is not being deleted and, re-read from the API,
-  still has the uid we know (a recreated owner never adopts its
-  predecessor's pods). Adoption and release are updates conditioned on the
-  cached object's resourceVersion: a stale cache is a Conflict and a retry.
+  removed) unless the owner is being deleted; orphans that match are adopted
+  (a controller reference added), but only while the owner is not being
+  deleted and, re-read from the API, still has the uid we know and no
+  deletionTimestamp (a recreated owner never adopts its predecessor's pods);
+  when that re-read fails the whole claim fails (a Conflict: retry), never a
+  part of it. `also` adds ClaimPods' filters (a StatefulSet's members).
+  Adoption and release are updates conditioned on the cached object's
+  resourceVersion: a stale cache is a Conflict and a retry.
 - Pods: `pod_from_template(template, owner)` (GetPodFromTemplate: labels,
   annotations, finalizers and spec of the template, generateName
   "<owner>-", the controller reference), readiness and availability
   (`is_pod_ready`, `is_pod_available(pod, min_ready_s, now)`), `is_pod_active`,
-  and `rank_for_deletion` (ActivePodsWithRanks: which pods go first).
+  `created_s`, and `rank_for_deletion(pods, related, now_s)`
+  (ActivePodsWithRanks with LogarithmicScaleDown: which pods go first).
 - `slow_start_batch(count, initial, fn)`: calls in batches of 1, 2, 4, ...
   that stop at the first batch with a failure, so a quota or an invalid
   template costs one call, not hundreds.
-- `set_condition` / `get_condition` on any status.conditions list.
+- `set_condition` / `get_condition` / `remove_condition` on any
+  status.conditions list.
+- `DependentEvents`: the informer handlers of a controller for the objects
+  it controls (addPod / updatePod / deletePod of the ReplicaSet and
+  StatefulSet controllers, the ReplicaSet handlers of the Deployment one):
+  they only enqueue owners and keep the owner's expectations.
 """
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
+import math
+import re
 from typing import Any, Awaitable, Callable, Sequence
 
 from google.protobuf.message import Message
@@ -33,8 +45,10 @@ from kubemu.api import errors, labels
 from kubemu.api.kinds import REGISTRY
 from kubemu.api.v1 import core_pb2, meta_pb2
 from kubemu.client.clientset import Client
+from kubemu.client.informer import DeletedFinalStateUnknown, Informer, meta_namespace_key, object_of
 
-from controller_manager.base import copy
+from controller_manager.base import BY_NAMESPACE, copy
+from controller_manager.expectations import Expectations
 
 POD_DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 
@@ -73,27 +87,35 @@ class Claimed:
 
 async def claim(client: Client, owner: Message, selector: labels.Selector,
                 candidates: Sequence[Message], *, resource: str = "pods",
-                get_owner: Callable[[], Awaitable[Message]] | None = None) -> Claimed:
-    """Adopt and release as ClaimObjects does; returns the objects owner now controls."""
+                get_owner: Callable[[], Awaitable[Message]] | None = None,
+                also: Callable[[Message], bool] | None = None) -> Claimed:
+    """Adopt and release as ClaimObjects does; returns the objects owner now
+    controls. An object matches when the selector does and, given, `also`
+    (ClaimPods' filters: a StatefulSet's pods must be named as its members)."""
     out = Claimed([])
     owner_uid = owner.metadata.uid
     fresh_checked = False
+
+    def matches(obj: Message) -> bool:
+        return selector.matches(obj.metadata.labels) and (also is None or also(obj))
+
     for obj in candidates:
         ref = controller_of(obj)
         if ref is not None:
             if ref.uid != owner_uid:
                 continue  # someone else's
-            if selector.matches(obj.metadata.labels):
+            if matches(obj):
                 out.objects.append(obj)
                 continue
-            if _is_terminating(obj):
-                continue  # going anyway; releasing it would only race the deletion
+            if _is_terminating(owner) or _is_terminating(obj):
+                # An owner being deleted leaves its dependents to the garbage
+                # collector; a dependent going anyway is not worth racing.
+                continue
             if await _release(client, obj, owner_uid, resource):
                 out.released += 1
             continue
         # An orphan.
-        if _is_terminating(owner) or _is_terminating(obj) or not selector.matches(
-                obj.metadata.labels):
+        if _is_terminating(owner) or _is_terminating(obj) or not matches(obj):
             continue
         if not fresh_checked:
             # RecheckDeletionTimestamp: adopt only for the owner that really exists now.
@@ -105,7 +127,12 @@ async def claim(client: Client, owner: Message, selector: labels.Selector,
                     f"original {owner.metadata.name} is gone: got uid {fresh.metadata.uid}, "
                     f"wanted {owner_uid}")
             if _is_terminating(fresh):
-                return out
+                # An error of the whole claim, as Kubernetes' CanAdopt: the
+                # objects claimed so far are not all the owner has, and a sync
+                # that counted them would create the rest again.
+                raise errors.Conflict(
+                    f"{owner.metadata.namespace}/{owner.metadata.name} has just been deleted "
+                    f"at {fresh.metadata.deletion_timestamp}")
             fresh_checked = True
         adopted = await _adopt(client, obj, owner, resource)
         if adopted is not None:
@@ -181,11 +208,15 @@ def ready_since(pod: Message) -> float | None:
 
 
 def is_pod_available(pod: Message, min_ready_s: int, now: float) -> bool:
-    """Ready for at least min_ready_s (podutil.IsPodAvailable)."""
-    since = ready_since(pod)
-    if since is None:
+    """Ready for more than min_ready_s (podutil.IsPodAvailable: the deadline
+    strictly before now; a Ready condition without a transition time is
+    never available once minReadySeconds is set)."""
+    if not is_pod_ready(pod):
         return False
-    return min_ready_s <= 0 or since + min_ready_s <= now
+    if min_ready_s <= 0:
+        return True
+    since = _ready_time_s(pod)
+    return since is not None and since + min_ready_s < now
 
 
 def is_pod_active(pod: Message) -> bool:
@@ -194,50 +225,115 @@ def is_pod_active(pod: Message) -> bool:
             and not pod.metadata.deletion_timestamp)
 
 
-def _created(pod: Message) -> float:
+def created_s(obj: Message) -> float:
+    """metadata.creationTimestamp in unix seconds (0 when unset or unreadable)."""
     try:
-        return timefmt.parse_rfc3339(pod.metadata.creation_timestamp)
+        return timefmt.parse_rfc3339(obj.metadata.creation_timestamp)
     except ValueError:
         return 0.0
 
 
+# podPhaseToOrdinal; any other phase (none yet: just created) counts as Pending.
 _PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
 
 
 def _deletion_cost(pod: Message) -> int:
-    try:
-        return int(pod.metadata.annotations.get(POD_DELETION_COST, "0"))
-    except ValueError:
+    """getDeletionCostFromPodAnnotations: an int32 without a plus sign or
+    leading zeros, else 0."""
+    text = pod.metadata.annotations.get(POD_DELETION_COST, "0")
+    if not re.fullmatch(r"-?[1-9][0-9]*|0", text):
         return 0
+    value = int(text)
+    return value if -2**31 <= value < 2**31 else 0
 
 
 def _restarts(pod: Message) -> int:
     return max((cs.restart_count for cs in pod.status.container_statuses), default=0)
 
 
-def rank_for_deletion(pods: Sequence[Message], related: Sequence[Message] = ()) -> list[Message]:
-    """`pods` in the order a scale-down deletes them (ActivePodsWithRanks, Less):
+def _log2_age(t_s: float, now_s: float) -> int:
+    """logarithmicRankDiff's rank: log2 of the age in nanoseconds, truncated."""
+    age_ns = (now_s - t_s) * 1e9
+    return int(math.log2(age_ns)) if age_ns > 0 else -1
+
+
+def _time_s(text: str) -> float | None:
+    """An RFC 3339 time in unix seconds; None when unset (Go's zero time)."""
+    if not text:
+        return None
+    try:
+        return timefmt.parse_rfc3339(text)
+    except ValueError:
+        return 0.0
+
+
+def _ready_time_s(pod: Message) -> float | None:
+    cond = get_condition(pod.status, "Ready")
+    return _time_s(cond.last_transition_time) if cond is not None else None
+
+
+def _newer_first(t1_s: float | None, t2_s: float | None, uid1: str, uid2: str,
+                 now_s: float | None) -> bool:
+    """Less for two different times (None: unset) under LogarithmicScaleDown
+    (GA): unset first; ages in different powers of two, the younger first; in
+    the same one, by uid (so a scale-down does not always take the very
+    newest). Without `now_s`, plainly the later first (afterOrZero)."""
+    if t1_s is None or t2_s is None:
+        return t1_s is None
+    if now_s is None:
+        return t1_s > t2_s
+    diff = _log2_age(t1_s, now_s) - _log2_age(t2_s, now_s)
+    return uid1 < uid2 if diff == 0 else diff < 0
+
+
+def rank_for_deletion(pods: Sequence[Message], related: Sequence[Message] | None = None,
+                      now_s: float | None = None) -> list[Message]:
+    """`pods` in the order a scale-down deletes them (ActivePodsWithRanks.Less):
     unassigned before assigned; Pending before Unknown before Running; not
-    Ready before Ready; lower pod-deletion-cost first; more pods of the same
-    owner on the node first (doubled-up); Ready for less time first; more
-    restarts first; newer first."""
+    Ready before Ready; lower pod-deletion-cost first; more active `related`
+    pods on the same node first (doubled-up; Kubernetes' related pods are
+    those of every ReplicaSet with the same controller, none for a
+    ReplicaSet without one); Ready for less time first; more restarts first;
+    newer first -- times compared by their power-of-two age at `now_s`, as
+    LogarithmicScaleDown does. `related` None counts `pods` themselves; no
+    `now_s` compares the times themselves (Kubernetes with a zero Now)."""
     per_node: dict[str, int] = {}
-    for pod in related or pods:
-        if pod.spec.node_name and is_pod_active(pod):
+    for pod in pods if related is None else related:
+        if is_pod_active(pod):
             per_node[pod.spec.node_name] = per_node.get(pod.spec.node_name, 0) + 1
 
-    def key(pod: Message) -> tuple:
-        ready = is_pod_ready(pod)
-        since = ready_since(pod) or 0.0
-        return (bool(pod.spec.node_name),
-                _PHASE_RANK.get(pod.status.phase, 3),
-                ready,
-                _deletion_cost(pod),
-                -per_node.get(pod.spec.node_name, 0) if pod.spec.node_name else 0,
-                -since if ready else 0.0,
-                -_restarts(pod),
-                -_created(pod))
-    return sorted(pods, key=key)
+    def less(a: Message, b: Message) -> bool:
+        node_a, node_b = a.spec.node_name, b.spec.node_name
+        if node_a != node_b and (not node_a or not node_b):
+            return not node_a
+        phase_a, phase_b = (_PHASE_RANK.get(p.status.phase, 0) for p in (a, b))
+        if phase_a != phase_b:
+            return phase_a < phase_b
+        ready_a, ready_b = is_pod_ready(a), is_pod_ready(b)
+        if ready_a != ready_b:
+            return not ready_a
+        cost_a, cost_b = _deletion_cost(a), _deletion_cost(b)
+        if cost_a != cost_b:
+            return cost_a < cost_b
+        rank_a, rank_b = per_node.get(node_a, 0), per_node.get(node_b, 0)
+        if rank_a != rank_b:
+            return rank_a > rank_b
+        if ready_a and ready_b:
+            since_a, since_b = _ready_time_s(a), _ready_time_s(b)
+            if since_a != since_b:
+                return _newer_first(since_a, since_b, a.metadata.uid, b.metadata.uid, now_s)
+        restarts_a, restarts_b = _restarts(a), _restarts(b)
+        if restarts_a != restarts_b:
+            return restarts_a > restarts_b
+        created_a, created_b = (_time_s(a.metadata.creation_timestamp),
+                                _time_s(b.metadata.creation_timestamp))
+        if created_a != created_b:
+            return _newer_first(created_a, created_b, a.metadata.uid, b.metadata.uid, now_s)
+        return False
+
+    def compare(a: Message, b: Message) -> int:
+        return -1 if less(a, b) else 1 if less(b, a) else 0
+    return sorted(pods, key=functools.cmp_to_key(compare))
 
 
 async def slow_start_batch(count: int, initial_batch_size: int,
@@ -299,3 +395,106 @@ def remove_condition(status: Any, type_: str) -> bool:
     del status.conditions[:]
     status.conditions.extend(kept)
     return True
+
+
+# ---------------------------------------------------------------- event handlers
+
+class DependentEvents:
+    """Handlers for the dependents (pods, ReplicaSets) of one owner kind.
+
+    A dependent with a controller reference resolving to an owner in the
+    cache (same name and uid, kind `owner_kind`) enqueues that owner; one
+    that appears counts as an observed creation, one that goes or starts
+    terminating as an observed deletion (it is as good as gone for the count:
+    its replacement may start now). A changed controller reference also
+    enqueues the previous owner. An orphan, on appearing or on a change of
+    labels or reference, enqueues every owner of its namespace whose
+    selector matches (one of them adopts it). With `requeue_when_ready`, a
+    dependent becoming Ready requeues its owner once minReadySeconds (and a
+    second for clock skew) have passed, when it counts as available.
+    """
+
+    def __init__(self, owners: Informer, owner_kind: str, expectations: Expectations,
+                 enqueue: Callable[[Message], None],
+                 enqueue_after: Callable[[Message, float], None], *,
+                 requeue_when_ready: bool = True):
+        self.owners = owners
+        self.owner_kind = owner_kind
+        self.expectations = expectations
+        self.enqueue = enqueue
+        self.enqueue_after = enqueue_after
+        self.requeue_when_ready = requeue_when_ready
+
+    def owner_of(self, obj: Message) -> Message | None:
+        """resolveControllerRef: the cached owner `obj`'s controller reference names."""
+        ref = controller_of(obj)
+        if ref is None or ref.kind != self.owner_kind:
+            return None
+        owner = self.owners.get(f"{obj.metadata.namespace}/{ref.name}")
+        if owner is None or owner.metadata.uid != ref.uid:
+            return None
+        return owner
+
+    def owners_matching(self, obj: Message) -> list[Message]:
+        out = []
+        for owner in self.owners.by_index(BY_NAMESPACE, obj.metadata.namespace):
+            try:
+                selector = labels.from_label_selector(owner.spec.selector)
+            except errors.ApiError:
+                continue  # an invalid selector selects nothing (and a handler never raises)
+            if not selector.empty() and selector.matches(obj.metadata.labels):
+                out.append(owner)
+        return out
+
+    def on_owner_delete(self, obj: Message | DeletedFinalStateUnknown) -> None:
+        """A recreated owner of the same name starts with no expectations."""
+        owner = object_of(obj)
+        self.expectations.delete(meta_namespace_key(owner))
+        self.enqueue(owner)
+
+    def on_add(self, obj: Message) -> None:
+        if obj.metadata.deletion_timestamp:
+            # Seen for the first time already terminating (e.g. after a restart):
+            # never a creation we wait for.
+            self.on_delete(obj)
+            return
+        owner = self.owner_of(obj)
+        if owner is not None:
+            self.expectations.creation_observed(meta_namespace_key(owner))
+            self.enqueue(owner)
+            return
+        if controller_of(obj) is None:
+            for owner in self.owners_matching(obj):
+                self.enqueue(owner)
+
+    def on_update(self, old: Message, new: Message) -> None:
+        if old.metadata.resource_version == new.metadata.resource_version:
+            return  # a resync: nothing changed
+        if new.metadata.deletion_timestamp and not old.metadata.deletion_timestamp:
+            self.on_delete(new)
+            return
+        old_ref, new_ref = controller_of(old), controller_of(new)
+        if old_ref is not None and (new_ref is None or old_ref.uid != new_ref.uid):
+            previous = self.owner_of(old)
+            if previous is not None:
+                self.enqueue(previous)
+        owner = self.owner_of(new)
+        if owner is not None:
+            self.enqueue(owner)
+            min_ready_s = owner.spec.min_ready_seconds
+            if (self.requeue_when_ready and min_ready_s > 0
+                    and not is_pod_ready(old) and is_pod_ready(new)):
+                self.enqueue_after(owner, min_ready_s + 1)
+            return
+        if new_ref is None and (old.metadata.labels != new.metadata.labels or old_ref is not None):
+            for owner in self.owners_matching(new):
+                self.enqueue(owner)
+
+    def on_delete(self, obj: Message | DeletedFinalStateUnknown) -> None:
+        dependent = object_of(obj)
+        owner = self.owner_of(dependent)
+        if owner is None:
+            return
+        self.expectations.deletion_observed(meta_namespace_key(owner),
+                                            meta_namespace_key(dependent))
+        self.enqueue(owner)

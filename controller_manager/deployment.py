@@ -37,7 +37,7 @@ from google.protobuf.message import Message
 from kubemu.api import errors, labels
 from kubemu.api.v1 import apps_pb2
 from kubemu.client.events import NORMAL, WARNING
-from kubemu.client.informer import object_of
+from kubemu.client.informer import meta_namespace_key, object_of
 
 from controller_manager import controllerutil as cu
 from controller_manager import deployment_util as du
@@ -47,10 +47,6 @@ from controller_manager.expectations import Expectations
 SCALING_REPLICA_SET = "ScalingReplicaSet"
 # The soonest a stuck rollout is looked at again for its deadline.
 PROGRESS_RECHECK_MIN_S = 0.25
-
-
-def _key(obj: Message) -> str:
-    return f"{obj.metadata.namespace}/{obj.metadata.name}"
 
 
 class DeploymentController(Controller):
@@ -66,72 +62,18 @@ class DeploymentController(Controller):
         self.deployments = self.informer("deployments")
         self.replicasets = self.informer("replicasets")
         self.pods = self.informer("pods")
+        # A ReplicaSet becoming available moves its status, which is an update
+        # event of its own: no requeue after minReadySeconds here.
+        self.events = cu.DependentEvents(self.deployments, "Deployment", self.expectations,
+                                         self.enqueue, self.enqueue_after,
+                                         requeue_when_ready=False)
         self.deployments.add_handler(self.enqueue, lambda _old, new: self.enqueue(new),
-                                     self._on_deployment_delete)
-        self.replicasets.add_handler(self._on_rs_add, self._on_rs_update, self._on_rs_delete)
+                                     self.events.on_owner_delete)
+        self.replicasets.add_handler(self.events.on_add, self.events.on_update,
+                                     self.events.on_delete)
         self.pods.add_handler(None, None, self._on_pod_delete)
 
     # ------------------------------------------------------------ handlers
-
-    def _on_deployment_delete(self, obj: Any) -> None:
-        d = object_of(obj)
-        self.expectations.delete(_key(d))
-        self.enqueue(d)
-
-    def _owner_of(self, obj: Message) -> Message | None:
-        """The Deployment controlling a ReplicaSet (None: none, or not in the cache)."""
-        ref = cu.controller_of(obj)
-        if ref is None or ref.kind != "Deployment":
-            return None
-        d = self.deployments.get(f"{obj.metadata.namespace}/{ref.name}")
-        if d is None or d.metadata.uid != ref.uid:
-            return None
-        return d
-
-    def _deployments_matching(self, rs: Message) -> list[Message]:
-        out = []
-        for d in self.deployments.by_index(BY_NAMESPACE, rs.metadata.namespace):
-            try:
-                selector = labels.from_label_selector(d.spec.selector)
-            except errors.ApiError:
-                continue
-            if not selector.empty() and selector.matches(rs.metadata.labels):
-                out.append(d)
-        return out
-
-    def _on_rs_add(self, rs: Message) -> None:
-        if rs.metadata.deletion_timestamp:
-            self._on_rs_delete(rs)
-            return
-        owner = self._owner_of(rs)
-        if owner is not None:
-            self.expectations.creation_observed(_key(owner))
-            self.enqueue(owner)
-            return
-        if cu.controller_of(rs) is None:
-            for d in self._deployments_matching(rs):
-                self.enqueue(d)
-
-    def _on_rs_update(self, old: Message, new: Message) -> None:
-        if old.metadata.resource_version == new.metadata.resource_version:
-            return
-        old_ref, new_ref = cu.controller_of(old), cu.controller_of(new)
-        if old_ref is not None and (new_ref is None or old_ref.uid != new_ref.uid):
-            previous = self._owner_of(old)
-            if previous is not None:
-                self.enqueue(previous)
-        owner = self._owner_of(new)
-        if owner is not None:
-            self.enqueue(owner)
-            return
-        if new_ref is None and (old.metadata.labels != new.metadata.labels or old_ref is not None):
-            for d in self._deployments_matching(new):
-                self.enqueue(d)
-
-    def _on_rs_delete(self, obj: Any) -> None:
-        owner = self._owner_of(object_of(obj))
-        if owner is not None:
-            self.enqueue(owner)
 
     def _on_pod_delete(self, obj: Any) -> None:
         # Only Recreate waits for pods to be gone.
@@ -142,7 +84,7 @@ class DeploymentController(Controller):
         rs = self.replicasets.get(f"{pod.metadata.namespace}/{ref.name}")
         if rs is None or rs.metadata.uid != ref.uid:
             return
-        d = self._owner_of(rs)
+        d = self.events.owner_of(rs)
         if d is not None and d.spec.strategy.type == du.RECREATE:
             self.enqueue(d)
 
@@ -224,7 +166,7 @@ class DeploymentController(Controller):
                               for r in rs_list]
                 return updated
             await self._set_revision(d, rs.metadata.annotations.get(du.REVISION, ""))
-            if du.has_progress_deadline(d) and du.get_condition(d.status, du.PROGRESSING) is None:
+            if du.has_progress_deadline(d) and cu.get_condition(d.status, du.PROGRESSING) is None:
                 du.set_condition(d.status, du.new_condition(
                     du.PROGRESSING, "True", du.FOUND_NEW_RS,
                     f'Found new replica set "{rs.metadata.name}"', self.ctx.clock()))
@@ -236,7 +178,7 @@ class DeploymentController(Controller):
 
     async def _create_new_replica_set(self, d: Message, old_rss: list[Message],
                                       new_revision: int) -> Message:
-        key = _key(d)
+        key = meta_namespace_key(d)
         collision = d.status.collision_count if d.status.HasField("collision_count") else None
         template = copy(d.spec.template)
         pod_hash = du.compute_hash(template, collision)
@@ -302,7 +244,7 @@ class DeploymentController(Controller):
         before = d.status.collision_count if d.status.HasField("collision_count") else 0
         d.status.collision_count = before + 1
         await self._write_status(d)
-        self.log.info("hash collision; collisionCount raised", deployment=_key(d),
+        self.log.info("hash collision; collisionCount raised", deployment=meta_namespace_key(d),
                       collision_count=before + 1)
         raise errors.AlreadyExists(f'replicasets.apps "{rs.metadata.name}" already exists')
 
@@ -413,7 +355,7 @@ class DeploymentController(Controller):
         for rs, size in du.old_rs_scale_downs(d, old_rss, new_rs):
             if size > du.replicas(rs):
                 raise ValueError(f"when scaling down old RS, got invalid request to scale down "
-                                 f"{_key(rs)} {du.replicas(rs)} -> {size}")
+                                 f"{meta_namespace_key(rs)} {du.replicas(rs)} -> {size}")
             scaled, _ = await self._scale_rs(rs, size, d)
             scaled_down = scaled_down or scaled
         return scaled_down
@@ -449,7 +391,7 @@ class DeploymentController(Controller):
         time spent paused never counts against progressDeadlineSeconds."""
         if not du.has_progress_deadline(d):
             return d
-        cond = du.get_condition(d.status, du.PROGRESSING)
+        cond = cu.get_condition(d.status, du.PROGRESSING)
         if cond is not None and cond.reason == du.TIMED_OUT:
             return d
         paused_now = cond is not None and cond.reason == du.PAUSED
@@ -491,7 +433,7 @@ class DeploymentController(Controller):
             if after is not None:
                 # Kubernetes re-adds a deadline about to pass rate-limited; a
                 # short floor does the same without a tight loop.
-                self.enqueue_after(_key(d), max(after, PROGRESS_RECHECK_MIN_S))
+                self.enqueue_after(meta_namespace_key(d), max(after, PROGRESS_RECHECK_MIN_S))
             return
         d.status.CopyFrom(status)
         await self._write_status(d)

@@ -6,7 +6,7 @@ passed in (`now`, unix seconds):
 - fenceposts: `resolve_fenceposts(max_surge, max_unavailable, desired)` turns
   the IntOrString limits into counts (surge rounds up, unavailable rounds
   down, both 0 -> unavailable 1); `max_surge(d)`, `max_unavailable(d)`.
-- which ReplicaSet is new: `compute_hash` (ComputeHash: fnv32a of the pod
+- which ReplicaSet is new: `compute_hash` (ComputeHash: FNV-1a of the pod
   template and the collision count, rendered with SafeEncodeString, over
   kubemu's canonical JSON of the template instead of Go's spew dump, so names
   look like Kubernetes' without being byte-equal to them), `equal_ignore_hash`,
@@ -39,6 +39,9 @@ from google.protobuf.message import Message
 from kubemu import timefmt
 from kubemu.api import codec
 from kubemu.api.v1 import apps_pb2
+
+from controller_manager.controllerutil import created_s, get_condition, remove_condition
+from controller_manager.history import fnv1a_32, safe_encode
 
 # ---------------------------------------------------------------- names
 
@@ -146,23 +149,6 @@ def min_available(d: Message) -> int:
 
 # ---------------------------------------------------------------- the hash
 
-_SAFE_ALPHANUMS = "bcdfghjklmnpqrstvwxz2456789"
-_FNV32_OFFSET = 0x811C9DC5
-_FNV32_PRIME = 0x01000193
-
-
-def fnv32a(data: bytes, h: int = _FNV32_OFFSET) -> int:
-    for byte in data:
-        h = ((h ^ byte) * _FNV32_PRIME) & 0xFFFFFFFF
-    return h
-
-
-def safe_encode_string(text: str) -> str:
-    """SafeEncodeString: every character mapped onto consonants and digits
-    that cannot spell words."""
-    return "".join(_SAFE_ALPHANUMS[ord(c) % len(_SAFE_ALPHANUMS)] for c in text)
-
-
 def canonical_template(template: Message) -> bytes:
     return json.dumps(codec.to_dict(template), sort_keys=True,
                       separators=(",", ":")).encode()
@@ -171,10 +157,10 @@ def canonical_template(template: Message) -> bytes:
 def compute_hash(template: Message, collision_count: int | None) -> str:
     """ComputeHash: fnv32a over the template (and the collision count as 8
     little-endian bytes when there is one), its decimal text safe-encoded."""
-    h = fnv32a(canonical_template(template))
+    h = fnv1a_32(canonical_template(template))
     if collision_count is not None:
-        h = fnv32a((collision_count & 0xFFFFFFFF).to_bytes(4, "little") + bytes(4), h)
-    return safe_encode_string(str(h))
+        h = fnv1a_32((collision_count & 0xFFFFFFFF).to_bytes(4, "little") + bytes(4), h)
+    return safe_encode(str(h))
 
 
 def _without_hash(template: Message) -> Message:
@@ -192,31 +178,26 @@ def equal_ignore_hash(a: Message, b: Message) -> bool:
 
 # ---------------------------------------------------------------- ordering
 
-def _created(obj: Message) -> float:
-    try:
-        return timefmt.parse_rfc3339(obj.metadata.creation_timestamp)
-    except ValueError:
-        return 0.0
-
-
 def by_creation(rss: Iterable[Message]) -> list[Message]:
     """ReplicaSetsByCreationTimestamp: oldest first, then by name."""
-    return sorted(rss, key=lambda rs: (_created(rs), rs.metadata.name))
+    return sorted(rss, key=lambda rs: (created_s(rs), rs.metadata.name))
 
 
 def by_size_newer(rss: Iterable[Message]) -> list[Message]:
-    """ReplicaSetsBySizeNewer: largest first; of equal size, newer first."""
-    return sorted(rss, key=lambda rs: (-replicas(rs), -_created(rs), rs.metadata.name))
+    """ReplicaSetsBySizeNewer: largest first; of equal size, newer first, and
+    of equal creation time the later name first (ByCreationTimestamp reversed)."""
+    return sorted(rss, key=lambda rs: (replicas(rs), created_s(rs), rs.metadata.name),
+                  reverse=True)
 
 
 def by_size_older(rss: Iterable[Message]) -> list[Message]:
     """ReplicaSetsBySizeOlder: largest first; of equal size, older first."""
-    return sorted(rss, key=lambda rs: (-replicas(rs), _created(rs), rs.metadata.name))
+    return sorted(rss, key=lambda rs: (-replicas(rs), created_s(rs), rs.metadata.name))
 
 
 def by_revision(rss: Iterable[Message]) -> list[Message]:
     """ReplicaSetsByRevision: lowest revision first, then oldest."""
-    return sorted(rss, key=lambda rs: (revision(rs), _created(rs), rs.metadata.name))
+    return sorted(rss, key=lambda rs: (revision(rs), created_s(rs), rs.metadata.name))
 
 
 def filter_active(rss: Iterable[Message | None]) -> list[Message]:
@@ -352,7 +333,7 @@ def find_active_or_latest(new_rs: Message | None, old_rss: Sequence[Message]) ->
     several are active (they scale proportionally)."""
     if new_rs is None and not old_rss:
         return None
-    newest_first = sorted(old_rss, key=lambda rs: (_created(rs), rs.metadata.name), reverse=True)
+    newest_first = sorted(old_rss, key=lambda rs: (created_s(rs), rs.metadata.name), reverse=True)
     active = filter_active([*newest_first, new_rs])
     if not active:
         return new_rs if new_rs is not None else newest_first[0]
@@ -420,9 +401,13 @@ def proportional_sizes(d: Message, active: Sequence[Message]) -> Scaling:
     return Scaling([(rs, size) for rs, size in sizes], operation)
 
 
-def cleanup_unhealthy(old_rss: Sequence[Message], max_cleanup: int) -> list[tuple[Message, int]]:
+def cleanup_unhealthy(old_rss: Sequence[Message],
+                      max_cleanup: int) -> list[tuple[Message, int]] | None:
     """cleanupUnhealthyReplicas: old ReplicaSets (oldest first) lose their
-    unavailable replicas, at most `max_cleanup` in all. (rs, new size) pairs."""
+    unavailable replicas, at most `max_cleanup` in all. (rs, new size) pairs,
+    or None when a ReplicaSet reports more available replicas than it wants
+    (it was just scaled down and its status lags): Kubernetes refuses that
+    step as an invalid scale-down and scales nothing down in that sync."""
     out = []
     total = 0
     for rs in by_creation(old_rss):
@@ -431,6 +416,8 @@ def cleanup_unhealthy(old_rss: Sequence[Message], max_cleanup: int) -> list[tupl
         if replicas(rs) == 0 or replicas(rs) == rs.status.available_replicas:
             continue
         count = min(max_cleanup - total, replicas(rs) - rs.status.available_replicas)
+        if count < 0:
+            return None
         out.append((rs, replicas(rs) - count))
         total += count
     return out
@@ -471,6 +458,8 @@ def old_rs_scale_downs(d: Message, old_rss: Sequence[Message],
     if max_scaled_down <= 0:
         return []
     steps = cleanup_unhealthy(old_rss, max_scaled_down)
+    if steps is None:
+        return []  # reconcileOldReplicaSets: the clean-up failed, nothing scaled down
     sized = {rs.metadata.uid: size for rs, size in steps}
     after_cleanup = []
     for rs in old_rss:
@@ -489,13 +478,6 @@ def old_rs_scale_downs(d: Message, old_rss: Sequence[Message],
 
 
 # ---------------------------------------------------------------- status
-
-def get_condition(status: Message, type_: str) -> Message | None:
-    for cond in status.conditions:
-        if cond.type == type_:
-            return cond
-    return None
-
 
 def new_condition(type_: str, status: str, reason: str, message: str,
                   now: float) -> apps_pb2.DeploymentCondition:
@@ -518,18 +500,6 @@ def set_condition(status: Message, cond: Message) -> None:
         new.last_transition_time = current.last_transition_time
     remove_condition(status, cond.type)
     status.conditions.append(new)
-
-
-def remove_condition(status: Message, type_: str) -> None:
-    keep = [c for c in status.conditions if c.type != type_]
-    if len(keep) != len(status.conditions):
-        kept = []
-        for c in keep:
-            k = type(c)()
-            k.CopyFrom(c)
-            kept.append(k)
-        del status.conditions[:]
-        status.conditions.extend(kept)
 
 
 def has_progress_deadline(d: Message) -> bool:

@@ -479,7 +479,10 @@ class GarbageCollector(Controller):
         await self.ctx.informers.wait_synced(list(self.resources))
         while True:
             await asyncio.sleep(self.options.gc_resync_s)
-            self._apply(self.graph.resync())
+            try:
+                self._apply(self.graph.resync())
+            except Exception:  # noqa: BLE001 - a bug in one sweep must not end the sweeps
+                self.log.exception("garbage collector resync failed; trying again next period")
 
     async def sync(self, key: str) -> None:
         if key.startswith(DELETE_KEY):

@@ -8,7 +8,9 @@ Kubernetes' (FNV-1 32 of the data's JSON and the collision count, spelt with
 rand.SafeEncodeString's alphabet), so pods can carry the revision name in
 their `controller-revision-hash` label.
 
-Pure: `hash_revision`, `revision_name`, `sort_revisions`, `next_revision`,
+Pure: the hashes of both kinds of history (`fnv1_32` for revisions,
+`fnv1a_32` for the Deployment's pod-template-hash, `safe_encode`),
+`hash_revision`, `revision_name`, `sort_revisions`, `next_revision`,
 `decide_update_revision` (reuse the newest equal revision, renumber an older
 equal one -- a rollback --, or create a new one) and `truncate` (which
 revisions the history limit drops). `History` does the API calls: create with
@@ -22,7 +24,6 @@ from typing import Any, Iterable, Sequence
 
 from google.protobuf.message import Message
 
-from kubemu import timefmt
 from kubemu.api import codec, errors
 from kubemu.api.kinds import REGISTRY
 from kubemu.client.clientset import Client
@@ -44,14 +45,24 @@ _FNV32_OFFSET = 0x811C9DC5
 _FNV32_PRIME = 0x01000193
 
 
-def _fnv1_32(data: bytes, h: int = _FNV32_OFFSET) -> int:
+def fnv1_32(data: bytes, h: int = _FNV32_OFFSET) -> int:
+    """Go's hash/fnv New32 (FNV-1): HashControllerRevision's hash."""
     for byte in data:
         h = (h * _FNV32_PRIME) & 0xFFFFFFFF
         h ^= byte
     return h
 
 
+def fnv1a_32(data: bytes, h: int = _FNV32_OFFSET) -> int:
+    """Go's hash/fnv New32a (FNV-1a): the Deployment's pod-template-hash."""
+    for byte in data:
+        h = ((h ^ byte) * _FNV32_PRIME) & 0xFFFFFFFF
+    return h
+
+
 def safe_encode(text: str) -> str:
+    """rand.SafeEncodeString: every character mapped onto consonants and
+    digits that cannot spell words."""
     return "".join(_SAFE_ALPHABET[ord(ch) % len(_SAFE_ALPHABET)] for ch in text)
 
 
@@ -63,9 +74,9 @@ def data_bytes(data: dict[str, Any]) -> bytes:
 
 def hash_revision(data: dict[str, Any], collision_count: int | None) -> str:
     """HashControllerRevision."""
-    h = _fnv1_32(data_bytes(data))
+    h = fnv1_32(data_bytes(data))
     if collision_count is not None:
-        h = _fnv1_32(str(collision_count).encode(), h)
+        h = fnv1_32(str(collision_count).encode(), h)
     return safe_encode(str(h))
 
 
@@ -84,16 +95,9 @@ def revision_number(rev: Message) -> int:
     return int(rev.revision)
 
 
-def _created(rev: Message) -> float:
-    try:
-        return timefmt.parse_rfc3339(rev.metadata.creation_timestamp)
-    except ValueError:
-        return 0.0
-
-
 def sort_revisions(revisions: Iterable[Message]) -> list[Message]:
     """Oldest first: by revision, then creation time, then name (SortControllerRevisions)."""
-    return sorted(revisions, key=lambda r: (revision_number(r), _created(r), r.metadata.name))
+    return sorted(revisions, key=lambda r: (revision_number(r), cu.created_s(r), r.metadata.name))
 
 
 def next_revision(sorted_revisions: Sequence[Message]) -> int:

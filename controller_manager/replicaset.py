@@ -11,7 +11,8 @@ create or delete pods to match spec.replicas, at most `BURST_REPLICAS` per
 sync: creates in slow-start batches 1, 2, 4, ..., deletes the pods
 `rank_for_deletion` puts first; then write the status (replicas,
 fullyLabeledReplicas, readyReplicas, availableReplicas with minReadySeconds,
-observedGeneration, the ReplicaFailure condition while creates are refused).
+observedGeneration, the ReplicaFailure condition -- FailedCreate or
+FailedDelete -- while creates or deletes are refused).
 """
 from __future__ import annotations
 
@@ -22,19 +23,16 @@ from google.protobuf.message import Message
 
 from kubemu.api import errors, labels
 from kubemu.client.events import NORMAL, WARNING
-from kubemu.client.informer import object_of
+from kubemu.client.informer import meta_namespace_key
 
 from controller_manager import controllerutil as cu
-from controller_manager.base import (BY_NAMESPACE, Context, Controller, copy, split_key)
+from controller_manager.base import (BY_CONTROLLER_UID, BY_NAMESPACE, Context, Controller, copy,
+                                     split_key)
 from controller_manager.expectations import Expectations
 
 # kube-controller-manager's BurstReplicas: creates or deletes per sync.
 BURST_REPLICAS = 500
 SLOW_START_INITIAL_BATCH = 1
-
-
-def _pod_key(pod: Message) -> str:
-    return f"{pod.metadata.namespace}/{pod.metadata.name}"
 
 
 class ReplicaSetController(Controller):
@@ -43,6 +41,7 @@ class ReplicaSetController(Controller):
     resources = ("replicasets", "pods")
     # What it controls (the ReplicationController variant would differ here).
     owner_resource = "replicasets"
+    owner_kind = "ReplicaSet"
 
     def __init__(self, ctx: Context):
         super().__init__(ctx)
@@ -50,86 +49,11 @@ class ReplicaSetController(Controller):
                                          clock=ctx.monotonic)
         self.owners = self.informer(self.owner_resource)
         self.pods = self.informer("pods")
+        self.events = cu.DependentEvents(self.owners, self.owner_kind, self.expectations,
+                                         self.enqueue, self.enqueue_after)
         self.owners.add_handler(self.enqueue, lambda _old, new: self.enqueue(new),
-                                self._on_owner_delete)
-        self.pods.add_handler(self._on_pod_add, self._on_pod_update, self._on_pod_delete)
-
-    # ------------------------------------------------------------ handlers
-
-    def _on_owner_delete(self, obj: Any) -> None:
-        owner = object_of(obj)
-        self.expectations.delete(f"{owner.metadata.namespace}/{owner.metadata.name}")
-        self.enqueue(owner)
-
-    def _owner_of(self, pod: Message) -> Message | None:
-        ref = cu.controller_of(pod)
-        if ref is None or ref.kind != self.owner_kind():
-            return None
-        owner = self.owners.get(f"{pod.metadata.namespace}/{ref.name}")
-        if owner is None or owner.metadata.uid != ref.uid:
-            return None
-        return owner
-
-    def owner_kind(self) -> str:
-        return "ReplicaSet"
-
-    def _owners_matching(self, pod: Message) -> list[Message]:
-        out = []
-        for owner in self.owners.by_index(BY_NAMESPACE, pod.metadata.namespace):
-            selector = labels.from_label_selector(owner.spec.selector)
-            if not selector.empty() and selector.matches(pod.metadata.labels):
-                out.append(owner)
-        return out
-
-    def _on_pod_add(self, pod: Message) -> None:
-        if pod.metadata.deletion_timestamp:
-            self._on_pod_delete(pod)
-            return
-        owner = self._owner_of(pod)
-        if owner is not None:
-            self.expectations.creation_observed(self._key(owner))
-            self.enqueue(owner)
-            return
-        if cu.controller_of(pod) is None:
-            for owner in self._owners_matching(pod):
-                self.enqueue(owner)
-
-    def _on_pod_update(self, old: Message, new: Message) -> None:
-        if old.metadata.resource_version == new.metadata.resource_version:
-            return  # a resync
-        if new.metadata.deletion_timestamp and not old.metadata.deletion_timestamp:
-            # Terminating: as good as deleted for the count (a replacement starts now).
-            self._on_pod_delete(new)
-            return
-        old_ref, new_ref = cu.controller_of(old), cu.controller_of(new)
-        if old_ref is not None and (new_ref is None or old_ref.uid != new_ref.uid):
-            previous = self._owner_of(old)
-            if previous is not None:
-                self.enqueue(previous)
-        owner = self._owner_of(new)
-        if owner is not None:
-            self.enqueue(owner)
-            min_ready_s = owner.spec.min_ready_seconds
-            if min_ready_s > 0 and not cu.is_pod_ready(old) and cu.is_pod_ready(new):
-                # Available only after minReadySeconds: look again then.
-                self.enqueue_after(owner, min_ready_s + 1)
-            return
-        if new_ref is None and (old.metadata.labels != new.metadata.labels or old_ref is not None):
-            for owner in self._owners_matching(new):
-                self.enqueue(owner)
-
-    def _on_pod_delete(self, obj: Any) -> None:
-        pod = object_of(obj)
-        owner = self._owner_of(pod)
-        if owner is None:
-            return
-        key = self._key(owner)
-        self.expectations.deletion_observed(key, _pod_key(pod))
-        self.enqueue(owner)
-
-    @staticmethod
-    def _key(owner: Message) -> str:
-        return f"{owner.metadata.namespace}/{owner.metadata.name}"
+                                self.events.on_owner_delete)
+        self.pods.add_handler(self.events.on_add, self.events.on_update, self.events.on_delete)
 
     # ------------------------------------------------------------ sync
 
@@ -165,14 +89,35 @@ class ReplicaSetController(Controller):
             return None
         if diff > 0:
             count = min(diff, BURST_REPLICAS)
-            victims = cu.rank_for_deletion(pods)[:count]
-            self.expectations.expect_deletions(key, [_pod_key(p) for p in victims])
+            victims = cu.rank_for_deletion(pods, self._related_pods(owner),
+                                           self.ctx.clock())[:count]
+            self.expectations.expect_deletions(key, [meta_namespace_key(p) for p in victims])
             results = await asyncio.gather(*(self._delete_pod(owner, key, p) for p in victims),
                                            return_exceptions=True)
             for result in results:
                 if isinstance(result, BaseException):
                     return result
         return None
+
+    def _related_pods(self, owner: Message) -> list[Message]:
+        """getIndirectlyRelatedPods: the pods of every ReplicaSet controlled by
+        the same owner as `owner` (its Deployment), so that a scale-down of an
+        old ReplicaSet prefers nodes crowded with the Deployment's pods; none
+        when `owner` has no controller."""
+        ref = cu.controller_of(owner)
+        if ref is None:
+            return []
+        in_namespace = self.pods.by_index(BY_NAMESPACE, owner.metadata.namespace)
+        related: dict[str, Message] = {}
+        for sibling in self.owners.by_index(BY_CONTROLLER_UID, ref.uid):
+            try:
+                selector = labels.from_label_selector(sibling.spec.selector)
+            except errors.ApiError:
+                continue  # an invalid selector matches no pods
+            for pod in in_namespace:
+                if selector.matches(pod.metadata.labels):
+                    related.setdefault(pod.metadata.uid, pod)
+        return list(related.values())
 
     async def _create_pod(self, owner: Message) -> None:
         pod = cu.pod_from_template(owner.spec.template, owner)
@@ -190,10 +135,10 @@ class ReplicaSetController(Controller):
             await self.client.delete("pods", pod.metadata.name, pod.metadata.namespace,
                                      uid=pod.metadata.uid)
         except errors.NotFound:
-            self.expectations.deletion_observed(key, _pod_key(pod))
+            self.expectations.deletion_observed(key, meta_namespace_key(pod))
             return
         except errors.ApiError as exc:
-            self.expectations.deletion_observed(key, _pod_key(pod))
+            self.expectations.deletion_observed(key, meta_namespace_key(pod))
             self.recorder.record(owner, WARNING, "FailedDelete",
                                  f"Error deleting: {exc}")
             raise
@@ -215,10 +160,13 @@ class ReplicaSetController(Controller):
         status.available_replicas = sum(
             1 for p in pods if cu.is_pod_available(p, owner.spec.min_ready_seconds, now))
         status.observed_generation = owner.metadata.generation
-        if manage_error is not None and len(pods) < owner.spec.replicas:
-            reason = "FailedCreate"
+        failure = cu.get_condition(status, "ReplicaFailure")
+        if manage_error is not None and failure is None:
+            # calculateStatus: the first failure is kept until a sync succeeds.
+            diff = len(pods) - owner.spec.replicas
+            reason = "FailedCreate" if diff < 0 else "FailedDelete" if diff > 0 else ""
             cu.set_condition(status, "ReplicaFailure", "True", reason, str(manage_error), now)
-        elif manage_error is None:
+        elif manage_error is None and failure is not None:
             cu.remove_condition(status, "ReplicaFailure")
         return status
 

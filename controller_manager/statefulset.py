@@ -16,8 +16,9 @@ present template; the current revision is status.currentRevision (the
 update one for a new set). A pod is created from the current template when
 its ordinal is below the partition, else from the update template.
 
-sync(key), as UpdateStatefulSet: adopt orphan revisions and pods (matching
-the selector, and for pods named `<set>-<ordinal>`), settle the revisions,
+sync(key), as UpdateStatefulSet: claim revisions and pods (those matching
+the selector -- and for pods, named `<set>-<ordinal>` -- are adopted or
+kept, ours that do not are released), settle the revisions,
 then -- when the expectations are met and the set is not being deleted --
 act on `plan(...)`, the pure decision:
   - every ordinal in [start, start+replicas): a missing pod is created, a
@@ -48,7 +49,7 @@ from google.protobuf.message import Message
 from kubemu.api import codec, errors, labels
 from kubemu.api.v1 import core_pb2
 from kubemu.client.events import NORMAL, WARNING
-from kubemu.client.informer import object_of
+from kubemu.client.informer import meta_namespace_key
 
 from controller_manager import controllerutil as cu
 from controller_manager import history
@@ -358,10 +359,6 @@ def template_of(sts: Message, rev: Message | None) -> Message:
     return codec.from_dict(type(sts.spec.template), data)
 
 
-def _key(obj: Message) -> str:
-    return f"{obj.metadata.namespace}/{obj.metadata.name}"
-
-
 # ---------------------------------------------------------------- the controller
 
 class StatefulSetController(Controller):
@@ -378,76 +375,11 @@ class StatefulSetController(Controller):
         self.pods = self.informer("pods")
         self.revisions = self.informer("controllerrevisions")
         self.claims = self.informer("persistentvolumeclaims")
+        self.events = cu.DependentEvents(self.sets, "StatefulSet", self.expectations,
+                                         self.enqueue, self.enqueue_after)
         self.sets.add_handler(self.enqueue, lambda _old, new: self.enqueue(new),
-                              self._on_set_delete)
-        self.pods.add_handler(self._on_pod_add, self._on_pod_update, self._on_pod_delete)
-
-    # ------------------------------------------------------------ handlers
-
-    def _on_set_delete(self, obj: Any) -> None:
-        sts = object_of(obj)
-        self.expectations.delete(_key(sts))
-        self.enqueue(sts)
-
-    def _set_of(self, pod: Message) -> Message | None:
-        ref = cu.controller_of(pod)
-        if ref is None or ref.kind != "StatefulSet":
-            return None
-        sts = self.sets.get(f"{pod.metadata.namespace}/{ref.name}")
-        if sts is None or sts.metadata.uid != ref.uid:
-            return None
-        return sts
-
-    def _sets_matching(self, pod: Message) -> list[Message]:
-        out = []
-        for sts in self.sets.by_index(BY_NAMESPACE, pod.metadata.namespace):
-            selector = labels.from_label_selector(sts.spec.selector)
-            if not selector.empty() and selector.matches(pod.metadata.labels):
-                out.append(sts)
-        return out
-
-    def _on_pod_add(self, pod: Message) -> None:
-        if pod.metadata.deletion_timestamp:
-            self._on_pod_delete(pod)
-            return
-        sts = self._set_of(pod)
-        if sts is not None:
-            self.expectations.creation_observed(_key(sts))
-            self.enqueue(sts)
-            return
-        if cu.controller_of(pod) is None:
-            for sts in self._sets_matching(pod):
-                self.enqueue(sts)
-
-    def _on_pod_update(self, old: Message, new: Message) -> None:
-        if old.metadata.resource_version == new.metadata.resource_version:
-            return
-        if new.metadata.deletion_timestamp and not old.metadata.deletion_timestamp:
-            self._on_pod_delete(new)
-            return
-        old_ref, new_ref = cu.controller_of(old), cu.controller_of(new)
-        if old_ref is not None and (new_ref is None or old_ref.uid != new_ref.uid):
-            previous = self._set_of(old)
-            if previous is not None:
-                self.enqueue(previous)
-        sts = self._set_of(new)
-        if sts is not None:
-            self.enqueue(sts)
-            min_ready_s = sts.spec.min_ready_seconds
-            if min_ready_s > 0 and not cu.is_pod_ready(old) and cu.is_pod_ready(new):
-                self.enqueue_after(sts, min_ready_s + 1)
-            return
-        if new_ref is None and (old.metadata.labels != new.metadata.labels or old_ref is not None):
-            for sts in self._sets_matching(new):
-                self.enqueue(sts)
-
-    def _on_pod_delete(self, obj: Any) -> None:
-        pod = object_of(obj)
-        sts = self._set_of(pod)
-        if sts is None:
-            return
-        self.expectations.deletion_observed(_key(sts), _key(pod))
-        self.enqueue(sts)
+                              self.events.on_owner_delete)
+        self.pods.add_handler(self.events.on_add, self.events.on_update, self.events.on_delete)
 
     # ------------------------------------------------------------ sync
 
@@ -465,8 +397,8 @@ class StatefulSetController(Controller):
             self.client, sts, selector, in_namespace, resource="controllerrevisions")).objects)
         candidates = [p for p in self.pods.by_index(BY_NAMESPACE, namespace)
                       if cu.is_controlled_by(p, sts) or is_member(sts, p)]
-        pods = (await cu.claim(self.client, sts, selector, candidates)).objects
-        pods = [p for p in pods if parent_and_ordinal(p.metadata.name)[1] >= 0]
+        pods = (await cu.claim(self.client, sts, selector, candidates,
+                               also=lambda p: is_member(sts, p))).objects
 
         current, update, collisions = await self._revisions(sts, revisions)
         view = view_of(sts, current.metadata.name, update.metadata.name)
@@ -519,7 +451,7 @@ class StatefulSetController(Controller):
         if not writes:
             return None
         creates = [a for a in writes if a.verb == "create"]
-        deletes = [_key(by_ordinal[a.ordinal]) for a in writes if a.verb == "delete"]
+        deletes = [meta_namespace_key(by_ordinal[a.ordinal]) for a in writes if a.verb == "delete"]
         self.expectations.expect(key, creations=len(creates), deletions=deletes)
         pending = iter(writes)
 
@@ -536,7 +468,7 @@ class StatefulSetController(Controller):
         if action.verb == "create":
             self.expectations.lower_creations(key, 1)
         else:
-            self.expectations.deletion_observed(key, _key(by_ordinal[action.ordinal]))
+            self.expectations.deletion_observed(key, meta_namespace_key(by_ordinal[action.ordinal]))
 
     async def _write(self, sts: Message, key: str, action: Action,
                      by_ordinal: dict[int, Message], templates: dict[str, Message]) -> None:
@@ -559,7 +491,7 @@ class StatefulSetController(Controller):
         """createPersistentVolumeClaims: each missing claim of the pod (events as Kubernetes')."""
         problems = []
         for claim in claims_for(sts, ordinal):
-            existing = self.claims.get(_key(claim))
+            existing = self.claims.get(meta_namespace_key(claim))
             if existing is not None:
                 if existing.metadata.deletion_timestamp:
                     problems.append(f"pvc {claim.metadata.name} is being deleted")
@@ -589,7 +521,7 @@ class StatefulSetController(Controller):
         if sts.spec.persistent_volume_claim_retention_policy.when_scaled != "Delete":
             return
         for wanted in claims_for(sts, ordinal):
-            claim = self.claims.get(_key(wanted))
+            claim = self.claims.get(meta_namespace_key(wanted))
             if claim is None or any(r.uid == pod.metadata.uid
                                     for r in claim.metadata.owner_references):
                 continue
@@ -608,27 +540,21 @@ class StatefulSetController(Controller):
         except errors.AlreadyExists:
             raise  # Kubernetes sinks it: no event, a retry later
         except errors.ApiError as exc:
-            self.recorder.record(sts, WARNING, "FailedCreate",
-                                 f"create Pod {name} in StatefulSet {sts.metadata.name} "
-                                 f"failed error: {exc}")
+            self._record_pod_event(sts, "create", name, exc)
             raise
-        self.recorder.record(sts, NORMAL, "SuccessfulCreate",
-                             f"create Pod {name} in StatefulSet {sts.metadata.name} successful")
+        self._record_pod_event(sts, "create", name)
 
     async def _delete_pod(self, sts: Message, pod: Message) -> None:
         name = pod.metadata.name
         try:
             await self.client.delete("pods", name, pod.metadata.namespace, uid=pod.metadata.uid)
         except errors.NotFound:
-            self.expectations.deletion_observed(_key(sts), _key(pod))
+            self.expectations.deletion_observed(meta_namespace_key(sts), meta_namespace_key(pod))
             return
         except errors.ApiError as exc:
-            self.recorder.record(sts, WARNING, "FailedDelete",
-                                 f"delete Pod {name} in StatefulSet {sts.metadata.name} "
-                                 f"failed error: {exc}")
+            self._record_pod_event(sts, "delete", name, exc)
             raise
-        self.recorder.record(sts, NORMAL, "SuccessfulDelete",
-                             f"delete Pod {name} in StatefulSet {sts.metadata.name} successful")
+        self._record_pod_event(sts, "delete", name)
 
     async def _update_identity(self, sts: Message, pod: Message) -> None:
         """UpdateStatefulPod: the identity labels back (the spec cannot change)."""
@@ -642,12 +568,19 @@ class StatefulSetController(Controller):
         except errors.Conflict:
             raise
         except errors.ApiError as exc:
-            self.recorder.record(sts, WARNING, "FailedUpdate",
-                                 f"update Pod {name} in StatefulSet {sts.metadata.name} "
-                                 f"failed error: {exc}")
+            self._record_pod_event(sts, "update", name, exc)
             raise
-        self.recorder.record(sts, NORMAL, "SuccessfulUpdate",
-                             f"update Pod {name} in StatefulSet {sts.metadata.name} successful")
+        self._record_pod_event(sts, "update", name)
+
+    def _record_pod_event(self, sts: Message, verb: str, name: str,
+                          error: BaseException | None = None) -> None:
+        """recordPodEvent: Successful<Verb> / Failed<Verb> with Kubernetes' texts."""
+        where = f"{verb} Pod {name} in StatefulSet {sts.metadata.name}"
+        if error is None:
+            self.recorder.record(sts, NORMAL, f"Successful{verb.title()}", f"{where} successful")
+        else:
+            self.recorder.record(sts, WARNING, f"Failed{verb.title()}",
+                                 f"{where} failed error: {error}")
 
     # ------------------------------------------------------------ status and history
 

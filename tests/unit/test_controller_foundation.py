@@ -3,15 +3,19 @@ deletion ranking, slow-start batches, conditions."""
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
+from controller_manager import app as app_mod
 from controller_manager import controllerutil as cu
 from controller_manager import registry
-from controller_manager.base import Controller
+from controller_manager.base import Context, Controller, InformerFactory, Options
 from controller_manager.expectations import Expectations
 from kubemu import timefmt
 from kubemu.api.v1 import apps_pb2, core_pb2
+from kubemu.client.wait import wait_for
+from kubemu.loops import Loops
 
 
 class Clock:
@@ -135,36 +139,76 @@ def pod(name: str, *, node: str = "n1", phase: str = "Running", ready: bool | No
     return p
 
 
+# The ranking's "now": ages of 5 s and 100 s and more are in different powers of two.
+RANK_NOW_S = 205.0
+
+
+def with_uid(p: core_pb2.Pod, uid: str) -> core_pb2.Pod:
+    p.metadata.uid = uid
+    return p
+
+
+def never_created(p: core_pb2.Pod) -> core_pb2.Pod:
+    p.metadata.ClearField("creation_timestamp")
+    return p
+
+
 @pytest.mark.parametrize("first, second", [
     (pod("unassigned", node=""), pod("assigned")),
     (pod("pending", phase="Pending", ready=None), pod("running")),
+    (pod("no-phase-yet", phase="", ready=None), pod("unknown", phase="Unknown", ready=None)),
     (pod("not-ready", ready=False), pod("ready")),
     (pod("cheap", cost="-5"), pod("dear", cost="5")),
+    (pod("plus-sign-is-no-cost", cost="+5"), pod("dear", cost="5")),
     (pod("ready-later", ready_at=200.0), pod("ready-earlier", ready_at=100.0)),
+    # Ready 100 s and 120 s ago: the same power of two, so the uid decides.
+    (with_uid(pod("ready-earlier-a", ready_at=85.0), "a"),
+     with_uid(pod("ready-later-b", ready_at=105.0), "b")),
     (pod("restarted", restarts=3), pod("steady")),
-    (pod("newer", created=60.0), pod("older", created=50.0)),
-], ids=["unassigned", "pending", "not-ready", "deletion-cost", "ready-for-less-time",
-        "more-restarts", "newer"])
+    (pod("newer", created=200.0), pod("older", created=50.0)),
+    (never_created(pod("no-creation-time")), pod("newer", created=200.0)),
+    # The Unix epoch is a time like any other (only Go's zero time is unset).
+    (pod("newer", created=200.0), pod("epoch", created=0.0)),
+], ids=["unassigned", "pending", "no-phase-is-pending", "not-ready", "deletion-cost",
+        "invalid-deletion-cost", "ready-for-less-time", "same-power-of-two-by-uid",
+        "more-restarts", "newer", "no-creation-time", "epoch-is-a-time"])
 def test_rank_for_deletion_puts_the_cheaper_pod_first(first, second):
-    assert [p.metadata.name for p in cu.rank_for_deletion([second, first])] == \
-        [first.metadata.name, second.metadata.name]
+    ranked = cu.rank_for_deletion([second, first], [], RANK_NOW_S)
+    assert [p.metadata.name for p in ranked] == [first.metadata.name, second.metadata.name]
 
 
 def test_rank_for_deletion_prefers_pods_doubled_up_on_a_node():
     crowded = [pod("c1", node="busy"), pod("c2", node="busy")]
     alone = pod("alone", node="quiet")
-    ranked = cu.rank_for_deletion([alone, *crowded])
+    ranked = cu.rank_for_deletion([alone, *crowded], [alone, *crowded], RANK_NOW_S)
     assert ranked[-1].metadata.name == "alone"
+    # Without related pods nothing is doubled up: the newer pod goes first.
+    newer = pod("newer", node="quiet", created=200.0)
+    assert cu.rank_for_deletion([*crowded, newer], [], RANK_NOW_S)[0].metadata.name == "newer"
+    # Without `related`, the pods themselves are counted; without `now_s`,
+    # times are compared as they are (the newest first, whatever its power of two).
+    assert cu.rank_for_deletion([alone, *crowded])[-1].metadata.name == "alone"
+    a, b = pod("a", created=100.0), pod("b", created=101.0)
+    assert cu.rank_for_deletion([a, b])[0].metadata.name == "b"
 
 
 @pytest.mark.parametrize("ready_at, min_ready_s, now, want", [
     (100.0, 0, 100.0, True),
     (100.0, 10, 109.0, False),
-    (100.0, 10, 110.0, True),
-])
+    (100.0, 10, 110.0, False),  # IsPodAvailable: the deadline strictly Before now
+    (100.0, 10, 110.5, True),
+], ids=["no-min-ready", "too-soon", "at-the-deadline", "past-the-deadline"])
 def test_availability_waits_for_min_ready_seconds(ready_at, min_ready_s, now, want):
     assert cu.is_pod_available(pod("p", ready_at=ready_at), min_ready_s, now) is want
     assert not cu.is_pod_available(pod("p", ready=False), 0, now)
+
+
+def test_a_ready_condition_without_transition_time_is_not_available_after_min_ready():
+    p = pod("p")
+    p.status.conditions[0].ClearField("last_transition_time")
+    assert cu.is_pod_available(p, 0, 1000.0)
+    assert not cu.is_pod_available(p, 10, 1000.0)
+    assert cu.is_pod_available(pod("p", ready_at=0.0), 10, 1000.0)  # the epoch is a time
 
 
 def test_pod_from_template_carries_the_template_and_a_controller_ref():
@@ -226,3 +270,150 @@ def test_set_condition_moves_the_transition_time_only_on_a_status_change():
     assert status.conditions[0].last_transition_time == timefmt.rfc3339(400.0)
     assert cu.remove_condition(status, "Available")
     assert not status.conditions
+
+
+# ---------------------------------------------------------------- dependent events
+
+class Events:
+    """DependentEvents over a ReplicaSet cache, recording what it enqueues."""
+
+    def __init__(self, *owners, requeue_when_ready: bool = True):
+        self.informer = InformerFactory(None, Loops()).get("replicasets")  # type: ignore[arg-type]
+        self.informer._replace(list(owners))
+        self.expectations = Expectations(clock=Clock())
+        self.enqueued: list[str] = []
+        self.after: list[tuple[str, float]] = []
+        self.handlers = cu.DependentEvents(
+            self.informer, "ReplicaSet", self.expectations,
+            lambda o: self.enqueued.append(o.metadata.name),
+            lambda o, delay_s: self.after.append((o.metadata.name, delay_s)),
+            requeue_when_ready=requeue_when_ready)
+
+
+def owner(name: str, app: str = "web", min_ready_s: int = 0, selector: dict | None = None):
+    rs = apps_pb2.ReplicaSet()
+    rs.metadata.name, rs.metadata.namespace, rs.metadata.uid = name, "default", f"{name}-uid"
+    rs.spec.min_ready_seconds = min_ready_s
+    if selector is None:
+        rs.spec.selector.match_labels["app"] = app
+    else:
+        rs.spec.selector.match_expressions.add(**selector)
+    return rs
+
+
+def dependent(name: str, rv: str = "1", *, of=None, app: str = "web", terminating: bool = False,
+              ready: bool | None = None) -> core_pb2.Pod:
+    p = pod(name, ready=ready)
+    p.metadata.namespace, p.metadata.resource_version = "default", rv
+    p.metadata.labels["app"] = app
+    if of is not None:
+        p.metadata.owner_references.append(cu.controller_ref(of))
+    if terminating:
+        p.metadata.deletion_timestamp = timefmt.rfc3339(500.0)
+    return p
+
+
+def test_dependent_events_keep_the_owners_expectations():
+    rs = owner("web")
+    ev = Events(rs)
+    ev.expectations.expect_creations("default/web", 1)
+    ev.handlers.on_add(dependent("web-a", of=rs))
+    assert ev.expectations.pending("default/web") == (0, 0) and ev.enqueued == ["web"]
+
+    ev.expectations.expect_deletions("default/web", ["default/web-a", "default/web-b"])
+    ev.handlers.on_update(dependent("web-a", "1", of=rs), dependent("web-a", "2", of=rs,
+                                                                    terminating=True))
+    # Seen terminating for the first time (a restart): a deletion, never a creation.
+    ev.expectations.expect_creations("default/other", 1)
+    ev.handlers.on_add(dependent("web-b", of=rs, terminating=True))
+    assert ev.expectations.pending("default/web") == (0, 0)
+
+
+def test_dependent_events_wake_old_and_matching_owners_and_never_raise():
+    a, b = owner("a"), owner("b")
+    bad = owner("bad", selector={"key": "app", "operator": "Bogus", "values": ["web"]})
+    ev = Events(a, b, bad)
+    ev.handlers.on_update(dependent("p", "1", of=a), dependent("p", "2"))  # released by a
+    assert sorted(ev.enqueued) == ["a", "a", "b"]  # the old owner, then every match
+    ev.enqueued.clear()
+    ev.handlers.on_add(dependent("orphan"))
+    ev.handlers.on_add(dependent("other-app", app="db"))
+    ev.handlers.on_update(dependent("p", "2", of=a), dependent("p", "2", of=a))  # a resync
+    assert sorted(ev.enqueued) == ["a", "b"]
+
+
+@pytest.mark.parametrize("requeue_when_ready, want", [(True, [("web", 6)]), (False, [])],
+                         ids=["requeue", "no-requeue"])
+def test_a_dependent_becoming_ready_requeues_after_min_ready_seconds(requeue_when_ready, want):
+    rs = owner("web", min_ready_s=5)
+    ev = Events(rs, requeue_when_ready=requeue_when_ready)
+    ev.handlers.on_update(dependent("p", "1", of=rs, ready=False),
+                          dependent("p", "2", of=rs, ready=True))
+    assert ev.after == want
+
+
+# ---------------------------------------------------------------- the process
+
+async def test_the_address_file_is_written_off_the_event_loop(tmp_path, monkeypatch):
+    """atomic_write fsyncs: on the event loop it could stall every controller."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    seen: list[tuple[str, bool]] = []
+
+    def fake_write(path, text, **_):
+        seen.append((str(path), threading.current_thread() is threading.main_thread()))
+        loop.call_soon_threadsafe(stop.set)
+    monkeypatch.setattr(app_mod.fileutil, "atomic_write", fake_write)
+    options = Options(apiserver="127.0.0.1:1", address_file=str(tmp_path / "addr"),
+                      leader_elect=False, controllers=("replicaset",), rpc_timeout_s=1.0)
+    await asyncio.wait_for(app_mod.ControllerManagerApp(options).run(stop), 10)
+    assert seen == [(str(tmp_path / "addr"), False)]
+
+
+# ---------------------------------------------------------------- the worker loop
+
+class Flaky(Controller):
+    """Raises a bug for "bad", records every key it syncs."""
+    name = "flaky-controller"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.synced: list[str] = []
+
+    async def sync(self, key: str) -> None:
+        self.synced.append(key)
+        if key == "bad":
+            raise KeyError("a bug")
+
+
+def flaky_context() -> Context:
+    options = Options(apiserver="-", requeue_base_delay_s=0.001, retry_period_s=0.05)
+    return Context(None, options, Loops())  # type: ignore[arg-type] - no client needed
+
+
+async def test_a_sync_that_raises_a_bug_is_retried_and_the_worker_goes_on():
+    ctx = flaky_context()
+    flaky = Flaky(ctx)
+    run = asyncio.get_running_loop().create_task(flaky.run(workers=1))
+    flaky.enqueue("bad")
+    flaky.enqueue("good")
+    await wait_for(lambda: "good" in flaky.synced and flaky.synced.count("bad") >= 2, 5.0)
+    assert flaky.sync_errors >= 2
+    run.cancel()
+    await asyncio.gather(run, return_exceptions=True)
+    await ctx.stop()
+
+
+async def test_without_the_lease_a_key_is_not_synced_but_kept_for_later():
+    ctx = flaky_context()
+    ctx.lease_ok = lambda: False
+    flaky = Flaky(ctx)
+    await flaky.process("good")
+    assert flaky.synced == [] and flaky.syncs == 0
+    ctx.lease_ok = lambda: True
+    # Put back with a delay (retry_period_s), not dropped.
+    assert flaky.queue.num_requeues("good") == 0
+    await wait_for(lambda: len(flaky.queue) == 1, flaky.options.retry_period_s + 5.0)
+    await flaky.process(flaky.queue.get_nowait())
+    assert flaky.synced == ["good"]
+    await ctx.stop()

@@ -4,6 +4,7 @@ store (a fake client; the informers are fed by relisting that store after
 every step), which gives the real finalizer and deletion semantics."""
 from __future__ import annotations
 
+import asyncio
 import random
 
 import pytest
@@ -515,3 +516,24 @@ def test_a_reference_resolves_to_the_served_kind_of_its_group(api_version, kind,
     from controller_manager.garbagecollector import _kind_of
     found = _kind_of(api_version, kind)
     assert (found.resource if found else None) == resource
+
+
+async def test_a_sweep_that_fails_does_not_end_the_periodic_sweeps(h, monkeypatch):
+    """The resync task runs beside the workers: an exception must not end it
+    silently (nothing would look at its result until the term ends)."""
+    calls = []
+    real_resync = h.gc.graph.resync
+
+    def resync():
+        calls.append(len(calls))
+        if len(calls) == 1:
+            raise RuntimeError("a bug in one sweep")
+        return real_resync()
+    monkeypatch.setattr(h.gc.graph, "resync", resync)
+    monkeypatch.setattr(h.gc.options, "gc_resync_s", 0.01)
+    sweeps = asyncio.get_running_loop().create_task(h.gc._resync_loop())
+    try:
+        await wait_for(lambda: len(calls) >= 2, 5.0)
+    finally:
+        sweeps.cancel()
+        await asyncio.gather(sweeps, return_exceptions=True)

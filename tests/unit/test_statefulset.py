@@ -1,18 +1,23 @@
 """The StatefulSet controller's decisions, pure: which ordinal is created or
 deleted next under OrderedReady and Parallel, the rolling update with its
 partition, the status counts, the pods and claims built for an ordinal, and
-the revision history's hashing and choices."""
+the revision history's hashing and choices; then the controller on the
+apiserver's registry over the in-memory store (tests/unit/controller_harness.py)."""
 from __future__ import annotations
 
 import pytest
 
 from kubemu.api import codec
 from kubemu.api.kinds import REGISTRY
+from controller_manager import controllerutil as cu
 from controller_manager import history
-from controller_manager.statefulset import (Counts, PodState, SetView, claims_for, count,
-                                            identity_matches, new_pod, parent_and_ordinal, plan,
-                                            revision_data, revision_for, template_of,
-                                            view_of)
+from controller_manager.statefulset import (Counts, PodState, SetView, StatefulSetController,
+                                            claims_for, count, identity_matches, new_pod,
+                                            parent_and_ordinal, plan, revision_data,
+                                            revision_for, template_of, view_of)
+from tests.builders import make_pod
+from tests.unit.cli_memclient import MemClient
+from tests.unit.controller_harness import ControllerHarness
 
 CUR, UPD = "web-cur", "web-upd"
 
@@ -222,8 +227,8 @@ def test_claims_are_named_per_ordinal_and_labelled_by_the_selector(policy, owned
 # ---------------------------------------------------------------- history
 
 def test_fnv1_hash_and_safe_encoding():
-    assert history._fnv1_32(b"") == 0x811C9DC5
-    assert history._fnv1_32(b"a") == 0x050C5D7E
+    assert history.fnv1_32(b"") == 0x811C9DC5
+    assert history.fnv1_32(b"a") == 0x050C5D7E
     h = history.hash_revision({"a": 1}, 0)
     assert h == history.hash_revision({"a": 1}, 0)
     assert h != history.hash_revision({"a": 1}, 1)
@@ -289,3 +294,34 @@ def test_history_keeps_the_limit_of_unused_revisions_oldest_dropped():
 def test_view_of_a_set(spec, expected):
     v = view_of(sts(**spec), CUR, UPD)
     assert {k: getattr(v, k) for k in expected} == expected
+
+
+# ---------------------------------------------------------------- the controller on a fake store
+
+@pytest.fixture
+async def h():
+    harness = ControllerHarness(StatefulSetController, await MemClient.new())
+    try:
+        yield harness
+    finally:
+        await harness.stop()
+
+
+async def test_a_pod_it_owns_that_is_not_named_as_its_member_is_released_not_counted(h):
+    """getPodsForStatefulSet claims with isMemberOf as a filter: "other-0"
+    is no ordinal of "web", so it is released and web-0 is still created."""
+    doc = sts_doc(replicas=1, volumeClaimTemplates=[])
+    doc["metadata"] = {"name": "web", "namespace": "default"}
+    del doc["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    web = await h.client.create(codec.from_dict(
+        REGISTRY.by_gvk("apps/v1", "StatefulSet").message, doc))
+    stray = make_pod("other-0").labels(app="nginx").build()
+    stray.metadata.owner_references.append(cu.controller_ref(web))
+    stray = await h.client.create(stray)
+    h.cache("statefulsets", [web])
+    h.cache("pods", [stray])
+    h.cache("controllerrevisions", [])
+    h.cache("persistentvolumeclaims", [])
+    await h.controller.sync("default/web")
+    assert await h.names("pods") == ["other-0", "web-0"]
+    assert not cu.controller_of(await h.client.get("pods", "other-0", "default"))
