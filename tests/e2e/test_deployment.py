@@ -24,7 +24,8 @@ import pytest
 from kubemu.api import errors
 from kubemu.client.clientset import Client
 from kubemu.client.wait import wait_for
-from tests.e2e.test_kubelet import ClusterThread, Seen, obj, serving, workload_control_plane
+from tests.e2e.test_kubelet import (ClusterThread, Seen, cli, obj, serving,
+                                    workload_control_plane)
 
 pytestmark = pytest.mark.e2e
 
@@ -242,14 +243,15 @@ async def test_rolling_update_blue_to_green_stays_in_bounds_and_rolls_back(clust
     assert green_rs.metadata.annotations[CHANGE_CAUSE] == "kubectl set image deployment/kuard " \
                                                           "kuard=green"
 
-    # `rollout undo --to-revision=1`, as kubectl does it: revision 1's template
-    # (without its hash label) and annotations written back to the Deployment.
-    d = await api.get("deployments", "kuard", dns)
-    d.spec.template.CopyFrom(blue_rs.spec.template)
-    del d.spec.template.metadata.labels[HASH]
-    d.metadata.annotations[CHANGE_CAUSE] = blue_rs.metadata.annotations[CHANGE_CAUSE]
+    history = await cli(cluster, "rollout", "history", "deployment/kuard", "-n", dns)
+    assert history.stdout == (
+        "deployment.apps/kuard \nREVISION  CHANGE-CAUSE\n"
+        "1         kubectl create deployment kuard --image=blue\n"
+        "2         kubectl set image deployment/kuard kuard=green\n\n"), history
     async with PodWatch(api, dns, rolling_bounds(replicas, 1, 1)) as watch:
-        await api.update(d)
+        undo = await cli(cluster, "rollout", "undo", "deployment/kuard", "--to-revision=1",
+                         "-n", dns)
+        assert (undo.returncode, undo.stdout) == (0, "deployment.apps/kuard rolled back\n"), undo
         await wait_complete(api, dns, "kuard", replicas)
     assert not watch.violations, watch.violations[:5]
 
