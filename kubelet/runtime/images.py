@@ -370,6 +370,13 @@ BUSYBOX_LEGACY_PATTERNS = (  # busybox before 1.29: nslookup through libc, the o
     "gcr.io/google-containers/busybox", "gcr.io/google_containers/busybox")
 
 
+NGINX_SLIM_PATTERNS = ("registry.k8s.io/nginx-slim", "k8s.gcr.io/nginx-slim",
+                       "gcr.io/google_containers/nginx-slim", "gcr.io/google-containers/nginx-slim")
+BOOTCAMP_PATTERNS = ("gcr.io/google-samples/kubernetes-bootcamp", "jocatalin/kubernetes-bootcamp")
+GB_FRONTEND_PATTERNS = ("gcr.io/google_samples/gb-frontend", "gcr.io/google-samples/gb-frontend",
+                        "us-docker.pkg.dev/google-samples/containers/gke/gb-frontend")
+
+
 def busybox_programs(style: str, *directories: str) -> dict[str, tuple[str, ...]]:
     """The busybox applets a host often lacks (demoapps/busybox.py), by bare
     name (on PATH) and at their paths in `directories`; `busybox APPLET`
@@ -429,6 +436,12 @@ def builtin_entries() -> list[ImageEntry]:
             size_bytes=187_000_000,
             description="static HTTP server on $POD_IP:80 ($NGINX_PORT) for "
                         "/usr/share/nginx/html (the welcome page while it does not exist)"),
+        ImageEntry(
+            # The StatefulSet tutorial's image: nginx without the official image's
+            # entrypoint script; the same docroot and behaviour.
+            name="nginx-slim", patterns=NGINX_SLIM_PATTERNS, cmd=("nginx", "-g", "daemon off;"),
+            programs={"nginx": nginx, "/usr/sbin/nginx": nginx}, size_bytes=35_000_000,
+            description="static HTTP server on $POD_IP:80 for /usr/share/nginx/html, as nginx"),
         ImageEntry(
             name="test-webserver", patterns=("k8s.gcr.io/test-webserver",
                                              "registry.k8s.io/test-webserver",
@@ -496,4 +509,21 @@ def builtin_entries() -> list[ImageEntry]:
             programs={"/kuard": demoapp_argv("kuard"), **shell_programs},
             size_bytes=24_000_000,
             description="the kuard demo app on $POD_IP:8080 (tags blue/green/purple/1/2/3)"),
+        ImageEntry(
+            # The Kubernetes Basics tutorial's app; v1 on gcr.io, v2 on Docker Hub.
+            name="kubernetes-bootcamp", patterns=BOOTCAMP_PATTERNS, cmd=("node", "server.js"),
+            env=(("BOOTCAMP_VERSION", "{tag}"),),
+            programs={"node": demoapp_argv("bootcamp"),
+                      "/usr/local/bin/node": demoapp_argv("bootcamp")},
+            size_bytes=211_000_000,
+            description="`node server.js`: every request on $POD_IP:8080 answers "
+                        "'Hello Kubernetes bootcamp! | Running on: HOSTNAME | v=N'"),
+        ImageEntry(
+            name="gb-frontend", patterns=GB_FRONTEND_PATTERNS, cmd=("apache2-foreground",),
+            workdir="/var/www/html",
+            programs={"apache2-foreground": demoapp_argv("gb_frontend"),
+                      "/usr/local/bin/apache2-foreground": demoapp_argv("gb_frontend")},
+            size_bytes=130_000_000,
+            description="the guestbook's frontend: a static Guestbook page on $POD_IP:80 "
+                        "(no PHP, no Redis)"),
     ]

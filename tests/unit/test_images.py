@@ -209,6 +209,14 @@ def test_malformed_images_file_names_the_field(tmp_path, body, message):
     ("gcr.io/kubernetes-e2e-test-images/dnsutils:1.3", "dnsutils"),
     ("registry.k8s.io/test-webserver", "test-webserver"),
     ("busybox:1.36", "busybox"),
+    # The seed notes' tutorials.
+    ("registry.k8s.io/nginx-slim:0.8", "nginx-slim"),
+    ("k8s.gcr.io/nginx-slim:0.8", "nginx-slim"),
+    ("gcr.io/google-samples/kubernetes-bootcamp:v1", "kubernetes-bootcamp"),
+    ("jocatalin/kubernetes-bootcamp:v2", "kubernetes-bootcamp"),
+    ("docker.io/jocatalin/kubernetes-bootcamp:v2", "kubernetes-bootcamp"),
+    ("gcr.io/google_samples/gb-frontend:v3", "gb-frontend"),
+    ("us-docker.pkg.dev/google-samples/containers/gke/gb-frontend:v5", "gb-frontend"),
 ])
 def test_catalog_resolves_the_docs_images(catalog, image, entry):
     assert catalog.resolve(image).entry.name == entry
@@ -234,12 +242,32 @@ def script_of(argv) -> str:
      "agnhost.py"),
     ("k8s.gcr.io/liveness", [], ["/server"], ["/server"], "agnhost.py"),
     ("k8s.gcr.io/test-webserver", [], [], ["/test-webserver"], "agnhost.py"),
+    # The StatefulSet tutorial: nginx-slim is nginx without the entrypoint script.
+    ("registry.k8s.io/nginx-slim:0.8", [], [], ["nginx", "-g", "daemon off;"], "nginx.py"),
+    # Kubernetes Basics: `kubectl create deployment kubernetes-bootcamp --image=...`.
+    ("gcr.io/google-samples/kubernetes-bootcamp:v1", [], [], ["node", "server.js"],
+     "bootcamp.py"),
+    # The guestbook's frontend Deployment.
+    ("gcr.io/google_samples/gb-frontend:v3", [], [], ["apache2-foreground"], "gb_frontend.py"),
 ], ids=["memory-limit", "cpu-limit", "tcp-probe", "hello-minikube", "http-liveness",
-        "liveness-server", "test-webserver"])
+        "liveness-server", "test-webserver", "nginx-slim", "bootcamp", "gb-frontend"])
 def test_docs_manifests_run_their_stand_ins(catalog, image, command, args, argv, script):
     resolved = catalog.resolve(image)
     assert container_argv(resolved, command, args) == argv
     assert script_of(resolved.programs[argv[0]]) == script
+
+
+@pytest.mark.parametrize("tag", ["v1", "v2"])
+def test_bootcamp_reports_its_tag(catalog, tag):
+    resolved = catalog.resolve(f"gcr.io/google-samples/kubernetes-bootcamp:{tag}")
+    assert dict(resolved.env)["BOOTCAMP_VERSION"] == tag
+
+
+@pytest.mark.parametrize("image", ["mongo:3.4.1", "redis", "gcr.io/google_samples/gb-redisslave:v1"])
+def test_databases_are_not_in_the_catalog(catalog, image):
+    """Their wire protocols are not emulated: ErrImagePull says so at once."""
+    with pytest.raises(ImageNotFound):
+        catalog.resolve(image)
 
 
 def test_polinux_stress_without_a_command_fails_as_its_quoted_cmd_does(catalog):

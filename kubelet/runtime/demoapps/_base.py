@@ -121,8 +121,9 @@ def unprivileged_port_start() -> int:
 
 
 def serve(handler: type[http.server.BaseHTTPRequestHandler], host: str, port: int,
-          *, name: str) -> None:
-    """Serve until a signal ends the process; a bind error exits 1 with the reason."""
+          *, name: str, announce: bool = True) -> None:
+    """Serve until a signal ends the process; a bind error exits 1 with the reason.
+    `announce`: log where it listens (off for a program whose log says nothing of it)."""
     try:
         server = ThreadingServer((host, port), handler)
     except OSError as err:
@@ -135,7 +136,8 @@ def serve(handler: type[http.server.BaseHTTPRequestHandler], host: str, port: in
                     f"bind it; run the cluster as root, or listen on a higher port)")
         log(f"{name}: cannot listen on {host}:{port}: {err.strerror or err}{hint}", sys.stderr)
         sys.exit(1)
-    log(f"{name}: serving on {host}:{port}")
+    if announce:
+        log(f"{name}: serving on {host}:{port}")
     try:
         server.serve_forever(poll_interval=0.5)
     finally:
