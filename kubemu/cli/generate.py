@@ -353,8 +353,11 @@ def parse_annotations(pairs: list[str]) -> dict[str, str]:
 def run_pod(name: str, ns: str | None, *, image: str, restart: str = "Always",
             env: list[str] = (), port: str = "", labels: str = "", command: bool = False,
             args: list[str] = (), annotations: list[str] = (), image_pull_policy: str = "",
-            privileged: bool = False) -> Obj:
-    """kubectl run's pod (generator run-pod/v1, BasicPod)."""
+            privileged: bool = False, stdin: bool = False, tty: bool = False,
+            leave_stdin_open: bool = False) -> Obj:
+    """kubectl run's pod (generator run-pod/v1, BasicPod); `stdin` (-i) keeps the
+    container's stdin open, closed after the first attach unless `leave_stdin_open`
+    (stdinOnce); `tty` (-t) gives it a terminal."""
     if not image:
         raise CliError('required flag(s) "image" not set')
     if not _REFERENCE.match(image):
@@ -379,6 +382,12 @@ def run_pod(name: str, ns: str | None, *, image: str, restart: str = "Always",
         container["imagePullPolicy"] = image_pull_policy
     if privileged:
         container["securityContext"] = {"privileged": True}
+    if stdin:
+        container["stdin"] = True
+        if not leave_stdin_open:
+            container["stdinOnce"] = True
+    if tty:
+        container["tty"] = True
     return {"kind": "Pod", "apiVersion": "v1",
             "metadata": metadata(name, ns, labels=pod_labels,
                                  annotations=parse_annotations(list(annotations))),

@@ -277,7 +277,6 @@ async def run_exec(args: argparse.Namespace) -> int:
 
 
 async def run_attach(args: argparse.Namespace) -> int:
-    from kubemu.api.v1 import resources_pb2
     from kubemu.cli import streaming
 
     words = list(args.pod)
@@ -291,37 +290,52 @@ async def run_attach(args: argparse.Namespace) -> int:
     client, proxy = await _proxy_for(args)
     try:
         pod = await _runnable_pod(client, namespace, name, "attach")
-        container = args.container or default_container(pod, quiet=args.quiet)
-        spec = next((c for c in [*pod.spec.containers, *pod.spec.init_containers]
-                     if c.name == container), None)
-        if spec is None:
-            raise CliError(f"cannot attach to the container: container {container} not found "
-                           f"in pod {name}")
-        tty, warning = streaming.plan_attach_tty(tty=args.tty, container_tty=spec.tty,
-                                                 container=container, quiet=args.quiet)
-        if warning:
-            print(warning, file=sys.stderr)
-        raw, warning = streaming.plan_tty(
-            stdin=args.stdin, tty=tty, quiet=args.quiet,
-            stdin_is_terminal=streaming.is_terminal(streaming.stdin_fd()))
-        if warning:
-            print(warning, file=sys.stderr)
-        if not args.quiet:
-            print(ATTACH_PROMPT_HINT, file=sys.stderr)
-        target = resources_pb2.PodStreamTarget(namespace=namespace, name=name,
-                                               container=container, stdin=args.stdin, tty=raw)
         try:
-            ended = await streaming.run_interactive(proxy.stub.PodAttach, target,
-                                                    stdin=args.stdin, raw=raw)
+            ended = await attach_session(proxy, pod, container=args.container,
+                                         stdin=args.stdin, tty=args.tty, quiet=args.quiet)
         except streaming.EndedBySignal as stopped:
             return 128 + stopped.signum
     finally:
         await client.close()
         await proxy.close()
-    if not args.quiet and args.stdin and raw:
+    return _print_exit(ended)
+
+
+async def attach_session(proxy: _Proxy, pod: Any, *, container: str, stdin: bool, tty: bool,
+                         quiet: bool) -> Any:
+    """kubectl's AttachOptions.Run on a pod already fetched (`attach`, `run -i`):
+    picks the container, settles the terminal (the container's `tty` decides),
+    prints the prompt hint, runs the session on this process's streams and,
+    after a terminal session, the resume hint. Returns its PodStreamExit;
+    raises streaming.EndedBySignal (SIGTERM/SIGHUP) and the call's ApiError."""
+    from kubemu.api.v1 import resources_pb2
+    from kubemu.cli import streaming
+
+    name = pod.metadata.name
+    container = container or default_container(pod, quiet=quiet)
+    spec = next((c for c in [*pod.spec.containers, *pod.spec.init_containers]
+                 if c.name == container), None)
+    if spec is None:
+        raise CliError(f"cannot attach to the container: container {container} not found "
+                       f"in pod {name}")
+    tty, warning = streaming.plan_attach_tty(tty=tty, container_tty=spec.tty,
+                                             container=container, quiet=quiet)
+    if warning:
+        print(warning, file=sys.stderr)
+    raw, warning = streaming.plan_tty(
+        stdin=stdin, tty=tty, quiet=quiet,
+        stdin_is_terminal=streaming.is_terminal(streaming.stdin_fd()))
+    if warning:
+        print(warning, file=sys.stderr)
+    if not quiet:
+        print(ATTACH_PROMPT_HINT, file=sys.stderr)
+    target = resources_pb2.PodStreamTarget(namespace=pod.metadata.namespace, name=name,
+                                           container=container, stdin=stdin, tty=raw)
+    ended = await streaming.run_interactive(proxy.stub.PodAttach, target, stdin=stdin, raw=raw)
+    if not quiet and stdin and raw:
         print(f"Session ended, resume using 'kubemu attach {name} -c {container} -i -t' "
               f"command when the pod is running")
-    return _print_exit(ended)
+    return ended
 
 
 # ---------------------------------------------------------------- top

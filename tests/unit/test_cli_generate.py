@@ -187,3 +187,41 @@ def test_restart_policy_error_is_a_usage_error(kubemu):
     assert kubemu(["run", "web", "--image=nginx", "--restart=Sometimes", "--dry-run=client"]) == (
         1, "", "error: invalid restart policy: Sometimes\n"
                "See 'kubemu run -h' for help and examples\n")
+
+
+@pytest.mark.parametrize("flags, message", [
+    # kubectl run x --image=busybox -t
+    (["-t"], "-i/--stdin is required for containers with -t/--tty=true"),
+    # kubectl run x --image=busybox --rm
+    (["--rm"], "--rm should only be used for attached containers"),
+    # kubectl run x --image=busybox -i --attach=false --rm
+    (["-i", "--attach=false", "--rm"], "--rm should only be used for attached containers"),
+    # kubectl run x --image=busybox -i --dry-run=client
+    (["-i", "--dry-run=client"], "--dry-run=[server|client] can't be used with attached "
+                                 "containers options (--attach, --stdin, or --tty)"),
+    # kubectl run x --image=busybox --attach --dry-run=client
+    (["--attach", "--dry-run=client"], "--dry-run=[server|client] can't be used with attached "
+                                       "containers options (--attach, --stdin, or --tty)"),
+    # kubectl run x --image=busybox -i --pod-running-timeout=0s
+    (["-i", "--pod-running-timeout=0s"], "--pod-running-timeout must be higher than zero"),
+], ids=["tty-without-stdin", "rm-unattached", "rm-attach-false", "stdin-dry-run",
+        "attach-dry-run", "zero-timeout"])
+def test_run_attach_flag_errors_are_kubectls_usage_errors(kubemu, flags, message):
+    """Checked before anything is sent (kubectl v1.32.4 printed each message,
+    with its own name in the second line)."""
+    assert kubemu(["run", "x", "--image=busybox", *flags]) == (
+        1, "", f"error: {message}\nSee 'kubemu run -h' for help and examples\n")
+
+
+def test_run_i_t_puts_stdin_and_a_terminal_in_the_pod(kubemu):
+    """run-pod/v1: -i is stdin (stdinOnce unless --leave-stdin-open), -t is tty;
+    --attach=false makes a dry run possible. (kubectl needs a server to print
+    these: the fields and their order are the generator's, from its source.)"""
+    code, out, err = kubemu(["run", "x", "--image=busybox", "-i", "-t", "--attach=false",
+                             "--dry-run=client", "-o", "yaml"])
+    assert (code, err) == (0, "")
+    assert "    resources: {}\n    stdin: true\n    stdinOnce: true\n    tty: true\n" in out
+    code, out, err = kubemu(["run", "x", "--image=busybox", "-i", "--attach=false",
+                             "--leave-stdin-open", "--dry-run=client", "-o", "yaml"])
+    assert (code, err) == (0, "")
+    assert "    stdin: true\n" in out and "stdinOnce" not in out and "tty" not in out
