@@ -28,8 +28,9 @@ import psutil
 import pytest
 
 from kubemu.client.wait import wait_for
-from tests.e2e.test_kubelet import (serving, REPO, WAIT_S, ClusterThread, Seen, busybox, cli,
-                                    container_status, create_pod, pod_doc,
+from kubemu.api import errors
+from tests.e2e.test_kubelet import (serving, NODE, REPO, WAIT_S, ClusterThread, Seen, busybox,
+                                    cli, container_status, create_pod, pod_doc, pod_json,
                                     running, wait_pod)
 
 pytestmark = pytest.mark.e2e
@@ -432,3 +433,60 @@ async def test_attach_i_feeds_a_stdin_container(cluster, api, ns):
         await asyncio.to_thread(proc.wait)
         proc.stdout.close()
         proc.stderr.close()
+
+
+# ---------------------------------------------------------------- run -i
+
+async def bind_when_created(api, namespace: str, name: str) -> None:
+    """This module's cluster runs no scheduler: bind the pod `run` creates to
+    the node, as the scheduler would."""
+    pod = await wait_for(lambda: pod_json(api, namespace, name), WAIT_S, interval_s=0.05,
+                         message=f"pod {name} created")
+    await api.bind(namespace, name, NODE, uid=pod["metadata"]["uid"])
+
+
+async def gone(api, namespace: str, name: str) -> None:
+    async def deleted():
+        try:
+            return Seen((await pod_json(api, namespace, name)).get("status"))
+        except errors.NotFound:
+            return True
+    await wait_for(deleted, WAIT_S, interval_s=0.1, message=f"pod {name} deleted")
+
+
+async def run_attached(cluster, api, namespace: str, name: str, *args: str,
+                       stdin: bytes) -> subprocess.CompletedProcess:
+    binder = asyncio.ensure_future(bind_when_created(api, namespace, name))
+    try:
+        return await kubemu_bytes(cluster, "run", "-n", namespace, name, *args, stdin=stdin)
+    finally:
+        await binder
+
+
+async def test_run_i_rm_attaches_feeds_stdin_and_deletes_the_pod(cluster, api, ns):
+    """`kubectl run -i --rm NAME --image=busybox --restart=Never -- CMD`: the pod
+    gets stdin (stdinOnce), the CLI attaches once it runs, this process's stdin
+    is the container's, the exit code is the container's, and the pod is
+    deleted afterwards."""
+    script = 'while read line; do echo "got $line"; done; echo "stdin closed"'
+    out = await run_attached(cluster, api, ns, "reader", "-i", "--rm", "--image=busybox",
+                             "--restart=Never", "--", "sh", "-c", script,
+                             stdin=b"one\ntwo\n")
+    assert (out.returncode, out.stdout, out.stderr) == (
+        0, b'got one\ngot two\nstdin closed\npod "reader" deleted\n',
+        b"If you don't see a command prompt, try pressing enter.\n")
+    await gone(api, ns, "reader")
+
+
+async def test_run_i_returns_the_containers_exit_code_and_keeps_the_pod_without_rm(
+        cluster, api, ns):
+    out = await run_attached(cluster, api, ns, "failing", "-i", "-q", "--image=busybox",
+                             "--restart=Never", "--", "sh", "-c",
+                             'read line; echo "got $line"; exit 3', stdin=b"x\n")
+    # -q: no prompt hint; kubectl's CodeExitError text, then the container's status.
+    assert (out.returncode, out.stdout, out.stderr) == (
+        3, b"got x\n", f"pod {ns}/failing terminated (Error)\n".encode())
+    pod = await pod_json(api, ns, "failing")
+    assert pod["status"]["phase"] == "Failed"
+    spec = pod["spec"]["containers"][0]
+    assert (spec.get("stdin"), spec.get("stdinOnce"), spec.get("tty")) == (True, True, None)
