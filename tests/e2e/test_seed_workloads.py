@@ -11,10 +11,9 @@ The cluster is this module's own, so the commands run in the default
 namespace as the notes' do; each test deletes what it created and waits for
 the garbage collector to take the dependents. Replica counts stay small.
 
-The StatefulSet of seed 000 (Kubernetes' StatefulSet Basics) runs
-registry.k8s.io/nginx-slim, which the built-in image catalog does not carry:
-the cluster's images file provides it, as a user would, and the manifest
-stays unchanged.
+The images are the built-in catalog's (kubelet/runtime/images.py): nginx-slim
+(seed 000's StatefulSet) is nginx's stand-in, kubernetes-bootcamp (seed 001)
+the tutorial's server.js.
 """
 from __future__ import annotations
 
@@ -24,11 +23,11 @@ import pathlib
 import re
 import subprocess
 import sys
+import urllib.request
 
 import pytest
 import yaml
 
-from kubelet.runtime.images import IMAGES_FILE_NAME, demoapp_argv
 from kubemu.client.wait import wait_for_sync
 from tests.e2e.test_kubelet import (CLI_TIMEOUT_S, REPO, ClusterThread, Seen, serving,
                                     workload_control_plane)
@@ -68,10 +67,6 @@ spec:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     home = tmp_path_factory.mktemp("seed-workloads-home")
-    # registry.k8s.io/nginx-slim (seed 000's StatefulSet): nginx's stand-in.
-    (home / IMAGES_FILE_NAME).write_text(yaml.safe_dump({"images": [{
-        "match": ["registry.k8s.io/nginx-slim"], "cmd": ["nginx", "-g", "daemon off;"],
-        "programs": {"nginx": list(demoapp_argv("nginx"))}}]}))
     yield from serving(ClusterThread(home, nodes=2, kinds=workload_control_plane()))
 
 
@@ -522,3 +517,87 @@ def test_oneshot_job_without_a_command_fails_as_the_notes_found(cluster, workdir
     assert rows[1][:3] == ["oneshot", "Running", "0/1"]
     assert k("delete", "jobs", "oneshot") == 'job.batch "oneshot" deleted\n'
     wait_gone(cluster, workdir, "pods -l job-name=oneshot")
+
+
+# ---------------------------------------------------------------- seed 004, line 2599
+
+def test_run_i_oneshot_waits_for_a_pod_that_never_runs(cluster, workdir):
+    """`kubectl run -i oneshot --restart=OnFailure -- --keygen-enable ...`: the
+    args replace kuard's CMD, so the container cannot start ("I think the job
+    failed for me"); -i waits for the pod to run, and says when it gives up."""
+    env = dict(os.environ, KUBEMU_HOME=str(cluster.home))
+    got = subprocess.run(
+        [sys.executable, "-m", "kubemu.cli.main", "run", "-i", "oneshot", f"--image={KUARD}",
+         "--restart=OnFailure", "--pod-running-timeout=10s", "--", "--keygen-enable",
+         "--keygen-exit-on-complete", "--keygen-num-to-gen", "10"],
+        env=env, input="", capture_output=True, text=True, timeout=CLI_TIMEOUT_S, cwd=workdir)
+    assert (got.returncode, got.stdout, got.stderr) == (
+        1, "", "error: timed out waiting for the condition\n")
+    pod = json.loads(ok(cluster, workdir, "get", "pod", "oneshot", "-o", "json"))
+    assert pod["spec"]["restartPolicy"] == "OnFailure"
+    assert pod["spec"]["containers"][0]["args"][0] == "--keygen-enable"
+    ready = [c["status"] for c in pod["status"]["conditions"] if c["type"] == "Ready"]
+    assert ready == ["False"], pod["status"]   # restarted over and over, never started
+    assert ok(cluster, workdir, "delete", "pod", "oneshot") == 'pod "oneshot" deleted\n'
+    wait_gone(cluster, workdir, "pod oneshot")
+
+
+# ---------------------------------------------------------------- seed 001, line 268
+
+BOOTCAMP = "gcr.io/google-samples/kubernetes-bootcamp:v1"
+
+
+def bootcamp_answers(cluster, workdir, replicas: int, version: str) -> dict[str, str]:
+    """Each Running bootcamp pod asked at its IP, port 8080: pod name -> answer."""
+    def answers():
+        pods = json.loads(ok(cluster, workdir, "get", "pods", "-l", "app=kubernetes-bootcamp",
+                             "-o", "json"))["items"]
+        live = [p for p in pods if p["status"].get("phase") == "Running"
+                and not p["metadata"].get("deletionTimestamp")]
+        if len(live) != replicas:
+            return Seen([(p["metadata"]["name"], p["status"].get("phase")) for p in pods])
+        got = {}
+        for pod in live:
+            url = f"http://{pod['status']['podIP']}:8080/"
+            try:
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    got[pod["metadata"]["name"]] = resp.read().decode()
+            except OSError as err:
+                return Seen(f"{url}: {err}")
+        return got if all(f"| v={version}" in a for a in got.values()) else Seen(got)
+    return wait_for_sync(answers, WAIT_S, interval_s=0.5,
+                         message=f"{replicas} bootcamp pods answering v={version}")
+
+
+def test_kubernetes_bootcamp_as_the_tutorial_walks_it(cluster, workdir):
+    k = lambda *args: ok(cluster, workdir, *args)  # noqa: E731
+    assert k("create", "deployment", "kubernetes-bootcamp", f"--image={BOOTCAMP}") == \
+        "deployment.apps/kubernetes-bootcamp created\n"
+    rollout_status(cluster, workdir, "deployments/kubernetes-bootcamp")
+    (name, answer), = bootcamp_answers(cluster, workdir, 1, "1").items()
+    assert answer == f"Hello Kubernetes bootcamp! | Running on: {name} | v=1\n"
+    assert f"HOSTNAME={name}\n" in k("exec", name, "--", "env")
+    log = k("logs", name).splitlines()
+    assert re.fullmatch(rf"Kubernetes Bootcamp App Started At: \S+Z \| Running On:  {name} ",
+                        log[0]), log
+    assert any(line.startswith(f"Running On: {name} | Total Requests: 1 | ") for line in log)
+
+    assert k("scale", "deployments/kubernetes-bootcamp", "--replicas=4") == \
+        "deployment.apps/kubernetes-bootcamp scaled\n"
+    assert len(bootcamp_answers(cluster, workdir, 4, "1")) == 4
+    assert k("scale", "deployments/kubernetes-bootcamp", "--replicas=2") == \
+        "deployment.apps/kubernetes-bootcamp scaled\n"
+    rollout_status(cluster, workdir, "deployments/kubernetes-bootcamp")
+
+    # "Update image of the application": the tutorial's v2.
+    assert k("set", "image", "deployments/kubernetes-bootcamp",
+             "kubernetes-bootcamp=jocatalin/kubernetes-bootcamp:v2") == \
+        "deployment.apps/kubernetes-bootcamp image updated\n"
+    rollout_status(cluster, workdir, "deployments/kubernetes-bootcamp")
+    answers = bootcamp_answers(cluster, workdir, 2, "2")
+    assert all(a == f"Hello Kubernetes bootcamp! | Running on: {n} | v=2\n"
+               for n, a in answers.items()), answers
+
+    assert k("delete", "deployment", "kubernetes-bootcamp") == \
+        'deployment.apps "kubernetes-bootcamp" deleted\n'
+    wait_gone(cluster, workdir, "pods -l app=kubernetes-bootcamp")
