@@ -490,3 +490,29 @@ async def test_run_i_returns_the_containers_exit_code_and_keeps_the_pod_without_
     assert pod["status"]["phase"] == "Failed"
     spec = pod["spec"]["containers"][0]
     assert (spec.get("stdin"), spec.get("stdinOnce"), spec.get("tty")) == (True, True, None)
+
+
+async def test_run_it_rm_gives_a_shell_on_a_terminal_then_deletes_the_pod(cluster, api, ns):
+    """`kubectl run -it --rm tmp --image=busybox --restart=Never -- sh`: a throwaway
+    shell on the local terminal."""
+    binder = asyncio.ensure_future(bind_when_created(api, ns, "tmp"))
+    term = Terminal(cluster, "run", "-n", ns, "-it", "--rm", "tmp", "--image=busybox",
+                    "--restart=Never", "--", "sh")
+    try:
+        await binder
+        await asyncio.to_thread(term.expect, b"If you don't see a command prompt, try pressing "
+                                             b"enter.")
+        mark = len(term.screen)
+        term.type(b"\n")
+        await asyncio.to_thread(term.expect, PROMPT, SESSION_S, mark)
+        term.type(b"echo in-run-$((6*7))\n")
+        await asyncio.to_thread(term.expect, b"in-run-42\r\n", SESSION_S, mark)
+        term.type(b"exit 0\n")
+        code = await asyncio.to_thread(term.wait)
+        assert code == 0, bytes(term.screen)
+        assert term.screen.endswith(b'pod "tmp" deleted\r\n'), bytes(term.screen)
+        assert termios.tcgetattr(term.slave) == term.cooked
+    finally:
+        binder.cancel()
+        term.close()
+    await gone(api, ns, "tmp")
