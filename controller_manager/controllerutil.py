@@ -25,9 +25,10 @@
 - `set_condition` / `get_condition` / `remove_condition` on any
   status.conditions list.
 - `DependentEvents`: the informer handlers of a controller for the objects
-  it controls (addPod / updatePod / deletePod of the ReplicaSet and
-  StatefulSet controllers, the ReplicaSet handlers of the Deployment one):
-  they only enqueue owners and keep the owner's expectations.
+  it controls (addPod / updatePod / deletePod of the ReplicaSet,
+  StatefulSet, DaemonSet and Job controllers, the ReplicaSet handlers of the
+  Deployment one): they only enqueue owners and keep the owner's
+  expectations, with hooks for the Job's tracking finalizer.
 """
 from __future__ import annotations
 
@@ -411,19 +412,30 @@ class DependentEvents:
     labels or reference, enqueues every owner of its namespace whose
     selector matches (one of them adopts it). With `requeue_when_ready`, a
     dependent becoming Ready requeues its owner once minReadySeconds (and a
-    second for clock skew) have passed, when it counts as available.
+    second for clock skew) have passed, when it counts as available (an
+    owner kind without spec.minReadySeconds, a Job, turns it off).
+
+    Two hooks for what one controller keeps besides (the Job's tracking
+    finalizer): `observed(owner_key, dependent, gone)` for every update or
+    deletion that reaches an owner (`gone`: deleted, not just terminating),
+    and `unowned(dependent)` for every event of a dependent whose controller
+    is not in the cache (an orphan, or one whose owner is gone).
     """
 
     def __init__(self, owners: Informer, owner_kind: str, expectations: Expectations,
                  enqueue: Callable[[Message], None],
                  enqueue_after: Callable[[Message, float], None], *,
-                 requeue_when_ready: bool = True):
+                 requeue_when_ready: bool = True,
+                 observed: Callable[[str, Message, bool], None] | None = None,
+                 unowned: Callable[[Message], None] | None = None):
         self.owners = owners
         self.owner_kind = owner_kind
         self.expectations = expectations
         self.enqueue = enqueue
         self.enqueue_after = enqueue_after
         self.requeue_when_ready = requeue_when_ready
+        self.observed = observed or (lambda _key, _dependent, _gone: None)
+        self.unowned = unowned or (lambda _dependent: None)
 
     def owner_of(self, obj: Message) -> Message | None:
         """resolveControllerRef: the cached owner `obj`'s controller reference names."""
@@ -456,13 +468,14 @@ class DependentEvents:
         if obj.metadata.deletion_timestamp:
             # Seen for the first time already terminating (e.g. after a restart):
             # never a creation we wait for.
-            self.on_delete(obj)
+            self._deleted(obj, gone=False)
             return
         owner = self.owner_of(obj)
         if owner is not None:
             self.expectations.creation_observed(meta_namespace_key(owner))
             self.enqueue(owner)
             return
+        self.unowned(obj)
         if controller_of(obj) is None:
             for owner in self.owners_matching(obj):
                 self.enqueue(owner)
@@ -471,30 +484,37 @@ class DependentEvents:
         if old.metadata.resource_version == new.metadata.resource_version:
             return  # a resync: nothing changed
         if new.metadata.deletion_timestamp and not old.metadata.deletion_timestamp:
-            self.on_delete(new)
+            self._deleted(new, gone=False)
             return
         old_ref, new_ref = controller_of(old), controller_of(new)
         if old_ref is not None and (new_ref is None or old_ref.uid != new_ref.uid):
             previous = self.owner_of(old)
             if previous is not None:
+                self.observed(meta_namespace_key(previous), new, False)
                 self.enqueue(previous)
         owner = self.owner_of(new)
         if owner is not None:
+            self.observed(meta_namespace_key(owner), new, False)
             self.enqueue(owner)
-            min_ready_s = owner.spec.min_ready_seconds
-            if (self.requeue_when_ready and min_ready_s > 0
-                    and not is_pod_ready(old) and is_pod_ready(new)):
-                self.enqueue_after(owner, min_ready_s + 1)
+            if self.requeue_when_ready and not is_pod_ready(old) and is_pod_ready(new):
+                min_ready_s = owner.spec.min_ready_seconds
+                if min_ready_s > 0:
+                    self.enqueue_after(owner, min_ready_s + 1)
             return
+        self.unowned(new)
         if new_ref is None and (old.metadata.labels != new.metadata.labels or old_ref is not None):
             for owner in self.owners_matching(new):
                 self.enqueue(owner)
 
     def on_delete(self, obj: Message | DeletedFinalStateUnknown) -> None:
-        dependent = object_of(obj)
+        self._deleted(object_of(obj), gone=True)
+
+    def _deleted(self, dependent: Message, *, gone: bool) -> None:
         owner = self.owner_of(dependent)
         if owner is None:
+            self.unowned(dependent)
             return
-        self.expectations.deletion_observed(meta_namespace_key(owner),
-                                            meta_namespace_key(dependent))
+        key = meta_namespace_key(owner)
+        self.expectations.deletion_observed(key, meta_namespace_key(dependent))
+        self.observed(key, dependent, gone)
         self.enqueue(owner)

@@ -39,12 +39,11 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 from google.protobuf import struct_pb2
 from google.protobuf.message import Message
 
-from kubemu import timefmt
 from kubemu.api import codec, errors, labels, scheduling
 from kubemu.api.kinds import REGISTRY
 from kubemu.api.v1 import core_pb2
 from kubemu.client.events import NORMAL, WARNING
-from kubemu.client.informer import object_of
+from kubemu.client.informer import meta_namespace_key, object_of
 
 from controller_manager import controllerutil as cu
 from controller_manager import history
@@ -79,14 +78,6 @@ DAEMON_TOLERATIONS: tuple[tuple[str, str], ...] = (
 )
 HOST_NETWORK_TOLERATION = ("node.kubernetes.io/network-unavailable", NO_SCHEDULE)
 
-
-
-def _pod_key(pod: Message) -> str:
-    return f"{pod.metadata.namespace}/{pod.metadata.name}"
-
-
-def _key(ds: Message) -> str:
-    return f"{ds.metadata.namespace}/{ds.metadata.name}"
 
 
 # ---------------------------------------------------------------- tolerations and affinity
@@ -180,16 +171,9 @@ def allows_surge(ds: Any) -> bool:
         return False
 
 
-def _created(pod: Any) -> float:
-    try:
-        return timefmt.parse_rfc3339(pod.metadata.creation_timestamp)
-    except ValueError:
-        return 0.0
-
-
 def by_creation(pods: Iterable[Any]) -> list[Any]:
     """podByCreationTimestampAndPhase: scheduled first, then oldest, then by name."""
-    return sorted(pods, key=lambda p: (not p.spec.node_name, _created(p), p.metadata.name))
+    return sorted(pods, key=lambda p: (not p.spec.node_name, cu.created_s(p), p.metadata.name))
 
 
 def is_updated(pod: Any, hash_: str) -> bool:
@@ -584,8 +568,10 @@ class DaemonSetController(Controller):
         self.daemonsets = self.informer("daemonsets")
         self.pods = self.informer("pods")
         self.nodes = self.informer("nodes")
-        self.daemonsets.add_handler(self.enqueue, self._on_ds_update, self._on_ds_delete)
-        self.pods.add_handler(self._on_pod_add, self._on_pod_update, self._on_pod_delete)
+        self.events = cu.DependentEvents(self.daemonsets, "DaemonSet", self.expectations,
+                                         self.enqueue, self.enqueue_after)
+        self.daemonsets.add_handler(self.enqueue, self._on_ds_update, self.events.on_owner_delete)
+        self.pods.add_handler(self.events.on_add, self.events.on_update, self.events.on_delete)
         self.nodes.add_handler(self._on_node_add, self._on_node_update, self._on_node_delete)
         revisions = self.informer("controllerrevisions")
         revisions.add_handler(self._on_revision, lambda _old, new: self._on_revision(new),
@@ -595,84 +581,17 @@ class DaemonSetController(Controller):
 
     def _on_ds_update(self, old: Message, new: Message) -> None:
         if old.metadata.uid != new.metadata.uid:
-            self.expectations.delete(_key(old))
+            self.events.on_owner_delete(old)  # recreated under the same name
         self.enqueue(new)
-
-    def _on_ds_delete(self, obj: Any) -> None:
-        ds = object_of(obj)
-        self.expectations.delete(_key(ds))
-        self.enqueue(ds)
-
-    def _owner_of(self, obj: Message) -> Message | None:
-        ref = cu.controller_of(obj)
-        if ref is None or ref.kind != "DaemonSet":
-            return None
-        ds = self.daemonsets.get(f"{obj.metadata.namespace}/{ref.name}")
-        if ds is None or ds.metadata.uid != ref.uid:
-            return None
-        return ds
-
-    def _matching(self, obj: Message) -> list[Message]:
-        out = []
-        for ds in self.daemonsets.by_index(BY_NAMESPACE, obj.metadata.namespace):
-            try:
-                selector = labels.from_label_selector(ds.spec.selector)
-            except errors.ApiError:
-                continue
-            if not selector.empty() and selector.matches(obj.metadata.labels):
-                out.append(ds)
-        return out
 
     def _on_revision(self, obj: Any) -> None:
         revision = object_of(obj)
-        owner = self._owner_of(revision)
+        owner = self.events.owner_of(revision)
         if owner is not None:
             self.enqueue(owner)
         elif cu.controller_of(revision) is None:
-            for ds in self._matching(revision):
+            for ds in self.events.owners_matching(revision):
                 self.enqueue(ds)
-
-    def _on_pod_add(self, pod: Message) -> None:
-        if pod.metadata.deletion_timestamp:
-            self._on_pod_delete(pod)
-            return
-        ds = self._owner_of(pod)
-        if ds is not None:
-            self.expectations.creation_observed(_key(ds))
-            self.enqueue(ds)
-        elif cu.controller_of(pod) is None:
-            for ds in self._matching(pod):
-                self.enqueue(ds)
-
-    def _on_pod_update(self, old: Message, new: Message) -> None:
-        if old.metadata.resource_version == new.metadata.resource_version:
-            return
-        if new.metadata.deletion_timestamp:
-            self._on_pod_delete(new)
-            return
-        old_ref, new_ref = cu.controller_of(old), cu.controller_of(new)
-        if old_ref is not None and (new_ref is None or old_ref.uid != new_ref.uid):
-            previous = self._owner_of(old)
-            if previous is not None:
-                self.enqueue(previous)
-        ds = self._owner_of(new)
-        if ds is not None:
-            self.enqueue(ds)
-            min_ready_s = ds.spec.min_ready_seconds
-            if min_ready_s > 0 and not cu.is_pod_ready(old) and cu.is_pod_ready(new):
-                self.enqueue_after(ds, min_ready_s + 1)
-            return
-        if new_ref is None and (old.metadata.labels != new.metadata.labels or old_ref):
-            for ds in self._matching(new):
-                self.enqueue(ds)
-
-    def _on_pod_delete(self, obj: Any) -> None:
-        pod = object_of(obj)
-        ds = self._owner_of(pod)
-        if ds is None:
-            return
-        self.expectations.deletion_observed(_key(ds), _pod_key(pod))
-        self.enqueue(ds)
 
     def _on_node_add(self, node: Message) -> None:
         for ds in self.daemonsets.list():
@@ -783,7 +702,7 @@ class DaemonSetController(Controller):
         if not creates and not deletes:
             return
         self.expectations.expect(key, creations=len(creates),
-                                 deletions=[_pod_key(p) for p, _ in deletes])
+                                 deletions=[meta_namespace_key(p) for p, _ in deletes])
         template = copy(ds.spec.template)
         add_daemon_tolerations(template.spec)
         template.metadata.labels[CONTROLLER_REVISION_HASH] = hash_
@@ -819,10 +738,10 @@ class DaemonSetController(Controller):
             await self.client.delete("pods", pod.metadata.name, pod.metadata.namespace,
                                      uid=pod.metadata.uid, grace_period_s=grace_s)
         except errors.NotFound:
-            self.expectations.deletion_observed(key, _pod_key(pod))
+            self.expectations.deletion_observed(key, meta_namespace_key(pod))
             return
         except errors.ApiError as exc:
-            self.expectations.deletion_observed(key, _pod_key(pod))
+            self.expectations.deletion_observed(key, meta_namespace_key(pod))
             self.recorder.record(ds, WARNING, "FailedDelete", f"Error deleting: {exc}")
             raise
         self.recorder.record(ds, NORMAL, "SuccessfulDelete", f"Deleted pod: {pod.metadata.name}")

@@ -44,7 +44,7 @@ from kubemu import timefmt
 from kubemu.api import errors, labels
 from kubemu.api.v1 import core_pb2
 from kubemu.client.events import NORMAL, WARNING
-from kubemu.client.informer import object_of
+from kubemu.client.informer import meta_namespace_key, object_of
 
 from controller_manager import controllerutil as cu
 from controller_manager.base import BY_CONTROLLER_UID, BY_NAMESPACE, Context, Controller, copy, split_key
@@ -397,14 +397,6 @@ def count_uncounted(status: Any, with_finalizer: set[str], indexed: bool) -> Non
     uncounted.failed.extend(keep_f)
 
 
-def _pod_key(pod: Message) -> str:
-    return f"{pod.metadata.namespace}/{pod.metadata.name}"
-
-
-def _key(obj: Message) -> str:
-    return f"{obj.metadata.namespace}/{obj.metadata.name}"
-
-
 def add_index_env(template: Message) -> None:
     """JOB_COMPLETION_INDEX from the downward API in every container that lacks it."""
     field_path = f"metadata.labels['{COMPLETION_INDEX_ANNOTATION}']"
@@ -435,8 +427,14 @@ class JobController(Controller):
         self.finishing: dict[str, tuple[str, Finish]] = {}
         self.jobs = self.informer("jobs")
         self.pods = self.informer("pods")
+        # Pods keep the expectations and, through the hooks, the finalizer
+        # expectations and the orphans' clean-up.
+        self.events = cu.DependentEvents(self.jobs, "Job", self.expectations, self.enqueue,
+                                         self.enqueue_after, requeue_when_ready=False,
+                                         observed=self._pod_observed,
+                                         unowned=self._enqueue_orphan_if_tracked)
         self.jobs.add_handler(self.enqueue, self._on_job_update, self._on_job_delete)
-        self.pods.add_handler(self._on_pod_add, self._on_pod_update, self._on_pod_delete)
+        self.pods.add_handler(self.events.on_add, self.events.on_update, self.events.on_delete)
 
     # ------------------------------------------------------------ handlers
 
@@ -451,71 +449,20 @@ class JobController(Controller):
             self.enqueue_after(new, start + new.spec.active_deadline_seconds - self.ctx.clock())
 
     def _on_job_delete(self, obj: Any) -> None:
-        job = object_of(obj)
-        key = _key(job)
-        self.expectations.delete(key)
-        self.enqueue(key)
+        self.events.on_owner_delete(obj)
         # Its pods hear nothing of it: let those still tracked go (cleanupPodFinalizers).
-        for pod in self.pods.by_index(BY_CONTROLLER_UID, job.metadata.uid):
+        for pod in self.pods.by_index(BY_CONTROLLER_UID, object_of(obj).metadata.uid):
             self._enqueue_orphan_if_tracked(pod)
 
-    def _job_of(self, pod: Message) -> Message | None:
-        ref = cu.controller_of(pod)
-        if ref is None or ref.kind != "Job":
-            return None
-        job = self.jobs.get(f"{pod.metadata.namespace}/{ref.name}")
-        if job is None or job.metadata.uid != ref.uid:
-            return None
-        return job
-
     def _enqueue_orphan_if_tracked(self, pod: Message) -> None:
+        """A pod no Job in the cache controls: its finalizer is ours to remove."""
         if has_finalizer(pod):
-            self.enqueue(ORPHAN_PREFIX + _pod_key(pod))
+            self.enqueue(ORPHAN_PREFIX + meta_namespace_key(pod))
 
-    def _on_pod_add(self, pod: Message) -> None:
-        if pod.metadata.deletion_timestamp:
-            self._on_pod_delete(pod, final=False)
-            return
-        job = self._job_of(pod)
-        if job is not None:
-            self.expectations.creation_observed(_key(job))
-            self.enqueue(job)
-            return
-        if cu.controller_of(pod) is None:
-            for job in self._jobs_matching(pod):
-                self.enqueue(job)
-        self._enqueue_orphan_if_tracked(pod)
-
-    def _on_pod_update(self, old: Message, new: Message) -> None:
-        if old.metadata.resource_version == new.metadata.resource_version:
-            return
-        job = self._job_of(new)
-        if new.metadata.deletion_timestamp and not old.metadata.deletion_timestamp:
-            self._on_pod_delete(new, final=False)
-        if job is None:
-            previous = self._job_of(old)
-            if previous is not None:
-                self.enqueue(previous)
-            if cu.controller_of(new) is None:
-                for owner in self._jobs_matching(new):
-                    self.enqueue(owner)
-            self._enqueue_orphan_if_tracked(new)
-            return
-        key = _key(job)
-        if not has_finalizer(new):
-            self._finalizer_observed(key, new.metadata.uid)
-        self.enqueue(job)
-
-    def _on_pod_delete(self, obj: Any, final: bool = True) -> None:
-        pod = object_of(obj)
-        job = self._job_of(pod)
-        if job is None:
-            return
-        key = _key(job)
-        self.expectations.deletion_observed(key, _pod_key(pod))
-        if final:
+    def _pod_observed(self, key: str, pod: Message, gone: bool) -> None:
+        """A pod gone, or seen without the finalizer, is a removal we waited for."""
+        if gone or not has_finalizer(pod):
             self._finalizer_observed(key, pod.metadata.uid)
-        self.enqueue(job)
 
     def _finalizer_observed(self, key: str, uid: str) -> None:
         pending = self.finalizer_expectations.get(key)
@@ -523,14 +470,6 @@ class JobController(Controller):
             pending.discard(uid)
             if not pending:
                 del self.finalizer_expectations[key]
-
-    def _jobs_matching(self, pod: Message) -> list[Message]:
-        out = []
-        for job in self.jobs.by_index(BY_NAMESPACE, pod.metadata.namespace):
-            selector = labels.from_label_selector(job.spec.selector)
-            if not selector.empty() and selector.matches(pod.metadata.labels):
-                out.append(job)
-        return out
 
     # ------------------------------------------------------------ sync
 
@@ -559,7 +498,7 @@ class JobController(Controller):
 
     async def _sync_orphan_pod(self, pod_key: str) -> None:
         pod = self.pods.get(pod_key)
-        if pod is None or not has_finalizer(pod) or self._job_of(pod) is not None:
+        if pod is None or not has_finalizer(pod) or self.events.owner_of(pod) is not None:
             return
         await self._remove_finalizers("", [pod])
 
@@ -778,7 +717,7 @@ class JobController(Controller):
                            pods: list[Message]) -> tuple[int, BaseException | None]:
         if not pods:
             return 0, None
-        self.expectations.expect_deletions(key, [_pod_key(p) for p in pods])
+        self.expectations.expect_deletions(key, [meta_namespace_key(p) for p in pods])
         results = await asyncio.gather(*(self._delete_pod(job, key, p) for p in pods),
                                        return_exceptions=True)
         deleted = sum(1 for r in results if not isinstance(r, BaseException))
@@ -790,10 +729,10 @@ class JobController(Controller):
             await self.client.delete("pods", pod.metadata.name, pod.metadata.namespace,
                                      uid=pod.metadata.uid)
         except errors.NotFound:
-            self.expectations.deletion_observed(key, _pod_key(pod))
+            self.expectations.deletion_observed(key, meta_namespace_key(pod))
             return
         except errors.ApiError as exc:
-            self.expectations.deletion_observed(key, _pod_key(pod))
+            self.expectations.deletion_observed(key, meta_namespace_key(pod))
             self.recorder.record(job, WARNING, "FailedDelete", f"Error deleting: {exc}")
             raise
         self.recorder.record(job, NORMAL, "SuccessfulDelete",

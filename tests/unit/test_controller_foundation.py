@@ -283,11 +283,16 @@ class Events:
         self.expectations = Expectations(clock=Clock())
         self.enqueued: list[str] = []
         self.after: list[tuple[str, float]] = []
+        # What the hooks saw: ("observed", owner key, dependent, gone) / ("unowned", dependent).
+        self.hooks: list[tuple] = []
         self.handlers = cu.DependentEvents(
             self.informer, "ReplicaSet", self.expectations,
             lambda o: self.enqueued.append(o.metadata.name),
             lambda o, delay_s: self.after.append((o.metadata.name, delay_s)),
-            requeue_when_ready=requeue_when_ready)
+            requeue_when_ready=requeue_when_ready,
+            observed=lambda key, d, gone: self.hooks.append(
+                ("observed", key, d.metadata.name, gone)),
+            unowned=lambda d: self.hooks.append(("unowned", d.metadata.name)))
 
 
 def owner(name: str, app: str = "web", min_ready_s: int = 0, selector: dict | None = None):
@@ -350,6 +355,37 @@ def test_a_dependent_becoming_ready_requeues_after_min_ready_seconds(requeue_whe
     ev.handlers.on_update(dependent("p", "1", of=rs, ready=False),
                           dependent("p", "2", of=rs, ready=True))
     assert ev.after == want
+
+
+_RS = owner("web")
+
+
+@pytest.mark.parametrize("event, want", [
+    (lambda h: h.on_add(dependent("p", of=_RS)), []),
+    (lambda h: h.on_add(dependent("p", of=_RS, terminating=True)),
+     [("observed", "default/web", "p", False)]),
+    (lambda h: h.on_update(dependent("p", "1", of=_RS), dependent("p", "2", of=_RS)),
+     [("observed", "default/web", "p", False)]),
+    (lambda h: h.on_update(dependent("p", "1", of=_RS), dependent("p", "2", of=_RS,
+                                                                  terminating=True)),
+     [("observed", "default/web", "p", False)]),
+    (lambda h: h.on_update(dependent("p", "1", of=_RS), dependent("p", "2")),
+     [("observed", "default/web", "p", False), ("unowned", "p")]),
+    (lambda h: h.on_delete(dependent("p", of=_RS)), [("observed", "default/web", "p", True)]),
+    (lambda h: h.on_add(dependent("p")), [("unowned", "p")]),
+    (lambda h: h.on_add(dependent("p", of=owner("gone"))), [("unowned", "p")]),
+    (lambda h: h.on_update(dependent("p", "1"), dependent("p", "2")), [("unowned", "p")]),
+    (lambda h: h.on_delete(dependent("p", of=owner("gone"))), [("unowned", "p")]),
+    (lambda h: h.on_update(dependent("p", "1", of=_RS), dependent("p", "1", of=_RS)), []),
+], ids=["add-owned", "add-terminating", "update-owned", "update-starts-terminating",
+        "update-released", "delete-owned", "add-orphan", "add-owner-gone", "update-orphan",
+        "delete-owner-gone", "resync"])
+def test_dependent_events_hooks_see_owned_and_unowned_dependents(event, want):
+    """The Job's hooks: `observed` for an update or deletion reaching an owner
+    (gone only for a real deletion), `unowned` for any event without one."""
+    ev = Events(_RS)
+    event(ev.handlers)
+    assert ev.hooks == want
 
 
 # ---------------------------------------------------------------- the process
