@@ -36,11 +36,9 @@ import asyncio
 import dataclasses
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
-from google.protobuf import struct_pb2
 from google.protobuf.message import Message
 
-from kubemu.api import codec, errors, labels, scheduling
-from kubemu.api.kinds import REGISTRY
+from kubemu.api import errors, labels, scheduling
 from kubemu.api.v1 import core_pb2
 from kubemu.client.events import NORMAL, WARNING
 from kubemu.client.informer import meta_namespace_key, object_of
@@ -440,24 +438,26 @@ class DaemonSetHistory(Protocol):
         ...
 
 
-def revision_data(ds: Any) -> struct_pb2.Struct:
-    """getPatch: what a revision stores, {"spec": {"template": ..., "$patch": "replace"}}."""
-    template = codec.to_dict(ds.spec.template)
-    template["$patch"] = "replace"
-    data = struct_pb2.Struct()
-    data.update({"spec": {"template": template}})
-    return data
-
-
 class ControllerRevisionHistory:
     """The daemon controller's constructHistory / cleanupHistory over
-    ControllerRevisions (labelled with `controller-revision-hash`, named by the
-    template's hash, unlike a StatefulSet's; the API calls are
-    controller_manager.history's): the
-    current one (its data equal to the template's, getPatch) is found or made
-    as "<ds>-<hash>" with the next revision number (an old template coming
-    back is renumbered, not copied); duplicates are folded into the newest;
-    old ones beyond revisionHistoryLimit that no pod runs are deleted."""
+    ControllerRevisions: the current one (its data equal to the template's
+    patch, history.template_patch) is found or made as "<ds>-<hash>" with the
+    next revision number (an old template coming back is renumbered, not
+    copied); duplicates are folded into the newest; old ones beyond
+    revisionHistoryLimit that no pod runs are deleted.
+
+    What it shares with a StatefulSet's history is controller_manager.history's
+    (the patch, the revision object, renumber, delete, the ordering). What is
+    the DaemonSet's own, as in Kubernetes (pkg/controller/daemon/update.go):
+    the hash is the template's ComputeHash (the pod-template-hash, FNV-1a)
+    under the label `controller-revision-hash` and the name is not shortened,
+    not HashControllerRevision of the data under controller.kubernetes.io/hash;
+    a collision bumps the DaemonSet's status.collisionCount and retries the
+    sync instead of trying the next count in place; a revision without the
+    label gets its name as the hash; several current revisions are folded
+    into one (their pods relabelled); and the clean-up counts every old
+    revision against the limit, skipping (not sparing from the count) those
+    a pod still runs, where truncateHistory counts only the unused ones."""
 
     def __init__(self, controller: "DaemonSetController"):
         self.controller = controller
@@ -473,7 +473,7 @@ class ControllerRevisionHistory:
         return claimed.objects
 
     async def construct(self, ds: Any, pods: Sequence[Any]) -> tuple[str, list[Any]]:
-        data = revision_data(ds)
+        data = history.template_patch(ds)
         current: list[Any] = []
         old: list[Any] = []
         for revision in await self._controlled(ds):
@@ -482,7 +482,7 @@ class ControllerRevisionHistory:
                 fixed = copy(revision)
                 fixed.metadata.labels[CONTROLLER_REVISION_HASH] = revision.metadata.name
                 revision = await self.client.update(fixed)
-            (current if revision.data == data else old).append(revision)
+            (current if history.revision_data(revision) == data else old).append(revision)
         next_revision = max((r.revision for r in old), default=0) + 1
         if not current:
             cur = await self._snapshot(ds, data, next_revision)
@@ -492,25 +492,18 @@ class ControllerRevisionHistory:
                 cur = await self.calls.renumber(cur, next_revision)
         return cur.metadata.labels[CONTROLLER_REVISION_HASH], old
 
-    async def _snapshot(self, ds: Any, data: struct_pb2.Struct, revision: int) -> Any:
+    async def _snapshot(self, ds: Any, data: dict[str, Any], revision: int) -> Any:
         collision = ds.status.collision_count if ds.status.HasField("collision_count") else None
         hash_ = compute_hash(ds.spec.template, collision)
-        kind = REGISTRY.by_resource("controllerrevisions")
-        rev = kind.message(api_version=kind.api_version, kind=kind.kind)
-        rev.metadata.name = f"{ds.metadata.name}-{hash_}"
-        rev.metadata.namespace = ds.metadata.namespace
-        rev.metadata.labels.update(ds.spec.template.metadata.labels)
-        rev.metadata.labels[CONTROLLER_REVISION_HASH] = hash_
-        rev.metadata.annotations.update(ds.metadata.annotations)
-        rev.metadata.owner_references.append(cu.controller_ref(ds))
-        rev.data.CopyFrom(data)
-        rev.revision = revision
+        rev = history.revision_of(
+            ds, f"{ds.metadata.name}-{hash_}",
+            {**ds.spec.template.metadata.labels, CONTROLLER_REVISION_HASH: hash_}, data, revision)
         try:
             return await self.client.create(rev)
         except errors.AlreadyExists:
             existing = await self.client.get("controllerrevisions", rev.metadata.name,
                                              ds.metadata.namespace)
-            if existing.data == data:
+            if history.revision_data(existing) == data:
                 return existing
             # A hash collision with another template: bump collisionCount and retry.
             fresh = await self.client.get("daemonsets", ds.metadata.name, ds.metadata.namespace)
