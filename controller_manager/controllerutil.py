@@ -22,6 +22,9 @@
 - `slow_start_batch(count, initial, fn)`: calls in batches of 1, 2, 4, ...
   that stop at the first batch with a failure, so a quota or an invalid
   template costs one call, not hundreds.
+- `PodControl`: pod creates and deletes with Kubernetes' events on the
+  owner, a failed deletion observed in its expectations; `write_status`:
+  the status subresource written only when it changed.
 - `set_condition` / `get_condition` / `remove_condition` on any
   status.conditions list.
 - `DependentEvents`: the informer handlers of a controller for the objects
@@ -46,6 +49,7 @@ from kubemu.api import errors, labels
 from kubemu.api.kinds import REGISTRY
 from kubemu.api.v1 import core_pb2, meta_pb2
 from kubemu.client.clientset import Client
+from kubemu.client.events import NORMAL, WARNING, EventRecorder
 from kubemu.client.informer import DeletedFinalStateUnknown, Informer, meta_namespace_key, object_of
 
 from controller_manager.base import BY_NAMESPACE, copy
@@ -357,6 +361,59 @@ async def slow_start_batch(count: int, initial_batch_size: int,
         remaining -= batch
         batch = min(2 * batch, remaining)
     return successes, None
+
+
+class PodControl:
+    """RealPodControl as the workload controllers use it: creates and deletes
+    with Kubernetes' events on the owner (SuccessfulCreate "Created pod: x",
+    FailedCreate "Error creating: ...", SuccessfulDelete "Deleted pod: x",
+    FailedDelete "Error deleting: ..."). A deletion that does not happen (the
+    pod already gone, or refused) is observed at once in the owner's
+    expectations: no informer event will come for it."""
+
+    def __init__(self, client: Client, recorder: EventRecorder, expectations: Expectations):
+        self.client = client
+        self.recorder = recorder
+        self.expectations = expectations
+
+    async def create(self, owner: Message, pod: Message) -> Message:
+        try:
+            created = await self.client.create(pod)
+        except errors.ApiError as exc:
+            self.recorder.record(owner, WARNING, "FailedCreate", f"Error creating: {exc}")
+            raise
+        self.recorder.record(owner, NORMAL, "SuccessfulCreate",
+                             f"Created pod: {created.metadata.name}")
+        return created
+
+    async def delete(self, owner: Message, pod: Message, *,
+                     grace_period_s: int | None = None) -> None:
+        owner_key = meta_namespace_key(owner)
+        try:
+            await self.client.delete("pods", pod.metadata.name, pod.metadata.namespace,
+                                     uid=pod.metadata.uid, grace_period_s=grace_period_s)
+        except errors.NotFound:
+            self.expectations.deletion_observed(owner_key, meta_namespace_key(pod))
+            return
+        except errors.ApiError as exc:
+            self.expectations.deletion_observed(owner_key, meta_namespace_key(pod))
+            self.recorder.record(owner, WARNING, "FailedDelete", f"Error deleting: {exc}")
+            raise
+        self.recorder.record(owner, NORMAL, "SuccessfulDelete",
+                             f"Deleted pod: {pod.metadata.name}")
+
+
+async def write_status(client: Client, obj: Message, status: Any) -> Message | None:
+    """`obj` with `status` written through the status subresource: `obj`
+    itself when nothing changed (no write), None when it is gone."""
+    if status == obj.status:
+        return obj
+    new = copy(obj)
+    new.status.CopyFrom(status)
+    try:
+        return await client.update_status(new)
+    except errors.NotFound:
+        return None
 
 
 # ---------------------------------------------------------------- conditions

@@ -563,6 +563,7 @@ class DaemonSetController(Controller):
         self.nodes = self.informer("nodes")
         self.events = cu.DependentEvents(self.daemonsets, "DaemonSet", self.expectations,
                                          self.enqueue, self.enqueue_after)
+        self.pod_control = cu.PodControl(self.client, self.recorder, self.expectations)
         self.daemonsets.add_handler(self.enqueue, self._on_ds_update, self.events.on_owner_delete)
         self.pods.add_handler(self.events.on_add, self.events.on_update, self.events.on_delete)
         self.nodes.add_handler(self._on_node_add, self._on_node_update, self._on_node_delete)
@@ -707,7 +708,7 @@ class DaemonSetController(Controller):
                 lambda: self._create_pod(ds, template, next(pending)))
             if first_error is not None:
                 self.expectations.lower_creations(key, len(creates) - successes)
-        results = await asyncio.gather(*(self._delete_pod(ds, key, pod, grace)
+        results = await asyncio.gather(*(self.pod_control.delete(ds, pod, grace_period_s=grace)
                                          for pod, grace in deletes), return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException) and first_error is None:
@@ -718,26 +719,7 @@ class DaemonSetController(Controller):
     async def _create_pod(self, ds: Any, template: Any, node_name: str) -> None:
         pod = cu.pod_from_template(template, ds)
         replace_node_name_affinity(pod.spec, node_name)
-        try:
-            created = await self.client.create(pod)
-        except errors.ApiError as exc:
-            self.recorder.record(ds, WARNING, "FailedCreate", f"Error creating: {exc}")
-            raise
-        self.recorder.record(ds, NORMAL, "SuccessfulCreate",
-                             f"Created pod: {created.metadata.name}")
-
-    async def _delete_pod(self, ds: Any, key: str, pod: Any, grace_s: int | None) -> None:
-        try:
-            await self.client.delete("pods", pod.metadata.name, pod.metadata.namespace,
-                                     uid=pod.metadata.uid, grace_period_s=grace_s)
-        except errors.NotFound:
-            self.expectations.deletion_observed(key, meta_namespace_key(pod))
-            return
-        except errors.ApiError as exc:
-            self.expectations.deletion_observed(key, meta_namespace_key(pod))
-            self.recorder.record(ds, WARNING, "FailedDelete", f"Error deleting: {exc}")
-            raise
-        self.recorder.record(ds, NORMAL, "SuccessfulDelete", f"Deleted pod: {pod.metadata.name}")
+        await self.pod_control.create(ds, pod)
 
     async def _update_status(self, ds: Any, nodes: Sequence[Any],
                              nodes_to_pods: Mapping[str, Sequence[Any]], hash_: str, *,
@@ -746,12 +728,4 @@ class DaemonSetController(Controller):
         if ds.spec.min_ready_seconds > 0 and numbers.ready != numbers.available:
             # Available only after minReadySeconds: look again then.
             self.enqueue_after(ds, ds.spec.min_ready_seconds)
-        status = status_with(ds, numbers, observed=observed)
-        if status == ds.status:
-            return
-        new = copy(ds)
-        new.status.CopyFrom(status)
-        try:
-            await self.client.update_status(new)
-        except errors.NotFound:
-            return
+        await cu.write_status(self.client, ds, status_with(ds, numbers, observed=observed))

@@ -433,6 +433,7 @@ class JobController(Controller):
                                          self.enqueue_after, requeue_when_ready=False,
                                          observed=self._pod_observed,
                                          unowned=self._enqueue_orphan_if_tracked)
+        self.pod_control = cu.PodControl(self.client, self.recorder, self.expectations)
         self.jobs.add_handler(self.enqueue, self._on_job_update, self._on_job_delete)
         self.pods.add_handler(self.events.on_add, self.events.on_update, self.events.on_delete)
 
@@ -678,7 +679,7 @@ class JobController(Controller):
 
         self.expectations.expect_creations(key, diff)
         successes, error = await cu.slow_start_batch(
-            diff, SLOW_START_INITIAL_BATCH, lambda: self._create_pod(job, next_pod()))
+            diff, SLOW_START_INITIAL_BATCH, lambda: self.pod_control.create(job, next_pod()))
         if error is not None:
             self.expectations.lower_creations(key, diff - successes)
         return active + successes, 0, error
@@ -704,39 +705,16 @@ class JobController(Controller):
             out.extend(cu.rank_for_deletion(rest)[:count - len(out)])
         return out
 
-    async def _create_pod(self, job: Message, pod: core_pb2.Pod) -> None:
-        try:
-            created = await self.client.create(pod)
-        except errors.ApiError as exc:
-            self.recorder.record(job, WARNING, "FailedCreate", f"Error creating: {exc}")
-            raise
-        self.recorder.record(job, NORMAL, "SuccessfulCreate",
-                             f"Created pod: {created.metadata.name}")
-
     async def _delete_pods(self, job: Message, key: str,
                            pods: list[Message]) -> tuple[int, BaseException | None]:
         if not pods:
             return 0, None
         self.expectations.expect_deletions(key, [meta_namespace_key(p) for p in pods])
-        results = await asyncio.gather(*(self._delete_pod(job, key, p) for p in pods),
+        results = await asyncio.gather(*(self.pod_control.delete(job, p) for p in pods),
                                        return_exceptions=True)
         deleted = sum(1 for r in results if not isinstance(r, BaseException))
         error = next((r for r in results if isinstance(r, BaseException)), None)
         return deleted, error
-
-    async def _delete_pod(self, job: Message, key: str, pod: Message) -> None:
-        try:
-            await self.client.delete("pods", pod.metadata.name, pod.metadata.namespace,
-                                     uid=pod.metadata.uid)
-        except errors.NotFound:
-            self.expectations.deletion_observed(key, meta_namespace_key(pod))
-            return
-        except errors.ApiError as exc:
-            self.expectations.deletion_observed(key, meta_namespace_key(pod))
-            self.recorder.record(job, WARNING, "FailedDelete", f"Error deleting: {exc}")
-            raise
-        self.recorder.record(job, NORMAL, "SuccessfulDelete",
-                             f"Deleted pod: {pod.metadata.name}")
 
     async def _remove_finalizers(self, key: str, pods: list[Message]) -> set[str]:
         """Remove the tracking finalizer; returns the UIDs it is gone from."""
@@ -788,7 +766,7 @@ class JobController(Controller):
             # this says the Job is finishing (and must not start new pods).
             ensure_condition(status, finish.interim, "True", finish.reason, finish.message, now)
         # (1) Record who is about to be counted before any finalizer goes.
-        job = await self._write_status(job, status)
+        job = await cu.write_status(self.client, job, status)
         if job is None:
             return
         if finish is not None and not plan.reached_max:
@@ -811,21 +789,10 @@ class JobController(Controller):
                 if finish.final == COMPLETE:
                     status.completion_time = timefmt.rfc3339(now)
                 finished_now = True
-        written = await self._write_status(job, status)
+        written = await cu.write_status(self.client, job, status)
         if written is None or not finished_now:
             return
         if finish.final == COMPLETE:
             self.recorder.record(written, NORMAL, "Completed", "Job completed")
         else:
             self.recorder.record(written, WARNING, finish.reason, finish.message)
-
-    async def _write_status(self, job: Message, status: Any) -> Message | None:
-        """The Job after writing `status` (unchanged: no write); None when it is gone."""
-        if status == job.status:
-            return job
-        new = copy(job)
-        new.status.CopyFrom(status)
-        try:
-            return await self.client.update_status(new)
-        except errors.NotFound:
-            return None

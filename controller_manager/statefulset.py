@@ -598,14 +598,7 @@ class StatefulSetController(Controller):
         spec = sts.spec
         if spec.min_ready_seconds > 0 and counts.available != spec.replicas:
             self.enqueue_after(sts, spec.min_ready_seconds)
-        if status == sts.status:
-            return
-        new = copy(sts)
-        new.status.CopyFrom(status)
-        try:
-            await self.client.update_status(new)
-        except errors.NotFound:
-            return
+        await cu.write_status(self.client, sts, status)
 
     async def _truncate_history(self, sts: Message, pods: list[Message],
                                 revisions: list[Message], current: Message,
