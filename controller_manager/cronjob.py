@@ -43,6 +43,7 @@ from kubemu.client.informer import object_of
 
 from controller_manager import controllerutil as cu
 from controller_manager.base import BY_CONTROLLER_UID, Context, Controller, copy
+from controller_manager.job import job_finished
 
 SCHEDULED_TIMESTAMP_ANNOTATION = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 # nextScheduleDelta: requeue a little after the schedule time.
@@ -123,13 +124,6 @@ def rfc3339_in(ts: float, zone: dt.tzinfo) -> str:
 
 def rfc1123z_utc(ts: float) -> str:
     return time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(ts))
-
-
-def finished_type(job: Message) -> str:
-    for cond in job.status.conditions:
-        if cond.type in ("Complete", "Failed") and cond.status == "True":
-            return cond.type
-    return ""
 
 
 def _parse(stamp: str) -> float | None:
@@ -230,7 +224,7 @@ class CronJobController(Controller):
         children = {j.metadata.uid for j in jobs}
         active_uids = {ref.uid for ref in status.active}
         for job in jobs:
-            finished = finished_type(job)
+            finished = job_finished(job)
             if job.metadata.uid not in active_uids and not finished:
                 fresh = await self.client.get("cronjobs", cj.metadata.name, cj.metadata.namespace)
                 if any(ref.uid == job.metadata.uid for ref in fresh.status.active):
@@ -385,7 +379,7 @@ class CronJobController(Controller):
                             ("Failed", "failed_jobs_history_limit")):
             if not spec.HasField(field):
                 continue
-            done = [j for j in jobs if finished_type(j) == kind
+            done = [j for j in jobs if job_finished(j) == kind
                     and not j.metadata.deletion_timestamp]
             excess = len(done) - getattr(spec, field)
             for job in by_start_time(done)[:max(0, excess)]:

@@ -269,12 +269,19 @@ def is_terminating(pod: Message) -> bool:
         "Succeeded", "Failed")
 
 
-def job_finished(job: Message) -> str:
-    """"Complete" or "Failed" when the Job has that condition True, else ""."""
+def finished_condition(job: Message) -> Any | None:
+    """The Job's Complete or Failed condition when it is True (IsJobFinished;
+    the CronJob and TTL-after-finished controllers ask it too), else None."""
     for cond in job.status.conditions:
         if cond.type in (COMPLETE, FAILED) and cond.status == "True":
-            return cond.type
-    return ""
+            return cond
+    return None
+
+
+def job_finished(job: Message) -> str:
+    """"Complete" or "Failed" when the Job has that condition True, else ""."""
+    cond = finished_condition(job)
+    return cond.type if cond is not None else ""
 
 
 def is_suspended(job: Message) -> bool:

@@ -17,19 +17,20 @@ from kubemu import timefmt
 from kubemu.api import errors
 
 from controller_manager.base import Context, Controller, split_key
+from controller_manager.job import finished_condition
 
 PROPAGATION = "Foreground"
 
 
 def finish_time_s(job: Message) -> float | None:
     """When the Job finished (its Complete/Failed condition's transition), or None."""
-    for cond in job.status.conditions:
-        if cond.type in ("Complete", "Failed") and cond.status == "True":
-            try:
-                return timefmt.parse_rfc3339(cond.last_transition_time)
-            except ValueError:
-                return None
-    return None
+    cond = finished_condition(job)
+    if cond is None:
+        return None
+    try:
+        return timefmt.parse_rfc3339(cond.last_transition_time)
+    except ValueError:
+        return None
 
 
 def expires_at_s(job: Message) -> float | None:

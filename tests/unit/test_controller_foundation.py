@@ -13,9 +13,12 @@ from controller_manager import registry
 from controller_manager.base import Context, Controller, InformerFactory, Options
 from controller_manager.expectations import Expectations
 from kubemu import timefmt
+from kubemu.api import errors
 from kubemu.api.v1 import apps_pb2, core_pb2
 from kubemu.client.wait import wait_for
 from kubemu.loops import Loops
+from tests.builders import make_pod
+from tests.unit.cli_memclient import MemClient
 
 
 class Clock:
@@ -386,6 +389,58 @@ def test_dependent_events_hooks_see_owned_and_unowned_dependents(event, want):
     ev = Events(_RS)
     event(ev.handlers)
     assert ev.hooks == want
+
+
+# ---------------------------------------------------------------- pod control
+
+class Recorded:
+    """An EventRecorder that keeps (type, reason, message)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, str]] = []
+
+    def record(self, _obj, type_: str, reason: str, message: str, **_) -> None:
+        self.events.append((type_, reason, message))
+
+
+async def test_pod_control_records_kubernetes_events_and_observes_failed_deletions():
+    client, recorder = await MemClient.new(), Recorded()
+    expectations = Expectations(clock=Clock())
+    control = cu.PodControl(client, recorder, expectations)  # type: ignore[arg-type]
+    rs = owner("web")
+    template = make_pod("template").build()
+    created = await control.create(rs, cu.pod_from_template(template, rs, name="web-a"))
+    with pytest.raises(errors.Invalid):
+        await control.create(rs, core_pb2.Pod(api_version="v1", kind="Pod"))
+    expectations.expect_deletions("default/web", ["default/web-a", "default/gone"])
+    await control.delete(rs, created)
+    await control.delete(rs, dependent("gone"))  # NotFound: observed now, no event
+    assert [(t, r) for t, r, _ in recorder.events] == [
+        ("Normal", "SuccessfulCreate"), ("Warning", "FailedCreate"),
+        ("Normal", "SuccessfulDelete")]
+    assert recorder.events[0][2] == "Created pod: web-a"
+    assert recorder.events[1][2].startswith("Error creating: ")
+    assert recorder.events[2][2] == "Deleted pod: web-a"
+    # web-a still awaits its informer event; the pod that was gone does not.
+    assert expectations.pending("default/web") == (0, 1)
+
+
+@pytest.mark.parametrize("change, want", [(False, "unchanged"), (True, "written")],
+                         ids=["unchanged-no-write", "changed-written"])
+async def test_write_status_writes_only_a_changed_status(change, want):
+    client = await MemClient.new()
+    pod = await client.create(make_pod("p").build())
+    status = core_pb2.PodStatus()
+    status.CopyFrom(pod.status)
+    if change:
+        status.phase = "Running"
+    written = await cu.write_status(client, pod, status)
+    stored = await client.get("pods", "p", "default")
+    got = "written" if stored.metadata.resource_version != pod.metadata.resource_version \
+        else "unchanged"
+    assert got == want and written.status == status
+    await client.delete("pods", "p", "default", grace_period_s=0)
+    assert await cu.write_status(client, pod, core_pb2.PodStatus(phase="Failed")) is None
 
 
 # ---------------------------------------------------------------- the process
