@@ -199,19 +199,6 @@ def is_pod_ready(pod: Message) -> bool:
     return cond is not None and cond.status == "True"
 
 
-def ready_since(pod: Message) -> float | None:
-    """When the pod last became Ready (unix seconds), or None when not Ready."""
-    cond = get_condition(pod.status, "Ready")
-    if cond is None or cond.status != "True":
-        return None
-    if not cond.last_transition_time:
-        return 0.0
-    try:
-        return timefmt.parse_rfc3339(cond.last_transition_time)
-    except ValueError:
-        return 0.0
-
-
 def is_pod_available(pod: Message, min_ready_s: int, now: float) -> bool:
     """Ready for more than min_ready_s (podutil.IsPodAvailable: the deadline
     strictly before now; a Ready condition without a transition time is
@@ -232,10 +219,7 @@ def is_pod_active(pod: Message) -> bool:
 
 def created_s(obj: Message) -> float:
     """metadata.creationTimestamp in unix seconds (0 when unset or unreadable)."""
-    try:
-        return timefmt.parse_rfc3339(obj.metadata.creation_timestamp)
-    except ValueError:
-        return 0.0
+    return _time_s(obj.metadata.creation_timestamp) or 0.0
 
 
 # podPhaseToOrdinal; any other phase (none yet: just created) counts as Pending.
