@@ -1,9 +1,11 @@
 """The Job controller (kubernetes/pkg/controller/job, as of 1.32).
 
-Handlers enqueue the Job of a pod (and keep the expectations, as the
-ReplicaSet controller does); a pod that still carries the tracking finalizer
-but has no Job any more is enqueued as an orphan key ("orphan-pod/ns/name")
-whose sync only removes that finalizer.
+Handlers enqueue the Job of a pod and keep the expectations
+(controllerutil.DependentEvents, as the ReplicaSet controller does); through
+its hooks, a pod gone or seen without the tracking finalizer is an observed
+finalizer removal, and a pod that still carries the finalizer but has no Job
+in the cache is enqueued as an orphan key ("orphan-pod/ns/name") whose sync
+only removes that finalizer.
 
 sync(key) of a Job:
 - claims the pods of the namespace (adopt/release by the generated selector);
