@@ -17,7 +17,8 @@
   annotations, finalizers and spec of the template, generateName
   "<owner>-", the controller reference), readiness and availability
   (`is_pod_ready`, `is_pod_available(pod, min_ready_s, now)`), `is_pod_active`,
-  `created_s`, and `rank_for_deletion(pods, related, now_s)`
+  `time_s` (an RFC 3339 time; None when unset or unreadable), `created_s`,
+  and `rank_for_deletion(pods, related, now_s)`
   (ActivePodsWithRanks with LogarithmicScaleDown: which pods go first).
 - `slow_start_batch(count, initial, fn)`: calls in batches of 1, 2, 4, ...
   that stop at the first batch with a failure, so a quota or an invalid
@@ -217,9 +218,17 @@ def is_pod_active(pod: Message) -> bool:
             and not pod.metadata.deletion_timestamp)
 
 
+def time_s(text: str) -> float | None:
+    """An RFC 3339 time in unix seconds; None when unset or unreadable."""
+    try:
+        return timefmt.parse_rfc3339(text)
+    except ValueError:
+        return None
+
+
 def created_s(obj: Message) -> float:
     """metadata.creationTimestamp in unix seconds (0 when unset or unreadable)."""
-    return _time_s(obj.metadata.creation_timestamp) or 0.0
+    return time_s(obj.metadata.creation_timestamp) or 0.0
 
 
 # podPhaseToOrdinal; any other phase (none yet: just created) counts as Pending.
@@ -248,12 +257,7 @@ def _log2_age(t_s: float, now_s: float) -> int:
 
 def _time_s(text: str) -> float | None:
     """An RFC 3339 time in unix seconds; None when unset (Go's zero time)."""
-    if not text:
-        return None
-    try:
-        return timefmt.parse_rfc3339(text)
-    except ValueError:
-        return 0.0
+    return (time_s(text) or 0.0) if text else None
 
 
 def _ready_time_s(pod: Message) -> float | None:

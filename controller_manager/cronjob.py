@@ -126,19 +126,10 @@ def rfc1123z_utc(ts: float) -> str:
     return time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(ts))
 
 
-def _parse(stamp: str) -> float | None:
-    if not stamp:
-        return None
-    try:
-        return timefmt.parse_rfc3339(stamp)
-    except ValueError:
-        return None
-
-
 def by_start_time(jobs: list[Message]) -> list[Message]:
     """byJobStartTime: oldest startTime first, Jobs without one last, then by name."""
     def key(job: Message) -> tuple:
-        start = _parse(job.status.start_time)
+        start = cu.time_s(job.status.start_time)
         return (start is None, start or 0.0, job.metadata.name)
     return sorted(jobs, key=key)
 
@@ -240,8 +231,8 @@ class CronJobController(Controller):
                                      f"Saw completed job: {job.metadata.name}, "
                                      f"condition: {finished}")
             elif finished == "Complete" and job.status.completion_time:
-                completed = _parse(job.status.completion_time)
-                last = _parse(status.last_successful_time)
+                completed = cu.time_s(job.status.completion_time)
+                last = cu.time_s(status.last_successful_time)
                 if completed is not None and (last is None or completed > last):
                     status.last_successful_time = job.status.completion_time
         for ref in list(status.active):
@@ -278,8 +269,8 @@ class CronJobController(Controller):
             self.recorder.record(cj, WARNING, "UnparseableSchedule",
                                  f'unparseable schedule: "{spec.schedule}" : {exc}')
             return None, None
-        created_s = _parse(cj.metadata.creation_timestamp) or now
-        last_s = _parse(status.last_schedule_time)
+        created_s = cu.time_s(cj.metadata.creation_timestamp) or now
+        last_s = cu.time_s(status.last_schedule_time)
         deadline_s = (spec.starting_deadline_seconds
                       if spec.HasField("starting_deadline_seconds") else None)
         try:
@@ -293,7 +284,7 @@ class CronJobController(Controller):
             self.recorder.record(cj, WARNING, "TooManyMissedTimes", TOO_MANY_MISSED_MESSAGE)
 
         def requeue() -> float | None:
-            return next_requeue_s(sched, zone, created_s, _parse(status.last_schedule_time), now)
+            return next_requeue_s(sched, zone, created_s, cu.time_s(status.last_schedule_time), now)
 
         self.log.debug("schedule", key=f"{cj.metadata.namespace}/{cj.metadata.name}", now=now,
                        scheduled=scheduled, missed=missed, active=len(status.active))

@@ -174,25 +174,18 @@ def first_pending_indexes(completions: int, taken: set[int], count: int) -> list
 def finish_time(pod: Message, default_s: float) -> float:
     """When a pod finished (getFinishedTime): its containers' last finishedAt,
     else the Ready=False transition, else its deletion, else `default_s`."""
-    latest = None
-    for cs in [*pod.status.container_statuses, *pod.status.init_container_statuses]:
-        stamp = cs.state.terminated.finished_at if cs.state.HasField("terminated") else ""
-        if stamp:
-            try:
-                moment = timefmt.parse_rfc3339(stamp)
-            except ValueError:
-                continue
-            latest = moment if latest is None else max(latest, moment)
-    if latest is not None:
-        return latest
+    times = [cu.time_s(cs.state.terminated.finished_at)
+             for cs in [*pod.status.container_statuses, *pod.status.init_container_statuses]
+             if cs.state.HasField("terminated")]
+    finished = [t for t in times if t is not None]
+    if finished:
+        return max(finished)
     ready = cu.get_condition(pod.status, "Ready")
     for stamp in ((ready.last_transition_time if ready is not None and ready.status == "False"
                    else ""), pod.metadata.deletion_timestamp):
-        if stamp:
-            try:
-                return timefmt.parse_rfc3339(stamp)
-            except ValueError:
-                pass
+        moment = cu.time_s(stamp)
+        if moment is not None:
+            return moment
     return default_s
 
 
@@ -452,11 +445,10 @@ class JobController(Controller):
         self.enqueue(new)
         if (new.spec.active_deadline_seconds != old.spec.active_deadline_seconds
                 and new.spec.HasField("active_deadline_seconds") and new.status.start_time):
-            try:
-                start = timefmt.parse_rfc3339(new.status.start_time)
-            except ValueError:
-                return
-            self.enqueue_after(new, start + new.spec.active_deadline_seconds - self.ctx.clock())
+            start = cu.time_s(new.status.start_time)
+            if start is not None:
+                self.enqueue_after(new, start + new.spec.active_deadline_seconds
+                                   - self.ctx.clock())
 
     def _on_job_delete(self, obj: Any) -> None:
         self.events.on_owner_delete(obj)

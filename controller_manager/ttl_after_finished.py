@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from google.protobuf.message import Message
 
-from kubemu import timefmt
 from kubemu.api import errors
 
+from controller_manager import controllerutil as cu
 from controller_manager.base import Context, Controller, split_key
 from controller_manager.job import finished_condition
 
@@ -25,12 +25,7 @@ PROPAGATION = "Foreground"
 def finish_time_s(job: Message) -> float | None:
     """When the Job finished (its Complete/Failed condition's transition), or None."""
     cond = finished_condition(job)
-    if cond is None:
-        return None
-    try:
-        return timefmt.parse_rfc3339(cond.last_transition_time)
-    except ValueError:
-        return None
+    return cu.time_s(cond.last_transition_time) if cond is not None else None
 
 
 def expires_at_s(job: Message) -> float | None:

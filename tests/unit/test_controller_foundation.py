@@ -391,6 +391,19 @@ def test_dependent_events_hooks_see_owned_and_unowned_dependents(event, want):
     assert ev.hooks == want
 
 
+# ---------------------------------------------------------------- times
+
+@pytest.mark.parametrize("text, want_time_s, want_created_s", [
+    ("1970-01-01T00:16:40Z", 1000.0, 1000.0),
+    ("", None, 0.0),
+    ("yesterday", None, 0.0),
+], ids=["rfc3339", "unset", "unreadable"])
+def test_time_s_and_created_s(text, want_time_s, want_created_s):
+    obj = core_pb2.Pod()
+    obj.metadata.creation_timestamp = text
+    assert (cu.time_s(text), cu.created_s(obj)) == (want_time_s, want_created_s)
+
+
 # ---------------------------------------------------------------- pod control
 
 class Recorded:
