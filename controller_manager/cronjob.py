@@ -28,7 +28,6 @@ the hidden --clock-offset-file flag):
 """
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import time
 from typing import Any
@@ -168,24 +167,13 @@ class CronJobController(Controller):
         if ref is not None and ref.kind == "CronJob":
             self.enqueue(f"{job.metadata.namespace}/{ref.name}")
 
-    async def run(self, workers: int) -> None:
-        resync = asyncio.get_running_loop().create_task(self._resync(), name="cronjob-resync")
-        try:
-            await super().run(workers)
-        finally:
-            resync.cancel()
-            await asyncio.gather(resync, return_exceptions=True)
+    def resync_period_s(self) -> float:
+        return self.options.cronjob_resync_s
 
-    async def _resync(self) -> None:
+    def resync(self) -> None:
         """Look at every schedule now and then: a requeue may be far off, or the clock moved."""
-        await self.ctx.informers.wait_synced(list(self.resources))
-        while True:
-            await asyncio.sleep(self.options.cronjob_resync_s)
-            try:
-                for cj in self.cronjobs.list():
-                    self.enqueue(cj)
-            except Exception:  # noqa: BLE001 - a bug here must not stop the resyncs
-                self.log.exception("cronjob resync failed")
+        for cj in self.cronjobs.list():
+            self.enqueue(cj)
 
     async def sync(self, key: str) -> None:
         cj = self.cronjobs.get(key)

@@ -508,6 +508,35 @@ async def test_a_sync_that_raises_a_bug_is_retried_and_the_worker_goes_on():
     await ctx.stop()
 
 
+class Ticking(Flaky):
+    """Looks every 10 ms besides the events; its first look is a bug."""
+    name = "ticking-controller"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.looks = 0
+
+    def resync_period_s(self) -> float:
+        return 0.01
+
+    def resync(self) -> None:
+        self.looks += 1
+        if self.looks == 1:
+            raise RuntimeError("a bug in one look")
+        self.enqueue(f"tick-{self.looks}")
+
+
+async def test_the_periodic_resync_runs_beside_the_workers_and_survives_a_bug():
+    ctx = flaky_context()
+    ticking = Ticking(ctx)
+    run = asyncio.get_running_loop().create_task(ticking.run(workers=1))
+    await wait_for(lambda: "tick-3" in ticking.synced, 5.0)
+    assert "tick-1" not in ticking.synced and "tick-2" in ticking.synced
+    run.cancel()
+    await asyncio.gather(run, return_exceptions=True)
+    await ctx.stop()
+
+
 async def test_without_the_lease_a_key_is_not_synced_but_kept_for_later():
     ctx = flaky_context()
     ctx.lease_ok = lambda: False
