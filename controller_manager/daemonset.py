@@ -77,7 +77,6 @@ DAEMON_TOLERATIONS: tuple[tuple[str, str], ...] = (
 HOST_NETWORK_TOLERATION = ("node.kubernetes.io/network-unavailable", NO_SCHEDULE)
 
 
-
 # ---------------------------------------------------------------- tolerations and affinity
 # (the matching itself is kubemu.api.scheduling, Kubernetes' component-helpers)
 
