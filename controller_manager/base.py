@@ -15,6 +15,8 @@
   informers' first list, then `workers` tasks take keys from the rate-limited
   workqueue: a sync that raises is retried with per-key exponential backoff
   (bounded by `Options.requeue_max_delay_s`); one that returns is forgotten.
+  A controller that also looks periodically sets `resync_period_s` and
+  `resync` (which only enqueues, as a handler does).
   A key is never synced by two workers at once (the workqueue's contract).
 """
 from __future__ import annotations
@@ -289,12 +291,24 @@ class Controller:
     async def sync(self, key: str) -> None:
         raise NotImplementedError
 
+    def resync_period_s(self) -> float:
+        """Seconds between two `resync` calls; 0 (the default): none."""
+        return 0.0
+
+    def resync(self) -> None:
+        """A periodic look besides the events (the CronJob's schedules, the
+        garbage collector's sweep); like a handler, it only enqueues."""
+
     async def run(self, workers: int) -> None:
-        """Wait for the informers, then run `workers` workers until cancelled."""
+        """Wait for the informers, then run `workers` workers (and the resync
+        loop, if any) until cancelled."""
         await self.ctx.informers.wait_synced(list(self.resources) or None)
         self.log.info("controller started", workers=workers)
-        tasks = [asyncio.get_running_loop().create_task(self._worker(), name=f"{self.name}-{i}")
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(self._worker(), name=f"{self.name}-{i}")
                  for i in range(workers)]
+        if self.resync_period_s() > 0:
+            tasks.append(loop.create_task(self._resync_loop(), name=f"{self.name}-resync"))
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -302,6 +316,15 @@ class Controller:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _resync_loop(self) -> None:
+        await self.ctx.informers.wait_synced(list(self.resources) or None)
+        while True:
+            await asyncio.sleep(self.resync_period_s())
+            try:
+                self.resync()
+            except Exception:  # noqa: BLE001 - a bug in one look must not end the looks
+                self.log.exception("resync failed; trying again next period")
 
     async def _worker(self) -> None:
         while True:

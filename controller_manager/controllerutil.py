@@ -17,17 +17,22 @@
   annotations, finalizers and spec of the template, generateName
   "<owner>-", the controller reference), readiness and availability
   (`is_pod_ready`, `is_pod_available(pod, min_ready_s, now)`), `is_pod_active`,
-  `created_s`, and `rank_for_deletion(pods, related, now_s)`
+  `time_s` (an RFC 3339 time; None when unset or unreadable), `created_s`,
+  and `rank_for_deletion(pods, related, now_s)`
   (ActivePodsWithRanks with LogarithmicScaleDown: which pods go first).
 - `slow_start_batch(count, initial, fn)`: calls in batches of 1, 2, 4, ...
   that stop at the first batch with a failure, so a quota or an invalid
   template costs one call, not hundreds.
+- `PodControl`: pod creates and deletes with Kubernetes' events on the
+  owner, a failed deletion observed in its expectations; `write_status`:
+  the status subresource written only when it changed.
 - `set_condition` / `get_condition` / `remove_condition` on any
   status.conditions list.
 - `DependentEvents`: the informer handlers of a controller for the objects
-  it controls (addPod / updatePod / deletePod of the ReplicaSet and
-  StatefulSet controllers, the ReplicaSet handlers of the Deployment one):
-  they only enqueue owners and keep the owner's expectations.
+  it controls (addPod / updatePod / deletePod of the ReplicaSet,
+  StatefulSet, DaemonSet and Job controllers, the ReplicaSet handlers of the
+  Deployment one): they only enqueue owners and keep the owner's
+  expectations, with hooks for the Job's tracking finalizer.
 """
 from __future__ import annotations
 
@@ -45,6 +50,7 @@ from kubemu.api import errors, labels
 from kubemu.api.kinds import REGISTRY
 from kubemu.api.v1 import core_pb2, meta_pb2
 from kubemu.client.clientset import Client
+from kubemu.client.events import NORMAL, WARNING, EventRecorder
 from kubemu.client.informer import DeletedFinalStateUnknown, Informer, meta_namespace_key, object_of
 
 from controller_manager.base import BY_NAMESPACE, copy
@@ -194,19 +200,6 @@ def is_pod_ready(pod: Message) -> bool:
     return cond is not None and cond.status == "True"
 
 
-def ready_since(pod: Message) -> float | None:
-    """When the pod last became Ready (unix seconds), or None when not Ready."""
-    cond = get_condition(pod.status, "Ready")
-    if cond is None or cond.status != "True":
-        return None
-    if not cond.last_transition_time:
-        return 0.0
-    try:
-        return timefmt.parse_rfc3339(cond.last_transition_time)
-    except ValueError:
-        return 0.0
-
-
 def is_pod_available(pod: Message, min_ready_s: int, now: float) -> bool:
     """Ready for more than min_ready_s (podutil.IsPodAvailable: the deadline
     strictly before now; a Ready condition without a transition time is
@@ -225,12 +218,17 @@ def is_pod_active(pod: Message) -> bool:
             and not pod.metadata.deletion_timestamp)
 
 
+def time_s(text: str) -> float | None:
+    """An RFC 3339 time in unix seconds; None when unset or unreadable."""
+    try:
+        return timefmt.parse_rfc3339(text)
+    except ValueError:
+        return None
+
+
 def created_s(obj: Message) -> float:
     """metadata.creationTimestamp in unix seconds (0 when unset or unreadable)."""
-    try:
-        return timefmt.parse_rfc3339(obj.metadata.creation_timestamp)
-    except ValueError:
-        return 0.0
+    return time_s(obj.metadata.creation_timestamp) or 0.0
 
 
 # podPhaseToOrdinal; any other phase (none yet: just created) counts as Pending.
@@ -259,12 +257,7 @@ def _log2_age(t_s: float, now_s: float) -> int:
 
 def _time_s(text: str) -> float | None:
     """An RFC 3339 time in unix seconds; None when unset (Go's zero time)."""
-    if not text:
-        return None
-    try:
-        return timefmt.parse_rfc3339(text)
-    except ValueError:
-        return 0.0
+    return (time_s(text) or 0.0) if text else None
 
 
 def _ready_time_s(pod: Message) -> float | None:
@@ -358,6 +351,59 @@ async def slow_start_batch(count: int, initial_batch_size: int,
     return successes, None
 
 
+class PodControl:
+    """RealPodControl as the workload controllers use it: creates and deletes
+    with Kubernetes' events on the owner (SuccessfulCreate "Created pod: x",
+    FailedCreate "Error creating: ...", SuccessfulDelete "Deleted pod: x",
+    FailedDelete "Error deleting: ..."). A deletion that does not happen (the
+    pod already gone, or refused) is observed at once in the owner's
+    expectations: no informer event will come for it."""
+
+    def __init__(self, client: Client, recorder: EventRecorder, expectations: Expectations):
+        self.client = client
+        self.recorder = recorder
+        self.expectations = expectations
+
+    async def create(self, owner: Message, pod: Message) -> Message:
+        try:
+            created = await self.client.create(pod)
+        except errors.ApiError as exc:
+            self.recorder.record(owner, WARNING, "FailedCreate", f"Error creating: {exc}")
+            raise
+        self.recorder.record(owner, NORMAL, "SuccessfulCreate",
+                             f"Created pod: {created.metadata.name}")
+        return created
+
+    async def delete(self, owner: Message, pod: Message, *,
+                     grace_period_s: int | None = None) -> None:
+        owner_key = meta_namespace_key(owner)
+        try:
+            await self.client.delete("pods", pod.metadata.name, pod.metadata.namespace,
+                                     uid=pod.metadata.uid, grace_period_s=grace_period_s)
+        except errors.NotFound:
+            self.expectations.deletion_observed(owner_key, meta_namespace_key(pod))
+            return
+        except errors.ApiError as exc:
+            self.expectations.deletion_observed(owner_key, meta_namespace_key(pod))
+            self.recorder.record(owner, WARNING, "FailedDelete", f"Error deleting: {exc}")
+            raise
+        self.recorder.record(owner, NORMAL, "SuccessfulDelete",
+                             f"Deleted pod: {pod.metadata.name}")
+
+
+async def write_status(client: Client, obj: Message, status: Any) -> Message | None:
+    """`obj` with `status` written through the status subresource: `obj`
+    itself when nothing changed (no write), None when it is gone."""
+    if status == obj.status:
+        return obj
+    new = copy(obj)
+    new.status.CopyFrom(status)
+    try:
+        return await client.update_status(new)
+    except errors.NotFound:
+        return None
+
+
 # ---------------------------------------------------------------- conditions
 
 def set_condition(status: Any, type_: str, cond_status: str, reason: str, message: str,
@@ -411,19 +457,30 @@ class DependentEvents:
     labels or reference, enqueues every owner of its namespace whose
     selector matches (one of them adopts it). With `requeue_when_ready`, a
     dependent becoming Ready requeues its owner once minReadySeconds (and a
-    second for clock skew) have passed, when it counts as available.
+    second for clock skew) have passed, when it counts as available (an
+    owner kind without spec.minReadySeconds, a Job, turns it off).
+
+    Two hooks for what one controller keeps besides (the Job's tracking
+    finalizer): `observed(owner_key, dependent, gone)` for every update or
+    deletion that reaches an owner (`gone`: deleted, not just terminating),
+    and `unowned(dependent)` for every event of a dependent whose controller
+    is not in the cache (an orphan, or one whose owner is gone).
     """
 
     def __init__(self, owners: Informer, owner_kind: str, expectations: Expectations,
                  enqueue: Callable[[Message], None],
                  enqueue_after: Callable[[Message, float], None], *,
-                 requeue_when_ready: bool = True):
+                 requeue_when_ready: bool = True,
+                 observed: Callable[[str, Message, bool], None] | None = None,
+                 unowned: Callable[[Message], None] | None = None):
         self.owners = owners
         self.owner_kind = owner_kind
         self.expectations = expectations
         self.enqueue = enqueue
         self.enqueue_after = enqueue_after
         self.requeue_when_ready = requeue_when_ready
+        self.observed = observed or (lambda _key, _dependent, _gone: None)
+        self.unowned = unowned or (lambda _dependent: None)
 
     def owner_of(self, obj: Message) -> Message | None:
         """resolveControllerRef: the cached owner `obj`'s controller reference names."""
@@ -456,13 +513,14 @@ class DependentEvents:
         if obj.metadata.deletion_timestamp:
             # Seen for the first time already terminating (e.g. after a restart):
             # never a creation we wait for.
-            self.on_delete(obj)
+            self._deleted(obj, gone=False)
             return
         owner = self.owner_of(obj)
         if owner is not None:
             self.expectations.creation_observed(meta_namespace_key(owner))
             self.enqueue(owner)
             return
+        self.unowned(obj)
         if controller_of(obj) is None:
             for owner in self.owners_matching(obj):
                 self.enqueue(owner)
@@ -471,30 +529,37 @@ class DependentEvents:
         if old.metadata.resource_version == new.metadata.resource_version:
             return  # a resync: nothing changed
         if new.metadata.deletion_timestamp and not old.metadata.deletion_timestamp:
-            self.on_delete(new)
+            self._deleted(new, gone=False)
             return
         old_ref, new_ref = controller_of(old), controller_of(new)
         if old_ref is not None and (new_ref is None or old_ref.uid != new_ref.uid):
             previous = self.owner_of(old)
             if previous is not None:
+                self.observed(meta_namespace_key(previous), new, False)
                 self.enqueue(previous)
         owner = self.owner_of(new)
         if owner is not None:
+            self.observed(meta_namespace_key(owner), new, False)
             self.enqueue(owner)
-            min_ready_s = owner.spec.min_ready_seconds
-            if (self.requeue_when_ready and min_ready_s > 0
-                    and not is_pod_ready(old) and is_pod_ready(new)):
-                self.enqueue_after(owner, min_ready_s + 1)
+            if self.requeue_when_ready and not is_pod_ready(old) and is_pod_ready(new):
+                min_ready_s = owner.spec.min_ready_seconds
+                if min_ready_s > 0:
+                    self.enqueue_after(owner, min_ready_s + 1)
             return
+        self.unowned(new)
         if new_ref is None and (old.metadata.labels != new.metadata.labels or old_ref is not None):
             for owner in self.owners_matching(new):
                 self.enqueue(owner)
 
     def on_delete(self, obj: Message | DeletedFinalStateUnknown) -> None:
-        dependent = object_of(obj)
+        self._deleted(object_of(obj), gone=True)
+
+    def _deleted(self, dependent: Message, *, gone: bool) -> None:
         owner = self.owner_of(dependent)
         if owner is None:
+            self.unowned(dependent)
             return
-        self.expectations.deletion_observed(meta_namespace_key(owner),
-                                            meta_namespace_key(dependent))
+        key = meta_namespace_key(owner)
+        self.expectations.deletion_observed(key, meta_namespace_key(dependent))
+        self.observed(key, dependent, gone)
         self.enqueue(owner)

@@ -28,7 +28,6 @@ the hidden --clock-offset-file flag):
 """
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import time
 from typing import Any
@@ -43,6 +42,7 @@ from kubemu.client.informer import object_of
 
 from controller_manager import controllerutil as cu
 from controller_manager.base import BY_CONTROLLER_UID, Context, Controller, copy
+from controller_manager.job import job_finished
 
 SCHEDULED_TIMESTAMP_ANNOTATION = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 # nextScheduleDelta: requeue a little after the schedule time.
@@ -125,26 +125,10 @@ def rfc1123z_utc(ts: float) -> str:
     return time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(ts))
 
 
-def finished_type(job: Message) -> str:
-    for cond in job.status.conditions:
-        if cond.type in ("Complete", "Failed") and cond.status == "True":
-            return cond.type
-    return ""
-
-
-def _parse(stamp: str) -> float | None:
-    if not stamp:
-        return None
-    try:
-        return timefmt.parse_rfc3339(stamp)
-    except ValueError:
-        return None
-
-
 def by_start_time(jobs: list[Message]) -> list[Message]:
     """byJobStartTime: oldest startTime first, Jobs without one last, then by name."""
     def key(job: Message) -> tuple:
-        start = _parse(job.status.start_time)
+        start = cu.time_s(job.status.start_time)
         return (start is None, start or 0.0, job.metadata.name)
     return sorted(jobs, key=key)
 
@@ -183,24 +167,13 @@ class CronJobController(Controller):
         if ref is not None and ref.kind == "CronJob":
             self.enqueue(f"{job.metadata.namespace}/{ref.name}")
 
-    async def run(self, workers: int) -> None:
-        resync = asyncio.get_running_loop().create_task(self._resync(), name="cronjob-resync")
-        try:
-            await super().run(workers)
-        finally:
-            resync.cancel()
-            await asyncio.gather(resync, return_exceptions=True)
+    def resync_period_s(self) -> float:
+        return self.options.cronjob_resync_s
 
-    async def _resync(self) -> None:
+    def resync(self) -> None:
         """Look at every schedule now and then: a requeue may be far off, or the clock moved."""
-        await self.ctx.informers.wait_synced(list(self.resources))
-        while True:
-            await asyncio.sleep(self.options.cronjob_resync_s)
-            try:
-                for cj in self.cronjobs.list():
-                    self.enqueue(cj)
-            except Exception:  # noqa: BLE001 - a bug here must not stop the resyncs
-                self.log.exception("cronjob resync failed")
+        for cj in self.cronjobs.list():
+            self.enqueue(cj)
 
     async def sync(self, key: str) -> None:
         cj = self.cronjobs.get(key)
@@ -230,7 +203,7 @@ class CronJobController(Controller):
         children = {j.metadata.uid for j in jobs}
         active_uids = {ref.uid for ref in status.active}
         for job in jobs:
-            finished = finished_type(job)
+            finished = job_finished(job)
             if job.metadata.uid not in active_uids and not finished:
                 fresh = await self.client.get("cronjobs", cj.metadata.name, cj.metadata.namespace)
                 if any(ref.uid == job.metadata.uid for ref in fresh.status.active):
@@ -246,8 +219,8 @@ class CronJobController(Controller):
                                      f"Saw completed job: {job.metadata.name}, "
                                      f"condition: {finished}")
             elif finished == "Complete" and job.status.completion_time:
-                completed = _parse(job.status.completion_time)
-                last = _parse(status.last_successful_time)
+                completed = cu.time_s(job.status.completion_time)
+                last = cu.time_s(status.last_successful_time)
                 if completed is not None and (last is None or completed > last):
                     status.last_successful_time = job.status.completion_time
         for ref in list(status.active):
@@ -284,8 +257,8 @@ class CronJobController(Controller):
             self.recorder.record(cj, WARNING, "UnparseableSchedule",
                                  f'unparseable schedule: "{spec.schedule}" : {exc}')
             return None, None
-        created_s = _parse(cj.metadata.creation_timestamp) or now
-        last_s = _parse(status.last_schedule_time)
+        created_s = cu.time_s(cj.metadata.creation_timestamp) or now
+        last_s = cu.time_s(status.last_schedule_time)
         deadline_s = (spec.starting_deadline_seconds
                       if spec.HasField("starting_deadline_seconds") else None)
         try:
@@ -299,7 +272,7 @@ class CronJobController(Controller):
             self.recorder.record(cj, WARNING, "TooManyMissedTimes", TOO_MANY_MISSED_MESSAGE)
 
         def requeue() -> float | None:
-            return next_requeue_s(sched, zone, created_s, _parse(status.last_schedule_time), now)
+            return next_requeue_s(sched, zone, created_s, cu.time_s(status.last_schedule_time), now)
 
         self.log.debug("schedule", key=f"{cj.metadata.namespace}/{cj.metadata.name}", now=now,
                        scheduled=scheduled, missed=missed, active=len(status.active))
@@ -385,7 +358,7 @@ class CronJobController(Controller):
                             ("Failed", "failed_jobs_history_limit")):
             if not spec.HasField(field):
                 continue
-            done = [j for j in jobs if finished_type(j) == kind
+            done = [j for j in jobs if job_finished(j) == kind
                     and not j.metadata.deletion_timestamp]
             excess = len(done) - getattr(spec, field)
             for job in by_start_time(done)[:max(0, excess)]:

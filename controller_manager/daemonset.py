@@ -36,15 +36,12 @@ import asyncio
 import dataclasses
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
-from google.protobuf import struct_pb2
 from google.protobuf.message import Message
 
-from kubemu import timefmt
-from kubemu.api import codec, errors, labels, scheduling
-from kubemu.api.kinds import REGISTRY
+from kubemu.api import errors, labels, scheduling
 from kubemu.api.v1 import core_pb2
 from kubemu.client.events import NORMAL, WARNING
-from kubemu.client.informer import object_of
+from kubemu.client.informer import meta_namespace_key, object_of
 
 from controller_manager import controllerutil as cu
 from controller_manager import history
@@ -78,15 +75,6 @@ DAEMON_TOLERATIONS: tuple[tuple[str, str], ...] = (
     ("node.kubernetes.io/unschedulable", NO_SCHEDULE),
 )
 HOST_NETWORK_TOLERATION = ("node.kubernetes.io/network-unavailable", NO_SCHEDULE)
-
-
-
-def _pod_key(pod: Message) -> str:
-    return f"{pod.metadata.namespace}/{pod.metadata.name}"
-
-
-def _key(ds: Message) -> str:
-    return f"{ds.metadata.namespace}/{ds.metadata.name}"
 
 
 # ---------------------------------------------------------------- tolerations and affinity
@@ -180,16 +168,9 @@ def allows_surge(ds: Any) -> bool:
         return False
 
 
-def _created(pod: Any) -> float:
-    try:
-        return timefmt.parse_rfc3339(pod.metadata.creation_timestamp)
-    except ValueError:
-        return 0.0
-
-
 def by_creation(pods: Iterable[Any]) -> list[Any]:
     """podByCreationTimestampAndPhase: scheduled first, then oldest, then by name."""
-    return sorted(pods, key=lambda p: (not p.spec.node_name, _created(p), p.metadata.name))
+    return sorted(pods, key=lambda p: (not p.spec.node_name, cu.created_s(p), p.metadata.name))
 
 
 def is_updated(pod: Any, hash_: str) -> bool:
@@ -456,24 +437,26 @@ class DaemonSetHistory(Protocol):
         ...
 
 
-def revision_data(ds: Any) -> struct_pb2.Struct:
-    """getPatch: what a revision stores, {"spec": {"template": ..., "$patch": "replace"}}."""
-    template = codec.to_dict(ds.spec.template)
-    template["$patch"] = "replace"
-    data = struct_pb2.Struct()
-    data.update({"spec": {"template": template}})
-    return data
-
-
 class ControllerRevisionHistory:
     """The daemon controller's constructHistory / cleanupHistory over
-    ControllerRevisions (labelled with `controller-revision-hash`, named by the
-    template's hash, unlike a StatefulSet's; the API calls are
-    controller_manager.history's): the
-    current one (its data equal to the template's, getPatch) is found or made
-    as "<ds>-<hash>" with the next revision number (an old template coming
-    back is renumbered, not copied); duplicates are folded into the newest;
-    old ones beyond revisionHistoryLimit that no pod runs are deleted."""
+    ControllerRevisions: the current one (its data equal to the template's
+    patch, history.template_patch) is found or made as "<ds>-<hash>" with the
+    next revision number (an old template coming back is renumbered, not
+    copied); duplicates are folded into the newest; old ones beyond
+    revisionHistoryLimit that no pod runs are deleted.
+
+    What it shares with a StatefulSet's history is controller_manager.history's
+    (the patch, the revision object, renumber, delete, the ordering). What is
+    the DaemonSet's own, as in Kubernetes (pkg/controller/daemon/update.go):
+    the hash is the template's ComputeHash (the pod-template-hash, FNV-1a)
+    under the label `controller-revision-hash` and the name is not shortened,
+    not HashControllerRevision of the data under controller.kubernetes.io/hash;
+    a collision bumps the DaemonSet's status.collisionCount and retries the
+    sync instead of trying the next count in place; a revision without the
+    label gets its name as the hash; several current revisions are folded
+    into one (their pods relabelled); and the clean-up counts every old
+    revision against the limit, skipping (not sparing from the count) those
+    a pod still runs, where truncateHistory counts only the unused ones."""
 
     def __init__(self, controller: "DaemonSetController"):
         self.controller = controller
@@ -489,7 +472,7 @@ class ControllerRevisionHistory:
         return claimed.objects
 
     async def construct(self, ds: Any, pods: Sequence[Any]) -> tuple[str, list[Any]]:
-        data = revision_data(ds)
+        data = history.template_patch(ds)
         current: list[Any] = []
         old: list[Any] = []
         for revision in await self._controlled(ds):
@@ -498,7 +481,7 @@ class ControllerRevisionHistory:
                 fixed = copy(revision)
                 fixed.metadata.labels[CONTROLLER_REVISION_HASH] = revision.metadata.name
                 revision = await self.client.update(fixed)
-            (current if revision.data == data else old).append(revision)
+            (current if history.revision_data(revision) == data else old).append(revision)
         next_revision = max((r.revision for r in old), default=0) + 1
         if not current:
             cur = await self._snapshot(ds, data, next_revision)
@@ -508,25 +491,18 @@ class ControllerRevisionHistory:
                 cur = await self.calls.renumber(cur, next_revision)
         return cur.metadata.labels[CONTROLLER_REVISION_HASH], old
 
-    async def _snapshot(self, ds: Any, data: struct_pb2.Struct, revision: int) -> Any:
+    async def _snapshot(self, ds: Any, data: dict[str, Any], revision: int) -> Any:
         collision = ds.status.collision_count if ds.status.HasField("collision_count") else None
         hash_ = compute_hash(ds.spec.template, collision)
-        kind = REGISTRY.by_resource("controllerrevisions")
-        rev = kind.message(api_version=kind.api_version, kind=kind.kind)
-        rev.metadata.name = f"{ds.metadata.name}-{hash_}"
-        rev.metadata.namespace = ds.metadata.namespace
-        rev.metadata.labels.update(ds.spec.template.metadata.labels)
-        rev.metadata.labels[CONTROLLER_REVISION_HASH] = hash_
-        rev.metadata.annotations.update(ds.metadata.annotations)
-        rev.metadata.owner_references.append(cu.controller_ref(ds))
-        rev.data.CopyFrom(data)
-        rev.revision = revision
+        rev = history.revision_of(
+            ds, f"{ds.metadata.name}-{hash_}",
+            {**ds.spec.template.metadata.labels, CONTROLLER_REVISION_HASH: hash_}, data, revision)
         try:
             return await self.client.create(rev)
         except errors.AlreadyExists:
             existing = await self.client.get("controllerrevisions", rev.metadata.name,
                                              ds.metadata.namespace)
-            if existing.data == data:
+            if history.revision_data(existing) == data:
                 return existing
             # A hash collision with another template: bump collisionCount and retry.
             fresh = await self.client.get("daemonsets", ds.metadata.name, ds.metadata.namespace)
@@ -584,8 +560,11 @@ class DaemonSetController(Controller):
         self.daemonsets = self.informer("daemonsets")
         self.pods = self.informer("pods")
         self.nodes = self.informer("nodes")
-        self.daemonsets.add_handler(self.enqueue, self._on_ds_update, self._on_ds_delete)
-        self.pods.add_handler(self._on_pod_add, self._on_pod_update, self._on_pod_delete)
+        self.events = cu.DependentEvents(self.daemonsets, "DaemonSet", self.expectations,
+                                         self.enqueue, self.enqueue_after)
+        self.pod_control = cu.PodControl(self.client, self.recorder, self.expectations)
+        self.daemonsets.add_handler(self.enqueue, self._on_ds_update, self.events.on_owner_delete)
+        self.pods.add_handler(self.events.on_add, self.events.on_update, self.events.on_delete)
         self.nodes.add_handler(self._on_node_add, self._on_node_update, self._on_node_delete)
         revisions = self.informer("controllerrevisions")
         revisions.add_handler(self._on_revision, lambda _old, new: self._on_revision(new),
@@ -595,84 +574,17 @@ class DaemonSetController(Controller):
 
     def _on_ds_update(self, old: Message, new: Message) -> None:
         if old.metadata.uid != new.metadata.uid:
-            self.expectations.delete(_key(old))
+            self.events.on_owner_delete(old)  # recreated under the same name
         self.enqueue(new)
-
-    def _on_ds_delete(self, obj: Any) -> None:
-        ds = object_of(obj)
-        self.expectations.delete(_key(ds))
-        self.enqueue(ds)
-
-    def _owner_of(self, obj: Message) -> Message | None:
-        ref = cu.controller_of(obj)
-        if ref is None or ref.kind != "DaemonSet":
-            return None
-        ds = self.daemonsets.get(f"{obj.metadata.namespace}/{ref.name}")
-        if ds is None or ds.metadata.uid != ref.uid:
-            return None
-        return ds
-
-    def _matching(self, obj: Message) -> list[Message]:
-        out = []
-        for ds in self.daemonsets.by_index(BY_NAMESPACE, obj.metadata.namespace):
-            try:
-                selector = labels.from_label_selector(ds.spec.selector)
-            except errors.ApiError:
-                continue
-            if not selector.empty() and selector.matches(obj.metadata.labels):
-                out.append(ds)
-        return out
 
     def _on_revision(self, obj: Any) -> None:
         revision = object_of(obj)
-        owner = self._owner_of(revision)
+        owner = self.events.owner_of(revision)
         if owner is not None:
             self.enqueue(owner)
         elif cu.controller_of(revision) is None:
-            for ds in self._matching(revision):
+            for ds in self.events.owners_matching(revision):
                 self.enqueue(ds)
-
-    def _on_pod_add(self, pod: Message) -> None:
-        if pod.metadata.deletion_timestamp:
-            self._on_pod_delete(pod)
-            return
-        ds = self._owner_of(pod)
-        if ds is not None:
-            self.expectations.creation_observed(_key(ds))
-            self.enqueue(ds)
-        elif cu.controller_of(pod) is None:
-            for ds in self._matching(pod):
-                self.enqueue(ds)
-
-    def _on_pod_update(self, old: Message, new: Message) -> None:
-        if old.metadata.resource_version == new.metadata.resource_version:
-            return
-        if new.metadata.deletion_timestamp:
-            self._on_pod_delete(new)
-            return
-        old_ref, new_ref = cu.controller_of(old), cu.controller_of(new)
-        if old_ref is not None and (new_ref is None or old_ref.uid != new_ref.uid):
-            previous = self._owner_of(old)
-            if previous is not None:
-                self.enqueue(previous)
-        ds = self._owner_of(new)
-        if ds is not None:
-            self.enqueue(ds)
-            min_ready_s = ds.spec.min_ready_seconds
-            if min_ready_s > 0 and not cu.is_pod_ready(old) and cu.is_pod_ready(new):
-                self.enqueue_after(ds, min_ready_s + 1)
-            return
-        if new_ref is None and (old.metadata.labels != new.metadata.labels or old_ref):
-            for ds in self._matching(new):
-                self.enqueue(ds)
-
-    def _on_pod_delete(self, obj: Any) -> None:
-        pod = object_of(obj)
-        ds = self._owner_of(pod)
-        if ds is None:
-            return
-        self.expectations.deletion_observed(_key(ds), _pod_key(pod))
-        self.enqueue(ds)
 
     def _on_node_add(self, node: Message) -> None:
         for ds in self.daemonsets.list():
@@ -783,7 +695,7 @@ class DaemonSetController(Controller):
         if not creates and not deletes:
             return
         self.expectations.expect(key, creations=len(creates),
-                                 deletions=[_pod_key(p) for p, _ in deletes])
+                                 deletions=[meta_namespace_key(p) for p, _ in deletes])
         template = copy(ds.spec.template)
         add_daemon_tolerations(template.spec)
         template.metadata.labels[CONTROLLER_REVISION_HASH] = hash_
@@ -795,7 +707,7 @@ class DaemonSetController(Controller):
                 lambda: self._create_pod(ds, template, next(pending)))
             if first_error is not None:
                 self.expectations.lower_creations(key, len(creates) - successes)
-        results = await asyncio.gather(*(self._delete_pod(ds, key, pod, grace)
+        results = await asyncio.gather(*(self.pod_control.delete(ds, pod, grace_period_s=grace)
                                          for pod, grace in deletes), return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException) and first_error is None:
@@ -806,26 +718,7 @@ class DaemonSetController(Controller):
     async def _create_pod(self, ds: Any, template: Any, node_name: str) -> None:
         pod = cu.pod_from_template(template, ds)
         replace_node_name_affinity(pod.spec, node_name)
-        try:
-            created = await self.client.create(pod)
-        except errors.ApiError as exc:
-            self.recorder.record(ds, WARNING, "FailedCreate", f"Error creating: {exc}")
-            raise
-        self.recorder.record(ds, NORMAL, "SuccessfulCreate",
-                             f"Created pod: {created.metadata.name}")
-
-    async def _delete_pod(self, ds: Any, key: str, pod: Any, grace_s: int | None) -> None:
-        try:
-            await self.client.delete("pods", pod.metadata.name, pod.metadata.namespace,
-                                     uid=pod.metadata.uid, grace_period_s=grace_s)
-        except errors.NotFound:
-            self.expectations.deletion_observed(key, _pod_key(pod))
-            return
-        except errors.ApiError as exc:
-            self.expectations.deletion_observed(key, _pod_key(pod))
-            self.recorder.record(ds, WARNING, "FailedDelete", f"Error deleting: {exc}")
-            raise
-        self.recorder.record(ds, NORMAL, "SuccessfulDelete", f"Deleted pod: {pod.metadata.name}")
+        await self.pod_control.create(ds, pod)
 
     async def _update_status(self, ds: Any, nodes: Sequence[Any],
                              nodes_to_pods: Mapping[str, Sequence[Any]], hash_: str, *,
@@ -834,12 +727,4 @@ class DaemonSetController(Controller):
         if ds.spec.min_ready_seconds > 0 and numbers.ready != numbers.available:
             # Available only after minReadySeconds: look again then.
             self.enqueue_after(ds, ds.spec.min_ready_seconds)
-        status = status_with(ds, numbers, observed=observed)
-        if status == ds.status:
-            return
-        new = copy(ds)
-        new.status.CopyFrom(status)
-        try:
-            await self.client.update_status(new)
-        except errors.NotFound:
-            return
+        await cu.write_status(self.client, ds, status_with(ds, numbers, observed=observed))

@@ -40,7 +40,7 @@ from kubemu import timefmt
 from kubemu.api import codec
 from kubemu.api.v1 import apps_pb2
 
-from controller_manager.controllerutil import created_s, get_condition, remove_condition
+from controller_manager.controllerutil import created_s, get_condition, remove_condition, time_s
 from controller_manager.history import fnv1a_32, safe_encode
 
 # ---------------------------------------------------------------- names
@@ -554,13 +554,6 @@ def deployment_progressing(d: Message, new: Message) -> bool:
             or new.available_replicas > old.available_replicas)
 
 
-def _stamp(text: str) -> float:
-    try:
-        return timefmt.parse_rfc3339(text)
-    except ValueError:
-        return 0.0
-
-
 def deployment_timed_out(d: Message, status: Message, now: float) -> bool:
     if not has_progress_deadline(d):
         return False
@@ -569,7 +562,7 @@ def deployment_timed_out(d: Message, status: Message, now: float) -> bool:
         return False
     if cond.reason == TIMED_OUT:
         return True
-    return _stamp(cond.last_update_time) + d.spec.progress_deadline_seconds < now
+    return (time_s(cond.last_update_time) or 0.0) + d.spec.progress_deadline_seconds < now
 
 
 def rollout_status(all_rss: Sequence[Message | None], new_rs: Message | None, d: Message,
@@ -633,7 +626,7 @@ def progress_check_after_s(d: Message, new_status: Message, now: float) -> float
         return None
     if deployment_complete(d, new_status) or current.reason == TIMED_OUT:
         return None
-    after = _stamp(current.last_update_time) + d.spec.progress_deadline_seconds - now
+    after = (time_s(current.last_update_time) or 0.0) + d.spec.progress_deadline_seconds - now
     if after < 1.0:
         return 0.0
     # A second more: the deadline is compared in whole seconds.

@@ -467,22 +467,11 @@ class GarbageCollector(Controller):
 
     # ------------------------------------------------------------ the loop
 
-    async def run(self, workers: int) -> None:
-        sweep = asyncio.get_running_loop().create_task(self._resync_loop(), name="gc-resync")
-        try:
-            await super().run(workers)
-        finally:
-            sweep.cancel()
-            await asyncio.gather(sweep, return_exceptions=True)
+    def resync_period_s(self) -> float:
+        return self.options.gc_resync_s
 
-    async def _resync_loop(self) -> None:
-        await self.ctx.informers.wait_synced(list(self.resources))
-        while True:
-            await asyncio.sleep(self.options.gc_resync_s)
-            try:
-                self._apply(self.graph.resync())
-            except Exception:  # noqa: BLE001 - a bug in one sweep must not end the sweeps
-                self.log.exception("garbage collector resync failed; trying again next period")
+    def resync(self) -> None:
+        self._apply(self.graph.resync())
 
     async def sync(self, key: str) -> None:
         if key.startswith(DELETE_KEY):

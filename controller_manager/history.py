@@ -10,7 +10,10 @@ their `controller-revision-hash` label.
 
 Pure: the hashes of both kinds of history (`fnv1_32` for revisions,
 `fnv1a_32` for the Deployment's pod-template-hash, `safe_encode`),
-`hash_revision`, `revision_name`, `sort_revisions`, `next_revision`,
+`hash_revision`, `revision_name`, `template_patch` (getPatch, what a
+StatefulSet's or DaemonSet's revision holds), `revision_of` (a revision with
+the caller's name and labels: a DaemonSet names its revisions by the
+template's pod-template-hash), `sort_revisions`, `next_revision`,
 `decide_update_revision` (reuse the newest equal revision, renumber an older
 equal one -- a rollback --, or create a new one) and `truncate` (which
 revisions the history limit drops). `History` does the API calls: create with
@@ -84,6 +87,14 @@ def revision_name(prefix: str, hash_: str) -> str:
     return f"{prefix[:_NAME_PREFIX_MAX]}-{hash_}"
 
 
+def template_patch(owner: Message) -> dict[str, Any]:
+    """getPatch (StatefulSet and DaemonSet alike): what a revision of `owner`
+    holds, its template marked to replace the whole template when applied."""
+    template = codec.to_dict(owner.spec.template)
+    template["$patch"] = "replace"
+    return {"spec": {"template": template}}
+
+
 # ---------------------------------------------------------------- reading revisions
 
 def revision_data(rev: Message) -> dict[str, Any]:
@@ -140,10 +151,18 @@ def new_revision(owner: Message, template_labels: dict[str, str], data: dict[str
                  number: int, collision_count: int) -> Message:
     """NewControllerRevision: owned by `owner`, labelled like its template plus the hash."""
     hash_ = hash_revision(data, collision_count)
+    return revision_of(owner, revision_name(owner.metadata.name, hash_),
+                       {**template_labels, HASH_LABEL: hash_}, data, number)
+
+
+def revision_of(owner: Message, name: str, rev_labels: dict[str, str], data: dict[str, Any],
+                number: int) -> Message:
+    """A ControllerRevision `name` of `owner` (its controller reference and
+    annotations) holding `data`; the name and labels are the caller's, as a
+    DaemonSet's revisions are named and labelled differently."""
     doc = {"apiVersion": "apps/v1", "kind": "ControllerRevision",
-           "metadata": {"name": revision_name(owner.metadata.name, hash_),
-                        "namespace": owner.metadata.namespace,
-                        "labels": {**template_labels, HASH_LABEL: hash_},
+           "metadata": {"name": name, "namespace": owner.metadata.namespace,
+                        "labels": rev_labels,
                         "annotations": dict(owner.metadata.annotations)},
            "data": data, "revision": number}
     rev = codec.from_dict(REGISTRY.by_gvk("apps/v1", "ControllerRevision").message, doc)

@@ -1,9 +1,11 @@
 """The Job controller (kubernetes/pkg/controller/job, as of 1.32).
 
-Handlers enqueue the Job of a pod (and keep the expectations, as the
-ReplicaSet controller does); a pod that still carries the tracking finalizer
-but has no Job any more is enqueued as an orphan key ("orphan-pod/ns/name")
-whose sync only removes that finalizer.
+Handlers enqueue the Job of a pod and keep the expectations
+(controllerutil.DependentEvents, as the ReplicaSet controller does); through
+its hooks, a pod gone or seen without the tracking finalizer is an observed
+finalizer removal, and a pod that still carries the finalizer but has no Job
+in the cache is enqueued as an orphan key ("orphan-pod/ns/name") whose sync
+only removes that finalizer.
 
 sync(key) of a Job:
 - claims the pods of the namespace (adopt/release by the generated selector);
@@ -44,7 +46,7 @@ from kubemu import timefmt
 from kubemu.api import errors, labels
 from kubemu.api.v1 import core_pb2
 from kubemu.client.events import NORMAL, WARNING
-from kubemu.client.informer import object_of
+from kubemu.client.informer import meta_namespace_key, object_of
 
 from controller_manager import controllerutil as cu
 from controller_manager.base import BY_CONTROLLER_UID, BY_NAMESPACE, Context, Controller, copy, split_key
@@ -172,25 +174,18 @@ def first_pending_indexes(completions: int, taken: set[int], count: int) -> list
 def finish_time(pod: Message, default_s: float) -> float:
     """When a pod finished (getFinishedTime): its containers' last finishedAt,
     else the Ready=False transition, else its deletion, else `default_s`."""
-    latest = None
-    for cs in [*pod.status.container_statuses, *pod.status.init_container_statuses]:
-        stamp = cs.state.terminated.finished_at if cs.state.HasField("terminated") else ""
-        if stamp:
-            try:
-                moment = timefmt.parse_rfc3339(stamp)
-            except ValueError:
-                continue
-            latest = moment if latest is None else max(latest, moment)
-    if latest is not None:
-        return latest
+    times = [cu.time_s(cs.state.terminated.finished_at)
+             for cs in [*pod.status.container_statuses, *pod.status.init_container_statuses]
+             if cs.state.HasField("terminated")]
+    finished = [t for t in times if t is not None]
+    if finished:
+        return max(finished)
     ready = cu.get_condition(pod.status, "Ready")
     for stamp in ((ready.last_transition_time if ready is not None and ready.status == "False"
                    else ""), pod.metadata.deletion_timestamp):
-        if stamp:
-            try:
-                return timefmt.parse_rfc3339(stamp)
-            except ValueError:
-                pass
+        moment = cu.time_s(stamp)
+        if moment is not None:
+            return moment
     return default_s
 
 
@@ -269,12 +264,19 @@ def is_terminating(pod: Message) -> bool:
         "Succeeded", "Failed")
 
 
-def job_finished(job: Message) -> str:
-    """"Complete" or "Failed" when the Job has that condition True, else ""."""
+def finished_condition(job: Message) -> Any | None:
+    """The Job's Complete or Failed condition when it is True (IsJobFinished;
+    the CronJob and TTL-after-finished controllers ask it too), else None."""
     for cond in job.status.conditions:
         if cond.type in (COMPLETE, FAILED) and cond.status == "True":
-            return cond.type
-    return ""
+            return cond
+    return None
+
+
+def job_finished(job: Message) -> str:
+    """"Complete" or "Failed" when the Job has that condition True, else ""."""
+    cond = finished_condition(job)
+    return cond.type if cond is not None else ""
 
 
 def is_suspended(job: Message) -> bool:
@@ -397,14 +399,6 @@ def count_uncounted(status: Any, with_finalizer: set[str], indexed: bool) -> Non
     uncounted.failed.extend(keep_f)
 
 
-def _pod_key(pod: Message) -> str:
-    return f"{pod.metadata.namespace}/{pod.metadata.name}"
-
-
-def _key(obj: Message) -> str:
-    return f"{obj.metadata.namespace}/{obj.metadata.name}"
-
-
 def add_index_env(template: Message) -> None:
     """JOB_COMPLETION_INDEX from the downward API in every container that lacks it."""
     field_path = f"metadata.labels['{COMPLETION_INDEX_ANNOTATION}']"
@@ -435,8 +429,15 @@ class JobController(Controller):
         self.finishing: dict[str, tuple[str, Finish]] = {}
         self.jobs = self.informer("jobs")
         self.pods = self.informer("pods")
+        # Pods keep the expectations and, through the hooks, the finalizer
+        # expectations and the orphans' clean-up.
+        self.events = cu.DependentEvents(self.jobs, "Job", self.expectations, self.enqueue,
+                                         self.enqueue_after, requeue_when_ready=False,
+                                         observed=self._pod_observed,
+                                         unowned=self._enqueue_orphan_if_tracked)
+        self.pod_control = cu.PodControl(self.client, self.recorder, self.expectations)
         self.jobs.add_handler(self.enqueue, self._on_job_update, self._on_job_delete)
-        self.pods.add_handler(self._on_pod_add, self._on_pod_update, self._on_pod_delete)
+        self.pods.add_handler(self.events.on_add, self.events.on_update, self.events.on_delete)
 
     # ------------------------------------------------------------ handlers
 
@@ -444,78 +445,26 @@ class JobController(Controller):
         self.enqueue(new)
         if (new.spec.active_deadline_seconds != old.spec.active_deadline_seconds
                 and new.spec.HasField("active_deadline_seconds") and new.status.start_time):
-            try:
-                start = timefmt.parse_rfc3339(new.status.start_time)
-            except ValueError:
-                return
-            self.enqueue_after(new, start + new.spec.active_deadline_seconds - self.ctx.clock())
+            start = cu.time_s(new.status.start_time)
+            if start is not None:
+                self.enqueue_after(new, start + new.spec.active_deadline_seconds
+                                   - self.ctx.clock())
 
     def _on_job_delete(self, obj: Any) -> None:
-        job = object_of(obj)
-        key = _key(job)
-        self.expectations.delete(key)
-        self.enqueue(key)
+        self.events.on_owner_delete(obj)
         # Its pods hear nothing of it: let those still tracked go (cleanupPodFinalizers).
-        for pod in self.pods.by_index(BY_CONTROLLER_UID, job.metadata.uid):
+        for pod in self.pods.by_index(BY_CONTROLLER_UID, object_of(obj).metadata.uid):
             self._enqueue_orphan_if_tracked(pod)
 
-    def _job_of(self, pod: Message) -> Message | None:
-        ref = cu.controller_of(pod)
-        if ref is None or ref.kind != "Job":
-            return None
-        job = self.jobs.get(f"{pod.metadata.namespace}/{ref.name}")
-        if job is None or job.metadata.uid != ref.uid:
-            return None
-        return job
-
     def _enqueue_orphan_if_tracked(self, pod: Message) -> None:
+        """A pod no Job in the cache controls: its finalizer is ours to remove."""
         if has_finalizer(pod):
-            self.enqueue(ORPHAN_PREFIX + _pod_key(pod))
+            self.enqueue(ORPHAN_PREFIX + meta_namespace_key(pod))
 
-    def _on_pod_add(self, pod: Message) -> None:
-        if pod.metadata.deletion_timestamp:
-            self._on_pod_delete(pod, final=False)
-            return
-        job = self._job_of(pod)
-        if job is not None:
-            self.expectations.creation_observed(_key(job))
-            self.enqueue(job)
-            return
-        if cu.controller_of(pod) is None:
-            for job in self._jobs_matching(pod):
-                self.enqueue(job)
-        self._enqueue_orphan_if_tracked(pod)
-
-    def _on_pod_update(self, old: Message, new: Message) -> None:
-        if old.metadata.resource_version == new.metadata.resource_version:
-            return
-        job = self._job_of(new)
-        if new.metadata.deletion_timestamp and not old.metadata.deletion_timestamp:
-            self._on_pod_delete(new, final=False)
-        if job is None:
-            previous = self._job_of(old)
-            if previous is not None:
-                self.enqueue(previous)
-            if cu.controller_of(new) is None:
-                for owner in self._jobs_matching(new):
-                    self.enqueue(owner)
-            self._enqueue_orphan_if_tracked(new)
-            return
-        key = _key(job)
-        if not has_finalizer(new):
-            self._finalizer_observed(key, new.metadata.uid)
-        self.enqueue(job)
-
-    def _on_pod_delete(self, obj: Any, final: bool = True) -> None:
-        pod = object_of(obj)
-        job = self._job_of(pod)
-        if job is None:
-            return
-        key = _key(job)
-        self.expectations.deletion_observed(key, _pod_key(pod))
-        if final:
+    def _pod_observed(self, key: str, pod: Message, gone: bool) -> None:
+        """A pod gone, or seen without the finalizer, is a removal we waited for."""
+        if gone or not has_finalizer(pod):
             self._finalizer_observed(key, pod.metadata.uid)
-        self.enqueue(job)
 
     def _finalizer_observed(self, key: str, uid: str) -> None:
         pending = self.finalizer_expectations.get(key)
@@ -523,14 +472,6 @@ class JobController(Controller):
             pending.discard(uid)
             if not pending:
                 del self.finalizer_expectations[key]
-
-    def _jobs_matching(self, pod: Message) -> list[Message]:
-        out = []
-        for job in self.jobs.by_index(BY_NAMESPACE, pod.metadata.namespace):
-            selector = labels.from_label_selector(job.spec.selector)
-            if not selector.empty() and selector.matches(pod.metadata.labels):
-                out.append(job)
-        return out
 
     # ------------------------------------------------------------ sync
 
@@ -559,7 +500,7 @@ class JobController(Controller):
 
     async def _sync_orphan_pod(self, pod_key: str) -> None:
         pod = self.pods.get(pod_key)
-        if pod is None or not has_finalizer(pod) or self._job_of(pod) is not None:
+        if pod is None or not has_finalizer(pod) or self.events.owner_of(pod) is not None:
             return
         await self._remove_finalizers("", [pod])
 
@@ -739,7 +680,7 @@ class JobController(Controller):
 
         self.expectations.expect_creations(key, diff)
         successes, error = await cu.slow_start_batch(
-            diff, SLOW_START_INITIAL_BATCH, lambda: self._create_pod(job, next_pod()))
+            diff, SLOW_START_INITIAL_BATCH, lambda: self.pod_control.create(job, next_pod()))
         if error is not None:
             self.expectations.lower_creations(key, diff - successes)
         return active + successes, 0, error
@@ -765,39 +706,16 @@ class JobController(Controller):
             out.extend(cu.rank_for_deletion(rest)[:count - len(out)])
         return out
 
-    async def _create_pod(self, job: Message, pod: core_pb2.Pod) -> None:
-        try:
-            created = await self.client.create(pod)
-        except errors.ApiError as exc:
-            self.recorder.record(job, WARNING, "FailedCreate", f"Error creating: {exc}")
-            raise
-        self.recorder.record(job, NORMAL, "SuccessfulCreate",
-                             f"Created pod: {created.metadata.name}")
-
     async def _delete_pods(self, job: Message, key: str,
                            pods: list[Message]) -> tuple[int, BaseException | None]:
         if not pods:
             return 0, None
-        self.expectations.expect_deletions(key, [_pod_key(p) for p in pods])
-        results = await asyncio.gather(*(self._delete_pod(job, key, p) for p in pods),
+        self.expectations.expect_deletions(key, [meta_namespace_key(p) for p in pods])
+        results = await asyncio.gather(*(self.pod_control.delete(job, p) for p in pods),
                                        return_exceptions=True)
         deleted = sum(1 for r in results if not isinstance(r, BaseException))
         error = next((r for r in results if isinstance(r, BaseException)), None)
         return deleted, error
-
-    async def _delete_pod(self, job: Message, key: str, pod: Message) -> None:
-        try:
-            await self.client.delete("pods", pod.metadata.name, pod.metadata.namespace,
-                                     uid=pod.metadata.uid)
-        except errors.NotFound:
-            self.expectations.deletion_observed(key, _pod_key(pod))
-            return
-        except errors.ApiError as exc:
-            self.expectations.deletion_observed(key, _pod_key(pod))
-            self.recorder.record(job, WARNING, "FailedDelete", f"Error deleting: {exc}")
-            raise
-        self.recorder.record(job, NORMAL, "SuccessfulDelete",
-                             f"Deleted pod: {pod.metadata.name}")
 
     async def _remove_finalizers(self, key: str, pods: list[Message]) -> set[str]:
         """Remove the tracking finalizer; returns the UIDs it is gone from."""
@@ -849,7 +767,7 @@ class JobController(Controller):
             # this says the Job is finishing (and must not start new pods).
             ensure_condition(status, finish.interim, "True", finish.reason, finish.message, now)
         # (1) Record who is about to be counted before any finalizer goes.
-        job = await self._write_status(job, status)
+        job = await cu.write_status(self.client, job, status)
         if job is None:
             return
         if finish is not None and not plan.reached_max:
@@ -872,21 +790,10 @@ class JobController(Controller):
                 if finish.final == COMPLETE:
                     status.completion_time = timefmt.rfc3339(now)
                 finished_now = True
-        written = await self._write_status(job, status)
+        written = await cu.write_status(self.client, job, status)
         if written is None or not finished_now:
             return
         if finish.final == COMPLETE:
             self.recorder.record(written, NORMAL, "Completed", "Job completed")
         else:
             self.recorder.record(written, WARNING, finish.reason, finish.message)
-
-    async def _write_status(self, job: Message, status: Any) -> Message | None:
-        """The Job after writing `status` (unchanged: no write); None when it is gone."""
-        if status == job.status:
-            return job
-        new = copy(job)
-        new.status.CopyFrom(status)
-        try:
-            return await self.client.update_status(new)
-        except errors.NotFound:
-            return None

@@ -56,6 +56,7 @@ from kubemu.api.v1 import core_pb2
 from kubemu.client.events import NORMAL, WARNING
 from kubemu.client.informer import object_of
 
+from controller_manager import controllerutil as cu
 from controller_manager.base import BY_NAMESPACE, Context, Controller, copy
 
 PROVISIONER = "kubemu.io/local-path"
@@ -315,7 +316,7 @@ class PersistentVolumeBinderController(Controller):
                          if any(sc.metadata.annotations.get(a) == "true"
                                 for a in DEFAULT_CLASS_ANNOTATIONS)),
                         key=lambda sc: sc.metadata.name)
-        marked.sort(key=lambda sc: _created_s(sc), reverse=True)
+        marked.sort(key=cu.created_s, reverse=True)
         return marked[0].metadata.name if marked else ""
 
     # ------------------------------------------------------------ claims
@@ -599,13 +600,6 @@ class PersistentVolumeBinderController(Controller):
                                      uid=pv.metadata.uid)
         except errors.NotFound:
             pass
-
-
-def _created_s(obj: Any) -> float:
-    try:
-        return timefmt.parse_rfc3339(obj.metadata.creation_timestamp)
-    except ValueError:
-        return 0.0
 
 
 def _waits_for_consumer(sc: Any) -> bool:

@@ -22,7 +22,6 @@ from typing import Any
 from google.protobuf.message import Message
 
 from kubemu.api import errors, labels
-from kubemu.client.events import NORMAL, WARNING
 from kubemu.client.informer import meta_namespace_key
 
 from controller_manager import controllerutil as cu
@@ -51,6 +50,7 @@ class ReplicaSetController(Controller):
         self.pods = self.informer("pods")
         self.events = cu.DependentEvents(self.owners, self.owner_kind, self.expectations,
                                          self.enqueue, self.enqueue_after)
+        self.pod_control = cu.PodControl(self.client, self.recorder, self.expectations)
         self.owners.add_handler(self.enqueue, lambda _old, new: self.enqueue(new),
                                 self.events.on_owner_delete)
         self.pods.add_handler(self.events.on_add, self.events.on_update, self.events.on_delete)
@@ -81,7 +81,9 @@ class ReplicaSetController(Controller):
             count = min(-diff, BURST_REPLICAS)
             self.expectations.expect_creations(key, count)
             successes, error = await cu.slow_start_batch(
-                count, SLOW_START_INITIAL_BATCH, lambda: self._create_pod(owner))
+                count, SLOW_START_INITIAL_BATCH,
+                lambda: self.pod_control.create(owner, cu.pod_from_template(
+                    owner.spec.template, owner)))
             if error is not None:
                 # The creates that failed or never ran will not be observed.
                 self.expectations.lower_creations(key, count - successes)
@@ -92,7 +94,7 @@ class ReplicaSetController(Controller):
             victims = cu.rank_for_deletion(pods, self._related_pods(owner),
                                            self.ctx.clock())[:count]
             self.expectations.expect_deletions(key, [meta_namespace_key(p) for p in victims])
-            results = await asyncio.gather(*(self._delete_pod(owner, key, p) for p in victims),
+            results = await asyncio.gather(*(self.pod_control.delete(owner, p) for p in victims),
                                            return_exceptions=True)
             for result in results:
                 if isinstance(result, BaseException):
@@ -118,32 +120,6 @@ class ReplicaSetController(Controller):
                 if selector.matches(pod.metadata.labels):
                     related.setdefault(pod.metadata.uid, pod)
         return list(related.values())
-
-    async def _create_pod(self, owner: Message) -> None:
-        pod = cu.pod_from_template(owner.spec.template, owner)
-        try:
-            created = await self.client.create(pod)
-        except errors.ApiError as exc:
-            self.recorder.record(owner, WARNING, "FailedCreate",
-                                 f"Error creating: {exc}")
-            raise
-        self.recorder.record(owner, NORMAL, "SuccessfulCreate",
-                             f"Created pod: {created.metadata.name}")
-
-    async def _delete_pod(self, owner: Message, key: str, pod: Message) -> None:
-        try:
-            await self.client.delete("pods", pod.metadata.name, pod.metadata.namespace,
-                                     uid=pod.metadata.uid)
-        except errors.NotFound:
-            self.expectations.deletion_observed(key, meta_namespace_key(pod))
-            return
-        except errors.ApiError as exc:
-            self.expectations.deletion_observed(key, meta_namespace_key(pod))
-            self.recorder.record(owner, WARNING, "FailedDelete",
-                                 f"Error deleting: {exc}")
-            raise
-        self.recorder.record(owner, NORMAL, "SuccessfulDelete",
-                             f"Deleted pod: {pod.metadata.name}")
 
     # ------------------------------------------------------------ status
 
@@ -177,11 +153,4 @@ class ReplicaSetController(Controller):
         if (spec.min_ready_seconds > 0 and status.ready_replicas == spec.replicas
                 and status.available_replicas != spec.replicas):
             self.enqueue_after(owner, spec.min_ready_seconds)
-        if status == owner.status:
-            return
-        new = copy(owner)
-        new.status.CopyFrom(status)
-        try:
-            await self.client.update_status(new)
-        except errors.NotFound:
-            return
+        await cu.write_status(self.client, owner, status)

@@ -341,13 +341,6 @@ def new_pod(sts: Message, template: Message, ordinal: int, revision: str) -> cor
     return pod
 
 
-def revision_data(sts: Message) -> dict[str, Any]:
-    """getPatch: the template, to replace the set's whole template when applied."""
-    template = codec.to_dict(sts.spec.template)
-    template["$patch"] = "replace"
-    return {"spec": {"template": template}}
-
-
 def template_of(sts: Message, rev: Message | None) -> Message:
     """ApplyRevision: the set's template as `rev` recorded it."""
     if rev is None:
@@ -419,7 +412,7 @@ class StatefulSetController(Controller):
                          revisions: list[Message]) -> tuple[Message, Message, int]:
         """getStatefulSetRevisions: (current, update, collision count)."""
         collisions = sts.status.collision_count
-        data = revision_data(sts)
+        data = history.template_patch(sts)
         decision = history.decide_update_revision(revisions, data)
         if decision.verb == "reuse":
             update = decision.revision
@@ -605,14 +598,7 @@ class StatefulSetController(Controller):
         spec = sts.spec
         if spec.min_ready_seconds > 0 and counts.available != spec.replicas:
             self.enqueue_after(sts, spec.min_ready_seconds)
-        if status == sts.status:
-            return
-        new = copy(sts)
-        new.status.CopyFrom(status)
-        try:
-            await self.client.update_status(new)
-        except errors.NotFound:
-            return
+        await cu.write_status(self.client, sts, status)
 
     async def _truncate_history(self, sts: Message, pods: list[Message],
                                 revisions: list[Message], current: Message,

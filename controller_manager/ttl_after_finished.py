@@ -13,23 +13,19 @@ from __future__ import annotations
 
 from google.protobuf.message import Message
 
-from kubemu import timefmt
 from kubemu.api import errors
 
+from controller_manager import controllerutil as cu
 from controller_manager.base import Context, Controller, split_key
+from controller_manager.job import finished_condition
 
 PROPAGATION = "Foreground"
 
 
 def finish_time_s(job: Message) -> float | None:
     """When the Job finished (its Complete/Failed condition's transition), or None."""
-    for cond in job.status.conditions:
-        if cond.type in ("Complete", "Failed") and cond.status == "True":
-            try:
-                return timefmt.parse_rfc3339(cond.last_transition_time)
-            except ValueError:
-                return None
-    return None
+    cond = finished_condition(job)
+    return cu.time_s(cond.last_transition_time) if cond is not None else None
 
 
 def expires_at_s(job: Message) -> float | None:

@@ -13,9 +13,12 @@ from controller_manager import registry
 from controller_manager.base import Context, Controller, InformerFactory, Options
 from controller_manager.expectations import Expectations
 from kubemu import timefmt
+from kubemu.api import errors
 from kubemu.api.v1 import apps_pb2, core_pb2
 from kubemu.client.wait import wait_for
 from kubemu.loops import Loops
+from tests.builders import make_pod
+from tests.unit.cli_memclient import MemClient
 
 
 class Clock:
@@ -283,11 +286,16 @@ class Events:
         self.expectations = Expectations(clock=Clock())
         self.enqueued: list[str] = []
         self.after: list[tuple[str, float]] = []
+        # What the hooks saw: ("observed", owner key, dependent, gone) / ("unowned", dependent).
+        self.hooks: list[tuple] = []
         self.handlers = cu.DependentEvents(
             self.informer, "ReplicaSet", self.expectations,
             lambda o: self.enqueued.append(o.metadata.name),
             lambda o, delay_s: self.after.append((o.metadata.name, delay_s)),
-            requeue_when_ready=requeue_when_ready)
+            requeue_when_ready=requeue_when_ready,
+            observed=lambda key, d, gone: self.hooks.append(
+                ("observed", key, d.metadata.name, gone)),
+            unowned=lambda d: self.hooks.append(("unowned", d.metadata.name)))
 
 
 def owner(name: str, app: str = "web", min_ready_s: int = 0, selector: dict | None = None):
@@ -352,6 +360,102 @@ def test_a_dependent_becoming_ready_requeues_after_min_ready_seconds(requeue_whe
     assert ev.after == want
 
 
+_RS = owner("web")
+
+
+@pytest.mark.parametrize("event, want", [
+    (lambda h: h.on_add(dependent("p", of=_RS)), []),
+    (lambda h: h.on_add(dependent("p", of=_RS, terminating=True)),
+     [("observed", "default/web", "p", False)]),
+    (lambda h: h.on_update(dependent("p", "1", of=_RS), dependent("p", "2", of=_RS)),
+     [("observed", "default/web", "p", False)]),
+    (lambda h: h.on_update(dependent("p", "1", of=_RS), dependent("p", "2", of=_RS,
+                                                                  terminating=True)),
+     [("observed", "default/web", "p", False)]),
+    (lambda h: h.on_update(dependent("p", "1", of=_RS), dependent("p", "2")),
+     [("observed", "default/web", "p", False), ("unowned", "p")]),
+    (lambda h: h.on_delete(dependent("p", of=_RS)), [("observed", "default/web", "p", True)]),
+    (lambda h: h.on_add(dependent("p")), [("unowned", "p")]),
+    (lambda h: h.on_add(dependent("p", of=owner("gone"))), [("unowned", "p")]),
+    (lambda h: h.on_update(dependent("p", "1"), dependent("p", "2")), [("unowned", "p")]),
+    (lambda h: h.on_delete(dependent("p", of=owner("gone"))), [("unowned", "p")]),
+    (lambda h: h.on_update(dependent("p", "1", of=_RS), dependent("p", "1", of=_RS)), []),
+], ids=["add-owned", "add-terminating", "update-owned", "update-starts-terminating",
+        "update-released", "delete-owned", "add-orphan", "add-owner-gone", "update-orphan",
+        "delete-owner-gone", "resync"])
+def test_dependent_events_hooks_see_owned_and_unowned_dependents(event, want):
+    """The Job's hooks: `observed` for an update or deletion reaching an owner
+    (gone only for a real deletion), `unowned` for any event without one."""
+    ev = Events(_RS)
+    event(ev.handlers)
+    assert ev.hooks == want
+
+
+# ---------------------------------------------------------------- times
+
+@pytest.mark.parametrize("text, want_time_s, want_created_s", [
+    ("1970-01-01T00:16:40Z", 1000.0, 1000.0),
+    ("", None, 0.0),
+    ("yesterday", None, 0.0),
+], ids=["rfc3339", "unset", "unreadable"])
+def test_time_s_and_created_s(text, want_time_s, want_created_s):
+    obj = core_pb2.Pod()
+    obj.metadata.creation_timestamp = text
+    assert (cu.time_s(text), cu.created_s(obj)) == (want_time_s, want_created_s)
+
+
+# ---------------------------------------------------------------- pod control
+
+class Recorded:
+    """An EventRecorder that keeps (type, reason, message)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, str]] = []
+
+    def record(self, _obj, type_: str, reason: str, message: str, **_) -> None:
+        self.events.append((type_, reason, message))
+
+
+async def test_pod_control_records_kubernetes_events_and_observes_failed_deletions():
+    client, recorder = await MemClient.new(), Recorded()
+    expectations = Expectations(clock=Clock())
+    control = cu.PodControl(client, recorder, expectations)  # type: ignore[arg-type]
+    rs = owner("web")
+    template = make_pod("template").build()
+    created = await control.create(rs, cu.pod_from_template(template, rs, name="web-a"))
+    with pytest.raises(errors.Invalid):
+        await control.create(rs, core_pb2.Pod(api_version="v1", kind="Pod"))
+    expectations.expect_deletions("default/web", ["default/web-a", "default/gone"])
+    await control.delete(rs, created)
+    await control.delete(rs, dependent("gone"))  # NotFound: observed now, no event
+    assert [(t, r) for t, r, _ in recorder.events] == [
+        ("Normal", "SuccessfulCreate"), ("Warning", "FailedCreate"),
+        ("Normal", "SuccessfulDelete")]
+    assert recorder.events[0][2] == "Created pod: web-a"
+    assert recorder.events[1][2].startswith("Error creating: ")
+    assert recorder.events[2][2] == "Deleted pod: web-a"
+    # web-a still awaits its informer event; the pod that was gone does not.
+    assert expectations.pending("default/web") == (0, 1)
+
+
+@pytest.mark.parametrize("change, want", [(False, "unchanged"), (True, "written")],
+                         ids=["unchanged-no-write", "changed-written"])
+async def test_write_status_writes_only_a_changed_status(change, want):
+    client = await MemClient.new()
+    pod = await client.create(make_pod("p").build())
+    status = core_pb2.PodStatus()
+    status.CopyFrom(pod.status)
+    if change:
+        status.phase = "Running"
+    written = await cu.write_status(client, pod, status)
+    stored = await client.get("pods", "p", "default")
+    got = "written" if stored.metadata.resource_version != pod.metadata.resource_version \
+        else "unchanged"
+    assert got == want and written.status == status
+    await client.delete("pods", "p", "default", grace_period_s=0)
+    assert await cu.write_status(client, pod, core_pb2.PodStatus(phase="Failed")) is None
+
+
 # ---------------------------------------------------------------- the process
 
 async def test_the_address_file_is_written_off_the_event_loop(tmp_path, monkeypatch):
@@ -399,6 +503,35 @@ async def test_a_sync_that_raises_a_bug_is_retried_and_the_worker_goes_on():
     flaky.enqueue("good")
     await wait_for(lambda: "good" in flaky.synced and flaky.synced.count("bad") >= 2, 5.0)
     assert flaky.sync_errors >= 2
+    run.cancel()
+    await asyncio.gather(run, return_exceptions=True)
+    await ctx.stop()
+
+
+class Ticking(Flaky):
+    """Looks every 10 ms besides the events; its first look is a bug."""
+    name = "ticking-controller"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.looks = 0
+
+    def resync_period_s(self) -> float:
+        return 0.01
+
+    def resync(self) -> None:
+        self.looks += 1
+        if self.looks == 1:
+            raise RuntimeError("a bug in one look")
+        self.enqueue(f"tick-{self.looks}")
+
+
+async def test_the_periodic_resync_runs_beside_the_workers_and_survives_a_bug():
+    ctx = flaky_context()
+    ticking = Ticking(ctx)
+    run = asyncio.get_running_loop().create_task(ticking.run(workers=1))
+    await wait_for(lambda: "tick-3" in ticking.synced, 5.0)
+    assert "tick-1" not in ticking.synced and "tick-2" in ticking.synced
     run.cancel()
     await asyncio.gather(run, return_exceptions=True)
     await ctx.stop()

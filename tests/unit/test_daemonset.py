@@ -14,6 +14,10 @@ from kubemu.api import codec
 from kubemu.api.v1 import apps_pb2, core_pb2
 
 from controller_manager import daemonset as dsc
+from controller_manager import history
+from controller_manager.deployment_util import compute_hash
+from tests.unit.cli_memclient import MemClient
+from tests.unit.controller_harness import ControllerHarness
 from tests.unit.scheduler_builders import FakeClock, make_node
 
 
@@ -395,3 +399,42 @@ def test_backoff_doubles_caps_and_forgets():
     assert len(backoff) == 0
     with pytest.raises(ValueError):
         dsc.Backoff(0.0, 1.0, FakeClock())
+
+
+# ---------------------------------------------------------------- revisions
+
+async def test_revisions_are_named_by_the_template_hash_and_renumbered_on_rollback():
+    """constructHistory: "<ds>-<ComputeHash>" labelled controller-revision-hash,
+    holding getPatch; reused while the template stays; an older template
+    coming back is renumbered, not copied."""
+    h = ControllerHarness(dsc.DaemonSetController, await MemClient.new())
+    try:
+        ds = daemon_set()
+        ds.metadata.ClearField("uid")
+        ds.metadata.annotations["note"] = "kept"
+        ds = await h.client.create(ds)
+
+        async def construct(ds: Any) -> tuple[str, list[str]]:
+            h.cache("controllerrevisions", (await h.client.list("controllerrevisions")).items)
+            hash_, old = await h.controller.history.construct(ds, [])
+            return hash_, sorted(r.metadata.name for r in old)
+
+        blue_hash, old = await construct(ds)
+        assert (blue_hash, old) == (compute_hash(ds.spec.template, None), [])
+        blue = await h.client.get("controllerrevisions", f"ds-{blue_hash}", "default")
+        assert dict(blue.metadata.labels) == {"app": "d", "controller-revision-hash": blue_hash}
+        assert dict(blue.metadata.annotations) == {"note": "kept"}
+        assert history.revision_data(blue) == history.template_patch(ds)
+        assert blue.revision == 1 and blue.metadata.owner_references[0].uid == ds.metadata.uid
+        assert await construct(ds) == (blue_hash, [])
+
+        green = dsc.copy(ds)
+        green.spec.template.spec.containers[0].image = "busybox:2"
+        green_hash, old = await construct(green)
+        assert green_hash != blue_hash and old == [f"ds-{blue_hash}"]
+        assert await construct(ds) == (blue_hash, [f"ds-{green_hash}"])
+        revisions = (await h.client.list("controllerrevisions")).items
+        assert sorted((r.metadata.name, r.revision) for r in revisions) == sorted(
+            [(f"ds-{blue_hash}", 3), (f"ds-{green_hash}", 2)])
+    finally:
+        await h.stop()

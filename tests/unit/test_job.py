@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import pytest
 
+from controller_manager import controllerutil as cu
 from controller_manager import job as jobctl
 from controller_manager import ttl_after_finished as ttl
 from kubemu.api.v1 import batch_pb2, core_pb2
+from kubemu.client.workqueue import QueueEmpty
+from tests.unit.cli_memclient import MemClient
+from tests.unit.controller_harness import ControllerHarness
 
 
 @pytest.mark.parametrize("indexes, text", [
@@ -245,3 +249,75 @@ RULES = (
 def test_pod_failure_policy(failed, want):
     assert jobctl.match_pod_failure_policy(_policy_job(*RULES), failed) == want
     assert jobctl.match_pod_failure_policy(batch_pb2.Job(), failed) == (None, True)
+
+
+# ---------------------------------------------------------------- pod handlers
+
+def _job() -> batch_pb2.Job:
+    job = batch_pb2.Job(api_version="batch/v1", kind="Job")
+    job.metadata.name, job.metadata.namespace, job.metadata.uid = "j", "default", "j-uid"
+    job.spec.selector.match_labels["app"] = "j"
+    return job
+
+
+def _pod(rv: str = "1", *, owned: bool = True, finalizer: bool = True,
+         terminating: bool = False) -> core_pb2.Pod:
+    p = core_pb2.Pod(api_version="v1", kind="Pod")
+    p.metadata.name, p.metadata.namespace, p.metadata.uid = "p", "default", "p-uid"
+    p.metadata.resource_version = rv
+    p.metadata.labels["app"] = "other"
+    if owned:
+        p.metadata.owner_references.append(cu.controller_ref(_job()))
+    if finalizer:
+        p.metadata.finalizers.append(jobctl.TRACKING_FINALIZER)
+    if terminating:
+        p.metadata.deletion_timestamp = "2026-01-01T00:00:00Z"
+    return p
+
+
+POD_EVENTS = [
+    # id, job in the cache, event, (keys enqueued, pod still awaited for its finalizer)
+    ("owned-update-without-finalizer", True,
+     lambda ev: ev.on_update(_pod("1"), _pod("2", finalizer=False)), (["default/j"], False)),
+    ("owned-update-keeping-it", True,
+     lambda ev: ev.on_update(_pod("1"), _pod("2")), (["default/j"], True)),
+    ("owned-starts-terminating-with-it", True,
+     lambda ev: ev.on_update(_pod("1"), _pod("2", terminating=True)), (["default/j"], True)),
+    ("owned-deleted", True, lambda ev: ev.on_delete(_pod("2")), (["default/j"], False)),
+    ("job-gone-tracked", False, lambda ev: ev.on_add(_pod()), (["orphan-pod/default/p"], True)),
+    ("job-gone-terminating-tracked", False, lambda ev: ev.on_add(_pod(terminating=True)),
+     (["orphan-pod/default/p"], True)),
+    ("orphan-updated-tracked", True,
+     lambda ev: ev.on_update(_pod("1", owned=False), _pod("2", owned=False)),
+     (["orphan-pod/default/p"], True)),
+    ("orphan-untracked", True, lambda ev: ev.on_add(_pod(owned=False, finalizer=False)),
+     ([], True)),
+]
+
+
+def _drain(queue) -> list[str]:
+    keys = []
+    while True:
+        try:
+            keys.append(queue.get_nowait())
+        except QueueEmpty:
+            return sorted(keys)
+        queue.done(keys[-1])
+
+
+@pytest.mark.parametrize("cached, event, want", [c[1:] for c in POD_EVENTS],
+                         ids=[c[0] for c in POD_EVENTS])
+async def test_pod_events_keep_finalizer_expectations_and_release_orphans(cached, event, want):
+    """The Job's hooks on DependentEvents: a pod gone or seen without the
+    tracking finalizer is an observed removal; a tracked pod with no Job in
+    the cache (an orphan, or its Job gone) is enqueued to lose the finalizer."""
+    h = ControllerHarness(jobctl.JobController, await MemClient.new())
+    try:
+        h.cache("jobs", [_job()] if cached else [])
+        _drain(h.controller.queue)  # the cache's own add events
+        h.controller.finalizer_expectations["default/j"] = {"p-uid"}
+        event(h.controller.events)
+        awaited = "p-uid" in h.controller.finalizer_expectations.get("default/j", set())
+        assert (_drain(h.controller.queue), awaited) == want
+    finally:
+        await h.stop()

@@ -13,7 +13,7 @@ from controller_manager import controllerutil as cu
 from controller_manager import history
 from controller_manager.statefulset import (Counts, PodState, SetView, StatefulSetController,
                                             claims_for, count, identity_matches, new_pod,
-                                            parent_and_ordinal, plan, revision_data,
+                                            parent_and_ordinal, plan,
                                             revision_for, template_of, view_of)
 from tests.builders import make_pod
 from tests.unit.cli_memclient import MemClient
@@ -239,14 +239,14 @@ def test_fnv1_hash_and_safe_encoding():
 def revision(owner, number: int, image: str = "busybox"):
     s = sts()
     s.spec.template.spec.containers[0].image = image
-    rev = history.new_revision(owner, {"app": "nginx"}, revision_data(s), number, 0)
+    rev = history.new_revision(owner, {"app": "nginx"}, history.template_patch(s), number, 0)
     rev.metadata.creation_timestamp = "2026-01-01T00:00:00Z"
     return rev
 
 
 def test_a_revision_records_the_template_and_gives_it_back():
     s = sts()
-    rev = history.new_revision(s, {"app": "nginx"}, revision_data(s), 1, 0)
+    rev = history.new_revision(s, {"app": "nginx"}, history.template_patch(s), 1, 0)
     assert rev.metadata.name.startswith("web-")
     assert rev.metadata.labels[history.HASH_LABEL] == rev.metadata.name.removeprefix("web-")
     assert history.revision_data(rev)["spec"]["template"]["$patch"] == "replace"
@@ -268,7 +268,7 @@ def test_update_revision_is_reused_renumbered_or_created(images, present, verb, 
     s = sts()
     s.spec.template.spec.containers[0].image = present
     decision = history.decide_update_revision(history.sort_revisions(revisions),
-                                              revision_data(s))
+                                              history.template_patch(s))
     assert (decision.verb, decision.number) == (verb, number)
 
 
