@@ -19,6 +19,7 @@ import sys
 
 from kubemu import log as kubemu_log
 from kubemu import server as grpc_server
+from kubemu.client import leaderelection
 from kubemu.client.config import BadClusterConfig, ClusterNotFound, load_cluster_config
 
 from controller_manager import registry
@@ -41,13 +42,6 @@ CONCURRENCY_FLAGS = {
 }
 
 
-def _bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("true", "1", "yes", "on"):
-        return True
-    if value in ("false", "0", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def _positive_int(text: str) -> int:
@@ -73,15 +67,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for flag in CONCURRENCY_FLAGS.values():
         p.add_argument(f"--{flag}", type=_positive_int, default=None, metavar="N",
                        help="workers of that controller (default: Kubernetes')")
-    p.add_argument("--leader-elect", type=_bool, nargs="?", const=True, default=d.leader_elect,
-                   metavar="BOOL", help="take part in leader election (default true)")
-    p.add_argument("--leader-elect-resource-namespace", default=d.lease_namespace)
-    p.add_argument("--leader-elect-resource-name", default=d.lease_name)
-    p.add_argument("--lease-duration-s", type=float, default=d.lease_duration_s)
-    p.add_argument("--renew-deadline-s", type=float, default=d.renew_deadline_s)
-    p.add_argument("--retry-period-s", type=float, default=d.retry_period_s)
-    p.add_argument("--identity", default="",
-                   help="this candidate's name in the Lease (default: hostname_UUID)")
+    leaderelection.add_flags(p, namespace=d.lease_namespace, name=d.lease_name,
+                             lease_duration_s=d.lease_duration_s,
+                             renew_deadline_s=d.renew_deadline_s,
+                             retry_period_s=d.retry_period_s, leader_elect=d.leader_elect)
     p.add_argument("--job-backoff-base-s", type=float, default=d.job_backoff_base_s,
                    help="a failed Job pod's first retry delay, doubling (default 10)")
     p.add_argument("--job-backoff-max-s", type=float, default=d.job_backoff_max_s,
@@ -107,9 +96,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--log-file", default=None)
     p.add_argument("--log-level", default="info")
     args = p.parse_args(argv)
-    if not 0 < args.retry_period_s < args.renew_deadline_s < args.lease_duration_s:
-        p.error(f"need 0 < --retry-period-s < --renew-deadline-s < --lease-duration-s, got "
-                f"{args.retry_period_s:g}, {args.renew_deadline_s:g}, {args.lease_duration_s:g}")
+    leaderelection.check_flags(p, args)
     for name in ("job_backoff_base_s", "job_backoff_max_s", "daemonset_failed_pod_backoff_base_s",
                  "daemonset_failed_pod_backoff_max_s", "cronjob_resync_s", "gc_resync_s",
                  "pvclaimbinder_sync_period_s", "rpc_timeout_s"):

@@ -27,7 +27,7 @@ import structlog
 from kubemu import fileutil
 from kubemu import server as grpc_server
 from kubemu.client.clientset import Client
-from kubemu.client.leaderelection import LeaderElector, parse_time
+from kubemu.client.leaderelection import LeaderElector
 from kubemu.loops import Loops
 
 from controller_manager import registry
@@ -139,17 +139,8 @@ class ControllerManagerApp:
 
     async def _lead(self, term: Term) -> None:
         self._log.info("became leader")
-        elector = self.elector
-        assert elector is not None
-        renew_deadline_s = self.options.renew_deadline_s
-
-        def lease_ok() -> bool:
-            record = elector.observed
-            if record is None or record.holder_identity != self.options.identity:
-                return False
-            renewed = parse_time(record.renew_time)
-            return renewed is not None and self._clock() - renewed < renew_deadline_s
-        term.ctx.lease_ok = lease_ok
+        assert self.elector is not None
+        term.ctx.lease_ok = self.elector.holds_fresh_lease
         await term.lead()
 
     async def _loop_health(self, name: str, ok: bool) -> None:

@@ -14,6 +14,7 @@ import sys
 
 from kubemu import log as kubemu_log
 from kubemu import server as grpc_server
+from kubemu.client import leaderelection
 from kubemu.client.config import ClusterNotFound, BadClusterConfig, load_cluster_config
 
 from scheduler.app import LEASE_NAME, LEASE_NAMESPACE, Options, SchedulerApp
@@ -23,13 +24,6 @@ from scheduler.framework import DEFAULT_SCHEDULER_NAME, ConfigError
 EXIT_USAGE = 2
 
 
-def _bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("true", "1", "yes", "on"):
-        return True
-    if value in ("false", "0", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -45,15 +39,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--config", default=None, metavar="FILE",
                    help="a KubeSchedulerConfiguration (or one profile) in YAML: plugins, "
                         "weights, pluginConfig")
-    p.add_argument("--leader-elect", type=_bool, nargs="?", const=True, default=d.leader_elect,
-                   metavar="BOOL", help="take part in leader election (default true)")
-    p.add_argument("--leader-elect-resource-namespace", default=LEASE_NAMESPACE)
-    p.add_argument("--leader-elect-resource-name", default=LEASE_NAME)
-    p.add_argument("--lease-duration-s", type=float, default=d.lease_duration_s)
-    p.add_argument("--renew-deadline-s", type=float, default=d.renew_deadline_s)
-    p.add_argument("--retry-period-s", type=float, default=d.retry_period_s)
-    p.add_argument("--identity", default="",
-                   help="this candidate's name in the Lease (default: hostname_UUID)")
+    leaderelection.add_flags(p, namespace=LEASE_NAMESPACE, name=LEASE_NAME,
+                             lease_duration_s=d.lease_duration_s,
+                             renew_deadline_s=d.renew_deadline_s,
+                             retry_period_s=d.retry_period_s, leader_elect=d.leader_elect)
     p.add_argument("--seed", type=int, default=None,
                    help="seed of the tie-breaking random generator (default: random)")
     p.add_argument("--pod-initial-backoff-s", type=float, default=d.pod_initial_backoff_s)
@@ -67,9 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--log-file", default=None)
     p.add_argument("--log-level", default="info")
     args = p.parse_args(argv)
-    if not 0 < args.retry_period_s < args.renew_deadline_s < args.lease_duration_s:
-        p.error(f"need 0 < --retry-period-s < --renew-deadline-s < --lease-duration-s, got "
-                f"{args.retry_period_s:g}, {args.renew_deadline_s:g}, {args.lease_duration_s:g}")
+    leaderelection.check_flags(p, args)
     if not 0 < args.pod_initial_backoff_s <= args.pod_max_backoff_s:
         p.error("need 0 < --pod-initial-backoff-s <= --pod-max-backoff-s")
     if args.bind_concurrency <= 0 or args.rpc_timeout_s <= 0:

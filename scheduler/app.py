@@ -44,7 +44,7 @@ from kubemu.api import errors
 from kubemu.client.clientset import Client
 from kubemu.client.events import NORMAL, WARNING, EventRecorder
 from kubemu.client.informer import Informer, object_of
-from kubemu.client.leaderelection import LeaderElector, parse_time
+from kubemu.client.leaderelection import LeaderElector
 from kubemu.loops import Loops
 
 from scheduler import podutil, preemption
@@ -605,15 +605,8 @@ class SchedulerApp:
 
     async def _lead(self, term: Term, elector: LeaderElector) -> None:
         self._log.info("became leader")
-
-        def lease_ok() -> bool:
-            record = elector.observed
-            if record is None or record.holder_identity != self.options.identity:
-                return False
-            renewed = parse_time(record.renew_time)
-            return renewed is not None and self._clock() - renewed < self.options.renew_deadline_s
         try:
-            await term.lead(lease_ok)
+            await term.lead(elector.holds_fresh_lease)
         except LeaseLost as exc:
             self._log.warning("stepping down", reason=str(exc))
 

@@ -18,6 +18,7 @@ seconds, injectable); renew deadlines are measured on the event loop's clock.
 """
 from __future__ import annotations
 
+import argparse
 import asyncio
 import dataclasses
 import inspect
@@ -190,6 +191,16 @@ class LeaderElector:
         self.observed: LeaseRecord | None = None
         self._log = log.bind(lease=f"{lock_namespace}/{lock_name}", identity=identity)
 
+    def holds_fresh_lease(self) -> bool:
+        """Whether we hold the Lease as last observed and renewed it within
+        renew_deadline_s: a leader checks this before acting, so a process
+        resumed after a pause acts on nothing until it has renewed."""
+        record = self.observed
+        if record is None or record.holder_identity != self.identity:
+            return False
+        renewed = parse_time(record.renew_time)
+        return renewed is not None and self._clock() - renewed < self.renew_deadline_s
+
     @property
     def leader(self) -> str:
         """The holder as last observed ("" when unknown or released)."""
@@ -317,3 +328,38 @@ class LeaderElector:
         except (errors.ApiError, TimeoutError) as exc:
             self._log.warning("leaderelection: release failed; the lease will expire instead",
                               error=str(exc) or "timed out")
+
+
+# ---------------------------------------------------------------- flags
+
+def add_flags(parser: Any, *, namespace: str, name: str, lease_duration_s: float,
+              renew_deadline_s: float, retry_period_s: float, leader_elect: bool = True) -> None:
+    """A component's leader-election flags (kube-scheduler's and
+    kube-controller-manager's, seconds with _s); check them with check_flags."""
+    parser.add_argument("--leader-elect", type=_bool_flag, nargs="?", const=True,
+                        default=leader_elect, metavar="BOOL",
+                        help="take part in leader election (default true)")
+    parser.add_argument("--leader-elect-resource-namespace", default=namespace)
+    parser.add_argument("--leader-elect-resource-name", default=name)
+    parser.add_argument("--lease-duration-s", type=float, default=lease_duration_s)
+    parser.add_argument("--renew-deadline-s", type=float, default=renew_deadline_s)
+    parser.add_argument("--retry-period-s", type=float, default=retry_period_s)
+    parser.add_argument("--identity", default="",
+                        help="this candidate's name in the Lease (default: hostname_UUID)")
+
+
+def check_flags(parser: Any, args: Any) -> None:
+    """parser.error unless 0 < retry period < renew deadline < lease duration."""
+    if not 0 < args.retry_period_s < args.renew_deadline_s < args.lease_duration_s:
+        parser.error(f"need 0 < --retry-period-s < --renew-deadline-s < --lease-duration-s, "
+                     f"got {args.retry_period_s:g}, {args.renew_deadline_s:g}, "
+                     f"{args.lease_duration_s:g}")
+
+
+def _bool_flag(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")

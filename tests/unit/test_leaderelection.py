@@ -325,3 +325,43 @@ def _held_by(holder, *, renew_time, transitions):
     lease.spec.acquire_time = renew_time
     lease.spec.lease_transitions = transitions
     return lease
+
+
+@pytest.mark.parametrize("holder, renewed_s_ago, want", [
+    ("me", 1.0, True),
+    ("me", 10.0, False),   # not renewed within the renew deadline: act on nothing
+    ("other", 1.0, False),
+    (None, 0.0, False),    # never observed
+], ids=["fresh", "stale", "someone-else", "unknown"])
+def test_holds_fresh_lease(holder, renewed_s_ago, want):
+    now = 1_000_000.0
+    elector = LeaderElector(object(), "kube-system", "lock", "me", lease_duration_s=15,
+                            renew_deadline_s=10, retry_period_s=2, clock=lambda: now)
+    if holder is not None:
+        elector.observed = le.LeaseRecord(holder_identity=holder,
+                                          renew_time=le.format_time(now - renewed_s_ago),
+                                          acquire_time=le.format_time(now - 100),
+                                          lease_duration_s=15, lease_transitions=0)
+    assert elector.holds_fresh_lease() is want
+
+
+@pytest.mark.parametrize("argv, error", [
+    ([], ""),
+    (["--leader-elect=false", "--lease-duration-s", "4", "--renew-deadline-s", "3",
+      "--retry-period-s", "0.5"], ""),
+    (["--renew-deadline-s", "20"], "need 0 < --retry-period-s < --renew-deadline-s < "
+                                   "--lease-duration-s, got 2, 20, 15"),
+])
+def test_leader_election_flags(argv, error, capsys):
+    import argparse
+    p = argparse.ArgumentParser()
+    le.add_flags(p, namespace="kube-system", name="x", lease_duration_s=15,
+                 renew_deadline_s=10, retry_period_s=2)
+    if error:
+        with pytest.raises(SystemExit):
+            le.check_flags(p, p.parse_args(argv))
+        assert error in capsys.readouterr().err
+    else:
+        args = p.parse_args(argv)
+        le.check_flags(p, args)
+        assert args.leader_elect is ("--leader-elect=false" not in argv)
