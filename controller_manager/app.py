@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import time
 import uuid
@@ -24,7 +23,7 @@ from typing import Callable
 
 import structlog
 
-from kubemu import fileutil
+from kubemu import aio, fileutil
 from kubemu import server as grpc_server
 from kubemu.client.clientset import Client
 from kubemu.client.leaderelection import LeaderElector
@@ -96,19 +95,9 @@ class ControllerManagerApp:
         self._log.info("controller-manager started", health=address, apiserver=options.apiserver,
                        controllers=[c.name for c in self.classes],
                        leader_elect=options.leader_elect)
-        loop = asyncio.get_running_loop()
-        terms = loop.create_task(self._run_terms(client), name="terms")
-        stopping = loop.create_task(stop.wait(), name="stop")
         try:
-            await asyncio.wait({terms, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            if terms.done():
-                terms.result()
+            await aio.run_until(stop, self._run_terms(client), before_cancel=self._stop_gracefully)
         finally:
-            self._stopping = True
-            stopping.cancel()
-            terms.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await terms
             await self.server.stop()
             await client.close()
             self._log.info("controller-manager stopped")
@@ -136,6 +125,9 @@ class ControllerManagerApp:
                 self._log.warning("stopped leading; starting over as a standby")
             finally:
                 await term.stop(self.options.shutdown_grace_s if self._stopping else 0.0)
+
+    def _stop_gracefully(self) -> None:
+        self._stopping = True
 
     async def _lead(self, term: Term) -> None:
         self._log.info("became leader")

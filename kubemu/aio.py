@@ -1,4 +1,5 @@
-"""Running a component's event loop: `kubemu.aio.run(main())`.
+"""Running a component's event loop: `kubemu.aio.run(main())`, and
+`run_until(stop, work)`: a component's work until it ends or is asked to stop.
 
 The same as asyncio.run, except for how child processes are watched. On
 Python 3.11 asyncio's default child watcher starts a thread for every child
@@ -12,10 +13,11 @@ points), not for loops in other threads.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import warnings
-from typing import Any, Coroutine, TypeVar
+from typing import Any, Callable, Coroutine, TypeVar
 
 T = TypeVar("T")
 
@@ -35,3 +37,23 @@ def _watch_children_with_pidfds() -> None:
 def run(main: Coroutine[Any, Any, T]) -> T:
     _watch_children_with_pidfds()
     return asyncio.run(main)
+
+
+async def run_until(stop: asyncio.Event, work: Coroutine[Any, Any, Any], *,
+                    before_cancel: Callable[[], None] = lambda: None) -> None:
+    """Run `work` until it returns or `stop` is set; then call before_cancel()
+    (say, to note that the stop is graceful), cancel `work` and wait for it.
+    An exception from `work` (a bug) propagates."""
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(work, name="work")
+    stopping = loop.create_task(stop.wait(), name="stop")
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            task.result()
+    finally:
+        before_cancel()
+        stopping.cancel()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

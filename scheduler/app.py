@@ -28,7 +28,6 @@ sets are bounded.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import random
 import socket
@@ -39,7 +38,7 @@ from typing import Any, Awaitable, Callable
 import structlog
 
 from kubemu import server as grpc_server
-from kubemu import fileutil, timefmt
+from kubemu import aio, fileutil, timefmt
 from kubemu.api import errors
 from kubemu.client.clientset import Client
 from kubemu.client.events import NORMAL, WARNING, EventRecorder
@@ -554,22 +553,14 @@ class SchedulerApp:
         self.server = grpc_server.Server(options.health_listen, grace_s=options.shutdown_grace_s)
         address = await self.server.start()
         if options.address_file:
-            fileutil.atomic_write(options.address_file, address + "\n")
+            # A write with fsync: off the event loop, which must never block.
+            await asyncio.to_thread(fileutil.atomic_write, options.address_file, address + "\n")
         self._log.info("scheduler started", health=address, apiserver=options.apiserver,
                        scheduler_name=self.framework.scheduler_name,
                        leader_elect=options.leader_elect, seed=options.seed)
-        terms = asyncio.get_running_loop().create_task(self._run_terms(client), name="terms")
-        stopping = asyncio.get_running_loop().create_task(stop.wait(), name="stop")
         try:
-            await asyncio.wait({terms, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            if terms.done():
-                terms.result()  # a bug: let it surface
+            await aio.run_until(stop, self._run_terms(client), before_cancel=self._stop_gracefully)
         finally:
-            self._stopping = True
-            stopping.cancel()
-            terms.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await terms
             await self.server.stop()
             await client.close()
             self._log.info("scheduler stopped")
@@ -598,6 +589,9 @@ class SchedulerApp:
             finally:
                 # A graceful stop lets queued events out (the lease is released by now).
                 await term.stop(self.options.shutdown_grace_s if self._stopping else 0.0)
+
+    def _stop_gracefully(self) -> None:
+        self._stopping = True
 
     async def _loop_health(self, name: str, ok: bool) -> None:
         if self.server is not None:
