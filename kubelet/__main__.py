@@ -7,6 +7,7 @@ import ipaddress
 import pathlib
 import sys
 
+from kubelet import node
 from kubelet.app import Kubelet, Options
 from kubemu import log as kubemu_log
 from kubemu import server as grpc_server
@@ -68,6 +69,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "(a quantity)")
     p.add_argument("--container-log-max-files", type=int, default=d.container_log_max_files,
                    help="log files kept per container instance, the live one included (>= 2)")
+    p.add_argument("--eviction-hard", default=d.eviction_hard, metavar="SIGNAL<VALUE[,...]",
+                   help="hard eviction thresholds: the node reports Memory/Disk/PIDPressure "
+                        "when one is crossed (memory.available, nodefs.available, "
+                        "pid.available; a quantity or a percentage; setting it replaces "
+                        "every default)")
     p.add_argument("--fault-dir", default="",
                    help="fault points: while DIR/<name> exists, the point <name> fails "
                         "(pleg-relist)")
@@ -120,6 +126,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--container-log-max-size must be > 0")
     if args.container_log_max_files < 2:
         p.error("--container-log-max-files must be >= 2")
+    try:
+        node.parse_eviction_hard(args.eviction_hard)
+    except ValueError as err:
+        p.error(f"--eviction-hard: {err}")
     args.node_labels = _key_values(args.node_labels, "--node-labels", p)
     args.taints = _taints(args.register_with_taints, p)
     args.pod_env = _key_values(args.pod_env, "--pod-env", p)
@@ -154,7 +164,7 @@ def options_from(args: argparse.Namespace) -> Options:
         container_log_max_bytes=args.container_log_max_bytes,
         container_log_max_files=args.container_log_max_files,
         container_log_monitor_interval_s=args.container_log_monitor_interval_s,
-        fault_dir=args.fault_dir)
+        fault_dir=args.fault_dir, eviction_hard=args.eviction_hard)
 
 
 async def run(args: argparse.Namespace) -> None:

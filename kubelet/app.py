@@ -108,6 +108,7 @@ class Options:
     container_log_max_files: int = logs.DEFAULT_MAX_FILES
     container_log_monitor_interval_s: float = 10.0
     fault_dir: str = ""
+    eviction_hard: str = node.DEFAULT_EVICTION_HARD
 
 
 def capacity(options: Options) -> dict[str, str]:
@@ -175,7 +176,8 @@ class Kubelet:
                 allocatable=self.capacity, labels=o.node_labels, taints=o.taints,
                 kubelet_port=port, runtime_version=f"kubemu://{version.runtime_version}",
                 root=str(self.root), isolation=version.isolation,
-                isolation_reason=version.isolation_reason),
+                isolation_reason=version.isolation_reason,
+                eviction_hard=node.parse_eviction_hard(o.eviction_hard)),
             runtime_check=self._runtime_problem, images=self._images,
             record=lambda obj, kind, reason, message: self.events.record(obj, kind, reason,
                                                                         message),

@@ -11,8 +11,12 @@
 - Status: every `status_update_s` the conditions are re-evaluated and the
   status is written when something changed, or at least every `report_s`
   (the heartbeat). MemoryPressure / DiskPressure / PIDPressure compare the
-  machine with the kubelet's default hard eviction thresholds
-  (memory.available < 100Mi, nodefs.available < 10%, pid.available < 10%);
+  machine with the hard eviction thresholds (`--eviction-hard`, the kubelet's
+  syntax and defaults: memory.available<100Mi, nodefs.available<10%,
+  pid.available<10%; as in Kubernetes, setting the flag replaces all three,
+  and a signal it leaves out is never crossed). The node shares the host's
+  memory, disk and pid space, so a host with under 10% disk free reports
+  DiskPressure, as a real kubelet on it would.
   Ready is false while the runtime does not answer.
 - Lease: kube-node-lease/<node>, holder the node, renewed every `lease_renew_s`
   (optimistic concurrency; on conflict it is read again).
@@ -27,13 +31,14 @@ import dataclasses
 import platform
 import shutil
 import time
+from fractions import Fraction
 from typing import Awaitable, Callable, Mapping, Sequence
 
 import psutil
 import structlog
 
 from kubemu import timefmt
-from kubemu.api import errors
+from kubemu.api import errors, quantity
 from kubemu.api.v1 import coordination_pb2, core_pb2
 from kubemu.client.clientset import Client
 from kubemu.loops import Loops
@@ -44,9 +49,11 @@ KUBELET_VERSION = "v1.30.0-kubemu"
 ISOLATION_KEY = "kubemu.io/isolation"
 ISOLATION_REASON_KEY = "kubemu.io/isolation-reason"
 LEASE_NAMESPACE = "kube-node-lease"
-MEMORY_AVAILABLE_MIN_BYTES = 100 << 20
-DISK_AVAILABLE_MIN_FRACTION = 0.10
-PID_AVAILABLE_MIN_FRACTION = 0.10
+DEFAULT_EVICTION_HARD = "memory.available<100Mi,nodefs.available<10%,pid.available<10%"
+# imagefs shares nodefs here (one filesystem), so its thresholds are accepted
+# and not evaluated, as a kubelet without a separate image filesystem does.
+EVICTION_SIGNALS = ("memory.available", "nodefs.available", "pid.available",
+                    "imagefs.available", "nodefs.inodesFree", "imagefs.inodesFree")
 ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le",
         "s390x": "s390x"}.get(platform.machine(), platform.machine())
 
@@ -80,6 +87,8 @@ class NodeConfig:
     root: str = "/"
     isolation: str = ""          # the runtime's isolation mode ("" = not reported)
     isolation_reason: str = ""
+    eviction_hard: Mapping[str, Threshold] = dataclasses.field(
+        default_factory=lambda: parse_eviction_hard(DEFAULT_EVICTION_HARD))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,18 +98,68 @@ class Pressure:
     pid: bool
 
 
-def measure_pressure(root: str) -> Pressure:
-    memory = psutil.virtual_memory().available < MEMORY_AVAILABLE_MIN_BYTES
-    try:
-        usage = shutil.disk_usage(root)
-        disk = usage.free < usage.total * DISK_AVAILABLE_MIN_FRACTION
-    except OSError:
-        disk = False
-    try:
-        pid_max = int(_read("/proc/sys/kernel/pid_max") or 0)
-    except ValueError:
-        pid_max = 0
-    pid = bool(pid_max) and (pid_max - len(psutil.pids())) < pid_max * PID_AVAILABLE_MIN_FRACTION
+@dataclasses.dataclass(frozen=True)
+class Threshold:
+    """`available < quantity` or, with `fraction`, `available < fraction of the total`."""
+    quantity: int = 0
+    fraction: Fraction | None = None
+
+    def crossed(self, available: int, total: int) -> bool:
+        limit = self.fraction * total if self.fraction is not None else self.quantity
+        return available < limit
+
+
+def parse_eviction_hard(text: str) -> dict[str, Threshold]:
+    """`--eviction-hard` in the kubelet's syntax: `signal<value[,signal<value]`,
+    the value a quantity or a percentage. ValueError names what is wrong."""
+    out: dict[str, Threshold] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        signal, op, value = item.partition("<")
+        signal, value = signal.strip(), value.strip()
+        if not op:
+            raise ValueError(f"invalid eviction threshold {item!r}: want signal<value")
+        if signal not in EVICTION_SIGNALS:
+            raise ValueError(f"unsupported eviction signal {signal}")
+        if signal in out:
+            raise ValueError(f"found duplicate eviction threshold for signal {signal}")
+        if value.endswith("%"):
+            try:
+                percent = Fraction(value[:-1])
+            except (ValueError, ZeroDivisionError):
+                raise ValueError(f"invalid percentage {value} for signal {signal}") from None
+            if not 0 <= percent <= 100:
+                raise ValueError(f"eviction percentage threshold {signal} must be >= 0% "
+                                 f"and <= 100%: {value}")
+            out[signal] = Threshold(fraction=percent / 100)
+        else:
+            try:
+                amount = quantity.to_int(value)
+            except ValueError:
+                raise ValueError(f"invalid quantity {value!r} for signal {signal}") from None
+            if amount < 0:
+                raise ValueError(f"eviction threshold {signal} must be positive: {value}")
+            out[signal] = Threshold(quantity=amount)
+    return out
+
+
+def measure_pressure(root: str, thresholds: Mapping[str, Threshold]) -> Pressure:
+    """Compare the machine with the thresholds; a signal without one is never crossed."""
+    memory = disk = pid = False
+    if (t := thresholds.get("memory.available")) is not None:
+        vm = psutil.virtual_memory()
+        memory = t.crossed(vm.available, vm.total)
+    if (t := thresholds.get("nodefs.available")) is not None:
+        try:
+            usage = shutil.disk_usage(root)
+            disk = t.crossed(usage.free, usage.total)
+        except OSError:
+            pass
+    if (t := thresholds.get("pid.available")) is not None:
+        try:
+            pid_max = int(_read("/proc/sys/kernel/pid_max") or 0)
+        except ValueError:
+            pid_max = 0
+        pid = bool(pid_max) and t.crossed(pid_max - len(psutil.pids()), pid_max)
     return Pressure(memory, disk, pid)
 
 
@@ -206,7 +265,7 @@ class NodeManager:
             self._info = await asyncio.to_thread(self._node_info)  # reads /etc, /proc, /sys
         status.node_info.CopyFrom(self._info)
         problem = await self.runtime_check()
-        pressure = await asyncio.to_thread(measure_pressure, c.root)
+        pressure = await asyncio.to_thread(measure_pressure, c.root, c.eviction_hard)
         apply_conditions(status, conditions(pressure, problem is None, problem or ""),
                          previous.conditions if previous is not None else (), timefmt.rfc3339())
         was_ready = next((c.status == "True" for c in (previous.conditions if previous else ())

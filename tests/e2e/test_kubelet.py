@@ -43,8 +43,11 @@ NODE = "node-1"
 START_TIMEOUT_S = 90.0
 WAIT_S = 30.0
 CLI_TIMEOUT_S = 60.0
-# Kubernetes' timings scaled down (the kubelet's flags).
-KUBELET_FLAGS = ["--pleg-relist-s", "0.1", "--sync-frequency-s", "2",
+# Kubernetes' timings scaled down (the kubelet's flags). The node shares the
+# host's disk, memory and pids: thresholds no host crosses keep the conditions
+# this module checks independent of how full the machine running it is.
+KUBELET_FLAGS = ["--eviction-hard", "memory.available<1Ki,nodefs.available<1Ki,pid.available<1",
+                 "--pleg-relist-s", "0.1", "--sync-frequency-s", "2",
                  "--node-status-update-s", "1", "--node-lease-renew-s", "1",
                  "--crash-backoff-initial-s", "1", "--crash-backoff-max-s", "4",
                  "--image-backoff-initial-s", "1", "--image-backoff-max-s", "4",

@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 import os
 import pathlib
+import re
 import stat
+from fractions import Fraction
 
 import pytest
 
 from deploy import components as comp
-from kubelet import envvars, logs, volumes
+from kubelet import envvars, logs, node, volumes
 from kubemu.backoff import Backoff
 from kubelet.ipam import PodIPAllocator, PoolExhausted
 from tests.builders import obj
@@ -292,3 +294,40 @@ def test_admission(new, running, expected):
 
     allocatable = {"cpu": "4", "memory": "2Gi", "pods": "2"}
     assert admission.admit(new, running, allocatable) == expected
+
+
+# ---------------------------------------------------------------- eviction thresholds
+
+
+def test_eviction_hard_defaults_are_kubernetes():
+    t = node.parse_eviction_hard(node.DEFAULT_EVICTION_HARD)
+    assert t == {"memory.available": node.Threshold(quantity=100 << 20),
+                 "nodefs.available": node.Threshold(fraction=Fraction(1, 10)),
+                 "pid.available": node.Threshold(fraction=Fraction(1, 10))}
+
+
+@pytest.mark.parametrize("text,message", [
+    ("disk.available<1Gi", "unsupported eviction signal disk.available"),
+    ("memory.available>1Gi", "want signal<value"),
+    ("nodefs.available<120%", "must be >= 0% and <= 100%"),
+    ("nodefs.available<x%", "invalid percentage x%"),
+    ("memory.available<lots", "invalid quantity 'lots'"),
+    ("pid.available<1,pid.available<2", "duplicate eviction threshold for signal pid.available"),
+])
+def test_eviction_hard_refuses_bad_thresholds(text, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        node.parse_eviction_hard(text)
+
+
+def test_pressure_follows_the_thresholds(tmp_path):
+    everything = node.parse_eviction_hard(
+        "memory.available<1Pi,nodefs.available<100%,pid.available<100%")
+    assert node.measure_pressure(str(tmp_path), everything) == node.Pressure(True, True, True)
+    nothing = node.parse_eviction_hard("memory.available<0,nodefs.available<0%,pid.available<0")
+    assert node.measure_pressure(str(tmp_path), nothing) == node.Pressure(False, False, False)
+    # Setting the flag replaces every default: a signal left out is never crossed.
+    only_disk = node.parse_eviction_hard("nodefs.available<100%")
+    assert node.measure_pressure(str(tmp_path), only_disk) == node.Pressure(False, True, False)
+    kinds = [(k, ok, reason) for k, ok, reason, _ in node.conditions(
+        node.Pressure(False, True, False), True, "")]
+    assert kinds[1] == ("DiskPressure", True, "KubeletHasDiskPressure")
