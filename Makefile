@@ -26,7 +26,7 @@ down: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -n 2 tests
+	$(BIN)/python -m pytest -n 2 --dist loadscope tests
 	$(BIN)/python -m tests.nonroot
 
 # The container-view tests again as uid 65534 when run as root (tests/nonroot.py).

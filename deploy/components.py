@@ -21,6 +21,7 @@ import os
 import pathlib
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import uuid
@@ -152,23 +153,21 @@ def _executable(path: str, source: str) -> str:
 
 
 async def etcd_version(launch: Launch) -> str:
-    """`etcd --version`'s version number, e.g. "3.5.1"."""
+    """`etcd --version`'s version number, e.g. "3.5.1". Run from a thread:
+    fork and exec would otherwise block the loop (kubemu.aio.spawn)."""
     binary = launch.binaries[ETCD]
-    proc = await asyncio.create_subprocess_exec(
-        binary, "--version", stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(), ETCD_VERSION_TIMEOUT_S)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
+        done = await asyncio.to_thread(
+            subprocess.run, [binary, "--version"], stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=ETCD_VERSION_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
         raise RuntimeError(f"{binary} --version did not answer within "
                            f"{ETCD_VERSION_TIMEOUT_S:g} s") from None
-    text = out.decode(errors="replace")
+    text = done.stdout.decode(errors="replace")
     match = re.search(r"etcd Version:\s*(\S+)", text)
-    if proc.returncode != 0 or not match:
+    if done.returncode != 0 or not match:
         first = text.strip().splitlines()[:1]
-        raise RuntimeError(f"{binary} --version failed (exit code {proc.returncode}): "
+        raise RuntimeError(f"{binary} --version failed (exit code {done.returncode}): "
                            f"{first[0] if first else 'no output'}")
     return match.group(1)
 

@@ -38,6 +38,7 @@ import random
 import re
 import signal
 import socket
+import subprocess
 import sys
 from typing import IO, Callable, Sequence
 
@@ -45,7 +46,7 @@ import psutil
 import structlog
 
 from deploy import components as comp
-from kubemu import cluster_home, fileutil, timefmt
+from kubemu import aio, cluster_home, fileutil, timefmt
 from kubemu.backoff import Exponential
 from kubemu.client.config import ClusterConfig, home_dir, write_cluster_config
 
@@ -167,7 +168,7 @@ class _Process:
     kind: comp.ComponentKind
     node: str
     launch: comp.Launch
-    proc: asyncio.subprocess.Process | None = None
+    proc: aio.Child | None = None
     create_time: float | None = None
     state: str = ProcState.STARTING
     restarts: int = 0
@@ -538,9 +539,9 @@ class Cluster:
         out = await asyncio.to_thread(_open_log, p.launch.log_path)
         with out:
             p.log_offset = os.fstat(out.fileno()).st_size
-            p.proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=out,
-                stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+            p.proc = await aio.spawn(
+                argv, stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True,
                 env=self._child_env(), umask=-1 if self.child_umask is None else self.child_umask)
         # Read from /proc, which can stall on a process that is exiting: off the loop.
         p.create_time = await asyncio.to_thread(_create_time, p.proc.pid)

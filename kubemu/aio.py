@@ -9,12 +9,18 @@ kubemu.aiodebug). Where Linux has pidfds, a PidfdChildWatcher waits for
 children on the loop itself, with no thread; Python 3.12 does that on its
 own. For processes whose loop runs in the main thread (components' entry
 points), not for loops in other threads.
+
+`spawn(argv, ...)` starts a child off the loop: fork and exec of a large
+parent process take a hundred milliseconds in the kernel on a loaded machine,
+which asyncio.create_subprocess_exec spends on the loop. The child is then
+waited for through a pidfd on the loop (a thread where there are none).
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
+import subprocess
 import sys
 import warnings
 from typing import Any, Callable, Coroutine, TypeVar
@@ -32,6 +38,52 @@ def _watch_children_with_pidfds() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         asyncio.set_child_watcher(asyncio.PidfdChildWatcher())
+
+
+class Child:
+    """A started process: `pid`, `returncode` (None while it runs; -N after
+    signal N) and `await wait()`, as asyncio.subprocess.Process has them."""
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self._popen = popen
+        self.pid = popen.pid
+        self._exited: asyncio.Future[int] | None = None
+
+    @property
+    def returncode(self) -> int | None:
+        return self._popen.returncode
+
+    async def wait(self) -> int:
+        if self._popen.returncode is not None:
+            return self._popen.returncode
+        if self._exited is None:
+            self._exited = asyncio.get_running_loop().create_task(self._reap())
+        return await asyncio.shield(self._exited)
+
+    async def _reap(self) -> int:
+        loop = asyncio.get_running_loop()
+        try:
+            fd = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):
+            # No pidfds (or the pid is already reaped): wait in a thread.
+            return await asyncio.to_thread(self._popen.wait)
+        try:
+            ended: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(fd, lambda: ended.done() or ended.set_result(None))
+            try:
+                await ended
+            finally:
+                loop.remove_reader(fd)
+        finally:
+            os.close(fd)
+        # Readable pidfd: the child has exited, so reaping it does not block.
+        code = self._popen.poll()
+        return code if code is not None else await asyncio.to_thread(self._popen.wait)
+
+
+async def spawn(argv: list[str], **popen: Any) -> Child:
+    """subprocess.Popen(argv, **popen) in a thread; see the module's note."""
+    return Child(await asyncio.to_thread(subprocess.Popen, argv, **popen))
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:
