@@ -20,7 +20,8 @@ from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
 from kubemu.api import errors
-from kubemu.api.v1 import apps_pb2, batch_pb2, coordination_pb2, core_pb2, storage_pb2
+from kubemu.api.v1 import (apps_pb2, batch_pb2, coordination_pb2, core_pb2, discovery_pb2,
+                           networking_pb2, storage_pb2)
 
 TYPE_URL_PREFIX = "type.googleapis.com/"
 
@@ -87,6 +88,12 @@ KINDS: tuple[Kind, ...] = (
          has_status=False),
     Kind("StorageClass", "storage.k8s.io", "v1", "storageclasses", storage_pb2.StorageClass,
          namespaced=False, short_names=("sc",), has_status=False, has_spec=False),
+    Kind("EndpointSlice", "discovery.k8s.io", "v1", "endpointslices",
+         discovery_pb2.EndpointSlice, has_status=False, has_spec=False),
+    Kind("Ingress", "networking.k8s.io", "v1", "ingresses", networking_pb2.Ingress,
+         short_names=("ing",)),
+    Kind("IngressClass", "networking.k8s.io", "v1", "ingressclasses",
+         networking_pb2.IngressClass, namespaced=False, has_status=False),
 )
 
 

@@ -67,6 +67,21 @@ MANIFESTS: dict[str, dict] = {
     "storageclasses": {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
                        "metadata": {"name": "local"}, "provisioner": "rancher.io/local-path",
                        "volumeBindingMode": "WaitForFirstConsumer"},
+    "endpointslices": {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                       "metadata": {"name": "web-abcde",
+                                    "labels": {"kubernetes.io/service-name": "web"}},
+                       "addressType": "IPv4",
+                       "endpoints": [{"addresses": ["127.1.0.5"],
+                                      "conditions": {"ready": True}}],
+                       "ports": [{"name": "http", "protocol": "TCP", "port": 8080}]},
+    "ingresses": {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                  "metadata": {"name": "web"},
+                  "spec": {"rules": [{"host": "web.example.com", "http": {"paths": [
+                      {"path": "/", "pathType": "Prefix",
+                       "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}},
+    "ingressclasses": {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+                       "metadata": {"name": "nginx"},
+                       "spec": {"controller": "k8s.io/ingress-nginx"}},
 }
 
 # A change of each kind's content that is allowed on update (as a merge patch).
@@ -90,4 +105,9 @@ CHANGES: dict[str, dict] = {
     "leases": {"spec": {"holderIdentity": "b"}},
     "controllerrevisions": {"revision": 2},
     "storageclasses": {"allowVolumeExpansion": True},
+    "endpointslices": {"endpoints": [{"addresses": ["127.1.0.6"],
+                                      "conditions": {"ready": False}}]},
+    "ingresses": {"spec": {"defaultBackend": {"service": {"name": "web",
+                                                          "port": {"number": 8080}}}}},
+    "ingressclasses": {"metadata": {"labels": {"team": "a"}}},
 }

@@ -1453,6 +1453,120 @@ allowedTopologies:
     - us-central-1b
 """
 
+ENDPOINT_SLICE = """
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: kuard-abc12
+  namespace: default
+  labels:
+    endpointslice.kubernetes.io/managed-by: endpointslice-controller.k8s.io
+    kubernetes.io/service-name: kuard
+  ownerReferences:
+  - apiVersion: v1
+    kind: Service
+    name: kuard
+    uid: 6b0c6e1c-0000-4000-8000-000000000001
+    controller: true
+    blockOwnerDeletion: true
+addressType: IPv4
+endpoints:
+- addresses:
+  - 127.5.1.3
+  conditions:
+    ready: true
+    serving: true
+    terminating: false
+  hostname: web-0
+  nodeName: node-1
+  targetRef:
+    kind: Pod
+    namespace: default
+    name: web-0
+    uid: 6b0c6e1c-0000-4000-8000-000000000002
+- addresses:
+  - 127.5.2.4
+  conditions:
+    ready: false
+    serving: false
+    terminating: true
+  nodeName: node-2
+ports:
+- name: http
+  protocol: TCP
+  port: 8080
+  appProtocol: http
+"""
+
+ENDPOINT_SLICE_EMPTY = """
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: empty-xyz
+  namespace: default
+addressType: IPv4
+"""
+
+INGRESS = """
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: hosts
+  namespace: default
+spec:
+  ingressClassName: nginx
+  defaultBackend:
+    service:
+      name: fallback
+      port:
+        number: 80
+  tls:
+  - hosts:
+    - alpaca.example.com
+    secretName: alpaca-tls
+  rules:
+  - host: alpaca.example.com
+    http:
+      paths:
+      - path: /
+        pathType: Prefix
+        backend:
+          service:
+            name: alpaca
+            port:
+              name: http
+  - http:
+      paths:
+      - path: /exact
+        pathType: Exact
+        backend:
+          resource:
+            apiGroup: k8s.example.com
+            kind: StorageBucket
+            name: static-assets
+status:
+  loadBalancer:
+    ingress:
+    - ip: 127.255.5.1
+"""
+
+INGRESS_CLASS = """
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata:
+  name: nginx
+  annotations:
+    ingressclass.kubernetes.io/is-default-class: "true"
+spec:
+  controller: k8s.io/ingress-nginx
+  parameters:
+    apiGroup: k8s.example.com
+    kind: IngressParameters
+    name: external-lb
+    scope: Namespace
+    namespace: ingress
+"""
+
 ROUND_TRIP_CASES = {
     "namespace": NAMESPACE,
     "configmap": CONFIGMAP,
@@ -1494,6 +1608,10 @@ ROUND_TRIP_CASES = {
     "controllerrevision-zero": CONTROLLER_REVISION_ZERO,
     "storageclass-default": STORAGE_CLASS_DEFAULT,
     "storageclass-full": STORAGE_CLASS_FULL,
+    "endpointslice": ENDPOINT_SLICE,
+    "endpointslice-empty": ENDPOINT_SLICE_EMPTY,
+    "ingress": INGRESS,
+    "ingressclass": INGRESS_CLASS,
 }
 
 
