@@ -48,7 +48,7 @@ def _parse_rv(text: str) -> int:
     return value
 
 
-# pods/log, pods/exec, pods/attach and node stats go to the node's kubelet (kubemu.kubelet.v1).
+# pods/log, pods/exec, pods/attach, pods/portforward and node stats go to the node's kubelet (kubemu.kubelet.v1).
 KUBELET_CHANNELS_MAX = 64
 KUBELET_CALL_TIMEOUT_S = 30.0
 
@@ -136,6 +136,11 @@ class ResourcesService(pb_grpc.ResourcesServicer):
 
     async def PodAttach(self, request_iterator, context):
         await self._proxy_session(context, "Attach")
+
+    async def PodPortForward(self, request_iterator, context):
+        # One forwarded TCP connection, relayed like a session: the kubelet
+        # connects to the pod and carries its bytes.
+        await self._proxy_session(context, "PortForward")
 
     async def _proxy_session(self, context: grpc.aio.ServicerContext, method: str) -> None:
         """An interactive session relayed, unchanged, to the pod's kubelet (kubemu.streams):

@@ -1,4 +1,5 @@
-"""The kubelet's gRPC API (kubemu.kubelet.v1.Kubelet): logs, exec, attach and stats of its pods.
+"""The kubelet's gRPC API (kubemu.kubelet.v1.Kubelet): logs, exec, attach, port-forward
+and stats of its pods.
 
 The apiserver proxies pods/log, pods/exec and pods/attach here. They follow
 a container's current instance, the one with the highest attempt
@@ -16,6 +17,7 @@ choose one of: [app sidecar]", "previous terminated container \"app\" in pod
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Callable
 
@@ -285,6 +287,42 @@ class KubeletService(kubelet_pb2_grpc.KubeletServicer):
             tty=target.tty, size=_runtime_size(target.size), timeout_s=target.timeout_s))
         await context.write(apb.PodStreamOutput(started=True))
         await streams.relay(context, call, map_in=_to_runtime, map_out=_from_runtime)
+
+    async def PortForward(self, request_iterator, context):
+        await self._session(context, self._port_forward)
+
+    async def _port_forward(self, target: apb.PodStreamTarget, context) -> None:
+        """One connection to the pod's IP at `target.port` (containers bind their
+        pod IP), its bytes relayed both ways until the pod's side ends it."""
+        pod = self._pod(target.namespace, target.name)
+        if pod.status.phase != "Running":
+            raise errors.BadRequest(f"unable to forward port because pod is not running. "
+                                    f"Current status={pod.status.phase or 'Pending'}")
+        port = target.port
+        if not 0 < port < 65536:
+            raise errors.BadRequest(f"invalid port {port}")
+        ip = pod.status.pod_ip
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(ip, port),
+                                                    streams.SETUP_TIMEOUT_S)
+        except (OSError, TimeoutError) as err:
+            # Go's wording: "connect: connection refused", "i/o timeout".
+            reason = os.strerror(err.errno) if isinstance(err, OSError) and err.errno else \
+                "i/o timeout"
+            raise errors.BadRequest(
+                f"error forwarding port {port} to pod {pod.metadata.name}, uid "
+                f"{pod.metadata.uid}: dial tcp4 {ip}:{port}: connect: {reason.lower()}") from None
+        try:
+            await context.write(apb.PodStreamOutput(started=True))
+
+            async def output() -> None:
+                async for chunk in streams.socket_chunks(reader):
+                    await context.write(apb.PodStreamOutput(stdout=chunk))
+                await context.write(apb.PodStreamOutput(exit=apb.PodStreamExit(exit_code=0)))
+
+            await streams.join(streams.pump_in(context, streams.SocketSink(writer)), output())
+        finally:
+            writer.close()
 
     async def Attach(self, request_iterator, context):
         await self._session(context, self._attach)

@@ -282,6 +282,60 @@ async def relay(outer: Any, inner: Any, *, map_in: Callable[[Any], Any | None] |
         inner.cancel()
 
 
+# ---------------------------------------------------------------- port forwarding
+
+class SocketSink:
+    """A TCP connection (an asyncio StreamWriter) as the inner end of `pump_in`,
+    for pods/portforward: `stdin` chunks are written to it (waiting while the
+    peer does not read: flow control), `close_stdin` or the client's end
+    half-close it. Once the connection has failed, chunks are dropped (the
+    reading side sees the failure and ends the session)."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.failed = False
+        self.eof_sent = False
+
+    async def write(self, message: Any) -> None:
+        kind = input_kind(message)
+        if kind == "close_stdin":
+            self._half_close()
+            return
+        if kind != "stdin" or self.failed or self.eof_sent:
+            return
+        try:
+            self.writer.write(message.stdin)
+            await self.writer.drain()
+        except OSError:
+            self.failed = True
+
+    async def done_writing(self) -> None:
+        self._half_close()
+
+    def _half_close(self) -> None:
+        if self.eof_sent or self.failed or self.writer.is_closing():
+            return
+        self.eof_sent = True
+        try:
+            if self.writer.can_write_eof():
+                self.writer.write_eof()
+        except OSError:
+            self.failed = True
+
+
+async def socket_chunks(reader: asyncio.StreamReader) -> Any:
+    """A TCP connection's bytes as they come, CHUNK_BYTES at most at once, until
+    its end (a reset connection ends too)."""
+    while True:
+        try:
+            chunk = await reader.read(CHUNK_BYTES)
+        except OSError:
+            return
+        if not chunk:
+            return
+        yield chunk
+
+
 # ---------------------------------------------------------------- file descriptors
 
 async def _wait_fd(fd: int, writable: bool) -> None:

@@ -24,8 +24,8 @@ import os
 import re
 import sys
 
-from kubemu.cli import (apply, cluster, delete, describe, discovery, edit, get, labels, nodes,
-                        patch, pods, rollout, run, scale, set_image, wait)
+from kubemu.cli import (apply, cluster, delete, describe, discovery, edit, expose, get, labels,
+                        nodes, patch, pods, portforward, rollout, run, scale, set_image, wait)
 from kubemu.cli.common import format_error, write_error
 
 # pflag's strconv.ParseBool spellings.
@@ -129,8 +129,8 @@ HOME_ENV = "KUBEMU_HOME"
 DEFAULT_HOME = "~/.kubemu"
 
 # In the order `kubemu --help` lists them.
-COMMAND_MODULES = (cluster, apply, run, get, describe, delete, labels, set_image, scale, rollout,
-                   wait, patch, edit, nodes, pods, discovery)
+COMMAND_MODULES = (cluster, apply, run, expose, get, describe, delete, labels, set_image, scale,
+                   rollout, wait, patch, edit, nodes, pods, portforward, discovery)
 
 
 def default_home() -> str:

@@ -260,7 +260,7 @@ class TerminalSize(_message.Message):
     def __init__(self, width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
 
 class PodStreamTarget(_message.Message):
-    __slots__ = ("namespace", "name", "container", "command", "stdin", "tty", "size", "timeout_s")
+    __slots__ = ("namespace", "name", "container", "command", "stdin", "tty", "size", "timeout_s", "port")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_FIELD_NUMBER: _ClassVar[int]
@@ -269,6 +269,7 @@ class PodStreamTarget(_message.Message):
     TTY_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     name: str
     container: str
@@ -277,7 +278,8 @@ class PodStreamTarget(_message.Message):
     tty: bool
     size: TerminalSize
     timeout_s: float
-    def __init__(self, namespace: _Optional[str] = ..., name: _Optional[str] = ..., container: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., stdin: _Optional[bool] = ..., tty: _Optional[bool] = ..., size: _Optional[_Union[TerminalSize, _Mapping]] = ..., timeout_s: _Optional[float] = ...) -> None: ...
+    port: int
+    def __init__(self, namespace: _Optional[str] = ..., name: _Optional[str] = ..., container: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., stdin: _Optional[bool] = ..., tty: _Optional[bool] = ..., size: _Optional[_Union[TerminalSize, _Mapping]] = ..., timeout_s: _Optional[float] = ..., port: _Optional[int] = ...) -> None: ...
 
 class PodStreamInput(_message.Message):
     __slots__ = ("target", "stdin", "resize", "close_stdin")

@@ -104,6 +104,11 @@ class ResourcesStub:
                 request_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamInput.SerializeToString,
                 response_deserializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamOutput.FromString,
                 _registered_method=True)
+        self.PodPortForward = channel.stream_stream(
+                '/kubemu.api.v1.Resources/PodPortForward',
+                request_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamInput.SerializeToString,
+                response_deserializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamOutput.FromString,
+                _registered_method=True)
         self.NodeStats = channel.unary_unary(
                 '/kubemu.api.v1.Resources/NodeStats',
                 request_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.NodeStatsRequest.SerializeToString,
@@ -203,6 +208,17 @@ class ResourcesServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PodPortForward(self, request_iterator, context):
+        """pods/portforward: one TCP connection to the pod's `target.port`, made by
+        the pod's kubelet, per call. `stdin` carries the bytes to the pod and
+        `close_stdin` half-closes the connection; `stdout` the bytes from the pod
+        and `exit` (code 0) comes when the pod's side has closed it. A connection
+        the pod refuses fails the call (the connection only, not the forwarder).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def NodeStats(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -279,6 +295,11 @@ def add_ResourcesServicer_to_server(servicer, server):
             ),
             'PodAttach': grpc.stream_stream_rpc_method_handler(
                     servicer.PodAttach,
+                    request_deserializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamInput.FromString,
+                    response_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamOutput.SerializeToString,
+            ),
+            'PodPortForward': grpc.stream_stream_rpc_method_handler(
+                    servicer.PodPortForward,
                     request_deserializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamInput.FromString,
                     response_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamOutput.SerializeToString,
             ),
@@ -664,6 +685,33 @@ class Resources:
             request_iterator,
             target,
             '/kubemu.api.v1.Resources/PodAttach',
+            kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamInput.SerializeToString,
+            kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamOutput.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PodPortForward(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/kubemu.api.v1.Resources/PodPortForward',
             kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamInput.SerializeToString,
             kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamOutput.FromString,
             options,

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from kubemu.api.v1 import resources_pb2 as kubemu_dot_api_dot_v1_dot_resources__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fkubemu/kubelet/v1/kubelet.proto\x12\x11kubemu.kubelet.v1\x1a\x1dkubemu/api/v1/resources.proto2\x85\x03\n\x07Kubelet\x12I\n\rContainerLogs\x12\x1d.kubemu.api.v1.PodLogsRequest\x1a\x17.kubemu.api.v1.LogChunk0\x01\x12\x45\n\x04\x45xec\x12\x1d.kubemu.api.v1.PodExecRequest\x1a\x1e.kubemu.api.v1.PodExecResponse\x12O\n\nExecStream\x12\x1d.kubemu.api.v1.PodStreamInput\x1a\x1e.kubemu.api.v1.PodStreamOutput(\x01\x30\x01\x12K\n\x06\x41ttach\x12\x1d.kubemu.api.v1.PodStreamInput\x1a\x1e.kubemu.api.v1.PodStreamOutput(\x01\x30\x01\x12J\n\x05Stats\x12\x1f.kubemu.api.v1.NodeStatsRequest\x1a .kubemu.api.v1.NodeStatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fkubemu/kubelet/v1/kubelet.proto\x12\x11kubemu.kubelet.v1\x1a\x1dkubemu/api/v1/resources.proto2\xd7\x03\n\x07Kubelet\x12I\n\rContainerLogs\x12\x1d.kubemu.api.v1.PodLogsRequest\x1a\x17.kubemu.api.v1.LogChunk0\x01\x12\x45\n\x04\x45xec\x12\x1d.kubemu.api.v1.PodExecRequest\x1a\x1e.kubemu.api.v1.PodExecResponse\x12O\n\nExecStream\x12\x1d.kubemu.api.v1.PodStreamInput\x1a\x1e.kubemu.api.v1.PodStreamOutput(\x01\x30\x01\x12K\n\x06\x41ttach\x12\x1d.kubemu.api.v1.PodStreamInput\x1a\x1e.kubemu.api.v1.PodStreamOutput(\x01\x30\x01\x12P\n\x0bPortForward\x12\x1d.kubemu.api.v1.PodStreamInput\x1a\x1e.kubemu.api.v1.PodStreamOutput(\x01\x30\x01\x12J\n\x05Stats\x12\x1f.kubemu.api.v1.NodeStatsRequest\x1a .kubemu.api.v1.NodeStatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,5 +33,5 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kubemu.kubelet.v1.kubelet_p
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_KUBELET']._serialized_start=86
-  _globals['_KUBELET']._serialized_end=475
+  _globals['_KUBELET']._serialized_end=557
 # @@protoc_insertion_point(module_scope)

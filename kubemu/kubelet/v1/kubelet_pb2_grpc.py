@@ -54,6 +54,11 @@ class KubeletStub:
                 request_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamInput.SerializeToString,
                 response_deserializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamOutput.FromString,
                 _registered_method=True)
+        self.PortForward = channel.stream_stream(
+                '/kubemu.kubelet.v1.Kubelet/PortForward',
+                request_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamInput.SerializeToString,
+                response_deserializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamOutput.FromString,
+                _registered_method=True)
         self.Stats = channel.unary_unary(
                 '/kubemu.kubelet.v1.Kubelet/Stats',
                 request_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.NodeStatsRequest.SerializeToString,
@@ -96,6 +101,14 @@ class KubeletServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PortForward(self, request_iterator, context):
+        """One TCP connection to the pod's IP at `target.port`, its bytes carried both
+        ways (the apiserver's PodPortForward).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Stats(self, request, context):
         """CPU and memory of the node's pods and agents.
         """
@@ -123,6 +136,11 @@ def add_KubeletServicer_to_server(servicer, server):
             ),
             'Attach': grpc.stream_stream_rpc_method_handler(
                     servicer.Attach,
+                    request_deserializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamInput.FromString,
+                    response_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamOutput.SerializeToString,
+            ),
+            'PortForward': grpc.stream_stream_rpc_method_handler(
+                    servicer.PortForward,
                     request_deserializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamInput.FromString,
                     response_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamOutput.SerializeToString,
             ),
@@ -238,6 +256,33 @@ class Kubelet:
             request_iterator,
             target,
             '/kubemu.kubelet.v1.Kubelet/Attach',
+            kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamInput.SerializeToString,
+            kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamOutput.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PortForward(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/kubemu.kubelet.v1.Kubelet/PortForward',
             kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamInput.SerializeToString,
             kubemu_dot_api_dot_v1_dot_resources__pb2.PodStreamOutput.FromString,
             options,
