@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import queue
 import re
 import subprocess
 import sys
