@@ -833,33 +833,249 @@ def describe_cronjob(cj: Obj, now: datetime.datetime) -> Lines:
     return out
 
 
-def describe_service(svc: Obj, now: datetime.datetime) -> Lines:
-    from kubemu.cli.printers import service_external_ip
+# ---------------------------------------------------------------- services and networking
 
+def format_endpoint_slices(slices: list[Obj] | None, port_names: set[str] | None,
+                           limit: int = 3) -> str:
+    """kubectl's formatEndpointSlices: the ready endpoints (ready unset counts as
+    ready) as `ip:port` for the slice ports named in `port_names` (None: all),
+    the first three and "+ N more..."; `<none>` without slices."""
+    if not slices:
+        return NONE
+    shown: list[str] = []
+    more = False
+    count = 0
+    for eps in slices:
+        endpoints = eps.get("endpoints") or []
+        ports = eps.get("ports") or []
+        targets: list[tuple[Obj, Any]] = []
+        if not ports:
+            targets = [(e, None) for e in endpoints]
+        else:
+            for port in ports:
+                if port_names is None or (port.get("name") or "") in port_names:
+                    targets += [(e, port.get("port")) for e in endpoints]
+        for endpoint, port in targets:
+            if len(shown) == limit:
+                more = True
+            ready = (endpoint.get("conditions") or {}).get("ready")
+            if ready is False:
+                continue
+            if not more:
+                address = (endpoint.get("addresses") or [""])[0]
+                if port is not None and ":" in address:
+                    address = f"[{address}]"
+                shown.append(address if port is None else f"{address}:{port}")
+            count += 1
+    text = ",".join(shown)
+    return f"{text} + {count - limit} more..." if more else text
+
+
+def load_balancer_ingress(ingress: list[Obj] | None) -> str:
+    """buildIngressString: each ingress point's IP (else hostname), with its ipMode."""
+    out = []
+    for point in ingress or []:
+        text = point.get("ip") or point.get("hostname") or ""
+        if point.get("ipMode"):
+            text += f" ({point['ipMode']})"
+        out.append(text)
+    return ", ".join(out)
+
+
+def describe_service(svc: Obj, now: datetime.datetime,
+                     endpointslices: list[Obj] | None = None) -> Lines:
     out = Lines()
     _meta(out, svc)
     spec = svc.get("spec") or {}
     out.w(0, f"Selector:\t{format_labels(spec.get('selector'))}")
-    out.w(0, f"Type:\t{spec.get('type') or 'ClusterIP'}")
-    out.w(0, f"IP Family Policy:\t{spec.get('ipFamilyPolicy') or 'SingleStack'}")
-    out.w(0, f"IP Families:\t{','.join(spec.get('ipFamilies') or ['IPv4'])}")
-    out.w(0, f"IP:\t{spec.get('clusterIP') or NONE}")
-    out.w(0, f"IPs:\t{','.join(spec.get('clusterIPs') or [spec.get('clusterIP') or NONE])}")
-    if spec.get("type") == "LoadBalancer":
-        out.w(0, f"LoadBalancer Ingress:\t{service_external_ip(svc)}")
+    out.w(0, f"Type:\t{spec.get('type', '')}")
+    if spec.get("ipFamilyPolicy"):
+        out.w(0, f"IP Family Policy:\t{spec['ipFamilyPolicy']}")
+    out.w(0, f"IP Families:\t{','.join(spec.get('ipFamilies') or []) or NONE}")
+    out.w(0, f"IP:\t{spec.get('clusterIP', '')}")
+    out.w(0, f"IPs:\t{','.join(spec.get('clusterIPs') or []) or NONE}")
     if spec.get("externalIPs"):
         out.w(0, f"External IPs:\t{','.join(spec['externalIPs'])}")
+    if spec.get("loadBalancerIP"):
+        out.w(0, f"Desired LoadBalancer IP:\t{spec['loadBalancerIP']}")
+    if spec.get("loadBalancerClass"):
+        out.w(0, f"LoadBalancer Class:\t{spec['loadBalancerClass']}")
+    if spec.get("externalName"):
+        out.w(0, f"External Name:\t{spec['externalName']}")
+    ingress = _g(svc, "status", "loadBalancer", "ingress", default=[])
+    if ingress:
+        out.w(0, f"LoadBalancer Ingress:\t{load_balancer_ingress(ingress)}")
     for port in spec.get("ports") or []:
         name = port.get("name") or "<unset>"
-        protocol = port.get("protocol") or "TCP"
+        protocol = port.get("protocol", "")
         out.w(0, f"Port:\t{name}\t{port.get('port', 0)}/{protocol}")
-        target = port.get("targetPort", port.get("port", 0))
+        target = port.get("targetPort", 0)
         out.w(0, f"TargetPort:\t{target}/{protocol}")
         if port.get("nodePort"):
             out.w(0, f"NodePort:\t{name}\t{port['nodePort']}/{protocol}")
-    out.w(0, f"Session Affinity:\t{spec.get('sessionAffinity') or 'None'}")
+        out.w(0, f"Endpoints:\t{format_endpoint_slices(endpointslices, {port.get('name') or ''})}")
+    out.w(0, f"Session Affinity:\t{spec.get('sessionAffinity', '')}")
     if spec.get("externalTrafficPolicy"):
         out.w(0, f"External Traffic Policy:\t{spec['externalTrafficPolicy']}")
+    if spec.get("internalTrafficPolicy"):
+        out.w(0, f"Internal Traffic Policy:\t{spec['internalTrafficPolicy']}")
+    if spec.get("healthCheckNodePort"):
+        out.w(0, f"HealthCheck NodePort:\t{spec['healthCheckNodePort']}")
+    if spec.get("loadBalancerSourceRanges"):
+        out.w(0, f"LoadBalancer Source Ranges:\t{','.join(spec['loadBalancerSourceRanges'])}")
+    return out
+
+
+def describe_endpoints(ep: Obj, now: datetime.datetime) -> Lines:
+    out = Lines()
+    _meta(out, ep)
+    out.w(0, "Subsets:")
+    for subset in ep.get("subsets") or []:
+        ready = ",".join(a.get("ip", "") for a in subset.get("addresses") or [])
+        not_ready = ",".join(a.get("ip", "") for a in subset.get("notReadyAddresses") or [])
+        out.w(1, f"Addresses:\t{ready or NONE}")
+        out.w(1, f"NotReadyAddresses:\t{not_ready or NONE}")
+        if subset.get("ports"):
+            out.w(1, "Ports:")
+            out.w(2, "Name\tPort\tProtocol")
+            out.w(2, "----\t----\t--------")
+            for port in subset["ports"]:
+                out.w(2, f"{port.get('name') or '<unset>'}\t{port.get('port', 0)}\t"
+                         f"{port.get('protocol', '')}")
+        out.w(0, "")
+    return out
+
+
+def describe_endpointslice(eps: Obj, now: datetime.datetime) -> Lines:
+    out = Lines()
+    _meta(out, eps)
+    out.w(0, f"AddressType:\t{eps.get('addressType', '')}")
+    ports = eps.get("ports") or []
+    if not ports:
+        out.w(0, "Ports: <unset>")
+    else:
+        out.w(0, "Ports:")
+        out.w(1, "Name\tPort\tProtocol")
+        out.w(1, "----\t----\t--------")
+        for port in ports:
+            number = port.get("port")
+            out.w(1, f"{port.get('name') or '<unset>'}\t"
+                     f"{'<unset>' if number is None else number}\t{port.get('protocol', '')}")
+    endpoints = eps.get("endpoints") or []
+    if not endpoints:
+        out.w(0, "Endpoints: <none>")
+    else:
+        out.w(0, "Endpoints:")
+        for endpoint in endpoints:
+            out.w(1, f"- Addresses:\t{', '.join(endpoint.get('addresses') or []) or NONE}")
+            out.w(2, "Conditions:")
+            ready = (endpoint.get("conditions") or {}).get("ready")
+            out.w(3, f"Ready:\t{'<unset>' if ready is None else str(bool(ready)).lower()}")
+            hostname = endpoint.get("hostname")
+            out.w(2, f"Hostname:\t{'<unset>' if hostname is None else hostname}")
+            ref = endpoint.get("targetRef")
+            if ref:
+                out.w(2, f"TargetRef:\t{ref.get('kind', '')}/{ref.get('name', '')}")
+            node = endpoint.get("nodeName")
+            out.w(2, f"NodeName:\t{'<unset>' if node is None else node}")
+            zone = endpoint.get("zone")
+            out.w(2, f"Zone:\t{'<unset>' if zone is None else zone}")
+    return out
+
+
+def ingress_backend(backend: Obj | None, services: dict[str, Any]) -> str:
+    """describeBackendV1: `svc:port (endpoints)` (or the error reaching them), or a
+    resource backend. `services` maps a Service's name to (the Service, its
+    EndpointSlices), or to the error message getting them."""
+    if not backend:
+        return ""
+    service_ref = backend.get("service")
+    if service_ref:
+        name = service_ref.get("name", "")
+        port = service_ref.get("port") or {}
+        label = f"{name}:{port['name']}" if port.get("name") else f"{name}:{port.get('number', 0)}"
+        found = services.get(name)
+        if found is None or isinstance(found, str):
+            return f"{label} (<error: {found or 'not fetched'}>)"
+        svc, slices = found
+        port_name = ""
+        for sp in _g(svc, "spec", "ports", default=[]) or []:
+            if port.get("number") and port["number"] == sp.get("port"):
+                port_name = sp.get("name") or ""
+            elif port.get("name") and port["name"] == sp.get("name"):
+                port_name = sp.get("name") or ""
+        return f"{label} ({format_endpoint_slices(slices, {port_name})})"
+    resource = backend.get("resource")
+    if resource:
+        group = resource.get("apiGroup")
+        return (f"APIGroup: {NONE if group is None else group}, Kind: {resource.get('kind', '')}, "
+                f"Name: {resource.get('name', '')}")
+    return ""
+
+
+def ingress_service_names(ing: Obj) -> list[str]:
+    """The Services an Ingress's backends name, each once, in order."""
+    spec = ing.get("spec") or {}
+    backends = [spec.get("defaultBackend")] + [
+        path.get("backend") for rule in spec.get("rules") or []
+        for path in (rule.get("http") or {}).get("paths") or []]
+    names = [(b.get("service") or {}).get("name", "") for b in backends if b]
+    return list(dict.fromkeys(n for n in names if n))
+
+
+def describe_ingress(ing: Obj, now: datetime.datetime,
+                     services: dict[str, Any] | None = None) -> Lines:
+    from kubemu.cli.printers import load_balancer_addresses
+
+    services = services or {}
+    out = Lines()
+    meta = ing.get("metadata") or {}
+    spec = ing.get("spec") or {}
+    out.w(0, f"Name:\t{meta.get('name', '')}")
+    _map_lines(out, 0, "Labels", meta.get("labels"))
+    out.w(0, f"Namespace:\t{meta.get('namespace', '')}")
+    out.w(0, f"Address:\t{load_balancer_addresses(_g(ing, 'status', 'loadBalancer'), True)}")
+    class_name = spec.get("ingressClassName")
+    out.w(0, f"Ingress Class:\t{NONE if class_name is None else class_name}")
+    default = spec.get("defaultBackend")
+    out.w(0, f"Default backend:\t"
+             f"{ingress_backend(default, services) if default else '<default>'}")
+    if spec.get("tls"):
+        out.w(0, "TLS:")
+        for tls in spec["tls"]:
+            hosts = ",".join(tls.get("hosts") or [])
+            out.w(1, f"{tls['secretName']} terminates {hosts}" if tls.get("secretName")
+                  else f"SNI routes {hosts}")
+    out.w(0, "Rules:")
+    out.w(1, "Host\tPath\tBackends")
+    out.w(1, "----\t----\t--------")
+    count = 0
+    for rule in spec.get("rules") or []:
+        http = rule.get("http")
+        if http is None:
+            continue
+        count += 1
+        out.w(1, f"{rule.get('host') or '*'}\t")
+        for path in http.get("paths") or []:
+            out.w(2, f"\t{path.get('path', '')} \t{ingress_backend(path.get('backend'), services)}")
+    if count == 0:
+        out.w(1, f"*\t*\t{ingress_backend(default, services)}")
+    _annotation_lines(out, 0, "Annotations", meta.get("annotations"))
+    return out
+
+
+def describe_ingressclass(ic: Obj, now: datetime.datetime) -> Lines:
+    out = Lines()
+    _meta(out, ic, namespaced=False)
+    spec = ic.get("spec") or {}
+    out.w(0, f"Controller:\t{spec.get('controller', '')}")
+    params = spec.get("parameters")
+    if params:
+        out.w(0, "Parameters:")
+        if params.get("apiGroup") is not None:
+            out.w(1, f"APIGroup:\t{params['apiGroup']}")
+        out.w(1, f"Kind:\t{params.get('kind', '')}")
+        out.w(1, f"Name:\t{params.get('name', '')}")
     return out
 
 
@@ -1286,6 +1502,10 @@ DESCRIBERS: dict[str, Callable[[Obj, datetime.datetime], Lines]] = {
     "persistentvolumeclaims": describe_persistentvolumeclaim,
     "storageclasses": describe_storageclass,
     "services": describe_service,
+    "endpoints": describe_endpoints,
+    "endpointslices": describe_endpointslice,
+    "ingresses": describe_ingress,
+    "ingressclasses": describe_ingressclass,
     "nodes": describe_node,
     "configmaps": describe_configmap,
     "secrets": describe_secret,
@@ -1394,6 +1614,11 @@ async def _extra_for(client: Any, kind: Any, obj: Obj) -> dict[str, Any]:
             lease_error = exc.message
         return {"pods": [common.to_json(p) for p in pods], "lease": lease,
                 "lease_error": lease_error}
+    if kind.resource == "services":
+        return {"endpointslices": await _service_slices(client, meta.get("namespace", ""),
+                                                        meta.get("name", ""))}
+    if kind.resource == "ingresses":
+        return {"services": await _ingress_services(client, obj)}
     listed = _LISTED_WITH.get(kind.resource)
     if listed is None:
         return {}
@@ -1405,6 +1630,39 @@ async def _extra_for(client: Any, kind: Any, obj: Obj) -> dict[str, Any]:
     except errors.ApiError:
         return {}
     return {resource: [common.to_json(item) for item in result.items]}
+
+
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+
+
+async def _service_slices(client: Any, namespace: str, name: str) -> list[Obj]:
+    """A Service's EndpointSlices (by their service-name label), none when refused."""
+    from kubemu.api import errors
+
+    try:
+        result = await client.list_all("endpointslices", namespace,
+                                       label_selector=f"{SERVICE_NAME_LABEL}={name}")
+    except errors.ApiError:
+        return []
+    return [common.to_json(item) for item in result.items]
+
+
+async def _ingress_services(client: Any, ing: Obj) -> dict[str, Any]:
+    """For each Service an Ingress names: (the Service, its EndpointSlices), or the
+    error message getting it (kubectl prints it in place of the endpoints)."""
+    from kubemu.api import errors
+
+    namespace = _g(ing, "metadata", "namespace", default="")
+    out: dict[str, Any] = {}
+    for name in ingress_service_names(ing):
+        slices = await _service_slices(client, namespace, name)
+        try:
+            svc = common.to_json(await client.get("services", name, namespace))
+        except errors.ApiError as exc:
+            out[name] = exc.message
+            continue
+        out[name] = (svc, slices)
+    return out
 
 
 # resource -> (what its describer lists, whether by the object's selector)

@@ -207,7 +207,7 @@ _INVALID_COMMAND = re.compile(r"^argument COMMAND: invalid choice: '([^']*)'")
 
 
 def _unknown_command(parser: argparse.ArgumentParser, exc: UsageError) -> str | None:
-    """cobra's words for a command that does not exist (`kubemu expose ...`): at the top,
+    """cobra's words for a command that does not exist (`kubemu certificate ...`): at the top,
     `unknown command "X" for "kubemu"` and its suggestions, as kubectl's CheckErr prints
     them; in a command group, kubectl's RequireNoArguments usage error."""
     match = _INVALID_COMMAND.match(str(exc))

@@ -453,34 +453,60 @@ def service_ports(svc: Obj) -> str:
     return ",".join(pieces) if pieces else NONE
 
 
-def service_external_ip(svc: Obj) -> str:
+# kubectl's loadBalancerWidth: an address column is clipped to it unless -o wide.
+LOAD_BALANCER_WIDTH = 16
+
+
+def load_balancer_addresses(status: Obj | None, wide: bool = False) -> str:
+    """loadBalancerStatusStringer: the ingress IPs (else hostnames), sorted and
+    each once, clipped to 16 characters ("...") unless wide."""
+    found = sorted({i.get("ip") or i.get("hostname") or ""
+                    for i in (status or {}).get("ingress") or []} - {""})
+    text = ",".join(found)
+    if not wide and len(text) > LOAD_BALANCER_WIDTH:
+        text = text[:LOAD_BALANCER_WIDTH - 3] + "..."
+    return text
+
+
+def service_external_ip(svc: Obj, wide: bool = False) -> str:
     svc_type = _g(svc, "spec", "type", default="") or "ClusterIP"
-    external = _g(svc, "spec", "externalIPs", default=[])
+    external = _g(svc, "spec", "externalIPs", default=[]) or []
     if svc_type in ("ClusterIP", "NodePort"):
         return ",".join(external) if external else NONE
     if svc_type == "LoadBalancer":
-        ingress = [i.get("ip") or i.get("hostname") or ""
-                   for i in _g(svc, "status", "loadBalancer", "ingress", default=[])]
-        found = [i for i in ingress if i] + list(external)
+        lb = load_balancer_addresses(_g(svc, "status", "loadBalancer"), wide)
+        found = (lb.split(",") if lb else []) + list(external)
         return ",".join(found) if found else "<pending>"
     if svc_type == "ExternalName":
         return _g(svc, "spec", "externalName", default="")
     return UNKNOWN
 
 
-def _service_row(svc: Obj, now: datetime.datetime) -> list[str]:
+def _service_row(svc: Obj, now: datetime.datetime, wide: bool = False) -> list[str]:
+    cluster_ips = _g(svc, "spec", "clusterIPs", default=[]) or []
+    cluster_ip = cluster_ips[0] if cluster_ips else _g(svc, "spec", "clusterIP", default="")
     return [_name(svc),
             _g(svc, "spec", "type", default="") or "ClusterIP",
-            _g(svc, "spec", "clusterIP", default="") or NONE,
-            service_external_ip(svc), service_ports(svc), age(svc, now),
+            cluster_ip or NONE,
+            service_external_ip(svc, wide), service_ports(svc), age(svc, now),
             format_labels(_g(svc, "spec", "selector"))]
 
 
+def _service_row_wide(svc: Obj, now: datetime.datetime) -> list[str]:
+    return _service_row(svc, now, wide=True)
+
+
 def format_endpoints(ep: Obj, limit: int = 3) -> str:
+    """formatEndpoints: `ip:port` per address and port, the first three and
+    "+ N more..."; `<none>` without subsets (a subset of not-ready addresses
+    only shows nothing)."""
+    subsets = ep.get("subsets") or []
+    if not subsets:
+        return NONE
     shown: list[str] = []
     count = 0
     more = False
-    for subset in ep.get("subsets") or []:
+    for subset in subsets:
         addresses = [a.get("ip", "") for a in subset.get("addresses") or []]
         ports = subset.get("ports") or []
         targets = ([(ip, None) for ip in addresses] if not ports
@@ -490,15 +516,77 @@ def format_endpoints(ep: Obj, limit: int = 3) -> str:
             if len(shown) == limit:
                 more = True
                 break
-            shown.append(ip if port is None else f"{ip}:{port}")
-    if not shown:
-        return NONE
+            host = f"[{ip}]" if ":" in ip and port is not None else ip
+            shown.append(host if port is None else f"{host}:{port}")
     text = ",".join(shown)
     return f"{text} + {count - limit} more..." if more else text
 
 
 def _endpoints_row(ep: Obj, now: datetime.datetime) -> list[str]:
     return [_name(ep), format_endpoints(ep), age(ep, now)]
+
+
+def list_with_more(items: list[str], count: int, limit: int = 3) -> str:
+    """listWithMoreString: the first `limit` of `count`, "+ N more...", `<unset>` when empty."""
+    text = ",".join(items[:limit])
+    if count > limit:
+        return f"{text} + {count - limit} more..."
+    return text or "<unset>"
+
+
+def _endpointslice_row(eps: Obj, now: datetime.datetime) -> list[str]:
+    ports = []
+    for port in eps.get("ports") or []:
+        if port.get("port") is not None:
+            ports.append(str(port["port"]))
+        elif port.get("name") is not None:
+            ports.append(port["name"])
+        else:
+            ports.append("*")
+    addresses = [a for e in eps.get("endpoints") or [] for a in e.get("addresses") or []]
+    return [_name(eps), eps.get("addressType", ""), list_with_more(ports, len(ports)),
+            list_with_more(addresses, len(addresses)), age(eps, now)]
+
+
+def ingress_hosts(rules: list[Obj] | None, limit: int = 3) -> str:
+    """formatHosts: the hosts of the first rules, `*` when none has one."""
+    rules = rules or []
+    shown: list[str] = []
+    more = False
+    for rule in rules:
+        if len(shown) == limit:
+            more = True
+        if not more and rule.get("host"):
+            shown.append(rule["host"])
+    if not shown:
+        return "*"
+    text = ",".join(shown)
+    return f"{text} + {len(rules) - limit} more..." if more else text
+
+
+def _ingress_row(ing: Obj, now: datetime.datetime, wide: bool = False) -> list[str]:
+    spec = ing.get("spec") or {}
+    class_name = spec.get("ingressClassName")
+    return [_name(ing), NONE if class_name is None else class_name,
+            ingress_hosts(spec.get("rules")),
+            load_balancer_addresses(_g(ing, "status", "loadBalancer"), wide),
+            "80, 443" if spec.get("tls") else "80", age(ing, now)]
+
+
+def _ingress_row_wide(ing: Obj, now: datetime.datetime) -> list[str]:
+    return _ingress_row(ing, now, wide=True)
+
+
+def _ingressclass_row(ic: Obj, now: datetime.datetime) -> list[str]:
+    spec = ic.get("spec") or {}
+    params = spec.get("parameters")
+    text = NONE
+    if params:
+        text = params.get("kind", "")
+        if params.get("apiGroup") is not None:
+            text += "." + params["apiGroup"]
+        text += "/" + params.get("name", "")
+    return [_name(ic), spec.get("controller", ""), text, age(ic, now)]
 
 
 def _event_row(ev: Obj, now: datetime.datetime) -> list[str]:
@@ -658,6 +746,8 @@ class Table:
     row: Callable[[Obj, datetime.datetime], list[str]]
     # Extra columns for -o wide; the row function returns them after `columns`.
     wide: tuple[str, ...] = ()
+    # The row for -o wide when its columns differ too (an address not clipped).
+    wide_row: Callable[[Obj, datetime.datetime], list[str]] | None = None
 
     @property
     def name_index(self) -> int | None:
@@ -687,8 +777,13 @@ TABLES: dict[str, Table] = {
                    ("INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION",
                     "CONTAINER-RUNTIME")),
     "services": Table(("NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"),
-                      _service_row, ("SELECTOR",)),
+                      _service_row, ("SELECTOR",), wide_row=_service_row_wide),
     "endpoints": Table(("NAME", "ENDPOINTS", "AGE"), _endpoints_row),
+    "endpointslices": Table(("NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"),
+                            _endpointslice_row),
+    "ingresses": Table(("NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"), _ingress_row,
+                       wide_row=_ingress_row_wide),
+    "ingressclasses": Table(("NAME", "CONTROLLER", "PARAMETERS", "AGE"), _ingressclass_row),
     "events": Table(("LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"), _event_row,
                     ("SUBOBJECT", "SOURCE", "FIRST SEEN", "COUNT", "NAME")),
     "namespaces": Table(("NAME", "STATUS", "AGE"),
@@ -751,7 +846,8 @@ def headers(resource: str, opts: TableOptions) -> list[str]:
 def row(resource: str, obj: Obj, opts: TableOptions,
         now: datetime.datetime | None = None) -> list[str]:
     table = table_for(resource)
-    values = table.row(obj, now or now_utc())
+    make_row = table.wide_row if opts.wide and table.wide_row is not None else table.row
+    values = make_row(obj, now or now_utc())
     values = values[:len(table.columns) + (len(table.wide) if opts.wide else 0)]
     if opts.kind_prefix and table.name_index is not None:
         values[table.name_index] = f"{opts.kind_prefix}/{values[table.name_index]}"

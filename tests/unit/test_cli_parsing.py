@@ -81,8 +81,8 @@ def test_store_true_flag_with_value():
     (["scale", "deploy/kuard", "--replica=3"],
      "error: unknown flag: --replica\nSee 'kubemu scale --help' for usage.\n"),
     # seed 001 line 197, seed 004 line 1400: a command kubemu does not have, in cobra's words
-    (["expose", "deployment/kubernetes-bootcamp", "--type=NodePort", "--port", "8080"],
-     'error: unknown command "expose" for "kubemu"\n'),
+    (["certificate", "approve", "csr-1"],
+     'error: unknown command "certificate" for "kubemu"\n'),
     (["sacle", "deployments", "kuard"],
      'error: unknown command "sacle" for "kubemu"\n\nDid you mean this?\n\tscale\n'),
     (["gett", "pods"],
