@@ -339,7 +339,8 @@ async def run_port_forward(args: argparse.Namespace) -> int:
     import asyncio
     import signal
 
-    from kubemu.cli.pods import _proxy_for
+    from kubemu.cli.pods import _Proxy
+    from kubemu.client.config import load_cluster_config
 
     if len(args.words) < 2:
         raise CliError("TYPE/NAME and list of ports are required for port-forward")
@@ -349,33 +350,28 @@ async def run_port_forward(args: argparse.Namespace) -> int:
     if timeout_s <= 0:
         raise CliError("--pod-running-timeout must be higher than zero")
     addresses = listen_addresses(args.address)
-    client, proxy = await _proxy_for(args)
-    forwarder = None
-    try:
+    async with common.client_for(args) as client:
         pod, svc = await _find_pod(client, namespace, word, timeout_s)
-        port_words = service_ports(port_words, svc, pod) if svc is not None else \
-            pod_ports(port_words, pod)
-        pairs = parse_ports(port_words)
-        phase = (pod.get("status") or {}).get("phase") or "Pending"
-        if phase != "Running":
-            raise CliError(f"unable to forward port because pod is not running. "
-                           f"Current status={phase}")
-        pod_name = pod["metadata"]["name"]
-        forwarder = Forwarder(proxy.stub, namespace, pod_name)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        try:
-            await forwarder.listen(pairs, addresses)
-            await stop.wait()
-        finally:
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(signum)
+    port_words = service_ports(port_words, svc, pod) if svc is not None else \
+        pod_ports(port_words, pod)
+    pairs = parse_ports(port_words)
+    phase = (pod.get("status") or {}).get("phase") or "Pending"
+    if phase != "Running":
+        raise CliError(f"unable to forward port because pod is not running. "
+                       f"Current status={phase}")
+    proxy = _Proxy(load_cluster_config(args.home).apiserver)
+    forwarder = Forwarder(proxy.stub, namespace, pod["metadata"]["name"])
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await forwarder.listen(pairs, addresses)
+        await stop.wait()
     finally:
-        if forwarder is not None:
-            await forwarder.close()
-        await client.close()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        await forwarder.close()
         await proxy.close()
     return 0
 
