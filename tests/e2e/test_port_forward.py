@@ -142,6 +142,24 @@ async def test_port_forward_to_a_service_uses_its_target_port_in_a_selected_pod(
         assert await forward.astop() == 0, forward.err
 
 
+async def test_port_forward_to_a_replicaset_picks_a_pod_by_its_selector(cluster, api, ns):
+    await nginx_pod(api, ns, "member", {"app": "member"})
+    # No controller runs in this cluster: the ReplicaSet only lends its selector.
+    await api.create(obj({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                          "metadata": {"name": "set", "namespace": ns},
+                          "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "member"}},
+                                   "template": {"metadata": {"labels": {"app": "member"}},
+                                                "spec": {"containers": [
+                                                    {"name": "nginx", "image": "nginx"}]}}}}))
+    forward = PortForward(cluster, "-n", ns, "rs/set", ":http")
+    try:
+        port = await forward.local_port()
+        status, _ = await asyncio.to_thread(fetch, f"http://127.0.0.1:{port}/")
+        assert status == 200
+    finally:
+        assert await forward.astop() == 0, forward.err
+
+
 async def test_port_forward_to_a_pending_pod_is_refused_as_kubectl_refuses_it(cluster, api, ns):
     doc = pod_doc("waiting", ns, [{"name": "nginx", "image": "nginx"}])
     del doc["spec"]["nodeName"]  # no scheduler runs here: it stays Pending
