@@ -31,8 +31,10 @@ from kubemu.cli import common
 from kubemu.cli.common import CliError
 
 DEFAULT_POD_RUNNING_TIMEOUT_S = 60.0
-# Connections served at once; more wait in the listener's backlog.
+# Connections served at once; more wait their turn, up to CONNECTIONS_WAITING_MAX,
+# and the ones after that are closed at once.
 CONNECTIONS_MAX = 256
+CONNECTIONS_WAITING_MAX = 1024
 
 POD_KINDS = ("pod", "pods", "po")
 SELECTOR_KINDS = {
@@ -285,6 +287,9 @@ class Forwarder:
         import asyncio
 
         local = writer.get_extra_info("sockname")[1]
+        if len(self.tasks) >= CONNECTIONS_MAX + CONNECTIONS_WAITING_MAX:
+            writer.close()
+            return
         task = asyncio.ensure_future(self._connection(reader, writer, local, pair.remote))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
