@@ -16,7 +16,9 @@ as kubectl forwards them, through the apiserver and the pod's kubelet.
 - Each local connection is one PodPortForward call (a kubemu.streams session
   whose stdin/stdout carry the bytes): the kubelet connects to the pod's IP at
   the remote port. A connection the pod refuses is reported on stderr and
-  closed; the forwarder goes on. Ctrl-C or SIGTERM ends it (exit status 0).
+  closed; the forwarder goes on. Ctrl-C or SIGTERM ends it (exit status 0);
+  the pod ending (deleted, replaced, no longer running: checked every second)
+  ends it with "error: lost connection to pod", as kubectl's session ends.
 """
 from __future__ import annotations
 
@@ -234,6 +236,29 @@ async def _find_pod(client: Any, namespace: str, word: str, timeout_s: float
 
 # ---------------------------------------------------------------- forwarding
 
+# How often a running forwarder checks that its pod still runs.
+POD_CHECK_PERIOD_S = 1.0
+
+
+async def _pod_ends(client: Any, namespace: str, name: str, uid: str) -> None:
+    """Return once the pod is gone, replaced (another uid) or no longer running:
+    the forwarding session ends with its pod, as kubectl's does."""
+    import asyncio
+
+    from kubemu.api import errors
+
+    while True:
+        await asyncio.sleep(POD_CHECK_PERIOD_S)
+        try:
+            pod = await client.get("pods", name, namespace)
+        except errors.NotFound:
+            return
+        except errors.ApiError:
+            continue  # the apiserver is away for a moment: the connections may still work
+        if (uid and pod.metadata.uid != uid) or pod.status.phase != "Running" or \
+                pod.metadata.deletion_timestamp:
+            return
+
 class Forwarder:
     """The listeners of one port-forward and their connections."""
 
@@ -357,27 +382,37 @@ async def run_port_forward(args: argparse.Namespace) -> int:
     addresses = listen_addresses(args.address)
     async with common.client_for(args) as client:
         pod, svc = await _find_pod(client, namespace, word, timeout_s)
-    port_words = service_ports(port_words, svc, pod) if svc is not None else \
-        pod_ports(port_words, pod)
-    pairs = parse_ports(port_words)
-    phase = (pod.get("status") or {}).get("phase") or "Pending"
-    if phase != "Running":
-        raise CliError(f"unable to forward port because pod is not running. "
-                       f"Current status={phase}")
-    proxy = _Proxy(load_cluster_config(args.home).apiserver)
-    forwarder = Forwarder(proxy.stub, namespace, pod["metadata"]["name"])
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        await forwarder.listen(pairs, addresses)
-        await stop.wait()
-    finally:
+        port_words = service_ports(port_words, svc, pod) if svc is not None else \
+            pod_ports(port_words, pod)
+        pairs = parse_ports(port_words)
+        phase = (pod.get("status") or {}).get("phase") or "Pending"
+        if phase != "Running":
+            raise CliError(f"unable to forward port because pod is not running. "
+                           f"Current status={phase}")
+        proxy = _Proxy(load_cluster_config(args.home).apiserver)
+        forwarder = Forwarder(proxy.stub, namespace, pod["metadata"]["name"])
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
-        await forwarder.close()
-        await proxy.close()
+            loop.add_signal_handler(signum, stop.set)
+        watch = None
+        try:
+            await forwarder.listen(pairs, addresses)
+            watch = asyncio.ensure_future(_pod_ends(client, namespace, pod["metadata"]["name"],
+                                                    pod["metadata"].get("uid", "")))
+            stopped = asyncio.ensure_future(stop.wait())
+            await asyncio.wait([watch, stopped], return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if watch.done():
+                raise CliError("lost connection to pod")
+        finally:
+            if watch is not None:
+                watch.cancel()
+                await asyncio.gather(watch, return_exceptions=True)
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+            await forwarder.close()
+            await proxy.close()
     return 0
 
 

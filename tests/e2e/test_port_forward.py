@@ -160,6 +160,20 @@ async def test_port_forward_to_a_replicaset_picks_a_pod_by_its_selector(cluster,
         assert await forward.astop() == 0, forward.err
 
 
+async def test_port_forward_ends_when_its_pod_is_deleted(cluster, api, ns):
+    await nginx_pod(api, ns, "short")
+    forward = PortForward(cluster, "-n", ns, "short", ":80")
+    try:
+        await forward.local_port()
+        await api.delete("pods", "short", ns)
+        code = await asyncio.to_thread(forward.proc.wait, FORWARD_WAIT_S)
+        await asyncio.to_thread(forward.stop)
+        assert code == 1
+        assert forward.err == ["error: lost connection to pod"]
+    finally:
+        await forward.astop()
+
+
 async def test_port_forward_to_a_pending_pod_is_refused_as_kubectl_refuses_it(cluster, api, ns):
     doc = pod_doc("waiting", ns, [{"name": "nginx", "image": "nginx"}])
     del doc["spec"]["nodeName"]  # no scheduler runs here: it stays Pending
