@@ -110,7 +110,9 @@ def ingress_ips(svc: Message) -> list[str]:
 
 class ServiceLBController(Controller):
     name = "service-lb-controller"
-    aliases = ("service",)
+    # kube-controller-manager: "service-lb-controller", formerly "service"; and
+    # "service-lb", the short name kubemu's issue 10 uses.
+    aliases = ("service", "service-lb")
     resources = ("services",)
     default_workers = 1  # --concurrent-service-syncs
     event_source = "service-controller"
