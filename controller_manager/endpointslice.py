@@ -9,10 +9,9 @@ generateName, labelled `kubernetes.io/service-name` and
 headless one), controlled by the Service (the garbage collector removes them
 with it). One endpoint per pod with an IP that is not terminal, terminating
 pods included: `ready` = Ready and not terminating (always true with
-`publishNotReadyAddresses`), `serving` = Ready (true with
-publishNotReadyAddresses), `terminating` = deletionTimestamp set; targetRef,
-nodeName, and hostname for a pod whose spec.hostname is set and whose
-subdomain names the Service. Ports are the Service's, a named targetPort
+`publishNotReadyAddresses`), `serving` = Ready, `terminating` =
+deletionTimestamp set; targetRef, nodeName, and hostname for a pod whose
+spec.hostname is set and whose subdomain names the Service. Ports are the Service's, a named targetPort
 resolved in each pod's containers: pods that resolve to different port sets
 go to different slices. At most `Options.max_endpoints_per_slice` endpoints
 a slice. A Service whose pods are all gone keeps one empty placeholder slice,
@@ -172,7 +171,7 @@ def pod_to_endpoint(pod: Message, svc: Message) -> discovery_pb2.SliceEndpoint:
     ready = svc.spec.publish_not_ready_addresses or (serving and not terminating)
     ep = discovery_pb2.SliceEndpoint(addresses=[ip for ip in cu.pod_ips(pod) if ":" not in ip])
     ep.conditions.ready = ready
-    ep.conditions.serving = serving or svc.spec.publish_not_ready_addresses
+    ep.conditions.serving = serving
     ep.conditions.terminating = terminating
     ep.target_ref.kind = "Pod"
     ep.target_ref.namespace = pod.metadata.namespace

@@ -162,9 +162,10 @@ class ServiceLBController(Controller):
             return  # another load balancer's
         if not wants_address(svc):
             self._waiting.discard(key)
-            held = self.allocator.by_key.get(key)
             self._release(key)
-            if held is not None and held in ingress_ips(svc):
+            # Ours to clear: an address of the pool (also one given before a
+            # restart, which _load does not count for a Service no longer LB).
+            if any(self.allocator.contains(ip) for ip in ingress_ips(svc)):
                 status = copy(svc.status)
                 status.load_balancer.ClearField("ingress")
                 await cu.write_status(self.client, svc, status)

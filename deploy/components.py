@@ -487,7 +487,6 @@ def kubelet_argv(launch: Launch, flags: Sequence[str] = ()) -> list[str]:
             "--root", str(node_dir(launch) / "kubelet"), "--node-ip", node_ip(launch),
             "--port", str(launch.ports["grpc"]), "--pod-cidr", pod_cidr(launch),
             "--volumes-dir", str(launch.home / "volumes"),
-            "--load-balancer-ip-range", load_balancer_ip_range(launch),
             "--log-file", str(launch.log_path), *flags]
 
 

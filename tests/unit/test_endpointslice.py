@@ -42,7 +42,7 @@ CONDITION_CASES = [
     ("not-ready", {}, {"ready": False}, (False, False, False)),
     ("terminating-ready", {}, {"terminating": True}, (False, True, True)),
     ("terminating-not-ready", {}, {"terminating": True, "ready": False}, (False, False, True)),
-    ("publish-not-ready", {"publish_not_ready": True}, {"ready": False}, (True, True, False)),
+    ("publish-not-ready", {"publish_not_ready": True}, {"ready": False}, (True, False, False)),
     ("publish-terminating", {"publish_not_ready": True}, {"terminating": True},
      (True, True, True)),
     ("no-ip", {}, {"ip": None}, None),
