@@ -311,3 +311,38 @@ async def test_max_endpoints_per_slice_option():
         assert sorted(len(s.endpoints) for s in await h.slices()) == [1, 2, 2]
     finally:
         await h.stop()
+
+
+POD_UPDATE_CASES = [
+    # id, old pod kwargs, new pod kwargs, services enqueued
+    ("readiness", {}, {"ready": False}, {"default/web"}),
+    ("ip", {}, {"ip": "127.2.9.9"}, {"default/web"}),
+    ("deletion", {}, {"terminating": True}, {"default/web"}),
+    ("nothing-endpoints-show", {}, {"node": "node-1"}, set()),
+    ("labels-only-moves-membership", {"labels": {"app": "web"}}, {"labels": {"app": "db"}},
+     {"default/web", "default/db"}),
+    ("labels-kept-membership", {"labels": {"app": "web"}},
+     {"labels": {"app": "web", "extra": "x"}}, set()),
+    ("labels-and-readiness", {"labels": {"app": "web", "tier": "x"}},
+     {"labels": {"app": "web"}, "ready": False}, {"default/web"}),
+]
+
+
+@pytest.mark.parametrize("old_kw,new_kw,expected", [c[1:] for c in POD_UPDATE_CASES],
+                         ids=[c[0] for c in POD_UPDATE_CASES])
+async def test_pod_updates_enqueue_the_services_concerned(old_kw, new_kw, expected):
+    h = ControllerHarness(es.EndpointSliceController, await MemClient.new())
+    try:
+        h.cache("services", [service(), service(name="db", uid="db-uid")])
+        old, new = pod("web-1", **old_kw), pod("web-1", **new_kw)
+        old.metadata.resource_version, new.metadata.resource_version = "5", "6"
+        assert cu.services_to_update(h.controller.services, old, new) == expected
+        # A resync (same version) enqueues nothing.
+        assert cu.services_to_update(h.controller.services, old, old) == set()
+        queue = h.controller.queue
+        while len(queue):  # the Services' own add events
+            queue.done(queue.get_nowait())
+        h.controller._on_pod_update(old, new)
+        assert set(queue._queue) == expected  # at once: no batch delay
+    finally:
+        await h.stop()
