@@ -28,6 +28,7 @@ services informer's selector index, at once unless
 """
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Sequence
 
@@ -233,6 +234,9 @@ class EndpointsController(Controller):
         pods = [p for p in self.pods.by_index(BY_NAMESPACE, namespace)
                 if all(p.metadata.labels.get(k) == v for k, v in selector.items())]
         trigger = self.triggers.compute(key, svc, pods)
+        # A Service of thousands of pods takes tens of milliseconds to compute:
+        # let the other keys' work in between.
+        await asyncio.sleep(0)
         subsets = desired_subsets(svc, pods)
         current = self.endpoints.get(key)
         if current is not None and current.metadata.resource_version == self._stale_rv.get(key):

@@ -41,6 +41,7 @@ slice within one sync.
 """
 from __future__ import annotations
 
+import asyncio
 import collections
 from typing import Any, Sequence
 
@@ -492,6 +493,9 @@ class EndpointSliceController(Controller):
         if self.tracker.stale(key, existing):
             raise errors.Conflict("EndpointSlice informer cache is out of date")
         trigger = self.triggers.compute(key, svc, pods)
+        # A Service of thousands of pods takes tens of milliseconds to compute:
+        # let the other keys' work in between.
+        await asyncio.sleep(0)
         plan = reconcile(svc, pods, existing, self.max_per_slice)
         if plan.empty():
             return

@@ -3,6 +3,8 @@ repacking), labels, the trigger-time and over-capacity annotations, and
 syncs on the memory-backed registry (tests/unit/controller_harness.py)."""
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from controller_manager import controllerutil as cu
@@ -138,7 +140,9 @@ async def test_headless_label_and_deleted_service(h):
 
 
 async def test_over_capacity_annotation(h):
-    h.cache("pods", [pod(f"r{i}", f"127.3.{i // 250}.{i % 250 + 1}") for i in range(1001)])
+    # Built off the loop: a thousand pods take tens of milliseconds.
+    h.cache("pods", await asyncio.to_thread(
+        lambda: [pod(f"r{i}", f"127.3.{i // 250}.{i % 250 + 1}") for i in range(1001)]))
     await h.controller.sync("default/web")
     ep = await h.client.get("endpoints", "web", "default")
     assert ep.metadata.annotations[epc.ANNOTATION_OVER_CAPACITY] == "truncated"
