@@ -22,7 +22,7 @@ from kubemu import server as grpc_server
 from kubemu.client import leaderelection
 from kubemu.client.config import BadClusterConfig, ClusterNotFound, load_cluster_config
 
-from controller_manager import registry
+from controller_manager import registry, service_lb
 from controller_manager.app import ControllerManagerApp
 from controller_manager.base import Options
 
@@ -39,6 +39,9 @@ CONCURRENCY_FLAGS = {
     "garbage-collector-controller": "concurrent-gc-syncs",
     "ttl-after-finished-controller": "concurrent-ttl-after-finished-syncs",
     "persistentvolume-binder-controller": "concurrent-pv-binder-syncs",
+    "endpoints-controller": "concurrent-endpoint-syncs",
+    "endpointslice-controller": "concurrent-service-endpoint-syncs",
+    "service-lb-controller": "concurrent-service-syncs",
 }
 
 
@@ -85,6 +88,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cronjob-resync-s", type=float, default=d.cronjob_resync_s)
     p.add_argument("--gc-resync-s", type=float, default=d.gc_resync_s)
     p.add_argument("--pvclaimbinder-sync-period-s", type=float, default=d.pv_sync_period_s)
+    p.add_argument("--endpoint-updates-batch-period-s", type=float,
+                   default=d.endpoint_updates_batch_period_s,
+                   help="the delay that batches a Service's pod changes into one Endpoints "
+                        "update (default 0: none)")
+    p.add_argument("--endpointslice-updates-batch-period-s", type=float,
+                   default=d.endpointslice_updates_batch_period_s,
+                   help="the same for EndpointSlices (default 0: none)")
+    p.add_argument("--max-endpoints-per-slice", type=_positive_int,
+                   default=d.max_endpoints_per_slice, metavar="N",
+                   help="endpoints of one EndpointSlice (default 100; Kubernetes allows "
+                        "at most 1000)")
+    p.add_argument("--load-balancer-ip-range", default=d.load_balancer_ip_range, metavar="CIDR",
+                   help="the pool of LoadBalancer Service addresses (default 127.1.1.0/24)")
     p.add_argument("--volumes-dir", default=d.volumes_dir,
                    help="where the local-path provisioner makes volume directories")
     # Hidden, for tests: see controller_manager.base.FileOffsetClock.
@@ -102,6 +118,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                  "pvclaimbinder_sync_period_s", "rpc_timeout_s"):
         if getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be > 0")
+    for name in ("endpoint_updates_batch_period_s", "endpointslice_updates_batch_period_s"):
+        if getattr(args, name) < 0:
+            p.error(f"--{name.replace('_', '-')} must be >= 0")
+    if args.max_endpoints_per_slice > 1000:
+        p.error("--max-endpoints-per-slice must be <= 1000")
+    try:
+        service_lb.parse_pool(args.load_balancer_ip_range)
+    except service_lb.PoolError as exc:
+        p.error(f"--load-balancer-ip-range: {exc}")
     try:
         registry.select(args.controllers.split(","))
     except registry.UnknownController as exc:
@@ -128,7 +153,11 @@ def options_from(args: argparse.Namespace, apiserver: str) -> Options:
         daemonset_failed_pod_backoff_max_s=args.daemonset_failed_pod_backoff_max_s,
         cronjob_resync_s=args.cronjob_resync_s,
         gc_resync_s=args.gc_resync_s, pv_sync_period_s=args.pvclaimbinder_sync_period_s,
-        volumes_dir=args.volumes_dir, clock_offset_file=args.clock_offset_file)
+        volumes_dir=args.volumes_dir, clock_offset_file=args.clock_offset_file,
+        endpoint_updates_batch_period_s=args.endpoint_updates_batch_period_s,
+        endpointslice_updates_batch_period_s=args.endpointslice_updates_batch_period_s,
+        max_endpoints_per_slice=args.max_endpoints_per_slice,
+        load_balancer_ip_range=args.load_balancer_ip_range)
 
 
 async def run(options: Options) -> None:

@@ -49,6 +49,15 @@ BY_NAMESPACE = "namespace"
 BY_CONTROLLER_UID = "controller-uid"
 BY_OWNER_UID = "owner-uid"
 BY_NODE = "node"
+# Services: one value "<namespace>/<key>=<value>" per pair of the selector, so
+# the Services that may select a pod are found from the pod's own labels.
+BY_SELECTOR = "selector"
+
+
+def index_by_service_selector(svc: Message) -> list[str]:
+    # A Service without a selector selects nothing (not everything).
+    ns = svc.metadata.namespace
+    return [f"{ns}/{k}={v}" for k, v in svc.spec.selector.items()]
 
 
 @dataclasses.dataclass
@@ -93,6 +102,16 @@ class Options:
     gc_resync_s: float = 30.0
     # PersistentVolume binder's periodic sync (--pvclaimbinder-sync-period).
     pv_sync_period_s: float = 15.0
+    # Endpoints / EndpointSlice controllers: the delay that batches a
+    # Service's pod changes into one sync (--endpoint-updates-batch-period,
+    # --endpointslice-updates-batch-period; Kubernetes' default 0: none) and
+    # the endpoints of one slice (--max-endpoints-per-slice).
+    endpoint_updates_batch_period_s: float = 0.0
+    endpointslice_updates_batch_period_s: float = 0.0
+    max_endpoints_per_slice: int = 100
+    # The LoadBalancer address pool (--load-balancer-ip-range; the supervisor
+    # passes the cluster's 127.1.B.0/24).
+    load_balancer_ip_range: str = "127.1.1.0/24"
     # Where the local-path provisioner makes volume directories ("" = off).
     volumes_dir: str = ""
     # Tests only (--clock-offset-file): the controllers' clock is the wall
@@ -124,6 +143,8 @@ class InformerFactory:
                 indexers[BY_NAMESPACE] = index_by_namespace
             if resource == "pods":
                 indexers[BY_NODE] = index_by_node_name
+            if resource == "services":
+                indexers[BY_SELECTOR] = index_by_service_selector
             informer.add_indexers(indexers)
             if self._started:
                 informer.start(self.loops)

@@ -53,7 +53,7 @@ from kubemu.client.clientset import Client
 from kubemu.client.events import NORMAL, WARNING, EventRecorder
 from kubemu.client.informer import DeletedFinalStateUnknown, Informer, meta_namespace_key, object_of
 
-from controller_manager.base import BY_NAMESPACE, copy
+from controller_manager.base import BY_NAMESPACE, BY_SELECTOR, copy
 from controller_manager.expectations import Expectations
 
 POD_DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
@@ -563,3 +563,153 @@ class DependentEvents:
         self.expectations.deletion_observed(key, meta_namespace_key(dependent))
         self.observed(key, dependent, gone)
         self.enqueue(owner)
+
+
+# ---------------------------------------------------------------- services and their pods
+# (k8s.io/endpointslice/util: what the Endpoints and EndpointSlice controllers share)
+
+LABEL_HEADLESS = "service.kubernetes.io/headless"
+ANNOTATION_TRIGGER_TIME = "endpoints.kubernetes.io/last-change-trigger-time"
+
+
+def services_selecting(services: Informer, namespace: str,
+                       pod_labels: Any) -> set[str]:
+    """getServicesForPod: the keys of the cached Services of `namespace` whose
+    selector matches `pod_labels`. Costs one index look-up per pod label plus
+    one selector check per candidate, never a scan of the namespace."""
+    out: set[str] = set()
+    seen: set[str] = set()
+    for k, v in pod_labels.items():
+        for key in services.store.index_keys(BY_SELECTOR, f"{namespace}/{k}={v}"):
+            if key in seen:
+                continue
+            seen.add(key)
+            svc = services.get(key)
+            if svc is not None and all(pod_labels.get(sk) == sv
+                                       for sk, sv in svc.spec.selector.items()):
+                out.add(key)
+    return out
+
+
+def pod_ips(pod: Message) -> list[str]:
+    ips = [p.ip for p in pod.status.pod_ips if p.ip]
+    if not ips and pod.status.pod_ip:
+        ips = [pod.status.pod_ip]
+    return ips
+
+
+def _pod_endpoints_changed(old: Message, new: Message) -> tuple[bool, bool]:
+    """podEndpointsChanged: (whether its endpoint may change, whether the
+    Services that select it may)."""
+    labels_changed = (old.metadata.labels != new.metadata.labels
+                      or old.spec.hostname != new.spec.hostname
+                      or old.spec.subdomain != new.spec.subdomain)
+    pod_changed = (old.metadata.deletion_timestamp != new.metadata.deletion_timestamp
+                   or is_pod_ready(old) != is_pod_ready(new)
+                   or pod_ips(old) != pod_ips(new)
+                   # A terminal phase takes a pod out of the endpoints.
+                   or old.status.phase != new.status.phase)
+    return pod_changed, labels_changed
+
+
+def services_to_update(services: Informer, old: Message, new: Message) -> set[str]:
+    """GetServicesToUpdateOnPodChange: the Services a pod update concerns."""
+    if old.metadata.resource_version == new.metadata.resource_version:
+        return set()  # a resync: the services informer resyncs the Services itself
+    pod_changed, labels_changed = _pod_endpoints_changed(old, new)
+    if not pod_changed and not labels_changed:
+        return set()
+    ns = new.metadata.namespace
+    now = services_selecting(services, ns, new.metadata.labels)
+    if not labels_changed:
+        return now
+    before = services_selecting(services, ns, old.metadata.labels)
+    if pod_changed:
+        return now | before
+    return now ^ before  # only the membership changed: the Services it joined or left
+
+
+def should_pod_be_in_endpoints(pod: Message, include_terminating: bool) -> bool:
+    """ShouldPodBeInEndpoints: not terminal, has an IP, and terminating only
+    when `include_terminating`."""
+    if pod.status.phase in ("Succeeded", "Failed"):
+        return False
+    if not pod_ips(pod):
+        return False
+    return include_terminating or not pod.metadata.deletion_timestamp
+
+
+def should_set_hostname(pod: Message, svc: Message) -> bool:
+    """A StatefulSet pod behind its governing (headless) Service."""
+    return (bool(pod.spec.hostname) and pod.spec.subdomain == svc.metadata.name
+            and svc.metadata.namespace == pod.metadata.namespace)
+
+
+def is_service_ip_set(svc: Message) -> bool:
+    return svc.spec.cluster_ip not in ("", "None")
+
+
+def find_port(pod: Message, svc_port: Message) -> int | None:
+    """FindPort: the number a Service port's targetPort means on `pod` (a
+    name is looked up in the pod's containers and sidecars, same protocol);
+    None when a name matches no container port."""
+    target = svc_port.target_port
+    which = target.WhichOneof("value")
+    if which == "int_val":
+        return target.int_val
+    if which is None:
+        return svc_port.port  # defaulting makes targetPort the port itself
+    name = target.str_val
+    protocol = svc_port.protocol or "TCP"
+    sidecars = [c for c in pod.spec.init_containers if c.restart_policy == "Always"]
+    for container in [*pod.spec.containers, *sidecars]:
+        for port in container.ports:
+            if port.name == name and (port.protocol or "TCP") == protocol:
+                return port.container_port
+    return None
+
+
+def _ready_transition(pod: Message) -> tuple[float, str] | None:
+    cond = get_condition(pod.status, "Ready")
+    if cond is None or not cond.last_transition_time:
+        return None
+    t = time_s(cond.last_transition_time)
+    return None if t is None else (t, cond.last_transition_time)
+
+
+class TriggerTimeTracker:
+    """The `endpoints.kubernetes.io/last-change-trigger-time` of a Service's
+    endpoints (k8s.io/endpointslice/util TriggerTimeTracker): the earliest of
+    the changes seen since the previous sync -- a pod's Ready transition
+    time, the Service's creation -- and, the first time a Service is seen,
+    its creationTimestamp. None: no annotation. Called by one worker per key
+    at a time (the workqueue's contract); no lock needed."""
+
+    def __init__(self) -> None:
+        # service key -> (service trigger time, {pod name: pod trigger time})
+        self._states: dict[str, tuple[float, dict[str, float]]] = {}
+
+    def compute(self, key: str, svc: Message, pods: Sequence[Message]) -> str | None:
+        state = self._states.get(key)
+        last_svc_s, last_pods = state if state is not None else (0.0, {})
+        earliest: tuple[float, str] | None = None
+        pod_times: dict[str, float] = {}
+        for pod in pods:
+            trigger = _ready_transition(pod)
+            if trigger is None:
+                continue
+            pod_times[pod.metadata.name] = trigger[0]
+            if trigger[0] > last_pods.get(pod.metadata.name, 0.0):
+                earliest = trigger if earliest is None or trigger[0] < earliest[0] else earliest
+        created = svc.metadata.creation_timestamp
+        created_at = time_s(created) or 0.0
+        if created_at > last_svc_s:
+            candidate = (created_at, created)
+            earliest = candidate if earliest is None or created_at < earliest[0] else earliest
+        self._states[key] = (created_at, pod_times)
+        if state is None:
+            return created or None
+        return earliest[1] if earliest is not None else None
+
+    def delete(self, key: str) -> None:
+        self._states.pop(key, None)

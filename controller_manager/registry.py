@@ -14,10 +14,13 @@ from controller_manager.base import Controller
 from controller_manager.cronjob import CronJobController
 from controller_manager.daemonset import DaemonSetController
 from controller_manager.deployment import DeploymentController
+from controller_manager.endpoints import EndpointsController
+from controller_manager.endpointslice import EndpointSliceController
 from controller_manager.garbagecollector import GarbageCollector
 from controller_manager.job import JobController
 from controller_manager.pv_binder import PersistentVolumeBinderController
 from controller_manager.replicaset import ReplicaSetController
+from controller_manager.service_lb import ServiceLBController
 from controller_manager.statefulset import StatefulSetController
 from controller_manager.ttl_after_finished import TTLAfterFinishedController
 
@@ -31,6 +34,9 @@ CONTROLLERS: tuple[type[Controller], ...] = (
     TTLAfterFinishedController,
     GarbageCollector,
     PersistentVolumeBinderController,
+    EndpointsController,
+    EndpointSliceController,
+    ServiceLBController,
 )
 
 

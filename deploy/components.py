@@ -68,9 +68,9 @@ class Launch:
     peers: Mapping[str, str]       # kind -> address of every ready control-plane kind
     binaries: Mapping[str, str]    # external executables resolved once per cluster
     python: str = sys.executable
-    # Per-node launches: the cluster's 127.B block (network_block()), claimed
-    # once per start by the supervisor, so building an argv or an address
-    # never takes the machine-wide lock.
+    # The cluster's 127.B block (network_block()), claimed once per start by
+    # the supervisor before the control plane, so building an argv or an
+    # address never takes the machine-wide lock.
     network_block: int | None = None
 
     @property
@@ -321,6 +321,7 @@ def controller_manager_argv(launch: Launch, flags: Sequence[str] = ()) -> list[s
             "--health-listen", f"{launch.host}:{launch.ports['health']}",
             "--identity", identity,
             "--volumes-dir", str(launch.home / "volumes"),
+            "--load-balancer-ip-range", load_balancer_ip_range(launch),
             "--log-file", str(launch.log_path), *flags]
 
 
@@ -445,6 +446,12 @@ def _block(launch: Launch) -> int:
 
 def node_ip(launch: Launch) -> str:
     return f"127.0.{_block(launch)}.{node_index(launch.node)}"
+
+
+def load_balancer_ip_range(launch: Launch) -> str:
+    """The cluster's LoadBalancer pool, 127.1.B.0/24 (B >= 2: never the
+    standalone controller-manager's default 127.1.1.0/24)."""
+    return f"127.1.{_block(launch)}.0/24"
 
 
 def pod_cidr(launch: Launch) -> str:

@@ -11,9 +11,11 @@ from tests.unit.cli_memclient import NOW_S, MemClient
 
 
 class ControllerHarness:
-    def __init__(self, controller: type[Controller], client: MemClient):
+    def __init__(self, controller: type[Controller], client: MemClient,
+                 options: Options | None = None):
         self.client = client
-        self.ctx = Context(client, Options(apiserver="-"), Loops(), clock=lambda: NOW_S)
+        self.ctx = Context(client, options or Options(apiserver="-"), Loops(),
+                           clock=lambda: NOW_S)
         self.controller = controller(self.ctx)
 
     def cache(self, resource: str, items) -> None:
