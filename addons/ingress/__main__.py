@@ -32,6 +32,7 @@ from addons.ingress.routing import ClassConfig
 EXIT_USAGE = 2
 IN_CLUSTER_ERROR = ("unable to load in-cluster configuration, KUBERNETES_SERVICE_HOST and "
                     "KUBERNETES_SERVICE_PORT must be defined")
+LAUNCHER_WORDS = ("--", "/nginx-ingress-controller", "nginx-ingress-controller")
 # Flags of the real controller that take a value and mean nothing here.
 IGNORED_WITH_VALUE = ("--election-id", "--configmap", "--tcp-services-configmap",
                       "--udp-services-configmap", "--validating-webhook",
@@ -165,8 +166,16 @@ async def run(options: Options) -> None:
         await client.close()
 
 
+def strip_launcher(argv: list[str]) -> list[str]:
+    """Drop what the image's entrypoint and cmd put before the flags: dumb-init's
+    "--" and the controller's own path."""
+    while argv and argv[0] in LAUNCHER_WORDS:
+        argv = argv[1:]
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
-    args, ignored = parse_args(argv)
+    args, ignored = parse_args(strip_launcher(sys.argv[1:] if argv is None else argv))
     try:
         apiserver = find_apiserver(args)
     except (InClusterNotFound, ClusterNotFound, BadClusterConfig) as exc:

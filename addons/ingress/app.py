@@ -285,11 +285,11 @@ class IngressController:
 
     async def stop(self) -> None:
         self._serving = False
-        self.queue.shutdown()
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
-        await self.loops.stop()
+        await self.loops.stop()   # workers and informers, before the queue they read
+        self.queue.shutdown()
         await self.proxy.close()
 
     async def run(self, stop: asyncio.Event) -> None:
