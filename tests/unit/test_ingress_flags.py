@@ -82,3 +82,31 @@ def test_status_addresses_from_the_published_service_or_the_flag():
     got = status_addresses(Options(apiserver="x", publish_status_address="127.9.9.9, a.b"), svc)
     assert [(a.ip, a.hostname) for a in got] == [("", "a.b"), ("127.9.9.9", "")]
     assert status_addresses(Options(apiserver="x"), None) == []
+
+
+def test_addon_manifest_decodes_validates_and_runs_the_controller():
+    import pathlib
+
+    import yaml
+
+    from kubelet.runtime.images import Catalog, builtin_entries
+    from kubemu.api import codec, defaults, validation
+    from kubemu.api.kinds import REGISTRY
+
+    text = (pathlib.Path(cli.__file__).resolve().parents[2] / "deploy" / "addons"
+            / "ingress-nginx.yaml").read_text()
+    kinds = []
+    for doc in yaml.safe_load_all(text):
+        kind = REGISTRY.by_gvk(doc["apiVersion"], doc["kind"])
+        obj = codec.from_dict(kind.message, doc)
+        defaults.apply_defaults(kind, obj)
+        assert [str(p) for p in validation.validate(kind, obj)] == [], doc["kind"]
+        kinds.append(doc["kind"])
+        if doc["kind"] == "Deployment":
+            container = obj.spec.template.spec.containers[0]
+            resolved = Catalog(builtin_entries()).resolve(container.image)
+            args, ignored = cli.parse_args(cli.strip_launcher(list(container.args)))
+            assert resolved.entry.name == "ingress-nginx-controller"
+            assert args.publish_service == "$(POD_NAMESPACE)/ingress-nginx-controller"
+            assert ignored == ["--election-id"]
+    assert kinds == ["Namespace", "IngressClass", "Service", "Deployment"]
