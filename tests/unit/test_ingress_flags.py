@@ -110,3 +110,13 @@ def test_addon_manifest_decodes_validates_and_runs_the_controller():
             assert args.publish_service == "$(POD_NAMESPACE)/ingress-nginx-controller"
             assert ignored == ["--election-id"]
     assert kinds == ["Namespace", "IngressClass", "Service", "Deployment"]
+
+
+def test_the_ingress_addon_is_listed_and_not_applied_by_default():
+    from deploy import addon_manifests
+
+    addon = addon_manifests.by_name("ingress-nginx")
+    assert addon.path.is_file() and not addon.default
+    assert addon.path not in addon_manifests.default_manifests()
+    with pytest.raises(KeyError, match="unknown add-on 'traefik'"):
+        addon_manifests.by_name("traefik")
