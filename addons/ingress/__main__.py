@@ -26,7 +26,7 @@ from kubemu import server as grpc_server
 from kubemu.client.clientset import Client
 from kubemu.client.config import BadClusterConfig, ClusterNotFound, load_cluster_config
 
-from addons.ingress.app import IngressController, Options
+from addons.ingress.app import IngressController, ListenError, Options
 from addons.ingress.routing import ClassConfig
 
 EXIT_USAGE = 2
@@ -188,12 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     options = options_from(args, apiserver)
     try:
         asyncio.run(run(options))
-    except OSError as exc:
-        structlog.get_logger().error("ingress: cannot listen", error=str(exc),
-                                     bind_address=options.bind_address,
-                                     http_port=options.http_port,
-                                     healthz_port=options.healthz_port)
-        print(f"error: cannot listen on {options.bind_address}: {exc}", file=sys.stderr)
+    except ListenError as exc:
+        structlog.get_logger().error("ingress: cannot listen", error=str(exc))
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return 0
 

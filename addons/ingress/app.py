@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import ipaddress
+import os
 
 import structlog
 from aiohttp import web
@@ -39,7 +40,11 @@ from addons.ingress.routing import Backend, ClassConfig, Route, RoutingTable
 log = structlog.get_logger("ingress")
 
 SERVICE_INDEX = "serviceName"
-SYNC_TIMEOUT_S = 60.0
+# How often a cache that has not synced yet is logged about.
+SYNC_LOG_S = 10.0
+# Requests in flight at a stop get this long to finish (within the pod's
+# terminationGracePeriodSeconds of 30).
+SHUTDOWN_S = 10.0
 STATUS_WORKERS = 2
 STATUS_RETRY_S_MAX = 60.0
 
@@ -97,6 +102,10 @@ def status_addresses(options: Options, publish_service) -> list[networking_pb2.I
             found.append(networking_pb2.IngressLoadBalancerIngress(ip=ip))
     unique = {(a.ip, a.hostname): a for a in found}
     return [unique[k] for k in sorted(unique)]
+
+
+class ListenError(RuntimeError):
+    """A port we were told to serve on cannot be bound (taken, or privileged)."""
 
 
 class IngressController:
@@ -247,37 +256,46 @@ class IngressController:
             return web.Response(text="ok")
         return web.Response(status=500, text="healthz check failed")
 
-    async def _listen(self, handler, host: str, port: int) -> str:
-        server = web.Server(handler, access_log=None)
-        runner = web.ServerRunner(server, handle_signals=False)
+    async def _listen(self, runner: web.BaseRunner, host: str, port: int) -> str:
         await runner.setup()
         self._runners.append(runner)
-        site = web.TCPSite(runner, host, port, reuse_address=True)
-        await site.start()
+        try:
+            await web.TCPSite(runner, host, port, reuse_address=True).start()
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise ListenError(f"cannot listen on {host}:{port}: {reason}") from exc
         bound = runner.addresses[-1]
         return f"{bound[0]}:{bound[1]}"
+
+    async def _wait_synced(self) -> None:
+        """Until every cache has synced (as client-go's WaitForCacheSync: no
+        deadline; /healthz says 500 meanwhile), saying so now and then."""
+        for informer in (self.classes, self.services, self.slices, self.ingresses):
+            while True:
+                try:
+                    await informer.wait_synced(SYNC_LOG_S)
+                    break
+                except TimeoutError:
+                    log.warning("ingress: still waiting for the cache to sync",
+                                resource=informer.resource, apiserver=self.options.apiserver)
 
     async def start(self) -> None:
         """Start the health endpoint, sync the caches, then open the proxy."""
         opts = self.options
         health_app = web.Application()
         health_app.router.add_get("/healthz", self.healthz)
-        runner = web.AppRunner(health_app, handle_signals=False, access_log=None)
-        await runner.setup()
-        self._runners.append(runner)
-        site = web.TCPSite(runner, opts.healthz_host or opts.bind_address, opts.healthz_port,
-                           reuse_address=True)
-        await site.start()
-        bound = runner.addresses[-1]
-        self.healthz_address = f"{bound[0]}:{bound[1]}"
+        self.healthz_address = await self._listen(
+            web.AppRunner(health_app, access_log=None, shutdown_timeout=SHUTDOWN_S),
+            opts.healthz_host or opts.bind_address, opts.healthz_port)
         for informer in (self.classes, self.services, self.slices, self.ingresses):
             informer.start(self.loops)
-        for informer in (self.classes, self.services, self.slices, self.ingresses):
-            await informer.wait_synced(SYNC_TIMEOUT_S)
+        await self._wait_synced()
         for i in range(STATUS_WORKERS):
             self.loops.spawn(f"status-worker-{i}", self._status_worker)
-        self.listen_address = await self._listen(self.proxy.handle, opts.bind_address,
-                                                 opts.http_port)
+        self.listen_address = await self._listen(
+            web.ServerRunner(web.Server(self.proxy.handle, access_log=None),
+                             shutdown_timeout=SHUTDOWN_S),
+            opts.bind_address, opts.http_port)
         self._serving = True
         log.info("ingress: serving", http=self.listen_address, healthz=self.healthz_address,
                  ingress_class=opts.classes.ingress_class,

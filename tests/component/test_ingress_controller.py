@@ -252,3 +252,19 @@ async def test_class_selection_retry_past_dead_endpoints_and_no_ready_endpoints(
         await wait_for(unavailable, WAIT_S)
     finally:
         await controller.stop()
+
+
+def test_a_port_it_cannot_bind_exits_2_saying_which(tmp_path):
+    import socket
+    import subprocess
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "addons.ingress", "--apiserver-host", "127.0.0.1:1",
+             "--bind-address", "127.0.0.1", f"--healthz-port={port}"],
+            capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert f"error: cannot listen on 127.0.0.1:{port}: Address already in use" in done.stderr
