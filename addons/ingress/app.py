@@ -27,7 +27,7 @@ import structlog
 from aiohttp import web
 
 from kubemu.api import errors
-from kubemu.api.v1 import networking_pb2
+from kubemu.api.v1 import core_pb2, networking_pb2
 from kubemu.client import workqueue
 from kubemu.client.clientset import Client
 from kubemu.client.informer import Informer, meta_namespace_key
@@ -78,7 +78,8 @@ def slice_service_key(eps) -> list[str]:
     return [f"{eps.metadata.namespace}/{name}"] if name else []
 
 
-def status_addresses(options: Options, publish_service) -> list[networking_pb2.IngressLoadBalancerIngress]:
+def status_addresses(options: Options, publish_service: core_pb2.Service | None
+                     ) -> list[networking_pb2.IngressLoadBalancerIngress]:
     """What every Ingress of ours should show in status.loadBalancer.ingress."""
     found: list[networking_pb2.IngressLoadBalancerIngress] = []
     if options.publish_status_address:
@@ -119,7 +120,7 @@ class IngressController:
         self.slices = Informer(client, "endpointslices", ns)
         self.slices.add_indexers({SERVICE_INDEX: slice_service_key})
         self.queue = workqueue.RateLimitingQueue(max_delay_s=STATUS_RETRY_S_MAX)
-        self.loops = Loops(on_health=self._on_loop_health)
+        self.loops = Loops()
         self.proxy = Proxy(self, port=options.http_port,
                            connect_timeout_s=options.connect_timeout_s,
                            read_timeout_s=options.read_timeout_s, tries_max=options.tries_max)
@@ -131,17 +132,16 @@ class IngressController:
         self._table: RoutingTable | None = None
         self._endpoints: dict[Backend, list[tuple[str, int]]] = {}
         self._serving = False
-        self._loops_ok = True
         self._runners: list[web.BaseRunner] = []
         self.listen_address = ""   # host:port of the proxy once it listens
         self.healthz_address = ""
         self.ingresses.add_handler(self._on_ingress, lambda _old, new: self._on_ingress(new),
                                    self._on_ingress_delete)
-        self.classes.add_handler(self._on_class, lambda _o, _n: self._on_class(_n),
+        self.classes.add_handler(self._on_class, lambda _old, new: self._on_class(new),
                                  self._on_class)
         self.services.add_handler(self._on_service, lambda _o, new: self._on_service(new),
                                   self._on_service)
-        self.slices.add_handler(self._on_slice, lambda _o, _n: self._on_slice(_n),
+        self.slices.add_handler(self._on_slice, lambda _old, new: self._on_slice(new),
                                 self._on_slice)
 
     # ------------------------------------------------------------ handlers
@@ -169,9 +169,6 @@ class IngressController:
     def _enqueue_all(self) -> None:
         for key in self.ingresses.store.keys():
             self.queue.add(key)
-
-    def _on_loop_health(self, _name: str, _ok: bool) -> None:
-        self._loops_ok = self.loops.healthy
 
     # ------------------------------------------------------------ what the proxy asks
 
@@ -252,7 +249,7 @@ class IngressController:
     # ------------------------------------------------------------ serving
 
     async def healthz(self, _request: web.BaseRequest) -> web.Response:
-        if self._serving and self._loops_ok:
+        if self._serving and self.loops.healthy:
             return web.Response(text="ok")
         return web.Response(status=500, text="healthz check failed")
 
