@@ -51,8 +51,9 @@ ROUND_ROBIN_KEYS_MAX = 10_000
 HOP_BY_HOP = frozenset(h.lower() for h in (
     "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Proxy-Connection",
     "TE", "Trailer", "Transfer-Encoding", "Upgrade"))
-# Set by us, or recomputed by aiohttp for the body it sends.
-_NOT_FORWARDED = HOP_BY_HOP | {"content-length", "x-forwarded-for", "x-real-ip",
+# Set by us, or recomputed by aiohttp for the body it sends; Expect was
+# answered here (the body is read whole before the first try).
+_NOT_FORWARDED = HOP_BY_HOP | {"content-length", "expect", "x-forwarded-for", "x-real-ip",
                                "x-forwarded-host", "x-forwarded-proto", "x-forwarded-port",
                                "x-scheme"}
 _NOT_RETURNED = HOP_BY_HOP | {"content-length"}
@@ -189,7 +190,8 @@ class Proxy:
         except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
             # Headers are gone already: all we can do is cut the connection.
             log.info("ingress: response cut short", error=f"{type(exc).__name__}: {exc}")
-            request.transport is not None and request.transport.close()
+            if request.transport is not None:
+                request.transport.close()
         return response
 
 

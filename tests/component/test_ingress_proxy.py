@@ -115,6 +115,9 @@ async def test_method_body_status_and_repeated_headers_pass_through(rig):
         assert resp.headers["X-Got-Custom"] == "kept"
         assert resp.headers["X-Got-Type"] == "application/x-thing"
         assert resp.headers.getall("Set-Cookie") == ["a=1", "b=2"]
+    # Expect: 100-continue is answered by the proxy, which reads the body first.
+    async with session.post(f"{base}/echo", data=b"later", headers=UP, expect100=True) as resp:
+        assert (resp.status, await resp.read()) == (201, b"later")
 
 
 async def test_hop_by_hop_headers_are_not_forwarded(rig):
