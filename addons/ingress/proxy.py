@@ -145,6 +145,13 @@ class Proxy:
             log.info("ingress: no ready endpoints", backend=str(route.backend),
                      ingress=route.ingress)
             return _error(503)
+        expect = request.headers.get("Expect", "")
+        if expect:
+            # aiohttp's low-level server leaves Expect to the handler.
+            if expect.lower() != "100-continue":
+                return web.Response(status=417, text="417 Expectation Failed")
+            if request.version >= (1, 1) and request.writer is not None:
+                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
