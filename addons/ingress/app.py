@@ -10,9 +10,10 @@
   cache has synced, so the first request already sees every Ingress.
 - Status: each Ingress that is ours gets `status.loadBalancer.ingress` from
   --publish-status-address, else from the --publish-service Service's
-  `status.loadBalancer.ingress` (ingress-nginx's rule); a change of that
-  Service re-syncs every Ingress. sync_ingress(key) writes only a
-  difference; a failed write is retried with the workqueue's backoff.
+  `status.loadBalancer.ingress` (ingress-nginx's rule), watched on its own (it
+  may be outside --watch-namespace); a change of it re-syncs every Ingress.
+  sync_ingress(key) writes only a difference; a failed write is retried with
+  the workqueue's backoff.
 - Health: GET /healthz on --healthz-port answers 200 "ok" once the caches
   have synced and the proxy listens, 500 before and while a loop is down.
 """
@@ -119,6 +120,15 @@ class IngressController:
         self.services = Informer(client, "services", ns)
         self.slices = Informer(client, "endpointslices", ns)
         self.slices.add_indexers({SERVICE_INDEX: slice_service_key})
+        # The published Service on its own (it may live outside --watch-namespace).
+        self.published: Informer | None = None
+        if options.publish_service:
+            pub_ns, pub_name = _split_key(options.publish_service)
+            self.published = Informer(client, "services", pub_ns,
+                                      field_selector=f"metadata.name={pub_name}")
+            self.published.add_handler(lambda _svc: self._enqueue_all(),
+                                       lambda _old, _new: self._enqueue_all(),
+                                       lambda _svc: self._enqueue_all())
         self.queue = workqueue.RateLimitingQueue(max_delay_s=STATUS_RETRY_S_MAX)
         self.loops = Loops()
         self.proxy = Proxy(self, port=options.http_port,
@@ -157,11 +167,8 @@ class IngressController:
         self._table = None
         self._enqueue_all()
 
-    def _on_service(self, svc) -> None:
+    def _on_service(self, _svc) -> None:
         self._endpoints.clear()
-        if self.options.publish_service and \
-                meta_namespace_key(svc) == self.options.publish_service:
-            self._enqueue_all()
 
     def _on_slice(self, _eps) -> None:
         self._endpoints.clear()
@@ -205,8 +212,8 @@ class IngressController:
     # ------------------------------------------------------------ status
 
     def desired_status(self) -> list[networking_pb2.IngressLoadBalancerIngress]:
-        svc = self.services.get(self.options.publish_service) \
-            if self.options.publish_service else None
+        svc = self.published.get(self.options.publish_service) \
+            if self.published is not None else None
         return status_addresses(self.options, svc)
 
     async def sync_ingress(self, key: str) -> None:
@@ -264,10 +271,14 @@ class IngressController:
         bound = runner.addresses[-1]
         return f"{bound[0]}:{bound[1]}"
 
+    def _informers(self) -> list[Informer]:
+        found = [self.classes, self.services, self.slices, self.ingresses]
+        return found + ([self.published] if self.published is not None else [])
+
     async def _wait_synced(self) -> None:
         """Until every cache has synced (as client-go's WaitForCacheSync: no
         deadline; /healthz says 500 meanwhile), saying so now and then."""
-        for informer in (self.classes, self.services, self.slices, self.ingresses):
+        for informer in self._informers():
             while True:
                 try:
                     await informer.wait_synced(SYNC_LOG_S)
@@ -284,7 +295,7 @@ class IngressController:
         self.healthz_address = await self._listen(
             web.AppRunner(health_app, access_log=None, shutdown_timeout=SHUTDOWN_S),
             opts.healthz_host or opts.bind_address, opts.healthz_port)
-        for informer in (self.classes, self.services, self.slices, self.ingresses):
+        for informer in self._informers():
             informer.start(self.loops)
         await self._wait_synced()
         for i in range(STATUS_WORKERS):

@@ -226,7 +226,9 @@ async def test_class_selection_retry_past_dead_endpoints_and_no_ready_endpoints(
                         .host("theirs.example.com", prefix("/", "web", 80)).build())
     await client.create(make_ingress("no-class")
                         .host("noclass.example.com", prefix("/", "web", 80)).build())
-    controller = IngressControllerProc(tmp_path, apiserver.address, f"{block}.1")
+    # One namespace watched; the published Service is outside it and still seen.
+    controller = IngressControllerProc(tmp_path, apiserver.address, f"{block}.1",
+                                       "--watch-namespace=default")
     await controller.start(session)
     try:
         for _ in range(6):
