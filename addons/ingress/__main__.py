@@ -142,7 +142,8 @@ def options_from(args: argparse.Namespace, apiserver: str) -> Options:
         default_backend_service=args.default_backend_service or "", bind_address=args.bind_address,
         http_port=args.http_port, healthz_host=args.healthz_host,
         healthz_port=args.healthz_port, connect_timeout_s=args.upstream_connect_timeout_s,
-        read_timeout_s=args.upstream_read_timeout_s, tries_max=args.upstream_tries)
+        read_timeout_s=args.upstream_read_timeout_s, tries_max=args.upstream_tries,
+        pod_name=os.environ.get("POD_NAME", ""))
 
 
 def find_apiserver(args: argparse.Namespace) -> str:

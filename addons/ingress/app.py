@@ -14,12 +14,15 @@
   may be outside --watch-namespace); a change of it re-syncs every Ingress.
   sync_ingress(key) writes only a difference; a failed write is retried with
   the workqueue's backoff.
+- Events: `Normal Sync "Scheduled for sync"` from nginx-ingress-controller on
+  every add and update of an Ingress that is ours, as ingress-nginx records.
 - Health: GET /healthz on --healthz-port answers 200 "ok" once the caches
   have synced and the proxy listens, 500 before and while a loop is down.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import ipaddress
 import os
@@ -31,6 +34,7 @@ from kubemu.api import errors
 from kubemu.api.v1 import core_pb2, networking_pb2
 from kubemu.client import workqueue
 from kubemu.client.clientset import Client
+from kubemu.client.events import NORMAL, EventRecorder
 from kubemu.client.informer import Informer, meta_namespace_key
 from kubemu.loops import Loops
 
@@ -48,6 +52,8 @@ SYNC_LOG_S = 10.0
 SHUTDOWN_S = 10.0
 STATUS_WORKERS = 2
 STATUS_RETRY_S_MAX = 60.0
+EVENT_COMPONENT = "nginx-ingress-controller"
+EVENTS_FLUSH_S = 2.0
 
 
 @dataclasses.dataclass
@@ -67,6 +73,7 @@ class Options:
     read_timeout_s: float = 60.0
     tries_max: int = 3
     rpc_timeout_s: float = 10.0
+    pod_name: str = ""                   # the Events' source host ($POD_NAME)
 
 
 def _split_key(key: str) -> tuple[str, str]:
@@ -131,6 +138,7 @@ class IngressController:
                                        lambda _svc: self._enqueue_all())
         self.queue = workqueue.RateLimitingQueue(max_delay_s=STATUS_RETRY_S_MAX)
         self.loops = Loops()
+        self.recorder = EventRecorder(client, EVENT_COMPONENT, host=options.pod_name)
         self.proxy = Proxy(self, port=options.http_port,
                            connect_timeout_s=options.connect_timeout_s,
                            read_timeout_s=options.read_timeout_s, tries_max=options.tries_max)
@@ -147,6 +155,7 @@ class IngressController:
         self.healthz_address = ""
         self.ingresses.add_handler(self._on_ingress, lambda _old, new: self._on_ingress(new),
                                    self._on_ingress_delete)
+        self.ingresses.add_handler(self._record_sync, lambda _old, new: self._record_sync(new))
         self.classes.add_handler(self._on_class, lambda _old, new: self._on_class(new),
                                  self._on_class)
         self.services.add_handler(self._on_service, lambda _o, new: self._on_service(new),
@@ -159,6 +168,12 @@ class IngressController:
     def _on_ingress(self, ing) -> None:
         self._table = None
         self.queue.add(meta_namespace_key(ing))
+
+    def _record_sync(self, ing) -> None:
+        # ingress-nginx's Event for every change of an Ingress it serves (its own
+        # status write included: `kubectl describe` shows "(x2 over ...)").
+        if self.is_ours(ing):
+            self.recorder.record(ing, NORMAL, "Sync", "Scheduled for sync")
 
     def _on_ingress_delete(self, _ing) -> None:
         self._table = None
@@ -295,6 +310,7 @@ class IngressController:
         self.healthz_address = await self._listen(
             web.AppRunner(health_app, access_log=None, shutdown_timeout=SHUTDOWN_S),
             opts.healthz_host or opts.bind_address, opts.healthz_port)
+        self.recorder.start()
         for informer in self._informers():
             informer.start(self.loops)
         await self._wait_synced()
@@ -317,6 +333,9 @@ class IngressController:
         await self.loops.stop()   # workers and informers, before the queue they read
         self.queue.shutdown()
         await self.proxy.close()
+        with contextlib.suppress(TimeoutError):
+            await self.recorder.flush(EVENTS_FLUSH_S)
+        await self.recorder.stop()
 
     async def run(self, stop: asyncio.Event) -> None:
         try:

@@ -184,6 +184,14 @@ async def test_routes_hosts_to_services_default_backend_status_and_update(
             return status_ips(await client.get("ingresses", "hosts", "default"))
         assert await wait_for(status_written, WAIT_S) == [lb_ip]
 
+        # ingress-nginx's Event on the Ingress it took.
+        async def sync_event():
+            events = await client.list("events", "default",
+                                       field_selector="involvedObject.name=hosts")
+            return [(e.type, e.reason, e.message, e.source.component) for e in events.items]
+        assert await wait_for(sync_event, WAIT_S) == [
+            ("Normal", "Sync", "Scheduled for sync", "nginx-ingress-controller")]
+
         # An update re-routes without a restart: foo.example.com now goes to bar.
         ing = await client.get("ingresses", "hosts", "default")
         ing.spec.rules[0].http.paths[0].backend.service.name = "bar"
@@ -242,6 +250,9 @@ async def test_class_selection_retry_past_dead_endpoints_and_no_ready_endpoints(
         await wait_for(ours_status, WAIT_S)
         for name in ("theirs", "no-class"):
             assert status_ips(await client.get("ingresses", name, "default")) == []
+            events = await client.list("events", "default",
+                                       field_selector=f"involvedObject.name={name}")
+            assert events.items == []
 
         # Only the live endpoint is ready... then none: 503.
         eps = await client.get("endpointslices", "web-abcde", "default")
