@@ -364,6 +364,17 @@ def demoapp_argv(module: str, *extra: str) -> tuple[str, ...]:
     return (sys.executable, "-S", "-E", "-u", "-B", str(DEMOAPPS_DIR / f"{module}.py"), *extra)
 
 
+def addon_argv(module: str) -> tuple[str, ...]:
+    """A cluster add-on (addons/<module>): kubemu's own code with its dependencies,
+    so site-packages stay on (-E: the pod's PYTHON* variables do not apply; -u:
+    logs appear at once; -B: no __pycache__ written into the source tree)."""
+    return (sys.executable, "-E", "-u", "-B", "-m", f"addons.{module}")
+
+
+INGRESS_NGINX_PATTERNS = ("registry.k8s.io/ingress-nginx/controller",
+                          "k8s.gcr.io/ingress-nginx/controller")
+
+
 BUSYBOX_APPLETS = ("nc", "nslookup", "ping", "wget")
 BUSYBOX_LEGACY_PATTERNS = (  # busybox before 1.29: nslookup through libc, the old format
     "busybox:1.1[0-9]*", "busybox:1.2[0-8]*", "registry.k8s.io/busybox", "k8s.gcr.io/busybox",
@@ -518,6 +529,21 @@ def builtin_entries() -> list[ImageEntry]:
             size_bytes=211_000_000,
             description="`node server.js`: every request on $POD_IP:8080 answers "
                         "'Hello Kubernetes bootcamp! | Running on: HOSTNAME | v=N'"),
+        ImageEntry(
+            # The image's ENTRYPOINT is dumb-init (a PID 1 that forwards signals), its
+            # CMD the controller; ingress-nginx's manifests repeat the controller's
+            # path as args[0]. Both names run our controller, which skips a leading
+            # "--" and its own path (addons/ingress/__main__.py).
+            name="ingress-nginx-controller", patterns=INGRESS_NGINX_PATTERNS,
+            entrypoint=("/usr/bin/dumb-init", "--"), cmd=("/nginx-ingress-controller",),
+            programs={"/usr/bin/dumb-init": addon_argv("ingress"),
+                      "dumb-init": addon_argv("ingress"),
+                      "/nginx-ingress-controller": addon_argv("ingress"),
+                      "nginx-ingress-controller": addon_argv("ingress")},
+            size_bytes=285_000_000,
+            description="the ingress controller add-on (python -m addons.ingress): an HTTP "
+                        "reverse proxy for Ingresses of class nginx on $POD_IP:80, "
+                        "/healthz on :10254; ingress-nginx's flags"),
         ImageEntry(
             name="gb-frontend", patterns=GB_FRONTEND_PATTERNS, cmd=("apache2-foreground",),
             workdir="/var/www/html",

@@ -69,6 +69,8 @@ def test_invalid_references_are_rejected(image, reason):
     ("gcr.io/kuar-demo/kuard-amd64:blue", "kuard"),
     ("gcr.io/kuar-demo/kuard-amd64:1", "kuard"),
     ("k8s.gcr.io/test-webserver", "test-webserver"),
+    ("registry.k8s.io/ingress-nginx/controller:v1.10.1", "ingress-nginx-controller"),
+    (f"registry.k8s.io/ingress-nginx/controller:v1.10.1@{DIGEST}", "ingress-nginx-controller"),
 ])
 def test_catalog_resolves_known_images(catalog, image, entry):
     assert catalog.resolve(image).entry.name == entry
@@ -136,6 +138,19 @@ def test_every_builtin_program_exists():
             assert pathlib.Path(argv[0]).exists(), (entry.name, name, argv)
             scripts = [a for a in argv if a.endswith(".py")]
             assert all(pathlib.Path(s).is_file() for s in scripts), (entry.name, name, argv)
+
+
+def test_ingress_nginx_runs_the_ingress_addon_as_its_manifests_call_it(catalog):
+    resolved = catalog.resolve("registry.k8s.io/ingress-nginx/controller:v1.10.1")
+    args = ["/nginx-ingress-controller", "--publish-service=ingress-nginx/ingress-nginx-controller",
+            "--election-id=ingress-nginx-leader", "--controller-class=k8s.io/ingress-nginx",
+            "--ingress-class=nginx"]
+    argv = container_argv(resolved, [], args)
+    assert argv == ["/usr/bin/dumb-init", "--", *args]
+    assert resolved.programs[argv[0]] == (sys.executable, "-E", "-u", "-B", "-m",
+                                          "addons.ingress")
+    assert container_argv(resolved, [], []) == ["/usr/bin/dumb-init", "--",
+                                                "/nginx-ingress-controller"]
 
 
 def test_digest_only_reference_matches_only_any_tag_patterns():
