@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import errno
+import os
 import random
 
 import structlog
@@ -80,7 +81,8 @@ class Proxier:
                 await listener.start()
             except OSError as exc:
                 listener.close()
-                text = exc.strerror.lower() if exc.strerror else str(exc)
+                # asyncio wraps the bind error in a long sentence: say the errno's text.
+                text = os.strerror(exc.errno).lower() if exc.errno else str(exc)
                 failure = ListenFailure(key, desired.service_of(key), text,
                                         exc.errno in (errno.EACCES, errno.EPERM))
                 if self.failed.get(key) != text:
