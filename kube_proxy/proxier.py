@@ -65,6 +65,7 @@ class Proxier:
             else:
                 balancer.set_endpoints(route.endpoints, route.affinity_timeout_s)
             routes.services[key] = route.service
+            self.metrics.of(route.service)  # served Services show, with zeros at first
         for key in list(self.listeners):
             if key not in desired.listeners:
                 self.listeners.pop(key).close()
