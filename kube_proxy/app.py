@@ -43,7 +43,7 @@ from kubemu.loops import Loops
 
 from kube_proxy import servicemap
 from kube_proxy.balancer import ROUND_ROBIN
-from kube_proxy.proxier import ListenFailure, Proxier, unprivileged_port_start
+from kube_proxy.proxier import ListenFailure, Proxier, failure_message, unprivileged_port_start
 from kube_proxy.proxy import Limits
 
 log = structlog.get_logger("kube_proxy")
@@ -83,6 +83,7 @@ class KubeProxyApp:
         self.slices: Informer | None = None
         self.recorder: EventRecorder | None = None
         self._dirty = asyncio.Event()
+        self._port_start = 1024  # net.ipv4.ip_unprivileged_port_start, read at start
         self._log = log.bind(node=options.node_name)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -93,6 +94,7 @@ class KubeProxyApp:
         self.server.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
             METRICS_SERVICE, {"Metrics": grpc.unary_unary_rpc_method_handler(self._metrics)}),))
         address = await self.server.start()
+        self._port_start = await asyncio.to_thread(unprivileged_port_start)
         if opts.address_file:
             await asyncio.to_thread(fileutil.atomic_write, opts.address_file, address + "\n")
         self._log.info("kube-proxy started", health=address, apiserver=opts.apiserver,
@@ -168,13 +170,8 @@ class KubeProxyApp:
             self._report(failure)
 
     def _report(self, failure: ListenFailure) -> None:
-        key = failure.key
-        message = f"cannot serve {key}: {failure.error}"
-        if failure.permission:
-            message += (f" (ports below net.ipv4.ip_unprivileged_port_start="
-                        f"{unprivileged_port_start()} need root or CAP_NET_BIND_SERVICE)")
-        message += f"; kube-proxy on {self.options.node_name} serves the Service's other ports"
-        self._log.warning("cannot listen", listener=str(key), service=failure.service,
+        message = failure_message(failure, self.options.node_name, self._port_start)
+        self._log.warning("cannot listen", listener=str(failure.key), service=failure.service,
                           error=failure.error)
         assert self.services is not None and self.recorder is not None
         svc = self.services.store.get(failure.service)

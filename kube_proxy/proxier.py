@@ -16,13 +16,14 @@ import dataclasses
 import errno
 import os
 import random
+from typing import Callable
 
 import structlog
 
 from kube_proxy.balancer import ROUND_ROBIN, Balancer
 from kube_proxy.metrics import Metrics
 from kube_proxy.proxy import Limits, Listener, Routes, make_listener
-from kube_proxy.servicemap import Desired, ListenerKey
+from kube_proxy.servicemap import Desired, ListenerKey, RouteKey
 
 log = structlog.get_logger("kube_proxy")
 
@@ -37,9 +38,20 @@ class ListenFailure:
     permission: bool   # EACCES/EPERM: a privileged port without the capability
 
 
+def failure_message(failure: ListenFailure, node: str, unprivileged_port_start: int) -> str:
+    """The Warning Event's message for a listener that could not be bound."""
+    message = f"cannot serve {failure.key}: {failure.error}"
+    if failure.permission:
+        message += (f" (ports below net.ipv4.ip_unprivileged_port_start="
+                    f"{unprivileged_port_start} need root or CAP_NET_BIND_SERVICE)")
+    return message + f"; kube-proxy on {node} serves the Service's other ports"
+
+
 class Proxier:
     def __init__(self, limits: Limits, *, balance: str = ROUND_ROBIN,
-                 rng: random.Random | None = None, metrics: Metrics | None = None):
+                 rng: random.Random | None = None, metrics: Metrics | None = None,
+                 listener_factory: Callable[[ListenerKey, RouteKey, Routes, Limits], Listener]
+                 = make_listener):
         self.limits = limits
         self.balance = balance
         self.rng = rng or random.Random()
@@ -48,6 +60,7 @@ class Proxier:
         self.listeners: dict[ListenerKey, Listener] = {}
         self.failed: dict[ListenerKey, str] = {}
         self.syncs = 0
+        self._make_listener = listener_factory
 
     async def apply(self, desired: Desired) -> list[ListenFailure]:
         self.syncs += 1
@@ -77,7 +90,7 @@ class Proxier:
             if listener is not None:
                 listener.route = route_key
                 continue
-            listener = make_listener(key, route_key, routes, self.limits)
+            listener = self._make_listener(key, route_key, routes, self.limits)
             try:
                 await listener.start()
             except OSError as exc:

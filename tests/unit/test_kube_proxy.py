@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
+import os
 import random
 
 import pytest
 
 from kube_proxy import servicemap as sm
 from kube_proxy.balancer import RANDOM, Balancer
+from kube_proxy.proxier import Proxier, failure_message
+from kube_proxy.proxy import Limits
 from kube_proxy.servicemap import EXTERNAL, INTERNAL, Endpoint, ListenerKey, RouteKey
 from tests.net_builders import endpoint, endpoint_slice, service
 
@@ -222,3 +226,75 @@ def test_affinity_table_is_bounded():
     for client in ("a", "b", "c"):
         b.pick(client)
     assert b.affinity_clients == 2
+
+
+# ------------------------------------------------------------ proxier (listeners faked)
+
+class FakeListener:
+    """Binds nothing; fails for ports in `refuse` with that errno."""
+
+    refuse: dict[int, int] = {}
+
+    def __init__(self, key, route, routes, limits):
+        self.key, self.route, self.closed, self.active = key, route, False, 0
+
+    async def start(self):
+        if self.key.port in self.refuse:
+            err = self.refuse[self.key.port]
+            raise OSError(err, os.strerror(err))
+
+    def close(self):
+        self.closed = True
+
+    def abort_all(self):
+        pass
+
+
+@pytest.fixture
+def proxier(monkeypatch):
+    monkeypatch.setattr(FakeListener, "refuse", {53: errno.EACCES, 99: errno.EADDRINUSE})
+    return Proxier(Limits(), listener_factory=FakeListener)
+
+
+DNS_PORTS = [{"name": "dns", "port": 53, "protocol": "UDP"},
+             {"name": "metrics", "port": 9153, "protocol": "TCP"}]
+
+
+async def test_privileged_listener_is_skipped_and_reported_once(proxier):
+    d = _desired([service("kube-dns", CIP, DNS_PORTS)])
+    failures = await proxier.apply(d)
+    assert [(str(f.key), f.service, f.permission) for f in failures] == \
+        [(f"{CIP}:53/UDP", "default/kube-dns", True)]
+    assert list(proxier.listeners) == [ListenerKey("TCP", CIP, 9153)]
+    assert failure_message(failures[0], NODE, 1024) == (
+        f"cannot serve {CIP}:53/UDP: permission denied (ports below "
+        "net.ipv4.ip_unprivileged_port_start=1024 need root or CAP_NET_BIND_SERVICE); "
+        "kube-proxy on node-1 serves the Service's other ports")
+    assert await proxier.apply(d) == []  # tried again, not reported again
+    assert proxier.snapshot()[-1] == {"listener": f"{CIP}:53/UDP", "error": "permission denied"}
+
+
+async def test_address_in_use_is_not_a_permission_failure(proxier):
+    failures = await proxier.apply(_desired([service("a", CIP, [tcp(99)])]))
+    assert [(f.error, f.permission) for f in failures] == [("address already in use", False)]
+
+
+def tcp(port: int, name: str = "p") -> dict:
+    return {"name": name, "port": port, "protocol": "TCP"}
+
+
+async def test_update_keeps_listeners_and_balancers_and_closes_removed_ones(proxier):
+    sl = endpoint_slice("web-1", "web", [endpoint("10.0.0.1")], [tcp(8080)])
+    await proxier.apply(_desired([service("web", CIP, [tcp(80), tcp(81, "q")])], [sl]))
+    kept = proxier.listeners[ListenerKey("TCP", CIP, 80)]
+    removed = proxier.listeners[ListenerKey("TCP", CIP, 81)]
+    balancer = proxier.routes.balancers[RouteKey("default/web:p", INTERNAL)]
+    sl2 = endpoint_slice("web-1", "web", [endpoint("10.0.0.1"), endpoint("10.0.0.2")],
+                         [tcp(8080)])
+    await proxier.apply(_desired([service("web", CIP, [tcp(80)])], [sl2]))
+    assert proxier.listeners == {ListenerKey("TCP", CIP, 80): kept}
+    assert removed.closed and not kept.closed
+    assert proxier.routes.balancers[RouteKey("default/web:p", INTERNAL)] is balancer
+    assert ips(balancer.endpoints) == ["10.0.0.1", "10.0.0.2"]
+    await proxier.apply(_desired([]))
+    assert kept.closed and proxier.routes.balancers == {} and proxier.metrics.services == {}
