@@ -18,6 +18,14 @@ Model (kube-proxy's ServicePort / Endpoint / CategorizeEndpoints):
   traffic). `internalTrafficPolicy: Local` (internal route) and
   `externalTrafficPolicy: Local` (external route) keep only endpoints whose
   nodeName is this node, before that choice.
+- Shared addresses (ClusterIPs, LoadBalancer and external IPs) are bound by
+  every node's proxy with SO_REUSEPORT, so the kernel picks which proxy gets
+  a connection. With a Local policy such an address is held only by the
+  proxies of nodes that have usable local endpoints: connections then reach
+  only those nodes, as a cloud load balancer's health check
+  (healthCheckNodePort) steers LoadBalancer traffic; with none anywhere,
+  nobody listens and connections are refused. A NodePort (this node's own
+  address) is always held; with Local and no local endpoint it refuses.
 - Two Service ports wanting the same listener (an invalid state the
   apiserver should not allow): the first in (namespace, name, port) order
   gets it; the other is reported in `conflicts`.
@@ -199,18 +207,21 @@ def desired(services: Iterable[Any], slices_by_service: Mapping[str, list[Any]],
                                   sp.protocol)
             internal = RouteKey(sp.key, INTERNAL)
             external = RouteKey(sp.key, EXTERNAL)
-            out.routes[internal] = Route(
-                sp.service, sp.protocol,
-                usable(eps, local_only=sp.internal_local, node_name=node_name),
-                sp.affinity_timeout_s)
-            wanted = [(ListenerKey(sp.protocol, ip, sp.port), internal) for ip in sp.cluster_ips]
+            inside = usable(eps, local_only=sp.internal_local, node_name=node_name)
+            out.routes[internal] = Route(sp.service, sp.protocol, inside, sp.affinity_timeout_s)
+            wanted = []
+            # A shared address with a Local policy: held only where there are
+            # local endpoints (see the module's docstring).
+            if inside or not sp.internal_local:
+                wanted += [(ListenerKey(sp.protocol, ip, sp.port), internal)
+                           for ip in sp.cluster_ips]
             if sp.external_ips or sp.node_port:
-                out.routes[external] = Route(
-                    sp.service, sp.protocol,
-                    usable(eps, local_only=sp.external_local, node_name=node_name),
-                    sp.affinity_timeout_s)
-                wanted += [(ListenerKey(sp.protocol, ip, sp.port), external)
-                           for ip in sp.external_ips]
+                outside = usable(eps, local_only=sp.external_local, node_name=node_name)
+                out.routes[external] = Route(sp.service, sp.protocol, outside,
+                                             sp.affinity_timeout_s)
+                if outside or not sp.external_local:
+                    wanted += [(ListenerKey(sp.protocol, ip, sp.port), external)
+                               for ip in sp.external_ips]
                 if sp.node_port and node_ip:
                     wanted.append((ListenerKey(sp.protocol, node_ip, sp.node_port), external))
             for key, route in wanted:

@@ -298,3 +298,32 @@ async def test_two_proxies_share_cluster_ip_and_survive_a_kill(tmp_path, apiserv
         assert "" not in seen and set(seen) == set(ips), seen
     finally:
         await other.stop()
+
+
+async def test_local_policy_lb_ip_only_held_by_nodes_with_local_endpoints(tmp_path, apiserver,
+                                                                         client, proxy,
+                                                                         backends):
+    ips = await backends.start_tcp(1)
+    cip, port = cluster_ip(), service_port()
+    lb_ip = f"127.1.255.{_rng.randint(1, 254)}"
+    svc, _ = await make_service(client, "lbl", cip, port, backends.port,
+                                [endpoint(ips[0], node="node-1")], type_="LoadBalancer",
+                                externalTrafficPolicy="Local",
+                                port_extra={"nodePort": _rng.randint(30000, 32767)})
+    svc.status.load_balancer.ingress.add(ip=lb_ip, ip_mode="VIP")
+    await client.update_status(svc)
+    other = await KubeProxyProc(tmp_path, apiserver.address, "node-2", node_ip()).start()
+    try:
+        async def synced(p: KubeProxyProc) -> bool:
+            m = await p.metrics()
+            return any(r["listener"] == f"{cip}:{port}/TCP" for r in m["listeners"])
+        await wait_for(lambda: synced(other), WAIT_S)
+        await wait_for(lambda: synced(proxy), WAIT_S)
+        listeners = {p.node: {r["listener"] for r in (await p.metrics())["listeners"]}
+                     for p in (proxy, other)}
+        assert f"{lb_ip}:{port}/TCP" in listeners["node-1"]
+        assert f"{lb_ip}:{port}/TCP" not in listeners["node-2"]
+        # Without a listener on node-2, the kernel hands every connection to node-1.
+        assert await ask_many(lb_ip, port, 10) == [ips[0]] * 10
+    finally:
+        await other.stop()

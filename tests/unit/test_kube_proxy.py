@@ -298,3 +298,24 @@ async def test_update_keeps_listeners_and_balancers_and_closes_removed_ones(prox
     assert ips(balancer.endpoints) == ["10.0.0.1", "10.0.0.2"]
     await proxier.apply(_desired([]))
     assert kept.closed and proxier.routes.balancers == {} and proxier.metrics.services == {}
+
+
+@pytest.mark.parametrize("policy_field, local_here, want", [
+    ("externalTrafficPolicy", True,
+     {ListenerKey("TCP", CIP, 80), ListenerKey("TCP", "127.1.9.5", 80),
+      ListenerKey("TCP", NODE_IP, 30080)}),
+    ("externalTrafficPolicy", False,
+     {ListenerKey("TCP", CIP, 80), ListenerKey("TCP", NODE_IP, 30080)}),
+    ("internalTrafficPolicy", True,
+     {ListenerKey("TCP", CIP, 80), ListenerKey("TCP", "127.1.9.5", 80),
+      ListenerKey("TCP", NODE_IP, 30080)}),
+    ("internalTrafficPolicy", False,
+     {ListenerKey("TCP", "127.1.9.5", 80), ListenerKey("TCP", NODE_IP, 30080)}),
+], ids=["etp-local-here", "etp-none-here-drops-lb-ip-keeps-nodeport", "itp-local-here",
+        "itp-none-here-drops-cluster-ip"])
+def test_local_policy_holds_shared_addresses_only_with_local_endpoints(policy_field, local_here,
+                                                                       want):
+    svc = service("lb", CIP, [{"name": "http", "port": 80, "nodePort": 30080}],
+                  type_="LoadBalancer", status_lb=["127.1.9.5"], **{policy_field: "Local"})
+    sl = endpoint_slice("lb-1", "lb", [endpoint("10.0.0.1", node=NODE if local_here else "n2")])
+    assert set(_desired([svc], [sl]).listeners) == want
