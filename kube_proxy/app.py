@@ -8,7 +8,8 @@ Model (kube-proxy's, userspace mode, in one asyncio event loop):
   most once per min_sync_period_s, and at least every resync_s (which also
   retries listeners that failed to bind).
 - Health: grpc.health.v1, SERVING once the first sync is applied,
-  NOT_SERVING while a loop it owns is down.
+  NOT_SERVING while a loop it owns is down or the last sync failed (a bug:
+  logged; what is bound stays served, the next change or resync retries).
 - Metrics: on the same gRPC server, the method METRICS_METHOD
   (`/kubemu.kubeproxy.v1.KubeProxy/Metrics`) takes any bytes and answers a
   JSON object: {"node", "syncs", "services": {"ns/name": {connections_total,
@@ -154,7 +155,17 @@ class KubeProxyApp:
             if wait_s > 0:
                 await asyncio.sleep(wait_s)  # rate limit, like kube-proxy's minSyncPeriod
             last = loop.time()
-            await self.sync()
+            try:
+                await self.sync()
+            except Exception:  # noqa: BLE001 - a bug: report it, keep serving what is bound
+                self._log.exception("sync failed; retrying at the next change or resync")
+                await self._sync_health(False)
+            else:
+                await self._sync_health(True)
+
+    async def _sync_health(self, ok: bool) -> None:
+        if self.server is not None:
+            await self.server.set_check("sync", ok)
 
     async def sync(self) -> None:
         assert self.services is not None and self.slices is not None

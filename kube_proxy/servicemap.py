@@ -127,12 +127,15 @@ def service_ports(svc: Any) -> list[ServicePort]:
     spec = svc.spec
     if spec.type == "ExternalName":
         return []
-    cluster_ips = [ip for ip in (list(spec.cluster_ips) or [spec.cluster_ip]) if ip and ip != "None"]
+    # IPv4 only: everything kubemu serves lives in 127.0.0.0/8.
+    cluster_ips = [ip for ip in (list(spec.cluster_ips) or [spec.cluster_ip])
+                   if ip and ip != "None" and ":" not in ip]
     if not cluster_ips:
         return []
     external = [ing.ip for ing in svc.status.load_balancer.ingress if ing.ip] \
         if spec.type == "LoadBalancer" else []
     external += [ip for ip in spec.external_ips if ip]
+    external = [ip for ip in external if ":" not in ip]
     affinity_s = 0
     if spec.session_affinity == CLIENT_IP:
         affinity_s = DEFAULT_AFFINITY_TIMEOUT_S
