@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import signal
 import socket
 import sys
 
@@ -327,3 +328,49 @@ async def test_local_policy_lb_ip_only_held_by_nodes_with_local_endpoints(tmp_pa
         assert await ask_many(lb_ip, port, 10) == [ips[0]] * 10
     finally:
         await other.stop()
+
+
+async def refused(ip: str, port: int) -> bool:
+    try:
+        async with asyncio.timeout(IO_TIMEOUT_S):
+            _, writer = await asyncio.open_connection(ip, port)
+    except ConnectionRefusedError:
+        return True
+    writer.close()
+    return False
+
+
+async def test_listeners_follow_service_port_changes(client, proxy, backends):
+    ips = await backends.start_tcp(1)
+    cip, old_port, new_port = cluster_ip(), service_port(), service_port()
+    svc, _ = await make_service(client, "moving", cip, old_port, backends.port,
+                                [endpoint(ips[0])])
+    await wait_for(lambda: ask(cip, old_port), WAIT_S)
+    svc.spec.ports[0].port = new_port
+    await client.update(svc)
+    assert await wait_for(lambda: ask(cip, new_port), WAIT_S) == ips[0]
+    await wait_for(lambda: refused(cip, old_port), WAIT_S)
+
+
+async def test_graceful_stop_closes_listeners_then_drains(tmp_path, apiserver, client, backends):
+    ips = await backends.start_tcp(1)
+    cip, port = cluster_ip(), service_port()
+    await make_service(client, "drain", cip, port, backends.port, [endpoint(ips[0])])
+    p = await KubeProxyProc(tmp_path, apiserver.address, "node-1", node_ip(),
+                            "--drain-s", "30").start()
+    try:
+        await wait_for(lambda: ask(cip, port), WAIT_S)
+        async with asyncio.timeout(IO_TIMEOUT_S):
+            reader, writer = await asyncio.open_connection(cip, port)
+            assert (await reader.readline()).decode().strip() == ips[0]
+        p.proc.signal(signal.SIGTERM)
+        await wait_for(lambda: refused(cip, port), WAIT_S)  # no listener any more
+        async with asyncio.timeout(IO_TIMEOUT_S):
+            writer.write(b"draining\n")  # the connection in flight still works
+            assert await reader.readline() == b"draining\n"
+            writer.close()
+        # Its last connection ended: the proxy exits before the drain deadline.
+        await wait_for(lambda: not p.proc.alive(), WAIT_S)
+        assert p.proc.popen.returncode == 0
+    finally:
+        await p.stop()
