@@ -365,11 +365,14 @@ def control_plane(profile: str = "default") -> tuple[ComponentKind, ...]:
 # per home among the blocks no other live cluster on this machine holds
 # (claims in <tmp>/kubemu-networks/); node i is 127.0.B.i, its pod CIDR
 # 127.B.i.0/24. persistentVolumeClaim directories are shared by the cluster's
-# nodes in <home>/volumes. At shutdown the kubelet stops first, then the
-# runtime is asked to stop every container (before_stop), then it stops.
+# nodes in <home>/volumes. kube-proxy starts after the kubelet (it serves
+# Services on the node's address; its health address is there too). At
+# shutdown kube-proxy and the kubelet stop first, then the runtime is asked to
+# stop every container (before_stop), then it stops.
 
 RUNTIME = "runtime"
 KUBELET = "kubelet"
+KUBE_PROXY = "kube-proxy"
 NETWORK_FILE = "network.json"
 NETWORK_CLAIMS_DIR = "kubemu-networks"
 NETWORK_BLOCK_MIN = 2
@@ -490,6 +493,13 @@ def kubelet_argv(launch: Launch, flags: Sequence[str] = ()) -> list[str]:
             "--log-file", str(launch.log_path), *flags]
 
 
+def kube_proxy_argv(launch: Launch, flags: Sequence[str] = ()) -> list[str]:
+    return [launch.python, "-m", "kube_proxy", "--node-name", launch.node,
+            "--node-ip", node_ip(launch), "--apiserver", launch.peers[APISERVER],
+            "--health-listen", f"{node_ip(launch)}:{launch.ports['health']}",
+            "--log-file", str(launch.log_path), *flags]
+
+
 def kill_node_containers(launch: Launch) -> int:
     """SIGKILL what is left of every container the node's runtime recorded
     (kubemu.cluster_home: the leader, its group and session, checked against
@@ -543,9 +553,10 @@ class NodeComponentKind(ComponentKind):
 
 
 def node_components(*, runtime_flags: Sequence[str] = (),
-                    kubelet_flags: Sequence[str] = ()) -> tuple[ComponentKind, ...]:
-    """The per-node kinds; extra flags for the runtime and the kubelet (e.g. the
-    fast timings tests use)."""
+                    kubelet_flags: Sequence[str] = (),
+                    kube_proxy_flags: Sequence[str] = ()) -> tuple[ComponentKind, ...]:
+    """The per-node kinds; extra flags for the runtime, the kubelet and
+    kube-proxy (e.g. the fast timings tests use)."""
     runtime = NodeComponentKind(
         name=RUNTIME, ports=(), argv=lambda launch: runtime_argv(launch, runtime_flags),
         health=grpc_health, per_node=True, stop_grace_s=NODE_SHUTDOWN_GRACE_S + 15.0,
@@ -556,7 +567,15 @@ def node_components(*, runtime_flags: Sequence[str] = (),
         health=grpc_health, depends_on=(RUNTIME,), per_node=True, ready_timeout_s=60.0,
         stop_grace_s=10.0, prepare=prepare_node,
         address_of=lambda launch: f"{node_ip(launch)}:{launch.ports['grpc']}")
-    return (runtime, kubelet)
+    # SERVING once its first sync is applied; its health address also answers
+    # the metrics method (kube_proxy.app).
+    kube_proxy = NodeComponentKind(
+        name=KUBE_PROXY, ports=("health",),
+        argv=lambda launch: kube_proxy_argv(launch, kube_proxy_flags),
+        health=grpc_health, depends_on=(KUBELET,), per_node=True, ready_timeout_s=30.0,
+        stop_grace_s=10.0, prepare=prepare_node,
+        address_of=lambda launch: f"{node_ip(launch)}:{launch.ports['health']}")
+    return (runtime, kubelet, kube_proxy)
 
 
 NODE_COMPONENTS: tuple[ComponentKind, ...] = node_components()
