@@ -305,15 +305,15 @@ class Cluster:
             await self._prepare_home()
             self._set_state(ClusterState.STARTING)
             await self._resolve_binaries()
+            # Fixed for the cluster's life: claimed once (a machine-wide lock),
+            # before the control plane (the apiserver's service range is in it).
+            self._network_block = await asyncio.to_thread(comp.network_block, self.home)
             for level in self._levels:
                 await self._start_level(level, node="", deadline=deadline)
             if self.nodes and not self._node_kinds:
                 self._progress(f"nodes: {self.nodes} requested, but node components (kubelet, "
                                f"runtime, kube-proxy) are not part of this build yet; "
                                f"control plane only")
-            if self.nodes and self._node_kinds:
-                # Fixed for the cluster's life: claimed once (a machine-wide lock).
-                self._network_block = await asyncio.to_thread(comp.network_block, self.home)
             for node in self.node_names if self._node_kinds else []:
                 for level in self._node_levels:
                     await self._start_level(level, node=node, deadline=deadline)
@@ -472,7 +472,7 @@ class Cluster:
             launch = comp.Launch(home=self.home, name=name, node=node, host=host,
                                  ports={port: self._ports.pick(host) for port in kind.ports},
                                  peers=self._peers(), binaries=dict(self._binaries),
-                                 network_block=self._network_block if node else None)
+                                 network_block=self._network_block)
             if p is None:
                 p = _Process(kind=kind, node=node, launch=launch)
                 self._procs.append(p)
