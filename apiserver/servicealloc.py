@@ -181,10 +181,62 @@ def release_plan(obj: Message) -> Plan:
     return plan
 
 
+def _externally_accessible(spec: Message) -> bool:
+    service_type = spec.type or "ClusterIP"
+    return service_type in ("NodePort", "LoadBalancer") or (
+        service_type == "ClusterIP" and bool(spec.external_ips))
+
+
+def drop_type_dependent_fields(new: Message, old: Message) -> None:
+    """Kubernetes' dropTypeDependentFields: a type change wipes the values the
+    old type had (and the server may have filled in) that the new type has
+    no use for, when the client left them as they were."""
+    spec, old_spec = new.spec, old.spec
+    if needs_cluster_ip(old_spec) and not needs_cluster_ip(spec):
+        if (spec.cluster_ip, list(spec.cluster_ips)) == (old_spec.cluster_ip,
+                                                         list(old_spec.cluster_ips)):
+            spec.cluster_ip = ""
+            del spec.cluster_ips[:]
+        if list(spec.ip_families) == list(old_spec.ip_families):
+            del spec.ip_families[:]
+        if (spec.HasField("ip_family_policy") == old_spec.HasField("ip_family_policy")
+                and spec.ip_family_policy == old_spec.ip_family_policy):
+            spec.ClearField("ip_family_policy")
+        if (spec.type or "ClusterIP") == "ExternalName" and (
+                spec.internal_traffic_policy == old_spec.internal_traffic_policy):
+            spec.ClearField("internal_traffic_policy")
+    if needs_node_ports(old_spec) and not needs_node_ports(spec):
+        if [p.node_port for p in spec.ports] == [p.node_port for p in old_spec.ports]:
+            for port in spec.ports:
+                port.node_port = 0
+    if old_spec.type == "LoadBalancer" and spec.type != "LoadBalancer":
+        if (spec.HasField("allocate_load_balancer_node_ports")
+                and old_spec.HasField("allocate_load_balancer_node_ports")
+                and spec.allocate_load_balancer_node_ports
+                == old_spec.allocate_load_balancer_node_ports):
+            spec.ClearField("allocate_load_balancer_node_ports")
+        if (spec.HasField("load_balancer_class") and old_spec.HasField("load_balancer_class")
+                and spec.load_balancer_class == old_spec.load_balancer_class):
+            spec.ClearField("load_balancer_class")
+    if _externally_accessible(old_spec) and not _externally_accessible(spec):
+        if spec.external_traffic_policy == old_spec.external_traffic_policy:
+            spec.external_traffic_policy = ""
+    if (spec.health_check_node_port and spec.health_check_node_port
+            == old_spec.health_check_node_port and not (
+                spec.type == "LoadBalancer" and spec.external_traffic_policy == "Local")):
+        spec.health_check_node_port = 0
+
+
 def patch_allocated_values(new: Message, old: Message) -> None:
     """Kubernetes' patchAllocatedValues: an update that leaves out a value
     the Service already holds keeps it (kubectl apply of the original file)."""
     spec, old_spec = new.spec, old.spec
+    # Kubernetes' normalizeClusterIPs: an old client sends clusterIP alone.
+    if not spec.cluster_ips and old_spec.cluster_ips:
+        if spec.cluster_ip == old_spec.cluster_ip:
+            spec.cluster_ips.extend(old_spec.cluster_ips)
+        elif spec.cluster_ip:
+            spec.cluster_ips.append(spec.cluster_ip)
     if needs_cluster_ip(old_spec) and needs_cluster_ip(spec):
         if not spec.cluster_ip:
             spec.cluster_ip = old_spec.cluster_ip

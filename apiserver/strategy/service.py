@@ -23,6 +23,7 @@ class ServiceStrategy(Strategy):
         self.rng = rng or random.Random()
 
     def prepare_for_update(self, new: Message, old: Message) -> None:
+        servicealloc.drop_type_dependent_fields(new, old)
         servicealloc.patch_allocated_values(new, old)
         super().prepare_for_update(new, old)
 
