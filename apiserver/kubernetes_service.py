@@ -28,6 +28,7 @@ import structlog
 from apiserver import storage
 from apiserver.registry import ObjectRegistry
 from kubemu.api import codec, errors
+from kubemu.backoff import Exponential
 from kubemu.api.kinds import REGISTRY
 from kubemu.api.v1 import core_pb2, discovery_pb2
 
@@ -39,6 +40,7 @@ LEASE_PREFIX = b"/registry/masterleases/"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 SKIP_MIRROR_LABEL = "endpointslice.kubernetes.io/skip-mirror"
 LEASES_MAX = 1000  # apiservers one cluster may have at once
+RETRY_S_BASE = 0.05
 
 
 def lease_key(address: str) -> bytes:
@@ -113,13 +115,18 @@ class KubernetesService:
 
     async def run(self) -> None:
         """Forever: keep the Service, this apiserver's lease and the endpoints right."""
+        backoff = Exponential(RETRY_S_BASE, self.interval_s)
         while True:
             try:
                 await self.sync()
                 self.synced.set()
+                backoff.reset()
+                delay_s = self.interval_s
             except errors.ApiError as err:
-                log.info("kubernetes service sync will retry", error=str(err))
-            await asyncio.sleep(self.interval_s)
+                # e.g. the `default` namespace not bootstrapped yet: soon again.
+                delay_s = backoff.next_s()
+                log.info("kubernetes service sync will retry", error=str(err), delay_s=delay_s)
+            await asyncio.sleep(delay_s)
 
     async def sync(self, *, leaving: bool = False) -> None:
         if not leaving:
