@@ -308,3 +308,15 @@ async def test_dry_run_allocates_nothing():
     svc = await reg.create(SERVICES, "default", service("web"), dry_run=True)
     assert svc.spec.cluster_ip
     assert await allocated(reg.store, servicealloc.IP_KEY_PREFIX) == {}
+
+
+def test_the_supervisor_gives_the_apiserver_its_clusters_service_range(tmp_path):
+    from deploy import components as comp
+
+    launch = comp.Launch(home=tmp_path, name="apiserver", node="", host="127.0.0.1",
+                         ports={"grpc": 1234}, peers={"etcd": "127.0.0.1:2379"}, binaries={},
+                         network_block=7)
+    argv = comp.apiserver_argv(launch)
+    flag = argv.index("--service-cluster-ip-range")
+    assert argv[flag + 1] == "127.7.0.0/24"
+    assert Ranges.parse(argv[flag + 1]).first_ip == "127.7.0.1"
