@@ -14,6 +14,10 @@ any loop is down. Each is cancelled on stop:
 - kubernetes-service: the `kubernetes` Service in `default`, this
   apiserver's lease and the Service's Endpoints/EndpointSlice
   (apiserver.kubernetes_service); its address is taken out at stop;
+- allocation-repair: at start and every `allocation_repair_s`, the ClusterIP
+  and NodePort keys are made to match the stored Services
+  (apiserver.servicealloc.repair: leaks released, keys recorded for Services
+  stored before allocations were kept);
 - namespace finalizer: empties a Terminating namespace, then removes it
   (the namespace controller's job, kept here until controller-manager lands).
 """
@@ -66,6 +70,7 @@ class Options:
     service_node_port_range: str = servicealloc.DEFAULT_NODE_PORT_RANGE
     endpoint_reconcile_s: float = 10.0  # Kubernetes' --endpoint-reconciler interval
     master_lease_ttl_s: float = 15.0
+    allocation_repair_s: float = 180.0  # as Kubernetes' repair controllers
 
 
 class APIServer:
@@ -110,6 +115,7 @@ class APIServer:
             interval_s=self.options.endpoint_reconcile_s,
             lease_ttl_s=self.options.master_lease_ttl_s)
         self.loops.spawn("kubernetes-service", self.kubernetes_service.run)
+        self.loops.spawn("allocation-repair", self._allocation_repair)
         self.loops.spawn("health", self._health)
         self.loops.spawn("bookmarks", self._bookmarks)
         if self.options.compaction_interval_s > 0:
@@ -190,6 +196,19 @@ class APIServer:
                 previous = current
             except errors.ApiError as err:
                 log.info("compaction skipped", error=str(err))
+
+    async def _allocation_repair(self) -> None:
+        services = REGISTRY.by_resource("services")
+        while True:
+            try:
+                report = await servicealloc.repair(self.store, self.service_ranges,
+                                                   services.message)
+                if report.released or report.recorded or report.doubled:
+                    log.warning("service allocations repaired", released=report.released,
+                                recorded=report.recorded, held_twice=report.doubled)
+            except errors.ApiError as err:
+                log.info("service allocation repair skipped", error=str(err))
+            await asyncio.sleep(self.options.allocation_repair_s)
 
     async def _namespace_finalizer(self) -> None:
         ns_kind = REGISTRY.by_resource("namespaces")

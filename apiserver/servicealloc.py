@@ -23,7 +23,7 @@ import dataclasses
 import ipaddress
 import random
 
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 
 from apiserver import storage
 from apiserver.storage import Reservation as Plan
@@ -353,3 +353,66 @@ class Allocator:
         if await self.store.get(port_key(number)) is not None:
             raise errors.Invalid("Service", obj.metadata.name, [errors.invalid(
                 path, number, "provided port is already allocated")])
+
+
+# ---------------------------------------------------------------- repair
+
+SERVICES_PREFIX = storage.prefix_key("services")
+REPAIR_SCAN_MAX = 100_000  # keys one repair pass reads per prefix
+
+
+@dataclasses.dataclass
+class RepairReport:
+    released: list[str] = dataclasses.field(default_factory=list)  # keys without a holder
+    recorded: list[str] = dataclasses.field(default_factory=list)  # holdings without a key
+    doubled: list[str] = dataclasses.field(default_factory=list)  # values two Services hold
+
+
+def _holdings(kv: storage.KeyValue, service_message) -> list[bytes]:
+    """The allocation keys the stored Service in `kv` holds (none if it does not decode)."""
+    try:
+        svc = service_message.FromString(kv.value)
+    except (DecodeError, RuntimeWarning, ValueError):  # corrupt: nothing we can read
+        return []
+    return release_plan(svc).release
+
+
+async def repair(store: storage.Store, ranges: Ranges, service_message) -> RepairReport:
+    """Kubernetes' allocation repair: make the allocation keys match the
+    stored Services. A key whose Service is gone or no longer holds its value
+    is released (conditioned on the key's revision, so a key taken again in
+    between stays); a value a Service holds without a key (a Service stored
+    before allocation was kept in etcd) is recorded if still free. Every
+    write is conditional, so a repair racing with Service writes can at worst
+    leave work for the next pass."""
+    report = RepairReport()
+    held: dict[bytes, list[bytes]] = {}  # allocation key -> the Service keys holding it
+    page = await store.range(SERVICES_PREFIX, storage.prefix_end(SERVICES_PREFIX),
+                             limit=REPAIR_SCAN_MAX)
+    for kv in page.kvs:
+        for key in _holdings(kv, service_message):
+            held.setdefault(key, []).append(kv.key)
+    allocated: dict[bytes, storage.KeyValue] = {}
+    for prefix in (IP_KEY_PREFIX, PORT_KEY_PREFIX):
+        keys = await store.range(prefix, storage.prefix_end(prefix), limit=REPAIR_SCAN_MAX)
+        allocated.update({kv.key: kv for kv in keys.kvs})
+    for key, kv in allocated.items():
+        holders = held.get(key, [])
+        if kv.value not in holders:
+            # Read the holder again: it may have been written since the scan.
+            owner = await store.get(kv.value) if kv.value else None
+            if owner is not None and key in _holdings(owner, service_message):
+                continue
+            if await store.delete_if(key, kv.mod_revision) is not None:
+                report.released.append(key.decode())
+    for key, holders in held.items():
+        if len(holders) > 1:
+            report.doubled.append(key.decode())
+        if key in allocated:
+            continue
+        value = key.rsplit(b"/", 1)[1].decode()
+        if key.startswith(IP_KEY_PREFIX) and not ranges.contains_ip(value):
+            continue  # outside today's range: never handed out, needs no key
+        if await store.put_if(key, holders[0], 0) is not None:
+            report.recorded.append(key.decode())
+    return report

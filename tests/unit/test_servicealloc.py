@@ -320,3 +320,30 @@ def test_the_supervisor_gives_the_apiserver_its_clusters_service_range(tmp_path)
     flag = argv.index("--service-cluster-ip-range")
     assert argv[flag + 1] == "127.7.0.0/24"
     assert Ranges.parse(argv[flag + 1]).first_ip == "127.7.0.1"
+
+
+# ---------------------------------------------------------------- repair
+
+async def test_repair_releases_leaks_and_records_unkeyed_services():
+    reg = await make_registry()
+    await reg.create(SERVICES, "default", service("kept", cluster_ip="127.1.0.40"))
+    # A leak (its Service went without releasing it) and a Service stored
+    # before allocations were kept (no key for its address and node port).
+    await reg.store.put_if(servicealloc.ip_key("127.1.0.41"),
+                           b"/registry/services/default/gone", 0)
+    old = service("old", type_="NodePort", cluster_ip="127.1.0.42",
+                  ports=[{"port": 80, "nodePort": 30042}])
+    old.metadata.uid = "u"
+    await reg.store.put_if(b"/registry/services/default/old", old.SerializeToString(), 0)
+    report = await servicealloc.repair(reg.store, Ranges.parse(), core_pb2.Service)
+    assert report.released == ["/registry/ranges/serviceips/127.1.0.41"]
+    assert sorted(report.recorded) == ["/registry/ranges/serviceips/127.1.0.42",
+                                       "/registry/ranges/servicenodeports/30042"]
+    assert await allocated(reg.store, servicealloc.IP_KEY_PREFIX) == {
+        "127.1.0.40": "/registry/services/default/kept",
+        "127.1.0.42": "/registry/services/default/old"}
+    again = await servicealloc.repair(reg.store, Ranges.parse(), core_pb2.Service)
+    assert again == servicealloc.RepairReport()
+    with pytest.raises(errors.Invalid, match="provided port is already allocated"):
+        await reg.create(SERVICES, "default", service(
+            "new", type_="NodePort", ports=[{"port": 80, "nodePort": 30042}]))
