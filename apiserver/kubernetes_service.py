@@ -111,7 +111,8 @@ class KubernetesService:
         self.interval_s = interval_s
         self.lease_ttl_s = lease_ttl_s
         self.clock = clock
-        self.synced = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._left = False
 
     async def run(self) -> None:
         """Forever: keep the Service, this apiserver's lease and the endpoints right."""
@@ -119,7 +120,6 @@ class KubernetesService:
         while True:
             try:
                 await self.sync()
-                self.synced.set()
                 backoff.reset()
                 delay_s = self.interval_s
             except errors.ApiError as err:
@@ -129,6 +129,14 @@ class KubernetesService:
             await asyncio.sleep(delay_s)
 
     async def sync(self, *, leaving: bool = False) -> None:
+        # One sync at a time; once leaving, the periodic one renews nothing
+        # (it would put this apiserver's address back after `leave`).
+        async with self._lock:
+            if self._left and not leaving:
+                return
+            await self._sync(leaving=leaving)
+
+    async def _sync(self, *, leaving: bool) -> None:
         if not leaving:
             await self._ensure_service()
             await self._renew()
@@ -143,6 +151,7 @@ class KubernetesService:
 
     async def leave(self, timeout_s: float) -> None:
         """Take this apiserver's address out (a graceful stop)."""
+        self._left = True
         try:
             await asyncio.wait_for(self.sync(leaving=True), timeout_s)
         except (errors.ApiError, asyncio.TimeoutError) as err:

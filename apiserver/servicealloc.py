@@ -80,6 +80,12 @@ def needs_cluster_ip(spec: Message) -> bool:
     return service_type != "ExternalName" and spec.cluster_ip != "None"
 
 
+def has_cluster_ip_field(spec: Message) -> bool:
+    """Kubernetes' needsClusterIP: every type but ExternalName holds a value
+    in clusterIP ("None", for a headless Service, counts)."""
+    return (spec.type or "ClusterIP") != "ExternalName"
+
+
 def needs_node_ports(spec: Message) -> bool:
     service_type = spec.type or "ClusterIP"
     if service_type == "NodePort":
@@ -192,7 +198,7 @@ def drop_type_dependent_fields(new: Message, old: Message) -> None:
     old type had (and the server may have filled in) that the new type has
     no use for, when the client left them as they were."""
     spec, old_spec = new.spec, old.spec
-    if needs_cluster_ip(old_spec) and not needs_cluster_ip(spec):
+    if has_cluster_ip_field(old_spec) and not has_cluster_ip_field(spec):
         if (spec.cluster_ip, list(spec.cluster_ips)) == (old_spec.cluster_ip,
                                                          list(old_spec.cluster_ips)):
             spec.cluster_ip = ""
@@ -237,7 +243,7 @@ def patch_allocated_values(new: Message, old: Message) -> None:
             spec.cluster_ips.extend(old_spec.cluster_ips)
         elif spec.cluster_ip:
             spec.cluster_ips.append(spec.cluster_ip)
-    if needs_cluster_ip(old_spec) and needs_cluster_ip(spec):
+    if has_cluster_ip_field(old_spec) and has_cluster_ip_field(spec):
         if not spec.cluster_ip:
             spec.cluster_ip = old_spec.cluster_ip
         if not spec.cluster_ips and old_spec.cluster_ips:

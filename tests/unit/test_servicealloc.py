@@ -347,3 +347,14 @@ async def test_repair_releases_leaks_and_records_unkeyed_services():
     with pytest.raises(errors.Invalid, match="provided port is already allocated"):
         await reg.create(SERVICES, "default", service(
             "new", type_="NodePort", ports=[{"port": 80, "nodePort": 30042}]))
+
+
+async def test_a_headless_service_updated_without_cluster_ip_stays_headless():
+    reg = await make_registry()
+    await reg.create(SERVICES, "default", service("db", cluster_ip="None"))
+    again = await reg.update(SERVICES, service("db", ports=[{"port": 5432}]))
+    assert again.spec.cluster_ip == "None" and list(again.spec.cluster_ips) == ["None"]
+    with pytest.raises(errors.Invalid, match=r'spec.clusterIPs\[0\]: Invalid value: '
+                                             r'\[\]string\{"127.1.0.9"\}: may not change once set'):
+        await reg.update(SERVICES, service("db", cluster_ip="127.1.0.9"))
+    assert await allocated(reg.store, servicealloc.IP_KEY_PREFIX) == {}
