@@ -119,10 +119,6 @@ class Ranges:
     def node_port_text(self) -> str:
         return f"{self.node_ports[0]}-{self.node_ports[1]}"
 
-    def usable_ips(self) -> list[str]:
-        """Every address an allocation may hand out: not the network or broadcast one."""
-        return [str(ip) for ip in self.cidr.hosts()]
-
     def contains_ip(self, ip: str) -> bool:
         try:
             addr = ipaddress.ip_address(ip)
@@ -132,14 +128,26 @@ class Ranges:
                                                   self.cidr.broadcast_address)
 
 
+def _scan(lo: int, count: int, rng: random.Random):
+    """Offsets lo..lo+count-1 from a random one on, wrapping (the bitmap
+    allocator's random-scan): no list of the whole range is built."""
+    start = rng.randrange(count)
+    for i in range(count):
+        yield lo + (start + i) % count
+
+
 def pick_ip(ranges: Ranges, taken: set[str], rng: random.Random) -> str | None:
-    """A free address, at random from the upper band first; None when full."""
-    usable = ranges.usable_ips()
-    band = static_band(len(usable) + 2)
-    for candidates in (usable[band:], usable[:band]):
-        free = [ip for ip in candidates if ip not in taken]
-        if free:
-            return rng.choice(free)
+    """A free address, from the upper band first; None when the range is full."""
+    first = int(ranges.cidr.network_address) + 1
+    usable = ranges.cidr.num_addresses - 2
+    band = min(static_band(ranges.cidr.num_addresses), usable)
+    for lo, count in ((band, usable - band), (0, band)):
+        if count <= 0:
+            continue
+        for offset in _scan(lo, count, rng):
+            ip = str(ipaddress.IPv4Address(first + offset))
+            if ip not in taken:
+                return ip
     return None
 
 
@@ -147,10 +155,12 @@ def pick_port(ranges: Ranges, taken: set[int], rng: random.Random) -> int | None
     lo, hi = ranges.node_ports
     size = hi - lo + 1
     band = static_band(size)
-    for first, last in ((lo + band, hi), (lo, lo + band - 1)):
-        free = [p for p in range(first, last + 1) if p not in taken]
-        if free:
-            return rng.choice(free)
+    for first, count in ((lo + band, size - band), (lo, band)):
+        if count <= 0:
+            continue
+        for port in _scan(first, count, rng):
+            if port not in taken:
+                return port
     return None
 
 
