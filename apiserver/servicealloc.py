@@ -29,7 +29,7 @@ from apiserver import storage
 from apiserver.storage import Reservation as Plan
 from kubemu.api import errors
 from kubemu.api.fields import field_value
-from kubemu.api.validation.meta import _Shown
+from kubemu.api.validation.core import go_strings
 
 DEFAULT_SERVICE_CIDR = "127.1.0.0/24"
 DEFAULT_NODE_PORT_RANGE = "30000-32767"
@@ -172,10 +172,6 @@ def port_key(port: int) -> bytes:
     return PORT_KEY_PREFIX + str(port).encode()
 
 
-def _go_strings(values) -> str:
-    return "[]string{" + ", ".join(f'"{v}"' for v in values) + "}"
-
-
 def _ips_of(spec: Message) -> list[str]:
     ips = list(spec.cluster_ips)
     if spec.cluster_ip and spec.cluster_ip not in ips:
@@ -247,12 +243,6 @@ def patch_allocated_values(new: Message, old: Message) -> None:
     """Kubernetes' patchAllocatedValues: an update that leaves out a value
     the Service already holds keeps it (kubectl apply of the original file)."""
     spec, old_spec = new.spec, old.spec
-    # Kubernetes' normalizeClusterIPs: an old client sends clusterIP alone.
-    if not spec.cluster_ips and old_spec.cluster_ips:
-        if spec.cluster_ip == old_spec.cluster_ip:
-            spec.cluster_ips.extend(old_spec.cluster_ips)
-        elif spec.cluster_ip:
-            spec.cluster_ips.append(spec.cluster_ip)
     if has_cluster_ip_field(old_spec) and has_cluster_ip_field(spec):
         if not spec.cluster_ip:
             spec.cluster_ip = old_spec.cluster_ip
@@ -266,6 +256,20 @@ def patch_allocated_values(new: Message, old: Message) -> None:
                 kept = by_name.get(port.name, 0)
                 if kept and kept not in used:
                     port.node_port = kept
+
+
+def normalize_cluster_ips(new: Message, old: Message) -> None:
+    """Kubernetes' normalizeClusterIPs on update: keep clusterIP and
+    clusterIPs in step when a client (an old one, or a patch) set only one."""
+    spec, old_spec = new.spec, old.spec
+    same = list(spec.cluster_ips) == list(old_spec.cluster_ips)
+    if not spec.cluster_ips and old_spec.cluster_ips and spec.cluster_ip == old_spec.cluster_ip:
+        spec.cluster_ips.extend(old_spec.cluster_ips)
+        same = True
+    if spec.cluster_ip != old_spec.cluster_ip and same:
+        del spec.cluster_ips[:]
+        if spec.cluster_ip:  # changed, not cleared: validation refuses it by name
+            spec.cluster_ips.append(spec.cluster_ip)
 
 
 class Allocator:
@@ -328,7 +332,7 @@ class Allocator:
     @staticmethod
     def _refuse_ip(obj: Message, ip: str, why: str) -> None:
         raise errors.Invalid("Service", obj.metadata.name, [errors.invalid(
-            "spec.clusterIPs", _Shown(_go_strings(obj.spec.cluster_ips or [ip])),
+            "spec.clusterIPs", go_strings(obj.spec.cluster_ips or [ip]),
             f"failed to allocate IP {ip}: {why}")])
 
     async def _plan_node_ports(self, obj: Message, old: Message | None, plan: Plan) -> None:

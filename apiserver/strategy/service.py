@@ -23,8 +23,10 @@ class ServiceStrategy(Strategy):
         self.rng = rng or random.Random()
 
     def prepare_for_update(self, new: Message, old: Message) -> None:
-        servicealloc.drop_type_dependent_fields(new, old)
+        # Kubernetes' order (svcStrategy.PrepareForUpdate).
         servicealloc.patch_allocated_values(new, old)
+        servicealloc.normalize_cluster_ips(new, old)
+        servicealloc.drop_type_dependent_fields(new, old)
         super().prepare_for_update(new, old)
 
     async def reserve(self, store, obj: Message, old: Message | None) -> Reservation:

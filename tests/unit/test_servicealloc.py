@@ -358,3 +358,15 @@ async def test_a_headless_service_updated_without_cluster_ip_stays_headless():
                                              r'\[\]string\{"127.1.0.9"\}: may not change once set'):
         await reg.update(SERVICES, service("db", cluster_ip="127.1.0.9"))
     assert await allocated(reg.store, servicealloc.IP_KEY_PREFIX) == {}
+
+
+async def test_to_external_name_with_the_old_cluster_ip_still_sent_releases_it():
+    """An old client (clusterIP without clusterIPs) switching to ExternalName:
+    normalized to the stored pair, then dropped with the type (Kubernetes' order)."""
+    reg = await make_registry()
+    svc = await reg.create(SERVICES, "default", service("web"))
+    ext = service("web", type_="ExternalName", cluster_ip=svc.spec.cluster_ip,
+                  externalName="example.com")
+    out = await reg.update(SERVICES, ext)
+    assert not out.spec.cluster_ip and not out.spec.cluster_ips and not out.spec.ip_families
+    assert await allocated(reg.store, servicealloc.IP_KEY_PREFIX) == {}
