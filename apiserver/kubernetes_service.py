@@ -3,7 +3,8 @@
 As kube-apiserver's controlplane controller and lease endpoint reconciler:
 - the Service (ClusterIP = the first address of the service range, port 443
   named https, targetPort = this apiserver's port, no selector) is created
-  when missing and otherwise left as it is;
+  when missing; its targetPort is moved to this apiserver's port only when
+  no live apiserver listens on the one it names;
 - every apiserver renews a lease `/registry/masterleases/<host:port>`
   (value: the wall-clock time of renewal, JSON) every `interval_s`; leases
   older than `lease_ttl_s` are expired and removed, as etcd's TTL would;
@@ -137,8 +138,9 @@ class KubernetesService:
             await self._sync(leaving=leaving)
 
     async def _sync(self, *, leaving: bool) -> None:
+        svc = None
         if not leaving:
-            await self._ensure_service()
+            svc = await self._ensure_service()
             await self._renew()
         else:
             kv = await self.store.get(lease_key(self.address))
@@ -147,7 +149,26 @@ class KubernetesService:
         live = await self._live_addresses()
         if leaving and self.address in live:
             live.remove(self.address)
+        if svc is not None:
+            await self._fix_target_port(svc, live)
         await self._write_endpoints(live)
+
+    async def _fix_target_port(self, svc, live: list[str]) -> None:
+        """targetPort follows the apiservers: it is set to this one's port when
+        no live apiserver listens on the one it names (e.g. after a restart on
+        a new port). Apiservers on several ports leave it alone, so they never
+        take turns rewriting it."""
+        ports = {split_address(address)[1] for address in live}
+        own = split_address(self.address)[1]
+        for port in svc.spec.ports:
+            if port.name == "https" and port.target_port.int_val not in ports:
+                port.target_port.int_val = own
+                try:
+                    await self.objects.update(REGISTRY.by_resource("services"), svc)
+                    log.info("kubernetes service targetPort updated", target_port=own)
+                except errors.Conflict:
+                    pass  # written meanwhile; the next sync looks again
+                return
 
     async def leave(self, timeout_s: float) -> None:
         """Take this apiserver's address out (a graceful stop)."""
@@ -158,19 +179,20 @@ class KubernetesService:
             log.info("could not remove this apiserver from the kubernetes endpoints",
                      error=str(err))
 
-    async def _ensure_service(self) -> None:
+    async def _ensure_service(self):
+        """The `kubernetes` Service, created if missing (else left as it is)."""
         kind = REGISTRY.by_resource("services")
         try:
-            await self.objects.get(kind, NAMESPACE, NAME)
-            return
+            return await self.objects.get(kind, NAMESPACE, NAME)
         except errors.NotFound:
             pass
         try:
-            await self.objects.create(kind, NAMESPACE, service_object(
+            created = await self.objects.create(kind, NAMESPACE, service_object(
                 self.cluster_ip, split_address(self.address)[1]))
             log.info("created the kubernetes service", cluster_ip=self.cluster_ip)
+            return created
         except errors.AlreadyExists:
-            pass
+            return await self.objects.get(kind, NAMESPACE, NAME)
 
     async def _renew(self) -> None:
         key = lease_key(self.address)

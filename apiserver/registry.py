@@ -9,7 +9,9 @@ the request and the resourceVersion it carries, or a delete's
 preconditions) checked against the stored object and refused with
 kube-apiserver's Conflict, optimistic concurrency on resourceVersion, merge,
 JSON and strategic patches, finalizers and deletionTimestamp, and a size limit on what is
-stored. Reads of single objects and pages go to the store; watches go to
+stored. A strategy that hands out cluster-wide values (a Service's ClusterIP
+and NodePorts) has its keys created and released in the object's own etcd
+transaction; a value lost to a concurrent writer is planned again (bounded). Reads of single objects and pages go to the store; watches go to
 the watch caches.
 
 A stored value that does not decode is reported, never fatal: Get, Update,

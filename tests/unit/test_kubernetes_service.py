@@ -79,3 +79,19 @@ async def test_service_endpoints_and_slices_follow_live_apiservers():
     await a.sync()
     assert await addresses(reg) == ({6443: ["127.0.0.1"]},
                                     {"kubernetes": (["127.0.0.1"], 6443)})
+
+
+async def test_target_port_follows_an_apiserver_restarted_on_a_new_port():
+    store, reg = await setup()
+    clock = Clock()
+    first = apiserver(reg, store, "127.0.0.1:6443", clock)
+    await first.sync()
+    await first.leave(5.0)
+    restarted = apiserver(reg, store, "127.0.0.1:7443", clock)
+    await restarted.sync()
+    svc = await reg.get(REGISTRY.by_resource("services"), "default", "kubernetes")
+    assert svc.spec.ports[0].target_port.int_val == 7443
+    other = apiserver(reg, store, "127.0.0.1:8443", clock)
+    await other.sync()  # 7443 is live: left alone
+    svc = await reg.get(REGISTRY.by_resource("services"), "default", "kubernetes")
+    assert svc.spec.ports[0].target_port.int_val == 7443
