@@ -74,12 +74,19 @@ def service() -> dict:
       'StrVal:""}, NodePort:0}']),
     (lambda d: put(d, "spec.ports", [{"port": 53, "name": "a", "protocol": "UDP"},
                                      {"port": 53, "name": "b", "protocol": "TCP"}]), []),
+    (lambda d: put(d, "spec.loadBalancerSourceRanges", ["10.0.0.0/8"]),
+     ["spec.LoadBalancerSourceRanges: Forbidden: may only be used when `type` is "
+      "'LoadBalancer'"]),
+    (lambda d: (put(d, "spec.type", "LoadBalancer"),
+                put(d, "spec.loadBalancerSourceRanges", [" 10.0.0.0/8", "10.1.2.3"])),
+     ['spec.LoadBalancerSourceRanges[1]: Invalid value: "10.1.2.3": must be a valid CIDR '
+      "value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"]),
 ], ids=["sctp", "port-name-dns-label", "target-port-defaults", "client-ip-default-timeout",
         "affinity-timeout-zero", "affinity-timeout-too-big", "affinity-config-without-client-ip",
         "etp-on-cluster-ip", "etp-unsupported", "headless-node-port", "external-name-with-ip",
         "external-name-not-dns", "external-name-trailing-dot", "cluster-ips-mismatch",
         "ipv6-family", "dual-stack-required", "health-check-port-on-cluster-ip",
-        "duplicate-port", "same-port-tcp-and-udp"])
+        "duplicate-port", "same-port-tcp-and-udp", "source-ranges-not-lb", "source-range-not-cidr"])
 def test_service_rules(mutate, expected):
     doc = service()
     mutate(doc)

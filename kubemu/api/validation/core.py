@@ -1161,6 +1161,15 @@ def validate_service(obj: Message, old: Message | None) -> Problems:
                                   "TargetPort:intstr.IntOrString{Type:0, IntVal:0, StrVal:\"\"}, "
                                   "NodePort:0}")))
         seen_ports.add((protocol, number))
+    source_ranges = _items(spec, "load_balancer_source_ranges")
+    if source_ranges:
+        # Kubernetes' own path, capital L included.
+        if service_type != "LoadBalancer":
+            problems.append(errors.forbidden("spec.LoadBalancerSourceRanges",
+                                             "may only be used when `type` is 'LoadBalancer'"))
+        for i, value in enumerate(source_ranges):
+            problems.extend(errors.invalid(f"spec.LoadBalancerSourceRanges[{i}]", value.strip(), m)
+                            for m in is_valid_cidr(value.strip()))
     problems.extend(_traffic_policies(spec, service_type))
     if old is not None:
         problems.extend(_service_update(spec, old.spec, service_type))
