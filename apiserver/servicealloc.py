@@ -19,6 +19,7 @@ Kubernetes does since 1.24.
 """
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import ipaddress
 import random
@@ -379,6 +380,7 @@ class Allocator:
 
 SERVICES_PREFIX = storage.prefix_key("services")
 REPAIR_SCAN_MAX = 100_000  # keys one repair pass reads per prefix
+REPAIR_YIELD_EVERY = 500  # Services decoded between two yields to the event loop
 
 
 @dataclasses.dataclass
@@ -409,7 +411,9 @@ async def repair(store: storage.Store, ranges: Ranges, service_message) -> Repai
     held: dict[bytes, list[bytes]] = {}  # allocation key -> the Service keys holding it
     page = await store.range(SERVICES_PREFIX, storage.prefix_end(SERVICES_PREFIX),
                              limit=REPAIR_SCAN_MAX)
-    for kv in page.kvs:
+    for i, kv in enumerate(page.kvs):
+        if i and i % REPAIR_YIELD_EVERY == 0:
+            await asyncio.sleep(0)  # decoding thousands of Services: let requests in
         for key in _holdings(kv, service_message):
             held.setdefault(key, []).append(kv.key)
     allocated: dict[bytes, storage.KeyValue] = {}
