@@ -10,17 +10,18 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
+from apiserver.servicealloc import Ranges
 from apiserver.strategy.base import Strategy, generated_name, now_rfc3339
 from apiserver.strategy.job import JobStrategy
 from apiserver.strategy.namespace import NamespaceStrategy
 from apiserver.strategy.node import NodeStrategy
-from apiserver.servicealloc import Ranges
 from apiserver.strategy.pod import PodStrategy
 from apiserver.strategy.service import ServiceStrategy
 from apiserver.strategy.volume import ClaimStrategy, PendingOnCreateStrategy
 from kubemu.api.kinds import Kind, Registry
 
-__all__ = ["Strategy", "generated_name", "now_rfc3339", "strategies"]
+__all__ = ["Settings", "Strategy", "generated_name", "now_rfc3339", "strategies"]
+
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
