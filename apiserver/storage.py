@@ -7,7 +7,10 @@ implementations share its semantics: `EtcdStore` (here, the real one) and
 Contract: keys are `/registry/<resource>/<namespace>/<name>` (cluster-scoped:
 `/registry/<resource>/<name>`), values are serialized protobuf messages
 without resourceVersion, and an object's resourceVersion is its etcd
-mod_revision. Every write is one etcd transaction conditioned on the key's
+mod_revision. Two prefixes hold no objects (no resource has their name):
+`/registry/ranges/` (allocated ClusterIPs and NodePorts, each holding its
+Service's key; apiserver.servicealloc) and `/registry/masterleases/` (the
+apiservers behind the `kubernetes` Service; apiserver.kubernetes_service). Every write is one etcd transaction conditioned on the key's
 mod_revision (0 = must not exist), so concurrent writers never lose updates.
 Every call has a deadline; etcd being unreachable is errors.Unavailable, a
 compacted revision is errors.Expired.
