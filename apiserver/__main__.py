@@ -28,6 +28,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--default-not-ready-toleration-seconds", type=int,
                    default=d.default_toleration_s,
                    help="tolerationSeconds added to pods for not-ready/unreachable nodes")
+    p.add_argument("--service-cluster-ip-range", default=d.service_cluster_ip_range,
+                   help="CIDR (inside 127.0.0.0/8) ClusterIPs are allocated from; its first "
+                        "address is the `kubernetes` Service's")
+    p.add_argument("--service-node-port-range", default=d.service_node_port_range,
+                   help="ports NodePort Services are allocated from, as lo-hi")
+    p.add_argument("--endpoint-reconcile-interval-s", type=float,
+                   default=d.endpoint_reconcile_s,
+                   help="how often this apiserver renews its lease and the kubernetes "
+                        "Service's endpoints")
     p.add_argument("--address-file", default="", help="write the bound address here")
     p.add_argument("--fault-dir", default="",
                    help="fault points (kubemu.faults) fail while a file of their name is here, "
@@ -46,9 +55,15 @@ async def run(args: argparse.Namespace) -> None:
         compaction_interval_s=args.compaction_interval_s,
         namespace_sync_s=args.namespace_sync_s, shutdown_grace_s=args.shutdown_grace_s,
         address_file=args.address_file, fault_dir=args.fault_dir,
-        default_toleration_s=args.default_not_ready_toleration_seconds)
+        default_toleration_s=args.default_not_ready_toleration_seconds,
+        service_cluster_ip_range=args.service_cluster_ip_range,
+        service_node_port_range=args.service_node_port_range,
+        endpoint_reconcile_s=args.endpoint_reconcile_interval_s)
     asked = grpc_server.stop_requested()
-    server = APIServer(options)
+    try:
+        server = APIServer(options)
+    except ValueError as err:  # a flag out of bounds: refuse to start
+        raise SystemExit(f"apiserver: {err}") from None
     await server.start()
     await asked.wait()
     await server.stop()

@@ -11,6 +11,13 @@ any loop is down. Each is cancelled on stop:
 - compaction: every `compaction_interval_s`, etcd is compacted to the
   revision seen one interval earlier (as kube-apiserver does) and the caches
   forget what is older;
+- kubernetes-service: the `kubernetes` Service in `default`, this
+  apiserver's lease and the Service's Endpoints/EndpointSlice
+  (apiserver.kubernetes_service); its address is taken out at stop;
+- allocation-repair: at start and every `allocation_repair_s`, the ClusterIP
+  and NodePort keys are made to match the stored Services
+  (apiserver.servicealloc.repair: leaks released, keys recorded for Services
+  stored before allocations were kept);
 - namespace finalizer: empties a Terminating namespace, then removes it
   (the namespace controller's job, kept here until controller-manager lands).
 """
@@ -21,7 +28,8 @@ import dataclasses
 
 import structlog
 
-from apiserver import storage, stored
+from apiserver import servicealloc, storage, stored
+from apiserver.kubernetes_service import KubernetesService
 from apiserver.registry import ObjectRegistry
 from apiserver.service import ResourcesService
 from apiserver.strategy import strategies
@@ -58,11 +66,19 @@ class Options:
     address_file: str = ""
     default_toleration_s: int = 300
     fault_dir: str = ""  # kubemu.faults: fault points active while their file is here
+    service_cluster_ip_range: str = servicealloc.DEFAULT_SERVICE_CIDR
+    service_node_port_range: str = servicealloc.DEFAULT_NODE_PORT_RANGE
+    endpoint_reconcile_s: float = 10.0  # Kubernetes' --endpoint-reconciler interval
+    master_lease_ttl_s: float = 15.0
+    allocation_repair_s: float = 180.0  # as Kubernetes' repair controllers
 
 
 class APIServer:
     def __init__(self, options: Options):
         self.options = options
+        # A range outside 127.0.0.0/8 is refused here, before anything starts.
+        self.service_ranges = servicealloc.Ranges.parse(options.service_cluster_ip_range,
+                                                        options.service_node_port_range)
         self.faults = Faults(options.fault_dir)
         self.store = storage.EtcdStore(options.etcd_endpoint, timeout_s=options.etcd_timeout_s)
         corrupt_log = stored.CorruptLog()
@@ -74,7 +90,8 @@ class APIServer:
         self.objects = ObjectRegistry(
             self.store, self.caches, corrupt_log=corrupt_log,
             kind_strategies=strategies(REGISTRY,
-                                       default_toleration_s=options.default_toleration_s))
+                                       default_toleration_s=options.default_toleration_s,
+                                       service_ranges=self.service_ranges))
         # A write request larger than kube-apiserver's limit is refused by gRPC
         # before it is buffered.
         self.server = grpc_server.Server(
@@ -84,6 +101,7 @@ class APIServer:
             ResourcesService(self.objects, self.caches, REGISTRY), self.server.server)
         self.loops = Loops(on_health=self._loop_health)
         self.compacted_rv = 0
+        self.kubernetes_service: KubernetesService | None = None
 
     async def start(self) -> str:
         await self.store.connect()
@@ -91,6 +109,13 @@ class APIServer:
         for cache in self.caches.values():
             self.loops.spawn(f"watch-cache-{cache.kind.resource}", cache.run)
         self.loops.spawn("bootstrap", self._bootstrap, forever=False)
+        self.kubernetes_service = KubernetesService(
+            self.objects, self.store, address=address,
+            cluster_ip=self.service_ranges.first_ip,
+            interval_s=self.options.endpoint_reconcile_s,
+            lease_ttl_s=self.options.master_lease_ttl_s)
+        self.loops.spawn("kubernetes-service", self.kubernetes_service.run)
+        self.loops.spawn("allocation-repair", self._allocation_repair)
         self.loops.spawn("health", self._health)
         self.loops.spawn("bookmarks", self._bookmarks)
         if self.options.compaction_interval_s > 0:
@@ -103,6 +128,8 @@ class APIServer:
 
     async def stop(self) -> None:
         await self.server.stop()
+        if self.kubernetes_service is not None:
+            await self.kubernetes_service.leave(self.options.shutdown_grace_s)
         await self.loops.stop()
         await self.store.close()
         log.info("apiserver stopped")
@@ -169,6 +196,19 @@ class APIServer:
                 previous = current
             except errors.ApiError as err:
                 log.info("compaction skipped", error=str(err))
+
+    async def _allocation_repair(self) -> None:
+        services = REGISTRY.by_resource("services")
+        while True:
+            try:
+                report = await servicealloc.repair(self.store, self.service_ranges,
+                                                   services.message)
+                if report.released or report.recorded or report.doubled:
+                    log.warning("service allocations repaired", released=report.released,
+                                recorded=report.recorded, held_twice=report.doubled)
+            except errors.ApiError as err:
+                log.info("service allocation repair skipped", error=str(err))
+            await asyncio.sleep(self.options.allocation_repair_s)
 
     async def _namespace_finalizer(self) -> None:
         ns_kind = REGISTRY.by_resource("namespaces")

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import dataclasses
-from typing import AsyncIterator
+from typing import AsyncIterator, Sequence
 
 from apiserver.storage import Change, KeyValue, Page, WatchBatch, prefix_end
 from kubemu.api import errors, limits
@@ -141,13 +141,18 @@ class MemoryStore:
 
     # ------------------------------------------------------------ writes
 
-    def _record(self, key: bytes, value: bytes | None) -> int:
-        self.revision += 1
+    def _record(self, key: bytes, value: bytes | None, *, same_revision: bool = False) -> int:
+        """Write one key at the next revision (`same_revision`: at the current
+        one, for the second and later writes of a transaction)."""
+        if not same_revision:
+            self.revision += 1
         versions = self._versions.get(key)
         if versions is None:
             versions = self._versions[key] = []
             bisect.insort(self._keys, key)
-        current = self._at(key, self.revision - 1)
+        current = versions[-1] if versions and versions[-1].value is not None else None
+        if current is not None and current.mod_revision == self.revision:
+            raise ValueError(f"MemoryStore: {key!r} written twice in one transaction")
         create = current.create_revision if current is not None else self.revision
         versions.append(_Version(self.revision, create, value))
         prev = current.value if current is not None else b""
@@ -175,6 +180,28 @@ class MemoryStore:
         if current is None:
             return self.revision  # etcd: deleting nothing changes nothing
         return self._record(key, None)
+
+    async def txn(self, compares: Sequence[tuple[bytes, int]],
+                  puts: Sequence[tuple[bytes, bytes]], deletes: Sequence[bytes]) -> int | None:
+        self._check()
+        size_b = sum(2 * len(k) + len(v) for k, v in puts) + limits.STORE_TXN_OVERHEAD_BYTES
+        if size_b > self.request_bytes_max:
+            raise errors.request_entity_too_large("txn", self.request_bytes_max)
+        for key, mod_revision in compares:
+            current = self._at(key, self.revision)
+            if (current.mod_revision if current is not None else 0) != mod_revision:
+                return None
+        live_deletes = [key for key in deletes if self._at(key, self.revision) is not None]
+        if not puts and not live_deletes:
+            return self.revision
+        first = True
+        for key, value in puts:
+            self._record(key, value, same_revision=not first)
+            first = False
+        for key in live_deletes:
+            self._record(key, None, same_revision=not first)
+            first = False
+        return self.revision
 
     async def compact(self, revision: int) -> None:
         self._check()

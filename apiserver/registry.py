@@ -9,7 +9,9 @@ the request and the resourceVersion it carries, or a delete's
 preconditions) checked against the stored object and refused with
 kube-apiserver's Conflict, optimistic concurrency on resourceVersion, merge,
 JSON and strategic patches, finalizers and deletionTimestamp, and a size limit on what is
-stored. Reads of single objects and pages go to the store; watches go to
+stored. A strategy that hands out cluster-wide values (a Service's ClusterIP
+and NodePorts) has its keys created and released in the object's own etcd
+transaction; a value lost to a concurrent writer is planned again (bounded). Reads of single objects and pages go to the store; watches go to
 the watch caches.
 
 A stored value that does not decode is reported, never fatal: Get, Update,
@@ -305,16 +307,45 @@ class ObjectRegistry:
         self._raise_invalid(kind, obj, strategy.validate(obj))
         strategy.canonicalize(obj)
         key = self._key(kind, meta.namespace, meta.name)
-        encoded = self._encode(kind, obj, key)
-        if dry_run:
-            if await self.store.get(key) is not None:
+        # An allocation lost to a concurrent writer is planned again (bounded).
+        for _ in range(UPDATE_RETRIES):
+            attempt = copy_of(obj) if strategy.reserves else obj
+            reservation = (await strategy.reserve(self.store, attempt, None)
+                           if strategy.reserves else storage.Reservation())
+            encoded = self._encode(kind, attempt, key)
+            if dry_run:
+                if await self.store.get(key) is not None:
+                    raise errors.already_exists(kind.qualified_resource, meta.name)
+                return attempt
+            rev = await self._write(key, encoded, 0, reservation)
+            if rev is not None:
+                attempt.metadata.resource_version = str(rev)
+                return attempt
+            if not reservation.create or await self.store.get(key) is not None:
                 raise errors.already_exists(kind.qualified_resource, meta.name)
-            return obj
-        rev = await self.store.put_if(key, encoded, 0)
-        if rev is None:
-            raise errors.already_exists(kind.qualified_resource, meta.name)
-        meta.resource_version = str(rev)
-        return obj
+        raise errors.conflict(kind.qualified_resource, meta.name, "too many concurrent writers")
+
+    async def _write(self, key: bytes, encoded: bytes, mod_revision: int,
+                     reservation: storage.Reservation) -> int | None:
+        """Put `encoded` at `key` if its mod_revision is `mod_revision`, with
+        the reservation's keys created (each must be absent; they hold `key`)
+        and released, in one transaction; the new revision or None."""
+        if not reservation:
+            return await self.store.put_if(key, encoded, mod_revision)
+        return await self.store.txn(
+            [(key, mod_revision)] + [(k, 0) for k in reservation.create],
+            [(key, encoded)] + [(k, key) for k in reservation.create],
+            reservation.release)
+
+    async def _remove(self, kind: Kind, kv: storage.KeyValue, obj: Message) -> int | None:
+        """Delete the stored `kv` (decoded: `obj`) if unchanged, releasing what
+        it holds in the same transaction; the revision or None."""
+        strategy = self.strategy(kind)
+        reservation = strategy.release(obj) if strategy.reserves else storage.Reservation()
+        if not reservation:
+            return await self.store.delete_if(kv.key, kv.mod_revision)
+        return await self.store.txn([(kv.key, kv.mod_revision)], [],
+                                    [kv.key] + reservation.release)
 
     async def update(self, kind: Kind, obj: Message, *, status: bool = False,
                      finalize: bool = False, dry_run: bool = False) -> Message:
@@ -385,19 +416,32 @@ class ObjectRegistry:
                             else strategy.validate_update(obj, old))
         if not status and not finalize:
             strategy.canonicalize(obj)
-        encoded = self._encode(kind, obj, kv.key)
-        if dry_run:
-            return obj
         if strategy.deletion_complete(obj):
-            rev = await self.store.delete_if(kv.key, kv.mod_revision)
+            if dry_run:
+                return obj
+            rev = await self._remove(kind, kv, old)
             return None if rev is None else obj
-        if encoded == kv.value:
-            return old  # nothing changed: no write, same resourceVersion
-        rev = await self.store.put_if(kv.key, encoded, kv.mod_revision)
-        if rev is None:
-            return None
-        obj.metadata.resource_version = str(rev)
-        return obj
+        reserves = strategy.reserves and not status and not finalize
+        for _ in range(UPDATE_RETRIES):
+            attempt = copy_of(obj) if reserves else obj
+            reservation = (await strategy.reserve(self.store, attempt, old) if reserves
+                           else storage.Reservation())
+            encoded = self._encode(kind, attempt, kv.key)
+            if dry_run:
+                return attempt
+            if encoded == kv.value:
+                return old  # nothing changed: no write, same resourceVersion
+            rev = await self._write(kv.key, encoded, kv.mod_revision, reservation)
+            if rev is not None:
+                attempt.metadata.resource_version = str(rev)
+                return attempt
+            # Lost either the object (the caller reads it again) or an
+            # allocation to a concurrent writer (planned again here).
+            now = await self.store.get(kv.key) if reservation.create else None
+            if now is None or now.mod_revision != kv.mod_revision:
+                return None
+        raise errors.conflict(kind.qualified_resource, old.metadata.name,
+                              "too many concurrent writers")
 
     async def patch(self, kind: Kind, namespace: str, name: str, patch_text: str, *,
                     status: bool = False, dry_run: bool = False,
@@ -527,7 +571,7 @@ class ObjectRegistry:
                     meta.resource_version = str(rev)
                     return obj, False
                 continue
-            rev = await self.store.delete_if(kv.key, kv.mod_revision)
+            rev = await self._remove(kind, kv, old)
             if rev is not None:
                 return old, True
         raise errors.conflict(kind.qualified_resource, name, "too many concurrent writers")

@@ -7,7 +7,10 @@ implementations share its semantics: `EtcdStore` (here, the real one) and
 Contract: keys are `/registry/<resource>/<namespace>/<name>` (cluster-scoped:
 `/registry/<resource>/<name>`), values are serialized protobuf messages
 without resourceVersion, and an object's resourceVersion is its etcd
-mod_revision. Every write is one etcd transaction conditioned on the key's
+mod_revision. Two prefixes hold no objects (no resource has their name):
+`/registry/ranges/` (allocated ClusterIPs and NodePorts, each holding its
+Service's key; apiserver.servicealloc) and `/registry/masterleases/` (the
+apiservers behind the `kubernetes` Service; apiserver.kubernetes_service). Every write is one etcd transaction conditioned on the key's
 mod_revision (0 = must not exist), so concurrent writers never lose updates.
 Every call has a deadline; etcd being unreachable is errors.Unavailable, a
 compacted revision is errors.Expired.
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import AsyncIterator, Protocol
+from typing import AsyncIterator, Protocol, Sequence
 
 import aetcd
 import grpc
@@ -67,6 +70,18 @@ class Page:
     more: bool
     count: int  # keys in the whole range at `revision`
     revision: int
+
+
+@dataclasses.dataclass
+class Reservation:
+    """Keys a write must create (each absent before, holding the object's key)
+    and keys it releases, written in the object's own transaction."""
+
+    create: list[bytes] = dataclasses.field(default_factory=list)
+    release: list[bytes] = dataclasses.field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.create or self.release)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,6 +137,14 @@ class Store(Protocol):
         ...
 
     async def delete_if(self, key: bytes, mod_revision: int) -> int | None: ...
+
+    async def txn(self, compares: Sequence[tuple[bytes, int]],
+                  puts: Sequence[tuple[bytes, bytes]], deletes: Sequence[bytes]) -> int | None:
+        """One transaction: if every key in `compares` has the given
+        mod_revision (0: absent), write `puts` and delete `deletes`, all at
+        one new revision (returned); None when a condition failed. A key is
+        in `puts` or `deletes`, not both."""
+        ...
 
     async def compact(self, revision: int) -> None: ...
 
@@ -227,6 +250,18 @@ class EtcdStore:
             compare=[compare],
             success=[rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=key))])
         return await self._txn(request, key)
+
+    async def txn(self, compares: Sequence[tuple[bytes, int]],
+                  puts: Sequence[tuple[bytes, bytes]], deletes: Sequence[bytes]) -> int | None:
+        request = rpc.TxnRequest(
+            compare=[rpc.Compare(key=key, result=rpc.Compare.EQUAL, target=rpc.Compare.MOD,
+                                 mod_revision=mod_revision) for key, mod_revision in compares],
+            success=[rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=value))
+                     for key, value in puts]
+            + [rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=key))
+               for key in deletes])
+        first = compares[0][0] if compares else (puts[0][0] if puts else b"txn")
+        return await self._txn(request, first)
 
     async def _txn(self, request, key: bytes) -> int | None:
         try:

@@ -70,7 +70,8 @@ class Launch:
     python: str = sys.executable
     # The cluster's 127.B block (network_block()), claimed once per start by
     # the supervisor before the control plane, so building an argv or an
-    # address never takes the machine-wide lock.
+    # address never takes the machine-wide lock (nodes: their addresses; the
+    # apiserver: its service range; the controller-manager: the LB pool).
     network_block: int | None = None
 
     @property
@@ -255,10 +256,16 @@ async def grpc_health(address: str, timeout_s: float) -> str | None:
     return f"Health/Check: {health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)}"
 
 
+def service_cidr(launch: Launch) -> str:
+    """The cluster's Service range, 127.B.0.0/24 (its .1 is the `kubernetes` Service)."""
+    return f"127.{_block(launch)}.0.0/24"
+
+
 def apiserver_argv(launch: Launch) -> list[str]:
     return [launch.python, "-m", "apiserver",
             "--listen", f"{launch.host}:{launch.ports['grpc']}",
             "--etcd-endpoints", launch.peers[ETCD],
+            "--service-cluster-ip-range", service_cidr(launch),
             "--log-file", str(launch.log_path)]
 
 

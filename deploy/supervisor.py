@@ -306,8 +306,8 @@ class Cluster:
             self._set_state(ClusterState.STARTING)
             await self._resolve_binaries()
             # Fixed for the cluster's life: claimed once (a machine-wide lock),
-            # before the control plane, whose addresses (the LoadBalancer pool)
-            # come from it too.
+            # before the control plane, whose addresses (the service range, the
+            # LoadBalancer pool) come from it too.
             self._network_block = await asyncio.to_thread(comp.network_block, self.home)
             for level in self._levels:
                 await self._start_level(level, node="", deadline=deadline)

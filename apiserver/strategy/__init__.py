@@ -7,46 +7,60 @@ kind. Adding a kind with rules of its own = a module here + one entry.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
+from apiserver.servicealloc import Ranges
 from apiserver.strategy.base import Strategy, generated_name, now_rfc3339
 from apiserver.strategy.job import JobStrategy
 from apiserver.strategy.namespace import NamespaceStrategy
 from apiserver.strategy.node import NodeStrategy
 from apiserver.strategy.pod import PodStrategy
+from apiserver.strategy.service import ServiceStrategy
 from apiserver.strategy.volume import ClaimStrategy, PendingOnCreateStrategy
 from kubemu.api.kinds import Kind, Registry
 
-__all__ = ["Strategy", "generated_name", "now_rfc3339", "strategies"]
-
-Factory = Callable[[Kind, int], Strategy]
+__all__ = ["Settings", "Strategy", "generated_name", "now_rfc3339", "strategies"]
 
 
-def _create_on_update(kind: Kind, _toleration_s: int) -> Strategy:
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The apiserver flags strategies read."""
+
+    default_toleration_s: int = 300
+    service_ranges: Ranges = dataclasses.field(default_factory=Ranges.parse)
+
+
+Factory = Callable[[Kind, Settings], Strategy]
+
+
+def _create_on_update(kind: Kind, _settings: Settings) -> Strategy:
     return Strategy(kind, allow_create_on_update=True)
 
 
 _STRATEGIES: dict[tuple[str, str], Factory] = {
-    ("", "Pod"): lambda kind, toleration_s: PodStrategy(
-        kind, default_toleration_s=toleration_s),
+    ("", "Pod"): lambda kind, settings: PodStrategy(
+        kind, default_toleration_s=settings.default_toleration_s),
     ("", "Namespace"): lambda kind, _: NamespaceStrategy(kind),
     ("", "Node"): lambda kind, _: NodeStrategy(kind),
     ("", "PersistentVolume"): lambda kind, _: PendingOnCreateStrategy(kind),
     ("", "PersistentVolumeClaim"): lambda kind, _: ClaimStrategy(kind),
     ("batch", "Job"): lambda kind, _: JobStrategy(kind),
-    # Kinds whose update creates a missing object, as in Kubernetes.
-    ("", "Service"): _create_on_update,
+    # Kinds whose update creates a missing object, as in Kubernetes (Services too).
+    ("", "Service"): lambda kind, settings: ServiceStrategy(kind, settings.service_ranges),
     ("", "Endpoints"): _create_on_update,
     ("", "Event"): _create_on_update,
     ("coordination.k8s.io", "Lease"): _create_on_update,
 }
 
 
-def strategies(kinds: Registry, *, default_toleration_s: int = 300) -> dict[Kind, Strategy]:
+def strategies(kinds: Registry, *, default_toleration_s: int = 300,
+               service_ranges: Ranges | None = None) -> dict[Kind, Strategy]:
     """One strategy per kind of `kinds`."""
-    return {kind: _STRATEGIES.get((kind.group, kind.kind), _default)(kind, default_toleration_s)
+    settings = Settings(default_toleration_s, service_ranges or Ranges.parse())
+    return {kind: _STRATEGIES.get((kind.group, kind.kind), _default)(kind, settings)
             for kind in kinds.kinds}
 
 
-def _default(kind: Kind, _toleration_s: int) -> Strategy:
+def _default(kind: Kind, _settings: Settings) -> Strategy:
     return Strategy(kind)

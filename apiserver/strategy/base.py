@@ -17,7 +17,12 @@ Delete: `check_delete` (may refuse) -> `check_graceful_delete` (may mark the
   propagationPolicy, else those already set, else `default_gc_policy`
   -> `before_delete` (may make the deletion wait, e.g. a Namespace
   Terminating); `deletion_complete` says when a marked object may go.
-Hooks are pure functions over messages; the clock comes in as `now_s`.
+Allocation: a kind that hands out cluster-wide values (a Service's ClusterIP
+  and NodePorts) implements `reserve` (after validation, on create and update:
+  fill them in and name the store keys to create and release) and `release`
+  (on delete); the registry writes those keys in the object's own transaction.
+Hooks are pure functions over messages, but `reserve`, which reads the store;
+the clock comes in as `now_s`.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from typing import Mapping, Sequence
 
 from google.protobuf.message import Message
 
+from apiserver.storage import Reservation
 from kubemu import timefmt
 from kubemu.api import defaults, errors, validation
 from kubemu.api.kinds import Kind
@@ -98,6 +104,19 @@ class Strategy:
 
     def canonicalize(self, obj: Message) -> None:
         """Normalize a validated object before it is stored (nothing by default)."""
+
+    # ------------------------------------------------------------ allocation
+
+    reserves = False  # whether `reserve`/`release` do anything (the registry skips them)
+
+    async def reserve(self, store, obj: Message, old: Message | None) -> Reservation:
+        """Allocate what `obj` needs (in place; `old`: the stored object on an
+        update); raise errors.Invalid for a value that cannot be had."""
+        return Reservation()
+
+    def release(self, obj: Message) -> Reservation:
+        """What deleting `obj` frees."""
+        return Reservation()
 
     # ------------------------------------------------------------ update
 

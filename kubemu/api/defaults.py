@@ -334,6 +334,9 @@ def default_cron_job(obj: Message) -> None:
 
 # ---------------------------------------------------------------- core kinds
 
+DEFAULT_CLIENT_IP_AFFINITY_S = 10800  # Kubernetes' DefaultClientIPServiceAffinitySeconds
+
+
 def default_service(obj: Message) -> None:
     spec = obj.spec
     _default(spec, "type", "ClusterIP")
@@ -355,7 +358,11 @@ def default_service(obj: Message) -> None:
         cluster_ip = field_value(spec, "cluster_ip", "")
         if cluster_ip and _has(spec, "cluster_ips") and not spec.cluster_ips:
             spec.cluster_ips.append(cluster_ip)
-    if service_type in ("NodePort", "LoadBalancer"):
+    if spec.session_affinity == "ClientIP":
+        config = _ensure(_ensure(spec, "session_affinity_config"), "client_ip")
+        _default(config, "timeout_seconds", DEFAULT_CLIENT_IP_AFFINITY_S)
+    if service_type in ("NodePort", "LoadBalancer") or (
+            service_type == "ClusterIP" and _items(spec, "external_ips")):
         _default(spec, "external_traffic_policy", "Cluster")
     if service_type == "LoadBalancer":
         _default(spec, "allocate_load_balancer_node_ports", True)
@@ -413,6 +420,19 @@ def default_node(obj: Message) -> None:
         status.allocatable.update(status.capacity)
 
 
+def default_endpoint_slice(obj: Message) -> None:
+    """discovery/v1 SetDefaults_EndpointPort: name "" and protocol TCP."""
+    for port in _items(obj, "ports"):
+        _default(port, "name", "")
+        _default(port, "protocol", "TCP")
+
+
+def default_ingress_class(obj: Message) -> None:
+    """networking/v1 SetDefaults_IngressClass: parameters are cluster-scoped."""
+    params = _sub(obj.spec, "parameters") if _has(obj, "spec") else None
+    _default(params, "scope", "Cluster")
+
+
 DEFAULTERS: dict[str, Defaulter] = {
     "Pod": default_pod,
     "Deployment": default_deployment,
@@ -423,6 +443,8 @@ DEFAULTERS: dict[str, Defaulter] = {
     "CronJob": default_cron_job,
     "Service": default_service,
     "Endpoints": default_endpoints,
+    "EndpointSlice": default_endpoint_slice,
+    "IngressClass": default_ingress_class,
     "Secret": default_secret,
     "Namespace": default_namespace,
     "PersistentVolume": default_pv,

@@ -161,3 +161,21 @@ async def test_an_unreachable_store_fails_every_call():
         await store.get(key("a"))
     with pytest.raises(errors.Unavailable):
         await store.put_if(key("a"), b"a", 0)
+
+
+async def test_a_transaction_writes_everything_at_one_revision_or_nothing():
+    store = MemoryStore()
+    await store.put_if(key("gone"), b"g", 0)
+    batches = store.watch(P, 3)
+    rev = await store.txn([(key("a"), 0), (key("b"), 0)],
+                          [(key("a"), b"a"), (key("b"), b"b")], [key("gone"), key("never")])
+    assert rev == 3 and await store.current_revision() == 3
+    assert [(kv.key, kv.mod_revision) for kv in (await store.range(P, END, limit=0)).kvs] == [
+        (key("a"), 3), (key("b"), 3)]
+    batch = await next_batch(batches)
+    assert [(c.key, c.deleted, c.mod_revision) for c in batch.changes] == [
+        (key("a"), False, 3), (key("b"), False, 3), (key("gone"), True, 3)]
+    # One failed condition: nothing written, no new revision.
+    assert await store.txn([(key("a"), 3), (key("c"), 99)], [(key("c"), b"c")], [key("a")]) \
+        is None
+    assert await store.current_revision() == 3 and await store.get(key("a")) is not None

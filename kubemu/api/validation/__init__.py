@@ -9,7 +9,8 @@ by kind name in `VALIDATORS`, so a kind without rules needs no entry. With
 `old`, update rules apply too (immutable fields).
 
 One module per API group, as in Kubernetes: `meta` (metadata and the shared
-helpers), `core`, `apps`, `batch`, `coordination`, `storage`; a group module imports
+helpers), `core`, `apps`, `batch`, `coordination`, `discovery`, `networking`,
+`storage`; a group module imports
 only `meta` and `core`.
 
 Objects are expected to be defaulted first (the apiserver defaults, then
@@ -23,14 +24,23 @@ from __future__ import annotations
 from google.protobuf.message import Message
 
 from kubemu.api.kinds import Kind
-from kubemu.api.validation import apps, batch, coordination, core, meta, storage
+from kubemu.api.validation import (
+    apps,
+    batch,
+    coordination,
+    core,
+    discovery,
+    meta,
+    networking,
+    storage,
+)
 from kubemu.api.validation.batch import cron_error
 from kubemu.api.validation.meta import KindValidator, Problems
 
 __all__ = ["MODULES", "STATUS_VALIDATORS", "VALIDATORS", "cron_error", "validate",
            "validate_status"]
 
-MODULES = (meta, core, apps, batch, coordination, storage)
+MODULES = (meta, core, apps, batch, coordination, discovery, networking, storage)
 
 VALIDATORS: dict[str, KindValidator] = {
     "Pod": core.validate_pod,
@@ -52,6 +62,9 @@ VALIDATORS: dict[str, KindValidator] = {
     "PersistentVolumeClaim": core.validate_pvc,
     "ControllerRevision": apps.validate_controller_revision,
     "StorageClass": storage.validate_storage_class,
+    "EndpointSlice": discovery.validate_endpoint_slice,
+    "Ingress": networking.validate_ingress,
+    "IngressClass": networking.validate_ingress_class,
 }
 
 

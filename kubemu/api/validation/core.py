@@ -15,7 +15,6 @@ from kubemu.api.errors import FieldError
 from kubemu.api.fields import field_value
 from kubemu.api.validation import godiff
 from kubemu.api.validation.meta import (
-    IMMUTABLE,
     IS_NEGATIVE,
     NOT_POSITIVE,
     Problems,
@@ -43,7 +42,6 @@ MAX_SECRET_SIZE_B = 1024 * 1024
 MAX_INT32 = 2**31 - 1
 
 
-NODE_PORT_RANGE = (30000, 32767)
 
 
 PORT_RANGE = "must be between 1 and 65535, inclusive"
@@ -1090,92 +1088,233 @@ def _selector_matches_template(selector: Message | None, template: Message | Non
     return []
 
 
+def go_strings(values: Iterable[str]) -> _Shown:
+    """A []string as Kubernetes prints it in an error."""
+    return _Shown("[]string{" + ", ".join(json.dumps(v) for v in values) + "}")
+
+
+def externally_accessible(spec: Message) -> bool:
+    """Kubernetes' ExternallyAccessible: NodePort, LoadBalancer, or ClusterIP with externalIPs."""
+    service_type = _str(spec, "type") or "ClusterIP"
+    return service_type in ("LoadBalancer", "NodePort") or (
+        service_type == "ClusterIP" and bool(_items(spec, "external_ips")))
+
+
 def validate_service(obj: Message, old: Message | None) -> Problems:
+    """Kubernetes' ValidateService (+ ValidateServiceUpdate with `old`)."""
     spec = obj.spec
     problems: Problems = []
     service_type = _str(spec, "type") or "ClusterIP"
     cluster_ip = _str(spec, "cluster_ip")
+    cluster_ips = list(_items(spec, "cluster_ips"))
     headless = cluster_ip == "None"
     ports = _items(spec, "ports")
     if not ports and not headless and service_type != "ExternalName":
         problems.append(errors.required("spec.ports"))
-    if service_type not in SERVICE_TYPES:
-        problems.append(errors.unsupported("spec.type", service_type, SERVICE_TYPES))
     if service_type in ("LoadBalancer", "NodePort") and headless:
         problems.append(errors.invalid("spec.clusterIPs[0]", cluster_ip,
                                        f"may not be set to 'None' for {service_type} services"))
     if service_type == "ExternalName":
-        if cluster_ip and not headless:
+        if cluster_ips or (cluster_ip and not headless):
             problems.append(errors.forbidden("spec.clusterIPs",
+                                             "may not be set for ExternalName services"))
+        if _items(spec, "ip_families"):
+            problems.append(errors.forbidden("spec.ipFamilies",
+                                             "may not be set for ExternalName services"))
+        if _opt(spec, "ip_family_policy") is not None:
+            problems.append(errors.forbidden("spec.ipFamilyPolicy",
                                              "may not be set for ExternalName services"))
         cname = _str(spec, "external_name").removesuffix(".")
         if cname:
             problems.extend(_dns_subdomain(cname, "spec.externalName"))
         else:
             problems.append(errors.required("spec.externalName"))
-    elif cluster_ip and not headless:
-        problems.extend(errors.invalid("spec.clusterIP", cluster_ip, m)
-                        for m in is_valid_ip(cluster_ip))
     names: set[str] = set()
+    for i, port in enumerate(ports):
+        problems.extend(_service_port(port, len(ports) > 1, names, f"spec.ports[{i}]"))
+    problems.extend(labels.validate_labels(_map(spec, "selector"), "spec.selector"))
+    problems.extend(_session_affinity(spec))
+    if service_type != "ExternalName":
+        problems.extend(_cluster_ips(spec, cluster_ip, cluster_ips))
+    for i, ip in enumerate(_items(spec, "external_ips")):
+        problems.extend(errors.invalid(f"spec.externalIPs[{i}]", ip, m) for m in is_valid_ip(ip))
+    if service_type not in SERVICE_TYPES:
+        problems.append(errors.unsupported("spec.type", service_type, SERVICE_TYPES))
+    node_ports: set[tuple[str, int]] = set()
     seen_ports: set[tuple[str, int]] = set()
-    seen_node_ports: set[tuple[str, int]] = set()
     for i, port in enumerate(ports):
         port_path = f"spec.ports[{i}]"
-        name = _str(port, "name")
-        if len(ports) > 1 and not name:
-            problems.append(errors.required(f"{port_path}.name"))
-        elif name:
-            problems.extend(_dns_label(name, f"{port_path}.name"))
-            if name in names:
-                problems.append(errors.duplicate(f"{port_path}.name", name))
-            names.add(name)
-        number = _int(port, "port")
-        problems.extend(errors.invalid(f"{port_path}.port", number, m)
-                        for m in is_valid_port_num(number))
         protocol = _str(port, "protocol") or "TCP"
-        if protocol not in PROTOCOLS:
-            problems.append(errors.unsupported(f"{port_path}.protocol", protocol, PROTOCOLS))
-        target = _int_or_string(port, "target_port")
-        if target is not None and target != "":
-            problems.extend(_port_num_or_name(target, f"{port_path}.targetPort"))
-        app_protocol = _opt(port, "app_protocol")
-        if app_protocol is not None:
-            problems.extend(_qualified_name(app_protocol, f"{port_path}.appProtocol"))
         node_port = _int(port, "node_port")
         if node_port:
             if service_type == "ClusterIP":
                 problems.append(errors.forbidden(f"{port_path}.nodePort",
                                                  "may not be used when `type` is 'ClusterIP'"))
-            elif not NODE_PORT_RANGE[0] <= node_port <= NODE_PORT_RANGE[1]:
-                problems.append(errors.invalid(
-                    f"{port_path}.nodePort", node_port,
-                    "provided port is not in the valid range. The range of valid ports is "
-                    f"{NODE_PORT_RANGE[0]}-{NODE_PORT_RANGE[1]}"))
-            if (protocol, node_port) in seen_node_ports:
+            if (protocol, node_port) in node_ports:
                 problems.append(errors.duplicate(f"{port_path}.nodePort", node_port))
-            seen_node_ports.add((protocol, node_port))
+            node_ports.add((protocol, node_port))
+        number = _int(port, "port")
         if (protocol, number) in seen_ports:
             problems.append(errors.duplicate(
                 port_path, _Shown(f"core.ServicePort{{Name:\"\", Protocol:\"{protocol}\", "
-                                  f"Port:{number}}}")))
+                                  f"AppProtocol:(*string)(nil), Port:{number}, "
+                                  "TargetPort:intstr.IntOrString{Type:0, IntVal:0, StrVal:\"\"}, "
+                                  "NodePort:0}")))
         seen_ports.add((protocol, number))
-    problems.extend(labels.validate_labels(_map(spec, "selector"), "spec.selector"))
-    affinity = _str(spec, "session_affinity") or "None"
-    if affinity not in SESSION_AFFINITIES:
-        problems.append(errors.unsupported("spec.sessionAffinity", affinity,
-                                           SESSION_AFFINITIES))
-    for field, json_name in (("external_traffic_policy", "externalTrafficPolicy"),
-                             ("internal_traffic_policy", "internalTrafficPolicy")):
-        policy = _str(spec, field)
-        if policy and policy not in TRAFFIC_POLICIES:
-            problems.append(errors.unsupported(f"spec.{json_name}", policy, TRAFFIC_POLICIES))
+    source_ranges = _items(spec, "load_balancer_source_ranges")
+    if source_ranges:
+        # Kubernetes' own path, capital L included.
+        if service_type != "LoadBalancer":
+            problems.append(errors.forbidden("spec.LoadBalancerSourceRanges",
+                                             "may only be used when `type` is 'LoadBalancer'"))
+        for i, value in enumerate(source_ranges):
+            problems.extend(errors.invalid(f"spec.LoadBalancerSourceRanges[{i}]", value.strip(), m)
+                            for m in is_valid_cidr(value.strip()))
+    problems.extend(_traffic_policies(spec, service_type))
     if old is not None:
-        old_ip = _str(old.spec, "cluster_ip")
-        old_type = _str(old.spec, "type") or "ClusterIP"
-        # clusterIP may go from unset to set (allocation); ExternalName has none.
-        if old_ip and cluster_ip != old_ip and "ExternalName" not in (service_type, old_type):
-            problems.append(errors.invalid("spec.clusterIP", cluster_ip, IMMUTABLE))
+        problems.extend(_service_update(spec, old.spec, service_type))
     return problems
+
+
+def _service_port(port: Message, require_name: bool, names: set[str], path: str) -> Problems:
+    """Kubernetes' validateServicePort."""
+    problems: Problems = []
+    name = _str(port, "name")
+    if require_name and not name:
+        problems.append(errors.required(f"{path}.name"))
+    elif name:
+        problems.extend(_dns_label(name, f"{path}.name"))
+        if name in names:
+            problems.append(errors.duplicate(f"{path}.name", name))
+        names.add(name)
+    number = _int(port, "port")
+    problems.extend(errors.invalid(f"{path}.port", number, m) for m in is_valid_port_num(number))
+    protocol = _str(port, "protocol") or "TCP"
+    if protocol not in PROTOCOLS:
+        problems.append(errors.unsupported(f"{path}.protocol", protocol, PROTOCOLS))
+    target = _int_or_string(port, "target_port")
+    problems.extend(_port_num_or_name(target if target not in (None, "", 0) else number,
+                                      f"{path}.targetPort"))
+    app_protocol = _opt(port, "app_protocol")
+    if app_protocol is not None:
+        problems.extend(_qualified_name(app_protocol, f"{path}.appProtocol"))
+    return problems
+
+
+MAX_CLIENT_IP_AFFINITY_S = 86400
+
+
+def _session_affinity(spec: Message) -> Problems:
+    affinity = _str(spec, "session_affinity") or "None"
+    config = _sub(spec, "session_affinity_config")
+    path = "spec.sessionAffinityConfig"
+    if affinity not in SESSION_AFFINITIES:
+        return [errors.unsupported("spec.sessionAffinity", affinity, SESSION_AFFINITIES)]
+    if affinity == "None":
+        if config is not None and _sub(config, "client_ip") is not None:
+            return [errors.forbidden(path, "must not be set when session affinity is None")]
+        return []
+    why = "when session affinity type is ClientIP"
+    client_ip = _sub(config, "client_ip")
+    if config is None:
+        return [errors.required(path, why)]
+    if client_ip is None:
+        return [errors.required(f"{path}.clientIP", why)]
+    timeout_s = _opt(client_ip, "timeout_seconds")
+    if timeout_s is None:
+        return [errors.required(f"{path}.clientIP.timeoutSeconds", why)]
+    if not 0 < timeout_s <= MAX_CLIENT_IP_AFFINITY_S:
+        return [errors.invalid(f"{path}.clientIP.timeoutSeconds", timeout_s,
+                               f"must be greater than 0 and less than {MAX_CLIENT_IP_AFFINITY_S}")]
+    return []
+
+
+IP_FAMILY_POLICIES = ("PreferDualStack", "RequireDualStack", "SingleStack")
+
+
+def _cluster_ips(spec: Message, cluster_ip: str, cluster_ips: list[str]) -> Problems:
+    """Kubernetes' ValidateServiceClusterIPsRelatedFields, for a single-stack
+    IPv4 cluster (kubemu's: every address is in 127.0.0.0/8)."""
+    problems: Problems = []
+    path = "spec.clusterIPs"
+    if not cluster_ip and cluster_ips:
+        problems.append(errors.invalid(path, go_strings(cluster_ips),
+                                       "must be empty when `clusterIP` is not specified"))
+    if cluster_ip and cluster_ips and cluster_ip != cluster_ips[0]:
+        problems.append(errors.invalid(path, go_strings(cluster_ips),
+                                       "first value must match `clusterIP`"))
+    if len(cluster_ips) > 1:
+        if cluster_ips[0] == "None":
+            problems.append(errors.invalid(path, go_strings(cluster_ips),
+                                           "'None' must be the first and only value"))
+        else:
+            problems.append(errors.invalid(path, go_strings(cluster_ips),
+                                           "may only hold one value on a single-stack cluster"))
+    for i, ip in enumerate(cluster_ips):
+        if ip == "None" and i == 0:
+            continue
+        problems.extend(errors.invalid(f"{path}[{i}]", ip, m) for m in is_valid_ip(ip))
+    if cluster_ip and not cluster_ips and cluster_ip != "None":
+        problems.extend(errors.invalid("spec.clusterIP", cluster_ip, m)
+                        for m in is_valid_ip(cluster_ip))
+    policy = _opt(spec, "ip_family_policy")
+    if policy is not None:
+        if policy not in IP_FAMILY_POLICIES:
+            problems.append(errors.unsupported("spec.ipFamilyPolicy", policy,
+                                               IP_FAMILY_POLICIES))
+        elif policy == "RequireDualStack":
+            problems.append(errors.invalid("spec.ipFamilyPolicy", policy,
+                                           "this cluster is not configured for dual-stack "
+                                           "services"))
+    for i, family in enumerate(_items(spec, "ip_families")):
+        if family not in ("IPv4", "IPv6"):
+            problems.append(errors.unsupported(f"spec.ipFamilies[{i}]", family,
+                                               ("IPv4", "IPv6")))
+        elif family != "IPv4":
+            problems.append(errors.invalid(f"spec.ipFamilies[{i}]", family,
+                                           "not configured on this cluster"))
+    return problems
+
+
+def _traffic_policies(spec: Message, service_type: str) -> Problems:
+    """validateServiceExternalTrafficPolicy and the internal one."""
+    problems: Problems = []
+    external = _str(spec, "external_traffic_policy")
+    if not externally_accessible(spec):
+        if external:
+            problems.append(errors.invalid("spec.externalTrafficPolicy", external,
+                                           "may only be set for externally-accessible services"))
+    elif external and external not in TRAFFIC_POLICIES:
+        problems.append(errors.unsupported("spec.externalTrafficPolicy", external,
+                                           TRAFFIC_POLICIES))
+    health_port = _int(spec, "health_check_node_port")
+    if health_port and not (service_type == "LoadBalancer" and external == "Local"):
+        problems.append(errors.invalid(
+            "spec.healthCheckNodePort", health_port,
+            "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is "
+            "'Local'"))
+    internal = _str(spec, "internal_traffic_policy")
+    if internal and internal not in TRAFFIC_POLICIES:
+        problems.append(errors.unsupported("spec.internalTrafficPolicy", internal,
+                                           TRAFFIC_POLICIES))
+    return problems
+
+
+def _service_update(spec: Message, old_spec: Message, service_type: str) -> Problems:
+    """ValidateServiceUpdate: the primary clusterIP never changes (but to or
+    from ExternalName)."""
+    old_type = _str(old_spec, "type") or "ClusterIP"
+    if "ExternalName" in (service_type, old_type):
+        return []
+    old_ips = list(_items(old_spec, "cluster_ips")) or (
+        [_str(old_spec, "cluster_ip")] if _str(old_spec, "cluster_ip") else [])
+    new_ips = list(_items(spec, "cluster_ips"))
+    if old_ips and not new_ips:
+        return [errors.required("spec.clusterIPs[0]", "primary clusterIP can not be unset")]
+    if old_ips and new_ips[0] != old_ips[0]:
+        return [errors.invalid("spec.clusterIPs[0]", go_strings(new_ips),
+                               "may not change once set")]
+    return []
 
 
 def validate_endpoints(obj: Message, old: Message | None) -> Problems:
