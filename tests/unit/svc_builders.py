@@ -17,8 +17,10 @@ def svc(name: str = "web", *, selector: dict[str, str] | None = None,
         "spec": {"selector": {"app": name} if selector is None else selector,
                  "ports": ([{"name": "http", "port": 80, "targetPort": 8080,
                              "protocol": "TCP"}] if ports is None else ports),
-                 "clusterIP": cluster_ip, "type": type_,
+                 "type": type_,
                  "publishNotReadyAddresses": publish_not_ready, **spec}}
+    if cluster_ip:   # "": the apiserver (MemClient's registry) allocates one
+        doc["spec"]["clusterIP"] = cluster_ip
     if labels:
         doc["metadata"]["labels"] = labels
     if uid:

@@ -29,7 +29,8 @@ def test_pool_refused(cidr):
 
 
 def lb_svc(name, **kw):
-    return svc(name, type_="LoadBalancer", **kw)
+    """Stored through the registry, which allocates each one its own ClusterIP."""
+    return svc(name, type_="LoadBalancer", **{"cluster_ip": "", **kw})
 
 
 async def stored(client, *services):
