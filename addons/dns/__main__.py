@@ -14,7 +14,7 @@ import os
 import sys
 
 from addons.dns import corefile
-from addons.dns.server import DnsServer, Options, default_upstreams
+from addons.dns.server import DnsServer, Options, default_upstreams, upstream_address
 from kubemu import aio
 from kubemu import log as kubemu_log
 from kubemu.client.config import ClusterNotFound, in_cluster_config, load_cluster_config
@@ -49,6 +49,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.ignored = unknown
     if args.forward_timeout_s <= 0:
         p.error("--forward-timeout-s must be > 0")
+    for upstream in args.upstream:
+        try:
+            upstream_address(upstream)
+        except ValueError as err:
+            p.error(f"--upstream: {err}")
     return args
 
 

@@ -251,12 +251,13 @@ class DnsServer:
         self._forwarding += 1
         try:
             for upstream in self.options.upstreams:
+                host, port = upstream_address(upstream)
+                timeout_s = self.options.forward_timeout_s
                 try:
-                    answer = await dns.asyncquery.udp(query, upstream,
-                                                      timeout=self.options.forward_timeout_s)
+                    answer = await dns.asyncquery.udp(query, host, port=port, timeout=timeout_s)
                     if answer.flags & dns.flags.TC:
-                        answer = await dns.asyncquery.tcp(
-                            query, upstream, timeout=self.options.forward_timeout_s)
+                        answer = await dns.asyncquery.tcp(query, host, port=port,
+                                                          timeout=timeout_s)
                 except (dns.exception.DNSException, OSError) as err:
                     log.debug("forward failed", upstream=upstream, error=str(err))
                     self.counters["forward_errors"] += 1
@@ -388,10 +389,22 @@ def default_upstreams(nameservers: list[str], own: set[str]) -> list[str]:
     found = []
     for ns in nameservers:
         try:
-            ipaddress.ip_address(ns)
+            host, _ = upstream_address(ns)
         except ValueError:
             continue
-        if ns not in own and ns not in found:
+        if host not in own and ns not in found:
             found.append(ns)
     return found
+
+
+def upstream_address(text: str) -> tuple[str, int]:
+    """`10.0.0.2` -> (10.0.0.2, 53); `10.0.0.2:5353`; `[fd00::2]:53`. ValueError otherwise."""
+    try:
+        return str(ipaddress.ip_address(text)), 53
+    except ValueError:
+        pass
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r}: expected an IP address, optionally with :port")
+    return str(ipaddress.ip_address(host.strip("[]"))), int(port)
 
