@@ -72,6 +72,9 @@ class Launch:
     # once per start by the supervisor, so building an argv or an address
     # never takes the machine-wide lock.
     network_block: int | None = None
+    # Kubelets: the cluster DNS Service's address (--cluster-dns), set when the
+    # cluster runs the DNS add-on; "" = none (pods' ClusterFirst means Default).
+    cluster_dns: str = ""
 
     @property
     def log_path(self) -> pathlib.Path:
@@ -321,6 +324,8 @@ def controller_manager_argv(launch: Launch, flags: Sequence[str] = ()) -> list[s
             "--health-listen", f"{launch.host}:{launch.ports['health']}",
             "--identity", identity,
             "--volumes-dir", str(launch.home / "volumes"),
+            *(("--cluster-dns", launch.cluster_dns, "--cluster-domain", CLUSTER_DOMAIN)
+              if launch.cluster_dns else ()),
             "--log-file", str(launch.log_path), *flags]
 
 
@@ -368,6 +373,7 @@ def control_plane(profile: str = "default") -> tuple[ComponentKind, ...]:
 # runtime is asked to stop every container (before_stop), then it stops.
 
 RUNTIME = "runtime"
+CLUSTER_DOMAIN = "cluster.local"
 KUBELET = "kubelet"
 NETWORK_FILE = "network.json"
 NETWORK_CLAIMS_DIR = "kubemu-networks"
@@ -449,6 +455,12 @@ def node_ip(launch: Launch) -> str:
 
 def pod_cidr(launch: Launch) -> str:
     return f"127.{_block(launch)}.{node_index(launch.node)}.0/24"
+
+
+def dns_service_ip(block: int) -> str:
+    """The kube-dns ClusterIP: the tenth address of the Service CIDR 127.B.0.0/24,
+    as 10.96.0.10 of kubeadm's 10.96.0.0/12."""
+    return f"127.{block}.0.10"
 
 
 def prepare_node(launch: Launch) -> None:
