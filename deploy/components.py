@@ -324,8 +324,6 @@ def controller_manager_argv(launch: Launch, flags: Sequence[str] = ()) -> list[s
             "--health-listen", f"{launch.host}:{launch.ports['health']}",
             "--identity", identity,
             "--volumes-dir", str(launch.home / "volumes"),
-            *(("--cluster-dns", launch.cluster_dns, "--cluster-domain", CLUSTER_DOMAIN)
-              if launch.cluster_dns else ()),
             "--log-file", str(launch.log_path), *flags]
 
 
@@ -492,6 +490,8 @@ def kubelet_argv(launch: Launch, flags: Sequence[str] = ()) -> list[str]:
             "--root", str(node_dir(launch) / "kubelet"), "--node-ip", node_ip(launch),
             "--port", str(launch.ports["grpc"]), "--pod-cidr", pod_cidr(launch),
             "--volumes-dir", str(launch.home / "volumes"),
+            *(("--cluster-dns", launch.cluster_dns, "--cluster-domain", CLUSTER_DOMAIN)
+              if launch.cluster_dns else ()),
             "--log-file", str(launch.log_path), *flags]
 
 
