@@ -461,6 +461,30 @@ def dns_service_ip(block: int) -> str:
     return f"127.{block}.0.10"
 
 
+DNS_PORT = 53
+UNPRIVILEGED_PORT_START_FILE = "/proc/sys/net/ipv4/ip_unprivileged_port_start"
+
+
+def low_port_problem(port: int, *, euid: int | None = None,
+                     path: str = UNPRIVILEGED_PORT_START_FILE) -> str | None:
+    """Why this machine's pods cannot listen on `port`, or None when they can:
+    as root the node runtimes bind low ports for containers (lowports.py); a
+    cluster run by another user cannot bind below the sysctl (blocking: one
+    small read)."""
+    uid = os.geteuid() if euid is None else euid
+    if uid == 0:
+        return None
+    try:
+        with open(path) as f:
+            start = int(f.read().strip())
+    except (OSError, ValueError):
+        start = 1024  # the kernel's default
+    if port >= start:
+        return None
+    return (f"a cluster run by uid {uid} cannot serve port {port} "
+            f"(net.ipv4.ip_unprivileged_port_start={start})")
+
+
 def prepare_node(launch: Launch) -> None:
     """The node's directory and the cluster's volumes directory, private."""
     fileutil.private_dir(node_dir(launch))

@@ -257,6 +257,8 @@ class Cluster:
         self.etcd_version = ""
         self.child_umask = child_umask
         self.addons = tuple(addons)
+        # Why the DNS add-on cannot run here (rootless: port 53), or None.
+        self._dns_problem: str | None = None
         for name in self.addons:
             if not (addon_manager.ADDONS_DIR / f"{name}.yaml").is_file():
                 raise ValueError(f"addons: no add-on {name!r} in {addon_manager.ADDONS_DIR}")
@@ -325,6 +327,9 @@ class Cluster:
             if self.nodes and self._node_kinds:
                 # Fixed for the cluster's life: claimed once (a machine-wide lock).
                 self._network_block = await asyncio.to_thread(comp.network_block, self.home)
+                if addon_manager.COREDNS in self.addons:
+                    self._dns_problem = await asyncio.to_thread(comp.low_port_problem,
+                                                                comp.DNS_PORT)
             for node in self.node_names if self._node_kinds else []:
                 for level in self._node_levels:
                     await self._start_level(level, node=node, deadline=deadline)
@@ -819,7 +824,8 @@ class Cluster:
             progress=list(self._progress_lines))
 
     def _cluster_dns(self) -> str:
-        if addon_manager.COREDNS not in self.addons or self._network_block is None:
+        if addon_manager.COREDNS not in self.addons or self._network_block is None \
+                or self._dns_problem is not None:
             return ""
         return comp.dns_service_ip(self._network_block)
 
@@ -831,9 +837,18 @@ class Cluster:
         if not self.nodes or not self._node_kinds or self._network_block is None:
             self._progress(f"add-ons ({', '.join(self.addons)}): skipped, no node to run them")
             return
+        names = list(self.addons)
+        if self._dns_problem is not None and addon_manager.COREDNS in names:
+            # Neither the DNS pods nor kube-proxy could listen on port 53: no
+            # cluster DNS; kubelets run without --cluster-dns (pods use the
+            # host's resolver, with a MissingClusterDNS event), as the README says.
+            names.remove(addon_manager.COREDNS)
+            self._progress(f"add-on {addon_manager.COREDNS}: skipped: {self._dns_problem}")
+        if not names:
+            return
         values = addon_manager.AddonValues(dns_ip=comp.dns_service_ip(self._network_block))
         try:
-            manifests = await asyncio.to_thread(addon_manager.load, self.addons, values)
+            manifests = await asyncio.to_thread(addon_manager.load, names, values)
         except addon_manager.AddonError as exc:
             raise ClusterStartError(f"add-ons: {exc}") from None
         from kubemu.client.clientset import Client

@@ -70,3 +70,16 @@ def test_kubelets_get_cluster_dns_only_with_the_add_on(tmp_path):
     assert with_dns[i:i + 4] == ["--cluster-dns", "127.7.0.10", "--cluster-domain",
                                  "cluster.local"]
     assert "--cluster-dns" not in argv("")
+
+
+@pytest.mark.parametrize("euid,start,expected", [
+    (0, "1024", None),
+    (1000, "1024", "a cluster run by uid 1000 cannot serve port 53 "
+                   "(net.ipv4.ip_unprivileged_port_start=1024)"),
+    (1000, "0", None),
+    (1000, "53", None),
+], ids=["root", "rootless", "sysctl-lowered", "sysctl-at-53"])
+def test_port_53_needs_root_or_a_lowered_sysctl(tmp_path, euid, start, expected):
+    sysctl = tmp_path / "ip_unprivileged_port_start"
+    sysctl.write_text(start + "\n")
+    assert comp.low_port_problem(53, euid=euid, path=str(sysctl)) == expected
