@@ -47,6 +47,8 @@ UDP_PAYLOAD_BYTES_MIN = 512
 UDP_PAYLOAD_BYTES_MAX = 4096
 TCP_MESSAGE_BYTES_MAX = 65535
 TCP_CONNECTIONS_MAX = 256
+# UDP queries being answered at once; more are dropped (the client retries).
+UDP_INFLIGHT_MAX = 2048
 IDLE_S = 10.0
 FORWARD_INFLIGHT_MAX = 1000
 FORWARD_TIMEOUT_S = 2.0
@@ -352,6 +354,9 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self.server = server
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
+        if len(self.server._tasks) >= UDP_INFLIGHT_MAX:
+            self.server.counters["udp_dropped"] += 1
+            return
         self.server._spawn(self.server.answer_udp(data, addr))
 
     def error_received(self, exc: Exception) -> None:
