@@ -5,7 +5,10 @@ Model (after Ray's cluster_utils/node.py): a `Cluster` owns one home
 home), starts the kinds of `deploy.components` in dependency order on free
 ports it picked (a start that loses its port to another process is retried on
 new ports, a bounded number of times), waits for each one's health check
-against a deadline, then writes the addresses to `<home>/kubeconfig.json`.
+against a deadline, then writes the addresses to `<home>/kubeconfig.json`
+and applies the add-ons it was given (deploy/addon_manager.py: cluster DNS,
+as kubeadm does after its control plane; idempotent, so a restarted `up`
+changes nothing).
 
 Every process runs in its own session, with a umask of 0o077 (a file it
 creates without a mode is private), and with its output in
