@@ -83,3 +83,23 @@ def test_port_53_needs_root_or_a_lowered_sysctl(tmp_path, euid, start, expected)
     sysctl = tmp_path / "ip_unprivileged_port_start"
     sysctl.write_text(start + "\n")
     assert comp.low_port_problem(53, euid=euid, path=str(sysctl)) == expected
+
+
+@pytest.mark.parametrize("addons,problem,expected", [
+    (("coredns",), None, "127.7.0.10"),
+    (("coredns",), "a cluster run by uid 1000 cannot serve port 53", ""),
+    ((), None, ""),
+], ids=["with-dns", "rootless", "no-addons"])
+def test_kubelets_cluster_dns_follows_the_add_on(tmp_path, addons, problem, expected):
+    from deploy.supervisor import Cluster
+
+    cluster = Cluster(tmp_path, nodes=1, addons=addons)
+    cluster._network_block, cluster._dns_problem = 7, problem
+    assert cluster._cluster_dns() == expected
+
+
+def test_an_unknown_add_on_is_refused(tmp_path):
+    from deploy.supervisor import Cluster
+
+    with pytest.raises(ValueError, match="addons: no add-on 'nope' in"):
+        Cluster(tmp_path, addons=("nope",))
