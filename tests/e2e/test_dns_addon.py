@@ -8,7 +8,12 @@ kube-proxy's to serve).
 The DNS pods reach the apiserver as in-cluster clients (KUBERNETES_SERVICE_HOST
 and _PORT from the `kubernetes` Service). Where the apiserver does not make
 that Service (before ClusterIP allocation and kube-proxy), the test stands in
-for it: a `kubernetes` Service whose address is the apiserver's own."""
+for it: a `kubernetes` Service whose address is the apiserver's own.
+
+Run by a user who cannot bind port 53 (`python -m tests.nonroot
+tests/e2e/test_dns_addon.py`), the same cluster has no DNS add-on and its
+pods get the host's resolver with a MissingClusterDNS event, as the README
+says."""
 from __future__ import annotations
 
 import dns.asyncquery
@@ -22,12 +27,17 @@ from kubemu.api import errors
 from kubemu.client.wait import wait_for
 from tests.dns_builders import endpoint, endpoint_slice, service
 from tests.e2e.test_kubelet import (ClusterThread, Seen, as_dict, busybox, cli, create_pod,
-                                    is_ready, pod_doc, serving, workload_control_plane)
+                                    is_ready, pod_doc, serving, wait_event,
+                                    workload_control_plane)
 
 pytestmark = pytest.mark.e2e
 
 DNS_WAIT_S = 90.0
 QUERY_TIMEOUT_S = 2.0
+# Why this machine's cluster cannot serve port 53 (rootless), or None.
+PORT_53_PROBLEM = comp.low_port_problem(comp.DNS_PORT)
+needs_port_53 = pytest.mark.skipif(PORT_53_PROBLEM is not None,
+                                   reason=f"the DNS add-on is skipped: {PORT_53_PROBLEM}")
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +64,7 @@ async def ensure_kubernetes_service(api, cluster: ClusterThread) -> None:
         pass
 
 
+@needs_port_53
 async def test_addon_objects_are_kubeadms_and_reapplying_changes_nothing(cluster, api):
     svc = await api.get("services", "kube-dns", "kube-system")
     assert svc.spec.cluster_ip == dns_ip(cluster)
@@ -66,14 +77,33 @@ async def test_addon_objects_are_kubeadms_and_reapplying_changes_nothing(cluster
                      "service/kube-dns unchanged"]
 
 
+async def resolv_conf_of(cluster, ns: str, pod: str) -> str:
+    async def printed():
+        out = await cli(cluster, "logs", "-n", ns, pod)
+        return out.stdout if out.returncode == 0 and "\n" in out.stdout \
+            else Seen([out.stdout, out.stderr])
+    return await wait_for(printed, 60.0, interval_s=0.2)
+
+
+@pytest.mark.skipif(PORT_53_PROBLEM is None, reason="needs a cluster that cannot bind port 53")
+async def test_a_rootless_cluster_has_no_dns_and_pods_say_so(cluster, api, ns):
+    with pytest.raises(errors.NotFound):
+        await api.get("services", "kube-dns", "kube-system")
+    await create_pod(api, pod_doc("resolv", ns, [busybox("cat /etc/resolv.conf; sleep 3600")]))
+    text = await resolv_conf_of(cluster, ns, "resolv")
+    assert f"nameserver {dns_ip(cluster)}" not in text
+    assert f"{ns}.svc.cluster.local" not in text
+    event = await wait_event(api, ns, "resolv", "MissingClusterDNS")
+    assert event["type"] == "Warning"
+    assert 'kubelet does not have ClusterDNS IP configured and cannot create Pod using ' \
+        '"ClusterFirst" policy. Falling back to "Default" policy.' in event["message"]
+
+
+@needs_port_53
 async def test_cluster_first_pods_get_the_cluster_dns(cluster, api, ns):
     await create_pod(api, pod_doc("resolv", ns, [busybox("cat /etc/resolv.conf; sleep 3600")]))
 
-    async def resolv_conf():
-        out = await cli(cluster, "logs", "-n", ns, "resolv")
-        return out.stdout if out.returncode == 0 and "nameserver" in out.stdout \
-            else Seen([out.stdout, out.stderr])
-    text = await wait_for(resolv_conf, 60.0, interval_s=0.2)
+    text = await resolv_conf_of(cluster, ns, "resolv")
     lines = text.splitlines()
     assert lines[0] == f"nameserver {dns_ip(cluster)}"
     assert lines[1].startswith(f"search {ns}.svc.cluster.local svc.cluster.local cluster.local")
@@ -86,6 +116,7 @@ async def ask(ip: str, name: str, rdtype: str = "A", *, tcp: bool = False):
     return await send(query, ip, port=53, timeout=QUERY_TIMEOUT_S)
 
 
+@needs_port_53
 async def test_dns_pods_become_ready_and_answer_on_their_pod_ips(cluster, api, ns):
     await ensure_kubernetes_service(api, cluster)
 
