@@ -21,6 +21,7 @@ import signal
 import sys
 from typing import Callable
 
+from deploy import addon_manager
 from deploy import components as comp
 from deploy.supervisor import Cluster, ClusterAlreadyRunning, ClusterStartError
 from kubemu import aio, cluster_home, fileutil
@@ -48,6 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="component timings: Kubernetes' defaults, or scaled down for tests")
     up.add_argument("--no-restart", action="store_true",
                     help="do not restart processes that die")
+    up.add_argument("--no-addons", action="store_true",
+                    help="do not apply the add-ons (deploy/addons: cluster DNS) once the "
+                         "nodes are up")
     up.add_argument("--start-timeout-s", type=float, default=120.0,
                     help="give up when the cluster is not healthy after this long")
     up.add_argument("--stop-timeout-s", type=float, default=60.0,
@@ -79,7 +83,8 @@ async def run_up(args: argparse.Namespace, home: pathlib.Path,
         if args.isolation else comp.NODE_COMPONENTS
     cluster = Cluster(home, nodes=args.nodes, restart=not args.no_restart, progress=progress,
                       schedulers=args.schedulers, controller_managers=args.controller_managers,
-                      kinds=comp.control_plane(args.profile), node_kinds=node_kinds)
+                      kinds=comp.control_plane(args.profile), node_kinds=node_kinds,
+                      addons=() if args.no_addons else addon_manager.DEFAULT_ADDONS)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -73,6 +73,9 @@ class Launch:
     # address never takes the machine-wide lock (nodes: their addresses; the
     # apiserver: its service range; the controller-manager: the LB pool).
     network_block: int | None = None
+    # Kubelets: the cluster DNS Service's address (--cluster-dns), set when the
+    # cluster runs the DNS add-on; "" = none (pods' ClusterFirst means Default).
+    cluster_dns: str = ""
 
     @property
     def log_path(self) -> pathlib.Path:
@@ -378,6 +381,7 @@ def control_plane(profile: str = "default") -> tuple[ComponentKind, ...]:
 # stop every container (before_stop), then it stops.
 
 RUNTIME = "runtime"
+CLUSTER_DOMAIN = "cluster.local"
 KUBELET = "kubelet"
 KUBE_PROXY = "kube-proxy"
 NETWORK_FILE = "network.json"
@@ -468,6 +472,36 @@ def pod_cidr(launch: Launch) -> str:
     return f"127.{_block(launch)}.{node_index(launch.node)}.0/24"
 
 
+def dns_service_ip(block: int) -> str:
+    """The kube-dns ClusterIP: the tenth address of the Service CIDR 127.B.0.0/24,
+    as 10.96.0.10 of kubeadm's 10.96.0.0/12."""
+    return f"127.{block}.0.10"
+
+
+DNS_PORT = 53
+UNPRIVILEGED_PORT_START_FILE = "/proc/sys/net/ipv4/ip_unprivileged_port_start"
+
+
+def low_port_problem(port: int, *, euid: int | None = None,
+                     path: str = UNPRIVILEGED_PORT_START_FILE) -> str | None:
+    """Why this machine's pods cannot listen on `port`, or None when they can:
+    as root the node runtimes bind low ports for containers (lowports.py); a
+    cluster run by another user cannot bind below the sysctl (blocking: one
+    small read)."""
+    uid = os.geteuid() if euid is None else euid
+    if uid == 0:
+        return None
+    try:
+        with open(path) as f:
+            start = int(f.read().strip())
+    except (OSError, ValueError):
+        start = 1024  # the kernel's default
+    if port >= start:
+        return None
+    return (f"a cluster run by uid {uid} cannot serve port {port} "
+            f"(net.ipv4.ip_unprivileged_port_start={start})")
+
+
 def prepare_node(launch: Launch) -> None:
     """The node's directory and the cluster's volumes directory, private."""
     fileutil.private_dir(node_dir(launch))
@@ -497,6 +531,8 @@ def kubelet_argv(launch: Launch, flags: Sequence[str] = ()) -> list[str]:
             "--root", str(node_dir(launch) / "kubelet"), "--node-ip", node_ip(launch),
             "--port", str(launch.ports["grpc"]), "--pod-cidr", pod_cidr(launch),
             "--volumes-dir", str(launch.home / "volumes"),
+            *(("--cluster-dns", launch.cluster_dns, "--cluster-domain", CLUSTER_DOMAIN)
+              if launch.cluster_dns else ()),
             "--log-file", str(launch.log_path), *flags]
 
 

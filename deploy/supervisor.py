@@ -5,7 +5,10 @@ Model (after Ray's cluster_utils/node.py): a `Cluster` owns one home
 home), starts the kinds of `deploy.components` in dependency order on free
 ports it picked (a start that loses its port to another process is retried on
 new ports, a bounded number of times), waits for each one's health check
-against a deadline, then writes the addresses to `<home>/kubeconfig.json`.
+against a deadline, then writes the addresses to `<home>/kubeconfig.json`
+and applies the add-ons it was given (deploy/addon_manager.py: cluster DNS,
+as kubeadm does after its control plane; idempotent, so a restarted `up`
+changes nothing).
 
 Every process runs in its own session, with a umask of 0o077 (a file it
 creates without a mode is private), and with its output in
@@ -45,6 +48,7 @@ from typing import IO, Callable, Sequence
 import psutil
 import structlog
 
+from deploy import addon_manager
 from deploy import components as comp
 from kubemu import aio, cluster_home, fileutil, timefmt
 from kubemu.backoff import Exponential
@@ -232,9 +236,15 @@ class Cluster:
                  progress: Callable[[str], None] | None = None,
                  ports: PortAllocator | None = None, schedulers: int = 1,
                  controller_managers: int = 1,
-                 child_umask: int | None = CHILD_UMASK):
+                 child_umask: int | None = CHILD_UMASK,
+                 addons: Sequence[str] = ()):
         """child_umask: every child's umask (None: inherit this process's; a
-        test uses it to check that nothing relies on the umask)."""
+        test uses it to check that nothing relies on the umask).
+        addons: the add-ons (deploy/addons/<name>.yaml, addon_manager.DEFAULT_ADDONS)
+        applied once the control plane and the nodes are up, in a cluster with
+        nodes; none by default here (tests get a bare cluster), all with
+        `kubemu up` unless --no-addons. With coredns, every kubelet gets
+        --cluster-dns (the kube-dns ClusterIP) and --cluster-domain."""
         if nodes < 0:
             raise ValueError(f"nodes: must be >= 0, got {nodes}")
         # schedulers > 1: standbys, one leads through the kube-scheduler Lease.
@@ -249,6 +259,12 @@ class Cluster:
         self.etcd_binary = etcd_binary
         self.etcd_version = ""
         self.child_umask = child_umask
+        self.addons = tuple(addons)
+        # Why the DNS add-on cannot run here (rootless: port 53), or None.
+        self._dns_problem: str | None = None
+        for name in self.addons:
+            if not (addon_manager.ADDONS_DIR / f"{name}.yaml").is_file():
+                raise ValueError(f"addons: no add-on {name!r} in {addon_manager.ADDONS_DIR}")
         self._levels = comp.start_levels(kinds)
         self._node_kinds = tuple(node_kinds)
         self._node_levels = comp.start_levels(node_kinds) if node_kinds else []
@@ -315,10 +331,15 @@ class Cluster:
                 self._progress(f"nodes: {self.nodes} requested, but node components (kubelet, "
                                f"runtime, kube-proxy) are not part of this build yet; "
                                f"control plane only")
+            if self.nodes and self._node_kinds:
+                if addon_manager.COREDNS in self.addons:
+                    self._dns_problem = await asyncio.to_thread(comp.low_port_problem,
+                                                                comp.DNS_PORT)
             for node in self.node_names if self._node_kinds else []:
                 for level in self._node_levels:
                     await self._start_level(level, node=node, deadline=deadline)
             await self._write_kubeconfig()
+            await self._apply_addons(deadline)
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError):
                 reason = "start was interrupted"
@@ -473,7 +494,8 @@ class Cluster:
             launch = comp.Launch(home=self.home, name=name, node=node, host=host,
                                  ports={port: self._ports.pick(host) for port in kind.ports},
                                  peers=self._peers(), binaries=dict(self._binaries),
-                                 network_block=self._network_block)
+                                 network_block=self._network_block,
+                                 cluster_dns=self._cluster_dns() if node else "")
             if p is None:
                 p = _Process(kind=kind, node=node, launch=launch)
                 self._procs.append(p)
@@ -805,6 +827,47 @@ class Cluster:
                 address=p.address, exit_code=p.exit_code, log=str(p.launch.log_path))
                 for p in self._procs],
             progress=list(self._progress_lines))
+
+    def _cluster_dns(self) -> str:
+        if addon_manager.COREDNS not in self.addons or self._network_block is None \
+                or self._dns_problem is not None:
+            return ""
+        return comp.dns_service_ip(self._network_block)
+
+    async def _apply_addons(self, deadline: float) -> None:
+        """Apply the add-ons' manifests (kubeadm's step after the control plane):
+        idempotent, so a restarted `up` on the same etcd data changes nothing."""
+        if not self.addons:
+            return
+        if not self.nodes or not self._node_kinds or self._network_block is None:
+            self._progress(f"add-ons ({', '.join(self.addons)}): skipped, no node to run them")
+            return
+        names = list(self.addons)
+        if self._dns_problem is not None and addon_manager.COREDNS in names:
+            # Neither the DNS pods nor kube-proxy could listen on port 53: no
+            # cluster DNS; kubelets run without --cluster-dns (pods use the
+            # host's resolver, with a MissingClusterDNS event), as the README says.
+            names.remove(addon_manager.COREDNS)
+            self._progress(f"add-on {addon_manager.COREDNS}: skipped: {self._dns_problem}")
+        if not names:
+            return
+        values = addon_manager.AddonValues(dns_ip=comp.dns_service_ip(self._network_block))
+        try:
+            manifests = await asyncio.to_thread(addon_manager.load, names, values)
+        except addon_manager.AddonError as exc:
+            raise ClusterStartError(f"add-ons: {exc}") from None
+        from kubemu.client.clientset import Client
+
+        client = Client(self.address(comp.APISERVER), timeout_s=HEALTH_CALL_TIMEOUT_S * 5,
+                        user_agent="kubemu-supervisor")
+        remaining_s = max(1.0, deadline - asyncio.get_running_loop().time())
+        try:
+            await addon_manager.apply(client, manifests, timeout_s=remaining_s,
+                                      progress=lambda line: self._progress(f"add-on {line}"))
+        except addon_manager.AddonError as exc:
+            raise ClusterStartError(f"add-ons: {exc}") from None
+        finally:
+            await client.close()
 
     async def _write_kubeconfig(self) -> None:
         components = {p.name: {"component": p.kind.name, "node": p.node, "address": p.address}

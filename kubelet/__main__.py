@@ -74,6 +74,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "when one is crossed (memory.available, nodefs.available, "
                         "pid.available; a quantity or a percentage; setting it replaces "
                         "every default)")
+    p.add_argument("--cluster-dns", default="", metavar="IP[,IP]",
+                   help="the cluster DNS server(s): the nameserver of pods with dnsPolicy "
+                        "ClusterFirst (Kubernetes' flag; empty: those pods get the Default "
+                        "policy, with a MissingClusterDNS event)")
+    p.add_argument("--cluster-domain", default=d.cluster_domain,
+                   help="the cluster's DNS domain: pods' search list and hostname domain "
+                        f"(default {d.cluster_domain})")
+    p.add_argument("--resolv-conf", default=d.resolv_conf,
+                   help="the resolver configuration pods with dnsPolicy Default start from "
+                        "(empty: no DNS for them)")
     p.add_argument("--fault-dir", default="",
                    help="fault points: while DIR/<name> exists, the point <name> fails "
                         "(pleg-relist)")
@@ -133,6 +143,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.node_labels = _key_values(args.node_labels, "--node-labels", p)
     args.taints = _taints(args.register_with_taints, p)
     args.pod_env = _key_values(args.pod_env, "--pod-env", p)
+    args.cluster_dns = [ip.strip() for ip in args.cluster_dns.split(",") if ip.strip()]
+    for ip in args.cluster_dns:
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            p.error(f"--cluster-dns: {ip!r} is not an IP address")
+    args.cluster_domain = args.cluster_domain.strip(".")
     return args
 
 
@@ -164,7 +181,9 @@ def options_from(args: argparse.Namespace) -> Options:
         container_log_max_bytes=args.container_log_max_bytes,
         container_log_max_files=args.container_log_max_files,
         container_log_monitor_interval_s=args.container_log_monitor_interval_s,
-        fault_dir=args.fault_dir, eviction_hard=args.eviction_hard)
+        fault_dir=args.fault_dir, eviction_hard=args.eviction_hard,
+        cluster_dns=args.cluster_dns, cluster_domain=args.cluster_domain,
+        resolv_conf=args.resolv_conf)
 
 
 async def run(args: argparse.Namespace) -> None:

@@ -40,6 +40,7 @@ from google.protobuf.message import Message
 
 from kubelet import admission, cri, logs, node, server, volumes
 from kubelet import status as pod_status
+from kubelet import dns as kdns
 from kubelet.image_puller import ImagePuller
 from kubelet.ipam import PodIPAllocator
 from kubelet.pod_runtime import NodeContext
@@ -109,6 +110,10 @@ class Options:
     container_log_monitor_interval_s: float = 10.0
     fault_dir: str = ""
     eviction_hard: str = node.DEFAULT_EVICTION_HARD
+    # Kubernetes' --cluster-dns (comma-separated IPs), --cluster-domain, --resolv-conf.
+    cluster_dns: list[str] = dataclasses.field(default_factory=list)
+    cluster_domain: str = "cluster.local"
+    resolv_conf: str = kdns.DEFAULT_RESOLV_CONF
 
 
 def capacity(options: Options) -> dict[str, str]:
@@ -189,6 +194,13 @@ class Kubelet:
         self.node.start(self.loops)
         self.ipam = PodIPAllocator(o.pod_cidr, self.root / "ipam.json")
         await self._reconcile_ips()
+        host_dns = await asyncio.to_thread(kdns.read_host, o.resolv_conf)
+        dns = kdns.Configurer(cluster_dns=tuple(o.cluster_dns), cluster_domain=o.cluster_domain,
+                              resolv_conf=o.resolv_conf, host=host_dns)
+        if not o.cluster_dns:
+            # As the kubelet: said once at start, then as an Event on each such pod.
+            self.log.warning("no --cluster-dns: pods with dnsPolicy ClusterFirst get the "
+                             "Default policy")
         self.ctx = NodeContext(
             node_name=o.node_name, node_ip=o.node_ip, root=self.root, runtime=self.runtime,
             client=self.client, events=self.events,
@@ -204,7 +216,7 @@ class Kubelet:
             lookup=self._lookup, services=self._services_of, claim_path=self._claim_path,
             allocatable=self.capacity, min_grace_s=o.min_grace_s,
             sync_period_s=o.sync_frequency_s, hook_timeout_s=o.hook_timeout_s,
-            pod_env=dict(o.pod_env))
+            pod_env=dict(o.pod_env), dns=dns)
         for informer in (self.configmaps, self.secrets, self.services):
             informer.add_handler(on_add=self._on_source, on_update=lambda _o, n: self._on_source(n),
                                  on_delete=self._on_source)

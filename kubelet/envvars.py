@@ -146,6 +146,26 @@ def resource_value(pod: Message, container_name: str, resource: str, divisor: st
 
 # ---------------------------------------------------------------- service links
 
+# The apiserver's own Services in `default`: their variables are in every pod
+# (kubelet_pods.go getServiceEnvVarMap), whatever enableServiceLinks says.
+MASTER_SERVICES = ("kubernetes",)
+
+
+def linked_services(services: Sequence[Message], namespace: str,
+                    enable_links: bool) -> list[Message]:
+    """The Services whose variables a pod of `namespace` gets, as the kubelet
+    picks them: `kubernetes` in default always, the namespace's own only with
+    enableServiceLinks (one of its own named like a master Service wins)."""
+    chosen: dict[str, Message] = {}
+    for svc in services:
+        name = svc.metadata.name
+        if svc.metadata.namespace == "default" and name in MASTER_SERVICES:
+            chosen.setdefault(name, svc)
+        elif svc.metadata.namespace == namespace and enable_links:
+            chosen[name] = svc
+    return list(chosen.values())
+
+
 def service_env(services: Sequence[Message]) -> dict[str, str]:
     """Docker-link style variables for services with a cluster IP."""
     env: dict[str, str] = {}
@@ -196,8 +216,7 @@ def container_env(pod: Message, container: Message, lookup: Lookup, *, host_ip: 
     namespace = pod.metadata.namespace
     env: dict[str, str] = {}
     links = pod.spec.enable_service_links if pod.spec.HasField("enable_service_links") else True
-    if links:
-        env.update(service_env(services))
+    env.update(service_env(linked_services(services, namespace, links)))
     for source in container.env_from:
         if source.HasField("config_map_ref"):
             kind, ref = "ConfigMap", source.config_map_ref

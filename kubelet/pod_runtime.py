@@ -42,6 +42,7 @@ from google.protobuf.message import Message
 
 from kubelet import actions, containers, cri, envvars, logs, prober, volumes
 from kubelet import status as pod_status
+from kubelet import dns as kdns
 from kubelet.containers import Instance
 from kubelet.image_puller import ImagePuller
 from kubelet.ipam import PodIPAllocator
@@ -58,7 +59,6 @@ from kubemu.runtime.v1 import runtime_pb2 as rpb
 
 DEFAULT_GRACE_S = 30
 RETRY_S = 2.0
-CLUSTER_DOMAIN = "cluster.local"
 # The reason of the Warning event for what the node's isolation mode cannot do
 # for a container (CreateContainerResponse.warnings).
 ISOLATION_GAP_REASON = "IsolationNotEnforced"
@@ -97,6 +97,8 @@ class NodeContext:
     hook_timeout_s: float = 30.0
     # Set in every container (before the pod's own variables, which win).
     pod_env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # Each pod's /etc/resolv.conf (--cluster-dns, --cluster-domain, --resolv-conf).
+    dns: kdns.Configurer = dataclasses.field(default_factory=kdns.Configurer)
 
     def log_dir(self, pod: Message) -> pathlib.Path:
         m = pod.metadata
@@ -126,15 +128,6 @@ def cpu_limit_millis(ctr: Message) -> int:
         return quantity.to_milli(text) if text else 0
     except ValueError:
         return 0
-
-
-def dns_config(spec: Message) -> rpb.DNSConfig:
-    """The pod's dnsConfig for its /etc/resolv.conf; empty: the runtime uses the
-    host's (dnsPolicy Default; ClusterFirst too until the cluster has a DNS)."""
-    dns = spec.dns_config
-    options = [f"{o.name}:{o.value}" if o.HasField("value") else o.name for o in dns.options]
-    return rpb.DNSConfig(servers=list(dns.nameservers), searches=list(dns.searches),
-                         options=options)
 
 
 def security_context(pod: Message, ctr: Message) -> rpb.ContainerSecurityContext:
@@ -380,11 +373,14 @@ class PodRuntime:
 
     # ------------------------------------------------------------ sandbox
 
-    def _sandbox_config(self, pod: Message, attempt: int, pod_ip: str) -> rpb.PodSandboxConfig:
+    def _sandbox_config(self, pod: Message, attempt: int, pod_ip: str,
+                        dns_config: rpb.DNSConfig) -> rpb.PodSandboxConfig:
         m = pod.metadata
         spec = pod.spec
         # The domain as the kubelet's GeneratePodHostNameAndDomain: only with a subdomain.
-        domain = f"{spec.subdomain}.{m.namespace}.svc.{CLUSTER_DOMAIN}" if spec.subdomain else ""
+        cluster_domain = self.ctx.dns.cluster_domain
+        domain = f"{spec.subdomain}.{m.namespace}.svc.{cluster_domain}" \
+            if spec.subdomain and cluster_domain else ""
         return rpb.PodSandboxConfig(
             metadata=rpb.PodSandboxMetadata(name=m.name, uid=m.uid, namespace=m.namespace,
                                             attempt=attempt),
@@ -395,7 +391,7 @@ class PodRuntime:
             domain=domain,
             host_aliases=[rpb.HostAlias(ip=a.ip, hostnames=list(a.hostnames))
                           for a in spec.host_aliases],
-            dns_config=dns_config(spec),
+            dns_config=dns_config,
             namespace_options=rpb.NamespaceOption(
                 pid=rpb.NODE if spec.host_pid else
                 rpb.POD if spec.HasField("share_process_namespace") and
@@ -414,7 +410,9 @@ class PodRuntime:
         if ip and ip != self.ctx.node_ip:
             self.ctx.ipam.assign(self.uid, ip)
             await self.ctx.ipam.flush()
-        self.sandbox = Sandbox(best.id, self._sandbox_config(pod, best.metadata.attempt, ip), ip)
+        dns_config, _ = self.ctx.dns.pod_dns(pod)  # its events were recorded at creation
+        self.sandbox = Sandbox(
+            best.id, self._sandbox_config(pod, best.metadata.attempt, ip, dns_config), ip)
         return True
 
     async def _create_sandbox(self, pod: Message) -> None:
@@ -422,7 +420,10 @@ class PodRuntime:
         attempt = max((s.metadata.attempt for s in found), default=-1) + 1
         pod_ip = self.ctx.node_ip if pod.spec.host_network else self.ctx.ipam.allocate(self.uid)
         await self.ctx.ipam.flush()
-        config = self._sandbox_config(pod, attempt, pod_ip)
+        dns_config, warnings = self.ctx.dns.pod_dns(pod)
+        for warning in warnings:
+            self.ctx.events.record(pod, WARNING, warning.reason, warning.message)
+        config = self._sandbox_config(pod, attempt, pod_ip, dns_config)
         sandbox_id = await self.ctx.runtime.run_sandbox(config)
         self.sandbox = Sandbox(sandbox_id, config, pod_ip)
         self.log.info("sandbox created", sandbox=sandbox_id[:12], pod_ip=pod_ip, attempt=attempt)

@@ -47,12 +47,14 @@ import psutil
 UID = GID = 65534
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SUBSET = ("tests/component/test_container_view.py", "tests/component/test_runtime.py",
-          "tests/e2e/test_isolation.py")
+          "tests/e2e/test_isolation.py", "tests/e2e/test_dns_addon.py")
 # test_runtime.py's runtime fixture runs each test in both modes: its [namespaces] cases.
 # Left out: the two liveness pods, which wait out sh's 30 s grace period (about 70 s
 # with its teardown) and depend on nothing of the user; test_container_view.py
-# checks the private /tmp as this user.
-SELECT = "(namespaces or container_view or test_isolation) and not two_liveness_examples"
+# checks the private /tmp as this user. test_dns_addon.py: a rootless cluster has no
+# cluster DNS (port 53) and its pods say so.
+SELECT = ("(namespaces or container_view or test_isolation or test_dns_addon) "
+          "and not two_liveness_examples")
 PROBE_TIMEOUT_S = 60.0
 RUN_TIMEOUT_S = 600.0
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -461,6 +461,18 @@ def builtin_entries() -> list[ImageEntry]:
             programs={"/test-webserver": demoapp_argv("agnhost", "test-webserver")},
             size_bytes=4_500_000, description="file server for the container's / on port 80"),
         ImageEntry(
+            # The cluster DNS add-on (deploy/addons/coredns.yaml): our server in
+            # addons/dns, taking CoreDNS's -conf Corefile. It needs site-packages
+            # (dnspython, grpc), so not demoapp_argv's -S.
+            name="coredns", patterns=("registry.k8s.io/coredns/coredns", "registry.k8s.io/coredns",
+                                      "k8s.gcr.io/coredns/coredns", "k8s.gcr.io/coredns",
+                                      "coredns/coredns"),
+            entrypoint=("/coredns",),
+            programs={"/coredns": (sys.executable, "-E", "-u", "-B", "-m", "addons.dns")},
+            size_bytes=16_000_000,
+            description="cluster DNS for the cluster.local zone (addons.dns), CoreDNS's "
+                        "-conf Corefile; health :8080, ready :8181, metrics :9153"),
+        ImageEntry(
             name="pause", patterns=("registry.k8s.io/pause", "k8s.gcr.io/pause",
                                     "gcr.io/google_containers/pause"),
             entrypoint=("/pause",), programs={"/pause": demoapp_argv("pause")},

@@ -340,6 +340,8 @@ class View:
         self.chown = spec.get("chown", True)
         self.userns_fd = userns_fd
         self.readonly = spec.get("readonly_rootfs", False)
+        # The top-level directories given a writable layer (an overlay).
+        self.overlays: list[str] = []
 
     # -- helpers
 
@@ -438,6 +440,11 @@ class View:
             self.bind(spec["bin_dir"], target, readonly=True)
         self.workdir()
         if self.readonly:
+            # As runc: the root is writable while the view is built (volumes'
+            # mount points, such as /etc/coredns, are made in it), then
+            # read-only; the volumes mounted on it keep their own mode.
+            for target in self.overlays:
+                self.make_readonly(target, recursive=False)
             self.make_readonly(self.root, recursive=False)
 
     def top_level(self, points: list[str]) -> None:
@@ -452,12 +459,12 @@ class View:
                 continue
             os.mkdir(target, NEW_DIR_MODE)
             self._own(target)
-            if self.readonly or has_submounts(host, points) or \
-                    any(c in name for c in "\\,:"):
+            if has_submounts(host, points) or any(c in name for c in "\\,:"):
                 self.bind(host, target, readonly=True)
                 continue
             try:
                 self.overlay(host, target, name)
+                self.overlays.append(target)
             except OSError:
                 self.bind(host, target, readonly=True)  # the host's, read-only: a stated fallback
 

@@ -70,6 +70,10 @@ def register(subparsers: Any) -> None:
                     help="run the supervisor in the background; return once the cluster is ready")
     up.add_argument("--no-restart", action="store_true",
                     help="do not restart components that die")
+    up.add_argument("--no-addons", action="store_true",
+                    help="a bare cluster: do not install the add-ons (cluster DNS) that "
+                         "kubeadm installs; pods with dnsPolicy ClusterFirst then use the "
+                         "host's resolver")
     up.add_argument("--timeout", type=float, default=UP_TIMEOUT_S, dest="timeout_s",
                     metavar="SECONDS", help=f"give up when not ready by then (default {UP_TIMEOUT_S:g})")
     up.add_argument("--isolation", choices=("auto", "namespaces", "plain"), default=None,
@@ -140,6 +144,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             "--controller-managers", str(args.controller_managers), "--profile", args.profile]
     if args.no_restart:
         argv.append("--no-restart")
+    if args.no_addons:
+        argv.append("--no-addons")
     if args.isolation:
         argv += ["--isolation", args.isolation]
     if args.detach:

@@ -10,6 +10,11 @@ Writes are atomic (kubemu.fileutil.atomic_write: a temporary file in the same
 directory, then rename), so a reader sees either the old file or the new one,
 never half of one; the file is 0600 and a home it creates 0700, whatever the
 umask (it names every address of a cluster that only its user should reach).
+
+A program running in a pod (an add-on) finds the apiserver as client-go's
+rest.InClusterConfig does: `in_cluster_config()` reads KUBERNETES_SERVICE_HOST
+and KUBERNETES_SERVICE_PORT, which the kubelet sets from the `kubernetes`
+Service in `default`.
 """
 from __future__ import annotations
 
@@ -17,11 +22,16 @@ import dataclasses
 import json
 import os
 import pathlib
-from typing import Any
+from typing import Any, Mapping
 
 from kubemu import fileutil
 
 HOME_ENV = "KUBEMU_HOME"
+SERVICE_HOST_ENV = "KUBERNETES_SERVICE_HOST"
+SERVICE_PORT_ENV = "KUBERNETES_SERVICE_PORT"
+# client-go's rest.ErrNotInCluster, word for word.
+NOT_IN_CLUSTER = ("unable to load in-cluster configuration, KUBERNETES_SERVICE_HOST and "
+                  "KUBERNETES_SERVICE_PORT must be defined")
 DEFAULT_HOME = "~/.kubemu"
 KUBECONFIG_FILE = "kubeconfig.json"
 # The file is a handful of addresses; anything far bigger is not ours.
@@ -101,6 +111,19 @@ def load_cluster_config(home: str | os.PathLike[str] | None = None) -> ClusterCo
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadClusterConfig(f"{path}: not valid JSON: {exc}") from None
     return ClusterConfig.from_dict(data, source=str(path))
+
+
+def in_cluster_config(environ: Mapping[str, str] | None = None) -> ClusterConfig:
+    """The apiserver as a pod sees it: the `kubernetes` Service's address from the
+    environment the kubelet gave the pod. ClusterNotFound (client-go's message)
+    when either variable is missing or empty."""
+    env = os.environ if environ is None else environ
+    host, port = env.get(SERVICE_HOST_ENV, ""), env.get(SERVICE_PORT_ENV, "")
+    if not host or not port:
+        raise ClusterNotFound(NOT_IN_CLUSTER)
+    # net.JoinHostPort: an IPv6 address gets brackets.
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return ClusterConfig(apiserver=address)
 
 
 def write_cluster_config(home: str | os.PathLike[str] | None, cfg: ClusterConfig) -> pathlib.Path:

@@ -97,14 +97,22 @@ async def test_user_and_groups_through_the_user_namespace(runtime):
                for w in reply.isolation_warnings), reply.isolation_warnings
 
 
-async def test_read_only_root_and_what_is_masked(runtime):
+async def test_read_only_root_and_what_is_masked(runtime, tmp_path):
     sandbox = await runtime.sandbox("locked")
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "Corefile").write_text(".:53 {}\n")
+    # A volume at a path the root does not have (CoreDNS's /etc/coredns): its
+    # mount point is made before the root turns read-only, as runc does.
     cid = await runtime.run(
         sandbox, "main", command=["sleep", "3600"],
+        mounts=[pb.Mount(container_path="/etc/coredns", host_path=str(config), readonly=True)],
         security_context=pb.ContainerSecurityContext(readonly_rootfs=True, no_new_privs=True))
     await runtime.wait_state(cid, pb.CONTAINER_RUNNING)
-    code, _, err = await sh(runtime, cid, "touch /usr/new-file")
-    assert code != 0 and "Read-only file system" in err
+    assert (await sh(runtime, cid, "cat /etc/coredns/Corefile"))[:2] == (0, ".:53 {}\n")
+    for path in ("/usr/new-file", "/etc/new-file"):
+        code, _, err = await sh(runtime, cid, f"touch {path}")
+        assert code != 0 and "Read-only file system" in err, path
     # /tmp too, as with Kubernetes (pods mount an emptyDir there); /dev/shm stays writable.
     assert (await sh(runtime, cid, "touch /tmp/no"))[0] != 0
     assert (await sh(runtime, cid, "touch /dev/shm/ok"))[0] == 0

@@ -274,7 +274,7 @@ def test_down_kills_a_daemon_left_by_a_killed_cluster_and_removes_its_cgroups(tm
                 if p.info["status"] != psutil.STATUS_ZOMBIE
                 and marker in (p.info["cmdline"] or [])]
     try:
-        up = kubemu_cli(home, "up", "--detach", "--nodes", "1")
+        up = kubemu_cli(home, "up", "--detach", "--nodes", "1", "--no-addons")
         assert up.returncode == 0, up.stdout + up.stderr
         if not cluster_home.cgroup_parents(home):
             pytest.skip("no writable cgroups here: the plain mode's gap (see the README)")

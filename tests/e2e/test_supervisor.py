@@ -617,7 +617,7 @@ async def test_shutdown_stops_a_pod_whose_runtime_and_kubelet_were_killed(tmp_pa
 def test_kubemu_down_stops_a_pod_whose_supervisor_runtime_and_kubelet_were_killed(tmp_path):
     home = tmp_path / "home"
     try:
-        up = kubemu(home, "up", "--detach", "--nodes", "1")
+        up = kubemu(home, "up", "--detach", "--nodes", "1", "--no-addons")
         assert up.returncode == 0, up.stdout + up.stderr
         procs = orphan_a_pod(home, ["supervisor", f"{NODE}/kubelet", f"{NODE}/runtime"])
         down = kubemu(home, "down")

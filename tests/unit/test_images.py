@@ -218,6 +218,8 @@ def test_malformed_images_file_names_the_field(tmp_path, body, message):
     ("polinux/stress:1.0.4", "stress"),
     ("docker.io/polinux/stress:latest", "stress"),
     ("vish/stress", "vish-stress"),
+    ("registry.k8s.io/coredns/coredns:v1.11.1", "coredns"),
+    ("coredns/coredns:1.11.1", "coredns"),
     ("registry.k8s.io/goproxy:0.1", "goproxy"),
     ("k8s.gcr.io/goproxy:0.1", "goproxy"),
     ("registry.k8s.io/e2e-test-images/jessie-dnsutils:1.3", "dnsutils"),

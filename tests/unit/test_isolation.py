@@ -9,6 +9,7 @@ import struct
 import pytest
 
 from kubelet import envvars
+from kubelet import dns as kdns
 from kubelet import pod_runtime as pr
 from kubelet.runtime import isolation as iso
 from kubelet.runtime import lowports, nsinit
@@ -58,7 +59,7 @@ def test_run_as_non_root_is_refused_for_root(pod_sc, ctr_sc, message):
 def test_dns_config_options_are_name_or_name_colon_value():
     p = pod({"dnsConfig": {"nameservers": ["1.2.3.4"], "searches": ["a.b"],
                            "options": [{"name": "ndots", "value": "2"}, {"name": "edns0"}]}})
-    dns = pr.dns_config(p.spec)
+    dns, _ = kdns.Configurer().pod_dns(p)
     assert (list(dns.servers), list(dns.searches), list(dns.options)) == \
         (["1.2.3.4"], ["a.b"], ["ndots:2", "edns0"])
     assert iso.resolv_conf(dns.servers, dns.searches, dns.options) == \
