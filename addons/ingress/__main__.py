@@ -24,14 +24,13 @@ import structlog
 from kubemu import log as kubemu_log
 from kubemu import server as grpc_server
 from kubemu.client.clientset import Client
-from kubemu.client.config import BadClusterConfig, ClusterNotFound, load_cluster_config
+from kubemu.client.config import (BadClusterConfig, ClusterNotFound, in_cluster_config,
+                                  load_cluster_config)
 
 from addons.ingress.app import IngressController, ListenError, Options
 from addons.ingress.routing import ClassConfig
 
 EXIT_USAGE = 2
-IN_CLUSTER_ERROR = ("unable to load in-cluster configuration, KUBERNETES_SERVICE_HOST and "
-                    "KUBERNETES_SERVICE_PORT must be defined")
 LAUNCHER_WORDS = ("--", "/nginx-ingress-controller", "nginx-ingress-controller")
 # Flags of the real controller that take a value and mean nothing here.
 IGNORED_WITH_VALUE = ("--election-id", "--configmap", "--tcp-services-configmap",
@@ -42,23 +41,6 @@ IGNORED_WITH_VALUE = ("--election-id", "--configmap", "--tcp-services-configmap"
                       "--enable-ssl-passthrough", "--status-port", "--stream-port",
                       "--profiler-port", "--default-server-port", "--shutdown-grace-period",
                       "--post-shutdown-grace-period", "--ssl-passthrough-proxy-port")
-
-
-class InClusterNotFound(RuntimeError):
-    pass
-
-
-def in_cluster_address(env: dict[str, str] | None = None) -> str:
-    """The apiserver as a pod sees it: the `kubernetes` Service's address.
-
-    Stands in for kubemu.client.config.in_cluster_config() until it lands (then
-    that replaces this function)."""
-    env = os.environ if env is None else env
-    host = env.get("KUBERNETES_SERVICE_HOST", "")
-    port = env.get("KUBERNETES_SERVICE_PORT", "")
-    if not host or not port:
-        raise InClusterNotFound(IN_CLUSTER_ERROR)
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _bool(text: str) -> bool:
@@ -150,8 +132,8 @@ def find_apiserver(args: argparse.Namespace) -> str:
     if args.apiserver_host:
         return args.apiserver_host.removeprefix("http://").removeprefix("https://")
     try:
-        return in_cluster_address()
-    except InClusterNotFound:
+        return in_cluster_config().apiserver
+    except ClusterNotFound:
         if args.kubeconfig_home is None and not os.environ.get("KUBEMU_HOME"):
             raise
     return load_cluster_config(args.kubeconfig_home).apiserver
@@ -179,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     args, ignored = parse_args(strip_launcher(sys.argv[1:] if argv is None else argv))
     try:
         apiserver = find_apiserver(args)
-    except (InClusterNotFound, ClusterNotFound, BadClusterConfig) as exc:
+    except (ClusterNotFound, BadClusterConfig) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     logger = kubemu_log.configure("ingress-nginx", log_file=args.log_file, level=args.log_level)

@@ -38,23 +38,6 @@ def test_bad_flags_exit_2(argv, capsys):
     assert exc.value.code == 2
 
 
-@pytest.mark.parametrize("env,address", [
-    ({"KUBERNETES_SERVICE_HOST": "127.2.0.1", "KUBERNETES_SERVICE_PORT": "443"}, "127.2.0.1:443"),
-    ({"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "443"}, "[fd00::1]:443"),
-], ids=["ipv4", "ipv6"])
-def test_in_cluster_address(env, address):
-    assert cli.in_cluster_address(env) == address
-
-
-@pytest.mark.parametrize("env", [{}, {"KUBERNETES_SERVICE_HOST": "127.2.0.1"},
-                                 {"KUBERNETES_SERVICE_PORT": "443"}],
-                         ids=["none", "no-port", "no-host"])
-def test_in_cluster_address_missing_says_what_kubernetes_says(env):
-    with pytest.raises(cli.InClusterNotFound, match="unable to load in-cluster configuration, "
-                       "KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT must be defined"):
-        cli.in_cluster_address(env)
-
-
 def test_round_robin_takes_turns_per_backend():
     rr = RoundRobin()
     eps = [("a", 1), ("b", 1), ("c", 1)]
