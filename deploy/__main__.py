@@ -52,6 +52,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     up.add_argument("--no-addons", action="store_true",
                     help="do not apply the add-ons (deploy/addons: cluster DNS) once the "
                          "nodes are up")
+    up.add_argument("--addons", action="append", default=[], metavar="NAME[,NAME]",
+                    help="add-ons to apply besides the default ones (known: "
+                         f"{', '.join(addon_manager.KNOWN_ADDONS)})")
     up.add_argument("--start-timeout-s", type=float, default=120.0,
                     help="give up when the cluster is not healthy after this long")
     up.add_argument("--stop-timeout-s", type=float, default=60.0,
@@ -67,6 +70,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--schedulers: must be >= 0, got {args.schedulers}")
     if args.controller_managers < 0:
         parser.error(f"--controller-managers: must be >= 0, got {args.controller_managers}")
+    try:
+        args.addons = addon_manager.chosen(
+            [n for item in args.addons for n in item.split(",") if n], none=args.no_addons)
+    except ValueError as err:
+        parser.error(f"--addons: {err}")
     return args
 
 
@@ -84,7 +92,7 @@ async def run_up(args: argparse.Namespace, home: pathlib.Path,
     cluster = Cluster(home, nodes=args.nodes, restart=not args.no_restart, progress=progress,
                       schedulers=args.schedulers, controller_managers=args.controller_managers,
                       kinds=comp.control_plane(args.profile), node_kinds=node_kinds,
-                      addons=() if args.no_addons else addon_manager.DEFAULT_ADDONS)
+                      addons=args.addons)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

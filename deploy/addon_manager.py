@@ -21,12 +21,28 @@ from typing import Any, Callable, Sequence
 from deploy.components import CLUSTER_DOMAIN, dns_service_ip
 from kubemu.api import errors
 
-__all__ = ["AddonError", "AddonValues", "DEFAULT_ADDONS", "apply", "dns_service_ip", "load"]
+__all__ = ["AddonError", "AddonValues", "DEFAULT_ADDONS", "KNOWN_ADDONS", "apply", "chosen",
+           "dns_service_ip", "load"]
 
 ADDONS_DIR = pathlib.Path(__file__).resolve().parent / "addons"
 COREDNS = "coredns"
-# In the order they are applied.
+INGRESS_NGINX = "ingress-nginx"
+# In the order they are applied. As kubeadm, a new cluster gets its DNS and
+# nothing more; the ingress controller is there to be enabled (`kubemu up
+# --addons ingress-nginx`, or `kubemu apply -f deploy/addons/ingress-nginx.yaml`),
+# as `minikube addons enable ingress` does.
 DEFAULT_ADDONS: tuple[str, ...] = (COREDNS,)
+KNOWN_ADDONS: tuple[str, ...] = (COREDNS, INGRESS_NGINX)
+
+
+def chosen(extra: Sequence[str], *, none: bool = False) -> tuple[str, ...]:
+    """The add-ons `kubemu up` applies: the defaults (unless `none`) and `extra`,
+    in KNOWN_ADDONS' order. ValueError names an unknown one."""
+    for name in extra:
+        if name not in KNOWN_ADDONS:
+            raise ValueError(f"unknown add-on {name!r}; known: {', '.join(KNOWN_ADDONS)}")
+    wanted = set(extra) | (set() if none else set(DEFAULT_ADDONS))
+    return tuple(name for name in KNOWN_ADDONS if name in wanted)
 MANIFEST_BYTES_MAX = 1 << 20
 RETRY_S = 0.5
 

@@ -74,6 +74,10 @@ def register(subparsers: Any) -> None:
                     help="a bare cluster: do not install the add-ons (cluster DNS) that "
                          "kubeadm installs; pods with dnsPolicy ClusterFirst then use the "
                          "host's resolver")
+    up.add_argument("--addons", action="append", default=[], metavar="NAME[,NAME]",
+                    help="add-ons to install besides cluster DNS: ingress-nginx (an "
+                         "ingress controller behind a LoadBalancer Service, IngressClass "
+                         "nginx)")
     up.add_argument("--timeout", type=float, default=UP_TIMEOUT_S, dest="timeout_s",
                     metavar="SECONDS", help=f"give up when not ready by then (default {UP_TIMEOUT_S:g})")
     up.add_argument("--isolation", choices=("auto", "namespaces", "plain"), default=None,
@@ -146,6 +150,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         argv.append("--no-restart")
     if args.no_addons:
         argv.append("--no-addons")
+    for item in args.addons:
+        argv += ["--addons", item]
     if args.isolation:
         argv += ["--isolation", args.isolation]
     if args.detach:

@@ -95,11 +95,16 @@ def test_addon_manifest_decodes_validates_and_runs_the_controller():
     assert kinds == ["Namespace", "IngressClass", "Service", "Deployment"]
 
 
-def test_the_ingress_addon_is_listed_and_not_applied_by_default():
-    from deploy import addon_manifests
+def test_the_ingress_addon_is_known_and_not_applied_by_default():
+    from deploy import addon_manager
 
-    addon = addon_manifests.by_name("ingress-nginx")
-    assert addon.path.is_file() and not addon.default
-    assert addon.path not in addon_manifests.default_manifests()
-    with pytest.raises(KeyError, match="unknown add-on 'traefik'"):
-        addon_manifests.by_name("traefik")
+    assert addon_manager.INGRESS_NGINX not in addon_manager.DEFAULT_ADDONS
+    assert addon_manager.chosen([]) == ("coredns",)
+    assert addon_manager.chosen(["ingress-nginx"]) == ("coredns", "ingress-nginx")
+    assert addon_manager.chosen(["ingress-nginx"], none=True) == ("ingress-nginx",)
+    assert addon_manager.chosen([], none=True) == ()
+    with pytest.raises(ValueError, match="unknown add-on 'traefik'; known: coredns, ingress-nginx"):
+        addon_manager.chosen(["traefik"])
+    kinds = [m.kind.kind for m in addon_manager.load(["ingress-nginx"],
+                                                     addon_manager.AddonValues(dns_ip="127.9.0.10"))]
+    assert kinds == ["Namespace", "IngressClass", "Service", "Deployment"]
