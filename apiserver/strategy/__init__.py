@@ -12,6 +12,7 @@ from typing import Callable
 
 from apiserver.servicealloc import Ranges
 from apiserver.strategy.base import Strategy, generated_name, now_rfc3339
+from apiserver.strategy.ingress import IngressStrategy
 from apiserver.strategy.job import JobStrategy
 from apiserver.strategy.namespace import NamespaceStrategy
 from apiserver.strategy.node import NodeStrategy
@@ -46,6 +47,7 @@ _STRATEGIES: dict[tuple[str, str], Factory] = {
     ("", "PersistentVolume"): lambda kind, _: PendingOnCreateStrategy(kind),
     ("", "PersistentVolumeClaim"): lambda kind, _: ClaimStrategy(kind),
     ("batch", "Job"): lambda kind, _: JobStrategy(kind),
+    ("networking.k8s.io", "Ingress"): lambda kind, _: IngressStrategy(kind),
     # Kinds whose update creates a missing object, as in Kubernetes (Services too).
     ("", "Service"): lambda kind, settings: ServiceStrategy(kind, settings.service_ranges),
     ("", "Endpoints"): _create_on_update,

@@ -39,10 +39,15 @@ class ClaimStrategy(PendingOnCreateStrategy):
 
 
 def default_class(classes: Sequence[Message]) -> Message | None:
-    """The class marked default (Kubernetes' GetDefaultClass): the newest,
-    then the first by name."""
+    return newest_marked(classes, DEFAULT_CLASS_ANNOTATIONS)
+
+
+def newest_marked(classes: Sequence[Message], annotations: Sequence[str]) -> Message | None:
+    """The class marked default by one of `annotations` = "true" (Kubernetes'
+    GetDefaultClass, for storage and ingress classes): the newest, then the
+    first by name."""
     marked = [c for c in classes
-              if any(c.metadata.annotations.get(a) == "true" for a in DEFAULT_CLASS_ANNOTATIONS)]
+              if any(c.metadata.annotations.get(a) == "true" for a in annotations)]
     if not marked:
         return None
     marked.sort(key=lambda c: c.metadata.name)

@@ -765,3 +765,44 @@ async def test_a_status_update_is_validated_as_a_status(reg):
         'cannot be greater than status.replicas')
     assert (await reg.get(DEPLOYMENTS, "default", "web")).metadata.resource_version == \
         made.metadata.resource_version
+
+
+INGRESSES = REGISTRY.by_resource("ingresses")
+INGRESS_CLASSES = REGISTRY.by_resource("ingressclasses")
+
+
+def ingress_class(name: str, default: str | None = "true"):
+    annotations = {"ingressclass.kubernetes.io/is-default-class": default} if default else {}
+    return obj({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+                "metadata": {"name": name, "annotations": annotations},
+                "spec": {"controller": "k8s.io/ingress-nginx"}})
+
+
+def ingress(annotations: dict[str, str] | None = None, **spec):
+    return obj({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                "metadata": {"name": "web", "namespace": "default",
+                             "annotations": annotations or {}},
+                "spec": {"defaultBackend": {"service": {"name": "web",
+                                                        "port": {"number": 80}}}, **spec}})
+
+
+@pytest.mark.parametrize("classes, spec, annotations, expected", [
+    ([], {}, None, None),
+    ([("nginx", "true")], {}, None, "nginx"),
+    ([("nginx", "false")], {}, None, None),
+    ([("old", "true"), ("new", "true")], {}, None, "new"),  # newest wins
+    ([("nginx", "true")], {"ingressClassName": "traefik"}, None, "traefik"),
+    # The old annotation names a class: no default is added.
+    ([("nginx", "true")], {}, {"kubernetes.io/ingress.class": "traefik"}, None),
+], ids=["no-classes", "default", "not-default", "newest-default", "named-class",
+        "annotation-class"])
+async def test_an_ingress_without_a_class_gets_the_default_one(reg, classes, spec, annotations,
+                                                              expected):
+    for name, default in classes:
+        await reg.create(INGRESS_CLASSES, "", ingress_class(name, default))
+        reg.clock.now_s += 1
+    made = await reg.create(INGRESSES, "default", ingress(annotations, **spec))
+    if expected is None:
+        assert not made.spec.HasField("ingress_class_name")
+    else:
+        assert made.spec.ingress_class_name == expected
