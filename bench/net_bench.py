@@ -17,13 +17,20 @@ EndpointSlices. Measured in one run, from this process:
    ClusterIP / direct.
 2. EndpointSlice update -> routing: the slice flips which of two endpoints
    is ready; the time from just before the update call to the first request
-   answered by the newly ready endpoint (p50/p99 over `flips`). The figure
-   "pod readiness change -> routing" (probe -> kubelet -> EndpointSlice
-   controller -> kube-proxy) needs the EndpointSlice controller: its slot is
-   printed for the integrator to fill.
+   answered by the newly ready endpoint (p50/p99 over `flips`).
 3. RSS of the kube-proxy process with no Service, then once it serves
    `services` Services with `endpoints` endpoints each (listeners up and
    every route filled, read from its metrics method).
+4. Pod readiness change -> routing, the whole chain (probe -> kubelet ->
+   pod status -> EndpointSlice controller -> kube-proxy) on a second, real
+   cluster (fast control plane, one node with its kube-proxy): two kuard
+   pods behind a Service, readiness probe every 1 s with failureThreshold 1.
+   One pod's /ready is switched off until no request reaches it, then on;
+   measured to the first request through the ClusterIP that it answers:
+   from the pod's Ready=True status (seen by polling the apiserver every
+   10 ms), and from the switch in the app (this adds up to one probe period).
+   p50/p99 over `readiness_flips`; compared with the issue's bound, the probe
+   period x failureThreshold + 1 s.
 Figures are printed; nothing is asserted.
 """
 from __future__ import annotations
@@ -34,6 +41,7 @@ import json
 import os
 import pathlib
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -288,8 +296,6 @@ async def measure(api: Client, block: int, proxy_health: str, proxy_pid: int,
     print(f"EndpointSlice update -> routing ({args.flips} flips; from the update call to the "
           f"first request answered by the newly ready endpoint): "
           f"p50 {percentile(samples, .5) * 1000:.1f} ms  p99 {percentile(samples, .99) * 1000:.1f} ms")
-    print("pod readiness change -> routing (p50/p99): [slot for the integrator: needs the "
-          "EndpointSlice controller]")
 
     # 3. Memory with N Services x M endpoints (addresses need not answer).
     made = 2
@@ -352,6 +358,108 @@ async def run(args: argparse.Namespace) -> None:
             await cluster.shutdown()
 
 
+# ------------------------------------------------------------ 4. the readiness chain
+
+KUARD_HOSTNAME = re.compile(rb'id="hostname">([^<]+)<')
+PROBE_PERIOD_S = 1
+
+
+def kuard_docs() -> list[dict]:
+    container = {"name": "kuard", "image": "gcr.io/kuar-demo/kuard-amd64:blue",
+                 "ports": [{"containerPort": 8080}],
+                 "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080},
+                                    "periodSeconds": PROBE_PERIOD_S, "failureThreshold": 1}}
+    return [
+        {"apiVersion": "apps/v1", "kind": "Deployment",
+         "metadata": {"name": "kuard", "namespace": "default"},
+         "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "kuard"}},
+                  "template": {"metadata": {"labels": {"app": "kuard"}},
+                               "spec": {"containers": [container]}}}},
+        {"apiVersion": "v1", "kind": "Service",
+         "metadata": {"name": "kuard", "namespace": "default"},
+         "spec": {"selector": {"app": "kuard"},
+                  "ports": [{"port": 80, "targetPort": 8080, "protocol": "TCP"}]}}]
+
+
+async def http_get(ip: str, port: int, path: str = "/") -> bytes:
+    reader, writer = await asyncio.open_connection(ip, port)
+    try:
+        writer.write(f"GET {path} HTTP/1.0\r\nHost: bench\r\n\r\n".encode())
+        return await asyncio.wait_for(reader.read(), IO_TIMEOUT_S)
+    finally:
+        writer.close()
+
+
+async def kuard_host(ip: str, port: int) -> str:
+    try:
+        match = KUARD_HOSTNAME.search(await http_get(ip, port))
+    except (OSError, asyncio.IncompleteReadError, TimeoutError):
+        return ""
+    return match.group(1).decode() if match else ""
+
+
+def is_ready(pod) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions)
+
+
+async def readiness_chain(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="kubemu-netbench-") as home:
+        cluster = Cluster(home, nodes=1, kinds=comp.control_plane("fast"),
+                          node_kinds=comp.NODE_COMPONENTS, progress=lambda line: None)
+        await cluster.start(180)
+        try:
+            async with Client(cluster.address(comp.APISERVER), timeout_s=30) as api:
+                for doc in kuard_docs():
+                    await api.create(obj(doc))
+
+                async def pods_ready():
+                    pods = (await api.list("pods", "default")).items
+                    return pods if len(pods) == 2 and all(map(is_ready, pods)) else None
+                pods = await wait_until(pods_ready, 120, "two kuard pods Ready")
+                cip = (await api.get("services", "kuard", "default")).spec.cluster_ip
+                victim = pods[0]
+                name, pod_ip = victim.metadata.name, victim.status.pod_ip
+
+                async def answers(want: str, tries: int) -> bool:
+                    return any([await kuard_host(cip, 80) == want for _ in range(tries)])
+                await wait_until(lambda: answers(name, 4), WAIT_S, "the ClusterIP reaches it")
+                from_status, from_switch = [], []
+                for _ in range(args.readiness_flips):
+                    await http_get(pod_ip, 8080, "/ready?fail=1")
+
+                    async def out() -> bool:
+                        pod = await api.get("pods", name, "default")
+                        return not is_ready(pod) and not await answers(name, 6)
+                    await wait_until(out, WAIT_S, "out of rotation")
+                    switched = time.perf_counter()
+                    await http_get(pod_ip, 8080, "/ready?ok=1")
+                    ready_at: list[float] = []
+
+                    async def watch_status() -> None:
+                        while not is_ready(await api.get("pods", name, "default")):
+                            await asyncio.sleep(0.01)  # the bench's poll
+                        ready_at.append(time.perf_counter())
+                    watcher = asyncio.create_task(watch_status())
+                    await wait_until(lambda: answers(name, 1), WAIT_S, "back in rotation")
+                    routed_at = time.perf_counter()
+                    await asyncio.wait_for(watcher, WAIT_S)
+                    from_status.append(routed_at - ready_at[0])
+                    from_switch.append(routed_at - switched)
+            bound_s = PROBE_PERIOD_S * 1 + 1
+            print(f"pod readiness change -> routing, whole chain ({args.readiness_flips} flips, "
+                  f"probe period {PROBE_PERIOD_S} s, failureThreshold 1):")
+            print(f"  from Ready=True in the apiserver to the first request it answers: "
+                  f"p50 {percentile(from_status, .5) * 1000:.0f} ms  "
+                  f"p99 {percentile(from_status, .99) * 1000:.0f} ms")
+            print(f"  from the switch in the app (adds up to one probe period): "
+                  f"p50 {percentile(from_switch, .5) * 1000:.0f} ms  "
+                  f"p99 {percentile(from_switch, .99) * 1000:.0f} ms; the issue's bound "
+                  f"(period x failureThreshold + 1 s) {bound_s} s: "
+                  f"{'met' if percentile(from_switch, .99) <= bound_s else 'NOT met'} at p99")
+        finally:
+            await cluster.shutdown()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--requests", type=int, default=3000)
@@ -359,6 +467,7 @@ def main() -> None:
     p.add_argument("--flips", type=int, default=40)
     p.add_argument("--services", type=int, default=100)
     p.add_argument("--endpoints", type=int, default=10)
+    p.add_argument("--readiness-flips", type=int, default=20)
     p.add_argument("--serve-backends", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.serve_backends is not None:
@@ -367,6 +476,7 @@ def main() -> None:
     if args.endpoints < 2 or args.services < 3:
         p.error("need --endpoints >= 2 and --services >= 3")
     asyncio.run(run(args))
+    asyncio.run(readiness_chain(args))
 
 
 if __name__ == "__main__":

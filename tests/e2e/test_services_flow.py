@@ -388,17 +388,27 @@ def backend_deployment(name: str) -> str:
         .replace("app: kuard", f"app: {name}").replace("replicas: 3", "replicas: 1")
 
 
-HOST_INGRESS = """\
+# Seed 004's simple-ingress (a backend and no rule: ingress-nginx makes it the
+# catch-all) and host-ingress (a rule per host).
+SIMPLE_INGRESS = """\
 apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata:
-  name: host-ingress
+  name: simple-ingress
 spec:
   defaultBackend:
     service:
       name: be-default
       port:
         number: 8080
+"""
+
+HOST_INGRESS = """\
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: host-ingress
+spec:
   rules:
   - host: alpaca.example.com
     http:
@@ -440,6 +450,7 @@ def test_an_ingress_routes_two_hosts_and_a_default_backend(cluster):
     for name in ("alpaca", "bandicoot", "be-default"):
         ok(cluster, "rollout", "status", f"deployment/{name}", "--timeout=80s")
         assert ok(cluster, "expose", "deployment", name) == f"service/{name} exposed\n"
+    ok(cluster, "apply", "-f", "-", stdin=SIMPLE_INGRESS)
     ok(cluster, "apply", "-f", "-", stdin=HOST_INGRESS)
 
     def address():   # the controller's LoadBalancer address, written to the Ingress
@@ -460,6 +471,13 @@ def test_an_ingress_routes_two_hosts_and_a_default_backend(cluster):
             return body if status == 200 and answered_by(body).startswith(prefix) \
                 else Seen([status, body[:200]])
         wait_for_sync(routed, WAIT_S, interval_s=0.3, message=f"{host} -> {prefix}*")
+    # Without the catch-all, an unknown host gets the controller's own default backend.
+    ok(cluster, "delete", "ingress", "simple-ingress")
+
+    def controller_default():
+        got = get_host(lb_ip, "unknown.example.com")
+        return True if got == (404, "default backend - 404") else Seen(got)
+    wait_for_sync(controller_default, WAIT_S, interval_s=0.3, message="the 404 default backend")
     ok(cluster, "delete", "ingress", "host-ingress")
     for name in ("alpaca", "bandicoot", "be-default"):
         ok(cluster, "delete", "deployment,service", name)
