@@ -20,13 +20,12 @@ import sys
 from kubemu import log as kubemu_log
 from kubemu import server as grpc_server
 from kubemu.client import leaderelection
-from kubemu.client.config import BadClusterConfig, ClusterNotFound, load_cluster_config
+from kubemu.client.config import apiserver_or_exit
 
 from controller_manager import registry, service_lb
 from controller_manager.app import ControllerManagerApp
 from controller_manager.base import Options
 
-EXIT_USAGE = 2
 
 # kube-controller-manager's --concurrent-*-syncs flags, by controller name.
 CONCURRENCY_FLAGS = {
@@ -167,13 +166,7 @@ async def run(options: Options) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    apiserver = args.apiserver
-    if not apiserver:
-        try:
-            apiserver = load_cluster_config(args.kubeconfig_home).apiserver
-        except (ClusterNotFound, BadClusterConfig) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+    apiserver = apiserver_or_exit(args.apiserver, args.kubeconfig_home)
     kubemu_log.configure("controller-manager", log_file=args.log_file, level=args.log_level)
     asyncio.run(run(options_from(args, apiserver)))
     return 0

@@ -25,7 +25,7 @@ import asyncio
 import dataclasses
 import os
 import time
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Iterable
 
 import structlog
 from google.protobuf.message import Message
@@ -297,6 +297,15 @@ class Controller:
             pass
         except Exception:  # noqa: BLE001 - QueueFull: the key is dropped, said loudly
             self.log.exception("workqueue refused a key", key=key)
+
+    def enqueue_batched(self, keys: Iterable[str], batch_s: float) -> None:
+        """Enqueue each key, after batch_s when it is > 0 (Kubernetes'
+        --endpoint-updates-batch-period: one sync for a burst of pod changes)."""
+        for key in keys:
+            if batch_s > 0:
+                self.enqueue_after(key, batch_s)
+            else:
+                self.enqueue(key)
 
     def enqueue_after(self, obj: Message | str, delay_s: float) -> None:
         key = obj if isinstance(obj, str) else meta_namespace_key(obj)

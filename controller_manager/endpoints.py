@@ -192,19 +192,12 @@ class EndpointsController(Controller):
         self.pods.add_handler(self._on_pod_add, self._on_pod_update, self._on_pod_delete)
         self.endpoints.add_handler(on_delete=self.enqueue)
 
-    def _enqueue_all(self, keys: set[str]) -> None:
-        for key in keys:
-            if self.batch_s > 0:
-                self.enqueue_after(key, self.batch_s)
-            else:
-                self.enqueue(key)
-
     def _on_pod_add(self, pod: Message) -> None:
-        self._enqueue_all(cu.services_selecting(self.services, pod.metadata.namespace,
-                                                pod.metadata.labels))
+        self.enqueue_batched(cu.services_selecting(
+            self.services, pod.metadata.namespace, pod.metadata.labels), self.batch_s)
 
     def _on_pod_update(self, old: Message, new: Message) -> None:
-        self._enqueue_all(cu.services_to_update(self.services, old, new))
+        self.enqueue_batched(cu.services_to_update(self.services, old, new), self.batch_s)
 
     def _on_pod_delete(self, obj: Message | DeletedFinalStateUnknown) -> None:
         self._on_pod_add(object_of(obj))

@@ -18,13 +18,12 @@ import sys
 from kubemu import aio
 from kubemu import log as kubemu_log
 from kubemu import server as grpc_server
-from kubemu.client.config import BadClusterConfig, ClusterNotFound, load_cluster_config
+from kubemu.client.config import apiserver_or_exit
 
 from kube_proxy.app import KubeProxyApp, Options
 from kube_proxy.balancer import MODES
 from kube_proxy.proxy import Limits
 
-EXIT_USAGE = 2
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -100,13 +99,7 @@ async def run(options: Options) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    apiserver = args.apiserver
-    if not apiserver:
-        try:
-            apiserver = load_cluster_config(args.kubeconfig_home).apiserver
-        except (ClusterNotFound, BadClusterConfig) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+    apiserver = apiserver_or_exit(args.apiserver, args.kubeconfig_home)
     kubemu_log.configure("kube-proxy", log_file=args.log_file, level=args.log_level,
                          node=args.node_name)
     aio.run(run(options_from(args, apiserver)))

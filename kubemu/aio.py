@@ -40,6 +40,17 @@ def _watch_children_with_pidfds() -> None:
         asyncio.set_child_watcher(asyncio.PidfdChildWatcher())
 
 
+async def readable(fd: int) -> None:
+    """Return when `fd` is readable (a pidfd: when its process has exited)."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+    loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+    try:
+        await ready
+    finally:
+        loop.remove_reader(fd)
+
+
 class Child:
     """A started process: `pid`, `returncode` (None while it runs; -N after
     signal N) and `await wait()`, as asyncio.subprocess.Process has them."""
@@ -61,19 +72,13 @@ class Child:
         return await asyncio.shield(self._exited)
 
     async def _reap(self) -> int:
-        loop = asyncio.get_running_loop()
         try:
             fd = os.pidfd_open(self.pid)
         except (AttributeError, OSError):
             # No pidfds (or the pid is already reaped): wait in a thread.
             return await asyncio.to_thread(self._popen.wait)
         try:
-            ended: asyncio.Future[None] = loop.create_future()
-            loop.add_reader(fd, lambda: ended.done() or ended.set_result(None))
-            try:
-                await ended
-            finally:
-                loop.remove_reader(fd)
+            await readable(fd)
         finally:
             os.close(fd)
         # Readable pidfd: the child has exited, so reaping it does not block.

@@ -15,7 +15,7 @@ import sys
 from kubemu import log as kubemu_log
 from kubemu import server as grpc_server
 from kubemu.client import leaderelection
-from kubemu.client.config import ClusterNotFound, BadClusterConfig, load_cluster_config
+from kubemu.client.config import apiserver_or_exit
 
 from scheduler.app import LEASE_NAME, LEASE_NAMESPACE, Options, SchedulerApp
 from scheduler.config import load_framework
@@ -89,13 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: --config: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    apiserver = args.apiserver
-    if not apiserver:
-        try:
-            apiserver = load_cluster_config(args.kubeconfig_home).apiserver
-        except (ClusterNotFound, BadClusterConfig) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+    apiserver = apiserver_or_exit(args.apiserver, args.kubeconfig_home)
     kubemu_log.configure("scheduler", log_file=args.log_file, level=args.log_level)
     asyncio.run(run(options_from(args, apiserver), framework))
     return 0

@@ -60,7 +60,7 @@ from kubelet.runtime import lowports, nsinit, process
 from kubelet.runtime import state as st
 from kubelet.runtime import stdio
 from kubelet.runtime import throttle
-from kubemu import streams
+from kubemu import aio, streams
 from kubemu.faults import NO_FAULTS, Faults
 from kubemu.fileutil import atomic_write, private_dir, private_file
 from kubemu.loops import Loops
@@ -276,7 +276,6 @@ class ExecCommand:
 
 async def wait_exit(identity: process.Identity, poll_s: float) -> None:
     """Return when that process has ended (a zombie has ended)."""
-    loop = asyncio.get_running_loop()
     try:
         fd = os.pidfd_open(identity.pid)
     except ProcessLookupError:
@@ -287,12 +286,7 @@ async def wait_exit(identity: process.Identity, poll_s: float) -> None:
         try:
             if not process.is_running(identity):  # the pid may already name another process
                 return
-            ended = loop.create_future()
-            loop.add_reader(fd, lambda: ended.done() or ended.set_result(None))
-            try:
-                await ended
-            finally:
-                loop.remove_reader(fd)
+            await aio.readable(fd)
         finally:
             os.close(fd)
         return

@@ -22,6 +22,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import sys
 from typing import Any, Mapping
 
 from kubemu import fileutil
@@ -124,6 +125,18 @@ def in_cluster_config(environ: Mapping[str, str] | None = None) -> ClusterConfig
     # net.JoinHostPort: an IPv6 address gets brackets.
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     return ClusterConfig(apiserver=address)
+
+
+def apiserver_or_exit(flag: str, home: str | os.PathLike[str] | None) -> str:
+    """A component's apiserver: its --apiserver flag, else the cluster config in
+    `home`; otherwise "error: <why>" on stderr and exit 2 (a usage error)."""
+    if flag:
+        return flag
+    try:
+        return load_cluster_config(home).apiserver
+    except (ClusterNotFound, BadClusterConfig) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def write_cluster_config(home: str | os.PathLike[str] | None, cfg: ClusterConfig) -> pathlib.Path:

@@ -106,10 +106,12 @@ def jsonpath(cluster, what: str, template: str) -> str:
     return ok(cluster, "get", *what.split(), "-o", f"jsonpath={template}")
 
 
-def get(url: str) -> tuple[int, str]:
-    """(status, body) of a GET; (0, reason) when the connection fails."""
+def get(url: str, host: str | None = None) -> tuple[int, str]:
+    """(status, body) of a GET (with that Host header); (0, reason) when the
+    connection fails."""
+    request = urllib.request.Request(url, headers={"Host": host} if host else {})
     try:
-        with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_S) as reply:
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as reply:
             return reply.status, reply.read().decode()
     except urllib.error.HTTPError as err:
         return err.code, err.read().decode(errors="replace")
@@ -433,17 +435,6 @@ spec:
 """
 
 
-def get_host(address: str, host: str) -> tuple[int, str]:
-    request = urllib.request.Request(f"http://{address}/", headers={"Host": host})
-    try:
-        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as reply:
-            return reply.status, reply.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode(errors="replace")
-    except OSError as err:
-        return 0, repr(err)
-
-
 def test_an_ingress_routes_two_hosts_and_a_default_backend(cluster):
     for name in ("alpaca", "bandicoot", "be-default"):
         ok(cluster, "apply", "-f", "-", stdin=backend_deployment(name))
@@ -467,7 +458,7 @@ def test_an_ingress_routes_two_hosts_and_a_default_backend(cluster):
                          ("bandicoot.example.com", "bandicoot-"),
                          ("unknown.example.com", "be-default-")):
         def routed():
-            status, body = get_host(lb_ip, host)
+            status, body = get(f"http://{lb_ip}/", host)
             return body if status == 200 and answered_by(body).startswith(prefix) \
                 else Seen([status, body[:200]])
         wait_for_sync(routed, WAIT_S, interval_s=0.3, message=f"{host} -> {prefix}*")
@@ -475,7 +466,7 @@ def test_an_ingress_routes_two_hosts_and_a_default_backend(cluster):
     ok(cluster, "delete", "ingress", "simple-ingress")
 
     def controller_default():
-        got = get_host(lb_ip, "unknown.example.com")
+        got = get(f"http://{lb_ip}/", "unknown.example.com")
         return True if got == (404, "default backend - 404") else Seen(got)
     wait_for_sync(controller_default, WAIT_S, interval_s=0.3, message="the 404 default backend")
     ok(cluster, "delete", "ingress", "host-ingress")
