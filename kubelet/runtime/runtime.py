@@ -967,10 +967,18 @@ class ContainerRuntime:
             argv = self._in_cgroups(r, argv, env, r.working_dir)
             out = log_fd if console is None or console.child_output is None \
                 else console.child_output
-            c.popen = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL if console is None else console.child_stdin,
-                stdout=out, stderr=out, cwd=r.working_dir, env=env, start_new_session=True,
-                close_fds=True)
+            # fork/exec from a thread: in the kernel they can take longer than a
+            # loop may block (kubemu.aio.spawn); the child is ours but its pid
+            # not known yet, so orphan reaping waits (`spawning`).
+            self.spawning += 1
+            try:
+                c.popen = await asyncio.to_thread(
+                    subprocess.Popen, argv,
+                    stdin=subprocess.DEVNULL if console is None else console.child_stdin,
+                    stdout=out, stderr=out, cwd=r.working_dir, env=env, start_new_session=True,
+                    close_fds=True)
+            finally:
+                self.spawning -= 1
         except OSError as err:
             raise await self._start_failed(c, start_error_message(r.argv[0], err)) from None
         return c.popen.pid

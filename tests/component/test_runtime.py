@@ -49,7 +49,11 @@ async def test_container_runs_with_a_live_pid_and_logs_its_output(runtime):
     status = await runtime.status(cid)
     assert status.state == pb.CONTAINER_RUNNING
     assert status.pid > 0 and alive(status.pid)
-    assert psutil.Process(status.pid).cmdline()[:2] == ["sh", "-c"]
+
+    def command_line():   # plain mode: first the cgroup-joining stub, which execs it
+        got = psutil.Process(status.pid).cmdline()
+        return got[:2] == ["sh", "-c"]
+    await wait_for(lambda: asyncio.to_thread(command_line), 10, message="sh -c running")
     assert os.getsid(status.pid) == status.pid  # its own session and process group
     assert "hello" in await runtime.wait_log(cid, "hello")
     assert status.log_path.endswith("/main/0.log")

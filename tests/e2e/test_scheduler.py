@@ -174,7 +174,8 @@ class Env:
 @pytest.fixture
 async def env(tmp_path, apiserver, client):
     home = tmp_path / "home"
-    write_cluster_config(home, ClusterConfig(apiserver=apiserver.address))
+    await asyncio.to_thread(write_cluster_config, home,  # an fsync: off the loop
+                            ClusterConfig(apiserver=apiserver.address))
     scheduler = await SchedulerProc(tmp_path, apiserver.address, "sched-a").start()
     try:
         yield Env(client, home, scheduler)
