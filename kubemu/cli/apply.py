@@ -356,7 +356,7 @@ async def create_generated(args: argparse.Namespace, data: dict[str, Any]) -> in
 
 
 async def run_create_object(args: argparse.Namespace) -> int:
-    """`create namespace|configmap|secret ...|service ...|deployment|job|cronjob NAME ...`."""
+    """`create namespace|configmap|secret ...|service ...|deployment|ingress|job|cronjob NAME ...`."""
     data = args.build(args)
     if inspect.isawaitable(data):
         data = await data
@@ -466,6 +466,14 @@ async def _job_dict(args: argparse.Namespace) -> dict[str, Any]:
             raise CliError(f"unknown object type *v1.{kind.kind}")
         return generate.job_from_cronjob(args.name, args.namespace, common.to_json(found, kind))
     return generate.job(args.name, args.namespace, image=args.image, command=command)
+
+
+def _ingress_dict(args: argparse.Namespace) -> dict[str, Any]:
+    from kubemu.cli import generate
+
+    return generate.ingress(args.name, args.namespace, rules=args.rule,
+                            default_backend=args.default_backend, class_name=args.class_,
+                            annotations=args.annotation)
 
 
 def _cronjob_dict(args: argparse.Namespace) -> dict[str, Any]:
@@ -599,6 +607,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_object_output_args(q)
     # `-- COMMAND ARGS...` after the flags: the container's command.
     q.set_defaults(build=_deployment_dict, accepts_trailing=True)
+
+    q = kinds.add_parser("ingress", aliases=["ing"], help="create an ingress",
+                         description="Create an ingress with the specified name: "
+                                     "--rule=host/path=service:port[,tls[=secret]].")
+    q.add_argument("name")
+    q.add_argument("--rule", action="append", default=[],
+                   metavar="host/path=service:port[,tls[=secret]]",
+                   help="a rule; a path ending in * is a Prefix path, else Exact; repeatable")
+    q.add_argument("--default-backend", default="", metavar="service:port",
+                   help="the backend of requests no rule matches")
+    q.add_argument("--class", dest="class_", default="", help="the ingress class")
+    q.add_argument("--annotation", action="append", default=[], metavar="KEY=[VALUE]",
+                   help="an annotation; repeatable")
+    _add_object_output_args(q)
+    q.set_defaults(build=_ingress_dict)
 
     q = kinds.add_parser("job", help="create a job",
                          description="Create a job running an image (and a command after --), "

@@ -442,3 +442,78 @@ def cronjob(name: str, ns: str | None, *, image: str, schedule: str, restart: st
                                      "spec": {"template": _job_pod_template(
                                          name, image, command, restart or "OnFailure")}}},
             "status": {}}
+
+
+# ---------------------------------------------------------------- ingress
+
+# kubectl create ingress --rule host/path=svcname:svcport[,tls[=secret]]
+_INGRESS_RULE = re.compile(r"^(?P<host>[\w*.-]*)(?P<path>/[^=]*)=(?P<service>[\w.-]+):"
+                           r"(?P<port>[\w-]+)(?P<tls>,tls.*)?$")
+_INGRESS_BACKEND = re.compile(r"^(?P<service>[\w.-]+):(?P<port>[\w-]+)$")
+RULE_FORMAT = "host/path=svcname:svcport[,tls[=secret]]"
+
+
+def _ingress_backend(service: str, port: str) -> Obj:
+    return {"service": {"name": service,
+                        "port": {"number": int(port)} if port.isdigit() else {"name": port}}}
+
+
+def ingress(name: str, ns: str | None, *, rules: list[str], default_backend: str = "",
+            class_name: str = "", annotations: list[str] | None = None) -> Obj:
+    """kubectl create ingress: rules merged per host in the order given; a path
+    ending in `*` is a Prefix path, any other Exact; `,tls[=secret]` puts the
+    host in the TLS entry of that secret (a host once)."""
+    parsed = []
+    for rule in rules:
+        match = _INGRESS_RULE.match(rule)
+        if not match:
+            raise CliError(f"rule {rule} is invalid and should be in format {RULE_FORMAT}")
+        parsed.append(match)
+    backend = None
+    if default_backend:
+        match = _INGRESS_BACKEND.match(default_backend)
+        if not match:
+            raise CliError("default-backend should be in format servicename:serviceport")
+        backend = _ingress_backend(match["service"], match["port"])
+    if not parsed and backend is None:
+        raise CliError("not enough information provided: every ingress has to either specify "
+                       "a default-backend (which catches all traffic) or a list of rules "
+                       "(which catch specific paths)")
+    notes: dict[str, str] = {}
+    for pair in annotations or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise CliError(f"annotation {pair} is invalid and should be in format key=[value]")
+        notes[key] = value
+    by_host: dict[str, list[Obj]] = {}
+    tls: dict[str, list[str]] = {}     # secret ("" = the controller's certificate) -> hosts
+    tls_hosts: set[str] = set()
+    for match in parsed:
+        path = match["path"]
+        by_host.setdefault(match["host"], []).append({
+            "path": path.removesuffix("*"),
+            "pathType": "Prefix" if path.endswith("*") else "Exact",
+            "backend": _ingress_backend(match["service"], match["port"])})
+        secret = (match["tls"] or "").partition("tls=")[2]
+        if match["tls"] and (match["host"] or secret):   # no host, no secret: nothing
+            hosts = tls.setdefault(secret, [])
+            if match["host"] and match["host"] not in tls_hosts:
+                hosts.append(match["host"])
+                tls_hosts.add(match["host"])
+    spec: Obj = {}
+    if class_name:
+        spec["ingressClassName"] = class_name
+    if backend is not None:
+        spec["defaultBackend"] = backend
+    if tls:
+        spec["tls"] = [{**({"hosts": hosts} if hosts else {}),
+                        **({"secretName": secret} if secret else {})}
+                       for secret, hosts in tls.items()]
+    if by_host:
+        spec["rules"] = [{**({"host": host} if host else {}), "http": {"paths": paths}}
+                         for host, paths in by_host.items()]
+    meta = metadata(name, ns)
+    if notes:
+        meta["annotations"] = notes
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": meta,
+            "spec": spec, "status": {"loadBalancer": {}}}
