@@ -32,10 +32,11 @@ WAIT_S = 30.0
 
 
 def dead(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
+    """Reaped, not merely a zombie: a killed multi-threaded process's leader
+    shows as a zombie while its other threads still exit, and its sockets
+    (the shared file table) close only with the last of them; the supervisor
+    reaps it after that."""
+    return not psutil.pid_exists(pid)
 
 
 def proxies(cluster: Cluster) -> dict[str, object]:
