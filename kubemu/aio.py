@@ -53,12 +53,34 @@ async def readable(fd: int) -> None:
 
 class Child:
     """A started process: `pid`, `returncode` (None while it runs; -N after
-    signal N) and `await wait()`, as asyncio.subprocess.Process has them."""
+    signal N), `await wait()` and, for pipes asked for, `stdout` / `stderr`
+    as StreamReaders, as asyncio.subprocess.Process has them. close() closes
+    the pipes (a background child of the process may hold them open)."""
 
     def __init__(self, popen: subprocess.Popen[bytes]) -> None:
         self._popen = popen
         self.pid = popen.pid
         self._exited: asyncio.Future[int] | None = None
+        self.stdout: asyncio.StreamReader | None = None
+        self.stderr: asyncio.StreamReader | None = None
+        self._transports: list[asyncio.BaseTransport] = []
+
+    async def _connect_pipes(self) -> None:
+        loop = asyncio.get_running_loop()
+        for name in ("stdout", "stderr"):
+            pipe = getattr(self._popen, name)
+            if pipe is None:
+                continue
+            reader = asyncio.StreamReader()
+            transport, _ = await loop.connect_read_pipe(
+                lambda r=reader: asyncio.StreamReaderProtocol(r), pipe)
+            self._transports.append(transport)
+            setattr(self, name, reader)
+
+    def close(self) -> None:
+        for transport in self._transports:
+            transport.close()
+        self._transports.clear()
 
     @property
     def returncode(self) -> int | None:
@@ -87,8 +109,15 @@ class Child:
 
 
 async def spawn(argv: list[str], **popen: Any) -> Child:
-    """subprocess.Popen(argv, **popen) in a thread; see the module's note."""
-    return Child(await asyncio.to_thread(subprocess.Popen, argv, **popen))
+    """subprocess.Popen(argv, **popen) in a thread; see the module's note.
+    stdout/stderr=subprocess.PIPE give StreamReaders (Child.stdout/stderr)."""
+    child = Child(await asyncio.to_thread(subprocess.Popen, argv, **popen))
+    try:
+        await child._connect_pipes()
+    except BaseException:
+        child.close()
+        raise
+    return child
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:

@@ -254,7 +254,7 @@ class Container:
 @dataclasses.dataclass
 class ExecCommand:
     """How to start a command in a running container: pass these to
-    subprocess.Popen or asyncio.create_subprocess_exec (with
+    kubemu.aio.spawn (subprocess.Popen's arguments, from a thread; with
     start_new_session=True and the stdio you want), then call close().
     Namespaces mode: nsinit.py's `exec`, which enters the container first;
     plain mode: the command itself with the container's environment."""
@@ -1198,8 +1198,9 @@ class ContainerRuntime:
         command = self.exec_command(c, cmd)
         self.spawning += 1
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *self._in_cgroups(r, command.argv, command.env, command.cwd),
+            # From a thread (kubemu.aio.spawn): a fork/exec can block a loop.
+            proc = await aio.spawn(
+                self._in_cgroups(r, command.argv, command.env, command.cwd),
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 cwd=command.cwd, env=command.env, start_new_session=True,
                 pass_fds=command.pass_fds)
@@ -1229,11 +1230,11 @@ class ContainerRuntime:
                 await proc.wait()
             for task in readers:
                 task.cancel()
+            proc.close()
             c.execs.pop(proc.pid, None)
 
     async def spawn_in_container(self, c: Container, cmd: Sequence[str], *, stdin: int,
-                                 stdout: int, stderr: int, tty: bool
-                                 ) -> asyncio.subprocess.Process:
+                                 stdout: int, stderr: int, tty: bool) -> aio.Child:
         """Start `cmd` inside container `c`: the one place where a streaming exec's
         process enters a container. Namespaces mode: nsinit.py `exec` enters its
         namespaces and takes its user (exec_command); plain mode: the
@@ -1252,8 +1253,8 @@ class ContainerRuntime:
         argv = self._in_cgroups(r, argv, command.env, command.cwd)
         self.spawning += 1
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=stdin, stdout=stdout, stderr=stderr, cwd=command.cwd,
+            proc = await aio.spawn(
+                argv, stdin=stdin, stdout=stdout, stderr=stderr, cwd=command.cwd,
                 env=command.env, start_new_session=True, pass_fds=command.pass_fds)
         finally:
             command.close()

@@ -37,6 +37,7 @@ import termios
 from typing import Sequence
 
 from kubemu import streams
+from kubemu.aio import Child
 
 # The controlling terminal must be set by the process itself, after setsid
 # and before exec; subprocess cannot do that without a preexec_fn (unsafe in
@@ -162,7 +163,7 @@ class ExecIO:
         self.stdin_fd = self.stdout_fd = self.stderr_fd = None
 
 
-async def pump_session(proc: asyncio.subprocess.Process, io: ExecIO, inputs, send, *,
+async def pump_session(proc: Child, io: ExecIO, inputs, send, *,
                        timeout_s: float, drain_s: float) -> int:
     """Run an exec session to the command's end: `inputs` (an async iterator of
     StreamInput after the start) feeds stdin and resizes, the command's output
