@@ -629,6 +629,29 @@ def services_to_update(services: Informer, old: Message, new: Message) -> set[st
     return now ^ before  # only the membership changed: the Services it joined or left
 
 
+class ServicePodEvents:
+    """The pod handlers of the Endpoints and EndpointSlice controllers: a pod
+    that appears or goes enqueues the Services selecting it, an update the
+    Services it concerns (services_to_update); after `batch_s` when > 0
+    (Kubernetes' --endpoint-updates-batch-period)."""
+
+    def __init__(self, services: Informer, enqueue_batched: Callable[[set[str], float], None],
+                 batch_s: float):
+        self.services = services
+        self.enqueue_batched = enqueue_batched
+        self.batch_s = batch_s
+
+    def on_add(self, pod: Message) -> None:
+        self.enqueue_batched(services_selecting(self.services, pod.metadata.namespace,
+                                                pod.metadata.labels), self.batch_s)
+
+    def on_update(self, old: Message, new: Message) -> None:
+        self.enqueue_batched(services_to_update(self.services, old, new), self.batch_s)
+
+    def on_delete(self, obj: Message | DeletedFinalStateUnknown) -> None:
+        self.on_add(object_of(obj))
+
+
 def should_pod_be_in_endpoints(pod: Message, include_terminating: bool) -> bool:
     """ShouldPodBeInEndpoints: not terminal, has an IP, and terminating only
     when `include_terminating`."""

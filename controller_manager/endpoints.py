@@ -37,7 +37,7 @@ from google.protobuf.message import Message
 from kubemu.api import errors
 from kubemu.api.v1 import core_pb2
 from kubemu.client.events import WARNING
-from kubemu.client.informer import DeletedFinalStateUnknown, meta_namespace_key, object_of
+from kubemu.client.informer import meta_namespace_key
 
 from controller_manager import controllerutil as cu
 from controller_manager.base import BY_NAMESPACE, Context, Controller, copy, split_key
@@ -180,7 +180,6 @@ class EndpointsController(Controller):
 
     def __init__(self, ctx: Context):
         super().__init__(ctx)
-        self.batch_s = ctx.options.endpoint_updates_batch_period_s
         self.triggers = cu.TriggerTimeTracker()
         # service key -> the resourceVersion our last update replaced.
         self._stale_rv: dict[str, str] = {}
@@ -189,18 +188,11 @@ class EndpointsController(Controller):
         self.endpoints = self.informer("endpoints")
         self.services.add_handler(self.enqueue, lambda _old, new: self.enqueue(new),
                                   self.enqueue)
-        self.pods.add_handler(self._on_pod_add, self._on_pod_update, self._on_pod_delete)
+        self.pod_events = cu.ServicePodEvents(self.services, self.enqueue_batched,
+                                              ctx.options.endpoint_updates_batch_period_s)
+        self.pods.add_handler(self.pod_events.on_add, self.pod_events.on_update,
+                              self.pod_events.on_delete)
         self.endpoints.add_handler(on_delete=self.enqueue)
-
-    def _on_pod_add(self, pod: Message) -> None:
-        self.enqueue_batched(cu.services_selecting(
-            self.services, pod.metadata.namespace, pod.metadata.labels), self.batch_s)
-
-    def _on_pod_update(self, old: Message, new: Message) -> None:
-        self.enqueue_batched(cu.services_to_update(self.services, old, new), self.batch_s)
-
-    def _on_pod_delete(self, obj: Message | DeletedFinalStateUnknown) -> None:
-        self._on_pod_add(object_of(obj))
 
     async def run(self, workers: int) -> None:
         await self.ctx.informers.wait_synced(list(self.resources))

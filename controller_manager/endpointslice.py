@@ -412,7 +412,6 @@ class EndpointSliceController(Controller):
     def __init__(self, ctx: Context):
         super().__init__(ctx)
         self.max_per_slice = ctx.options.max_endpoints_per_slice
-        self.batch_s = ctx.options.endpointslice_updates_batch_period_s
         self.tracker = SliceTracker()
         self.triggers = cu.TriggerTimeTracker()
         self.services = self.informer("services")
@@ -421,20 +420,13 @@ class EndpointSliceController(Controller):
         self.slices.add_indexers({BY_SERVICE: index_by_service_name})
         self.services.add_handler(self.enqueue, lambda _old, new: self.enqueue(new),
                                   self.enqueue)
-        self.pods.add_handler(self._on_pod_add, self._on_pod_update, self._on_pod_delete)
+        self.pod_events = cu.ServicePodEvents(self.services, self.enqueue_batched,
+                                              ctx.options.endpointslice_updates_batch_period_s)
+        self.pods.add_handler(self.pod_events.on_add, self.pod_events.on_update,
+                              self.pod_events.on_delete)
         self.slices.add_handler(self._on_slice_add, self._on_slice_update, self._on_slice_delete)
 
     # ------------------------------------------------------------ handlers
-
-    def _on_pod_add(self, pod: Message) -> None:
-        self.enqueue_batched(cu.services_selecting(
-            self.services, pod.metadata.namespace, pod.metadata.labels), self.batch_s)
-
-    def _on_pod_update(self, old: Message, new: Message) -> None:
-        self.enqueue_batched(cu.services_to_update(self.services, old, new), self.batch_s)
-
-    def _on_pod_delete(self, obj: Message | DeletedFinalStateUnknown) -> None:
-        self._on_pod_add(object_of(obj))
 
     def _queue_for_slice(self, slice_: Message) -> None:
         key = service_key_of(slice_)

@@ -320,9 +320,11 @@ async def run_create(args: argparse.Namespace) -> int:
                                       dry_run=args.dry_run == "server", cause=cause)
 
 
-async def create_generated(args: argparse.Namespace, data: dict[str, Any]) -> int:
+async def create_generated(args: argparse.Namespace, data: dict[str, Any], *,
+                           verb: str = "created", client: Any = None) -> int:
     """Create (or, with --dry-run=client, only print) an object a generator built,
-    printed as kubectl prints it: `kind/name created`, or the object with -o."""
+    printed as kubectl prints it: `kind/name created` (or `verb`), or the object
+    with -o. `client`: an open one to use (else one is opened for the call)."""
     from kubemu.api import codec, errors
     from kubemu.api.kinds import REGISTRY
     from kubemu.cli import generate, output
@@ -344,12 +346,15 @@ async def create_generated(args: argparse.Namespace, data: dict[str, Any]) -> in
             obj = codec.from_dict(kind.message, body, kind=kind.kind)
         except errors.Invalid as exc:
             raise CliError(exc.message) from None
-        async with common.client_for(args) as client:
+        if client is None:
+            async with common.client_for(args) as own:
+                created = await own.create(obj, dry_run=dry_run == "server")
+        else:
             created = await client.create(obj, dry_run=dry_run == "server")
         doc = common.to_json(created if created is not None else obj, kind)
     if printer is None:
         name = (doc.get("metadata") or {}).get("name", "")
-        print(f"{common.kind_label(kind)}/{name} created{DRY_RUN_SUFFIX.get(dry_run, '')}")
+        print(f"{common.kind_label(kind)}/{name} {verb}{DRY_RUN_SUFFIX.get(dry_run, '')}")
     else:
         sys.stdout.write(printer.render(doc))
     return 0

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from typing import Any
 
 from kubemu.cli import common
@@ -225,21 +224,15 @@ def _targets(words: list[str]) -> list[tuple[str, str]]:
 
 
 async def run_expose(args: argparse.Namespace) -> int:
-    from kubemu.api import codec, errors
-    from kubemu.api.kinds import REGISTRY
-    from kubemu.cli import generate, manifests, output
-    from kubemu.cli.apply import DRY_RUN_SUFFIX
+    from kubemu.cli import manifests
+    from kubemu.cli.apply import create_generated
 
     flags = ExposeFlags(port=args.port, target_port=args.target_port, protocol=args.protocol,
                         type=args.type, name=args.name, selector=args.selector_flag,
                         labels=args.labels, external_ip=args.external_ip,
                         load_balancer_ip=args.load_balancer_ip,
                         session_affinity=args.session_affinity, cluster_ip=args.cluster_ip)
-    dry_run = args.dry_run or "none"
-    printer = output.make_printer(args.output, allowed=output.OBJECT_FORMATS,
-                                  json_sort_keys=dry_run != "client")
     namespace = common.namespace_of(args)
-    service_kind = REGISTRY.by_resource("services")
     async with common.client_for(args) as client:
         sources: list[Obj] = []
         if args.filename:
@@ -252,23 +245,8 @@ async def run_expose(args: argparse.Namespace) -> int:
                 sources.append(common.to_json(await client.get(kind.resource, name, namespace),
                                               kind))
         for source in sources:
-            data = build_service(source, flags, args.namespace)
-            if dry_run == "client":
-                doc = data
-            else:
-                body = generate.prune_nulls(data)
-                body["metadata"]["namespace"] = namespace
-                try:
-                    obj = codec.from_dict(service_kind.message, body, kind="Service")
-                except errors.Invalid as exc:
-                    raise CliError(exc.message) from None
-                created = await client.create(obj, dry_run=dry_run == "server")
-                doc = common.to_json(created if created is not None else obj, service_kind)
-            if printer is None:
-                name = (doc.get("metadata") or {}).get("name", "")
-                print(f"service/{name} exposed{DRY_RUN_SUFFIX.get(dry_run, '')}")
-            else:
-                sys.stdout.write(printer.render(doc))
+            await create_generated(args, build_service(source, flags, args.namespace),
+                                   verb="exposed", client=client)
     return 0
 
 

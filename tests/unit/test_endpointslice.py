@@ -342,7 +342,7 @@ async def test_pod_updates_enqueue_the_services_concerned(old_kw, new_kw, expect
         queue = h.controller.queue
         while len(queue):  # the Services' own add events
             queue.done(queue.get_nowait())
-        h.controller._on_pod_update(old, new)
+        h.controller.pod_events.on_update(old, new)
         assert set(queue._queue) == expected  # at once: no batch delay
     finally:
         await h.stop()
