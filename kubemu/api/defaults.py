@@ -452,6 +452,7 @@ DEFAULTERS: dict[str, Defaulter] = {
     "Node": default_node,
     "StorageClass": default_storage_class,
     "ControllerRevision": default_controller_revision,
+    "LimitRange": lambda obj: default_limit_range(obj),
 }
 
 
@@ -507,3 +508,19 @@ def _positive(name: str, text: str):
     except ValueError:
         return None
     return value if value > 0 else None
+
+
+# ---------------------------------------------------------------- LimitRange
+
+def default_limit_range(obj: Message) -> None:
+    """SetDefaults_LimitRangeItem, for Container items: a default limit from
+    max, then a default request from the default limit, else from min."""
+    for item in obj.spec.limits:
+        if item.type != "Container":
+            continue
+        for name, value in item.max.items():
+            item.default.setdefault(name, value)
+        for name, value in item.default.items():
+            item.default_request.setdefault(name, value)
+        for name, value in item.min.items():
+            item.default_request.setdefault(name, value)

@@ -94,6 +94,10 @@ KINDS: tuple[Kind, ...] = (
          short_names=("ing",)),
     Kind("IngressClass", "networking.k8s.io", "v1", "ingressclasses",
          networking_pb2.IngressClass, namespaced=False, has_status=False),
+    Kind("ResourceQuota", "", "v1", "resourcequotas", core_pb2.ResourceQuota,
+         short_names=("quota",)),
+    Kind("LimitRange", "", "v1", "limitranges", core_pb2.LimitRange, short_names=("limits",),
+         has_status=False),
 )
 
 

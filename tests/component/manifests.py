@@ -82,6 +82,11 @@ MANIFESTS: dict[str, dict] = {
     "ingressclasses": {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
                        "metadata": {"name": "nginx"},
                        "spec": {"controller": "k8s.io/ingress-nginx"}},
+    "resourcequotas": {"apiVersion": "v1", "kind": "ResourceQuota",
+                       "metadata": {"name": "compute"},
+                       "spec": {"hard": {"pods": "10", "requests.cpu": "4"}}},
+    "limitranges": {"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "limits"},
+                    "spec": {"limits": [{"type": "Container", "max": {"cpu": "2"}}]}},
 }
 
 # A change of each kind's content that is allowed on update (as a merge patch).
@@ -110,4 +115,6 @@ CHANGES: dict[str, dict] = {
     "ingresses": {"spec": {"defaultBackend": {"service": {"name": "web",
                                                           "port": {"number": 8080}}}}},
     "ingressclasses": {"metadata": {"labels": {"team": "a"}}},
+    "resourcequotas": {"spec": {"hard": {"pods": "20"}}},
+    "limitranges": {"spec": {"limits": [{"type": "Container", "max": {"cpu": "3"}}]}},
 }

@@ -1567,6 +1567,66 @@ spec:
     namespace: ingress
 """
 
+RESOURCE_QUOTA = """
+apiVersion: v1
+kind: ResourceQuota
+metadata:
+  name: compute
+  namespace: team-a
+spec:
+  hard:
+    count/deployments.apps: "5"
+    limits.memory: 2Gi
+    pods: "3"
+    requests.cpu: "1"
+  scopeSelector:
+    matchExpressions:
+    - operator: In
+      scopeName: PriorityClass
+      values:
+      - high
+  scopes:
+  - NotTerminating
+status:
+  hard:
+    pods: "3"
+    requests.cpu: "1"
+  used:
+    pods: "1"
+    requests.cpu: 250m
+"""
+
+LIMIT_RANGE = """
+apiVersion: v1
+kind: LimitRange
+metadata:
+  name: limits
+  namespace: team-a
+spec:
+  limits:
+  - default:
+      cpu: 500m
+      memory: 256Mi
+    defaultRequest:
+      cpu: 250m
+      memory: 128Mi
+    max:
+      cpu: "1"
+    maxLimitRequestRatio:
+      cpu: "4"
+    min:
+      cpu: 100m
+    type: Container
+  - max:
+      cpu: "2"
+    type: Pod
+  - max:
+      storage: 2Gi
+    min:
+      storage: 1Gi
+    type: PersistentVolumeClaim
+"""
+
 ROUND_TRIP_CASES = {
     "namespace": NAMESPACE,
     "configmap": CONFIGMAP,
@@ -1612,6 +1672,8 @@ ROUND_TRIP_CASES = {
     "endpointslice-empty": ENDPOINT_SLICE_EMPTY,
     "ingress": INGRESS,
     "ingressclass": INGRESS_CLASS,
+    "resourcequota": RESOURCE_QUOTA,
+    "limitrange": LIMIT_RANGE,
 }
 
 

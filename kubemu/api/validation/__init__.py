@@ -32,6 +32,7 @@ from kubemu.api.validation import (
     discovery,
     meta,
     networking,
+    quota,
     storage,
 )
 from kubemu.api.validation.batch import cron_error
@@ -40,7 +41,7 @@ from kubemu.api.validation.meta import KindValidator, Problems
 __all__ = ["MODULES", "STATUS_VALIDATORS", "VALIDATORS", "cron_error", "validate",
            "validate_status"]
 
-MODULES = (meta, core, apps, batch, coordination, discovery, networking, storage)
+MODULES = (meta, core, apps, batch, coordination, discovery, networking, storage, quota)
 
 VALIDATORS: dict[str, KindValidator] = {
     "Pod": core.validate_pod,
@@ -65,6 +66,8 @@ VALIDATORS: dict[str, KindValidator] = {
     "EndpointSlice": discovery.validate_endpoint_slice,
     "Ingress": networking.validate_ingress,
     "IngressClass": networking.validate_ingress_class,
+    "ResourceQuota": quota.validate_resource_quota,
+    "LimitRange": quota.validate_limit_range,
 }
 
 
