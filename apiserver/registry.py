@@ -33,6 +33,7 @@ import structlog
 from google.protobuf.message import Message
 
 from apiserver import storage, stored
+from apiserver.quota_admission import RESOURCE_QUOTAS, QuotaAdmission
 from apiserver.strategy import Strategy, generated_name, now_rfc3339, strategies
 from apiserver.watchcache import WatchCache
 from kubemu.api import codec, errors, jsonpatch, limits
@@ -123,6 +124,10 @@ class ObjectRegistry:
         self.store_request_bytes_max = store_request_bytes_max
         # NamespaceLifecycle admission: objects are created only in an open namespace.
         self._namespaces = registry.by_resource("namespaces")
+        # Validating admission, run after validation just before an object's
+        # write (create, and main-resource update): ResourceQuota.
+        self.validating_admission = ([QuotaAdmission(self)] if any(
+            k.resource == RESOURCE_QUOTAS for k in registry.kinds) else [])
 
     # ------------------------------------------------------------ helpers
 
@@ -306,6 +311,8 @@ class ObjectRegistry:
         strategy.prepare_for_create(obj)
         self._raise_invalid(kind, obj, strategy.validate(obj))
         strategy.canonicalize(obj)
+        for plugin in self.validating_admission:
+            await plugin.admit(kind, obj, None, dry_run=dry_run)
         key = self._key(kind, meta.namespace, meta.name)
         # An allocation lost to a concurrent writer is planned again (bounded).
         for _ in range(UPDATE_RETRIES):
@@ -421,6 +428,9 @@ class ObjectRegistry:
                 return obj
             rev = await self._remove(kind, kv, old)
             return None if rev is None else obj
+        if not status and not finalize:
+            for plugin in self.validating_admission:
+                await plugin.admit(kind, obj, old, dry_run=dry_run)
         reserves = strategy.reserves and not status and not finalize
         for _ in range(UPDATE_RETRIES):
             attempt = copy_of(obj) if reserves else obj

@@ -34,6 +34,10 @@ class PodBuilder:
         self.doc["spec"]["containers"][0].setdefault("resources", {})["requests"] = resources
         return self
 
+    def limits(self, **resources: str) -> "PodBuilder":
+        self.doc["spec"]["containers"][0].setdefault("resources", {})["limits"] = resources
+        return self
+
     def grace(self, seconds: int) -> "PodBuilder":
         self.doc["spec"]["terminationGracePeriodSeconds"] = seconds
         return self

@@ -2,8 +2,11 @@
 deletion confirmed by the node, and the binding subresource."""
 from __future__ import annotations
 
+from typing import Mapping, Sequence
+
 from google.protobuf.message import Message
 
+from apiserver.strategy import limitranger
 from apiserver.strategy.base import Strategy, now_rfc3339
 from kubemu import timefmt
 from kubemu.api import defaults, errors
@@ -14,9 +17,15 @@ TERMINAL_PHASES = ("Succeeded", "Failed")
 
 
 class PodStrategy(Strategy):
+    admission_reads = (limitranger.LIMIT_RANGES,)
+
     def __init__(self, kind: Kind, *, default_toleration_s: int):
         super().__init__(kind)
         self.default_toleration_s = default_toleration_s
+
+    def admit(self, obj: Message, current: Mapping[str, Sequence[Message]]) -> None:
+        """LimitRanger: default requests and limits, then min/max/ratio checks."""
+        limitranger.admit_pod(obj, current.get(limitranger.LIMIT_RANGES, ()))
 
     def prepare_for_create(self, obj: Message) -> None:
         super().prepare_for_create(obj)

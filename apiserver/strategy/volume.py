@@ -8,6 +8,7 @@ from typing import Mapping, Sequence
 
 from google.protobuf.message import Message
 
+from apiserver.strategy import limitranger
 from apiserver.strategy.base import Strategy
 from kubemu import timefmt
 
@@ -25,11 +26,13 @@ class PendingOnCreateStrategy(Strategy):
 
 
 class ClaimStrategy(PendingOnCreateStrategy):
-    admission_reads = (STORAGE_CLASSES,)
+    admission_reads = (STORAGE_CLASSES, limitranger.LIMIT_RANGES)
 
     def admit(self, obj: Message, current: Mapping[str, Sequence[Message]]) -> None:
-        """DefaultStorageClass: a claim without a class (unset, not "") gets the
-        default one, the newest if several are marked default."""
+        """LimitRanger's storage min/max; then DefaultStorageClass: a claim
+        without a class (unset, not "") gets the default one, the newest if
+        several are marked default."""
+        limitranger.admit_claim(obj, current.get(limitranger.LIMIT_RANGES, ()))
         if obj.spec.HasField("storage_class_name") \
                 or BETA_CLASS_ANNOTATION in obj.metadata.annotations:
             return

@@ -37,6 +37,8 @@ SERVICES_NODEPORTS = "services.nodeports"
 SERVICES_LOADBALANCERS = "services.loadbalancers"
 STORAGE_CLASS_SUFFIX = ".storageclass.storage.k8s.io/"
 COUNT_PREFIX = "count/"
+_BYTES_RESOURCES = ("memory", "storage")
+_KI = 1024
 
 # Kubernetes' standardQuotaResources (IsStandardQuotaResourceName).
 STANDARD_QUOTA_RESOURCES = (
@@ -89,24 +91,21 @@ def parse_list(values: Mapping[str, str]) -> Usage:
     return out
 
 
-def format_list(usage: Mapping[str, Fraction], like: Mapping[str, str] = {}) -> dict[str, str]:
-    """Quantity strings, binary ("Mi") where the matching entry of `like`
-    (a quota's hard) is binary, as a resource.Quantity keeps its format."""
+def format_list(usage: Mapping[str, Fraction]) -> dict[str, str]:
+    """Quantity strings. A resource.Quantity keeps the format it was written
+    in; sums lose it here, so bytes that are whole KiB read as binary
+    ("128Mi"), as people write them, and everything else as decimal."""
     out = {}
     for name, value in usage.items():
         fmt = quantity.DECIMAL_SI
-        hint = like.get(name, "")
-        if hint:
-            try:
-                fmt = quantity.parse(hint).format
-            except ValueError:
-                pass
+        if name.endswith(_BYTES_RESOURCES) and value.denominator == 1 and value % _KI == 0:
+            fmt = quantity.BINARY_SI
         out[name] = quantity.canonical(value, fmt)
     return out
 
 
-def show(name: str, value: Fraction, like: Mapping[str, str]) -> str:
-    return format_list({name: value}, like)[name]
+def show(name: str, value: Fraction) -> str:
+    return format_list({name: value})[name]
 
 
 # ---------------------------------------------------------------- evaluators
@@ -322,8 +321,11 @@ class Refused(Exception):
     wraps it as `<resource> "<name>" is forbidden: <message>`)."""
 
 
-def _pretty(usage: Mapping[str, Fraction], like: Mapping[str, str]) -> str:
-    return ",".join(f"{name}={show(name, usage[name], like)}" for name in sorted(usage))
+def _pretty(usage: Mapping[str, Fraction | str]) -> str:
+    """prettyPrint: name=value, sorted by name; strings are printed as parsed."""
+    def text(name: str, value: Fraction | str) -> str:
+        return str(quantity.parse(value)) if isinstance(value, str) else show(name, value)
+    return ",".join(f"{name}={text(name, usage[name])}" for name in sorted(usage))
 
 
 def delta_usage(kind: Kind, obj: Message, old: Message | None) -> Usage:
@@ -365,7 +367,8 @@ def check(kind: Kind, obj: Message, old: Message | None,
     for quota in interesting:
         hard_text = dict(quota.status.hard)
         hard = parse_list(hard_text)
-        used = parse_list(quota.status.used)
+        used_text = dict(quota.status.used)
+        used = parse_list(used_text)
         requested = {n: v for n, v in delta.items() if n in hard}
         new_used = dict(used)
         for name, value in requested.items():
@@ -374,9 +377,9 @@ def check(kind: Kind, obj: Message, old: Message | None,
         if exceeded:
             raise Refused(
                 f"exceeded quota: {quota.metadata.name}, "
-                f"requested: {_pretty({n: requested[n] for n in exceeded}, hard_text)}, "
-                f"used: {_pretty({n: used.get(n, Fraction(0)) for n in exceeded}, hard_text)}, "
-                f"limited: {_pretty({n: hard[n] for n in exceeded}, hard_text)}")
+                f"requested: {_pretty({n: requested[n] for n in exceeded})}, "
+                f"used: {_pretty({n: used_text.get(n, '0') for n in exceeded})}, "
+                f"limited: {_pretty({n: hard_text[n] for n in exceeded})}")
         if requested:
             charged[quota.metadata.name] = new_used
     return charged

@@ -10,7 +10,7 @@ from google.protobuf.message import Message
 from kubemu.api import errors, quantity
 from kubemu.api import quota as q
 from kubemu.api.validation.core import _quantity_problems, _resource_name
-from kubemu.api.validation.meta import Problems, _qualified_name
+from kubemu.api.validation.meta import Problems, _qualified_name, _Shown
 
 LIMIT_TYPES = ("Pod", "Container", "PersistentVolumeClaim")
 SCOPE_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
@@ -59,7 +59,9 @@ def _scopes(quota: Message) -> Problems:
                     "spec.hard", name, "unsupported scope applied to resource"))
     for a, b in _CONFLICTING_SCOPES:
         if a in scopes and b in scopes:
-            problems.append(errors.invalid("spec.scopes", scopes, "conflicting scopes"))
+            shown = _Shown("[]core.ResourceQuotaScope{"
+                           + ", ".join(f'"{x}"' for x in scopes) + "}")
+            problems.append(errors.invalid("spec.scopes", shown, "conflicting scopes"))
     exprs = quota.spec.scope_selector.match_expressions
     for i, expr in enumerate(exprs):
         path = f"spec.scopeSelector.matchExpressions[{i}]"
