@@ -114,6 +114,9 @@ class Options:
     load_balancer_ip_range: str = "127.1.1.0/24"
     # Where the local-path provisioner makes volume directories ("" = off).
     volumes_dir: str = ""
+    # Resource quota controller: the period of a full recount
+    # (--resource-quota-sync-period, Kubernetes' 5m).
+    resource_quota_sync_period_s: float = 300.0
     # Tests only (--clock-offset-file): the controllers' clock is the wall
     # clock plus the seconds this file holds, so a test moves CronJob time on.
     clock_offset_file: str = ""

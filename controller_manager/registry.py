@@ -20,6 +20,7 @@ from controller_manager.garbagecollector import GarbageCollector
 from controller_manager.job import JobController
 from controller_manager.pv_binder import PersistentVolumeBinderController
 from controller_manager.replicaset import ReplicaSetController
+from controller_manager.resource_quota import ResourceQuotaController
 from controller_manager.service_lb import ServiceLBController
 from controller_manager.statefulset import StatefulSetController
 from controller_manager.ttl_after_finished import TTLAfterFinishedController
@@ -37,6 +38,7 @@ CONTROLLERS: tuple[type[Controller], ...] = (
     EndpointsController,
     EndpointSliceController,
     ServiceLBController,
+    ResourceQuotaController,
 )
 
 

@@ -326,7 +326,9 @@ CONTROLLER_MANAGER_FAST_FLAGS: tuple[str, ...] = (
     "--lease-duration-s", "4", "--renew-deadline-s", "3", "--retry-period-s", "0.5",
     "--job-backoff-base-s", "1", "--job-backoff-max-s", "8",
     "--daemonset-failed-pod-backoff-base-s", "0.5", "--daemonset-failed-pod-backoff-max-s", "4",
-    "--cronjob-resync-s", "1", "--gc-resync-s", "2", "--pvclaimbinder-sync-period-s", "1")
+    "--cronjob-resync-s", "1", "--gc-resync-s", "2", "--pvclaimbinder-sync-period-s", "1",
+    "--resource-quota-sync-period-s", "2",
+)
 
 
 def controller_manager_argv(launch: Launch, flags: Sequence[str] = ()) -> list[str]:

@@ -411,3 +411,46 @@ async def test_dry_run_checks_without_charging(reg):
     await reg.create(CONFIGMAPS, "default", configmap("a"), dry_run=True)
     assert dict((await reg.get(QUOTAS, "default", "q")).status.used) == {
         "count/configmaps": "0"}
+
+
+# ---------------------------------------------------------------- the controller
+
+async def test_controller_recomputes_used_and_releases_finished_pods():
+    from controller_manager.resource_quota import WATCHED, ResourceQuotaController
+    from tests.unit.cli_memclient import MemClient
+    from tests.unit.controller_harness import ControllerHarness
+
+    client = await MemClient.new()
+    fresh = quota(hard={"pods": "3", "requests.cpu": "2", "count/deployments.apps": "2"})
+    fresh.metadata.resource_version = ""
+    await client.create(fresh)
+    await client.create(obj({"apiVersion": "apps/v1", "kind": "Deployment",
+                             "metadata": {"name": "d", "namespace": "default"},
+                             "spec": {"selector": {"matchLabels": {"a": "b"}},
+                                      "template": {"metadata": {"labels": {"a": "b"}},
+                                                   "spec": {"containers": [
+                                                       {"name": "c", "image": "x"}]}}}}))
+    h = ControllerHarness(ResourceQuotaController, client)
+    try:
+        async def sync():
+            h.cache("resourcequotas", (await client.list("resourcequotas")).items)
+            for resource in WATCHED:
+                h.cache(resource, (await client.list(resource)).items)
+            await h.controller.sync("default/q")
+            return dict((await client.get("resourcequotas", "q", "default")).status.used)
+
+        assert await sync() == {"pods": "0", "requests.cpu": "0",
+                                "count/deployments.apps": "1"}
+        # The quota now has a status: admission charges it.
+        await client.create(make_pod("a").requests(cpu="500m").build())
+        done = await client.create(make_pod("b").requests(cpu="1").build())
+        assert dict((await client.get("resourcequotas", "q", "default")).status.used)[
+            "requests.cpu"] == "1500m"
+        done.status.phase = "Succeeded"
+        await client.update_status(done)
+        assert await sync() == {"pods": "1", "requests.cpu": "500m",
+                                "count/deployments.apps": "1"}
+        quota_now = await client.get("resourcequotas", "q", "default")
+        assert dict(quota_now.status.hard) == dict(quota_now.spec.hard)
+    finally:
+        await h.stop()
