@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import re
+from fractions import Fraction
 import sys
 from typing import Any, Callable
 
@@ -1304,15 +1305,132 @@ def describe_secret(secret: Obj, now: datetime.datetime) -> Lines:
     return out
 
 
-def describe_namespace(ns: Obj, now: datetime.datetime) -> Lines:
+def describe_namespace(ns: Obj, now: datetime.datetime,
+                       resourcequotas: list[Obj] | None = None,
+                       limitranges: list[Obj] | None = None) -> Lines:
+    """kubectl's describeNamespace, with the namespace's quotas and limit ranges."""
     out = Lines()
     _meta(out, ns, namespaced=False)
     out.w(0, f"Status:\t{_g(ns, 'status', 'phase', default='') or 'Active'}")
     out.w(0, "")
-    out.w(0, "No resource quota.")
+    _namespace_quotas(out, resourcequotas or [])
     out.w(0, "")
-    out.w(0, "No LimitRange resource.")
+    _namespace_limits(out, limitranges or [])
     return out
+
+
+# ---------------------------------------------------------------- quotas and limits
+
+_SCOPE_HELP = {
+    "Terminating": "Matches all pods that have an active deadline. These pods have a limited "
+                   "lifespan on a node before being actively terminated by the system.",
+    "NotTerminating": "Matches all pods that do not have an active deadline. These pods usually "
+                      "include long running pods whose container command is not expected to "
+                      "terminate.",
+    "BestEffort": "Matches all pods that do not have resource requirements set. These pods have "
+                  "a best effort quality of service.",
+    "NotBestEffort": "Matches all pods that have at least one resource requirement set. These "
+                     "pods have a burstable or guaranteed quality of service.",
+}
+
+
+def _scopes(out: Lines, level: int, rq: Obj, bullet: str) -> None:
+    scopes = sorted(_g(rq, "spec", "scopes", default=[]) or [])
+    if not scopes:
+        return
+    out.w(level, f"Scopes:\t{', '.join(scopes)}")
+    for scope in scopes:
+        if scope in _SCOPE_HELP:
+            out.w(level, f"{bullet}{_SCOPE_HELP[scope]}")
+
+
+def _used_as_hard(used: Any, hard: Any) -> str:
+    """describeQuota: a used quantity in another format than its hard one is
+    printed as its whole value (rounded up) in the hard one's format."""
+    from kubemu.api import quantity
+
+    try:
+        hard_q = quantity.parse(str(hard))
+        used_q = quantity.parse(str(used)) if used not in (None, "") else quantity.parse("0")
+    except ValueError:
+        return quantity_text(used)
+    if used_q.format == hard_q.format:
+        return str(used_q)
+    return quantity.canonical(Fraction(used_q.int_value()), hard_q.format)
+
+
+def describe_resourcequota(rq: Obj, now: datetime.datetime) -> Lines:
+    """kubectl's describeQuota (no labels, no events)."""
+    out = Lines()
+    meta = rq.get("metadata") or {}
+    out.w(0, f"Name:\t{meta.get('name', '')}")
+    out.w(0, f"Namespace:\t{meta.get('namespace', '')}")
+    _scopes(out, 0, rq, " * ")
+    out.w(0, "Resource\tUsed\tHard")
+    out.w(0, "--------\t----\t----")
+    hard = _g(rq, "status", "hard", default={}) or {}
+    used = _g(rq, "status", "used", default={}) or {}
+    for name in sorted(hard):
+        out.w(0, f"{name}\t{_used_as_hard(used.get(name), hard[name])}\t"
+                 f"{quantity_text(hard[name])}")
+    return out
+
+
+def _limit_rows(out: Lines, lr: Obj, prefix: str) -> None:
+    """describeLimitRangeSpec: a row per item and resource, `-` where unset
+    (kubectl walks a Go map, in no fixed order; sorted here)."""
+    for item in _g(lr, "spec", "limits", default=[]) or []:
+        columns = [item.get(f) or {} for f in ("min", "max", "defaultRequest", "default",
+                                               "maxLimitRequestRatio")]
+        names = set().union(*columns)
+        for name in sorted(names):
+            cells = [quantity_text(c[name]) if name in c else "-" for c in columns]
+            out.w(0, f"{prefix}{item.get('type', '')}\t{name}\t" + "\t".join(cells))
+
+
+_LIMITS_HEADER = "Type\tResource\tMin\tMax\tDefault Request\tDefault Limit\tMax Limit/Request Ratio"
+_LIMITS_RULE = "----\t--------\t---\t---\t---------------\t-------------\t-----------------------"
+
+
+def describe_limitrange(lr: Obj, now: datetime.datetime) -> Lines:
+    """kubectl's describeLimitRange (no labels, no events)."""
+    out = Lines()
+    meta = lr.get("metadata") or {}
+    out.w(0, f"Name:\t{meta.get('name', '')}")
+    out.w(0, f"Namespace:\t{meta.get('namespace', '')}")
+    out.w(0, _LIMITS_HEADER)
+    out.w(0, _LIMITS_RULE)
+    _limit_rows(out, lr, "")
+    return out
+
+
+def _namespace_quotas(out: Lines, quotas: list[Obj]) -> None:
+    """DescribeResourceQuotas: every quota of the namespace, by name."""
+    if not quotas:
+        out.w(0, "No resource quota.")
+        return
+    out.w(0, "Resource Quotas")
+    for rq in sorted(quotas, key=lambda q: _g(q, "metadata", "name", default="")):
+        out.w(1, f"Name:\t{_g(rq, 'metadata', 'name', default='')}")
+        _scopes(out, 1, rq, "* ")
+        out.w(1, "Resource\tUsed\tHard")
+        out.w(1, "--------\t---\t---")
+        hard = _g(rq, "status", "hard", default={}) or {}
+        used = _g(rq, "status", "used", default={}) or {}
+        for name in sorted(hard):
+            out.w(1, f"{name}\t{quantity_text(used.get(name))}\t{quantity_text(hard[name])}")
+
+
+def _namespace_limits(out: Lines, ranges: list[Obj]) -> None:
+    """DescribeLimitRanges: every range's rows under one header."""
+    if not ranges:
+        out.w(0, "No LimitRange resource.")
+        return
+    out.w(0, "Resource Limits")
+    out.w(0, " " + _LIMITS_HEADER)
+    out.w(0, " " + _LIMITS_RULE)
+    for lr in ranges:
+        _limit_rows(out, lr, " ")
 
 
 # ---------------------------------------------------------------- storage
@@ -1510,7 +1628,12 @@ DESCRIBERS: dict[str, Callable[[Obj, datetime.datetime], Lines]] = {
     "configmaps": describe_configmap,
     "secrets": describe_secret,
     "namespaces": describe_namespace,
+    "resourcequotas": describe_resourcequota,
+    "limitranges": describe_limitrange,
 }
+
+# Kinds whose kubectl describer prints no Events section.
+WITHOUT_EVENTS = {"resourcequotas", "limitranges", "namespaces"}
 
 
 # ---------------------------------------------------------------- events
@@ -1585,7 +1708,7 @@ def describe(kind: Any, obj: Obj, events: list[Obj] | None,
     describer = DESCRIBERS.get(kind.resource)
     out = (describer(obj, now, **(extra or {})) if describer
            else describe_generic(obj, kind.namespaced))
-    if events is not None:
+    if events is not None and kind.resource not in WITHOUT_EVENTS:
         events_table(out, events, now)
     return out.render()
 
@@ -1619,6 +1742,15 @@ async def _extra_for(client: Any, kind: Any, obj: Obj) -> dict[str, Any]:
                                                         meta.get("name", ""))}
     if kind.resource == "ingresses":
         return {"services": await _ingress_services(client, obj)}
+    if kind.resource == "namespaces":
+        found: dict[str, Any] = {}
+        for resource in ("resourcequotas", "limitranges"):
+            try:
+                result = await client.list_all(resource, meta.get("name", ""))
+            except errors.ApiError:
+                continue
+            found[resource] = [common.to_json(item) for item in result.items]
+        return found
     listed = _LISTED_WITH.get(kind.resource)
     if listed is None:
         return {}

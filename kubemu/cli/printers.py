@@ -732,6 +732,24 @@ def _pdb_row(pdb: Obj, now: datetime.datetime) -> list[str]:
             str(_int(_g(pdb, "status", "disruptionsAllowed"))), age(pdb, now)]
 
 
+def _resourcequota_row(rq: Obj, now: datetime.datetime) -> list[str]:
+    """printResourceQuota: `name: used/hard` by status.hard's sorted names, the
+    limits.* ones under LIMIT and the rest under REQUEST."""
+    hard = _g(rq, "status", "hard", default={}) or {}
+    used = _g(rq, "status", "used", default={}) or {}
+    request, limit = [], []
+    for name in sorted(hard):
+        pieces = name.split(".")
+        column = limit if len(pieces) > 1 and pieces[0] == "limits" else request
+        column.append(f"{name}: {quantity_text(used.get(name))}/{quantity_text(hard[name])}")
+    return [_name(rq), age(rq, now), ", ".join(request), ", ".join(limit)]
+
+
+def _limitrange_row(lr: Obj, now: datetime.datetime) -> list[str]:
+    """printLimitRange: the creation time as the table's JSON carries it."""
+    return [_name(lr), _g(lr, "metadata", "creationTimestamp", default="") or "<nil>"]
+
+
 def _name_row(*getters: Callable[[Obj], str]) -> Callable[[Obj, datetime.datetime], list[str]]:
     def row(obj: Obj, now: datetime.datetime) -> list[str]:
         return [_name(obj), *(g(obj) for g in getters), age(obj, now)]
@@ -813,6 +831,8 @@ TABLES: dict[str, Table] = {
         lambda o: "true" if o.get("globalDefault") else "false")),
     "storageclasses": Table(("NAME", "PROVISIONER", "RECLAIMPOLICY", "VOLUMEBINDINGMODE",
                              "ALLOWVOLUMEEXPANSION", "AGE"), _storageclass_row),
+    "resourcequotas": Table(("NAME", "AGE", "REQUEST", "LIMIT"), _resourcequota_row),
+    "limitranges": Table(("NAME", "CREATED AT"), _limitrange_row),
 }
 
 DEFAULT_TABLE = Table(("NAME", "AGE"), _name_row())
