@@ -481,6 +481,13 @@ def _ingress_dict(args: argparse.Namespace) -> dict[str, Any]:
                             annotations=args.annotation)
 
 
+def _quota_dict(args: argparse.Namespace) -> dict[str, Any]:
+    from kubemu.cli import generate
+
+    return generate.resource_quota(args.name, args.namespace, hard=args.hard,
+                                   scopes=args.scopes)
+
+
 def _cronjob_dict(args: argparse.Namespace) -> dict[str, Any]:
     from kubemu.cli import generate
 
@@ -627,6 +634,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="an annotation; repeatable")
     _add_object_output_args(q)
     q.set_defaults(build=_ingress_dict)
+
+    q = kinds.add_parser("quota", aliases=["resourcequota"], help="create a resource quota",
+                         description="Create a resource quota with the specified name, hard "
+                                     "limits, and optional scopes.")
+    q.add_argument("name")
+    q.add_argument("--hard", default="", metavar="RESOURCE=QUANTITY,...",
+                   help="a comma-delimited set of resource=quantity pairs that define a hard "
+                        "limit")
+    q.add_argument("--scopes", default="", metavar="SCOPE,...",
+                   help="a comma-delimited set of quota scopes that must all match each "
+                        "object tracked by the quota")
+    _add_object_output_args(q)
+    q.set_defaults(build=_quota_dict)
 
     q = kinds.add_parser("job", help="create a job",
                          description="Create a job running an image (and a command after --), "

@@ -517,3 +517,43 @@ def ingress(name: str, ns: str | None, *, rules: list[str], default_backend: str
         meta["annotations"] = notes
     return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": meta,
             "spec": spec, "status": {"loadBalancer": {}}}
+
+
+# ---------------------------------------------------------------- resource quota
+
+QUANTITY_FORMAT_ERROR = ("quantities must match the regular expression "
+                         "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")
+
+
+def resource_list(spec: str) -> Obj | None:
+    """kubectl's populateResourceListV1: `name=quantity,...`, quantities in
+    their canonical form; None for an empty spec."""
+    from kubemu.api import quantity
+
+    if not spec:
+        return None
+    out: Obj = {}
+    for statement in spec.split(","):
+        parts = statement.split("=")
+        if len(parts) != 2:
+            raise CliError(f"Invalid argument syntax {statement}, expected <resource>=<value>")
+        try:
+            out[parts[0]] = str(quantity.parse(parts[1]))
+        except ValueError:
+            raise CliError(QUANTITY_FORMAT_ERROR) from None
+    return out
+
+
+def resource_quota(name: str, ns: str | None, *, hard: str, scopes: str) -> Obj:
+    """kubectl create quota: scopes are not checked here (the apiserver does)."""
+    spec: Obj = {}
+    hard_list = resource_list(hard)
+    if hard_list is not None:
+        spec["hard"] = hard_list
+    if scopes:
+        parsed = scopes.split(",")
+        if "" in parsed:
+            raise CliError('invalid resource quota scope ""')
+        spec["scopes"] = parsed
+    return {"kind": "ResourceQuota", "apiVersion": "v1", "metadata": metadata(name, ns),
+            "spec": spec, "status": {}}
