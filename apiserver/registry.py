@@ -14,6 +14,11 @@ and NodePorts) has its keys created and released in the object's own etcd
 transaction; a value lost to a concurrent writer is planned again (bounded). Reads of single objects and pages go to the store; watches go to
 the watch caches.
 
+Validating admission (`validating_admission`; today ResourceQuota,
+apiserver.quota_admission) runs after a strategy's validation, just before
+the write of a create or a main-resource update; it may refuse the object or
+write elsewhere first (a quota's status).
+
 A stored value that does not decode is reported, never fatal: Get, Update,
 Patch and Delete of it answer kube-apiserver's InternalError naming the key;
 a List skips it (logged once per key); a Delete with

@@ -280,9 +280,11 @@ def pod_matches_scope(req: ScopeRequirement, pod: Message) -> bool:
     if req.scope == SCOPE_NOT_BEST_EFFORT:
         return defaults.qos_class(pod) != "BestEffort"
     if req.scope == SCOPE_PRIORITY_CLASS:
+        # podMatchesSelector over {"PriorityClass": name}: the key is always
+        # there, so Exists is "has a class" and DoesNotExist never holds.
         name = pod.spec.priority_class_name
         if req.operator == "Exists":
-            return True if not req.values else name in req.values
+            return bool(name)
         if req.operator == "DoesNotExist":
             return False
         if req.operator == "In":

@@ -6,6 +6,8 @@ fills in default requests and limits and refuses a pod over its max, and a
 pod without the requests a quota limits is refused as Kubernetes refuses it."""
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from kubemu.api import errors
@@ -109,3 +111,19 @@ async def test_a_pod_without_requests_is_refused_where_a_quota_limits_them(clust
         ["Name:", "compute"], ["Namespace:", ns], ["Resource", "Used", "Hard"],
         ["--------", "----", "----"], ["limits.memory", "256Mi", "1Gi"],
         ["requests.cpu", "600m", "1"]], out.stdout
+
+
+async def test_concurrent_creates_cannot_overshoot_a_quota(cluster, api, ns):
+    await api.create(obj({"apiVersion": "v1", "kind": "ResourceQuota",
+                          "metadata": {"name": "few", "namespace": ns},
+                          "spec": {"hard": {"count/configmaps": "3"}}}))
+    await wait_used(api, ns, "few", {"count/configmaps": "0"})
+    results = await asyncio.gather(*(api.create(obj({
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"c{i}", "namespace": ns},
+        "data": {"i": str(i)}})) for i in range(10)), return_exceptions=True)
+    refused = [r for r in results if isinstance(r, errors.Forbidden)]
+    created = [r for r in results if not isinstance(r, BaseException)]
+    assert (len(created), len(refused)) == (3, 7), results
+    assert all("exceeded quota: few, requested: count/configmaps=1, used: "
+               "count/configmaps=3, limited: count/configmaps=3" in r.message for r in refused)
+    await wait_used(api, ns, "few", {"count/configmaps": "3"})

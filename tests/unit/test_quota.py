@@ -196,6 +196,31 @@ def test_scopes_select_pods(scopes, spec, matched):
     assert q.matches(PODS, qu, pod(**spec), dict(qu.status.hard)) is matched
 
 
+@pytest.mark.parametrize("operator, values, class_name, matched", [
+    ("In", ["high"], "high", True),
+    ("In", ["high"], "low", False),
+    ("NotIn", ["high"], "low", True),
+    ("NotIn", ["high"], "", True),
+    ("Exists", [], "low", True),
+    ("Exists", [], "", False),
+    ("DoesNotExist", [], "", False),
+], ids=["in", "in-not", "not-in", "not-in-no-class", "exists", "exists-no-class",
+        "does-not-exist"])
+def test_priority_class_scope_selector(operator, values, class_name, matched):
+    qu = quota(hard={"pods": "5"})
+    qu.spec.scope_selector.match_expressions.add(scope_name="PriorityClass",
+                                                 operator=operator, values=values)
+    p = pod(priorityClassName=class_name) if class_name else pod()
+    assert q.matches(PODS, qu, p, dict(qu.status.hard)) is matched
+
+
+@pytest.mark.parametrize("name, kind", [("quota", "ResourceQuota"),
+                                        ("resourcequotas", "ResourceQuota"),
+                                        ("limits", "LimitRange"), ("limitrange", "LimitRange")])
+def test_kubectl_names_resolve(name, kind):
+    assert REGISTRY.resolve(name).kind == kind
+
+
 def test_scoped_quota_does_not_govern_other_kinds():
     qu = quota(hard={"pods": "5", "count/configmaps": "1"}, scopes=["BestEffort"])
     assert not q.matches(CONFIGMAPS, qu, configmap("c"), dict(qu.status.hard))
