@@ -41,13 +41,17 @@ class QuotaAdmission:
             return False
         return old is None or (kind.group == "" and kind.kind in UPDATE_KINDS)
 
-    def _may_have_quotas(self, namespace: str) -> bool:
-        """A cheap look at the watch cache: no quota there, no store read."""
+    def _may_apply(self, kind: Kind, namespace: str) -> bool:
+        """A cheap look at the watch cache (as Kubernetes' quota admission
+        reads an informer): no quota there limiting anything `kind` counts
+        toward, no store read. Objects most kinds' creates never pay for."""
         cache = self.objects.caches.get(RESOURCE_QUOTAS)
         if cache is None or not cache.ready.is_set():
             return True
         prefix = namespace + "/"
-        return any(key.startswith(prefix) for key in cache.objects)
+        return any(key.startswith(prefix)
+                   and q.matching_resources(kind, list(quota.spec.hard) + list(quota.status.hard))
+                   for key, quota in cache.objects.items())
 
     async def _quotas(self, namespace: str) -> list[Message]:
         items, _, _, _ = await self.objects.list(self.quota_kind, namespace, None, 0, "")
@@ -59,7 +63,7 @@ class QuotaAdmission:
         if not self.handles(kind, old):
             return
         namespace = obj.metadata.namespace
-        if not self._may_have_quotas(namespace):
+        if not self._may_apply(kind, namespace):
             return
         charged_already: set[str] = set()
         for _ in range(CHARGE_RETRIES):

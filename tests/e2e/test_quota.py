@@ -106,6 +106,13 @@ async def test_a_pod_without_requests_is_refused_where_a_quota_limits_them(clust
     assert refused.value.message == (
         'pods "more" is forbidden: exceeded quota: compute, requested: requests.cpu=500m, '
         "used: requests.cpu=600m, limited: requests.cpu=1")
+    # A pod that finishes stops using compute: the controller releases it.
+    done = pod_doc("done", ns, [busybox("exit 0", resources={"requests": {"cpu": "300m"},
+                                                            "limits": {"memory": "64Mi"}})],
+                   restartPolicy="Never")
+    await create_pod(api, done)
+    await wait_pod(api, ns, "done", lambda p: p["status"].get("phase") == "Succeeded")
+    await wait_used(api, ns, "compute", {"requests.cpu": "600m", "limits.memory": "256Mi"})
     out = await cli(cluster, "describe", "quota", "compute", "-n", ns)
     assert [line.split() for line in out.stdout.splitlines()] == [
         ["Name:", "compute"], ["Namespace:", ns], ["Resource", "Used", "Hard"],

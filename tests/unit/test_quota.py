@@ -479,3 +479,27 @@ async def test_controller_recomputes_used_and_releases_finished_pods():
         assert dict(quota_now.status.hard) == dict(quota_now.spec.hard)
     finally:
         await h.stop()
+
+
+async def test_admission_reads_the_store_only_for_kinds_a_cached_quota_limits(reg, monkeypatch):
+    import types
+
+    stored = await _quota_with_status(reg, {"pods": "1"})
+    ready = asyncio.Event()
+    ready.set()
+    reg.caches["resourcequotas"] = types.SimpleNamespace(
+        ready=ready, objects={"default/q": stored})
+    plugin = reg.validating_admission[0]
+    reads = []
+    real = plugin._quotas
+
+    async def counted(namespace):
+        reads.append(namespace)
+        return await real(namespace)
+    monkeypatch.setattr(plugin, "_quotas", counted)
+    await reg.create(CONFIGMAPS, "default", configmap("a"))
+    assert reads == []
+    await reg.create(PODS, "default", make_pod("x").build())
+    assert reads == ["default"]
+    with pytest.raises(errors.Forbidden, match="exceeded quota: q"):
+        await reg.create(PODS, "default", make_pod("y").build())
