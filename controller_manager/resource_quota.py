@@ -93,7 +93,7 @@ class ResourceQuotaController(Controller):
                 return informer.by_index(BY_NAMESPACE, namespace)
             return listed.get(kind, [])
 
-        used = q.compute_used(quota, objects, REGISTRY.kinds)
+        used = q.compute_used(quota, objects, REGISTRY.kinds, self.ctx.clock())
         status = copy(quota.status)
         status.hard.clear()
         status.hard.update(quota.spec.hard)

@@ -21,6 +21,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 from google.protobuf.message import Message
 
+from kubemu import timefmt
 from kubemu.api import defaults, quantity
 from kubemu.api.kinds import Kind
 
@@ -146,14 +147,26 @@ def _compute_usage(requests: Mapping[str, Fraction], limits: Mapping[str, Fracti
     return out
 
 
-def pod_counts(pod: Message) -> bool:
-    """QuotaV1Pod: a pod in a terminal phase no longer uses compute."""
-    return pod.status.phase not in TERMINAL_PHASES
+def pod_counts(pod: Message, now_s: float | None = None) -> bool:
+    """QuotaV1Pod: a pod in a terminal phase no longer uses compute, nor one
+    still being deleted past its grace period (at `now_s`; a lost node's pods
+    must not keep their owners from scaling up elsewhere)."""
+    if pod.status.phase in TERMINAL_PHASES:
+        return False
+    meta = pod.metadata
+    if now_s is not None and meta.deletion_timestamp \
+            and meta.HasField("deletion_grace_period_seconds"):
+        try:
+            deleted_s = timefmt.parse_rfc3339(meta.deletion_timestamp)
+        except ValueError:
+            return True
+        return now_s <= deleted_s + meta.deletion_grace_period_seconds
+    return True
 
 
-def pod_usage(pod: Message) -> Usage:
+def pod_usage(pod: Message, now_s: float | None = None) -> Usage:
     usage: Usage = {COUNT_PREFIX + PODS: Fraction(1)}
-    if not pod_counts(pod):
+    if not pod_counts(pod, now_s):
         return usage
     spec = pod.spec
     requests = _sum_max(spec.containers, spec.init_containers, "requests")
@@ -220,10 +233,11 @@ def pvc_usage(pvc: Message) -> Usage:
     return usage
 
 
-def object_usage(kind: Kind, obj: Message) -> Usage:
-    """What one object uses, in every quota name that may count it."""
+def object_usage(kind: Kind, obj: Message, now_s: float | None = None) -> Usage:
+    """What one object uses, in every quota name that may count it (`now_s`:
+    for pods being deleted)."""
     if kind.group == "" and kind.kind == "Pod":
-        return pod_usage(obj)
+        return pod_usage(obj, now_s)
     if kind.group == "" and kind.kind == "Service":
         return service_usage(obj)
     if kind.group == "" and kind.kind == "PersistentVolumeClaim":
@@ -390,7 +404,7 @@ def check(kind: Kind, obj: Message, old: Message | None,
 # ---------------------------------------------------------------- the controller
 
 def compute_used(quota: Message, objects: Callable[[Kind], Sequence[Message]],
-                 kinds: Iterable[Kind]) -> Usage:
+                 kinds: Iterable[Kind], now_s: float | None = None) -> Usage:
     """A quota's status.used from what exists (CalculateUsage): for each kind
     whose objects count toward a hard resource, the sum over its objects in
     the namespace that the quota's scopes select; every hard resource gets a
@@ -404,7 +418,7 @@ def compute_used(quota: Message, objects: Callable[[Kind], Sequence[Message]],
         for obj in objects(kind):
             if not matches(kind, quota, obj, hard):
                 continue
-            usage = object_usage(kind, obj)
+            usage = object_usage(kind, obj, now_s)
             for name in names:
                 if name in usage:
                     used[name] += usage[name]

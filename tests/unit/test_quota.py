@@ -159,6 +159,16 @@ def test_finished_pods_count_only_as_objects():
     assert q.format_list(q.pod_usage(p)) == {"count/pods": "1"}
 
 
+@pytest.mark.parametrize("now_s, counted", [
+    (1_800_000_000.0, True), (1_800_000_060.0, True), (1_800_000_061.0, False)],
+    ids=["before-deadline", "at-deadline-plus-grace", "past-deadline-plus-grace"])
+def test_a_pod_stuck_deleting_past_its_grace_stops_counting(now_s, counted):
+    p = pod(containers=[ctr(requests={"cpu": "1"})])
+    p.metadata.deletion_timestamp = "2027-01-15T08:00:30Z"  # 1_800_000_030
+    p.metadata.deletion_grace_period_seconds = 30
+    assert ("requests.cpu" in q.pod_usage(p, now_s)) is counted
+
+
 @pytest.mark.parametrize("spec, expected", [
     ({"type": "ClusterIP", "ports": [{"port": 80}]}, {"services": "1", "count/services": "1"}),
     ({"type": "NodePort", "ports": [{"port": 80}, {"port": 81, "name": "b"}]},
