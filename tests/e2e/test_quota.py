@@ -13,7 +13,7 @@ import pytest
 from kubemu.api import errors
 from kubemu.client.wait import wait_for
 from tests.e2e.test_kubelet import (WAIT_S, ClusterThread, Seen, busybox, cli, create_pod,
-                                    obj, pod_doc, running, serving, wait_pod,
+                                    obj, pod_doc, running, serving, wait_event, wait_pod,
                                     workload_control_plane)
 
 pytestmark = pytest.mark.e2e
@@ -134,3 +134,31 @@ async def test_concurrent_creates_cannot_overshoot_a_quota(cluster, api, ns):
     assert all("exceeded quota: few, requested: count/configmaps=1, used: "
                "count/configmaps=3, limited: count/configmaps=3" in r.message for r in refused)
     await wait_used(api, ns, "few", {"count/configmaps": "3"})
+
+
+async def test_a_deployment_under_a_quota_stops_at_it_and_says_why(cluster, api, ns):
+    await api.create(obj({"apiVersion": "v1", "kind": "ResourceQuota",
+                          "metadata": {"name": "two", "namespace": ns},
+                          "spec": {"hard": {"pods": "2"}}}))
+    await wait_used(api, ns, "two", {"pods": "0"})
+    await api.create(obj({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": ns},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"terminationGracePeriodSeconds": 1,
+                                       "containers": [busybox("exec sleep 3600")]}}}}))
+
+    async def refused_replica_set():
+        for rs in (await api.list("replicasets", ns)).items:
+            for cond in rs.status.conditions:
+                if cond.type == "ReplicaFailure" and cond.reason == "FailedCreate":
+                    return rs, cond
+        return Seen([rs.metadata.name for rs in (await api.list("replicasets", ns)).items])
+    rs, cond = await wait_for(refused_replica_set, WAIT_S, interval_s=0.1)
+    assert "is forbidden: exceeded quota: two, requested: pods=1, used: pods=2, limited: pods=2" \
+        in cond.message, cond.message
+    events = await wait_event(api, ns, rs.metadata.name, "FailedCreate", "exceeded quota: two")
+    assert events["message"].startswith(f'Error creating: pods "{rs.metadata.name}-'), events
+    assert len((await api.list("pods", ns)).items) == 2
+    await wait_used(api, ns, "two", {"pods": "2"})
+    await api.delete("deployments", "web", ns, propagation_policy="Foreground")

@@ -513,3 +513,41 @@ async def test_admission_reads_the_store_only_for_kinds_a_cached_quota_limits(re
     assert reads == ["default"]
     with pytest.raises(errors.Forbidden, match="exceeded quota: q"):
         await reg.create(PODS, "default", make_pod("y").build())
+
+
+# seed 003, line 719 (indentation restored): the notes' LimitRange.
+SEED_LIMIT_RANGE = """
+apiVersion: v1
+kind: LimitRange
+metadata:
+  name: cpu-resource-constraint
+spec:
+  limits:
+  - default: # this section defines default limits
+      cpu: 500m
+    defaultRequest: # this section defines default requests
+      cpu: 500m
+    max: # max and min define the limit range
+      cpu: "1"
+    min:
+      cpu: 100m
+    type: Container
+"""
+
+
+def test_the_seed_limit_range_loads_validates_and_defaults_a_pod():
+    import yaml
+
+    doc = yaml.safe_load(SEED_LIMIT_RANGE)
+    doc["metadata"]["namespace"] = "default"
+    lr = obj(doc)
+    assert validation.validate(LIMIT_RANGES, lr) == []
+    p = pod(containers=[ctr("web")])
+    limitranger.admit_pod(p, [lr])
+    assert dict(p.spec.containers[0].resources.requests) == {"cpu": "500m"}
+    assert dict(p.spec.containers[0].resources.limits) == {"cpu": "500m"}
+    # "If you specify a limit less than your request, it will let you fail": the
+    # pod's own validation refuses it, not the LimitRange.
+    low = pod(containers=[ctr("web", requests={"cpu": "200m"}, limits={"cpu": "150m"})])
+    limitranger.admit_pod(low, [lr])
+    assert validation.validate(PODS, low) != []
