@@ -82,6 +82,10 @@ MANIFESTS: dict[str, dict] = {
     "ingressclasses": {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
                        "metadata": {"name": "nginx"},
                        "spec": {"controller": "k8s.io/ingress-nginx"}},
+    "poddisruptionbudgets": {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                             "metadata": {"name": "web"},
+                             "spec": {"minAvailable": 1,
+                                      "selector": {"matchLabels": {"app": "web"}}}},
 }
 
 # A change of each kind's content that is allowed on update (as a merge patch).
@@ -110,4 +114,5 @@ CHANGES: dict[str, dict] = {
     "ingresses": {"spec": {"defaultBackend": {"service": {"name": "web",
                                                           "port": {"number": 8080}}}}},
     "ingressclasses": {"metadata": {"labels": {"team": "a"}}},
+    "poddisruptionbudgets": {"spec": {"minAvailable": 2}},
 }

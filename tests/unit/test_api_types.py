@@ -17,6 +17,7 @@ import yaml
 
 from kubemu.api import codec, errors
 from kubemu.api.kinds import REGISTRY
+from kubemu.api.v1 import policy_pb2
 
 # ---------------------------------------------------------------- manifests
 
@@ -1567,6 +1568,65 @@ spec:
     namespace: ingress
 """
 
+PDB_MIN_AVAILABLE = """
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: zk-pdb
+  namespace: default
+spec:
+  minAvailable: 2
+  selector:
+    matchLabels:
+      app: zookeeper
+"""
+
+PDB_FULL = """
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: web
+  namespace: default
+  generation: 1
+spec:
+  selector:
+    matchExpressions:
+    - key: app
+      operator: In
+      values:
+      - web
+  maxUnavailable: 25%
+  unhealthyPodEvictionPolicy: AlwaysAllow
+status:
+  observedGeneration: 1
+  disruptedPods:
+    web-7d4b9c-abcde: "2026-11-30T16:00:00Z"
+  disruptionsAllowed: 0
+  currentHealthy: 3
+  desiredHealthy: 3
+  expectedPods: 4
+  conditions:
+  - type: DisruptionAllowed
+    status: "False"
+    observedGeneration: 1
+    lastTransitionTime: "2026-11-30T16:00:00Z"
+    reason: InsufficientPods
+"""
+
+EVICTION = """
+apiVersion: policy/v1
+kind: Eviction
+metadata:
+  name: web-7d4b9c-abcde
+  namespace: default
+deleteOptions:
+  gracePeriodSeconds: 0
+  preconditions:
+    resourceVersion: "42"
+  dryRun:
+  - All
+"""
+
 ROUND_TRIP_CASES = {
     "namespace": NAMESPACE,
     "configmap": CONFIGMAP,
@@ -1612,6 +1672,8 @@ ROUND_TRIP_CASES = {
     "endpointslice-empty": ENDPOINT_SLICE_EMPTY,
     "ingress": INGRESS,
     "ingressclass": INGRESS_CLASS,
+    "pdb-min-available": PDB_MIN_AVAILABLE,
+    "pdb-full": PDB_FULL,
 }
 
 
@@ -1636,6 +1698,14 @@ def test_manifest_round_trips_unchanged(text):
     # And through the wire form, as objects travel between components.
     again = type(msg).FromString(msg.SerializeToString())
     assert codec.to_dict(again) == doc
+
+
+def test_eviction_round_trips_unchanged():
+    """Eviction is no stored kind (only the pods/eviction body), so no registry entry."""
+    doc = _load(EVICTION)
+    msg = codec.from_dict(policy_pb2.Eviction, copy.deepcopy(doc))
+    assert codec.to_dict(msg) == doc
+    assert msg.delete_options.grace_period_seconds == 0
 
 
 def test_every_registered_kind_has_a_round_trip_case():

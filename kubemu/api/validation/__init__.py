@@ -32,6 +32,7 @@ from kubemu.api.validation import (
     discovery,
     meta,
     networking,
+    policy,
     storage,
 )
 from kubemu.api.validation.batch import cron_error
@@ -40,7 +41,7 @@ from kubemu.api.validation.meta import KindValidator, Problems
 __all__ = ["MODULES", "STATUS_VALIDATORS", "VALIDATORS", "cron_error", "validate",
            "validate_status"]
 
-MODULES = (meta, core, apps, batch, coordination, discovery, networking, storage)
+MODULES = (meta, core, apps, batch, coordination, discovery, networking, storage, policy)
 
 VALIDATORS: dict[str, KindValidator] = {
     "Pod": core.validate_pod,
@@ -65,6 +66,7 @@ VALIDATORS: dict[str, KindValidator] = {
     "EndpointSlice": discovery.validate_endpoint_slice,
     "Ingress": networking.validate_ingress,
     "IngressClass": networking.validate_ingress_class,
+    "PodDisruptionBudget": policy.validate_pod_disruption_budget,
 }
 
 
@@ -76,6 +78,7 @@ STATUS_VALIDATORS: dict[str, KindValidator] = {
     "StatefulSet": apps.validate_stateful_set_status,
     "DaemonSet": apps.validate_daemon_set_status,
     "Job": batch.validate_job_status,
+    "PodDisruptionBudget": policy.validate_pod_disruption_budget_status,
 }
 
 
