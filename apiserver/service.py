@@ -71,7 +71,7 @@ class ResourcesService(pb_grpc.ResourcesServicer):
         self.registry = registry
         self._kubelets: collections.OrderedDict[str, tuple[grpc.aio.Channel, object]] = \
             collections.OrderedDict()
-        self.evictor = Evictor(objects, registry, objects.clock)
+        self._evictor: Evictor | None = None
 
     async def _kubelet(self, node_name: str) -> tuple[str, kubelet_pb2_grpc.KubeletStub]:
         """The node's kubelet: its InternalIP and status.daemonEndpoints.kubeletEndpoint.Port."""
@@ -287,7 +287,9 @@ class ResourcesService(pb_grpc.ResourcesServicer):
 
     @grpc_server.unary_errors
     async def Evict(self, request, context):
-        pod = await self.evictor.evict(request.namespace, request.eviction)
+        if self._evictor is None:
+            self._evictor = Evictor(self.objects, self.registry, self.objects.clock)
+        pod = await self._evictor.evict(request.namespace, request.eviction)
         return pb.ObjectResponse(object=self.registry.pack(pod))
 
     @grpc_server.unary_errors
