@@ -8,15 +8,19 @@
    DaemonSet gone and `--force`: deleted with the NotFound as warning); mirror
    pods are skipped; emptyDir pods need `--delete-emptydir-data`; pods without a
    controller need `--force`. Finished pods always go. Errors are grouped by
-   message: `cannot delete Pods declare no controller (use --force to override):
-   default/bare`; warnings likewise after `Warning: `.
+   message, each as `cannot delete <message>: ns/a, ns/b` (kubectl 1.32's
+   message for pods without a controller already starts with "cannot delete",
+   so it reads `cannot delete cannot delete Pods that declare no controller
+   (use --force to override): default/bare`, as 1.32 prints it); warnings
+   likewise after `Warning: `.
 3. Evict every pod at once (one task each; `--disable-eviction` deletes
    instead): `evicting pod ns/name` before each attempt; a 429 (a disruption
    budget forbids it now) prints kubectl's `error when evicting pods/"x" -n "ns"
    (will retry after 5s): ...` on stderr and tries again after 5 s; NotFound
    means done. Each evicted pod is then polled every second until it is gone
    (or replaced under its name by another uid): `pod/name evicted`.
-   `--timeout` (0 = none) bounds the whole of it.
+   `--timeout` (0 = none) is one deadline for all of it, looked at where
+   kubectl looks (after each `evicting pod` line, and while waiting).
 4. `node/n1 drained`. On failure, kubectl's lines on stderr
    (`error: unable to drain node "n1" due to error: ..., continuing command...`,
    `There are pending nodes to be drained:`) and the error last, exit 1.
@@ -41,7 +45,8 @@ DAEMONSET_FATAL = "DaemonSet-managed Pods (use --ignore-daemonsets to ignore)"
 DAEMONSET_WARNING = "ignoring DaemonSet-managed Pods"
 LOCAL_STORAGE_FATAL = "Pods with local storage (use --delete-emptydir-data to override)"
 LOCAL_STORAGE_WARNING = "deleting Pods with local storage"
-UNMANAGED_FATAL = "Pods declare no controller (use --force to override)"
+# kubectl 1.32's own text, which errors() prefixes with "cannot delete " once more.
+UNMANAGED_FATAL = "cannot delete Pods that declare no controller (use --force to override)"
 UNMANAGED_WARNING = "deleting Pods that declare no controller"
 MIRROR_POD_ANNOTATION = "kubernetes.io/config.mirror"
 EVICT_ERROR_RETRY_DELAY_S = 5.0  # kubectl's EvictErrorRetryDelay
@@ -203,6 +208,7 @@ class Drainer:
     disable_eviction: bool
     dry_run: str
     clock: Callable[[], float] = time.time
+    monotonic: Callable[[], float] = time.monotonic
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     retry_delay_s: float = EVICT_ERROR_RETRY_DELAY_S
 
@@ -245,7 +251,9 @@ class Drainer:
         except errors.NotFound:
             return None
 
-    async def _wait_gone(self, pod: Any, verb: str) -> None:
+    async def _wait_gone(self, pod: Any, verb: str, deadline_s: float | None) -> None:
+        """waitForDelete: poll every second until the pod is gone or replaced;
+        TimeoutError once `deadline_s` (monotonic) passes."""
         while True:
             current = await self._get(pod)
             if current is None or current.metadata.uid != pod.metadata.uid:
@@ -256,56 +264,47 @@ class Drainer:
                 _out(f'pod "{pod.metadata.name}" has DeletionTimestamp older than '
                      f"{self.filters.skip_wait_for_delete_timeout_s} seconds, skipping")
                 return
+            if deadline_s is not None and self.monotonic() + WAIT_INTERVAL_S > deadline_s:
+                raise TimeoutError
             await self.sleep(WAIT_INTERVAL_S)
 
-    async def _evict_one(self, pod: Any) -> None:
+    async def _evict_one(self, pod: Any, deadline_s: float | None) -> str | None:
+        """One pod's eviction then its wait; kubectl's error text, or None.
+        As kubectl, the deadline is looked at after each `evicting pod` line."""
+        from kubemu import timefmt
         from kubemu.api import errors
 
         ns, name = pod.metadata.namespace, pod.metadata.name
         server_dry_run = self.dry_run == "server"
-        active = pod
         while True:
             _out(f"evicting pod {ns}/{name}" + (" (server dry run)" if server_dry_run else ""))
+            if deadline_s is not None and self.monotonic() >= deadline_s:
+                return (f'error when evicting pods/"{name}" -n "{ns}": global timeout '
+                        f"reached: {timefmt.go_duration(self.timeout_s)}")
             try:
                 await self.client.evict(ns, name, grace_period_s=self.grace_period_s,
                                         dry_run=server_dry_run)
                 break
             except errors.NotFound:
-                return
+                return None
             except errors.TooManyRequests as exc:
-                from kubemu import timefmt
-
-                _err(f'error when evicting pods/"{name}" -n "{ns}" (will retry after '
-                     f"{timefmt.go_duration(self.retry_delay_s)}): {exc.message}")
+                _err(f'error when evicting pods/"{name}" -n "{ns}" (will retry after 5s): '
+                     f"{exc.message}")
                 await self.sleep(self.retry_delay_s)
             except errors.ApiError as exc:
-                raise DrainFailed([f'error when evicting pods/"{name}" -n "{ns}": '
-                                   f"{exc.message}"]) from None
-            fresh = await self._get(active)
-            active = fresh if fresh is not None else active
+                return f'error when evicting pods/"{name}" -n "{ns}": {exc.message}'
         if server_dry_run:
-            return
-        await self._wait_gone(pod, "evicted")
-
-    async def _bounded(self, pod: Any, work: Awaitable[None]) -> str | None:
-        """One pod's eviction within --timeout; its error text, or None."""
-        from kubemu import timefmt
-
+            return None
         try:
-            if self.timeout_s > 0:
-                await asyncio.wait_for(work, self.timeout_s)
-            else:
-                await work
-        except DrainFailed as exc:
-            return str(exc)
+            await self._wait_gone(pod, "evicted", deadline_s)
         except TimeoutError:
-            return (f'error when evicting pods/"{pod.metadata.name}" -n '
-                    f'"{pod.metadata.namespace}": global timeout reached: '
-                    f"{timefmt.go_duration(self.timeout_s)}")
+            return (f'error when waiting for pod "{name}" in namespace "{ns}" to terminate: '
+                    "context deadline exceeded")
         return None
 
     async def evict_pods(self, pods: list[Any]) -> None:
-        results = await asyncio.gather(*(self._bounded(p, self._evict_one(p)) for p in pods))
+        deadline_s = self.monotonic() + self.timeout_s if self.timeout_s > 0 else None
+        results = await asyncio.gather(*(self._evict_one(p, deadline_s) for p in pods))
         errs = [r for r in results if r is not None]
         if errs:
             raise DrainFailed(errs)
@@ -324,14 +323,9 @@ class Drainer:
         if server_dry_run:
             return
 
-        async def wait_all() -> None:
-            await asyncio.gather(*(self._wait_gone(p, "deleted") for p in pods))
-
+        deadline_s = self.monotonic() + self.timeout_s if self.timeout_s > 0 else None
         try:
-            if self.timeout_s > 0:
-                await asyncio.wait_for(wait_all(), self.timeout_s)
-            else:
-                await wait_all()
+            await asyncio.gather(*(self._wait_gone(p, "deleted", deadline_s) for p in pods))
         except TimeoutError:
             raise DrainFailed(["context deadline exceeded"]) from None
 

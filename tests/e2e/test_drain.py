@@ -221,7 +221,9 @@ async def test_bare_pod_blocks_drain_without_force(cluster, api, ns):
         await wait_for(running, WAIT_S, interval_s=0.2, message="bare pod ready")
 
         refused = await cli(cluster, "drain", "node-3", "--ignore-daemonsets")
-        error = f"cannot delete Pods declare no controller (use --force to override): {ns}/bare"
+        # kubectl 1.32 says "cannot delete" twice here (its message and errors() both do).
+        error = ("cannot delete cannot delete Pods that declare no controller (use --force to "
+                 f"override): {ns}/bare")
         assert refused.returncode == 1, refused
         assert refused.stdout == "node/node-3 cordoned\n", refused
         assert refused.stderr.splitlines() == [

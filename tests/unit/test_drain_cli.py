@@ -29,8 +29,10 @@ def pod(name: str, *, owner: str = "", phase: str = "Running", emptydir: bool = 
 
 @pytest.mark.parametrize("pods, flags, deleted, errs, warnings", [
     ([pod("web", owner="ReplicaSet")], {}, ["web"], [], ""),
+    # kubectl 1.32's doubled wording (its message starts with "cannot delete" too).
     ([pod("bare")], {}, [],
-     ["cannot delete Pods declare no controller (use --force to override): default/bare"], ""),
+     ["cannot delete cannot delete Pods that declare no controller (use --force to override): "
+      "default/bare"], ""),
     ([pod("bare")], {"force": True}, ["bare"], [],
      "deleting Pods that declare no controller: default/bare"),
     ([pod("ds", owner="DaemonSet")], {}, [],
@@ -51,7 +53,8 @@ def pod(name: str, *, owner: str = "", phase: str = "Running", emptydir: bool = 
      "deleting Pods that declare no controller: default/tmp"),
     ([pod("done", phase="Failed")], {}, ["done"], [], ""),
     ([pod("a"), pod("b"), pod("ds", owner="DaemonSet")], {}, [],
-     ["cannot delete Pods declare no controller (use --force to override): default/a, default/b",
+     ["cannot delete cannot delete Pods that declare no controller (use --force to override): "
+      "default/a, default/b",
       "cannot delete DaemonSet-managed Pods (use --ignore-daemonsets to ignore): default/ds"],
      ""),
 ], ids=["managed", "bare", "bare-force", "daemonset", "daemonset-ignored", "daemonset-finished",
@@ -110,32 +113,63 @@ async def no_sleep(_s: float) -> None:
     return None
 
 
-def drainer(client, **kw) -> drain.Drainer:
-    return drain.Drainer(client, drain.Filters(), grace_period_s=None, timeout_s=kw.get(
-        "timeout_s", 0.0), pod_selector="", chunk_size=500, disable_eviction=False,
-        dry_run="none", clock=lambda: NOW_S, sleep=kw.get("sleep", no_sleep))
+class FakeTime:
+    """A monotonic clock that the fake sleep moves."""
+
+    def __init__(self) -> None:
+        self.now_s = 100.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now_s
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now_s += seconds
+
+
+def drainer(client, clock: FakeTime, timeout_s: float = 0.0) -> drain.Drainer:
+    return drain.Drainer(client, drain.Filters(), grace_period_s=None, timeout_s=timeout_s,
+                         pod_selector="", chunk_size=500, disable_eviction=False,
+                         dry_run="none", clock=lambda: NOW_S, monotonic=clock,
+                         sleep=clock.sleep)
+
+
+REFUSED = ('error when evicting pods/"web-1" -n "default" (will retry after 5s): Cannot evict '
+           "pod as it would violate the pod's disruption budget.")
 
 
 async def test_eviction_retries_on_429_with_kubectls_words(capsys):
-    client = FakeClient(refusals=2)
-    await drainer(client).evict_pods([pod("web-1", owner="ReplicaSet")])
+    client, clock = FakeClient(refusals=2), FakeTime()
+    await drainer(client, clock).evict_pods([pod("web-1", owner="ReplicaSet")])
     out, err = capsys.readouterr()
     assert out.splitlines() == ["evicting pod default/web-1"] * 3 + ["pod/web-1 evicted"]
-    assert err.splitlines() == [
-        'error when evicting pods/"web-1" -n "default" (will retry after 5s): Cannot evict '
-        "pod as it would violate the pod's disruption budget."] * 2
-    assert client.evictions == 3
+    assert err.splitlines() == [REFUSED] * 2
+    assert client.evictions == 3 and clock.slept == [5.0, 5.0]
 
 
-async def test_timeout_ends_a_blocked_eviction(capsys):
-    import asyncio
-
-    async def real_sleep(_s: float) -> None:
-        await asyncio.sleep(0.01)
-
-    client = FakeClient(refusals=10**6)
+async def test_timeout_ends_a_blocked_eviction_after_its_next_attempt_line(capsys):
+    client, clock = FakeClient(refusals=10**6), FakeTime()
     with pytest.raises(drain.DrainFailed) as caught:
-        await drainer(client, timeout_s=0.05, sleep=real_sleep).evict_pods(
-            [pod("web-1", owner="ReplicaSet")])
+        await drainer(client, clock, timeout_s=12).evict_pods([pod("web-1", owner="ReplicaSet")])
     assert caught.value.errs == [
-        'error when evicting pods/"web-1" -n "default": global timeout reached: 50ms']
+        'error when evicting pods/"web-1" -n "default": global timeout reached: 12s']
+    out, err = capsys.readouterr()
+    # Attempts at 0, 5 and 10 s; the fourth line (15 s) finds the deadline passed.
+    assert out.splitlines() == ["evicting pod default/web-1"] * 4
+    assert err.splitlines() == [REFUSED] * 3
+
+
+class StuckClient(FakeClient):
+    """Evictions succeed but the pod never goes."""
+
+    async def evict(self, namespace: str, name: str, **_kw: Any):
+        self.evictions += 1
+
+
+async def test_timeout_while_waiting_for_the_pod_to_go(capsys):
+    client, clock = StuckClient(refusals=0), FakeTime()
+    with pytest.raises(drain.DrainFailed) as caught:
+        await drainer(client, clock, timeout_s=3).evict_pods([pod("web-1", owner="ReplicaSet")])
+    assert caught.value.errs == ['error when waiting for pod "web-1" in namespace "default" to '
+                                 "terminate: context deadline exceeded"]
