@@ -106,10 +106,10 @@ def check_and_decrement(pdb: Message, pod_name: str, now_s: float) -> Message:
     if status.observed_generation < pdb.metadata.generation:
         raise still_processing(pdb.metadata.name)
     if status.disruptions_allowed < 0:
-        raise errors.Forbidden(f'poddisruptionbudgets.policy "{pdb.metadata.name}" is '
+        raise errors.Forbidden(f'poddisruptionbudget.policy "{pdb.metadata.name}" is '
                                "forbidden: pdb disruptions allowed is negative")
     if len(status.disrupted_pods) > MAX_DISRUPTED_PODS:
-        raise errors.Forbidden(f'poddisruptionbudgets.policy "{pdb.metadata.name}" is '
+        raise errors.Forbidden(f'poddisruptionbudget.policy "{pdb.metadata.name}" is '
                                "forbidden: DisruptedPods map too big - too many evictions not "
                                "confirmed by PDB controller")
     if status.disruptions_allowed == 0:
@@ -224,7 +224,7 @@ class Evictor:
             except errors.Conflict:
                 pdb = await self.objects.get(self.pdbs, pdb.metadata.namespace,
                                              pdb.metadata.name)
-        raise errors.Timeout(f'couldn\'t update PodDisruptionBudget "{pdb.metadata.name}" due '
+        raise errors.Timeout(f'Timeout: couldn\'t update PodDisruptionBudget "{pdb.metadata.name}" due '
                              "to conflicts")
 
     async def _delete(self, pod: Message, options: DeleteOptions, enforce: bool,

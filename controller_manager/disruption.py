@@ -17,6 +17,10 @@ For each PDB, from the pods its selector picks in its namespace:
   pod, a bad percent) writes disruptionsAllowed 0 with reason SyncFailed
   (failSafe), so evictions stop rather than run on a wrong budget.
 
+A pod left with the DisruptionTarget condition the eviction subresource set
+but not deleted (the delete failed) gets it set back to False after
+STALE_POD_DISRUPTION_TIMEOUT_S, as Kubernetes' syncStalePodDisruption does.
+
 `compute_status` is pure; `sync` reads the informers and writes status only
 when it changed (with the cached resourceVersion: a conflict requeues).
 """
@@ -34,6 +38,14 @@ from kubemu.api import codec, errors, labels
 from kubemu.client.informer import object_of
 
 DELETION_TIMEOUT_S = 120.0  # Kubernetes' DeletionTimeout for status.disruptedPods
+# A pod the eviction subresource marked DisruptionTarget but did not delete:
+# the condition is set back to False after this long (stalePodDisruptionTimeout).
+STALE_POD_DISRUPTION_TIMEOUT_S = 120.0
+DISRUPTION_TARGET = "DisruptionTarget"
+TERMINATION_BY_KUBELET = "TerminationByKubelet"
+# Keys of pods whose DisruptionTarget condition may go stale share the
+# workqueue with the PDB keys (Kubernetes has a second queue).
+STALE_PREFIX = "stale-pod-disruption:"
 CONDITION = "DisruptionAllowed"
 SUFFICIENT, INSUFFICIENT, SYNC_FAILED = "SufficientPods", "InsufficientPods", "SyncFailed"
 
@@ -50,6 +62,8 @@ class Computed:
     disruptions_allowed: int
     disrupted_pods: dict[str, str]
     unmanaged_pods: tuple[str, ...]
+    # Pods listed in disruptedPods longer than DELETION_TIMEOUT_S and not deleted.
+    not_deleted: tuple[str, ...]
     # When an entry of disruptedPods expires (unix s), so the PDB is synced then.
     recheck_s: float | None
 
@@ -98,6 +112,7 @@ def expected_and_desired(pdb: Message, pods: list[Message], scale_of) -> tuple[i
 def compute_status(pdb: Message, pods: list[Message], scale_of, now_s: float) -> Computed:
     expected, desired, unmanaged = expected_and_desired(pdb, pods, scale_of)
     disrupted: dict[str, str] = {}
+    not_deleted: list[str] = []
     recheck_s: float | None = None
     listed = pdb.status.disrupted_pods
     for pod in pods:
@@ -105,7 +120,8 @@ def compute_status(pdb: Message, pods: list[Message], scale_of, now_s: float) ->
             continue
         since_s = cu.time_s(listed[pod.metadata.name])
         if since_s is None or since_s + DELETION_TIMEOUT_S < now_s:
-            continue  # expected to be deleted by now and was not: counts again
+            not_deleted.append(pod.metadata.name)  # expected gone by now: counts again
+            continue
         disrupted[pod.metadata.name] = listed[pod.metadata.name]
         expires_s = since_s + DELETION_TIMEOUT_S
         recheck_s = expires_s if recheck_s is None else min(recheck_s, expires_s)
@@ -116,7 +132,22 @@ def compute_status(pdb: Message, pods: list[Message], scale_of, now_s: float) ->
     allowed = healthy - desired
     if expected <= 0 or allowed <= 0:
         allowed = 0
-    return Computed(expected, desired, healthy, allowed, disrupted, tuple(unmanaged), recheck_s)
+    return Computed(expected, desired, healthy, allowed, disrupted, tuple(unmanaged),
+                    tuple(not_deleted), recheck_s)
+
+
+def stale_disruption_wait_s(pod: Message, now_s: float,
+                            timeout_s: float = STALE_POD_DISRUPTION_TIMEOUT_S) -> float | None:
+    """nonTerminatingPodHasStaleDisruptionCondition: None when the pod has no
+    DisruptionTarget condition to clear (terminating, terminal, or set by the
+    kubelet); else the seconds left before it is stale (0: clear it now)."""
+    if pod.metadata.deletion_timestamp or pod.status.phase in ("Succeeded", "Failed"):
+        return None
+    cond = cu.get_condition(pod.status, DISRUPTION_TARGET)
+    if cond is None or cond.status != "True" or cond.reason == TERMINATION_BY_KUBELET:
+        return None
+    since_s = cu.time_s(cond.last_transition_time) or 0.0
+    return max(0.0, timeout_s - (now_s - since_s))
 
 
 def set_condition(status: Message, value: str, reason: str, message: str, now_s: float) -> None:
@@ -194,6 +225,11 @@ class DisruptionController(Controller):
         pod = object_of(obj)
         for pdb in self._pdbs_of(pod):
             self.enqueue(pdb)
+        if isinstance(obj, Message):
+            wait_s = stale_disruption_wait_s(pod, self.ctx.clock())
+            if wait_s is not None:
+                self.enqueue_after(f"{STALE_PREFIX}{pod.metadata.namespace}/{pod.metadata.name}",
+                                   wait_s)
 
     def _pdbs_of(self, pod: Message) -> list[Message]:
         out = []
@@ -235,6 +271,9 @@ class DisruptionController(Controller):
         raise SyncError(f'found no controllers for pod "{pod.metadata.name}"')
 
     async def sync(self, key: str) -> None:
+        if key.startswith(STALE_PREFIX):
+            await self._sync_stale_pod_disruption(key[len(STALE_PREFIX):])
+            return
         pdb = self.pdbs.get(key)
         if pdb is None:
             return
@@ -260,11 +299,37 @@ class DisruptionController(Controller):
                 "of the PDB cannot be calculated correctly, which may result in undefined "
                 "behavior. To account for these pods please set \".spec.minAvailable\" field "
                 "of the PDB to an integer value.")
+        for name in computed.not_deleted:
+            pod = self.pods.get(f"{pdb.metadata.namespace}/{name}")
+            if pod is not None:
+                # Kubernetes names the namespace twice here; so do we.
+                self.recorder.record(pod, "Warning", "NotDeleted",
+                                     f"Pod was expected by PDB {pdb.metadata.namespace}/"
+                                     f"{pdb.metadata.namespace} to be deleted but it wasn't")
         updated = new_status(pdb, computed, now_s)
         if updated is not None:
             await self.client.update_status(updated)
         if computed.recheck_s is not None:
             self.enqueue_after(key, computed.recheck_s - now_s)
+
+
+    async def _sync_stale_pod_disruption(self, key: str) -> None:
+        pod = self.pods.get(key)
+        if pod is None:
+            return
+        now_s = self.ctx.clock()
+        wait_s = stale_disruption_wait_s(pod, now_s)
+        if wait_s is None:
+            return
+        if wait_s > 0:
+            self.enqueue_after(STALE_PREFIX + key, wait_s)
+            return
+        fresh = copy(pod)
+        cond = cu.get_condition(fresh.status, DISRUPTION_TARGET)
+        cond.status, cond.reason, cond.message = "False", "", ""
+        cond.last_transition_time = timefmt.rfc3339(now_s)
+        await self.client.update_status(fresh)
+        self.log.info("reset stale DisruptionTarget condition to False", pod=key)
 
 
 def _selector_text(pdb: Message) -> str:

@@ -38,7 +38,8 @@ def pods(ready: int, not_ready: int = 0, *, terminating: int = 0, owner: str = "
             p.status.conditions[0].status = "True"
             p.metadata.deletion_timestamp = timefmt.rfc3339(NOW_S)
         if owner:
-            p.metadata.owner_references.add(kind="ReplicaSet", name=owner, uid=owner,
+            p.metadata.owner_references.add(api_version="apps/v1", kind="ReplicaSet", name=owner,
+                                             uid=owner,
                                              controller=True)
         out.append(p)
     return out
@@ -169,3 +170,109 @@ def test_scaled_value_rounds_up(value, total, expected):
 def test_scaled_value_refuses_a_bad_percent():
     with pytest.raises(disruption.SyncError, match='invalid value "x%"'):
         disruption.scaled_value("x%", 3)
+
+
+def test_pods_not_deleted_in_time_are_named_for_an_event():
+    got = disruption.compute_status(pdb(min_available=1, disrupted={"web-0": NOW_S - 121}),
+                                    pods(3), scale(3), NOW_S)
+    assert got.not_deleted == ("web-0",)
+
+
+def target_pod(*, status: str = "True", reason: str = "EvictionByEvictionAPI",
+               since_s: float = NOW_S - 30, phase: str = "Running", deleting: bool = False):
+    p = pods(1)[0]
+    p.status.phase = phase
+    p.status.conditions.add(type="DisruptionTarget", status=status, reason=reason,
+                            last_transition_time=timefmt.rfc3339(since_s))
+    if deleting:
+        p.metadata.deletion_timestamp = timefmt.rfc3339(NOW_S)
+    return p
+
+
+@pytest.mark.parametrize("p, wait_s", [
+    (target_pod(), 90.0),
+    (target_pod(since_s=NOW_S - 500), 0.0),
+    (target_pod(status="False"), None),
+    (target_pod(reason="TerminationByKubelet"), None),
+    (target_pod(phase="Failed"), None),
+    (target_pod(deleting=True), None),
+    (pods(1)[0], None),
+], ids=["fresh", "stale", "already-false", "set-by-kubelet", "terminal", "terminating",
+        "no-condition"])
+def test_stale_disruption_target(p, wait_s):
+    assert disruption.stale_disruption_wait_s(p, NOW_S) == wait_s
+
+
+# ---------------------------------------------------------------- the controller's sync
+
+@pytest.fixture
+async def h():
+    from tests.unit.cli_memclient import MemClient
+    from tests.unit.controller_harness import ControllerHarness
+
+    harness = ControllerHarness(disruption.DisruptionController, await MemClient.new())
+    for resource in ("replicasets", "deployments", "statefulsets"):
+        harness.cache(resource, [])
+    try:
+        yield harness
+    finally:
+        await harness.stop()
+
+
+async def stored_pods(h, the_pods) -> list:
+    out = []
+    for p in the_pods:
+        status = type(p.status)()
+        status.CopyFrom(p.status)
+        created = await h.client.create(p)
+        created.status.CopyFrom(status)
+        out.append(await h.client.update_status(created))
+    return out
+
+
+async def test_sync_writes_status_once(h):
+    from tests.builders import obj as message
+
+    created = await h.client.create(message({
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}}}))
+    h.cache("poddisruptionbudgets", [created])
+    h.cache("pods", await stored_pods(h, pods(3, owner="")))
+    await h.controller.sync("default/web")
+    got = await h.client.get("poddisruptionbudgets", "web", "default")
+    st = got.status
+    assert (st.observed_generation, st.expected_pods, st.current_healthy, st.desired_healthy,
+            st.disruptions_allowed) == (1, 3, 3, 2, 1)
+    assert [(c.type, c.status, c.reason) for c in st.conditions] == \
+        [("DisruptionAllowed", "True", "SufficientPods")]
+    h.cache("poddisruptionbudgets", [got])
+    await h.controller.sync("default/web")
+    again = await h.client.get("poddisruptionbudgets", "web", "default")
+    assert again.metadata.resource_version == got.metadata.resource_version
+
+
+async def test_sync_fails_safe_on_a_pod_of_an_unknown_controller(h):
+    from tests.builders import obj as message
+
+    created = await h.client.create(message({
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "web"}}}}))
+    h.cache("poddisruptionbudgets", [created])
+    h.cache("pods", await stored_pods(h, pods(2, owner="rs-gone")))
+    await h.controller.sync("default/web")
+    st = (await h.client.get("poddisruptionbudgets", "web", "default")).status
+    assert st.disruptions_allowed == 0
+    assert [(c.status, c.reason, c.message) for c in st.conditions] == \
+        [("False", "SyncFailed", 'found no controllers for pod "web-0"')]
+
+
+async def test_stale_disruption_target_is_reset(h):
+    stale = await stored_pods(h, [target_pod(since_s=NOW_S - 500)])
+    h.cache("poddisruptionbudgets", [])
+    h.cache("pods", stale)
+    await h.controller.sync(disruption.STALE_PREFIX + "default/web-0")
+    pod = await h.client.get("pods", "web-0", "default")
+    cond = next(c for c in pod.status.conditions if c.type == "DisruptionTarget")
+    assert (cond.status, cond.reason) == ("False", "")

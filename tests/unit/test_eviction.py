@@ -97,6 +97,8 @@ def test_unhealthy_pod_eviction_policy(ready, policy, healthy, desired, delete_u
 def test_check_and_decrement_refuses(budget, error, cause):
     with pytest.raises(error) as caught:
         eviction.check_and_decrement(budget, "web-1", NOW_S)
+    if error is errors.Forbidden:
+        assert caught.value.message.startswith('poddisruptionbudget.policy "web" is forbidden: ')
     if error is errors.TooManyRequests:
         assert caught.value.message == ("Cannot evict pod as it would violate the pod's "
                                         "disruption budget.")
