@@ -26,13 +26,15 @@ import pytest
 from kubemu.api import errors
 from kubemu.client.clientset import Client
 from kubemu.client.wait import wait_for
-from tests.e2e.test_kubelet import WAIT_S, ClusterThread, cli, obj, serving, workload_control_plane
+from tests.e2e.test_kubelet import (WAIT_S, ClusterThread, cli, kubemu, obj, serving,
+                                    workload_control_plane)
 
 pytestmark = pytest.mark.e2e
 
 NODES = ("node-1", "node-2", "node-3")
 SLEEPER = {"name": "main", "image": "busybox",
            "command": ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]}
+DRAIN_TIMEOUT_S = 120.0  # the drain's own --timeout; the process gets a little more
 BUDGET_LINE = ("(will retry after 5s): Cannot evict pod as it would violate the pod's "
                "disruption budget.")
 
@@ -176,11 +178,17 @@ async def test_drain_evicts_one_at_a_time_within_the_budget(cluster, api, ns):
         described = await cli(cluster, "describe", "pdb", "web", "-n", ns)
         assert "Min available:  2\n" in described.stdout and \
             "    Allowed disruptions:  1\n" in described.stdout, described
+        listed = await cli(cluster, "get", "pdb", "-n", ns)
+        header, row = listed.stdout.splitlines()
+        assert header.split() == ["NAME", "MIN", "AVAILABLE", "MAX", "UNAVAILABLE", "ALLOWED",
+                                  "DISRUPTIONS", "AGE"], listed
+        assert row.split()[:4] == ["web", "2", "N/A", "1"], listed
 
         async with Timeline(api, ns) as timeline:
             timeline.arm()
-            result = await cli(cluster, "drain", "node-1", "--ignore-daemonsets",
-                               "--timeout", "120s")
+            result = await asyncio.to_thread(
+                kubemu, cluster, "drain", "node-1", "--ignore-daemonsets",
+                "--timeout", f"{DRAIN_TIMEOUT_S:.0f}s", timeout_s=DRAIN_TIMEOUT_S + 30)
             assert result.returncode == 0, result
             await ready_replicas(api, ns, "web", 3)
         out = result.stdout.splitlines()
