@@ -158,8 +158,9 @@ FILTERS = (_skip_deleted, _daemonset, _mirror, _local_storage, _unreplicated)
 def filter_pods(pods: list[Any], f: Filters, now_s: float,
                 daemonset_missing: Callable[[Any], str | None] = lambda _pod: None
                 ) -> PodDeleteList:
-    """kubectl's makeFilters, in its order; the first filter that keeps a pod
-    decides (a later warning replaces an earlier one). `daemonset_missing(pod)`
+    """kubectl's makeFilters, in its order: the first filter that keeps a pod
+    back decides; otherwise the last filter's status stands (so a later Okay
+    drops an earlier warning, as in kubectl). `daemonset_missing(pod)`
     is the NotFound text when the pod's DaemonSet is gone, else None."""
     out = []
     for pod in pods:
@@ -380,7 +381,8 @@ async def run_drain(args: argparse.Namespace) -> int:
         raise CliError("USAGE: drain NODE [flags]\nSee 'kubemu drain -h' for help and "
                        "examples", verbatim=True)
     if args.nodes and args.selector:
-        raise CliError("cannot specify both a node name and a --selector option")
+        raise CliError("cannot specify both a node name and a --selector option\n"
+                       "See 'kubemu drain -h' for help and examples", verbatim=True)
     if args.pod_selector:
         try:
             labels.parse(args.pod_selector)

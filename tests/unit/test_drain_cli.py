@@ -173,3 +173,17 @@ async def test_timeout_while_waiting_for_the_pod_to_go(capsys):
         await drainer(client, clock, timeout_s=3).evict_pods([pod("web-1", owner="ReplicaSet")])
     assert caught.value.errs == ['error when waiting for pod "web-1" in namespace "default" to '
                                  "terminate: context deadline exceeded"]
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["drain"], "error: USAGE: drain NODE [flags]\nSee 'kubemu drain -h' for help and examples\n"),
+    (["drain", "n1", "-l", "a=b"], "error: cannot specify both a node name and a --selector "
+                                   "option\nSee 'kubemu drain -h' for help and examples\n"),
+    (["drain", "n1", "--pod-selector", "a b c"],
+     "error: --pod-selector=<pod_selector> must be a valid label selector\n"),
+], ids=["no-node", "node-and-selector", "bad-pod-selector"])
+def test_usage_errors(argv, expected, capsys, tmp_path):
+    from kubemu.cli.main import main
+
+    assert main(["--home", str(tmp_path), *argv]) == 1
+    assert capsys.readouterr().err == expected
