@@ -239,7 +239,9 @@ class DisruptionController(Controller):
                     pdb.spec.selector if pdb.spec.HasField("selector") else None)
             except errors.BadRequest:
                 continue
-            if not selector.empty() and selector.matches(pod.metadata.labels):
+            # policy/v1's lister: an empty selector matches every pod here (the
+            # eviction subresource, unlike this, lets it match none).
+            if selector.matches(pod.metadata.labels):
                 out.append(pdb)
         return out
 

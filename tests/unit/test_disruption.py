@@ -276,3 +276,22 @@ async def test_stale_disruption_target_is_reset(h):
     pod = await h.client.get("pods", "web-0", "default")
     cond = next(c for c in pod.status.conditions if c.type == "DisruptionTarget")
     assert (cond.status, cond.reason) == ("False", "")
+
+
+@pytest.mark.parametrize("selector, matches", [
+    ({"matchLabels": {"app": "web"}}, True),
+    ({"matchLabels": {"app": "db"}}, False),
+    ({}, True),  # policy/v1: empty selects every pod of the namespace
+    (None, False),
+], ids=["matching", "other", "empty", "none"])
+def test_pod_events_reach_the_budgets_selecting_the_pod(h, selector, matches):
+    from tests.builders import obj as message
+
+    spec: dict[str, Any] = {"minAvailable": 1}
+    if selector is not None:
+        spec["selector"] = selector
+    budget = message({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                      "metadata": {"name": "web", "namespace": "default"}, "spec": spec})
+    h.cache("poddisruptionbudgets", [budget])
+    assert [p.metadata.name for p in h.controller._pdbs_of(pods(1)[0])] == \
+        (["web"] if matches else [])
