@@ -404,7 +404,7 @@ async def run_drain(args: argparse.Namespace) -> int:
             grace_period_s=args.grace_period if args.grace_period >= 0 else None,
             timeout_s=args.timeout, pod_selector=args.pod_selector,
             chunk_size=args.chunk_size, disable_eviction=args.disable_eviction,
-            dry_run=args.dry_run)
+            dry_run=args.dry_run, retry_delay_s=EVICT_ERROR_RETRY_DELAY_S)
         fatal: list[DrainFailed] = []
         remaining: list[str] = []
         for node in nodes:

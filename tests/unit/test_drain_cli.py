@@ -187,3 +187,112 @@ def test_usage_errors(argv, expected, capsys, tmp_path):
 
     assert main(["--home", str(tmp_path), *argv]) == 1
     assert capsys.readouterr().err == expected
+
+
+# ---------------------------------------------------------------- the command on a registry
+
+@pytest.fixture
+async def mem(monkeypatch):
+    from tests.unit.cli_memclient import MemClient, install
+
+    monkeypatch.setattr(drain, "EVICT_ERROR_RETRY_DELAY_S", 0.01)
+    client = install(monkeypatch, await MemClient.new())
+    await client.put({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}})
+    return client
+
+
+async def put_pod(mem, name: str, *, owner: bool = True, app: str = "web", ready: bool = True):
+    doc: dict[str, Any] = {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": app}},
+        "spec": {"nodeName": "n1", "containers": [{"name": "main", "image": "busybox"}]}}
+    if owner:
+        doc["metadata"]["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                               "name": "web-rs", "uid": "rs-uid",
+                                               "controller": True}]
+    await mem.put(doc)
+    await mem.set_status("pods", name, {
+        "phase": "Running", "conditions": [{"type": "Ready", "status": "True" if ready
+                                            else "False"}]})
+
+
+async def put_budget(mem, allowed: int):
+    await mem.put({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                   "metadata": {"name": "web"},
+                   "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}})
+    await mem.set_status("poddisruptionbudgets", "web", {
+        "observedGeneration": 1, "disruptionsAllowed": allowed, "currentHealthy": 2,
+        "desiredHealthy": 1, "expectedPods": 2})
+
+
+async def test_drain_evicts_through_the_budget_and_prints_kubectls_lines(mem, capsys):
+    from tests.unit.cli_memclient import run_cli
+
+    await put_pod(mem, "a")
+    await put_budget(mem, allowed=1)
+    assert await run_cli("drain", "n1", "--grace-period=0") == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "node/n1 cordoned", "evicting pod default/a", "pod/a evicted", "node/n1 drained"]
+    assert (await mem.get("nodes", "n1")).spec.unschedulable
+    assert not (await mem.list("pods", "default")).items
+    budget = await mem.get("poddisruptionbudgets", "web", "default")
+    assert budget.status.disruptions_allowed == 0 and list(budget.status.disrupted_pods) == ["a"]
+
+
+async def test_drain_held_by_the_budget_until_its_timeout(mem, capsys):
+    from tests.unit.cli_memclient import run_cli
+
+    await put_pod(mem, "a")
+    await put_budget(mem, allowed=0)
+    assert await run_cli("drain", "n1", "--timeout=50ms") == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == "node/n1 cordoned"
+    assert set(out.splitlines()[1:]) == {"evicting pod default/a"}
+    lines = err.splitlines()
+    timeout = 'error when evicting pods/"a" -n "default": global timeout reached: 50ms'
+    assert lines[0] == ('error when evicting pods/"a" -n "default" (will retry after 5s): '
+                        "Cannot evict pod as it would violate the pod's disruption budget.")
+    assert lines[-6:] == [
+        f'There are pending pods in node "n1" when an error occurred: {timeout}',
+        "pod/a",
+        f'error: unable to drain node "n1" due to error: {timeout}, continuing command...',
+        "There are pending nodes to be drained:",
+        " n1",
+        timeout]
+    assert (await mem.get("pods", "a", "default")).metadata.name == "a"
+
+
+async def test_disable_eviction_deletes_past_the_budget(mem, capsys):
+    from tests.unit.cli_memclient import run_cli
+
+    await put_pod(mem, "a")
+    await put_budget(mem, allowed=0)
+    assert await run_cli("drain", "n1", "--disable-eviction", "--grace-period=0") == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "node/n1 cordoned", "pod/a deleted", "node/n1 drained"]
+    assert ("evict", "pods", "a") not in mem.calls
+
+
+async def test_pod_selector_and_client_dry_run(mem, capsys):
+    from tests.unit.cli_memclient import run_cli
+
+    await put_pod(mem, "a")
+    await put_pod(mem, "b", app="db")
+    assert await run_cli("drain", "n1", "--pod-selector=app=db", "--dry-run=client") == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "node/n1 cordoned (dry run)", "evicting pod default/b (dry run)",
+        "node/n1 drained (dry run)"]
+    assert not (await mem.get("nodes", "n1")).spec.unschedulable
+    assert len((await mem.list("pods", "default")).items) == 2
+
+
+async def test_server_dry_run_evicts_nothing(mem, capsys):
+    from tests.unit.cli_memclient import run_cli
+
+    await put_pod(mem, "a")
+    assert await run_cli("drain", "n1", "--dry-run=server") == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "node/n1 cordoned (server dry run)", "evicting pod default/a (server dry run)",
+        "node/n1 drained (server dry run)"]
+    assert not (await mem.get("nodes", "n1")).spec.unschedulable
+    assert (await mem.get("pods", "a", "default")).metadata.name == "a"
