@@ -1902,6 +1902,7 @@ def test_kind_message_has_the_object_envelope(kind):
     ("sc", "StorageClass"), ("storageclasses.storage.k8s.io", "StorageClass"),
     ("storageclass", "StorageClass"),
     ("cm", "ConfigMap"), ("ns", "Namespace"), ("secret", "Secret"),
+    ("pdb", "PodDisruptionBudget"), ("poddisruptionbudgets.policy", "PodDisruptionBudget"),
 ])
 def test_resolve_accepts_what_kubectl_accepts(name, expected):
     assert REGISTRY.resolve(name).kind == expected
@@ -1919,6 +1920,7 @@ def test_resolve_rejects_unknown_names(name):
     ("Job", "batch/v1", True), ("CronJob", "batch/v1", True),
     ("Lease", "coordination.k8s.io/v1", True),
     ("ControllerRevision", "apps/v1", True), ("StorageClass", "storage.k8s.io/v1", False),
+    ("PodDisruptionBudget", "policy/v1", True),
 ])
 def test_kinds_have_kubernetes_groups_and_scope(kind, api_version, namespaced):
     entry = REGISTRY.by_gvk(api_version, kind)
