@@ -35,6 +35,7 @@ from kubemu import timefmt
 from kubemu.api import errors, labels
 from kubemu.api.kinds import Registry
 
+PDB_PAGES_MAX = 100  # pages of the namespace's budgets one eviction reads (500 each)
 EVICTION_RETRIES = 5  # re-reads of a budget or pod written by someone else meanwhile
 # Kubernetes' MaxDisruptedPodSize: evictions the controller has not confirmed yet.
 MAX_DISRUPTED_PODS = 2000
@@ -209,9 +210,16 @@ class Evictor:
         return await self._delete(pod, options, enforce=False, pdb_name=pdb.metadata.name)
 
     async def _pdbs(self, namespace: str) -> list[Message]:
-        items, _rev, _token, _remaining = await self.objects.list(
-            self.pdbs, namespace, None, 0, "")
-        return list(items)
+        out: list[Message] = []
+        token = ""
+        for _ in range(PDB_PAGES_MAX):
+            items, _rev, token, _remaining = await self.objects.list(
+                self.pdbs, namespace, None, 0, token)
+            out.extend(items)
+            if not token:
+                return out
+        raise errors.internal(f"more than {PDB_PAGES_MAX} pages of PodDisruptionBudgets in "
+                              f"namespace {namespace}")
 
     async def _spend(self, pdb: Message, pod_name: str, dry_run: bool) -> None:
         for _ in range(EVICTION_RETRIES):
