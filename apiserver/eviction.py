@@ -232,8 +232,8 @@ class Evictor:
             except errors.Conflict:
                 pdb = await self.objects.get(self.pdbs, pdb.metadata.namespace,
                                              pdb.metadata.name)
-        raise errors.Timeout(f'Timeout: couldn\'t update PodDisruptionBudget "{pdb.metadata.name}" due '
-                             "to conflicts")
+        raise errors.Timeout(f'Timeout: couldn\'t update PodDisruptionBudget '
+                             f'"{pdb.metadata.name}" due to conflicts')
 
     async def _delete(self, pod: Message, options: DeleteOptions, enforce: bool,
                       pdb_name: str) -> Message:

@@ -221,3 +221,35 @@ async def test_missing_pod_is_not_found(reg):
     evictor = eviction.Evictor(reg, REGISTRY, Clock())
     with pytest.raises(errors.NotFound):
         await evictor.evict("default", evict_request("nope"))
+
+
+async def test_concurrent_evictions_spend_one_disruption_once(reg):
+    import asyncio
+
+    await store_pod(reg, pod("web-1"))
+    await store_pod(reg, pod("web-2"))
+    await store_pdb(reg, pdb(allowed=1))
+    evictor = eviction.Evictor(reg, REGISTRY, Clock())
+    results = await asyncio.gather(evictor.evict("default", evict_request("web-1")),
+                                   evictor.evict("default", evict_request("web-2")),
+                                   return_exceptions=True)
+    refused = [r for r in results if isinstance(r, errors.TooManyRequests)]
+    assert len(refused) == 1, results
+    budget = await reg.get(PDBS, "default", "web")
+    assert budget.status.disruptions_allowed == 0 and len(budget.status.disrupted_pods) == 1
+    left = (await reg.list(PODS, "default", None, 0, ""))[0]
+    assert [p.metadata.name for p in left] == [n for n in ("web-1", "web-2")
+                                                 if n not in budget.status.disrupted_pods]
+
+
+async def test_a_stale_budget_is_read_again_after_a_conflict(reg):
+    await store_pod(reg, pod("web-1"))
+    stale = await store_pdb(reg, pdb(allowed=2))
+    evictor = eviction.Evictor(reg, REGISTRY, Clock())
+    await evictor.evict("default", evict_request("web-1"))  # the budget moves on: 1 left
+    await evictor._spend(stale, "web-2", dry_run=False)  # conflicts, re-reads, spends the last
+    budget = await reg.get(PDBS, "default", "web")
+    assert budget.status.disruptions_allowed == 0
+    assert sorted(budget.status.disrupted_pods) == ["web-1", "web-2"]
+    with pytest.raises(errors.TooManyRequests):
+        await evictor._spend(stale, "web-3", dry_run=False)
