@@ -389,6 +389,11 @@ async def run_drain(args: argparse.Namespace) -> int:
         except Exception:  # noqa: BLE001 - any parse failure is the one message
             raise CliError("--pod-selector=<pod_selector> must be a valid label selector"
                            ) from None
+    if args.delete_local_data:
+        # cobra's words for kubectl's deprecated flag, which still works.
+        _err("Flag --delete-local-data has been deprecated, This option is deprecated and will "
+             "be deleted. Use --delete-emptydir-data.")
+    delete_emptydir_data = args.delete_emptydir_data or args.delete_local_data
     suffix = {"client": " (dry run)", "server": " (server dry run)"}.get(args.dry_run, "")
     async with common.client_for(args) as client:
         if args.nodes:
@@ -399,7 +404,7 @@ async def run_drain(args: argparse.Namespace) -> int:
             await _cordon(client, node, args.dry_run)
         drainer = Drainer(
             client, Filters(force=args.force, ignore_daemonsets=args.ignore_daemonsets,
-                            delete_emptydir_data=args.delete_emptydir_data,
+                            delete_emptydir_data=delete_emptydir_data,
                             skip_wait_for_delete_timeout_s=args.skip_wait_for_delete_timeout),
             grace_period_s=args.grace_period if args.grace_period >= 0 else None,
             timeout_s=args.timeout, pod_selector=args.pod_selector,
@@ -442,9 +447,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="continue even if there are pods not managed by a ReplicationController, "
                         "ReplicaSet, Job, DaemonSet or StatefulSet")
     p.add_argument("--ignore-daemonsets", action="store_true", help="ignore DaemonSet-managed pods")
-    p.add_argument("--delete-emptydir-data", "--delete-local-data", action="store_true",
-                   dest="delete_emptydir_data",
+    p.add_argument("--delete-emptydir-data", action="store_true",
                    help="continue even if there are pods using emptyDir")
+    p.add_argument("--delete-local-data", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--grace-period", type=int, default=-1,
                    help="seconds given to each pod to terminate gracefully; negative: the pod's")
     p.add_argument("--timeout", type=common.parse_duration_s, default=0.0,

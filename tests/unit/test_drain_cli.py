@@ -296,3 +296,20 @@ async def test_server_dry_run_evicts_nothing(mem, capsys):
         "node/n1 drained (server dry run)"]
     assert not (await mem.get("nodes", "n1")).spec.unschedulable
     assert (await mem.get("pods", "a", "default")).metadata.name == "a"
+
+
+async def test_deprecated_delete_local_data_still_works(mem, capsys):
+    from tests.unit.cli_memclient import run_cli
+
+    await mem.put({"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"name": "tmp", "ownerReferences": [
+                       {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "u",
+                        "controller": True}]},
+                   "spec": {"nodeName": "n1", "volumes": [{"name": "s", "emptyDir": {}}],
+                            "containers": [{"name": "main", "image": "busybox"}]}})
+    await mem.set_status("pods", "tmp", {"phase": "Running"})
+    assert await run_cli("drain", "n1", "--delete-local-data", "--grace-period=0") == 0
+    out, err = capsys.readouterr()
+    assert err == ("Flag --delete-local-data has been deprecated, This option is deprecated and "
+                   "will be deleted. Use --delete-emptydir-data.\n")
+    assert out.splitlines()[-2:] == ["pod/tmp evicted", "node/n1 drained"]
