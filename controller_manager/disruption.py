@@ -335,8 +335,13 @@ class DisruptionController(Controller):
 
 
 def _selector_text(pdb: Message) -> str:
-    """The selector as Go's %v prints a *LabelSelector (close enough to read)."""
+    """The selector as Go's %v prints a *metav1.LabelSelector (its generated String())."""
+    if not pdb.spec.HasField("selector"):
+        return "nil"
     sel = pdb.spec.selector
-    match = " ".join(f"{k}:{v}" for k, v in sorted(sel.match_labels.items()))
-    return f"&LabelSelector{{MatchLabels:map[string]string{{{match}}},MatchExpressions:[]" \
-           "LabelSelectorRequirement{},}"
+    match = "".join(f"{k}: {v}," for k, v in sorted(sel.match_labels.items()))
+    exprs = "".join(f"&LabelSelectorRequirement{{Key:{e.key},Operator:{e.operator},"
+                    f"Values:[{' '.join(e.values)}],}},"
+                    for e in sel.match_expressions)
+    return (f"&LabelSelector{{MatchLabels:map[string]string{{{match}}},"
+            f"MatchExpressions:[]LabelSelectorRequirement{{{exprs}}},}}")

@@ -295,3 +295,18 @@ def test_pod_events_reach_the_budgets_selecting_the_pod(h, selector, matches):
     h.cache("poddisruptionbudgets", [budget])
     assert [p.metadata.name for p in h.controller._pdbs_of(pods(1)[0])] == \
         (["web"] if matches else [])
+
+
+def test_unmanaged_pods_event_shows_the_selector_as_go_prints_it():
+    from tests.builders import obj as message
+
+    budget = message({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                      "metadata": {"name": "web", "namespace": "default"},
+                      "spec": {"maxUnavailable": 1, "selector": {
+                          "matchLabels": {"app": "web"},
+                          "matchExpressions": [{"key": "tier", "operator": "In",
+                                                "values": ["a", "b"]}]}}})
+    assert disruption._selector_text(budget) == (
+        "&LabelSelector{MatchLabels:map[string]string{app: web,},MatchExpressions:"
+        "[]LabelSelectorRequirement{&LabelSelectorRequirement{Key:tier,Operator:In,"
+        "Values:[a b],},},}")
