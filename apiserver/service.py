@@ -15,6 +15,7 @@ import structlog
 from google.protobuf import any_pb2
 
 from apiserver import filters
+from apiserver.eviction import Evictor
 from apiserver.registry import ObjectRegistry
 from apiserver.strategy import pod as pod_strategy
 from apiserver.watchcache import BOOKMARK, WatchCache
@@ -70,6 +71,7 @@ class ResourcesService(pb_grpc.ResourcesServicer):
         self.registry = registry
         self._kubelets: collections.OrderedDict[str, tuple[grpc.aio.Channel, object]] = \
             collections.OrderedDict()
+        self._evictor: Evictor | None = None
 
     async def _kubelet(self, node_name: str) -> tuple[str, kubelet_pb2_grpc.KubeletStub]:
         """The node's kubelet: its InternalIP and status.daemonEndpoints.kubeletEndpoint.Port."""
@@ -281,6 +283,13 @@ class ResourcesService(pb_grpc.ResourcesServicer):
         pod = await self.objects.apply(
             self.registry.by_resource("pods"), request.namespace, request.name,
             lambda obj, now_s: pod_strategy.bind(obj, node_name, now_s), uid=request.uid)
+        return pb.ObjectResponse(object=self.registry.pack(pod))
+
+    @grpc_server.unary_errors
+    async def Evict(self, request, context):
+        if self._evictor is None:
+            self._evictor = Evictor(self.objects, self.registry, self.objects.clock)
+        pod = await self._evictor.evict(request.namespace, request.eviction)
         return pb.ObjectResponse(object=self.registry.pack(pod))
 
     @grpc_server.unary_errors

@@ -14,6 +14,7 @@ from controller_manager.base import Controller
 from controller_manager.cronjob import CronJobController
 from controller_manager.daemonset import DaemonSetController
 from controller_manager.deployment import DeploymentController
+from controller_manager.disruption import DisruptionController
 from controller_manager.endpoints import EndpointsController
 from controller_manager.endpointslice import EndpointSliceController
 from controller_manager.garbagecollector import GarbageCollector
@@ -39,6 +40,7 @@ CONTROLLERS: tuple[type[Controller], ...] = (
     EndpointSliceController,
     ServiceLBController,
     ResourceQuotaController,
+    DisruptionController,
 )
 
 

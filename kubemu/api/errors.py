@@ -148,6 +148,15 @@ class RequestEntityTooLarge(ApiError):
     reason = "RequestEntityTooLarge"
 
 
+class TooManyRequests(ApiError):
+    """HTTP 429: try again later (e.g. an eviction a disruption budget forbids
+    now). Shares RESOURCE_EXHAUSTED with 413; the reason trailer tells them apart."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = "TooManyRequests"
+    temporary = True
+
+
 class Timeout(ApiError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
     reason = "Timeout"
@@ -161,7 +170,7 @@ class Internal(ApiError):
 
 _BY_REASON = {cls.reason: cls for cls in (
     BadRequest, Invalid, NotFound, AlreadyExists, Conflict, Expired, Forbidden,
-    Unauthorized, Unavailable, Timeout, Internal, RequestEntityTooLarge)}
+    Unauthorized, Unavailable, Timeout, Internal, RequestEntityTooLarge, TooManyRequests)}
 _BY_CODE = {
     grpc.StatusCode.INVALID_ARGUMENT: Invalid,
     grpc.StatusCode.NOT_FOUND: NotFound,

@@ -22,6 +22,7 @@ from google.protobuf.message import Message
 from kubemu.api import errors
 from kubemu.api.v1 import (apps_pb2, batch_pb2, coordination_pb2, core_pb2, discovery_pb2,
                            networking_pb2, storage_pb2)
+from kubemu.api.v1 import policy_pb2
 
 TYPE_URL_PREFIX = "type.googleapis.com/"
 
@@ -98,6 +99,8 @@ KINDS: tuple[Kind, ...] = (
          short_names=("quota",)),
     Kind("LimitRange", "", "v1", "limitranges", core_pb2.LimitRange, short_names=("limits",),
          has_status=False),
+    Kind("PodDisruptionBudget", "policy", "v1", "poddisruptionbudgets",
+         policy_pb2.PodDisruptionBudget, short_names=("pdb",)),
 )
 
 

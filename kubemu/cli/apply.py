@@ -488,6 +488,25 @@ def _quota_dict(args: argparse.Namespace) -> dict[str, Any]:
                                    scopes=args.scopes)
 
 
+def _pdb_dict(args: argparse.Namespace) -> dict[str, Any]:
+    from kubemu.cli import generate
+
+    return generate.pod_disruption_budget(args.name, args.namespace, selector=args.selector,
+                                          min_available=args.min_available,
+                                          max_unavailable=args.max_unavailable)
+
+
+async def run_create_pdb(args: argparse.Namespace) -> int:
+    """kubectl wraps the server's refusal: `failed to create poddisruptionbudgets: ...`."""
+    from kubemu.api import errors
+
+    data = _pdb_dict(args)
+    try:
+        return await create_generated(args, data)
+    except errors.ApiError as exc:
+        raise CliError(f"failed to create poddisruptionbudgets: {exc.message}") from None
+
+
 def _cronjob_dict(args: argparse.Namespace) -> dict[str, Any]:
     from kubemu.cli import generate
 
@@ -647,6 +666,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "object tracked by the quota")
     _add_object_output_args(q)
     q.set_defaults(build=_quota_dict)
+
+    q = kinds.add_parser("poddisruptionbudget", aliases=["pdb"],
+                         help="create a pod disruption budget",
+                         description="Create a pod disruption budget with the specified name: "
+                                     "--selector and one of --min-available or "
+                                     "--max-unavailable (a number or a percentage).")
+    q.add_argument("name")
+    q.add_argument("--selector", default="", help="a label selector for the budget's pods")
+    q.add_argument("--min-available", default="",
+                   help="the minimum number or percentage of available pods")
+    q.add_argument("--max-unavailable", default="",
+                   help="the maximum number or percentage of unavailable pods")
+    _add_object_output_args(q)
+    q.set_defaults(func=run_create_pdb)
 
     q = kinds.add_parser("job", help="create a job",
                          description="Create a job running an image (and a command after --), "

@@ -1608,6 +1608,28 @@ def describe_storageclass(sc: Obj, now: datetime.datetime) -> Lines:
     return out
 
 
+def describe_poddisruptionbudget(pdb: Obj, now: datetime.datetime) -> Lines:
+    """kubectl's describePodDisruptionBudgetV1 (no labels or annotations there)."""
+    out = Lines()
+    meta = pdb.get("metadata") or {}
+    out.w(0, f"Name:\t{meta.get('name', '')}")
+    out.w(0, f"Namespace:\t{meta.get('namespace', '')}")
+    spec = pdb.get("spec") or {}
+    if spec.get("minAvailable") is not None:
+        out.w(0, f"Min available:\t{spec['minAvailable']}")
+    elif spec.get("maxUnavailable") is not None:
+        out.w(0, f"Max unavailable:\t{spec['maxUnavailable']}")
+    selector = spec.get("selector")
+    out.w(0, f"Selector:\t{format_selector(selector) if selector is not None else '<unset>'}")
+    status = pdb.get("status") or {}
+    out.w(0, "Status:")
+    out.w(2, f"Allowed disruptions:\t{int(status.get('disruptionsAllowed') or 0)}")
+    out.w(2, f"Current:\t{int(status.get('currentHealthy') or 0)}")
+    out.w(2, f"Desired:\t{int(status.get('desiredHealthy') or 0)}")
+    out.w(2, f"Total:\t{int(status.get('expectedPods') or 0)}")
+    return out
+
+
 DESCRIBERS: dict[str, Callable[[Obj, datetime.datetime], Lines]] = {
     "pods": describe_pod,
     "deployments": describe_deployment,
@@ -1630,6 +1652,7 @@ DESCRIBERS: dict[str, Callable[[Obj, datetime.datetime], Lines]] = {
     "namespaces": describe_namespace,
     "resourcequotas": describe_resourcequota,
     "limitranges": describe_limitrange,
+    "poddisruptionbudgets": describe_poddisruptionbudget,
 }
 
 # Kinds whose kubectl describer prints no Events section.

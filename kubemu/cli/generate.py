@@ -557,3 +557,75 @@ def resource_quota(name: str, ns: str | None, *, hard: str, scopes: str) -> Obj:
         spec["scopes"] = parsed
     return {"kind": "ResourceQuota", "apiVersion": "v1", "metadata": metadata(name, ns),
             "spec": spec, "status": {}}
+
+
+# ---------------------------------------------------------------- poddisruptionbudget
+
+_INT_OR_PERCENT = re.compile(r"^[0-9]+%?$")
+
+
+def label_selector(text: str) -> Obj:
+    """metav1.ParseToLabelSelector: `=`/`==` requirements become matchLabels,
+    set-based ones matchExpressions; `!=`, `>` and `<` are refused as kubectl does."""
+    from kubemu.api import errors, labels
+
+    try:
+        parsed = labels.parse(text)
+    except errors.ApiError as exc:
+        raise CliError(f'couldn\'t parse the selector string "{text}": {exc.message}') from None
+    match: dict[str, str] = {}
+    expressions: list[Obj] = []
+    operators = {labels.IN: "In", labels.NOT_IN: "NotIn", labels.EXISTS: "Exists",
+                 labels.DOES_NOT_EXIST: "DoesNotExist"}
+    for req in parsed.requirements:
+        if req.operator in (labels.EQUALS, labels.DOUBLE_EQUALS):
+            match[req.key] = req.values[0]
+        elif req.operator in (labels.GREATER_THAN, labels.LESS_THAN):
+            raise CliError(f'"{req.operator}" isn\'t supported in label selectors')
+        elif req.operator in operators:
+            expr: Obj = {"key": req.key, "operator": operators[req.operator]}
+            if req.values:
+                expr["values"] = list(req.values)
+            expressions.append(expr)
+        else:
+            raise CliError(f'"{req.operator}" is not a valid label selector operator')
+    out: Obj = {}
+    if match:
+        out["matchLabels"] = {k: match[k] for k in sorted(match)}
+    if expressions:
+        out["matchExpressions"] = expressions
+    return out
+
+
+def _int_or_string(text: str) -> int | str:
+    """intstr.Parse: a number when it is one, else the string."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def pod_disruption_budget(name: str, ns: str | None, *, selector: str, min_available: str,
+                          max_unavailable: str) -> Obj:
+    """kubectl create poddisruptionbudget NAME --selector=S (--min-available=N |
+    --max-unavailable=N), with kubectl's checks in its order."""
+    if not selector:
+        raise CliError("a selector must be specified")
+    if not max_unavailable and not min_available:
+        raise CliError("one of min-available or max-unavailable must be specified")
+    if max_unavailable and min_available:
+        raise CliError("min-available and max-unavailable cannot be both specified")
+    if min_available and not _INT_OR_PERCENT.match(min_available):
+        raise CliError("invalid format specified for min-available")
+    if max_unavailable and not _INT_OR_PERCENT.match(max_unavailable):
+        raise CliError("invalid format specified for max-unavailable")
+    spec: Obj = {}
+    if min_available:
+        spec["minAvailable"] = _int_or_string(min_available)
+    spec["selector"] = label_selector(selector)
+    if max_unavailable and not min_available:
+        spec["maxUnavailable"] = _int_or_string(max_unavailable)
+    return {"kind": "PodDisruptionBudget", "apiVersion": "policy/v1",
+            "metadata": metadata(name, ns), "spec": spec,
+            "status": {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0,
+                       "expectedPods": 0}}

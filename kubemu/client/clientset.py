@@ -34,7 +34,7 @@ from google.protobuf.message import Message
 
 from kubemu.api import errors, limits
 from kubemu.api.kinds import REGISTRY
-from kubemu.api.v1 import resources_pb2, resources_pb2_grpc
+from kubemu.api.v1 import policy_pb2, resources_pb2, resources_pb2_grpc
 from kubemu.backoff import exponential_s
 from kubemu.client import config as _config
 
@@ -368,6 +368,27 @@ class Client:
         request = resources_pb2.BindRequest(
             namespace=namespace, name=name, node_name=node_name, uid=uid)
         response = await self._call(self._stub.Bind, request, idempotent=False)
+        return _unpack(response.object)
+
+    async def evict(self, namespace: str, name: str, *, grace_period_s: int | None = None,
+                    uid: str = "", resource_version: str = "",
+                    dry_run: bool = False) -> Message:
+        """pods/eviction (policy/v1 Eviction): delete the pod if its
+        PodDisruptionBudget allows; errors.TooManyRequests when it does not now."""
+        eviction = policy_pb2.Eviction(api_version="policy/v1", kind="Eviction")
+        eviction.metadata.name, eviction.metadata.namespace = name, namespace
+        opts = eviction.delete_options
+        if grace_period_s is not None:
+            opts.grace_period_seconds = grace_period_s
+        if uid:
+            opts.preconditions.uid = uid
+        if resource_version:
+            opts.preconditions.resource_version = resource_version
+        if dry_run:
+            opts.dry_run.append("All")
+        request = resources_pb2.EvictRequest(namespace=namespace, eviction=eviction)
+        response = await self._call(self._stub.Evict, request, idempotent=False,
+                                    what=f'pods "{name}"')
         return _unpack(response.object)
 
     async def discovery(self) -> resources_pb2.DiscoveryResponse:

@@ -87,6 +87,10 @@ MANIFESTS: dict[str, dict] = {
                        "spec": {"hard": {"pods": "10", "requests.cpu": "4"}}},
     "limitranges": {"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "limits"},
                     "spec": {"limits": [{"type": "Container", "max": {"cpu": "2"}}]}},
+    "poddisruptionbudgets": {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                             "metadata": {"name": "web"},
+                             "spec": {"minAvailable": 1,
+                                      "selector": {"matchLabels": {"app": "web"}}}},
 }
 
 # A change of each kind's content that is allowed on update (as a merge patch).
@@ -117,4 +121,5 @@ CHANGES: dict[str, dict] = {
     "ingressclasses": {"metadata": {"labels": {"team": "a"}}},
     "resourcequotas": {"spec": {"hard": {"pods": "20"}}},
     "limitranges": {"spec": {"limits": [{"type": "Container", "max": {"cpu": "3"}}]}},
+    "poddisruptionbudgets": {"spec": {"minAvailable": 2}},
 }

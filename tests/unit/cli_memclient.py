@@ -116,6 +116,27 @@ class MemClient:
         await self._bump()
         return DeleteResult(object=obj, deleted=deleted)
 
+    async def evict(self, namespace: str, name: str, *, grace_period_s: int | None = None,
+                    uid: str = "", resource_version: str = "", dry_run: bool = False):
+        """pods/eviction through the apiserver's own Evictor on this registry."""
+        from apiserver.eviction import Evictor
+        from kubemu.api.v1 import policy_pb2
+
+        self.calls.append(("evict", "pods", name))
+        eviction = policy_pb2.Eviction(api_version="policy/v1", kind="Eviction")
+        eviction.metadata.name, eviction.metadata.namespace = name, namespace
+        if grace_period_s is not None:
+            eviction.delete_options.grace_period_seconds = grace_period_s
+        if uid:
+            eviction.delete_options.preconditions.uid = uid
+        if resource_version:
+            eviction.delete_options.preconditions.resource_version = resource_version
+        if dry_run:
+            eviction.delete_options.dry_run.append("All")
+        out = await Evictor(self.reg, REGISTRY, lambda: NOW_S).evict(namespace, eviction)
+        await self._bump()
+        return out
+
     async def watch(self, resource: str, namespace: str = "", *, resource_version: str = "",
                     label_selector: str = "", field_selector: str = "",
                     allow_bookmarks: bool = False, timeout_s: float | None = None):

@@ -17,6 +17,7 @@ import yaml
 
 from kubemu.api import codec, errors
 from kubemu.api.kinds import REGISTRY
+from kubemu.api.v1 import policy_pb2
 
 # ---------------------------------------------------------------- manifests
 
@@ -1627,6 +1628,66 @@ spec:
     type: PersistentVolumeClaim
 """
 
+
+PDB_MIN_AVAILABLE = """
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: zk-pdb
+  namespace: default
+spec:
+  minAvailable: 2
+  selector:
+    matchLabels:
+      app: zookeeper
+"""
+
+PDB_FULL = """
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: web
+  namespace: default
+  generation: 1
+spec:
+  selector:
+    matchExpressions:
+    - key: app
+      operator: In
+      values:
+      - web
+  maxUnavailable: 25%
+  unhealthyPodEvictionPolicy: AlwaysAllow
+status:
+  observedGeneration: 1
+  disruptedPods:
+    web-7d4b9c-abcde: "2026-11-30T16:00:00Z"
+  disruptionsAllowed: 0
+  currentHealthy: 3
+  desiredHealthy: 3
+  expectedPods: 4
+  conditions:
+  - type: DisruptionAllowed
+    status: "False"
+    observedGeneration: 1
+    lastTransitionTime: "2026-11-30T16:00:00Z"
+    reason: InsufficientPods
+"""
+
+EVICTION = """
+apiVersion: policy/v1
+kind: Eviction
+metadata:
+  name: web-7d4b9c-abcde
+  namespace: default
+deleteOptions:
+  gracePeriodSeconds: 0
+  preconditions:
+    resourceVersion: "42"
+  dryRun:
+  - All
+"""
+
 ROUND_TRIP_CASES = {
     "namespace": NAMESPACE,
     "configmap": CONFIGMAP,
@@ -1674,6 +1735,8 @@ ROUND_TRIP_CASES = {
     "ingressclass": INGRESS_CLASS,
     "resourcequota": RESOURCE_QUOTA,
     "limitrange": LIMIT_RANGE,
+    "pdb-min-available": PDB_MIN_AVAILABLE,
+    "pdb-full": PDB_FULL,
 }
 
 
@@ -1698,6 +1761,14 @@ def test_manifest_round_trips_unchanged(text):
     # And through the wire form, as objects travel between components.
     again = type(msg).FromString(msg.SerializeToString())
     assert codec.to_dict(again) == doc
+
+
+def test_eviction_round_trips_unchanged():
+    """Eviction is no stored kind (only the pods/eviction body), so no registry entry."""
+    doc = _load(EVICTION)
+    msg = codec.from_dict(policy_pb2.Eviction, copy.deepcopy(doc))
+    assert codec.to_dict(msg) == doc
+    assert msg.delete_options.grace_period_seconds == 0
 
 
 def test_every_registered_kind_has_a_round_trip_case():
@@ -1894,6 +1965,7 @@ def test_kind_message_has_the_object_envelope(kind):
     ("sc", "StorageClass"), ("storageclasses.storage.k8s.io", "StorageClass"),
     ("storageclass", "StorageClass"),
     ("cm", "ConfigMap"), ("ns", "Namespace"), ("secret", "Secret"),
+    ("pdb", "PodDisruptionBudget"), ("poddisruptionbudgets.policy", "PodDisruptionBudget"),
 ])
 def test_resolve_accepts_what_kubectl_accepts(name, expected):
     assert REGISTRY.resolve(name).kind == expected
@@ -1911,6 +1983,7 @@ def test_resolve_rejects_unknown_names(name):
     ("Job", "batch/v1", True), ("CronJob", "batch/v1", True),
     ("Lease", "coordination.k8s.io/v1", True),
     ("ControllerRevision", "apps/v1", True), ("StorageClass", "storage.k8s.io/v1", False),
+    ("PodDisruptionBudget", "policy/v1", True),
 ])
 def test_kinds_have_kubernetes_groups_and_scope(kind, api_version, namespaced):
     entry = REGISTRY.by_gvk(api_version, kind)

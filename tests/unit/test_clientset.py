@@ -243,6 +243,13 @@ class FakeResources(resources_pb2_grpc.ResourcesServicer):
         await self._enter("Bind", request, context)
         await context.abort(grpc.StatusCode.NOT_FOUND, f'pods "{request.name}" not found')
 
+    async def Evict(self, request, context):
+        await self._enter("Evict", request, context)
+        # What the apiserver answers when a disruption budget forbids it (429).
+        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                            "Cannot evict pod as it would violate the pod's disruption budget.",
+                            trailing_metadata=((errors.REASON_KEY, "TooManyRequests"),))
+
     async def Discovery(self, request, context):
         await self._enter("Discovery", request, context)
         return resources_pb2.DiscoveryResponse(
@@ -468,6 +475,22 @@ async def test_status_codes_map_to_error_classes(fake, client, code, cls):
     assert len(fake.calls("Get")) == 1  # none of these is retried
 
 
+async def test_eviction_sends_the_eviction_and_rebuilds_too_many_requests(fake, client):
+    with pytest.raises(errors.TooManyRequests) as info:
+        await client.evict("default", "web-1", grace_period_s=0, dry_run=True)
+    # RESOURCE_EXHAUSTED is 413 too; the reason trailer makes it a 429.
+    assert type(info.value) is errors.TooManyRequests and info.value.temporary
+    assert info.value.message == \
+        "Cannot evict pod as it would violate the pod's disruption budget."
+    (seen,) = fake.calls("Evict")
+    ev = seen.request.eviction
+    assert (seen.request.namespace, ev.api_version, ev.kind, ev.metadata.name,
+            ev.metadata.namespace) == ("default", "policy/v1", "Eviction", "web-1", "default")
+    assert ev.delete_options.HasField("grace_period_seconds") and \
+        ev.delete_options.grace_period_seconds == 0
+    assert list(ev.delete_options.dry_run) == ["All"]
+
+
 async def test_conflict_from_update(fake, client):
     stale = fake.put(cm("app"))
     fake.put(cm("app", changed="yes"))
@@ -516,6 +539,7 @@ NON_IDEMPOTENT = [
     ("Patch", lambda c: c.patch("cm", "app", "default", patch={"data": {"a": "b"}})),
     ("Delete", lambda c: c.delete("cm", "app", "default")),
     ("Bind", lambda c: c.bind("default", "app", "node-1")),
+    ("Evict", lambda c: c.evict("default", "app")),
 ]
 
 
@@ -548,6 +572,7 @@ ALL_UNARY = [
     ("Patch", lambda c: c.patch("cm", "app", "default", patch={})),
     ("Delete", lambda c: c.delete("cm", "app", "default")),
     ("Bind", lambda c: c.bind("default", "app", "node-1")),
+    ("Evict", lambda c: c.evict("default", "app")),
     ("Discovery", lambda c: c.discovery()),
 ]
 

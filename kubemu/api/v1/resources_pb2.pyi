@@ -1,4 +1,5 @@
 from google.protobuf import any_pb2 as _any_pb2
+from kubemu.api.v1 import policy_pb2 as _policy_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -354,6 +355,14 @@ class NodeStatsResponse(_message.Message):
     memory_working_set_bytes: int
     pods: _containers.RepeatedCompositeFieldContainer[PodUsage]
     def __init__(self, node: _Optional[str] = ..., timestamp: _Optional[str] = ..., cpu_nano_cores: _Optional[int] = ..., memory_working_set_bytes: _Optional[int] = ..., pods: _Optional[_Iterable[_Union[PodUsage, _Mapping]]] = ...) -> None: ...
+
+class EvictRequest(_message.Message):
+    __slots__ = ("namespace", "eviction")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    EVICTION_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    eviction: _policy_pb2.Eviction
+    def __init__(self, namespace: _Optional[str] = ..., eviction: _Optional[_Union[_policy_pb2.Eviction, _Mapping]] = ...) -> None: ...
 
 class DiscoveryResponse(_message.Message):
     __slots__ = ("resources", "server_version")

@@ -114,6 +114,11 @@ class ResourcesStub:
                 request_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.NodeStatsRequest.SerializeToString,
                 response_deserializer=kubemu_dot_api_dot_v1_dot_resources__pb2.NodeStatsResponse.FromString,
                 _registered_method=True)
+        self.Evict = channel.unary_unary(
+                '/kubemu.api.v1.Resources/Evict',
+                request_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.EvictRequest.SerializeToString,
+                response_deserializer=kubemu_dot_api_dot_v1_dot_resources__pb2.ObjectResponse.FromString,
+                _registered_method=True)
 
 
 class ResourcesServicer:
@@ -225,6 +230,12 @@ class ResourcesServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Evict(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ResourcesServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -307,6 +318,11 @@ def add_ResourcesServicer_to_server(servicer, server):
                     servicer.NodeStats,
                     request_deserializer=kubemu_dot_api_dot_v1_dot_resources__pb2.NodeStatsRequest.FromString,
                     response_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.NodeStatsResponse.SerializeToString,
+            ),
+            'Evict': grpc.unary_unary_rpc_method_handler(
+                    servicer.Evict,
+                    request_deserializer=kubemu_dot_api_dot_v1_dot_resources__pb2.EvictRequest.FromString,
+                    response_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.ObjectResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -741,6 +757,33 @@ class Resources:
             '/kubemu.api.v1.Resources/NodeStats',
             kubemu_dot_api_dot_v1_dot_resources__pb2.NodeStatsRequest.SerializeToString,
             kubemu_dot_api_dot_v1_dot_resources__pb2.NodeStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Evict(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kubemu.api.v1.Resources/Evict',
+            kubemu_dot_api_dot_v1_dot_resources__pb2.EvictRequest.SerializeToString,
+            kubemu_dot_api_dot_v1_dot_resources__pb2.ObjectResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -33,6 +33,7 @@ from kubemu.api.validation import (
     meta,
     networking,
     quota,
+    policy,
     storage,
 )
 from kubemu.api.validation.batch import cron_error
@@ -41,7 +42,8 @@ from kubemu.api.validation.meta import KindValidator, Problems
 __all__ = ["MODULES", "STATUS_VALIDATORS", "VALIDATORS", "cron_error", "validate",
            "validate_status"]
 
-MODULES = (meta, core, apps, batch, coordination, discovery, networking, storage, quota)
+MODULES = (meta, core, apps, batch, coordination, discovery, networking, storage, quota,
+           policy)
 
 VALIDATORS: dict[str, KindValidator] = {
     "Pod": core.validate_pod,
@@ -68,6 +70,7 @@ VALIDATORS: dict[str, KindValidator] = {
     "IngressClass": networking.validate_ingress_class,
     "ResourceQuota": quota.validate_resource_quota,
     "LimitRange": quota.validate_limit_range,
+    "PodDisruptionBudget": policy.validate_pod_disruption_budget,
 }
 
 
@@ -79,6 +82,7 @@ STATUS_VALIDATORS: dict[str, KindValidator] = {
     "StatefulSet": apps.validate_stateful_set_status,
     "DaemonSet": apps.validate_daemon_set_status,
     "Job": batch.validate_job_status,
+    "PodDisruptionBudget": policy.validate_pod_disruption_budget_status,
 }
 
 
