@@ -2,8 +2,11 @@
 deletion confirmed by the node, and the binding subresource."""
 from __future__ import annotations
 
+from typing import Mapping, Sequence
+
 from google.protobuf.message import Message
 
+from apiserver.strategy import priority
 from apiserver.strategy.base import Strategy, now_rfc3339
 from kubemu import timefmt
 from kubemu.api import defaults, errors
@@ -14,9 +17,19 @@ TERMINAL_PHASES = ("Succeeded", "Failed")
 
 
 class PodStrategy(Strategy):
+    admission_reads = (priority.PRIORITY_CLASSES,)
+
     def __init__(self, kind: Kind, *, default_toleration_s: int):
         super().__init__(kind)
         self.default_toleration_s = default_toleration_s
+
+    def admit(self, obj: Message, current: Mapping[str, Sequence[Message]]) -> None:
+        # Priority admission: priorityClassName -> spec.priority, preemptionPolicy.
+        priority.admit_pod(obj, current.get(priority.PRIORITY_CLASSES, ()))
+
+    def prepare_for_update(self, new: Message, old: Message) -> None:
+        super().prepare_for_update(new, old)
+        priority.keep_pod_priority(new, old)
 
     def prepare_for_create(self, obj: Message) -> None:
         super().prepare_for_create(obj)

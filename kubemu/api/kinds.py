@@ -22,6 +22,7 @@ from google.protobuf.message import Message
 from kubemu.api import errors
 from kubemu.api.v1 import (apps_pb2, batch_pb2, coordination_pb2, core_pb2, discovery_pb2,
                            networking_pb2, storage_pb2)
+from kubemu.api.v1 import scheduling_pb2
 
 TYPE_URL_PREFIX = "type.googleapis.com/"
 
@@ -94,6 +95,9 @@ KINDS: tuple[Kind, ...] = (
          short_names=("ing",)),
     Kind("IngressClass", "networking.k8s.io", "v1", "ingressclasses",
          networking_pb2.IngressClass, namespaced=False, has_status=False),
+    Kind("PriorityClass", "scheduling.k8s.io", "v1", "priorityclasses",
+         scheduling_pb2.PriorityClass, namespaced=False, short_names=("pc",),
+         has_status=False, has_spec=False),
 )
 
 

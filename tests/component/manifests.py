@@ -82,6 +82,8 @@ MANIFESTS: dict[str, dict] = {
     "ingressclasses": {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
                        "metadata": {"name": "nginx"},
                        "spec": {"controller": "k8s.io/ingress-nginx"}},
+    "priorityclasses": {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                        "metadata": {"name": "high"}, "value": 1000},
 }
 
 # A change of each kind's content that is allowed on update (as a merge patch).
@@ -110,4 +112,5 @@ CHANGES: dict[str, dict] = {
     "ingresses": {"spec": {"defaultBackend": {"service": {"name": "web",
                                                           "port": {"number": 8080}}}}},
     "ingressclasses": {"metadata": {"labels": {"team": "a"}}},
+    "priorityclasses": {"description": "more important"},
 }

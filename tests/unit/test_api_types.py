@@ -1567,6 +1567,26 @@ spec:
     namespace: ingress
 """
 
+PRIORITY_CLASS = """
+apiVersion: scheduling.k8s.io/v1
+kind: PriorityClass
+metadata:
+  name: high-priority
+value: 1000000
+globalDefault: true
+description: This priority class should be used for XYZ service pods only.
+preemptionPolicy: PreemptLowerPriority
+"""
+
+PRIORITY_CLASS_ZERO = """
+apiVersion: scheduling.k8s.io/v1
+kind: PriorityClass
+metadata:
+  name: zero
+value: 0
+preemptionPolicy: Never
+"""
+
 ROUND_TRIP_CASES = {
     "namespace": NAMESPACE,
     "configmap": CONFIGMAP,
@@ -1612,6 +1632,8 @@ ROUND_TRIP_CASES = {
     "endpointslice-empty": ENDPOINT_SLICE_EMPTY,
     "ingress": INGRESS,
     "ingressclass": INGRESS_CLASS,
+    "priorityclass": PRIORITY_CLASS,
+    "priorityclass-zero": PRIORITY_CLASS_ZERO,
 }
 
 

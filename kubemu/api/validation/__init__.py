@@ -10,7 +10,7 @@ by kind name in `VALIDATORS`, so a kind without rules needs no entry. With
 
 One module per API group, as in Kubernetes: `meta` (metadata and the shared
 helpers), `core`, `apps`, `batch`, `coordination`, `discovery`, `networking`,
-`storage`; a group module imports
+`storage`, `scheduling`; a group module imports
 only `meta` and `core`.
 
 Objects are expected to be defaulted first (the apiserver defaults, then
@@ -34,13 +34,15 @@ from kubemu.api.validation import (
     networking,
     storage,
 )
+from kubemu.api.validation import scheduling
 from kubemu.api.validation.batch import cron_error
 from kubemu.api.validation.meta import KindValidator, Problems
 
 __all__ = ["MODULES", "STATUS_VALIDATORS", "VALIDATORS", "cron_error", "validate",
            "validate_status"]
 
-MODULES = (meta, core, apps, batch, coordination, discovery, networking, storage)
+MODULES = (meta, core, apps, batch, coordination, discovery, networking, storage,
+           scheduling)
 
 VALIDATORS: dict[str, KindValidator] = {
     "Pod": core.validate_pod,
@@ -65,6 +67,7 @@ VALIDATORS: dict[str, KindValidator] = {
     "EndpointSlice": discovery.validate_endpoint_slice,
     "Ingress": networking.validate_ingress,
     "IngressClass": networking.validate_ingress_class,
+    "PriorityClass": scheduling.validate_priority_class,
 }
 
 
