@@ -1490,6 +1490,19 @@ def describe_storageclass(sc: Obj, now: datetime.datetime) -> Lines:
     return out
 
 
+def describe_priorityclass(pc: Obj, now: datetime.datetime) -> Lines:
+    """kubectl's describePriorityClass."""
+    out = Lines()
+    meta = pc.get("metadata") or {}
+    out.w(0, f"Name:\t{meta.get('name', '')}")
+    out.w(0, f"Value:\t{int(pc.get('value') or 0)}")
+    out.w(0, f"GlobalDefault:\t{'true' if pc.get('globalDefault') else 'false'}")
+    out.w(0, f"PreemptionPolicy:\t{pc.get('preemptionPolicy', '')}")
+    out.w(0, f"Description:\t{pc.get('description', '')}")
+    out.w(0, f"Annotations:\t{format_labels(meta.get('annotations'))}")
+    return out
+
+
 DESCRIBERS: dict[str, Callable[[Obj, datetime.datetime], Lines]] = {
     "pods": describe_pod,
     "deployments": describe_deployment,
@@ -1510,6 +1523,7 @@ DESCRIBERS: dict[str, Callable[[Obj, datetime.datetime], Lines]] = {
     "configmaps": describe_configmap,
     "secrets": describe_secret,
     "namespaces": describe_namespace,
+    "priorityclasses": describe_priorityclass,
 }
 
 

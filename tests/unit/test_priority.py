@@ -178,3 +178,45 @@ async def test_an_update_that_leaves_priority_out_keeps_it(reg):
     updated = await reg.update(PODS, again)
     assert (updated.spec.priority, updated.spec.preemption_policy) == (1000, "Never")
     assert updated.metadata.labels["touched"] == "yes"
+
+
+# ---------------------------------------------------------------- get and describe
+
+def test_get_priorityclasses_columns_are_kubectls():
+    import datetime
+
+    from kubemu.cli import printers
+    now = datetime.datetime(2026, 11, 30, 10, 0, 0, tzinfo=datetime.timezone.utc)
+    docs = [{"metadata": {"name": "system-node-critical",
+                          "creationTimestamp": "2026-11-20T10:00:00Z"},
+             "value": 2000001000, "preemptionPolicy": "PreemptLowerPriority"},
+            {"metadata": {"name": "batch", "creationTimestamp": "2026-11-30T09:59:30Z"},
+             "value": -5, "globalDefault": True}]
+    opts = printers.TableOptions()
+    rows = [printers.headers("priorityclasses", opts)] + [
+        printers.row("priorityclasses", d, opts, now) for d in docs]
+    # printPriorityClass: PREEMPTIONPOLICY after AGE, empty when unset.
+    assert printers.render_table(rows) == (
+        "NAME                   VALUE        GLOBAL-DEFAULT   AGE   PREEMPTIONPOLICY\n"
+        "system-node-critical   2000001000   false            10d   PreemptLowerPriority\n"
+        "batch                  -5           true             30s   \n")
+
+
+def test_describe_priorityclass_is_kubectls():
+    import datetime
+
+    from kubemu.cli import describe
+    doc = {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+           "metadata": {"name": "high-priority", "annotations": {"team": "a"}},
+           "value": 1000000, "description": "For XYZ service pods only.",
+           "preemptionPolicy": "Never"}
+    now = datetime.datetime(2026, 11, 30, 10, 0, 0, tzinfo=datetime.timezone.utc)
+    # kubectl's describePriorityClass through its tabwriter (minwidth 0, padding 2).
+    assert describe.describe(CLASSES, doc, [], now) == (
+        "Name:              high-priority\n"
+        "Value:             1000000\n"
+        "GlobalDefault:     false\n"
+        "PreemptionPolicy:  Never\n"
+        "Description:       For XYZ service pods only.\n"
+        "Annotations:       team=a\n"
+        "Events:            <none>\n")
