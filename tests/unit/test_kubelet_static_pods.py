@@ -3,11 +3,15 @@ kubelet runs, as Kubernetes makes it, and its mirror pod; the mirror plan."""
 from __future__ import annotations
 
 import pathlib
+import random
 
 import pytest
 
+from apiserver.memstore import MemoryStore
+from apiserver.registry import ObjectRegistry
 from kubelet import static_pods as sp
 from kubemu.api import codec, errors
+from kubemu.api.kinds import REGISTRY
 from kubemu.api.v1 import core_pb2
 from tests.builders import obj
 
@@ -141,3 +145,39 @@ def test_file_check_frequency_is_a_duration(text, seconds):
 def test_bad_durations_are_refused(text):
     with pytest.raises(ValueError):
         sp.parse_duration_s(text)
+
+
+# ---------------------------------------------------------------- the apiserver's side
+
+@pytest.mark.parametrize("change, message", [
+    (lambda p: p.metadata.annotations.pop(sp.MIRROR_ANNOTATION),
+     'Pod "static-web-node-1" is invalid: metadata.annotations[kubernetes.io/config.mirror]: '
+     'Forbidden: may not remove or update mirror pod annotation'),
+    (lambda p: p.metadata.annotations.update({sp.MIRROR_ANNOTATION: "other"}),
+     'Pod "static-web-node-1" is invalid: metadata.annotations[kubernetes.io/config.mirror]: '
+     'Forbidden: may not remove or update mirror pod annotation'),
+], ids=["removed", "changed"])
+async def test_a_mirror_pod_stays_a_mirror(change, message):
+    reg = ObjectRegistry(MemoryStore(), {}, rng=random.Random(7), clock=lambda: SEEN_S)
+    await reg.create(REGISTRY.by_resource("namespaces"), "",
+                     obj({"apiVersion": "v1", "kind": "Namespace",
+                          "metadata": {"name": "default"}}))
+    pods = REGISTRY.by_resource("pods")
+    made = await reg.create(pods, "default", sp.mirror_pod(WEB, node()))
+    changed = core_pb2.Pod()
+    changed.CopyFrom(made)
+    change(changed)
+    with pytest.raises(errors.Invalid) as err:
+        await reg.update(pods, changed)
+    assert err.value.message == message
+    # Adding the annotation to a pod is refused too; a mirror must be bound.
+    plain = await reg.create(pods, "default", regular("plain"))
+    plain.metadata.annotations[sp.MIRROR_ANNOTATION] = "x"
+    with pytest.raises(errors.Invalid) as err:
+        await reg.update(pods, plain)
+    assert "may not add mirror pod annotation" in err.value.message
+    unbound = sp.mirror_pod(OTHER, node())
+    unbound.spec.node_name = ""
+    with pytest.raises(errors.Invalid) as err:
+        await reg.create(pods, "default", unbound)
+    assert "must set spec.nodeName if mirror pod annotation is set" in err.value.message
