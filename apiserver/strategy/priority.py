@@ -8,7 +8,7 @@ left several) names it, else priority 0 and PreemptLowerPriority. An unknown
 class, or a priority / preemptionPolicy given in the pod that differs from
 what the class says, is Forbidden with Kubernetes' words. On update the
 pod keeps what admission set (a client that leaves them out does not reset
-them). PriorityClasses, on create: only one may be the global default; the
+them). PriorityClasses, on create and update: only one may be the global default; the
 built-in ones (`system_priority_classes`, created by every apiserver at
 start) cannot be deleted.
 Pure functions over messages; the classes come in from the registry's watch
@@ -113,9 +113,18 @@ def system_priority_classes() -> list[Message]:
 
 class PriorityClassStrategy(Strategy):
     admission_reads = (PRIORITY_CLASSES,)
+    admits_updates = True
 
     def admit(self, obj: Message, current: Mapping[str, Sequence[Message]]) -> None:
-        """Only one class may be the global default (checked on create)."""
+        """Only one class may be the global default: a second one is refused."""
+        self._one_default(obj, current)
+
+    def admit_update(self, new: Message, old: Message,
+                     current: Mapping[str, Sequence[Message]]) -> None:
+        """Nor may another class become the default while one is."""
+        self._one_default(new, current)
+
+    def _one_default(self, obj: Message, current: Mapping[str, Sequence[Message]]) -> None:
         if not obj.global_default:
             return
         existing = global_default([pc for pc in current.get(PRIORITY_CLASSES, ())

@@ -98,6 +98,15 @@ async def test_only_one_global_default(reg):
     assert err.value.message == (
         'priorityclasses.scheduling.k8s.io "second" is forbidden: PriorityClass first is '
         'already marked as default. Only one default can exist')
+    # Nor may an existing class become a second default; the default itself may change.
+    await reg.create(CLASSES, "", priority_class("third", 30))
+    with pytest.raises(errors.Forbidden) as err:
+        await reg.update(CLASSES, priority_class("third", 30, default=True))
+    assert err.value.message.startswith('priorityclasses.scheduling.k8s.io "third" is '
+                                        'forbidden: PriorityClass first is already marked')
+    first = priority_class("first", 10, default=True)
+    first.description = "the default"
+    assert (await reg.update(CLASSES, first)).description == "the default"
 
 
 async def test_the_built_in_classes_are_valid_and_cannot_be_deleted(reg):
