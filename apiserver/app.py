@@ -8,7 +8,8 @@ any loop is down. Each is cancelled on stop:
   `kube-node-lease` namespaces exist, and the built-in PriorityClasses
   (`system-cluster-critical`, `system-node-critical`); an existing one is
   left as it is, so several apiservers may do it at once;
-- health: SERVING while etcd answers and every cache has synced;
+- health: SERVING while etcd answers and every cache has synced, once the
+  bootstrap is done;
 - bookmarks: every `bookmark_interval_s`, watchers that asked get a BOOKMARK;
 - compaction: every `compaction_interval_s`, etcd is compacted to the
   revision seen one interval earlier (as kube-apiserver does) and the caches
@@ -103,6 +104,9 @@ class APIServer:
         pb_grpc.add_ResourcesServicer_to_server(
             ResourcesService(self.objects, self.caches, REGISTRY), self.server.server)
         self.loops = Loops(on_health=self._loop_health)
+        # Set once the system namespaces and priority classes exist (readyz
+        # waits for kube-apiserver's post-start hooks alike).
+        self.bootstrapped = asyncio.Event()
         self.compacted_rv = 0
         self.kubernetes_service: KubernetesService | None = None
 
@@ -163,11 +167,13 @@ class APIServer:
                     pending.pop(0)
                     continue
                 await asyncio.sleep(backoff.next_s())  # bounded retry back-off
+        self.bootstrapped.set()
         log.info("system namespaces and priority classes present")
 
     async def _health(self) -> None:
         serving = False
         await asyncio.gather(*(c.ready.wait() for c in self.caches.values()))
+        await self.bootstrapped.wait()
         while True:
             try:
                 await self.store.current_revision()
