@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import asyncio
 
-
 from kubemu.client.clientset import Client
 from tests.builders import make_pod
 from tests.support import APIServerProc
-
 
 
 async def test_two_apiservers_bootstrap_the_system_classes_once(tmp_path, etcd):
