@@ -10,6 +10,8 @@ and the mirror goes.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 
 import psutil
 import pytest
@@ -121,3 +123,48 @@ async def test_static_pod_runs_with_a_mirror_pod_and_stops_with_its_file(cluster
         return not alive or Seen(alive)
     await wait_for(stopped, WAIT_S, interval_s=0.2, message="the pod's process gone")
     assert edited["metadata"]["name"] == MIRROR
+
+
+async def test_a_restarted_kubelet_keeps_its_static_pod_and_mirror(cluster, api):
+    """The kubelet is the pod's only source: killed and restarted, it reads the
+    same manifest (same hash), adopts the running container and keeps the mirror."""
+    path = cluster_home.manifests_dir(cluster.home, NODE) / "keep.yaml"
+    await asyncio.to_thread(path.write_text, MANIFEST.replace("static-web", "keep")
+                            .format(word="kept"))
+    name = f"keep-{NODE}"
+
+    async def keep_running():
+        try:
+            pod = await pod_json(api, "default", name)
+        except errors.NotFound:
+            return Seen("no mirror pod")
+        return pod if running(pod) else Seen(pod.get("status"))
+    before = await wait_for(keep_running, WAIT_S, interval_s=0.1, message="keep Running")
+
+    def kubelet():
+        [found] = [p for p in cluster.cluster.status() if p.component == comp.KUBELET]
+        return found
+    killed = kubelet()
+    os.kill(killed.pid, signal.SIGKILL)
+    await wait_for(lambda: kubelet().restarts == killed.restarts + 1
+                   and kubelet().state == cluster_home.ProcState.RUNNING and kubelet().pid != killed.pid,
+                   WAIT_S, interval_s=0.1, message="kubelet restarted")
+
+    async def settled():
+        pod = await pod_json(api, "default", name)
+        statuses = pod["status"].get("containerStatuses", [])
+        return pod if running(pod) and statuses[0]["containerID"] == \
+            before["status"]["containerStatuses"][0]["containerID"] else Seen(pod["status"])
+    after = await wait_for(settled, WAIT_S, interval_s=0.2, message="same container")
+    assert after["metadata"]["uid"] == before["metadata"]["uid"]
+    assert after["status"]["containerStatuses"][0]["restartCount"] == 0
+    await asyncio.to_thread(path.unlink)
+    await wait_for(lambda: _gone(api, name), WAIT_S, interval_s=0.1, message="keep deleted")
+
+
+async def _gone(api, name: str) -> bool:
+    try:
+        await api.get("pods", name, "default")
+    except errors.NotFound:
+        return True
+    return False
