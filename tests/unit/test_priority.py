@@ -2,6 +2,7 @@
 pods and classes, the built-in classes (registry on the in-memory store)."""
 from __future__ import annotations
 
+import pathlib
 import random
 
 import pytest
@@ -211,21 +212,34 @@ def test_get_priorityclasses_columns_are_kubectls():
         "batch                  -5           true             30s   \n")
 
 
-def test_describe_priorityclass_is_kubectls():
+GOLDEN = pathlib.Path(__file__).parent / "kubectl_describe"
+DESCRIBED = {
+    "high-priority": {
+        "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+        "metadata": {"name": "high-priority", "annotations": {"team": "a"}, "uid": "u1",
+                     "creationTimestamp": "2026-11-30T09:00:00Z"},
+        "value": 1000000, "description": "For XYZ service pods only.",
+        "preemptionPolicy": "Never"},
+    "system-node-critical": {
+        "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+        "metadata": {"name": "system-node-critical", "uid": "u2",
+                     "creationTimestamp": "2026-11-20T09:00:00Z"},
+        "value": 2000001000, "globalDefault": True,
+        "description": "Used for system critical pods that must not be moved from their "
+                       "current node.",
+        "preemptionPolicy": "PreemptLowerPriority"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(DESCRIBED))
+def test_describe_priorityclass_is_kubectls(name):
+    """kubectl_describe/PriorityClass-<name>.txt is what kubectl 1.32 printed for
+    `kubectl describe priorityclass <name>` against a fake API server serving
+    exactly the object here (and no events)."""
     import datetime
 
-    from kubemu.cli import describe
-    doc = {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
-           "metadata": {"name": "high-priority", "annotations": {"team": "a"}},
-           "value": 1000000, "description": "For XYZ service pods only.",
-           "preemptionPolicy": "Never"}
+    from kubemu.cli import common, describe
+    served = common.to_json(obj(DESCRIBED[name]))  # through kubemu's message, as served
     now = datetime.datetime(2026, 11, 30, 10, 0, 0, tzinfo=datetime.timezone.utc)
-    # kubectl's describePriorityClass through its tabwriter (minwidth 0, padding 2).
-    assert describe.describe(CLASSES, doc, [], now) == (
-        "Name:              high-priority\n"
-        "Value:             1000000\n"
-        "GlobalDefault:     false\n"
-        "PreemptionPolicy:  Never\n"
-        "Description:       For XYZ service pods only.\n"
-        "Annotations:       team=a\n"
-        "Events:            <none>\n")
+    golden = (GOLDEN / f"PriorityClass-{name}.txt").read_text()
+    assert describe.describe(CLASSES, served, [], now) == golden
