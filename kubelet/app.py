@@ -581,7 +581,14 @@ class Kubelet:
     async def _sync_static_pods(self) -> None:
         """Run what the manifest directory holds now, stop what it no longer does."""
         o = self.options
-        manifests = await asyncio.to_thread(static_pods.read_manifests, o.pod_manifest_path)
+        try:
+            manifests = await asyncio.to_thread(static_pods.read_manifests,
+                                                o.pod_manifest_path)
+        except OSError as err:
+            self.log.error("static pod manifests not read; keeping the pods",
+                           path=str(o.pod_manifest_path), error=str(err))
+            await self._sync_mirrors()
+            return
         now_s = time.time()
         wanted: dict[str, Message] = {}
         errors_now: dict[str, str] = {}

@@ -84,7 +84,9 @@ class Manifest:
 
 
 def read_manifests(directory: pathlib.Path) -> list[Manifest]:
-    """Every manifest file of `directory`, sorted by name (blocking I/O)."""
+    """Every manifest file of `directory`, sorted by name (blocking I/O); none
+    when it does not exist; OSError when it cannot be listed (the caller
+    keeps what it runs: a passing error must not stop every static pod)."""
     try:
         names = sorted(n for n in os.listdir(directory) if not n.startswith("."))
     except FileNotFoundError:
