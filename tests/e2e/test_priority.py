@@ -62,7 +62,7 @@ def sleeper(name: str, namespace: str, cls: str, cpu: str) -> dict:
                                      "resources": {"requests": {"cpu": cpu}}}]}}
 
 
-async def test_built_in_classes_are_listed(cluster):
+async def test_built_in_classes_are_listed(cluster, tmp_path):
     out = await cli(cluster, "get", "priorityclass")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
@@ -71,6 +71,34 @@ async def test_built_in_classes_are_listed(cluster):
     assert rows["system-cluster-critical"][1:3] == ["2000000000", "false"]
     assert rows["system-node-critical"][1:3] == ["2000001000", "false"]
     assert rows["system-node-critical"][4] == "PreemptLowerPriority"
+    out = await cli(cluster, "describe", "pc", "system-cluster-critical")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == (
+        "Name:              system-cluster-critical\n"
+        "Value:             2000000000\n"
+        "GlobalDefault:     false\n"
+        "PreemptionPolicy:  PreemptLowerPriority\n"
+        "Description:       Used for system critical pods that must run in the cluster, but "
+        "can be moved to another node if necessary.\n"
+        "Annotations:       <none>\n"
+        "Events:            <none>\n")
+    # A pod naming a class that does not exist is refused, as kube-apiserver refuses it.
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text("apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\nspec:\n"
+                        "  priorityClassName: foo\n  containers:\n  - name: c\n"
+                        "    image: busybox\n")
+    out = await cli(cluster, "apply", "-f", str(manifest))
+    assert out.returncode == 1
+    # (kubectl puts `error when creating "<file>": ` before the server's message;
+    # kubemu's apply does not yet, for any error.)
+    assert out.stderr.startswith("Error from server (Forbidden): ")
+    assert out.stderr.endswith('pods "x" is forbidden: no PriorityClass with name foo was '
+                               'found\n')
+    out = await cli(cluster, "delete", "priorityclass", "system-node-critical")
+    assert out.returncode == 1
+    assert out.stderr == ('Error from server (Forbidden): priorityclasses.scheduling.k8s.io '
+                          '"system-node-critical" is forbidden: this is a system priority '
+                          'class and cannot be deleted\n')
 
 
 async def test_high_priority_pod_preempts_a_low_priority_one_on_a_full_node(cluster, api, ns,
