@@ -622,6 +622,8 @@ class Kubelet:
                 self.static[uid] = pod
                 self.log.info("static pod found: starting it", pod_uid=uid,
                               pod=f"{pod.metadata.namespace}/{pod.metadata.name}")
+            if uid not in self.workers:
+                # New, or back (same content) after its worker stopped it.
                 self._worker(uid, pod).update(pod)
         await self._sync_mirrors()
 
