@@ -616,7 +616,7 @@ class Kubelet:
                           pod=f"{pod.metadata.namespace}/{pod.metadata.name}")
             worker = self.workers.get(uid)
             if worker is not None:
-                worker.update(None)
+                worker.remove()
         for uid, pod in wanted.items():
             if uid not in self.static:
                 self.static[uid] = pod
