@@ -8,11 +8,11 @@ left several) names it, else priority 0 and PreemptLowerPriority. An unknown
 class, or a priority / preemptionPolicy given in the pod that differs from
 what the class says, is Forbidden with Kubernetes' words. On update the
 pod keeps what admission set (a client that leaves them out does not reset
-them). PriorityClasses, on create and update: only one may be the global default; the
-built-in ones (`system_priority_classes`, created by every apiserver at
-start) cannot be deleted.
-Pure functions over messages; the classes come in from the registry's watch
-cache (as the plug-in reads its informer).
+them). PriorityClasses, on create and update: only one may be the global
+default; the built-in ones (`system_priority_classes`, created by every
+apiserver at start) cannot be deleted. Pure functions over messages; the
+classes come in from the registry's watch cache (as the plug-in reads its
+informer).
 """
 from __future__ import annotations
 
