@@ -5,8 +5,11 @@ the loop restarts with capped back-off, and health answers NOT_SERVING while
 any loop is down. Each is cancelled on stop:
 - one watch cache per kind (one etcd watch each);
 - bootstrap: the `default`, `kube-system`, `kube-public` and
-  `kube-node-lease` namespaces exist;
-- health: SERVING while etcd answers and every cache has synced;
+  `kube-node-lease` namespaces exist, and the built-in PriorityClasses
+  (`system-cluster-critical`, `system-node-critical`); an existing one is
+  left as it is, so several apiservers may do it at once;
+- health: SERVING while etcd answers and every cache has synced, once the
+  bootstrap is done;
 - bookmarks: every `bookmark_interval_s`, watchers that asked get a BOOKMARK;
 - compaction: every `compaction_interval_s`, etcd is compacted to the
   revision seen one interval earlier (as kube-apiserver does) and the caches
@@ -33,6 +36,7 @@ from apiserver.kubernetes_service import KubernetesService
 from apiserver.registry import ObjectRegistry
 from apiserver.service import ResourcesService
 from apiserver.strategy import strategies
+from apiserver.strategy.priority import system_priority_classes
 from apiserver.watchcache import WatchCache
 from kubemu import fileutil
 from kubemu import server as grpc_server
@@ -100,6 +104,9 @@ class APIServer:
         pb_grpc.add_ResourcesServicer_to_server(
             ResourcesService(self.objects, self.caches, REGISTRY), self.server.server)
         self.loops = Loops(on_health=self._loop_health)
+        # Set once the system namespaces and priority classes exist (readyz
+        # waits for kube-apiserver's post-start hooks alike).
+        self.bootstrapped = asyncio.Event()
         self.compacted_rv = 0
         self.kubernetes_service: KubernetesService | None = None
 
@@ -140,27 +147,33 @@ class APIServer:
     # ------------------------------------------------------------ loops
 
     async def _bootstrap(self) -> None:
-        kind = REGISTRY.by_resource("namespaces")
+        namespaces = REGISTRY.by_resource("namespaces")
+        classes = REGISTRY.by_resource("priorityclasses")
         backoff = Exponential(LOOP_BACKOFF_S_BASE, LOOP_BACKOFF_S_MAX)
-        pending = list(SYSTEM_NAMESPACES)
+        pending = [(namespaces, core_pb2.Namespace(metadata={"name": name}))
+                   for name in SYSTEM_NAMESPACES]
+        pending += [(classes, pc) for pc in system_priority_classes()]
         while pending:
-            name = pending[0]
+            kind, obj = pending[0]
             try:
-                await self.objects.create(kind, "", core_pb2.Namespace(metadata={"name": name}))
+                await self.objects.create(kind, "", obj)
                 pending.pop(0)
             except errors.AlreadyExists:
                 pending.pop(0)
             except errors.ApiError as err:
                 if not err.temporary and not isinstance(err, errors.Timeout):
-                    log.error("cannot create a system namespace", namespace=name, error=str(err))
+                    log.error("cannot create a system object", kind=kind.kind,
+                              name=obj.metadata.name, error=str(err))
                     pending.pop(0)
                     continue
                 await asyncio.sleep(backoff.next_s())  # bounded retry back-off
-        log.info("system namespaces present")
+        self.bootstrapped.set()
+        log.info("system namespaces and priority classes present")
 
     async def _health(self) -> None:
         serving = False
         await asyncio.gather(*(c.ready.wait() for c in self.caches.values()))
+        await self.bootstrapped.wait()
         while True:
             try:
                 await self.store.current_revision()

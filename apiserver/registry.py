@@ -423,6 +423,10 @@ class ObjectRegistry:
                     f"new finalizers {sorted(new_finalizers)}")])
             strategy.prepare_for_update(obj, old)
             strategy.default(obj)
+            if strategy.admits_updates:
+                strategy.admit_update(obj, old, {
+                    resource: await self._current_objects(resource)
+                    for resource in strategy.admission_reads})
         obj.metadata.resource_version = old.metadata.resource_version
         self._raise_invalid(kind, obj, strategy.validate_status_update(obj, old) if status
                             else strategy.validate_update(obj, old))

@@ -87,8 +87,10 @@ def _same_file(fd: int, path: pathlib.Path) -> bool:
 
 async def run_up(args: argparse.Namespace, home: pathlib.Path,
                  progress: Callable[[str], None]) -> int:
-    node_kinds = comp.node_components(runtime_flags=("--isolation", args.isolation)) \
-        if args.isolation else comp.NODE_COMPONENTS
+    kubelet_flags = comp.KUBELET_FAST_FLAGS if args.profile == "fast" else ()
+    node_kinds = comp.node_components(
+        runtime_flags=("--isolation", args.isolation) if args.isolation else (),
+        kubelet_flags=kubelet_flags) if args.isolation or kubelet_flags else comp.NODE_COMPONENTS
     cluster = Cluster(home, nodes=args.nodes, restart=not args.no_restart, progress=progress,
                       schedulers=args.schedulers, controller_managers=args.controller_managers,
                       kinds=comp.control_plane(args.profile), node_kinds=node_kinds,

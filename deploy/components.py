@@ -510,8 +510,10 @@ def low_port_problem(port: int, *, euid: int | None = None,
 
 
 def prepare_node(launch: Launch) -> None:
-    """The node's directory and the cluster's volumes directory, private."""
+    """The node's directory, its static pod manifests directory and the
+    cluster's volumes directory, private."""
     fileutil.private_dir(node_dir(launch))
+    fileutil.private_dir(cluster_home.manifests_dir(launch.home, launch.node))
     fileutil.private_dir(launch.home / "volumes")
 
 
@@ -538,6 +540,7 @@ def kubelet_argv(launch: Launch, flags: Sequence[str] = ()) -> list[str]:
             "--root", str(node_dir(launch) / "kubelet"), "--node-ip", node_ip(launch),
             "--port", str(launch.ports["grpc"]), "--pod-cidr", pod_cidr(launch),
             "--volumes-dir", str(launch.home / "volumes"),
+            "--pod-manifest-path", str(cluster_home.manifests_dir(launch.home, launch.node)),
             *(("--cluster-dns", launch.cluster_dns, "--cluster-domain", CLUSTER_DOMAIN)
               if launch.cluster_dns else ()),
             "--log-file", str(launch.log_path), *flags]
@@ -629,3 +632,7 @@ def node_components(*, runtime_flags: Sequence[str] = (),
 
 
 NODE_COMPONENTS: tuple[ComponentKind, ...] = node_components()
+
+# The kubelet's timings in the fast profile (the default profile keeps
+# Kubernetes' defaults): static pod manifests are read every second, not 20 s.
+KUBELET_FAST_FLAGS: tuple[str, ...] = ("--file-check-frequency", "1s")

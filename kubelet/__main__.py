@@ -7,7 +7,7 @@ import ipaddress
 import pathlib
 import sys
 
-from kubelet import node
+from kubelet import node, static_pods
 from kubelet.app import Kubelet, Options
 from kubemu import log as kubemu_log
 from kubemu import server as grpc_server
@@ -74,6 +74,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "when one is crossed (memory.available, nodefs.available, "
                         "pid.available; a quantity or a percentage; setting it replaces "
                         "every default)")
+    p.add_argument("--pod-manifest-path", type=pathlib.Path, default=None, metavar="DIR",
+                   help="run the pods whose manifests are in this directory (static pods), "
+                        "with a mirror pod each in the API (Kubernetes' flag)")
+    p.add_argument("--file-check-frequency", default="20s", metavar="DURATION",
+                   help="how often the manifest directory is read again (a duration: 20s, "
+                        "500ms; Kubernetes' flag and default)")
     p.add_argument("--cluster-dns", default="", metavar="IP[,IP]",
                    help="the cluster DNS server(s): the nameserver of pods with dnsPolicy "
                         "ClusterFirst (Kubernetes' flag; empty: those pods get the Default "
@@ -150,6 +156,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         except ValueError:
             p.error(f"--cluster-dns: {ip!r} is not an IP address")
     args.cluster_domain = args.cluster_domain.strip(".")
+    try:
+        args.file_check_frequency_s = static_pods.parse_duration_s(args.file_check_frequency)
+    except ValueError as err:
+        p.error(f"--file-check-frequency: {err}")
     return args
 
 
@@ -183,7 +193,8 @@ def options_from(args: argparse.Namespace) -> Options:
         container_log_monitor_interval_s=args.container_log_monitor_interval_s,
         fault_dir=args.fault_dir, eviction_hard=args.eviction_hard,
         cluster_dns=args.cluster_dns, cluster_domain=args.cluster_domain,
-        resolv_conf=args.resolv_conf)
+        resolv_conf=args.resolv_conf, pod_manifest_path=args.pod_manifest_path,
+        file_check_frequency_s=args.file_check_frequency_s)
 
 
 async def run(args: argparse.Namespace) -> None:

@@ -20,6 +20,11 @@ is down):
   directories too, and a pod worker whose task died is started again;
 - container logs: the running containers' logs are rotated
   (--container-log-max-size, --container-log-max-files, kubelet/logs.py);
+- static pods (with --pod-manifest-path): every --file-check-frequency, and
+  whenever one of the node's mirror pods changes in the API, the manifest
+  directory is read again (a new or edited file starts a pod worker, a
+  removed or edited one stops its pod) and the mirror pods are made to match
+  (kubelet/static_pods.py); mirror pods never get a worker of their own;
 - node status and lease (kubelet/node.py).
 The health service says SERVING once the Node is registered and the pods are
 synced. Stop (SIGTERM) stops the kubelet only: pods keep running, and a new
@@ -38,7 +43,7 @@ import time
 import structlog
 from google.protobuf.message import Message
 
-from kubelet import admission, cri, logs, node, server, volumes
+from kubelet import admission, cri, logs, node, server, static_pods, volumes
 from kubelet import status as pod_status
 from kubelet import dns as kdns
 from kubelet.image_puller import ImagePuller
@@ -68,6 +73,7 @@ START_RETRY_S_BASE = 0.1
 START_RETRY_S_MAX = 2.0
 PLEG_LOOP = "pleg"
 PLEG_FAULT = "pleg-relist"
+MIRROR_CHECK_S = 0.1
 
 
 @dataclasses.dataclass
@@ -114,6 +120,9 @@ class Options:
     cluster_dns: list[str] = dataclasses.field(default_factory=list)
     cluster_domain: str = "cluster.local"
     resolv_conf: str = kdns.DEFAULT_RESOLV_CONF
+    # Kubernetes' --pod-manifest-path (static pods; None: none) and --file-check-frequency.
+    pod_manifest_path: pathlib.Path | None = None
+    file_check_frequency_s: float = static_pods.DEFAULT_FILE_CHECK_FREQUENCY_S
 
 
 def capacity(options: Options) -> dict[str, str]:
@@ -153,6 +162,10 @@ class Kubelet:
         self.secrets = Informer(self.client, "secrets")
         self.services = Informer(self.client, "services")
         self.ctx: NodeContext | None = None
+        # Static pods by uid (the manifest's hash), as first seen; their mirrors' wake-up.
+        self.static: dict[str, Message] = {}
+        self.static_errors: dict[str, str] = {}  # path -> the error logged for it
+        self.mirrors_changed = asyncio.Event()
         self.log = log.bind(node=options.node_name)
 
     # ------------------------------------------------------------ start / stop
@@ -206,7 +219,7 @@ class Kubelet:
             client=self.client, events=self.events,
             volumes=volumes.VolumeManager(self.root, [o.volumes_dir or self.root]),
             ipam=self.ipam,
-            status=StatusManager(self.client, self._find_pod),
+            status=StatusManager(self.client, self._api_pod, api_uid=self._status_uid),
             images=ImagePuller(self.runtime, self.events,
                                Backoff(o.image_backoff_initial_s, o.image_backoff_max_s,
                                        o.crash_backoff_reset_s)),
@@ -227,6 +240,10 @@ class Kubelet:
                               on_delete=self._on_pod_delete)
         self.loops.spawn("informer-pods", self.pods.run)
         await self.pods.wait_synced(o.start_timeout_s)
+        if o.pod_manifest_path is not None:
+            # Before housekeeping: the static pods' sandboxes are not orphans.
+            await self._sync_static_pods()
+            self.loops.spawn("static-pods", self._static_pods_loop)
         self.loops.spawn(PLEG_LOOP, self._pleg_loop)
         self.loops.spawn("housekeeping", self._housekeeping_loop)
         self.loops.spawn("container-logs", self._container_log_loop)
@@ -307,7 +324,26 @@ class Kubelet:
     # ------------------------------------------------------------ lookups
 
     def _find_pod(self, namespace: str, name: str) -> Message | None:
+        """The pod the kubelet runs under that name: a static pod, not its mirror."""
+        for pod in self.static.values():
+            if pod.metadata.name == name and pod.metadata.namespace == namespace:
+                return pod
+        return self._api_pod(namespace, name)
+
+    def _api_pod(self, namespace: str, name: str) -> Message | None:
         return self.pods.store.get_by_name(name, namespace)
+
+    def _status_uid(self, uid: str) -> str | None:
+        """The API pod a pod's status goes to: a static pod's mirror (None
+        until it exists), else the pod itself."""
+        pod = self.static.get(uid)
+        if pod is None:
+            return uid
+        mirror = self._api_pod(pod.metadata.namespace, pod.metadata.name)
+        if mirror is None or mirror.metadata.deletion_timestamp or \
+                mirror.metadata.annotations.get(static_pods.MIRROR_ANNOTATION) != uid:
+            return None
+        return mirror.metadata.uid
 
     def _lookup(self, kind: str, namespace: str, name: str) -> Message | None:
         informer = self.configmaps if kind == "ConfigMap" else self.secrets
@@ -385,18 +421,35 @@ class Kubelet:
         if worker is not None:
             worker.notify()
 
+    def _on_mirror(self, pod: Message, *, new: bool = False) -> None:
+        """A mirror pod changed: the static pods loop checks the mirrors; a
+        new mirror gets its static pod's status."""
+        self.mirrors_changed.set()
+        uid = pod.metadata.annotations.get(static_pods.MIRROR_ANNOTATION, "")
+        if new and uid in self.static and self.ctx is not None:
+            self.ctx.status.resend(uid)
+
     def _on_pod(self, pod: Message) -> None:
+        if static_pods.is_mirror(pod):
+            self._on_mirror(pod, new=True)
+            return
         uid = pod.metadata.uid
         if uid in self.finished_uids and uid not in self.workers:
             return  # already terminated and confirmed; the DELETED event is on its way
         self._worker(uid, pod).update(pod)
 
     def _on_pod_update(self, old: Message, new: Message) -> None:
+        if static_pods.is_mirror(new) or static_pods.is_mirror(old):
+            self._on_mirror(new, new=old.metadata.uid != new.metadata.uid)
+            return
         if old.metadata.uid != new.metadata.uid:
             self._on_pod_delete(old)
         self._on_pod(new)
 
     def _on_pod_delete(self, pod: Message) -> None:
+        if static_pods.is_mirror(pod):
+            self._on_mirror(pod)
+            return
         worker = self.workers.get(pod.metadata.uid)
         if worker is not None:
             worker.update(None)
@@ -459,7 +512,7 @@ class Kubelet:
             worker.start()
 
     async def _housekeeping(self) -> None:
-        known = {p.metadata.uid for p in self.pods.store.list()}
+        known = {p.metadata.uid for p in self.pods.store.list()} | set(self.static)
         sandboxes = await self.runtime.list_sandboxes()
         with_sandbox = set()
         for s in sandboxes:
@@ -503,3 +556,97 @@ class Kubelet:
             if rotated:
                 self.log.debug("container logs rotated", files=rotated)
 
+
+    # ------------------------------------------------------------ static pods
+
+    async def _static_pods_loop(self) -> None:
+        """Read the manifests every --file-check-frequency; check the mirrors
+        sooner when one changed in the API (at most every MIRROR_CHECK_S)."""
+        o = self.options
+        next_read_s = time.monotonic() + o.file_check_frequency_s
+        while True:
+            try:
+                await asyncio.wait_for(self.mirrors_changed.wait(),
+                                       max(0.0, next_read_s - time.monotonic()))
+            except TimeoutError:
+                pass
+            self.mirrors_changed.clear()
+            if time.monotonic() >= next_read_s:
+                next_read_s = time.monotonic() + o.file_check_frequency_s
+                await self._sync_static_pods()
+            else:
+                await self._sync_mirrors()
+            await asyncio.sleep(MIRROR_CHECK_S)  # bounds the passes a burst of events makes
+
+    async def _sync_static_pods(self) -> None:
+        """Run what the manifest directory holds now, stop what it no longer does."""
+        o = self.options
+        try:
+            manifests = await asyncio.to_thread(static_pods.read_manifests,
+                                                o.pod_manifest_path)
+        except OSError as err:
+            self.log.error("static pod manifests not read; keeping the pods",
+                           path=str(o.pod_manifest_path), error=str(err))
+            await self._sync_mirrors()
+            return
+        now_s = time.time()
+        wanted: dict[str, Message] = {}
+        errors_now: dict[str, str] = {}
+        for manifest in manifests:
+            error = manifest.error
+            if not error:
+                uid = static_pods.manifest_hash(manifest.doc, o.node_name, manifest.path)
+                if uid in self.static:
+                    wanted[uid] = self.static[uid]  # as first seen (config.seen stays)
+                    continue
+                try:
+                    pod = static_pods.static_pod(manifest.doc, o.node_name, manifest.path,
+                                                 now_s)
+                    wanted[pod.metadata.uid] = pod
+                    continue
+                except errors.ApiError as err:
+                    error = err.message
+            errors_now[manifest.path] = error
+            if self.static_errors.get(manifest.path) != error:
+                self.log.error("static pod manifest skipped", path=manifest.path, error=error)
+        self.static_errors = errors_now
+        for uid in set(self.static) - set(wanted):
+            pod = self.static.pop(uid)
+            self.log.info("static pod removed: stopping it", pod_uid=uid,
+                          pod=f"{pod.metadata.namespace}/{pod.metadata.name}")
+            worker = self.workers.get(uid)
+            if worker is not None:
+                worker.remove()
+        for uid, pod in wanted.items():
+            if uid not in self.static:
+                self.static[uid] = pod
+                self.log.info("static pod found: starting it", pod_uid=uid,
+                              pod=f"{pod.metadata.namespace}/{pod.metadata.name}")
+            if uid not in self.workers:
+                # New, or back (same content) after its worker stopped it.
+                self._worker(uid, pod).update(pod)
+        await self._sync_mirrors()
+
+    async def _sync_mirrors(self) -> None:
+        """Create the missing mirror pods, delete the stale ones (grace 0, uid
+        precondition: Kubernetes' mirror client); errors wait for the next pass."""
+        o = self.options
+        plan = static_pods.mirror_plan(self.static.values(), self.pods.store.list())
+        try:
+            for mirror in plan.delete:
+                try:
+                    await self.client.delete("pods", mirror.metadata.name,
+                                             mirror.metadata.namespace, grace_period_s=0,
+                                             uid=mirror.metadata.uid)
+                    self.mirrors_changed.set()  # made again at the next pass
+                except (errors.NotFound, errors.Conflict):
+                    pass
+            if plan.create:
+                node_obj = await self.client.get("nodes", o.node_name)
+                for pod in plan.create:
+                    try:
+                        await self.client.create(static_pods.mirror_pod(pod, node_obj))
+                    except errors.AlreadyExists:
+                        pass
+        except errors.ApiError as err:
+            self.log.info("mirror pods not in sync yet", error=str(err))

@@ -29,6 +29,11 @@ Model (Kubernetes' pkg/kubelet/status/status_manager.go):
   dropped): a pod worker confirms a deletion only after the final status is
   in the API, as the kubelet's status manager does before it deletes a pod.
 - `forget(uid)` when the worker ends; entries are bounded by the node's pods.
+- A static pod's status goes to its mirror pod (Kubernetes' translatePodUID):
+  `api_uid(uid)` names the API pod a kubelet pod's status is written to —
+  the uid itself for a pod from the API, the mirror's for a static pod, None
+  while it has no mirror. A static pod's status waits for its mirror (not
+  written yet, tried again at the next sync) instead of being dropped.
 
 Time (conditions' transition times) comes from `clock`, back-off sleeps
 through `sleep`, so tests drive both.
@@ -58,6 +63,12 @@ ERROR_BACKOFF_S_MAX = 5.0
 
 # (namespace, name) -> the pod as the kubelet's informer has it, or None.
 CachedPod = Callable[[str, str], Message | None]
+# The kubelet's pod uid -> the uid of the API pod its status goes to, or None.
+ApiUid = Callable[[str], str | None]
+
+
+def _same_uid(uid: str) -> str:
+    return uid
 
 
 class PodClient:
@@ -96,12 +107,13 @@ class StatusManager:
                  conflict_retries: int = CONFLICT_RETRIES, error_retries: int = ERROR_RETRIES,
                  clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 rng: random.Random | None = None):
+                 rng: random.Random | None = None, api_uid: ApiUid = _same_uid):
         if conflict_retries < 0 or error_retries < 0:
             raise ValueError(f"StatusManager: retries must be >= 0, got {conflict_retries}, "
                              f"{error_retries}")
         self.client = client
         self.cached = cached
+        self.api_uid = api_uid
         self.conflict_retries = conflict_retries
         self.error_retries = error_retries
         self.clock = clock
@@ -167,6 +179,19 @@ class StatusManager:
             return False
         return entry.dropped or (entry.synced and entry.done_version == entry.version)
 
+    def resend(self, uid: str) -> None:
+        """Write the latest status again, even if written before: a static
+        pod's mirror was made again and starts with none."""
+        entry = self._entries.get(uid)
+        if entry is None or entry.dropped or entry.status is None:
+            return
+        entry.written = None
+        entry.version += 1
+        if entry.task is None:
+            entry.idle.clear()
+            entry.task = asyncio.get_running_loop().create_task(
+                self._run(entry), name=f"status-{uid[:8]}")
+
     def forget(self, uid: str) -> None:
         entry = self._entries.pop(uid, None)
         if entry is not None and entry.task is not None:
@@ -214,9 +239,9 @@ class StatusManager:
                 await self.sleep(backoff.next_s())  # back-off before the next try
         return False
 
-    def _newest_copy(self, entry: _Entry) -> Message | None:
+    def _newest_copy(self, entry: _Entry, uid: str) -> Message | None:
         cached = self.cached(entry.namespace, entry.name)
-        if cached is not None and cached.metadata.uid != entry.uid:
+        if cached is not None and cached.metadata.uid != uid:
             cached = None  # a newer pod of that name; our write result may still be ours
         written = entry.written
         return written if _rv(written) > _rv(cached) else cached
@@ -230,14 +255,20 @@ class StatusManager:
     async def _write(self, entry: _Entry, wanted: core_pb2.PodStatus) -> bool:
         """Merge `wanted` into the newest copy of the pod and write it; True when
         written, unchanged, or not to be written (gone, uid changed)."""
-        base = self._newest_copy(entry)
+        uid = self.api_uid(entry.uid)
+        if uid is None:
+            return False  # a static pod without its mirror yet: later
+        mirrored = uid != entry.uid
+        base = self._newest_copy(entry, uid)
         for _ in range(self.conflict_retries + 1):
             if base is None:
                 try:
                     base = await self.client.get("pods", entry.name, entry.namespace)
                 except errors.NotFound:
-                    return self._drop(entry, "the pod is gone")
-            if base.metadata.uid != entry.uid:
+                    return False if mirrored else self._drop(entry, "the pod is gone")
+            if base.metadata.uid != uid:
+                if mirrored:
+                    return False  # its mirror is being made again: later
                 return self._drop(entry, f"the pod was replaced (uid {base.metadata.uid})")
             merged = pod_status.merge(base, wanted, self.clock())
             if pod_status.same(merged, base.status):
@@ -245,7 +276,7 @@ class StatusManager:
                 return True
             obj = core_pb2.Pod()
             obj.metadata.name, obj.metadata.namespace = entry.name, entry.namespace
-            obj.metadata.uid = entry.uid
+            obj.metadata.uid = uid
             obj.metadata.resource_version = base.metadata.resource_version
             obj.status.CopyFrom(merged)
             self.writes += 1
@@ -255,7 +286,7 @@ class StatusManager:
             except errors.Conflict:
                 base = None  # someone wrote in between: read it again and merge anew
             except errors.NotFound:
-                return self._drop(entry, "the pod is gone")
+                return False if mirrored else self._drop(entry, "the pod is gone")
         log.warning("pod status not written: conflicts on every try",
                     pod=f"{entry.namespace}/{entry.name}", pod_uid=entry.uid,
                     tries=self.conflict_retries + 1)

@@ -137,6 +137,17 @@ class PodWorker:
         if pod is None or before is None or _sync_key(pod) != _sync_key(before):
             self.notify()
 
+    def remove(self) -> None:
+        """The pod's source dropped it (a static pod's file went): stop it
+        within its own grace period, as a pod deleted without one."""
+        if self.last_pod is not None and \
+                not self.last_pod.metadata.HasField("deletion_grace_period_seconds"):
+            marked = core_pb2.Pod()
+            marked.CopyFrom(self.last_pod)
+            marked.metadata.deletion_grace_period_seconds = pod_grace_s(marked)
+            self.last_pod = marked
+        self.update(None)
+
     def notify(self) -> None:
         self.wake.set()
 

@@ -67,6 +67,7 @@ FAILED_FILE = "failed"
 LOGS_DIR = "logs"
 SUPERVISOR_LOG = "supervisor.log"
 NODES_DIR = "nodes"
+NODE_MANIFESTS_DIR = "manifests"
 NODE_RUNTIME_DIR = "runtime"
 # Under a runtime's root; the layout is kubelet/runtime/state.py's.
 RUNTIME_CONTAINER_RECORDS = ("state", "containers")
@@ -136,6 +137,12 @@ def node_dir(home: pathlib.Path, node: str) -> pathlib.Path:
 
 def runtime_root(home: pathlib.Path, node: str) -> pathlib.Path:
     return node_dir(home, node) / NODE_RUNTIME_DIR
+
+
+def manifests_dir(home: pathlib.Path, node: str) -> pathlib.Path:
+    """The node's static pod manifests (its kubelet's --pod-manifest-path), as
+    kubeadm's /etc/kubernetes/manifests: a pod file dropped here runs on that node."""
+    return node_dir(home, node) / NODE_MANIFESTS_DIR
 
 
 def make_private_home(home: pathlib.Path) -> None:

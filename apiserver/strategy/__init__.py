@@ -17,6 +17,7 @@ from apiserver.strategy.job import JobStrategy
 from apiserver.strategy.namespace import NamespaceStrategy
 from apiserver.strategy.node import NodeStrategy
 from apiserver.strategy.pod import PodStrategy
+from apiserver.strategy.priority import PriorityClassStrategy
 from apiserver.strategy.service import ServiceStrategy
 from apiserver.strategy.volume import ClaimStrategy, PendingOnCreateStrategy
 from kubemu.api.kinds import Kind, Registry
@@ -53,6 +54,7 @@ _STRATEGIES: dict[tuple[str, str], Factory] = {
     ("", "Endpoints"): _create_on_update,
     ("", "Event"): _create_on_update,
     ("coordination.k8s.io", "Lease"): _create_on_update,
+    ("scheduling.k8s.io", "PriorityClass"): lambda kind, _: PriorityClassStrategy(kind),
 }
 
 

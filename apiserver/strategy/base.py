@@ -8,7 +8,9 @@ Create: registry sets name/uid/creationTimestamp -> `default` -> `admit` (mutati
   admission, given the current objects of `admission_reads`) -> `prepare_for_create`
   -> `validate` -> `canonicalize` -> store.
 Update: `prepare_for_update` (carry over what a main-resource update may not
-  change) -> `default` -> `validate_update` -> `canonicalize` -> store;
+  change) -> `default` -> `admit_update` (only when `admits_updates`, given
+  the current objects of `admission_reads`) -> `validate_update` ->
+  `canonicalize` -> store;
   a missing object is created instead when `allow_create_on_update`.
 Status update: `prepare_for_status_update` -> `validate_status_update` -> store.
 Delete: `check_delete` (may refuse) -> `check_graceful_delete` (may mark the
@@ -104,6 +106,13 @@ class Strategy:
 
     def canonicalize(self, obj: Message) -> None:
         """Normalize a validated object before it is stored (nothing by default)."""
+
+    # Whether `admit_update` runs (an update then reads `admission_reads`).
+    admits_updates = False
+
+    def admit_update(self, new: Message, old: Message,
+                     current: Mapping[str, Sequence[Message]]) -> None:
+        """Admission on a main-resource update (in place, or raise); nothing by default."""
 
     # ------------------------------------------------------------ allocation
 

@@ -6,7 +6,7 @@ from typing import Mapping, Sequence
 
 from google.protobuf.message import Message
 
-from apiserver.strategy import limitranger
+from apiserver.strategy import limitranger, priority
 from apiserver.strategy.base import Strategy, now_rfc3339
 from kubemu import timefmt
 from kubemu.api import defaults, errors
@@ -17,15 +17,22 @@ TERMINAL_PHASES = ("Succeeded", "Failed")
 
 
 class PodStrategy(Strategy):
-    admission_reads = (limitranger.LIMIT_RANGES,)
+    admission_reads = (limitranger.LIMIT_RANGES, priority.PRIORITY_CLASSES)
 
     def __init__(self, kind: Kind, *, default_toleration_s: int):
         super().__init__(kind)
         self.default_toleration_s = default_toleration_s
 
     def admit(self, obj: Message, current: Mapping[str, Sequence[Message]]) -> None:
-        """LimitRanger: default requests and limits, then min/max/ratio checks."""
+        """Mutating admission in kube-apiserver's order: LimitRanger (default
+        requests and limits, then min/max/ratio checks), then Priority
+        (priorityClassName -> spec.priority, preemptionPolicy)."""
         limitranger.admit_pod(obj, current.get(limitranger.LIMIT_RANGES, ()))
+        priority.admit_pod(obj, current.get(priority.PRIORITY_CLASSES, ()))
+
+    def prepare_for_update(self, new: Message, old: Message) -> None:
+        super().prepare_for_update(new, old)
+        priority.keep_pod_priority(new, old)
 
     def prepare_for_create(self, obj: Message) -> None:
         super().prepare_for_create(obj)

@@ -6,7 +6,7 @@ set is never touched, so applying the defaults twice changes nothing the
 second time. Per-kind functions are looked up by kind name in `DEFAULTERS`.
 Pod templates (Deployment, Job, ...) get the pod-spec defaults; Pods alone
 also get the defaults Kubernetes applies to Pods only (requests from limits,
-enableServiceLinks, priority).
+enableServiceLinks).
 
 Also here: `job_selector_defaults` (the selector and labels the apiserver
 generates for a Job from its uid), `add_default_tolerations` (Kubernetes'
@@ -194,9 +194,8 @@ def default_pod(pod: Message) -> None:
         for ctr in _items(spec, field):
             _requests_from_limits(ctr)
     _default(spec, "enable_service_links", True)
-    if not field_value(spec, "priority_class_name", ""):
-        _default(spec, "priority", 0)
-    _default(spec, "preemption_policy", "PreemptLowerPriority")
+    # spec.priority and spec.preemptionPolicy are the Priority admission
+    # plug-in's to set (from the PriorityClass), not defaults.
 
 
 def default_pod_template(template: Message | None) -> None:
@@ -433,6 +432,13 @@ def default_ingress_class(obj: Message) -> None:
     _default(params, "scope", "Cluster")
 
 
+def default_priority_class(obj: Message) -> None:
+    """scheduling/v1 SetDefaults_PriorityClass: PreemptLowerPriority. (`value`
+    has no omitempty in Kubernetes: an unset value is 0 and printed.)"""
+    _default(obj, "value", 0)
+    _default(obj, "preemption_policy", "PreemptLowerPriority")
+
+
 DEFAULTERS: dict[str, Defaulter] = {
     "Pod": default_pod,
     "Deployment": default_deployment,
@@ -453,6 +459,7 @@ DEFAULTERS: dict[str, Defaulter] = {
     "StorageClass": default_storage_class,
     "ControllerRevision": default_controller_revision,
     "LimitRange": lambda obj: default_limit_range(obj),
+    "PriorityClass": default_priority_class,
 }
 
 

@@ -23,6 +23,7 @@ from kubemu.api import errors
 from kubemu.api.v1 import (apps_pb2, batch_pb2, coordination_pb2, core_pb2, discovery_pb2,
                            networking_pb2, storage_pb2)
 from kubemu.api.v1 import policy_pb2
+from kubemu.api.v1 import scheduling_pb2
 
 TYPE_URL_PREFIX = "type.googleapis.com/"
 
@@ -101,6 +102,9 @@ KINDS: tuple[Kind, ...] = (
          has_status=False),
     Kind("PodDisruptionBudget", "policy", "v1", "poddisruptionbudgets",
          policy_pb2.PodDisruptionBudget, short_names=("pdb",)),
+    Kind("PriorityClass", "scheduling.k8s.io", "v1", "priorityclasses",
+         scheduling_pb2.PriorityClass, namespaced=False, short_names=("pc",),
+         has_status=False, has_spec=False),
 )
 
 

@@ -1630,6 +1630,19 @@ def describe_poddisruptionbudget(pdb: Obj, now: datetime.datetime) -> Lines:
     return out
 
 
+def describe_priorityclass(pc: Obj, now: datetime.datetime) -> Lines:
+    """kubectl's describePriorityClass."""
+    out = Lines()
+    meta = pc.get("metadata") or {}
+    out.w(0, f"Name:\t{meta.get('name', '')}")
+    out.w(0, f"Value:\t{int(pc.get('value') or 0)}")
+    out.w(0, f"GlobalDefault:\t{'true' if pc.get('globalDefault') else 'false'}")
+    out.w(0, f"PreemptionPolicy:\t{pc.get('preemptionPolicy', '')}")
+    out.w(0, f"Description:\t{pc.get('description', '')}")
+    out.w(0, f"Annotations:\t{format_labels(meta.get('annotations'))}")
+    return out
+
+
 DESCRIBERS: dict[str, Callable[[Obj, datetime.datetime], Lines]] = {
     "pods": describe_pod,
     "deployments": describe_deployment,
@@ -1653,6 +1666,7 @@ DESCRIBERS: dict[str, Callable[[Obj, datetime.datetime], Lines]] = {
     "resourcequotas": describe_resourcequota,
     "limitranges": describe_limitrange,
     "poddisruptionbudgets": describe_poddisruptionbudget,
+    "priorityclasses": describe_priorityclass,
 }
 
 # Kinds whose kubectl describer prints no Events section.

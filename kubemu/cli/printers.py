@@ -698,6 +698,13 @@ def _storageclass_row(sc: Obj, now: datetime.datetime) -> list[str]:
             "true" if sc.get("allowVolumeExpansion") else "false", age(sc, now)]
 
 
+def _priorityclass_row(pc: Obj, now: datetime.datetime) -> list[str]:
+    """printPriorityClass: the policy last, after AGE ("" when unset)."""
+    return [_name(pc), str(_int(pc.get("value"))),
+            "true" if pc.get("globalDefault") else "false", age(pc, now),
+            pc.get("preemptionPolicy") or ""]
+
+
 def _hpa_row(hpa: Obj, now: datetime.datetime) -> list[str]:
     ref = _g(hpa, "spec", "scaleTargetRef", default={})
     targets = []
@@ -826,9 +833,8 @@ TABLES: dict[str, Table] = {
                                    "ALLOWED DISRUPTIONS", "AGE"), _pdb_row),
     "networkpolicies": Table(("NAME", "POD-SELECTOR", "AGE"), _name_row(
         lambda o: format_selector(_g(o, "spec", "podSelector")))),
-    "priorityclasses": Table(("NAME", "VALUE", "GLOBAL-DEFAULT", "AGE"), _name_row(
-        lambda o: str(_int(o.get("value"))),
-        lambda o: "true" if o.get("globalDefault") else "false")),
+    "priorityclasses": Table(("NAME", "VALUE", "GLOBAL-DEFAULT", "AGE", "PREEMPTIONPOLICY"),
+                             _priorityclass_row),
     "storageclasses": Table(("NAME", "PROVISIONER", "RECLAIMPOLICY", "VOLUMEBINDINGMODE",
                              "ALLOWVOLUMEEXPANSION", "AGE"), _storageclass_row),
     "resourcequotas": Table(("NAME", "AGE", "REQUEST", "LIMIT"), _resourcequota_row),

@@ -91,6 +91,8 @@ MANIFESTS: dict[str, dict] = {
                              "metadata": {"name": "web"},
                              "spec": {"minAvailable": 1,
                                       "selector": {"matchLabels": {"app": "web"}}}},
+    "priorityclasses": {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                        "metadata": {"name": "high"}, "value": 1000},
 }
 
 # A change of each kind's content that is allowed on update (as a merge patch).
@@ -122,4 +124,5 @@ CHANGES: dict[str, dict] = {
     "resourcequotas": {"spec": {"hard": {"pods": "20"}}},
     "limitranges": {"spec": {"limits": [{"type": "Container", "max": {"cpu": "3"}}]}},
     "poddisruptionbudgets": {"spec": {"minAvailable": 2}},
+    "priorityclasses": {"description": "more important"},
 }

@@ -23,7 +23,8 @@ import sys
 import pytest
 
 from deploy import components as comp
-from kubemu.api import quantity
+from kubemu.api import codec, quantity
+from kubemu.api.kinds import REGISTRY
 from kubemu.cli import main as cli
 from kubemu.client.clientset import Client
 from kubemu.client.config import ClusterConfig, write_cluster_config
@@ -349,11 +350,19 @@ async def test_required_anti_affinity_spreads_replicas(three_nodes):
 
 async def test_preemption_evicts_the_lower_priority_pod(three_nodes):
     env = three_nodes
+    # Priority admission sets spec.priority from the class (a pod may not choose it).
+    for name, value in (("low", 10), ("high", 1000)):
+        await env.client.create(api_object_doc({
+            "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+            "metadata": {"name": name}, "value": value}))
     for name, cpu, where in [("low-big", "3500m", LARGE), ("low-mid", "1500m", MEDIUM),
                              ("low-small", "800m", SMALL)]:
-        await env.create_pod(_with_grace(make_pod(name).requests(cpu=cpu).priority(10), 45))
+        await env.create_pod(_with_grace(_with_class(make_pod(name).requests(cpu=cpu), "low"),
+                                         45))
         assert await env.wait_bound(name) == where
-    preemptor = await env.create_pod(make_pod("important").requests(cpu="3").priority(1000))
+    preemptor = await env.create_pod(_with_class(make_pod("important").requests(cpu="3"),
+                                                 "high"))
+    assert preemptor.spec.priority == 1000
 
     # The victim, bound, is deleted gracefully: deletionTimestamp set, its grace kept.
     async def victim_terminating():
@@ -378,6 +387,15 @@ async def test_preemption_evicts_the_lower_priority_pod(three_nodes):
     # No kubelet: confirm the deletion as the kubelet would once the pod stopped.
     await env.client.delete("pods", "low-big", "default", grace_period_s=0)
     assert await env.wait_bound("important") == LARGE
+
+
+def _with_class(builder, class_name: str):
+    builder.doc["spec"]["priorityClassName"] = class_name
+    return builder
+
+
+def api_object_doc(doc: dict):
+    return codec.from_dict(REGISTRY.by_gvk(doc["apiVersion"], doc["kind"]).message, doc)
 
 
 def _with_grace(builder, seconds: int):

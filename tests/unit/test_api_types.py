@@ -1688,6 +1688,27 @@ deleteOptions:
   - All
 """
 
+
+PRIORITY_CLASS = """
+apiVersion: scheduling.k8s.io/v1
+kind: PriorityClass
+metadata:
+  name: high-priority
+value: 1000000
+globalDefault: true
+description: This priority class should be used for XYZ service pods only.
+preemptionPolicy: PreemptLowerPriority
+"""
+
+PRIORITY_CLASS_ZERO = """
+apiVersion: scheduling.k8s.io/v1
+kind: PriorityClass
+metadata:
+  name: zero
+value: 0
+preemptionPolicy: Never
+"""
+
 ROUND_TRIP_CASES = {
     "namespace": NAMESPACE,
     "configmap": CONFIGMAP,
@@ -1737,6 +1758,8 @@ ROUND_TRIP_CASES = {
     "limitrange": LIMIT_RANGE,
     "pdb-min-available": PDB_MIN_AVAILABLE,
     "pdb-full": PDB_FULL,
+    "priorityclass": PRIORITY_CLASS,
+    "priorityclass-zero": PRIORITY_CLASS_ZERO,
 }
 
 

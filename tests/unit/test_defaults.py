@@ -73,7 +73,6 @@ def probe_pod() -> dict:
     ("spec.dnsPolicy", "ClusterFirst"),
     ("spec.schedulerName", "default-scheduler"),
     ("spec.enableServiceLinks", True),
-    ("spec.priority", 0),
     ("spec.securityContext", {}),
     (f"{C0}.imagePullPolicy", "IfNotPresent"),
     (f"{C0}.terminationMessagePath", "/dev/termination-log"),

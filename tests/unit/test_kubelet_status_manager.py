@@ -359,3 +359,30 @@ def test_merge_is_pure_and_orders_conditions_as_kubernetes_does():
         "PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled",
         "DisruptionTarget"]
     assert fresh.status.conditions[0].type == "DisruptionTarget"  # not changed in place
+
+
+# ---------------------------------------------------------------- static pods
+
+async def test_a_static_pods_status_goes_to_its_mirror_and_waits_for_one():
+    """The kubelet's pod (uid = the manifest's hash) has its status written to
+    its mirror pod (another uid); without a mirror it is kept, not dropped."""
+    mirrors = {"hash-1": None}
+    api = FakeApi()
+    h = Harness(api, api_uid=lambda uid: mirrors.get(uid, uid))
+    static = pod(uid="hash-1", rv=0)
+    assert not await h.set_and_flush(static, kubelet_status())  # no mirror yet
+    assert api.writes == []
+    api.put(pod(uid="mirror-uid", phase="Pending"))
+    mirrors["hash-1"] = "mirror-uid"
+    h.manager.resend("hash-1")
+    assert await h.manager.flush("hash-1", 5.0)
+    assert [w.metadata.uid for w in api.writes] == ["mirror-uid"]
+    assert stored(api)["status"]["phase"] == "Running"
+    # The mirror deleted and made again (a new uid): the same status goes to it.
+    api.pods.clear()
+    api.put(pod(uid="mirror-2", phase="Pending"))
+    mirrors["hash-1"] = "mirror-2"
+    h.manager.resend("hash-1")
+    assert await h.manager.flush("hash-1", 5.0)
+    assert stored(api)["metadata"]["uid"] == "mirror-2"
+    assert stored(api)["status"]["phase"] == "Running"

@@ -10,7 +10,7 @@ by kind name in `VALIDATORS`, so a kind without rules needs no entry. With
 
 One module per API group, as in Kubernetes: `meta` (metadata and the shared
 helpers), `core`, `apps`, `batch`, `coordination`, `discovery`, `networking`,
-`storage`; a group module imports
+`storage`, `scheduling`; a group module imports
 only `meta` and `core`.
 
 Objects are expected to be defaulted first (the apiserver defaults, then
@@ -36,6 +36,7 @@ from kubemu.api.validation import (
     policy,
     storage,
 )
+from kubemu.api.validation import scheduling
 from kubemu.api.validation.batch import cron_error
 from kubemu.api.validation.meta import KindValidator, Problems
 
@@ -43,7 +44,7 @@ __all__ = ["MODULES", "STATUS_VALIDATORS", "VALIDATORS", "cron_error", "validate
            "validate_status"]
 
 MODULES = (meta, core, apps, batch, coordination, discovery, networking, storage, quota,
-           policy)
+           policy, scheduling)
 
 VALIDATORS: dict[str, KindValidator] = {
     "Pod": core.validate_pod,
@@ -71,6 +72,7 @@ VALIDATORS: dict[str, KindValidator] = {
     "ResourceQuota": quota.validate_resource_quota,
     "LimitRange": quota.validate_limit_range,
     "PodDisruptionBudget": policy.validate_pod_disruption_budget,
+    "PriorityClass": scheduling.validate_priority_class,
 }
 
 

@@ -987,10 +987,34 @@ _POD_UPDATE_FORBIDDEN = (
     "(allow it to be set to 1 if it was previously negative)")
 
 
+MIRROR_POD_ANNOTATION = "kubernetes.io/config.mirror"
+
+
 def validate_pod(pod: Message, old: Message | None) -> Problems:
     problems = validate_pod_spec(pod.spec, "spec")
+    problems.extend(_mirror_annotation(pod, old))
     if old is not None:
         problems.extend(_pod_update(pod.spec, old.spec))
+    return problems
+
+
+def _mirror_annotation(pod: Message, old: Message | None) -> Problems:
+    """A mirror pod (a kubelet's copy of a static pod) is bound, and stays a
+    mirror (ValidatePodSpecificAnnotations / ...AnnotationUpdates)."""
+    key = MIRROR_POD_ANNOTATION
+    path = f"metadata.annotations[{key}]"
+    new_value = pod.metadata.annotations.get(key)
+    problems: Problems = []
+    if new_value and not pod.spec.node_name:
+        problems.append(errors.invalid(path, new_value, "must set spec.nodeName if mirror pod "
+                                                        "annotation is set"))
+    if old is not None:
+        old_value = old.metadata.annotations.get(key)
+        if old_value is not None and old_value != new_value:
+            problems.append(errors.forbidden(path, "may not remove or update mirror pod "
+                                                   "annotation"))
+        elif old_value is None and new_value is not None:
+            problems.append(errors.forbidden(path, "may not add mirror pod annotation"))
     return problems
 
 
