@@ -20,8 +20,8 @@ from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
 from kubemu.api import errors
-from kubemu.api.v1 import (apps_pb2, batch_pb2, coordination_pb2, core_pb2, discovery_pb2,
-                           networking_pb2, storage_pb2)
+from kubemu.api.v1 import (apps_pb2, autoscaling_pb2, batch_pb2, coordination_pb2, core_pb2,
+                           discovery_pb2, metrics_pb2, networking_pb2, storage_pb2)
 
 TYPE_URL_PREFIX = "type.googleapis.com/"
 
@@ -39,6 +39,9 @@ class Kind:
     has_status: bool = True
     # Whether a change of spec bumps metadata.generation (kinds with a spec).
     has_spec: bool = True
+    # False: not kept in etcd but computed by the apiserver on each read (the
+    # metrics API); get and list only, every other verb is refused.
+    stored: bool = True
 
     @property
     def api_version(self) -> str:
@@ -94,6 +97,12 @@ KINDS: tuple[Kind, ...] = (
          short_names=("ing",)),
     Kind("IngressClass", "networking.k8s.io", "v1", "ingressclasses",
          networking_pb2.IngressClass, namespaced=False, has_status=False),
+    Kind("NodeMetrics", "metrics.k8s.io", "v1beta1", "nodemetrics", metrics_pb2.NodeMetrics,
+         namespaced=False, has_status=False, has_spec=False, stored=False),
+    Kind("PodMetrics", "metrics.k8s.io", "v1beta1", "podmetrics", metrics_pb2.PodMetrics,
+         has_status=False, has_spec=False, stored=False),
+    Kind("HorizontalPodAutoscaler", "autoscaling", "v2", "horizontalpodautoscalers",
+         autoscaling_pb2.HorizontalPodAutoscaler, short_names=("hpa",)),
 )
 
 

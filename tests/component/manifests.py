@@ -82,6 +82,15 @@ MANIFESTS: dict[str, dict] = {
     "ingressclasses": {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
                        "metadata": {"name": "nginx"},
                        "spec": {"controller": "k8s.io/ingress-nginx"}},
+    "horizontalpodautoscalers": {
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                    "name": "web"},
+                 "minReplicas": 1, "maxReplicas": 5,
+                 "metrics": [{"type": "Resource", "resource": {
+                     "name": "cpu", "target": {"type": "Utilization",
+                                               "averageUtilization": 50}}}]}},
 }
 
 # A change of each kind's content that is allowed on update (as a merge patch).
@@ -110,4 +119,5 @@ CHANGES: dict[str, dict] = {
     "ingresses": {"spec": {"defaultBackend": {"service": {"name": "web",
                                                           "port": {"number": 8080}}}}},
     "ingressclasses": {"metadata": {"labels": {"team": "a"}}},
+    "horizontalpodautoscalers": {"spec": {"maxReplicas": 7}},
 }
