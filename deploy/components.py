@@ -335,7 +335,11 @@ CONTROLLER_MANAGER_FAST_FLAGS: tuple[str, ...] = (
     "--lease-duration-s", "4", "--renew-deadline-s", "3", "--retry-period-s", "0.5",
     "--job-backoff-base-s", "1", "--job-backoff-max-s", "8",
     "--daemonset-failed-pod-backoff-base-s", "0.5", "--daemonset-failed-pod-backoff-max-s", "4",
-    "--cronjob-resync-s", "1", "--gc-resync-s", "2", "--pvclaimbinder-sync-period-s", "1")
+    "--cronjob-resync-s", "1", "--gc-resync-s", "2", "--pvclaimbinder-sync-period-s", "1",
+    "--horizontal-pod-autoscaler-sync-period", "2s",
+    "--horizontal-pod-autoscaler-downscale-stabilization", "10s",
+    "--horizontal-pod-autoscaler-cpu-initialization-period", "10s",
+    "--horizontal-pod-autoscaler-initial-readiness-delay", "3s")
 
 
 def controller_manager_argv(launch: Launch, flags: Sequence[str] = ()) -> list[str]:

@@ -157,13 +157,25 @@ class ResourceMetricStatus(_message.Message):
     current: MetricValueStatus
     def __init__(self, name: _Optional[str] = ..., current: _Optional[_Union[MetricValueStatus, _Mapping]] = ...) -> None: ...
 
+class ContainerResourceMetricStatus(_message.Message):
+    __slots__ = ("name", "current", "container")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    current: MetricValueStatus
+    container: str
+    def __init__(self, name: _Optional[str] = ..., current: _Optional[_Union[MetricValueStatus, _Mapping]] = ..., container: _Optional[str] = ...) -> None: ...
+
 class MetricStatus(_message.Message):
-    __slots__ = ("type", "resource")
+    __slots__ = ("type", "resource", "container_resource")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_RESOURCE_FIELD_NUMBER: _ClassVar[int]
     type: str
     resource: ResourceMetricStatus
-    def __init__(self, type: _Optional[str] = ..., resource: _Optional[_Union[ResourceMetricStatus, _Mapping]] = ...) -> None: ...
+    container_resource: ContainerResourceMetricStatus
+    def __init__(self, type: _Optional[str] = ..., resource: _Optional[_Union[ResourceMetricStatus, _Mapping]] = ..., container_resource: _Optional[_Union[ContainerResourceMetricStatus, _Mapping]] = ...) -> None: ...
 
 class HorizontalPodAutoscalerCondition(_message.Message):
     __slots__ = ("type", "status", "last_transition_time", "reason", "message")

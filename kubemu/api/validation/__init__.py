@@ -26,6 +26,7 @@ from google.protobuf.message import Message
 from kubemu.api.kinds import Kind
 from kubemu.api.validation import (
     apps,
+    autoscaling,
     batch,
     coordination,
     core,
@@ -40,7 +41,7 @@ from kubemu.api.validation.meta import KindValidator, Problems
 __all__ = ["MODULES", "STATUS_VALIDATORS", "VALIDATORS", "cron_error", "validate",
            "validate_status"]
 
-MODULES = (meta, core, apps, batch, coordination, discovery, networking, storage)
+MODULES = (meta, core, apps, batch, coordination, discovery, networking, storage, autoscaling)
 
 VALIDATORS: dict[str, KindValidator] = {
     "Pod": core.validate_pod,
@@ -65,6 +66,7 @@ VALIDATORS: dict[str, KindValidator] = {
     "EndpointSlice": discovery.validate_endpoint_slice,
     "Ingress": networking.validate_ingress,
     "IngressClass": networking.validate_ingress_class,
+    "HorizontalPodAutoscaler": autoscaling.validate_horizontal_pod_autoscaler,
 }
 
 
