@@ -24,8 +24,9 @@ import os
 import re
 import sys
 
-from kubemu.cli import (apply, cluster, delete, describe, discovery, edit, expose, get, labels,
-                        nodes, patch, pods, portforward, rollout, run, scale, set_image, wait)
+from kubemu.cli import (apply, autoscale, cluster, delete, describe, discovery, edit, expose, get,
+                        labels, nodes, patch, pods, portforward, rollout, run, scale, set_image,
+                        wait)
 from kubemu.cli.common import format_error, write_error
 
 # pflag's strconv.ParseBool spellings.
@@ -130,7 +131,7 @@ DEFAULT_HOME = "~/.kubemu"
 
 # In the order `kubemu --help` lists them.
 COMMAND_MODULES = (cluster, apply, run, expose, get, describe, delete, labels, set_image, scale,
-                   rollout, wait, patch, edit, nodes, pods, portforward, discovery)
+                   rollout, wait, patch, edit, nodes, pods, portforward, discovery, autoscale)
 
 
 def default_home() -> str:
