@@ -21,13 +21,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from fractions import Fraction
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
 
 from apiserver import filters
-from kubemu.api import errors
+from kubemu.api import errors, quantity
 from kubemu.api.kinds import Kind, Registry
 from kubemu.api.v1 import metrics_pb2
 from kubemu.api.v1 import resources_pb2 as pb
@@ -58,15 +59,15 @@ def format_window(seconds: float) -> str:
 
 
 def cpu_quantity(nano_cores: int) -> str:
-    """metrics-server's CPU: nanocores ("123456n"); 0 is "0"."""
-    return f"{nano_cores}n" if nano_cores else "0"
+    """metrics-server's CPU: resource.NewScaledQuantity(n, -9).String() ("250m",
+    "123456789n", "0")."""
+    return quantity.canonical(Fraction(nano_cores, 1_000_000_000), quantity.DECIMAL_SI)
 
 
 def memory_quantity(count: int) -> str:
-    """metrics-server's memory: a BinarySI quantity ("12345Ki" when it divides)."""
-    if count and count % 1024 == 0:
-        return f"{count // 1024}Ki"
-    return str(count)
+    """metrics-server's memory: resource.NewQuantity(n, BinarySI).String() ("64Mi",
+    "9220Ki", or bytes)."""
+    return quantity.canonical(Fraction(count), quantity.BINARY_SI)
 
 
 class MetricsAPI:

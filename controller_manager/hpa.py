@@ -827,7 +827,8 @@ class HorizontalPodAutoscalerController(Controller):
             status.desired_replicas = desired
         del status.current_metrics[:]
         status.current_metrics.extend(statuses)
-        status.observed_generation = hpa.metadata.generation
+        # setStatus rebuilds the status: observedGeneration is never kept.
+        status.ClearField("observed_generation")
         if rescale:
             status.last_scale_time = timefmt.rfc3339(now_s)
 

@@ -640,6 +640,29 @@ def _hpa_row(hpa: Obj, now: datetime.datetime) -> list[str]:
             str(status.get("currentReplicas", 0)), age(hpa, now)]
 
 
+def _usage_cells(usages: list[Obj]) -> list[str]:
+    """The CPU and memory of metrics-server's table: the usages summed, as
+    resource.Quantity.Add then String print them."""
+    from fractions import Fraction
+
+    from kubemu.api import quantity
+
+    cpu = sum((quantity.parse(u["cpu"]).value for u in usages if u.get("cpu")), Fraction(0))
+    memory = sum((quantity.parse(u["memory"]).value for u in usages if u.get("memory")),
+                 Fraction(0))
+    return [quantity.canonical(cpu, quantity.DECIMAL_SI),
+            quantity.canonical(memory, quantity.BINARY_SI)]
+
+
+def _nodemetrics_row(m: Obj, now: datetime.datetime) -> list[str]:
+    return [_name(m), *_usage_cells([m.get("usage") or {}]), m.get("window", "")]
+
+
+def _podmetrics_row(m: Obj, now: datetime.datetime) -> list[str]:
+    usages = [c.get("usage") or {} for c in m.get("containers") or []]
+    return [_name(m), *_usage_cells(usages), m.get("window", "")]
+
+
 def _event_row(ev: Obj, now: datetime.datetime) -> list[str]:
     first = _g(ev, "firstTimestamp", default="")
     first_text = since(first, now) if first else since(_g(ev, "eventTime", default=""), now)
@@ -809,6 +832,9 @@ TABLES: dict[str, Table] = {
     "ingresses": Table(("NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"), _ingress_row,
                        wide_row=_ingress_row_wide),
     "ingressclasses": Table(("NAME", "CONTROLLER", "PARAMETERS", "AGE"), _ingressclass_row),
+    # metrics-server's own table (kubectl get nodemetrics / podmetrics).
+    "nodemetrics": Table(("NAME", "CPU", "MEMORY", "WINDOW"), _nodemetrics_row),
+    "podmetrics": Table(("NAME", "CPU", "MEMORY", "WINDOW"), _podmetrics_row),
     "events": Table(("LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"), _event_row,
                     ("SUBOBJECT", "SOURCE", "FIRST SEEN", "COUNT", "NAME")),
     "namespaces": Table(("NAME", "STATUS", "AGE"),

@@ -140,3 +140,15 @@ async def test_the_seeds_v1_manifest_applies(mem, capsys, tmp_path):
         0, "horizontalpodautoscaler.autoscaling/frontend-scaler created\n")
     hpa = await mem.get("horizontalpodautoscalers", "frontend-scaler", "default")
     assert hpa.spec.metrics[0].resource.target.average_utilization == 50
+
+
+def test_get_podmetrics_and_nodemetrics_as_metrics_server_tables():
+    pod = {"metadata": {"name": "web"}, "window": "15s", "containers": [
+        {"name": "a", "usage": {"cpu": "250m", "memory": "64Mi"}},
+        {"name": "b", "usage": {"cpu": "1500000n", "memory": "9220Ki"}}]}
+    assert printers.TABLES["podmetrics"].columns == ("NAME", "CPU", "MEMORY", "WINDOW")
+    assert printers.TABLES["podmetrics"].row(pod, NOW) == ["web", "251500u", "74756Ki", "15s"]
+    node = {"metadata": {"name": "node-1"}, "window": "15s",
+            "usage": {"cpu": "563456789n", "memory": "1536Mi"}}
+    assert printers.TABLES["nodemetrics"].row(node, NOW) == ["node-1", "563456789n", "1536Mi",
+                                                             "15s"]

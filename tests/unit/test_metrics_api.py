@@ -72,8 +72,8 @@ async def test_node_metrics_are_the_kubelets_usage_with_the_nodes_labels():
     found = await fake.api().list(NODE_METRICS, "")
     assert [(m.metadata.name, dict(m.usage), m.window, dict(m.metadata.labels))
             for m in found] == [
-        ("node-1", {"cpu": "500000000n", "memory": "1048576Ki"}, "15s", {"zone": "a"}),
-        ("node-2", {"cpu": "100000000n", "memory": "1048576Ki"}, "15s", {"zone": "b"})]
+        ("node-1", {"cpu": "500m", "memory": "1Gi"}, "15s", {"zone": "a"}),
+        ("node-2", {"cpu": "100m", "memory": "1Gi"}, "15s", {"zone": "b"})]
     assert [m.metadata.name for m in await fake.api().list(NODE_METRICS, "", "zone=b")] == [
         "node-2"]
 
@@ -83,8 +83,7 @@ async def test_pod_metrics_by_namespace_selector_and_name():
     api = fake.api()
     found = await api.list(POD_METRICS, "default", "app=web")
     assert [(m.metadata.namespace, m.metadata.name, [dict(c.usage) for c in m.containers])
-            for m in found] == [("default", "web", [{"cpu": "250000000n",
-                                                      "memory": "65536Ki"}])]
+            for m in found] == [("default", "web", [{"cpu": "250m", "memory": "64Mi"}])]
     assert (await api.get(POD_METRICS, "default", "db")).metadata.name == "db"
     with pytest.raises(errors.NotFound, match=r'podmetrics.metrics.k8s.io "default/pending" '
                                               r'not found'):
@@ -99,9 +98,9 @@ async def test_a_sample_is_served_for_the_resolution_then_taken_again():
     await api.list(NODE_METRICS, "")
     fake.stats["node-1"] = stats("node-1", 900_000_000, ("web", "u1", 1))
     fake.now += 14.0
-    assert dict((await api.get(NODE_METRICS, "", "node-1")).usage)["cpu"] == "500000000n"
+    assert dict((await api.get(NODE_METRICS, "", "node-1")).usage)["cpu"] == "500m"
     fake.now += 1.0
-    assert dict((await api.get(NODE_METRICS, "", "node-1")).usage)["cpu"] == "900000000n"
+    assert dict((await api.get(NODE_METRICS, "", "node-1")).usage)["cpu"] == "900m"
     assert fake.calls == ["node-1", "node-2", "node-1"]
 
 
@@ -137,6 +136,18 @@ def test_bad_bounds_are_refused():
 @pytest.mark.parametrize("seconds,text", [(15.0, "15s"), (1.5, "1.5s"), (0.25, "0.25s")])
 def test_window_text(seconds, text):
     assert metrics.format_window(seconds) == text
+
+
+@pytest.mark.parametrize("nano_cores,text", [(0, "0"), (7, "7n"), (250_000_000, "250m"),
+                                             (123_456_789, "123456789n"), (2_000_000_000, "2")])
+def test_cpu_as_metrics_server_prints_it(nano_cores, text):
+    assert metrics.cpu_quantity(nano_cores) == text
+
+
+@pytest.mark.parametrize("count,text", [(0, "0"), (64 << 20, "64Mi"), (9_441_280, "9220Ki"),
+                                        (9_441_281, "9441281")])
+def test_memory_as_metrics_server_prints_it(count, text):
+    assert metrics.memory_quantity(count) == text
 
 
 @pytest.mark.parametrize("verb", ["Create", "Update", "UpdateStatus", "Patch", "Delete"])
