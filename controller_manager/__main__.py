@@ -42,6 +42,7 @@ CONCURRENCY_FLAGS = {
     "endpoints-controller": "concurrent-endpoint-syncs",
     "endpointslice-controller": "concurrent-service-endpoint-syncs",
     "service-lb-controller": "concurrent-service-syncs",
+    "horizontal-pod-autoscaler-controller": "concurrent-horizontal-pod-autoscaler-syncs",
 }
 
 

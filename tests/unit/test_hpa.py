@@ -499,3 +499,47 @@ def test_validation(spec, expected):
     problems = [str(p) for p in validation.validate(
         REGISTRY.by_resource("horizontalpodautoscalers"), hpa)]
     assert expected in problems, problems
+
+
+# ---------------------------------------------------------------- flags
+
+def test_kube_controller_manager_flags_reach_the_options():
+    from controller_manager.__main__ import options_from, parse_args
+
+    args = parse_args(["--apiserver", "127.0.0.1:1",
+                       "--horizontal-pod-autoscaler-sync-period", "2s",
+                       "--horizontal-pod-autoscaler-tolerance", "0.2",
+                       "--horizontal-pod-autoscaler-downscale-stabilization", "1m30s",
+                       "--horizontal-pod-autoscaler-cpu-initialization-period", "10s",
+                       "--horizontal-pod-autoscaler-initial-readiness-delay", "3s",
+                       "--concurrent-horizontal-pod-autoscaler-syncs", "2"])
+    options = options_from(args, "127.0.0.1:1")
+    assert (options.hpa_sync_period_s, options.hpa_tolerance,
+            options.hpa_downscale_stabilization_s, options.hpa_cpu_initialization_period_s,
+            options.hpa_initial_readiness_delay_s) == (2.0, 0.2, 90.0, 10.0, 3.0)
+    assert options.workers("horizontal-pod-autoscaler-controller", 5) == 2
+    defaults_ = options_from(parse_args(["--apiserver", "127.0.0.1:1"]), "127.0.0.1:1")
+    assert (defaults_.hpa_sync_period_s, defaults_.hpa_tolerance,
+            defaults_.hpa_downscale_stabilization_s, defaults_.hpa_cpu_initialization_period_s,
+            defaults_.hpa_initial_readiness_delay_s) == (15.0, 0.1, 300.0, 300.0, 30.0)
+
+
+@pytest.mark.parametrize("flag, value", [
+    ("--horizontal-pod-autoscaler-sync-period", "0s"),
+    ("--horizontal-pod-autoscaler-tolerance", "-0.1"),
+    ("--horizontal-pod-autoscaler-downscale-stabilization", "5x"),
+])
+def test_bad_flags_are_refused(flag, value):
+    from controller_manager.__main__ import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--apiserver", "127.0.0.1:1", flag, value])
+
+
+def test_the_apiservers_metric_resolution_flag():
+    from apiserver.__main__ import parse_args as apiserver_args
+
+    assert apiserver_args([]).metric_resolution == 15.0
+    assert apiserver_args(["--metric-resolution", "2s"]).metric_resolution == 2.0
+    with pytest.raises(SystemExit):
+        apiserver_args(["--metric-resolution", "2"])  # a duration needs its unit
