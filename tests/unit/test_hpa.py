@@ -4,6 +4,7 @@ and reconcile against the apiserver's registry with fake metrics."""
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 
@@ -92,6 +93,92 @@ def test_resource_utilization_replicas(current, target, pods, found, expected, u
     replicas, got_utilization, _raw = calculator().resource_replicas(
         current, target, "cpu", "", pods, found)
     assert (replicas, got_utilization) == (expected, utilization)
+
+
+def hot(name: str, **kw):
+    """A pod in its CPU initialization period whose sample does not yet cover a
+    window since it became ready (replica_calculator_test's hotCPUCreationTime)."""
+    return pod(name, start_s=NOW_S - 10, ready_since_s=NOW_S - 9, **kw)
+
+
+def n_pods(count: int, **kw) -> list:
+    return [pod(f"p{i}", **kw) for i in range(count)]
+
+
+def metric_levels(*levels: int) -> hpa_mod.PodMetricsInfo:
+    return {f"p{i}": hpa_mod.PodMetric(v, NOW_S - 5, 15.0) for i, v in enumerate(levels)}
+
+
+# kubernetes/pkg/controller/podautoscaler/replica_calculator_test.go, by test
+# name; one container per pod here (Kubernetes' have two: their raw values
+# are twice ours). (current, target %, pods, levels, replicas, utilization, raw)
+KUBERNETES_CASES = {
+    "ScaleUpHotCpuLessScale": (3, 30, [hot("p0"), pod("p1"), pod("p2")],
+                               metric_levels(300, 500, 700), 4, 60, 600),
+    "ScaleUpUnreadyNoScale": (3, 30, [pod("p0"), pod("p1", ready="False"),
+                                      pod("p2", ready="False")],
+                              metric_levels(400, 500, 700), 3, 40, 400),
+    "ScaleDownIncludeUnreadyPods": (5, 50, n_pods(3) + [pod("p3", ready="False"),
+                                                        pod("p4", ready="False")],
+                                    metric_levels(100, 300, 500, 250, 250), 2, 30, 300),
+    "ScaleDownExcludeUnscheduledPods": (
+        5, 50, [pod("p0")] + [pod(f"p{i}", phase="Pending", ready="False") for i in (1, 2, 3, 4)],
+        metric_levels(100), 1, 10, 100),
+    "ScaleDownIgnoreHotCpuPods": (5, 50, n_pods(3) + [hot("p3"), hot("p4")],
+                                  metric_levels(100, 300, 500, 250, 250), 2, 30, 300),
+    "ScaleDownIgnoresFailedPods": (
+        5, 50, n_pods(5) + [pod(f"p{i}", phase="Failed", ready="False") for i in (5, 6)],
+        metric_levels(100, 300, 500, 250, 250), 3, 28, 280),
+    "ScaleDownIgnoresDeletionPods": (
+        5, 50, n_pods(5) + [pod(f"p{i}", ready="False", deleting=True) for i in (5, 6)],
+        metric_levels(100, 300, 500, 250, 250), 3, 28, 280),
+    "SuperfluousMetrics": (4, 100, n_pods(4), metric_levels(4000, 9500, 3000, 7000, 3200, 2000),
+                           24, 587, 5875),
+    "MissingMetricsNoChangeEq": (2, 100, n_pods(2), metric_levels(1000), 2, 100, 1000),
+    "MissingMetricsNoChangeLt": (2, 100, n_pods(2), metric_levels(600), 2, 60, 600),
+    "MissingMetricsUnreadyChange": (3, 50, [pod("p0", ready="False"), pod("p1"), pod("p2")],
+                                    metric_levels(100, 450), 3, 45, 450),
+    "MissingMetricsHotCpuNoChange": (3, 50, [hot("p0"), pod("p1"), pod("p2")],
+                                     metric_levels(100, 450), 3, 45, 450),
+    "MissingMetricsUnreadyScaleUp": (3, 50, [pod("p0", ready="False"), pod("p1"), pod("p2")],
+                                     metric_levels(100, 2000), 4, 200, 2000),
+    "MissingMetricsHotCpuScaleUp": (3, 50, [hot("p0", ready="False"), pod("p1"), pod("p2")],
+                                    metric_levels(100, 2000), 4, 200, 2000),
+    "MissingMetricsUnreadyScaleDown": (4, 50, [pod("p0", ready="False")] + [
+        pod(f"p{i}") for i in (1, 2, 3)], metric_levels(100, 100, 100), 3, 10, 100),
+    "DuringRollingUpdateWithMaxSurge": (2, 50, n_pods(3), metric_levels(100, 100), 2, 10, 100),
+}
+
+
+@pytest.mark.parametrize("current, target, pods, found, replicas, utilization, raw",
+                         KUBERNETES_CASES.values(), ids=KUBERNETES_CASES.keys())
+def test_kubernetes_replica_calculator_cases(current, target, pods, found, replicas,
+                                             utilization, raw):
+    assert calculator().resource_replicas(current, target, "cpu", "", pods, found) == (
+        replicas, utilization, raw)
+
+
+def test_disjoint_metrics_match_no_known_pod():
+    # TestReplicaCalcDisjointResourcesMetrics: a metric only for a pod that is gone.
+    with pytest.raises(hpa_mod.MetricError, match="no metrics returned matched known pods"):
+        calculator().resource_replicas(1, 100, "cpu", "", [pod("p0")],
+                                       metrics(an_older_pod_name=100))
+
+
+def test_computed_tolerance():
+    # TestReplicaCalcComputedToleranceAlgImplementation: 10 pods using 150m of
+    # ~300m requests; a target just past the tolerance scales down, one just
+    # inside it does not.
+    per_pod = 300
+    requests = [per_pod + 100, per_pod - 100, per_pod + 10, per_pod - 10, per_pod + 2,
+                per_pod - 2, per_pod + 1, per_pod - 1, per_pod, per_pod]
+    pods = [pod(f"p{i}", f"{r}m") for i, r in enumerate(requests)]
+    found = metric_levels(*[150] * 10)
+    target = int((abs(1 / (2.0 * (1 - 0.1))) + 0.01) * 100)         # 56
+    final = math.ceil(1500 / (3000 * target / 100) * 10)            # 9
+    assert calculator().resource_replicas(10, target, "cpu", "", pods, found)[:2] == (final, 50)
+    target = int((abs(1 / (2.0 * (1 - 0.1))) + 0.004) * 100)        # 55: within tolerance
+    assert calculator().resource_replicas(10, target, "cpu", "", pods, found)[0] == 10
 
 
 def test_raw_average_is_the_ready_pods_mean():
