@@ -21,7 +21,9 @@ pods/exec, pods/attach and node stats).
   `tty: true` a terminal); ends when the container ends.
 - top pod [NAME] [-A] [-l SEL] [--containers] [--sort-by=cpu|memory] [--no-headers]
   / top node [NAME] [--sort-by=...]: CPU in millicores and memory in Mi with
-  kubectl's columns and order (from the runtimes' psutil samples).
+  kubectl's columns and order, read from the metrics API (metrics.k8s.io
+  NodeMetrics / PodMetrics, which the apiserver builds from the kubelets' stats
+  as metrics-server does).
 Without -c, a pod with several containers uses its
 `kubectl.kubernetes.io/default-container` annotation, else its first
 container, and says so on stderr ("Defaulted container ...").
