@@ -75,6 +75,7 @@ class Options:
     endpoint_reconcile_s: float = 10.0  # Kubernetes' --endpoint-reconciler interval
     master_lease_ttl_s: float = 15.0
     allocation_repair_s: float = 180.0  # as Kubernetes' repair controllers
+    metric_resolution_s: float = 15.0  # metrics-server's --metric-resolution
 
 
 class APIServer:
@@ -102,7 +103,8 @@ class APIServer:
             options.listen, grace_s=options.shutdown_grace_s,
             options=[("grpc.max_receive_message_length", limits.REQUEST_BYTES_MAX)])
         pb_grpc.add_ResourcesServicer_to_server(
-            ResourcesService(self.objects, self.caches, REGISTRY), self.server.server)
+            ResourcesService(self.objects, self.caches, REGISTRY,
+                             metric_resolution_s=options.metric_resolution_s), self.server.server)
         self.loops = Loops(on_health=self._loop_health)
         # Set once the system namespaces and priority classes exist (readyz
         # waits for kube-apiserver's post-start hooks alike).

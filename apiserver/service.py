@@ -15,6 +15,7 @@ import structlog
 from google.protobuf import any_pb2
 
 from apiserver import filters
+from apiserver import metrics as metrics_api
 from apiserver.eviction import Evictor
 from apiserver.registry import ObjectRegistry
 from apiserver.strategy import pod as pod_strategy
@@ -65,13 +66,34 @@ def _kubelet_error(address: str, err: grpc.aio.AioRpcError) -> errors.ApiError:
 
 class ResourcesService(pb_grpc.ResourcesServicer):
     def __init__(self, objects: ObjectRegistry, caches: dict[str, WatchCache],
-                 registry: Registry):
+                 registry: Registry, *,
+                 metric_resolution_s: float = metrics_api.DEFAULT_RESOLUTION_S):
         self.objects = objects
         self.caches = caches
         self.registry = registry
         self._kubelets: collections.OrderedDict[str, tuple[grpc.aio.Channel, object]] = \
             collections.OrderedDict()
         self._evictor: Evictor | None = None
+        self.metrics = metrics_api.MetricsAPI(registry, self._cached_objects, self._node_stats,
+                                              resolution_s=metric_resolution_s)
+
+    async def _cached_objects(self, kind, namespace: str) -> list:
+        objects = self.caches[kind.resource].objects.values()
+        return [o for o in objects if not namespace or o.metadata.namespace == namespace]
+
+    async def _node_stats(self, node: str, timeout_s: float) -> pb.NodeStatsResponse:
+        address, stub = await self._kubelet(node)
+        try:
+            return await stub.Stats(pb.NodeStatsRequest(node=node), timeout=timeout_s)
+        except grpc.aio.AioRpcError as err:
+            raise _kubelet_error(address, err) from None
+
+    @staticmethod
+    def _writable(kind, verb: str):
+        """The kind, unless it is computed on read (the metrics API): get and list only."""
+        if not kind.stored:
+            raise errors.method_not_supported(kind.qualified_resource, verb)
+        return kind
 
     async def _kubelet(self, node_name: str) -> tuple[str, kubelet_pb2_grpc.KubeletStub]:
         """The node's kubelet: its InternalIP and status.daemonEndpoints.kubeletEndpoint.Port."""
@@ -186,7 +208,7 @@ class ResourcesService(pb_grpc.ResourcesServicer):
 
     @grpc_server.unary_errors
     async def Create(self, request, context):
-        kind = self.registry.by_resource(request.resource)
+        kind = self._writable(self.registry.by_resource(request.resource), "create")
         obj = await self.objects.create(kind, request.namespace, self._unpack(request.object),
                                         dry_run=request.dry_run)
         return pb.ObjectResponse(object=self.registry.pack(obj))
@@ -194,12 +216,21 @@ class ResourcesService(pb_grpc.ResourcesServicer):
     @grpc_server.unary_errors
     async def Get(self, request, context):
         kind = self.registry.by_resource(request.resource)
+        if not kind.stored:
+            obj = await self.metrics.get(kind, request.namespace or "default", request.name)
+            return pb.ObjectResponse(object=self.registry.pack(obj))
         obj = await self.objects.get(kind, request.namespace, request.name)
         return pb.ObjectResponse(object=self.registry.pack(obj))
 
     @grpc_server.unary_errors
     async def List(self, request, context):
         kind = self.registry.by_resource(request.resource)
+        if not kind.stored:
+            found = await self.metrics.list(kind, request.namespace, request.label_selector,
+                                            request.field_selector)
+            response = pb.ListResponse(resource_version="0")
+            response.items.extend(self.registry.pack(item) for item in found)
+            return response
         predicate = filters.predicate(kind, request.label_selector, request.field_selector)
         items, revision, token, remaining = await self.objects.list(
             kind, request.namespace, predicate, request.limit, request.continue_token)
@@ -210,7 +241,7 @@ class ResourcesService(pb_grpc.ResourcesServicer):
 
     async def Watch(self, request, context):
         try:
-            kind = self.registry.by_resource(request.resource)
+            kind = self._writable(self.registry.by_resource(request.resource), "watch")
             cache = self.caches[kind.resource]
             predicate = filters.predicate(kind, request.label_selector, request.field_selector)
             rv = _parse_rv(request.resource_version)
@@ -240,20 +271,20 @@ class ResourcesService(pb_grpc.ResourcesServicer):
     @grpc_server.unary_errors
     async def Update(self, request, context):
         obj = self._unpack(request.object)
-        kind = self.registry.by_resource(request.resource)
+        kind = self._writable(self.registry.by_resource(request.resource), "update")
         result = await self.objects.update(kind, obj, dry_run=request.dry_run)
         return pb.ObjectResponse(object=self.registry.pack(result))
 
     @grpc_server.unary_errors
     async def UpdateStatus(self, request, context):
         obj = self._unpack(request.object)
-        kind = self.registry.by_resource(request.resource)
+        kind = self._writable(self.registry.by_resource(request.resource), "update")
         result = await self.objects.update(kind, obj, status=True, dry_run=request.dry_run)
         return pb.ObjectResponse(object=self.registry.pack(result))
 
     @grpc_server.unary_errors
     async def Patch(self, request, context):
-        kind = self.registry.by_resource(request.resource)
+        kind = self._writable(self.registry.by_resource(request.resource), "patch")
         result = await self.objects.patch(kind, request.namespace, request.name, request.patch,
                                           status=request.status, dry_run=request.dry_run,
                                           patch_type=request.patch_type or "merge")
@@ -261,7 +292,7 @@ class ResourcesService(pb_grpc.ResourcesServicer):
 
     @grpc_server.unary_errors
     async def Delete(self, request, context):
-        kind = self.registry.by_resource(request.resource)
+        kind = self._writable(self.registry.by_resource(request.resource), "delete")
         grace = request.grace_period_seconds if request.HasField("grace_period_seconds") else None
         obj, deleted = await self.objects.delete(
             kind, request.namespace, request.name, grace_period_s=grace,
@@ -296,7 +327,8 @@ class ResourcesService(pb_grpc.ResourcesServicer):
     async def Discovery(self, request, context):
         response = pb.DiscoveryResponse(server_version=_version())
         for kind in self.registry.kinds:
-            verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
+            verbs = ["create", "delete", "get", "list", "patch", "update", "watch"] \
+                if kind.stored else ["get", "list"]
             response.resources.add(name=kind.resource, singular_name=kind.singular,
                                    short_names=list(kind.short_names),
                                    api_version=kind.api_version, kind=kind.kind,

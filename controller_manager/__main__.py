@@ -20,6 +20,7 @@ import sys
 from kubemu import log as kubemu_log
 from kubemu import server as grpc_server
 from kubemu.client import leaderelection
+from kubemu.cli.common import parse_duration_s
 from kubemu.client.config import apiserver_or_exit
 
 from controller_manager import registry, service_lb
@@ -42,6 +43,7 @@ CONCURRENCY_FLAGS = {
     "endpointslice-controller": "concurrent-service-endpoint-syncs",
     "service-lb-controller": "concurrent-service-syncs",
     "resourcequota-controller": "concurrent-resource-quota-syncs",
+    "horizontal-pod-autoscaler-controller": "concurrent-horizontal-pod-autoscaler-syncs",
 }
 
 
@@ -101,6 +103,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "at most 1000)")
     p.add_argument("--load-balancer-ip-range", default=d.load_balancer_ip_range, metavar="CIDR",
                    help="the pool of LoadBalancer Service addresses (default 127.1.1.0/24)")
+    p.add_argument("--horizontal-pod-autoscaler-sync-period", type=parse_duration_s,
+                   default=d.hpa_sync_period_s, metavar="DURATION",
+                   help="how often each HPA is reconciled (default 15s)")
+    p.add_argument("--horizontal-pod-autoscaler-tolerance", type=float,
+                   default=d.hpa_tolerance,
+                   help="the usage ratio's distance from 1.0 within which an HPA does not "
+                        "scale (default 0.1)")
+    p.add_argument("--horizontal-pod-autoscaler-downscale-stabilization",
+                   type=parse_duration_s, default=d.hpa_downscale_stabilization_s,
+                   metavar="DURATION",
+                   help="the window of recommendations a scale down takes the highest of "
+                        "(default 5m0s)")
+    p.add_argument("--horizontal-pod-autoscaler-cpu-initialization-period",
+                   type=parse_duration_s, default=d.hpa_cpu_initialization_period_s,
+                   metavar="DURATION",
+                   help="the time after a pod's start when its CPU samples may be skipped "
+                        "(default 5m0s)")
+    p.add_argument("--horizontal-pod-autoscaler-initial-readiness-delay",
+                   type=parse_duration_s, default=d.hpa_initial_readiness_delay_s,
+                   metavar="DURATION",
+                   help="the time after a pod's start within which its readiness changes "
+                        "are taken as its initial readiness (default 30s)")
     p.add_argument("--volumes-dir", default=d.volumes_dir,
                    help="where the local-path provisioner makes volume directories")
     p.add_argument("--resource-quota-sync-period-s", type=float,
@@ -122,6 +146,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                  "resource_quota_sync_period_s"):
         if getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be > 0")
+    if args.horizontal_pod_autoscaler_sync_period <= 0:
+        p.error("--horizontal-pod-autoscaler-sync-period must be > 0")
+    for name in ("horizontal_pod_autoscaler_tolerance",
+                 "horizontal_pod_autoscaler_downscale_stabilization",
+                 "horizontal_pod_autoscaler_cpu_initialization_period",
+                 "horizontal_pod_autoscaler_initial_readiness_delay"):
+        if getattr(args, name) < 0:
+            p.error(f"--{name.replace('_', '-')} must be >= 0")
     for name in ("endpoint_updates_batch_period_s", "endpointslice_updates_batch_period_s"):
         if getattr(args, name) < 0:
             p.error(f"--{name.replace('_', '-')} must be >= 0")
@@ -162,7 +194,12 @@ def options_from(args: argparse.Namespace, apiserver: str) -> Options:
         endpointslice_updates_batch_period_s=args.endpointslice_updates_batch_period_s,
         max_endpoints_per_slice=args.max_endpoints_per_slice,
         load_balancer_ip_range=args.load_balancer_ip_range,
-        resource_quota_sync_period_s=args.resource_quota_sync_period_s)
+        resource_quota_sync_period_s=args.resource_quota_sync_period_s,
+        hpa_sync_period_s=args.horizontal_pod_autoscaler_sync_period,
+        hpa_tolerance=args.horizontal_pod_autoscaler_tolerance,
+        hpa_downscale_stabilization_s=args.horizontal_pod_autoscaler_downscale_stabilization,
+        hpa_cpu_initialization_period_s=args.horizontal_pod_autoscaler_cpu_initialization_period,
+        hpa_initial_readiness_delay_s=args.horizontal_pod_autoscaler_initial_readiness_delay)
 
 
 async def run(options: Options) -> None:

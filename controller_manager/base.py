@@ -112,6 +112,17 @@ class Options:
     # The LoadBalancer address pool (--load-balancer-ip-range; the supervisor
     # passes the cluster's 127.1.B.0/24).
     load_balancer_ip_range: str = "127.1.1.0/24"
+    # The horizontal pod autoscaler (--horizontal-pod-autoscaler-*): how often
+    # each HPA is looked at, the ratio within which nothing changes, the
+    # scale-down stabilization window (without spec.behavior, or when it
+    # leaves the window unset), how long after a pod's start its CPU is
+    # judged by readiness, and the delay within which a pod's first
+    # readiness change does not make it unready.
+    hpa_sync_period_s: float = 15.0
+    hpa_tolerance: float = 0.1
+    hpa_downscale_stabilization_s: float = 300.0
+    hpa_cpu_initialization_period_s: float = 300.0
+    hpa_initial_readiness_delay_s: float = 30.0
     # Where the local-path provisioner makes volume directories ("" = off).
     volumes_dir: str = ""
     # Resource quota controller: the period of a full recount

@@ -72,7 +72,8 @@ DELETE_KEY, ORPHAN_KEY = "delete:", "orphan:"
 
 def gc_resources() -> tuple[str, ...]:
     """Every resource the graph watches: all served kinds but the ignored ones."""
-    return tuple(k.resource for k in REGISTRY.kinds if k.resource not in IGNORED_RESOURCES)
+    return tuple(k.resource for k in REGISTRY.kinds
+                 if k.stored and k.resource not in IGNORED_RESOURCES)
 
 
 # ---------------------------------------------------------------- the graph (pure)

@@ -18,6 +18,7 @@ from controller_manager.disruption import DisruptionController
 from controller_manager.endpoints import EndpointsController
 from controller_manager.endpointslice import EndpointSliceController
 from controller_manager.garbagecollector import GarbageCollector
+from controller_manager.hpa import HorizontalPodAutoscalerController
 from controller_manager.job import JobController
 from controller_manager.pv_binder import PersistentVolumeBinderController
 from controller_manager.replicaset import ReplicaSetController
@@ -41,6 +42,7 @@ CONTROLLERS: tuple[type[Controller], ...] = (
     ServiceLBController,
     ResourceQuotaController,
     DisruptionController,
+    HorizontalPodAutoscalerController,
 )
 
 

@@ -269,17 +269,26 @@ def service_cidr(launch: Launch) -> str:
     return f"127.{_block(launch)}.0.0/24"
 
 
-def apiserver_argv(launch: Launch) -> list[str]:
+def apiserver_argv(launch: Launch, flags: Sequence[str] = ()) -> list[str]:
     return [launch.python, "-m", "apiserver",
             "--listen", f"{launch.host}:{launch.ports['grpc']}",
             "--etcd-endpoints", launch.peers[ETCD],
             "--service-cluster-ip-range", service_cidr(launch),
-            "--log-file", str(launch.log_path)]
+            "--log-file", str(launch.log_path), *flags]
 
 
-APISERVER_KIND = ComponentKind(
-    name=APISERVER, ports=("grpc",), argv=apiserver_argv, health=grpc_health,
-    depends_on=(ETCD,), stop_grace_s=10.0)
+def apiserver_kind(flags: Sequence[str] = ()) -> ComponentKind:
+    """The apiserver entry; `flags` are added to its command line
+    (APISERVER_FAST_FLAGS for the fast profile)."""
+    return ComponentKind(
+        name=APISERVER, ports=("grpc",), argv=lambda launch: apiserver_argv(launch, flags),
+        health=grpc_health, depends_on=(ETCD,), stop_grace_s=10.0)
+
+
+APISERVER_KIND = apiserver_kind()
+# The apiserver's timings in the fast profile: the metrics API samples a
+# node at most every 2 s (metrics-server's default resolution is 15 s).
+APISERVER_FAST_FLAGS: tuple[str, ...] = ("--metric-resolution", "2s")
 
 
 def scheduler_argv(launch: Launch) -> list[str]:
@@ -328,7 +337,10 @@ CONTROLLER_MANAGER_FAST_FLAGS: tuple[str, ...] = (
     "--daemonset-failed-pod-backoff-base-s", "0.5", "--daemonset-failed-pod-backoff-max-s", "4",
     "--cronjob-resync-s", "1", "--gc-resync-s", "2", "--pvclaimbinder-sync-period-s", "1",
     "--resource-quota-sync-period-s", "2",
-)
+    "--horizontal-pod-autoscaler-sync-period", "2s",
+    "--horizontal-pod-autoscaler-downscale-stabilization", "10s",
+    "--horizontal-pod-autoscaler-cpu-initialization-period", "10s",
+    "--horizontal-pod-autoscaler-initial-readiness-delay", "3s")
 
 
 def controller_manager_argv(launch: Launch, flags: Sequence[str] = ()) -> list[str]:
@@ -368,7 +380,7 @@ def control_plane(profile: str = "default") -> tuple[ComponentKind, ...]:
         raise ValueError(f"profile: must be one of {PROFILES}, got {profile!r}")
     if profile == "default":
         return CONTROL_PLANE
-    return (ETCD_KIND, APISERVER_KIND, SCHEDULER_KIND,
+    return (ETCD_KIND, apiserver_kind(APISERVER_FAST_FLAGS), SCHEDULER_KIND,
             controller_manager_kind(CONTROLLER_MANAGER_FAST_FLAGS))
 
 # Extension point for nodes: kubelet, runtime and kube-proxy entries go here

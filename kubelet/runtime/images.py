@@ -533,6 +533,17 @@ def builtin_entries() -> list[ImageEntry]:
             size_bytes=24_000_000,
             description="the kuard demo app on $POD_IP:8080 (tags blue/green/purple/1/2/3)"),
         ImageEntry(
+            # The HorizontalPodAutoscaler walkthrough's php-apache; CMD apache2-foreground.
+            name="hpa-example", patterns=("registry.k8s.io/hpa-example", "k8s.gcr.io/hpa-example",
+                                          "gcr.io/google_containers/hpa-example"),
+            cmd=("apache2-foreground",),
+            programs={"apache2-foreground": demoapp_argv("hpa_example"),
+                      "/usr/local/bin/apache2-foreground": demoapp_argv("hpa_example"),
+                      **shell_programs},
+            size_bytes=481_000_000,
+            description="php-apache on $POD_IP:80: every request burns ~0.1 s of CPU and "
+                        "answers OK!"),
+        ImageEntry(
             # The Kubernetes Basics tutorial's app; v1 on gcr.io, v2 on Docker Hub.
             name="kubernetes-bootcamp", patterns=BOOTCAMP_PATTERNS, cmd=("node", "server.js"),
             env=(("BOOTCAMP_VERSION", "{tag}"),),

@@ -437,6 +437,37 @@ def default_priority_class(obj: Message) -> None:
     has no omitempty in Kubernetes: an unset value is 0 and printed.)"""
     _default(obj, "value", 0)
     _default(obj, "preemption_policy", "PreemptLowerPriority")
+# autoscaling/v2 SetDefaults_HorizontalPodAutoscaler: 80% CPU when no metric
+# is given; a behavior given is completed with the default rules (the scale
+# down window stays unset: the controller's --horizontal-pod-autoscaler-
+# downscale-stabilization fills it).
+HPA_DEFAULT_CPU_UTILIZATION = 80
+HPA_SCALE_UP_POLICIES = (("Pods", 4, 15), ("Percent", 100, 15))
+HPA_SCALE_DOWN_POLICIES = (("Percent", 100, 15),)
+
+
+def _default_scaling_rules(rules: Message, policies: tuple, window_s: int | None) -> None:
+    if not rules.select_policy:
+        rules.select_policy = "Max"
+    if window_s is not None and not rules.HasField("stabilization_window_seconds"):
+        rules.stabilization_window_seconds = window_s
+    if not rules.policies:
+        for kind, value, period_s in policies:
+            rules.policies.add(type=kind, value=value, period_seconds=period_s)
+
+
+def default_horizontal_pod_autoscaler(obj: Message) -> None:
+    spec = obj.spec
+    if not spec.HasField("min_replicas"):
+        spec.min_replicas = 1
+    if not spec.metrics:
+        metric = spec.metrics.add(type="Resource")
+        metric.resource.name = "cpu"
+        metric.resource.target.type = "Utilization"
+        metric.resource.target.average_utilization = HPA_DEFAULT_CPU_UTILIZATION
+    if spec.HasField("behavior"):
+        _default_scaling_rules(spec.behavior.scale_up, HPA_SCALE_UP_POLICIES, 0)
+        _default_scaling_rules(spec.behavior.scale_down, HPA_SCALE_DOWN_POLICIES, None)
 
 
 DEFAULTERS: dict[str, Defaulter] = {
@@ -460,6 +491,7 @@ DEFAULTERS: dict[str, Defaulter] = {
     "ControllerRevision": default_controller_revision,
     "LimitRange": lambda obj: default_limit_range(obj),
     "PriorityClass": default_priority_class,
+    "HorizontalPodAutoscaler": default_horizontal_pod_autoscaler,
 }
 
 

@@ -163,6 +163,19 @@ class Timeout(ApiError):
     temporary = True
 
 
+class MethodNotAllowed(ApiError):
+    """HTTP 405: the resource does not support the verb (e.g. writes to the metrics API)."""
+
+    code = grpc.StatusCode.UNIMPLEMENTED
+    reason = "MethodNotAllowed"
+
+
+def method_not_supported(qualified_resource: str, action: str) -> MethodNotAllowed:
+    """apimachinery's NewMethodNotSupported."""
+    return MethodNotAllowed(
+        f'{action} is not supported on resources of kind "{qualified_resource}"')
+
+
 class Internal(ApiError):
     code = grpc.StatusCode.INTERNAL
     reason = "InternalError"
@@ -170,7 +183,8 @@ class Internal(ApiError):
 
 _BY_REASON = {cls.reason: cls for cls in (
     BadRequest, Invalid, NotFound, AlreadyExists, Conflict, Expired, Forbidden,
-    Unauthorized, Unavailable, Timeout, Internal, RequestEntityTooLarge, TooManyRequests)}
+    Unauthorized, Unavailable, Timeout, Internal, RequestEntityTooLarge, TooManyRequests,
+    MethodNotAllowed)}
 _BY_CODE = {
     grpc.StatusCode.INVALID_ARGUMENT: Invalid,
     grpc.StatusCode.NOT_FOUND: NotFound,

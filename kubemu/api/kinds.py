@@ -20,10 +20,9 @@ from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
 from kubemu.api import errors
-from kubemu.api.v1 import (apps_pb2, batch_pb2, coordination_pb2, core_pb2, discovery_pb2,
-                           networking_pb2, storage_pb2)
-from kubemu.api.v1 import policy_pb2
-from kubemu.api.v1 import scheduling_pb2
+from kubemu.api.v1 import (apps_pb2, autoscaling_pb2, batch_pb2, coordination_pb2, core_pb2,
+                           discovery_pb2, metrics_pb2, networking_pb2, policy_pb2,
+                           scheduling_pb2, storage_pb2)
 
 TYPE_URL_PREFIX = "type.googleapis.com/"
 
@@ -41,6 +40,9 @@ class Kind:
     has_status: bool = True
     # Whether a change of spec bumps metadata.generation (kinds with a spec).
     has_spec: bool = True
+    # False: not kept in etcd but computed by the apiserver on each read (the
+    # metrics API); get and list only, every other verb is refused.
+    stored: bool = True
 
     @property
     def api_version(self) -> str:
@@ -105,6 +107,12 @@ KINDS: tuple[Kind, ...] = (
     Kind("PriorityClass", "scheduling.k8s.io", "v1", "priorityclasses",
          scheduling_pb2.PriorityClass, namespaced=False, short_names=("pc",),
          has_status=False, has_spec=False),
+    Kind("NodeMetrics", "metrics.k8s.io", "v1beta1", "nodemetrics", metrics_pb2.NodeMetrics,
+         namespaced=False, has_status=False, has_spec=False, stored=False),
+    Kind("PodMetrics", "metrics.k8s.io", "v1beta1", "podmetrics", metrics_pb2.PodMetrics,
+         has_status=False, has_spec=False, stored=False),
+    Kind("HorizontalPodAutoscaler", "autoscaling", "v2", "horizontalpodautoscalers",
+         autoscaling_pb2.HorizontalPodAutoscaler, short_names=("hpa",)),
 )
 
 

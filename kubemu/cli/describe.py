@@ -1641,6 +1641,104 @@ def describe_priorityclass(pc: Obj, now: datetime.datetime) -> Lines:
     out.w(0, f"Description:\t{pc.get('description', '')}")
     out.w(0, f"Annotations:\t{format_labels(meta.get('annotations'))}")
     return out
+# ---------------------------------------------------------------- autoscaling
+
+def _hpa_direction(out: Lines, direction: str, rules: Obj | None) -> None:
+    """printDirectionBehavior."""
+    if rules is None:
+        return
+    out.w(1, f"{direction}:")
+    if rules.get("stabilizationWindowSeconds") is not None:
+        out.w(2, f"Stabilization Window: {rules['stabilizationWindowSeconds']} seconds")
+    if rules.get("policies"):
+        out.w(2, f"Select Policy: {rules.get('selectPolicy') or 'Max'}")
+        out.w(2, "Policies:")
+        for p in rules["policies"]:
+            out.w(3, f"- Type: {p.get('type', '')}\tValue: {p.get('value', 0)}\t"
+                     f"Period: {p.get('periodSeconds', 0)} seconds")
+
+
+def describe_horizontalpodautoscaler(hpa: Obj, now: datetime.datetime) -> Lines:
+    """kubectl's describeHorizontalPodAutoscalerV2 (Resource and ContainerResource
+    metrics with their values; the other types with what kubemu can know of them)."""
+    out = Lines()
+    meta, spec, status = hpa.get("metadata") or {}, hpa.get("spec") or {}, hpa.get("status") or {}
+    _meta(out, hpa)
+    out.w(0, f"CreationTimestamp:\t{format_time(meta.get('creationTimestamp', ''))}")
+    ref = spec.get("scaleTargetRef") or {}
+    out.w(0, f"Reference:\t{ref.get('kind', '')}/{ref.get('name', '')}")
+    out.w(0, "Metrics:\t( current / target )")
+    currents = status.get("currentMetrics") or []
+    for i, metric in enumerate(spec.get("metrics") or []):
+        kind = metric.get("type", "")
+        current = currents[i] if i < len(currents) else None
+        if kind == "Resource":
+            source = metric.get("resource") or {}
+            _hpa_direct_metric(out, f"resource {source.get('name', '')} on pods", source,
+                               (current or {}).get("resource"))
+        elif kind == "ContainerResource":
+            source = metric.get("containerResource") or {}
+            _hpa_direct_metric(out, f"resource {source.get('name', '')} of container "
+                                    f"\"{source.get('container', '')}\" on pods", source,
+                               (current or {}).get("containerResource"))
+        elif kind == "Pods":
+            source = metric.get("pods") or {}
+            name = _g(source, "metric", "name", default="")
+            out.w(1, f'"{name}" on pods:\t<unknown> / '
+                     f'{_g(source, "target", "averageValue", default="")}')
+        elif kind == "Object":
+            source = metric.get("object") or {}
+            obj_ref = source.get("describedObject") or {}
+            name = _g(source, "metric", "name", default="")
+            target = source.get("target") or {}
+            value = target.get("averageValue") or target.get("value") or ""
+            out.w(1, f'"{name}" on {obj_ref.get("kind", "")}/{obj_ref.get("name", "")}:\t'
+                     f'<unknown> / {value}')
+        elif kind == "External":
+            source = metric.get("external") or {}
+            name = _g(source, "metric", "name", default="")
+            target = source.get("target") or {}
+            value = target.get("averageValue") or target.get("value") or ""
+            out.w(1, f'"{name}" (target value):\t<unknown> / {value}')
+        else:
+            out.w(1, f'<unknown metric type "{kind}">')
+    min_replicas = spec.get("minReplicas")
+    out.w(0, f"Min replicas:\t{'<unset>' if min_replicas is None else min_replicas}")
+    out.w(0, f"Max replicas:\t{spec.get('maxReplicas', 0)}")
+    behavior = spec.get("behavior")
+    if behavior is not None:
+        out.w(0, "Behavior:")
+        _hpa_direction(out, "Scale Up", behavior.get("scaleUp"))
+        _hpa_direction(out, "Scale Down", behavior.get("scaleDown"))
+    out.w(0, f"{ref.get('kind', '')} pods:\t{status.get('currentReplicas', 0)} current / "
+             f"{status.get('desiredReplicas', 0)} desired")
+    conditions = status.get("conditions") or []
+    if conditions:
+        out.w(0, "Conditions:")
+        out.w(1, "Type\tStatus\tReason\tMessage")
+        out.w(1, "----\t------\t------\t-------")
+        for c in conditions:
+            out.w(1, f"{c.get('type', '')}\t{c.get('status', '')}\t{c.get('reason', '')}\t"
+                     f"{c.get('message', '')}")
+    return out
+
+
+def _hpa_direct_metric(out: Lines, label: str, source: Obj, current: Obj | None) -> None:
+    """A (container) resource metric: `label: current / target` for an average
+    value, else the label then `(as a percentage of request): ...` on its own line
+    (kubectl writes the label without a newline, then the rest at level 1)."""
+    target = source.get("target") or {}
+    now = (current or {}).get("current") or {}
+    if target.get("averageValue") is not None:
+        value = now.get("averageValue", "") if current is not None else "<unknown>"
+        out.w(1, f"{label}:\t{value} / {target['averageValue']}")
+        return
+    shown = "<unknown>"
+    if current is not None and now.get("averageUtilization") is not None:
+        shown = f"{now['averageUtilization']}% ({now.get('averageValue', '0')})"
+    goal = f"{target['averageUtilization']}%" if target.get("averageUtilization") is not None \
+        else "<auto>"
+    out.w(1, f"{label}  (as a percentage of request):\t{shown} / {goal}")
 
 
 DESCRIBERS: dict[str, Callable[[Obj, datetime.datetime], Lines]] = {
@@ -1667,6 +1765,7 @@ DESCRIBERS: dict[str, Callable[[Obj, datetime.datetime], Lines]] = {
     "limitranges": describe_limitrange,
     "poddisruptionbudgets": describe_poddisruptionbudget,
     "priorityclasses": describe_priorityclass,
+    "horizontalpodautoscalers": describe_horizontalpodautoscaler,
 }
 
 # Kinds whose kubectl describer prints no Events section.

@@ -137,7 +137,7 @@ def decode(docs: list[Document], *, namespace: str | None,
     `namespace` is the -n flag (None when not given). When problems is not
     empty the caller must send nothing.
     """
-    from kubemu.api import codec, errors
+    from kubemu.api import codec, conversion, errors
     from kubemu.api.kinds import REGISTRY
 
     manifests: list[Manifest] = []
@@ -153,6 +153,7 @@ def decode(docs: list[Document], *, namespace: str | None,
             problems.append(f'error validating "{doc.source}": error validating data: '
                             f"[{', '.join(missing)}]")
             continue
+        data = conversion.to_served(data)
         meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
         name = meta.get("name") or ""
         try:

@@ -21,7 +21,9 @@ pods/exec, pods/attach and node stats).
   `tty: true` a terminal); ends when the container ends.
 - top pod [NAME] [-A] [-l SEL] [--containers] [--sort-by=cpu|memory] [--no-headers]
   / top node [NAME] [--sort-by=...]: CPU in millicores and memory in Mi with
-  kubectl's columns and order (from the runtimes' psutil samples).
+  kubectl's columns and order, read from the metrics API (metrics.k8s.io
+  NodeMetrics / PodMetrics, which the apiserver builds from the kubelets' stats
+  as metrics-server does).
 Without -c, a pod with several containers uses its
 `kubectl.kubernetes.io/default-container` annotation, else its first
 container, and says so on stderr ("Defaulted container ...").
@@ -357,22 +359,6 @@ def format_memory(count: int) -> str:
     return f"{count // (1 << 20)}Mi"
 
 
-async def _stats(proxy: _Proxy, nodes: list[Any]) -> list[Any]:
-    import grpc.aio
-
-    from kubemu.api.v1 import resources_pb2
-
-    out = []
-    for node in nodes:
-        try:
-            out.append(await proxy.stub.NodeStats(
-                resources_pb2.NodeStatsRequest(node=node.metadata.name), timeout=CALL_TIMEOUT_S))
-        except grpc.aio.AioRpcError as err:
-            print(f"warning: no metrics for node {node.metadata.name}: {_error(err)}",
-                  file=sys.stderr)
-    return out
-
-
 def top_table(rows: list[list[str]]) -> str:
     """kubectl top's table: every cell ends in a tab, so the last column is padded too."""
     from kubemu.cli import printers
@@ -450,49 +436,66 @@ def pod_header(*, containers: bool, all_namespaces: bool) -> list[str]:
             + list(POD_COLUMNS))
 
 
-async def run_top(args: argparse.Namespace) -> int:
-    from kubemu.api import errors
+def _cpu_nano_cores(text: str) -> int:
+    from kubemu.api import quantity
 
+    return int(quantity.parse(text).value * 1_000_000_000) if text else 0
+
+
+def _memory_bytes(text: str) -> int:
+    from kubemu.api import quantity
+
+    return quantity.to_int(text) if text else 0
+
+
+async def run_top(args: argparse.Namespace) -> int:
+    """kubectl top: the metrics API (metrics.k8s.io NodeMetrics / PodMetrics)."""
     if args.sort_by not in ("", "cpu", "memory"):
         raise CliError("--sort-by accepts only cpu or memory")
     if args.name and args.selector:
         raise CliError("only one of NAME or selector can be provided")
     nodes_wanted = args.what in ("node", "nodes", "no")
-    client, proxy = await _proxy_for(args)
+    namespace = "" if args.all_namespaces else common.namespace_of(args)
+    client = common.client_for(args)
+    pods_in_api: list[Any] = []
     try:
-        nodes = (await client.list_all("nodes", label_selector=args.selector
-                                       if nodes_wanted else "")).items
-        if nodes_wanted and args.name:
-            nodes = [n for n in nodes if n.metadata.name == args.name]
-            if not nodes:
-                raise errors.NotFound(f'nodemetrics.metrics.k8s.io "{args.name}" not found')
-        stats = await _stats(proxy, nodes)
-        pods_in_api: list[Any] = []
-        if not nodes_wanted:
-            namespace = "" if args.all_namespaces else common.namespace_of(args)
-            pods_in_api = (await client.list_all("pods", namespace,
-                                                 label_selector=args.selector)).items
+        if nodes_wanted:
+            if args.name:
+                metrics = [await client.get("nodemetrics", args.name)]
+            else:
+                metrics = (await client.list("nodemetrics",
+                                             label_selector=args.selector)).items
+            nodes = (await client.list_all("nodes")).items
+        else:
+            if args.name:
+                metrics = [await client.get("podmetrics", args.name,
+                                            common.namespace_of(args))]
+            else:
+                metrics = (await client.list("podmetrics", namespace,
+                                             label_selector=args.selector)).items
+                if not metrics:
+                    pods_in_api = (await client.list_all(
+                        "pods", namespace, label_selector=args.selector)).items
     finally:
         await client.close()
-        await proxy.close()
     if nodes_wanted:
-        samples = {s.node: (s.cpu_nano_cores, s.memory_working_set_bytes) for s in stats}
-        allocatable = {n.metadata.name: dict(n.status.allocatable) for n in nodes}
+        samples = {m.metadata.name: (_cpu_nano_cores(m.usage.get("cpu", "")),
+                                     _memory_bytes(m.usage.get("memory", "")))
+                   for m in metrics}
+        allocatable = {n.metadata.name: dict(n.status.allocatable) for n in nodes
+                       if not args.name or n.metadata.name == args.name}
+        if args.selector:
+            allocatable = {k: v for k, v in allocatable.items() if k in samples}
         if not set(samples) & set(allocatable):
             raise CliError("metrics not available yet")
         rows = [] if args.no_headers else [list(NODE_COLUMNS)]
         rows += node_rows(allocatable, samples, sort_by=args.sort_by)
         sys.stdout.write(top_table(rows))
         return 0
-    wanted = {(p.metadata.namespace, p.metadata.name) for p in pods_in_api}
-    pods = [PodTop(p.namespace, p.name, [(c.name, c.cpu_nano_cores, c.memory_working_set_bytes)
-                                          for c in p.containers])
-            for s in stats for p in s.pods if (p.namespace, p.name) in wanted]
-    namespace = common.namespace_of(args)
-    if args.name:
-        pods = [p for p in pods if p.name == args.name]
-        if not pods:
-            raise errors.NotFound(f'podmetrics.metrics.k8s.io "{namespace}/{args.name}" not found')
+    pods = [PodTop(m.metadata.namespace, m.metadata.name,
+                   [(c.name, _cpu_nano_cores(c.usage.get("cpu", "")),
+                     _memory_bytes(c.usage.get("memory", ""))) for c in m.containers])
+            for m in metrics]
     if not pods:
         if pods_in_api:
             raise CliError("metrics not available yet")

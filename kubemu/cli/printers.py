@@ -589,6 +589,80 @@ def _ingressclass_row(ic: Obj, now: datetime.datetime) -> list[str]:
     return [_name(ic), spec.get("controller", ""), text, age(ic, now)]
 
 
+def _hpa_metric_text(spec: Obj, status: Obj | None) -> str:
+    """One metric of formatHPAMetrics: `cpu: 12%/50%`, `memory: 10Mi/100Mi`."""
+    kind = spec.get("type", "")
+    if kind in ("Resource", "ContainerResource"):
+        member = "resource" if kind == "Resource" else "containerResource"
+        source = spec.get(member) or {}
+        target = source.get("target") or {}
+        current = (status or {}).get(member)
+        name = source.get("name", "")
+        if target.get("averageValue") is not None:
+            value = "<unknown>" if current is None else \
+                _g(current, "current", "averageValue", default="")
+            return f"{name}: {value}/{target['averageValue']}"
+        value = "<unknown>"
+        if current is not None and _g(current, "current", "averageUtilization") is not None:
+            value = f"{current['current']['averageUtilization']}%"
+        goal = "<auto>" if target.get("averageUtilization") is None else \
+            f"{target['averageUtilization']}%"
+        return f"{name}: {value}/{goal}"
+    if kind == "Pods":
+        return f"<unknown>/{_g(spec, 'pods', 'target', 'averageValue', default='')}"
+    if kind in ("Object", "External"):
+        target = _g(spec, kind.lower(), "target", default={})
+        if target.get("averageValue") is not None:
+            return f"<unknown>/{target['averageValue']} (avg)"
+        return f"<unknown>/{target.get('value', '')}"
+    return "<unknown type>"
+
+
+def hpa_targets(specs: list[Obj] | None, statuses: list[Obj] | None, shown_max: int = 2) -> str:
+    """kubectl's formatHPAMetrics: the first two metrics, then `+ N more...`."""
+    if not specs:
+        return NONE
+    statuses = statuses or []
+    texts = [_hpa_metric_text(s, statuses[i] if i < len(statuses) else None)
+             for i, s in enumerate(specs)]
+    if len(texts) > shown_max:
+        return f"{', '.join(texts[:shown_max])} + {len(texts) - shown_max} more..."
+    return ", ".join(texts)
+
+
+def _hpa_row(hpa: Obj, now: datetime.datetime) -> list[str]:
+    spec, status = hpa.get("spec") or {}, hpa.get("status") or {}
+    ref = spec.get("scaleTargetRef") or {}
+    min_pods = spec.get("minReplicas")
+    return [_name(hpa), f"{ref.get('kind', '')}/{ref.get('name', '')}",
+            hpa_targets(spec.get("metrics"), status.get("currentMetrics")),
+            "<unset>" if min_pods is None else str(min_pods), str(spec.get("maxReplicas", 0)),
+            str(status.get("currentReplicas", 0)), age(hpa, now)]
+
+
+def _usage_cells(usages: list[Obj]) -> list[str]:
+    """The CPU and memory of metrics-server's table: the usages summed, as
+    resource.Quantity.Add then String print them."""
+    from fractions import Fraction
+
+    from kubemu.api import quantity
+
+    cpu = sum((quantity.parse(u["cpu"]).value for u in usages if u.get("cpu")), Fraction(0))
+    memory = sum((quantity.parse(u["memory"]).value for u in usages if u.get("memory")),
+                 Fraction(0))
+    return [quantity.canonical(cpu, quantity.DECIMAL_SI),
+            quantity.canonical(memory, quantity.BINARY_SI)]
+
+
+def _nodemetrics_row(m: Obj, now: datetime.datetime) -> list[str]:
+    return [_name(m), *_usage_cells([m.get("usage") or {}]), m.get("window", "")]
+
+
+def _podmetrics_row(m: Obj, now: datetime.datetime) -> list[str]:
+    usages = [c.get("usage") or {} for c in m.get("containers") or []]
+    return [_name(m), *_usage_cells(usages), m.get("window", "")]
+
+
 def _event_row(ev: Obj, now: datetime.datetime) -> list[str]:
     first = _g(ev, "firstTimestamp", default="")
     first_text = since(first, now) if first else since(_g(ev, "eventTime", default=""), now)
@@ -705,32 +779,6 @@ def _priorityclass_row(pc: Obj, now: datetime.datetime) -> list[str]:
             pc.get("preemptionPolicy") or ""]
 
 
-def _hpa_row(hpa: Obj, now: datetime.datetime) -> list[str]:
-    ref = _g(hpa, "spec", "scaleTargetRef", default={})
-    targets = []
-    current = {(_g(m, "resource", "name")): m
-               for m in _g(hpa, "status", "currentMetrics", default=[])}
-    for metric in _g(hpa, "spec", "metrics", default=[]):
-        name = _g(metric, "resource", "name", default="")
-        target = _g(metric, "resource", "target", default={})
-        if "averageUtilization" in target:
-            have = _g(current.get(name), "resource", "current", "averageUtilization")
-            have_text = f"{have}%" if have is not None else UNKNOWN
-            targets.append(f"{name}: {have_text}/{target['averageUtilization']}%")
-        elif "averageValue" in target:
-            have = _g(current.get(name), "resource", "current", "averageValue")
-            targets.append(f"{name}: {have or UNKNOWN}/{target['averageValue']}")
-    if not targets and "targetCPUUtilizationPercentage" in (hpa.get("spec") or {}):
-        have = _g(hpa, "status", "currentCPUUtilizationPercentage")
-        have_text = f"{have}%" if have is not None else UNKNOWN
-        targets.append(f"cpu: {have_text}/{hpa['spec']['targetCPUUtilizationPercentage']}%")
-    min_replicas = _g(hpa, "spec", "minReplicas")
-    return [_name(hpa), f"{ref.get('kind', '')}/{ref.get('name', '')}",
-            ", ".join(targets) or NONE, str(1 if min_replicas is None else min_replicas),
-            str(_int(_g(hpa, "spec", "maxReplicas"))),
-            str(_int(_g(hpa, "status", "currentReplicas"))), age(hpa, now)]
-
-
 def _pdb_row(pdb: Obj, now: datetime.datetime) -> list[str]:
     def bare(value: Any) -> str:
         return "N/A" if value is None else str(value)
@@ -809,6 +857,9 @@ TABLES: dict[str, Table] = {
     "ingresses": Table(("NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"), _ingress_row,
                        wide_row=_ingress_row_wide),
     "ingressclasses": Table(("NAME", "CONTROLLER", "PARAMETERS", "AGE"), _ingressclass_row),
+    # metrics-server's own table (kubectl get nodemetrics / podmetrics).
+    "nodemetrics": Table(("NAME", "CPU", "MEMORY", "WINDOW"), _nodemetrics_row),
+    "podmetrics": Table(("NAME", "CPU", "MEMORY", "WINDOW"), _podmetrics_row),
     "events": Table(("LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"), _event_row,
                     ("SUBOBJECT", "SOURCE", "FIRST SEEN", "COUNT", "NAME")),
     "namespaces": Table(("NAME", "STATUS", "AGE"),

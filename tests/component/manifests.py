@@ -93,6 +93,15 @@ MANIFESTS: dict[str, dict] = {
                                       "selector": {"matchLabels": {"app": "web"}}}},
     "priorityclasses": {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
                         "metadata": {"name": "high"}, "value": 1000},
+    "horizontalpodautoscalers": {
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                    "name": "web"},
+                 "minReplicas": 1, "maxReplicas": 5,
+                 "metrics": [{"type": "Resource", "resource": {
+                     "name": "cpu", "target": {"type": "Utilization",
+                                               "averageUtilization": 50}}}]}},
 }
 
 # A change of each kind's content that is allowed on update (as a merge patch).
@@ -125,4 +134,5 @@ CHANGES: dict[str, dict] = {
     "limitranges": {"spec": {"limits": [{"type": "Container", "max": {"cpu": "3"}}]}},
     "poddisruptionbudgets": {"spec": {"minAvailable": 2}},
     "priorityclasses": {"description": "more important"},
+    "horizontalpodautoscalers": {"spec": {"maxReplicas": 7}},
 }

@@ -1709,6 +1709,104 @@ value: 0
 preemptionPolicy: Never
 """
 
+
+NODE_METRICS = """
+apiVersion: metrics.k8s.io/v1beta1
+kind: NodeMetrics
+metadata:
+  name: node-1
+  creationTimestamp: "2026-11-30T16:00:00Z"
+  labels:
+    kubernetes.io/hostname: node-1
+timestamp: "2026-11-30T16:00:00Z"
+window: 15s
+usage:
+  cpu: 563456789n
+  memory: 1572864Ki
+"""
+
+POD_METRICS = """
+apiVersion: metrics.k8s.io/v1beta1
+kind: PodMetrics
+metadata:
+  name: php-apache-5d54745f55-x2x8v
+  namespace: default
+  creationTimestamp: "2026-11-30T16:00:00Z"
+  labels:
+    run: php-apache
+timestamp: "2026-11-30T16:00:00Z"
+window: 15s
+containers:
+- name: php-apache
+  usage:
+    cpu: 250000000n
+    memory: 65536Ki
+"""
+
+HPA_V2 = """
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: php-apache
+  namespace: default
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: php-apache
+  minReplicas: 1
+  maxReplicas: 10
+  metrics:
+  - type: Resource
+    resource:
+      name: cpu
+      target:
+        type: Utilization
+        averageUtilization: 50
+  - type: Resource
+    resource:
+      name: memory
+      target:
+        type: AverageValue
+        averageValue: 100Mi
+  behavior:
+    scaleDown:
+      stabilizationWindowSeconds: 300
+      selectPolicy: Max
+      policies:
+      - type: Percent
+        value: 100
+        periodSeconds: 15
+    scaleUp:
+      stabilizationWindowSeconds: 0
+      selectPolicy: Max
+      policies:
+      - type: Percent
+        value: 100
+        periodSeconds: 15
+      - type: Pods
+        value: 4
+        periodSeconds: 15
+status:
+  observedGeneration: 1
+  lastScaleTime: "2026-11-30T16:01:00Z"
+  currentReplicas: 1
+  desiredReplicas: 4
+  currentMetrics:
+  - type: Resource
+    resource:
+      name: cpu
+      current:
+        averageValue: 250m
+        averageUtilization: 250
+  conditions:
+  - type: AbleToScale
+    status: "True"
+    lastTransitionTime: "2026-11-30T16:01:00Z"
+    reason: SucceededRescale
+    message: the HPA controller was able to update the target scale to 4
+"""
+
 ROUND_TRIP_CASES = {
     "namespace": NAMESPACE,
     "configmap": CONFIGMAP,
@@ -1760,6 +1858,9 @@ ROUND_TRIP_CASES = {
     "pdb-full": PDB_FULL,
     "priorityclass": PRIORITY_CLASS,
     "priorityclass-zero": PRIORITY_CLASS_ZERO,
+    "nodemetrics": NODE_METRICS,
+    "podmetrics": POD_METRICS,
+    "hpa-v2": HPA_V2,
 }
 
 

@@ -223,7 +223,11 @@ class FakeCluster:
         for o in self._of(resource, namespace):
             if o.metadata.name == name:
                 return o
-        raise errors.not_found(REGISTRY.resolve(resource).resource, name)
+        kind = REGISTRY.resolve(resource)
+        if not kind.stored:  # the metrics API names a pod by namespace/name
+            name = f"{namespace}/{name}" if kind.namespaced else name
+            raise errors.not_found(kind.qualified_resource, name)
+        raise errors.not_found(kind.resource, name)
 
     async def list_all(self, resource, namespace="", *, label_selector="", field_selector=""):
         from kubemu.api import labels
@@ -233,8 +237,36 @@ class FakeCluster:
             [o for o in self._of(resource, namespace)
              if selector is None or selector.matches(dict(o.metadata.labels))])
 
+    list = list_all
+
     async def close(self):
         return None
+
+
+def metrics_of(stats: list, known: set[str]) -> list:
+    """What the apiserver's metrics API serves for these kubelet Stats
+    (PodMetrics only for pods that exist, as metrics-server)."""
+    from apiserver import metrics
+    from kubemu.api.v1 import metrics_pb2
+
+    out = []
+    for s in stats:
+        node = metrics_pb2.NodeMetrics(usage={"cpu": metrics.cpu_quantity(s.cpu_nano_cores),
+                                              "memory": metrics.memory_quantity(
+                                                  s.memory_working_set_bytes)})
+        node.metadata.name = s.node
+        out.append(node)
+        for p in s.pods:
+            if p.name not in known:
+                continue
+            pod = metrics_pb2.PodMetrics()
+            pod.metadata.name, pod.metadata.namespace = p.name, p.namespace
+            for c in p.containers:
+                pod.containers.add(name=c.name, usage={
+                    "cpu": metrics.cpu_quantity(c.cpu_nano_cores),
+                    "memory": metrics.memory_quantity(c.memory_working_set_bytes)})
+            out.append(pod)
+    return out
 
 
 def _two_container_pod(name: str, labels: dict) -> dict:
@@ -262,11 +294,13 @@ def cluster(monkeypatch, tmp_path, capsys):
             for p, cpu in (("a", 5_000_000), ("b", 90_000_000), ("gone", 1))])]
     stub = FakeStub(logs, stats)
     fake = FakeCluster(objects)
+    fake.objects += metrics_of(stats, {o.metadata.name for o in fake.objects})
 
     async def proxy_for(args):
         return fake, FakeProxy(stub)
 
     monkeypatch.setattr(pods, "_proxy_for", proxy_for)
+    monkeypatch.setattr(pods.common, "client_for", lambda args: fake)
 
     def run(*argv):
         code = main.main(["--home", str(tmp_path), *argv])

@@ -26,6 +26,7 @@ from google.protobuf.message import Message
 from kubemu.api.kinds import Kind
 from kubemu.api.validation import (
     apps,
+    autoscaling,
     batch,
     coordination,
     core,
@@ -44,7 +45,7 @@ __all__ = ["MODULES", "STATUS_VALIDATORS", "VALIDATORS", "cron_error", "validate
            "validate_status"]
 
 MODULES = (meta, core, apps, batch, coordination, discovery, networking, storage, quota,
-           policy, scheduling)
+           policy, scheduling, autoscaling)
 
 VALIDATORS: dict[str, KindValidator] = {
     "Pod": core.validate_pod,
@@ -73,6 +74,7 @@ VALIDATORS: dict[str, KindValidator] = {
     "LimitRange": quota.validate_limit_range,
     "PodDisruptionBudget": policy.validate_pod_disruption_budget,
     "PriorityClass": scheduling.validate_priority_class,
+    "HorizontalPodAutoscaler": autoscaling.validate_horizontal_pod_autoscaler,
 }
 
 
