@@ -23,7 +23,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--bookmark-interval-s", type=float, default=d.bookmark_interval_s)
     p.add_argument("--compaction-interval-s", type=float, default=d.compaction_interval_s,
                    help="compact etcd this often (0: never)")
-    p.add_argument("--namespace-sync-s", type=float, default=d.namespace_sync_s)
     p.add_argument("--shutdown-grace-s", type=float, default=d.shutdown_grace_s)
     p.add_argument("--default-not-ready-toleration-seconds", type=int,
                    default=d.default_toleration_s,
@@ -53,7 +52,7 @@ async def run(args: argparse.Namespace) -> None:
         etcd_timeout_s=args.etcd_timeout_s, watch_cache_size=args.watch_cache_size,
         watch_backlog_max=args.watch_backlog_max, bookmark_interval_s=args.bookmark_interval_s,
         compaction_interval_s=args.compaction_interval_s,
-        namespace_sync_s=args.namespace_sync_s, shutdown_grace_s=args.shutdown_grace_s,
+        shutdown_grace_s=args.shutdown_grace_s,
         address_file=args.address_file, fault_dir=args.fault_dir,
         default_toleration_s=args.default_not_ready_toleration_seconds,
         service_cluster_ip_range=args.service_cluster_ip_range,

@@ -41,6 +41,7 @@ CONCURRENCY_FLAGS = {
     "endpoints-controller": "concurrent-endpoint-syncs",
     "endpointslice-controller": "concurrent-service-endpoint-syncs",
     "service-lb-controller": "concurrent-service-syncs",
+    "namespace-controller": "concurrent-namespace-syncs",
 }
 
 

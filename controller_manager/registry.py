@@ -18,6 +18,7 @@ from controller_manager.endpoints import EndpointsController
 from controller_manager.endpointslice import EndpointSliceController
 from controller_manager.garbagecollector import GarbageCollector
 from controller_manager.job import JobController
+from controller_manager.namespace import NamespaceController
 from controller_manager.pv_binder import PersistentVolumeBinderController
 from controller_manager.replicaset import ReplicaSetController
 from controller_manager.service_lb import ServiceLBController
@@ -37,6 +38,7 @@ CONTROLLERS: tuple[type[Controller], ...] = (
     EndpointsController,
     EndpointSliceController,
     ServiceLBController,
+    NamespaceController,
 )
 
 
