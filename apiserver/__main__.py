@@ -7,6 +7,7 @@ import asyncio
 from apiserver.app import APIServer, Options
 from kubemu import log as kubemu_log
 from kubemu import server as grpc_server
+from kubemu.cli.common import parse_duration_s
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,6 +37,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    default=d.endpoint_reconcile_s,
                    help="how often this apiserver renews its lease and the kubernetes "
                         "Service's endpoints")
+    p.add_argument("--event-ttl", type=parse_duration_s, default=float(d.event_ttl_s),
+                   metavar="DURATION",
+                   help="how long an Event is kept after its last write, a Go duration "
+                        "(default 1h; under 1s: forever)")
     p.add_argument("--address-file", default="", help="write the bound address here")
     p.add_argument("--fault-dir", default="",
                    help="fault points (kubemu.faults) fail while a file of their name is here, "
@@ -57,7 +62,8 @@ async def run(args: argparse.Namespace) -> None:
         default_toleration_s=args.default_not_ready_toleration_seconds,
         service_cluster_ip_range=args.service_cluster_ip_range,
         service_node_port_range=args.service_node_port_range,
-        endpoint_reconcile_s=args.endpoint_reconcile_interval_s)
+        endpoint_reconcile_s=args.endpoint_reconcile_interval_s,
+        event_ttl_s=max(0, int(args.event_ttl)))
     asked = grpc_server.stop_requested()
     try:
         server = APIServer(options)

@@ -32,7 +32,7 @@ from apiserver import servicealloc, storage, stored
 from apiserver.kubernetes_service import KubernetesService
 from apiserver.registry import ObjectRegistry
 from apiserver.service import ResourcesService
-from apiserver.strategy import strategies
+from apiserver.strategy import DEFAULT_EVENT_TTL_S, strategies
 from apiserver.watchcache import WatchCache
 from kubemu import fileutil
 from kubemu import server as grpc_server
@@ -70,6 +70,7 @@ class Options:
     endpoint_reconcile_s: float = 10.0  # Kubernetes' --endpoint-reconciler interval
     master_lease_ttl_s: float = 15.0
     allocation_repair_s: float = 180.0  # as Kubernetes' repair controllers
+    event_ttl_s: int = DEFAULT_EVENT_TTL_S  # --event-ttl: Events expire this long after a write
 
 
 class APIServer:
@@ -90,7 +91,8 @@ class APIServer:
             self.store, self.caches, corrupt_log=corrupt_log,
             kind_strategies=strategies(REGISTRY,
                                        default_toleration_s=options.default_toleration_s,
-                                       service_ranges=self.service_ranges))
+                                       service_ranges=self.service_ranges,
+                                       event_ttl_s=options.event_ttl_s))
         # A write request larger than kube-apiserver's limit is refused by gRPC
         # before it is buffered.
         self.server = grpc_server.Server(
