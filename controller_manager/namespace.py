@@ -41,6 +41,7 @@ from kubemu import timefmt
 from kubemu.api import errors
 from kubemu.api.kinds import REGISTRY, Kind
 from kubemu.api.v1 import core_pb2
+from kubemu.client.informer import DeletedFinalStateUnknown, object_of
 
 from controller_manager import controllerutil as cu
 from controller_manager.base import Context, Controller, split_key
@@ -176,11 +177,8 @@ class NamespaceController(Controller):
         if ns.metadata.deletion_timestamp:
             self.enqueue(ns)
 
-    def _pod_gone(self, pod: Message) -> None:
-        namespace = getattr(getattr(pod, "metadata", None), "namespace", "")
-        if not namespace:  # DeletedFinalStateUnknown
-            namespace = getattr(getattr(getattr(pod, "obj", None), "metadata", None),
-                                "namespace", "")
+    def _pod_gone(self, pod: Message | DeletedFinalStateUnknown) -> None:
+        namespace = object_of(pod).metadata.namespace
         ns = self.namespaces.get(namespace) if namespace else None
         if ns is not None and ns.metadata.deletion_timestamp:
             self.enqueue_after(namespace, POD_GONE_DELAY_S)

@@ -160,3 +160,49 @@ async def test_a_namespace_with_other_finalizers_waits_for_them(h):
     left = await h.client.get("namespaces", "demo")
     assert list(left.spec.finalizers) == ["example.com/other"]
     assert codec.to_dict(left)["status"]["phase"] == "Terminating"
+
+
+def test_describe_shows_the_conditions_of_a_terminating_namespace():
+    import datetime
+
+    from kubemu.api.kinds import REGISTRY
+    from kubemu.cli import describe
+
+    ns = {"metadata": {"name": "demo"}, "status": {"phase": "Terminating", "conditions": [
+        {"type": "NamespaceContentRemaining", "status": "True",
+         "lastTransitionTime": "2027-01-15T08:00:00Z", "reason": "SomeResourcesRemain",
+         "message": "Some resources are remaining: pods. has 3 resource instances"}]}}
+    text = describe.describe(REGISTRY.by_resource("namespaces"), ns, None,
+                             now=datetime.datetime(2027, 1, 15, 8, 1, tzinfo=datetime.UTC))
+    assert text == (
+        "Name:         demo\n"
+        "Labels:       <none>\n"
+        "Annotations:  <none>\n"
+        "Status:       Terminating\n"
+        "Conditions:\n"
+        "  Type                       Status  LastTransitionTime               Reason"
+        "               Message\n"
+        "  ----                       ------  ------------------               ------"
+        "               -------\n"
+        "  NamespaceContentRemaining  True    Fri, 15 Jan 2027 08:00:00 +0000  SomeResourcesRemain"
+        "  Some resources are remaining: pods. has 3 resource instances\n"
+        "\n"
+        "No resource quota.\n"
+        "\n"
+        "No LimitRange resource.\n")
+
+
+@pytest.mark.parametrize("terminating, tombstone, queued", [
+    (True, False, 1), (True, True, 1), (False, False, 0)],
+    ids=["terminating", "tombstone", "active"])
+async def test_a_pod_gone_from_a_terminating_namespace_brings_it_back(
+        h, terminating, tombstone, queued):
+    from kubemu.client.informer import DeletedFinalStateUnknown
+
+    ns = await h.client.get("namespaces", "demo")
+    if terminating:
+        ns.metadata.deletion_timestamp = "2027-01-15T08:00:00Z"
+    h.cache("namespaces", [ns])
+    pod = make_pod("p", "demo").build()
+    h.controller._pod_gone(DeletedFinalStateUnknown("demo/p", pod) if tombstone else pod)
+    assert h.controller.queue.num_delayed() == queued
