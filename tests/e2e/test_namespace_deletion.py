@@ -20,7 +20,8 @@ from kubemu.api import codec, errors
 from kubemu.api.kinds import REGISTRY
 from kubemu.client.clientset import Client
 from kubemu.client.wait import wait_for
-from tests.e2e.test_kubelet import ClusterThread, Seen, cli, obj, running, serving
+from tests.e2e.test_kubelet import (ClusterThread, Seen, alive, cli, container_pid,
+                                    container_status, obj, running, serving)
 from tests.e2e.test_kubelet import workload_control_plane
 
 WAIT_S = 90.0
@@ -117,6 +118,10 @@ async def test_deleting_a_namespace_of_200_objects_empties_it_then_removes_it(cl
     await create_all(api, content(ns))
     await running_pods(api, ns, "web", 3)
     await running_pods(api, ns, "work", 2)
+    pods = (await api.list("pods", ns)).items
+    pids = [await container_pid(cluster.runtime_socket(),
+                                container_status(codec.to_dict(p))["containerID"]) for p in pods]
+    assert len(pids) == 5 and all(pids)
 
     deleted = await cli(cluster, "delete", "namespace", ns, "--wait=false")
     assert (deleted.returncode, deleted.stdout) == (0, f'namespace "{ns}" deleted\n'), \
@@ -133,6 +138,8 @@ async def test_deleting_a_namespace_of_200_objects_empties_it_then_removes_it(cl
             {resource: len(names) for resource, names in left.items()})
     await wait_for(only_the_held_one_left, WAIT_S, interval_s=0.5,
                    message="the namespace emptied but for the held ConfigMap")
+    # The kubelet confirmed each pod's deletion once its processes were gone.
+    assert not [pid for pid in pids if await asyncio.to_thread(alive, pid)]
 
     async def reported():
         conds = await conditions(api, ns)
