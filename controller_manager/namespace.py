@@ -154,12 +154,6 @@ def group_resource(kind: Kind) -> str:
     return f"{kind.resource}.{kind.group}"
 
 
-class ResourcesRemaining(Exception):
-    def __init__(self, estimate_s: int):
-        super().__init__(f"some content remains; estimate {estimate_s}s")
-        self.estimate_s = estimate_s
-
-
 class NamespaceController(Controller):
     name = "namespace-controller"
     aliases = ("namespace",)
