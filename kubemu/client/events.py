@@ -139,7 +139,8 @@ def aggregate_key(event: core_pb2.Event) -> tuple:
 
 
 def spam_key(event: core_pb2.Event) -> tuple:
-    """getSpamKey: the source, the object and the type."""
+    """getSpamKey: the source, the object and (since Kubernetes 1.31,
+    kubernetes#124747) the type, so Warnings are not starved by Normals."""
     return (*_involved(event), event.type)
 
 
