@@ -11,7 +11,7 @@ from controller_manager.namespace import NamespaceController, Totals
 from kubemu.api import codec, errors
 from kubemu.api.v1 import core_pb2
 from tests.builders import configmap, make_pod
-from tests.unit.cli_memclient import MemClient
+from tests.unit.cli_memclient import NOW_S, MemClient
 from tests.unit.controller_harness import ControllerHarness
 
 T0, T1 = "2027-01-15T08:00:00Z", "2027-01-15T08:01:00Z"
@@ -206,3 +206,17 @@ async def test_a_pod_gone_from_a_terminating_namespace_brings_it_back(
     pod = make_pod("p", "demo").build()
     h.controller._pod_gone(DeletedFinalStateUnknown("demo/p", pod) if tombstone else pod)
     assert h.controller.queue.num_delayed() == queued
+
+
+async def test_a_pod_left_past_its_grace_is_a_content_failure(h):
+    await h.client.create(make_pod("stuck", "demo").on_node("node-1").grace(30).build())
+    await h.client.delete("namespaces", "demo")
+    h.ctx.clock = lambda: NOW_S + 60  # the pod's 30 s are over; its kubelet never confirmed
+    with pytest.raises(errors.Internal, match="unexpected items still remain"):
+        await h.controller.sync("demo")
+    _, conds = await _conditions(h.client)
+    assert conds["NamespaceDeletionContentFailure"] == (
+        "True", "ContentDeletionFailed",
+        "Failed to delete all resource types, 1 remaining: unexpected items still remain in "
+        "namespace: demo for gvr: /v1, Resource=pods")
+    assert list((await h.client.get("namespaces", "demo")).spec.finalizers) == ["kubernetes"]
