@@ -24,7 +24,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--bookmark-interval-s", type=float, default=d.bookmark_interval_s)
     p.add_argument("--compaction-interval-s", type=float, default=d.compaction_interval_s,
                    help="compact etcd this often (0: never)")
-    p.add_argument("--namespace-sync-s", type=float, default=d.namespace_sync_s)
     p.add_argument("--shutdown-grace-s", type=float, default=d.shutdown_grace_s)
     p.add_argument("--default-not-ready-toleration-seconds", type=int,
                    default=d.default_toleration_s,
@@ -42,6 +41,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    metavar="DURATION",
                    help="how long a node's metrics sample (the metrics API) is served before "
                         "the node is asked again, as metrics-server's flag (default 15s)")
+    p.add_argument("--event-ttl", type=parse_duration_s, default=float(d.event_ttl_s),
+                   metavar="DURATION",
+                   help="how long an Event is kept after its last write, a Go duration "
+                        "(default 1h; under 1s: forever)")
     p.add_argument("--address-file", default="", help="write the bound address here")
     p.add_argument("--fault-dir", default="",
                    help="fault points (kubemu.faults) fail while a file of their name is here, "
@@ -58,13 +61,14 @@ async def run(args: argparse.Namespace) -> None:
         etcd_timeout_s=args.etcd_timeout_s, watch_cache_size=args.watch_cache_size,
         watch_backlog_max=args.watch_backlog_max, bookmark_interval_s=args.bookmark_interval_s,
         compaction_interval_s=args.compaction_interval_s,
-        namespace_sync_s=args.namespace_sync_s, shutdown_grace_s=args.shutdown_grace_s,
+        shutdown_grace_s=args.shutdown_grace_s,
         address_file=args.address_file, fault_dir=args.fault_dir,
         default_toleration_s=args.default_not_ready_toleration_seconds,
         service_cluster_ip_range=args.service_cluster_ip_range,
         service_node_port_range=args.service_node_port_range,
         endpoint_reconcile_s=args.endpoint_reconcile_interval_s,
-        metric_resolution_s=args.metric_resolution)
+        metric_resolution_s=args.metric_resolution,
+        event_ttl_s=max(0, int(args.event_ttl)))
     asked = grpc_server.stop_requested()
     try:
         server = APIServer(options)

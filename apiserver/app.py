@@ -20,9 +20,9 @@ any loop is down. Each is cancelled on stop:
 - allocation-repair: at start and every `allocation_repair_s`, the ClusterIP
   and NodePort keys are made to match the stored Services
   (apiserver.servicealloc.repair: leaks released, keys recorded for Services
-  stored before allocations were kept);
-- namespace finalizer: empties a Terminating namespace, then removes it
-  (the namespace controller's job, kept here until controller-manager lands).
+  stored before allocations were kept).
+A deleted namespace stays Terminating until the namespace controller
+(controller-manager) has emptied it and removed its `kubernetes` finalizer.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ from apiserver import servicealloc, storage, stored
 from apiserver.kubernetes_service import KubernetesService
 from apiserver.registry import ObjectRegistry
 from apiserver.service import ResourcesService
-from apiserver.strategy import strategies
+from apiserver.strategy import DEFAULT_EVENT_TTL_S, strategies
 from apiserver.strategy.priority import system_priority_classes
 from apiserver.watchcache import WatchCache
 from kubemu import fileutil
@@ -65,7 +65,6 @@ class Options:
     bookmark_interval_s: float = 1.0
     compaction_interval_s: float = 300.0
     health_interval_s: float = 1.0
-    namespace_sync_s: float = 1.0
     shutdown_grace_s: float = 5.0
     address_file: str = ""
     default_toleration_s: int = 300
@@ -76,6 +75,7 @@ class Options:
     master_lease_ttl_s: float = 15.0
     allocation_repair_s: float = 180.0  # as Kubernetes' repair controllers
     metric_resolution_s: float = 15.0  # metrics-server's --metric-resolution
+    event_ttl_s: int = DEFAULT_EVENT_TTL_S  # --event-ttl: Events expire this long after a write
 
 
 class APIServer:
@@ -96,7 +96,8 @@ class APIServer:
             self.store, self.caches, corrupt_log=corrupt_log,
             kind_strategies=strategies(REGISTRY,
                                        default_toleration_s=options.default_toleration_s,
-                                       service_ranges=self.service_ranges))
+                                       service_ranges=self.service_ranges,
+                                       event_ttl_s=options.event_ttl_s))
         # A write request larger than kube-apiserver's limit is refused by gRPC
         # before it is buffered.
         self.server = grpc_server.Server(
@@ -129,7 +130,6 @@ class APIServer:
         self.loops.spawn("bookmarks", self._bookmarks)
         if self.options.compaction_interval_s > 0:
             self.loops.spawn("compaction", self._compaction)
-        self.loops.spawn("namespace-finalizer", self._namespace_finalizer)
         if self.options.address_file:
             fileutil.atomic_write(self.options.address_file, address)
         log.info("apiserver listening", address=address, etcd=self.options.etcd_endpoint)
@@ -224,44 +224,3 @@ class APIServer:
             except errors.ApiError as err:
                 log.info("service allocation repair skipped", error=str(err))
             await asyncio.sleep(self.options.allocation_repair_s)
-
-    async def _namespace_finalizer(self) -> None:
-        ns_kind = REGISTRY.by_resource("namespaces")
-        ns_cache = self.caches["namespaces"]
-        while True:
-            await asyncio.sleep(self.options.namespace_sync_s)
-            for ns in list(ns_cache.objects.values()):
-                if not ns.metadata.deletion_timestamp:
-                    continue
-                try:
-                    await self._finalize_namespace(ns_kind, ns.metadata.name)
-                except errors.ApiError as err:
-                    log.info("namespace cleanup will retry", namespace=ns.metadata.name,
-                             error=str(err))
-
-    async def _finalize_namespace(self, ns_kind, name: str) -> None:
-        remaining = 0
-        for kind in REGISTRY.kinds:
-            if not kind.namespaced:
-                continue
-            for obj in list(self.caches[kind.resource].objects.values()):
-                if obj.metadata.namespace != name:
-                    continue
-                remaining += 1
-                if not obj.metadata.deletion_timestamp:
-                    try:
-                        # Background, as Kubernetes' namespace deleter asks:
-                        # a Job's own default would orphan its pods.
-                        await self.objects.delete(kind, name, obj.metadata.name,
-                                                  grace_period_s=None,
-                                                  propagation_policy="Background")
-                    except errors.NotFound:
-                        pass
-        if remaining:
-            return
-        ns = await self.objects.get(ns_kind, "", name)
-        if "kubernetes" in ns.spec.finalizers:
-            ns.spec.finalizers.remove("kubernetes")
-        # Through finalize even when the finalizer is gone already: the write
-        # completes the deletion once nothing is left to wait for.
-        await self.objects.update(ns_kind, ns, finalize=True)

@@ -17,7 +17,11 @@ model, as etcd's MVCC store:
 - history is bounded: past `history_max` changes the oldest are compacted,
   as etcd's auto-compaction would;
 - values are bounded: a request over `request_bytes_max` raises
-  errors.RequestEntityTooLarge, as etcd refuses it.
+  errors.RequestEntityTooLarge, as etcd refuses it;
+- leases: a key put under a lease (`grant_lease(ttl_s)`) is deleted, with
+  the lease's other keys at one revision, once `clock` (monotonic seconds,
+  injectable) passes the lease's expiry; a put without a lease detaches the
+  key. Expiry is checked at every call (no timer: tests move the clock).
 `fail_with` makes every call raise the given error (an unreachable store).
 """
 from __future__ import annotations
@@ -25,7 +29,8 @@ from __future__ import annotations
 import asyncio
 import bisect
 import dataclasses
-from typing import AsyncIterator, Sequence
+import time
+from typing import AsyncIterator, Callable, Sequence
 
 from apiserver.storage import Change, KeyValue, Page, WatchBatch, prefix_end
 from kubemu.api import errors, limits
@@ -62,7 +67,8 @@ class _Watch:
 
 class MemoryStore:
     def __init__(self, *, history_max: int = 100_000,
-                 request_bytes_max: int = limits.STORE_REQUEST_BYTES_MAX):
+                 request_bytes_max: int = limits.STORE_REQUEST_BYTES_MAX,
+                 clock: Callable[[], float] = time.monotonic):
         if history_max <= 0:
             raise ValueError(f"MemoryStore: history_max must be > 0, got {history_max}")
         self.history_max = history_max
@@ -74,6 +80,10 @@ class MemoryStore:
         self._keys: list[bytes] = []  # sorted keys that have versions
         self._log: list[_Event] = []  # changes after `compacted`, in revision order
         self._watches: set[_Watch] = set()
+        self.clock = clock
+        self._leases: dict[int, float] = {}  # id -> expiry (clock seconds)
+        self._lease_of: dict[bytes, int] = {}  # key -> its lease
+        self._next_lease = 1
 
     # ------------------------------------------------------------ lifecycle
 
@@ -88,6 +98,36 @@ class MemoryStore:
     def _check(self) -> None:
         if self.fail_with is not None:
             raise self.fail_with
+        self._expire()
+
+    # ------------------------------------------------------------ leases
+
+    async def grant_lease(self, ttl_s: int) -> int:
+        self._check()
+        lease = self._next_lease
+        self._next_lease += 1
+        self._leases[lease] = self.clock() + ttl_s
+        return lease
+
+    def _attach(self, key: bytes, lease: int) -> None:
+        if lease and lease not in self._leases:
+            raise errors.NotFound(f"etcdserver: requested lease not found: {lease}")
+        if lease:
+            self._lease_of[key] = lease
+        else:
+            self._lease_of.pop(key, None)
+
+    def _expire(self) -> None:
+        now = self.clock()
+        for lease in [lid for lid, at in self._leases.items() if at <= now]:
+            del self._leases[lease]
+            keys = [k for k, lid in self._lease_of.items() if lid == lease]
+            first = True
+            for key in keys:
+                del self._lease_of[key]
+                if self._at(key, self.revision) is not None:
+                    self._record(key, None, same_revision=not first)
+                    first = False
 
     # ------------------------------------------------------------ reads
 
@@ -163,13 +203,15 @@ class MemoryStore:
             self._compact_to(self._log[len(self._log) - self.history_max - 1].revision)
         return self.revision
 
-    async def put_if(self, key: bytes, value: bytes, mod_revision: int) -> int | None:
+    async def put_if(self, key: bytes, value: bytes, mod_revision: int, *,
+                     lease: int = 0) -> int | None:
         self._check()
         if len(key) * 2 + len(value) + limits.STORE_TXN_OVERHEAD_BYTES > self.request_bytes_max:
             raise errors.request_entity_too_large(key.decode(), self.request_bytes_max)
         current = self._at(key, self.revision)
         if (current.mod_revision if current is not None else 0) != mod_revision:
             return None
+        self._attach(key, lease)
         return self._record(key, value)
 
     async def delete_if(self, key: bytes, mod_revision: int) -> int | None:
@@ -179,10 +221,12 @@ class MemoryStore:
             return None
         if current is None:
             return self.revision  # etcd: deleting nothing changes nothing
+        self._lease_of.pop(key, None)
         return self._record(key, None)
 
     async def txn(self, compares: Sequence[tuple[bytes, int]],
-                  puts: Sequence[tuple[bytes, bytes]], deletes: Sequence[bytes]) -> int | None:
+                  puts: Sequence[tuple[bytes, bytes]], deletes: Sequence[bytes], *,
+                  lease: int = 0) -> int | None:
         self._check()
         size_b = sum(2 * len(k) + len(v) for k, v in puts) + limits.STORE_TXN_OVERHEAD_BYTES
         if size_b > self.request_bytes_max:
@@ -196,9 +240,11 @@ class MemoryStore:
             return self.revision
         first = True
         for key, value in puts:
+            self._attach(key, lease)
             self._record(key, value, same_revision=not first)
             first = False
         for key in live_deletes:
+            self._lease_of.pop(key, None)
             self._record(key, None, same_revision=not first)
             first = False
         return self.revision

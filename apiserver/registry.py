@@ -117,8 +117,11 @@ class ObjectRegistry:
                  clock: Callable[[], float] = time.time,
                  default_toleration_s: int = 300,
                  corrupt_log: stored.CorruptLog | None = None,
-                 store_request_bytes_max: int = limits.STORE_REQUEST_BYTES_MAX):
+                 store_request_bytes_max: int = limits.STORE_REQUEST_BYTES_MAX,
+                 leases: storage.LeaseManager | None = None):
         self.store = store
+        # Leases for the kinds whose strategy has a TTL (Events).
+        self.leases = leases or storage.LeaseManager(store)
         self.caches = caches
         self.registry = registry
         self.strategies = (kind_strategies if kind_strategies is not None
@@ -329,7 +332,7 @@ class ObjectRegistry:
                 if await self.store.get(key) is not None:
                     raise errors.already_exists(kind.qualified_resource, meta.name)
                 return attempt
-            rev = await self._write(key, encoded, 0, reservation)
+            rev = await self._write(key, encoded, 0, reservation, ttl_s=strategy.ttl_s)
             if rev is not None:
                 attempt.metadata.resource_version = str(rev)
                 return attempt
@@ -337,17 +340,23 @@ class ObjectRegistry:
                 raise errors.already_exists(kind.qualified_resource, meta.name)
         raise errors.conflict(kind.qualified_resource, meta.name, "too many concurrent writers")
 
+    async def _lease(self, ttl_s: int) -> int:
+        """The etcd lease a write of a kind with a TTL goes under (0: none)."""
+        return await self.leases.get(ttl_s) if ttl_s > 0 else 0
+
     async def _write(self, key: bytes, encoded: bytes, mod_revision: int,
-                     reservation: storage.Reservation) -> int | None:
+                     reservation: storage.Reservation, *, ttl_s: int = 0) -> int | None:
         """Put `encoded` at `key` if its mod_revision is `mod_revision`, with
         the reservation's keys created (each must be absent; they hold `key`)
-        and released, in one transaction; the new revision or None."""
+        and released, in one transaction; the new revision or None. With
+        `ttl_s`, the key expires that long after this write."""
+        lease = await self._lease(ttl_s)
         if not reservation:
-            return await self.store.put_if(key, encoded, mod_revision)
+            return await self.store.put_if(key, encoded, mod_revision, lease=lease)
         return await self.store.txn(
             [(key, mod_revision)] + [(k, 0) for k in reservation.create],
             [(key, encoded)] + [(k, key) for k in reservation.create],
-            reservation.release)
+            reservation.release, lease=lease)
 
     async def _remove(self, kind: Kind, kv: storage.KeyValue, obj: Message) -> int | None:
         """Delete the stored `kv` (decoded: `obj`) if unchanged, releasing what
@@ -450,7 +459,8 @@ class ObjectRegistry:
                 return attempt
             if encoded == kv.value:
                 return old  # nothing changed: no write, same resourceVersion
-            rev = await self._write(kv.key, encoded, kv.mod_revision, reservation)
+            rev = await self._write(kv.key, encoded, kv.mod_revision, reservation,
+                                    ttl_s=strategy.ttl_s)
             if rev is not None:
                 attempt.metadata.resource_version = str(rev)
                 return attempt
@@ -529,7 +539,8 @@ class ObjectRegistry:
             self._check_preconditions(kind, kv, obj, uid=uid)
             change(obj, self.clock())
             rev = await self.store.put_if(kv.key, self._encode(kind, obj, kv.key),
-                                          kv.mod_revision)
+                                          kv.mod_revision,
+                                          lease=await self._lease(self.strategy(kind).ttl_s))
             if rev is not None:
                 obj.metadata.resource_version = str(rev)
                 return obj
@@ -585,7 +596,8 @@ class ObjectRegistry:
                 encoded = self._encode(kind, obj, kv.key)
                 if encoded == kv.value:
                     return old, False
-                rev = await self.store.put_if(kv.key, encoded, kv.mod_revision)
+                rev = await self.store.put_if(kv.key, encoded, kv.mod_revision,
+                                              lease=await self._lease(strategy.ttl_s))
                 if rev is not None:
                     meta.resource_version = str(rev)
                     return obj, False

@@ -283,6 +283,13 @@ class ResourcesService(pb_grpc.ResourcesServicer):
         return pb.ObjectResponse(object=self.registry.pack(result))
 
     @grpc_server.unary_errors
+    async def Finalize(self, request, context):
+        obj = self._unpack(request.object)
+        kind = self.registry.by_resource(request.resource)
+        result = await self.objects.update(kind, obj, finalize=True, dry_run=request.dry_run)
+        return pb.ObjectResponse(object=self.registry.pack(result))
+
+    @grpc_server.unary_errors
     async def Patch(self, request, context):
         kind = self._writable(self.registry.by_resource(request.resource), "patch")
         result = await self.objects.patch(kind, request.namespace, request.name, request.patch,

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import AsyncIterator, Protocol, Sequence
+import time
+from typing import AsyncIterator, Callable, Protocol, Sequence
 
 import aetcd
 import grpc
@@ -131,19 +132,27 @@ class Store(Protocol):
         """
         ...
 
-    async def put_if(self, key: bytes, value: bytes, mod_revision: int) -> int | None:
+    async def put_if(self, key: bytes, value: bytes, mod_revision: int, *,
+                     lease: int = 0) -> int | None:
         """Write if the key's mod_revision is `mod_revision` (0: absent); the
-        new revision, or None when the condition failed."""
+        new revision, or None when the condition failed. With `lease`, the key
+        goes when the lease expires; without, it is detached from any lease."""
         ...
 
     async def delete_if(self, key: bytes, mod_revision: int) -> int | None: ...
 
     async def txn(self, compares: Sequence[tuple[bytes, int]],
-                  puts: Sequence[tuple[bytes, bytes]], deletes: Sequence[bytes]) -> int | None:
+                  puts: Sequence[tuple[bytes, bytes]], deletes: Sequence[bytes], *,
+                  lease: int = 0) -> int | None:
         """One transaction: if every key in `compares` has the given
-        mod_revision (0: absent), write `puts` and delete `deletes`, all at
-        one new revision (returned); None when a condition failed. A key is
-        in `puts` or `deletes`, not both."""
+        mod_revision (0: absent), write `puts` (under `lease`, if given) and
+        delete `deletes`, all at one new revision (returned); None when a
+        condition failed. A key is in `puts` or `deletes`, not both."""
+        ...
+
+    async def grant_lease(self, ttl_s: int) -> int:
+        """A new lease of `ttl_s` seconds (etcd's LeaseGrant): its id. The keys
+        written under it are deleted when it expires, as one change."""
         ...
 
     async def compact(self, revision: int) -> None: ...
@@ -198,12 +207,14 @@ class EtcdStore:
         self._kv = None
         self._watch = None
         self._maintenance = None
+        self._lease = None
 
     async def connect(self) -> None:
         await self._client.connect()
         self._kv = self._client.kvstub
         self._watch = rpc.WatchStub(self._client.channel)
         self._maintenance = self._client.maintenancestub
+        self._lease = self._client.leasestub
 
     async def close(self) -> None:
         await self._client.close()
@@ -231,7 +242,8 @@ class EtcdStore:
             raise _translate(err, start.decode()) from None
         return Page([_kv(kv) for kv in resp.kvs], resp.more, resp.count, resp.header.revision)
 
-    async def put_if(self, key: bytes, value: bytes, mod_revision: int) -> int | None:
+    async def put_if(self, key: bytes, value: bytes, mod_revision: int, *,
+                     lease: int = 0) -> int | None:
         """Write `value` if the key's mod_revision is `mod_revision` (0: absent).
 
         Returns the new revision, or None when the condition failed.
@@ -240,7 +252,8 @@ class EtcdStore:
                               mod_revision=mod_revision)
         request = rpc.TxnRequest(
             compare=[compare],
-            success=[rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=value))])
+            success=[rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=value,
+                                                              lease=lease))])
         return await self._txn(request, key)
 
     async def delete_if(self, key: bytes, mod_revision: int) -> int | None:
@@ -252,11 +265,12 @@ class EtcdStore:
         return await self._txn(request, key)
 
     async def txn(self, compares: Sequence[tuple[bytes, int]],
-                  puts: Sequence[tuple[bytes, bytes]], deletes: Sequence[bytes]) -> int | None:
+                  puts: Sequence[tuple[bytes, bytes]], deletes: Sequence[bytes], *,
+                  lease: int = 0) -> int | None:
         request = rpc.TxnRequest(
             compare=[rpc.Compare(key=key, result=rpc.Compare.EQUAL, target=rpc.Compare.MOD,
                                  mod_revision=mod_revision) for key, mod_revision in compares],
-            success=[rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=value))
+            success=[rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=value, lease=lease))
                      for key, value in puts]
             + [rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=key))
                for key in deletes])
@@ -269,6 +283,16 @@ class EtcdStore:
         except grpc.RpcError as err:
             raise _translate(err, key.decode()) from None
         return resp.header.revision if resp.succeeded else None
+
+    async def grant_lease(self, ttl_s: int) -> int:
+        try:
+            resp = await self._lease.LeaseGrant(rpc.LeaseGrantRequest(TTL=ttl_s),
+                                                timeout=self.timeout_s)
+        except grpc.RpcError as err:
+            raise _translate(err, f"lease grant {ttl_s}s") from None
+        if resp.error:
+            raise errors.Internal(f"etcd refused a lease of {ttl_s}s: {resp.error}")
+        return resp.ID
 
     async def compact(self, revision: int) -> None:
         try:
@@ -336,3 +360,44 @@ class EtcdStore:
             if pump is not None:
                 pump.cancel()
             call.cancel()
+
+
+class LeaseManager:
+    """Leases for keys that expire (Events under --event-ttl), reused as
+    kube-apiserver's etcd3 leaseManager reuses them: a lease granted with
+    `ttl_s + reuse_s` (reuse_s: 5% of the TTL, at most 60 s) serves every
+    write asking for `ttl_s` while it still outlives `ttl_s` from now, up to
+    `objects_max` keys; so each key lives between ttl_s and ttl_s + reuse_s
+    and etcd holds few leases. `clock` is monotonic seconds (injectable)."""
+
+    def __init__(self, store: Store, *, clock: Callable[[], float] = time.monotonic,
+                 reuse_s_max: int = 60, reuse_fraction: float = 0.05,
+                 objects_max: int = 1000):
+        self.store = store
+        self.clock = clock
+        self.reuse_s_max = reuse_s_max
+        self.reuse_fraction = reuse_fraction
+        self.objects_max = objects_max
+        self._id = 0
+        self._expires_at = 0.0
+        self._attached = 0
+        self._lock = asyncio.Lock()
+
+    def reuse_s(self, ttl_s: int) -> int:
+        return min(int(self.reuse_fraction * ttl_s), self.reuse_s_max)
+
+    async def get(self, ttl_s: int) -> int:
+        """A lease id for a key that must live `ttl_s` seconds."""
+        async with self._lock:
+            now = self.clock()
+            reuse_s = self.reuse_s(ttl_s)
+            valid = now + ttl_s < self._expires_at
+            sufficient = now + ttl_s + reuse_s > self._expires_at
+            self._attached += 1
+            if self._id and valid and sufficient and self._attached <= self.objects_max:
+                return self._id
+            granted_s = ttl_s + reuse_s
+            self._id = await self.store.grant_lease(granted_s)
+            self._expires_at = now + granted_s
+            self._attached = 1
+            return self._id

@@ -44,6 +44,7 @@ CONCURRENCY_FLAGS = {
     "service-lb-controller": "concurrent-service-syncs",
     "resourcequota-controller": "concurrent-resource-quota-syncs",
     "horizontal-pod-autoscaler-controller": "concurrent-horizontal-pod-autoscaler-syncs",
+    "namespace-controller": "concurrent-namespace-syncs",
 }
 
 

@@ -20,6 +20,7 @@ from controller_manager.endpointslice import EndpointSliceController
 from controller_manager.garbagecollector import GarbageCollector
 from controller_manager.hpa import HorizontalPodAutoscalerController
 from controller_manager.job import JobController
+from controller_manager.namespace import NamespaceController
 from controller_manager.pv_binder import PersistentVolumeBinderController
 from controller_manager.replicaset import ReplicaSetController
 from controller_manager.resource_quota import ResourceQuotaController
@@ -43,6 +44,7 @@ CONTROLLERS: tuple[type[Controller], ...] = (
     ResourceQuotaController,
     DisruptionController,
     HorizontalPodAutoscalerController,
+    NamespaceController,
 )
 
 

@@ -22,7 +22,10 @@ from apiserver.strategy.service import ServiceStrategy
 from apiserver.strategy.volume import ClaimStrategy, PendingOnCreateStrategy
 from kubemu.api.kinds import Kind, Registry
 
-__all__ = ["Settings", "Strategy", "generated_name", "now_rfc3339", "strategies"]
+__all__ = ["DEFAULT_EVENT_TTL_S", "Settings", "Strategy", "generated_name", "now_rfc3339",
+           "strategies"]
+
+DEFAULT_EVENT_TTL_S = 3600  # kube-apiserver's --event-ttl (1h)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +34,8 @@ class Settings:
 
     default_toleration_s: int = 300
     service_ranges: Ranges = dataclasses.field(default_factory=Ranges.parse)
+    # --event-ttl: how long an Event is kept after its last write.
+    event_ttl_s: int = DEFAULT_EVENT_TTL_S
 
 
 Factory = Callable[[Kind, Settings], Strategy]
@@ -38,6 +43,13 @@ Factory = Callable[[Kind, Settings], Strategy]
 
 def _create_on_update(kind: Kind, _settings: Settings) -> Strategy:
     return Strategy(kind, allow_create_on_update=True)
+
+
+def _event(kind: Kind, settings: Settings) -> Strategy:
+    """Events: created on update, and gone --event-ttl after their last write."""
+    strategy = Strategy(kind, allow_create_on_update=True)
+    strategy.ttl_s = settings.event_ttl_s
+    return strategy
 
 
 _STRATEGIES: dict[tuple[str, str], Factory] = {
@@ -52,16 +64,18 @@ _STRATEGIES: dict[tuple[str, str], Factory] = {
     # Kinds whose update creates a missing object, as in Kubernetes (Services too).
     ("", "Service"): lambda kind, settings: ServiceStrategy(kind, settings.service_ranges),
     ("", "Endpoints"): _create_on_update,
-    ("", "Event"): _create_on_update,
+    ("", "Event"): _event,
     ("coordination.k8s.io", "Lease"): _create_on_update,
     ("scheduling.k8s.io", "PriorityClass"): lambda kind, _: PriorityClassStrategy(kind),
 }
 
 
 def strategies(kinds: Registry, *, default_toleration_s: int = 300,
-               service_ranges: Ranges | None = None) -> dict[Kind, Strategy]:
+               service_ranges: Ranges | None = None,
+               event_ttl_s: int = DEFAULT_EVENT_TTL_S) -> dict[Kind, Strategy]:
     """One strategy per kind of `kinds`."""
-    settings = Settings(default_toleration_s, service_ranges or Ranges.parse())
+    settings = Settings(default_toleration_s, service_ranges or Ranges.parse(),
+                        event_ttl_s=event_ttl_s)
     return {kind: _STRATEGIES.get((kind.group, kind.kind), _default)(kind, settings)
             for kind in kinds.kinds}
 

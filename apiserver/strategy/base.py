@@ -79,6 +79,9 @@ class Strategy:
     # Dependents' fate when a deletion names no propagationPolicy
     # (Kubernetes' DefaultGarbageCollectionPolicy): "Background" or "Orphan".
     default_gc_policy = "Background"
+    # Seconds a stored object lives after its last write (an etcd lease on
+    # every create and update, as Kubernetes' TTLFunc); 0: forever.
+    ttl_s = 0
 
     def __init__(self, kind: Kind, *, allow_create_on_update: bool = False):
         self.kind = kind

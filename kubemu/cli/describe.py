@@ -1312,6 +1312,15 @@ def describe_namespace(ns: Obj, now: datetime.datetime,
     out = Lines()
     _meta(out, ns, namespaced=False)
     out.w(0, f"Status:\t{_g(ns, 'status', 'phase', default='') or 'Active'}")
+    conditions = _g(ns, "status", "conditions", default=None) or []
+    if conditions:  # the namespace controller's, while it terminates
+        out.w(0, "Conditions:")
+        out.w(1, "Type\tStatus\tLastTransitionTime\tReason\tMessage")
+        out.w(1, "----\t------\t------------------\t------\t-------")
+        for c in conditions:
+            out.w(1, f"{c.get('type', '')}\t{c.get('status', '')}\t"
+                     f"{_go_time(c.get('lastTransitionTime', ''))}\t{c.get('reason', '')}\t"
+                     f"{c.get('message', '')}")
     out.w(0, "")
     _namespace_quotas(out, resourcequotas or [])
     out.w(0, "")

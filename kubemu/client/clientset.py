@@ -318,6 +318,14 @@ class Client:
                                     what=self._what(obj))
         return _unpack(response.object)
 
+    async def finalize(self, obj: Message) -> Message:
+        """namespaces/finalize: write `obj`'s spec.finalizers (and nothing else)."""
+        request = resources_pb2.UpdateRequest(
+            resource=self._resource_of(obj), object=REGISTRY.pack(obj))
+        response = await self._call(self._stub.Finalize, request, idempotent=False,
+                                    what=self._what(obj))
+        return _unpack(response.object)
+
     async def patch(self, resource: str, name: str, namespace: str = "", *,
                     patch: dict | list, status: bool = False, dry_run: bool = False,
                     patch_type: str = "merge") -> Message:

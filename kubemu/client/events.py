@@ -11,11 +11,17 @@
   kind, namespace, name, uid, resourceVersion, fieldPath), source.component
   and source.host, reportingComponent / reportingInstance, first/lastTimestamp,
   eventTime, count and action.
-- Repeats (same object uid, fieldPath, type, reason and message) are
-  aggregated as client-go's EventCorrelator does: the existing Event gets
-  count + 1 and a new lastTimestamp instead of a new object. The memory of
-  recent events is a bounded LRU. One key always goes to the same sender, so
-  its repeats are written in order and never race to create two Events.
+- Correlation is client-go's EventCorrelator (`EventCorrelator`, run in
+  `record`): a repeat (same source, object, fieldPath, type, reason and
+  message) patches the existing Event (count + 1, lastTimestamp, message)
+  instead of creating one; from the 10th different message of one reason
+  about one object within 10 minutes, those are combined into one
+  "(combined from similar events): ..." Event; a source may record 25 events
+  about one object (per type), then one every 5 minutes. Its caches are
+  bounded LRUs. One correlation key always goes to the same sender, so its
+  writes happen in order and never race to create two Events; an Event gone
+  meanwhile (deleted, or expired under the apiserver's --event-ttl) is
+  created again with its name and count.
 - Messages longer than 1 KiB are cut (Kubernetes validates `message` at 1 KiB
   for events.k8s.io Events and truncates client-side).
 
@@ -47,6 +53,14 @@ DEFAULT_QUEUE_MAX = 1000  # client-go's maxQueuedEvents
 DEFAULT_SENDERS = 2
 DEFAULT_REMEMBERED_MAX = 4096  # client-go's maxLruCacheEntries
 MESSAGE_BYTES_MAX = 1024
+# client-go's defaultAggregateMaxEvents / defaultAggregateIntervalInSeconds.
+AGGREGATE_MAX_EVENTS = 10
+AGGREGATE_INTERVAL_S = 600.0
+# client-go's defaultSpamBurst / defaultSpamQPS: 25 events per source, object
+# and type, then one every 5 minutes.
+SPAM_BURST = 25
+SPAM_QPS = 1.0 / 300.0
+COMBINED_PREFIX = "(combined from similar events): "
 
 
 def _truncate(message: str) -> str:
@@ -56,39 +70,179 @@ def _truncate(message: str) -> str:
     return cut + "..."
 
 
-@dataclasses.dataclass(frozen=True)
-class _Item:
-    api_version: str
-    kind: str
-    namespace: str  # the Event's namespace
-    object_namespace: str
-    name: str
-    uid: str
-    resource_version: str
-    field_path: str
-    type: str
-    reason: str
-    message: str
-    action: str
-    at: float
+class _LRU(collections.OrderedDict):
+    """A bounded map that forgets its least recently used entries."""
 
-    @property
-    def key(self) -> tuple[str, ...]:
-        return (self.kind, self.namespace, self.name, self.uid, self.field_path, self.type,
-                self.reason, self.message)
+    def __init__(self, max_len: int):
+        super().__init__()
+        self.max_len = max_len
+
+    def get_recent(self, key: Any) -> Any:
+        value = self.get(key)
+        if value is not None:
+            self.move_to_end(key)
+        return value
+
+    def put(self, key: Any, value: Any) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.max_len:
+            self.popitem(last=False)
 
 
 @dataclasses.dataclass
-class _Seen:
-    name: str
+class _Aggregate:
+    local_keys: set[str]
+    last_s: float
+
+
+@dataclasses.dataclass
+class _Observed:
     count: int
+    first_timestamp: str
+    name: str
+
+
+@dataclasses.dataclass
+class _Bucket:
+    tokens: float
+    at_s: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Correlated:
+    """What to write: `event` to create, or, with `patch`, the existing Event
+    of that name to patch (created as `event` if it is gone). `key` is the
+    correlation key: writes of one key must stay in order."""
+
+    event: core_pb2.Event
+    patch: dict[str, Any] | None
+    key: tuple
+
+
+def _involved(event: core_pb2.Event) -> tuple:
+    ref = event.involved_object
+    return (event.source.component, event.source.host, ref.kind, ref.namespace, ref.name,
+            ref.uid, ref.api_version)
+
+
+def event_key(event: core_pb2.Event) -> tuple:
+    """getEventKey: the same source, object, type, reason and message."""
+    return (*_involved(event), event.involved_object.field_path, event.type, event.reason,
+            event.message)
+
+
+def aggregate_key(event: core_pb2.Event) -> tuple:
+    """EventAggregatorByReasonFunc's group: all but the message."""
+    return (*_involved(event), event.type, event.reason, event.reporting_component,
+            event.reporting_instance)
+
+
+def spam_key(event: core_pb2.Event) -> tuple:
+    """getSpamKey: the source, the object and (since Kubernetes 1.31,
+    kubernetes#124747) the type, so Warnings are not starved by Normals."""
+    return (*_involved(event), event.type)
+
+
+class EventCorrelator:
+    """client-go's tools/record EventCorrelator, on an injectable clock (unix s).
+
+    `correlate(event)` runs its three steps on a new Event (count 1):
+    - aggregation: once `aggregate_max_events` different messages with the
+      same source, object, type and reason were seen within
+      `aggregate_interval_s` of one another, the event becomes one
+      "(combined from similar events): <message>" Event whose later
+      occurrences update it;
+    - the event log: an event (or aggregate) seen before updates the
+      existing Event: same name and firstTimestamp, count + 1, the new
+      lastTimestamp and message (the patch client-go sends);
+    - the spam filter: per source, object and type a token bucket
+      (`spam_burst`, refilled at `spam_qps`); an event without a token is
+      dropped (None).
+    Every cache is an LRU of at most `cache_max` entries (client-go's 4096).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time, *,
+                 cache_max: int = DEFAULT_REMEMBERED_MAX,
+                 aggregate_max_events: int = AGGREGATE_MAX_EVENTS,
+                 aggregate_interval_s: float = AGGREGATE_INTERVAL_S,
+                 spam_burst: int = SPAM_BURST, spam_qps: float = SPAM_QPS):
+        if cache_max <= 0 or aggregate_max_events <= 0 or spam_burst <= 0 or spam_qps <= 0:
+            raise ValueError("EventCorrelator: cache_max, aggregate_max_events, spam_burst "
+                             "and spam_qps must be > 0")
+        self.clock = clock
+        self.aggregate_max_events = aggregate_max_events
+        self.aggregate_interval_s = aggregate_interval_s
+        self.spam_burst = spam_burst
+        self.spam_qps = spam_qps
+        self._aggregates = _LRU(cache_max)
+        self._observed = _LRU(cache_max)
+        self._buckets = _LRU(cache_max)
+
+    def correlate(self, event: core_pb2.Event) -> Correlated | None:
+        now = self.clock()
+        event, key = self._aggregate(event, now)
+        patch = self._observe(event, key)
+        if not self._allow(event, now):
+            return None
+        return Correlated(event, patch, key)
+
+    def _aggregate(self, event: core_pb2.Event, now: float) -> tuple[core_pb2.Event, tuple]:
+        group = aggregate_key(event)
+        record = self._aggregates.get_recent(group)
+        if record is None or now - record.last_s > self.aggregate_interval_s:
+            record = _Aggregate(set(), now)
+        record.local_keys.add(event.message)
+        record.last_s = now
+        self._aggregates.put(group, record)
+        if len(record.local_keys) < self.aggregate_max_events:
+            return event, event_key(event)
+        record.local_keys.pop()  # client-go's PopAny: the set stays below the limit
+        stamp = timefmt.rfc3339(now)
+        combined = core_pb2.Event(api_version="v1", kind="Event", count=1, type=event.type,
+                                  reason=event.reason, first_timestamp=stamp,
+                                  last_timestamp=stamp,
+                                  message=_truncate(COMBINED_PREFIX + event.message))
+        combined.metadata.name = f"{event.involved_object.name}.{int(now * 1e9):x}"
+        combined.metadata.namespace = event.metadata.namespace
+        combined.involved_object.CopyFrom(event.involved_object)
+        combined.source.CopyFrom(event.source)
+        return combined, group
+
+    def _observe(self, event: core_pb2.Event, key: tuple) -> dict[str, Any] | None:
+        last = self._observed.get_recent(key)
+        patch = None
+        if last is not None:
+            event.metadata.name = last.name
+            event.first_timestamp = last.first_timestamp
+            event.count = last.count + 1
+            patch = {"count": event.count, "lastTimestamp": event.last_timestamp,
+                     "message": event.message}
+        self._observed.put(key, _Observed(event.count, event.first_timestamp,
+                                          event.metadata.name))
+        return patch
+
+    def _allow(self, event: core_pb2.Event, now: float) -> bool:
+        key = spam_key(event)
+        bucket = self._buckets.get_recent(key)
+        if bucket is None:
+            bucket = _Bucket(float(self.spam_burst), now)
+        bucket.tokens = min(float(self.spam_burst),
+                            bucket.tokens + max(0.0, now - bucket.at_s) * self.spam_qps)
+        bucket.at_s = max(bucket.at_s, now)
+        allowed = bucket.tokens >= 1.0
+        if allowed:
+            bucket.tokens -= 1.0
+        self._buckets.put(key, bucket)
+        return allowed
 
 
 class EventRecorder:
     def __init__(self, client: Client, component: str, *, host: str = "", instance: str = "",
                  queue_max: int = DEFAULT_QUEUE_MAX, senders: int = DEFAULT_SENDERS,
                  remembered_max: int = DEFAULT_REMEMBERED_MAX,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time,
+                 correlator: EventCorrelator | None = None):
         if queue_max <= 0 or senders <= 0 or remembered_max <= 0:
             raise ValueError(f"EventRecorder: queue_max, senders and remembered_max must be "
                              f"> 0, got {queue_max}, {senders}, {remembered_max}")
@@ -97,13 +251,13 @@ class EventRecorder:
         self.host = host
         self.instance = instance or host
         self._clock = clock
+        self.correlator = correlator or EventCorrelator(clock, cache_max=remembered_max)
         per_sender = max(1, queue_max // senders)
-        self._queues: list[asyncio.Queue[_Item]] = [asyncio.Queue(per_sender)
-                                                    for _ in range(senders)]
-        self._seen: collections.OrderedDict[tuple, _Seen] = collections.OrderedDict()
-        self._remembered_max = remembered_max
+        self._queues: list[asyncio.Queue[Correlated]] = [asyncio.Queue(per_sender)
+                                                         for _ in range(senders)]
         self._tasks: list[asyncio.Task[None]] = []
         self.dropped = 0
+        self.filtered = 0  # refused by the spam filter
         self.written = 0
         self._last_name_ns = 0
 
@@ -134,19 +288,41 @@ class EventRecorder:
         if not kind or not api_version:
             registered = REGISTRY.by_message(obj)
             kind, api_version = registered.kind, registered.api_version
-        item = _Item(api_version, kind, meta.namespace or "default", meta.namespace, meta.name,
-                     meta.uid, meta.resource_version, field_path, type_, reason,
-                     _truncate(message), action, self._clock())
-        queue = self._queues[zlib.crc32(repr(item.key).encode()) % len(self._queues)]
+        at = self._clock()
+        event = core_pb2.Event(api_version="v1", kind="Event")
+        # Unique per recorder even when two events share a clock reading.
+        name_ns = max(int(at * 1e9), self._last_name_ns + 1)
+        self._last_name_ns = name_ns
+        event.metadata.name = f"{meta.name}.{name_ns:x}"
+        event.metadata.namespace = meta.namespace or "default"
+        ref = event.involved_object
+        ref.api_version, ref.kind = api_version, kind
+        ref.namespace, ref.name, ref.uid = meta.namespace, meta.name, meta.uid
+        ref.resource_version = meta.resource_version
+        ref.field_path = field_path
+        event.reason, event.message, event.type = reason, _truncate(message), type_
+        event.source.component = self.component
+        event.source.host = self.host
+        event.first_timestamp = event.last_timestamp = timefmt.rfc3339(at)
+        event.event_time = timefmt.rfc3339_micro(at)
+        event.count = 1
+        event.action = action
+        event.reporting_component = self.component
+        event.reporting_instance = self.instance
+        correlated = self.correlator.correlate(event)
+        if correlated is None:
+            self.filtered += 1
+            return
+        queue = self._queues[zlib.crc32(repr(correlated.key).encode()) % len(self._queues)]
         try:
-            queue.put_nowait(item)
+            queue.put_nowait(correlated)
         except asyncio.QueueFull:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 log.warning("event queue full; dropping events", dropped=self.dropped,
                             reason=reason, object=f"{kind} {meta.namespace}/{meta.name}")
 
-    async def _send_loop(self, queue: asyncio.Queue[_Item]) -> None:
+    async def _send_loop(self, queue: asyncio.Queue[Correlated]) -> None:
         while True:
             item = await queue.get()
             try:
@@ -155,45 +331,22 @@ class EventRecorder:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - best effort: log and go on
-                log.warning("cannot write event", reason=item.reason,
-                            object=f"{item.kind} {item.object_namespace}/{item.name}",
+                ref = item.event.involved_object
+                log.warning("cannot write event", reason=item.event.reason,
+                            object=f"{ref.kind} {ref.namespace}/{ref.name}",
                             error=f"{type(exc).__name__}: {exc}")
             finally:
                 queue.task_done()
 
-    async def _write(self, item: _Item) -> None:
-        seen = self._seen.get(item.key)
-        stamp = timefmt.rfc3339(item.at)
-        if seen is not None:
-            self._seen.move_to_end(item.key)
+    async def _write(self, item: Correlated) -> None:
+        """client-go's recordEvent: patch an existing Event, create it when it
+        is new or gone (deleted, or expired under --event-ttl)."""
+        event = item.event
+        if item.patch is not None:
             try:
-                await self.client.patch("events", seen.name, item.namespace,
-                                        patch={"count": seen.count + 1, "lastTimestamp": stamp})
-                seen.count += 1
+                await self.client.patch("events", event.metadata.name, event.metadata.namespace,
+                                        patch=item.patch)
                 return
             except errors.NotFound:
-                del self._seen[item.key]  # deleted (or expired) meanwhile: start over
-        event = core_pb2.Event(api_version="v1", kind="Event")
-        # Unique per recorder even when two events share a clock reading.
-        name_ns = max(int(item.at * 1e9), self._last_name_ns + 1)
-        self._last_name_ns = name_ns
-        event.metadata.name = f"{item.name}.{name_ns:x}"
-        event.metadata.namespace = item.namespace
-        ref = event.involved_object
-        ref.api_version, ref.kind = item.api_version, item.kind
-        ref.namespace, ref.name, ref.uid = item.object_namespace, item.name, item.uid
-        ref.resource_version = item.resource_version
-        ref.field_path = item.field_path
-        event.reason, event.message, event.type = item.reason, item.message, item.type
-        event.source.component = self.component
-        event.source.host = self.host
-        event.first_timestamp = event.last_timestamp = stamp
-        event.event_time = timefmt.rfc3339_micro(item.at)
-        event.count = 1
-        event.action = item.action
-        event.reporting_component = self.component
-        event.reporting_instance = self.instance
+                pass
         await self.client.create(event)
-        self._seen[item.key] = _Seen(event.metadata.name, 1)
-        while len(self._seen) > self._remembered_max:
-            self._seen.popitem(last=False)

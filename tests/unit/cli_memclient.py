@@ -95,6 +95,11 @@ class MemClient:
         await self._bump()
         return out
 
+    async def finalize(self, obj):
+        out = await self.reg.update(REGISTRY.by_message(obj), obj, finalize=True)
+        await self._bump()
+        return out
+
     async def patch(self, resource: str, name: str, namespace: str = "", *, patch,
                     status: bool = False, dry_run: bool = False, patch_type: str = "merge"):
         self.calls.append(("patch", resource, name))

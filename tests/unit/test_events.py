@@ -28,6 +28,7 @@ class FakeClient:
         if event is None:
             raise errors.not_found("events", name)
         event.count, event.last_timestamp = patch["count"], patch["lastTimestamp"]
+        event.message = patch["message"]
         return event
 
 
@@ -91,14 +92,17 @@ async def test_a_different_message_or_path_is_a_new_event(recorder):
 
 
 async def test_an_aggregated_event_deleted_meanwhile_is_created_again(recorder):
+    """As client-go's recordEvent: the patch finds nothing, so the Event is
+    created with its name and the count it would have had."""
     pod = _pod()
     recorder.record(pod, NORMAL, "Started", "started")
     await recorder.flush(5)
+    [name] = [n for _, n in recorder.fake.events]
     recorder.fake.events.clear()
     recorder.record(pod, NORMAL, "Started", "started")
     await recorder.flush(5)
     assert recorder.fake.calls == ["create", "patch", "create"]
-    assert [e.count for e in recorder.fake.events.values()] == [1]
+    assert [(e.metadata.name, e.count) for e in recorder.fake.events.values()] == [(name, 2)]
 
 
 async def test_cluster_scoped_objects_get_events_in_default(recorder):
@@ -126,3 +130,17 @@ async def test_long_messages_are_cut_and_a_full_queue_drops():
         assert len(event.message) == 1024 and event.message.endswith("...")
     finally:
         await long.stop()
+
+
+async def test_similar_events_beyond_ten_are_combined(recorder, clock):
+    pod = _pod()
+    for i in range(12):
+        recorder.record(pod, WARNING, "FailedMount", f"volume v{i} not ready")
+        clock[0] += 1
+    await recorder.flush(5)
+    events = sorted(recorder.fake.events.values(), key=lambda e: e.metadata.name)
+    assert [e.message for e in events[:9]] == [f"volume v{i} not ready" for i in range(9)]
+    [combined] = events[9:]
+    assert (combined.message, combined.count, combined.reason, combined.type) == (
+        "(combined from similar events): volume v11 not ready", 3, "FailedMount", "Warning")
+    assert combined.involved_object.uid == "u1" and combined.source.component == "kubelet"

@@ -41,13 +41,13 @@ class RacingStore(MemoryStore):
         self.rival_writes = 0
         self.rival = lambda value: value
 
-    async def put_if(self, key, value, mod_revision):
+    async def put_if(self, key, value, mod_revision, *, lease=0):
         if self.races and mod_revision:
             self.races -= 1
             current = await self.get(key)
             await super().put_if(key, self.rival(current.value), current.mod_revision)
             self.rival_writes += 1
-        return await super().put_if(key, value, mod_revision)
+        return await super().put_if(key, value, mod_revision, lease=lease)
 
 
 @pytest.fixture

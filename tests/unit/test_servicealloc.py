@@ -266,12 +266,12 @@ class RivalStore(MemoryStore):
         super().__init__()
         self.races = 0
 
-    async def txn(self, compares, puts, deletes):
+    async def txn(self, compares, puts, deletes, *, lease=0):
         if self.races and len(puts) > 1:
             self.races -= 1
             rival_key = puts[1][0]
             await super().put_if(rival_key, b"/registry/services/default/rival", 0)
-        return await super().txn(compares, puts, deletes)
+        return await super().txn(compares, puts, deletes, lease=lease)
 
 
 async def test_a_value_lost_to_a_rival_is_picked_again_not_doubled():

@@ -64,6 +64,11 @@ class ResourcesStub:
                 request_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.UpdateRequest.SerializeToString,
                 response_deserializer=kubemu_dot_api_dot_v1_dot_resources__pb2.ObjectResponse.FromString,
                 _registered_method=True)
+        self.Finalize = channel.unary_unary(
+                '/kubemu.api.v1.Resources/Finalize',
+                request_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.UpdateRequest.SerializeToString,
+                response_deserializer=kubemu_dot_api_dot_v1_dot_resources__pb2.ObjectResponse.FromString,
+                _registered_method=True)
         self.Patch = channel.unary_unary(
                 '/kubemu.api.v1.Resources/Patch',
                 request_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.PatchRequest.SerializeToString,
@@ -156,6 +161,14 @@ class ResourcesServicer:
 
     def UpdateStatus(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Finalize(self, request, context):
+        """namespaces/finalize: writes only spec.finalizers (the namespace controller
+        removes `kubernetes` once the namespace is empty).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -266,6 +279,11 @@ def add_ResourcesServicer_to_server(servicer, server):
             ),
             'UpdateStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateStatus,
+                    request_deserializer=kubemu_dot_api_dot_v1_dot_resources__pb2.UpdateRequest.FromString,
+                    response_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.ObjectResponse.SerializeToString,
+            ),
+            'Finalize': grpc.unary_unary_rpc_method_handler(
+                    servicer.Finalize,
                     request_deserializer=kubemu_dot_api_dot_v1_dot_resources__pb2.UpdateRequest.FromString,
                     response_serializer=kubemu_dot_api_dot_v1_dot_resources__pb2.ObjectResponse.SerializeToString,
             ),
@@ -485,6 +503,33 @@ class Resources:
             request,
             target,
             '/kubemu.api.v1.Resources/UpdateStatus',
+            kubemu_dot_api_dot_v1_dot_resources__pb2.UpdateRequest.SerializeToString,
+            kubemu_dot_api_dot_v1_dot_resources__pb2.ObjectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Finalize(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kubemu.api.v1.Resources/Finalize',
             kubemu_dot_api_dot_v1_dot_resources__pb2.UpdateRequest.SerializeToString,
             kubemu_dot_api_dot_v1_dot_resources__pb2.ObjectResponse.FromString,
             options,
