@@ -20,6 +20,7 @@ import sys
 from kubemu import log as kubemu_log
 from kubemu import server as grpc_server
 from kubemu.client import leaderelection
+from kubemu.cli.common import parse_duration_s
 from kubemu.client.config import apiserver_or_exit
 
 from controller_manager import registry, service_lb
@@ -41,6 +42,7 @@ CONCURRENCY_FLAGS = {
     "endpoints-controller": "concurrent-endpoint-syncs",
     "endpointslice-controller": "concurrent-service-endpoint-syncs",
     "service-lb-controller": "concurrent-service-syncs",
+    "taint-eviction-controller": "concurrent-taint-eviction-syncs",
 }
 
 
@@ -51,6 +53,15 @@ def _positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
     return value
+
+
+def _duration_s(text: str) -> float:
+    """kube-controller-manager's duration flags: a Go duration (`40s`, `1m0s`,
+    `500ms`); a bare number is seconds, as this process's other flags."""
+    try:
+        return float(text)
+    except ValueError:
+        return parse_duration_s(text)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -102,6 +113,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="the pool of LoadBalancer Service addresses (default 127.1.1.0/24)")
     p.add_argument("--volumes-dir", default=d.volumes_dir,
                    help="where the local-path provisioner makes volume directories")
+    p.add_argument("--node-monitor-period", type=_duration_s, default=d.node_monitor_period_s,
+                   metavar="DURATION", help="how often every node's health is checked "
+                   "(Go duration or seconds; default 5s)")
+    p.add_argument("--node-monitor-grace-period", type=_duration_s,
+                   default=d.node_monitor_grace_s, metavar="DURATION",
+                   help="how long a node may post no status and renew no lease before its "
+                        "conditions become Unknown (default 50s)")
+    p.add_argument("--node-startup-grace-period", type=_duration_s,
+                   default=d.node_startup_grace_s, metavar="DURATION",
+                   help="the same for a node that never posted Ready (default 1m0s)")
     # Hidden, for tests: see controller_manager.base.FileOffsetClock.
     p.add_argument("--clock-offset-file", default="", help=argparse.SUPPRESS)
     p.add_argument("--rpc-timeout-s", type=float, default=d.rpc_timeout_s)
@@ -114,7 +135,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     leaderelection.check_flags(p, args)
     for name in ("job_backoff_base_s", "job_backoff_max_s", "daemonset_failed_pod_backoff_base_s",
                  "daemonset_failed_pod_backoff_max_s", "cronjob_resync_s", "gc_resync_s",
-                 "pvclaimbinder_sync_period_s", "rpc_timeout_s"):
+                 "pvclaimbinder_sync_period_s", "rpc_timeout_s", "node_monitor_period",
+                 "node_monitor_grace_period", "node_startup_grace_period"):
         if getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be > 0")
     for name in ("endpoint_updates_batch_period_s", "endpointslice_updates_batch_period_s"):
@@ -156,7 +178,10 @@ def options_from(args: argparse.Namespace, apiserver: str) -> Options:
         endpoint_updates_batch_period_s=args.endpoint_updates_batch_period_s,
         endpointslice_updates_batch_period_s=args.endpointslice_updates_batch_period_s,
         max_endpoints_per_slice=args.max_endpoints_per_slice,
-        load_balancer_ip_range=args.load_balancer_ip_range)
+        load_balancer_ip_range=args.load_balancer_ip_range,
+        node_monitor_period_s=args.node_monitor_period,
+        node_monitor_grace_s=args.node_monitor_grace_period,
+        node_startup_grace_s=args.node_startup_grace_period)
 
 
 async def run(options: Options) -> None:

@@ -117,6 +117,11 @@ class Options:
     # Tests only (--clock-offset-file): the controllers' clock is the wall
     # clock plus the seconds this file holds, so a test moves CronJob time on.
     clock_offset_file: str = ""
+    # Node lifecycle controller (--node-monitor-period, --node-monitor-grace-period,
+    # --node-startup-grace-period; Kubernetes' defaults 5s, 50s, 1m0s).
+    node_monitor_period_s: float = 5.0
+    node_monitor_grace_s: float = 50.0
+    node_startup_grace_s: float = 60.0
 
     def workers(self, name: str, default: int) -> int:
         return self.concurrency.get(name, default)

@@ -18,10 +18,12 @@ from controller_manager.endpoints import EndpointsController
 from controller_manager.endpointslice import EndpointSliceController
 from controller_manager.garbagecollector import GarbageCollector
 from controller_manager.job import JobController
+from controller_manager.node_lifecycle import NodeLifecycleController
 from controller_manager.pv_binder import PersistentVolumeBinderController
 from controller_manager.replicaset import ReplicaSetController
 from controller_manager.service_lb import ServiceLBController
 from controller_manager.statefulset import StatefulSetController
+from controller_manager.taint_eviction import TaintEvictionController
 from controller_manager.ttl_after_finished import TTLAfterFinishedController
 
 CONTROLLERS: tuple[type[Controller], ...] = (
@@ -37,6 +39,8 @@ CONTROLLERS: tuple[type[Controller], ...] = (
     EndpointsController,
     EndpointSliceController,
     ServiceLBController,
+    NodeLifecycleController,
+    TaintEvictionController,
 )
 
 

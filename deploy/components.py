@@ -326,7 +326,11 @@ CONTROLLER_MANAGER_FAST_FLAGS: tuple[str, ...] = (
     "--lease-duration-s", "4", "--renew-deadline-s", "3", "--retry-period-s", "0.5",
     "--job-backoff-base-s", "1", "--job-backoff-max-s", "8",
     "--daemonset-failed-pod-backoff-base-s", "0.5", "--daemonset-failed-pod-backoff-max-s", "4",
-    "--cronjob-resync-s", "1", "--gc-resync-s", "2", "--pvclaimbinder-sync-period-s", "1")
+    "--cronjob-resync-s", "1", "--gc-resync-s", "2", "--pvclaimbinder-sync-period-s", "1",
+    # Node lifecycle: above the default kubelet's 10 s lease renewal (a fast
+    # control plane may run default nodes), far below Kubernetes' 50s.
+    "--node-monitor-period", "1s", "--node-monitor-grace-period", "20s",
+    "--node-startup-grace-period", "30s")
 
 
 def controller_manager_argv(launch: Launch, flags: Sequence[str] = ()) -> list[str]:

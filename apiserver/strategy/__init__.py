@@ -30,6 +30,7 @@ class Settings:
 
     default_toleration_s: int = 300
     service_ranges: Ranges = dataclasses.field(default_factory=Ranges.parse)
+    default_unreachable_toleration_s: int = 300
 
 
 Factory = Callable[[Kind, Settings], Strategy]
@@ -41,7 +42,8 @@ def _create_on_update(kind: Kind, _settings: Settings) -> Strategy:
 
 _STRATEGIES: dict[tuple[str, str], Factory] = {
     ("", "Pod"): lambda kind, settings: PodStrategy(
-        kind, default_toleration_s=settings.default_toleration_s),
+        kind, default_toleration_s=settings.default_toleration_s,
+        default_unreachable_toleration_s=settings.default_unreachable_toleration_s),
     ("", "Namespace"): lambda kind, _: NamespaceStrategy(kind),
     ("", "Node"): lambda kind, _: NodeStrategy(kind),
     ("", "PersistentVolume"): lambda kind, _: PendingOnCreateStrategy(kind),
@@ -57,9 +59,11 @@ _STRATEGIES: dict[tuple[str, str], Factory] = {
 
 
 def strategies(kinds: Registry, *, default_toleration_s: int = 300,
-               service_ranges: Ranges | None = None) -> dict[Kind, Strategy]:
+               service_ranges: Ranges | None = None,
+               default_unreachable_toleration_s: int = 300) -> dict[Kind, Strategy]:
     """One strategy per kind of `kinds`."""
-    settings = Settings(default_toleration_s, service_ranges or Ranges.parse())
+    settings = Settings(default_toleration_s, service_ranges or Ranges.parse(),
+                        default_unreachable_toleration_s)
     return {kind: _STRATEGIES.get((kind.group, kind.kind), _default)(kind, settings)
             for kind in kinds.kinds}
 

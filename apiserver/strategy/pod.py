@@ -14,15 +14,17 @@ TERMINAL_PHASES = ("Succeeded", "Failed")
 
 
 class PodStrategy(Strategy):
-    def __init__(self, kind: Kind, *, default_toleration_s: int):
+    def __init__(self, kind: Kind, *, default_toleration_s: int,
+                 default_unreachable_toleration_s: int = 300):
         super().__init__(kind)
-        self.default_toleration_s = default_toleration_s
+        self.default_toleration_s = default_toleration_s  # not-ready
+        self.default_unreachable_toleration_s = default_unreachable_toleration_s
 
     def prepare_for_create(self, obj: Message) -> None:
         super().prepare_for_create(obj)
         # DefaultTolerationSeconds admission (create only; the seconds are a flag).
         defaults.add_default_tolerations(obj, self.default_toleration_s,
-                                         self.default_toleration_s)
+                                         self.default_unreachable_toleration_s)
         obj.status.phase = "Pending"
         obj.status.qos_class = defaults.qos_class(obj)
 
