@@ -210,8 +210,8 @@ class NodeLifecycleController(Controller):
                              late_s=round(now_s - self._last_pass_s - period_s, 1))
             self._awake_since_s = now_s
         self._last_pass_s = now_s
-        for key in self.nodes.keys():
-            self.enqueue(key)
+        for node in self.nodes.list():
+            self.enqueue(node)
 
     async def sync(self, key: str) -> None:
         node = self.nodes.get(key)
