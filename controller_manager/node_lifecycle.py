@@ -27,6 +27,9 @@ Model, as kube-controller-manager's `node-lifecycle-controller`:
 - A monitor pass that comes much later than its period (this process was
   paused) restarts every node's grace period: what we did not watch cannot
   be blamed on the nodes.
+- Silence is measured on the monotonic clock (`Context.monotonic`): a wall
+  clock that jumps (or the tests' --clock-offset-file) never makes a node
+  look silent. Conditions' and taints' times are the controllers' clock.
 
 The decisions are pure functions of (node, lease, saved health, now), tested
 on a fake clock; `sync` does the I/O. Not done: the eviction rate limits and
@@ -88,15 +91,19 @@ def ready_status(node: Message) -> str:
 
 
 def observe(saved: Health | None, node: Message, lease: Message | None, now_s: float,
-            awake_since_s: float = 0.0) -> Health:
+            awake_since_s: float = 0.0, wall_s: float | None = None) -> Health:
     """The node's health after one look (tryUpdateNodeHealth's bookkeeping):
     the probe time moves to now when the heartbeat or the lease renewal is
-    new, never from the node's own timestamps."""
+    new, never from the node's own timestamps. Times are on the controller's
+    monotonic clock (`now_s`); `wall_s` (default: `now_s`) is the wall clock
+    then, to place the node's creation on it."""
     cond = ready_condition(node)
     heartbeat = cond.last_heartbeat_time if cond is not None else ""
     renew = lease.spec.renew_time if lease is not None else ""
     if saved is None:
-        probe_s = now_s if cond is not None else cu.created_s(node)
+        wall_s = now_s if wall_s is None else wall_s
+        age_s = max(0.0, wall_s - cu.created_s(node))
+        probe_s = now_s if cond is not None else now_s - age_s
     elif heartbeat != saved.heartbeat:
         probe_s = now_s
     else:
@@ -202,7 +209,7 @@ class NodeLifecycleController(Controller):
         return self.options.node_monitor_period_s
 
     def resync(self) -> None:
-        now_s = self.ctx.clock()
+        now_s = self.ctx.monotonic()
         period_s = self.options.node_monitor_period_s
         if self._last_pass_s is not None and now_s - self._last_pass_s > \
                 LATE_PASS_PERIODS * period_s + 1.0:
@@ -220,11 +227,12 @@ class NodeLifecycleController(Controller):
             return
         name = node.metadata.name
         opts = self.options
-        now_s = self.ctx.clock()
-        now = timefmt.rfc3339(now_s)
+        now_s = self.ctx.monotonic()
+        wall_s = self.ctx.clock()
+        now = timefmt.rfc3339(wall_s)
         saved = self.health.get(name)
         lease = self.leases.get(f"{NODE_LEASE_NAMESPACE}/{name}")
-        health = observe(saved, node, lease, now_s, self._awake_since_s)
+        health = observe(saved, node, lease, now_s, self._awake_since_s, wall_s)
         self.health[name] = health
         if is_silent(health, node, now_s, opts.node_monitor_grace_s, opts.node_startup_grace_s):
             conditions = unknown_conditions(node, now)

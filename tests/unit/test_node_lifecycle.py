@@ -184,7 +184,9 @@ async def h():
                       node_startup_grace_s=STARTUP_S)
     harness = ControllerHarness(nl.NodeLifecycleController, client, options)
     harness.clock = Clock()
-    harness.ctx.clock = harness.clock
+    # Silence is measured on the monotonic clock, times written on the wall
+    # clock: one fake clock for both here.
+    harness.ctx.clock = harness.ctx.monotonic = harness.clock
     try:
         yield harness
     finally:
@@ -325,3 +327,26 @@ def test_get_nodes_status_column_as_kubectl(ready, unschedulable, status):
     doc = {"spec": {"unschedulable": unschedulable},
            "status": {"conditions": [{"type": "Ready", "status": ready}] if ready else []}}
     assert node_status(doc) == status
+
+
+async def test_a_wall_clock_jump_does_not_make_a_node_silent(h):
+    """Silence is counted on the monotonic clock (the tests' --clock-offset-file
+    moves only the wall clock)."""
+    wall = Clock()
+    h.ctx.clock = wall
+    await setup_cluster(h, [node("n1"), node("n2")])
+    await h.controller.sync("n1")
+    wall.now_s = NOW_S + 3600
+    h.clock.now_s = NOW_S + 1
+    await h.controller.sync("n1")
+    assert summary(await stored(h, "nodes", "n1")) == ("True", [])
+    h.clock.now_s = NOW_S + GRACE_S + 1
+    await h.controller.sync("n1")
+    n1 = await stored(h, "nodes", "n1")
+    assert summary(n1) == ("Unknown", UNREACHABLE)
+    assert {t.time_added for t in n1.spec.taints} == {timefmt.rfc3339(NOW_S + 3600)}
+
+
+def test_a_node_never_posted_counts_from_its_creation_on_the_monotonic_clock():
+    health = nl.observe(None, obj(node(ready=None)), None, now_s=500.0, wall_s=NOW_S + 20)
+    assert health.probe_s == 480.0
