@@ -42,7 +42,6 @@ CONCURRENCY_FLAGS = {
     "endpoints-controller": "concurrent-endpoint-syncs",
     "endpointslice-controller": "concurrent-service-endpoint-syncs",
     "service-lb-controller": "concurrent-service-syncs",
-    "taint-eviction-controller": "concurrent-taint-eviction-syncs",
 }
 
 

@@ -131,6 +131,16 @@ async def all_running(api: Client, ns: str, app: str, avoid: str = "") -> list |
                   bool(p.metadata.deletion_timestamp)) for p in pods])
 
 
+async def wait_events(api: Client, ns: str, name: str, wanted: list[tuple]) -> None:
+    """Until the object's events (type, reason, message, source) include `wanted`
+    in that order (events are written in the background)."""
+    async def seen():
+        found = [(e["type"], e["reason"], e["message"], e["source"]["component"])
+                 for e in await events_of(api, ns, name)]
+        return [e for e in found if e in wanted] == wanted or Seen(found)
+    await wait_for(seen, WAIT_S, interval_s=0.2, message=f"events of {name}")
+
+
 def taints_of(node) -> list[tuple[str, str]]:
     return [(t.key, t.effect) for t in node.spec.taints]
 
@@ -166,6 +176,9 @@ async def test_lost_node_is_tainted_its_pods_evicted_and_replaced_then_it_comes_
         assert all(t.time_added for t in node.spec.taints)
         tainted_s = min(timefmt.parse_rfc3339(t.time_added) for t in node.spec.taints
                         if t.effect == "NoExecute")
+        await wait_events(api, "default", victim, [
+            ("Normal", "NodeNotReady", f"Node {victim} status is now: NodeNotReady",
+             "node-controller")])
         listed = await cli(cluster, "get", "nodes")
         assert listed.returncode == 0, listed.stderr
         rows = {line.split()[0]: line.split()[1] for line in listed.stdout.splitlines()[1:]}
@@ -176,13 +189,10 @@ async def test_lost_node_is_tainted_its_pods_evicted_and_replaced_then_it_comes_
         await wait_for(lambda: all_running(api, ns, app, avoid=victim), WAIT_S, interval_s=0.2,
                        message="replicas Running again on the other nodes")
         for name in lost:
-            marked = [e for e in await events_of(api, ns, name) if e["reason"] in (
-                "NodeNotReady", "TaintManagerEviction")]
-            assert [(e["type"], e["reason"], e["message"], e["source"]["component"])
-                    for e in marked] == [
+            await wait_events(api, ns, name, [
                 ("Warning", "NodeNotReady", "Node is not ready", "node-controller"),
                 ("Normal", "TaintManagerEviction", f"Marking for deletion Pod {ns}/{name}",
-                 "taint-eviction-controller")], name
+                 "taint-eviction-controller")])
             evicted = await api.get("pods", name, ns)   # still Terminating: its node is away
             assert evicted.metadata.deletion_timestamp, name
             assert not is_ready(evicted), name
