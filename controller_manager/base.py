@@ -122,6 +122,12 @@ class Options:
     node_monitor_period_s: float = 5.0
     node_monitor_grace_s: float = 50.0
     node_startup_grace_s: float = 60.0
+    # --node-eviction-rate, --secondary-node-eviction-rate (nodes per second),
+    # --unhealthy-zone-threshold, --large-cluster-size-threshold.
+    node_eviction_rate: float = 0.1
+    secondary_node_eviction_rate: float = 0.01
+    unhealthy_zone_threshold: float = 0.55
+    large_cluster_size_threshold: int = 50
 
     def workers(self, name: str, default: int) -> int:
         return self.concurrency.get(name, default)

@@ -18,9 +18,14 @@ Model, as kube-controller-manager's `node-lifecycle-controller`:
   taint-based eviction passes together: False -> node.kubernetes.io/not-ready,
   Unknown -> node.kubernetes.io/unreachable, each NoSchedule and NoExecute,
   with timeAdded; the opposite pair and, once Ready is True again, both pairs
-  are removed. As Kubernetes' "full disruption" rule, while no node at all is
-  Ready (the control plane more likely lost the nodes than the nodes died) no
-  NoExecute taint is put or kept, so nothing is evicted.
+  are removed. New NoExecute taints are rate limited as Kubernetes' zones
+  are (all nodes are one zone here): --node-eviction-rate nodes per second
+  (0.1) while the zone is healthy; in a partly disrupted zone (more than two
+  nodes and at least --unhealthy-zone-threshold of them not Ready) the
+  --secondary-node-eviction-rate, 0 in clusters of at most
+  --large-cluster-size-threshold nodes; while no node at all is Ready (the
+  control plane more likely lost the nodes than the nodes died) no NoExecute
+  taint is put or kept, so nothing is evicted.
 - Pods on a node whose Ready is not True get their Ready condition set to
   False (MarkPodsNotReady), with the Warning event NodeNotReady "Node is not
   ready"; the node gets the event NodeNotReady when we see it leave Ready.
@@ -32,9 +37,8 @@ Model, as kube-controller-manager's `node-lifecycle-controller`:
   look silent. Conditions' and taints' times are the controllers' clock.
 
 The decisions are pure functions of (node, lease, saved health, now), tested
-on a fake clock; `sync` does the I/O. Not done: the eviction rate limits and
-zones (--node-eviction-rate, --secondary-node-eviction-rate,
---unhealthy-zone-threshold) and the pressure/unschedulable NoSchedule taints.
+on a fake clock; `sync` does the I/O. Not done: zones from the nodes'
+topology labels, and the pressure/unschedulable NoSchedule taints.
 """
 from __future__ import annotations
 
@@ -146,13 +150,71 @@ def unknown_conditions(node: Message, now: str) -> list[Message] | None:
     return out if changed else None
 
 
-def wanted_taints(ready: str, evictions_allowed: bool) -> list[tuple[str, str]]:
+# The zone's state (ComputeZoneState), from its nodes' Ready statuses.
+NORMAL_ZONE = "Normal"
+PARTIAL_DISRUPTION = "PartialDisruption"
+FULL_DISRUPTION = "FullDisruption"
+
+
+def zone_state(ready_statuses: Iterable[str], unhealthy_threshold: float) -> str:
+    """FullDisruption when no node is Ready; PartialDisruption when more than
+    two are not and they are at least `unhealthy_threshold` of the zone."""
+    statuses = list(ready_statuses)
+    not_ready = sum(1 for s in statuses if s != "True")
+    if not_ready and not_ready == len(statuses):
+        return FULL_DISRUPTION
+    if not_ready > 2 and not_ready / len(statuses) >= unhealthy_threshold:
+        return PARTIAL_DISRUPTION
+    return NORMAL_ZONE
+
+
+def eviction_rate(state: str, nodes: int, rate: float, secondary_rate: float,
+                  large_cluster_nodes: int) -> float:
+    """Nodes per second that may get a new NoExecute taint (setLimiterInZone):
+    the secondary rate in a partly disrupted zone, and none there in a cluster
+    of at most `large_cluster_nodes`; none in a fully disrupted one."""
+    if state == NORMAL_ZONE:
+        return rate
+    if state == PARTIAL_DISRUPTION:
+        return secondary_rate if nodes > large_cluster_nodes else 0.0
+    return 0.0
+
+
+class EvictionLimiter:
+    """Kubernetes' per-zone eviction limiter: a token bucket holding one token
+    (EvictionRateLimiterBurst), refilled at the rate given with each try.
+    `try_accept` takes the token, or says how long until there is one (inf
+    at rate 0); it never reserves, as TryAccept."""
+
+    def __init__(self, now_s: float):
+        self._tokens = 1.0
+        self._last_s = now_s
+
+    def try_accept(self, now_s: float, rate: float) -> float:
+        elapsed_s = max(0.0, now_s - self._last_s)
+        self._last_s = now_s
+        if rate > 0:
+            self._tokens = min(1.0, self._tokens + elapsed_s * rate)
+        if self._tokens >= 1.0 and rate > 0:
+            self._tokens -= 1.0
+            return 0.0
+        return (1.0 - self._tokens) / rate if rate > 0 else float("inf")
+
+
+def wanted_taints(ready: str, no_execute: bool) -> list[tuple[str, str]]:
     """The owned taints a node with this Ready status should carry, in the
-    order Kubernetes adds them (NoSchedule first)."""
+    order Kubernetes adds them (NoSchedule first); `no_execute`: with the
+    NoExecute one too."""
     key = {"False": NOT_READY_TAINT, "Unknown": UNREACHABLE_TAINT}.get(ready)
     if key is None:
         return []
-    return [(key, NO_SCHEDULE)] + ([(key, NO_EXECUTE)] if evictions_allowed else [])
+    return [(key, NO_SCHEDULE)] + ([(key, NO_EXECUTE)] if no_execute else [])
+
+
+def has_no_execute_taint(taints: Iterable[Message]) -> bool:
+    """Whether the node carries one of the owned NoExecute taints (then a
+    swap between not-ready and unreachable needs no token, as Kubernetes)."""
+    return any((t.key, t.effect) in OWNED_TAINTS and t.effect == NO_EXECUTE for t in taints)
 
 
 def reconcile_taints(taints: Sequence[Message], wanted: Iterable[tuple[str, str]],
@@ -190,6 +252,7 @@ class NodeLifecycleController(Controller):
         self.health: dict[str, Health] = {}
         self._last_pass_s: float | None = None
         self._awake_since_s = 0.0
+        self.limiter = EvictionLimiter(ctx.monotonic())
         self.nodes.add_handler(self.enqueue, lambda _old, new: self.enqueue(new),
                                self._node_deleted)
         self.pods.add_handler(self._pod_changed, lambda _old, new: self._pod_changed(new))
@@ -249,10 +312,8 @@ class NodeLifecycleController(Controller):
                                  f"Node {name} status is now: NodeNotReady")
         # Keep what we wrote as seen, so that our own write is not a heartbeat.
         self.health[name] = dataclasses.replace(health, ready=ready)
-        evictions_allowed = any(ready_status(n) == "True"
-                                for n in self.nodes.list() if n.metadata.name != name) \
-            or ready == "True"
-        taints = reconcile_taints(node.spec.taints, wanted_taints(ready, evictions_allowed), now)
+        no_execute = self._no_execute(name, ready, node.spec.taints, now_s)
+        taints = reconcile_taints(node.spec.taints, wanted_taints(ready, no_execute), now)
         if taints is not None:
             fresh = copy(node)
             del fresh.spec.taints[:]
@@ -262,6 +323,31 @@ class NodeLifecycleController(Controller):
             node = await self.client.update(fresh)
         if ready not in ("True", ""):
             await self._mark_pods_not_ready(name)
+
+    def _no_execute(self, name: str, ready: str, taints: Sequence[Message], now_s: float) -> bool:
+        """Whether the node (not Ready) is to carry the NoExecute taint: not
+        while the zone (here: the whole cluster; nodes have no zone labels
+        that we read) is fully disrupted; kept but not newly put while it is
+        partly disrupted in a small cluster; else new ones at the eviction
+        rate (a node that must wait is synced again when its turn comes)."""
+        if ready in ("True", ""):
+            return False
+        opts = self.options
+        statuses = [ready if n.metadata.name == name else ready_status(n)
+                    for n in self.nodes.list()]
+        state = zone_state(statuses, opts.unhealthy_zone_threshold)
+        if state == FULL_DISRUPTION:
+            return False
+        if has_no_execute_taint(taints):
+            return True
+        rate = eviction_rate(state, len(statuses), opts.node_eviction_rate,
+                             opts.secondary_node_eviction_rate, opts.large_cluster_size_threshold)
+        wait_s = self.limiter.try_accept(now_s, rate)
+        if wait_s == 0.0:
+            return True
+        if wait_s != float("inf"):
+            self.enqueue_after(name, wait_s)
+        return False
 
     async def _mark_pods_not_ready(self, node_name: str) -> None:
         failed: Exception | None = None

@@ -330,7 +330,7 @@ CONTROLLER_MANAGER_FAST_FLAGS: tuple[str, ...] = (
     # Node lifecycle: above the default kubelet's 10 s lease renewal (a fast
     # control plane may run default nodes), far below Kubernetes' 50s.
     "--node-monitor-period", "1s", "--node-monitor-grace-period", "20s",
-    "--node-startup-grace-period", "30s")
+    "--node-startup-grace-period", "30s", "--node-eviction-rate", "1")
 
 
 def controller_manager_argv(launch: Launch, flags: Sequence[str] = ()) -> list[str]:

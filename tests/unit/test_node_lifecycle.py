@@ -350,3 +350,93 @@ async def test_a_wall_clock_jump_does_not_make_a_node_silent(h):
 def test_a_node_never_posted_counts_from_its_creation_on_the_monotonic_clock():
     health = nl.observe(None, obj(node(ready=None)), None, now_s=500.0, wall_s=NOW_S + 20)
     assert health.probe_s == 480.0
+
+
+# ---------------------------------------------------------------- zones and eviction rates
+
+@pytest.mark.parametrize("statuses, state", [
+    pytest.param(["True", "True", "True"], "Normal", id="healthy"),
+    pytest.param(["Unknown", "True", "True"], "Normal", id="one-lost"),
+    pytest.param(["Unknown", "False", "True", "True"], "Normal", id="two-lost-is-not-partial"),
+    pytest.param(["Unknown", "Unknown", "Unknown", "True", "True"], "PartialDisruption",
+                 id="three-of-five-lost"),
+    pytest.param(["Unknown", "Unknown", "Unknown", "True", "True", "True"], "Normal",
+                 id="three-of-six-below-threshold"),
+    pytest.param(["Unknown", ""], "FullDisruption", id="none-ready"),
+    pytest.param(["Unknown"], "FullDisruption", id="the-only-node-lost"),
+])
+def test_zone_state(statuses, state):
+    assert nl.zone_state(statuses, 0.55) == state
+
+
+@pytest.mark.parametrize("state, nodes, rate", [
+    pytest.param("Normal", 3, 0.1, id="normal"),
+    pytest.param("PartialDisruption", 50, 0.0, id="partial-small-cluster-stops"),
+    pytest.param("PartialDisruption", 51, 0.01, id="partial-large-cluster-secondary"),
+    pytest.param("FullDisruption", 100, 0.0, id="full"),
+])
+def test_eviction_rate(state, nodes, rate):
+    assert nl.eviction_rate(state, nodes, 0.1, 0.01, 50) == rate
+
+
+def test_eviction_limiter_holds_one_token_and_never_reserves():
+    limiter = nl.EvictionLimiter(now_s=0.0)
+    assert limiter.try_accept(0.0, 0.1) == 0.0
+    assert limiter.try_accept(4.0, 0.1) == pytest.approx(6.0)
+    assert limiter.try_accept(4.0, 0.1) == pytest.approx(6.0)   # asking again reserves nothing
+    assert limiter.try_accept(10.0, 0.1) == 0.0
+    assert limiter.try_accept(100.0, 0.0) == float("inf")
+    assert limiter.try_accept(1000.0, 0.1) == 0.0               # one token at most
+    assert limiter.try_accept(1000.0, 0.1) == pytest.approx(10.0)
+
+
+async def lose(h, names: list[str]) -> None:
+    """Every node synced once (alive), then all of `names` silent past the grace."""
+    for name in sorted(n.metadata.name for n in h.ctx.informers.get("nodes").list()):
+        await h.controller.sync(name)
+    h.clock.now_s = NOW_S + GRACE_S + 1
+    alive = [n.metadata.name for n in h.ctx.informers.get("nodes").list()
+             if n.metadata.name not in names]
+    h.cache("leases", [lease(n, at(GRACE_S)) for n in alive])
+    for name in names:
+        await h.controller.sync(name)
+    await refresh(h)
+
+
+async def test_new_no_execute_taints_come_at_the_eviction_rate(h):
+    """Two of four nodes lost at once: the second waits for the next token (10 s at 0.1/s)."""
+    await setup_cluster(h, [node(f"n{i}") for i in range(1, 5)])
+    await lose(h, ["n1", "n2"])
+    assert [summary(await stored(h, "nodes", n)) for n in ("n1", "n2")] == [
+        ("Unknown", UNREACHABLE), ("Unknown", UNREACHABLE[:1])]
+    h.clock.now_s += 10
+    await h.controller.sync("n2")
+    assert summary(await stored(h, "nodes", "n2")) == ("Unknown", UNREACHABLE)
+
+
+async def test_a_partly_disrupted_small_cluster_gets_no_new_no_execute_taints(h):
+    await setup_cluster(h, [node(f"n{i}") for i in range(1, 6)])
+    await lose(h, ["n1", "n2", "n3"])
+    # n1 was tainted before the zone looked partly disrupted; the others are not.
+    assert [summary(await stored(h, "nodes", n)) for n in ("n1", "n2", "n3")] == [
+        ("Unknown", UNREACHABLE), ("Unknown", UNREACHABLE[:1]), ("Unknown", UNREACHABLE[:1])]
+    h.clock.now_s += 60
+    for name in ("n1", "n2", "n3"):
+        await h.controller.sync(name)
+    assert [summary(await stored(h, "nodes", n)) for n in ("n1", "n2", "n3")] == [
+        ("Unknown", UNREACHABLE), ("Unknown", UNREACHABLE[:1]), ("Unknown", UNREACHABLE[:1])]
+
+
+def test_eviction_rate_flags():
+    from controller_manager import __main__ as cm
+
+    options = cm.options_from(cm.parse_args([
+        "--apiserver", "x", "--node-eviction-rate", "2", "--secondary-node-eviction-rate", "0",
+        "--unhealthy-zone-threshold", "0.7", "--large-cluster-size-threshold", "10"]), "x")
+    assert (options.node_eviction_rate, options.secondary_node_eviction_rate,
+            options.unhealthy_zone_threshold, options.large_cluster_size_threshold) == (
+        2.0, 0.0, 0.7, 10)
+    defaults = cm.options_from(cm.parse_args(["--apiserver", "x"]), "x")
+    assert (defaults.node_eviction_rate, defaults.secondary_node_eviction_rate,
+            defaults.unhealthy_zone_threshold, defaults.large_cluster_size_threshold) == (
+        0.1, 0.01, 0.55, 50)
