@@ -253,12 +253,8 @@ class NodeLifecycleController(Controller):
         self._last_pass_s: float | None = None
         self._awake_since_s = 0.0
         self.limiter = EvictionLimiter(ctx.monotonic())
-        self.nodes.add_handler(self.enqueue, lambda _old, new: self.enqueue(new),
-                               self._node_deleted)
+        self.nodes.add_handler(self.enqueue, lambda _old, new: self.enqueue(new), self.enqueue)
         self.pods.add_handler(self._pod_changed, lambda _old, new: self._pod_changed(new))
-
-    def _node_deleted(self, obj) -> None:
-        self.enqueue(obj)
 
     def _pod_changed(self, pod: Message) -> None:
         # A Ready pod on a node that is not: mark it (Kubernetes' processPod).
