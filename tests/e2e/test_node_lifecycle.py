@@ -12,7 +12,9 @@ What the test checks is what a Kubernetes user sees: the node NotReady with
 its conditions Unknown (NodeStatusUnknown), the unreachable taints, the
 pods on it Ready=False, then deleted by the taint-eviction controller after
 their tolerationSeconds (not before) and replaced, Running, on the other
-nodes; the node back Ready without the taints, and the evicted pods gone.
+nodes; the node back Ready without the taints, and the evicted pods gone; a
+pod tolerating the loss forever stays, and one whose 300 s had not run out
+has its deletion cancelled; both are Ready again.
 """
 from __future__ import annotations
 
@@ -105,6 +107,19 @@ def deployment(name: str, namespace: str) -> dict:
                                          "image": "registry.k8s.io/pause:3.9"}]}}}}
 
 
+def pinned(name: str, namespace: str, node: str, tolerations: list[dict]) -> dict:
+    """A bare pause pod bound to `node` (no scheduler)."""
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace},
+            "spec": {"nodeName": node, "terminationGracePeriodSeconds": 2,
+                     "tolerations": tolerations,
+                     "containers": [{"name": "main", "image": "registry.k8s.io/pause:3.9"}]}}
+
+
+async def pod_running_ready(api: Client, ns: str, name: str):
+    pod = await api.get("pods", name, ns)
+    return pod if running_ready(pod) else Seen([pod.status.phase, is_ready(pod)])
+
+
 def is_ready(pod) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions)
 
@@ -158,6 +173,15 @@ async def test_lost_node_is_tainted_its_pods_evicted_and_replaced_then_it_comes_
             by_node.setdefault(pod.spec.node_name, []).append(pod.metadata.name)
         victim = max(sorted(by_node), key=lambda n: len(by_node[n]))
         lost = sorted(by_node[victim])
+        # Two bare pods there: one tolerating the node's loss forever, one
+        # with the apiserver's default 300 s (the node is back long before).
+        await api.create(obj(pinned("stays", ns, victim, [
+            {"key": key, "operator": "Exists", "effect": "NoExecute"}
+            for key in (NOT_READY, UNREACHABLE)])))
+        await api.create(obj(pinned("spared", ns, victim, [])))
+        for name in ("stays", "spared"):
+            await wait_for(lambda: pod_running_ready(api, ns, name), WAIT_S, interval_s=0.2,
+                           message=f"{name} Running and Ready")
         victim_procs = NodeProcesses(cluster.home, victim)
         await victim_procs.stop()
 
@@ -202,6 +226,14 @@ async def test_lost_node_is_tainted_its_pods_evicted_and_replaced_then_it_comes_
             assert timefmt.parse_rfc3339(target.last_transition_time) >= \
                 tainted_s + TOLERATION_S, (target.last_transition_time, tainted_s)
 
+        # The bare pods: marked NotReady, still there; "spared" has a deletion
+        # due in 300 s.
+        for name in ("stays", "spared"):
+            await wait_events(api, ns, name, [
+                ("Warning", "NodeNotReady", "Node is not ready", "node-controller")])
+            pod = await api.get("pods", name, ns)
+            assert not pod.metadata.deletion_timestamp and not is_ready(pod), name
+
         # The node comes back: Ready, no taints, the evicted pods finish terminating.
         await victim_procs.resume()
 
@@ -218,6 +250,16 @@ async def test_lost_node_is_tainted_its_pods_evicted_and_replaced_then_it_comes_
             return not left or Seen(left)
         await wait_for(old_pods_gone, WAIT_S, interval_s=0.2, message="evicted pods deleted")
         assert len(await all_running(api, ns, app)) == REPLICAS
+        # The bare pods are Ready again (the kubelet's status wins), and the
+        # spared one's deletion was cancelled.
+        for name in ("stays", "spared"):
+            await wait_for(lambda: pod_running_ready(api, ns, name), WAIT_S, interval_s=0.2,
+                           message=f"{name} Ready again")
+        await wait_events(api, ns, "spared", [
+            ("Normal", "TaintManagerEviction", f"Cancelling deletion of Pod {ns}/spared",
+             "taint-eviction-controller")])
+        assert "TaintManagerEviction" not in [e["reason"] for e in await events_of(api, ns,
+                                                                                   "stays")]
     finally:
         if victim_procs is not None:
             await victim_procs.resume()

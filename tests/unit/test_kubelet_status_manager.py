@@ -359,3 +359,24 @@ def test_merge_is_pure_and_orders_conditions_as_kubernetes_does():
         "PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled",
         "DisruptionTarget"]
     assert fresh.status.conditions[0].type == "DisruptionTarget"  # not changed in place
+
+
+async def test_another_writers_change_to_the_kubelets_fields_is_set_right_at_the_next_sync():
+    """Kubernetes' needsReconcile: the node lifecycle controller marked the pod
+    Ready=False while the node was away; the kubelet's next sync, with the same
+    view as before, writes Ready=True again (once, not at every sync)."""
+    api = FakeApi(pod(rv=1))
+    h = Harness(api, cached=pod(rv=1))
+    assert await h.set_and_flush(pod(rv=1), kubelet_status())
+    marked = core_pb2.Pod()
+    marked.CopyFrom(api.pods["web"])
+    next(c for c in marked.status.conditions if c.type == "Ready").status = "False"
+    api.put(marked)
+    h.cached = api.pods["web"]
+    assert await h.set_and_flush(pod(rv=1), kubelet_status())
+    assert len(api.writes) == 2
+    assert [c["status"] for c in stored(api)["status"]["conditions"] if c["type"] == "Ready"] \
+        == ["True"]
+    h.cached = api.pods["web"]
+    assert await h.set_and_flush(pod(rv=1), kubelet_status())
+    assert len(api.writes) == 2
