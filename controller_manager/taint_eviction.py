@@ -8,9 +8,9 @@ A pod bound to a node with NoExecute taints:
   when the smallest of those (of the first toleration matching each taint,
   as GetMatchingTolerations picks them; <= 0 means at once) has run out;
 - that it tolerates without tolerationSeconds stays.
-The time runs from the taints' earliest timeAdded (the node lifecycle
-controller sets it when it adds them, so a new leader keeps the count), or
-from when this controller first saw the taints if none carries one.
+The time runs from when this controller first saw the taints, as in
+Kubernetes, when it saw them as they were added; else (a new leader) from
+the taints' earliest timeAdded, so the count does not start again.
 A scheduled deletion is cancelled (event "Cancelling deletion of Pod ns/name")
 when the taints go or the pod comes to tolerate them; a pod deleted by
 someone else before its time only drops out.
@@ -41,6 +41,8 @@ EVICTION_REASON = "TaintManagerEviction"
 DISRUPTION_TARGET = "DisruptionTarget"
 DISRUPTION_REASON = "DeletionByTaintManager"
 DISRUPTION_MESSAGE = "Taint manager: deleting due to NoExecute taint"
+# Seen this soon after its (whole-second) timeAdded, a taint was seen being added.
+SEEN_SLACK_S = 2.0
 
 
 def no_execute_taints(node: Message | None) -> list[Message]:
@@ -73,8 +75,10 @@ def taints_since_s(taints: Iterable[Message]) -> float | None:
 def eviction_at_s(taints: Sequence[Message], tolerations: Sequence[Message], now_s: float,
                   seen_s: float | None = None) -> float | None:
     """When the pod on a node with these NoExecute taints is to be deleted
-    (now_s: at once; None: never). seen_s: when the taints were first seen,
-    for taints without timeAdded."""
+    (now_s: at once; None: never). seen_s: when this controller first saw
+    the taints; the count starts then (Kubernetes' way, to the millisecond)
+    when that was as they were added (timeAdded has whole seconds), else at
+    the earliest timeAdded (a new leader keeps the count), else at seen_s."""
     if not taints:
         return None
     allowed_s = min_toleration_s(taints, tolerations)
@@ -83,7 +87,7 @@ def eviction_at_s(taints: Sequence[Message], tolerations: Sequence[Message], now
     if allowed_s == math.inf:
         return None
     since_s = taints_since_s(taints)
-    if since_s is None:
+    if since_s is None or (seen_s is not None and since_s <= seen_s < since_s + SEEN_SLACK_S):
         since_s = seen_s if seen_s is not None else now_s
     return since_s + allowed_s
 

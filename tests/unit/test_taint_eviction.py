@@ -79,6 +79,10 @@ def test_min_toleration_s(node_taints, pod_tolerations, expected):
                  id="earliest-time-added"),
     pytest.param([(UNREACHABLE, "")], [tol(UNREACHABLE, 5)], 8, 4, 9,
                  id="no-time-added-counts-from-first-seen"),
+    pytest.param([(UNREACHABLE, at(0))], [tol(UNREACHABLE, 5)], 2, 0.7, 5.7,
+                 id="seen-as-added-counts-from-seen"),
+    pytest.param([(UNREACHABLE, at(0))], [tol(UNREACHABLE, 5)], 40, 30, 5,
+                 id="seen-later-by-a-new-leader-counts-from-time-added"),
 ])
 def test_eviction_at_s(node_taints, pod_tolerations, now_off, seen_off, due_off):
     due = te.eviction_at_s(taints(*node_taints), tolerations(*pod_tolerations), NOW_S + now_off,
@@ -152,9 +156,13 @@ async def test_untolerated_pod_goes_at_once_tolerated_after_its_seconds(h):
          "Taint manager: deleting due to NoExecute taint")]
     assert not (await pod(h, "short")).metadata.deletion_timestamp
     assert list(h.controller.scheduled) == ["default/short"]
-    assert h.controller.scheduled["default/short"][1] == NOW_S + 5
+    # Seen 1 s after its whole-second timeAdded: counted from the sighting.
+    assert h.controller.scheduled["default/short"][1] == NOW_S + 6
 
-    h.clock.now_s = NOW_S + 5
+    h.clock.now_s = NOW_S + 5.9
+    await h.controller.sync("default/short")
+    assert not (await pod(h, "short")).metadata.deletion_timestamp
+    h.clock.now_s = NOW_S + 6
     await h.controller.sync("default/short")
     assert (await pod(h, "short")).metadata.deletion_timestamp
     assert not (await pod(h, "forever")).metadata.deletion_timestamp
