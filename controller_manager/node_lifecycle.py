@@ -18,7 +18,8 @@ Model, as kube-controller-manager's `node-lifecycle-controller`:
   taint-based eviction passes together: False -> node.kubernetes.io/not-ready,
   Unknown -> node.kubernetes.io/unreachable, each NoSchedule and NoExecute,
   with timeAdded; the opposite pair and, once Ready is True again, both pairs
-  are removed. New NoExecute taints are rate limited as Kubernetes' zones
+  are removed. A cordoned node (spec.unschedulable) gets
+  node.kubernetes.io/unschedulable:NoSchedule while it is. New NoExecute taints are rate limited as Kubernetes' zones
   are (all nodes are one zone here): --node-eviction-rate nodes per second
   (0.1) while the zone is healthy; in a partly disrupted zone (more than two
   nodes and at least --unhealthy-zone-threshold of them not Ready) the
@@ -38,7 +39,8 @@ Model, as kube-controller-manager's `node-lifecycle-controller`:
 
 The decisions are pure functions of (node, lease, saved health, now), tested
 on a fake clock; `sync` does the I/O. Not done: zones from the nodes'
-topology labels, and the pressure/unschedulable NoSchedule taints.
+topology labels, and the Memory/Disk/PIDPressure NoSchedule taints (the
+nodes share the host's disk: a host under 10% free would taint them all).
 """
 from __future__ import annotations
 
@@ -68,8 +70,10 @@ STATUS_UNKNOWN_MESSAGE = "Kubelet stopped posting node status."
 NEVER_UPDATED_REASON = "NodeStatusNeverUpdated"
 NEVER_UPDATED_MESSAGE = "Kubelet never posted node status."
 # The taints this controller owns: (key, effect).
-OWNED_TAINTS = frozenset((key, effect) for key in (NOT_READY_TAINT, UNREACHABLE_TAINT)
-                         for effect in (NO_SCHEDULE, NO_EXECUTE))
+UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
+OWNED_TAINTS = frozenset([*((key, effect) for key in (NOT_READY_TAINT, UNREACHABLE_TAINT)
+                            for effect in (NO_SCHEDULE, NO_EXECUTE)),
+                          (UNSCHEDULABLE_TAINT, NO_SCHEDULE)])
 # A monitor pass this many periods late means the process was not running.
 LATE_PASS_PERIODS = 3.0
 
@@ -201,14 +205,18 @@ class EvictionLimiter:
         return (1.0 - self._tokens) / rate if rate > 0 else float("inf")
 
 
-def wanted_taints(ready: str, no_execute: bool) -> list[tuple[str, str]]:
-    """The owned taints a node with this Ready status should carry, in the
-    order Kubernetes adds them (NoSchedule first); `no_execute`: with the
-    NoExecute one too."""
+def wanted_taints(ready: str, no_execute: bool, unschedulable: bool = False
+                  ) -> list[tuple[str, str]]:
+    """The owned taints a node with this Ready status (and spec.unschedulable)
+    should carry, in the order Kubernetes adds them (NoSchedule first);
+    `no_execute`: with the NoExecute one too."""
     key = {"False": NOT_READY_TAINT, "Unknown": UNREACHABLE_TAINT}.get(ready)
-    if key is None:
-        return []
-    return [(key, NO_SCHEDULE)] + ([(key, NO_EXECUTE)] if no_execute else [])
+    out = [(key, NO_SCHEDULE)] if key is not None else []
+    if unschedulable:
+        out.append((UNSCHEDULABLE_TAINT, NO_SCHEDULE))
+    if key is not None and no_execute:
+        out.append((key, NO_EXECUTE))
+    return out
 
 
 def has_no_execute_taint(taints: Iterable[Message]) -> bool:
@@ -309,7 +317,8 @@ class NodeLifecycleController(Controller):
         # Keep what we wrote as seen, so that our own write is not a heartbeat.
         self.health[name] = dataclasses.replace(health, ready=ready)
         no_execute = self._no_execute(name, ready, node.spec.taints, now_s)
-        taints = reconcile_taints(node.spec.taints, wanted_taints(ready, no_execute), now)
+        taints = reconcile_taints(node.spec.taints,
+                                  wanted_taints(ready, no_execute, node.spec.unschedulable), now)
         if taints is not None:
             fresh = copy(node)
             del fresh.spec.taints[:]

@@ -122,6 +122,18 @@ def test_wanted_taints(ready, evictions, wanted):
     assert nl.wanted_taints(ready, evictions) == wanted
 
 
+CORDONED = ("node.kubernetes.io/unschedulable", "NoSchedule")
+
+
+@pytest.mark.parametrize("ready, wanted", [
+    pytest.param("True", [CORDONED], id="cordoned"),
+    pytest.param("", [CORDONED], id="cordoned-never-posted"),
+    pytest.param("Unknown", [UNREACHABLE[0], CORDONED, UNREACHABLE[1]], id="cordoned-and-lost"),
+])
+def test_a_cordoned_node_gets_the_unschedulable_taint(ready, wanted):
+    assert nl.wanted_taints(ready, True, unschedulable=True) == wanted
+
+
 def taint(key: str, effect: str, added: str = "", value: str = "") -> dict:
     return {"key": key, "effect": effect, "value": value, **({"timeAdded": added} if added
                                                              else {})}
@@ -440,3 +452,18 @@ def test_eviction_rate_flags():
     assert (defaults.node_eviction_rate, defaults.secondary_node_eviction_rate,
             defaults.unhealthy_zone_threshold, defaults.large_cluster_size_threshold) == (
         0.1, 0.01, 0.55, 50)
+
+
+async def test_cordon_adds_the_unschedulable_taint_and_uncordon_removes_it(h):
+    cordoned = node("n1")
+    cordoned["spec"]["unschedulable"] = True
+    await setup_cluster(h, [cordoned, node("n2")])
+    await h.controller.sync("n1")
+    n1 = await stored(h, "nodes", "n1")
+    assert [(t.key, t.effect, t.time_added) for t in n1.spec.taints] == [
+        ("node.kubernetes.io/unschedulable", "NoSchedule", T0)]
+    n1.spec.unschedulable = False
+    await h.client.update(n1)
+    await refresh(h)
+    await h.controller.sync("n1")
+    assert summary(await stored(h, "nodes", "n1")) == ("True", [])
