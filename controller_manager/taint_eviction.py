@@ -101,10 +101,10 @@ class TaintEvictionController(Controller):
         super().__init__(ctx)
         self.pods = self.informer("pods")
         self.nodes = self.informer("nodes")
-        # Pod key -> (first seen s, deletion due s): only pods with a deletion
-        # scheduled (bounded by the pods; an entry goes when it fires, is
-        # cancelled, or its pod goes).
-        self.scheduled: dict[str, tuple[float, float]] = {}
+        # Pod key -> (uid, first seen s, deletion due s): only pods with a
+        # deletion scheduled (bounded by the pods; an entry goes when it fires,
+        # is cancelled, or its pod goes).
+        self.scheduled: dict[str, tuple[str, float, float]] = {}
         self.pods.add_handler(self._pod_added, self._pod_updated, self.enqueue)
         self.nodes.add_handler(self._node_added, self._node_updated, self._node_added)
 
@@ -141,13 +141,15 @@ class TaintEvictionController(Controller):
             return
         taints = no_execute_taints(self.nodes.get(pod.spec.node_name))
         now_s = self.ctx.clock()
-        seen_s = self.scheduled.get(key, (now_s, 0.0))[0]
+        uid, seen_s, _ = self.scheduled.get(key, (pod.metadata.uid, now_s, 0.0))
+        if uid != pod.metadata.uid:   # a new pod under the name: its own count
+            seen_s = now_s
         due_s = eviction_at_s(taints, pod.spec.tolerations, now_s, seen_s)
         if due_s is None:
             self._cancel(key, pod)
             return
         if now_s < due_s:
-            self.scheduled[key] = (seen_s, due_s)
+            self.scheduled[key] = (pod.metadata.uid, seen_s, due_s)
             self.enqueue_after(key, due_s - now_s)
             return
         self.scheduled.pop(key, None)
@@ -155,12 +157,13 @@ class TaintEvictionController(Controller):
 
     async def _evict(self, key: str, pod: Message) -> None:
         namespace, name = split_key(key)
-        self.log.info("deleting a pod for a NoExecute taint", pod=key, node=pod.spec.node_name)
-        self.recorder.record(pod, NORMAL, EVICTION_REASON, f"Marking for deletion Pod {key}")
         try:
             fresh = await self.client.get("pods", name, namespace)
             if fresh.metadata.uid != pod.metadata.uid or fresh.metadata.deletion_timestamp:
                 return
+            self.log.info("deleting a pod for a NoExecute taint", pod=key,
+                          node=pod.spec.node_name)
+            self.recorder.record(pod, NORMAL, EVICTION_REASON, f"Marking for deletion Pod {key}")
             if cu.get_condition(fresh.status, DISRUPTION_TARGET) is None:
                 fresh.status.conditions.add(
                     type=DISRUPTION_TARGET, status="True", reason=DISRUPTION_REASON,

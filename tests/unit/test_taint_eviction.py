@@ -157,7 +157,7 @@ async def test_untolerated_pod_goes_at_once_tolerated_after_its_seconds(h):
     assert not (await pod(h, "short")).metadata.deletion_timestamp
     assert list(h.controller.scheduled) == ["default/short"]
     # Seen 1 s after its whole-second timeAdded: counted from the sighting.
-    assert h.controller.scheduled["default/short"][1] == NOW_S + 6
+    assert h.controller.scheduled["default/short"][2] == NOW_S + 6
 
     h.clock.now_s = NOW_S + 5.9
     await h.controller.sync("default/short")
