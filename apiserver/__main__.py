@@ -27,7 +27,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--shutdown-grace-s", type=float, default=d.shutdown_grace_s)
     p.add_argument("--default-not-ready-toleration-seconds", type=int,
                    default=d.default_toleration_s,
-                   help="tolerationSeconds added to pods for not-ready/unreachable nodes")
+                   help="tolerationSeconds of the toleration for node.kubernetes.io/not-ready:"
+                        "NoExecute added to every pod without one (default 300)")
+    p.add_argument("--default-unreachable-toleration-seconds", type=int,
+                   default=d.default_unreachable_toleration_s,
+                   help="the same for node.kubernetes.io/unreachable:NoExecute (default 300)")
     p.add_argument("--service-cluster-ip-range", default=d.service_cluster_ip_range,
                    help="CIDR (inside 127.0.0.0/8) ClusterIPs are allocated from; its first "
                         "address is the `kubernetes` Service's")
@@ -64,6 +68,7 @@ async def run(args: argparse.Namespace) -> None:
         shutdown_grace_s=args.shutdown_grace_s,
         address_file=args.address_file, fault_dir=args.fault_dir,
         default_toleration_s=args.default_not_ready_toleration_seconds,
+        default_unreachable_toleration_s=args.default_unreachable_toleration_seconds,
         service_cluster_ip_range=args.service_cluster_ip_range,
         service_node_port_range=args.service_node_port_range,
         endpoint_reconcile_s=args.endpoint_reconcile_interval_s,

@@ -67,7 +67,8 @@ class Options:
     health_interval_s: float = 1.0
     shutdown_grace_s: float = 5.0
     address_file: str = ""
-    default_toleration_s: int = 300
+    default_toleration_s: int = 300  # not-ready (--default-not-ready-toleration-seconds)
+    default_unreachable_toleration_s: int = 300
     fault_dir: str = ""  # kubemu.faults: fault points active while their file is here
     service_cluster_ip_range: str = servicealloc.DEFAULT_SERVICE_CIDR
     service_node_port_range: str = servicealloc.DEFAULT_NODE_PORT_RANGE
@@ -96,6 +97,8 @@ class APIServer:
             self.store, self.caches, corrupt_log=corrupt_log,
             kind_strategies=strategies(REGISTRY,
                                        default_toleration_s=options.default_toleration_s,
+                                       default_unreachable_toleration_s=(
+                                           options.default_unreachable_toleration_s),
                                        service_ranges=self.service_ranges,
                                        event_ttl_s=options.event_ttl_s))
         # A write request larger than kube-apiserver's limit is refused by gRPC

@@ -57,6 +57,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _duration_s(text: str) -> float:
+    """kube-controller-manager's duration flags: a Go duration (`40s`, `1m0s`,
+    `500ms`); a bare number is seconds, as this process's other flags."""
+    try:
+        return float(text)
+    except ValueError:
+        return parse_duration_s(text)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     d = Options(apiserver="-")
     p = argparse.ArgumentParser(prog="python -m controller_manager",
@@ -131,6 +140,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--resource-quota-sync-period-s", type=float,
                    default=d.resource_quota_sync_period_s,
                    help="how often every quota's usage is recomputed (default 300)")
+    p.add_argument("--node-monitor-period", type=_duration_s, default=d.node_monitor_period_s,
+                   metavar="DURATION", help="how often every node's health is checked "
+                   "(Go duration or seconds; default 5s)")
+    p.add_argument("--node-monitor-grace-period", type=_duration_s,
+                   default=d.node_monitor_grace_s, metavar="DURATION",
+                   help="how long a node may post no status and renew no lease before its "
+                        "conditions become Unknown (default 50s)")
+    p.add_argument("--node-startup-grace-period", type=_duration_s,
+                   default=d.node_startup_grace_s, metavar="DURATION",
+                   help="the same for a node that never posted Ready (default 1m0s)")
+    p.add_argument("--node-eviction-rate", type=float, default=d.node_eviction_rate,
+                   metavar="RATE", help="nodes per second that may get a NoExecute taint "
+                   "while the zone is healthy (default 0.1)")
+    p.add_argument("--secondary-node-eviction-rate", type=float,
+                   default=d.secondary_node_eviction_rate, metavar="RATE",
+                   help="the same while it is unhealthy (default 0.01; 0 in clusters of at "
+                        "most --large-cluster-size-threshold nodes)")
+    p.add_argument("--unhealthy-zone-threshold", type=float,
+                   default=d.unhealthy_zone_threshold, metavar="FRACTION",
+                   help="the fraction of nodes (more than 2) not Ready that makes a zone "
+                        "unhealthy (default 0.55)")
+    p.add_argument("--large-cluster-size-threshold", type=_positive_int,
+                   default=d.large_cluster_size_threshold, metavar="N",
+                   help="the nodes above which a cluster is large (default 50)")
     # Hidden, for tests: see controller_manager.base.FileOffsetClock.
     p.add_argument("--clock-offset-file", default="", help=argparse.SUPPRESS)
     p.add_argument("--rpc-timeout-s", type=float, default=d.rpc_timeout_s)
@@ -144,7 +177,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("job_backoff_base_s", "job_backoff_max_s", "daemonset_failed_pod_backoff_base_s",
                  "daemonset_failed_pod_backoff_max_s", "cronjob_resync_s", "gc_resync_s",
                  "pvclaimbinder_sync_period_s", "rpc_timeout_s",
-                 "resource_quota_sync_period_s"):
+                 "resource_quota_sync_period_s", "node_monitor_period",
+                 "node_monitor_grace_period", "node_startup_grace_period"):
         if getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be > 0")
     if args.horizontal_pod_autoscaler_sync_period <= 0:
@@ -155,9 +189,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                  "horizontal_pod_autoscaler_initial_readiness_delay"):
         if getattr(args, name) < 0:
             p.error(f"--{name.replace('_', '-')} must be >= 0")
-    for name in ("endpoint_updates_batch_period_s", "endpointslice_updates_batch_period_s"):
+    for name in ("endpoint_updates_batch_period_s", "endpointslice_updates_batch_period_s",
+                 "node_eviction_rate", "secondary_node_eviction_rate"):
         if getattr(args, name) < 0:
             p.error(f"--{name.replace('_', '-')} must be >= 0")
+    if not 0 < args.unhealthy_zone_threshold <= 1:
+        p.error("--unhealthy-zone-threshold must be in (0, 1]")
     if args.max_endpoints_per_slice > 1000:
         p.error("--max-endpoints-per-slice must be <= 1000")
     try:
@@ -200,7 +237,14 @@ def options_from(args: argparse.Namespace, apiserver: str) -> Options:
         hpa_tolerance=args.horizontal_pod_autoscaler_tolerance,
         hpa_downscale_stabilization_s=args.horizontal_pod_autoscaler_downscale_stabilization,
         hpa_cpu_initialization_period_s=args.horizontal_pod_autoscaler_cpu_initialization_period,
-        hpa_initial_readiness_delay_s=args.horizontal_pod_autoscaler_initial_readiness_delay)
+        hpa_initial_readiness_delay_s=args.horizontal_pod_autoscaler_initial_readiness_delay,
+        node_monitor_period_s=args.node_monitor_period,
+        node_monitor_grace_s=args.node_monitor_grace_period,
+        node_startup_grace_s=args.node_startup_grace_period,
+        node_eviction_rate=args.node_eviction_rate,
+        secondary_node_eviction_rate=args.secondary_node_eviction_rate,
+        unhealthy_zone_threshold=args.unhealthy_zone_threshold,
+        large_cluster_size_threshold=args.large_cluster_size_threshold)
 
 
 async def run(options: Options) -> None:

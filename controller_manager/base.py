@@ -131,6 +131,17 @@ class Options:
     # Tests only (--clock-offset-file): the controllers' clock is the wall
     # clock plus the seconds this file holds, so a test moves CronJob time on.
     clock_offset_file: str = ""
+    # Node lifecycle controller (--node-monitor-period, --node-monitor-grace-period,
+    # --node-startup-grace-period; Kubernetes' defaults 5s, 50s, 1m0s).
+    node_monitor_period_s: float = 5.0
+    node_monitor_grace_s: float = 50.0
+    node_startup_grace_s: float = 60.0
+    # --node-eviction-rate, --secondary-node-eviction-rate (nodes per second),
+    # --unhealthy-zone-threshold, --large-cluster-size-threshold.
+    node_eviction_rate: float = 0.1
+    secondary_node_eviction_rate: float = 0.01
+    unhealthy_zone_threshold: float = 0.55
+    large_cluster_size_threshold: int = 50
 
     def workers(self, name: str, default: int) -> int:
         return self.concurrency.get(name, default)

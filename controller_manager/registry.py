@@ -21,11 +21,13 @@ from controller_manager.garbagecollector import GarbageCollector
 from controller_manager.hpa import HorizontalPodAutoscalerController
 from controller_manager.job import JobController
 from controller_manager.namespace import NamespaceController
+from controller_manager.node_lifecycle import NodeLifecycleController
 from controller_manager.pv_binder import PersistentVolumeBinderController
 from controller_manager.replicaset import ReplicaSetController
 from controller_manager.resource_quota import ResourceQuotaController
 from controller_manager.service_lb import ServiceLBController
 from controller_manager.statefulset import StatefulSetController
+from controller_manager.taint_eviction import TaintEvictionController
 from controller_manager.ttl_after_finished import TTLAfterFinishedController
 
 CONTROLLERS: tuple[type[Controller], ...] = (
@@ -45,6 +47,8 @@ CONTROLLERS: tuple[type[Controller], ...] = (
     DisruptionController,
     HorizontalPodAutoscalerController,
     NamespaceController,
+    NodeLifecycleController,
+    TaintEvictionController,
 )
 
 

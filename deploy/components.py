@@ -340,7 +340,11 @@ CONTROLLER_MANAGER_FAST_FLAGS: tuple[str, ...] = (
     "--horizontal-pod-autoscaler-sync-period", "2s",
     "--horizontal-pod-autoscaler-downscale-stabilization", "10s",
     "--horizontal-pod-autoscaler-cpu-initialization-period", "10s",
-    "--horizontal-pod-autoscaler-initial-readiness-delay", "3s")
+    "--horizontal-pod-autoscaler-initial-readiness-delay", "3s",
+    # Node lifecycle: above the default kubelet's 10 s lease renewal (a fast
+    # control plane may run default nodes), far below Kubernetes' 50s.
+    "--node-monitor-period", "1s", "--node-monitor-grace-period", "20s",
+    "--node-startup-grace-period", "30s", "--node-eviction-rate", "1")
 
 
 def controller_manager_argv(launch: Launch, flags: Sequence[str] = ()) -> list[str]:

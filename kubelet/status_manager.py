@@ -21,6 +21,11 @@ Model (Kubernetes' pkg/kubelet/status/status_manager.go):
   its name), is not written: its entry is dropped, and later statuses for
   that uid are ignored. Nothing is sent when the merged status is the one
   stored already.
+- The kubelet's view wins over another writer's: a status set that is the
+  same as before is still written when the API's copy (the informer's, or
+  our last write's) disagrees with it on the kubelet's fields (Kubernetes'
+  needsReconcile; the node lifecycle controller marks the pods of a node it
+  lost Ready=False, and the kubelet that comes back sets them right).
 - Any other failure (Unavailable, a timeout) is retried `error_retries`
   times with back-off; after that the pod stays unsynced and the next
   `set_pod_status` (the worker's next sync, at least every sync period)
@@ -91,6 +96,7 @@ class _Entry:
     synced: bool = False                        # was that one written?
     dropped: bool = False                       # gone, or its uid changed: never written
     written: Message | None = None              # what our last write returned
+    reconciled_rv: int = -1                     # the API copy last checked (needs_reconcile)
     task: asyncio.Task | None = None
     idle: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
 
@@ -148,7 +154,8 @@ class StatusManager:
         pod_status.never_backwards(entry.status if entry.status is not None else pod.status,
                                    new, pod.spec)
         if entry.status is not None and pod_status.same(new, entry.status) \
-                and (entry.task is not None or entry.synced):
+                and (entry.task is not None or entry.synced) \
+                and (entry.task is not None or not self._needs_reconcile(entry)):
             return  # nothing new (a failed write is tried again, though)
         entry.status = new
         entry.version += 1
@@ -156,6 +163,21 @@ class StatusManager:
             entry.idle.clear()
             entry.task = asyncio.get_running_loop().create_task(
                 self._run(entry), name=f"status-{meta.uid[:8]}")
+
+    def _needs_reconcile(self, entry: _Entry) -> bool:
+        """Whether the API's copy of the pod (the informer's, or our last
+        write's) says something else than the kubelet's view of the fields it
+        owns (Kubernetes' needsReconcile): another writer changed them, e.g.
+        the node lifecycle controller set Ready=False while the node was away.
+        A copy already checked is not merged again."""
+        uid = self.api_uid(entry.uid)  # a static pod's status lives on its mirror
+        base = self._newest_copy(entry, uid) if uid is not None else None
+        if base is None or base.metadata.uid != uid or entry.status is None \
+                or _rv(base) == entry.reconciled_rv:
+            return False
+        entry.reconciled_rv = _rv(base)
+        return not pod_status.same(pod_status.merge(base, entry.status, self.clock()),
+                                   base.status)
 
     async def flush(self, uid: str, timeout_s: float) -> bool:
         """Wait until the latest status set for `uid` is written; False when it

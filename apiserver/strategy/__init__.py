@@ -34,6 +34,7 @@ class Settings:
 
     default_toleration_s: int = 300
     service_ranges: Ranges = dataclasses.field(default_factory=Ranges.parse)
+    default_unreachable_toleration_s: int = 300
     # --event-ttl: how long an Event is kept after its last write.
     event_ttl_s: int = DEFAULT_EVENT_TTL_S
 
@@ -54,7 +55,8 @@ def _event(kind: Kind, settings: Settings) -> Strategy:
 
 _STRATEGIES: dict[tuple[str, str], Factory] = {
     ("", "Pod"): lambda kind, settings: PodStrategy(
-        kind, default_toleration_s=settings.default_toleration_s),
+        kind, default_toleration_s=settings.default_toleration_s,
+        default_unreachable_toleration_s=settings.default_unreachable_toleration_s),
     ("", "Namespace"): lambda kind, _: NamespaceStrategy(kind),
     ("", "Node"): lambda kind, _: NodeStrategy(kind),
     ("", "PersistentVolume"): lambda kind, _: PendingOnCreateStrategy(kind),
@@ -72,10 +74,11 @@ _STRATEGIES: dict[tuple[str, str], Factory] = {
 
 def strategies(kinds: Registry, *, default_toleration_s: int = 300,
                service_ranges: Ranges | None = None,
+               default_unreachable_toleration_s: int = 300,
                event_ttl_s: int = DEFAULT_EVENT_TTL_S) -> dict[Kind, Strategy]:
     """One strategy per kind of `kinds`."""
     settings = Settings(default_toleration_s, service_ranges or Ranges.parse(),
-                        event_ttl_s=event_ttl_s)
+                        default_unreachable_toleration_s, event_ttl_s=event_ttl_s)
     return {kind: _STRATEGIES.get((kind.group, kind.kind), _default)(kind, settings)
             for kind in kinds.kinds}
 

@@ -19,9 +19,11 @@ TERMINAL_PHASES = ("Succeeded", "Failed")
 class PodStrategy(Strategy):
     admission_reads = (limitranger.LIMIT_RANGES, priority.PRIORITY_CLASSES)
 
-    def __init__(self, kind: Kind, *, default_toleration_s: int):
+    def __init__(self, kind: Kind, *, default_toleration_s: int,
+                 default_unreachable_toleration_s: int = 300):
         super().__init__(kind)
-        self.default_toleration_s = default_toleration_s
+        self.default_toleration_s = default_toleration_s  # not-ready
+        self.default_unreachable_toleration_s = default_unreachable_toleration_s
 
     def admit(self, obj: Message, current: Mapping[str, Sequence[Message]]) -> None:
         """Mutating admission in kube-apiserver's order: LimitRanger (default
@@ -38,7 +40,7 @@ class PodStrategy(Strategy):
         super().prepare_for_create(obj)
         # DefaultTolerationSeconds admission (create only; the seconds are a flag).
         defaults.add_default_tolerations(obj, self.default_toleration_s,
-                                         self.default_toleration_s)
+                                         self.default_unreachable_toleration_s)
         obj.status.phase = "Pending"
         obj.status.qos_class = defaults.qos_class(obj)
 

@@ -386,3 +386,22 @@ async def test_a_static_pods_status_goes_to_its_mirror_and_waits_for_one():
     assert await h.manager.flush("hash-1", 5.0)
     assert stored(api)["metadata"]["uid"] == "mirror-2"
     assert stored(api)["status"]["phase"] == "Running"
+async def test_another_writers_change_to_the_kubelets_fields_is_set_right_at_the_next_sync():
+    """Kubernetes' needsReconcile: the node lifecycle controller marked the pod
+    Ready=False while the node was away; the kubelet's next sync, with the same
+    view as before, writes Ready=True again (once, not at every sync)."""
+    api = FakeApi(pod(rv=1))
+    h = Harness(api, cached=pod(rv=1))
+    assert await h.set_and_flush(pod(rv=1), kubelet_status())
+    marked = core_pb2.Pod()
+    marked.CopyFrom(api.pods["web"])
+    next(c for c in marked.status.conditions if c.type == "Ready").status = "False"
+    api.put(marked)
+    h.cached = api.pods["web"]
+    assert await h.set_and_flush(pod(rv=1), kubelet_status())
+    assert len(api.writes) == 2
+    assert [c["status"] for c in stored(api)["status"]["conditions"] if c["type"] == "Ready"] \
+        == ["True"]
+    h.cached = api.pods["web"]
+    assert await h.set_and_flush(pod(rv=1), kubelet_status())
+    assert len(api.writes) == 2
