@@ -294,15 +294,16 @@ def pod_matches_scope(req: ScopeRequirement, pod: Message) -> bool:
     if req.scope == SCOPE_NOT_BEST_EFFORT:
         return defaults.qos_class(pod) != "BestEffort"
     if req.scope == SCOPE_PRIORITY_CLASS:
-        # podMatchesSelector over {"PriorityClass": name}: the key is always
-        # there, so Exists is "has a class" and DoesNotExist never holds.
+        # podMatchesSelector over {"PriorityClass": name}, the key set only
+        # when the pod names a class: DoesNotExist is "names none", and In
+        # never matches a pod without one.
         name = pod.spec.priority_class_name
         if req.operator == "Exists":
             return bool(name)
         if req.operator == "DoesNotExist":
-            return False
+            return not name
         if req.operator == "In":
-            return name in req.values
+            return bool(name) and name in req.values
         if req.operator == "NotIn":
             return name not in req.values
         return False

@@ -213,9 +213,10 @@ def test_scopes_select_pods(scopes, spec, matched):
     ("NotIn", ["high"], "", True),
     ("Exists", [], "low", True),
     ("Exists", [], "", False),
-    ("DoesNotExist", [], "", False),
+    ("DoesNotExist", [], "", True),
+    ("DoesNotExist", [], "low", False),
 ], ids=["in", "in-not", "not-in", "not-in-no-class", "exists", "exists-no-class",
-        "does-not-exist"])
+        "does-not-exist-no-class", "does-not-exist-with-class"])
 def test_priority_class_scope_selector(operator, values, class_name, matched):
     qu = quota(hard={"pods": "5"})
     qu.spec.scope_selector.match_expressions.add(scope_name="PriorityClass",
