@@ -511,6 +511,17 @@ def milli_quantity(milli: int) -> str:
     return quantity.canonical(Fraction(milli, 1000), quantity.DECIMAL_SI)
 
 
+def _outer_error(spec: Message, detail: str) -> str:
+    """computeReplicasForMetric's wrapping of a resource metric's error, which
+    the FailedComputeMetricsReplicas event shows (the condition and the
+    per-metric event carry `detail` alone)."""
+    if spec.type == "Resource":
+        return f"failed to get {spec.resource.name} resource metric value: {detail}"
+    if spec.type == "ContainerResource":
+        return f"failed to get {spec.container_resource.name} container metric value: {detail}"
+    return detail
+
+
 class HorizontalPodAutoscalerController(Controller):
     name = "horizontal-pod-autoscaler-controller"
     aliases = ("horizontalpodautoscaling",)
@@ -618,8 +629,12 @@ class HorizontalPodAutoscalerController(Controller):
             rescale = desired != current
         if rescale:
             try:
-                await self.client.patch(resource, ref.name, namespace,
-                                        patch={"spec": {"replicas": desired}})
+                # Conditioned on the scale read above, as the scale subresource's
+                # update is: a concurrent `scale` is not overwritten by a size
+                # computed from stale replicas (a Conflict; the next sync redoes it).
+                await self.client.patch(resource, ref.name, namespace, patch={
+                    "metadata": {"resourceVersion": target.metadata.resource_version},
+                    "spec": {"replicas": desired}})
             except errors.ApiError as err:
                 self.recorder.record(hpa, "Warning", "FailedRescale",
                                      f"New size: {desired}; reason: {rescale_reason}; "
@@ -688,7 +703,7 @@ class HorizontalPodAutoscalerController(Controller):
                     first_condition = ("ScalingActive", "False", err.reason,
                                        f"the HPA was unable to compute the replica count: "
                                        f"{err.detail}")
-                    first_error = err.detail
+                    first_error = _outer_error(spec, err.detail)
                 invalid += 1
                 continue
             if replicas == 0 or proposal > replicas:

@@ -468,7 +468,8 @@ async def test_missing_metrics_set_scaling_active_false():
                                             f"{message}")
     assert ("Warning", "FailedGetResourceMetric", message) in s.recorder.events
     assert ("Warning", "FailedComputeMetricsReplicas",
-            f"invalid metrics (1 invalid out of 1), first error is: {message}") in \
+            f"invalid metrics (1 invalid out of 1), first error is: failed to get cpu "
+            f"resource metric value: {message}") in \
         s.recorder.events
     assert await s.replicas() == 2
 
