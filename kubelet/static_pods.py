@@ -134,7 +134,10 @@ def static_pod(doc: Mapping[str, Any], node_name: str, path: str, seen_s: float)
                                 f"kind {doc.get('kind')!r})")
     pod = codec.from_dict(core_pb2.Pod, dict(doc))
     meta = pod.metadata
-    uid = meta.uid or manifest_hash(doc, node_name, path)
+    # Always the hash, even when the manifest names a uid (Kubernetes keeps
+    # that one and sees an edit as an update): here an edit is a new pod,
+    # found by the hash the directory scan computes.
+    uid = manifest_hash(doc, node_name, path)
     meta.uid = uid
     meta.name = f"{meta.name}-{node_name.lower()}"
     meta.namespace = meta.namespace or "default"

@@ -46,6 +46,13 @@ def test_a_manifest_becomes_the_static_pod_kubernetes_makes():
     assert pod.status.phase == "Pending"
 
 
+def test_a_uid_in_the_manifest_is_not_kept():
+    """The directory scan finds a pod by the manifest's hash: a uid of the
+    manifest's own would make every later scan miss it and never see an edit."""
+    pod = sp.static_pod(manifest(uid="chosen"), NODE, PATH, SEEN_S)
+    assert pod.metadata.uid == sp.manifest_hash(manifest(uid="chosen"), NODE, PATH)
+
+
 @pytest.mark.parametrize("change", [
     lambda d: d["spec"]["containers"][0].update(image="nginx:1.27"),
     lambda d: d["metadata"]["labels"].update(tier="b"),
