@@ -367,8 +367,9 @@ async def _cordon(client: Any, node: Any, dry_run: str) -> None:
         _out(f"{label} already cordoned{suffix}")
         return
     if dry_run != "client":
-        patch = {"spec": {"unschedulable": True},
-                 "metadata": {"resourceVersion": node.metadata.resource_version}}
+        # kubectl's CordonHelper patches spec.unschedulable alone, with no
+        # resourceVersion: a kubelet's heartbeat in between must not fail it.
+        patch = {"spec": {"unschedulable": True}}
         await client.patch("nodes", node.metadata.name, patch=patch,
                            dry_run=dry_run == "server")
     _out(f"{label} cordoned{suffix}")
