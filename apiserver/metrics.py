@@ -5,7 +5,9 @@ Contract:
 - Read-only: get and list (namespace, label and field selectors); the
   service refuses every other verb (errors.method_not_supported).
 - CPU is the kubelet's rate over a real window (the runtime's cumulative CPU
-  time between samples, over its --cpu-window-s); memory is the working set.
+  time between samples, over its --cpu-window-s), and `window` is the span
+  those samples cover (the resolution before any is known, as for a pod
+  sampled once); memory is the working set.
 - One sample per node is kept for `resolution_s` (metrics-server's
   --metric-resolution): reads within that time are answered from it. A pod
   the node's sample does not know yet (just started) gets its node sampled
@@ -135,12 +137,15 @@ class MetricsAPI:
 
     # ------------------------------------------------------------ objects
 
-    def _window(self) -> str:
-        return format_window(self.resolution_s)
+    def _window(self, *measured_s: float) -> str:
+        """The span the CPU rate covers, as metrics-server's window: the
+        runtime's (its samples over --cpu-window-s), else the resolution."""
+        return format_window(max(measured_s, default=0.0) or self.resolution_s)
 
     def _node_metrics(self, node: Any, stats: pb.NodeStatsResponse) -> metrics_pb2.NodeMetrics:
         out = metrics_pb2.NodeMetrics(api_version="metrics.k8s.io/v1beta1", kind="NodeMetrics",
-                                      timestamp=stats.timestamp, window=self._window())
+                                      timestamp=stats.timestamp,
+                                      window=self._window(stats.cpu_window_seconds))
         out.metadata.name = node.metadata.name
         out.metadata.labels.update(node.metadata.labels)
         out.metadata.creation_timestamp = stats.timestamp
@@ -151,7 +156,9 @@ class MetricsAPI:
     def _pod_metrics(self, pod: Any, usage: pb.PodUsage, stats: pb.NodeStatsResponse
                      ) -> metrics_pb2.PodMetrics:
         out = metrics_pb2.PodMetrics(api_version="metrics.k8s.io/v1beta1", kind="PodMetrics",
-                                     timestamp=stats.timestamp, window=self._window())
+                                     timestamp=stats.timestamp,
+                                     window=self._window(*(c.cpu_window_seconds
+                                                           for c in usage.containers)))
         out.metadata.name = pod.metadata.name
         out.metadata.namespace = pod.metadata.namespace
         out.metadata.labels.update(pod.metadata.labels)

@@ -376,6 +376,7 @@ class KubeletService(kubelet_pb2_grpc.KubeletServicer):
         pods: dict[str, apb.PodUsage] = {}
         cpu = memory = 0
         stamp = 0
+        window_s = 0.0
         for s in stats:
             labels = s.attributes.labels
             uid = labels.get(cri.POD_UID_LABEL, "")
@@ -388,7 +389,9 @@ class KubeletService(kubelet_pb2_grpc.KubeletServicer):
                     name=labels.get(cri.POD_NAME_LABEL, ""), uid=uid)
             usage.containers.add(name=s.attributes.metadata.name,
                                  cpu_nano_cores=s.cpu.usage_nano_cores,
-                                 memory_working_set_bytes=s.memory.working_set_bytes)
+                                 memory_working_set_bytes=s.memory.working_set_bytes,
+                                 cpu_window_seconds=s.cpu.window_seconds)
+            window_s = max(window_s, s.cpu.window_seconds)
             cpu += s.cpu.usage_nano_cores
             memory += s.memory.working_set_bytes
             stamp = max(stamp, s.cpu.timestamp)
@@ -397,6 +400,7 @@ class KubeletService(kubelet_pb2_grpc.KubeletServicer):
         return apb.NodeStatsResponse(node=self.node_name, timestamp=stamp_text,
                                      cpu_nano_cores=cpu + agent_cpu,
                                      memory_working_set_bytes=memory + agent_memory,
+                                     cpu_window_seconds=window_s,
                                      pods=sorted(pods.values(),
                                                  key=lambda p: (p.namespace, p.name)))
 

@@ -239,8 +239,14 @@ class Container:
         self.sampled_at_ns = now_ns
 
     def nano_cores(self, window_s: float) -> int:
+        return self.cpu_rate(window_s)[0]
+
+    def cpu_rate(self, window_s: float) -> tuple[int, float]:
+        """(nano cores, seconds): the CPU rate over the samples of the last
+        `window_s`, and the span those samples cover (what metrics-server
+        reports as a metric's window)."""
         if len(self.cpu_samples) < 2:
-            return 0
+            return 0, 0.0
         last_t, last_cpu = self.cpu_samples[-1]
         first_t, first_cpu = self.cpu_samples[0]
         for t, cpu in self.cpu_samples:
@@ -248,7 +254,9 @@ class Container:
                 first_t, first_cpu = t, cpu
                 break
         elapsed_s = last_t - first_t
-        return int((last_cpu - first_cpu) / elapsed_s) if elapsed_s > 0 else 0
+        if elapsed_s <= 0:
+            return 0, 0.0
+        return int((last_cpu - first_cpu) / elapsed_s), elapsed_s
 
 
 @dataclasses.dataclass
@@ -1528,9 +1536,11 @@ class ContainerRuntime:
     async def stats(self, c: Container) -> dict:
         if c.running and not c.sampled_at_ns:
             await self.sample([c])
+        nano_cores, window_s = (c.cpu_rate(self.options.cpu_window_s) if c.running
+                                else (0, 0.0))
         return {"timestamp": c.sampled_at_ns or _now_ns(),
                 "cpu_ns": c.cpu_total_ns if c.running else 0,
-                "nano_cores": c.nano_cores(self.options.cpu_window_s) if c.running else 0,
+                "nano_cores": nano_cores, "cpu_window_s": window_s,
                 "rss_bytes": c.rss_bytes if c.running else 0,
                 "working_set_bytes": c.working_set_bytes if c.running else 0,
                 "process_count": c.process_count if c.running else 0}

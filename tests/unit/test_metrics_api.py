@@ -177,3 +177,15 @@ async def test_the_service_refuses_writes_to_the_metrics_api(verb):
         await getattr(service, verb)(request, Context())
     assert "is not supported on resources of kind \"podmetrics.metrics.k8s.io\"" in str(
         info.value)
+
+
+async def test_the_window_is_the_span_the_runtime_measured_cpu_over():
+    """metrics-server's window is the time between the two samples a rate
+    comes from: here the runtime's span (up to its --cpu-window-s), which the
+    HPA compares with a pod's readiness to leave out start-up CPU."""
+    fake = Fake()
+    fake.stats["node-1"].cpu_window_seconds = 9.5
+    fake.stats["node-1"].pods[0].containers[0].cpu_window_seconds = 9.5
+    node_1 = (await fake.api(resolution_s=2.0).list(NODE_METRICS, "", "zone=a"))[0]
+    web = (await fake.api(resolution_s=2.0).list(POD_METRICS, "default", "app=web"))[0]
+    assert (node_1.window, web.window) == ("9.5s", "9.5s")

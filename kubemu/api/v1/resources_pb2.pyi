@@ -321,14 +321,16 @@ class NodeStatsRequest(_message.Message):
     def __init__(self, node: _Optional[str] = ...) -> None: ...
 
 class ContainerUsage(_message.Message):
-    __slots__ = ("name", "cpu_nano_cores", "memory_working_set_bytes")
+    __slots__ = ("name", "cpu_nano_cores", "memory_working_set_bytes", "cpu_window_seconds")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CPU_NANO_CORES_FIELD_NUMBER: _ClassVar[int]
     MEMORY_WORKING_SET_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CPU_WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
     name: str
     cpu_nano_cores: int
     memory_working_set_bytes: int
-    def __init__(self, name: _Optional[str] = ..., cpu_nano_cores: _Optional[int] = ..., memory_working_set_bytes: _Optional[int] = ...) -> None: ...
+    cpu_window_seconds: float
+    def __init__(self, name: _Optional[str] = ..., cpu_nano_cores: _Optional[int] = ..., memory_working_set_bytes: _Optional[int] = ..., cpu_window_seconds: _Optional[float] = ...) -> None: ...
 
 class PodUsage(_message.Message):
     __slots__ = ("namespace", "name", "uid", "containers")
@@ -343,18 +345,20 @@ class PodUsage(_message.Message):
     def __init__(self, namespace: _Optional[str] = ..., name: _Optional[str] = ..., uid: _Optional[str] = ..., containers: _Optional[_Iterable[_Union[ContainerUsage, _Mapping]]] = ...) -> None: ...
 
 class NodeStatsResponse(_message.Message):
-    __slots__ = ("node", "timestamp", "cpu_nano_cores", "memory_working_set_bytes", "pods")
+    __slots__ = ("node", "timestamp", "cpu_nano_cores", "memory_working_set_bytes", "pods", "cpu_window_seconds")
     NODE_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     CPU_NANO_CORES_FIELD_NUMBER: _ClassVar[int]
     MEMORY_WORKING_SET_BYTES_FIELD_NUMBER: _ClassVar[int]
     PODS_FIELD_NUMBER: _ClassVar[int]
+    CPU_WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
     node: str
     timestamp: str
     cpu_nano_cores: int
     memory_working_set_bytes: int
     pods: _containers.RepeatedCompositeFieldContainer[PodUsage]
-    def __init__(self, node: _Optional[str] = ..., timestamp: _Optional[str] = ..., cpu_nano_cores: _Optional[int] = ..., memory_working_set_bytes: _Optional[int] = ..., pods: _Optional[_Iterable[_Union[PodUsage, _Mapping]]] = ...) -> None: ...
+    cpu_window_seconds: float
+    def __init__(self, node: _Optional[str] = ..., timestamp: _Optional[str] = ..., cpu_nano_cores: _Optional[int] = ..., memory_working_set_bytes: _Optional[int] = ..., pods: _Optional[_Iterable[_Union[PodUsage, _Mapping]]] = ..., cpu_window_seconds: _Optional[float] = ...) -> None: ...
 
 class EvictRequest(_message.Message):
     __slots__ = ("namespace", "eviction")

@@ -701,14 +701,16 @@ class ContainerAttributes(_message.Message):
     def __init__(self, id: _Optional[str] = ..., metadata: _Optional[_Union[ContainerMetadata, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., annotations: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class CpuUsage(_message.Message):
-    __slots__ = ("timestamp", "usage_core_nano_seconds", "usage_nano_cores")
+    __slots__ = ("timestamp", "usage_core_nano_seconds", "usage_nano_cores", "window_seconds")
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     USAGE_CORE_NANO_SECONDS_FIELD_NUMBER: _ClassVar[int]
     USAGE_NANO_CORES_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
     timestamp: int
     usage_core_nano_seconds: int
     usage_nano_cores: int
-    def __init__(self, timestamp: _Optional[int] = ..., usage_core_nano_seconds: _Optional[int] = ..., usage_nano_cores: _Optional[int] = ...) -> None: ...
+    window_seconds: float
+    def __init__(self, timestamp: _Optional[int] = ..., usage_core_nano_seconds: _Optional[int] = ..., usage_nano_cores: _Optional[int] = ..., window_seconds: _Optional[float] = ...) -> None: ...
 
 class MemoryUsage(_message.Message):
     __slots__ = ("timestamp", "working_set_bytes", "rss_bytes")
