@@ -233,9 +233,7 @@ class ObjectRegistry:
                 raise errors.not_found(self._namespaces.resource, namespace)
             ns = self._read(self._namespaces, kv)
         if ns.metadata.deletion_timestamp:
-            raise errors.Forbidden(
-                f"unable to create new content in namespace {namespace} because it is "
-                "being terminated")
+            raise errors.namespace_terminating(namespace)
 
     # ------------------------------------------------------------ reads
 

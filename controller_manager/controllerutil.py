@@ -368,7 +368,8 @@ class PodControl:
         try:
             created = await self.client.create(pod)
         except errors.ApiError as exc:
-            self.recorder.record(owner, WARNING, "FailedCreate", f"Error creating: {exc}")
+            if not errors.is_namespace_terminating(exc):  # RealPodControl records no event then
+                self.recorder.record(owner, WARNING, "FailedCreate", f"Error creating: {exc}")
             raise
         self.recorder.record(owner, NORMAL, "SuccessfulCreate",
                              f"Created pod: {created.metadata.name}")

@@ -683,6 +683,8 @@ class JobController(Controller):
             diff, SLOW_START_INITIAL_BATCH, lambda: self.pod_control.create(job, next_pod()))
         if error is not None:
             self.expectations.lower_creations(key, diff - successes)
+            if errors.is_namespace_terminating(error):
+                error = None  # a terminating namespace takes no pods: nothing to retry
         return active + successes, 0, error
 
     def _pods_for_removal(self, job: Message, active_pods: list[Message], count: int,

@@ -87,7 +87,8 @@ class ReplicaSetController(Controller):
             if error is not None:
                 # The creates that failed or never ran will not be observed.
                 self.expectations.lower_creations(key, count - successes)
-                return error
+                # A terminating namespace takes no pods: nothing to retry.
+                return None if errors.is_namespace_terminating(error) else error
             return None
         if diff > 0:
             count = min(diff, BURST_REPLICAS)

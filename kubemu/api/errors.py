@@ -199,6 +199,24 @@ _BY_CODE = {
 }
 
 
+_NAMESPACE_TERMINATING = "because it is being terminated"
+
+
+def namespace_terminating(namespace: str) -> Forbidden:
+    """NamespaceLifecycle admission's refusal of new content in a namespace
+    that is being deleted (Kubernetes' NamespaceTerminatingCause)."""
+    return Forbidden(f"unable to create new content in namespace {namespace} "
+                     f"{_NAMESPACE_TERMINATING}")
+
+
+def is_namespace_terminating(err: BaseException) -> bool:
+    """Whether `err` is that refusal: a controller's create that meets it
+    gives up quietly, as Kubernetes' do (the namespace controller is
+    deleting everything in it anyway). Told by its message, the only part of
+    the status cause that travels over gRPC."""
+    return isinstance(err, Forbidden) and _NAMESPACE_TERMINATING in err.message
+
+
 def not_found(resource: str, name: str) -> NotFound:
     return NotFound(f'{resource} "{name}" not found')
 

@@ -24,8 +24,11 @@ class RefusingClient(MemClient):
     """Refuses pod creates while `refuse` is set, as a quota would."""
 
     refuse = False
+    terminating = False  # as NamespaceLifecycle refuses a namespace being deleted
 
     async def create(self, o, *, dry_run: bool = False):
+        if self.terminating and o.kind != "Namespace":
+            raise errors.namespace_terminating(o.metadata.namespace)
         if self.refuse and o.kind == "Pod":
             raise errors.Forbidden('pods "web-x" is forbidden: exceeded quota: compute, '
                                    'requested: pods=1, used: pods=1, limited: pods=1')
@@ -256,3 +259,16 @@ async def test_a_deployments_old_replicaset_scales_down_on_the_node_crowded_with
     hc.cache("pods", pods)
     await hc.controller.sync("default/web-old")
     assert await hc.names("pods") == ["new-a", "new-b", "old-a"]
+
+
+async def test_a_terminating_namespace_is_not_retried_nor_reported(h):
+    """Kubernetes' ReplicaSet controller gives up quietly on the
+    NamespaceTerminating refusal: no error to retry, no FailedCreate event."""
+    await h.client.create(rs(2))
+    h.client.terminating = True
+    recorded: list[tuple] = []
+    h.rsc.pod_control.recorder.record = lambda *a, **kw: recorded.append(a)
+    await h.relist()
+    assert await h.sync() is None
+    assert await h.pods() == []
+    assert [a for a in recorded if "FailedCreate" in a] == []
