@@ -50,6 +50,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--bind-concurrency", type=int, default=d.bind_concurrency,
                    help="binds in flight at once")
     p.add_argument("--rpc-timeout-s", type=float, default=d.rpc_timeout_s)
+    p.add_argument("--event-series-heartbeat-s", type=float,
+                   default=d.event_series_heartbeat_s,
+                   help="write a repeated event's series count at most this often "
+                        "(client-go's 30 minutes)")
     p.add_argument("--health-listen", default=d.health_listen, metavar="HOST:PORT",
                    help="grpc.health.v1 address (port 0 picks one)")
     p.add_argument("--address-file", default="", help="write the health address here")
@@ -59,8 +63,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     leaderelection.check_flags(p, args)
     if not 0 < args.pod_initial_backoff_s <= args.pod_max_backoff_s:
         p.error("need 0 < --pod-initial-backoff-s <= --pod-max-backoff-s")
-    if args.bind_concurrency <= 0 or args.rpc_timeout_s <= 0:
-        p.error("--bind-concurrency and --rpc-timeout-s must be > 0")
+    if args.bind_concurrency <= 0 or args.rpc_timeout_s <= 0 or \
+            args.event_series_heartbeat_s <= 0:
+        p.error("--bind-concurrency, --rpc-timeout-s and --event-series-heartbeat-s "
+                "must be > 0")
     return args
 
 
@@ -74,7 +80,8 @@ def options_from(args: argparse.Namespace, apiserver: str) -> Options:
         pod_initial_backoff_s=args.pod_initial_backoff_s,
         pod_max_backoff_s=args.pod_max_backoff_s, health_listen=args.health_listen,
         address_file=args.address_file, rpc_timeout_s=args.rpc_timeout_s,
-        bind_concurrency=args.bind_concurrency)
+        bind_concurrency=args.bind_concurrency,
+        event_series_heartbeat_s=args.event_series_heartbeat_s)
 
 
 async def run(options: Options, framework) -> None:

@@ -41,7 +41,8 @@ from kubemu import server as grpc_server
 from kubemu import aio, fileutil, timefmt
 from kubemu.api import errors
 from kubemu.client.clientset import Client
-from kubemu.client.events import NORMAL, WARNING, EventRecorder
+from kubemu.client.events import (EVENTS_API, NORMAL, SERIES_HEARTBEAT_S, WARNING,
+                                  EventRecorder)
 from kubemu.client.informer import Informer, object_of
 from kubemu.client.leaderelection import LeaderElector
 from kubemu.loops import Loops
@@ -93,6 +94,9 @@ class Options:
     assumed_pod_ttl_s: float = 30.0
     # Larger than client-go's 1000: a 2,000-pod burst keeps all its Scheduled events.
     events_queue_max: int = 10_000
+    # client-go tools/events' refreshTime: a FailedScheduling series' count is
+    # written at most this often after its second occurrence.
+    event_series_heartbeat_s: float = SERIES_HEARTBEAT_S
     shutdown_grace_s: float = 5.0
 
     def __post_init__(self) -> None:
@@ -138,8 +142,14 @@ class Term:
         self.pods = Informer(client, "pods")
         self.nodes = Informer(client, "nodes")
         self.namespaces = Informer(client, "namespaces")
-        self.recorder = EventRecorder(client, self.scheduler_name, instance=options.identity,
-                                      queue_max=options.events_queue_max)
+        # kube-scheduler records through the events.k8s.io recorder (series,
+        # not count), as "<scheduler name>-<hostname>" (client-go's NewRecorder).
+        self.recorder = EventRecorder(
+            client, self.scheduler_name,
+            instance=f"{self.scheduler_name}-{socket.gethostname()}",
+            queue_max=options.events_queue_max, api=EVENTS_API,
+            series_heartbeat_s=options.event_series_heartbeat_s,
+            series_tick_s=min(30.0, options.event_series_heartbeat_s))
         self._bind_slots = asyncio.Semaphore(options.bind_concurrency)
         self._write_slots = asyncio.Semaphore(options.api_writes_max)
         self._tasks: set[asyncio.Task[Any]] = set()

@@ -664,6 +664,11 @@ def _podmetrics_row(m: Obj, now: datetime.datetime) -> list[str]:
 
 
 def _event_row(ev: Obj, now: datetime.datetime) -> list[str]:
+    """printEvent (kubernetes pkg/printers/internalversion), what `kubectl get
+    events` shows: LAST SEEN is lastTimestamp, or the series' lastObservedTime,
+    or else the first time (firstTimestamp, or eventTime for events.k8s.io
+    Events); COUNT is the series' count, else count, else 1. The "(xN over M)"
+    interval is `kubectl events`' and describe's, not get's."""
     first = _g(ev, "firstTimestamp", default="")
     first_text = since(first, now) if first else since(_g(ev, "eventTime", default=""), now)
     last = _g(ev, "lastTimestamp", default="")
@@ -673,17 +678,20 @@ def _event_row(ev: Obj, now: datetime.datetime) -> list[str]:
     if series:
         last_text = since(series.get("lastObservedTime", ""), now)
         count = _int(series.get("count"))
-    elif count > 1:
-        last_text = f"{last_text} (x{count} over {first_text})"
+    elif count == 0:
+        count = 1  # singleton events.k8s.io Events have no count
     involved = ev.get("involvedObject") or {}
-    target = f"{(involved.get('kind') or '').lower()}/{involved.get('name', '')}"
+    kind = (involved.get("kind") or "").lower()
+    target = f"{kind}/{involved['name']}" if involved.get("name") else kind
+    # formatEventSource: reportingController / reportingInstance stand in for
+    # an empty source.component / source.host.
     source = _g(ev, "source", "component", default="") or ev.get("reportingComponent", "")
-    host = _g(ev, "source", "host", default="")
+    host = _g(ev, "source", "host", default="") or ev.get("reportingInstance", "")
     if host:
         source = f"{source}, {host}"
     return [last_text, ev.get("type", ""), ev.get("reason", ""), target,
             (ev.get("message") or "").strip(),
-            involved.get("fieldPath", ""), source, first_text, str(count or 1),
+            involved.get("fieldPath", ""), source, first_text, str(count),
             _name(ev)]
 
 

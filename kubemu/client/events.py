@@ -22,6 +22,19 @@
   writes happen in order and never race to create two Events; an Event gone
   meanwhile (deleted, or expired under the apiserver's --event-ttl) is
   created again with its name and count.
+- `api="events.k8s.io"` records as client-go's newer tools/events recorder
+  (kube-scheduler's since 1.19) instead, still as core/v1 Events, the way
+  an events.k8s.io/v1 Event reads through core/v1: eventTime (MicroTime),
+  action, reportingComponent / reportingInstance, no source, no
+  first/lastTimestamp, no count. Its only correlation is `EventSeriesCache`:
+  an isomorphic repeat (same object, related, type, reason, action and
+  reporter; the note is not compared, as client-go's eventKey) within
+  `isomorphic_window_s` (client-go's finishTime, 6 min) of the last
+  occurrence sets series {count: 2, lastObservedTime} and is written at once;
+  later repeats only bump the cached series, written at most once per
+  `series_heartbeat_s` (client-go's refreshTime, 30 min) and once more when the
+  series ends (no repeat for `isomorphic_window_s`). No spam filter and no
+  similar-event aggregation, as client-go's tools/events.
 - Messages longer than 1 KiB are cut (Kubernetes validates `message` at 1 KiB
   for events.k8s.io Events and truncates client-side).
 
@@ -61,6 +74,13 @@ AGGREGATE_INTERVAL_S = 600.0
 SPAM_BURST = 25
 SPAM_QPS = 1.0 / 300.0
 COMBINED_PREFIX = "(combined from similar events): "
+CORE_API = "v1"
+EVENTS_API = "events.k8s.io"
+# client-go tools/events: finishTime (a series without a repeat for this long
+# is over) and refreshTime (every series is written again this often).
+ISOMORPHIC_WINDOW_S = 360.0
+SERIES_HEARTBEAT_S = 1800.0
+SERIES_TICK_S = 30.0  # how often the recorder checks its series for due writes
 
 
 def _truncate(message: str) -> str:
@@ -237,21 +257,138 @@ class EventCorrelator:
         return allowed
 
 
+def series_key(event: core_pb2.Event) -> tuple:
+    """client-go tools/events getKey: type, action, reason, reporting
+    controller and instance, the regarding and the related object — not the
+    note, so a changed message joins the series of the first one."""
+    def ref(r: core_pb2.ObjectReference) -> tuple:
+        return (r.api_version, r.kind, r.namespace, r.name, r.uid, r.resource_version,
+                r.field_path)
+    return (event.type, event.action, event.reason, event.reporting_component,
+            event.reporting_instance, ref(event.involved_object), ref(event.related))
+
+
+@dataclasses.dataclass
+class _Series:
+    event: core_pb2.Event  # the first occurrence, with the series so far
+    written_count: int  # series.count last written (0: the singleton only)
+    written_s: float  # when it was last written
+
+
+def _last_seen_s(event: core_pb2.Event) -> float:
+    return timefmt.parse_rfc3339(event.series.last_observed_time if event.HasField("series")
+                                 else event.event_time)
+
+
+class EventSeriesCache:
+    """client-go's tools/events eventBroadcaster cache, on an injectable clock.
+
+    `observe(event)` returns the writes an occurrence causes: the first
+    occurrence is created as it is; an isomorphic repeat within
+    `isomorphic_window_s` of the key's last occurrence starts a series
+    (count 2, lastObservedTime now) written at once as a patch of `series`;
+    later repeats bump the cached series and are written only when
+    `heartbeat_s` has passed since the last write. `tick()` returns the writes
+    that are due by time: every series not written for `heartbeat_s`
+    (client-go's refreshExistingEventSeries, which also keeps the Event alive
+    under --event-ttl) and the last count of a series that ended (no repeat
+    for `isomorphic_window_s`, client-go's finishSeries), which then leaves the
+    cache. At most `cache_max` keys are kept; the least recently used one
+    leaves first, its unwritten count written.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time, *,
+                 cache_max: int = DEFAULT_REMEMBERED_MAX,
+                 isomorphic_window_s: float = ISOMORPHIC_WINDOW_S,
+                 heartbeat_s: float = SERIES_HEARTBEAT_S):
+        if cache_max <= 0 or isomorphic_window_s <= 0 or heartbeat_s <= 0:
+            raise ValueError("EventSeriesCache: cache_max, isomorphic_window_s and heartbeat_s "
+                             "must be > 0")
+        self.clock = clock
+        self.isomorphic_window_s = isomorphic_window_s
+        self.heartbeat_s = heartbeat_s
+        self._series = _LRU(cache_max)
+
+    def __len__(self) -> int:
+        return len(self._series)
+
+    def observe(self, event: core_pb2.Event) -> list[Correlated]:
+        now = self.clock()
+        key = series_key(event)
+        writes: list[Correlated] = []
+        entry = self._series.get_recent(key)
+        if entry is not None and now - _last_seen_s(entry.event) > self.isomorphic_window_s:
+            writes.extend(self._final(key, entry))  # ended: this occurrence starts anew
+            entry = None
+        if entry is None:
+            cached = core_pb2.Event()
+            cached.CopyFrom(event)
+            self._series[key] = _Series(cached, 0, now)
+            while len(self._series) > self._series.max_len:
+                old_key, old = self._series.popitem(last=False)
+                writes.extend(self._final(old_key, old))
+            writes.append(Correlated(event, None, key))
+            return writes
+        series = entry.event.series
+        series.count = series.count + 1 if entry.event.HasField("series") else 2
+        series.last_observed_time = timefmt.rfc3339_micro(now)
+        if entry.written_count == 0 or now - entry.written_s >= self.heartbeat_s:
+            writes.append(self._write(key, entry, now))
+        return writes
+
+    def tick(self) -> list[Correlated]:
+        now = self.clock()
+        writes: list[Correlated] = []
+        for key, entry in list(self._series.items()):
+            if now - _last_seen_s(entry.event) > self.isomorphic_window_s:
+                writes.extend(self._final(key, entry))
+                del self._series[key]
+            elif entry.event.HasField("series") and now - entry.written_s >= self.heartbeat_s:
+                writes.append(self._write(key, entry, now))
+        return writes
+
+    def _final(self, key: tuple, entry: _Series) -> list[Correlated]:
+        if entry.event.HasField("series") and entry.event.series.count != entry.written_count:
+            return [self._write(key, entry, self.clock())]
+        return []
+
+    @staticmethod
+    def _write(key: tuple, entry: _Series, now: float) -> Correlated:
+        entry.written_count, entry.written_s = entry.event.series.count, now
+        event = core_pb2.Event()
+        event.CopyFrom(entry.event)  # the queued write must not change with the cache
+        patch = {"series": {"count": event.series.count,
+                            "lastObservedTime": event.series.last_observed_time}}
+        return Correlated(event, patch, key)
+
+
 class EventRecorder:
     def __init__(self, client: Client, component: str, *, host: str = "", instance: str = "",
                  queue_max: int = DEFAULT_QUEUE_MAX, senders: int = DEFAULT_SENDERS,
                  remembered_max: int = DEFAULT_REMEMBERED_MAX,
                  clock: Callable[[], float] = time.time,
-                 correlator: EventCorrelator | None = None):
-        if queue_max <= 0 or senders <= 0 or remembered_max <= 0:
-            raise ValueError(f"EventRecorder: queue_max, senders and remembered_max must be "
-                             f"> 0, got {queue_max}, {senders}, {remembered_max}")
+                 correlator: EventCorrelator | None = None, api: str = CORE_API,
+                 isomorphic_window_s: float = ISOMORPHIC_WINDOW_S,
+                 series_heartbeat_s: float = SERIES_HEARTBEAT_S,
+                 series_tick_s: float = SERIES_TICK_S):
+        if queue_max <= 0 or senders <= 0 or remembered_max <= 0 or series_tick_s <= 0:
+            raise ValueError(f"EventRecorder: queue_max, senders, remembered_max and "
+                             f"series_tick_s must be > 0, got {queue_max}, {senders}, "
+                             f"{remembered_max}, {series_tick_s}")
+        if api not in (CORE_API, EVENTS_API):
+            raise ValueError(f"EventRecorder: api must be {CORE_API!r} or {EVENTS_API!r}, "
+                             f"got {api!r}")
         self.client = client
         self.component = component
         self.host = host
         self.instance = instance or host
+        self.api = api
         self._clock = clock
         self.correlator = correlator or EventCorrelator(clock, cache_max=remembered_max)
+        self.series = EventSeriesCache(clock, cache_max=remembered_max,
+                                       isomorphic_window_s=isomorphic_window_s,
+                                       heartbeat_s=series_heartbeat_s)
+        self.series_tick_s = series_tick_s
         per_sender = max(1, queue_max // senders)
         self._queues: list[asyncio.Queue[Correlated]] = [asyncio.Queue(per_sender)
                                                          for _ in range(senders)]
@@ -266,6 +403,9 @@ class EventRecorder:
             self._tasks = [asyncio.get_running_loop().create_task(self._send_loop(q),
                                                                   name=f"events-{i}")
                            for i, q in enumerate(self._queues)]
+            if self.api == EVENTS_API:
+                self._tasks.append(asyncio.get_running_loop().create_task(
+                    self._series_loop(), name="events-series"))
 
     async def stop(self) -> None:
         tasks, self._tasks = self._tasks, []
@@ -301,26 +441,48 @@ class EventRecorder:
         ref.resource_version = meta.resource_version
         ref.field_path = field_path
         event.reason, event.message, event.type = reason, _truncate(message), type_
-        event.source.component = self.component
-        event.source.host = self.host
-        event.first_timestamp = event.last_timestamp = timefmt.rfc3339(at)
         event.event_time = timefmt.rfc3339_micro(at)
-        event.count = 1
         event.action = action
         event.reporting_component = self.component
         event.reporting_instance = self.instance
+        if self.api == EVENTS_API:
+            # An events.k8s.io Event read as core/v1: no deprecatedSource,
+            # deprecatedFirst/LastTimestamp or deprecatedCount.
+            for write in self.series.observe(event):
+                self._enqueue(write)
+            return
+        event.source.component = self.component
+        event.source.host = self.host
+        event.first_timestamp = event.last_timestamp = timefmt.rfc3339(at)
+        event.count = 1
         correlated = self.correlator.correlate(event)
         if correlated is None:
             self.filtered += 1
             return
-        queue = self._queues[zlib.crc32(repr(correlated.key).encode()) % len(self._queues)]
+        self._enqueue(correlated)
+
+    def _enqueue(self, item: Correlated) -> None:
+        # One key, one sender: its writes stay in order.
+        queue = self._queues[zlib.crc32(repr(item.key).encode()) % len(self._queues)]
         try:
-            queue.put_nowait(correlated)
+            queue.put_nowait(item)
         except asyncio.QueueFull:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
+                ref = item.event.involved_object
                 log.warning("event queue full; dropping events", dropped=self.dropped,
-                            reason=reason, object=f"{kind} {meta.namespace}/{meta.name}")
+                            reason=item.event.reason,
+                            object=f"{ref.kind} {ref.namespace}/{ref.name}")
+
+    def tick_series(self) -> None:
+        """Queue the series writes due by time (heartbeats, ended series)."""
+        for write in self.series.tick():
+            self._enqueue(write)
+
+    async def _series_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.series_tick_s)
+            self.tick_series()
 
     async def _send_loop(self, queue: asyncio.Queue[Correlated]) -> None:
         while True:

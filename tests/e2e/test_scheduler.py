@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import json
 import pathlib
+import re
 import signal
 import sys
 
@@ -211,8 +212,10 @@ async def test_pods_land_where_they_fit(three_nodes):
     assert placed == {name: where for name, _, where in table}
     event = await env.wait_event("big", "Scheduled")
     assert (event.type, event.message) == ("Normal", f"Successfully assigned default/big to {LARGE}")
-    assert event.source.component == "default-scheduler"
-    assert event.reporting_component == "default-scheduler"
+    # kube-scheduler records through events.k8s.io: no source, the reporting fields.
+    assert (event.source.component, event.reporting_component, event.action) == (
+        "", "default-scheduler", "Binding")
+    assert event.reporting_instance.startswith("default-scheduler-")
     assert event.involved_object.kind == "Pod"
     pod = await env.client.get("pods", "big", "default")
     assert [(c.type, c.status) for c in pod.status.conditions] == [("PodScheduled", "True")]
@@ -231,26 +234,46 @@ async def test_too_big_pod_pends_with_the_reason_until_a_big_node_joins(three_no
     assert await env.wait_bound("huge") == "xl"
 
 
-async def test_repeated_failures_bump_one_event(three_nodes):
+async def test_repeated_failures_are_one_event_series(three_nodes, capsys):
+    """As kube-scheduler's events.k8s.io recorder: a repeat about the same pod
+    (its reference includes the resourceVersion, which the first failure's
+    PodScheduled=False write moves on, so the second failure starts its own
+    Event) sets series {count: 2} on that Event at once, and describe prints
+    it as "(x2 over ...)"."""
     env = three_nodes
     message = ("0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are "
                "available: 3 No preemption victims found for incoming pod.")
     await env.create_pod(make_pod("stuck").requests(cpu="8"))
     first = await env.wait_failed_scheduling("stuck", message)
-    # An allocatable change is an event NodeResourcesFit waits for: a retry,
-    # with the same verdict.
-    grown = await env.client.get("nodes", SMALL)
-    grown.status.allocatable["cpu"] = "1500m"
-    await env.client.update_status(grown)
+    assert not first.HasField("series") and first.count == 0 and first.event_time
 
-    async def bumped():
-        same = [e for e in await env.events("stuck", "FailedScheduling")
-                if e.message == message]
-        return (same if len(same) == 1 and same[0].count > first.count
-                else NotYet(repr([(e.metadata.name, e.count) for e in same])))
-    [event] = await wait_for(bumped, BIND_TIMEOUT_S, message="FailedScheduling count bumped")
-    assert event.metadata.name == first.metadata.name
-    assert event.last_timestamp >= event.first_timestamp == first.first_timestamp
+    async def retry(cpu: str) -> None:
+        # An allocatable change is an event NodeResourcesFit waits for: a
+        # retry, with the same verdict.
+        grown = await env.client.get("nodes", SMALL)
+        grown.status.allocatable["cpu"] = cpu
+        await env.client.update_status(grown)
+
+    async def failures(least: int):
+        found = await env.events("stuck", "FailedScheduling")
+        return found if len(found) >= least else NotYet(repr(found))
+
+    await retry("1500m")
+    await wait_for(lambda: failures(2), BIND_TIMEOUT_S, message="second FailedScheduling")
+    await retry("1600m")
+
+    async def series():
+        found = await env.events("stuck", "FailedScheduling")
+        return (next((e for e in found if e.series.count >= 2), None)
+                or NotYet(repr([(e.metadata.name, e.series.count) for e in found])))
+    event = await wait_for(series, BIND_TIMEOUT_S, message="FailedScheduling series")
+    assert event.message == message and event.count == 0
+    assert event.series.last_observed_time > event.event_time
+
+    code, out, err = await env.kubemu("describe", "pod", "stuck", capsys=capsys)
+    assert code == 0, err
+    assert re.search(r"Warning\s+FailedScheduling\s+\S+ \(x\d+ over \S+\)\s+"
+                     r"default-scheduler\s+0/3 nodes are available", out), out
 
 
 # --- constraints --------------------------------------------------------
