@@ -143,10 +143,11 @@ class Term:
         self.nodes = Informer(client, "nodes")
         self.namespaces = Informer(client, "namespaces")
         # kube-scheduler records through the events.k8s.io recorder (series,
-        # not count), as "<scheduler name>-<hostname>" (client-go's NewRecorder).
+        # not count). Its reportingInstance is "<scheduler name>-<hostname>";
+        # here every replica shares one host, so the leader-election identity
+        # stands in and still tells the replicas' events apart.
         self.recorder = EventRecorder(
-            client, self.scheduler_name,
-            instance=f"{self.scheduler_name}-{socket.gethostname()}",
+            client, self.scheduler_name, instance=options.identity,
             queue_max=options.events_queue_max, api=EVENTS_API,
             series_heartbeat_s=options.event_series_heartbeat_s,
             series_tick_s=min(30.0, options.event_series_heartbeat_s))

@@ -215,7 +215,7 @@ async def test_pods_land_where_they_fit(three_nodes):
     # kube-scheduler records through events.k8s.io: no source, the reporting fields.
     assert (event.source.component, event.reporting_component, event.action) == (
         "", "default-scheduler", "Binding")
-    assert event.reporting_instance.startswith("default-scheduler-")
+    assert event.reporting_instance == env.scheduler.identity
     assert event.involved_object.kind == "Pod"
     pod = await env.client.get("pods", "big", "default")
     assert [(c.type, c.status) for c in pod.status.conditions] == [("PodScheduled", "True")]
