@@ -98,8 +98,12 @@ async def test_a_repeated_event_is_one_event_with_a_count(client, apiserver, etc
     assert listed.returncode == 0, listed.stderr
     header, row = listed.stdout.splitlines()
     assert header.split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
-    # kubectl's LAST SEEN of a repeated event: "<last> (x<count> over <first>)".
-    assert row.split()[1:7] == ["(x3", "over", row.split()[3], "Warning", "BackOff", "pod/web"]
+    # get's LAST SEEN is the last time alone (printEvent); "(x3 over ...)" is
+    # describe's and `kubectl events`', and COUNT is in -o wide.
+    assert row.split()[1:4] == ["Warning", "BackOff", "pod/web"]
+    wide = await asyncio.to_thread(kubemu, home, "get", "events", "-o", "wide")
+    assert wide.returncode == 0, wide.stderr
+    assert wide.stdout.splitlines()[1].split()[-2:] == ["3", stored.metadata.name]
     described = await asyncio.to_thread(kubemu, home, "describe", "pod", "web")
     assert described.returncode == 0, described.stderr
     [line] = [x for x in described.stdout.splitlines() if "BackOff" in x]
