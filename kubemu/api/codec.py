@@ -41,8 +41,13 @@ _INT_TYPES = {
 _FLOAT_TYPES = {_d.FieldDescriptor.TYPE_FLOAT, _d.FieldDescriptor.TYPE_DOUBLE}
 # Quantity-valued fields: Kubernetes accepts `cpu: 1` and `cpu: 0.5` as well as
 # strings there, so numbers are taken and kept as their decimal text.
-_QUANTITY_MAPS = {"requests", "limits", "capacity", "allocatable", "hard", "used"}
-_QUANTITY_FIELDS = {"sizeLimit", "storage", "divisor"}
+_QUANTITY_MAPS = {"requests", "limits", "capacity", "allocatable", "hard", "used",
+                  # LimitRangeItem (the docs' `default: {cpu: 1}`), metrics' usage
+                  "max", "min", "default", "defaultRequest", "maxLimitRequestRatio", "usage"}
+_QUANTITY_FIELDS = {"sizeLimit", "storage", "divisor", "averageValue"}
+# `value` is a quantity only in these messages (an env var's or a label
+# requirement's value is a plain string, and a number there is refused).
+_QUANTITY_VALUE_MESSAGES = {"MetricTarget", "MetricValueStatus"}
 
 
 # ---------------------------------------------------------------- encoding
@@ -194,7 +199,9 @@ def _decode_into(msg: Message, data: dict[str, Any], path: str,
             else:
                 problems.append(_type_error(field_path, value, "object"))
         else:
-            if field.json_name in _QUANTITY_FIELDS:
+            if field.json_name in _QUANTITY_FIELDS or (
+                    field.json_name == "value"
+                    and msg.DESCRIPTOR.name in _QUANTITY_VALUE_MESSAGES):
                 value = _quantity_text(value)
             ok, scalar = _decode_scalar(field, value, field_path, problems)
             if ok:

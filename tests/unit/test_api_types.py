@@ -2118,3 +2118,54 @@ def test_objects_pack_and_unpack_through_any():
     for text in (POD_FULL, DEPLOYMENT_FULL, LEASE_LEADER, CRONJOB_FULL):
         msg = _decode(_load(text))
         assert REGISTRY.unpack(REGISTRY.pack(msg)) == msg
+
+
+# The docs' manifests write quantities as YAML numbers (`cpu: 1`, `cpu: 0.5`):
+# taken as their decimal text wherever Kubernetes has a Quantity.
+LIMIT_RANGE_NUMBERS = """
+apiVersion: v1
+kind: LimitRange
+metadata:
+  name: cpu-limit-range
+spec:
+  limits:
+  - default:
+      cpu: 1
+    defaultRequest:
+      cpu: 0.5
+    max:
+      memory: 1073741824
+    type: Container
+"""
+
+HPA_NUMBERS = """
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: web
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  maxReplicas: 3
+  metrics:
+  - type: Resource
+    resource:
+      name: cpu
+      target: {type: AverageValue, averageValue: 0.5}
+"""
+
+
+@pytest.mark.parametrize("text, path, printed", [
+    (LIMIT_RANGE_NUMBERS, "spec.limits[0].default.cpu", "1"),
+    (LIMIT_RANGE_NUMBERS, "spec.limits[0].defaultRequest.cpu", "0.5"),
+    (LIMIT_RANGE_NUMBERS, "spec.limits[0].max.memory", "1073741824"),
+    (HPA_NUMBERS, "spec.metrics[0].resource.target.averageValue", "0.5"),
+], ids=["limitrange-default", "limitrange-default-request", "limitrange-max", "hpa-average"])
+def test_quantities_written_as_numbers_load(text, path, printed):
+    assert _get_path(codec.to_dict(_decode(_load(text))), path) == printed
+
+
+def test_a_number_is_still_refused_where_a_plain_string_belongs():
+    doc = _load(POD_KUARD)
+    doc["spec"]["containers"][0]["env"] = [{"name": "N", "value": 1}]
+    with pytest.raises(errors.Invalid):
+        _decode(doc)
