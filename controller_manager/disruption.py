@@ -207,6 +207,7 @@ def fail_safe(pdb: Message, message: str, now_s: float) -> Message:
 
 class DisruptionController(Controller):
     name = "disruption-controller"
+    event_source = "controllermanager"  # its events' source in Kubernetes
     aliases = ("disruption",)
     resources = ("poddisruptionbudgets", "pods", "replicasets", "deployments", "statefulsets")
 

@@ -524,6 +524,7 @@ def _outer_error(spec: Message, detail: str) -> str:
 
 class HorizontalPodAutoscalerController(Controller):
     name = "horizontal-pod-autoscaler-controller"
+    event_source = "horizontal-pod-autoscaler"  # its events' source in Kubernetes
     aliases = ("horizontalpodautoscaling",)
     resources = ("horizontalpodautoscalers", "pods")
     default_workers = 5  # --concurrent-horizontal-pod-autoscaler-syncs

@@ -631,3 +631,16 @@ def test_the_apiservers_metric_resolution_flag():
     assert apiserver_args(["--metric-resolution", "2s"]).metric_resolution == 2.0
     with pytest.raises(SystemExit):
         apiserver_args(["--metric-resolution", "2"])  # a duration needs its unit
+
+
+@pytest.mark.parametrize("controller, source", [
+    ("horizontal-pod-autoscaler-controller", "horizontal-pod-autoscaler"),
+    ("disruption-controller", "controllermanager"),
+    ("node-lifecycle-controller", "node-controller"),
+], ids=["hpa", "disruption", "node-lifecycle"])
+def test_events_come_from_kubernetes_own_sources(controller, source):
+    """`describe`'s From column shows what Kubernetes' recorders are named."""
+    from controller_manager.registry import CONTROLLERS
+
+    cls = next(c for c in CONTROLLERS if c.name == controller)
+    assert (cls.event_source or cls.name) == source
