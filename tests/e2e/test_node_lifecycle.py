@@ -152,7 +152,10 @@ async def wait_events(api: Client, ns: str, name: str, wanted: list[tuple]) -> N
     """Until the object's events (type, reason, message, source) include `wanted`
     in that order (events are written in the background)."""
     async def seen():
-        found = [(e["type"], e["reason"], e["message"], e["source"]["component"])
+        # The scheduler's events (events.k8s.io style) name their reporter,
+        # not a source.
+        found = [(e["type"], e["reason"], e["message"],
+                  (e.get("source") or {}).get("component") or e.get("reportingComponent"))
                  for e in await events_of(api, ns, name)]
         return [e for e in found if e in wanted] == wanted or Seen(found)
     await wait_for(seen, WAIT_S, interval_s=0.2, message=f"events of {name}")
