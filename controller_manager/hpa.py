@@ -175,14 +175,7 @@ class ReplicaCalculator:
                           container: str, pods: list[Message], metrics: PodMetricsInfo
                           ) -> tuple[int, int, int]:
         """(replicas, utilization %, raw average milli-value): GetResourceReplicas."""
-        if not pods:
-            raise MetricError("no pods returned by selector while calculating replica count")
-        metrics = dict(metrics)
-        ready, unready, missing, ignored = group_pods(
-            pods, metrics, resource, self.cpu_initialization_period_s,
-            self.delay_of_initial_readiness_s, self.clock())
-        for name in ignored | unready:
-            metrics.pop(name, None)
+        metrics, ready, unready, missing = self._grouped(pods, metrics, resource)
         requests = calculate_pod_requests(pods, container, resource)
         if not metrics:
             raise MetricError("did not receive metrics for targeted pods (pods might be unready)")
@@ -207,26 +200,12 @@ class ReplicaCalculator:
             for name in unready:
                 metrics[name] = PodMetric(0, 0.0, 0.0)
         new_ratio, _, _ = resource_utilization_ratio(metrics, requests, target_utilization)
-        if (abs(1.0 - new_ratio) <= self.tolerance or (ratio < 1.0 < new_ratio)
-                or (ratio > 1.0 > new_ratio)):
-            return current, utilization, raw
-        new_replicas = _ceil(new_ratio * len(metrics))
-        if (new_ratio < 1.0 and new_replicas > current) or \
-                (new_ratio > 1.0 and new_replicas < current):
-            return current, utilization, raw
-        return new_replicas, utilization, raw
+        return self._rebalanced(current, ratio, new_ratio, len(metrics)), utilization, raw
 
     def plain_metric_replicas(self, current: int, target_usage: int, resource: str,
                               pods: list[Message], metrics: PodMetricsInfo) -> tuple[int, int]:
         """(replicas, average milli-value): calcPlainMetricReplicas (AverageValue)."""
-        if not pods:
-            raise MetricError("no pods returned by selector while calculating replica count")
-        metrics = dict(metrics)
-        ready, unready, missing, ignored = group_pods(
-            pods, metrics, resource, self.cpu_initialization_period_s,
-            self.delay_of_initial_readiness_s, self.clock())
-        for name in ignored | unready:
-            metrics.pop(name, None)
+        metrics, ready, unready, missing = self._grouped(pods, metrics, resource)
         if not metrics:
             raise MetricError("did not receive metrics for targeted pods (pods might be unready)")
         ratio, usage = metric_usage_ratio(metrics, target_usage)
@@ -242,14 +221,34 @@ class ReplicaCalculator:
             for name in unready:
                 metrics[name] = PodMetric(0, 0.0, 0.0)
         new_ratio, _ = metric_usage_ratio(metrics, target_usage)
+        return self._rebalanced(current, ratio, new_ratio, len(metrics)), usage
+
+    def _grouped(self, pods: list[Message], metrics: PodMetricsInfo, resource: str
+                 ) -> tuple[PodMetricsInfo, int, set[str], set[str]]:
+        """groupPods, then the metrics of ignored and unready pods removed:
+        (a copy of the metrics, ready count, unready, missing)."""
+        if not pods:
+            raise MetricError("no pods returned by selector while calculating replica count")
+        metrics = dict(metrics)
+        ready, unready, missing, ignored = group_pods(
+            pods, metrics, resource, self.cpu_initialization_period_s,
+            self.delay_of_initial_readiness_s, self.clock())
+        for name in ignored | unready:
+            metrics.pop(name, None)
+        return metrics, ready, unready, missing
+
+    def _rebalanced(self, current: int, ratio: float, new_ratio: float, count: int) -> int:
+        """The replicas once missing and unready pods are filled in: unchanged
+        when within tolerance, when the fill-in flips the direction, or when
+        the result would move against it."""
         if (abs(1.0 - new_ratio) <= self.tolerance or (ratio < 1.0 < new_ratio)
                 or (ratio > 1.0 > new_ratio)):
-            return current, usage
-        new_replicas = _ceil(new_ratio * len(metrics))
+            return current
+        new_replicas = _ceil(new_ratio * count)
         if (new_ratio < 1.0 and new_replicas > current) or \
                 (new_ratio > 1.0 and new_replicas < current):
-            return current, usage
-        return new_replicas, usage
+            return current
+        return new_replicas
 
 
 def pod_metrics_info(items: Iterable[Message], resource: str, container: str = ""

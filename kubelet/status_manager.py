@@ -153,16 +153,20 @@ class StatusManager:
         new.CopyFrom(status)
         pod_status.never_backwards(entry.status if entry.status is not None else pod.status,
                                    new, pod.spec)
-        if entry.status is not None and pod_status.same(new, entry.status) \
-                and (entry.task is not None or entry.synced) \
-                and (entry.task is not None or not self._needs_reconcile(entry)):
+        if entry.status is not None and pod_status.same(new, entry.status) and (
+                entry.task is not None
+                or (entry.synced and not self._needs_reconcile(entry))):
             return  # nothing new (a failed write is tried again, though)
         entry.status = new
+        self._schedule(entry)
+
+    def _schedule(self, entry: _Entry) -> None:
+        """A new version to write; the entry's writer task starts if idle."""
         entry.version += 1
         if entry.task is None:
             entry.idle.clear()
             entry.task = asyncio.get_running_loop().create_task(
-                self._run(entry), name=f"status-{meta.uid[:8]}")
+                self._run(entry), name=f"status-{entry.uid[:8]}")
 
     def _needs_reconcile(self, entry: _Entry) -> bool:
         """Whether the API's copy of the pod (the informer's, or our last
@@ -208,11 +212,7 @@ class StatusManager:
         if entry is None or entry.dropped or entry.status is None:
             return
         entry.written = None
-        entry.version += 1
-        if entry.task is None:
-            entry.idle.clear()
-            entry.task = asyncio.get_running_loop().create_task(
-                self._run(entry), name=f"status-{uid[:8]}")
+        self._schedule(entry)
 
     def forget(self, uid: str) -> None:
         entry = self._entries.pop(uid, None)

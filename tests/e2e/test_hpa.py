@@ -23,15 +23,12 @@ a factor, never within it.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 from kubemu.client.wait import wait_for_sync
-from tests.e2e.test_kubelet import (CLI_TIMEOUT_S, REPO, ClusterThread, Seen, serving,
-                                    workload_control_plane)
+from tests.e2e.test_kubelet import (ClusterThread, Seen, kubemu, ok,
+                                    serving, workload_control_plane)
 
 pytestmark = pytest.mark.e2e
 
@@ -96,20 +93,6 @@ spec:
 def cluster(tmp_path_factory):
     yield from serving(ClusterThread(tmp_path_factory.mktemp("hpa-home"), nodes=1,
                                      kinds=workload_control_plane()))
-
-
-def kubemu(cluster: ClusterThread, *args: str, stdin: str | None = None
-           ) -> subprocess.CompletedProcess:
-    env = dict(os.environ, KUBEMU_HOME=str(cluster.home),
-               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, "-m", "kubemu.cli.main", *args], env=env,
-                          input=stdin, capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
-
-
-def ok(cluster, *args: str, stdin: str | None = None) -> str:
-    got = kubemu(cluster, *args, stdin=stdin)
-    assert got.returncode == 0, (args, got.stdout, got.stderr)
-    return got.stdout
 
 
 def hpa(cluster) -> dict:

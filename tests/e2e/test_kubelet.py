@@ -253,11 +253,19 @@ def alive(pid: int) -> bool:
         return False
 
 
-def kubemu(cluster: ClusterThread, *args: str, timeout_s: float = CLI_TIMEOUT_S
-           ) -> subprocess.CompletedProcess:
+def kubemu(cluster: ClusterThread, *args: str, timeout_s: float = CLI_TIMEOUT_S,
+           stdin: str | None = None) -> subprocess.CompletedProcess:
     env = dict(os.environ, KUBEMU_HOME=str(cluster.home))
     return subprocess.run([sys.executable, "-m", "kubemu.cli.main", *args], env=env,
-                          capture_output=True, text=True, timeout=timeout_s, cwd=REPO)
+                          input=stdin, capture_output=True, text=True, timeout=timeout_s,
+                          cwd=REPO)
+
+
+def ok(cluster: ClusterThread, *args: str, stdin: str | None = None) -> str:
+    """The command's stdout; it must have succeeded."""
+    got = kubemu(cluster, *args, stdin=stdin)
+    assert got.returncode == 0, (args, got.stdout, got.stderr)
+    return got.stdout
 
 
 async def cli(cluster: ClusterThread, *args: str) -> subprocess.CompletedProcess:

@@ -20,15 +20,14 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 
 import pytest
 
 from kubemu.client.wait import wait_for_sync
-from tests.e2e.test_kubelet import (CLI_TIMEOUT_S, REPO, ClusterThread, Seen, serving,
-                                    workload_control_plane)
+from tests.e2e.test_kubelet import (ClusterThread, Seen, kubemu, ok,
+                                    serving, workload_control_plane)
 
 pytestmark = pytest.mark.e2e
 
@@ -86,20 +85,6 @@ def cluster(tmp_path_factory):
     home = tmp_path_factory.mktemp("services-home")
     yield from serving(ClusterThread(home, nodes=2, kinds=workload_control_plane(),
                                      addons=("coredns", "ingress-nginx")))
-
-
-def kubemu(cluster: ClusterThread, *args: str, stdin: str | None = None
-           ) -> subprocess.CompletedProcess:
-    env = dict(os.environ, KUBEMU_HOME=str(cluster.home),
-               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, "-m", "kubemu.cli.main", *args], env=env,
-                          input=stdin, capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
-
-
-def ok(cluster, *args: str, stdin: str | None = None) -> str:
-    got = kubemu(cluster, *args, stdin=stdin)
-    assert got.returncode == 0, (args, got.stdout, got.stderr)
-    return got.stdout
 
 
 def jsonpath(cluster, what: str, template: str) -> str:
