@@ -67,6 +67,9 @@ class SlowCallback:
                 f"{self.wall_ms:.0f} ms ({self.cpu_ms:.0f} ms CPU): {self.callback}")
         if self.stack:
             text += "\n    at:\n" + self.stack
+        else:
+            text += ("\n    (no stack: the watchdog thread never ran while the callback did,"
+                     " so the loop thread likely held the GIL in a blocking C call)")
         return text
 
 

@@ -30,6 +30,7 @@ import structlog
 from structlog.contextvars import bind_contextvars, reset_contextvars
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from kubemu import grpcaio
 from kubemu.api import limits
 from kubemu.api.errors import REASON_KEY, REQUEST_ID_KEY, ApiError
 
@@ -208,6 +209,7 @@ class Server:
         self.grace_s = grace_s
         merged = dict(SERVER_OPTIONS)
         merged.update(dict(options))
+        grpcaio.keep_initialized()
         self.server = grpc.aio.server(interceptors=[LoggingInterceptor()],
                                       options=list(merged.items()))
         self.health = health.aio.HealthServicer()

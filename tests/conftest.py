@@ -17,7 +17,7 @@ import tempfile
 import pytest
 import structlog
 
-from kubemu import aiodebug
+from kubemu import aiodebug, grpcaio
 from tests.support import APIServerProc, Etcd
 
 SLOW_CALLBACK_MS = 100
@@ -32,6 +32,7 @@ def pytest_configure(config):
         structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
         structlog.dev.ConsoleRenderer(colors=False,
                                       exception_formatter=structlog.dev.plain_traceback)])
+    grpcaio.keep_initialized()  # the tests' own channels come and go
     threshold = os.environ.get(aiodebug.THRESHOLD_ENV, str(SLOW_CALLBACK_MS))
     if float(threshold) <= 0:
         os.environ.pop(aiodebug.THRESHOLD_ENV, None)

@@ -32,6 +32,7 @@ import grpc.aio
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
+from kubemu import grpcaio
 from kubemu.api import errors, limits
 from kubemu.api.kinds import REGISTRY
 from kubemu.api.v1 import policy_pb2, resources_pb2, resources_pb2_grpc
@@ -129,6 +130,7 @@ class Client:
                 ("grpc.http2.max_pings_without_data", 0),
                 ("grpc.primary_user_agent", self.user_agent),
             ]
+            grpcaio.keep_initialized()
             self._channel = grpc.aio.insecure_channel(self.address, options=options)
             self._stub_ = resources_pb2_grpc.ResourcesStub(self._channel)
         return self._stub_
