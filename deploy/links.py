@@ -297,9 +297,10 @@ class _Front:
             log.exception("backends callback failed", front=self.name)
             return []
 
-    async def start(self) -> str:
+    async def start(self, address: str) -> str:
+        host, port = _split(address) if address else (HOST, 0)
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(lambda: _Connection(self), HOST, 0,
+        self.server = await loop.create_server(lambda: _Connection(self), host, port,
                                                backlog=LISTEN_BACKLOG, family=socket.AF_INET)
         host, port = self.server.sockets[0].getsockname()[:2]
         self.address = f"{host}:{port}"
@@ -330,21 +331,29 @@ class Links:
         self._closed = False
 
     # -- fronts
-    async def frontend(self, client: str, backends: Backends) -> str:
-        """A listener for `client`; returns its "ip:port"."""
-        return await self._add(_Front(self, f"{client or '*'}->apiserver", client=client,
-                                      target_name="", backends=backends))
+    async def frontend(self, client: str, backends: Backends, *, address: str = "") -> str:
+        """A listener for `client`; returns its "ip:port".
 
-    async def peer_front(self, member: str, target: str) -> str:
-        """A listener in front of `member`'s peer port at `target`; returns its "ip:port"."""
+        `address` binds a given "ip:port" (an address that must outlive the
+        supervisor, as the kubeconfig's); by default a free port on 127.0.0.1.
+        """
+        return await self._add(_Front(self, f"{client or '*'}->backends", client=client,
+                                      target_name="", backends=backends), address)
+
+    async def peer_front(self, member: str, target: str, *, address: str = "") -> str:
+        """A listener in front of `member`'s peer port at `target`; returns its "ip:port".
+
+        etcd keeps the advertised peer URL in its data directory: a member that
+        is restarted, or a cluster whose supervisor is, needs the same `address`.
+        """
         self._members.add(member)
         return await self._add(_Front(self, f"peers->{member}", client=None, target_name=member,
-                                      backends=lambda: [(member, target)]))
+                                      backends=lambda: [(member, target)]), address)
 
-    async def _add(self, front: _Front) -> str:
+    async def _add(self, front: _Front, address: str) -> str:
         if self._closed:
             raise RuntimeError("links: closed")
-        address = await front.start()
+        address = await front.start(address)
         self._fronts.append(front)
         return address
 
@@ -391,7 +400,7 @@ class Links:
                 client, backend = conn.ends()
                 if client in names or backend in names:
                     conn.abort()
-                elif conn.client_name is None and conn.upstream is not None:
+                elif conn.client_name is None:  # connected, or connecting: both may be theirs
                     unknown.append(conn)
         if unknown and names & self._members:
             owners = await self._owners([conn.peer for conn in unknown])

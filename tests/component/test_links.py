@@ -276,6 +276,19 @@ async def test_a_timed_cut_heals_by_itself_and_a_heal_is_per_name():
         assert manager.partitioned() == set()
 
 
+async def test_a_front_can_take_back_its_address_after_a_restart():
+    async with backends("apiserver-0") as (api,):
+        async with links() as manager:
+            front = await manager.frontend("", fixed(api))
+            _, _, writer = await dial(front)  # leaves a TIME_WAIT behind
+            writer.close()
+        async with links() as manager:
+            assert await manager.frontend("", fixed(api), address=front) == front
+            name, _, writer = await dial(front)
+            writer.close()
+            assert name == "apiserver-0"
+
+
 async def test_close_leaves_no_listener_connection_or_task():
     async with backends("apiserver-0") as (api,):
         manager = Links()
