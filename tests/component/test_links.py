@@ -7,7 +7,9 @@ import contextlib
 import os
 import sys
 
+import grpc
 import pytest
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from deploy.links import Limits, Links, socket_owners
 from kubemu.client.wait import wait_for
@@ -225,6 +227,49 @@ async def test_backend_down_resets_its_connections_and_clients_land_on_the_next(
         name, _, writer = await dial(front)
         writer.close()
         assert name == "apiserver-1"
+
+
+async def test_a_grpc_client_follows_backend_down_to_the_next_backend():
+    """What the HA front is for: a gRPC channel on one address moves to a live server."""
+    servers, addresses = [], []
+    for name in ("apiserver-0", "apiserver-1"):
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+        port = await asyncio.to_thread(server.add_insecure_port, "127.0.0.1:0")
+        await server.start()
+        await servicer.set(name, health_pb2.HealthCheckResponse.SERVING)  # says who answers
+        servers.append(server)
+        addresses.append((name, f"127.0.0.1:{port}"))
+    healthy = {"apiserver-0", "apiserver-1"}
+    try:
+        async with links() as manager, grpc.aio.insecure_channel(
+                await manager.frontend("scheduler-0",
+                                       lambda: [(n, a) for n, a in addresses if n in healthy])) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+
+            async def answering() -> str:
+                try:
+                    await stub.Check(health_pb2.HealthCheckRequest(service="apiserver-0"), timeout=2)
+                    return "apiserver-0"
+                except grpc.aio.AioRpcError as exc:
+                    if exc.code() != grpc.StatusCode.NOT_FOUND:
+                        raise
+                    return "apiserver-1"
+
+            assert await answering() == "apiserver-0"
+            healthy.discard("apiserver-0")
+            assert manager.backend_down("apiserver-0") == 1
+            assert await wait_for(lambda: _is(answering(), "apiserver-1"), timeout_s=10,
+                                  message="the channel reconnects through the front to apiserver-1")
+            assert manager.connections() == [("scheduler-0", "apiserver-1")]
+    finally:
+        for server in servers:
+            await server.stop(None)
+
+
+async def _is(value, expected):
+    return (await value) == expected
 
 
 @pytest.mark.parametrize("cut", ["scheduler-0", "apiserver-0"], ids=["the-client", "the-backend"])
