@@ -24,6 +24,8 @@ import dataclasses
 import json
 import os
 import pathlib
+import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -79,11 +81,13 @@ class Report:
     seed: int
     home: str
     etcd_version: str = ""
+    namespace: str = ""
     timeline: list[FaultOutcome] = dataclasses.field(default_factory=list)
     availability: list[workloads.Availability] = dataclasses.field(default_factory=list)
     last_fault_end_s: float | None = None
     converged_after_s: float | None = None   # from the end of the last fault
     invariants: list[inv.Invariant] = dataclasses.field(default_factory=list)
+    processes: list[schedule.Process] = dataclasses.field(default_factory=list)
     error: str = ""
 
     @property
@@ -92,7 +96,8 @@ class Report:
 
     def to_dict(self) -> dict:
         return {"scenario": self.scenario, "seed": self.seed, "home": self.home,
-                "etcd_version": self.etcd_version, "passed": self.passed, "error": self.error,
+                "etcd_version": self.etcd_version, "namespace": self.namespace, "passed": self.passed, "error": self.error,
+                "processes": [dataclasses.asdict(p) for p in self.processes],
                 "timeline": [o.to_dict() for o in self.timeline],
                 "availability": [a.to_dict() for a in self.availability],
                 "last_fault_end_s": self.last_fault_end_s,
@@ -101,7 +106,8 @@ class Report:
 
     def text(self) -> str:
         lines = [f"scenario {self.scenario}, seed {self.seed}, home {self.home}"
-                 + (f", etcd {self.etcd_version}" if self.etcd_version else ""), "",
+                 + (f", etcd {self.etcd_version}" if self.etcd_version else "")
+                 + (f", namespace {self.namespace}" if self.namespace else ""), "",
                  "FAULT TIMELINE", f"{'AT':>8}  {'FIRED':>8}  {'ACTION':<10}{'TARGET':<24}"
                  f"{'FOR':>6}  {'SOURCE':<14}RESULT"]
         for o in self.timeline:
@@ -113,12 +119,12 @@ class Report:
             fired = f"{o.fired_at_s:.1f}s" if o.fired_at_s is not None else "-"
             lines.append(f"{e.at_s:>7.1f}s  {fired:>8}  {e.action:<10}{target:<24}"
                          f"{(f'{e.for_s:g}s' if e.for_s else '-'):>6}  {e.source:<14}{result}")
-        lines += ["", "API AVAILABILITY (per second: ok/errors)"]
+        lines += ["", "API AVAILABILITY (calls per second: ok, or ok/errors; - none made)"]
         for a in self.availability:
             cells = []
             for second in range(max(a.seconds, default=-1) + 1):
                 ok, bad = a.seconds.get(second, (0, 0))
-                cells.append(f"{ok}/{bad}" if bad else f"{ok}")
+                cells.append(f"{ok}/{bad}" if bad else f"{ok}" if ok else "-")
             total_ok = sum(v[0] for v in a.seconds.values())
             total_bad = sum(v[1] for v in a.seconds.values())
             rate = total_bad / max(1, total_ok + total_bad)
@@ -365,6 +371,9 @@ class Runner:
                 self.say("kubemu down ...")
                 left = await asyncio.to_thread(take_down, home)
                 report.invariants.append(inv.check_no_process_left(left))
+                if report.passed:   # a failed run keeps its home: the logs are the evidence
+                    await asyncio.to_thread(shutil.rmtree, home, True)
+                    report.home += " (removed: the run passed)"
             else:
                 report.invariants.append(inv.Invariant(
                     "no process left after down", True,
@@ -379,6 +388,7 @@ class Runner:
         try:
             infos = await supervisor.status()
             processes = [schedule.Process(p.name, p.node, p.component) for p in infos]
+            report.processes = processes
             events = schedule.timeline(scenario, self.options.seed, processes)
             report.timeline = [FaultOutcome(e) for e in events]
             risky = schedule.may_strike_etcd(events, processes)
@@ -399,6 +409,12 @@ class Runner:
     async def _experiment(self, home: pathlib.Path, supervisor: Any, report: Report) -> None:
         scenario = self.scenario
         ns = scenario.namespace
+        if self.options.home is not None:
+            # A cluster that may hold an earlier run's objects: the writer's
+            # numbering and the churners' names start afresh in a namespace of
+            # this run's own.
+            ns = f"{ns}-{secrets.token_hex(3)}"
+        report.namespace = ns
         address = (await asyncio.to_thread(load_cluster_config, home)).apiserver
         admin = Client(address, timeout_s=workloads.CALL_TIMEOUT_S)
         clients = [admin]
@@ -546,7 +562,7 @@ class Runner:
             return
         finals: dict[str, dict[str, tuple[int | None, int]]] = {}
         for w in writers:
-            listed = await admin.list_all("configmaps", self.scenario.namespace,
+            listed = await admin.list_all("configmaps", report.namespace,
                                           label_selector=f"{workloads.WRITER_LABEL}={w.spec.name}")
             final: dict[str, tuple[int | None, int]] = {name: (None, 0) for name in w.logs}
             for item in listed.items:

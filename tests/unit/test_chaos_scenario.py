@@ -40,6 +40,12 @@ def test_a_full_scenario_parses_with_its_values():
     assert (s.timeline[0].at_s, s.timeline[0].target) == (7.0, "node-0/kubelet")
 
 
+def test_the_issue_scenarios_ship():
+    assert sorted(p.stem for p in SCENARIOS.glob("*.yaml")) == [
+        "apiserver-flapping", "etcd-leader-loss", "kill-any-every-2s", "node-loss",
+        "partitioned-node", "paused-leaders"]
+
+
 @pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_shipped_scenario_parses(path):
     assert parse(path.read_text(), str(path)).duration_s > 0
