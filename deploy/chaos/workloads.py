@@ -39,6 +39,8 @@ POD_CPU = "10m"
 POD_MEMORY = "16Mi"
 WATCH_RESTARTS_MAX = 10_000
 JOBS_MAX = 200
+# Errors kept per client for the report (the per-second counts keep counting).
+ERRORS_MAX = 200
 
 
 def obj(doc: dict[str, Any]):
@@ -54,13 +56,12 @@ class Availability:
         self.t0 = t0
         self.seconds: dict[int, list[int]] = {}
         self.errors: list[tuple[float, str]] = []   # (t, error), the first ERRORS_MAX
-        self.ERRORS_MAX = 200
 
     def record(self, ok: bool, error: str = "") -> None:
         t = time.monotonic() - self.t0
         bucket = self.seconds.setdefault(int(t), [0, 0])
         bucket[0 if ok else 1] += 1
-        if not ok and len(self.errors) < self.ERRORS_MAX:
+        if not ok and len(self.errors) < ERRORS_MAX:
             self.errors.append((round(t, 3), error))
 
     def longest_outage_s(self) -> float:
