@@ -301,6 +301,7 @@ class Watcher:
                                            label_selector=self.selector, timeout_s=30.0)
                 async with contextlib.aclosing(stream):
                     stopper = asyncio.ensure_future(stop.wait())
+                    counted = False     # one ok per stream that delivers: it answered
                     try:
                         while True:
                             nxt = asyncio.ensure_future(anext(stream))
@@ -315,6 +316,9 @@ class Watcher:
                                 event = nxt.result()
                             except StopAsyncIteration:
                                 break
+                            if not counted:
+                                self.availability.record(True)
+                                counted = True
                             if event.type in ("ADDED", "MODIFIED"):
                                 self._see(event.object)
                             if event.object is not None and event.object.metadata.resource_version:
