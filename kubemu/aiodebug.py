@@ -68,8 +68,8 @@ class SlowCallback:
         if self.stack:
             text += "\n    at:\n" + self.stack
         else:
-            text += ("\n    (no stack: the watchdog thread never ran while the callback did,"
-                     " so the loop thread likely held the GIL in a blocking C call)")
+            text += ("\n    (no stack: the callback ended before the watchdog looked again,"
+                     " or the loop thread held the GIL in a blocking C call throughout)")
         return text
 
 

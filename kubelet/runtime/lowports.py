@@ -23,6 +23,7 @@ bind(2) calls fail with ENOSYS (restart the container).
 """
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import errno
 import os
@@ -62,7 +63,15 @@ def parse_inet(raw: bytes) -> tuple[str, int] | None:
 
 class Supervisor:
     """Answers the bind(2) calls of one container (see the module doc). Register
-    `on_ready` as the listener's reader; `close()` when the container ended."""
+    `on_ready` as the listener's reader (on the event loop); `close()` when the
+    container ended.
+
+    `on_ready` only takes the notification off the listener (it is there: the
+    listener polled readable, and a notification withdrawn meanwhile makes the
+    ioctl fail at once with ENOENT). The answer runs in a thread: it reads the
+    caller's memory and copies its socket, which wait on the caller's mm and
+    exec locks (116 ms on a loaded machine while a pod was torn down). The
+    listener stays open until the last answer in flight is sent."""
 
     def __init__(self, listener: int, pod_ip: str,
                  on_close: Callable[[], None] | None = None):
@@ -71,11 +80,20 @@ class Supervisor:
         self.on_close = on_close
         self.libc = ctypes.CDLL(None, use_errno=True)
         self.done = 0   # binds done for the container
+        self._in_flight = 0
+        self._closing = False
 
     def close(self) -> None:
+        if self.fd < 0 or self._closing:
+            return
+        self._closing = True
+        if self.on_close is not None:
+            self.on_close()
+        if self._in_flight == 0:
+            self._close_fd()
+
+    def _close_fd(self) -> None:
         if self.fd >= 0:
-            if self.on_close is not None:
-                self.on_close()
             os.close(self.fd)
             self.fd = -1
 
@@ -83,6 +101,8 @@ class Supervisor:
         """One notification (the listener is readable); the listener is closed
         when it hangs up (the container's processes are gone)."""
         import fcntl
+        if self._closing:
+            return
         buf = bytearray(NOTIF_SIZE)
         try:
             fcntl.ioctl(self.fd, IOCTL_NOTIF_RECV, buf, True)
@@ -93,6 +113,19 @@ class Supervisor:
             return
         notif_id, pid, _flags, _nr, _arch, _ip, sockfd, addr, addrlen, *_ = \
             struct.unpack(NOTIF_FORMAT, buf)
+        self._in_flight += 1
+        answer = asyncio.get_running_loop().run_in_executor(
+            None, self.answer, notif_id, pid, sockfd, addr, addrlen)
+        answer.add_done_callback(self._answered)
+
+    def _answered(self, answer: asyncio.Future) -> None:
+        self._in_flight -= 1
+        if self._closing and self._in_flight == 0:
+            self._close_fd()
+
+    def answer(self, notif_id: int, pid: int, sockfd: int, addr: int, addrlen: int) -> None:
+        """Do or pass on one bind and send the answer (blocking: a thread)."""
+        import fcntl
         error = self._bind_for(notif_id, pid, sockfd, addr, addrlen)
         if error is None:
             response = struct.pack(RESP_FORMAT, notif_id, 0, 0, USER_NOTIF_FLAG_CONTINUE)
