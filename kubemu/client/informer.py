@@ -15,6 +15,9 @@ Model (client-go's Reflector + Indexer + shared processor, in one object):
 - A failure of the call (UNAVAILABLE, a broken stream, a server-side timeout):
   re-watch from the last resourceVersion seen, with exponential backoff capped
   at relist_backoff_s_max; if that version has expired by then, relist.
+- "Too large resource version" (the server's store is behind the version
+  asked for, e.g. etcd restored from a snapshot): relist, as client-go does,
+  instead of waiting for the store to catch up with a version it never had.
 - The store is updated before handlers are called, so a handler reading the
   store sees the event it is handling. `has_synced` is set once the first list
   has been delivered. With resync_s > 0 every object is re-delivered as
@@ -78,6 +81,8 @@ _WATCH_TIMEOUT_S = 300.0
 # without any event counts as a failure (backoff), so a server closing streams
 # at once is not hammered.
 _QUIET_STREAM_S = 1.0
+# The apiserver's words when a watch asks for a version its store has not reached.
+TOO_LARGE_RV = "Too large resource version"
 
 
 def meta_namespace_key(obj: Message) -> str:
@@ -355,6 +360,11 @@ class Informer:
                 await self._watch(watch_timeout_s)
             except errors.Expired as exc:
                 need_list = True
+                error = exc
+            except errors.Timeout as exc:
+                # The version is ahead of the server's store (client-go's
+                # isTooLargeResourceVersionError): relist rather than re-watch.
+                need_list = TOO_LARGE_RV in str(exc)
                 error = exc
             except (errors.ApiError, grpc.RpcError, OSError, TimeoutError) as exc:
                 # UNAVAILABLE, a broken stream, a timeout: retry. Anything else is
