@@ -56,7 +56,7 @@ from google.protobuf.message import Message
 
 from kubemu.api import errors
 from kubemu.backoff import exponential_s
-from kubemu.client.clientset import Client
+from kubemu.client.clientset import TOO_LARGE_RV, Client
 
 if TYPE_CHECKING:
     from kubemu.loops import Loops
@@ -81,8 +81,6 @@ _WATCH_TIMEOUT_S = 300.0
 # without any event counts as a failure (backoff), so a server closing streams
 # at once is not hammered.
 _QUIET_STREAM_S = 1.0
-# The apiserver's words when a watch asks for a version its store has not reached.
-TOO_LARGE_RV = "Too large resource version"
 
 
 def meta_namespace_key(obj: Message) -> str:
