@@ -455,16 +455,26 @@ class Cluster:
             await self._hold(p)
         bump = max(0, (before or 0) - int(info["revision"])) + RESTORE_BUMP_MARGIN
         native_bump = await asyncio.to_thread(_restore_has_bump, tools)
-        for p in members:
-            await asyncio.to_thread(_restore_member, tools, path, p,
-                                    bump if native_bump else 0)
-        for p in members:
-            await self._release(p, deadline, wait=False)
-        for p in members:
-            await self._wait_released(p, deadline)
+        restored: list[_Process] = []
+        try:
+            for p in members:
+                await asyncio.to_thread(_restore_member, tools, path, p,
+                                        bump if native_bump else 0)
+                restored.append(p)
+        except ClusterError as exc:
+            # Nothing started on the new data yet: put every member's old
+            # data back and bring the control plane up as it was.
+            for p in restored:
+                await asyncio.to_thread(_undo_restore, p)
+            await self._release_etcd(members, deadline)
+            for p in control:
+                if p.kind.name != comp.ETCD:
+                    await self._release(p, deadline)
+            raise ClusterError(f"{exc}; the control plane runs on its old data again") from None
+        await self._release_etcd(members, deadline)
         if not native_bump:
-            await _bump_revision(members[0].address, bump,
-                                 timeout_s=max(1.0, deadline - loop.time()))
+            await asyncio.to_thread(_bump_revision, members[0].address, bump,
+                                    timeout_s=max(1.0, deadline - loop.time()))
         for p in control:
             if p.kind.name != comp.ETCD:
                 await self._release(p, deadline)
@@ -481,6 +491,13 @@ class Cluster:
             await asyncio.gather(p.monitor, return_exceptions=True)
             p.monitor = None
         await self._stop_process(p, grace_s=p.kind.stop_grace_s)
+
+    async def _release_etcd(self, members: list[_Process], deadline: float) -> None:
+        """Start every member, then wait for each: one alone has no quorum."""
+        for p in members:
+            await self._release(p, deadline, wait=False)
+        for p in members:
+            await self._wait_released(p, deadline)
 
     async def _release(self, p: _Process, deadline: float, *, wait: bool = True) -> None:
         p.stopping = False
@@ -991,14 +1008,21 @@ def _run_tool(argv: list[str], timeout_s: float = ETCD_TOOL_TIMEOUT_S) -> str:
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, timeout=timeout_s, env=env)
     except subprocess.TimeoutExpired:
-        raise ClusterError(f"{' '.join(argv[:3])}: no answer within {timeout_s:g} s") from None
+        raise ClusterError(f"{_what(argv)}: no answer within {timeout_s:g} s") from None
     except OSError as exc:
         raise ClusterError(f"{argv[0]}: {exc}") from None
     if done.returncode != 0:
         text = (done.stderr or done.stdout).decode(errors="replace").strip().splitlines()
-        raise ClusterError(f"{' '.join(argv[:3])} failed (exit code {done.returncode}): "
+        raise ClusterError(f"{_what(argv)} failed (exit code {done.returncode}): "
                            f"{text[-1] if text else 'no output'}")
     return done.stdout.decode(errors="replace")
+
+
+def _what(argv: list[str]) -> str:
+    """A command line, short: the tool and its sub-command (not a script's text)."""
+    if len(argv) > 1 and argv[1] == "-c":
+        return f"{argv[0]} -c (revision bump)"
+    return " ".join(argv[:3])
 
 
 def _snapshot_tool(tools: dict[str, str | None]) -> str:
@@ -1015,7 +1039,10 @@ def etcd_snapshot_status(tools: dict[str, str | None], path: pathlib.Path) -> di
     """{"hash", "revision", "totalKey", "totalSize"} of a snapshot file."""
     if not path.is_file():
         raise ClusterError(f"restore: {path}: no such file")
-    out = _run_tool([_snapshot_tool(tools), "snapshot", "status", str(path), "-w", "json"])
+    try:
+        out = _run_tool([_snapshot_tool(tools), "snapshot", "status", str(path), "-w", "json"])
+    except ClusterError as exc:
+        raise ClusterError(f"restore: {path}: not an etcd snapshot ({exc})") from None
     try:
         doc = json.loads(out.strip().splitlines()[-1])
         int(doc["revision"])
@@ -1073,6 +1100,15 @@ def _restore_member(tools: dict[str, str | None], snapshot: pathlib.Path, p: _Pr
     fresh.rename(data)
 
 
+def _undo_restore(p: _Process) -> None:
+    """Put back the data directory _restore_member swapped out."""
+    data = pathlib.Path(_flag(p.kind.argv(p.launch), "--data-dir") or "")
+    old = data.with_name(data.name + ".before-restore")
+    if old.is_dir():
+        shutil.rmtree(data, ignore_errors=True)
+        old.rename(data)
+
+
 async def _etcd_revision(members: list[_Process], tools: dict[str, str | None]) -> int | None:
     """The highest revision any live member reports, or None (none answers)."""
     ctl = tools.get("etcdctl")
@@ -1093,36 +1129,49 @@ async def _etcd_revision(members: list[_Process], tools: dict[str, str | None]) 
     return best
 
 
-async def _bump_revision(address: str, by: int, *, timeout_s: float) -> None:
-    """Move etcd's revision on by `by` (one write each of one key,
-    RESTORE_BUMP_CONCURRENCY at a time) and compact at the last one (the key
-    stays, a few bytes; the apiserver never reads outside /registry)."""
-    import aetcd
+# Run in a child Python: thousands of etcd calls from the supervisor's own
+# process would compete with its event loop for the GIL (the poller thread).
+_BUMP_SCRIPT = """
+import asyncio, sys
+import aetcd
 
-    host, port = address.rsplit(":", 1)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    key = b"/kubemu/restore-bump"
-    by = min(by, RESTORE_BUMP_MAX)
-    client = aetcd.Client(host=host, port=int(port), timeout=int(ETCD_CALL_TIMEOUT_S))
+async def main(host, port, by, concurrency, call_timeout_s):
+    client = aetcd.Client(host=host, port=port, timeout=int(call_timeout_s))
     try:
-        await asyncio.wait_for(client.connect(), ETCD_CALL_TIMEOUT_S)
+        await asyncio.wait_for(client.connect(), call_timeout_s)
+        key = b"/kubemu/restore-bump"
         done = 0
         while done < by:
-            batch = min(RESTORE_BUMP_CONCURRENCY, by - done)
-            remaining_s = deadline - loop.time()
-            if remaining_s <= 0:
-                raise ClusterError(f"restore: moving the revision on by {by} took over "
-                                   f"{timeout_s:g} s ({done} done)")
+            batch = min(concurrency, by - done)
             await asyncio.wait_for(asyncio.gather(
-                *(client.put(key, b"") for _ in range(batch))), remaining_s)
+                *(client.put(key, b"") for _ in range(batch))), call_timeout_s)
             done += batch
         # Its header's revision is the last one: compacted there.
-        put = await asyncio.wait_for(client.put(key, b""), ETCD_CALL_TIMEOUT_S)
-        revision = put.header.revision
-        await asyncio.wait_for(client.compact(revision), ETCD_CALL_TIMEOUT_S)
+        put = await asyncio.wait_for(client.put(key, b""), call_timeout_s)
+        await asyncio.wait_for(client.compact(put.header.revision), call_timeout_s)
+        print(put.header.revision)
     finally:
         await client.close()
+
+host, port, by, concurrency, timeout_s = sys.argv[1:]
+asyncio.run(main(host, int(port), int(by), int(concurrency), float(timeout_s)))
+"""
+
+
+def _bump_revision(address: str, by: int, *, timeout_s: float) -> int:
+    """Move etcd's revision on by `by` (one write each of one key,
+    RESTORE_BUMP_CONCURRENCY at a time) and compact at the last one (the key
+    stays, a few bytes; the apiserver never reads outside /registry); returns
+    that revision. Blocking: run it in a thread."""
+    host, port = address.rsplit(":", 1)
+    by = min(by, RESTORE_BUMP_MAX)
+    out = _run_tool([sys.executable, "-c", _BUMP_SCRIPT, host, port, str(by),
+                     str(RESTORE_BUMP_CONCURRENCY), str(ETCD_CALL_TIMEOUT_S)],
+                    timeout_s=timeout_s)
+    try:
+        return int(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise ClusterError(f"restore: moving the revision on said {out.strip()[:200]!r}") from None
 
 
 def _print_line(line: str) -> None:

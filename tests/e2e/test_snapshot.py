@@ -15,6 +15,7 @@ import secrets
 
 import pytest
 
+from deploy.supervisor import ClusterError
 from kubemu.api import errors
 from kubemu.client.wait import wait_for
 from tests.e2e.test_kubelet import (ClusterThread, Seen, alive, busybox, cli, container_pid, obj,
@@ -109,3 +110,15 @@ async def test_restore_drops_later_objects_and_stops_their_pods(cluster, api, tm
     await api.create(sleeper("again", ns, 1))
     await wait_for(lambda: running_pods(api, ns, 1), WAIT_S, message="again's pod running")
     await api.delete("deployments", "again", ns)
+
+
+async def test_restore_from_a_file_that_is_no_snapshot_changes_nothing(cluster, api, tmp_path):
+    bogus = tmp_path / "not-a-snapshot.db"
+    bogus.write_bytes(b"\0" * 4096)
+    pids = {s.component: s.pid for s in cluster.cluster.status() if not s.node}
+    with pytest.raises(ClusterError, match="not-a-snapshot.db"):
+        await asyncio.to_thread(cluster.call, cluster.cluster.restore_etcd(bogus, RESTORE_S),
+                                RESTORE_S + 10)
+    # Refused before anything was stopped: the same processes serve.
+    assert {s.component: s.pid for s in cluster.cluster.status() if not s.node} == pids
+    await api.get("namespaces", "default")
