@@ -6,7 +6,10 @@
 - status: `etcdutl snapshot status -w table` (etcdctl's for 3.4, which ships
   no etcdutl): hash, revision, total keys, total size.
 - restore: asks the supervisor (the only owner of the processes) through its
-  control API, `SupervisorClient.restore_etcd(path)` (the RestoreEtcd RPC),
+  control API, `SupervisorClient.restore_etcd(path) -> str` (the RPC
+  `RestoreEtcd(RestoreEtcdRequest{snapshot: absolute path}) ->
+  RestoreEtcdResponse{message}`, its server side `Cluster.restore_etcd`, a
+  ClusterError answered FAILED_PRECONDITION with its message),
   which stops the control plane, restores every member's data directory into a
   fresh one, moves the revision past the old one and starts it all again
   (deploy.supervisor.Cluster.restore_etcd). Objects written after the
@@ -160,7 +163,11 @@ async def run_restore(args: argparse.Namespace) -> int:
                         "(kubemu.control)") from None
     client = control.SupervisorClient(args.home, timeout_s=RESTORE_TIMEOUT_S)
     try:
-        line = await client.restore_etcd(str(path))
+        restore = getattr(client, "restore_etcd", None)
+        if restore is None:
+            raise CliError("snapshot restore: the supervisor's control API has no RestoreEtcd "
+                           "call in this build")
+        line = await restore(str(path))
     except control.ControlError as exc:
         raise CliError(f"snapshot restore: {exc}") from None
     finally:
