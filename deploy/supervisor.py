@@ -35,10 +35,12 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import json
 import os
 import pathlib
 import random
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -83,6 +85,17 @@ KILL_WAIT_S = cluster_home.KILL_WAIT_S
 PROGRESS_LINES_MAX = 200
 SPAWNED_PIDS_MAX = 1000
 LOG_TAIL_BYTES = 8192
+# etcd restore: the whole of it, one etcd tool call, one restore call, one etcd RPC.
+RESTORE_TIMEOUT_S = 180.0
+ETCD_TOOL_TIMEOUT_S = 30.0
+ETCD_RESTORE_TIMEOUT_S = 120.0
+ETCD_CALL_TIMEOUT_S = 10.0
+# The revision after a restore is moved past the old one by this much more than
+# the gap (what clients may have seen from a member not asked), at most
+# RESTORE_BUMP_MAX writes when done by writes, RESTORE_BUMP_CONCURRENCY at a time.
+RESTORE_BUMP_MARGIN = 1000
+RESTORE_BUMP_MAX = 200_000
+RESTORE_BUMP_CONCURRENCY = 64
 
 # How a process says it lost the race for its port (etcd, grpc core, Python).
 _PORT_IN_USE = re.compile(
@@ -403,6 +416,109 @@ class Cluster:
         await self._release_home()
         return left
 
+    async def restore_etcd(self, snapshot: str | os.PathLike[str],
+                           timeout_s: float = RESTORE_TIMEOUT_S) -> str:
+        """Restore the cluster's etcd from `snapshot` (an `etcdctl snapshot save`
+        file); returns a line saying what was done.
+
+        The control plane (etcd members, apiservers, schedulers,
+        controller-managers) is stopped; each member's data directory is
+        restored into a fresh one (etcdutl, or etcdctl for 3.4, with the
+        member's own --name / --initial-cluster / peer URLs) and swapped in (the
+        old one is kept beside it as `<data>.before-restore`); etcd starts
+        again. The restored revision is behind what every client has seen, so
+        before the apiservers start the revision is moved past the old one and
+        compacted there (etcdutl's --bump-revision --mark-compacted where the
+        version has them, else that many writes of one key): every watch that
+        reconnects with an old resourceVersion gets Expired and relists, as after
+        a compaction, so kubelets see the pods that are gone and stop them.
+        Node processes keep running throughout.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        if self._state != ClusterState.READY:
+            raise ClusterError(f"restore: the cluster is {self._state}, not {ClusterState.READY}")
+        path = pathlib.Path(snapshot).expanduser().resolve()
+        members = [p for p in self._procs if p.kind.name == comp.ETCD]
+        if not members:
+            raise ClusterError("restore: this cluster has no etcd")
+        control = [p for p in self._procs if not p.node]
+        etcd_binary = members[0].launch.binaries[comp.ETCD]
+        tools = {t: await asyncio.to_thread(comp.etcd_tool, etcd_binary, t)
+                 for t in comp.ETCD_TOOLS}
+        info = await asyncio.to_thread(etcd_snapshot_status, tools, path)
+        before = await _etcd_revision(members, tools)
+        self._progress(f"restore: snapshot {path} at revision {info['revision']} "
+                       f"({info['totalKey']} keys); etcd is at revision {before or 'unknown'}; "
+                       f"stopping the control plane")
+        for p in reversed(control):
+            await self._hold(p)
+        bump = max(0, (before or 0) - int(info["revision"])) + RESTORE_BUMP_MARGIN
+        native_bump = await asyncio.to_thread(_restore_has_bump, tools)
+        restored: list[_Process] = []
+        try:
+            for p in members:
+                await asyncio.to_thread(_restore_member, tools, path, p,
+                                        bump if native_bump else 0)
+                restored.append(p)
+        except ClusterError as exc:
+            # Nothing started on the new data yet: put every member's old
+            # data back and bring the control plane up as it was.
+            for p in restored:
+                await asyncio.to_thread(_undo_restore, p)
+            await self._release_etcd(members, deadline)
+            for p in control:
+                if p.kind.name != comp.ETCD:
+                    await self._release(p, deadline)
+            raise ClusterError(f"{exc}; the control plane runs on its old data again") from None
+        await self._release_etcd(members, deadline)
+        if not native_bump:
+            await asyncio.to_thread(_bump_revision, members[0].address, bump,
+                                    timeout_s=max(1.0, deadline - loop.time()))
+        for p in control:
+            if p.kind.name != comp.ETCD:
+                await self._release(p, deadline)
+        line = (f"restore: etcd restored from {path} (revision {info['revision']}, moved "
+                f"on by {bump} and compacted); control plane running again")
+        self._progress(line)
+        return line
+
+    async def _hold(self, p: _Process) -> None:
+        """Stop p and keep it down (no restart) until _release."""
+        p.stopping = True
+        if p.monitor is not None:
+            p.monitor.cancel()
+            await asyncio.gather(p.monitor, return_exceptions=True)
+            p.monitor = None
+        await self._stop_process(p, grace_s=p.kind.stop_grace_s)
+
+    async def _release_etcd(self, members: list[_Process], deadline: float) -> None:
+        """Start every member, then wait for each: one alone has no quorum."""
+        for p in members:
+            await self._release(p, deadline, wait=False)
+        for p in members:
+            await self._wait_released(p, deadline)
+
+    async def _release(self, p: _Process, deadline: float, *, wait: bool = True) -> None:
+        p.stopping = False
+        await self._spawn(p)
+        if wait:
+            await self._wait_released(p, deadline)
+
+    async def _wait_released(self, p: _Process, deadline: float) -> None:
+        try:
+            await self._wait_ready(p, deadline)
+        except _ExitedEarly as exc:
+            p.state = ProcState.EXITED
+            self._changed()
+            raise ClusterError(f"{p.name} exited with code {exc.code} after the restore: "
+                               f"{exc.last_line()} (log: {p.launch.log_path})") from None
+        except _NotReady as exc:
+            raise ClusterError(f"{p.name} not ready after the restore: {exc.reason} "
+                               f"(log: {p.launch.log_path})") from None
+        self._became_ready(p)
+        p.monitor = asyncio.create_task(self._supervise(p), name=f"supervise-{p.name}")
+
     def leftover_processes(self) -> list[psutil.Process]:
         """Live processes of this cluster (blocking: a scan of the process table)."""
         return find_home_processes(self.home, list(self._spawned))
@@ -508,7 +624,7 @@ class Cluster:
                     if kind.name == comp.ETCD:
                         self.etcd_version = version
                         self._log.info("etcd version", version=version, binary=launch.binaries[comp.ETCD])
-                        if version.startswith(("3.5.0", "3.5.1", "3.5.2")):
+                        if comp.etcd_affected(version):
                             # DESIGN §5: those have a data-inconsistency bug when a member is killed under load.
                             self._log.warning("etcd 3.5.0-3.5.2 may lose consistency when killed under "
                                               "load; use 3.4.x or >= 3.5.3 (KUBEMU_ETCD) for chaos runs",
@@ -881,6 +997,181 @@ class Cluster:
         config = ClusterConfig(apiserver=apiserver, etcd=etcd, components=components)
         path = await asyncio.to_thread(write_cluster_config, self.home, config)
         self._log.info("kubeconfig written", path=str(path))
+
+
+# --- etcd restore (blocking helpers run in threads) ---------------------
+
+def _run_tool(argv: list[str], timeout_s: float = ETCD_TOOL_TIMEOUT_S) -> str:
+    """Run an etcd tool; its stdout, or ClusterError with its last line."""
+    env = dict(os.environ, ETCDCTL_API="3")
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=timeout_s, env=env)
+    except subprocess.TimeoutExpired:
+        raise ClusterError(f"{_what(argv)}: no answer within {timeout_s:g} s") from None
+    except OSError as exc:
+        raise ClusterError(f"{argv[0]}: {exc}") from None
+    if done.returncode != 0:
+        text = (done.stderr or done.stdout).decode(errors="replace").strip().splitlines()
+        raise ClusterError(f"{_what(argv)} failed (exit code {done.returncode}): "
+                           f"{text[-1] if text else 'no output'}")
+    return done.stdout.decode(errors="replace")
+
+
+def _what(argv: list[str]) -> str:
+    """A command line, short: the tool and its sub-command (not a script's text)."""
+    if len(argv) > 1 and argv[1] == "-c":
+        return f"{argv[0]} -c (revision bump)"
+    return " ".join(argv[:3])
+
+
+def _snapshot_tool(tools: dict[str, str | None]) -> str:
+    """etcdutl (3.5+: etcdctl's snapshot status/restore are deprecated there),
+    else etcdctl (3.4)."""
+    tool = tools.get("etcdutl") or tools.get("etcdctl")
+    if tool is None:
+        raise ClusterError("restore: neither etcdutl nor etcdctl beside the etcd binary or "
+                           "on PATH")
+    return tool
+
+
+def etcd_snapshot_status(tools: dict[str, str | None], path: pathlib.Path) -> dict:
+    """{"hash", "revision", "totalKey", "totalSize"} of a snapshot file."""
+    if not path.is_file():
+        raise ClusterError(f"restore: {path}: no such file")
+    try:
+        out = _run_tool([_snapshot_tool(tools), "snapshot", "status", str(path), "-w", "json"])
+    except ClusterError as exc:
+        raise ClusterError(f"restore: {path}: not an etcd snapshot ({exc})") from None
+    try:
+        doc = json.loads(out.strip().splitlines()[-1])
+        int(doc["revision"])
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise ClusterError(f"restore: {path}: not an etcd snapshot ({out.strip()[:200]!r})") from None
+    return doc
+
+
+def _restore_has_bump(tools: dict[str, str | None]) -> bool:
+    """Whether `snapshot restore` takes --bump-revision / --mark-compacted
+    (etcdutl of recent releases; not 3.4's etcdctl nor early 3.5's etcdutl)."""
+    tool = _snapshot_tool(tools)
+    try:
+        text = _run_tool([tool, "snapshot", "restore", "--help"])
+    except ClusterError:
+        return False
+    return "--bump-revision" in text and "--mark-compacted" in text
+
+
+def _flag(argv: list[str], name: str) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _restore_member(tools: dict[str, str | None], snapshot: pathlib.Path, p: _Process,
+                    bump: int) -> None:
+    """Restore one (stopped) member's data directory from the snapshot: into a
+    fresh directory beside it, then swapped in; the old one is kept as
+    `<data>.before-restore` (one generation)."""
+    argv = p.kind.argv(p.launch)
+    data = pathlib.Path(_flag(argv, "--data-dir") or "")
+    if not data.name:
+        raise ClusterError(f"restore: {p.name}: no --data-dir in its command line")
+    fresh = data.with_name(data.name + ".restoring")
+    old = data.with_name(data.name + ".before-restore")
+    for leftover in (fresh, old):
+        shutil.rmtree(leftover, ignore_errors=True)
+    restore = [_snapshot_tool(tools), "snapshot", "restore", str(snapshot),
+               "--data-dir", str(fresh)]
+    for name in ("--name", "--initial-cluster", "--initial-advertise-peer-urls",
+                 "--initial-cluster-token"):
+        value = _flag(argv, name)
+        if value is not None:
+            restore += [name, value]
+    if bump:
+        restore += ["--bump-revision", str(bump), "--mark-compacted"]
+    _run_tool(restore, timeout_s=ETCD_RESTORE_TIMEOUT_S)
+    os.chmod(fresh, 0o700)
+    if data.exists():
+        data.rename(old)
+    fresh.rename(data)
+
+
+def _undo_restore(p: _Process) -> None:
+    """Put back the data directory _restore_member swapped out."""
+    data = pathlib.Path(_flag(p.kind.argv(p.launch), "--data-dir") or "")
+    old = data.with_name(data.name + ".before-restore")
+    if old.is_dir():
+        shutil.rmtree(data, ignore_errors=True)
+        old.rename(data)
+
+
+async def _etcd_revision(members: list[_Process], tools: dict[str, str | None]) -> int | None:
+    """The highest revision any live member reports, or None (none answers)."""
+    ctl = tools.get("etcdctl")
+    if ctl is None:
+        return None
+    best: int | None = None
+    for p in members:
+        if not p.alive():
+            continue
+        try:
+            out = await asyncio.to_thread(
+                _run_tool, [ctl, "--endpoints", p.address, "--command-timeout", "3s",
+                            "endpoint", "status", "-w", "json"])
+            revision = int(json.loads(out)[0]["Status"]["header"]["revision"])
+        except (ClusterError, ValueError, KeyError, IndexError, TypeError):
+            continue
+        best = revision if best is None else max(best, revision)
+    return best
+
+
+# Run in a child Python: thousands of etcd calls from the supervisor's own
+# process would compete with its event loop for the GIL (the poller thread).
+_BUMP_SCRIPT = """
+import asyncio, sys
+import aetcd
+
+async def main(host, port, by, concurrency, call_timeout_s):
+    client = aetcd.Client(host=host, port=port, timeout=int(call_timeout_s))
+    try:
+        await asyncio.wait_for(client.connect(), call_timeout_s)
+        key = b"/kubemu/restore-bump"
+        done = 0
+        while done < by:
+            batch = min(concurrency, by - done)
+            await asyncio.wait_for(asyncio.gather(
+                *(client.put(key, b"") for _ in range(batch))), call_timeout_s)
+            done += batch
+        # Its header's revision is the last one: compacted there.
+        put = await asyncio.wait_for(client.put(key, b""), call_timeout_s)
+        await asyncio.wait_for(client.compact(put.header.revision), call_timeout_s)
+        print(put.header.revision)
+    finally:
+        await client.close()
+
+host, port, by, concurrency, timeout_s = sys.argv[1:]
+asyncio.run(main(host, int(port), int(by), int(concurrency), float(timeout_s)))
+"""
+
+
+def _bump_revision(address: str, by: int, *, timeout_s: float) -> int:
+    """Move etcd's revision on by `by` (one write each of one key,
+    RESTORE_BUMP_CONCURRENCY at a time) and compact at the last one (the key
+    stays, a few bytes; the apiserver never reads outside /registry); returns
+    that revision. Blocking: run it in a thread."""
+    host, port = address.rsplit(":", 1)
+    by = min(by, RESTORE_BUMP_MAX)
+    out = _run_tool([sys.executable, "-c", _BUMP_SCRIPT, host, port, str(by),
+                     str(RESTORE_BUMP_CONCURRENCY), str(ETCD_CALL_TIMEOUT_S)],
+                    timeout_s=timeout_s)
+    try:
+        return int(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise ClusterError(f"restore: moving the revision on said {out.strip()[:200]!r}") from None
 
 
 def _print_line(line: str) -> None:

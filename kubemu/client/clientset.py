@@ -50,6 +50,9 @@ _KEEPALIVE_TIMEOUT_MS = 10_000
 # list_all stops following continue tokens after this many pages (a server bug
 # handing out tokens forever must not loop forever).
 _LIST_PAGES_MAX = 100_000
+# The apiserver's words (a 504 Timeout) when a watch asks for a version its
+# store has not reached: the server's answer, not the stream's own deadline.
+TOO_LARGE_RV = "Too large resource version"
 
 T = TypeVar("T")
 
@@ -293,8 +296,9 @@ class Client:
                 return
             except grpc.aio.AioRpcError as err:
                 code = err.code()
-                if code == grpc.StatusCode.DEADLINE_EXCEEDED and timeout_s is not None:
-                    return
+                if code == grpc.StatusCode.DEADLINE_EXCEEDED and timeout_s is not None \
+                        and TOO_LARGE_RV not in (err.details() or ""):
+                    return  # the stream's own timeout, not the server's answer
                 # Only before the first event: after it the caller has seen part
                 # of the stream and must decide where to resume from.
                 if (code == grpc.StatusCode.UNAVAILABLE and not started

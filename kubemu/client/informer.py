@@ -15,6 +15,9 @@ Model (client-go's Reflector + Indexer + shared processor, in one object):
 - A failure of the call (UNAVAILABLE, a broken stream, a server-side timeout):
   re-watch from the last resourceVersion seen, with exponential backoff capped
   at relist_backoff_s_max; if that version has expired by then, relist.
+- "Too large resource version" (the server's store is behind the version
+  asked for, e.g. etcd restored from a snapshot): relist, as client-go does,
+  instead of waiting for the store to catch up with a version it never had.
 - The store is updated before handlers are called, so a handler reading the
   store sees the event it is handling. `has_synced` is set once the first list
   has been delivered. With resync_s > 0 every object is re-delivered as
@@ -53,7 +56,7 @@ from google.protobuf.message import Message
 
 from kubemu.api import errors
 from kubemu.backoff import exponential_s
-from kubemu.client.clientset import Client
+from kubemu.client.clientset import TOO_LARGE_RV, Client
 
 if TYPE_CHECKING:
     from kubemu.loops import Loops
@@ -355,6 +358,11 @@ class Informer:
                 await self._watch(watch_timeout_s)
             except errors.Expired as exc:
                 need_list = True
+                error = exc
+            except errors.Timeout as exc:
+                # The version is ahead of the server's store (client-go's
+                # isTooLargeResourceVersionError): relist rather than re-watch.
+                need_list = TOO_LARGE_RV in str(exc)
                 error = exc
             except (errors.ApiError, grpc.RpcError, OSError, TimeoutError) as exc:
                 # UNAVAILABLE, a broken stream, a timeout: retry. Anything else is

@@ -822,6 +822,36 @@ async def test_informer_keeps_retrying_when_streams_fail_at_once(fake, client):
         await inf.stop()
 
 
+@pytest.mark.parametrize("message, relists", [
+    pytest.param("Too large resource version: 900, current: 12", 1,
+                 id="too-large-relists"),
+    pytest.param("context deadline exceeded", 0, id="other-timeout-rewatches"),
+])
+async def test_informer_relists_when_its_version_is_ahead_of_the_store(fake, client, message,
+                                                                        relists):
+    # An etcd restored from a snapshot is behind what the informer saw; the
+    # apiserver answers a watch from that version "Too large resource
+    # version" (504 Timeout). client-go relists then; any other timeout re-watches.
+    failed: list[str] = []
+
+    async def once(request, context):
+        if not failed:
+            failed.append(request.resource_version)
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, message,
+                                trailing_metadata=((errors.REASON_KEY, "Timeout"),))
+
+    fake.put(cm("a"))
+    fake.hooks["Watch"] = once
+    inf = Informer(client, "cm", "default", relist_backoff_s_max=0.2)
+    inf.start()
+    try:
+        await wait_for(lambda: len(fake.calls("Watch")) >= 2 and fake.watchers, TIMEOUT_S)
+        assert inf.relists == relists
+        assert len(fake.calls("List")) == 1 + relists
+    finally:
+        await inf.stop()
+
+
 async def test_informer_bookmarks_advance_version(fake, client, informer):
     informer.start()
     await informer.wait_synced(TIMEOUT_S)
