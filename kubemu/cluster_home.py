@@ -44,11 +44,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import hashlib
 import json
 import os
 import pathlib
 import re
 import signal
+import tempfile
 import time
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
@@ -64,6 +66,9 @@ PID_FILE = "supervisor.pid"
 LOCK_FILE = "supervisor.lock"
 READY_FILE = "ready"
 FAILED_FILE = "failed"
+CONTROL_SOCKET = "control.sock"
+# sun_path is 108 bytes with the NUL; kept as deploy.components has it.
+UNIX_SOCKET_PATH_MAX_BYTES = 100
 LOGS_DIR = "logs"
 SUPERVISOR_LOG = "supervisor.log"
 NODES_DIR = "nodes"
@@ -112,15 +117,29 @@ class ProcState:
     BACKOFF = "backoff"      # died; waiting to be restarted
     EXITED = "exited"        # died and restart is off
     STOPPING = "stopping"
-    STOPPED = "stopped"
+    STOPPED = "stopped"      # stopped (through the control API: down until started)
+    PAUSED = "paused"        # SIGSTOPped through the control API
+    PARTITIONED = "partitioned"  # running, but its links are cut
 
 
 # A process recorded in one of these states should be alive.
-LIVE_STATES = (ProcState.STARTING, ProcState.RUNNING, ProcState.STOPPING)
+LIVE_STATES = (ProcState.STARTING, ProcState.RUNNING, ProcState.STOPPING, ProcState.PAUSED,
+               ProcState.PARTITIONED)
 
 
 def state_path(home: pathlib.Path) -> pathlib.Path:
     return home / STATE_FILE
+
+
+def control_socket(home: pathlib.Path) -> pathlib.Path:
+    """The supervisor's control API socket: <home>/control.sock, or a short path
+    in the temp directory when that one is too long for a unix socket (108 bytes
+    with the NUL); the supervisor makes it 0600 either way."""
+    preferred = home / CONTROL_SOCKET
+    if len(os.fsencode(str(preferred))) <= UNIX_SOCKET_PATH_MAX_BYTES:
+        return preferred
+    digest = hashlib.sha256(str(home).encode()).hexdigest()[:12]
+    return pathlib.Path(tempfile.gettempdir()) / f"kubemu-{digest}-control.sock"
 
 
 def logs_dir(home: pathlib.Path) -> pathlib.Path:
