@@ -319,6 +319,7 @@ class Cluster:
         # is_cut(name)), or None: partition answers "not available".
         self.links = None
         self._control_server = None
+        self._reaper: subprocess.Popen[bytes] | None = None
 
     # --- public API -------------------------------------------------------
 
@@ -354,6 +355,7 @@ class Cluster:
         deadline = started + timeout_s
         await asyncio.to_thread(self._claim_home)
         try:
+            await asyncio.to_thread(self._start_reaper)
             await self._prepare_home()
             self._set_state(ClusterState.STARTING)
             await self._resolve_binaries()
@@ -787,6 +789,40 @@ class Cluster:
         finally:
             exited.cancel()
 
+    # --- the reaper (deploy/reaper.py) -------------------------------------
+
+    def _start_reaper(self) -> None:
+        """Blocking (a thread). The process that stops this cluster's processes
+        if this supervisor dies without stopping them (kill -9)."""
+        from deploy import reaper
+
+        env = self._child_env()
+        env.pop(SUPERVISED_ENV, None)  # not one of the processes it kills
+        env.pop(HOME_ENV, None)
+        env[reaper.REAPER_HOME_ENV] = str(self.home)
+        with _open_log(cluster_home.supervisor_log(self.home)) as out:
+            self._reaper = subprocess.Popen(
+                [sys.executable, "-m", "deploy.reaper"], stdin=subprocess.PIPE, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True, env=env)
+
+    def _stop_reaper(self) -> None:
+        """Blocking (a thread): tell the reaper we stopped the cluster ourselves."""
+        from deploy import reaper
+
+        proc, self._reaper = self._reaper, None
+        if proc is None:
+            return
+        assert proc.stdin is not None
+        with contextlib.suppress(OSError):
+            proc.stdin.write(reaper.DONE)
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+        try:
+            proc.wait(KILL_WAIT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(KILL_WAIT_S)
+
     # --- control (deploy/control_server.py) --------------------------------
 
     async def _start_control(self) -> None:
@@ -1025,6 +1061,7 @@ class Cluster:
     async def _release_home(self) -> None:
         """Last step: after this another supervisor may claim the home."""
         await self._flush_state()
+        await asyncio.to_thread(self._stop_reaper)
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the flock
             self._lock_fd = None

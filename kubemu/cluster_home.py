@@ -353,14 +353,40 @@ def running(proc: psutil.Process) -> bool:
         return False
 
 
+def lock_holder(home: pathlib.Path) -> int | None:
+    """The pid holding the home's supervisor lock (flock), from /proc/locks, or
+    None: what finds the supervisor when its pid file is gone. Blocking."""
+    try:
+        st = os.stat(pathlib.Path(home) / LOCK_FILE)
+        with open("/proc/locks") as f:
+            table = f.read(1 << 20)
+    except OSError:
+        return None
+    wanted = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in table.splitlines():
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF" ("->" marks a waiter)
+        if len(fields) >= 6 and fields[1] == "FLOCK" and "->" not in fields:
+            if fields[5] == wanted and fields[4].isdigit():
+                return int(fields[4])
+    return None
+
+
 def running_supervisor(home: pathlib.Path) -> psutil.Process | None:
-    """The live supervisor of `home`, found by its pid file."""
+    """The live supervisor of `home`, found by its pid file, else (the file
+    gone) as the holder of the home's lock."""
     import psutil
 
     try:
         pid = int((home / PID_FILE).read_text().strip())
     except (OSError, ValueError):
-        return None
+        holder = lock_holder(home)
+        proc = alive(holder) if holder else None
+        try:
+            cmdline = proc.cmdline() if proc else []
+        except psutil.Error:
+            return None
+        return proc if "deploy" in cmdline and "up" in cmdline else None
     state = read_state(home)
     recorded = state.supervisor if state else None
     if recorded is not None and recorded.pid == pid:
