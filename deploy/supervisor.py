@@ -80,6 +80,8 @@ RESTART_RESET_AFTER_S = 10.0
 # times in a row, one poll apart, is killed and restarted (a SIGSTOPped etcd or
 # apiserver still accepts connections but never answers).
 HEALTH_WATCH_INTERVAL_S = 1.0
+# Longer than start-up's: a loaded machine must not get a live process killed.
+HEALTH_WATCH_TIMEOUT_S = 2.0
 HEALTH_FAILURE_THRESHOLD = 3
 CONTROL_STOP_GRACE_S = 5.0
 HEALTH_CALL_TIMEOUT_S = 1.0
@@ -229,6 +231,15 @@ def exit_text(code: int) -> str:
         except ValueError:
             return f"signal {-code}"
     return f"code {code}"
+
+
+# A health check's reason that means nobody answered (a hung, SIGSTOPped or
+# deadlocked process), as opposed to an answer saying "not serving".
+_UNRESPONSIVE = re.compile(r"no answer|DEADLINE_EXCEEDED|UNAVAILABLE|refused|reset|timed out")
+
+
+def unresponsive(reason: str) -> bool:
+    return bool(_UNRESPONSIVE.search(reason))
 
 
 def _signal_group(pgid: int, sig: int) -> None:
@@ -762,8 +773,10 @@ class Cluster:
                 break
 
     async def _watch_running(self, p: _Process) -> None:
-        """Return once p has exited; kill it when its health check fails
-        HEALTH_FAILURE_THRESHOLD times in a row (never while paused by the API)."""
+        """Return once p has exited; kill it when its health check gets no answer
+        HEALTH_FAILURE_THRESHOLD times in a row (never while paused by the API).
+        A check answered "not serving" is not a failure here: that process lives
+        (an apiserver waiting for etcd); killing it would cascade."""
         assert p.proc is not None
         exited = asyncio.ensure_future(p.proc.wait())
         p.health_failures = 0
@@ -773,8 +786,10 @@ class Cluster:
                 if exited.done() or p.paused or p.stopping or p.state == ProcState.STOPPING:
                     p.health_failures = 0
                     continue
-                reason = await p.kind.health(p.address, HEALTH_CALL_TIMEOUT_S)
-                if reason is None or p.paused or exited.done():
+                reason = await p.kind.health(p.address, HEALTH_WATCH_TIMEOUT_S)
+                if reason is None or not unresponsive(reason) or p.paused or exited.done():
+                    # An answer, even "not serving" (an apiserver whose etcd is
+                    # down), is a live process: readiness, not liveness.
                     p.health_failures = 0
                     continue
                 p.health_failures += 1

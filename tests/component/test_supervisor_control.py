@@ -173,3 +173,17 @@ async def test_no_supervisor_is_supervisor_gone(tmp_path):
     async with SupervisorClient(tmp_path, timeout_s=2.0) as client:
         with pytest.raises(SupervisorGone, match="no supervisor answers"):
             await client.status()
+
+
+@pytest.mark.parametrize(("reason", "expected"), [
+    ("Health/Check: DEADLINE_EXCEEDED", True),
+    ("Health/Check: UNAVAILABLE", True),
+    ("GET /health: no answer within 1.0 s", True),
+    ("GET /health: Connection refused", True),
+    ("Health/Check: NOT_SERVING", False),
+    ("GET /health: HTTP/1.0 503 Service Unavailable", False),
+    ('GET /health: {"health":"false"}', False),
+], ids=["grpc-deadline", "grpc-unavailable", "http-timeout", "refused", "not-serving",
+        "http-503", "etcd-no-leader"])
+def test_only_a_check_nobody_answers_counts_against_liveness(reason, expected):
+    assert supervisor.unresponsive(reason) is expected
