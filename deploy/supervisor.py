@@ -331,6 +331,7 @@ class Cluster:
         self.links = None
         self._control_server = None
         self._reaper: subprocess.Popen[bytes] | None = None
+        self._heal_timers: set[asyncio.Task[None]] = set()
 
     # --- public API -------------------------------------------------------
 
@@ -848,9 +849,17 @@ class Cluster:
         self._control_server = server
 
     async def _stop_control(self) -> None:
+        """No more faults: the API closes, timed resumes and heals are dropped
+        (a paused process is continued by its SIGTERM's SIGCONT in _stop_process)."""
         server, self._control_server = self._control_server, None
         if server is not None:
             await server.stop()
+        for p in self._procs:
+            self._cancel_resume(p)
+        timers, self._heal_timers = self._heal_timers, set()
+        for task in timers:
+            task.cancel()
+        await asyncio.gather(*timers, return_exceptions=True)
 
     def process(self, name: str) -> _Process:
         for p in self._procs:
@@ -975,8 +984,10 @@ class Cluster:
         for p in procs:
             await self.links.cut(p.name)
         if for_s is not None:
-            asyncio.get_running_loop().create_task(self._heal_after([p.name for p in procs], for_s),
-                                                   name="heal-after")
+            task = asyncio.get_running_loop().create_task(
+                self._heal_after([p.name for p in procs], for_s), name="heal-after")
+            self._heal_timers.add(task)
+            task.add_done_callback(self._heal_timers.discard)
         self._changed()
 
     async def _heal_after(self, names: list[str], for_s: float) -> None:

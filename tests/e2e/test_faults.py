@@ -118,10 +118,19 @@ def test_unknown_names_and_component_logs(home):
     assert missing.returncode == 1 and "no log for component 'nosuch'" in missing.stderr
 
 
+def test_status_without_the_pid_and_state_files(home):
+    (home / "supervisor.pid").unlink()
+    (home / "state.json").unlink()
+    doc = json.loads(ok(home, "status", "-o", "json"))
+    assert doc["live"] is True
+    assert doc["supervisor"]["pid"] and doc["supervisor"]["state"] == "running"
+    assert {p["state"] for p in doc["processes"]} == {"running"}, doc
+
+
 def test_a_killed_supervisor_leaves_nothing(home):
-    state = json.loads((home / "state.json").read_text())
-    children = [p["pid"] for p in state["processes"] if p["pid"]]
-    os.kill(state["supervisor"]["pid"], signal.SIGKILL)
+    doc = json.loads(ok(home, "status", "-o", "json"))
+    children = [p["pid"] for p in doc["processes"] if p["pid"]]
+    os.kill(doc["supervisor"]["pid"], signal.SIGKILL)
     wait_for_sync(lambda: [p for p in children if process_status(p) != "gone"
                            and process_status(p) != psutil.STATUS_ZOMBIE] == [],
                   FAULT_TIMEOUT_S, message="the supervisor's children gone")
@@ -130,3 +139,20 @@ def test_a_killed_supervisor_leaves_nothing(home):
     down = kubemu(home, "down")
     assert down.returncode == 0, down.stdout + down.stderr
     assert find_home_processes(home.resolve()) == []
+
+
+def test_down_finds_a_supervisor_without_its_files(tmp_path):
+    home = tmp_path / "home"
+    try:
+        ok(home, "up", "--detach", "--nodes", "0", "--no-addons", "--schedulers", "0",
+           "--controller-managers", "0")
+        supervisor = json.loads(ok(home, "status", "-o", "json"))["supervisor"]["pid"]
+        (home / "supervisor.pid").unlink()
+        (home / "state.json").unlink()
+        down = kubemu(home, "down", timeout_s=120.0)
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert f"supervisor pid {supervisor}" in down.stdout
+        assert process_status(supervisor) == "gone"
+        assert find_home_processes(home.resolve()) == []
+    finally:
+        cleanup(home)
