@@ -14,7 +14,14 @@ Every process runs in its own session, with a umask of 0o077 (a file it
 creates without a mode is private), and with its output in
 `<home>/logs/<name>.log`. One that dies unexpectedly is restarted after a
 back-off (kubemu.backoff.Exponential: 0.5 s doubling to 30 s, with jitter;
-back to the start after 10 s healthy) unless restart is off. `shutdown()`
+back to the start after 10 s healthy) unless restart is off. After start-up
+each running process's health check is polled every second: one that gets no
+answer HEALTH_FAILURE_THRESHOLD times in a row (a hung or SIGSTOPped process)
+is killed and restarted that way; one paused through the control API is not
+checked. The control API (deploy/control_server.py, client kubemu/control.py)
+serves faults by process name on a private unix socket once the cluster is
+ready. A reaper process (deploy/reaper.py) stops the cluster's processes if
+the supervisor dies without doing it. `shutdown()`
 stops processes in reverse start order (SIGTERM to the process group, a
 grace period, SIGKILL), kills whatever of the cluster is still alive (the
 home's marker variable, and the containers the node runtimes recorded), and

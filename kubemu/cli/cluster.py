@@ -16,7 +16,14 @@ directory and supervisor.log are made private here first.
   cluster still alive (pods included, found from the node runtimes' records
   and cgroups), removes the runtimes' cgroups, and says "no process left"
   only after checking.
-- status: one row per process, with a liveness check of each pid.
+- status: one row per process (NAME STATE PID RESTARTS LAST-EXIT UPTIME
+  ADDRESS, or -o json): asked of the supervisor's control API
+  (kubemu.control) when it answers, else from state.json with a liveness check
+  of each pid. Exit 1 when the supervisor is dead.
+
+`down` and `status` find the supervisor by its pid file, else as the holder of
+the home's lock (so a lost supervisor.pid does not leave `down` killing what
+the supervisor restarts).
 """
 from __future__ import annotations
 
