@@ -420,7 +420,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"error: no cluster running in {home} (last state: "
                   f"{state.state if state else 'unknown'})", file=sys.stderr)
         return 1
-    if live is None:
+    if live is None and state is not None and state.state == ClusterState.READY:
+        # (While starting, the control API is not served yet: state.json is it.)
         print("warning: the supervisor does not answer on its control socket; "
               "showing its last recorded state", file=sys.stderr)
     return 0
