@@ -14,7 +14,14 @@ Every process runs in its own session, with a umask of 0o077 (a file it
 creates without a mode is private), and with its output in
 `<home>/logs/<name>.log`. One that dies unexpectedly is restarted after a
 back-off (kubemu.backoff.Exponential: 0.5 s doubling to 30 s, with jitter;
-back to the start after 60 s healthy) unless restart is off. `shutdown()`
+back to the start after 10 s healthy) unless restart is off. After start-up
+each running process's health check is polled every second: one that gets no
+answer HEALTH_FAILURE_THRESHOLD times in a row (a hung or SIGSTOPped process)
+is killed and restarted that way; one paused through the control API is not
+checked. The control API (deploy/control_server.py, client kubemu/control.py)
+serves faults by process name on a private unix socket once the cluster is
+ready. A reaper process (deploy/reaper.py) stops the cluster's processes if
+the supervisor dies without doing it. `shutdown()`
 stops processes in reverse start order (SIGTERM to the process group, a
 grace period, SIGKILL), kills whatever of the cluster is still alive (the
 home's marker variable, and the containers the node runtimes recorded), and
@@ -77,7 +84,15 @@ CHILD_UMASK = 0o077
 PORT_ATTEMPTS_MAX = 5
 RESTART_BACKOFF_S_BASE = 0.5
 RESTART_BACKOFF_S_MAX = 30.0
-RESTART_RESET_AFTER_S = 60.0
+RESTART_RESET_AFTER_S = 10.0
+# Health watching after start-up: a running process whose check fails this many
+# times in a row, one poll apart, is killed and restarted (a SIGSTOPped etcd or
+# apiserver still accepts connections but never answers).
+HEALTH_WATCH_INTERVAL_S = 1.0
+# Longer than start-up's: a loaded machine must not get a live process killed.
+HEALTH_WATCH_TIMEOUT_S = 2.0
+HEALTH_FAILURE_THRESHOLD = 3
+CONTROL_STOP_GRACE_S = 5.0
 HEALTH_CALL_TIMEOUT_S = 1.0
 HEALTH_POLL_S_MIN = 0.02
 HEALTH_POLL_S_MAX = 0.5
@@ -195,6 +210,16 @@ class _Process:
     log_offset: int = 0
     stopping: bool = False
     monitor: asyncio.Task | None = None
+    # Control (deploy/control_server.py): held down until start; paused by the
+    # API (never health-restarted); restart without back-off once.
+    held: bool = False
+    paused: bool = False
+    resume_task: asyncio.Task | None = None
+    quick_restart: bool = False
+    wake: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    started_at: float | None = None
+    health_failures: int = 0
+    last_exit: str = ""       # "code N", "signal NAME"; "" never exited
 
     @property
     def name(self) -> str:
@@ -210,6 +235,31 @@ class _Process:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.returncode is None
+
+    def note_exit(self, code: int | None) -> None:
+        """Remember how it last exited (kept across restarts, for status)."""
+        self.exit_code = code
+        if code is not None:
+            self.last_exit = exit_text(code)
+
+
+def exit_text(code: int) -> str:
+    """"code N" or "signal NAME" (a returncode of -N)."""
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name.removeprefix('SIG')}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"code {code}"
+
+
+# A health check's reason that means nobody answered (a hung, SIGSTOPped or
+# deadlocked process), as opposed to an answer saying "not serving".
+_UNRESPONSIVE = re.compile(r"no answer|DEADLINE_EXCEEDED|UNAVAILABLE|refused|reset|timed out")
+
+
+def unresponsive(reason: str) -> bool:
+    return bool(_UNRESPONSIVE.search(reason))
 
 
 def _signal_group(pgid: int, sig: int) -> None:
@@ -296,6 +346,12 @@ class Cluster:
         self._state_dirty = False
         self._state_writer: asyncio.Task[None] | None = None
         self._log = log.bind(home=str(self.home))
+        # The partition hook (deploy.links.Links: cut(name), heal(name),
+        # is_cut(name)), or None: partition answers "not available".
+        self.links = None
+        self._control_server = None
+        self._reaper: subprocess.Popen[bytes] | None = None
+        self._heal_timers: set[asyncio.Task[None]] = set()
 
     # --- public API -------------------------------------------------------
 
@@ -331,6 +387,7 @@ class Cluster:
         deadline = started + timeout_s
         await asyncio.to_thread(self._claim_home)
         try:
+            await asyncio.to_thread(self._start_reaper)
             await self._prepare_home()
             self._set_state(ClusterState.STARTING)
             await self._resolve_binaries()
@@ -366,11 +423,13 @@ class Cluster:
             with contextlib.suppress(OSError):
                 await asyncio.to_thread(fileutil.atomic_write, self.home / FAILED_FILE,
                                         reason + "\n")
+            await self._stop_control()
             await self._teardown(timeout_s=30.0)
             await self._release_home()
             if isinstance(exc, (asyncio.CancelledError, ClusterStartError)):
                 raise
             raise ClusterStartError(reason) from exc
+        await self._start_control()
         await asyncio.to_thread(fileutil.atomic_write, self.home / READY_FILE,
                                 timefmt.rfc3339() + "\n")
         # Persisted with the progress line: `kubemu up` prints it before it sees "ready".
@@ -410,6 +469,7 @@ class Cluster:
             return []  # never claimed the home, or already torn down
         if self._state != ClusterState.FAILED:
             self._set_state(ClusterState.STOPPING)
+        await self._stop_control()
         left = await self._teardown(timeout_s)
         if self._state != ClusterState.FAILED:
             self._set_state(ClusterState.STOPPED)
@@ -687,6 +747,7 @@ class Cluster:
         self._spawned.append((p.proc.pid, p.create_time))
         p.state = ProcState.STARTING
         p.exit_code = None
+        p.started_at = asyncio.get_running_loop().time()
         self._log.info("started", process=p.name, pid=p.proc.pid, argv=argv)
         self._changed()
 
@@ -764,32 +825,62 @@ class Cluster:
                            f"it will not be restarted")
 
     async def _watch(self, p: _Process) -> None:
-        """Wait for p to die; restart it with backoff unless we are stopping or restart is off."""
+        """Watch p for its life: health after start-up, exit, control requests.
+
+        A running process whose check fails HEALTH_FAILURE_THRESHOLD times in a
+        row is killed (a paused one through the API is never checked). One that
+        died is restarted with back-off unless it is held down (stop, kill
+        --keep-down: it waits for start), restart is off, or we are stopping.
+        """
         loop = asyncio.get_running_loop()
         while True:
             assert p.proc is not None
+            if p.alive():
+                await self._watch_running(p)
             code = await p.proc.wait()
             if p.stopping:
                 return
-            p.exit_code = code
+            p.note_exit(code)
+            p.started_at = None
+            self._cancel_resume(p)
+            p.paused = False
             healthy_s = loop.time() - p.ready_at if p.ready_at is not None else 0.0
             p.ready_at = None
             if healthy_s >= RESTART_RESET_AFTER_S:
                 p.backoff.reset()
             self._log.warning("process exited", process=p.name, pid=p.proc.pid, code=code,
                               healthy_s=round(healthy_s, 1))
-            if not self.restart:
+            if not self.restart and not p.held:
                 p.state = ProcState.EXITED
                 self._changed()
-                self._progress(f"{p.name} exited with code {code}; not restarting (restart is off)")
-                return
+                self._progress(f"{p.name} exited ({p.last_exit}); not restarting (restart is off)")
+                p.held = True  # only a control start brings it back
             while True:
-                delay_s = p.backoff.next_s()
-                p.state = ProcState.BACKOFF
-                self._changed()
-                self._progress(f"{p.name} exited with code {p.exit_code}; "
-                               f"restarting in {delay_s:.1f} s")
-                await asyncio.sleep(delay_s)  # the restart backoff itself
+                if p.held:
+                    if p.state != ProcState.EXITED:
+                        p.state = ProcState.STOPPED
+                        self._changed()
+                        self._progress(f"{p.name} stopped ({p.last_exit}); down until started")
+                    p.wake.clear()
+                    while p.held:
+                        await p.wake.wait()
+                        p.wake.clear()
+                    p.quick_restart = True
+                if p.quick_restart:
+                    p.quick_restart = False
+                else:
+                    delay_s = p.backoff.next_s()
+                    p.state = ProcState.BACKOFF
+                    self._changed()
+                    self._progress(f"{p.name} exited ({p.last_exit}); "
+                                   f"restarting in {delay_s:.1f} s")
+                    p.wake.clear()
+                    # The restart back-off itself; a control start/stop cuts it short.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(p.wake.wait(), delay_s)
+                    if p.held:
+                        continue
+                p.quick_restart = False
                 p.restarts += 1
                 begun = loop.time()
                 try:
@@ -798,12 +889,276 @@ class Cluster:
                 except (_ExitedEarly, _NotReady, OSError) as exc:
                     self._log.warning("restart failed", process=p.name, error=repr(exc))
                     await self._stop_process(p, grace_s=1.0, final=False)
-                    p.exit_code = p.proc.returncode if p.proc else None
+                    p.note_exit(p.proc.returncode if p.proc else None)
                     continue
                 self._became_ready(p)
                 self._progress(f"{p.name} restarted (restarts: {p.restarts}), ready in "
                                f"{loop.time() - begun:.1f} s ({p.address})")
                 break
+
+    async def _watch_running(self, p: _Process) -> None:
+        """Return once p has exited; kill it when its health check gets no answer
+        HEALTH_FAILURE_THRESHOLD times in a row (never while paused by the API).
+        A check answered "not serving" is not a failure here: that process lives
+        (an apiserver waiting for etcd); killing it would cascade."""
+        assert p.proc is not None
+        exited = asyncio.ensure_future(p.proc.wait())
+        p.health_failures = 0
+        try:
+            while not exited.done():
+                await asyncio.wait({exited}, timeout=HEALTH_WATCH_INTERVAL_S)
+                if exited.done() or p.paused or p.stopping or p.state == ProcState.STOPPING:
+                    p.health_failures = 0
+                    continue
+                reason = await p.kind.health(p.address, HEALTH_WATCH_TIMEOUT_S)
+                if reason is None or not unresponsive(reason) or p.paused or exited.done():
+                    # An answer, even "not serving" (an apiserver whose etcd is
+                    # down), is a live process: readiness, not liveness.
+                    p.health_failures = 0
+                    continue
+                p.health_failures += 1
+                self._log.warning("health check failed", process=p.name, reason=reason,
+                                  failures=p.health_failures)
+                if p.health_failures >= HEALTH_FAILURE_THRESHOLD:
+                    self._progress(f"{p.name}: health check failed {p.health_failures} times "
+                                   f"in a row ({reason}); killing it")
+                    _signal_group(p.proc.pid, signal.SIGKILL)
+                    _signal_group(p.proc.pid, signal.SIGCONT)
+                    await exited
+        finally:
+            exited.cancel()
+
+    # --- the reaper (deploy/reaper.py) -------------------------------------
+
+    def _start_reaper(self) -> None:
+        """Blocking (a thread). The process that stops this cluster's processes
+        if this supervisor dies without stopping them (kill -9)."""
+        from deploy import reaper
+
+        env = self._child_env()
+        env.pop(SUPERVISED_ENV, None)  # not one of the processes it kills
+        env.pop(HOME_ENV, None)
+        env[reaper.REAPER_HOME_ENV] = str(self.home)
+        with _open_log(cluster_home.supervisor_log(self.home)) as out:
+            self._reaper = subprocess.Popen(
+                [sys.executable, "-m", "deploy.reaper"], stdin=subprocess.PIPE, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True, env=env)
+
+    def _stop_reaper(self) -> None:
+        """Blocking (a thread): tell the reaper we stopped the cluster ourselves."""
+        from deploy import reaper
+
+        proc, self._reaper = self._reaper, None
+        if proc is None:
+            return
+        assert proc.stdin is not None
+        with contextlib.suppress(OSError):
+            proc.stdin.write(reaper.DONE)
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+        try:
+            proc.wait(KILL_WAIT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(KILL_WAIT_S)
+
+    # --- control (deploy/control_server.py) --------------------------------
+
+    async def _start_control(self) -> None:
+        from deploy.control_server import ControlServer
+
+        server = ControlServer(self, cluster_home.control_socket(self.home))
+        await server.start()
+        self._control_server = server
+
+    async def _stop_control(self) -> None:
+        """No more faults: the API closes, timed resumes and heals are dropped
+        (a paused process is continued by its SIGTERM's SIGCONT in _stop_process)."""
+        server, self._control_server = self._control_server, None
+        if server is not None:
+            await server.stop()
+        for p in self._procs:
+            self._cancel_resume(p)
+        timers, self._heal_timers = self._heal_timers, set()
+        for task in timers:
+            task.cancel()
+        await asyncio.gather(*timers, return_exceptions=True)
+
+    def process(self, name: str) -> _Process:
+        for p in self._procs:
+            if p.name == name:
+                return p
+        raise KeyError(f"no process named {name!r} "
+                       f"(processes: {', '.join(q.name for q in self._procs)})")
+
+    def processes(self, names: Sequence[str]) -> list[_Process]:
+        """Every named process, or KeyError naming the first unknown one (nothing done)."""
+        if not names:
+            raise KeyError(f"no process named (processes: {', '.join(q.name for q in self._procs)})")
+        return [self.process(name) for name in names]
+
+    def _control_ready(self) -> None:
+        if self._state != ClusterState.READY:
+            raise ClusterError(f"the cluster is {self._state}; faults need a ready cluster")
+
+    async def kill(self, names: Sequence[str], sig: int = signal.SIGKILL,
+                   keep_down: bool = False) -> None:
+        """Send sig to each process's group; it is restarted (with back-off)
+        unless keep_down, when it stays down until start()."""
+        self._control_ready()
+        for p in self.processes(names):
+            if keep_down:
+                p.held = True
+            if p.alive():
+                self._log.info("control: kill", process=p.name, signal=sig, keep_down=keep_down)
+                _signal_group(p.proc.pid, sig)
+                if p.paused:
+                    # A stopped process would not act on the signal.
+                    self.resume_now(p)
+            elif keep_down:
+                p.wake.set()
+
+    async def stop(self, names: Sequence[str]) -> None:
+        """Stop each process (SIGTERM, grace, SIGKILL); down until start()."""
+        self._control_ready()
+        procs = self.processes(names)
+        for p in procs:
+            p.held = True
+            p.wake.set()
+        await asyncio.gather(*(self._control_stop(p) for p in procs))
+
+    async def _control_stop(self, p: _Process) -> None:
+        if not p.alive():
+            return
+        self._cancel_resume(p)
+        grace_s = min(p.kind.stop_grace_s, CONTROL_STOP_GRACE_S)
+        await self._stop_process(p, grace_s=grace_s, final=False)
+
+    async def start_processes(self, names: Sequence[str]) -> None:
+        """Bring held-down processes back now (no back-off); running ones are left alone."""
+        self._control_ready()
+        for p in self.processes(names):
+            p.held = False
+            p.quick_restart = not p.alive()
+            p.wake.set()
+
+    async def restart_processes(self, names: Sequence[str]) -> None:
+        """Stop each process and start it again at once."""
+        self._control_ready()
+        procs = self.processes(names)
+        for p in procs:
+            p.held = False
+            p.quick_restart = True
+            p.wake.set()
+        await asyncio.gather(*(self._control_stop(p) for p in procs))
+
+    async def pause(self, names: Sequence[str], for_s: float | None = None) -> None:
+        """SIGSTOP each process group; resumed after for_s (None: by resume())."""
+        self._control_ready()
+        procs = self.processes(names)
+        for p in procs:
+            if not p.alive():
+                raise ClusterError(f"pause: {p.name} is {p.state}, not running")
+        for p in procs:
+            self._cancel_resume(p)
+            p.paused = True
+            _signal_group(p.proc.pid, signal.SIGSTOP)
+            p.state = ProcState.PAUSED
+            self._log.info("control: paused", process=p.name, for_s=for_s)
+            if for_s is not None:
+                p.resume_task = asyncio.get_running_loop().create_task(
+                    self._resume_after(p, for_s), name=f"resume-{p.name}")
+            self._changed()
+
+    async def _resume_after(self, p: _Process, for_s: float) -> None:
+        await asyncio.sleep(for_s)  # the pause's length, asked for
+        p.resume_task = None
+        self.resume_now(p)
+
+    def _cancel_resume(self, p: _Process) -> None:
+        if p.resume_task is not None:
+            p.resume_task.cancel()
+            p.resume_task = None
+
+    def resume_now(self, p: _Process) -> None:
+        if not p.paused:
+            return
+        p.paused = False
+        p.health_failures = 0
+        if p.alive():
+            _signal_group(p.proc.pid, signal.SIGCONT)
+            if p.state == ProcState.PAUSED:
+                p.state = ProcState.RUNNING
+        self._log.info("control: resumed", process=p.name)
+        self._changed()
+
+    async def resume(self, names: Sequence[str]) -> None:
+        self._control_ready()
+        for p in self.processes(names):
+            self._cancel_resume(p)
+            self.resume_now(p)
+
+    async def partition(self, names: Sequence[str], for_s: float | None = None) -> None:
+        self._control_ready()
+        procs = self.processes(names)
+        if self.links is None:
+            raise ClusterError("partition: network links are not available in this cluster "
+                               "(the supervisor runs no link proxies)")
+        for p in procs:
+            await self.links.cut(p.name)
+        if for_s is not None:
+            task = asyncio.get_running_loop().create_task(
+                self._heal_after([p.name for p in procs], for_s), name="heal-after")
+            self._heal_timers.add(task)
+            task.add_done_callback(self._heal_timers.discard)
+        self._changed()
+
+    async def _heal_after(self, names: list[str], for_s: float) -> None:
+        await asyncio.sleep(for_s)  # the partition's length, asked for
+        with contextlib.suppress(ClusterError, KeyError):
+            await self.heal(names)
+
+    async def heal(self, names: Sequence[str] | None = None) -> None:
+        self._control_ready()
+        procs = self.processes(names) if names else list(self._procs)
+        if self.links is None:
+            raise ClusterError("heal: network links are not available in this cluster "
+                               "(the supervisor runs no link proxies)")
+        for p in procs:
+            await self.links.heal(p.name)
+        self._changed()
+
+    def partitioned(self, p: _Process) -> bool:
+        if self.links is None:
+            return False
+        try:
+            return bool(self.links.is_cut(p.name))
+        except Exception:  # the hook's own trouble must not break status
+            return False
+
+    def process_infos(self) -> list[dict]:
+        """The control API's status: one dict per process (ProcessInfo's fields)."""
+        now = asyncio.get_running_loop().time()
+        out = []
+        for p in self._procs:
+            cut = self.partitioned(p)
+            state = p.state
+            if cut and state == ProcState.RUNNING:
+                state = ProcState.PARTITIONED
+            out.append(dict(
+                name=p.name, component=p.kind.name, node=p.node,
+                pid=p.pid if p.alive() else None, state=state, restarts=p.restarts,
+                last_exit=p.last_exit,
+                uptime_s=(now - p.started_at) if p.started_at is not None and p.alive() else None,
+                address=p.address, partitioned=cut, paused=p.paused))
+        return out
+
+    async def etcd_leader(self) -> str | None:
+        """The etcd leader's process name (helper B fills in a multi-member answer)."""
+        for p in self._procs:
+            if p.kind.name == comp.ETCD and p.alive():
+                return p.name
+        return None
 
     # --- stopping ---------------------------------------------------------
 
@@ -855,6 +1210,7 @@ class Cluster:
     async def _release_home(self) -> None:
         """Last step: after this another supervisor may claim the home."""
         await self._flush_state()
+        await asyncio.to_thread(self._stop_reaper)
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the flock
             self._lock_fd = None
@@ -872,6 +1228,8 @@ class Cluster:
                 self._changed()
             # The leader is not reaped yet, so its pid still names its group.
             _signal_group(proc.pid, signal.SIGTERM)
+            # A paused (SIGSTOPped) process acts on SIGTERM only once continued.
+            _signal_group(proc.pid, signal.SIGCONT)
             try:
                 await asyncio.wait_for(proc.wait(), grace_s)
             except TimeoutError:
@@ -883,7 +1241,7 @@ class Cluster:
         # Group members that outlived their leader; a pid that still leads a
         # live group is not reused, so this cannot reach another process.
         _signal_group(proc.pid, signal.SIGKILL)
-        p.exit_code = proc.returncode
+        p.note_exit(proc.returncode)
         if final:
             p.state = ProcState.STOPPED
             self._log.info("stopped", process=p.name, pid=proc.pid, code=proc.returncode)

@@ -44,11 +44,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import hashlib
 import json
 import os
 import pathlib
 import re
 import signal
+import tempfile
 import time
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
@@ -64,6 +66,9 @@ PID_FILE = "supervisor.pid"
 LOCK_FILE = "supervisor.lock"
 READY_FILE = "ready"
 FAILED_FILE = "failed"
+CONTROL_SOCKET = "control.sock"
+# sun_path is 108 bytes with the NUL; kept as deploy.components has it.
+UNIX_SOCKET_PATH_MAX_BYTES = 100
 LOGS_DIR = "logs"
 SUPERVISOR_LOG = "supervisor.log"
 NODES_DIR = "nodes"
@@ -112,15 +117,29 @@ class ProcState:
     BACKOFF = "backoff"      # died; waiting to be restarted
     EXITED = "exited"        # died and restart is off
     STOPPING = "stopping"
-    STOPPED = "stopped"
+    STOPPED = "stopped"      # stopped (through the control API: down until started)
+    PAUSED = "paused"        # SIGSTOPped through the control API
+    PARTITIONED = "partitioned"  # running, but its links are cut
 
 
 # A process recorded in one of these states should be alive.
-LIVE_STATES = (ProcState.STARTING, ProcState.RUNNING, ProcState.STOPPING)
+LIVE_STATES = (ProcState.STARTING, ProcState.RUNNING, ProcState.STOPPING, ProcState.PAUSED,
+               ProcState.PARTITIONED)
 
 
 def state_path(home: pathlib.Path) -> pathlib.Path:
     return home / STATE_FILE
+
+
+def control_socket(home: pathlib.Path) -> pathlib.Path:
+    """The supervisor's control API socket: <home>/control.sock, or a short path
+    in the temp directory when that one is too long for a unix socket (108 bytes
+    with the NUL); the supervisor makes it 0600 either way."""
+    preferred = home / CONTROL_SOCKET
+    if len(os.fsencode(str(preferred))) <= UNIX_SOCKET_PATH_MAX_BYTES:
+        return preferred
+    digest = hashlib.sha256(str(home).encode()).hexdigest()[:12]
+    return pathlib.Path(tempfile.gettempdir()) / f"kubemu-{digest}-control.sock"
 
 
 def logs_dir(home: pathlib.Path) -> pathlib.Path:
@@ -334,14 +353,40 @@ def running(proc: psutil.Process) -> bool:
         return False
 
 
+def lock_holder(home: pathlib.Path) -> int | None:
+    """The pid holding the home's supervisor lock (flock), from /proc/locks, or
+    None: what finds the supervisor when its pid file is gone. Blocking."""
+    try:
+        st = os.stat(pathlib.Path(home) / LOCK_FILE)
+        with open("/proc/locks") as f:
+            table = f.read(1 << 20)
+    except OSError:
+        return None
+    wanted = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in table.splitlines():
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF" ("->" marks a waiter)
+        if len(fields) >= 6 and fields[1] == "FLOCK" and "->" not in fields:
+            if fields[5] == wanted and fields[4].isdigit():
+                return int(fields[4])
+    return None
+
+
 def running_supervisor(home: pathlib.Path) -> psutil.Process | None:
-    """The live supervisor of `home`, found by its pid file."""
+    """The live supervisor of `home`, found by its pid file, else (the file
+    gone) as the holder of the home's lock."""
     import psutil
 
     try:
         pid = int((home / PID_FILE).read_text().strip())
     except (OSError, ValueError):
-        return None
+        holder = lock_holder(home)
+        proc = alive(holder) if holder else None
+        try:
+            cmdline = proc.cmdline() if proc else []
+        except psutil.Error:
+            return None
+        return proc if "deploy" in cmdline and "up" in cmdline else None
     state = read_state(home)
     recorded = state.supervisor if state else None
     if recorded is not None and recorded.pid == pid:

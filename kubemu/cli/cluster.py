@@ -16,12 +16,20 @@ directory and supervisor.log are made private here first.
   cluster still alive (pods included, found from the node runtimes' records
   and cgroups), removes the runtimes' cgroups, and says "no process left"
   only after checking.
-- status: one row per process, with a liveness check of each pid.
+- status: one row per process (NAME STATE PID RESTARTS LAST-EXIT UPTIME
+  ADDRESS, or -o json): asked of the supervisor's control API
+  (kubemu.control) when it answers, else from state.json with a liveness check
+  of each pid. Exit 1 when the supervisor is dead.
+
+`down` and `status` find the supervisor by its pid file, else as the holder of
+the home's lock (so a lost supervisor.pid does not leave `down` killing what
+the supervisor restarts).
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import pathlib
@@ -45,6 +53,7 @@ UP_TIMEOUT_S = 120.0
 DOWN_TIMEOUT_S = 90.0
 POLL_S = 0.1
 KILL_GRACE_S = 5.0
+STATUS_TIMEOUT_S = 5.0
 LOG_TAIL_LINES = 20
 # Started with it: what the supervisor (and every process it starts) creates
 # without a mode is private to the cluster's user.
@@ -97,8 +106,11 @@ def register(subparsers: Any) -> None:
 
     status = subparsers.add_parser(
         "status", help="list the cluster's processes",
-        description="One row per process: component, node, pid, state, restarts, address.")
+        description="One row per process: name, state, pid, restarts, last exit, uptime, "
+                    "address. Exits 1 when the supervisor is not running.")
     _home_option(status)
+    status.add_argument("-o", "--output", default="", choices=("", "json"),
+                        help="json: the same, as one JSON document")
     status.set_defaults(func=cmd_status)
 
 
@@ -311,40 +323,112 @@ def _isolation(home: pathlib.Path, node: str) -> str:
     return f"{mode} ({reason})" if mode and reason else mode
 
 
+def _uptime(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    from kubemu.cli.printers import human_duration
+
+    return human_duration(seconds)
+
+
+def _live_status(home: pathlib.Path) -> list[Any] | None:
+    """The supervisor's own answer (kubemu.control), or None when it does not answer."""
+    import asyncio
+
+    from kubemu.control import ControlError, SupervisorClient
+
+    async def ask() -> list[Any]:
+        async with SupervisorClient(home, timeout_s=STATUS_TIMEOUT_S) as client:
+            return await client.status()
+    try:
+        return asyncio.run(ask())
+    except ControlError:
+        return None
+
+
 def cmd_status(args: argparse.Namespace) -> int:
+    """One row per process. From the supervisor when it answers (live: paused,
+    partitioned, uptime), else from state.json and the process table. Exit 1
+    when the supervisor is dead (the rows still say what is left)."""
+    from kubemu.control import ProcessInfo
+
     home = _home(args)
     state = read_state(home)
     supervisor = cluster_home.running_supervisor(home)
-    if state is None:
-        print(f"error: no cluster in {home}: run 'kubemu up' first (or set KUBEMU_HOME)",
-              file=sys.stderr)
+    live = _live_status(home) if supervisor is not None else None
+    if state is None and supervisor is None:
+        leftovers = cluster_home.find_home_processes(home, by_cmdline=False)
+        if leftovers:
+            print(f"error: no supervisor and no state in {home}; {len(leftovers)} process(es) "
+                  f"left: {cluster_home.describe(leftovers, width=100)}; run 'kubemu down'",
+                  file=sys.stderr)
+        else:
+            print(f"error: no cluster in {home}: run 'kubemu up' first (or set KUBEMU_HOME)",
+                  file=sys.stderr)
         return 1
-    rows = [("COMPONENT", "NODE", "PID", "STATE", "RESTARTS", "ADDRESS")]
-    sup_pid = str(state.supervisor.pid) if state.supervisor else "-"
-    sup_state = state.state if supervisor else "dead"
-    rows.append(("supervisor", "-", sup_pid, sup_state, "0", "-"))
-    any_alive = supervisor is not None
-    for entry in state.processes:
-        alive = cluster_home.alive(entry.pid, entry.create_time) is not None
-        any_alive = any_alive or alive
-        shown = entry.state
-        if entry.state in cluster_home.LIVE_STATES and not alive:
-            shown = "dead"
-        elif not supervisor and alive:
-            shown = "orphaned"
-        rows.append((entry.component, entry.node or "-", str(entry.pid) if entry.pid else "-",
-                     shown, str(entry.restarts), entry.address or "-"))
-    if not any_alive:
-        print(f"error: no cluster running in {home} (last state: {state.state})", file=sys.stderr)
-        return 1
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("   ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-    for node in sorted({e.node for e in state.processes if e.node}):
-        mode = _isolation(home, node)
-        if mode:
-            print(f"node {node}: isolation {mode}")
+    infos: list[ProcessInfo] = []
+    if live is not None:
+        infos = live
+    elif state is not None:
+        now = time.time()
+        for entry in state.processes:
+            proc = cluster_home.alive(entry.pid, entry.create_time)
+            shown = entry.state
+            if entry.state in cluster_home.LIVE_STATES and proc is None:
+                shown = "dead"
+            elif supervisor is None and proc is not None:
+                shown = "orphaned"
+            last_exit = ""
+            if entry.exit_code is not None:
+                last_exit = (f"code {entry.exit_code}" if entry.exit_code >= 0
+                             else f"signal {_signame(-entry.exit_code)}")
+            uptime = (now - entry.create_time) if proc is not None and entry.create_time else None
+            infos.append(ProcessInfo(
+                name=entry.name, component=entry.component, node=entry.node,
+                pid=entry.pid if proc is not None else None, state=shown,
+                restarts=entry.restarts, last_exit=last_exit, uptime_s=uptime,
+                address=entry.address, partitioned=False, paused=False))
+    sup_state = "dead"
+    if supervisor is not None:
+        sup_state = state.state if state else "running"
+    sup_pid = supervisor.pid if supervisor is not None else (
+        state.supervisor.pid if state and state.supervisor else None)
+    if getattr(args, "output", "") == "json":
+        doc = {"home": str(home), "supervisor": {"pid": sup_pid, "state": sup_state},
+               "state": state.state if state else "", "live": live is not None,
+               "processes": [dataclasses.asdict(i) for i in infos]}
+        print(json.dumps(doc, indent=2))
+    else:
+        rows = [("NAME", "STATE", "PID", "RESTARTS", "LAST-EXIT", "UPTIME", "ADDRESS")]
+        rows.append(("supervisor", sup_state, str(sup_pid or "-"), "0", "-", "-", "-"))
+        for i in infos:
+            rows.append((i.name, i.state, str(i.pid) if i.pid else "-", str(i.restarts),
+                         i.last_exit.replace(" ", "-") if i.last_exit else "-",
+                         _uptime(i.uptime_s), i.address or "-"))
+        widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
+        for row in rows:
+            print("   ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        for node in sorted({i.node for i in infos if i.node}):
+            mode = _isolation(home, node)
+            if mode:
+                print(f"node {node}: isolation {mode}")
     if supervisor is None:
-        print("warning: the supervisor is not running; run 'kubemu down' to clean up",
-              file=sys.stderr)
+        if any(i.pid for i in infos):
+            print("error: the supervisor is not running; run 'kubemu down' to clean up",
+                  file=sys.stderr)
+        else:
+            print(f"error: no cluster running in {home} (last state: "
+                  f"{state.state if state else 'unknown'})", file=sys.stderr)
+        return 1
+    if live is None and state is not None and state.state == ClusterState.READY:
+        # (While starting, the control API is not served yet: state.json is it.)
+        print("warning: the supervisor does not answer on its control socket; "
+              "showing its last recorded state", file=sys.stderr)
     return 0
+
+
+def _signame(number: int) -> str:
+    try:
+        return signal.Signals(number).name.removeprefix("SIG")
+    except ValueError:
+        return str(number)

@@ -25,7 +25,8 @@ import re
 import sys
 
 from kubemu.cli import (apply, autoscale, chaos, cluster, delete, describe, discovery, drain, edit,
-                        etcd, expose, get, labels, nodes, patch, pods, portforward, rollout, run, scale, set_image,
+                        etcd, expose, faults, get, labels, nodes, patch, pods, portforward, rollout, run,
+                        scale, set_image,
                         wait)
 from kubemu.cli.common import format_error, write_error
 
@@ -132,7 +133,7 @@ DEFAULT_HOME = "~/.kubemu"
 # In the order `kubemu --help` lists them.
 COMMAND_MODULES = (cluster, apply, run, expose, get, describe, delete, labels, set_image, scale,
                    rollout, wait, patch, edit, nodes, pods, portforward, discovery, drain,
-                   autoscale, chaos, etcd)
+                   autoscale, chaos, etcd, faults)
 
 
 def default_home() -> str:

@@ -139,6 +139,10 @@ async def _consume(call: Any, prefix: bytes, out: Any) -> None:
 
 
 async def run_logs(args: argparse.Namespace) -> int:
+    if args.component:
+        from kubemu.cli import faults
+
+        return await faults.run_component_logs(args)
     import asyncio
 
     import grpc.aio
@@ -542,6 +546,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     logs.add_argument("--tail", type=int, default=None, metavar="N",
                       help="the last N lines (-1: all)")
     logs.add_argument("--limit-bytes", type=int, default=0, metavar="N")
+    logs.add_argument("--component", default="", metavar="NAME",
+                      help="a cluster process's own log instead (a name `kubemu status` shows)")
     logs.set_defaults(func=run_logs)
 
     ex = subparsers.add_parser("exec", help="execute a command in a container",

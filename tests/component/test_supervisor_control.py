@@ -1,0 +1,219 @@
+"""The supervisor's control API (deploy/control_server.py) through its client
+(kubemu/control.py), on a cluster of stand-in components
+(tests/component/fake_component.py): kill, stop/start, restart, pause/resume,
+partition without links, health watching after start-up, errors."""
+from __future__ import annotations
+
+import asyncio
+import os
+import pathlib
+import signal
+import stat
+
+import psutil
+import pytest
+
+from deploy import components as comp
+from deploy import supervisor
+from deploy.supervisor import Cluster
+from kubemu import cluster_home
+from kubemu.client.wait import wait_for
+from kubemu.control import ControlError, ProcessInfo, SupervisorClient, SupervisorGone
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+FAKE_COMPONENT = REPO / "tests" / "component" / "fake_component.py"
+START_TIMEOUT_S = 60.0
+WAIT_S = 30.0
+
+
+def fake_kind(name: str) -> comp.ComponentKind:
+    def argv(launch: comp.Launch) -> list[str]:
+        return [launch.python, str(FAKE_COMPONENT),
+                "--listen", f"{launch.host}:{launch.ports['grpc']}",
+                "--log-file", str(launch.log_path)]
+    return comp.ComponentKind(name=name, ports=("grpc",), argv=argv, health=comp.grpc_health,
+                              stop_grace_s=5.0)
+
+
+def process_state(pid: int) -> str:
+    try:
+        return psutil.Process(pid).status()
+    except psutil.Error:
+        return "gone"
+
+
+@pytest.fixture
+async def cluster(tmp_path, monkeypatch):
+    """A ready cluster of two stand-ins, 'alpha' and 'beta', health-watched every
+    0.2 s (threshold 3), and a client of its control API."""
+    monkeypatch.setattr(supervisor, "HEALTH_WATCH_INTERVAL_S", 0.2)
+    lines: list[str] = []
+    made = Cluster(tmp_path / "home", kinds=(fake_kind("alpha"), fake_kind("beta")),
+                   progress=lines.append)
+    await made.start(START_TIMEOUT_S)
+    client = SupervisorClient(made.home, timeout_s=10.0)
+    try:
+        yield made, client, lines
+    finally:
+        await client.close()
+        left = await made.shutdown(30.0)
+        assert left == []
+
+
+async def info(client: SupervisorClient, name: str) -> ProcessInfo:
+    return next(p for p in await client.status() if p.name == name)
+
+
+async def wait_info(client: SupervisorClient, name: str, predicate, what: str) -> ProcessInfo:
+    async def check():
+        p = await info(client, name)
+        return p if predicate(p) else None
+    return await wait_for(check, WAIT_S, message=f"{name}: {what}")
+
+
+async def test_status_lists_every_process_and_the_socket_is_private(cluster):
+    made, client, _ = cluster
+    infos = await client.status()
+    assert [(p.name, p.component, p.state, p.restarts, p.last_exit, p.paused, p.partitioned)
+            for p in infos] == [("alpha", "alpha", "running", 0, "", False, False),
+                                ("beta", "beta", "running", 0, "", False, False)]
+    assert all(p.pid and p.uptime_s is not None and p.uptime_s >= 0 for p in infos), infos
+    mode = (await asyncio.to_thread(os.stat, cluster_home.control_socket(made.home))).st_mode
+    assert stat.S_IMODE(mode) == 0o600
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda c: c.kill(["nosuch"]), "kill: no process named 'nosuch' (processes: alpha, beta)"),
+    (lambda c: c.stop(["alpha", "nosuch"]), "stop: no process named 'nosuch' (processes: alpha, beta)"),
+    (lambda c: c.pause(["nosuch"]), "pause: no process named 'nosuch' (processes: alpha, beta)"),
+    (lambda c: c.partition(["alpha"]), "partition: network links are not available"),
+    (lambda c: c.heal(), "heal: network links are not available"),
+], ids=["kill-unknown", "stop-one-unknown", "pause-unknown", "partition-no-links", "heal-no-links"])
+async def test_bad_requests_say_why_and_change_nothing(cluster, call, message):
+    _, client, _ = cluster
+    before = await client.status()
+    with pytest.raises(ControlError) as caught:
+        await call(client)
+    assert str(caught.value).startswith(message), str(caught.value)
+    assert [(p.pid, p.state) for p in await client.status()] == [(p.pid, p.state) for p in before]
+
+
+async def test_kill_keep_down_stays_down_until_start(cluster):
+    _, client, lines = cluster
+    before = await info(client, "alpha")
+    await client.kill(["alpha"], keep_down=True)
+    down = await wait_info(client, "alpha", lambda p: p.state == "stopped", "stopped")
+    assert (down.pid, down.last_exit, down.restarts) == (None, "signal KILL", 0)
+    assert not await asyncio.to_thread(psutil.pid_exists, before.pid)
+    # Held: past the first back-off (0.5 s) it has not come back on its own.
+    await wait_for(lambda: any("alpha stopped" in line and "down until started" in line
+                               for line in lines), WAIT_S, message="stop reported")
+    assert (await info(client, "beta")).state == "running"
+    await client.start(["alpha"])
+    up = await wait_info(client, "alpha", lambda p: p.state == "running", "running again")
+    assert up.pid != before.pid and up.restarts == 1
+
+
+async def test_kill_without_keep_down_is_restarted(cluster):
+    _, client, _ = cluster
+    before = await info(client, "beta")
+    await client.kill(["beta"], signal=signal.SIGTERM)
+    after = await wait_info(client, "beta", lambda p: p.restarts == 1 and p.state == "running",
+                            "restarted")
+    assert after.pid != before.pid
+    assert after.last_exit == "code 0"  # the stand-in exits 0 on SIGTERM
+
+
+async def test_stop_then_start_and_restart(cluster):
+    _, client, _ = cluster
+    first = await info(client, "alpha")
+    await client.stop(["alpha"])
+    stopped = await info(client, "alpha")   # stop returns once it is down
+    assert stopped.pid is None and stopped.state in ("stopping", "stopped"), stopped
+    await wait_info(client, "alpha", lambda p: p.state == "stopped", "stopped")
+    await client.start(["alpha"])
+    second = await wait_info(client, "alpha", lambda p: p.state == "running", "started")
+    await client.restart(["alpha"])
+    third = await wait_info(client, "alpha", lambda p: p.state == "running" and p.pid != second.pid,
+                            "restarted")
+    assert len({first.pid, second.pid, third.pid}) == 3
+    assert third.restarts == 2
+
+
+async def test_a_paused_process_is_not_restarted_and_resumes(cluster):
+    _, client, _ = cluster
+    before = await info(client, "alpha")
+    # Longer than the health threshold (3 x 0.2 s) several times over.
+    await client.pause(["alpha"], for_s=2.5)
+    paused = await info(client, "alpha")
+    assert (paused.state, paused.paused, paused.pid) == ("paused", True, before.pid)
+    assert await asyncio.to_thread(process_state, before.pid) == psutil.STATUS_STOPPED
+    resumed = await wait_info(client, "alpha", lambda p: not p.paused, "resumed")
+    assert (resumed.state, resumed.pid, resumed.restarts) == ("running", before.pid, 0)
+    assert await asyncio.to_thread(process_state, before.pid) != psutil.STATUS_STOPPED
+    # And resume ends a pause at once.
+    await client.pause(["beta"])
+    await client.resume(["beta"])
+    beta = await info(client, "beta")
+    assert (beta.state, beta.paused, beta.restarts) == ("running", False, 0)
+
+
+async def test_a_process_stopped_behind_the_supervisors_back_is_restarted(cluster):
+    made, client, lines = cluster
+    before = await info(client, "beta")
+    await asyncio.to_thread(os.killpg, before.pid, signal.SIGSTOP)
+    after = await wait_info(client, "beta", lambda p: p.restarts == 1 and p.state == "running",
+                            "restarted after failing its health checks")
+    assert after.pid != before.pid
+    assert after.last_exit == "signal KILL"
+    assert any("beta: health check failed 3 times in a row" in line for line in lines), lines
+
+
+async def test_no_supervisor_is_supervisor_gone(tmp_path):
+    async with SupervisorClient(tmp_path, timeout_s=2.0) as client:
+        with pytest.raises(SupervisorGone, match="no supervisor answers"):
+            await client.status()
+
+
+@pytest.mark.parametrize(("reason", "expected"), [
+    ("Health/Check: DEADLINE_EXCEEDED", True),
+    ("Health/Check: UNAVAILABLE", True),
+    ("GET /health: no answer within 1.0 s", True),
+    ("GET /health: Connection refused", True),
+    ("Health/Check: NOT_SERVING", False),
+    ("GET /health: HTTP/1.0 503 Service Unavailable", False),
+    ('GET /health: {"health":"false"}', False),
+], ids=["grpc-deadline", "grpc-unavailable", "http-timeout", "refused", "not-serving",
+        "http-503", "etcd-no-leader"])
+def test_only_a_check_nobody_answers_counts_against_liveness(reason, expected):
+    assert supervisor.unresponsive(reason) is expected
+
+
+class FakeLinks:
+    """Stands in for deploy.links.Links (helper D): records what is cut."""
+
+    def __init__(self) -> None:
+        self.cut_names: set[str] = set()
+
+    async def cut(self, name: str) -> None:
+        self.cut_names.add(name)
+
+    async def heal(self, name: str) -> None:
+        self.cut_names.discard(name)
+
+    def is_cut(self, name: str) -> bool:
+        return name in self.cut_names
+
+
+async def test_partition_goes_through_the_links_hook_and_heals(cluster):
+    made, client, _ = cluster
+    made.links = FakeLinks()
+    await client.partition(["alpha"])
+    alpha = await info(client, "alpha")
+    assert (alpha.state, alpha.partitioned) == ("partitioned", True)
+    assert (await info(client, "beta")).state == "running"
+    await client.heal()
+    assert made.links.cut_names == set()
+    assert (await info(client, "alpha")).state == "running"
+    await client.partition(["alpha", "beta"], for_s=0.5)
+    await wait_for(lambda: made.links.cut_names == set(), WAIT_S, message="healed by itself")
