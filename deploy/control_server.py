@@ -113,6 +113,14 @@ class ControlServicer(pb_grpc.SupervisorServicer):
         name = await self._call(context, "etcd leader", self.cluster.etcd_leader())
         return pb.EtcdLeaderResponse(name=name or "")
 
+    async def RestoreEtcd(self, request, context):
+        if not os.path.isabs(request.snapshot):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"restore: snapshot: must be an absolute path, "
+                                f"got {request.snapshot!r}")
+        line = await self._call(context, "restore", self.cluster.restore_etcd(request.snapshot))
+        return pb.RestoreEtcdResponse(message=line)
+
 
 class ControlServer:
     """The grpc.aio server on the control socket; start() then stop()."""

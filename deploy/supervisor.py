@@ -346,6 +346,8 @@ class Cluster:
         self._state_dirty = False
         self._state_writer: asyncio.Task[None] | None = None
         self._log = log.bind(home=str(self.home))
+        # What the supervisor is doing that faults must not interleave with ("" = nothing).
+        self._busy = ""
         # The partition hook (deploy.links.Links: cut(name), heal(name),
         # is_cut(name)), or None: partition answers "not available".
         self.links = None
@@ -496,8 +498,15 @@ class Cluster:
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        if self._state != ClusterState.READY:
-            raise ClusterError(f"restore: the cluster is {self._state}, not {ClusterState.READY}")
+        self._control_ready()
+        self._busy = "restoring etcd from a snapshot"
+        try:
+            return await self._restore_etcd(snapshot, deadline)
+        finally:
+            self._busy = ""
+
+    async def _restore_etcd(self, snapshot: str | os.PathLike[str], deadline: float) -> str:
+        loop = asyncio.get_running_loop()
         path = pathlib.Path(snapshot).expanduser().resolve()
         members = [p for p in self._procs if p.kind.name == comp.ETCD]
         if not members:
@@ -1000,6 +1009,8 @@ class Cluster:
     def _control_ready(self) -> None:
         if self._state != ClusterState.READY:
             raise ClusterError(f"the cluster is {self._state}; faults need a ready cluster")
+        if self._busy:
+            raise ClusterError(f"the supervisor is {self._busy}; try again once it is done")
 
     async def kill(self, names: Sequence[str], sig: int = signal.SIGKILL,
                    keep_down: bool = False) -> None:

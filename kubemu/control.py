@@ -127,6 +127,13 @@ class SupervisorClient:
         answer = await self._call("EtcdLeader", pb.Empty())
         return answer.name or None
 
+    async def restore_etcd(self, snapshot: str, *, timeout_s: float = 240.0) -> str:
+        """Restore etcd from a snapshot file (an absolute path); the supervisor's
+        line saying what it did."""
+        answer = await self._call("RestoreEtcd", pb.RestoreEtcdRequest(snapshot=snapshot),
+                                  timeout_s=timeout_s)
+        return answer.message
+
     async def close(self) -> None:
         channel, self._channel, self._stub = self._channel, None, None
         if channel is not None:

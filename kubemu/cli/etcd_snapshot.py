@@ -156,18 +156,11 @@ async def run_restore(args: argparse.Namespace) -> int:
     path = pathlib.Path(args.file).expanduser().resolve()
     if not path.is_file():
         raise CliError(f"snapshot restore: {path}: no such file")
-    try:
-        from kubemu import control
-    except ImportError:
-        raise CliError("snapshot restore: this build has no supervisor control API "
-                        "(kubemu.control)") from None
+    from kubemu import control
+
     client = control.SupervisorClient(args.home, timeout_s=RESTORE_TIMEOUT_S)
     try:
-        restore = getattr(client, "restore_etcd", None)
-        if restore is None:
-            raise CliError("snapshot restore: the supervisor's control API has no RestoreEtcd "
-                           "call in this build")
-        line = await restore(str(path))
+        line = await client.restore_etcd(str(path), timeout_s=RESTORE_TIMEOUT_S)
     except control.ControlError as exc:
         raise CliError(f"snapshot restore: {exc}") from None
     finally:

@@ -1,7 +1,7 @@
 """etcd snapshots on a real cluster: `kubemu etcd snapshot save|status`, then
 more objects (and a Deployment whose pods run), then a restore
-(deploy.supervisor.Cluster.restore_etcd, what the supervisor's RestoreEtcd
-control call runs): the later objects are gone, their pods' processes stop,
+(`kubemu etcd snapshot restore`: the supervisor's RestoreEtcd control call,
+deploy.supervisor.Cluster.restore_etcd): the later objects are gone, their pods' processes stop,
 and the cluster is healthy and writable again.
 
 The restore moves etcd's revision past every version a client has seen, so
@@ -18,8 +18,8 @@ import pytest
 from deploy.supervisor import ClusterError
 from kubemu.api import errors
 from kubemu.client.wait import wait_for
-from tests.e2e.test_kubelet import (ClusterThread, Seen, alive, busybox, cli, container_pid, obj,
-                                    serving, workload_control_plane)
+from tests.e2e.test_kubelet import (ClusterThread, Seen, alive, busybox, cli, container_pid, kubemu,
+                                    obj, serving, workload_control_plane)
 
 pytestmark = pytest.mark.e2e
 
@@ -89,9 +89,11 @@ async def test_restore_drops_later_objects_and_stops_their_pods(cluster, api, tm
             for p in pods]
     assert all(alive(pid) for pid in pids), pids
 
-    line = await asyncio.to_thread(cluster.call, cluster.cluster.restore_etcd(snapshot, RESTORE_S),
-                                   RESTORE_S + 10)
-    assert "restored" in line
+    # Through the command and the supervisor's control API, as a user restores.
+    restored = await asyncio.to_thread(kubemu, cluster, "etcd", "snapshot", "restore",
+                                       str(snapshot), timeout_s=RESTORE_S)
+    assert restored.returncode == 0, restored.stderr
+    assert "restored" in restored.stdout, restored.stdout
 
     assert not await exists(api, "configmaps", "after", ns)
     assert not await exists(api, "deployments", "later", ns)

@@ -84,6 +84,11 @@ class SupervisorStub:
                 request_serializer=kubemu_dot_supervisor_dot_v1_dot_control__pb2.Empty.SerializeToString,
                 response_deserializer=kubemu_dot_supervisor_dot_v1_dot_control__pb2.EtcdLeaderResponse.FromString,
                 _registered_method=True)
+        self.RestoreEtcd = channel.unary_unary(
+                '/kubemu.supervisor.v1.Supervisor/RestoreEtcd',
+                request_serializer=kubemu_dot_supervisor_dot_v1_dot_control__pb2.RestoreEtcdRequest.SerializeToString,
+                response_deserializer=kubemu_dot_supervisor_dot_v1_dot_control__pb2.RestoreEtcdResponse.FromString,
+                _registered_method=True)
 
 
 class SupervisorServicer:
@@ -150,6 +155,14 @@ class SupervisorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RestoreEtcd(self, request, context):
+        """Stop the control plane, restore every etcd member from a snapshot file
+        (an absolute path the supervisor reads), start it again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SupervisorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -202,6 +215,11 @@ def add_SupervisorServicer_to_server(servicer, server):
                     servicer.EtcdLeader,
                     request_deserializer=kubemu_dot_supervisor_dot_v1_dot_control__pb2.Empty.FromString,
                     response_serializer=kubemu_dot_supervisor_dot_v1_dot_control__pb2.EtcdLeaderResponse.SerializeToString,
+            ),
+            'RestoreEtcd': grpc.unary_unary_rpc_method_handler(
+                    servicer.RestoreEtcd,
+                    request_deserializer=kubemu_dot_supervisor_dot_v1_dot_control__pb2.RestoreEtcdRequest.FromString,
+                    response_serializer=kubemu_dot_supervisor_dot_v1_dot_control__pb2.RestoreEtcdResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -474,6 +492,33 @@ class Supervisor:
             '/kubemu.supervisor.v1.Supervisor/EtcdLeader',
             kubemu_dot_supervisor_dot_v1_dot_control__pb2.Empty.SerializeToString,
             kubemu_dot_supervisor_dot_v1_dot_control__pb2.EtcdLeaderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestoreEtcd(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kubemu.supervisor.v1.Supervisor/RestoreEtcd',
+            kubemu_dot_supervisor_dot_v1_dot_control__pb2.RestoreEtcdRequest.SerializeToString,
+            kubemu_dot_supervisor_dot_v1_dot_control__pb2.RestoreEtcdResponse.FromString,
             options,
             channel_credentials,
             insecure,
