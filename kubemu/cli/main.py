@@ -25,8 +25,8 @@ import re
 import sys
 
 from kubemu.cli import (apply, autoscale, cluster, delete, describe, discovery, drain, edit,
-                        expose, get, labels, nodes, patch, pods, portforward, rollout, run, scale, set_image,
-                        wait)
+                        etcd, expose, get, labels, nodes, patch, pods, portforward, rollout, run,
+                        scale, set_image, wait)
 from kubemu.cli.common import format_error, write_error
 
 # pflag's strconv.ParseBool spellings.
@@ -132,7 +132,7 @@ DEFAULT_HOME = "~/.kubemu"
 # In the order `kubemu --help` lists them.
 COMMAND_MODULES = (cluster, apply, run, expose, get, describe, delete, labels, set_image, scale,
                    rollout, wait, patch, edit, nodes, pods, portforward, discovery, drain,
-                   autoscale)
+                   autoscale, etcd)
 
 
 def default_home() -> str:
