@@ -197,6 +197,8 @@ def etcd_data_dir(launch: Launch) -> pathlib.Path:
 
 
 ETCD_MEMBERS_FILE = "members.json"
+# The one member's data directory in homes made before members had names.
+ETCD_LEGACY_DATA_DIR = "data"
 
 
 def etcd_previous_ports(home: pathlib.Path, names: Sequence[str]) -> list[dict[str, int]] | None:
@@ -205,6 +207,10 @@ def etcd_previous_ports(home: pathlib.Path, names: Sequence[str]) -> list[dict[s
     them), None for a new cluster. ValueError when the home holds the data of
     other members. Blocking (reads the home)."""
     root = home / "etcd"
+    legacy = root / ETCD_LEGACY_DATA_DIR
+    if list(names) == [process_name(ETCD, 0)] and (legacy / "member").is_dir() \
+            and not etcd_member_dir(home, names[0]).exists():
+        legacy.rename(etcd_member_dir(home, names[0]))  # a home from before member names
     existing = sorted(d.name for d in root.iterdir()
                       if (d / "member").is_dir()) if root.is_dir() else []
     if not existing:
