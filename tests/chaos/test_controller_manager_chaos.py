@@ -113,7 +113,7 @@ async def kill_cm(cluster: Cluster, name: str = "controller-manager-0") -> int:
     os.kill(pid, signal.SIGKILL)
 
     async def restarted():
-        now = next(p for p in cluster.status() if p.component == name)
+        now = next(p for p in cluster.status() if p.name == name)
         return now.pid and now.pid != pid and now.state == "running" or Seen(str(now))
     await wait_for(restarted, WAIT_S, interval_s=0.1, message=f"{name} restarted")
     return pid
