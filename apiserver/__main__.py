@@ -15,7 +15,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     d = Options()
     p.add_argument("--listen", default=d.listen, help="host:port to serve on (port 0 picks one)")
     p.add_argument("--etcd-endpoints", default=d.etcd_endpoint,
-                   help="etcd client endpoint host:port (the first of a comma list is used)")
+                   help="etcd client endpoints, host:port[,host:port...]: every member of the "
+                        "cluster; requests go to one that answers, another when it fails")
     p.add_argument("--etcd-timeout-s", type=float, default=d.etcd_timeout_s)
     p.add_argument("--watch-cache-size", type=int, default=d.watch_cache_size,
                    help="events kept per resource for watches from an older version")
@@ -60,8 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def run(args: argparse.Namespace) -> None:
     options = Options(
-        listen=args.listen, etcd_endpoint=args.etcd_endpoints.split(",")[0].strip()
-        .removeprefix("http://"),
+        listen=args.listen, etcd_endpoint=",".join(
+            e.strip().removeprefix("http://") for e in args.etcd_endpoints.split(",") if e.strip()),
         etcd_timeout_s=args.etcd_timeout_s, watch_cache_size=args.watch_cache_size,
         watch_backlog_max=args.watch_backlog_max, bookmark_interval_s=args.bookmark_interval_s,
         compaction_interval_s=args.compaction_interval_s,

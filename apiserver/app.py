@@ -58,7 +58,7 @@ LOOP_BACKOFF_S_MAX = 2.0
 @dataclasses.dataclass
 class Options:
     listen: str = "127.0.0.1:0"
-    etcd_endpoint: str = "127.0.0.1:2379"
+    etcd_endpoint: str = "127.0.0.1:2379"   # host:port[,host:port...]: every member
     etcd_timeout_s: float = 5.0
     watch_cache_size: int = 10_000
     watch_backlog_max: int = 10_000

@@ -190,14 +190,46 @@ def _pump_failed(pump: asyncio.Task | None) -> bool:
         and pump.exception() is not None
 
 
+def _channel_target(endpoint: str) -> tuple[str, int]:
+    """aetcd's (host, port) for one endpoint or several: it dials f"{host}:{port}",
+    so several IPv4 members become gRPC's "ipv4:a:p1,b:p2" split at its last
+    colon. The channel's pick_first policy then uses one member and, when that
+    connection fails (a killed member resets it), the next that answers; a
+    request in flight on the lost connection fails UNAVAILABLE (retried by
+    the callers that retry), the next ones go to a live member."""
+    endpoints = [e.strip().removeprefix("http://") for e in endpoint.split(",") if e.strip()]
+    if not endpoints:
+        raise ValueError(f"etcd endpoints: Required value: got {endpoint!r}")
+    for e in endpoints:
+        host, _, port = e.rpartition(":")
+        if not port.isdigit():
+            raise ValueError(f"etcd endpoint {e!r}: Invalid value: expected host:port")
+    if len(endpoints) == 1:
+        host, _, port = endpoints[0].rpartition(":")
+        return host or "127.0.0.1", int(port)
+    hosts = [e.rpartition(":")[0] for e in endpoints]
+    if not all(_is_ipv4(h) for h in hosts):
+        raise ValueError(f"etcd endpoints {endpoint!r}: Invalid value: several endpoints "
+                         f"must be IPv4 addresses")
+    target = "ipv4:" + ",".join(endpoints)
+    host, _, port = target.rpartition(":")
+    return host, int(port)
+
+
+def _is_ipv4(host: str) -> bool:
+    parts = host.split(".")
+    return len(parts) == 4 and all(p.isdigit() and int(p) <= 255 for p in parts)
+
+
 class EtcdStore:
     """A connection to etcd with the few operations the apiserver needs."""
 
     def __init__(self, endpoint: str, *, timeout_s: float = 5.0):
-        host, _, port = endpoint.rpartition(":")
+        """endpoint: "host:port", or every member's, comma-separated."""
         self.endpoint = endpoint
         self.timeout_s = timeout_s
-        self._client = aetcd.Client(host=host or "127.0.0.1", port=int(port),
+        host, port = _channel_target(endpoint)
+        self._client = aetcd.Client(host=host, port=port,
                                     timeout=timeout_s, options={
                                         "grpc.max_receive_message_length":
                                             limits.MESSAGE_BYTES_MAX,

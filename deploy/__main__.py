@@ -1,4 +1,4 @@
-"""python -m deploy up [--nodes N] [--home H] [--no-restart]: a cluster's supervisor, in the foreground.
+"""python -m deploy up [--nodes N] [--home H] [--etcd N] [--apiservers N] [--no-restart]: a cluster's supervisor, in the foreground.
 
 Starts the cluster (deploy.supervisor.Cluster), keeps it running, restarting
 processes that die, until SIGTERM or SIGINT; then stops everything and checks
@@ -40,6 +40,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     up.add_argument("--home", default=None, help="the cluster's home (default: $KUBEMU_HOME, "
                     "else ~/.kubemu)")
     up.add_argument("--nodes", type=int, default=0, help="number of nodes")
+    up.add_argument("--etcd", type=int, default=1,
+                    help="etcd members, one cluster (default 1)")
+    up.add_argument("--apiservers", type=int, default=1,
+                    help="apiserver processes, each given every etcd member (default 1)")
     up.add_argument("--schedulers", type=int, default=1,
                     help="scheduler processes: one leads, the others are standbys (default 1)")
     up.add_argument("--controller-managers", type=int, default=1,
@@ -66,8 +70,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.nodes < 0:
         parser.error(f"--nodes: must be >= 0, got {args.nodes}")
-    if args.schedulers < 0:
-        parser.error(f"--schedulers: must be >= 0, got {args.schedulers}")
+    for flag, least in (("etcd", 1), ("apiservers", 1), ("schedulers", 0)):
+        if getattr(args, flag) < least:
+            parser.error(f"--{flag}: must be >= {least}, got {getattr(args, flag)}")
     if args.controller_managers < 0:
         parser.error(f"--controller-managers: must be >= 0, got {args.controller_managers}")
     try:
@@ -93,6 +98,7 @@ async def run_up(args: argparse.Namespace, home: pathlib.Path,
         kubelet_flags=kubelet_flags) if args.isolation or kubelet_flags else comp.NODE_COMPONENTS
     cluster = Cluster(home, nodes=args.nodes, restart=not args.no_restart, progress=progress,
                       schedulers=args.schedulers, controller_managers=args.controller_managers,
+                      etcd=args.etcd, apiservers=args.apiservers,
                       kinds=comp.control_plane(args.profile), node_kinds=node_kinds,
                       addons=args.addons)
     loop = asyncio.get_running_loop()

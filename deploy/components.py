@@ -32,8 +32,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from kubemu import cluster_home, fileutil
 
-# Process kinds, by name. A process's name is its kind for the control plane
-# and "<node>/<kind>" for per-node kinds.
+# Process kinds, by name. A process's name is "<kind>-<i>" for the control
+# plane, counted from 0 (etcd-0, apiserver-1, ...: process_name()), and
+# "<node>/<kind>" for per-node kinds.
 ETCD = "etcd"
 APISERVER = "apiserver"
 SCHEDULER = "scheduler"
@@ -61,11 +62,13 @@ class Launch:
     """What an argv builder needs to know about one process instance."""
 
     home: pathlib.Path
-    name: str                      # unique in the cluster: "etcd", later "node-1/kubelet"
+    name: str                      # unique in the cluster: "etcd-0", "node-1/kubelet"
     node: str                      # "" for the control plane
     host: str                      # the address it listens on
     ports: Mapping[str, int]       # the kind's named ports, picked free by the supervisor
-    peers: Mapping[str, str]       # kind -> address of every ready control-plane kind
+    # kind -> the address this process is given for that kind: the apiserver a
+    # component talks to; for etcd every member's client address, comma-separated.
+    peers: Mapping[str, str]
     binaries: Mapping[str, str]    # external executables resolved once per cluster
     python: str = sys.executable
     # The cluster's 127.B block (network_block()), claimed once per start by
@@ -76,6 +79,9 @@ class Launch:
     # Kubelets: the cluster DNS Service's address (--cluster-dns), set when the
     # cluster runs the DNS add-on; "" = none (pods' ClusterFirst means Default).
     cluster_dns: str = ""
+    # etcd members: every member's (name, peer URL) for --initial-cluster,
+    # this one's included; empty for other kinds.
+    etcd_cluster: tuple[tuple[str, str], ...] = ()
 
     @property
     def log_path(self) -> pathlib.Path:
@@ -211,8 +217,60 @@ async def etcd_version(launch: Launch) -> str:
     return match.group(1)
 
 
+def process_name(kind: str, index: int) -> str:
+    """A control-plane process's name: etcd-0, apiserver-1, ..."""
+    return f"{kind}-{index}"
+
+
+def etcd_member_dir(home: pathlib.Path, name: str) -> pathlib.Path:
+    """One etcd member's data directory: <home>/etcd/<process name>."""
+    return home / "etcd" / name
+
+
 def etcd_data_dir(launch: Launch) -> pathlib.Path:
-    return launch.home / "etcd" / "data"
+    return etcd_member_dir(launch.home, launch.name)
+
+
+ETCD_MEMBERS_FILE = "members.json"
+# The one member's data directory in homes made before members had names.
+ETCD_LEGACY_DATA_DIR = "data"
+
+
+def etcd_previous_ports(home: pathlib.Path, names: Sequence[str]) -> list[dict[str, int]] | None:
+    """The ports a multi-member etcd of `names` had when its data directories
+    exist (its members recorded each other's peer URLs: they must come back on
+    them), None for a new cluster. ValueError when the home holds the data of
+    other members. Blocking (reads the home)."""
+    root = home / "etcd"
+    legacy = root / ETCD_LEGACY_DATA_DIR
+    if list(names) == [process_name(ETCD, 0)] and (legacy / "member").is_dir() \
+            and not etcd_member_dir(home, names[0]).exists():
+        legacy.rename(etcd_member_dir(home, names[0]))  # a home from before member names
+    existing = sorted(d.name for d in root.iterdir()
+                      if (d / "member").is_dir()) if root.is_dir() else []
+    if not existing:
+        return None
+    if set(existing) != set(names):
+        raise ValueError(f"etcd: {root} holds the data of members {', '.join(existing)}, "
+                         f"not {', '.join(names)}: start with --etcd {len(existing)}, or "
+                         f"remove {root} to start afresh")
+    if len(names) == 1:
+        return None  # a lone member never dials its own peer URL: new ports do
+    try:
+        recorded = json.loads((root / ETCD_MEMBERS_FILE).read_text())
+        return [{"client": int(recorded[n]["client"]), "peer": int(recorded[n]["peer"])}
+                for n in names]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"etcd: {root} holds a {len(names)}-member cluster but not the "
+                         f"ports it ran on ({root / ETCD_MEMBERS_FILE}: {exc}); remove {root} "
+                         f"to start afresh") from None
+
+
+def record_etcd_ports(home: pathlib.Path, ports: Mapping[str, Mapping[str, int]]) -> None:
+    """<home>/etcd/members.json: every member's ports, for the next start. Blocking."""
+    fileutil.private_dir(home / "etcd")
+    fileutil.atomic_write(home / "etcd" / ETCD_MEMBERS_FILE,
+                          json.dumps({n: dict(p) for n, p in ports.items()}, indent=2) + "\n")
 
 
 def prepare_etcd(launch: Launch) -> None:
@@ -222,15 +280,25 @@ def prepare_etcd(launch: Launch) -> None:
     fileutil.private_dir(etcd_data_dir(launch))
 
 
+def etcd_peer_url(host: str, port: int) -> str:
+    return f"http://{host}:{port}"
+
+
 def etcd_argv(launch: Launch) -> list[str]:
+    """One member of the cluster's etcd, named after its process (etcd-0), in
+    its own data directory; --initial-cluster lists every member (etcd reads it
+    only for a new data directory: a member with data keeps its membership)."""
     client = f"http://{launch.host}:{launch.ports['client']}"
-    peer = f"http://{launch.host}:{launch.ports['peer']}"
-    # Logs go to stderr (etcd's default), which the supervisor sends to logs/etcd.log.
-    return [launch.binaries[ETCD], "--name", "default",
+    peer = etcd_peer_url(launch.host, launch.ports["peer"])
+    members = launch.etcd_cluster or ((launch.name, peer),)
+    token = "kubemu-" + hashlib.sha256(str(launch.home).encode()).hexdigest()[:12]
+    # Logs go to stderr (etcd's default), which the supervisor sends to logs/etcd-<i>.log.
+    return [launch.binaries[ETCD], "--name", launch.name,
             "--data-dir", str(etcd_data_dir(launch)),
             "--listen-client-urls", client, "--advertise-client-urls", client,
             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-            "--initial-cluster", f"default={peer}", "--initial-cluster-state", "new",
+            "--initial-cluster", ",".join(f"{name}={url}" for name, url in members),
+            "--initial-cluster-token", token, "--initial-cluster-state", "new",
             "--quota-backend-bytes", str(ETCD_QUOTA_BYTES),
             "--snapshot-count", str(ETCD_SNAPSHOT_COUNT)]
 
@@ -342,25 +410,18 @@ SCHEDULER_KIND = ComponentKind(
     depends_on=(APISERVER,), stop_grace_s=10.0)
 
 
-def with_schedulers(kinds: Sequence[ComponentKind], count: int) -> tuple[ComponentKind, ...]:
-    """`kinds` with `count` schedulers (one leads, the others are standbys)."""
-    return with_replicas(kinds, SCHEDULER, count)
+# The kinds that may run several instances, and the Cluster argument (and
+# `kubemu up` flag) that says how many.
+REPLICATED = (ETCD, APISERVER, SCHEDULER, CONTROLLER_MANAGER)
 
 
-def with_replicas(kinds: Sequence[ComponentKind], name: str, count: int
-                  ) -> tuple[ComponentKind, ...]:
-    """`kinds` with the `name` entry repeated `count` times: "NAME", then the
-    standbys "NAME-2", "NAME-3", ... (leader election picks who acts)."""
-    if count < 0:
-        raise ValueError(f"{name}s: must be >= 0, got {count}")
-    out: list[ComponentKind] = []
-    for kind in kinds:
-        if kind.name != name:
-            out.append(kind)
-            continue
-        out.extend(kind if i == 1 else dataclasses.replace(kind, name=f"{name}-{i}")
-                   for i in range(1, count + 1))
-    return tuple(out)
+def check_replicas(replicas: Mapping[str, int]) -> None:
+    """ValueError naming the kind when a count is out of range: etcd and the
+    apiserver need at least one; schedulers and controller-managers may be 0."""
+    for kind, count in replicas.items():
+        least = 1 if kind in (ETCD, APISERVER) else 0
+        if count < least:
+            raise ValueError(f"{kind}: must be >= {least}, got {count}")
 
 
 # The controller-manager's timings for tests and chaos runs (the fast

@@ -59,7 +59,7 @@ import structlog
 
 from deploy import addon_manager
 from deploy import components as comp
-from kubemu import aio, cluster_home, fileutil, timefmt
+from kubemu import aio, cluster_home, etcdinfo, fileutil, timefmt
 from kubemu.backoff import Exponential
 from kubemu.client.config import ClusterConfig, home_dir, write_cluster_config
 
@@ -141,6 +141,7 @@ class ProcessStatus:
     state: str
     restarts: int
     address: str
+    name: str = ""   # the process name: etcd-0, apiserver-1, node-1/kubelet
 
 
 def restart_backoff(rng: random.Random | None = None) -> Exponential:
@@ -298,11 +299,16 @@ class Cluster:
                  node_kinds: Sequence[comp.ComponentKind] = comp.NODE_COMPONENTS,
                  progress: Callable[[str], None] | None = None,
                  ports: PortAllocator | None = None, schedulers: int = 1,
-                 controller_managers: int = 1,
+                 controller_managers: int = 1, etcd: int = 1, apiservers: int = 1,
                  child_umask: int | None = CHILD_UMASK,
                  addons: Sequence[str] = ()):
         """child_umask: every child's umask (None: inherit this process's; a
         test uses it to check that nothing relies on the umask).
+        etcd, apiservers, schedulers, controller_managers: how many processes
+        of each control-plane kind, named <kind>-0, <kind>-1, ...: an etcd
+        cluster of that many members (started together: each waits for a
+        quorum), apiservers each given every member, schedulers and
+        controller-managers past the first are standbys on their Lease.
         addons: the add-ons (deploy/addons/<name>.yaml, addon_manager.DEFAULT_ADDONS)
         applied once the control plane and the nodes are up, in a cluster with
         nodes; none by default here (tests get a bare cluster), all with
@@ -310,10 +316,12 @@ class Cluster:
         --cluster-dns (the kube-dns ClusterIP) and --cluster-domain."""
         if nodes < 0:
             raise ValueError(f"nodes: must be >= 0, got {nodes}")
-        # schedulers > 1: standbys, one leads through the kube-scheduler Lease.
-        kinds = comp.with_schedulers(kinds, schedulers)
-        # controller_managers > 1: standbys on the kube-controller-manager Lease.
-        kinds = comp.with_replicas(kinds, comp.CONTROLLER_MANAGER, controller_managers)
+        self._replicas = {comp.ETCD: etcd, comp.APISERVER: apiservers,
+                          comp.SCHEDULER: schedulers,
+                          comp.CONTROLLER_MANAGER: controller_managers}
+        comp.check_replicas(self._replicas)
+        # A kind with no instance is not started (nor waited for).
+        kinds = [k for k in kinds if self._replicas.get(k.name, 1) > 0]
         # Absolute and resolved: it is matched against other processes' command
         # lines and environments.
         self.home = home_dir(home).resolve()
@@ -366,14 +374,41 @@ class Cluster:
         return [f"node-{i}" for i in range(1, self.nodes + 1)]
 
     def address(self, component: str, node: str = "") -> str:
+        """The address of the first process of a kind (apiserver-0 for "apiserver")."""
         for p in self._procs:
             if p.kind.name == component and p.node == node:
                 return p.address
         raise KeyError(f"no process {component!r}" + (f" on node {node!r}" if node else ""))
 
+    def addresses(self, component: str, node: str = "") -> list[str]:
+        """Every process of a kind's address, in instance order."""
+        return [p.address for p in self._procs if p.kind.name == component and p.node == node]
+
+    def process_address(self, name: str) -> str:
+        """One process's address by its name (etcd-1, apiserver-0, node-1/kubelet)."""
+        for p in self._procs:
+            if p.name == name:
+                return p.address
+        raise KeyError(f"no process named {name!r} "
+                       f"(processes: {', '.join(p.name for p in self._procs)})")
+
     def status(self) -> list[ProcessStatus]:
         return [ProcessStatus(component=p.kind.name, node=p.node, pid=p.pid, state=p.state,
-                              restarts=p.restarts, address=p.address) for p in self._procs]
+                              restarts=p.restarts, address=p.address, name=p.name)
+                for p in self._procs]
+
+    async def etcd_leader(self, timeout_s: float = 2.0) -> str | None:
+        """The process name of the etcd member that leads now, or None when no
+        running member knows a leader (asked in turn, each within timeout_s)."""
+        members = [p for p in self._procs if p.kind.name == comp.ETCD and p.alive()]
+        for p in members:
+            try:
+                status = await etcdinfo.status(p.address, timeout_s)
+            except etcdinfo.EtcdQueryError:
+                continue
+            if status.leader_name:
+                return status.leader_name
+        return None
 
     async def start(self, timeout_s: float = 120.0) -> None:
         """Start every process and wait until each one is healthy.
@@ -657,30 +692,85 @@ class Cluster:
 
     async def _start_level(self, level: list[comp.ComponentKind], *, node: str,
                            deadline: float) -> None:
+        """Every instance of every kind of the level, together (etcd members
+        must: each waits for a quorum before it is healthy)."""
         try:
             async with asyncio.TaskGroup() as group:
                 for kind in level:
-                    group.create_task(self._start_new(kind, node, deadline))
+                    count = 1 if node else self._replicas.get(kind.name, 1)
+                    members: tuple[tuple[str, str], ...] = ()
+                    fixed: list[dict[str, int] | None] = [None] * count
+                    if kind.name == comp.ETCD and not node:
+                        members, fixed = await self._etcd_members(kind, count)
+                    for index in range(count):
+                        group.create_task(self._start_new(
+                            kind, node, deadline, index=index, ports=fixed[index],
+                            etcd_cluster=members))
         except* ClusterError as eg:
             raise eg.exceptions[0] from None
 
-    def _peers(self) -> dict[str, str]:
-        return {p.kind.name: p.address for p in self._procs
-                if not p.node and p.state == ProcState.RUNNING}
+    async def _etcd_members(self, kind: comp.ComponentKind, count: int
+                            ) -> tuple[tuple[tuple[str, str], ...], list[dict[str, int] | None]]:
+        """The etcd cluster's members (name, peer URL) and their ports, picked
+        before any starts: --initial-cluster names them all. A single member
+        may move to new ports when it loses one (its peer URL is not used);
+        members of a larger cluster may not (their peers were told the URL)."""
+        names = [comp.process_name(kind.name, i) for i in range(count)]
+        try:
+            ports = await asyncio.to_thread(comp.etcd_previous_ports, self.home, names)
+        except ValueError as exc:
+            raise ClusterStartError(str(exc)) from None
+        if count == 1:
+            return (), [None]  # picked per attempt: etcd_argv names it alone
+        if ports is None:
+            ports = [{port: self._ports.pick(HOST) for port in kind.ports} for _ in names]
+        await asyncio.to_thread(comp.record_etcd_ports, self.home, dict(zip(names, ports)))
+        members = tuple((name, comp.etcd_peer_url(HOST, p["peer"]))
+                        for name, p in zip(names, ports))
+        return members, list(ports)
 
-    async def _start_new(self, kind: comp.ComponentKind, node: str, deadline: float) -> None:
+    def _peers(self, kind: comp.ComponentKind) -> dict[str, str]:
+        """What a control-plane or node process is told about the others
+        (Launch.peers): for an apiserver every etcd member; for everything
+        else the apiserver that component_apiserver() picks."""
+        running = [p for p in self._procs if not p.node and p.state == ProcState.RUNNING]
+        peers = {p.kind.name: p.address for p in reversed(running)}  # the first of each kind
+        etcd = [p.address for p in running if p.kind.name == comp.ETCD]
+        if etcd:
+            peers[comp.ETCD] = ",".join(etcd)
+        apiserver = self.component_apiserver(kind)
+        if apiserver:
+            peers[comp.APISERVER] = apiserver
+        return peers
+
+    def component_apiserver(self, kind: comp.ComponentKind) -> str:
+        """The one place a process's apiserver address is chosen: today the
+        first running apiserver's (apiserver-0); "" when none runs yet. A
+        supervisor-side load balancer in front of every apiserver replaces it."""
+        del kind  # every kind gets the same one for now
+        return next((p.address for p in self._procs if p.kind.name == comp.APISERVER
+                     and not p.node and p.state == ProcState.RUNNING), "")
+
+    async def _start_new(self, kind: comp.ComponentKind, node: str, deadline: float, *,
+                         index: int = 0, ports: dict[str, int] | None = None,
+                         etcd_cluster: tuple[tuple[str, str], ...] = ()) -> None:
+        """Start one process and wait until it is ready; `ports` fixed (an etcd
+        member of a cluster: no retry on new ports) or picked per attempt."""
         loop = asyncio.get_running_loop()
-        name = f"{node}/{kind.name}" if node else kind.name
+        name = f"{node}/{kind.name}" if node else comp.process_name(kind.name, index)
         host = HOST
         label = name
         p: _Process | None = None
         begun = loop.time()
-        for attempt in range(1, PORT_ATTEMPTS_MAX + 1):
+        attempts = 1 if ports is not None else PORT_ATTEMPTS_MAX
+        for attempt in range(1, attempts + 1):
             launch = comp.Launch(home=self.home, name=name, node=node, host=host,
-                                 ports={port: self._ports.pick(host) for port in kind.ports},
-                                 peers=self._peers(), binaries=dict(self._binaries),
+                                 ports=dict(ports) if ports is not None else
+                                 {port: self._ports.pick(host) for port in kind.ports},
+                                 peers=self._peers(kind), binaries=dict(self._binaries),
                                  network_block=self._network_block,
-                                 cluster_dns=self._cluster_dns() if node else "")
+                                 cluster_dns=self._cluster_dns() if node else "",
+                                 etcd_cluster=etcd_cluster)
             if p is None:
                 p = _Process(kind=kind, node=node, launch=launch)
                 self._procs.append(p)
@@ -690,7 +780,7 @@ class Cluster:
                     except (RuntimeError, OSError, TimeoutError) as exc:
                         raise ClusterStartError(f"{name}: {exc}") from None
                     label = f"{name} {version}"
-                    if kind.name == comp.ETCD:
+                    if kind.name == comp.ETCD and index == 0:
                         self.etcd_version = version
                         self._log.info("etcd version", version=version, binary=launch.binaries[comp.ETCD])
                         if comp.etcd_affected(version):
@@ -707,7 +797,7 @@ class Cluster:
             except _ExitedEarly as exc:
                 p.state = ProcState.EXITED
                 self._changed()
-                if exc.port_in_use and attempt < PORT_ATTEMPTS_MAX:
+                if exc.port_in_use and attempt < attempts:
                     self._log.info("port taken; retrying on new ports", process=name,
                                    ports=dict(launch.ports), attempt=attempt)
                     continue
@@ -1164,13 +1254,6 @@ class Cluster:
                 address=p.address, partitioned=cut, paused=p.paused))
         return out
 
-    async def etcd_leader(self) -> str | None:
-        """The etcd leader's process name (helper B fills in a multi-member answer)."""
-        for p in self._procs:
-            if p.kind.name == comp.ETCD and p.alive():
-                return p.name
-        return None
-
     # --- stopping ---------------------------------------------------------
 
     async def _teardown(self, timeout_s: float) -> list[psutil.Process]:
@@ -1357,13 +1440,14 @@ class Cluster:
     async def _write_kubeconfig(self) -> None:
         components = {p.name: {"component": p.kind.name, "node": p.node, "address": p.address}
                       for p in self._procs}
-        apiserver = next((p.address for p in self._procs if p.kind.name == comp.APISERVER), "")
+        apiservers = [p.address for p in self._procs if p.kind.name == comp.APISERVER]
         etcd = [p.address for p in self._procs if p.kind.name == comp.ETCD]
-        if not apiserver:
+        if not apiservers:
             # kubeconfig.json requires an apiserver; a cluster without one
             # (a test's own component table) has nothing for clients anyway.
             return
-        config = ClusterConfig(apiserver=apiserver, etcd=etcd, components=components)
+        config = ClusterConfig(apiserver=apiservers[0], apiservers=apiservers, etcd=etcd,
+                               components=components)
         path = await asyncio.to_thread(write_cluster_config, self.home, config)
         self._log.info("kubeconfig written", path=str(path))
 

@@ -67,6 +67,11 @@ def register(subparsers: Any) -> None:
         description="Start etcd, the apiserver and the other components of a cluster.")
     _home_option(up)
     up.add_argument("--nodes", type=int, default=1, help="number of nodes (default 1)")
+    up.add_argument("--etcd", type=int, default=1,
+                    help="etcd members, started as one cluster (default 1; 3 survives the "
+                         "loss of any one)")
+    up.add_argument("--apiservers", type=int, default=1,
+                    help="apiserver processes, each given every etcd member (default 1)")
     up.add_argument("--schedulers", type=int, default=1,
                     help="scheduler processes: one leads, the others are standbys (default 1)")
     up.add_argument("--controller-managers", type=int, default=1,
@@ -144,9 +149,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.nodes < 0:
         print(f"error: --nodes: must be >= 0, got {args.nodes}", file=sys.stderr)
         return 2
-    if args.schedulers < 0:
-        print(f"error: --schedulers: must be >= 0, got {args.schedulers}", file=sys.stderr)
-        return 2
+    for flag, least in (("etcd", 1), ("apiservers", 1), ("schedulers", 0)):
+        if getattr(args, flag) < least:
+            print(f"error: --{flag}: must be >= {least}, got {getattr(args, flag)}",
+                  file=sys.stderr)
+            return 2
     if args.controller_managers < 0:
         print(f"error: --controller-managers: must be >= 0, got {args.controller_managers}",
               file=sys.stderr)
@@ -156,7 +163,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         return _already_running(home, supervisor, args)
     argv = [sys.executable, "-m", "deploy", "up", "--home", str(home),
             "--nodes", str(args.nodes), "--start-timeout-s", str(args.timeout_s),
-            "--schedulers", str(args.schedulers),
+            "--schedulers", str(args.schedulers), "--etcd", str(args.etcd),
+            "--apiservers", str(args.apiservers),
             "--controller-managers", str(args.controller_managers), "--profile", args.profile]
     if args.no_restart:
         argv.append("--no-restart")

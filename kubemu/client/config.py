@@ -3,8 +3,12 @@
 A cluster's home is `--home`, else `$KUBEMU_HOME`, else `~/.kubemu`. The
 supervisor writes `<home>/kubeconfig.json` once every address is known:
 
-    {"apiserver": "127.0.0.1:PORT", "etcd": ["127.0.0.1:PORT", ...],
+    {"apiserver": "127.0.0.1:PORT", "apiservers": ["127.0.0.1:PORT", ...],
+     "etcd": ["127.0.0.1:PORT", ...],
      "components": {...free-form, owned by the supervisor...}}
+
+`apiserver` is the address clients use; `apiservers` lists every apiserver
+(apiserver first; absent in files of older supervisors: [apiserver]).
 
 Writes are atomic (kubemu.fileutil.atomic_write: a temporary file in the same
 directory, then rename), so a reader sees either the old file or the new one,
@@ -64,10 +68,16 @@ class ClusterConfig:
     apiserver: str
     etcd: list[str] = dataclasses.field(default_factory=list)
     components: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # Every apiserver of the cluster; empty means [apiserver].
+    apiservers: list[str] = dataclasses.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.apiservers:
+            self.apiservers = [self.apiserver]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"apiserver": self.apiserver, "etcd": list(self.etcd),
-                "components": dict(self.components)}
+        return {"apiserver": self.apiserver, "apiservers": list(self.apiservers),
+                "etcd": list(self.etcd), "components": dict(self.components)}
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "kubeconfig") -> ClusterConfig:
@@ -82,8 +92,14 @@ class ClusterConfig:
         components = data.get("components", {})
         if not isinstance(components, dict):
             raise BadClusterConfig(f"{source}: components: Invalid value: expected an object")
+        apiservers = data.get("apiservers", [])
+        if not isinstance(apiservers, list) or not all(
+                isinstance(a, str) and a for a in apiservers):
+            raise BadClusterConfig(
+                f"{source}: apiservers: Invalid value: expected a list of addresses")
         # Unknown top-level keys are ignored: a newer supervisor may add some.
-        return cls(apiserver=apiserver, etcd=list(etcd), components=dict(components))
+        return cls(apiserver=apiserver, etcd=list(etcd), components=dict(components),
+                   apiservers=list(apiservers))
 
 
 def kubeconfig_path(home: str | os.PathLike[str] | None = None) -> pathlib.Path:

@@ -102,18 +102,18 @@ class LivePods:
         await self.informer.stop()
 
 
-def cm_pid(cluster: Cluster, name: str = comp.CONTROLLER_MANAGER) -> int:
-    pid = next(p.pid for p in cluster.status() if p.component == name)
+def cm_pid(cluster: Cluster, name: str = "controller-manager-0") -> int:
+    pid = next(p.pid for p in cluster.status() if p.name == name)
     assert pid, f"{name} has no pid"
     return pid
 
 
-async def kill_cm(cluster: Cluster, name: str = comp.CONTROLLER_MANAGER) -> int:
+async def kill_cm(cluster: Cluster, name: str = "controller-manager-0") -> int:
     pid = cm_pid(cluster, name)
     os.kill(pid, signal.SIGKILL)
 
     async def restarted():
-        now = next(p for p in cluster.status() if p.component == name)
+        now = next(p for p in cluster.status() if p.name == name)
         return now.pid and now.pid != pid and now.state == "running" or Seen(str(now))
     await wait_for(restarted, WAIT_S, interval_s=0.1, message=f"{name} restarted")
     return pid
@@ -174,7 +174,7 @@ async def test_the_standby_takes_over_within_the_lease_duration(tmp_path):
                 return got if got.spec.holder_identity else Seen("no holder")
             before = await wait_for(lease, WAIT_S, message="a leader")
             leader = before.spec.holder_identity.rsplit("_", 1)[0]
-            standby = ({comp.CONTROLLER_MANAGER, f"{comp.CONTROLLER_MANAGER}-2"} - {leader}).pop()
+            standby = ({"controller-manager-0", "controller-manager-1"} - {leader}).pop()
             os.kill(cm_pid(cluster, leader), signal.SIGKILL)
 
             async def taken_over():

@@ -575,13 +575,13 @@ async def test_supervisor_runs_a_scheduler_and_a_standby(tmp_path):
                       progress=lambda line: None)
     try:
         await cluster.start(60.0)
-        components = [(s.component, s.state) for s in cluster.status()]
-        assert components == [("etcd", "running"), ("apiserver", "running"),
-                              ("scheduler", "running"), ("scheduler-2", "running")]
+        components = [(s.name, s.state) for s in cluster.status()]
+        assert components == [("etcd-0", "running"), ("apiserver-0", "running"),
+                              ("scheduler-0", "running"), ("scheduler-1", "running")]
         async with Client(cluster.address("apiserver")) as client:
             holder = await wait_for(lambda: lease_holder(client), START_TIMEOUT_S,
                                     message="a leader")
-            assert holder.split("_")[0] in ("scheduler", "scheduler-2"), holder
+            assert holder.split("_")[0] in ("scheduler-0", "scheduler-1"), holder
             await client.create(api_object(node("n1", "2", "4Gi")))
             await client.create(api_object(make_pod("p").requests(cpu="1")))
 
@@ -589,7 +589,7 @@ async def test_supervisor_runs_a_scheduler_and_a_standby(tmp_path):
                 return (await client.get("pods", "p", "default")).spec.node_name
             assert await wait_for(bound, BIND_TIMEOUT_S) == "n1"
         config = json.loads((cluster.home / "kubeconfig.json").read_text())
-        assert {"scheduler", "scheduler-2"} <= set(config["components"])
+        assert {"scheduler-0", "scheduler-1"} <= set(config["components"])
         assert await cluster.shutdown(30.0) == []
         cluster.assert_no_processes()
     finally:

@@ -198,8 +198,8 @@ async def test_cluster_starts_restarts_a_killed_process_and_stops(make_cluster, 
     cluster, lines = make_cluster(schedulers=0, controller_managers=0)
     await cluster.start(START_TIMEOUT_S)
 
-    assert re.fullmatch(r"etcd \d+\.\d+\.\d+ ready in \d+\.\d s \(127\.0\.0\.1:\d+\)", lines[0]), lines
-    assert re.fullmatch(r"apiserver ready in \d+\.\d s \(127\.0\.0\.1:\d+\)", lines[1]), lines
+    assert re.fullmatch(r"etcd-0 \d+\.\d+\.\d+ ready in \d+\.\d s \(127\.0\.0\.1:\d+\)", lines[0]), lines
+    assert re.fullmatch(r"apiserver-0 ready in \d+\.\d s \(127\.0\.0\.1:\d+\)", lines[1]), lines
     assert re.fullmatch(rf"cluster ready in \d+\.\d s — KUBEMU_HOME={re.escape(str(cluster.home))}",
                         lines[2]), lines
     statuses = cluster.status()
@@ -257,7 +257,7 @@ async def test_no_restart_leaves_a_dead_process_dead(make_cluster):
                    RESTART_TIMEOUT_S, message="apiserver marked exited")
     assert by_component(cluster.status(), "apiserver").restarts == 0
     assert by_component(cluster.status(), "etcd").state == ProcState.RUNNING
-    with pytest.raises(TimeoutError, match="apiserver: exited"):
+    with pytest.raises(TimeoutError, match="apiserver-0: exited"):
         await cluster.wait_healthy(0.5)
     assert await cluster.shutdown(30.0) == []
 
@@ -288,16 +288,16 @@ async def test_a_start_that_loses_its_port_is_retried_on_new_ports(make_cluster,
     status = by_component(cluster.status(), victim)
     assert status.state == ProcState.RUNNING and status.restarts == 0
     assert status.address != f"127.0.0.1:{taken}"
-    log_text = (cluster.home / "logs" / f"{victim}.log").read_text(errors="replace")
+    log_text = (cluster.home / "logs" / f"{victim}-0.log").read_text(errors="replace")
     assert re.search(r"address already in use|Failed to bind", log_text, re.I), log_text[-2000:]
     await cluster.wait_healthy(10.0)
 
 
 @pytest.mark.parametrize(("apiserver", "message"), [
     (fake_apiserver("--exit-code", "7"),
-     r"apiserver exited with code 7 before it was ready: .*failing on purpose"),
+     r"apiserver-0 exited with code 7 before it was ready: .*failing on purpose"),
     (fake_apiserver("--not-serving", ready_timeout_s=1.5),
-     r"apiserver not ready after \d+\.\d s: Health/Check: NOT_SERVING"),
+     r"apiserver-0 not ready after \d+\.\d s: Health/Check: NOT_SERVING"),
 ], ids=["exits-early", "never-serving"])
 async def test_a_failed_start_says_why_and_leaves_no_process(make_cluster, apiserver, message):
     cluster, lines = make_cluster(kinds=(comp.ETCD_KIND, apiserver))
@@ -407,8 +407,8 @@ def test_cli_up_status_down(tmp_path):
         state = json.loads((home / "state.json").read_text())
         pids = [state["supervisor"]["pid"], *(p["pid"] for p in state["processes"])]
         assert {pid: oct(umask_of(pid)) for pid in pids} == {pid: "0o77" for pid in pids}
-        assert re.search(r"^etcd \S+ ready in \d+\.\d s \(127\.0\.0\.1:\d+\)$", up.stdout, re.M), up.stdout
-        assert re.search(r"^apiserver ready in \d+\.\d s \(127\.0\.0\.1:\d+\)$", up.stdout, re.M), up.stdout
+        assert re.search(r"^etcd-0 \S+ ready in \d+\.\d s \(127\.0\.0\.1:\d+\)$", up.stdout, re.M), up.stdout
+        assert re.search(r"^apiserver-0 ready in \d+\.\d s \(127\.0\.0\.1:\d+\)$", up.stdout, re.M), up.stdout
         assert re.search(r"^cluster ready in \d+\.\d s — KUBEMU_HOME=", up.stdout, re.M), up.stdout
 
         again = kubemu(home, "up", "--detach")
@@ -547,7 +547,7 @@ def _in_a_node(path: str) -> bool:
 def test_nothing_in_the_home_is_open_to_group_or_others(umask_022_cluster, part):
     home = umask_022_cluster.home
     assert {home / "state.json", home / "kubeconfig.json", home / "supervisor.lock",
-            home / "ready", home / "logs" / "etcd.log", home / "etcd" / "data",
+            home / "ready", home / "logs" / "etcd-0.log", home / "etcd" / "etcd-0",
             home / "nodes" / NODE} <= set(home.rglob("*"))  # the walk sees the cluster's files
     found = exposed(home)
     if part == "supervisor":
