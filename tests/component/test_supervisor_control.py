@@ -75,18 +75,18 @@ async def test_status_lists_every_process_and_the_socket_is_private(cluster):
     made, client, _ = cluster
     infos = await client.status()
     assert [(p.name, p.component, p.state, p.restarts, p.last_exit, p.paused, p.partitioned)
-            for p in infos] == [("alpha", "alpha", "running", 0, "", False, False),
-                                ("beta", "beta", "running", 0, "", False, False)]
+            for p in infos] == [("alpha-0", "alpha", "running", 0, "", False, False),
+                                ("beta-0", "beta", "running", 0, "", False, False)]
     assert all(p.pid and p.uptime_s is not None and p.uptime_s >= 0 for p in infos), infos
     mode = (await asyncio.to_thread(os.stat, cluster_home.control_socket(made.home))).st_mode
     assert stat.S_IMODE(mode) == 0o600
 
 
 @pytest.mark.parametrize(("call", "message"), [
-    (lambda c: c.kill(["nosuch"]), "kill: no process named 'nosuch' (processes: alpha, beta)"),
-    (lambda c: c.stop(["alpha", "nosuch"]), "stop: no process named 'nosuch' (processes: alpha, beta)"),
-    (lambda c: c.pause(["nosuch"]), "pause: no process named 'nosuch' (processes: alpha, beta)"),
-    (lambda c: c.partition(["alpha"]), "partition: network links are not available"),
+    (lambda c: c.kill(["nosuch"]), "kill: no process named 'nosuch' (processes: alpha-0, beta-0)"),
+    (lambda c: c.stop(["alpha-0", "nosuch"]), "stop: no process named 'nosuch' (processes: alpha-0, beta-0)"),
+    (lambda c: c.pause(["nosuch"]), "pause: no process named 'nosuch' (processes: alpha-0, beta-0)"),
+    (lambda c: c.partition(["alpha-0"]), "partition: network links are not available"),
     (lambda c: c.heal(), "heal: network links are not available"),
 ], ids=["kill-unknown", "stop-one-unknown", "pause-unknown", "partition-no-links", "heal-no-links"])
 async def test_bad_requests_say_why_and_change_nothing(cluster, call, message):
@@ -100,25 +100,25 @@ async def test_bad_requests_say_why_and_change_nothing(cluster, call, message):
 
 async def test_kill_keep_down_stays_down_until_start(cluster):
     _, client, lines = cluster
-    before = await info(client, "alpha")
-    await client.kill(["alpha"], keep_down=True)
-    down = await wait_info(client, "alpha", lambda p: p.state == "stopped", "stopped")
+    before = await info(client, "alpha-0")
+    await client.kill(["alpha-0"], keep_down=True)
+    down = await wait_info(client, "alpha-0", lambda p: p.state == "stopped", "stopped")
     assert (down.pid, down.last_exit, down.restarts) == (None, "signal KILL", 0)
     assert not await asyncio.to_thread(psutil.pid_exists, before.pid)
     # Held: past the first back-off (0.5 s) it has not come back on its own.
-    await wait_for(lambda: any("alpha stopped" in line and "down until started" in line
+    await wait_for(lambda: any("alpha-0 stopped" in line and "down until started" in line
                                for line in lines), WAIT_S, message="stop reported")
-    assert (await info(client, "beta")).state == "running"
-    await client.start(["alpha"])
-    up = await wait_info(client, "alpha", lambda p: p.state == "running", "running again")
+    assert (await info(client, "beta-0")).state == "running"
+    await client.start(["alpha-0"])
+    up = await wait_info(client, "alpha-0", lambda p: p.state == "running", "running again")
     assert up.pid != before.pid and up.restarts == 1
 
 
 async def test_kill_without_keep_down_is_restarted(cluster):
     _, client, _ = cluster
-    before = await info(client, "beta")
-    await client.kill(["beta"], signal=signal.SIGTERM)
-    after = await wait_info(client, "beta", lambda p: p.restarts == 1 and p.state == "running",
+    before = await info(client, "beta-0")
+    await client.kill(["beta-0"], signal=signal.SIGTERM)
+    after = await wait_info(client, "beta-0", lambda p: p.restarts == 1 and p.state == "running",
                             "restarted")
     assert after.pid != before.pid
     assert after.last_exit == "code 0"  # the stand-in exits 0 on SIGTERM
@@ -126,15 +126,15 @@ async def test_kill_without_keep_down_is_restarted(cluster):
 
 async def test_stop_then_start_and_restart(cluster):
     _, client, _ = cluster
-    first = await info(client, "alpha")
-    await client.stop(["alpha"])
-    stopped = await info(client, "alpha")   # stop returns once it is down
+    first = await info(client, "alpha-0")
+    await client.stop(["alpha-0"])
+    stopped = await info(client, "alpha-0")   # stop returns once it is down
     assert stopped.pid is None and stopped.state in ("stopping", "stopped"), stopped
-    await wait_info(client, "alpha", lambda p: p.state == "stopped", "stopped")
-    await client.start(["alpha"])
-    second = await wait_info(client, "alpha", lambda p: p.state == "running", "started")
-    await client.restart(["alpha"])
-    third = await wait_info(client, "alpha", lambda p: p.state == "running" and p.pid != second.pid,
+    await wait_info(client, "alpha-0", lambda p: p.state == "stopped", "stopped")
+    await client.start(["alpha-0"])
+    second = await wait_info(client, "alpha-0", lambda p: p.state == "running", "started")
+    await client.restart(["alpha-0"])
+    third = await wait_info(client, "alpha-0", lambda p: p.state == "running" and p.pid != second.pid,
                             "restarted")
     assert len({first.pid, second.pid, third.pid}) == 3
     assert third.restarts == 2
@@ -142,31 +142,31 @@ async def test_stop_then_start_and_restart(cluster):
 
 async def test_a_paused_process_is_not_restarted_and_resumes(cluster):
     _, client, _ = cluster
-    before = await info(client, "alpha")
+    before = await info(client, "alpha-0")
     # Longer than the health threshold (3 x 0.2 s) several times over.
-    await client.pause(["alpha"], for_s=2.5)
-    paused = await info(client, "alpha")
+    await client.pause(["alpha-0"], for_s=2.5)
+    paused = await info(client, "alpha-0")
     assert (paused.state, paused.paused, paused.pid) == ("paused", True, before.pid)
     assert await asyncio.to_thread(process_state, before.pid) == psutil.STATUS_STOPPED
-    resumed = await wait_info(client, "alpha", lambda p: not p.paused, "resumed")
+    resumed = await wait_info(client, "alpha-0", lambda p: not p.paused, "resumed")
     assert (resumed.state, resumed.pid, resumed.restarts) == ("running", before.pid, 0)
     assert await asyncio.to_thread(process_state, before.pid) != psutil.STATUS_STOPPED
     # And resume ends a pause at once.
-    await client.pause(["beta"])
-    await client.resume(["beta"])
-    beta = await info(client, "beta")
+    await client.pause(["beta-0"])
+    await client.resume(["beta-0"])
+    beta = await info(client, "beta-0")
     assert (beta.state, beta.paused, beta.restarts) == ("running", False, 0)
 
 
 async def test_a_process_stopped_behind_the_supervisors_back_is_restarted(cluster):
     made, client, lines = cluster
-    before = await info(client, "beta")
+    before = await info(client, "beta-0")
     await asyncio.to_thread(os.killpg, before.pid, signal.SIGSTOP)
-    after = await wait_info(client, "beta", lambda p: p.restarts == 1 and p.state == "running",
+    after = await wait_info(client, "beta-0", lambda p: p.restarts == 1 and p.state == "running",
                             "restarted after failing its health checks")
     assert after.pid != before.pid
     assert after.last_exit == "signal KILL"
-    assert any("beta: health check failed 3 times in a row" in line for line in lines), lines
+    assert any("beta-0: health check failed 3 times in a row" in line for line in lines), lines
 
 
 async def test_no_supervisor_is_supervisor_gone(tmp_path):
@@ -208,12 +208,12 @@ class FakeLinks:
 async def test_partition_goes_through_the_links_hook_and_heals(cluster):
     made, client, _ = cluster
     made.links = FakeLinks()
-    await client.partition(["alpha"])
-    alpha = await info(client, "alpha")
+    await client.partition(["alpha-0"])
+    alpha = await info(client, "alpha-0")
     assert (alpha.state, alpha.partitioned) == ("partitioned", True)
-    assert (await info(client, "beta")).state == "running"
+    assert (await info(client, "beta-0")).state == "running"
     await client.heal()
     assert made.links.cut_names == set()
-    assert (await info(client, "alpha")).state == "running"
-    await client.partition(["alpha", "beta"], for_s=0.5)
+    assert (await info(client, "alpha-0")).state == "running"
+    await client.partition(["alpha-0", "beta-0"], for_s=0.5)
     await wait_for(lambda: made.links.cut_names == set(), WAIT_S, message="healed by itself")

@@ -418,10 +418,11 @@ def test_cli_up_status_down(tmp_path):
         status = kubemu(home, "status")
         assert status.returncode == 0, status.stdout + status.stderr
         rows = status_rows(status.stdout)
-        assert set(rows) == {"supervisor", "etcd", "apiserver", "scheduler", "controller-manager"}
+        assert set(rows) == {"supervisor", "etcd-0", "apiserver-0", "scheduler-0",
+                             "controller-manager-0"}
         assert rows["supervisor"]["STATE"] == "ready"
         config = load_cluster_config(home)
-        for component, address in [("etcd", config.etcd[0]), ("apiserver", config.apiserver)]:
+        for component, address in [("etcd-0", config.etcd[0]), ("apiserver-0", config.apiserver)]:
             assert rows[component]["STATE"] == "running"
             assert rows[component]["RESTARTS"] == "0"
             assert rows[component]["ADDRESS"] == address
@@ -463,7 +464,7 @@ def test_cli_cleans_up_after_a_killed_supervisor(tmp_path):
         assert status.returncode == 1, status.stdout + status.stderr
         rows = status_rows(status.stdout)
         assert rows["supervisor"]["STATE"] == "dead"
-        assert {rows[c]["STATE"] for c in ("etcd", "apiserver")} == {"dead"}
+        assert {rows[c]["STATE"] for c in ("etcd-0", "apiserver-0")} == {"dead"}
 
         # A new supervisor first kills what the old one left, then starts afresh.
         again = kubemu(home, "up", "--detach", "--nodes", "0")
