@@ -88,6 +88,8 @@ class Report:
     converged_after_s: float | None = None   # from the end of the last fault
     invariants: list[inv.Invariant] = dataclasses.field(default_factory=list)
     processes: list[schedule.Process] = dataclasses.field(default_factory=list)
+    # The supervisor's view once settled: name, state, restarts, last exit.
+    processes_after: list[dict] = dataclasses.field(default_factory=list)
     error: str = ""
 
     @property
@@ -98,6 +100,7 @@ class Report:
         return {"scenario": self.scenario, "seed": self.seed, "home": self.home,
                 "etcd_version": self.etcd_version, "namespace": self.namespace, "passed": self.passed, "error": self.error,
                 "processes": [dataclasses.asdict(p) for p in self.processes],
+                "processes_after": self.processes_after,
                 "timeline": [o.to_dict() for o in self.timeline],
                 "availability": [a.to_dict() for a in self.availability],
                 "last_fault_end_s": self.last_fault_end_s,
@@ -458,6 +461,9 @@ class Runner:
             statuses = await self._settle(admin, report, t0)
             report.invariants.append(inv.check_converged(statuses, scenario.settle_s,
                                                          report.converged_after_s))
+            report.processes_after = [
+                {"name": p.name, "state": p.state, "restarts": p.restarts,
+                 "last_exit": p.last_exit} for p in await supervisor.status()]
             await self._check_data(admin, running, watchers, stop_watch, watch_tasks, report)
             report.invariants.append(await overcommit(admin))
             uids = [p.metadata.uid for p in (await admin.list_all("pods")).items]

@@ -47,6 +47,11 @@ BACKOFF_S_BASE = 0.05
 # pings" doubles its interval by itself, and the stream it loses is re-opened.
 _KEEPALIVE_TIME_MS = 30_000
 _KEEPALIVE_TIMEOUT_MS = 10_000
+# gRPC reconnects with back-off: 1 s growing by 1.6 up to 120 s by default, so a
+# component whose apiserver was down a minute could wait two more before it
+# tried again. Chaos runs kill and pause apiservers often: retry within 2 s.
+_RECONNECT_BACKOFF_MS_INITIAL = 100
+_RECONNECT_BACKOFF_MS_MAX = 2_000
 # list_all stops following continue tokens after this many pages (a server bug
 # handing out tokens forever must not loop forever).
 _LIST_PAGES_MAX = 100_000
@@ -131,6 +136,9 @@ class Client:
                 ("grpc.keepalive_time_ms", _KEEPALIVE_TIME_MS),
                 ("grpc.keepalive_timeout_ms", _KEEPALIVE_TIMEOUT_MS),
                 ("grpc.http2.max_pings_without_data", 0),
+                ("grpc.initial_reconnect_backoff_ms", _RECONNECT_BACKOFF_MS_INITIAL),
+                ("grpc.min_reconnect_backoff_ms", _RECONNECT_BACKOFF_MS_INITIAL),
+                ("grpc.max_reconnect_backoff_ms", _RECONNECT_BACKOFF_MS_MAX),
                 ("grpc.primary_user_agent", self.user_agent),
             ]
             grpcaio.keep_initialized()

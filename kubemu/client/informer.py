@@ -362,7 +362,8 @@ class Informer:
             except errors.Timeout as exc:
                 # The version is ahead of the server's store (client-go's
                 # isTooLargeResourceVersionError): relist rather than re-watch.
-                need_list = TOO_LARGE_RV in str(exc)
+                # A list that timed out still needs listing: only ever add the need.
+                need_list = need_list or TOO_LARGE_RV in str(exc)
                 error = exc
             except (errors.ApiError, grpc.RpcError, OSError, TimeoutError) as exc:
                 # UNAVAILABLE, a broken stream, a timeout: retry. Anything else is

@@ -852,6 +852,31 @@ async def test_informer_relists_when_its_version_is_ahead_of_the_store(fake, cli
         await inf.stop()
 
 
+async def test_an_informer_whose_first_list_times_out_lists_again_before_watching(fake, client):
+    # A list answered Timeout (an apiserver back from a pause, its cache not
+    # yet fresh): it never delivered, so the informer must list again, not
+    # watch from a version it never listed at (it used to, and never synced).
+    failed: list[str] = []
+
+    async def once(request, context):
+        if not failed:
+            failed.append("list")
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "context deadline exceeded",
+                                trailing_metadata=((errors.REASON_KEY, "Timeout"),))
+
+    fake.put(cm("a"))
+    fake.hooks["List"] = once
+    inf = Informer(client, "cm", "default", relist_backoff_s_max=0.2)
+    inf.start()
+    try:
+        await inf.wait_synced(TIMEOUT_S)
+        assert failed == ["list"]
+        assert sorted(inf.store.keys()) == ["default/a"]
+        assert len(fake.calls("List")) == 2
+    finally:
+        await inf.stop()
+
+
 async def test_informer_bookmarks_advance_version(fake, client, informer):
     informer.start()
     await informer.wait_synced(TIMEOUT_S)
