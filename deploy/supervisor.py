@@ -780,19 +780,22 @@ class Cluster:
         return self._apiserver_fronts.get(name, "")
 
     def _serving(self, p: _Process) -> bool:
-        """A backend fronts may send new connections to: running, not paused,
-        answering its health checks (a partition is the fronts' own business)."""
-        return p.state == ProcState.RUNNING and not p.paused and p.health_failures == 0
+        """A backend fronts may send new connections to: running (ready) and not
+        paused. A partition is the fronts' own business (they skip cut ones)."""
+        return p.state == ProcState.RUNNING and not p.paused
 
     def _live_apiservers(self, spread: int) -> list[tuple[str, str]]:
         """Serving apiservers (name, address), rotated by `spread` (a front's
-        number) so that clients spread over them; a front tries them in order."""
-        live = [(p.name, p.address) for p in self._procs
+        number) so that clients spread over them, those whose last health check
+        went unanswered last (tried only when no other connects); a front tries
+        them in this order."""
+        live = [p for p in self._procs
                 if p.kind.name == comp.APISERVER and not p.node and self._serving(p)]
         if not live:
             return []
         k = spread % len(live)
-        return live[k:] + live[:k]
+        live = live[k:] + live[:k]
+        return [(p.name, p.address) for p in sorted(live, key=lambda p: p.health_failures > 0)]
 
     async def _make_fronts(self, kind: comp.ComponentKind, name: str) -> None:
         """A process's fronts, once for its life (its restarts reuse its argv):
@@ -1115,8 +1118,6 @@ class Cluster:
                     p.health_failures = 0
                     continue
                 p.health_failures += 1
-                if p.health_failures == 1:
-                    self._backend_gone(p)  # e.g. SIGSTOPped behind our back: kernel accepts, nobody reads
                 self._log.warning("health check failed", process=p.name, reason=reason,
                                   failures=p.health_failures)
                 if p.health_failures >= HEALTH_FAILURE_THRESHOLD:
@@ -1180,7 +1181,10 @@ class Cluster:
         for p in self._procs:
             self._cancel_resume(p)
         if self.links is not None:
-            self.links.heal()  # timed heals are the links' own timers, ended by close()
+            # Every partition ends with the API (and its timed heals, which are
+            # the links' own timers): processes stop with their links, so a
+            # kubelet can still say goodbye to the apiserver.
+            self.links.heal()
 
     def process(self, name: str) -> _Process:
         for p in self._procs:

@@ -189,3 +189,32 @@ async def test_a_paused_apiserver_does_not_hold_the_kubeconfig_clients(tmp_path)
             await create_soon(api, "after")
     finally:
         await stopped(cluster)
+
+
+async def test_an_ha_etcd_started_again_on_its_home_meets_through_the_same_peer_fronts(tmp_path):
+    home = tmp_path / "home"
+    kinds = etcd_and_apiserver()
+    cluster = await started(Cluster(home, etcd=3, apiservers=1, kinds=kinds,
+                                    progress=lambda line: None))
+    try:
+        async with Client(cluster.address(comp.APISERVER), timeout_s=5.0) as api:
+            await create_soon(api, "kept")
+    finally:
+        await stopped(cluster)
+    recorded = json.loads(await asyncio.to_thread((home / "etcd" / comp.ETCD_MEMBERS_FILE).read_text))
+    assert all("peer_front" in ports for ports in recorded.values()), recorded
+    # The members' data holds the peer fronts' URLs: they must meet there again.
+    cluster = await started(Cluster(home, etcd=3, apiservers=1, kinds=kinds,
+                                    progress=lambda line: None))
+    try:
+        again = json.loads(await asyncio.to_thread((home / "etcd" / comp.ETCD_MEMBERS_FILE).read_text))
+        assert again == recorded
+        members = await etcdinfo.members(cluster.process_address("etcd-0"), 5.0)
+        assert sorted(m.peer_urls for m in members) == sorted(
+            (f"http://127.0.0.1:{p['peer_front']}",) for p in recorded.values())
+        async with Client(cluster.address(comp.APISERVER), timeout_s=5.0) as api:
+            await create_soon(api, "after")
+            names = {cm.metadata.name for cm in (await api.list("configmaps", "default")).items}
+            assert {"kept", "after"} <= names
+    finally:
+        await stopped(cluster)
