@@ -423,7 +423,7 @@ def test_cli_up_status_down(tmp_path):
         assert set(rows) == {"supervisor", "etcd", "apiserver", "scheduler", "controller-manager"}
         assert rows["supervisor"]["STATE"] == "ready"
         config = load_cluster_config(home)
-        for component, address in [("etcd", config.etcd[0]), ("apiserver", config.apiserver)]:
+        for component, address in [("etcd", config.etcd[0]), ("apiserver", config.apiservers[0])]:
             assert rows[component]["STATE"] == "running"
             assert rows[component]["RESTARTS"] == "0"
             assert rows[component]["ADDRESS"] == address
