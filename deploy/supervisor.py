@@ -17,8 +17,14 @@ back-off (kubemu.backoff.Exponential: 0.5 s doubling to 30 s, with jitter;
 back to the start after 10 s healthy) unless restart is off. After start-up
 each running process's health check is polled every second: one that gets no
 answer HEALTH_FAILURE_THRESHOLD times in a row (a hung or SIGSTOPped process)
-is killed and restarted that way; one paused through the control API is not
-checked. The control API (deploy/control_server.py, client kubemu/control.py)
+is killed and restarted that way; one paused or partitioned through the
+control API is not checked. Every connection to an apiserver or an etcd member
+goes through the supervisor's fronts (`Cluster.links`, deploy/links.py, open
+for the cluster's life): each component has its own front over the live
+apiservers (kubeconfig.json's `apiserver` is a shared one), each apiserver one
+per etcd member, each etcd member a peer front it advertises; an apiserver or
+member that exits, stops or is paused has its links reset and is left out until
+it runs again, and `partition` cuts a process's links. The control API (deploy/control_server.py, client kubemu/control.py)
 serves faults by process name on a private unix socket once the cluster is
 ready. A reaper process (deploy/reaper.py) stops the cluster's processes if
 the supervisor dies without doing it. `shutdown()`
