@@ -80,7 +80,9 @@ class Launch:
     # cluster runs the DNS add-on; "" = none (pods' ClusterFirst means Default).
     cluster_dns: str = ""
     # etcd members: every member's (name, peer URL) for --initial-cluster,
-    # this one's included; empty for other kinds.
+    # this one's included; empty for other kinds. The URLs are the members'
+    # peer fronts (deploy/links.py) when the supervisor runs them: a member
+    # advertises its front and listens on its own peer port behind it.
     etcd_cluster: tuple[tuple[str, str], ...] = ()
 
     @property
@@ -258,7 +260,10 @@ def etcd_previous_ports(home: pathlib.Path, names: Sequence[str]) -> list[dict[s
         return None  # a lone member never dials its own peer URL: new ports do
     try:
         recorded = json.loads((root / ETCD_MEMBERS_FILE).read_text())
-        return [{"client": int(recorded[n]["client"]), "peer": int(recorded[n]["peer"])}
+        return [{"client": int(recorded[n]["client"]), "peer": int(recorded[n]["peer"]),
+                 # The peer front's port (the advertised peer URL), when it had one.
+                 **({"peer_front": int(recorded[n]["peer_front"])}
+                    if "peer_front" in recorded[n] else {})}
                 for n in names]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"etcd: {root} holds a {len(names)}-member cluster but not the "
@@ -267,7 +272,9 @@ def etcd_previous_ports(home: pathlib.Path, names: Sequence[str]) -> list[dict[s
 
 
 def record_etcd_ports(home: pathlib.Path, ports: Mapping[str, Mapping[str, int]]) -> None:
-    """<home>/etcd/members.json: every member's ports, for the next start. Blocking."""
+    """<home>/etcd/members.json: every member's ports (client, peer, and
+    peer_front: the port of the supervisor's front that the others dial), for
+    the next start. Blocking."""
     fileutil.private_dir(home / "etcd")
     fileutil.atomic_write(home / "etcd" / ETCD_MEMBERS_FILE,
                           json.dumps({n: dict(p) for n, p in ports.items()}, indent=2) + "\n")
@@ -291,12 +298,14 @@ def etcd_argv(launch: Launch) -> list[str]:
     client = f"http://{launch.host}:{launch.ports['client']}"
     peer = etcd_peer_url(launch.host, launch.ports["peer"])
     members = launch.etcd_cluster or ((launch.name, peer),)
+    # What the others are told to dial: this member's entry (its peer front).
+    advertised = dict(members).get(launch.name, peer)
     token = "kubemu-" + hashlib.sha256(str(launch.home).encode()).hexdigest()[:12]
     # Logs go to stderr (etcd's default), which the supervisor sends to logs/etcd-<i>.log.
     return [launch.binaries[ETCD], "--name", launch.name,
             "--data-dir", str(etcd_data_dir(launch)),
             "--listen-client-urls", client, "--advertise-client-urls", client,
-            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", advertised,
             "--initial-cluster", ",".join(f"{name}={url}" for name, url in members),
             "--initial-cluster-token", token, "--initial-cluster-state", "new",
             "--quota-backend-bytes", str(ETCD_QUOTA_BYTES),

@@ -17,8 +17,14 @@ back-off (kubemu.backoff.Exponential: 0.5 s doubling to 30 s, with jitter;
 back to the start after 10 s healthy) unless restart is off. After start-up
 each running process's health check is polled every second: one that gets no
 answer HEALTH_FAILURE_THRESHOLD times in a row (a hung or SIGSTOPped process)
-is killed and restarted that way; one paused through the control API is not
-checked. The control API (deploy/control_server.py, client kubemu/control.py)
+is killed and restarted that way; one paused or partitioned through the
+control API is not checked. Every connection to an apiserver or an etcd member
+goes through the supervisor's fronts (`Cluster.links`, deploy/links.py, open
+for the cluster's life): each component has its own front over the live
+apiservers (kubeconfig.json's `apiserver` is a shared one), each apiserver one
+per etcd member, each etcd member a peer front it advertises; an apiserver or
+member that exits, stops or is paused has its links reset and is left out until
+it runs again, and `partition` cuts a process's links. The control API (deploy/control_server.py, client kubemu/control.py)
 serves faults by process name on a private unix socket once the cluster is
 ready. A reaper process (deploy/reaper.py) stops the cluster's processes if
 the supervisor dies without doing it. `shutdown()`
@@ -58,6 +64,7 @@ import psutil
 import structlog
 
 from deploy import addon_manager
+from deploy.links import Links
 from deploy import components as comp
 from kubemu import aio, cluster_home, etcdinfo, fileutil, timefmt
 from kubemu.backoff import Exponential
@@ -356,12 +363,19 @@ class Cluster:
         self._log = log.bind(home=str(self.home))
         # What the supervisor is doing that faults must not interleave with ("" = nothing).
         self._busy = ""
-        # The partition hook (deploy.links.Links: cut(name), heal(name),
-        # is_cut(name)), or None: partition answers "not available".
-        self.links = None
+        # The supervisor's TCP fronts (deploy/links.py), for the cluster's life
+        # (closed last): every connection to an apiserver or an etcd member goes
+        # through one, which picks a live backend and is how partition cuts a
+        # process off. None: partition answers "not available".
+        self.links: Links | None = Links()
+        # Process name -> its apiserver front (made at its first start, reused
+        # by its restarts); apiserver name -> its etcd fronts (comma-separated);
+        # etcd member -> its peer front; "" -> the shared front (kubeconfig).
+        self._apiserver_fronts: dict[str, str] = {}
+        self._etcd_fronts: dict[str, str] = {}
+        self._peer_fronts: dict[str, str] = {}
         self._control_server = None
         self._reaper: subprocess.Popen[bytes] | None = None
-        self._heal_timers: set[asyncio.Task[None]] = set()
 
     # --- public API -------------------------------------------------------
 
@@ -374,7 +388,12 @@ class Cluster:
         return [f"node-{i}" for i in range(1, self.nodes + 1)]
 
     def address(self, component: str, node: str = "") -> str:
-        """The address of the first process of a kind (apiserver-0 for "apiserver")."""
+        """The address of the first process of a kind (etcd-0 for "etcd"); for
+        "apiserver" the shared front that kubeconfig.json names (any live
+        apiserver behind it), once the control plane is up. addresses() and
+        process_address() give the processes' own addresses."""
+        if component == comp.APISERVER and not node and "" in self._apiserver_fronts:
+            return self._apiserver_fronts[""]
         for p in self._procs:
             if p.kind.name == component and p.node == node:
                 return p.address
@@ -434,6 +453,7 @@ class Cluster:
             self._network_block = await asyncio.to_thread(comp.network_block, self.home)
             for level in self._levels:
                 await self._start_level(level, node="", deadline=deadline)
+            await self._make_shared_front()
             if self.nodes and not self._node_kinds:
                 self._progress(f"nodes: {self.nodes} requested, but node components (kubelet, "
                                f"runtime, kube-proxy) are not part of this build yet; "
@@ -724,32 +744,107 @@ class Cluster:
             return (), [None]  # picked per attempt: etcd_argv names it alone
         if ports is None:
             ports = [{port: self._ports.pick(HOST) for port in kind.ports} for _ in names]
-        await asyncio.to_thread(comp.record_etcd_ports, self.home, dict(zip(names, ports)))
-        members = tuple((name, comp.etcd_peer_url(HOST, p["peer"]))
-                        for name, p in zip(names, ports))
+        # Each member advertises its peer front (the others dial it, so a
+        # partition can cut them apart) and listens behind it. etcd keeps the
+        # advertised URL in its data: the front comes back on its recorded port.
+        fronts: list[int] = []
+        for name, p in zip(names, ports):
+            recorded = p.pop("peer_front", None)
+            address = self._peer_fronts.get(name) or (f"{HOST}:{recorded}" if recorded else "")
+            try:
+                address = await self.links.peer_front(name, f"{HOST}:{p['peer']}", address=address)
+            except OSError as exc:
+                raise ClusterStartError(f"{name}: cannot listen on its peer front {address}: "
+                                        f"{exc}") from None
+            self._peer_fronts[name] = address
+            fronts.append(int(address.rpartition(":")[2]))
+        await asyncio.to_thread(comp.record_etcd_ports, self.home, {
+            name: {**p, "peer_front": front} for name, p, front in zip(names, ports, fronts)})
+        members = tuple((name, comp.etcd_peer_url(HOST, front))
+                        for name, front in zip(names, fronts))
         return members, list(ports)
 
-    def _peers(self, kind: comp.ComponentKind) -> dict[str, str]:
+    def _peers(self, kind: comp.ComponentKind, name: str) -> dict[str, str]:
         """What a control-plane or node process is told about the others
-        (Launch.peers): for an apiserver every etcd member; for everything
-        else the apiserver that component_apiserver() picks."""
+        (Launch.peers): for an apiserver its fronts to every etcd member; for
+        everything else its apiserver front (component_apiserver())."""
         running = [p for p in self._procs if not p.node and p.state == ProcState.RUNNING]
         peers = {p.kind.name: p.address for p in reversed(running)}  # the first of each kind
-        etcd = [p.address for p in running if p.kind.name == comp.ETCD]
+        etcd = self._etcd_fronts.get(name) or ",".join(
+            p.address for p in running if p.kind.name == comp.ETCD)
         if etcd:
-            peers[comp.ETCD] = ",".join(etcd)
-        apiserver = self.component_apiserver(kind)
+            peers[comp.ETCD] = etcd
+        apiserver = self.component_apiserver(name)
         if apiserver:
             peers[comp.APISERVER] = apiserver
         return peers
 
-    def component_apiserver(self, kind: comp.ComponentKind) -> str:
-        """The one place a process's apiserver address is chosen: today the
-        first running apiserver's (apiserver-0); "" when none runs yet. A
-        supervisor-side load balancer in front of every apiserver replaces it."""
-        del kind  # every kind gets the same one for now
-        return next((p.address for p in self._procs if p.kind.name == comp.APISERVER
-                     and not p.node and p.state == ProcState.RUNNING), "")
+    def component_apiserver(self, name: str) -> str:
+        """The one place a process's apiserver address is chosen: its own front
+        (made by _make_fronts), which sends each connection to a live
+        apiserver; "" when it has none (no apiserver runs)."""
+        return self._apiserver_fronts.get(name, "")
+
+    def _serving(self, p: _Process) -> bool:
+        """A backend fronts may send new connections to: running (ready) and not
+        paused. A partition is the fronts' own business (they skip cut ones)."""
+        return p.state == ProcState.RUNNING and not p.paused
+
+    def _live_apiservers(self, spread: int) -> list[tuple[str, str]]:
+        """Serving apiservers (name, address), rotated by `spread` (a front's
+        number) so that clients spread over them, those whose last health check
+        went unanswered last (tried only when no other connects); a front tries
+        them in this order."""
+        live = [p for p in self._procs
+                if p.kind.name == comp.APISERVER and not p.node and self._serving(p)]
+        if not live:
+            return []
+        k = spread % len(live)
+        live = live[k:] + live[:k]
+        return [(p.name, p.address) for p in sorted(live, key=lambda p: p.health_failures > 0)]
+
+    async def _make_fronts(self, kind: comp.ComponentKind, name: str) -> None:
+        """A process's fronts, once for its life (its restarts reuse its argv):
+        an apiserver gets one per etcd member (that member alone behind it: its
+        own failover between members still acts, and a cut of either end drops
+        the link); anything that talks to the apiserver gets one in front of
+        every live apiserver."""
+        if self.links is None:
+            return
+        if kind.name == comp.APISERVER:
+            if name in self._etcd_fronts:
+                return
+            members = [p for p in self._procs if p.kind.name == comp.ETCD and not p.node]
+            fronts = []
+            for m in members:
+                fronts.append(await self.links.frontend(
+                    name, lambda m=m: [(m.name, m.address)] if self._serving(m) else []))
+            if fronts:
+                self._etcd_fronts[name] = ",".join(fronts)
+        elif kind.name not in (comp.ETCD, comp.RUNTIME) and name not in self._apiserver_fronts:
+            if any(p.kind.name == comp.APISERVER and not p.node for p in self._procs):
+                spread = len(self._apiserver_fronts)  # round robin over the processes
+                self._apiserver_fronts[name] = await self.links.frontend(
+                    name, lambda: self._live_apiservers(spread))
+
+    async def _make_shared_front(self) -> None:
+        """The address for the CLI and every kubeconfig.json client: a front
+        over every live apiserver, which survives the loss of any one."""
+        if self.links is None or "" in self._apiserver_fronts:
+            return
+        if any(p.kind.name == comp.APISERVER and not p.node for p in self._procs):
+            self._apiserver_fronts[""] = await self.links.frontend(
+                "", lambda: self._live_apiservers(0))
+
+    def _backend_gone(self, p: _Process) -> None:
+        """p exited, was paused or stopped answering: its links reset now (its
+        clients reconnect to another backend), and fronts leave it out until it
+        serves again (_serving)."""
+        if self.links is None or p.kind.name not in (comp.ETCD, comp.APISERVER):
+            return
+        dropped = self.links.backend_down(p.name)
+        if dropped:
+            self._log.info("links to a backend reset", process=p.name, connections=dropped)
 
     async def _start_new(self, kind: comp.ComponentKind, node: str, deadline: float, *,
                          index: int = 0, ports: dict[str, int] | None = None,
@@ -763,11 +858,15 @@ class Cluster:
         p: _Process | None = None
         begun = loop.time()
         attempts = 1 if ports is not None else PORT_ATTEMPTS_MAX
+        try:
+            await self._make_fronts(kind, name)
+        except OSError as exc:
+            raise ClusterStartError(f"{name}: cannot make its link fronts: {exc}") from None
         for attempt in range(1, attempts + 1):
             launch = comp.Launch(home=self.home, name=name, node=node, host=host,
                                  ports=dict(ports) if ports is not None else
                                  {port: self._ports.pick(host) for port in kind.ports},
-                                 peers=self._peers(kind), binaries=dict(self._binaries),
+                                 peers=self._peers(kind, name), binaries=dict(self._binaries),
                                  network_block=self._network_block,
                                  cluster_dns=self._cluster_dns() if node else "",
                                  etcd_cluster=etcd_cluster)
@@ -844,6 +943,9 @@ class Cluster:
         # Read from /proc, which can stall on a process that is exiting: off the loop.
         p.create_time = await asyncio.to_thread(_create_time, p.proc.pid)
         self._spawned.append((p.proc.pid, p.create_time))
+        if self.links is not None and p.kind.name == comp.ETCD:
+            # A peer front tells its dialers apart by the pid owning the socket.
+            self.links.register(p.name, p.proc.pid)
         p.state = ProcState.STARTING
         p.exit_code = None
         p.started_at = asyncio.get_running_loop().time()
@@ -937,6 +1039,9 @@ class Cluster:
             if p.alive():
                 await self._watch_running(p)
             code = await p.proc.wait()
+            if self.links is not None:
+                self.links.unregister(p.name)
+            self._backend_gone(p)
             if p.stopping:
                 return
             p.note_exit(code)
@@ -1006,7 +1111,10 @@ class Cluster:
         try:
             while not exited.done():
                 await asyncio.wait({exited}, timeout=HEALTH_WATCH_INTERVAL_S)
-                if exited.done() or p.paused or p.stopping or p.state == ProcState.STOPPING:
+                # Partitioned is like paused: a cut etcd member loses its
+                # leader and fails /health, and that is the experiment.
+                if exited.done() or p.paused or p.stopping or p.state == ProcState.STOPPING \
+                        or self.partitioned(p):
                     p.health_failures = 0
                     continue
                 reason = await p.kind.health(p.address, HEALTH_WATCH_TIMEOUT_S)
@@ -1078,10 +1186,11 @@ class Cluster:
             await server.stop()
         for p in self._procs:
             self._cancel_resume(p)
-        timers, self._heal_timers = self._heal_timers, set()
-        for task in timers:
-            task.cancel()
-        await asyncio.gather(*timers, return_exceptions=True)
+        if self.links is not None:
+            # Every partition ends with the API (and its timed heals, which are
+            # the links' own timers): processes stop with their links, so a
+            # kubelet can still say goodbye to the apiserver.
+            self.links.heal()
 
     def process(self, name: str) -> _Process:
         for p in self._procs:
@@ -1165,6 +1274,8 @@ class Cluster:
             p.paused = True
             _signal_group(p.proc.pid, signal.SIGSTOP)
             p.state = ProcState.PAUSED
+            # Its kernel still accepts: connections to it would hang, not fail.
+            self._backend_gone(p)
             self._log.info("control: paused", process=p.name, for_s=for_s)
             if for_s is not None:
                 p.resume_task = asyncio.get_running_loop().create_task(
@@ -1205,19 +1316,12 @@ class Cluster:
         if self.links is None:
             raise ClusterError("partition: network links are not available in this cluster "
                                "(the supervisor runs no link proxies)")
-        for p in procs:
-            await self.links.cut(p.name)
-        if for_s is not None:
-            task = asyncio.get_running_loop().create_task(
-                self._heal_after([p.name for p in procs], for_s), name="heal-after")
-            self._heal_timers.add(task)
-            task.add_done_callback(self._heal_timers.discard)
+        if for_s is not None and for_s <= 0:
+            raise ClusterError(f"partition: --for must be > 0, got {for_s}")
+        # Links heal by themselves after for_s (one timer per name, replaced by a new cut).
+        await self.links.cut([p.name for p in procs], for_s)
+        self._log.info("control: partitioned", processes=[p.name for p in procs], for_s=for_s)
         self._changed()
-
-    async def _heal_after(self, names: list[str], for_s: float) -> None:
-        await asyncio.sleep(for_s)  # the partition's length, asked for
-        with contextlib.suppress(ClusterError, KeyError):
-            await self.heal(names)
 
     async def heal(self, names: Sequence[str] | None = None) -> None:
         self._control_ready()
@@ -1225,17 +1329,12 @@ class Cluster:
         if self.links is None:
             raise ClusterError("heal: network links are not available in this cluster "
                                "(the supervisor runs no link proxies)")
-        for p in procs:
-            await self.links.heal(p.name)
+        self.links.heal([p.name for p in procs] if names else None)
+        self._log.info("control: healed", processes=[p.name for p in procs])
         self._changed()
 
     def partitioned(self, p: _Process) -> bool:
-        if self.links is None:
-            return False
-        try:
-            return bool(self.links.is_cut(p.name))
-        except Exception:  # the hook's own trouble must not break status
-            return False
+        return self.links is not None and p.name in self.links.partitioned()
 
     def process_infos(self) -> list[dict]:
         """The control API's status: one dict per process (ProcessInfo's fields)."""
@@ -1303,6 +1402,8 @@ class Cluster:
 
     async def _release_home(self) -> None:
         """Last step: after this another supervisor may claim the home."""
+        if self.links is not None:
+            await self.links.close()  # every process is gone: nothing dials a front now
         await self._flush_state()
         await asyncio.to_thread(self._stop_reaper)
         if self._lock_fd is not None:
@@ -1446,7 +1547,9 @@ class Cluster:
             # kubeconfig.json requires an apiserver; a cluster without one
             # (a test's own component table) has nothing for clients anyway.
             return
-        config = ClusterConfig(apiserver=apiservers[0], apiservers=apiservers, etcd=etcd,
+        # The shared front: the one address that survives the loss of any apiserver.
+        config = ClusterConfig(apiserver=self._apiserver_fronts.get("", apiservers[0]),
+                               apiservers=apiservers, etcd=etcd,
                                components=components)
         path = await asyncio.to_thread(write_cluster_config, self.home, config)
         self._log.info("kubeconfig written", path=str(path))

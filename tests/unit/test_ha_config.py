@@ -41,10 +41,12 @@ def test_replica_counts_are_checked(replicas, error):
         comp.check_replicas(replicas)
 
 
-def test_etcd_member_ports_are_kept_for_the_next_start(tmp_path):
+@pytest.mark.parametrize("fronts", [False, True], ids=["before-peer-fronts", "peer-fronts"])
+def test_etcd_member_ports_are_kept_for_the_next_start(tmp_path, fronts):
     names = ["etcd-0", "etcd-1", "etcd-2"]
     assert comp.etcd_previous_ports(tmp_path, names) is None  # a new cluster
-    ports = {n: {"client": 1000 + i, "peer": 2000 + i} for i, n in enumerate(names)}
+    ports = {n: {"client": 1000 + i, "peer": 2000 + i, **({"peer_front": 3000 + i} if fronts else {})}
+             for i, n in enumerate(names)}
     comp.record_etcd_ports(tmp_path, ports)
     for name in names:
         (tmp_path / "etcd" / name / "member").mkdir(parents=True)
@@ -78,3 +80,25 @@ def test_the_table_is_etcdctls():
         "+------------------+-----------+\n"
         "| 8e9e05c52164694d |      true |\n"
         "+------------------+-----------+\n")
+
+
+def _flag(argv: list[str], name: str) -> str:
+    return argv[argv.index(name) + 1]
+
+
+@pytest.mark.parametrize("cluster, advertised", [
+    ((), "http://127.0.0.1:2380"),
+    ((("etcd-0", "http://127.0.0.1:3000"), ("etcd-1", "http://127.0.0.1:3001")),
+     "http://127.0.0.1:3001"),
+], ids=["lone-member", "member-behind-its-peer-front"])
+def test_an_etcd_member_advertises_its_peer_front_and_listens_on_its_own_port(
+        tmp_path, cluster, advertised):
+    name = "etcd-1" if cluster else "etcd-0"
+    launch = comp.Launch(home=tmp_path, name=name, node="", host="127.0.0.1",
+                         ports={"client": 2379, "peer": 2380}, peers={},
+                         binaries={comp.ETCD: "etcd"}, etcd_cluster=cluster)
+    argv = comp.etcd_argv(launch)
+    assert _flag(argv, "--listen-peer-urls") == "http://127.0.0.1:2380"
+    assert _flag(argv, "--initial-advertise-peer-urls") == advertised
+    assert _flag(argv, "--initial-cluster") == ",".join(
+        f"{n}={u}" for n, u in (cluster or ((name, advertised),)))
