@@ -111,8 +111,8 @@ class Report:
         lines = [f"scenario {self.scenario}, seed {self.seed}, home {self.home}"
                  + (f", etcd {self.etcd_version}" if self.etcd_version else "")
                  + (f", namespace {self.namespace}" if self.namespace else ""), "",
-                 "FAULT TIMELINE", f"{'AT':>8}  {'FIRED':>8}  {'ACTION':<10}{'TARGET':<24}"
-                 f"{'FOR':>6}  {'SOURCE':<14}RESULT"]
+                 "FAULT TIMELINE"]
+        rows = []
         for o in self.timeline:
             e = o.event
             target = o.target or e.target or f"({e.picked_from})"
@@ -120,7 +120,12 @@ class Report:
                 target = f"{o.target} ({e.picked_from})"
             result = e.skipped or o.error or ("ok" if o.fired_at_s is not None else "not fired")
             fired = f"{o.fired_at_s:.1f}s" if o.fired_at_s is not None else "-"
-            lines.append(f"{e.at_s:>7.1f}s  {fired:>8}  {e.action:<10}{target:<24}"
+            rows.append((e, fired, target, result))
+        width = max([len("TARGET")] + [len(r[2]) for r in rows]) + 2
+        lines.append(f"{'AT':>8}  {'FIRED':>8}  {'ACTION':<10}{'TARGET':<{width}}"
+                     f"{'FOR':>6}  {'SOURCE':<14}RESULT")
+        for e, fired, target, result in rows:
+            lines.append(f"{e.at_s:>7.1f}s  {fired:>8}  {e.action:<10}{target:<{width}}"
                          f"{(f'{e.for_s:g}s' if e.for_s else '-'):>6}  {e.source:<14}{result}")
         lines += ["", "API AVAILABILITY (calls per second: ok, or ok/errors; - none made)"]
         for a in self.availability:
