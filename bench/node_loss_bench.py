@@ -8,7 +8,7 @@ Starts the whole cluster (the fast profile's control plane with
 supervisor in a temporary KUBEMU_HOME, runs a Deployment of `replicas`
 `registry.k8s.io/pause` pods whose template tolerates not-ready/unreachable
 for `toleration_s` seconds, waits until all are Running and Ready, then takes
-away the node holding the most of them (SIGSTOP to its kubelet, runtime and
+away the node holding the most of them (paused, SIGSTOP through the supervisor, its kubelet, runtime and
 kube-proxy; the pod processes keep running). Polling the apiserver every
 0.1 s, it prints, in seconds since the loss: the node's Ready condition
 Unknown, its NoExecute taint, the first and the last of its pods deleted,
@@ -16,7 +16,7 @@ and every replica Running and Ready on the other nodes; then the floor
 Kubernetes' design sets (grace + tolerationSeconds), what the emulator adds
 on top of it, and their ratio (the grace period runs from the node's last
 lease renewal, up to a renewal interval before the loss, so the floor is
-counted from there). Finally SIGCONT brings the node back and the
+counted from there). Finally resuming brings the node back and the
 time until it is Ready without taints is printed.
 
 Kubelet timings are Kubernetes' defaults (lease renewed every 10 s, so the
@@ -27,13 +27,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import signal
 import sys
 import tempfile
 import time
 
-import psutil
 
 from deploy import components as comp
 from deploy.supervisor import Cluster
@@ -95,18 +92,12 @@ async def poll_until(what: str, check, began: float) -> float:
     raise TimeoutError(f"{what}: not within {WAIT_S:g} s")
 
 
-def node_processes(cluster: Cluster, node: str) -> list[psutil.Process]:
-    found = [psutil.Process(s.pid) for s in cluster.status()
+def node_processes(cluster: Cluster, node: str) -> list:
+    found = [s for s in cluster.status()
              if s.node == node and s.component in NODE_PROCESSES and s.pid]
     if len(found) != len(NODE_PROCESSES):
         raise RuntimeError(f"{node}: expected {NODE_PROCESSES} running, found {found}")
     return found
-
-
-def send(procs: list[psutil.Process], sig: int) -> None:
-    for proc in procs:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc.send_signal(sig)
 
 
 async def measure(api: Client, cluster: Cluster, args: argparse.Namespace) -> None:
@@ -128,11 +119,13 @@ async def measure(api: Client, cluster: Cluster, args: argparse.Namespace) -> No
     print("pods per node: " + ", ".join(f"{n} {len(placed[n])}" for n in sorted(placed))
           + f"; taking {victim} away")
 
-    procs = await asyncio.to_thread(node_processes, cluster, victim)
+    names = [p.name for p in await asyncio.to_thread(node_processes, cluster, victim)]
     try:
         loss = time.perf_counter()
         loss_wall_s = time.time()
-        await asyncio.to_thread(send, procs, signal.SIGSTOP)
+        # Paused through the supervisor (SIGSTOP): stopped behind its back, they
+        # would fail their health checks and be restarted.
+        await cluster.pause(names)
         # The grace period runs from the last renewal the controller saw, not the loss.
         lease = await api.get("leases", victim, "kube-node-lease")
         renewed_before_s = max(0.0, loss_wall_s - timefmt.parse_rfc3339(lease.spec.renew_time))
@@ -166,14 +159,14 @@ async def measure(api: Client, cluster: Cluster, args: argparse.Namespace) -> No
               f"{renewed_before_s:.2f} s before the loss) {floor:.2f} s; "
               f"overhead {recovered - floor:.2f} s; ratio {recovered / floor:.2f}")
     finally:
-        await asyncio.to_thread(send, procs, signal.SIGCONT)
+        await cluster.resume(names)
     back = time.perf_counter()
 
     async def node_back() -> bool:
         node = await api.get("nodes", victim)
         return ready(node) == "True" and not node.spec.taints
     print(f"{victim} back: Ready without taints {await poll_until('back', node_back, back):.2f} s "
-          f"after SIGCONT")
+          f"after the resume")
 
 
 async def run(args: argparse.Namespace) -> None:

@@ -124,6 +124,12 @@ _PORT_IN_USE = re.compile(
     r"address already in use|EADDRINUSE|Errno 98|Failed to bind|cannot listen on", re.I)
 
 
+# Signals `kill` refuses: they stop or continue a process behind the pause
+# bookkeeping (the health watcher would kill a process stopped this way).
+_PAUSE_SIGNALS = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU,
+                            signal.SIGCONT})
+
+
 class ClusterError(Exception):
     """The cluster could not do what was asked; the message says why."""
 
@@ -363,6 +369,7 @@ class Cluster:
         self._log = log.bind(home=str(self.home))
         # What the supervisor is doing that faults must not interleave with ("" = nothing).
         self._busy = ""
+        self._restore_task: asyncio.Future[str] | None = None
         # The supervisor's TCP fronts (deploy/links.py), for the cluster's life
         # (closed last): every connection to an apiserver or an etcd member goes
         # through one, which picks a live backend and is how partition cuts a
@@ -527,6 +534,12 @@ class Cluster:
         if self._state != ClusterState.FAILED:
             self._set_state(ClusterState.STOPPING)
         await self._stop_control()
+        restore = self._restore_task
+        if restore is not None and not restore.done():
+            # Members restored halfway would disagree: let it finish (it is bounded).
+            await asyncio.wait({restore}, timeout=RESTORE_TIMEOUT_S)
+            restore.cancel()
+            await asyncio.gather(restore, return_exceptions=True)
         left = await self._teardown(timeout_s)
         if self._state != ClusterState.FAILED:
             self._set_state(ClusterState.STOPPED)
@@ -555,10 +568,11 @@ class Cluster:
         deadline = loop.time() + timeout_s
         self._control_ready()
         self._busy = "restoring etcd from a snapshot"
-        try:
-            return await self._restore_etcd(snapshot, deadline)
-        finally:
-            self._busy = ""
+        # The cluster's own task: a caller that gives up (its deadline, Ctrl-C)
+        # must not cut a restore short between members; shutdown waits for it.
+        task = self._restore_task = asyncio.ensure_future(self._restore_etcd(snapshot, deadline))
+        task.add_done_callback(lambda _: setattr(self, "_busy", ""))
+        return await asyncio.shield(task)
 
     async def _restore_etcd(self, snapshot: str | os.PathLike[str], deadline: float) -> str:
         loop = asyncio.get_running_loop()
@@ -575,33 +589,40 @@ class Cluster:
         self._progress(f"restore: snapshot {path} at revision {info['revision']} "
                        f"({info['totalKey']} keys); etcd is at revision {before or 'unknown'}; "
                        f"stopping the control plane")
-        for p in reversed(control):
-            await self._hold(p)
-        bump = max(0, (before or 0) - int(info["revision"])) + RESTORE_BUMP_MARGIN
-        native_bump = await asyncio.to_thread(_restore_has_bump, tools)
-        restored: list[_Process] = []
         try:
-            for p in members:
-                await asyncio.to_thread(_restore_member, tools, path, p,
-                                        bump if native_bump else 0)
-                restored.append(p)
-        except ClusterError as exc:
-            # Nothing started on the new data yet: put every member's old
-            # data back and bring the control plane up as it was.
-            for p in restored:
-                await asyncio.to_thread(_undo_restore, p)
+            for p in reversed(control):
+                await self._hold(p)
+            bump = max(0, (before or 0) - int(info["revision"])) + RESTORE_BUMP_MARGIN
+            native_bump = await asyncio.to_thread(_restore_has_bump, tools)
+            restored: list[_Process] = []
+            try:
+                for p in members:
+                    await asyncio.to_thread(_restore_member, tools, path, p,
+                                            bump if native_bump else 0)
+                    restored.append(p)
+            except ClusterError as exc:
+                # Nothing started on the new data yet: put every member's old
+                # data back and bring the control plane up as it was.
+                for p in restored:
+                    await asyncio.to_thread(_undo_restore, p)
+                await self._release_etcd(members, deadline)
+                for p in control:
+                    if p.kind.name != comp.ETCD:
+                        await self._release(p, deadline)
+                raise ClusterError(f"{exc}; the control plane runs on its old data again") from None
             await self._release_etcd(members, deadline)
+            if not native_bump:
+                await asyncio.to_thread(_bump_revision, members[0].address, bump,
+                                        timeout_s=max(1.0, deadline - loop.time()))
             for p in control:
                 if p.kind.name != comp.ETCD:
                     await self._release(p, deadline)
-            raise ClusterError(f"{exc}; the control plane runs on its old data again") from None
-        await self._release_etcd(members, deadline)
-        if not native_bump:
-            await asyncio.to_thread(_bump_revision, members[0].address, bump,
-                                    timeout_s=max(1.0, deadline - loop.time()))
-        for p in control:
-            if p.kind.name != comp.ETCD:
-                await self._release(p, deadline)
+        finally:
+            # Whatever happened (a failed start, the bump, a cancellation), every
+            # control-plane process ends up supervised again: running under its
+            # watcher, or restarted by it with back-off.
+            for p in control:
+                await self._resupervise(p)
         line = (f"restore: etcd restored from {path} (revision {info['revision']}, moved "
                 f"on by {bump} and compacted); control plane running again")
         self._progress(line)
@@ -610,11 +631,24 @@ class Cluster:
     async def _hold(self, p: _Process) -> None:
         """Stop p and keep it down (no restart) until _release."""
         p.stopping = True
+        self._cancel_resume(p)
+        p.paused = False
         if p.monitor is not None:
             p.monitor.cancel()
             await asyncio.gather(p.monitor, return_exceptions=True)
             p.monitor = None
         await self._stop_process(p, grace_s=p.kind.stop_grace_s)
+
+    async def _resupervise(self, p: _Process) -> None:
+        """Give p back to a watcher if a restore left it without one."""
+        if p.monitor is not None:
+            return
+        p.stopping = False
+        p.held = False
+        if not p.alive():
+            with contextlib.suppress(OSError):
+                await self._spawn(p)
+        p.monitor = asyncio.create_task(self._supervise(p), name=f"supervise-{p.name}")
 
     async def _release_etcd(self, members: list[_Process], deadline: float) -> None:
         """Start every member, then wait for each: one alone has no quorum."""
@@ -625,6 +659,7 @@ class Cluster:
 
     async def _release(self, p: _Process, deadline: float, *, wait: bool = True) -> None:
         p.stopping = False
+        p.held = False  # the restore brings it back: supervised as usual from here
         await self._spawn(p)
         if wait:
             await self._wait_released(p, deadline)
@@ -948,6 +983,8 @@ class Cluster:
             self.links.register(p.name, p.proc.pid)
         p.state = ProcState.STARTING
         p.exit_code = None
+        self._cancel_resume(p)
+        p.paused = False  # a new process; whatever was paused is gone
         p.started_at = asyncio.get_running_loop().time()
         self._log.info("started", process=p.name, pid=p.proc.pid, argv=argv)
         self._changed()
@@ -1095,6 +1132,12 @@ class Cluster:
                     await self._stop_process(p, grace_s=1.0, final=False)
                     p.note_exit(p.proc.returncode if p.proc else None)
                     continue
+                if p.held:
+                    # Stopped (stop, kill --keep-down) while it was starting: the
+                    # stop found the old process dead and left this one to us.
+                    await self._stop_process(p, grace_s=CONTROL_STOP_GRACE_S, final=False)
+                    p.note_exit(p.proc.returncode if p.proc else None)
+                    continue
                 self._became_ready(p)
                 self._progress(f"{p.name} restarted (restarts: {p.restarts}), ready in "
                                f"{loop.time() - begun:.1f} s ({p.address})")
@@ -1216,7 +1259,14 @@ class Cluster:
         """Send sig to each process's group; it is restarted (with back-off)
         unless keep_down, when it stays down until start()."""
         self._control_ready()
-        for p in self.processes(names):
+        if sig in _PAUSE_SIGNALS:
+            raise ValueError(f"signal: {signal.Signals(sig).name} stops or continues a process; "
+                             f"use pause and resume, which the health watcher knows about")
+        procs = self.processes(names)
+        for p in procs:
+            if not p.alive() and not keep_down:
+                raise ClusterError(f"kill: {p.name} is {p.state}, not running")
+        for p in procs:
             if keep_down:
                 p.held = True
             if p.alive():
@@ -1267,7 +1317,9 @@ class Cluster:
         self._control_ready()
         procs = self.processes(names)
         for p in procs:
-            if not p.alive():
+            # A starting one would miss its readiness deadline while stopped and be killed.
+            if not p.alive() or p.state not in (ProcState.RUNNING, ProcState.PAUSED,
+                                                 ProcState.PARTITIONED):
                 raise ClusterError(f"pause: {p.name} is {p.state}, not running")
         for p in procs:
             self._cancel_resume(p)
@@ -1318,6 +1370,10 @@ class Cluster:
                                "(the supervisor runs no link proxies)")
         if for_s is not None and for_s <= 0:
             raise ClusterError(f"partition: --for must be > 0, got {for_s}")
+        for p in procs:
+            if p.kind.name == comp.RUNTIME:
+                raise ClusterError(f"partition: {p.name} has no network link the supervisor "
+                                   f"controls (the kubelet talks to it on a unix socket)")
         # Links heal by themselves after for_s (one timer per name, replaced by a new cut).
         await self.links.cut([p.name for p in procs], for_s)
         self._log.info("control: partitioned", processes=[p.name for p in procs], for_s=for_s)

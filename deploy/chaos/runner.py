@@ -456,7 +456,12 @@ class Runner:
             self.say("fault window ...")
             await self._faults(supervisor, report, t0)
             stop_load.set()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            crashed = [f"{w.spec.name}: {type(r).__name__}: {r}"
+                       for w, r in zip(running, await asyncio.gather(*tasks, return_exceptions=True))
+                       if isinstance(r, BaseException)]
+            if crashed:
+                # A workload that died stopped its load: the checks would pass on nothing.
+                report.error = "workload crashed: " + "; ".join(crashed)
             report.availability = [w.availability for w in running] + \
                 [w.availability for w in watchers]
             last_end = max((o.undone_at_s or o.fired_at_s or 0.0 for o in report.timeline
@@ -475,6 +480,11 @@ class Runner:
             live = await asyncio.to_thread(live_containers, home)
             report.invariants.append(inv.check_pod_processes(live, uids))
             report.invariants.append(await self._etcd(home, supervisor))
+            report.invariants.append(inv.check_faults(
+                [(f"{o.event.action} {o.target or o.event.target or o.event.picked_from} at "
+                  f"{o.event.at_s:g}s", o.event.skipped, o.fired_at_s is not None, o.error)
+                 for o in report.timeline],
+                planned=sum(1 for o in report.timeline if not o.event.skipped)))
         finally:
             for client in clients:
                 with contextlib.suppress(Exception):

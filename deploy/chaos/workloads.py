@@ -56,25 +56,33 @@ class Availability:
         self.t0 = t0
         self.seconds: dict[int, list[int]] = {}
         self.errors: list[tuple[float, str]] = []   # (t, error), the first ERRORS_MAX
+        self._last_ok_t = 0.0           # the start counts as the last success
+        self._last_failure_t = 0.0
+        self._failed_since_ok = False
+        self._outage_s = 0.0
 
     def record(self, ok: bool, error: str = "") -> None:
         t = time.monotonic() - self.t0
         bucket = self.seconds.setdefault(int(t), [0, 0])
         bucket[0 if ok else 1] += 1
-        if not ok and len(self.errors) < ERRORS_MAX:
-            self.errors.append((round(t, 3), error))
+        if ok:
+            if self._failed_since_ok:
+                self._outage_s = max(self._outage_s, t - self._last_ok_t)
+            self._last_ok_t = t
+            self._failed_since_ok = False
+        else:
+            self._failed_since_ok = True
+            self._last_failure_t = t
+            if len(self.errors) < ERRORS_MAX:
+                self.errors.append((round(t, 3), error))
 
     def longest_outage_s(self) -> float:
-        """The longest run of seconds with calls that all failed."""
-        longest = current = 0
-        for second in range(max(self.seconds, default=-1) + 1):
-            ok, bad = self.seconds.get(second, (0, 0))
-            if bad and not ok:
-                current += 1
-                longest = max(longest, current)
-            elif ok:
-                current = 0
-        return float(longest)
+        """The longest time between two successful calls with failures between
+        them (from the start, or up to the last failure when none followed)."""
+        longest = self._outage_s
+        if self._failed_since_ok:
+            longest = max(longest, self._last_failure_t - self._last_ok_t)
+        return round(longest, 1)
 
     def to_dict(self) -> dict:
         return {"client": self.name,

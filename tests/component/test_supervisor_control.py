@@ -88,7 +88,12 @@ async def test_status_lists_every_process_and_the_socket_is_private(cluster):
     (lambda c: c.pause(["nosuch"]), "pause: no process named 'nosuch' (processes: alpha-0, beta-0)"),
     (lambda c: c.partition(["alpha-0"]), "partition: network links are not available"),
     (lambda c: c.heal(), "heal: network links are not available"),
-], ids=["kill-unknown", "stop-one-unknown", "pause-unknown", "partition-no-links", "heal-no-links"])
+    (lambda c: c.kill(["alpha-0"], signal=signal.SIGSTOP),
+     "kill: signal: SIGSTOP stops or continues a process; use pause and resume"),
+    (lambda c: c.kill(["beta-0"], signal=signal.SIGCONT),
+     "kill: signal: SIGCONT stops or continues a process; use pause and resume"),
+], ids=["kill-unknown", "stop-one-unknown", "pause-unknown", "partition-no-links", "heal-no-links",
+        "kill-sigstop", "kill-sigcont"])
 async def test_bad_requests_say_why_and_change_nothing(cluster, call, message):
     made, client, _ = cluster
     if "links are not available" in message:
@@ -203,3 +208,15 @@ async def test_partition_goes_through_the_links_hook_and_heals(cluster):
     await client.partition(["alpha-0", "beta-0"], for_s=0.5)
     assert made.links.partitioned() == {"alpha-0", "beta-0"}
     await wait_for(lambda: made.links.partitioned() == set(), WAIT_S, message="healed by itself")
+
+
+async def test_a_process_that_is_down_cannot_be_killed_or_paused(cluster):
+    made, client, _ = cluster
+    await client.stop(["alpha-0"])
+    await wait_info(client, "alpha-0", lambda p: p.state == "stopped", "stopped")
+    for call, verb in [(lambda: client.kill(["alpha-0"]), "kill"),
+                       (lambda: client.pause(["alpha-0"]), "pause")]:
+        with pytest.raises(ControlError, match=f"^{verb}: alpha-0 is stopped, not running"):
+            await call()
+    await client.kill(["alpha-0"], keep_down=True)  # already down: stays down, no error
+    assert (await info(client, "alpha-0")).state == "stopped"

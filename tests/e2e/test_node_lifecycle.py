@@ -2,11 +2,11 @@
 (fast profile, with a node-monitor grace period of a few seconds) and three
 nodes.
 
-A node is taken away by stopping (SIGSTOP) its kubelet, runtime and
+A node is taken away by pausing (SIGSTOP, through the supervisor's control
+API, so that its health watching leaves them alone) its kubelet, runtime and
 kube-proxy: its pods' processes keep running, but nothing speaks for the
-node any more, as when it is cut off the network. SIGCONT brings it back; a
-`finally` always sends it, so nothing is left stopped. (The supervisor only
-restarts processes that died, so it leaves stopped ones alone.)
+node any more, as when it is cut off the network. Resuming brings it back; a
+`finally` always does, so nothing is left stopped.
 
 What the test checks is what a Kubernetes user sees: the node NotReady with
 its conditions Unknown (NodeStatusUnknown), the unreachable taints, the
@@ -18,19 +18,17 @@ has its deletion cancelled; both are Ready again.
 """
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import pathlib
-import signal
 
-import psutil
 import pytest
 
 from deploy import components as comp
-from kubemu import cluster_home, timefmt
+from kubemu import timefmt
 from kubemu.api import errors
 from kubemu.client.clientset import Client
 from kubemu.client.wait import wait_for
+from kubemu.control import SupervisorClient
 from tests.e2e.test_kubelet import ClusterThread, Seen, cli, events_of, obj, serving
 
 pytestmark = pytest.mark.e2e
@@ -63,38 +61,22 @@ def cluster(tmp_path_factory):
 
 
 class NodeProcesses:
-    """A node's kubelet, runtime and kube-proxy, found through the
-    supervisor's state in the home; stop() and resume() signal them all."""
+    """A node's kubelet, runtime and kube-proxy; stop() pauses them all
+    through the supervisor's control API (SIGSTOP, and the supervisor knows
+    it: a process stopped behind its back fails its health checks and is
+    restarted), resume() continues them."""
 
     def __init__(self, home: pathlib.Path, node: str):
         self.home, self.node = home, node
-        self.procs: list[psutil.Process] = []
-
-    def _find(self) -> list[psutil.Process]:
-        state = cluster_home.read_state(self.home)
-        assert state is not None, f"no state in {self.home}"
-        found = []
-        for record in state.processes:
-            if record.node == self.node and record.component in NODE_PROCESSES:
-                proc = cluster_home.alive(record.pid, record.create_time)
-                assert proc is not None, f"{record.name} is not running"
-                found.append(proc)
-        assert sorted(p.name for p in state.processes
-                      if p.node == self.node and p.component in NODE_PROCESSES) == sorted(
-            f"{self.node}/{kind}" for kind in NODE_PROCESSES)
-        return found
-
-    def _signal(self, sig: int) -> None:
-        for proc in self.procs:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                proc.send_signal(sig)
+        self.names = [f"{node}/{kind}" for kind in NODE_PROCESSES]
 
     async def stop(self) -> None:
-        self.procs = await asyncio.to_thread(self._find)
-        await asyncio.to_thread(self._signal, signal.SIGSTOP)
+        async with SupervisorClient(self.home) as control:
+            await control.pause(self.names)
 
     async def resume(self) -> None:
-        await asyncio.to_thread(self._signal, signal.SIGCONT)
+        async with SupervisorClient(self.home) as control:
+            await control.resume(self.names)
 
 
 def deployment(name: str, namespace: str) -> dict:

@@ -263,8 +263,8 @@ def kubemu_cli(home, *args: str, timeout_s: float = 120.0) -> subprocess.Complet
 
 def test_down_kills_a_daemon_left_by_a_killed_cluster_and_removes_its_cgroups(tmp_path):
     """The issue's case: a pod's double-forked `setsid` `env -i` daemon outlives
-    everything of its cluster (supervisor, runtime and kubelet killed with
-    SIGKILL); `kubemu down` finds it through the runtime's cgroups, kills it,
+    everything of its cluster (the supervisor's reaper, the supervisor, the
+    runtime and the kubelet killed with SIGKILL); `kubemu down` finds it through the runtime's cgroups, kills it,
     removes the cgroups, and only then says that no process is left."""
     home = tmp_path / "home"
     marker = str(random.randint(100_000, 999_999))
@@ -285,7 +285,14 @@ def test_down_kills_a_daemon_left_by_a_killed_cluster_and_removes_its_cgroups(tm
 
         state = cluster_home.read_state(home)
         supervisor = psutil.Process(state.supervisor.pid)
-        supervisor.kill()  # first, so that nothing is restarted
+        # Its reaper first (it would stop the cluster when the supervisor
+        # dies), then the supervisor, so that nothing is restarted.
+        reapers = [c for c in supervisor.children()
+                   if "deploy.reaper" in " ".join(c.cmdline())]
+        assert len(reapers) == 1, [c.cmdline() for c in supervisor.children()]
+        reapers[0].kill()
+        reapers[0].wait(10)
+        supervisor.kill()
         supervisor.wait(10)
         for pid, create_time in state.recorded():
             proc = cluster_home.alive(pid, create_time)
