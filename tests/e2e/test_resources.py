@@ -291,7 +291,13 @@ def test_down_kills_a_daemon_left_by_a_killed_cluster_and_removes_its_cgroups(tm
                    if "deploy.reaper" in " ".join(c.cmdline())]
         assert len(reapers) == 1, [c.cmdline() for c in supervisor.children()]
         reapers[0].kill()
-        reapers[0].wait(10)
+
+        def reaper_dead() -> bool:  # a zombie until the supervisor reaps it: dead enough
+            try:
+                return reapers[0].status() == psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                return True
+        wait_for_sync(reaper_dead, 10, message="the reaper dead")
         supervisor.kill()
         supervisor.wait(10)
         for pid, create_time in state.recorded():
