@@ -385,6 +385,9 @@ async def test_a_new_controller_manager_takes_the_sequence_up_where_the_killed_o
             await wait_names(client, ["ha-0", "ha-1"], app="ha")
             await make_ready(client, "ha-1")
             await wait_names(client, ["ha-0", "ha-1", "ha-2"], app="ha")
+            # The list can see ha-2 before the watch delivers its ADDED.
+            await wait_for(lambda: len(watch.created) >= 3 or Seen(watch.created), 10.0,
+                           message="the watch saw three pods created")
             assert watch.created == ["ha-0", "ha-1", "ha-2"]
             assert watch.violations == []
     finally:
