@@ -62,6 +62,10 @@ class Options:
     out: TextIO = sys.stdout
 
 
+# How the supervisor refuses a fault on a process that is down (restarting).
+NOT_RUNNING = ", not running"
+
+
 @dataclasses.dataclass
 class FaultOutcome:
     event: schedule.FaultEvent
@@ -69,10 +73,11 @@ class FaultOutcome:
     target: str = ""              # resolved (etcd-leader -> its name)
     error: str = ""
     undone_at_s: float | None = None
+    down: str = ""                # a random pick found already down (not struck)
 
     def to_dict(self) -> dict:
         return {**self.event.to_dict(), "fired_at_s": self.fired_at_s, "resolved": self.target,
-                "error": self.error, "undone_at_s": self.undone_at_s}
+                "error": self.error, "undone_at_s": self.undone_at_s, "down": self.down}
 
 
 @dataclasses.dataclass
@@ -118,7 +123,8 @@ class Report:
             target = o.target or e.target or f"({e.picked_from})"
             if e.picked_from and o.target:
                 target = f"{o.target} ({e.picked_from})"
-            result = e.skipped or o.error or ("ok" if o.fired_at_s is not None else "not fired")
+            result = e.skipped or o.error or (f"already down ({o.down})" if o.down else "") or (
+                "ok" if o.fired_at_s is not None else "not fired")
             fired = f"{o.fired_at_s:.1f}s" if o.fired_at_s is not None else "-"
             rows.append((e, fired, target, result))
         width = max([len("TARGET")] + [len(r[2]) for r in rows]) + 2
@@ -482,7 +488,8 @@ class Runner:
             report.invariants.append(await self._etcd(home, supervisor))
             report.invariants.append(inv.check_faults(
                 [(f"{o.event.action} {o.target or o.event.target or o.event.picked_from} at "
-                  f"{o.event.at_s:g}s", o.event.skipped, o.fired_at_s is not None, o.error)
+                  f"{o.event.at_s:g}s", o.event.skipped or o.down, o.fired_at_s is not None,
+                  o.error)
                  for o in report.timeline],
                 planned=sum(1 for o in report.timeline if not o.event.skipped)))
         finally:
@@ -511,7 +518,13 @@ class Runner:
                 self.say(f"{outcome.fired_at_s:7.1f}s {e.action} {target}"
                          + (f" for {e.for_s:g}s" if e.for_s else ""))
             except Exception as err:  # noqa: BLE001 - a fault that fails is reported, not fatal
-                outcome.error = f"{type(err).__name__}: {err}"[:300]
+                if e.picked_from and NOT_RUNNING in str(err):
+                    # A random pick that an earlier fault had already taken down
+                    # (restarting after a kill): nothing to strike, not a failure.
+                    outcome.down = str(err)[:300]
+                    self.say(f"{outcome.fired_at_s:7.1f}s {e.action} {target}: already down")
+                else:
+                    outcome.error = f"{type(err).__name__}: {err}"[:300]
                 continue
             if e.for_s:
                 undo.append(asyncio.create_task(self._undo_later(supervisor, outcome, t0)))

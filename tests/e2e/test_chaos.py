@@ -62,7 +62,8 @@ def run_scenario(tmp_path: pathlib.Path, text: str, seed: int) -> dict:
 
 def fired(report: dict) -> list[dict]:
     """The faults that were struck without an error."""
-    return [e for e in report["timeline"] if e["fired_at_s"] is not None and not e["error"]]
+    return [e for e in report["timeline"]
+            if e["fired_at_s"] is not None and not e["error"] and not e.get("down")]
 
 
 @pytest.mark.timeout(RUN_TIMEOUT_S + 30)
