@@ -37,21 +37,24 @@ def rec(*seen):
     return inv.WatchRecord(seen=list(seen))
 
 
-@pytest.mark.parametrize("records, logs, final, passed, detail", [
-    ({"w-0": rec((1, 10), (2, 11), (3, 12))}, {"w-0": log([1, 2, 3])}, {"w-0": 3}, True, ""),
-    ({"w-0": rec((1, 10), (3, 12))}, {"w-0": log([1], [2], )}, {"w-0": 1}, False,
+@pytest.mark.parametrize("records, logs, final, expired, passed, detail", [
+    ({"w-0": rec((1, 10), (2, 11), (3, 12))}, {"w-0": log([1, 2, 3])}, {"w-0": 3}, 1, True, ""),
+    ({"w-0": rec((1, 10), (3, 12))}, {"w-0": log([1], [2], )}, {"w-0": 1}, 1, False,
      "w-0: last seen seq=3, final seq=1"),
-    ({"w-0": rec((1, 10), (3, 12))}, {"w-0": log([1, 3], [2])}, {"w-0": 3}, True, ""),
-    ({"w-0": rec((1, 10), (3, 12))}, {"w-0": log([1, 2, 3])}, {"w-0": 3}, False,
+    ({"w-0": rec((1, 10), (3, 12))}, {"w-0": log([1, 3], [2])}, {"w-0": 3}, 0, True, ""),
+    ({"w-0": rec((1, 10), (3, 12))}, {"w-0": log([1, 2, 3])}, {"w-0": 3}, 0, False,
      "w-0: never saw acknowledged seq [2]"),
-    ({"w-0": rec((2, 11), (1, 10))}, {"w-0": log([1, 2])}, {"w-0": 1}, False,
+    # A relist after 410 Expired skips what changed meanwhile, by design.
+    ({"w-0": rec((1, 10), (3, 12))}, {"w-0": log([1, 2, 3])}, {"w-0": 3}, 1, True, ""),
+    ({"w-0": rec((2, 11), (1, 10))}, {"w-0": log([1, 2])}, {"w-0": 1}, 1, False,
      "w-0: out of order"),
-    ({}, {"w-0": log([1])}, {"w-0": 1}, False, "w-0: never saw acknowledged seq [1]"),
-], ids=["complete", "ends-elsewhere", "gap-of-a-failed-write", "gap", "disorder", "nothing-seen"])
-def test_watch(records, logs, final, passed, detail):
-    result = inv.check_watch(records, logs, final, expired=1, reconnects=2)
+    ({}, {"w-0": log([1])}, {"w-0": 1}, 1, False, "w-0: never saw acknowledged seq [1]"),
+], ids=["complete", "ends-elsewhere", "gap-of-a-failed-write", "gap", "skipped-across-a-relist",
+        "disorder", "nothing-seen"])
+def test_watch(records, logs, final, expired, passed, detail):
+    result = inv.check_watch(records, logs, final, expired=expired, reconnects=2)
     assert result.passed is passed, result
-    assert "1 410 Expired" in result.evidence
+    assert f"{expired} 410 Expired" in result.evidence
     if detail:
         assert any(d.startswith(detail) for d in result.details), result.details
 
