@@ -38,17 +38,17 @@ import asyncio
 import dataclasses
 import os
 import socket
-import struct
 import sys
 from typing import Callable, Iterable
 
 import structlog
 
+from kubemu.relay import Relay, RelayUpstream, reset
+
 log = structlog.get_logger("links")
 
 HOST = "127.0.0.1"
 LISTEN_BACKLOG = 511
-_LINGER_RST = struct.pack("ii", 1, 0)
 _PROC_NET_TCP = "/proc/net/tcp"
 
 Backends = Callable[[], "list[tuple[str, str]]"]
@@ -72,19 +72,6 @@ class Limits:
 def _split(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     return host, int(port)
-
-
-def _reset(transport: asyncio.BaseTransport | None) -> None:
-    """Close with RST (SO_LINGER 0): the other end sees ECONNRESET at once."""
-    if transport is None or transport.is_closing():
-        return
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
-        except OSError:
-            pass
-    transport.abort()
 
 
 # ------------------------------------------------------------------ owners via /proc
@@ -131,32 +118,7 @@ def socket_owners(addresses: Iterable[tuple[str, int]], pids: dict[str, int],
 
 # ------------------------------------------------------------------ one connection
 
-class _Upstream(asyncio.Protocol):
-    def __init__(self, conn: _Connection):
-        self.conn = conn
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport.set_write_buffer_limits(high=self.conn.front.links.limits.buffer_high_bytes)  # type: ignore[attr-defined]
-
-    def data_received(self, data: bytes) -> None:
-        self.conn.client.write(data)
-
-    def eof_received(self) -> bool:
-        self.conn.eof(upstream=True)
-        return True
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.conn.upstream_lost()
-
-    def pause_writing(self) -> None:
-        self.conn.client.pause_reading()
-
-    def resume_writing(self) -> None:
-        if not self.conn.client.is_closing():
-            self.conn.client.resume_reading()
-
-
-class _Connection(asyncio.Protocol):
+class _Connection(Relay):
     """One proxied connection: the accepted client side, and the upstream it opens.
 
     `client_name` is who dialed ("" until known for a peer front), `backend`
@@ -164,21 +126,19 @@ class _Connection(asyncio.Protocol):
     """
 
     def __init__(self, front: _Front):
+        super().__init__()
         self.front = front
-        self.client: asyncio.Transport = None  # type: ignore[assignment]
-        self.upstream: asyncio.Transport | None = None
+        self.upstream_buffer_high_bytes = front.links.limits.buffer_high_bytes
         self.client_name: str | None = front.client
         self.backend = front.target_name
         self.peer: tuple[str, int] = ("", 0)
-        self._eofs: set[bool] = set()
-        self._closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.client = transport  # type: ignore[assignment]
         front = self.front
         links = front.links
         if len(front.connections) >= links.limits.connections_max or front.closed:
-            _reset(transport)
+            reset(transport)
             return
         front.connections.add(self)
         transport.set_write_buffer_limits(high=links.limits.buffer_high_bytes)  # type: ignore[attr-defined]
@@ -188,7 +148,7 @@ class _Connection(asyncio.Protocol):
                 self.backend and self.backend in links._cut):
             self.abort()
             return
-        transport.pause_reading()
+        self.hold()
         links._spawn(self._connect())
 
     async def _connect(self) -> None:
@@ -196,7 +156,7 @@ class _Connection(asyncio.Protocol):
         if self.client_name is None and links._lookup_needed():
             owners = await links._owners([self.peer])
             self.client_name = owners.get(self.peer, "")
-            if self._closed:
+            if self.closed:
                 return
             if not self.client_name or self.client_name in links._cut:
                 self.abort()  # unknown dialers are dropped too while a member is cut
@@ -204,7 +164,7 @@ class _Connection(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         tries = 0
         for name, address in self.front.candidates():
-            if tries >= links.limits.connect_tries_max or self._closed:
+            if tries >= links.limits.connect_tries_max or self.closed:
                 break
             if name in links._cut:
                 continue
@@ -212,66 +172,30 @@ class _Connection(asyncio.Protocol):
             host, port = _split(address)
             try:
                 async with asyncio.timeout(links.limits.connect_timeout_s):
-                    upstream, _ = await loop.create_connection(lambda: _Upstream(self), host, port)
+                    upstream, _ = await loop.create_connection(lambda: RelayUpstream(self), host, port)
             except (OSError, TimeoutError) as exc:
                 log.debug("connect failed", front=self.front.name, backend=name,
                           error=f"{type(exc).__name__}: {exc}")
                 continue
-            if self._closed or name in links._cut or (self.client_name or "") in links._cut:
-                _reset(upstream)
+            if self.closed or name in links._cut or (self.client_name or "") in links._cut:
+                reset(upstream)
                 self.abort()
                 return
-            self.upstream = upstream  # type: ignore[assignment]
             self.backend = name
-            self.client.resume_reading()
+            self.attach(upstream)  # type: ignore[arg-type]
             return
         self.abort()
 
     def ends(self) -> tuple[str, str]:
         return self.client_name or "", self.backend
 
-    def data_received(self, data: bytes) -> None:
-        assert self.upstream is not None, "reading is paused until connected"
-        self.upstream.write(data)
-
-    def eof_received(self) -> bool:
-        self.eof(upstream=False)
-        return True
-
-    def eof(self, *, upstream: bool) -> None:
-        self._eofs.add(upstream)
-        if len(self._eofs) == 2:
-            self.client.close()
-            if self.upstream is not None:
-                self.upstream.close()
-            return
-        other = self.client if upstream else self.upstream
-        if other is not None and not other.is_closing() and other.can_write_eof():
-            other.write_eof()
-
-    def upstream_lost(self) -> None:
-        if not self.client.is_closing():
-            self.client.close()
-
-    def pause_writing(self) -> None:
-        if self.upstream is not None:
-            self.upstream.pause_reading()
-
-    def resume_writing(self) -> None:
-        if self.upstream is not None and not self.upstream.is_closing():
-            self.upstream.resume_reading()
-
     def connection_lost(self, exc: Exception | None) -> None:
-        self._closed = True
-        if self.upstream is not None and not self.upstream.is_closing():
-            self.upstream.close()
+        super().connection_lost(exc)
         self.front.connections.discard(self)
 
     def abort(self) -> None:
         """Reset both sides (a cut, a backend down, close)."""
-        self._closed = True
-        _reset(self.client)
-        _reset(self.upstream)
+        super().abort()
         self.front.connections.discard(self)
 
 

@@ -30,11 +30,12 @@ import asyncio
 import collections
 import dataclasses
 import socket
-import struct
 import time
 from typing import Callable
 
 import structlog
+
+from kubemu.relay import Relay, RelayUpstream, reset
 
 from kube_proxy.balancer import Balancer
 from kube_proxy.metrics import Metrics, ServiceMetrics
@@ -44,7 +45,6 @@ log = structlog.get_logger("kube_proxy")
 
 UDP_PENDING_DATAGRAMS_MAX = 64
 LISTEN_BACKLOG = 511
-_LINGER_RST = struct.pack("ii", 1, 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,52 +75,25 @@ class Routes:
         return self.balancers.get(route), self.metrics.of(service)
 
 
-def _reset(transport: asyncio.BaseTransport) -> None:
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
-        except OSError:
-            pass
-    transport.abort()
-
-
 # ------------------------------------------------------------------ TCP
 
-class _Upstream(asyncio.Protocol):
-    def __init__(self, conn: _Connection):
-        self.conn = conn
+class _Upstream(RelayUpstream):
+    relay: _Connection
 
     def data_received(self, data: bytes) -> None:
-        self.conn.metrics.bytes_out += len(data)
-        self.conn.client.write(data)
-
-    def eof_received(self) -> bool:
-        self.conn.eof(upstream=True)
-        return True
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.conn.upstream_lost()
-
-    def pause_writing(self) -> None:
-        self.conn.client.pause_reading()
-
-    def resume_writing(self) -> None:
-        self.conn.client.resume_reading()
+        self.relay.metrics.bytes_out += len(data)
+        super().data_received(data)
 
 
-class _Connection(asyncio.Protocol):
+class _Connection(Relay):
     """The client side of one proxied TCP connection."""
 
     def __init__(self, listener: TcpListener):
+        super().__init__()
         self.listener = listener
-        self.client: asyncio.Transport = None  # type: ignore[assignment]
-        self.upstream: asyncio.Transport | None = None
         self.metrics: ServiceMetrics = None  # type: ignore[assignment]
         self._connecting: asyncio.Task[None] | None = None
-        self._eofs: set[bool] = set()
         self._counted = False
-        self._closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.client = transport  # type: ignore[assignment]
@@ -128,17 +101,17 @@ class _Connection(asyncio.Protocol):
         balancer, self.metrics = lst.routes.lookup(lst.route)
         if len(lst.connections) >= lst.limits.connections_max:
             self.metrics.dropped += 1
-            _reset(transport)
+            reset(transport)
             return
         if balancer is None or not balancer.endpoints:
             self.metrics.refused += 1
-            _reset(transport)
+            reset(transport)
             return
         lst.connections.add(self)
         self._counted = True
         self.metrics.connections_total += 1
         self.metrics.connections_active += 1
-        transport.pause_reading()
+        self.hold()
         peer = transport.get_extra_info("peername")
         client_ip = peer[0] if peer else ""
         self._connecting = asyncio.get_running_loop().create_task(self._connect(client_ip))
@@ -162,60 +135,31 @@ class _Connection(asyncio.Protocol):
                 log.debug("connect failed", listener=str(lst.key), endpoint=ep.address,
                           error=f"{type(exc).__name__}: {exc}")
                 continue
-            if self._closed:
+            if self.closed:
                 upstream.close()
                 return
-            self.upstream = upstream  # type: ignore[assignment]
-            self.client.resume_reading()
+            self.attach(upstream)  # type: ignore[arg-type]
             return
         if not tried:
             self.metrics.refused += 1
-        _reset(self.client)
+        reset(self.client)
 
     def data_received(self, data: bytes) -> None:
         self.metrics.bytes_in += len(data)
-        assert self.upstream is not None, "reading is paused until connected"
-        self.upstream.write(data)
-
-    def eof_received(self) -> bool:
-        self.eof(upstream=False)
-        return True
-
-    def eof(self, *, upstream: bool) -> None:
-        self._eofs.add(upstream)
-        if len(self._eofs) == 2:
-            self.client.close()
-            if self.upstream is not None:
-                self.upstream.close()
-            return
-        other = self.client if upstream else self.upstream
-        if other is not None and other.can_write_eof() and not other.is_closing():
-            other.write_eof()
-
-    def upstream_lost(self) -> None:
-        if not self.client.is_closing():
-            self.client.close()
-
-    def pause_writing(self) -> None:
-        if self.upstream is not None:
-            self.upstream.pause_reading()
-
-    def resume_writing(self) -> None:
-        if self.upstream is not None:
-            self.upstream.resume_reading()
+        super().data_received(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._closed = True
+        super().connection_lost(exc)
         if self._connecting is not None and not self._connecting.done():
             self._connecting.cancel()
-        if self.upstream is not None and not self.upstream.is_closing():
-            self.upstream.close()
         if self._counted:
             self._counted = False
             self.metrics.connections_active -= 1
             self.listener.connections.discard(self)
 
     def abort(self) -> None:
+        """Close both sides at once (kube-proxy stopping), without forcing an RST."""
+        self.closed = True
         self.client.abort()
         if self.upstream is not None:
             self.upstream.abort()
