@@ -1,5 +1,9 @@
 """python -m deploy up [--nodes N] [--home H] [--etcd N] [--apiservers N] [--no-restart]: a cluster's supervisor, in the foreground.
 
+With --watch-stdin it also stops the cluster when its stdin reaches end of
+file: kubemu.testing starts it with a pipe there, so the cluster of a test
+run that is killed (even with SIGKILL) stops with it.
+
 Starts the cluster (deploy.supervisor.Cluster), keeps it running, restarting
 processes that die, until SIGTERM or SIGINT; then stops everything and checks
 that no process is left. Structured logs (JSON lines) go to
@@ -31,6 +35,8 @@ from kubemu.client.config import home_dir
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_ALREADY_RUNNING = cluster_home.SUPERVISOR_EXIT_ALREADY_RUNNING
+NODE_KINDS = (comp.RUNTIME, comp.KUBELET, comp.KUBE_PROXY)
+STDIN_READ_BYTES = 4096
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -67,6 +73,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     up.add_argument("--isolation", choices=("auto", "namespaces", "plain"), default=None,
                     help="every node runtime's isolation mode (default: theirs: "
                          "$KUBEMU_ISOLATION, else auto)")
+    up.add_argument("--node-components", default=",".join(NODE_KINDS), metavar="NAME[,NAME]",
+                    help="the processes of each node (default: all of "
+                         f"{', '.join(NODE_KINDS)}; the kubelet needs the runtime)")
+    up.add_argument("--watch-stdin", action="store_true",
+                    help="stop the cluster when stdin reaches end of file: the process "
+                         "holding its other end (a test run) is gone")
     args = parser.parse_args(argv)
     if args.nodes < 0:
         parser.error(f"--nodes: must be >= 0, got {args.nodes}")
@@ -75,12 +87,49 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{flag}: must be >= {least}, got {getattr(args, flag)}")
     if args.controller_managers < 0:
         parser.error(f"--controller-managers: must be >= 0, got {args.controller_managers}")
+    chosen = [n for n in args.node_components.split(",") if n]
+    unknown = sorted(set(chosen) - set(NODE_KINDS))
+    if unknown:
+        parser.error(f"--node-components: unknown {', '.join(unknown)} "
+                     f"(known: {', '.join(NODE_KINDS)})")
+    if comp.KUBELET in chosen and comp.RUNTIME not in chosen:
+        parser.error("--node-components: the kubelet needs the runtime")
+    if args.nodes and not chosen:
+        parser.error("--node-components: a node needs at least the runtime")
+    args.node_components = [k for k in NODE_KINDS if k in chosen]
     try:
         args.addons = addon_manager.chosen(
             [n for item in args.addons for n in item.split(",") if n], none=args.no_addons)
     except ValueError as err:
         parser.error(f"--addons: {err}")
     return args
+
+
+def _stop_at_stdin_eof(loop: asyncio.AbstractEventLoop, stop: asyncio.Event,
+                       progress: Callable[[str], None]) -> None:
+    """Set `stop` when stdin, a pipe whose other end the parent holds, is closed.
+
+    Nothing is ever written into it: end of file means the parent is gone, even
+    when it was SIGKILLed (the kernel closes its descriptors). Bytes are read
+    and dropped, at most STDIN_READ_BYTES a time.
+    """
+    fd = sys.stdin.fileno()
+    os.set_blocking(fd, False)
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, STDIN_READ_BYTES)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(fd)
+            if not stop.is_set():
+                progress("stdin closed: the parent is gone; stopping the cluster")
+                stop.set()
+
+    loop.add_reader(fd, readable)
 
 
 def _same_file(fd: int, path: pathlib.Path) -> bool:
@@ -96,6 +145,7 @@ async def run_up(args: argparse.Namespace, home: pathlib.Path,
     node_kinds = comp.node_components(
         runtime_flags=("--isolation", args.isolation) if args.isolation else (),
         kubelet_flags=kubelet_flags) if args.isolation or kubelet_flags else comp.NODE_COMPONENTS
+    node_kinds = tuple(k for k in node_kinds if k.name in args.node_components)
     cluster = Cluster(home, nodes=args.nodes, restart=not args.no_restart, progress=progress,
                       schedulers=args.schedulers, controller_managers=args.controller_managers,
                       etcd=args.etcd, apiservers=args.apiservers,
@@ -105,6 +155,8 @@ async def run_up(args: argparse.Namespace, home: pathlib.Path,
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if args.watch_stdin:
+        _stop_at_stdin_eof(loop, stop, progress)
     starting = asyncio.create_task(cluster.start(args.start_timeout_s), name="start")
     asked = asyncio.create_task(stop.wait(), name="stop-signal")
     try:
