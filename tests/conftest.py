@@ -20,6 +20,8 @@ import structlog
 from kubemu import aiodebug, grpcaio
 from tests.support import APIServerProc, Etcd
 
+pytest_plugins = ["pytester"]
+
 SLOW_CALLBACK_MS = 100
 _uninstall = None
 
