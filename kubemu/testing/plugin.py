@@ -173,24 +173,38 @@ def namespace_name(test_name: str) -> str:
     return f"{base}-{secrets.token_hex(3)}"
 
 
+async def create_namespace(client: Any, test_name: str) -> str:
+    """A new namespace named after the test (namespace_name); its name."""
+    from kubemu.api import codec
+    from kubemu.api.kinds import REGISTRY
+
+    name = namespace_name(test_name)
+    kind = REGISTRY.by_gvk("v1", "Namespace")
+    await client.create(codec.from_dict(
+        kind.message, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))
+    return name
+
+
+async def delete_namespace(client: Any, name: str) -> None:
+    """Ask for the namespace's deletion (the namespace controller empties it, when the
+    cluster runs one); not waited for. Gone already is fine."""
+    from kubemu.api import errors
+
+    try:
+        await client.delete("namespaces", name)
+    except errors.NotFound:
+        pass
+
+
 @_fixture
 async def kubemu_namespace(request: pytest.FixtureRequest, kubemu_client):
     """A namespace of the test's own, deleted (with what is in it) when the test ends."""
-    from kubemu.api import codec, errors
-    from kubemu.api.kinds import REGISTRY
-
-    name = namespace_name(request.node.name)
-    kind = REGISTRY.by_gvk("v1", "Namespace")
-    await kubemu_client.create(codec.from_dict(
-        kind.message, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))
+    name = await create_namespace(kubemu_client, request.node.name)
     request.node.stash[NAMESPACE_KEY] = name
     try:
         yield name
     finally:
-        try:
-            await kubemu_client.delete("namespaces", name)
-        except errors.NotFound:
-            pass
+        await delete_namespace(kubemu_client, name)
 
 
 # --- the failure report -------------------------------------------------------
