@@ -327,3 +327,43 @@ async def test_while_a_node_is_added_other_changes_and_faults_are_refused(node_c
     gate.set()
     assert await adding == "node-2"
     await client.kill(["alpha-0"])  # free again
+
+
+async def test_an_add_that_fails_or_is_given_up_leaves_nothing_behind(node_cluster):
+    made, client, _ = node_cluster
+    before = names(await client.status())
+    start_level = made._start_level
+    started: list[int] = []
+
+    async def start_then(level, *, node, deadline, then):
+        """The real level, its pids noted, then `then` (a failure, or a wait)."""
+        await start_level(level, node=node, deadline=deadline)
+        started.extend(p.pid for p in await client.status() if p.node == node and p.pid)
+        await then(node)
+
+    async def fail(node):
+        raise supervisor.ClusterStartError(f"{node}/agent not ready: no answer")
+
+    async def forever(node):
+        await asyncio.Event().wait()  # the caller gives up meanwhile
+
+    async def all_gone() -> bool:
+        alive = [await asyncio.to_thread(psutil.pid_exists, pid) for pid in started]
+        return bool(started) and not any(alive)
+
+    made._start_level = lambda level, **kw: start_then(level, then=fail, **kw)
+    with pytest.raises(ControlError, match="^add node: node-2/agent not ready: no answer; "
+                                           "node-2 was removed again$"):
+        await client.add_node(timeout_s=30.0)
+    assert names(await client.status()) == before and made.node_names == ["node-1"]
+    assert await all_gone(), started
+
+    started.clear()
+    made._start_level = lambda level, **kw: start_then(level, then=forever, **kw)
+    adding = asyncio.create_task(client.add_node(timeout_s=30.0))
+    await wait_for(lambda: started, WAIT_S, message="node-3's first process up")
+    adding.cancel()
+    await wait_for(lambda: made.node_names == ["node-1"] and not made._busy, WAIT_S,
+                   message="node-3 removed again")
+    assert names(await client.status()) == before
+    await wait_for(all_gone, WAIT_S, message="node-3's processes gone")
