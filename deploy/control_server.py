@@ -3,10 +3,11 @@
 Served by `Cluster` (deploy/supervisor.py) once the cluster is ready, on
 `kubemu.cluster_home.control_socket(home)`, made 0600 before anyone can use it
 (the home is 0700 too). The client is kubemu/control.py. Each RPC maps to one
-Cluster control method; errors: NOT_FOUND for an unknown process (the message
-lists them), FAILED_PRECONDITION for what the cluster cannot do now (not ready,
-no links for a partition, pausing a process that is down), INVALID_ARGUMENT for
-a bad signal or duration.
+Cluster control method; errors: NOT_FOUND for an unknown process or node (the
+message lists them), FAILED_PRECONDITION for what the cluster cannot do now
+(not ready, busy, no links for a partition, pausing a process that is down, a
+node added without node components or that did not come up), INVALID_ARGUMENT
+for a bad signal, duration or timeout.
 """
 from __future__ import annotations
 
@@ -31,6 +32,9 @@ log = structlog.get_logger()
 
 STOP_GRACE_S = 1.0
 DURATION_S_MAX = 24 * 3600.0
+# AddNode / RemoveNode: a request's timeout_s of 0 means this.
+NODE_TIMEOUT_S_DEFAULT = 60.0
+NODE_TIMEOUT_S_MAX = 3600.0
 
 
 class ControlServicer(pb_grpc.SupervisorServicer):
@@ -120,6 +124,25 @@ class ControlServicer(pb_grpc.SupervisorServicer):
                                 f"got {request.snapshot!r}")
         line = await self._call(context, "restore", self.cluster.restore_etcd(request.snapshot))
         return pb.RestoreEtcdResponse(message=line)
+
+    @staticmethod
+    def _timeout_s(value: float) -> float:
+        if value < 0 or value > NODE_TIMEOUT_S_MAX:
+            raise ValueError(f"timeout: must be between 0 and {NODE_TIMEOUT_S_MAX:g} s, "
+                             f"got {value:g}")
+        return value or NODE_TIMEOUT_S_DEFAULT
+
+    async def AddNode(self, request, context):
+        async def add():
+            return await self.cluster.add_node(self._timeout_s(request.timeout_s))
+        name = await self._call(context, "add node", add())
+        return pb.AddNodeResponse(name=name)
+
+    async def RemoveNode(self, request, context):
+        async def remove():
+            await self.cluster.remove_node(request.name, self._timeout_s(request.timeout_s))
+        await self._call(context, "remove node", remove())
+        return pb.Empty()
 
 
 class ControlServer:

@@ -9,6 +9,10 @@ against a deadline, then writes the addresses to `<home>/kubeconfig.json`
 and applies the add-ons it was given (deploy/addon_manager.py: cluster DNS,
 as kubeadm does after its control plane; idempotent, so a restarted `up`
 changes nothing).
+`add_node()` starts one more node the same way once the cluster is ready
+(node-<k>, k past every index used before), and `remove_node(name)` stops a
+node's processes as shutdown does and deletes its Node object; the live set of
+nodes is what state.json, kubeconfig.json and status show.
 
 Every process runs in its own session, with a umask of 0o077 (a file it
 creates without a mode is private), and with its output in
@@ -58,7 +62,7 @@ import signal
 import socket
 import subprocess
 import sys
-from typing import IO, Callable, Sequence
+from typing import IO, Any, Callable, Coroutine, Sequence, TypeVar
 
 import psutil
 import structlog
@@ -71,6 +75,7 @@ from kubemu.backoff import Exponential
 from kubemu.client.config import ClusterConfig, home_dir, write_cluster_config
 
 log = structlog.get_logger()
+T = TypeVar("T")
 
 # The home's files, states and process checks: one definition, kubemu.cluster_home.
 STATE_FILE = cluster_home.STATE_FILE
@@ -118,6 +123,11 @@ ETCD_CALL_TIMEOUT_S = 10.0
 RESTORE_BUMP_MARGIN = 1000
 RESTORE_BUMP_MAX = 200_000
 RESTORE_BUMP_CONCURRENCY = 64
+# add_node / remove_node: the whole change by default; an add that failed
+# undoes itself within NODE_UNDO_TIMEOUT_S; the Node object is polled this often.
+NODE_CHANGE_TIMEOUT_S = 60.0
+NODE_UNDO_TIMEOUT_S = 30.0
+NODE_POLL_S = 0.2
 
 # How a process says it lost the race for its port (etcd, grpc core, Python).
 _PORT_IN_USE = re.compile(
@@ -338,7 +348,12 @@ class Cluster:
         # Absolute and resolved: it is matched against other processes' command
         # lines and environments.
         self.home = home_dir(home).resolve()
-        self.nodes = nodes
+        # The live nodes in start order (node_names): the requested ones until
+        # start(), then what add_node and remove_node make of them. A node's
+        # name is node-<k>, k one more than the highest ever used here: a
+        # removed node's name (its directory, its Node object) is never reused.
+        self._nodes: list[str] = [f"node-{i}" for i in range(1, nodes + 1)]
+        self._node_index_max = nodes
         self.restart = restart
         self.etcd_binary = etcd_binary
         self.etcd_version = ""
@@ -346,6 +361,9 @@ class Cluster:
         self.addons = tuple(addons)
         # Why the DNS add-on cannot run here (rootless: port 53), or None.
         self._dns_problem: str | None = None
+        # Applied once, when the first node is up (at start, or by add_node in
+        # a cluster started without nodes).
+        self._addons_applied = False
         for name in self.addons:
             if not (addon_manager.ADDONS_DIR / f"{name}.yaml").is_file():
                 raise ValueError(f"addons: no add-on {name!r} in {addon_manager.ADDONS_DIR}")
@@ -370,6 +388,9 @@ class Cluster:
         # What the supervisor is doing that faults must not interleave with ("" = nothing).
         self._busy = ""
         self._restore_task: asyncio.Future[str] | None = None
+        # The add_node / remove_node in progress (one at a time: _busy says
+        # which); shutdown cancels an add (it undoes itself) and lets a removal finish.
+        self._node_task: asyncio.Future | None = None
         # The supervisor's TCP fronts (deploy/links.py), for the cluster's life
         # (closed last): every connection to an apiserver or an etcd member goes
         # through one, which picks a live backend and is how partition cuts a
@@ -391,8 +412,14 @@ class Cluster:
         return self._state
 
     @property
+    def nodes(self) -> int:
+        """How many nodes the cluster has now."""
+        return len(self._nodes)
+
+    @property
     def node_names(self) -> list[str]:
-        return [f"node-{i}" for i in range(1, self.nodes + 1)]
+        """The live nodes, in start order (those asked for until start() runs)."""
+        return list(self._nodes)
 
     def address(self, component: str, node: str = "") -> str:
         """The address of the first process of a kind (etcd-0 for "etcd"); for
@@ -465,11 +492,13 @@ class Cluster:
                 self._progress(f"nodes: {self.nodes} requested, but node components (kubelet, "
                                f"runtime, kube-proxy) are not part of this build yet; "
                                f"control plane only")
-            if self.nodes and self._node_kinds:
-                if addon_manager.COREDNS in self.addons:
-                    self._dns_problem = await asyncio.to_thread(comp.low_port_problem,
-                                                                comp.DNS_PORT)
-            for node in self.node_names if self._node_kinds else []:
+                self._nodes = []
+                self._changed()
+            # Asked even without nodes yet: add_node starts kubelets with it.
+            if self._node_kinds and addon_manager.COREDNS in self.addons:
+                self._dns_problem = await asyncio.to_thread(comp.low_port_problem,
+                                                            comp.DNS_PORT)
+            for node in self.node_names:
                 for level in self._node_levels:
                     await self._start_level(level, node=node, deadline=deadline)
             await self._write_kubeconfig()
@@ -540,6 +569,7 @@ class Cluster:
             await asyncio.wait({restore}, timeout=RESTORE_TIMEOUT_S)
             restore.cancel()
             await asyncio.gather(restore, return_exceptions=True)
+        await self._end_node_change(timeout_s)
         left = await self._teardown(timeout_s)
         if self._state != ClusterState.FAILED:
             self._set_state(ClusterState.STOPPED)
@@ -677,6 +707,208 @@ class Cluster:
                                f"(log: {p.launch.log_path})") from None
         self._became_ready(p)
         p.monitor = asyncio.create_task(self._supervise(p), name=f"supervise-{p.name}")
+
+    # --- nodes at run time --------------------------------------------------
+
+    async def add_node(self, timeout_s: float = NODE_CHANGE_TIMEOUT_S) -> str:
+        """Start one more node and return its name (node-<k>, k one more than
+        the highest index ever used here) once each of its processes is ready
+        and its Node object is Ready through the apiserver.
+
+        Its processes start as start() starts a node's (the same levels and
+        readiness checks), and the cluster's add-ons are applied if the cluster
+        had no node for them yet. Refused (ClusterError) unless the cluster is
+        ready, has node kinds and is not busy (a restore, another node change).
+        A node that does not come up in time is stopped and removed again (its
+        name stays used) and ClusterError says why; so is one whose caller
+        gives up (cancels).
+        """
+        self._node_change_ready("add node")
+        if not self._node_kinds:
+            raise ClusterError("add node: this cluster has no node components (kubelet, "
+                               "runtime, kube-proxy) to start")
+        if self._node_index_max >= comp.NODES_MAX:
+            raise ClusterError(f"add node: node-{comp.NODES_MAX} was the last node name "
+                               f"this cluster can use")
+        self._node_index_max += 1
+        name = f"node-{self._node_index_max}"
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        # Not shielded: a caller that gives up cancels it, and it undoes itself.
+        return await self._node_change(f"adding node {name}", self._add_node(name, deadline))
+
+    async def remove_node(self, name: str, timeout_s: float = NODE_CHANGE_TIMEOUT_S) -> None:
+        """Take a node out for good, as an operator decommissions a machine:
+        its processes are stopped as shutdown stops them (kube-proxy, the
+        kubelet, then the runtime, which first stops its containers) and leave
+        the supervision (status no longer lists them), then its Node object is
+        deleted through the apiserver (already gone is fine).
+
+        KeyError naming the nodes for an unknown name; ClusterError when the
+        cluster is not ready or busy, or when the Node object could not be
+        deleted in time (the processes are gone by then). A caller that gives
+        up does not cut the removal short.
+        """
+        self._node_change_ready("remove node")
+        if name not in self._nodes:
+            raise KeyError(f"no node named {name!r} (nodes: {', '.join(self._nodes) or 'none'})")
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        task = self._node_change(f"removing node {name}", self._remove_node(name, deadline))
+        await asyncio.shield(task)
+
+    def _node_change_ready(self, what: str) -> None:
+        if self._state != ClusterState.READY:
+            raise ClusterError(f"{what}: the cluster is {self._state}; nodes change in a "
+                               f"ready cluster")
+        if self._busy:
+            raise ClusterError(f"{what}: the supervisor is {self._busy}; try again once it "
+                               f"is done")
+
+    def _node_change(self, busy: str, change: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
+        """Run one node change as the cluster's task, with faults held off (_busy)."""
+        self._busy = busy
+        task = self._node_task = asyncio.ensure_future(change)
+
+        def done(task: asyncio.Future[T]) -> None:
+            self._busy = ""
+            # A removal whose caller gave up still ends here: say how.
+            if not task.cancelled() and task.exception() is not None:
+                self._log.warning("node change failed", change=busy, error=str(task.exception()))
+        task.add_done_callback(done)
+        return task
+
+    async def _end_node_change(self, timeout_s: float) -> None:
+        """Shutdown: an add in progress is cancelled (it stops what it started),
+        a removal finishes (both bounded by their deadlines and this one)."""
+        task = self._node_task
+        if task is None or task.done():
+            return
+        if self._busy.startswith("adding"):
+            task.cancel()
+        await asyncio.wait({task}, timeout=timeout_s)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    async def _add_node(self, name: str, deadline: float) -> str:
+        loop = asyncio.get_running_loop()
+        begun = loop.time()
+        self._nodes.append(name)
+        self._changed()
+        try:
+            for level in self._node_levels:
+                await self._start_level(level, node=name, deadline=deadline)
+            await self._write_kubeconfig()
+            if self._has_apiserver():
+                await self._wait_node_ready(name, deadline)
+            if not self._addons_applied:
+                await self._apply_addons(deadline)
+        except BaseException as exc:
+            reason = "cancelled" if isinstance(exc, asyncio.CancelledError) else str(exc)
+            self._progress(f"add node: {name} failed ({reason}); removing it again")
+            # Shielded: a second cancellation must not leave half a node running
+            # (shutdown would still find its processes, but not its Node object).
+            await asyncio.shield(asyncio.ensure_future(self._drop_node(
+                name, loop.time() + NODE_UNDO_TIMEOUT_S, best_effort=True)))
+            if isinstance(exc, ClusterError):
+                raise ClusterError(f"add node: {exc}; {name} was removed again") from None
+            raise
+        self._progress(f"node {name} added, Ready in {loop.time() - begun:.1f} s")
+        return name
+
+    async def _remove_node(self, name: str, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        begun = loop.time()
+        self._progress(f"removing node {name}")
+        await self._drop_node(name, deadline, best_effort=False)
+        self._progress(f"node {name} removed in {loop.time() - begun:.1f} s")
+
+    async def _drop_node(self, name: str, deadline: float, *, best_effort: bool) -> None:
+        """Stop a node's processes for good, forget them and the node, and
+        delete its Node object (after the kubelet is gone: a running kubelet
+        would register it again). best_effort (undoing an add): a failed delete is only logged."""
+        procs = [p for p in self._procs if p.node == name]
+        await self._stop_for_good(procs, deadline)
+        if self.links is not None:
+            self.links.heal([p.name for p in procs])  # a cut of a process that is gone
+        self._procs = [p for p in self._procs if p.node != name]
+        if name in self._nodes:
+            self._nodes.remove(name)
+        self._changed()
+        await self._write_kubeconfig()
+        if not self._has_apiserver():
+            return  # a test's cluster of stand-ins: no Node objects
+        try:
+            await self._delete_node_object(name, deadline)
+        except ClusterError as exc:
+            if not best_effort:
+                raise
+            self._log.warning("node object not deleted", node=name, error=str(exc))
+
+    def _has_apiserver(self) -> bool:
+        return any(p.kind.name == comp.APISERVER and not p.node for p in self._procs)
+
+    def _api_client(self, timeout_s: float = HEALTH_CALL_TIMEOUT_S * 5):
+        """A client of the cluster's apiservers (the shared front); close() it."""
+        from kubemu.client.clientset import Client
+
+        return Client(self.address(comp.APISERVER), timeout_s=timeout_s,
+                      user_agent="kubemu-supervisor")
+
+    async def _wait_node_ready(self, name: str, deadline: float) -> None:
+        """Until the kubelet has registered its Node and reported it Ready."""
+        from kubemu.api import errors
+        from kubemu.client.wait import WaitTimeout, wait_for
+
+        client = self._api_client()
+        seen = ["not registered"]
+
+        async def ready() -> bool:
+            try:
+                node = await client.get("nodes", name)
+            except errors.NotFound:
+                seen[0] = "not registered"
+                return False
+            condition = next((c for c in node.status.conditions if c.type == "Ready"), None)
+            if condition is None:
+                seen[0] = "no Ready condition"
+                return False
+            seen[0] = f"Ready={condition.status} ({condition.reason}: {condition.message})"
+            return condition.status == "True"
+
+        remaining_s = max(0.0, deadline - asyncio.get_running_loop().time())
+        try:
+            await wait_for(ready, remaining_s, interval_s=NODE_POLL_S)
+        except WaitTimeout as exc:
+            detail = f"; {type(exc.last_exception).__name__}: {exc.last_exception}" \
+                if exc.last_exception is not None else ""
+            raise ClusterError(f"{name}: its Node object is not Ready in time, its kubelet "
+                               f"running: {seen[0]}{detail}") from None
+        finally:
+            await client.close()
+
+    async def _delete_node_object(self, name: str, deadline: float) -> None:
+        """Delete the Node object (kubectl delete node), retried until the
+        deadline while the apiserver does not answer; NotFound is done."""
+        from kubemu.api import errors
+        from kubemu.client.wait import WaitTimeout, wait_for
+
+        client = self._api_client()
+
+        async def delete() -> bool:
+            try:
+                await client.delete("nodes", name)
+            except errors.NotFound:
+                pass
+            return True
+
+        remaining_s = max(0.0, deadline - asyncio.get_running_loop().time())
+        try:
+            await wait_for(delete, remaining_s, interval_s=NODE_POLL_S,
+                           message=f"delete Node {name}")
+        except WaitTimeout as exc:
+            raise ClusterError(f"{name}: its processes are stopped, but its Node object "
+                               f"could not be deleted ({exc})") from None
+        finally:
+            await client.close()
 
     def leftover_processes(self) -> list[psutil.Process]:
         """Live processes of this cluster (blocking: a scan of the process table)."""
@@ -857,7 +1089,7 @@ class Cluster:
             if fronts:
                 self._etcd_fronts[name] = ",".join(fronts)
         elif kind.name not in (comp.ETCD, comp.RUNTIME) and name not in self._apiserver_fronts:
-            if any(p.kind.name == comp.APISERVER and not p.node for p in self._procs):
+            if self._has_apiserver():
                 spread = len(self._apiserver_fronts)  # round robin over the processes
                 self._apiserver_fronts[name] = await self.links.frontend(
                     name, lambda: self._live_apiservers(spread))
@@ -867,7 +1099,7 @@ class Cluster:
         over every live apiserver, which survives the loss of any one."""
         if self.links is None or "" in self._apiserver_fronts:
             return
-        if any(p.kind.name == comp.APISERVER and not p.node for p in self._procs):
+        if self._has_apiserver():
             self._apiserver_fronts[""] = await self.links.frontend(
                 "", lambda: self._live_apiservers(0))
 
@@ -1411,17 +1643,22 @@ class Cluster:
 
     # --- stopping ---------------------------------------------------------
 
-    async def _teardown(self, timeout_s: float) -> list[psutil.Process]:
+    async def _stop_for_good(self, procs: Sequence[_Process], deadline: float) -> None:
+        """Stop procs (given in start order) in reverse order, never to restart:
+        their watchers end first; then each one's before_stop hook runs (a node
+        runtime stops its containers) and it is stopped (SIGTERM, its grace
+        period within the deadline, SIGKILL)."""
         loop = asyncio.get_running_loop()
-        begun = loop.time()
-        deadline = begun + timeout_s
-        for p in self._procs:
+        for p in procs:
             p.stopping = True
-        monitors = [p.monitor for p in self._procs if p.monitor is not None]
+            self._cancel_resume(p)
+        monitors = [p.monitor for p in procs if p.monitor is not None]
         for task in monitors:
             task.cancel()
         await asyncio.gather(*monitors, return_exceptions=True)
-        for p in reversed(self._procs):
+        for p in procs:
+            p.monitor = None
+        for p in reversed(procs):
             grace_s = max(0.1, min(p.kind.stop_grace_s, deadline - loop.time()))
             if p.kind.before_stop is not None:
                 try:
@@ -1430,6 +1667,12 @@ class Cluster:
                     self._log.warning("before-stop hook failed", process=p.name,
                                       error=repr(exc))
             await self._stop_process(p, grace_s=grace_s)
+
+    async def _teardown(self, timeout_s: float) -> list[psutil.Process]:
+        loop = asyncio.get_running_loop()
+        begun = loop.time()
+        deadline = begun + timeout_s
+        await self._stop_for_good(self._procs, deadline)
         # Children a component started and did not stop (they carry the marker),
         # and pods whose runtime was not there to stop them (its records).
         strays = await asyncio.to_thread(find_home_processes, self.home, by_cmdline=False)
@@ -1565,7 +1808,8 @@ class Cluster:
         if not self.addons:
             return
         if not self.nodes or not self._node_kinds or self._network_block is None:
-            self._progress(f"add-ons ({', '.join(self.addons)}): skipped, no node to run them")
+            self._progress(f"add-ons ({', '.join(self.addons)}): skipped, no node to run them"
+                           + (" (the first node added applies them)" if self._node_kinds else ""))
             return
         names = list(self.addons)
         if self._dns_problem is not None and addon_manager.COREDNS in names:
@@ -1575,16 +1819,14 @@ class Cluster:
             names.remove(addon_manager.COREDNS)
             self._progress(f"add-on {addon_manager.COREDNS}: skipped: {self._dns_problem}")
         if not names:
+            self._addons_applied = True
             return
         values = addon_manager.AddonValues(dns_ip=comp.dns_service_ip(self._network_block))
         try:
             manifests = await asyncio.to_thread(addon_manager.load, names, values)
         except addon_manager.AddonError as exc:
             raise ClusterStartError(f"add-ons: {exc}") from None
-        from kubemu.client.clientset import Client
-
-        client = Client(self.address(comp.APISERVER), timeout_s=HEALTH_CALL_TIMEOUT_S * 5,
-                        user_agent="kubemu-supervisor")
+        client = self._api_client()
         remaining_s = max(1.0, deadline - asyncio.get_running_loop().time())
         try:
             await addon_manager.apply(client, manifests, timeout_s=remaining_s,
@@ -1593,6 +1835,7 @@ class Cluster:
             raise ClusterStartError(f"add-ons: {exc}") from None
         finally:
             await client.close()
+        self._addons_applied = True
 
     async def _write_kubeconfig(self) -> None:
         components = {p.name: {"component": p.kind.name, "node": p.node, "address": p.address}

@@ -1,7 +1,8 @@
 """The client of the supervisor's control API (deploy/control_server.py).
 
 Faults by exact process name (`kubemu status` lists them): kill, stop/start,
-restart, pause/resume (SIGSTOP/SIGCONT of the process group), partition/heal.
+restart, pause/resume (SIGSTOP/SIGCONT of the process group), partition/heal;
+nodes added and removed at run time (add_node, remove_node).
 The supervisor serves it on `kubemu.cluster_home.control_socket(home)`, private
 to the cluster's user. Every call has a deadline (timeout_s). Errors:
 ControlError with the supervisor's message (it names the process and the
@@ -20,6 +21,12 @@ import grpc
 from kubemu import cluster_home, grpcaio
 from kubemu.supervisor.v1 import control_pb2 as pb
 from kubemu.supervisor.v1 import control_pb2_grpc as pb_grpc
+
+
+# add_node / remove_node: the supervisor's own deadline, and how much longer the
+# RPC waits for its answer (an add that failed is undone before it answers).
+NODE_TIMEOUT_S = 60.0
+NODE_RPC_MARGIN_S = 35.0
 
 
 class ControlError(Exception):
@@ -133,6 +140,19 @@ class SupervisorClient:
         answer = await self._call("RestoreEtcd", pb.RestoreEtcdRequest(snapshot=snapshot),
                                   timeout_s=timeout_s)
         return answer.message
+
+    async def add_node(self, timeout_s: float = NODE_TIMEOUT_S) -> str:
+        """Start one more node; its name (node-<k>) once its processes are ready
+        and its Node object is Ready (the supervisor stops it again when not
+        within timeout_s)."""
+        answer = await self._call("AddNode", pb.AddNodeRequest(timeout_s=timeout_s),
+                                  timeout_s=timeout_s + NODE_RPC_MARGIN_S)
+        return answer.name
+
+    async def remove_node(self, name: str, timeout_s: float = NODE_TIMEOUT_S) -> None:
+        """Stop a node's processes for good and delete its Node object."""
+        await self._call("RemoveNode", pb.RemoveNodeRequest(name=name, timeout_s=timeout_s),
+                         timeout_s=timeout_s + NODE_RPC_MARGIN_S)
 
     async def close(self) -> None:
         channel, self._channel, self._stub = self._channel, None, None

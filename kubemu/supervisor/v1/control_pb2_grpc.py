@@ -89,6 +89,16 @@ class SupervisorStub:
                 request_serializer=kubemu_dot_supervisor_dot_v1_dot_control__pb2.RestoreEtcdRequest.SerializeToString,
                 response_deserializer=kubemu_dot_supervisor_dot_v1_dot_control__pb2.RestoreEtcdResponse.FromString,
                 _registered_method=True)
+        self.AddNode = channel.unary_unary(
+                '/kubemu.supervisor.v1.Supervisor/AddNode',
+                request_serializer=kubemu_dot_supervisor_dot_v1_dot_control__pb2.AddNodeRequest.SerializeToString,
+                response_deserializer=kubemu_dot_supervisor_dot_v1_dot_control__pb2.AddNodeResponse.FromString,
+                _registered_method=True)
+        self.RemoveNode = channel.unary_unary(
+                '/kubemu.supervisor.v1.Supervisor/RemoveNode',
+                request_serializer=kubemu_dot_supervisor_dot_v1_dot_control__pb2.RemoveNodeRequest.SerializeToString,
+                response_deserializer=kubemu_dot_supervisor_dot_v1_dot_control__pb2.Empty.FromString,
+                _registered_method=True)
 
 
 class SupervisorServicer:
@@ -163,6 +173,21 @@ class SupervisorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddNode(self, request, context):
+        """Start one more node (node-<k>, never a removed node's name); answers once
+        its processes are ready and its Node object is Ready.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveNode(self, request, context):
+        """Stop a node's processes for good and delete its Node object.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SupervisorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -220,6 +245,16 @@ def add_SupervisorServicer_to_server(servicer, server):
                     servicer.RestoreEtcd,
                     request_deserializer=kubemu_dot_supervisor_dot_v1_dot_control__pb2.RestoreEtcdRequest.FromString,
                     response_serializer=kubemu_dot_supervisor_dot_v1_dot_control__pb2.RestoreEtcdResponse.SerializeToString,
+            ),
+            'AddNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddNode,
+                    request_deserializer=kubemu_dot_supervisor_dot_v1_dot_control__pb2.AddNodeRequest.FromString,
+                    response_serializer=kubemu_dot_supervisor_dot_v1_dot_control__pb2.AddNodeResponse.SerializeToString,
+            ),
+            'RemoveNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveNode,
+                    request_deserializer=kubemu_dot_supervisor_dot_v1_dot_control__pb2.RemoveNodeRequest.FromString,
+                    response_serializer=kubemu_dot_supervisor_dot_v1_dot_control__pb2.Empty.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -519,6 +554,60 @@ class Supervisor:
             '/kubemu.supervisor.v1.Supervisor/RestoreEtcd',
             kubemu_dot_supervisor_dot_v1_dot_control__pb2.RestoreEtcdRequest.SerializeToString,
             kubemu_dot_supervisor_dot_v1_dot_control__pb2.RestoreEtcdResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kubemu.supervisor.v1.Supervisor/AddNode',
+            kubemu_dot_supervisor_dot_v1_dot_control__pb2.AddNodeRequest.SerializeToString,
+            kubemu_dot_supervisor_dot_v1_dot_control__pb2.AddNodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kubemu.supervisor.v1.Supervisor/RemoveNode',
+            kubemu_dot_supervisor_dot_v1_dot_control__pb2.RemoveNodeRequest.SerializeToString,
+            kubemu_dot_supervisor_dot_v1_dot_control__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,
