@@ -188,3 +188,24 @@ def test_the_home_given_is_where_the_cluster_lives(tmp_path):
     cluster = Cluster(home=tmp_path / "h")
     assert cluster.home == (tmp_path / "h").resolve()
     assert pathlib.Path(cluster.home).name == "h"
+
+
+async def test_nodes_are_added_and_removed_by_name():
+    async with Cluster(nodes=1) as cluster:
+        assert await cluster.wait_for_nodes(1) == ["node-1"]
+        assert await cluster.add_node() == "node-2"
+        assert await cluster.wait_for_nodes(2) == ["node-1", "node-2"]
+        names = {p.name for p in await asyncio.to_thread(cluster.status)}
+        assert {"node-2/runtime", "node-2/kubelet", "node-2/kube-proxy"} <= names, names
+        await cluster.remove_node("node-1")
+        assert await cluster.wait_for_nodes(1) == ["node-2"]
+        left = [p.name for p in await asyncio.to_thread(cluster.status) if p.node == "node-1"]
+        assert left == []
+        with pytest.raises(Exception, match="node-7.*node-2"):
+            await cluster.remove_node("node-7")
+
+
+async def test_a_cluster_without_a_kubelet_cannot_add_a_node():
+    async with Cluster(components=API_ONLY) as cluster:
+        with pytest.raises(ClusterError, match="runs no kubelet"):
+            await cluster.add_node()
