@@ -1,7 +1,8 @@
 """The echo controller against a real cluster (kubemu.testing's fixtures).
 
-The controller runs in the test's event loop, watching the test's own
-namespace (kubemu_namespace), on the cluster the session shares. The last
+The controller runs in the test's event loop (the `controller` fixture),
+watching the test's own namespace (kubemu_namespace), on the cluster the
+session shares. The last
 test has a cluster of its own (the `kubemu` marker): it kills that cluster's
 apiserver in the middle of a reconcile.
 """
@@ -19,10 +20,33 @@ from kubemu.api.v1 import core_pb2
 from kubemu.client import Client
 from kubemu.testing import API_ONLY
 
-from conftest import start_controller, stop_controller
 from echo_controller import LABEL, LABEL_VALUE, EchoController, echo_name
 
 TIMEOUT_S = 30.0
+
+
+async def start_controller(controller: EchoController) -> asyncio.Task[None]:
+    """Run `controller` as a task of the test's event loop, once it has listed."""
+    task = asyncio.create_task(controller.run(), name="echo-controller")
+    await controller.informer.wait_synced(TIMEOUT_S)
+    return task
+
+
+async def stop_controller(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+@pytest.fixture
+async def controller(kubemu_cluster, kubemu_namespace):
+    """The echo controller, watching the test's namespace, on a client of its own."""
+    async with kubemu_cluster.new_client() as client:
+        controller = EchoController(client, namespace=kubemu_namespace)
+        task = await start_controller(controller)
+        try:
+            yield controller
+        finally:
+            await stop_controller(task)
 
 
 def configmap(name: str, data: dict[str, str], *, labelled: bool = True) -> dict[str, Any]:
