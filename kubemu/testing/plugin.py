@@ -21,7 +21,9 @@ Fixtures:
 
 When a test that used a kubemu fixture fails, its report gets sections with
 `kubemu status`, the last lines of each component's log and the events of the
-test's namespace.
+test's namespace. A cluster's home (under pytest's tmp_path_factory: logs,
+state, etcd data) is removed when its cluster stops, unless a test that used it
+failed.
 
 The async fixtures need pytest-asyncio (`pip install 'kubemu[testing]'`).
 """
@@ -30,49 +32,28 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+import shutil
 import threading
 from typing import Any
 
 import pytest
 
-from kubemu.testing.cluster import COMPONENTS, PROFILES, Cluster
+from kubemu.pytest_options import DEFAULTS, SCOPES, add_options
+from kubemu.testing.cluster import Cluster
 
-SCOPES = ("session", "package", "module", "class", "function")
-DEFAULTS = {"scope": "session", "nodes": "0", "components": "", "profile": "fast",
-            "log_lines": "20"}
 NAMESPACE_PREFIX_CHARS = 40
 REPORT_TIMEOUT_S = 10.0
 EVENTS_MAX = 200
 
 CLUSTER_KEY = pytest.StashKey["Cluster"]()
 NAMESPACE_KEY = pytest.StashKey[str]()
+# id() of every cluster a failing test used: its home is kept for a look.
+FAILED_KEY = pytest.StashKey["set[int]"]()
 
 try:
     import pytest_asyncio
 except ImportError:  # the plugin says so when it is loaded (pytest_configure)
     pytest_asyncio = None  # type: ignore[assignment]
-
-
-def add_options(parser: pytest.Parser) -> None:
-    """The plugin's options; both the entry point and the plugin add them (once)."""
-    group = parser.getgroup("kubemu", "kubemu clusters for tests (kubemu.testing)")
-    if any("--kubemu-scope" in option.names() for option in group.options):
-        return
-    group.addoption("--kubemu-scope", choices=SCOPES, default=None,
-                    help="how widely the kubemu_cluster fixture's cluster is shared "
-                         "(default: ini kubemu_scope, else session)")
-    group.addoption("--kubemu-nodes", type=int, default=None,
-                    help="nodes of the shared cluster (default: ini kubemu_nodes, else 0)")
-    group.addoption("--kubemu-components", default=None, metavar="NAME[,NAME]",
-                    help=f"processes of the shared cluster, of: {', '.join(COMPONENTS)} "
-                         "(default: the control plane, and the node components with nodes)")
-    group.addoption("--kubemu-profile", choices=PROFILES, default=None,
-                    help="component timings of the shared cluster (default: fast)")
-    group.addoption("--kubemu-log-lines", type=int, default=None,
-                    help="log lines per component in a failing test's report (default 20)")
-    for name, default in DEFAULTS.items():
-        parser.addini(f"kubemu_{name}", f"kubemu.testing: the default of --kubemu-"
-                      f"{name.replace('_', '-')}", default=default)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -123,6 +104,14 @@ def _start(shape: dict[str, Any], tmp_path_factory: pytest.TempPathFactory,
     return cluster.up()
 
 
+def _stop(cluster: Cluster, config: pytest.Config) -> None:
+    """down(), then remove the home (logs, etcd data: an etcd WAL alone is 62 MiB)
+    unless a test that used the cluster failed, or processes were left."""
+    cluster.down()
+    if id(cluster) not in config.stash.get(FAILED_KEY, set()):
+        shutil.rmtree(cluster.home, ignore_errors=True)
+
+
 @pytest.fixture(scope=_scope)
 def kubemu_shared_cluster(request: pytest.FixtureRequest,
                           tmp_path_factory: pytest.TempPathFactory):
@@ -131,7 +120,7 @@ def kubemu_shared_cluster(request: pytest.FixtureRequest,
     try:
         yield cluster
     finally:
-        cluster.down()
+        _stop(cluster, request.config)
 
 
 @pytest.fixture
@@ -152,7 +141,7 @@ def kubemu_cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     try:
         yield cluster
     finally:
-        cluster.down()
+        _stop(cluster, request.config)
 
 
 def _fixture(func):  # pytest-asyncio's decorator, or a stub that fails in pytest_configure
@@ -213,6 +202,8 @@ async def kubemu_namespace(request: pytest.FixtureRequest, kubemu_client):
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     cluster = item.stash.get(CLUSTER_KEY, None)
+    if report.failed and cluster is not None:
+        item.config.stash.setdefault(FAILED_KEY, set()).add(id(cluster))
     if report.failed and cluster is not None and report.when in ("setup", "call"):
         lines = int(setting(item.config, "log_lines"))
         for title, text in failure_sections(cluster, item.stash.get(NAMESPACE_KEY, None), lines):

@@ -84,6 +84,8 @@ def test_a_failing_tests_report_has_status_logs_and_the_namespaces_events(pytest
     plain = plain[:plain.index("short test summary")]
     assert "kubemu status" not in plain, plain
     assert_nothing_left({seen["home"]})
+    assert (pathlib.Path(seen["home"]) / "logs" / "apiserver-0.log").is_file(), \
+        "the home of a cluster a failing test used is kept"
 
 
 def test_tests_share_a_cluster_and_each_sees_only_its_namespace(pytester, tmp_path):
@@ -116,6 +118,8 @@ def test_tests_share_a_cluster_and_each_sees_only_its_namespace(pytester, tmp_pa
     assert seen["one"]["namespace"] != seen["two"]["namespace"]
     assert seen["own"]["address"] != seen["one"]["address"], "a marked test gets its own"
     assert_nothing_left({r["home"] for r in seen.values()})
+    kept = [r["home"] for r in seen.values() if pathlib.Path(r["home"]).exists()]
+    assert kept == [], "the homes of clusters whose tests passed are removed"
 
 
 def test_xdist_gives_each_worker_a_cluster_and_scope_function_one_per_test(pytester, tmp_path):

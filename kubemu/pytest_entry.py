@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import pytest
 
+from kubemu.pytest_options import add_options
+
 PLUGIN = "kubemu.testing"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    from kubemu.testing.plugin import add_options
-
     parser.getgroup("kubemu").addoption(
         "--kubemu", action="store_true", default=False,
         help=f"load kubemu's fixtures (kubemu_cluster, kubemu_client, kubemu_namespace), "
