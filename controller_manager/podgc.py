@@ -11,6 +11,9 @@ Kubernetes' order:
   `--terminated-pod-gc-threshold` (12500; 0: never): the excess goes,
   evicted pods first, then the oldest by creationTimestamp (name breaks a
   tie);
+- terminating pods on a node that is not Ready and has the
+  `node.kubernetes.io/out-of-service` taint (an operator's word that the
+  node is down for good: its kubelet will not confirm the deletions);
 - orphaned pods: bound (spec.nodeName) to a node that is not in the cache,
   once that node has been missing for `Options.pod_gc_quarantine_s`
   (Kubernetes' quarantineTime, 40 s: an informer may lag behind a node just
@@ -25,23 +28,20 @@ exists"), then deleted with gracePeriodSeconds 0 and its uid as a
 precondition, so a pod recreated under the same name is never the one
 deleted. Like Kubernetes it records no events, only logs.
 
-Not done: gcTerminating (terminating pods on a NotReady node with the
-`node.kubernetes.io/out-of-service` taint): kubemu's nodes never get that
-taint from anything but a user.
-
 Bounds: at most `Options.pod_gc_deletes_per_pass_max` pods are deleted per
 pass, `DELETES_IN_FLIGHT_MAX` at a time; the quarantine holds only names of
 nodes some pod is bound to. Every RPC has the client's deadline; a failure
 is logged and the pod is looked at again next pass. The pass is one key
 ("pods") of the workqueue, enqueued at start and every period, so it never
-runs twice at once. The decisions (`terminated_to_delete`, `Quarantine`,
-`unscheduled_terminating`) are pure functions of the lists and a clock.
+runs twice at once. The decisions (`terminated_to_delete`,
+`terminating_out_of_service`, `Quarantine`, `unscheduled_terminating`) are
+pure functions of the lists and a clock.
 """
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import Awaitable, Iterable, Sequence
+from typing import Awaitable, Iterable, Mapping, Sequence
 
 from google.protobuf.message import Message
 
@@ -58,6 +58,7 @@ ORPHAN_REASON = "DeletionByPodGC"
 ORPHAN_MESSAGE = "PodGC: node no longer exists"
 TERMINAL_PHASES = ("Succeeded", "Failed")
 EVICTED_REASON = "Evicted"
+OUT_OF_SERVICE = "node.kubernetes.io/out-of-service"
 
 
 def is_terminated(pod: Message) -> bool:
@@ -73,6 +74,16 @@ def pod_key(pod: Message) -> str:
     return f"{pod.metadata.namespace}/{pod.metadata.name}"
 
 
+def is_node_ready(node: Message) -> bool:
+    cond = cu.get_condition(node.status, "Ready")
+    return cond is not None and cond.status == "True"
+
+
+def eviction_order(pod: Message) -> tuple[bool, float, str]:
+    """byEvictionAndCreationTimestamp: evicted first, then the oldest, then by name."""
+    return (not is_evicted(pod), cu.created_s(pod), pod.metadata.name)
+
+
 def terminated_to_delete(pods: Iterable[Message], threshold: int) -> list[Message]:
     """The terminated pods beyond `threshold` (<= 0: none), in the order they
     go (byEvictionAndCreationTimestamp: evicted first, then the oldest, then
@@ -83,8 +94,19 @@ def terminated_to_delete(pods: Iterable[Message], threshold: int) -> list[Messag
     excess = len(terminated) - threshold
     if excess <= 0:
         return []
-    terminated.sort(key=lambda p: (not is_evicted(p), cu.created_s(p), p.metadata.name))
+    terminated.sort(key=eviction_order)
     return terminated[:excess]
+
+
+def terminating_out_of_service(pods: Iterable[Message],
+                               nodes: Mapping[str, Message]) -> list[Message]:
+    """Pods being deleted on a known node that is not Ready and is tainted
+    out-of-service, in eviction order."""
+    def out_of_service(node: Message | None) -> bool:
+        return (node is not None and not is_node_ready(node)
+                and any(t.key == OUT_OF_SERVICE for t in node.spec.taints))
+    return sorted((p for p in pods if p.metadata.deletion_timestamp
+                   and out_of_service(nodes.get(p.spec.node_name))), key=eviction_order)
 
 
 def unscheduled_terminating(pods: Iterable[Message]) -> list[Message]:
@@ -126,9 +148,11 @@ class Quarantine:
 class PassResult:
     """What one pass did (tests and logs)."""
 
+    # Deletes this pass may still make (Options.pod_gc_deletes_per_pass_max).
+    budget: int
     deleted: list[str] = dataclasses.field(default_factory=list)
     failed: list[str] = dataclasses.field(default_factory=list)
-    # Pods left for the next pass by the per-pass bound.
+    # Pods left for the next pass by the bound.
     deferred: int = 0
 
 
@@ -154,35 +178,37 @@ class PodGCController(Controller):
         self.enqueue(PASS_KEY)
 
     async def sync(self, key: str) -> None:
-        self.last_pass = await self.gc(self.pods.list(), [n.metadata.name for n in self.nodes.list()])
+        self.last_pass = await self.gc(self.pods.list(), self.nodes.list())
 
-    async def gc(self, pods: Sequence[Message], node_names: Iterable[str]) -> PassResult:
+    async def gc(self, pods: Sequence[Message], nodes: Sequence[Message]) -> PassResult:
         """One pass over these pods and nodes (the cache's, as the lister's)."""
-        result = PassResult()
-        budget = [max(0, self.options.pod_gc_deletes_per_pass_max)]
+        result = PassResult(budget=max(0, self.options.pod_gc_deletes_per_pass_max))
         threshold = self.options.terminated_pod_gc_threshold
         if threshold > 0:
             doomed = terminated_to_delete(pods, threshold)
             if doomed:
                 self.log.info("Garbage collecting pods", numPods=len(doomed))
-            await self._delete_all(doomed, result, budget, condition=False)
-        await self._gc_orphaned(pods, set(node_names), result, budget)
-        doomed = unscheduled_terminating(pods)
-        for pod in doomed:
-            self.log.info("Found unscheduled terminating Pod not assigned to any Node, deleting",
-                          pod=pod_key(pod))
-        await self._delete_all(doomed, result, budget, condition=False,
-                               done="Forced deletion of unscheduled terminating Pod succeeded")
+            await self._delete_all(doomed, result, condition=False)
+        by_name = {n.metadata.name: n for n in nodes}
+        await self._delete_all(terminating_out_of_service(pods, by_name), result,
+                               condition=False,
+                               found="Garbage collecting pod that is terminating")
+        await self._gc_orphaned(pods, set(by_name), result)
+        await self._delete_all(
+            unscheduled_terminating(pods), result, condition=False,
+            found="Found unscheduled terminating Pod not assigned to any Node, deleting",
+            done="Forced deletion of unscheduled terminating Pod succeeded")
         if result.deferred:
             self.log.info("pods left for the next pass", pods=result.deferred,
                           deletes_per_pass_max=self.options.pod_gc_deletes_per_pass_max)
         return result
 
     async def _gc_orphaned(self, pods: Sequence[Message], node_names: set[str],
-                           result: PassResult, budget: list[int]) -> None:
+                           result: PassResult) -> None:
         due = self.quarantine.observe(missing_nodes(pods, node_names), self.ctx.monotonic())
         deleted_nodes = set()
-        for name in due:
+        # Each node confirmed gone has a pod to delete: no more GETs than deletes left.
+        for name in due[:result.budget]:
             try:
                 await self.client.get("nodes", name)
             except errors.NotFound:
@@ -191,17 +217,20 @@ class PodGCController(Controller):
                 # Looked at again next pass.
                 self.log.error("Error while getting node", node=name, error=str(exc))
         doomed = sorted((p for p in pods if p.spec.node_name in deleted_nodes), key=pod_key)
-        for pod in doomed:
-            self.log.info("Found orphaned Pod assigned to the Node, deleting", pod=pod_key(pod),
-                          node=pod.spec.node_name)
-        await self._delete_all(doomed, result, budget, condition=True,
+        await self._delete_all(doomed, result, condition=True,
+                               found="Found orphaned Pod assigned to the Node, deleting",
                                done="Forced deletion of orphaned Pod succeeded")
 
-    async def _delete_all(self, pods: Sequence[Message], result: PassResult, budget: list[int],
-                          *, condition: bool, done: str = "") -> None:
-        take = pods[:budget[0]]
+    async def _delete_all(self, pods: Sequence[Message], result: PassResult, *,
+                          condition: bool, found: str = "", done: str = "") -> None:
+        """Delete `pods` (as many as the pass's budget allows), logging `found`
+        before and `done` after each, as Kubernetes does."""
+        take = pods[:result.budget]
         result.deferred += len(pods) - len(take)
-        budget[0] -= len(take)
+        result.budget -= len(take)
+        if found:
+            for pod in take:
+                self.log.info(found, pod=pod_key(pod), node=pod.spec.node_name)
         limit = asyncio.Semaphore(DELETES_IN_FLIGHT_MAX)
 
         async def one(pod: Message) -> None:

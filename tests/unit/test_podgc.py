@@ -75,6 +75,35 @@ def test_terminated_to_delete(docs, threshold, expected):
     assert names(podgc.terminated_to_delete(pods(*docs), threshold)) == expected
 
 
+OUT_OF_SERVICE = "node.kubernetes.io/out-of-service"
+
+
+def node_obj(name: str, ready: str = "True", *taint_keys: str):
+    return obj({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
+                "spec": {"taints": [{"key": k, "effect": "NoExecute"} for k in taint_keys]},
+                "status": {"conditions": [{"type": "Ready", "status": ready}]}})
+
+
+@pytest.mark.parametrize("node, expected", [
+    pytest.param(node_obj("n", "False", OUT_OF_SERVICE), ["evicted", "old", "young"],
+                 id="not-ready-out-of-service"),
+    pytest.param(node_obj("n", "Unknown", OUT_OF_SERVICE), ["evicted", "old", "young"],
+                 id="unknown-is-not-ready"),
+    pytest.param(node_obj("n", "True", OUT_OF_SERVICE), [], id="ready-keeps-them"),
+    pytest.param(node_obj("n", "False", "node.kubernetes.io/unreachable"), [],
+                 id="no-out-of-service-taint"),
+    pytest.param(node_obj("elsewhere", "False", OUT_OF_SERVICE), [], id="other-node"),
+])
+def test_terminating_out_of_service(node, expected):
+    found = podgc.terminating_out_of_service(pods(
+        pod_doc("young", node="n", phase="Running", deleting=True, created_off_s=5),
+        pod_doc("old", node="n", phase="Running", deleting=True, created_off_s=-5),
+        pod_doc("evicted", node="n", phase="Failed", reason="Evicted", deleting=True,
+                created_off_s=50),
+        pod_doc("staying", node="n", phase="Running")), {node.metadata.name: node})
+    assert names(found) == expected
+
+
 def test_unscheduled_terminating_is_deleting_and_unbound():
     found = podgc.unscheduled_terminating(pods(
         pod_doc("z-going", deleting=True, finalizers=(HOLD,)),
@@ -241,6 +270,20 @@ async def test_unscheduled_terminating_pods_are_failed_and_force_deleted(h):
     assert (await get_pod(h, "waiting")).status.phase == "Pending"
 
 
+async def test_terminating_pods_on_an_out_of_service_node_are_force_deleted(h):
+    await setup(h, ["down"], [
+        pod_doc("going", node="down", phase="Running", finalizers=(HOLD,), deleting=True),
+        pod_doc("staying", node="down", phase="Running")])
+    h.cache("nodes", [node_obj("down", "False", OUT_OF_SERVICE)])
+
+    assert (await gc_pass(h, 0)).deleted == ["default/going"]
+
+    going = await get_pod(h, "going")
+    assert going.status.phase == "Failed" and list(going.status.conditions) == []
+    assert going.metadata.deletion_grace_period_seconds == 0
+    assert not (await get_pod(h, "staying")).metadata.deletion_timestamp
+
+
 async def test_terminated_pods_beyond_the_threshold_go_oldest_first():
     h = make_harness(await MemClient.new(), terminated_pod_gc_threshold=2)
     try:
@@ -293,6 +336,24 @@ async def test_a_failed_delete_is_logged_and_tried_again_next_pass(h, monkeypatc
     await refresh(h)
     assert (await gc_pass(h, QUARANTINE_S + 1)).deleted == ["default/p"]
     assert await h.names("pods") == []
+
+
+async def test_a_node_lookup_that_fails_keeps_its_pods_until_a_later_pass(h, monkeypatch):
+    await setup(h, [], [pod_doc("p", node="gone", phase="Running")])
+    await gc_pass(h, 0)
+    real_get = h.client.get
+
+    async def unavailable(resource, name, namespace=""):
+        if resource == "nodes":
+            raise errors.Unavailable("etcdserver: leader changed")
+        return await real_get(resource, name, namespace)
+
+    monkeypatch.setattr(h.client, "get", unavailable)
+    result = await gc_pass(h, QUARANTINE_S)
+    assert (result.deleted, result.failed) == ([], [])
+    assert (await get_pod(h, "p")).status.phase == "Running"
+    monkeypatch.setattr(h.client, "get", real_get)
+    assert (await gc_pass(h, QUARANTINE_S + 1)).deleted == ["default/p"]
 
 
 async def test_a_pod_recreated_under_the_same_name_is_not_the_one_deleted(h):
