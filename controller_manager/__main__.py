@@ -164,6 +164,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--large-cluster-size-threshold", type=_positive_int,
                    default=d.large_cluster_size_threshold, metavar="N",
                    help="the nodes above which a cluster is large (default 50)")
+    p.add_argument("--pod-gc-period", type=_duration_s, default=d.pod_gc_period_s,
+                   metavar="DURATION", help="how often the pod garbage collector looks at "
+                   "every pod (Go duration or seconds; default 20s, Kubernetes' constant)")
+    p.add_argument("--pod-gc-quarantine", type=_duration_s, default=d.pod_gc_quarantine_s,
+                   metavar="DURATION", help="how long a node must be missing before the pods "
+                   "bound to it are deleted (default 40s, Kubernetes' constant)")
+    p.add_argument("--terminated-pod-gc-threshold", type=int,
+                   default=d.terminated_pod_gc_threshold, metavar="N",
+                   help="terminated pods that can exist before the pod garbage collector "
+                        "starts deleting them; 0: no limit (default 12500)")
     # Hidden, for tests: see controller_manager.base.FileOffsetClock.
     p.add_argument("--clock-offset-file", default="", help=argparse.SUPPRESS)
     p.add_argument("--rpc-timeout-s", type=float, default=d.rpc_timeout_s)
@@ -178,7 +188,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                  "daemonset_failed_pod_backoff_max_s", "cronjob_resync_s", "gc_resync_s",
                  "pvclaimbinder_sync_period_s", "rpc_timeout_s",
                  "resource_quota_sync_period_s", "node_monitor_period",
-                 "node_monitor_grace_period", "node_startup_grace_period"):
+                 "node_monitor_grace_period", "node_startup_grace_period", "pod_gc_period"):
         if getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be > 0")
     if args.horizontal_pod_autoscaler_sync_period <= 0:
@@ -190,7 +200,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if getattr(args, name) < 0:
             p.error(f"--{name.replace('_', '-')} must be >= 0")
     for name in ("endpoint_updates_batch_period_s", "endpointslice_updates_batch_period_s",
-                 "node_eviction_rate", "secondary_node_eviction_rate"):
+                 "node_eviction_rate", "secondary_node_eviction_rate", "pod_gc_quarantine",
+                 "terminated_pod_gc_threshold"):
         if getattr(args, name) < 0:
             p.error(f"--{name.replace('_', '-')} must be >= 0")
     if not 0 < args.unhealthy_zone_threshold <= 1:
@@ -244,7 +255,9 @@ def options_from(args: argparse.Namespace, apiserver: str) -> Options:
         node_eviction_rate=args.node_eviction_rate,
         secondary_node_eviction_rate=args.secondary_node_eviction_rate,
         unhealthy_zone_threshold=args.unhealthy_zone_threshold,
-        large_cluster_size_threshold=args.large_cluster_size_threshold)
+        large_cluster_size_threshold=args.large_cluster_size_threshold,
+        pod_gc_period_s=args.pod_gc_period, pod_gc_quarantine_s=args.pod_gc_quarantine,
+        terminated_pod_gc_threshold=args.terminated_pod_gc_threshold)
 
 
 async def run(options: Options) -> None:

@@ -142,6 +142,14 @@ class Options:
     secondary_node_eviction_rate: float = 0.01
     unhealthy_zone_threshold: float = 0.55
     large_cluster_size_threshold: int = 50
+    # Pod garbage collector: its pass's period and how long a node pods are
+    # bound to must be missing before they go (Kubernetes' gcCheckPeriod 20s
+    # and quarantineTime 40s, constants there), the terminated pods kept
+    # (--terminated-pod-gc-threshold; <= 0: all) and the deletes of one pass.
+    pod_gc_period_s: float = 20.0
+    pod_gc_quarantine_s: float = 40.0
+    terminated_pod_gc_threshold: int = 12500
+    pod_gc_deletes_per_pass_max: int = 500
 
     def workers(self, name: str, default: int) -> int:
         return self.concurrency.get(name, default)

@@ -22,6 +22,7 @@ from controller_manager.hpa import HorizontalPodAutoscalerController
 from controller_manager.job import JobController
 from controller_manager.namespace import NamespaceController
 from controller_manager.node_lifecycle import NodeLifecycleController
+from controller_manager.podgc import PodGCController
 from controller_manager.pv_binder import PersistentVolumeBinderController
 from controller_manager.replicaset import ReplicaSetController
 from controller_manager.resource_quota import ResourceQuotaController
@@ -49,6 +50,7 @@ CONTROLLERS: tuple[type[Controller], ...] = (
     NamespaceController,
     NodeLifecycleController,
     TaintEvictionController,
+    PodGCController,
 )
 
 

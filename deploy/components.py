@@ -449,7 +449,9 @@ CONTROLLER_MANAGER_FAST_FLAGS: tuple[str, ...] = (
     # Node lifecycle: above the default kubelet's 10 s lease renewal (a fast
     # control plane may run default nodes), far below Kubernetes' 50s.
     "--node-monitor-period", "1s", "--node-monitor-grace-period", "20s",
-    "--node-startup-grace-period", "30s", "--node-eviction-rate", "1")
+    "--node-startup-grace-period", "30s", "--node-eviction-rate", "1",
+    # Pod GC: a removed node's pods go within seconds, not a minute.
+    "--pod-gc-period", "1s", "--pod-gc-quarantine", "5s")
 
 
 def controller_manager_argv(launch: Launch, flags: Sequence[str] = ()) -> list[str]:
