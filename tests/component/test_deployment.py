@@ -334,9 +334,9 @@ async def test_a_name_taken_by_another_replica_set_is_a_collision_that_moves_the
     taken = f"coll-{du.compute_hash(d.spec.template, None)}"
     squatter = deployment_doc("other", ns, 0)
     await api.create(obj({"apiVersion": "apps/v1", "kind": "ReplicaSet",
-                             "metadata": {"name": taken, "namespace": ns},
-                             "spec": {"replicas": 0, "selector": squatter["spec"]["selector"],
-                                      "template": squatter["spec"]["template"]}}))
+                          "metadata": {"name": taken, "namespace": ns},
+                          "spec": {"replicas": 0, "selector": squatter["spec"]["selector"],
+                                   "template": squatter["spec"]["template"]}}))
     await api.patch("deployments", "coll", ns, patch={"spec": {"paused": False}})
 
     got = await wait_deployment(

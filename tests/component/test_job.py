@@ -160,7 +160,7 @@ async def test_indexed_job_gives_each_pod_its_index_and_compresses_completed_ind
 
 async def test_deadline_suspend_and_ttl(cm, api, ns):
     await api.create(obj(job_doc("slow", ns, completions=2, parallelism=2,
-                                    activeDeadlineSeconds=2)))
+                                 activeDeadlineSeconds=2)))
     await wait_active(api, ns, "slow", 2)
     job = await wait_job(api, ns, "slow", lambda j: any(c.type == "Failed"
                                                         for c in j.status.conditions), "Failed")
@@ -181,7 +181,7 @@ async def test_deadline_suspend_and_ttl(cm, api, ns):
                          in conditions(j), "resumed")
 
     await api.patch("jobs", "paused", ns,
-                       patch={"spec": {"ttlSecondsAfterFinished": 1}})
+                    patch={"spec": {"ttlSecondsAfterFinished": 1}})
     await finish(api, pod, "Succeeded")
     await wait_job(api, ns, "paused", lambda j: any(c.type == "Complete"
                                                     for c in j.status.conditions), "Complete")

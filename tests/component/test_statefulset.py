@@ -267,7 +267,7 @@ async def test_rolling_update_with_partition_then_all(cm, api, ns):
         "controller-revision-hash"] == old
 
     await api.patch("statefulsets", "ru", ns,
-                       patch={"spec": {"updateStrategy": {"rollingUpdate": {"partition": 0}}}})
+                    patch={"spec": {"updateStrategy": {"rollingUpdate": {"partition": 0}}}})
     await at_revision("ru-0", True)
     await make_ready(api, ns, "ru-0")
     status = await wait_status(
