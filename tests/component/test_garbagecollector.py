@@ -46,8 +46,7 @@ def pod_doc(namespace: str, name: str, *owners, finalizers: tuple[str, ...] = ()
 
 
 async def make_owner(client, namespace: str, name: str):
-    doc = rs_doc(name, 0, app=name)
-    doc["metadata"]["namespace"] = namespace
+    doc = rs_doc(name, namespace, 0, app=name)
     return await client.create(obj(doc))
 
 
@@ -132,7 +131,7 @@ async def test_orphan_leaves_the_dependents_without_the_reference(gc, api, ns):
 
 
 async def test_dangling_reference_from_the_start_is_cleaned_up(gc, api, ns):
-    ghost = obj(rs_doc("ghost", 0))
+    ghost = obj(rs_doc("ghost", ns, 0))
     ghost.metadata.uid = "0b8e5f4c-0000-4000-8000-000000000000"
     await api.create(obj(pod_doc(ns, "lonely", ghost)))
     await wait_gone(api, ns, "pods", "lonely")
