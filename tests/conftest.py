@@ -1,5 +1,6 @@
-"""Shared fixtures: real etcd and apiserver processes in per-test directories,
-and the suite's debug mode.
+"""Shared fixtures: real etcd and apiserver processes in per-test directories
+(for tests that need a store or apiserver of their own), kubemu.testing's
+plugin (a shared cluster and a namespace per test), and the suite's debug mode.
 
 Debug mode (kubemu.aiodebug): every event loop of the test process and of
 every component process the tests start reports a callback that blocks it
@@ -20,7 +21,10 @@ import structlog
 from kubemu import aiodebug, grpcaio
 from tests.support import APIServerProc, Etcd
 
-pytest_plugins = ["pytester"]
+# pytester: the plugin's own tests run pytest in pytest. kubemu.testing: the
+# shared cluster (shape in pyproject.toml) and kubemu_* fixtures of the tests
+# that moved onto it, so the public plugin runs in every run of the suite.
+pytest_plugins = ["pytester", "kubemu.testing"]
 
 SLOW_CALLBACK_MS = 100
 _uninstall = None

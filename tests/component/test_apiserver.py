@@ -1,4 +1,9 @@
-"""The apiserver as one real process over a real etcd, through the clientset."""
+"""The apiserver as one real process over a real etcd, through the clientset.
+
+The tests share their worker's etcd + apiserver (kubemu.testing's shared
+cluster: no controller acts on what they write), each in a namespace of its
+own; the one that restarts the apiserver and writes to etcd directly has
+processes of its own (tests/support.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -9,6 +14,7 @@ import pytest
 from kubemu.api import codec, errors, limits
 from kubemu.api.kinds import REGISTRY
 from kubemu.client.wait import wait_for
+from kubemu.testing import API_ONLY
 from tests.builders import configmap, make_pod, obj
 from tests.component.manifests import CHANGES, MANIFESTS
 
@@ -17,6 +23,8 @@ def manifest(resource: str, namespace: str = "default"):
     doc = copy.deepcopy(MANIFESTS[resource])
     if REGISTRY.by_resource(resource).namespaced:
         doc["metadata"]["namespace"] = namespace
+        if "involvedObject" in doc:  # an Event is about an object of its own namespace
+            doc["involvedObject"]["namespace"] = namespace
     return obj(doc)
 
 
@@ -26,114 +34,114 @@ def test_every_kind_has_a_manifest():
 
 
 @pytest.mark.parametrize("resource", sorted(MANIFESTS))
-async def test_crud_every_kind(client, resource):
+async def test_crud_every_kind(api, kubemu_namespace, resource):
     kind = REGISTRY.by_resource(resource)
-    ns = "default" if kind.namespaced else ""
-    created = await client.create(manifest(resource))
+    ns = kubemu_namespace if kind.namespaced else ""
+    created = await api.create(manifest(resource, kubemu_namespace))
     name = created.metadata.name
     assert created.metadata.uid and created.metadata.creation_timestamp.endswith("Z")
     assert int(created.metadata.resource_version) > 0
     assert (created.api_version, created.kind) == (kind.api_version, kind.kind)
 
-    got = await client.get(resource, name, ns)
+    got = await api.get(resource, name, ns)
     assert codec.to_dict(got) == codec.to_dict(created)
 
-    listed = await client.list_all(resource, ns)
+    listed = await api.list_all(resource, ns)
     assert name in [i.metadata.name for i in listed.items]
 
-    patched = await client.patch(resource, name, ns, patch=CHANGES[resource])
+    patched = await api.patch(resource, name, ns, patch=CHANGES[resource])
     assert int(patched.metadata.resource_version) > int(created.metadata.resource_version)
     assert patched.metadata.uid == created.metadata.uid
 
     # As kubectl deletes: Background (a Job's own default would orphan, and
     # wait for the garbage collector to remove the `orphan` finalizer).
-    result = await client.delete(resource, name, ns, propagation_policy="Background")
+    result = await api.delete(resource, name, ns, propagation_policy="Background")
     if kind.kind == "Namespace":  # namespaces terminate first, then go
         assert not result.deleted and result.object.status.phase == "Terminating"
         # No controller-manager here: do the namespace controller's last step
         # (the namespace is empty) through namespaces/finalize.
-        terminating = await client.get(resource, name, ns)
+        terminating = await api.get(resource, name, ns)
         assert list(terminating.spec.finalizers) == ["kubernetes"]
         del terminating.spec.finalizers[:]
-        await client.finalize(terminating)
-        await wait_for(lambda: _gone(client, resource, name, ns), 15)
+        await api.finalize(terminating)
+        await wait_for(lambda: _gone(api, resource, name, ns), 15)
     else:
         assert result.deleted
         with pytest.raises(errors.NotFound):
-            await client.get(resource, name, ns)
+            await api.get(resource, name, ns)
 
 
-async def _gone(client, resource, name, ns):
+async def _gone(api, resource, name, ns):
     try:
-        await client.get(resource, name, ns)
+        await api.get(resource, name, ns)
         return False
     except errors.NotFound:
         return True
 
 
-async def test_system_namespaces_exist(client):
-    names = {n.metadata.name for n in (await client.list_all("namespaces")).items}
+async def test_system_namespaces_exist(api):
+    names = {n.metadata.name for n in (await api.list_all("namespaces")).items}
     assert {"default", "kube-system"} <= names
 
 
-async def test_create_needs_an_existing_namespace(client):
+async def test_create_needs_an_existing_namespace(api):
     with pytest.raises(errors.NotFound, match='namespaces "nope" not found'):
-        await client.create(configmap("a", "nope"))
+        await api.create(configmap("a", "nope"))
 
 
-async def test_conflict_on_stale_resource_version(client):
-    first = await client.create(configmap("c1", color="blue"))
+async def test_conflict_on_stale_resource_version(api, ns):
+    first = await api.create(configmap("c1", ns, color="blue"))
     fresh = copy.deepcopy(first)
     fresh.data["color"] = "green"
-    await client.update(fresh)
+    await api.update(fresh)
     stale = copy.deepcopy(first)
     stale.data["color"] = "red"
     with pytest.raises(errors.Conflict, match="the object has been modified"):
-        await client.update(stale)
-    assert (await client.get("configmaps", "c1", "default")).data["color"] == "green"
+        await api.update(stale)
+    assert (await api.get("configmaps", "c1", ns)).data["color"] == "green"
 
 
-async def test_generation_bumps_on_spec_changes_only(client):
-    created = await client.create(manifest("deployments"))
+async def test_generation_bumps_on_spec_changes_only(api, ns):
+    created = await api.create(manifest("deployments", ns))
     assert created.metadata.generation == 1
-    labelled = await client.patch("deployments", "web", "default",
-                                  patch={"metadata": {"labels": {"x": "y"}}})
+    labelled = await api.patch("deployments", "web", ns,
+                               patch={"metadata": {"labels": {"x": "y"}}})
     assert labelled.metadata.generation == 1
-    scaled = await client.patch("deployments", "web", "default", patch={"spec": {"replicas": 5}})
+    scaled = await api.patch("deployments", "web", ns, patch={"spec": {"replicas": 5}})
     assert scaled.metadata.generation == 2
 
 
-async def test_status_only_through_update_status(client):
-    created = await client.create(manifest("deployments"))
+async def test_status_only_through_update_status(api, ns):
+    created = await api.create(manifest("deployments", ns))
     attempt = copy.deepcopy(created)
     attempt.status.replicas = 7
     attempt.spec.replicas = 3
-    updated = await client.update(attempt)
+    updated = await api.update(attempt)
     assert updated.spec.replicas == 3 and updated.status.replicas == 0
     attempt = copy.deepcopy(updated)
     attempt.status.replicas = 7
     attempt.spec.replicas = 9
-    status_updated = await client.update_status(attempt)
+    status_updated = await api.update_status(attempt)
     assert status_updated.status.replicas == 7 and status_updated.spec.replicas == 3
 
 
-async def test_defaults_are_applied(client):
-    pod = await client.create(make_pod("d").build())
+async def test_defaults_are_applied(api, ns):
+    pod = await api.create(make_pod("d", ns).build())
     assert pod.spec.restart_policy == "Always"
     assert pod.spec.termination_grace_period_seconds == 30
     assert pod.spec.containers[0].image_pull_policy == "Always"  # busybox has no tag
     assert pod.status.phase == "Pending"
-    deploy = await client.create(manifest("deployments"))
+    deploy = await api.create(manifest("deployments", ns))
     assert codec.to_dict(deploy)["spec"]["strategy"] == {
         "type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}
     assert deploy.spec.revision_history_limit == 10
     assert deploy.spec.progress_deadline_seconds == 600
 
 
-async def test_generate_name(client):
-    doc = codec.to_dict(configmap("x"))
-    doc["metadata"] = {"generateName": "web-", "namespace": "default"}
-    made = await client.create(obj(doc))
+async def test_generate_name(api, ns):
+    doc = codec.to_dict(configmap("x", ns))
+    doc["metadata"] = {"generateName": "web-", "namespace": ns}
+    made = await api.create(obj(doc))
     assert made.metadata.name.startswith("web-") and len(made.metadata.name) == 9
 
 
@@ -156,48 +164,48 @@ INVALID = [
 
 
 @pytest.mark.parametrize("doc, expected", INVALID)
-async def test_invalid_manifests_are_rejected_and_nothing_is_stored(client, doc, expected):
+async def test_invalid_manifests_are_rejected_and_nothing_is_stored(api, ns, doc, expected):
     kind = REGISTRY.by_gvk(doc["apiVersion"], doc["kind"])
-    doc["metadata"]["namespace"] = "default"
+    doc["metadata"]["namespace"] = ns
     with pytest.raises(errors.Invalid) as caught:
         # A decode error is found on the client, like kubectl's strict decoding;
         # a semantic one comes back from the server as INVALID_ARGUMENT.
-        await client.create(codec.from_dict(kind.message, doc))
+        await api.create(codec.from_dict(kind.message, doc))
     assert expected in str(caught.value)
-    assert (await client.list_all(kind.resource, "default")).items == []
+    assert (await api.list_all(kind.resource, ns)).items == []
 
 
-async def test_server_rejects_unknown_fields_in_patches(client):
-    await client.create(make_pod("p").build())
+async def test_server_rejects_unknown_fields_in_patches(api, ns):
+    await api.create(make_pod("p", ns).build())
     with pytest.raises(errors.Invalid, match=r"spec.containers\[0\].imagee: unknown field"):
-        await client.patch("pods", "p", "default",
-                           patch={"spec": {"containers": [{"name": "main", "imagee": "x"}]}})
-    assert (await client.get("pods", "p", "default")).spec.containers[0].image == "busybox"
+        await api.patch("pods", "p", ns,
+                        patch={"spec": {"containers": [{"name": "main", "imagee": "x"}]}})
+    assert (await api.get("pods", "p", ns)).spec.containers[0].image == "busybox"
 
 
-async def test_wrong_kind_for_resource_is_rejected(client):
+async def test_wrong_kind_for_resource_is_rejected(api, ns):
     from kubemu.api.v1 import resources_pb2 as pb
 
-    request = pb.CreateRequest(resource="pods", namespace="default",
-                               object=REGISTRY.pack(configmap("x")))
+    request = pb.CreateRequest(resource="pods", namespace=ns,
+                               object=REGISTRY.pack(configmap("x", ns)))
     with pytest.raises(errors.BadRequest):
         try:
-            await client._stub.Create(request, timeout=5)
+            await api._stub.Create(request, timeout=5)
         except Exception as err:  # grpc error -> ApiError, as the clientset does
             import grpc
             if isinstance(err, grpc.RpcError):
                 raise errors.from_rpc_error(err) from None
             raise
-    assert (await client.list_all("pods", "default")).items == []
+    assert (await api.list_all("pods", ns)).items == []
 
 
-async def test_label_and_field_selectors(client):
-    await client.create(make_pod("a").labels(app="web", tier="front").on_node("n1").build())
-    await client.create(make_pod("b").labels(app="web", tier="back").build())
-    await client.create(make_pod("c").labels(app="db").build())
+async def test_label_and_field_selectors(api, ns):
+    await api.create(make_pod("a", ns).labels(app="web", tier="front").on_node("n1").build())
+    await api.create(make_pod("b", ns).labels(app="web", tier="back").build())
+    await api.create(make_pod("c", ns).labels(app="db").build())
 
     async def names(**kw):
-        return sorted(p.metadata.name for p in (await client.list_all("pods", "default", **kw)).items)
+        return sorted(p.metadata.name for p in (await api.list_all("pods", ns, **kw)).items)
 
     assert await names(label_selector="app=web") == ["a", "b"]
     assert await names(label_selector="app==web,tier!=front") == ["b"]
@@ -211,154 +219,158 @@ async def test_label_and_field_selectors(client):
         await names(field_selector="spec.bogus=1")
 
 
-async def test_finalizers_hold_deletion_until_removed(client):
-    cm = configmap("held")
+async def test_finalizers_hold_deletion_until_removed(api, ns):
+    cm = configmap("held", ns)
     cm.metadata.finalizers.append("example.com/hold")
-    await client.create(cm)
-    result = await client.delete("configmaps", "held", "default")
+    await api.create(cm)
+    result = await api.delete("configmaps", "held", ns)
     assert not result.deleted and result.object.metadata.deletion_timestamp
-    held = await client.get("configmaps", "held", "default")
+    held = await api.get("configmaps", "held", ns)
     held.metadata.ClearField("finalizers")
-    await client.update(held)
+    await api.update(held)
     with pytest.raises(errors.NotFound):
-        await client.get("configmaps", "held", "default")
+        await api.get("configmaps", "held", ns)
 
 
-async def test_delete_preconditions(client):
-    made = await client.create(configmap("pre"))
+async def test_delete_preconditions(api, ns):
+    made = await api.create(configmap("pre", ns))
     rv = made.metadata.resource_version
     with pytest.raises(errors.Conflict) as caught:
-        await client.delete("configmaps", "pre", "default", uid="not-the-uid")
+        await api.delete("configmaps", "pre", ns, uid="not-the-uid")
     assert str(caught.value) == (
         'Operation cannot be fulfilled on configmaps "pre": StorageError: invalid object, '
-        "Code: 4, Key: /registry/configmaps/default/pre, ResourceVersion: 0, "
+        f"Code: 4, Key: /registry/configmaps/{ns}/pre, ResourceVersion: 0, "
         "AdditionalErrorMsg: Precondition failed: UID in precondition: not-the-uid, "
         f"UID in object meta: {made.metadata.uid}")
     with pytest.raises(errors.Conflict) as caught:
-        await client.delete("configmaps", "pre", "default", resource_version="1")
+        await api.delete("configmaps", "pre", ns, resource_version="1")
     assert str(caught.value).endswith(
         "Precondition failed: ResourceVersion in precondition: 1, "
         f"ResourceVersion in object meta: {rv}")
-    assert (await client.get("configmaps", "pre", "default")).metadata.resource_version == rv
-    assert (await client.delete("configmaps", "pre", "default", uid=made.metadata.uid,
-                                resource_version=rv)).deleted
+    assert (await api.get("configmaps", "pre", ns)).metadata.resource_version == rv
+    assert (await api.delete("configmaps", "pre", ns, uid=made.metadata.uid,
+                             resource_version=rv)).deleted
 
 
-async def test_a_stale_writer_never_lands_on_a_recreated_object(client):
+async def test_a_stale_writer_never_lands_on_a_recreated_object(api, ns):
     """metadata.uid is a precondition of Update and UpdateStatus; a patch that
     carries another uid is refused as changing an immutable field, as
     kube-apiserver does (its patch handler has no uid precondition)."""
-    first = await client.create(make_pod("p").labels(v="1").build())
-    assert (await client.delete("pods", "p", "default")).deleted  # unbound: at once
-    second = await client.create(make_pod("p").labels(v="2").build())
+    first = await api.create(make_pod("p", ns).labels(v="1").build())
+    assert (await api.delete("pods", "p", ns)).deleted  # unbound: at once
+    second = await api.create(make_pod("p", ns).labels(v="2").build())
     old_uid, new_uid = first.metadata.uid, second.metadata.uid
     why = ('Operation cannot be fulfilled on pods "p": StorageError: invalid object, Code: 4, '
-           "Key: /registry/pods/default/p, ResourceVersion: 0, AdditionalErrorMsg: "
+           f"Key: /registry/pods/{ns}/p, ResourceVersion: 0, AdditionalErrorMsg: "
            f"Precondition failed: UID in precondition: {old_uid}, UID in object meta: {new_uid}")
 
     stale = copy.deepcopy(first)
     stale.metadata.resource_version = ""  # even an unconditional write carries its uid
     stale.metadata.labels["v"] = "stale"
     with pytest.raises(errors.Conflict) as caught:
-        await client.update(stale)
+        await api.update(stale)
     assert str(caught.value) == why
     stale.status.phase = "Failed"
     with pytest.raises(errors.Conflict) as caught:
-        await client.update_status(stale)
+        await api.update_status(stale)
     assert str(caught.value) == why
     for status in (False, True):
         with pytest.raises(errors.Invalid) as caught:
-            await client.patch("pods", "p", "default", status=status, patch={
+            await api.patch("pods", "p", ns, status=status, patch={
                 "metadata": {"uid": old_uid, "labels": {"v": "stale"}}})
         assert str(caught.value) == (f'Pod "p" is invalid: metadata.uid: Invalid value: '
                                      f'"{old_uid}": field is immutable')
 
-    now = await client.get("pods", "p", "default")
+    now = await api.get("pods", "p", ns)
     assert codec.to_dict(now) == codec.to_dict(second)
     # The right uid passes.
-    patched = await client.patch("pods", "p", "default", patch={
+    patched = await api.patch("pods", "p", ns, patch={
         "metadata": {"uid": new_uid, "labels": {"v": "3"}}})
     assert patched.metadata.labels["v"] == "3"
 
 
-async def test_an_object_too_large_for_etcd_is_refused_and_nothing_is_stored(client):
-    pod = make_pod("big").build()
+async def test_an_object_too_large_for_etcd_is_refused_and_nothing_is_stored(api, ns):
+    pod = make_pod("big", ns).build()
     pod.spec.containers[0].env.add(name="PAYLOAD", value="x" * (2 * 1024 * 1024))
     with pytest.raises(errors.RequestEntityTooLarge) as caught:
-        await client.create(pod)
+        await api.create(pod)
     message = str(caught.value)
     assert message.startswith('Request entity too large: pods "big" is ')
     assert message.endswith(f"bytes when stored: limit is {limits.STORE_REQUEST_BYTES_MAX}")
     assert "etcd" not in message
-    assert (await client.list_all("pods", "default")).items == []
+    assert (await api.list_all("pods", ns)).items == []
 
     # An update that would grow an object past the limit leaves it as it was.
-    deploy = await client.create(manifest("deployments"))
+    deploy = await api.create(manifest("deployments", ns))
     grown = copy.deepcopy(deploy)
     grown.spec.template.spec.containers[0].env.add(name="PAYLOAD",
                                                    value="x" * (2 * 1024 * 1024))
     with pytest.raises(errors.RequestEntityTooLarge, match='deployments.apps "web" is'):
-        await client.update(grown)
-    assert (await client.get("deployments", "web", "default")).metadata.resource_version == \
+        await api.update(grown)
+    assert (await api.get("deployments", "web", ns)).metadata.resource_version == \
         deploy.metadata.resource_version
 
 
-async def test_a_large_annotation_is_invalid_as_in_kubernetes(client):
-    pod = make_pod("annotated").build()
+async def test_a_large_annotation_is_invalid_as_in_kubernetes(api, ns):
+    pod = make_pod("annotated", ns).build()
     pod.metadata.annotations["blob"] = "x" * (2 * 1024 * 1024)
     with pytest.raises(errors.Invalid, match="metadata.annotations: Too long"):
-        await client.create(pod)
-    assert (await client.list_all("pods", "default")).items == []
+        await api.create(pod)
+    assert (await api.list_all("pods", ns)).items == []
 
 
-async def test_a_request_over_the_receive_limit_is_refused_by_grpc_with_a_clear_error(client):
-    pod = make_pod("huge").build()
+async def test_a_request_over_the_receive_limit_is_refused_by_grpc_with_a_clear_error(api, ns):
+    pod = make_pod("huge", ns).build()
     pod.spec.containers[0].env.add(name="PAYLOAD", value="x" * (8 * 1024 * 1024))
     with pytest.raises(errors.RequestEntityTooLarge) as caught:
-        await client.create(pod)
+        await api.create(pod)
     message = str(caught.value)
     assert message.startswith('Request entity too large: pods "huge" is ')
     assert message.endswith(f"limit is {limits.REQUEST_BYTES_MAX}")
     assert "Received message" not in message and "grpc" not in message.lower()
-    assert (await client.list_all("pods", "default")).items == []
+    assert (await api.list_all("pods", ns)).items == []
 
 
-async def test_graceful_pod_deletion(client):
-    await client.create(make_pod("unbound").build())
-    assert (await client.delete("pods", "unbound", "default")).deleted  # unbound: at once
+async def test_graceful_pod_deletion(api, ns):
+    await api.create(make_pod("unbound", ns).build())
+    assert (await api.delete("pods", "unbound", ns)).deleted  # unbound: at once
 
-    await client.create(make_pod("bound").on_node("n1").grace(20).build())
-    pending = await client.delete("pods", "bound", "default")
+    await api.create(make_pod("bound", ns).on_node("n1").grace(20).build())
+    pending = await api.delete("pods", "bound", ns)
     assert not pending.deleted
     assert pending.object.metadata.deletion_timestamp
     assert pending.object.metadata.deletion_grace_period_seconds == 20
     # The node confirms the pod stopped by deleting with grace 0.
-    assert (await client.delete("pods", "bound", "default", grace_period_s=0)).deleted
+    assert (await api.delete("pods", "bound", ns, grace_period_s=0)).deleted
 
 
-async def test_binding(client):
-    made = await client.create(make_pod("b").build())
-    bound = await client.bind("default", "b", "node-1", uid=made.metadata.uid)
+async def test_binding(api, ns):
+    made = await api.create(make_pod("b", ns).build())
+    bound = await api.bind(ns, "b", "node-1", uid=made.metadata.uid)
     assert bound.spec.node_name == "node-1"
     assert [(c.type, c.status) for c in bound.status.conditions] == [("PodScheduled", "True")]
     with pytest.raises(errors.Conflict, match="already assigned"):
-        await client.bind("default", "b", "node-2")
+        await api.bind(ns, "b", "node-2")
 
 
-async def test_concurrent_creates_lose_nothing(client):
+async def test_concurrent_creates_lose_nothing(api, ns):
     count = 500
     results = await asyncio.gather(
-        *(client.create(configmap(f"cm-{i:04d}", i=str(i))) for i in range(count)),
+        *(api.create(configmap(f"cm-{i:04d}", ns, i=str(i))) for i in range(count)),
         return_exceptions=True)
     failures = [r for r in results if isinstance(r, Exception)]
     assert failures == []
-    listed = await client.list_all("configmaps", "default")
+    listed = await api.list_all("configmaps", ns)
     names = [c.metadata.name for c in listed.items]
     assert len(names) == count and len(set(names)) == count
     assert len({c.metadata.resource_version for c in listed.items}) == count
 
 
-async def test_list_pages_ten_thousand_objects(client):
+# Ten thousand objects would stay in the shared cluster (its namespaces are
+# never emptied: no controller-manager): this test gets an API of its own.
+@pytest.mark.kubemu(components=list(API_ONLY))
+async def test_list_pages_ten_thousand_objects(kubemu_client):
+    client = kubemu_client
     count, in_flight = 10_000, 64
     sem = asyncio.Semaphore(in_flight)
 

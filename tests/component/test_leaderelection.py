@@ -1,5 +1,7 @@
 """Leader election on a real Lease in a real apiserver: one leader at a time,
-a released lease is taken over at once, an abandoned one after it expires."""
+a released lease is taken over at once, an abandoned one after it expires.
+Each test's Lease is in a namespace of its own on the worker's shared
+etcd + apiserver (kubemu.testing)."""
 from __future__ import annotations
 
 import asyncio
@@ -10,8 +12,8 @@ from kubemu.client.wait import wait_for
 TIMING = dict(lease_duration_s=1.5, renew_deadline_s=1.0, retry_period_s=0.2)
 
 
-def candidate(client, identity, leading: dict):
-    elector = LeaderElector(client, "kube-system", "test-lock", identity, **TIMING)
+def candidate(api, ns, identity, leading: dict):
+    elector = LeaderElector(api, ns, "test-lock", identity, **TIMING)
 
     async def lead():
         leading[identity] = True
@@ -23,13 +25,13 @@ def candidate(client, identity, leading: dict):
     return elector, asyncio.create_task(elector.run(lead, stop))
 
 
-async def test_one_leader_then_handover(client):
+async def test_one_leader_then_handover(api, ns):
     leading: dict[str, bool] = {}
-    a, task_a = candidate(client, "a", leading)
+    a, task_a = candidate(api, ns, "a", leading)
     await wait_for(lambda: leading.get("a"), 10)
-    b, task_b = candidate(client, "b", leading)
+    b, task_b = candidate(api, ns, "b", leading)
     try:
-        lease = await client.get("leases", "test-lock", "kube-system")
+        lease = await api.get("leases", "test-lock", ns)
         assert lease.spec.holder_identity == "a"
         # b keeps observing a valid lease held by a and never leads meanwhile.
         await wait_for(lambda: b.leader == "a", 5)
@@ -39,7 +41,7 @@ async def test_one_leader_then_handover(client):
         await asyncio.gather(task_a, return_exceptions=True)
         assert leading["a"] is False
         await wait_for(lambda: leading.get("b"), 5)
-        lease = await client.get("leases", "test-lock", "kube-system")
+        lease = await api.get("leases", "test-lock", ns)
         assert lease.spec.holder_identity == "b"
         assert lease.spec.lease_transitions >= 1
     finally:
@@ -47,16 +49,16 @@ async def test_one_leader_then_handover(client):
         await asyncio.gather(task_b, return_exceptions=True)
 
 
-async def test_an_abandoned_lease_is_taken_over_after_it_expires(client):
+async def test_an_abandoned_lease_is_taken_over_after_it_expires(api, ns):
     leading: dict[str, bool] = {}
-    dead = LeaderElector(client, "kube-system", "test-lock", "dead", **TIMING)
+    dead = LeaderElector(api, ns, "test-lock", "dead", **TIMING)
     assert await dead.try_acquire_or_renew()  # holds it once, then never renews
-    b, task_b = candidate(client, "b", leading)
+    b, task_b = candidate(api, ns, "b", leading)
     try:
         await wait_for(lambda: b.leader == "dead", 5)
         assert not leading.get("b")
         await wait_for(lambda: leading.get("b"), 10)
-        lease = await client.get("leases", "test-lock", "kube-system")
+        lease = await api.get("leases", "test-lock", ns)
         assert lease.spec.holder_identity == "b"
     finally:
         task_b.cancel()

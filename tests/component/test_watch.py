@@ -1,4 +1,8 @@
-"""Watches through the watch cache: replay, Expired, compaction, etcd restarts."""
+"""Watches through the watch cache: replay, Expired, compaction, etcd restarts.
+
+The first tests watch the worker's shared etcd + apiserver (kubemu.testing),
+each in a namespace of its own; those that need a small watch cache or stop
+etcd or the apiserver have processes of their own (tests/support.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -13,10 +17,10 @@ from tests.builders import configmap
 from tests.support import APIServerProc
 
 
-async def collect(client, count, **kw):
+async def collect(client, ns, count, **kw):
     """The first `count` non-bookmark events of a watch, as (type, name, rv)."""
     seen = []
-    async for event in client.watch("configmaps", "default", **kw):
+    async for event in client.watch("configmaps", ns, **kw):
         if event.type == "BOOKMARK":
             continue
         seen.append((event.type, event.object.metadata.name,
@@ -26,22 +30,22 @@ async def collect(client, count, **kw):
     return seen
 
 
-async def test_watch_from_old_version_replays_exactly_the_missed_events(client):
-    start = await client.create(configmap("w0"))
+async def test_watch_from_old_version_replays_exactly_the_missed_events(api, ns):
+    start = await api.create(configmap("w0", ns))
     expected = []
-    a = await client.create(configmap("w1"))
+    a = await api.create(configmap("w1", ns))
     expected.append(("ADDED", "w1", a.metadata.resource_version))
     a.data["k"] = "v"
-    b = await client.update(a)
+    b = await api.update(a)
     expected.append(("MODIFIED", "w1", b.metadata.resource_version))
-    c = await client.delete("configmaps", "w0", "default")
+    c = await api.delete("configmaps", "w0", ns)
     assert c.deleted
-    d = await client.create(configmap("w2"))
+    d = await api.create(configmap("w2", ns))
     expected.append(("DELETED", "w0", None))
     expected.append(("ADDED", "w2", d.metadata.resource_version))
 
     seen = await asyncio.wait_for(
-        collect(client, 4, resource_version=start.metadata.resource_version), 10)
+        collect(api, ns, 4, resource_version=start.metadata.resource_version), 10)
     assert [(t, n) for t, n, _ in seen] == [(t, n) for t, n, _ in expected]
     assert [rv for _, _, rv in seen][:2] == [expected[0][2], expected[1][2]]
     assert seen[3][2] == expected[3][2]
@@ -50,32 +54,32 @@ async def test_watch_from_old_version_replays_exactly_the_missed_events(client):
     assert rvs == sorted(rvs) and len(set(rvs)) == 4
 
 
-async def test_watch_from_zero_lists_then_follows(client):
-    await client.create(configmap("z1"))
-    async with contextlib.aclosing(client.watch("configmaps", "default",
-                                                resource_version="0")) as events:
+async def test_watch_from_zero_lists_then_follows(api, ns):
+    await api.create(configmap("z1", ns))
+    async with contextlib.aclosing(api.watch("configmaps", ns,
+                                             resource_version="0")) as events:
         first = await asyncio.wait_for(anext(events), 10)
         assert (first.type, first.object.metadata.name) == ("ADDED", "z1")
         # The watch is open and has listed: z2 can only come as a change.
-        await client.create(configmap("z2"))
+        await api.create(configmap("z2", ns))
         second = await asyncio.wait_for(anext(events), 10)
         assert (second.type, second.object.metadata.name) == ("ADDED", "z2")
 
 
-async def test_selector_transitions_become_added_and_deleted(client):
-    made = await client.create(configmap("sel"))
-    task = asyncio.create_task(collect(client, 2, resource_version=made.metadata.resource_version,
+async def test_selector_transitions_become_added_and_deleted(api, ns):
+    made = await api.create(configmap("sel", ns))
+    task = asyncio.create_task(collect(api, ns, 2, resource_version=made.metadata.resource_version,
                                        label_selector="team=a"))
-    await client.patch("configmaps", "sel", "default", patch={"metadata": {"labels": {"team": "a"}}})
-    await client.patch("configmaps", "sel", "default", patch={"metadata": {"labels": {"team": "b"}}})
+    await api.patch("configmaps", "sel", ns, patch={"metadata": {"labels": {"team": "a"}}})
+    await api.patch("configmaps", "sel", ns, patch={"metadata": {"labels": {"team": "b"}}})
     seen = await asyncio.wait_for(task, 10)
     assert [(t, n) for t, n, _ in seen] == [("ADDED", "sel"), ("DELETED", "sel")]
 
 
-async def test_bookmarks_carry_the_current_version(client):
-    made = await client.create(configmap("bm"))
-    async for event in client.watch("configmaps", "default", allow_bookmarks=True,
-                                    resource_version=made.metadata.resource_version):
+async def test_bookmarks_carry_the_current_version(api, ns):
+    made = await api.create(configmap("bm", ns))
+    async for event in api.watch("configmaps", ns, allow_bookmarks=True,
+                                 resource_version=made.metadata.resource_version):
         assert event.type == "BOOKMARK"
         assert int(event.object.metadata.resource_version) >= int(made.metadata.resource_version)
         break

@@ -241,6 +241,15 @@ async def container_pid(socket: str, container_id: str) -> int:
     return response.status.pid
 
 
+async def runtime_socket(cluster: Any, node: str = NODE) -> str:
+    """The address of `node`'s runtime in a kubemu.testing Cluster, from its status
+    (a ClusterThread has `runtime_socket(node)`)."""
+    processes = await asyncio.to_thread(cluster.status)
+    found = [p.address for p in processes if (p.node, p.component) == (node, "runtime")]
+    assert len(found) == 1, [(p.name, p.node, p.component) for p in processes]
+    return found[0]
+
+
 async def isolation(api: Client, node: str = NODE) -> str:
     """The node runtime's isolation mode (its Node's label kubemu.io/isolation)."""
     return (await api.get("nodes", node)).metadata.labels.get("kubemu.io/isolation", "plain")

@@ -20,20 +20,13 @@ from kubemu.api import codec, errors
 from kubemu.api.kinds import REGISTRY
 from kubemu.client.clientset import Client
 from kubemu.client.wait import wait_for
-from tests.e2e.test_kubelet import (ClusterThread, Seen, alive, cli, container_pid,
-                                    container_status, obj, running, serving)
-from tests.e2e.test_kubelet import workload_control_plane
+from tests.e2e.test_kubelet import (Seen, alive, cli, container_pid, container_status, obj,
+                                    running, runtime_socket)
 
 WAIT_S = 90.0
 HOLD = "example.com/hold"
 SLEEPER = "trap 'exit 0' TERM; while true; do sleep 1; done"
 CREATES_IN_FLIGHT = 20
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    yield from serving(ClusterThread(tmp_path_factory.mktemp("nsdel-home"), nodes=1,
-                                     kinds=workload_control_plane()))
 
 
 def pod_template(app: str) -> dict:
@@ -112,14 +105,20 @@ async def conditions(api: Client, ns: str) -> dict[str, tuple[str, str, str]]:
     return {c.type: (c.status, c.reason, c.message) for c in got.status.conditions}
 
 
-async def test_deleting_a_namespace_of_200_objects_empties_it_then_removes_it(cluster, api):
+# A cluster of its own (kubemu.testing's marker): the whole control plane in
+# the fast profile and one node.
+@pytest.mark.kubemu(nodes=1)
+async def test_deleting_a_namespace_of_200_objects_empties_it_then_removes_it(kubemu_cluster,
+                                                                              kubemu_client):
+    cluster, api = kubemu_cluster, kubemu_client
     ns = f"big-{secrets.token_hex(3)}"
     await api.create(obj({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
     await create_all(api, content(ns))
     await running_pods(api, ns, "web", 3)
     await running_pods(api, ns, "work", 2)
     pods = (await api.list("pods", ns)).items
-    pids = [await container_pid(cluster.runtime_socket(),
+    socket = await runtime_socket(cluster)
+    pids = [await container_pid(socket,
                                 container_status(codec.to_dict(p))["containerID"]) for p in pods]
     assert len(pids) == 5 and all(pids)
 

@@ -12,20 +12,18 @@ import pytest
 
 from kubemu.api import errors
 from kubemu.client.wait import wait_for
-from tests.e2e.test_kubelet import (WAIT_S, ClusterThread, Seen, busybox, cli, create_pod,
-                                    delete_pods, obj, pod_doc, running, serving, wait_pod,
-                                    workload_control_plane)
+from tests.e2e.test_kubelet import (WAIT_S, Seen, busybox, cli, create_pod, delete_pods, obj,
+                                    pod_doc, running, wait_pod)
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    yield from serving(ClusterThread(tmp_path_factory.mktemp("pv-home"), nodes=1,
-                                     kinds=workload_control_plane()))
-
-
-async def test_a_default_class_claim_is_provisioned_for_its_pod_and_outlives_it(cluster, api, ns):
+# A cluster of its own (kubemu.testing's marker): the whole control plane in
+# the fast profile and one node.
+@pytest.mark.kubemu(nodes=1)
+async def test_a_default_class_claim_is_provisioned_for_its_pod_and_outlives_it(
+        kubemu_cluster, kubemu_client, kubemu_namespace):
+    cluster, api, ns = kubemu_cluster, kubemu_client, kubemu_namespace
     await api.create(obj({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
                           "metadata": {"name": "data", "namespace": ns},
                           "spec": {"accessModes": ["ReadWriteOnce"],
