@@ -105,9 +105,13 @@ async def cpu_rate_millis(read_ns, window_s: float = CPU_WINDOW_S) -> float:
 
 
 def daemon_pids(marker: str) -> list[int]:
+    """The `sleep MARKER` processes: once exec'd into sleep (before that, the same
+    pid still runs `setsid` or `env` with the marker in its command line)."""
     found = []
     for proc in psutil.process_iter(["cmdline", "status"]):
-        if proc.info["status"] != psutil.STATUS_ZOMBIE and marker in (proc.info["cmdline"] or []):
+        cmdline = proc.info["cmdline"] or []
+        if (proc.info["status"] != psutil.STATUS_ZOMBIE and cmdline[:1] == ["sleep"]
+                and marker in cmdline):
             found.append(proc.pid)
     return found
 

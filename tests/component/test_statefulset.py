@@ -68,7 +68,7 @@ class OrderWatch:
     deleted by hand do); `marked` lists, in order, each pod that went with
     the other pods that were not Ready at that moment."""
 
-    def __init__(self, client, namespace: str, name: str, selector: str = ""):
+    def __init__(self, client, name: str, namespace: str, selector: str = ""):
         self.client, self.name, self.namespace = client, name, namespace
         self.selector = selector or f"app={name}"
         self.pods: dict[int, object] = {}
@@ -175,7 +175,7 @@ async def wait_status(client, ns: str, check, name: str = "web"):
 
 
 async def test_ordered_ready_starts_in_order_and_scales_down_from_the_top(cm, api, ns):
-    async with OrderWatch(api, ns, "web") as watch:
+    async with OrderWatch(api, "web", ns) as watch:
         sts = await api.create(obj(sts_doc(ns)))
         for i in range(3):
             pods = await wait_names(api, ns, [f"web-{j}" for j in range(i + 1)])
@@ -375,7 +375,7 @@ async def test_a_new_controller_manager_takes_the_sequence_up_where_the_killed_o
                                     "statefulset", name="cm-a").astart()
     b = None
     try:
-        async with OrderWatch(api, ns, "ha") as watch:
+        async with OrderWatch(api, "ha", ns) as watch:
             await api.create(obj(sts_doc(ns, "ha", 3)))
             await wait_names(api, ns, ["ha-0"], app="ha")
             await a.akill()
