@@ -77,3 +77,16 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str, *, mode: int =
         except FileNotFoundError:
             pass
         raise
+
+
+def tail(path: str | os.PathLike[str], lines: int, bytes_max: int = 256 * 1024) -> str:
+    """The last `lines` lines of a file, read from at most its last `bytes_max` bytes
+    (a debug log grows to megabytes); "" when it cannot be read. Blocking."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - bytes_max))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])

@@ -19,6 +19,8 @@ import time
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from kubemu import fileutil
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 30.0
 
@@ -92,14 +94,7 @@ class Proc:
     def log_tail(self, lines: int = 30, bytes_max: int = 256 * 1024) -> str:
         """The last `lines` lines, read from at most the last `bytes_max` bytes
         (a debug log grows to megabytes; tests poll this)."""
-        try:
-            with open(self.log_path, "rb") as f:
-                size = f.seek(0, os.SEEK_END)
-                f.seek(max(0, size - bytes_max))
-                text = f.read().decode(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return fileutil.tail(self.log_path, lines, bytes_max)
 
 
 class Etcd:

@@ -133,13 +133,7 @@ def _home(args: argparse.Namespace) -> pathlib.Path:
 
 
 def _log_tail(path: pathlib.Path, lines: int = LOG_TAIL_LINES) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, os.fstat(f.fileno()).st_size - 16384))
-            text = f.read().decode(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
+    return fileutil.tail(path, lines, 16384)
 
 
 # --- up -----------------------------------------------------------------

@@ -33,7 +33,7 @@ import time
 import weakref
 from typing import Any, Callable, Iterable, Sequence
 
-from kubemu import cluster_home
+from kubemu import cluster_home, fileutil
 from kubemu.client.clientset import Client
 from kubemu.client.config import load_cluster_config
 from kubemu.client.wait import wait_for as _wait_for
@@ -59,8 +59,6 @@ STOP_TIMEOUT_S = 60.0
 CLIENT_TIMEOUT_S = 10.0
 NODE_TIMEOUT_S = 60.0
 POLL_S = 0.02
-LOG_TAIL_LINES = 40
-LOG_TAIL_BYTES = 256 * 1024
 SUPERVISOR_OUT = "supervisor.out"
 LEFT_WAIT_S = 10.0
 
@@ -90,18 +88,6 @@ def _check_components(components: Iterable[str], nodes: int) -> tuple[str, ...]:
     if nodes and KUBELET not in chosen:
         raise ValueError(f"nodes={nodes}: a node needs 'runtime' and 'kubelet' in components")
     return tuple(c for c in COMPONENTS if c in chosen)
-
-
-def tail(path: pathlib.Path, lines: int = LOG_TAIL_LINES, bytes_max: int = LOG_TAIL_BYTES) -> str:
-    """The last `lines` lines of a file, read from at most its last `bytes_max` bytes."""
-    try:
-        with open(path, "rb") as f:
-            size = f.seek(0, os.SEEK_END)
-            f.seek(max(0, size - bytes_max))
-            text = f.read().decode(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
 
 
 class Cluster:
@@ -234,7 +220,7 @@ class Cluster:
     def _supervisor_tail(self) -> str:
         parts = []
         for path in (self.home / SUPERVISOR_OUT, cluster_home.supervisor_log(self.home)):
-            text = tail(path, lines=20)
+            text = fileutil.tail(path, 20)
             if text:
                 parts.append(f"--- {path.name} (last lines)\n{text}")
         return "\n".join(parts)
@@ -385,7 +371,7 @@ class Cluster:
             raise KeyError(f"no log for {component!r} in {path.parent} (there are: "
                            f"{', '.join(known)})")
         if lines is not None:
-            return tail(path, lines=lines)
+            return fileutil.tail(path, lines)
         return path.read_text(errors="replace")
 
     def _control_sync(self, call: Callable[[SupervisorClient], Any]) -> Any:

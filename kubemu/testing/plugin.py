@@ -78,13 +78,13 @@ def setting(config: pytest.Config, name: str) -> str:
 
 
 def shared_shape(config: pytest.Config) -> dict[str, Any]:
-    components = [c for c in setting(config, "components").split(",") if c.strip()]
+    components = [c.strip() for c in setting(config, "components").split(",") if c.strip()]
     try:
         nodes = int(setting(config, "nodes"))
     except ValueError:
         raise pytest.UsageError(f"kubemu_nodes: not a number: {setting(config, 'nodes')!r}")
     profile = setting(config, "profile")
-    return {"nodes": nodes, "components": [c.strip() for c in components] or None,
+    return {"nodes": nodes, "components": components or None,
             "profile": profile}
 
 

@@ -33,7 +33,7 @@ data: {k: two}
 """
 
 
-def gone(pids: list[int]) -> list[int]:
+def alive(pids: list[int]) -> list[int]:
     return [pid for pid in pids if psutil.pid_exists(pid)
             and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
 
@@ -69,7 +69,7 @@ async def test_an_api_only_cluster_runs_etcd_and_the_apiserver_and_leaves_nothin
             await cluster.wait_for(lambda: [], timeout_s=0.2, message="an empty list")
     assert not home.exists(), "a temporary home is removed by down()"
     assert not cluster.running
-    assert await asyncio.to_thread(gone, pids) == []
+    assert await asyncio.to_thread(alive, pids) == []
 
 
 async def test_faults_by_process_name_and_the_cluster_heals():
@@ -155,8 +155,8 @@ async def test_a_test_process_killed_with_sigkill_leaves_no_kubemu_process(tmp_p
 
         async def nothing_left():
             left = await asyncio.to_thread(cluster_home.find_home_processes, home)
-            alive = await asyncio.to_thread(gone, pids)
-            return (not left and not alive) or None
+            running = await asyncio.to_thread(alive, pids)
+            return (not left and not running) or None
         try:
             await wait_for(nothing_left, WAIT_S, interval_s=0.2,
                            message="every process of the killed test's cluster gone")
