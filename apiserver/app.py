@@ -172,6 +172,19 @@ class APIServer:
                     pending.pop(0)
                     continue
                 await asyncio.sleep(backoff.next_s())  # bounded retry back-off
+        # Admission reads the classes from this apiserver's watch cache: when
+        # another apiserver created them, our cache may not have seen that
+        # yet, and a pod naming a class right after start would be refused.
+        # Serve only once both caches have caught up with etcd.
+        while True:
+            try:
+                revision = await self.store.current_revision()
+                await asyncio.gather(*(self.caches[kind.resource].wait_fresh(revision)
+                                       for kind in (namespaces, classes)))
+                break
+            except errors.ApiError as err:
+                log.info("waiting for the system objects in the watch cache", error=str(err))
+                await asyncio.sleep(backoff.next_s())  # bounded retry back-off
         self.bootstrapped.set()
         log.info("system namespaces and priority classes present")
 

@@ -12,10 +12,14 @@ shared with a load). Linux's
 per-thread schedstat splits a callback's wall time into CPU time, time
 waiting for a CPU (preempted by other processes: not the callback's fault,
 not reported) and the rest, time blocked. Where schedstat is missing, a
-voluntary context switch during the callback counts as blocking. Time spent
-waiting for the GIL held by another thread of the process counts as blocked,
-too: a callback stalled that long behind a CPU-bound worker thread did stall
-its loop. A callback during which the process was stopped (SIGSTOP or
+voluntary context switch during the callback counts as blocking. A thread
+waiting for the GIL sleeps in the kernel, too, so the CPU the process's other
+threads used meanwhile is taken off the blocked time: that wait is their
+work, not this callback's (a process with two loops, as the suite's cluster
+thread beside pytest's, or a gen-2 garbage collection in another thread,
+would otherwise blame whichever callback was waiting; a loop's own slow
+callback is judged on its own). A GIL held across a blocking call without
+CPU still counts. A callback during which the process was stopped (SIGSTOP or
 SIGTSTP, as chaos tests pause components) is not reported: a SIGCONT handler
 marks when the process went on, and a callback that saw one is not judged
 (how long it was stopped is not known, so it cannot be told from blocking).
@@ -155,12 +159,15 @@ def _let_handlers_run() -> None:
 
 
 def _judge(wall_s: float, threshold_s: float, start: tuple | None, end: tuple | None,
-           cpu_s: float, blocked_hint: bool) -> tuple[bool, float, bool]:
-    """(slow?, cpu seconds, blocked?) for a callback that ran wall_s."""
+           cpu_s: float, blocked_hint: bool,
+           process_cpu_s: float = 0.0) -> tuple[bool, float, bool]:
+    """(slow?, cpu seconds, blocked?) for a callback that ran wall_s;
+    process_cpu_s: the CPU every thread of the process used meanwhile."""
     if start is not None and end is not None:
         cpu_s = (end[0] - start[0]) / 1e9
         waited_s = (end[1] - start[1]) / 1e9
-        blocked_s = wall_s - cpu_s - waited_s
+        others_s = max(0.0, process_cpu_s - cpu_s)
+        blocked_s = wall_s - cpu_s - waited_s - others_s
         blocked = blocked_s > threshold_s / 2
         return cpu_s > CPU_FACTOR * threshold_s or blocked, cpu_s, blocked
     return (cpu_s > CPU_FACTOR * threshold_s
@@ -190,7 +197,7 @@ def install(threshold_ms: float, report: Callable[[SlowCallback], None], *,
     def _run(self) -> None:
         thread_id = threading.get_ident()
         if precise:
-            start, cpu0, switches0 = schedstat.read(), 0.0, 0
+            start, cpu0, switches0 = schedstat.read(), time.process_time(), 0
         else:
             start, cpu0, switches0 = None, time.thread_time(), _voluntary_switches()
         wall0 = time.monotonic()
@@ -206,7 +213,8 @@ def install(threshold_ms: float, report: Callable[[SlowCallback], None], *,
                 slow, cpu_s, blocked = _judge(
                     wall_s, threshold_s, start, end,
                     0.0 if precise else time.thread_time() - cpu0,
-                    False if precise else _voluntary_switches() > switches0)
+                    False if precise else _voluntary_switches() > switches0,
+                    time.process_time() - cpu0 if precise else 0.0)
                 if slow:
                     try:
                         text = repr(self)[:REPORT_LINE_CHARS_MAX]

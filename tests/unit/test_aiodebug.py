@@ -15,10 +15,10 @@ pytestmark = pytest.mark.blocks_event_loop
 
 
 # Each case runs in a fresh interpreter: the test process has other threads
-# (gRPC's, pinned for its life by the suite) whose turns at the GIL, on a
-# loaded machine, count as the callback being blocked, as they should.
+# (gRPC's, pinned for its life by the suite) whose CPU is taken off a
+# callback's blocked time, so the figures here would depend on them.
 _CASE = """
-import asyncio, dataclasses, json, sys, time
+import asyncio, dataclasses, json, sys, threading, time
 from kubemu import aiodebug
 
 def busy(seconds):
@@ -26,15 +26,22 @@ def busy(seconds):
     while time.thread_time() < end:
         pass
 
+def behind_another_threads_cpu():
+    # sum() over a range is one C call that keeps the GIL (about 0.5 s here):
+    # this callback waits that long for it after its short sleep.
+    threading.Thread(target=lambda: sum(range(30_000_000))).start()
+    time.sleep(0.01)
+
 WORK = {"sleep": lambda: time.sleep(0.15), "hog": lambda: busy(0.35),
-        "busy-but-below-the-cpu-margin": lambda: busy(0.15), "quick": lambda: time.sleep(0.01)}
+        "busy-but-below-the-cpu-margin": lambda: busy(0.15), "quick": lambda: time.sleep(0.01),
+        "waiting-for-the-gil-another-thread-computes-with": behind_another_threads_cpu}
 
 async def main():
     found = []
     uninstall = aiodebug.install(100, found.append, process="test")
     try:
         asyncio.get_running_loop().call_soon(WORK[sys.argv[1]])
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.8)
     finally:
         uninstall()
     print(json.dumps([dataclasses.asdict(f) for f in found]))
@@ -48,6 +55,7 @@ asyncio.run(main())
     ("hog", True, False),
     ("busy-but-below-the-cpu-margin", False, False),
     ("quick", False, False),
+    ("waiting-for-the-gil-another-thread-computes-with", False, False),
 ])
 def test_slow_callbacks_are_reported(case, reported, blocked):
     done = subprocess.run([sys.executable, "-c", _CASE, case], capture_output=True, text=True,
