@@ -18,8 +18,14 @@ threads used meanwhile is taken off the blocked time: that wait is their
 work, not this callback's (a process with two loops, as the suite's cluster
 thread beside pytest's, or a gen-2 garbage collection in another thread,
 would otherwise blame whichever callback was waiting; a loop's own slow
-callback is judged on its own). A GIL held across a blocking call without
-CPU still counts. A callback during which the process was stopped (SIGSTOP or
+callback is judged on its own). A thread holding the GIL can also be
+preempted by a loaded machine, and how long it then waited for a CPU cannot
+be read cheaply (Python code cannot look while another thread holds the
+GIL, and reading every thread's schedstat per callback costs too much): a
+blocked time during which another thread of the process was preempted
+(involuntary context switches, from getrusage) is not judged. A GIL held
+across a blocking call without CPU, on a machine not preempting, still
+counts. A callback during which the process was stopped (SIGSTOP or
 SIGTSTP, as chaos tests pause components) is not reported: a SIGCONT handler
 marks when the process went on, and a callback that saw one is not judged
 (how long it was stopped is not known, so it cannot be told from blocking).
@@ -159,16 +165,17 @@ def _let_handlers_run() -> None:
 
 
 def _judge(wall_s: float, threshold_s: float, start: tuple | None, end: tuple | None,
-           cpu_s: float, blocked_hint: bool,
-           process_cpu_s: float = 0.0) -> tuple[bool, float, bool]:
+           cpu_s: float, blocked_hint: bool, process_cpu_s: float = 0.0,
+           others_preempted: bool = False) -> tuple[bool, float, bool]:
     """(slow?, cpu seconds, blocked?) for a callback that ran wall_s;
-    process_cpu_s: the CPU every thread of the process used meanwhile."""
+    process_cpu_s: the CPU every thread of the process used meanwhile;
+    others_preempted: whether another thread of it was preempted meanwhile."""
     if start is not None and end is not None:
         cpu_s = (end[0] - start[0]) / 1e9
         waited_s = (end[1] - start[1]) / 1e9
         others_s = max(0.0, process_cpu_s - cpu_s)
         blocked_s = wall_s - cpu_s - waited_s - others_s
-        blocked = blocked_s > threshold_s / 2
+        blocked = blocked_s > threshold_s / 2 and not others_preempted
         return cpu_s > CPU_FACTOR * threshold_s or blocked, cpu_s, blocked
     return (cpu_s > CPU_FACTOR * threshold_s
             or (blocked_hint and wall_s - cpu_s > threshold_s / 2)), cpu_s, blocked_hint
@@ -197,7 +204,9 @@ def install(threshold_ms: float, report: Callable[[SlowCallback], None], *,
     def _run(self) -> None:
         thread_id = threading.get_ident()
         if precise:
-            start, cpu0, switches0 = schedstat.read(), time.process_time(), 0
+            start, cpu0, switches0 = schedstat.read(), 0.0, 0
+            usage0 = resource.getrusage(resource.RUSAGE_SELF)
+            own0 = resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw
         else:
             start, cpu0, switches0 = None, time.thread_time(), _voluntary_switches()
         wall0 = time.monotonic()
@@ -210,11 +219,18 @@ def install(threshold_ms: float, report: Callable[[SlowCallback], None], *,
             wall_s = time.monotonic() - wall0
             if wall_s > threshold_s and not _was_stopped(continued, wall0):
                 end = schedstat.read() if precise else None
+                process_cpu_s, others_preempted = 0.0, False
+                if precise:
+                    usage = resource.getrusage(resource.RUSAGE_SELF)
+                    own = resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw
+                    process_cpu_s = (usage.ru_utime + usage.ru_stime
+                                     - usage0.ru_utime - usage0.ru_stime)
+                    others_preempted = usage.ru_nivcsw - usage0.ru_nivcsw > own - own0
                 slow, cpu_s, blocked = _judge(
                     wall_s, threshold_s, start, end,
                     0.0 if precise else time.thread_time() - cpu0,
                     False if precise else _voluntary_switches() > switches0,
-                    time.process_time() - cpu0 if precise else 0.0)
+                    process_cpu_s, others_preempted)
                 if slow:
                     try:
                         text = repr(self)[:REPORT_LINE_CHARS_MAX]
