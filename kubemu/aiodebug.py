@@ -95,26 +95,36 @@ class _Watchdog(threading.Thread):
         self.stacks: dict[int, tuple[int, str]] = {}     # thread id -> (run number, stack)
         self.runs = itertools.count()
         self.stopped = threading.Event()
+        # This thread's own involuntary context switches, as of its last look:
+        # its preemptions are not a sign that a GIL holder waited for a CPU
+        # (it holds the GIL only for its looks).
+        self.preempted = 0
 
     def run(self) -> None:
         while not self.stopped.wait(self.threshold_s / 4):
-            now = time.monotonic()
-            for thread_id, (callback_id, started) in list(self.running.items()):
-                if now - started < self.threshold_s:
-                    continue
-                if self.stacks.get(thread_id, (None,))[0] == callback_id:
-                    continue  # taken already
-                frame = sys._current_frames().get(thread_id)
-                if frame is None:
-                    continue
-                frames = traceback.extract_stack(frame)
-                # Only what runs inside the callback: the frames after our _run.
-                ours = [i for i, f in enumerate(frames) if os.path.abspath(f.filename) == self._here]
-                if ours:
-                    frames = frames[ours[-1] + 1:]
-                lines = traceback.format_list(frames[-STACK_FRAMES_MAX:])
-                self.stacks[thread_id] = (callback_id, "".join(
-                    "      " + line.strip().replace("\n", "\n      ") + "\n" for line in lines))
+            try:
+                self._look()
+            finally:
+                self.preempted = resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw
+
+    def _look(self) -> None:
+        now = time.monotonic()
+        for thread_id, (callback_id, started) in list(self.running.items()):
+            if now - started < self.threshold_s:
+                continue
+            if self.stacks.get(thread_id, (None,))[0] == callback_id:
+                continue  # taken already
+            frame = sys._current_frames().get(thread_id)
+            if frame is None:
+                continue
+            frames = traceback.extract_stack(frame)
+            # Only what runs inside the callback: the frames after our _run.
+            ours = [i for i, f in enumerate(frames) if os.path.abspath(f.filename) == self._here]
+            if ours:
+                frames = frames[ours[-1] + 1:]
+            lines = traceback.format_list(frames[-STACK_FRAMES_MAX:])
+            self.stacks[thread_id] = (callback_id, "".join(
+                "      " + line.strip().replace("\n", "\n      ") + "\n" for line in lines))
 
 
 def _voluntary_switches() -> int:
@@ -207,6 +217,7 @@ def install(threshold_ms: float, report: Callable[[SlowCallback], None], *,
             start, cpu0, switches0 = schedstat.read(), 0.0, 0
             usage0 = resource.getrusage(resource.RUSAGE_SELF)
             own0 = resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw
+            watchdog0 = watchdog.preempted
         else:
             start, cpu0, switches0 = None, time.thread_time(), _voluntary_switches()
         wall0 = time.monotonic()
@@ -225,7 +236,8 @@ def install(threshold_ms: float, report: Callable[[SlowCallback], None], *,
                     own = resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw
                     process_cpu_s = (usage.ru_utime + usage.ru_stime
                                      - usage0.ru_utime - usage0.ru_stime)
-                    others_preempted = usage.ru_nivcsw - usage0.ru_nivcsw > own - own0
+                    others_preempted = (usage.ru_nivcsw - usage0.ru_nivcsw
+                                        > own - own0 + watchdog.preempted - watchdog0)
                 slow, cpu_s, blocked = _judge(
                     wall_s, threshold_s, start, end,
                     0.0 if precise else time.thread_time() - cpu0,
