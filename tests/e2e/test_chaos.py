@@ -7,6 +7,10 @@ names (so the same seed repeats it).
 `run_scenario` is shared by the other chaos tests (test_chaos_ha.py,
 test_chaos_nodes.py): each is a module of its own, so the suite's workers
 (`--dist loadscope`) run them side by side.
+
+Killing etcd needs an etcd without the 3.5.0-3.5.2 bug (Debian's 3.4, which
+.ci/run installs); on an affected one the runner refuses, and the tests
+that kill etcd skip (`skip_on_an_affected_etcd`).
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import sys
 
 import pytest
 
+from deploy import components as comp
 from deploy.chaos import schedule
 from deploy.chaos.scenario import parse
 
@@ -66,8 +71,22 @@ def fired(report: dict) -> list[dict]:
             if e["fired_at_s"] is not None and not e["error"] and not e.get("down")]
 
 
+def skip_on_an_affected_etcd() -> None:
+    """Skip a test that kills etcd when the etcd kubemu finds has the bug."""
+    import asyncio
+
+    launch = comp.Launch(home=pathlib.Path("/nonexistent"), name="etcd-0", node="",
+                         host="127.0.0.1", ports={}, peers={},
+                         binaries={comp.ETCD: comp.find_etcd()})
+    version = asyncio.run(comp.etcd_version(launch))
+    if comp.etcd_affected(version):
+        pytest.skip(f"etcd {version} has the 3.5.0-3.5.2 bug when killed under load: "
+                    f"install etcd 3.4 or >= 3.5.3 (.ci/run does) or set $KUBEMU_ETCD")
+
+
 @pytest.mark.timeout(RUN_TIMEOUT_S + 30)
 def test_kill_any_every_2s_for_60s_passes_every_invariant_and_repeats_its_timeline(tmp_path):
+    skip_on_an_affected_etcd()  # `any` includes the etcd members
     text = (SCENARIOS / "kill-any-every-2s.yaml").read_text()
     report = run_scenario(tmp_path, text, seed=1)
     kills = fired(report)

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import pytest
 
-from deploy import components as comp
-from tests.e2e.test_chaos import RUN_TIMEOUT_S, fired, run_scenario
+from tests.e2e.test_chaos import RUN_TIMEOUT_S, fired, run_scenario, skip_on_an_affected_etcd
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
 
@@ -44,22 +43,9 @@ timeline:
 """
 
 
-def _etcd_version() -> str:
-    import asyncio
-    import pathlib
-
-    launch = comp.Launch(home=pathlib.Path("/nonexistent"), name="etcd-0", node="",
-                         host="127.0.0.1", ports={}, peers={},
-                         binaries={comp.ETCD: comp.find_etcd()})
-    return asyncio.run(comp.etcd_version(launch))
-
-
 @pytest.mark.timeout(RUN_TIMEOUT_S + 30)
 def test_killing_the_etcd_leader_then_an_apiserver_loses_no_acknowledged_write(tmp_path):
-    version = _etcd_version()
-    if comp.etcd_affected(version):
-        pytest.skip(f"etcd {version} has the 3.5.0-3.5.2 bug when killed under load: "
-                    f"install etcd 3.4 or >= 3.5.3 (.ci/run does) or set $KUBEMU_ETCD")
+    skip_on_an_affected_etcd()
     report = run_scenario(tmp_path, ETCD_THEN_APISERVER, seed=3)
     struck = fired(report)
     assert [e["action"] for e in struck] == ["kill", "kill"], report["timeline"]
