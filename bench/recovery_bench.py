@@ -214,7 +214,14 @@ class Bench:
             for pod in (await self.api.list("pods", NAMESPACE, label_selector="bench=probe")).items:
                 await self.api.delete("pods", pod.metadata.name, NAMESPACE)
 
+    async def all_running(self) -> bool:
+        return all(p.state == "running" for p in await self.control.status())
+
     async def one(self, kind: str) -> tuple[float, float]:
+        # Each kill from a whole cluster: a member killed before may still be
+        # in its restart back-off (or restarted by health watching since).
+        await until("every process running before the kill", self.all_running,
+                    time.perf_counter())
         name = await self.victim(kind)
         before = next(p for p in await self.control.status() if p.name == name)
         began = time.perf_counter()
