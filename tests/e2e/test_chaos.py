@@ -14,6 +14,7 @@ that kill etcd skip (`skip_on_an_affected_etcd`).
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import pathlib
 import subprocess
@@ -73,8 +74,6 @@ def fired(report: dict) -> list[dict]:
 
 def skip_on_an_affected_etcd() -> None:
     """Skip a test that kills etcd when the etcd kubemu finds has the bug."""
-    import asyncio
-
     launch = comp.Launch(home=pathlib.Path("/nonexistent"), name="etcd-0", node="",
                          host="127.0.0.1", ports={}, peers={},
                          binaries={comp.ETCD: comp.find_etcd()})

@@ -110,9 +110,13 @@ async def test_static_pod_runs_with_a_mirror_pod_and_stops_with_its_file(cluster
     await wait_for(logs_two, WAIT_S, interval_s=0.2, message="the edited pod's log")
     # This cluster's containers only: the other pytest worker's pods run
     # `sleep 3600` too, and live on.
+    def sleeper(proc: psutil.Process) -> bool:
+        try:
+            return proc.cmdline()[-2:] == ["sleep", "3600"]
+        except psutil.Error:  # ended since it was listed
+            return False
     pids = await asyncio.to_thread(lambda: {
-        p.pid for p in cluster_home.container_processes(cluster.home, NODE)
-        if p.cmdline()[-2:] == ["sleep", "3600"]})
+        p.pid for p in cluster_home.container_processes(cluster.home, NODE) if sleeper(p)})
     assert pids, "the edited static pod's process"
 
     # Removing the file stops the pod; its mirror goes.
