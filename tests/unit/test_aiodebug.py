@@ -75,20 +75,35 @@ async def test_uninstall_restores_the_loop():
     assert found == []
 
 
-async def test_from_environment_appends_json_lines(tmp_path, monkeypatch):
-    report = tmp_path / "slow.jsonl"
-    monkeypatch.setenv(aiodebug.THRESHOLD_ENV, "50")
-    monkeypatch.setenv(aiodebug.REPORT_ENV, str(report))
-    logged: list = []
-    before = asyncio.events.Handle._run
+FROM_ENVIRONMENT = """
+import asyncio, json, time
+from kubemu import aiodebug
+
+async def main():
+    logged = []
     assert aiodebug.from_environment("apiserver", log=lambda msg, **kw: logged.append(msg))
-    try:
-        asyncio.get_running_loop().call_soon(time.sleep, 0.1)
-        await asyncio.sleep(0.2)
-    finally:
-        asyncio.events.Handle._run = before
+    asyncio.get_running_loop().call_soon(time.sleep, 0.1)
+    await asyncio.sleep(0.3)
+    print(json.dumps(logged))
+
+asyncio.run(main())
+"""
+
+
+def test_from_environment_appends_json_lines(tmp_path):
+    """In a fresh interpreter, as the cases above and for the same reason: a
+    thread of this process preempted meanwhile (gRPC's, under a loaded CI
+    machine) rightly keeps a blocked time from being judged, and this test
+    is about the report, not the judgement."""
+    import os
+    report = tmp_path / "slow.jsonl"
+    env = dict(os.environ, **{aiodebug.THRESHOLD_ENV: "50", aiodebug.REPORT_ENV: str(report)})
+    done = subprocess.run([sys.executable, "-c", FROM_ENVIRONMENT], capture_output=True,
+                          text=True, timeout=60, check=True, env=env)
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == ["slow callback"], done.stdout
     [line] = report.read_text().splitlines()
-    assert json.loads(line)["process"] == "apiserver" and logged == ["slow callback"]
+    found = json.loads(line)
+    assert found["process"] == "apiserver" and found["blocked"] and found["wall_ms"] >= 50, found
 
 
 STOPPED_CHILD = r"""
