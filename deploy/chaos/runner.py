@@ -143,7 +143,8 @@ class Report:
             total_bad = sum(v[1] for v in a.seconds.values())
             rate = total_bad / max(1, total_ok + total_bad)
             lines.append(f"{a.name}: {total_ok} ok, {total_bad} errors ({rate:.1%}), longest "
-                         f"outage {a.longest_outage_s():g}s")
+                         f"outage {a.longest_outage_s():g}s, longest gap between successes "
+                         f"{a.longest_gap_s():g}s")
             for start in range(0, len(cells), 15):
                 lines.append(f"  {start:>4}s: " + " ".join(f"{c:>5}" for c in cells[start:start + 15]))
         lines.append("")

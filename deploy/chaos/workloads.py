@@ -15,6 +15,8 @@ Contract:
   (seq, resourceVersion) per object, re-watches from the last resourceVersion
   after a disconnect, and on 410 Expired relists (counted: it is a failure
   only if a revision then turns out missing, see invariants.check_watch).
+  Its Availability counts a list and every event delivered as ok, a broken
+  stream as an error.
 Every call has the client's deadline; every loop ends at `stop` (an Event).
 """
 from __future__ import annotations
@@ -51,23 +53,26 @@ def obj(doc: dict[str, Any]):
 class Availability:
     """Per-second counts of a client's calls: second -> [ok, errors] (seconds from t0)."""
 
-    def __init__(self, name: str, t0: float):
+    def __init__(self, name: str, t0: float, clock=time.monotonic):
         self.name = name
         self.t0 = t0
+        self.clock = clock
         self.seconds: dict[int, list[int]] = {}
         self.errors: list[tuple[float, str]] = []   # (t, error), the first ERRORS_MAX
         self._last_ok_t = 0.0           # the start counts as the last success
         self._last_failure_t = 0.0
         self._failed_since_ok = False
         self._outage_s = 0.0
+        self._gap_s = 0.0               # the longest time between two successes
 
     def record(self, ok: bool, error: str = "") -> None:
-        t = time.monotonic() - self.t0
+        t = self.clock() - self.t0
         bucket = self.seconds.setdefault(int(t), [0, 0])
         bucket[0 if ok else 1] += 1
         if ok:
             if self._failed_since_ok:
                 self._outage_s = max(self._outage_s, t - self._last_ok_t)
+            self._gap_s = max(self._gap_s, t - self._last_ok_t)
             self._last_ok_t = t
             self._failed_since_ok = False
         else:
@@ -84,11 +89,19 @@ class Availability:
             longest = max(longest, self._last_failure_t - self._last_ok_t)
         return round(longest, 1)
 
+    def longest_gap_s(self) -> float:
+        """The longest time between two successful calls, failures or not: for
+        a client calling continuously (the writer, the watcher), how long it
+        waited for the API when calls hung rather than failed (an etcd
+        election holds a write for a second or two without an error)."""
+        return round(self._gap_s, 1)
+
     def to_dict(self) -> dict:
         return {"client": self.name,
                 "seconds": {str(s): {"ok": v[0], "errors": v[1]}
                             for s, v in sorted(self.seconds.items())},
                 "longest_outage_s": self.longest_outage_s(),
+                "longest_gap_s": self.longest_gap_s(),
                 "errors": [{"t_s": t, "error": e} for t, e in self.errors]}
 
 
@@ -309,7 +322,6 @@ class Watcher:
                                            label_selector=self.selector, timeout_s=30.0)
                 async with contextlib.aclosing(stream):
                     stopper = asyncio.ensure_future(stop.wait())
-                    counted = False     # one ok per stream that delivers: it answered
                     try:
                         while True:
                             nxt = asyncio.ensure_future(anext(stream))
@@ -324,9 +336,10 @@ class Watcher:
                                 event = nxt.result()
                             except StopAsyncIteration:
                                 break
-                            if not counted:
-                                self.availability.record(True)
-                                counted = True
+                            # Every event delivered is the watch answering, so an
+                            # outage runs from the last event before a break to
+                            # the first after it, not from the stream's start.
+                            self.availability.record(True)
                             if event.type in ("ADDED", "MODIFIED"):
                                 self._see(event.object)
                             if event.object is not None and event.object.metadata.resource_version:

@@ -140,13 +140,12 @@ def test_workload_status(kind, doc, converged):
     assert workload_status(kind, doc).converged is converged
 
 
-def test_availability_longest_outage_runs_from_success_to_success(monkeypatch):
+def test_availability_longest_outage_runs_from_success_to_success():
     # Calls at t (seconds since t0): ok 0.5; failures 1.2, 6.4 (a call that
     # hung 5 s); ok 7.0; failure 9.0 with nothing after. Seconds without a
     # completed call still count: the outage is 0.5 -> 7.0.
     clock = [0.0]
-    monkeypatch.setattr("deploy.chaos.workloads.time.monotonic", lambda: clock[0])
-    a = Availability("writer", t0=0.0)
+    a = Availability("writer", t0=0.0, clock=lambda: clock[0])
     for t, ok in [(0.5, True), (1.2, False), (6.4, False), (7.0, True), (9.0, False)]:
         clock[0] = t
         a.record(ok, "" if ok else "Unavailable")

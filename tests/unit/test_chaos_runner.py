@@ -117,6 +117,69 @@ def test_the_report_text_shows_timeline_availability_and_verdict():
                            invariants=[inv.Invariant("x", False, "1 bad", ("detail",))])
     text = report.text()
     assert "etcd-0 (any)" in text and "    0s:     5   0/5     -   2/1" in text
+    assert "writer: 7 ok, 6 errors (46.2%), longest outage 0s, longest gap between successes 0s" \
+        in text
     assert "converged 4.5s after the last fault ended" in text
     assert "FAIL  x: 1 bad\n        detail" in text and text.endswith("FAILED")
     assert report.to_dict()["passed"] is False
+
+
+async def test_a_watch_outage_runs_from_the_last_event_before_the_break():
+    """The watcher's longest outage is the gap in delivery (last event before
+    a broken stream -> first event after), not the healthy stream's life: it
+    used to count an ok only at a stream's first event, and reported a 14 s
+    outage for a 1-2 s break."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from deploy.chaos.workloads import Watcher
+
+    clock = [0.0]
+    stop = asyncio.Event()
+
+    def event(seq: int):
+        return SimpleNamespace(type="MODIFIED", object=SimpleNamespace(
+            metadata=SimpleNamespace(name="writer-0", resource_version=str(100 + seq)),
+            data={"seq": str(seq)}))
+
+    async def first_stream():
+        for t in range(1, 11):          # an event a second for 10 s, then a break
+            clock[0] = float(t)
+            yield event(t)
+        clock[0] = 10.5
+        raise OSError("connection reset")
+
+    async def second_stream():
+        clock[0] = 12.0
+        yield event(11)
+        stop.set()
+        await asyncio.Event().wait()
+
+    streams = [first_stream(), second_stream()]
+
+    class FakeClient:
+        async def list(self, *args, **kwargs):
+            return SimpleNamespace(items=[], resource_version="100")
+
+        def watch(self, *args, **kwargs):
+            return streams.pop(0)
+
+    watcher = Watcher(FakeClient(), "ns", "writer", 0.0)
+    watcher.availability.clock = lambda: clock[0]
+    await asyncio.wait_for(watcher.run(stop), 10)
+    assert watcher.availability.longest_outage_s() == 2.0, watcher.availability.to_dict()
+    assert watcher.availability.longest_gap_s() == 2.0
+    assert [seq for seq, _ in watcher.records["writer-0"].seen] == list(range(1, 12))
+
+
+def test_the_longest_gap_counts_calls_that_hang_as_well_as_failures():
+    from deploy.chaos.workloads import Availability
+
+    clock = [0.0]
+    a = Availability("writer", 0.0, clock=lambda: clock[0])
+    for t, ok in [(0.1, True), (0.2, True), (1.7, True),     # a call held 1.5 s, no error
+                  (2.0, False), (2.5, True)]:                # a failure, 0.8 s without success
+        clock[0] = t
+        a.record(ok)
+    assert a.longest_gap_s() == 1.5 and a.longest_outage_s() == 0.8
+    assert a.to_dict()["longest_gap_s"] == 1.5
