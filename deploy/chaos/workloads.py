@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import random
 import time
-from typing import Any
+from typing import Any, Callable
 
 from kubemu.api import codec, errors
 from kubemu.api.kinds import REGISTRY
@@ -53,7 +53,8 @@ def obj(doc: dict[str, Any]):
 class Availability:
     """Per-second counts of a client's calls: second -> [ok, errors] (seconds from t0)."""
 
-    def __init__(self, name: str, t0: float, clock=time.monotonic):
+    def __init__(self, name: str, t0: float,
+                 clock: Callable[[], float] = time.monotonic):
         self.name = name
         self.t0 = t0
         self.clock = clock

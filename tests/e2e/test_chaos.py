@@ -63,9 +63,6 @@ def run_scenario(tmp_path: pathlib.Path, text: str, seed: int) -> dict:
     assert ran == [e.to_dict() for e in planned]
     outage = max(a["longest_outage_s"] for a in report["availability"])
     print(f"longest unavailability window: {outage:g}s (calls failing)")
-    for a in report["availability"]:
-        if a["client"] in ("writer", "watch:writer"):
-            print(f"{a['client']}: longest wait between two successes {a['longest_gap_s']:g}s")
     return report
 
 

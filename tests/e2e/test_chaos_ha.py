@@ -53,6 +53,8 @@ def test_killing_the_etcd_leader_then_an_apiserver_loses_no_acknowledged_write(t
     assert struck[1]["target"] == "apiserver-0", struck
     writer = next(a for a in report["availability"] if a["client"] == "writer")
     assert sum(s["ok"] for s in writer["seconds"].values()) > 0, writer
+    # A write an election holds is no error: the wait shows as the gap.
+    print(f"longest wait between two acknowledged writes: {writer['longest_gap_s']:g}s")
 
 
 @pytest.mark.timeout(RUN_TIMEOUT_S + 30)

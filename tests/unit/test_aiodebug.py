@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -95,7 +96,6 @@ def test_from_environment_appends_json_lines(tmp_path):
     thread of this process preempted meanwhile (gRPC's, under a loaded CI
     machine) rightly keeps a blocked time from being judged, and this test
     is about the report, not the judgement."""
-    import os
     report = tmp_path / "slow.jsonl"
     env = dict(os.environ, **{aiodebug.THRESHOLD_ENV: "50", aiodebug.REPORT_ENV: str(report)})
     done = subprocess.run([sys.executable, "-c", FROM_ENVIRONMENT], capture_output=True,
@@ -134,10 +134,7 @@ def test_a_callback_during_which_the_process_was_stopped_is_not_judged():
     """A chaos test's SIGSTOP mid-callback is not the callback blocking the loop;
     SIGCONT marks it, and such a callback is not judged at all (its stopped
     time is not known). Without the mark, the 0.3 s stop counts as blocked."""
-    import os
     import signal
-    import subprocess
-    import sys
 
     import psutil
 

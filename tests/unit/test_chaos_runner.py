@@ -128,7 +128,7 @@ async def test_a_watch_outage_runs_from_the_last_event_before_the_break():
     """The watcher's longest outage is the gap in delivery (last event before
     a broken stream -> first event after), not the healthy stream's life: it
     used to count an ok only at a stream's first event, and reported a 14 s
-    outage for a 1-2 s break."""
+    outage for a break of a fraction of a second."""
     import asyncio
     from types import SimpleNamespace
 
